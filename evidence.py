@@ -1,0 +1,277 @@
+"""Read-only access to evidence files: hashing, private SQLite copies, safe archives.
+
+Nothing in routetrace writes to, or beside, an input. SQLite databases are copied together
+with their ``-wal``, ``-shm`` and ``-journal`` companions into a private temporary folder
+and opened there read-only: the WAL holds committed rows, so reading the main file alone
+gives wrong counts, and opening the original (even read-only) may create or change its
+``-shm``. Archives are read member by member into a private folder with size, ratio and
+path checks; no member is ever written outside that folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import sqlite3
+import stat
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .errors import CorruptSource, UnsafeArchive
+
+__all__ = [
+    "ArchiveLimits",
+    "SQLITE_COMPANIONS",
+    "companions",
+    "extract_archive",
+    "is_archive",
+    "private_sqlite",
+    "sha256_file",
+]
+
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return the SHA-256 of the file's bytes as 64 lower-case hex digits (streamed)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def companions(path: str | os.PathLike[str]) -> list[Path]:
+    """Return the existing SQLite companion files (``-wal``, ``-shm``, ``-journal``) of ``path``."""
+    p = Path(path)
+    return [Path(str(p) + sfx) for sfx in SQLITE_COMPANIONS if Path(str(p) + sfx).is_file()]
+
+
+@contextlib.contextmanager
+def private_sqlite(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
+    """Open a SQLite database from a private copy, read-only, with its companions.
+
+    The copy (with ``-wal``/``-shm``/``-journal``) lives in a private temporary folder that
+    is deleted afterwards. The WAL is applied when the copy is opened, so committed rows
+    that were never checkpointed are seen. Triggers cannot fire: the connection is
+    ``mode=ro`` and ``PRAGMA query_only`` is set.
+
+    Raises
+    ------
+    CorruptSource
+        When the file is not a SQLite database or is damaged.
+    """
+    src = Path(path)
+    with tempfile.TemporaryDirectory(prefix="routetrace-sqlite-") as tmp:
+        dst = Path(tmp) / "evidence.sqlite"
+        shutil.copyfile(src, dst)
+        for comp in companions(src):
+            shutil.copyfile(comp, Path(str(dst) + comp.name[len(src.name):]))
+        # A read-only open cannot replay a WAL without its -shm; a -wal without -shm is
+        # replayed by one writable open of the private copy (the original is untouched).
+        wal = Path(str(dst) + "-wal")
+        if wal.exists():
+            try:
+                rw = sqlite3.connect(dst)
+                rw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                rw.close()
+            except sqlite3.DatabaseError as exc:
+                raise CorruptSource(f"not a readable SQLite database ({exc})", path=str(src)) from exc
+        try:
+            con = sqlite3.connect(f"file:{dst}?mode=ro", uri=True)
+            con.execute("PRAGMA query_only = ON")
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise CorruptSource(f"not a readable SQLite database ({exc})", path=str(src)) from exc
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Limits that keep a hostile archive from exhausting the machine.
+
+    Parameters
+    ----------
+    max_member_bytes
+        Largest uncompressed member (default 8 GiB: a Photos.sqlite or a Takeout
+        Records.json can be several GB).
+    max_total_bytes
+        Largest total uncompressed size extracted from one archive (default 64 GiB).
+    max_ratio
+        Largest compression ratio of one member (default 200: zip bombs reach 1000+;
+        real JSON and SQLite compress 5-30x).
+    max_members
+        Largest number of members (default 2,000,000, a full-file-system extraction).
+    """
+
+    max_member_bytes: int = 8 << 30
+    max_total_bytes: int = 64 << 30
+    max_ratio: float = 200.0
+    max_members: int = 2_000_000
+
+
+@dataclass
+class ExtractedMember:
+    """One member extracted into the private folder (``path``), named as in the archive."""
+
+    name: str
+    path: Path
+
+
+@dataclass
+class ArchiveReport:
+    """What :func:`extract_archive` did: extracted members and refused ones with reasons."""
+
+    members: list[ExtractedMember] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def is_archive(path: str | os.PathLike[str]) -> bool:
+    """True for zip (including KMZ-like zips is the caller's choice) and tar files."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with open(p, "rb") as fh:
+        head = fh.read(512)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return True
+    try:
+        return tarfile.is_tarfile(p)
+    except (OSError, tarfile.TarError):
+        return False
+
+
+def _safe_name(name: str) -> PurePosixPath | None:
+    """Return a relative, normalised member path, or None if it escapes or is absolute."""
+    n = name.replace("\\", "/")
+    if n.startswith("/") or (len(n) > 1 and n[1] == ":"):
+        return None
+    parts = [p for p in PurePosixPath(n).parts if p not in ("", ".")]
+    if any(p == ".." for p in parts) or not parts:
+        return None
+    return PurePosixPath(*parts)
+
+
+def extract_archive(
+    archive: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    select: Callable[[str], bool] | None = None,
+    limits: ArchiveLimits | None = None,
+) -> ArchiveReport:
+    """Extract the regular-file members of a zip or tar archive into ``dest``, safely.
+
+    Members with absolute paths or ``..`` components, links, devices, members above the
+    size or ratio limits are refused with a reason (never extracted); the others are
+    written under ``dest`` only. ``select(name)`` may restrict which members are taken.
+
+    Raises
+    ------
+    UnsafeArchive
+        When the archive as a whole exceeds ``limits`` (member count or total size).
+    CorruptSource
+        When the archive cannot be read at all.
+    """
+    lim = limits or ArchiveLimits()
+    src = Path(archive)
+    out = Path(dest)
+    report = ArchiveReport()
+    total = 0
+
+    def _place(name: str) -> Path | None:
+        safe = _safe_name(name)
+        if safe is None:
+            report.refused.append((name, "unsafe path (absolute or '..'): not extracted"))
+            return None
+        target = out.joinpath(*safe.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    try:
+        if zipfile.is_zipfile(src):
+            with zipfile.ZipFile(src) as zf:
+                infos = zf.infolist()
+                if len(infos) > lim.max_members:
+                    raise UnsafeArchive(f"{len(infos)} members exceed the limit of "
+                                        f"{lim.max_members}", path=str(src))
+                for info in infos:
+                    if info.is_dir() or (select and not select(info.filename)):
+                        continue
+                    mode = (info.external_attr >> 16) & 0o170000
+                    if mode and not stat.S_ISREG(mode):
+                        report.refused.append((info.filename, "not a regular file (link or device)"))
+                        continue
+                    if info.file_size > lim.max_member_bytes:
+                        report.refused.append((info.filename, f"{info.file_size} bytes exceed the "
+                                               f"member limit of {lim.max_member_bytes}"))
+                        continue
+                    ratio = info.file_size / max(info.compress_size, 1)
+                    if ratio > lim.max_ratio:
+                        report.refused.append((info.filename, f"compression ratio {ratio:.0f} "
+                                               f"exceeds {lim.max_ratio:.0f} (zip bomb?)"))
+                        continue
+                    if total + info.file_size > lim.max_total_bytes:
+                        raise UnsafeArchive(f"uncompressed size exceeds the limit of "
+                                            f"{lim.max_total_bytes} bytes", path=str(src))
+                    target = _place(info.filename)
+                    if target is None:
+                        continue
+                    written = 0
+                    with zf.open(info) as fin, open(target, "wb") as fout:
+                        while chunk := fin.read(_CHUNK):
+                            written += len(chunk)
+                            if written > info.file_size or written > lim.max_member_bytes:
+                                break
+                            fout.write(chunk)
+                    if written > info.file_size:
+                        target.unlink()
+                        report.refused.append((info.filename, "member larger than its header "
+                                               "declares: not extracted"))
+                        continue
+                    total += written
+                    report.members.append(ExtractedMember(info.filename, target))
+        elif tarfile.is_tarfile(src):
+            with tarfile.open(src) as tf:
+                count = 0
+                for m in tf:
+                    count += 1
+                    if count > lim.max_members:
+                        raise UnsafeArchive(f"more than {lim.max_members} members", path=str(src))
+                    if m.isdir() or (select and not select(m.name)):
+                        continue
+                    if not m.isreg():
+                        report.refused.append((m.name, "not a regular file (link or device)"))
+                        continue
+                    if m.size > lim.max_member_bytes:
+                        report.refused.append((m.name, f"{m.size} bytes exceed the member limit"))
+                        continue
+                    if total + m.size > lim.max_total_bytes:
+                        raise UnsafeArchive("uncompressed size exceeds the limit", path=str(src))
+                    target = _place(m.name)
+                    if target is None:
+                        continue
+                    fin = tf.extractfile(m)
+                    if fin is None:
+                        report.refused.append((m.name, "unreadable member"))
+                        continue
+                    with fin, open(target, "wb") as fout:
+                        shutil.copyfileobj(fin, fout, _CHUNK)
+                    total += m.size
+                    report.members.append(ExtractedMember(m.name, target))
+        else:
+            raise CorruptSource("not a zip or tar archive", path=str(src))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError,
+            zlib.error, NotImplementedError, RuntimeError) as exc:
+        raise CorruptSource(f"damaged or unsupported archive ({exc})", path=str(src)) from exc
+    return report

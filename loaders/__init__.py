@@ -1,0 +1,42 @@
+"""Evidence loaders: one module per format, all producing the canonical tables.
+
+Registration is explicit: each built-in loader module is imported here and registers
+itself with :func:`routetrace.loaders.base.register`. Use :func:`load` for one file and
+:func:`load_many` for folders and archives.
+"""
+
+from __future__ import annotations
+
+from .base import (
+    REGISTRY,
+    LoadContext,
+    LoaderSpec,
+    LoadOutcome,
+    LoadResult,
+    detect_format,
+    load,
+    load_many,
+    register,
+)
+
+# Built-in loaders (each registers itself on import). Keep this list sorted.
+from . import csv as _csv  # noqa: E402,F401
+from . import gpx as _gpx  # noqa: E402,F401
+
+__all__ = [
+    "REGISTRY",
+    "LoadContext",
+    "LoadOutcome",
+    "LoadResult",
+    "LoaderSpec",
+    "detect_format",
+    "formats",
+    "load",
+    "load_many",
+    "register",
+]
+
+
+def formats() -> list[LoaderSpec]:
+    """The registered loaders, sorted by name."""
+    return [REGISTRY[name][0] for name in sorted(REGISTRY)]

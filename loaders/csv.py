@@ -1,0 +1,3 @@
+"""Generic delimited-text (CSV) loader — placeholder until the full mapping loader lands."""
+
+from __future__ import annotations

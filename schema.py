@@ -1,0 +1,389 @@
+"""The canonical tables, declared once: column, dtype, unit and meaning.
+
+Every loader produces these tables, every stage consumes and returns them, every exhibit
+reads them. A table is a plain :class:`pandas.DataFrame`; this module says what its
+columns must be and checks it.
+
+Conventions
+-----------
+* Times are ``datetime64[ns, UTC]``. A naive time is a :class:`~routetrace.errors.SchemaError`.
+* Positions are WGS84 degrees (``lat``, ``lon``); distances and accuracies in metres
+  (``*_m``); speeds in metres per second (``*_mps``); durations are ``timedelta64[ns]``.
+* Missing is ``NA``/``NaN``, never a sentinel. Source sentinels (-1 speed, -180 latitude,
+  0,0 placeholders) are translated once by the loader, which adds a flag.
+* Provenance is a column: ``source_id`` (the SHA-256 of the evidence file, which is also the
+  key of the ``sources`` table) and ``record`` (a locator inside that file: row id, byte
+  offset, JSON or XML path).
+* ``flags`` holds data-quality flags from :data:`FLAGS`, joined by ``|`` in sorted order,
+  ``""`` when there are none.
+* ``extra`` (where declared) holds source-specific attributes as compact JSON, kept
+  verbatim for the record (e.g. routined's ``ZTYPE`` and signal-environment codes).
+
+Example
+-------
+>>> import pandas as pd
+>>> from routetrace import schema
+>>> df = schema.empty("fixes")
+>>> list(df.columns[:5])
+['fix_id', 'subject_id', 't_utc', 'lat', 'lon']
+>>> schema.validate(df, "fixes") is df
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import SchemaError
+
+__all__ = [
+    "FLAGS",
+    "TABLES",
+    "Column",
+    "add_flag",
+    "coerce",
+    "columns",
+    "empty",
+    "has_flag",
+    "validate",
+]
+
+Kind = Literal["str", "float", "int", "bool", "time", "timedelta"]
+
+#: pandas dtype used for each column kind.
+DTYPES: dict[str, str] = {
+    "str": "string",
+    "float": "float64",
+    "int": "Int64",
+    "bool": "boolean",
+    "time": "datetime64[ns, UTC]",
+    "timedelta": "timedelta64[ns]",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column: name, kind, unit, whether it must be present, and meaning."""
+
+    name: str
+    kind: Kind
+    unit: str
+    required: bool
+    meaning: str
+
+
+def _c(name: str, kind: Kind, unit: str, meaning: str, *, required: bool = False) -> Column:
+    return Column(name, kind, unit, required, meaning)
+
+
+_PROVENANCE = (
+    _c("source_id", "str", "", "SHA-256 (hex) of the evidence file; key of `sources`", required=True),
+    _c("record", "str", "", "locator of the record inside the file (row id, offset, path)", required=True),
+    _c("flags", "str", "", "data-quality flags from FLAGS joined by '|', '' when none", required=True),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "fixes": (
+        _c("fix_id", "str", "", "unique id: <source_id[:16]>:<record>", required=True),
+        _c("subject_id", "str", "", "the person, phone or vehicle the fix belongs to", required=True),
+        _c("t_utc", "time", "UTC", "time of the fix", required=True),
+        _c("lat", "float", "deg", "WGS84 latitude", required=True),
+        _c("lon", "float", "deg", "WGS84 longitude", required=True),
+        _c("alt_m", "float", "m", "altitude above the source's datum"),
+        _c("h_acc_m", "float", "m", "horizontal accuracy (radius) as the source states it"),
+        _c("v_acc_m", "float", "m", "vertical accuracy"),
+        _c("speed_mps", "float", "m/s", "speed over ground as recorded"),
+        _c("course_deg", "float", "deg", "course over ground, 0 = north, clockwise"),
+        _c("fix_kind", "str", "", "gps, wifi, cell, network, fused, visit, hint, photo, unknown", required=True),
+        *_PROVENANCE,
+        _c("extra", "str", "", "source-specific attributes as compact JSON"),
+        _c("also_seen_in", "str", "", "other copies of this very record: 'source_id:record' joined by '|'"),
+    ),
+    "events": (
+        _c("event_id", "str", "", "unique id: <source_id[:16]>:<record>:<kind>", required=True),
+        _c("subject_id", "str", "", "the subject the event belongs to", required=True),
+        _c("t_utc", "time", "UTC", "time of the event", required=True),
+        _c("kind", "str", "", "ignition_on, ignition_off, door_open, door_close, fuel_level, "
+           "refuel, fuel_drop, odometer, photo, message, activity, ...", required=True),
+        _c("value", "float", "see unit", "numeric value, when the event has one"),
+        _c("unit", "str", "", "unit of `value` (l, %, m, V, ...)"),
+        _c("text", "str", "", "verbatim text from the source (hostile: escape on output)"),
+        _c("lat", "float", "deg", "WGS84 latitude where the event happened, when known"),
+        _c("lon", "float", "deg", "WGS84 longitude where the event happened, when known"),
+        *_PROVENANCE,
+        _c("extra", "str", "", "source-specific attributes as compact JSON"),
+    ),
+    "places": (
+        _c("place_id", "str", "", "unique id: <source_id[:16]>:<record>", required=True),
+        _c("subject_id", "str", "", "subject the place belongs to (NA for case-wide places)"),
+        _c("kind", "str", "", "visit, learned, indicated, shared, saved, frequent, portal_stop, ...",
+           required=True),
+        _c("name", "str", "", "name as the source gives it (hostile text)"),
+        _c("address", "str", "", "address as the source gives it (hostile text)"),
+        _c("text", "str", "", "other verbatim text (statement, description; hostile text)"),
+        _c("lat", "float", "deg", "WGS84 latitude", required=True),
+        _c("lon", "float", "deg", "WGS84 longitude", required=True),
+        _c("radius_m", "float", "m", "spatial uncertainty of the place"),
+        _c("t_start", "time", "UTC", "start of the time the place refers to (NA: unknown)"),
+        _c("t_end", "time", "UTC", "end of that time (NA: open or unknown)"),
+        _c("t_precision", "str", "", "instant, second, minute, day, month, year, window, none"),
+        _c("confidence", "float", "0..1", "confidence as the source states it"),
+        *_PROVENANCE,
+        _c("extra", "str", "", "source-specific attributes as compact JSON"),
+    ),
+    "stops": (
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("stop_id", "str", "", "unique id of the stop within the case", required=True),
+        _c("t_arrival", "time", "UTC", "first fix of the stop", required=True),
+        _c("t_departure", "time", "UTC", "last fix of the stop", required=True),
+        _c("dwell", "timedelta", "", "t_departure - t_arrival minus unobserved time", required=True),
+        _c("lat", "float", "deg", "stop centre (medoid)", required=True),
+        _c("lon", "float", "deg", "stop centre (medoid)", required=True),
+        _c("radius_m", "float", "m", "largest distance of a stop fix from the centre", required=True),
+        _c("n_fixes", "int", "", "fixes in the stop", required=True),
+        _c("sources", "str", "", "source_ids of those fixes joined by '|'", required=True),
+        _c("observed_fraction", "float", "0..1", "share of the stop's span covered by fixes",
+           required=True),
+        _c("flags", "str", "", "flags, e.g. spans_gap", required=True),
+    ),
+    "trips": (
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("trip_id", "str", "", "unique id of the trip", required=True),
+        _c("start_stop_id", "str", "", "stop the trip leaves (NA at the start of the record)"),
+        _c("end_stop_id", "str", "", "stop the trip reaches (NA at the end of the record)"),
+        _c("t_start", "time", "UTC", "departure", required=True),
+        _c("t_end", "time", "UTC", "arrival", required=True),
+        _c("duration", "timedelta", "", "t_end - t_start", required=True),
+        _c("distance_m", "float", "m", "sum of great-circle steps between fixes", required=True),
+        _c("mean_speed_mps", "float", "m/s", "distance / duration"),
+        _c("max_speed_mps", "float", "m/s", "largest step speed"),
+        _c("n_fixes", "int", "", "fixes in the trip", required=True),
+        _c("n_gaps", "int", "", "unobserved intervals inside the trip", required=True),
+        _c("flags", "str", "", "flags", required=True),
+    ),
+    "gaps": (
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("gap_id", "str", "", "unique id of the unobserved interval", required=True),
+        _c("t_start", "time", "UTC", "last fix before the silence", required=True),
+        _c("t_end", "time", "UTC", "first fix after the silence", required=True),
+        _c("duration", "timedelta", "", "t_end - t_start", required=True),
+        _c("lat_start", "float", "deg", "position before"),
+        _c("lon_start", "float", "deg", "position before"),
+        _c("lat_end", "float", "deg", "position after"),
+        _c("lon_end", "float", "deg", "position after"),
+        _c("distance_m", "float", "m", "great-circle distance across the gap"),
+        _c("flags", "str", "", "flags", required=True),
+    ),
+    "sources": (
+        _c("source_id", "str", "", "SHA-256 (hex) of the file's bytes", required=True),
+        _c("path", "str", "", "path as given by the user (archive path for members)", required=True),
+        _c("member", "str", "", "member name inside an archive, NA for plain files"),
+        _c("size_bytes", "int", "B", "file size", required=True),
+        _c("format", "str", "", "detected or forced format (loader name)", required=True),
+        _c("loader_version", "str", "", "version of that loader", required=True),
+        _c("time_basis", "str", "", "epoch and time-zone assumptions used to read times",
+           required=True),
+        _c("subject_id", "str", "", "subject the file was assigned to"),
+        _c("records_read", "int", "", "records the loader read", required=True),
+        _c("n_fixes", "int", "", "fixes produced", required=True),
+        _c("n_events", "int", "", "events produced", required=True),
+        _c("n_places", "int", "", "places produced", required=True),
+        _c("n_rejects", "int", "", "records rejected", required=True),
+        _c("companions", "str", "", "companion files read with it (-wal, -shm) with their SHA-256"),
+    ),
+    "rejects": (
+        _c("source_id", "str", "", "SHA-256 of the file", required=True),
+        _c("record", "str", "", "locator of the rejected record", required=True),
+        _c("reason", "str", "", "why it did not become a row, for a person", required=True),
+    ),
+}
+
+#: The flag vocabulary: token -> meaning. Loaders and stages use only these tokens.
+FLAGS: dict[str, str] = {
+    "sentinel_na": "a sentinel value of the source (-1, -180, 'unset') was read as missing",
+    "zero_position": "the source gave 0,0, a placeholder for 'no position'; not plotted",
+    "no_fix": "the device reported no satellite fix for this record",
+    "low_accuracy": "horizontal accuracy worse than 1 km: evidence of an area, not a point",
+    "hint": "a low-grade location hint (e.g. routined ZRTHINTMO), not a measured fix",
+    "cache_not_device": "position of a Wi-Fi AP or cell from a downloaded cache, not the device",
+    "time_precision_reduced": "the source gives the time only to the day, month or year",
+    "clock_offset": "the device clock disagrees with GPS time; see `extra`",
+    "tz_disagreement": "the stated and inferred UTC offsets of the record disagree",
+    "inconsistent_value": "the record contradicts itself or its neighbours in the same file",
+    "trashed": "the item was in the device's trash / recently deleted",
+    "impossible_speed": "reaching this fix needs a speed above the stage's limit",
+    "accuracy_outlier": "accuracy far worse than the subject's typical fixes around it",
+    "duplicate_time": "another fix of the subject has the same time",
+    "duplicate_merged": "identical copies of this record in several sources were merged",
+    "source_conflict": "another source places the subject far away at the same time",
+    "spans_gap": "the stop or trip contains an unobserved interval",
+    "portal_stop": "a stop computed by a fleet portal, not by routetrace",
+    "derived": "computed by routetrace from other rows, not recorded by the source",
+    "bounded_by_ignition": "start or end set by a vehicle ignition event",
+    "time_from_gps": "time taken from the GPS clock, not the device clock",
+    "no_time": "the source gives no time for this point; never given an invented one",
+}
+
+
+def columns(kind: str) -> tuple[Column, ...]:
+    """Return the declared columns of table ``kind`` (``fixes``, ``events``, ...)."""
+    try:
+        return TABLES[kind]
+    except KeyError:
+        raise SchemaError(f"unknown table kind {kind!r}; known: {', '.join(TABLES)}") from None
+
+
+def empty(kind: str) -> pd.DataFrame:
+    """Return an empty table of ``kind`` with every declared column and dtype."""
+    return pd.DataFrame({c.name: pd.Series([], dtype=DTYPES[c.kind]) for c in columns(kind)})
+
+
+def _to_utc(series: pd.Series, name: str, kind: str) -> pd.Series:
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        return series.dt.tz_convert("UTC").astype(DTYPES["time"])
+    if pd.api.types.is_datetime64_dtype(series.dtype):
+        raise SchemaError(f"{kind}.{name}: naive times are not accepted; localise them to UTC "
+                          "with the source's stated time basis first")
+    if series.isna().all():
+        return pd.Series(pd.NaT, index=series.index, dtype=DTYPES["time"])
+    raise SchemaError(f"{kind}.{name}: expected datetime64[ns, UTC], got {series.dtype}")
+
+
+def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Return a copy of ``df`` with every declared column present, in order, with its dtype.
+
+    Missing optional columns are added as NA (``flags`` as ``""``); extra columns are kept
+    after the declared ones. Raises :class:`SchemaError` naming the column when a required
+    column is missing or a value cannot be converted (naive times included).
+    """
+    out: dict[str, pd.Series] = {}
+    n = len(df)
+    for col in columns(kind):
+        if col.name not in df.columns:
+            if col.required and col.name != "flags":
+                raise SchemaError(f"{kind}: required column {col.name!r} is missing")
+            fill: object = "" if col.name == "flags" else pd.NA
+            if col.kind == "float":
+                out[col.name] = pd.Series(np.nan, index=df.index, dtype="float64")
+            elif col.kind == "time":
+                out[col.name] = pd.Series(pd.NaT, index=df.index, dtype=DTYPES["time"])
+            elif col.kind == "timedelta":
+                out[col.name] = pd.Series(pd.NaT, index=df.index, dtype=DTYPES["timedelta"])
+            else:
+                out[col.name] = pd.Series([fill] * n, index=df.index, dtype=DTYPES[col.kind])
+            continue
+        s = df[col.name]
+        try:
+            if col.kind == "time":
+                out[col.name] = _to_utc(s, col.name, kind)
+            elif col.kind == "timedelta":
+                out[col.name] = pd.to_timedelta(s).astype(DTYPES["timedelta"])
+            elif col.kind == "float":
+                out[col.name] = pd.to_numeric(s, errors="raise").astype("float64")
+            else:
+                out[col.name] = s.astype(DTYPES[col.kind])
+        except SchemaError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"{kind}.{col.name}: cannot convert to {DTYPES[col.kind]}: {exc}") from exc
+    if "flags" in out:
+        out["flags"] = out["flags"].fillna("")
+    declared = {c.name for c in columns(kind)}
+    for name in df.columns:
+        if name not in declared:
+            out[name] = df[name]
+    result = pd.DataFrame(out, index=df.index)
+    result.attrs = dict(df.attrs)
+    return result
+
+
+def _kind_ok(series: pd.Series, kind: Kind) -> bool:
+    dt = series.dtype
+    if kind == "time":
+        return isinstance(dt, pd.DatetimeTZDtype) and str(dt.tz) == "UTC"
+    if kind == "timedelta":
+        return pd.api.types.is_timedelta64_dtype(dt)
+    if kind == "float":
+        return pd.api.types.is_float_dtype(dt)
+    if kind == "int":
+        return pd.api.types.is_integer_dtype(dt)
+    if kind == "bool":
+        return pd.api.types.is_bool_dtype(dt)
+    return pd.api.types.is_string_dtype(dt) or (dt == object and series.isna().all())
+
+
+def validate(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Check ``df`` against the declaration of ``kind`` and return it unchanged.
+
+    Raises
+    ------
+    SchemaError
+        Naming the first column that is missing or of the wrong dtype, or a required
+        column holding missing values where none are allowed (ids, times, positions).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise SchemaError(f"{kind}: expected a pandas DataFrame, got {type(df).__name__}")
+    for col in columns(kind):
+        if col.name not in df.columns:
+            if col.required:
+                raise SchemaError(f"{kind}: required column {col.name!r} is missing")
+            continue
+        s = df[col.name]
+        if col.kind == "time" and pd.api.types.is_datetime64_dtype(s.dtype) and not isinstance(
+            s.dtype, pd.DatetimeTZDtype
+        ):
+            raise SchemaError(f"{kind}.{col.name}: naive times are not accepted (store UTC)")
+        if not _kind_ok(s, col.kind):
+            raise SchemaError(f"{kind}.{col.name}: expected {DTYPES[col.kind]}, got {s.dtype}")
+        if col.required and col.name not in ("flags",) and s.isna().any():
+            bad = s.index[s.isna()][0]
+            raise SchemaError(f"{kind}.{col.name}: missing value at row {bad!r} (required column)")
+    if kind in ("fixes", "places", "events") and len(df):
+        lat, lon = df["lat"].to_numpy(dtype=float), df["lon"].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad_lat = (np.abs(lat) > 90) & ~np.isnan(lat)
+            bad_lon = (np.abs(lon) > 180) & ~np.isnan(lon)
+        if bad_lat.any():
+            raise SchemaError(f"{kind}.lat: value out of [-90, 90] at row {df.index[bad_lat][0]!r}")
+        if bad_lon.any():
+            raise SchemaError(f"{kind}.lon: value out of [-180, 180] at row {df.index[bad_lon][0]!r}")
+    return df
+
+
+def add_flag(flags: pd.Series, mask: Iterable[bool] | pd.Series | np.ndarray, flag: str) -> pd.Series:
+    """Return ``flags`` with ``flag`` added where ``mask`` is true (sorted, no duplicates).
+
+    >>> s = pd.Series(["", "hint"], dtype="string")
+    >>> add_flag(s, [True, True], "low_accuracy").tolist()
+    ['low_accuracy', 'hint|low_accuracy']
+    """
+    if flag not in FLAGS:
+        raise SchemaError(f"unknown flag {flag!r}; declare it in schema.FLAGS")
+    m = np.asarray(mask, dtype=bool)
+    out = flags.astype("string").fillna("").copy()
+    if not m.any():
+        return out
+    sel = out[m]
+    out.loc[m] = [
+        "|".join(sorted(set(filter(None, v.split("|"))) | {flag})) for v in sel.tolist()
+    ]
+    return out
+
+
+def has_flag(flags: pd.Series, flag: str) -> pd.Series:
+    """Return a boolean Series: which rows carry ``flag``."""
+    padded = "|" + flags.astype("string").fillna("") + "|"
+    return padded.str.contains(f"|{flag}|", regex=False).astype(bool)
+
+
+def from_records(rows: Iterable[Mapping[str, object]], kind: str) -> pd.DataFrame:
+    """Build a table of ``kind`` from dict rows (small inputs; vectorise large ones)."""
+    rows = list(rows)
+    if not rows:
+        return empty(kind)
+    return coerce(pd.DataFrame.from_records(rows), kind)

@@ -1,0 +1,113 @@
+"""Epochs and time conversions used by evidence formats, with their sources.
+
+Every epoch constant lives here, once, with where it is documented. Conversions return
+``datetime64[ns, UTC]`` Series; values outside :data:`PLAUSIBLE` are returned as NaT so the
+caller can reject the record with a reason (never silently clamp).
+
+Sources
+-------
+* Apple Core Data / Cocoa (``NSDate``): seconds since 2001-01-01T00:00:00Z, as REAL or
+  INTEGER ("Apple Developer: NSDate timeIntervalSinceReferenceDate"; iLEAPP, APOLLO).
+* Unix: seconds since 1970-01-01T00:00:00Z (POSIX.1).
+* Teltonika codec 7 (GH3000): low 30 bits are seconds since 2007-01-01T00:00:00Z
+  (Teltonika wiki, "Codec 7"; traccar TeltonikaProtocolDecoder).
+* FIT: seconds since 1989-12-31T00:00:00Z (Garmin FIT SDK, "date_time").
+* GPS: seconds since 1980-01-06T00:00:00Z; week numbers roll over every 1024 weeks
+  (IS-GPS-200). NMEA and EXIF carry UTC already.
+* Windows FILETIME: 100 ns ticks since 1601-01-01T00:00:00Z.
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import pandas as pd
+
+from .errors import ParameterError
+
+__all__ = [
+    "APPLE_EPOCH",
+    "FIT_EPOCH",
+    "GPS_EPOCH",
+    "PLAUSIBLE",
+    "TELTONIKA_GH_EPOCH",
+    "UNIX_EPOCH",
+    "from_epoch",
+    "localize",
+    "parse_iso",
+    "zone",
+]
+
+UNIX_EPOCH = pd.Timestamp("1970-01-01T00:00:00Z")
+APPLE_EPOCH = pd.Timestamp("2001-01-01T00:00:00Z")
+TELTONIKA_GH_EPOCH = pd.Timestamp("2007-01-01T00:00:00Z")
+FIT_EPOCH = pd.Timestamp("1989-12-31T00:00:00Z")
+GPS_EPOCH = pd.Timestamp("1980-01-06T00:00:00Z")
+FILETIME_EPOCH = pd.Timestamp("1601-01-01T00:00:00Z")
+
+#: Times outside this window are treated as bogus by loaders (rejected with a reason).
+PLAUSIBLE = (pd.Timestamp("1980-01-01T00:00:00Z"), pd.Timestamp("2100-01-01T00:00:00Z"))
+
+_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def from_epoch(values: object, *, epoch: pd.Timestamp, unit: str = "s") -> pd.Series:
+    """Convert numbers counted from ``epoch`` in ``unit`` to UTC times.
+
+    Implausible values (outside :data:`PLAUSIBLE`, NaN, inf, overflow) become NaT.
+
+    >>> from_epoch([0.5, 123456789012345], epoch=APPLE_EPOCH).tolist()[0]
+    Timestamp('2001-01-01 00:00:00.500000+0000', tz='UTC')
+    """
+    arr = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype="float64")
+    scale = _UNIT_NS[unit]
+    lo = (PLAUSIBLE[0] - epoch).value / scale
+    hi = (PLAUSIBLE[1] - epoch).value / scale
+    ok = np.isfinite(arr) & (arr >= lo) & (arr <= hi)
+    ns = np.zeros(arr.shape, dtype="int64")
+    # split whole and fractional units to keep nanosecond precision for large epochs
+    whole = np.floor(arr[ok])
+    ns[ok] = whole.astype("int64") * scale + np.round((arr[ok] - whole) * scale).astype("int64")
+    ns[ok] += epoch.value
+    out = pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
+    out[~ok] = pd.NaT
+    return out.astype("datetime64[ns, UTC]")
+
+
+def zone(name: str) -> ZoneInfo:
+    """Return the IANA zone ``name`` or raise :class:`ParameterError` naming it."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ParameterError(f"unknown time zone {name!r}; use an IANA name such as "
+                             "'Europe/Brussels' or 'UTC'") from exc
+
+
+def localize(naive: pd.Series, *, tz: str) -> pd.Series:
+    """Interpret naive local times in zone ``tz`` and return UTC.
+
+    Times that do not exist (spring-forward) or are ambiguous (fall-back hour) become NaT
+    so the loader rejects them with a reason instead of guessing.
+    """
+    zone(tz)
+    s = pd.to_datetime(naive)
+    local = s.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
+    return local.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+
+
+def parse_iso(values: object) -> pd.Series:
+    """Parse ISO-8601 strings that carry ``Z`` or an offset; others become NaT.
+
+    Mixed offsets in one column are respected (each converted to UTC).
+    """
+    s = pd.Series(values, dtype="object")
+    text = s.astype("string").str.strip()
+    has_zone = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+    if has_zone.any():
+        parsed = pd.to_datetime(text[has_zone], utc=True, errors="coerce", format="ISO8601")
+        out[has_zone] = parsed.astype("datetime64[ns, UTC]")
+    bad = (out < PLAUSIBLE[0]) | (out > PLAUSIBLE[1])
+    out[bad] = pd.NaT
+    return out

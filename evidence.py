@@ -261,12 +261,12 @@ def extract_archive(
                     target = _place(m.name)
                     if target is None:
                         continue
-                    fin = tf.extractfile(m)
-                    if fin is None:
+                    member_file = tf.extractfile(m)
+                    if member_file is None:
                         report.refused.append((m.name, "unreadable member"))
                         continue
-                    with fin, open(target, "wb") as fout:
-                        shutil.copyfileobj(fin, fout, _CHUNK)
+                    with member_file, open(target, "wb") as fout:
+                        shutil.copyfileobj(member_file, fout, _CHUNK)
                     total += m.size
                     report.members.append(ExtractedMember(m.name, target))
         else:

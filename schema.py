@@ -314,7 +314,7 @@ def _kind_ok(series: pd.Series, kind: Kind) -> bool:
         return pd.api.types.is_integer_dtype(dt)
     if kind == "bool":
         return pd.api.types.is_bool_dtype(dt)
-    return pd.api.types.is_string_dtype(dt) or (dt == object and series.isna().all())
+    return pd.api.types.is_string_dtype(dt) or (pd.api.types.is_object_dtype(dt) and bool(series.isna().all()))
 
 
 def validate(df: pd.DataFrame, kind: str) -> pd.DataFrame:

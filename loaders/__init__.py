@@ -7,6 +7,9 @@ itself with :func:`routetrace.loaders.base.register`. Use :func:`load` for one f
 
 from __future__ import annotations
 
+# Built-in loaders (each registers itself on import). Keep this list sorted.
+from . import csv as _csv  # noqa: F401
+from . import gpx as _gpx  # noqa: F401
 from .base import (
     REGISTRY,
     LoadContext,
@@ -18,10 +21,6 @@ from .base import (
     load_many,
     register,
 )
-
-# Built-in loaders (each registers itself on import). Keep this list sorted.
-from . import csv as _csv  # noqa: E402,F401
-from . import gpx as _gpx  # noqa: E402,F401
 
 __all__ = [
     "REGISTRY",

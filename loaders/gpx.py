@@ -116,14 +116,14 @@ def load_gpx(path: Path, *, ctx: LoadContext) -> LoadResult:
                 else:
                     fixes.append(_point_row(p, rec, t, trk.type))
     for i, rte in enumerate(doc.routes):
-        for k, p in enumerate(rte.points):
+        for k, rp in enumerate(rte.points):
             n += 1
             rec = f"rte[{i}]/pt[{k}]"
-            t, why = _time(p.time, ctx.tz)
+            t, why = _time(rp.time, ctx.tz)
             if t is None:
                 rejects.append((rec, str(why)))
             else:
-                fixes.append(_point_row(p, rec, t, rte.type))
+                fixes.append(_point_row(rp, rec, t, rte.type))
     for i, w in enumerate(doc.waypoints):
         n += 1
         t, why = _time(w.time, ctx.tz) if w.time is not None else (None, None)

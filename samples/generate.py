@@ -42,7 +42,7 @@ class SampleFile:
     description: str = ""
 
 
-def _writers() -> Sequence[Callable[[Scenario, Path], list[SampleFile | Path]]]:
+def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path]]]:
     # imported here so a writer's optional dependency never breaks the others' import
     from . import write_csv, write_gpx
 

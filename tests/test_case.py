@@ -1,0 +1,120 @@
+"""Case store, CLI and sample case: ingest, idempotence, quality report, determinism."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from routetrace.case import export_case, ingest, open_case
+from routetrace.cli import main
+from routetrace.errors import CaseError
+from routetrace.samples import generate
+from routetrace.testing import hash_tree
+
+SDE = "1761264000"  # 2025-10-24T00:00:00Z
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_sample_generation_is_deterministic(tmp_path: Path) -> None:
+    generate(tmp_path / "a", seed=7)
+    generate(tmp_path / "b", seed=7)
+    a, b = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
+    assert a.keys() == b.keys() and a == b
+    generate(tmp_path / "c", seed=8)
+    assert _tree_bytes(tmp_path / "c") != a
+    truth = json.loads((tmp_path / "a" / "truth.json").read_text())
+    assert {s["subject_id"] for s in truth["stops"]} >= {"phone-A", "lorry-1"}
+    assert any(s["observed"] == "partial" for s in truth["stops"])
+
+
+def test_ingest_twice_is_byte_identical_and_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    generate(tmp_path / "s", seed=7)
+    evidence = tmp_path / "s" / "evidence" / "phone-A"
+    before = hash_tree(tmp_path / "s")
+    ingest(tmp_path / "c1", [evidence], subject_id="phone-A", case_id="CASE-1")
+    ingest(tmp_path / "c2", [evidence], subject_id="phone-A", case_id="CASE-1")
+    assert hash_tree(tmp_path / "s") == before  # evidence untouched
+    c1, c2 = _tree_bytes(tmp_path / "c1"), _tree_bytes(tmp_path / "c2")
+    assert c1 == c2
+    rep = ingest(tmp_path / "c1", [evidence], subject_id="phone-A")
+    assert rep.added == [] and len(rep.duplicates) == 1
+    assert _tree_bytes(tmp_path / "c1")["tables/fixes.parquet"] == c1["tables/fixes.parquet"]
+    case = open_case(tmp_path / "c1")
+    assert case.manifest["created"] == "2025-10-24T00:00:00Z"
+    fixes = case.table("fixes")
+    assert len(fixes) == case.manifest["sources"][0]["n_fixes"] > 500
+    assert str(fixes["t_utc"].dtype) == "datetime64[ns, UTC]"
+    assert (fixes["source_id"] == case.manifest["sources"][0]["source_id"]).all()
+
+
+def test_bad_files_go_to_the_quality_report_and_the_rest_loads(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "good.gpx").write_text('<gpx version="1.1"><trk><trkseg><trkpt lat="51" lon="3">'
+                                 "<time>2025-10-24T20:00:00Z</time></trkpt><trkpt lat='51' lon='3'/>"
+                                 "</trkseg></trk></gpx>")
+    (ev / "empty.gpx").write_bytes(b"")
+    (ev / "noise.bin").write_bytes(bytes(range(256)))
+    (ev / "cut.gpx").write_text('<gpx version="1.1"><trk><trkseg><trkpt lat="51"')
+    with zipfile.ZipFile(ev / "evil.zip", "w") as zf:
+        zf.writestr("../../x.gpx", "<gpx/>")
+    rep = ingest(tmp_path / "case", [ev])
+    assert [Path(p).name for p in rep.added] == ["good.gpx"]
+    assert len(rep.errors) == 4
+    q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
+    files = q[q["level"] == "file"]
+    assert len(files) == 4
+    assert files["reason"].str.contains("empty file").any()
+    assert files["reason"].str.contains("unsafe path").any()
+    recs = q[q["level"] == "record"]
+    assert recs["record"].tolist() == ["trk[0]/seg[0]/pt[1]"] and "no <time>" in recs["reason"].iloc[0]
+
+
+def test_open_case_refuses_a_non_case_folder(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(CaseError, match="not a case folder"):
+        open_case(tmp_path)
+    with pytest.raises(CaseError, match="not empty"):
+        open_case(tmp_path, create=True)
+
+
+def test_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    generate(tmp_path / "s")
+    ingest(tmp_path / "c", [tmp_path / "s" / "evidence" / "phone-A"], subject_id="phone-A")
+    csvs = export_case(tmp_path / "c", to="csv", out=tmp_path / "x")
+    fixes = pd.read_csv(next(p for p in csvs if p.name == "fixes.csv"))
+    assert len(fixes) == len(open_case(tmp_path / "c").table("fixes"))
+    gj = export_case(tmp_path / "c", to="geojson", out=tmp_path / "x")
+    doc = json.loads(next(p for p in gj if p.name == "fixes.geojson").read_text())
+    assert doc["features"][0]["geometry"]["type"] == "Point"
+    gp = export_case(tmp_path / "c", to="gpkg", out=tmp_path / "g1")
+    gp2 = export_case(tmp_path / "c", to="gpkg", out=tmp_path / "g2")
+    assert gp[0].read_bytes() == gp2[0].read_bytes()  # deterministic GeoPackage
+
+
+def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "junk.gpx").write_text("<gpx><trk>")
+    rc = main(["ingest", str(tmp_path / "case"), str(tmp_path / "junk.gpx")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "junk.gpx" in err and "malformed XML" in err and "Traceback" not in err
+    rc = main(["info", str(tmp_path / "nowhere")])
+    assert rc == 1 and "not a case folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export"])
+    assert exit_info.value.code == 2
+
+
+def test_cli_formats_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formats", "--json"]) == 0
+    names = {f["name"] for f in json.loads(capsys.readouterr().out)["formats"]}
+    assert {"gpx", "csv"} <= names

@@ -31,6 +31,7 @@ import shapely
 
 from . import __version__, schema
 from .errors import CaseError, ExportError, RoutetraceError
+from .evidence import sha256_file
 from .loaders import LoadResult, load_many
 
 __all__ = [
@@ -141,12 +142,24 @@ class Case:
         p = self.table_path(name)
         _write_table(df, p, geo=name in GEO_KINDS or {"lat", "lon"} <= set(df.columns))
         self._cache[name] = df
+        if "outputs" in self.manifest:
+            self.manifest["outputs"][p.relative_to(self.root).as_posix()] = sha256_file(p)
         return p
 
     def set_parameters(self, stage: str, params: Mapping[str, Any]) -> None:
         """Record the parameters a stage used (shown on exhibits) and save the manifest."""
         self.manifest.setdefault("parameters", {})[stage] = {
             k: (str(v) if isinstance(v, pd.Timedelta) else v) for k, v in sorted(params.items())}
+        self.save_manifest()
+
+    def record_outputs(self) -> None:
+        """Record the SHA-256 of every table and of the quality report, then save the manifest.
+
+        ``routetrace verify`` recomputes them.
+        """
+        files = sorted(self.root.glob("tables/*.parquet")) + [self.root / QUALITY]
+        self.manifest["outputs"] = {p.relative_to(self.root).as_posix(): sha256_file(p)
+                                    for p in files if p.is_file()}
         self.save_manifest()
 
     def save_manifest(self) -> None:
@@ -286,7 +299,7 @@ def ingest(
     q = case.manifest.setdefault("quality", {})
     q["rejected_records"] = len(tables["rejects"])
     q["file_errors"] = int(q.get("file_errors", 0)) + len(report.errors)
-    case.save_manifest()
+    case.record_outputs()
     return report
 
 

@@ -1,0 +1,1 @@
+"""Court map exhibits: offline timeline maps, static PNG/PDF, exports."""

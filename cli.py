@@ -133,6 +133,24 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     return {"case_id": case.case_id, "tables": tables}
 
 
+def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
+    """Re-hash a case's sources and outputs."""
+    from .verify import verify_case
+
+    rep = verify_case(args.case, exhibit_dirs=args.exhibit, base=args.base)
+    for kind, path, status, expected, actual in rep.rows:
+        if status != "ok" or not args.quiet:
+            line = f"{status:<8} {kind:<15} {path}"
+            if status == "changed":
+                line += f"  (recorded {expected[:16]}…, now {actual[:16]}…)"
+            print(line, file=sys.stderr)
+    CONSOLE.info(f"{len(rep.rows)} file(s) checked: " + ("all match" if rep.ok else
+                 f"{len(rep.problems())} do NOT match"))
+    if not rep.ok:
+        raise RoutetraceError(f"verification failed: {len(rep.problems())} file(s) changed or missing")
+    return rep.as_dict()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="routetrace",
@@ -177,6 +195,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = add("info", cmd_info, "summarise a case: sources, counts, tables")
     sp.add_argument("case")
+
+    sp = add("verify", cmd_verify, "re-hash every source and output of a case and report changes")
+    sp.add_argument("case")
+    sp.add_argument("--exhibit", action="append", metavar="DIR",
+                    help="also verify an exhibit folder's manifest.json (repeatable)")
+    sp.add_argument("--base", help="folder that relative source paths are resolved against")
     return p
 
 

@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
 from routetrace.errors import CorruptSource
 from routetrace.evidence import extract_archive, private_sqlite
 from routetrace.loaders import load_many

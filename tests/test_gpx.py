@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from routetrace.errors import CorruptSource, UnknownFormat
 from routetrace.loaders import load
 from routetrace.testing import assert_count_rule, hash_tree

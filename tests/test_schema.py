@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from routetrace import schema
 from routetrace.errors import SchemaError
 from routetrace.testing import assert_fixes_equal, make_fixes

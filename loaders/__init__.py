@@ -10,6 +10,7 @@ from __future__ import annotations
 # Built-in loaders (each registers itself on import). Keep this list sorted.
 from . import csv as _csv  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
+from . import statements as _statements  # noqa: F401
 from .base import (
     REGISTRY,
     LoadContext,

@@ -298,7 +298,7 @@ def detect_format(path: Path, *, display_path: str | None = None) -> LoaderSpec:
         try:
             if spec.sniff(path, head):
                 hits.append(spec)
-        except (OSError, ValueError, UnicodeError):
+        except Exception:  # a sniffer is a best-effort guess: failing to recognise is "no"
             continue
     if not hits:
         raise UnknownFormat("no loader recognises this file; see `routetrace formats` and "

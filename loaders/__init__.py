@@ -8,6 +8,7 @@ itself with :func:`routetrace.loaders.base.register`. Use :func:`load` for one f
 from __future__ import annotations
 
 # Built-in loaders (each registers itself on import). Keep this list sorted.
+from . import chat as _chat  # noqa: F401
 from . import csv as _csv  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
 from . import statements as _statements  # noqa: F401

@@ -44,11 +44,12 @@ class SampleFile:
 
 def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path]]]:
     # imported here so a writer's optional dependency never breaks the others' import
-    from . import write_csv, write_gpx
+    from . import write_csv, write_gpx, write_statements
 
     return (
         write_gpx.write,
         write_csv.write,
+        write_statements.write,
     )
 
 

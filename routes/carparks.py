@@ -1,0 +1,419 @@
+"""Car-park transit analysis: geofences, visits, and the patterns investigators look for.
+
+Definitions (the rules a court can read)
+----------------------------------------
+**Geofence.** A named polygon (WGS84): drawn by the investigator (GeoJSON, KML, GeoPackage),
+taken from an OpenStreetMap extract the user supplies (``amenity=parking``,
+``highway=rest_area``, ``highway=services``; nothing is downloaded), or proposed
+automatically from places where vehicles of the case stopped (:func:`geofences_from_stops`).
+
+**Membership of a fix.** A fix is ``inside`` a geofence when its position lies in the
+polygon and its whole uncertainty circle (radius ``h_acc_m``) does too; ``uncertain`` when
+the position lies inside but the circle crosses the boundary, or the position lies outside
+but the circle reaches into the polygon; otherwise it is outside. Fixes with accuracy worse
+than ``max_h_acc_m`` (cell towers) do not count. A 300 m Wi-Fi fix is therefore never
+declared "inside" a 50 m car park without saying so.
+
+**Visit.** A maximal run of a subject's fixes, in time order, that are inside or uncertain
+for the same geofence; it ends at the first fix of the subject that is outside. Entry is the
+first such fix and exit the last; the true entry lies between the previous outside fix
+(``t_before``) and the entry (likewise ``t_after`` for the exit). Time between consecutive
+fixes of a visit longer than ``max_gap`` is *unobserved*: the visit spans it (nothing shows
+the subject left) but ``dwell_observed`` excludes it. A visit made only of uncertain fixes
+is flagged ``uncertain``.
+
+**Events during a visit.** Ignition and door events of the subject between entry and exit
+(inclusive, with ``event_slack`` either side to allow for tracker timing).
+
+**Others present.** Subjects with a visit to the same geofence that overlaps in time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry import MultiPoint
+
+from .. import schema
+from ..errors import LoaderError, ParameterError
+from .copresence import EARTH_R_M
+
+__all__ = [
+    "carpark_visits",
+    "dwell_outliers",
+    "geofences_from_osm",
+    "geofences_from_stops",
+    "hour_of_week",
+    "load_geofences",
+    "local_zone",
+    "recurring_visitors",
+]
+
+_NAT = np.iinfo(np.int64).min  # pandas reads this int64 as NaT
+
+_VISIT_COLS = [
+    "visit_id", "subject_id", "geofence", "t_entry", "t_exit", "t_before", "t_after", "dwell",
+    "dwell_observed", "unobserved", "n_fixes", "n_inside", "n_uncertain", "uncertain",
+    "ignition_on", "ignition_off", "door_open", "door_close", "event_ids", "fix_ids",
+    "others_present", "local_tz", "night", "pass_through",
+]
+
+
+def _geofence_frame(names: Sequence[str], geoms: Sequence[object], source: str) -> gpd.GeoDataFrame:
+    gdf = gpd.GeoDataFrame({"name": list(names), "source": source}, geometry=list(geoms),
+                           crs="EPSG:4326")
+    return gdf
+
+
+def load_geofences(path: str | Path, *, name_field: str | None = None) -> gpd.GeoDataFrame:
+    """Read named polygons (GeoJSON, KML, GeoPackage, Shapefile) as geofences.
+
+    The name is taken from ``name_field``, else the first of ``name``, ``Name``, ``title``.
+    Points are not geofences; they are refused with a message.
+
+    Raises
+    ------
+    LoaderError
+        When the file cannot be read or holds no polygon.
+    """
+    p = Path(path)
+    try:
+        gdf = gpd.read_file(p)
+    except Exception as exc:  # pyogrio raises its own DataSourceError family
+        raise LoaderError(f"cannot read geofences: {exc}", path=str(p)) from exc
+    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs("EPSG:4326")
+    polys = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if polys.empty:
+        raise LoaderError("no polygon in the file (geofences must be areas, not points)",
+                          path=str(p))
+    field = name_field or next((c for c in ("name", "Name", "title") if c in polys.columns), None)
+    names = (polys[field].astype(str) if field else
+             pd.Series([f"{p.stem}-{i + 1}" for i in range(len(polys))], index=polys.index))
+    return _geofence_frame(names.tolist(), polys.geometry.tolist(), f"file:{p.name}")
+
+
+def geofences_from_osm(path: str | Path) -> gpd.GeoDataFrame:
+    """Car parks and rest areas from a user-supplied OpenStreetMap extract (``.osm.pbf``).
+
+    Areas tagged ``amenity=parking``, ``highway=rest_area`` or ``highway=services`` become
+    geofences named by their ``name`` tag (else ``osm-<type>-<id>``). Read offline with
+    pyosmium; nothing is downloaded.
+    """
+    import osmium
+
+    p = Path(path)
+    if not p.is_file():
+        raise LoaderError("no such OSM extract", path=str(p))
+    names: list[str] = []
+    geoms: list[object] = []
+    wkb = osmium.geom.WKBFactory()
+    try:
+        for obj in osmium.FileProcessor(str(p)).with_areas():
+            if not isinstance(obj, osmium.osm.Area):
+                continue
+            tags = obj.tags
+            if not (tags.get("amenity") == "parking" or
+                    tags.get("highway") in ("rest_area", "services")):
+                continue
+            try:
+                geom = shapely.from_wkb(bytes.fromhex(wkb.create_multipolygon(obj)))
+            except RuntimeError:
+                continue  # an area osmium cannot assemble (broken ring): skipped
+            kind = "way" if obj.from_way() else "relation"
+            names.append(tags.get("name") or f"osm-{kind}-{obj.orig_id()}")
+            geoms.append(geom)
+    except RuntimeError as exc:
+        raise LoaderError(f"cannot read OSM extract: {exc}", path=str(p)) from exc
+    return _geofence_frame(names, geoms, f"osm:{p.name}")
+
+
+def geofences_from_stops(
+    stops: pd.DataFrame, *, eps_m: float = 150.0, min_stops: int = 2, buffer_m: float = 50.0,
+) -> gpd.GeoDataFrame:
+    """Propose candidate car parks where stops cluster (``min_stops`` stops within ``eps_m``).
+
+    Single-linkage clustering in metres; each cluster becomes the convex hull of its stop
+    centres buffered by ``buffer_m``, named ``auto-1``, ``auto-2``… in west-to-east order.
+    """
+    schema.validate(stops, "stops")
+    if stops.empty:
+        return _geofence_frame([], [], "auto:stops")
+    lat, lon = stops["lat"].to_numpy(float), stops["lon"].to_numpy(float)
+    lat0 = float(lat.mean())
+    xy = np.c_[np.radians(lon) * EARTH_R_M * np.cos(np.radians(lat0)), np.radians(lat) * EARTH_R_M]
+    tree = shapely.STRtree(shapely.points(xy))
+    left, right = tree.query(shapely.points(xy), predicate="dwithin", distance=eps_m)
+    parent = np.arange(len(xy))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(i) for i in range(len(xy))])
+    names, geoms = [], []
+    clusters = [np.flatnonzero(roots == r) for r in np.unique(roots)]
+    clusters = [c for c in clusters if len(c) >= min_stops]
+    clusters.sort(key=lambda c: float(lon[c].mean()))
+    for k, idx in enumerate(clusters, start=1):
+        hull = MultiPoint(xy[idx]).convex_hull.buffer(buffer_m)
+        ring = np.asarray(hull.exterior.coords)
+        lons = np.degrees(ring[:, 0] / (EARTH_R_M * np.cos(np.radians(lat0))))
+        lats = np.degrees(ring[:, 1] / EARTH_R_M)
+        names.append(f"auto-{k}")
+        geoms.append(shapely.Polygon(np.c_[lons, lats]))
+    return _geofence_frame(names, geoms, "auto:stops")
+
+
+def local_zone(lat: float, lon: float) -> str:
+    """IANA time zone at a position (timezonefinder, offline); ``UTC`` at sea."""
+    from timezonefinder import TimezoneFinder
+
+    return TimezoneFinder(in_memory=True).timezone_at(lng=lon, lat=lat) or "UTC"
+
+
+def _membership(fixes: pd.DataFrame, fences: gpd.GeoDataFrame, max_h_acc_m: float,
+                accuracy_aware: bool) -> pd.DataFrame:
+    """(fix row, fence index, inside: bool) for every fix inside or uncertain for a fence."""
+    lat, lon = fixes["lat"].to_numpy(float), fixes["lon"].to_numpy(float)
+    acc = np.nan_to_num(fixes["h_acc_m"].to_numpy(float), nan=0.0)
+    if not accuracy_aware:
+        acc = np.zeros_like(acc)
+    usable = ~(fixes["h_acc_m"].to_numpy(float) > max_h_acc_m)
+    pts = shapely.points(lon, lat)
+    tree = shapely.STRtree(fences.geometry.values)
+    reach_deg = (acc + 1.0) / 111_320.0 / np.maximum(np.cos(np.radians(lat)), 0.05)
+    cand_fix, cand_fence = tree.query(shapely.buffer(pts, reach_deg), predicate="intersects")
+    keep = usable[cand_fix]
+    cand_fix, cand_fence = cand_fix[keep], cand_fence[keep]
+    if len(cand_fix) == 0:
+        return pd.DataFrame({"row": [], "fence": [], "inside": []})
+    # local equirectangular metres around each fence's centroid: exact enough for 1 km
+    cent = shapely.centroid(fences.geometry.values)
+    cx = shapely.get_x(cent)[cand_fence]
+    cy = shapely.get_y(cent)[cand_fence]
+    k = np.cos(np.radians(cy))
+    px = np.radians(lon[cand_fix] - cx) * EARTH_R_M * k
+    py = np.radians(lat[cand_fix] - cy) * EARTH_R_M
+    out_rows = []
+    for f_idx in np.unique(cand_fence):
+        sel = cand_fence == f_idx
+        g = fences.geometry.values[f_idx]
+        cxf, cyf = shapely.get_x(cent[f_idx]), shapely.get_y(cent[f_idx])
+        kf = np.cos(np.radians(cyf))
+        gm = shapely.transform(g, lambda a, cxf=cxf, cyf=cyf, kf=kf: np.c_[
+            np.radians(a[:, 0] - cxf) * EARTH_R_M * kf, np.radians(a[:, 1] - cyf) * EARTH_R_M])
+        p_m = shapely.points(px[sel], py[sel])
+        within = shapely.contains_xy(gm, px[sel], py[sel])
+        d_edge = shapely.distance(shapely.boundary(gm), p_m)
+        a = acc[cand_fix[sel]]
+        inside = within & (d_edge >= a)
+        uncertain = (within & (d_edge < a)) | (~within & (d_edge <= a))
+        hit = inside | uncertain
+        out_rows.append(pd.DataFrame({"row": cand_fix[sel][hit], "fence": f_idx,
+                                      "inside": inside[hit]}))
+    return pd.concat(out_rows, ignore_index=True)
+
+
+def carpark_visits(
+    fixes: pd.DataFrame,
+    geofences: gpd.GeoDataFrame,
+    *,
+    events: pd.DataFrame | None = None,
+    max_gap: pd.Timedelta = pd.Timedelta("30min"),
+    max_h_acc_m: float = 500.0,
+    accuracy_aware: bool = True,
+    event_slack: pd.Timedelta = pd.Timedelta("2min"),
+    night_hours: tuple[int, int] = (22, 6),
+    min_dwell: pd.Timedelta = pd.Timedelta("2min"),
+) -> pd.DataFrame:
+    """Return the visits of every subject to every geofence (see the module's rules).
+
+    Columns: ``visit_id, subject_id, geofence, t_entry, t_exit, t_before, t_after, dwell,
+    dwell_observed, unobserved, n_fixes, n_inside, n_uncertain, uncertain, ignition_on,
+    ignition_off, door_open, door_close, event_ids, fix_ids, others_present, local_tz,
+    night, pass_through`` (``night``: entry or a door opening during ``night_hours`` local
+    time; ``pass_through``: dwell shorter than ``min_dwell`` (default 2 min, about the time
+    to cross a car park at walking pace), e.g. a motorway passing the car park — kept and
+    marked, never dropped).
+    Parameters are recorded in ``attrs["params"]``.
+
+    Example
+    -------
+    >>> import geopandas as gpd, shapely
+    >>> from routetrace.testing import make_fixes
+    >>> fence = gpd.GeoDataFrame({"name": ["P"]}, geometry=[shapely.box(3.86, 50.99, 3.88, 51.01)],
+    ...                          crs="EPSG:4326")
+    >>> f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z", "2025-10-26T21:40Z"],
+    ...                lat=51.0, lon=3.87, h_acc_m=5.0)
+    >>> carpark_visits(f, fence)[["subject_id", "geofence", "n_fixes"]].values.tolist()
+    [['lorry', 'P', 2]]
+    """
+    schema.validate(fixes, "fixes")
+    if max_gap <= pd.Timedelta(0):
+        raise ParameterError(f"max_gap must be positive, got {max_gap}")
+    params = {"max_gap": str(max_gap), "max_h_acc_m": max_h_acc_m, "accuracy_aware": accuracy_aware,
+              "event_slack": str(event_slack), "night_hours": list(night_hours),
+              "min_dwell": str(min_dwell)}
+    fences = geofences.reset_index(drop=True)
+    f = fixes.sort_values(["subject_id", "t_utc", "fix_id"], kind="mergesort").reset_index(drop=True)
+    if f.empty or fences.empty:
+        out = pd.DataFrame(columns=_VISIT_COLS)
+        out.attrs["params"] = params
+        return out
+    mem = _membership(f, fences, max_h_acc_m, accuracy_aware)
+    usable = ~(f["h_acc_m"].to_numpy(float) > max_h_acc_m)
+    subj = f["subject_id"].astype(str).to_numpy()
+    t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    # position of each usable fix within its subject's usable stream
+    order = np.flatnonzero(usable)
+    rank = np.full(len(f), -1)
+    rank[order] = np.arange(len(order))
+    mem = mem.assign(rank=rank[mem["row"].to_numpy()], subject=subj[mem["row"].to_numpy()])
+    mem = mem.sort_values(["fence", "subject", "rank"], kind="mergesort")
+    # a visit continues while the subject's next usable fix is in the same fence
+    new = (mem["fence"].ne(mem["fence"].shift()) | mem["subject"].ne(mem["subject"].shift())
+           | mem["rank"].diff().ne(1))
+    mem["visit"] = new.cumsum()
+    tz_of = {i: local_zone(float(c.y), float(c.x)) for i, c in enumerate(shapely.centroid(fences.geometry.values))}
+    rows = []
+    fix_ids = f["fix_id"].astype(str).to_numpy()
+    for _, g in mem.groupby("visit", sort=False):
+        r = g["row"].to_numpy()
+        ts = t[r]
+        first, last = int(g["rank"].iloc[0]), int(g["rank"].iloc[-1])
+        before = order[first - 1] if first > 0 and subj[order[first - 1]] == subj[r[0]] else None
+        after = order[last + 1] if last + 1 < len(order) and subj[order[last + 1]] == subj[r[0]] else None
+        steps = np.diff(ts)
+        unobs = int(steps[steps > max_gap.value].sum()) if len(steps) else 0
+        dwell = int(ts[-1] - ts[0])
+        fence = int(g["fence"].iloc[0])
+        rows.append({
+            "subject_id": subj[r[0]], "geofence": str(fences["name"].iloc[fence]),
+            "t_entry": ts[0], "t_exit": ts[-1],
+            "t_before": t[before] if before is not None else _NAT,
+            "t_after": t[after] if after is not None else _NAT,
+            "dwell": dwell, "dwell_observed": dwell - unobs, "unobserved": unobs,
+            "n_fixes": len(r), "n_inside": int(g["inside"].sum()),
+            "n_uncertain": int((~g["inside"].astype(bool)).sum()),
+            "fix_ids": "|".join(fix_ids[r]), "local_tz": tz_of[fence],
+        })
+    v = pd.DataFrame(rows)
+    for c in ("t_entry", "t_exit", "t_before", "t_after"):
+        v[c] = pd.to_datetime(v[c].to_numpy(dtype="int64"), unit="ns", utc=True)
+    for c in ("dwell", "dwell_observed", "unobserved"):
+        v[c] = pd.to_timedelta(v[c], unit="ns")
+    v["uncertain"] = v["n_inside"] == 0
+    v = _attach_events(v, events, event_slack)
+    v = _attach_others(v)
+    v["night"] = _night(v, night_hours)
+    v["pass_through"] = v["dwell"] < min_dwell
+    v = v.sort_values(["t_entry", "subject_id", "geofence"], kind="mergesort").reset_index(drop=True)
+    v.insert(0, "visit_id", [f"V{i + 1:05d}" for i in range(len(v))])
+    v = v[_VISIT_COLS]
+    v.attrs["params"] = params
+    return v
+
+
+def _attach_events(v: pd.DataFrame, events: pd.DataFrame | None, slack: pd.Timedelta) -> pd.DataFrame:
+    kinds = ("ignition_on", "ignition_off", "door_open", "door_close")
+    for k in kinds:
+        v[k] = 0
+    v["event_ids"] = ""
+    v["door_times_"] = [[] for _ in range(len(v))]
+    if events is None or events.empty or v.empty:
+        return v
+    ev = events[events["kind"].isin(kinds)]
+    for i, r in v.iterrows():  # visits are few (thousands); events filtered per subject
+        e = ev[(ev["subject_id"] == r["subject_id"]) & (ev["t_utc"] >= r["t_entry"] - slack)
+               & (ev["t_utc"] <= r["t_exit"] + slack)]
+        if e.empty:
+            continue
+        counts = e["kind"].value_counts()
+        for k in kinds:
+            v.at[i, k] = int(counts.get(k, 0))
+        v.at[i, "event_ids"] = "|".join(e["event_id"].astype(str))
+        v.at[i, "door_times_"] = e.loc[e["kind"] == "door_open", "t_utc"].tolist()
+    return v
+
+
+def _attach_others(v: pd.DataFrame) -> pd.DataFrame:
+    others = []
+    for r in v.itertuples():
+        same = v[(v["geofence"] == r.geofence) & (v["subject_id"] != r.subject_id)
+                 & (v["t_entry"] <= r.t_exit) & (v["t_exit"] >= r.t_entry)]
+        others.append("|".join(sorted(set(same["subject_id"]))))
+    v["others_present"] = others
+    return v
+
+
+def _night(v: pd.DataFrame, hours: tuple[int, int]) -> list[bool]:
+    start, end = hours
+    out = []
+    for r in v.itertuples():
+        times = [r.t_entry, *r.door_times_]
+        local_h = [pd.Timestamp(x).tz_convert(r.local_tz).hour for x in times]
+        out.append(any((h >= start or h < end) if start > end else (start <= h < end) for h in local_h))
+    return out
+
+
+def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
+    """Count visits by local weekday (0 = Monday) and hour of entry, per ``by`` value.
+
+    Local time is the geofence's zone (``local_tz``), DST-correct. Returns a long table
+    ``<by>, weekday, hour, visits``.
+    """
+    if visits.empty:
+        return pd.DataFrame(columns=[by, "weekday", "hour", "visits"])
+    local = [t.tz_convert(z) for t, z in zip(visits["t_entry"], visits["local_tz"], strict=True)]
+    df = pd.DataFrame({by: visits[by].to_numpy(), "weekday": [x.weekday() for x in local],
+                       "hour": [x.hour for x in local]})
+    return df.groupby([by, "weekday", "hour"]).size().rename("visits").reset_index()
+
+
+def recurring_visitors(visits: pd.DataFrame, *, min_visits: int = 2) -> pd.DataFrame:
+    """Subjects that visited the same geofence on at least ``min_visits`` different local days."""
+    if visits.empty:
+        return pd.DataFrame(columns=["geofence", "subject_id", "visits", "days"])
+    day = [t.tz_convert(z).date().isoformat() for t, z in zip(visits["t_entry"], visits["local_tz"], strict=True)]
+    df = visits.assign(day=day)
+    g = df.groupby(["geofence", "subject_id"]).agg(visits=("visit_id", "size"), days=("day", "nunique"))
+    return g[g["days"] >= min_visits].reset_index()
+
+
+def dwell_outliers(visits: pd.DataFrame, *, z: float = 3.0, min_visits: int = 5) -> pd.DataFrame:
+    """Visits whose observed dwell is unusual for their geofence (robust z-score > ``z``).
+
+    Robust z = (dwell − median) / (1.4826 · MAD) over that geofence's visits; geofences with
+    fewer than ``min_visits`` visits are not judged (too little to call anything unusual).
+    """
+    if visits.empty:
+        return visits.assign(dwell_z=pd.Series(dtype=float))
+    mins = visits["dwell_observed"].dt.total_seconds() / 60
+    g = mins.groupby(visits["geofence"])
+    med = g.transform("median")
+    mad = (mins - med).abs().groupby(visits["geofence"]).transform("median") * 1.4826
+    n = g.transform("size")
+    zscore = (mins - med) / mad.replace(0, np.nan)
+    out = visits.assign(dwell_z=zscore)
+    return out[(n >= min_visits) & (zscore.abs() > z)].reset_index(drop=True)
+
+
+def visits_to_json(visits: pd.DataFrame) -> str:
+    """Visits as JSON lines-friendly text (times ISO UTC) for reports."""
+    df = visits.copy()
+    for c in ("dwell", "dwell_observed", "unobserved"):
+        df[c] = df[c].dt.total_seconds()
+    return json.dumps(json.loads(df.to_json(orient="records", date_format="iso")), indent=1)

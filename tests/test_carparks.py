@@ -1,0 +1,173 @@
+"""Car-park visits, geofences, patterns, figures and the Dask path, on the sample scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from routetrace import schema
+from routetrace.maps.patterns import plot_hour_of_week, plot_visits_timeline
+from routetrace.routes.carparks import (
+    carpark_visits,
+    dwell_outliers,
+    geofences_from_osm,
+    geofences_from_stops,
+    hour_of_week,
+    load_geofences,
+    recurring_visitors,
+)
+from routetrace.routes.copresence import detect_copresence
+from routetrace.samples.scenario import PLACES, build_scenario
+from routetrace.testing import make_fixes
+
+CARPARKS = [n for n in PLACES if n.endswith("carpark")]
+
+
+def _fences() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"name": CARPARKS}, crs="EPSG:4326", geometry=[
+        shapely.Point(PLACES[n][1], PLACES[n][0]).buffer(0.0025) for n in CARPARKS])
+
+
+@pytest.fixture(scope="module")
+def scenario_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    sc = build_scenario(7)
+    frames = [make_fixes(subject_id=s, t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
+                         h_acc_m=tr["h_acc_m"], fix_kind=tr["fix_kind"].tolist(),
+                         source_id=f"{i:064d}").assign(fix_id=lambda d, s=s: s + ":" + d["record"])
+              for i, (s, tr) in enumerate(sorted(sc.tracks.items()))]
+    fixes = pd.concat(frames, ignore_index=True)
+    ev = sc.events.assign(event_id=[f"ev{i}" for i in range(len(sc.events))])
+    return fixes, ev
+
+
+def test_night_visit_with_door_and_phone_is_found_and_innocent_lorry_is_not_linked(
+        scenario_tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    fixes, ev = scenario_tables
+    v = carpark_visits(fixes, _fences(), events=ev)
+    wet = v[(v["geofence"] == "wetteren_carpark") & ~v["pass_through"]]
+    l1 = wet[wet["subject_id"] == "lorry-1"].iloc[0]
+    assert l1["door_open"] == 1 and l1["door_close"] == 1 and l1["ignition_off"] == 1
+    assert bool(l1["night"]) and "phone-A" in l1["others_present"].split("|")
+    assert l1["event_ids"].count("|") == 3  # four events behind the row
+    l2 = wet[wet["subject_id"] == "lorry-2"].iloc[0]
+    assert l2["others_present"] == "" and l2["door_open"] == 0 and not bool(l2["night"])
+    # the local entry hour is DST-correct (26 Oct 2025 is CET, UTC+1)
+    assert l1["t_entry"].tz_convert(l1["local_tz"]).utcoffset() == pd.Timedelta(hours=1)
+    # co-presence of the lorry and phone-A at the car park, and none with lorry-2
+    _, meetings = detect_copresence(fixes)
+    pairs = {(m.subject_a, m.subject_b) for m in meetings.itertuples()}
+    assert ("lorry-1", "phone-A") in pairs
+    assert not {p for p in pairs if "lorry-2" in p}
+
+
+def test_accuracy_aware_membership() -> None:
+    fence = gpd.GeoDataFrame({"name": ["P"]}, crs="EPSG:4326",
+                             geometry=[shapely.Point(3.87, 51.0).buffer(0.0004)])  # ~28 m radius
+    f = make_fixes(subject_id=["gps", "wifi", "cell", "near"],
+                   t_utc=["2025-10-26T21:00Z"] * 4, lat=[51.0, 51.0, 51.0, 51.0006], lon=3.87,
+                   h_acc_m=[5.0, 300.0, 1500.0, 60.0])
+    v = carpark_visits(f, fence).set_index("subject_id")
+    assert v.loc["gps", "n_inside"] == 1 and not v.loc["gps", "uncertain"]
+    assert v.loc["wifi", "uncertain"] and v.loc["wifi", "n_inside"] == 0  # 300 m circle > car park
+    assert "cell" not in v.index  # 1500 m: evidence of an area, not used
+    assert v.loc["near", "uncertain"]  # outside, but its circle reaches in
+
+
+def test_unobserved_time_inside_a_visit_is_not_dwell() -> None:
+    fence = gpd.GeoDataFrame({"name": ["P"]}, crs="EPSG:4326", geometry=[shapely.box(3.86, 50.99, 3.88, 51.01)])
+    f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T18:00Z", "2025-10-26T18:01Z", "2025-10-26T20:00Z"],
+                   lat=51.0, lon=3.87, h_acc_m=5.0)
+    v = carpark_visits(f, fence).iloc[0]
+    assert v["dwell"] == pd.Timedelta("2h") and v["unobserved"] == pd.Timedelta("119min")
+    assert v["dwell_observed"] == pd.Timedelta("1min")
+
+
+def test_geofence_files(tmp_path: Path) -> None:
+    g = _fences()
+    g.to_file(tmp_path / "f.geojson", driver="GeoJSON")
+    g.to_file(tmp_path / "f.gpkg", driver="GPKG")
+    g.to_file(tmp_path / "f.kml", driver="KML")
+    for name in ("f.geojson", "f.gpkg", "f.kml"):
+        loaded = load_geofences(tmp_path / name)
+        assert sorted(loaded["name"]) == sorted(CARPARKS)
+    gpd.GeoDataFrame({"name": ["pt"]}, geometry=[shapely.Point(3, 51)], crs="EPSG:4326").to_file(
+        tmp_path / "p.geojson", driver="GeoJSON")
+    with pytest.raises(Exception, match="no polygon"):
+        load_geofences(tmp_path / "p.geojson")
+
+
+def test_osm_extract(tmp_path: Path) -> None:
+    osmium = pytest.importorskip("osmium")
+    path = tmp_path / "e40.osm.pbf"
+    ring = [(3.869, 50.999), (3.871, 50.999), (3.871, 51.001), (3.869, 51.001)]
+    with osmium.SimpleWriter(str(path)) as w:
+        for i, (x, y) in enumerate(ring, start=1):
+            w.add_node(osmium.osm.mutable.Node(id=i, location=(x, y), version=1))
+            w.add_node(osmium.osm.mutable.Node(id=10 + i, location=(x + 0.01, y), version=1))
+        w.add_way(osmium.osm.mutable.Way(id=100, nodes=[1, 2, 3, 4, 1], version=1,
+                                         tags={"amenity": "parking", "name": "Parking Wetteren"}))
+        w.add_way(osmium.osm.mutable.Way(id=101, nodes=[11, 12, 13, 14, 11], version=1,
+                                         tags={"landuse": "farmland"}))
+    fences = geofences_from_osm(path)
+    assert fences["name"].tolist() == ["Parking Wetteren"]
+    assert fences.geometry.iloc[0].contains(shapely.Point(3.870, 51.0))
+
+
+def test_auto_geofences_from_stops() -> None:
+    rows = []
+    for i, (lat, lon) in enumerate([(51.0, 3.87), (51.0003, 3.8702), (50.9998, 3.8699), (51.33, 3.2)]):
+        rows.append({"subject_id": f"l{i}", "stop_id": f"s{i}", "t_arrival": pd.Timestamp("2025-10-26T20:00Z"),
+                     "t_departure": pd.Timestamp("2025-10-26T21:00Z"), "dwell": pd.Timedelta("1h"),
+                     "lat": lat, "lon": lon, "radius_m": 20.0, "n_fixes": 5, "sources": "x",
+                     "observed_fraction": 1.0, "flags": ""})
+    stops = schema.coerce(pd.DataFrame(rows), "stops")
+    fences = geofences_from_stops(stops, eps_m=100, min_stops=2)
+    assert fences["name"].tolist() == ["auto-1"]
+    assert fences.geometry.iloc[0].contains(shapely.Point(3.87, 51.0))
+
+
+def test_patterns_and_deterministic_figures(scenario_tables: tuple[pd.DataFrame, pd.DataFrame],
+                                           tmp_path: Path) -> None:
+    fixes, ev = scenario_tables
+    v = carpark_visits(fixes, _fences(), events=ev)
+    how = hour_of_week(v)
+    wet = how[how["geofence"] == "wetteren_carpark"]
+    assert wet["visits"].sum() == (v["geofence"] == "wetteren_carpark").sum()
+    rec = recurring_visitors(v)
+    assert set(zip(rec["geofence"], rec["subject_id"], strict=True)) >= {("wetteren_carpark", "phone-A")}
+    many = pd.concat([v.assign(dwell_observed=pd.Timedelta(minutes=10 + i % 3)) for i in range(6)])
+    many.iloc[0, many.columns.get_loc("dwell_observed")] = pd.Timedelta("6h")
+    assert len(dwell_outliers(many)) >= 1
+    for suffix in (".png", ".svg"):
+        a = plot_hour_of_week(how, tmp_path / f"a{suffix}")
+        b = plot_hour_of_week(how, tmp_path / f"b{suffix}")
+        assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 1000
+    t1 = plot_visits_timeline(v, tmp_path / "t1.png")
+    t2 = plot_visits_timeline(v, tmp_path / "t2.png")
+    assert t1.read_bytes() == t2.read_bytes()
+
+
+@pytest.mark.allow_loopback
+@pytest.mark.slow
+def test_dask_equals_in_memory(scenario_tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    from routetrace.routes.copresence import copresence_pairs
+    from routetrace.routes.distributed import (
+        dask_carpark_visits,
+        dask_client,
+        dask_copresence_pairs,
+    )
+
+    fixes, ev = scenario_tables
+    mem_v = carpark_visits(fixes, _fences(), events=ev)
+    mem_p = copresence_pairs(fixes)
+    with dask_client(n_workers=2):
+        dv = dask_carpark_visits(fixes, _fences(), events=ev, npartitions=3)
+        dp = dask_copresence_pairs(fixes, npartitions=3, bucket=pd.Timedelta("6h"))
+    pd.testing.assert_frame_equal(dv.reset_index(drop=True), mem_v.reset_index(drop=True), check_dtype=False)
+    assert dp[["fix_a", "fix_b"]].values.tolist() == mem_p[["fix_a", "fix_b"]].values.tolist()
+    assert np.allclose(dp["distance_m"], mem_p["distance_m"])

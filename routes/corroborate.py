@@ -25,9 +25,10 @@ uncertainty circles, widened by ``slack_m``, overlap. A near row is *coarse* whe
 
 Verdicts, in this order:
 
-1. **supported** — a stop of the subject that overlaps W is near P, or at least
-   ``min_fixes`` fixes of the subject inside W are near P, and that evidence is not
-   coarse.
+1. **supported** — a stop of the subject that overlaps W is near P and is observed
+   inside W (at least one near fix of the subject in W during the stop: a stop that spans
+   a silence proves nothing about the silence), or at least ``min_fixes`` fixes of the
+   subject inside W are near P; and that evidence is not coarse.
 2. **not observed** — the subject has no fix inside W: the window falls in an
    unobserved interval (device off, no signal, outside the record). An evidence gap is
    not a contradiction; the fixes just before and after W are reported.
@@ -321,7 +322,7 @@ def corroborate(
     vdf = pd.DataFrame(verdicts, columns=vcols)
     for c in ("window_start", "window_end"):
         vdf[c] = pd.to_datetime(vdf[c], utc=True).astype("datetime64[ns, UTC]")
-    vdf["nearest_time_diff"] = pd.to_timedelta(vdf["nearest_time_diff"])
+    vdf["nearest_time_diff"] = _td(vdf["nearest_time_diff"])
     for c in ("corroboration_id", "place_id", "statement_id", "person_id", "role", "subject_id",
               "verdict", "reason", "stop_ids", "fix_ids", "gap_ids"):
         vdf[c] = vdf[c].astype("string")
@@ -332,7 +333,7 @@ def corroborate(
     edf = pd.DataFrame(evidence, columns=ecols)
     for c in ("t_start", "t_end"):
         edf[c] = pd.to_datetime(edf[c], utc=True).astype("datetime64[ns, UTC]")
-    edf["time_diff"] = pd.to_timedelta(edf["time_diff"])
+    edf["time_diff"] = _td(edf["time_diff"])
     for c in ("corroboration_id", "evidence_kind", "evidence_id", "role", "source_id"):
         edf[c] = edf[c].astype("string")
     for c in ("lat", "lon", "distance_m", "limit_m", "accuracy_m"):
@@ -341,6 +342,13 @@ def corroborate(
                     forced=forced)
     vdf.attrs["params"] = params
     return CorroborationResult(verdicts=vdf, evidence=edf, sequence=seq, params=params)
+
+
+def _td(col: pd.Series) -> pd.Series:
+    vals = [pd.NaT if (x is None or x is pd.NaT or (isinstance(x, float) and np.isnan(x)))
+            else pd.Timedelta(x).value for x in col]
+    return pd.Series(pd.to_timedelta([v for v in vals], unit="ns"), index=col.index,
+                     dtype="timedelta64[ns]")
 
 
 def _count_in(tr: _Track | None, lo: int, hi: int) -> int:
@@ -396,8 +404,17 @@ def _judge(
         return ("not observed", f"{subject} has no fixes in the case at all, so the evidence "
                 f"cannot test statement {sid}", [])
     ev: list[dict[str, Any]] = []
-    # stops overlapping W and near P
+    i0 = int(np.searchsorted(tr.t, lo, side="left"))
+    i1 = int(np.searchsorted(tr.t, hi, side="right"))
+    idx = np.arange(i0, i1)
+    d = _hav(tr.lat[idx], tr.lon[idx], plat, plon)
+    lim = r_p + tr.acc[idx] + slack_m
+    near = d <= lim
+    near_t = tr.t[idx][near]
+    # stops overlapping W and near P; one counts only when observed inside W (a near fix of
+    # the subject in W during the stop), so a stop spanning a silence proves nothing there
     stop_hits: list[dict[str, Any]] = []
+    spanning: list[dict[str, Any]] = []
     if stops is not None and len(stops):
         st = stops[stops["subject_id"].astype(str) == subject]
         a = st["t_arrival"].astype("int64").to_numpy()
@@ -405,24 +422,21 @@ def _judge(
         ov = (a <= hi) & (b >= lo)
         st = st[ov]
         if len(st):
-            d = _hav(st["lat"].to_numpy(float), st["lon"].to_numpy(float), plat, plon)
+            sd = _hav(st["lat"].to_numpy(float), st["lon"].to_numpy(float), plat, plon)
             rs = st["radius_m"].to_numpy(float)
-            lim = r_p + rs + slack_m
-            for r, dist, li, re_ in zip(st.itertuples(), d, lim, rs, strict=False):
+            slim = r_p + rs + slack_m
+            for r, dist, li, re_, ta, tb in zip(st.itertuples(), sd, slim, rs, a[ov], b[ov],
+                                                strict=False):
                 if dist <= li:
-                    stop_hits.append({
+                    seen = bool(((near_t >= ta) & (near_t <= tb)).any())
+                    (stop_hits if seen else spanning).append({
                         "evidence_kind": "stop", "evidence_id": str(r.stop_id),
-                        "role": "supporting" if r_p + re_ <= coarse_m else "coarse",
+                        "role": ("spans_window" if not seen else
+                                 "supporting" if r_p + re_ <= coarse_m else "coarse"),
                         "t_start": r.t_arrival, "t_end": r.t_departure, "lat": float(r.lat),
                         "lon": float(r.lon), "distance_m": round(float(dist), 1),
                         "limit_m": round(float(li), 1), "time_diff": pd.Timedelta(0),
                         "accuracy_m": float(re_), "source_id": str(r.sources)})
-    i0 = int(np.searchsorted(tr.t, lo, side="left"))
-    i1 = int(np.searchsorted(tr.t, hi, side="right"))
-    idx = np.arange(i0, i1)
-    d = _hav(tr.lat[idx], tr.lon[idx], plat, plon)
-    lim = r_p + tr.acc[idx] + slack_m
-    near = d <= lim
     fine = near & (r_p + tr.acc[idx] <= coarse_m)
     good_stops = [h for h in stop_hits if h["role"] == "supporting"]
     n_fine = int(fine.sum())
@@ -449,6 +463,7 @@ def _judge(
         ev.extend(_fix_ev(tr, np.asarray(br, dtype=int), bd, r_p + tr.acc[br] + slack_m,
                           "bracketing", lo, hi))
         ev.extend(_gap_ev(gaps, subject, lo, hi, plat, plon))
+        ev.extend(spanning)
         if before < 0:
             where = f"the window ends before {subject}'s first fix ({_iso(pd.Timestamp(int(tr.t[0]), tz='UTC'))})"
         elif after >= len(tr.t):
@@ -459,6 +474,9 @@ def _judge(
                      f"(last fix {_iso(pd.Timestamp(int(tr.t[before]), tz='UTC'))}, "
                      f"{bd[0]:.0f} m from the place; next fix "
                      f"{_iso(pd.Timestamp(int(tr.t[after]), tz='UTC'))}, {bd[1]:.0f} m from the place)")
+        if spanning:
+            where += (f"; stop {spanning[0]['evidence_id']} near the place spans the window "
+                      "but was not observed during it")
         return "not observed", (f"{subject} has no fix {span}: {where}. This is a gap in the "
                                 f"evidence, not a contradiction of statement {sid}"), ev
     # fixes in W exist; nothing fine-grained supports

@@ -1,0 +1,247 @@
+"""Corroboration: verdicts (incl. not observed vs contradicted), evidence rows, sequence, CSV, sample."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from routetrace import schema
+from routetrace.errors import ParameterError
+from routetrace.loaders import load
+from routetrace.routes.corroborate import corroborate, write_corroboration
+from routetrace.testing import make_fixes
+
+A = (51.0000, 3.8700)  # a car park
+B = (50.8600, 4.3600)  # a hotel, ~38 km east
+NORTH_30KM = 30_000 / 111_195  # degrees of latitude in 30 km
+
+
+def _track() -> pd.DataFrame:
+    """s: at A 20:00-22:00Z, drives to B 22:00-22:30, at B 22:30-23:30, off until 10:00, at B."""
+    t0 = pd.Timestamp("2025-10-26T20:00Z")
+    at_a = [t0 + pd.Timedelta(minutes=5 * i) for i in range(25)]  # 20:00 .. 22:00
+    drive = [t0 + pd.Timedelta(hours=2, seconds=30 * i) for i in range(1, 60)]
+    at_b = [t0 + pd.Timedelta(hours=2, minutes=30 + 5 * i) for i in range(13)]  # 22:30 .. 23:30
+    later = [pd.Timestamp("2025-10-27T10:00Z") + pd.Timedelta(minutes=10 * i) for i in range(7)]
+    frac = np.arange(1, 60) / 60
+    lat = [A[0]] * 25 + list(A[0] + frac * (B[0] - A[0])) + [B[0]] * 20
+    lon = [A[1]] * 25 + list(A[1] + frac * (B[1] - A[1])) + [B[1]] * 20
+    f = make_fixes(subject_id="s", t_utc=at_a + drive + at_b + later, lat=lat, lon=lon, h_acc_m=10.0)
+    f["fix_id"] = "s:" + f["record"]
+    return f
+
+
+def _stops() -> pd.DataFrame:
+    return schema.coerce(pd.DataFrame([
+        {"subject_id": "s", "stop_id": "s:stop0", "t_arrival": pd.Timestamp("2025-10-26T20:00Z"),
+         "t_departure": pd.Timestamp("2025-10-26T22:00Z"), "dwell": pd.Timedelta("2h"),
+         "lat": A[0], "lon": A[1], "radius_m": 15.0, "n_fixes": 25, "sources": "0" * 64,
+         "observed_fraction": 1.0, "flags": ""},
+        {"subject_id": "s", "stop_id": "s:stop1", "t_arrival": pd.Timestamp("2025-10-26T22:30Z"),
+         "t_departure": pd.Timestamp("2025-10-27T11:00Z"), "dwell": pd.Timedelta("2h"),
+         "lat": B[0], "lon": B[1], "radius_m": 15.0, "n_fixes": 20, "sources": "0" * 64,
+         "observed_fraction": 0.2, "flags": "spans_gap"},
+    ]), "stops")
+
+
+def _gaps() -> pd.DataFrame:
+    return schema.coerce(pd.DataFrame([{
+        "subject_id": "s", "gap_id": "s:gap0", "t_start": pd.Timestamp("2025-10-26T23:30Z"),
+        "t_end": pd.Timestamp("2025-10-27T10:00Z"), "duration": pd.Timedelta("10h30min"),
+        "lat_start": B[0], "lon_start": B[1], "lat_end": B[0], "lon_end": B[1],
+        "distance_m": 0.0, "flags": ""}]), "gaps")
+
+
+def _places(tmp_path: Path, *rows: dict[str, object]) -> pd.DataFrame:
+    doc = {"routetrace": "statements/1", "statements": [
+        {"person_id": "V1", "role": "victim", "hearing_date": "2025-11-03", "text": "x", **r}
+        for r in rows]}
+    p = tmp_path / "st.yaml"
+    p.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    res = load(p)
+    assert len(res.rejects) == 0, res.rejects
+    return res.places
+
+
+def _verdicts(res: object) -> dict[str, str]:
+    v = res.verdicts  # type: ignore[attr-defined]
+    return dict(zip(v["statement_id"], v["verdict"], strict=True))
+
+
+def test_supported_and_moving_the_place_30_km_contradicts(tmp_path: Path) -> None:
+    at = {"t_start": "2025-10-26T20:30Z", "t_end": "2025-10-26T21:30Z", "uncertainty_m": 100}
+    places = _places(tmp_path, {"statement_id": "here", "place": f"{A[0]},{A[1]}", **at},
+                     {"statement_id": "moved", "place": f"{A[0] + NORTH_30KM:.6f},{A[1]}", **at})
+    res = corroborate(places, _track(), stops=_stops(), gaps=_gaps())
+    assert _verdicts(res) == {"here": "supported", "moved": "contradicted"}
+    v = res.verdicts.set_index("statement_id")
+    assert v.loc["here", "stop_ids"] == "s:stop0"
+    assert v.loc["here", "fix_ids"].split("|")[0].startswith("s:")
+    assert v.loc["moved", "nearest_m"] == pytest.approx(30_000, rel=0.01)
+    assert "closest 30" in v.loc["moved", "reason"] and "beyond both uncertainties" in v.loc["moved", "reason"]
+    ev = res.evidence[res.evidence["corroboration_id"] == "here|s"]
+    stop = ev[ev["evidence_kind"] == "stop"].iloc[0]
+    assert (stop["evidence_id"], stop["limit_m"]) == ("s:stop0", 100 + 15 + 100)
+    fixes = ev[ev["evidence_kind"] == "fix"]
+    assert len(fixes) == 5 and (fixes["distance_m"] <= fixes["limit_m"]).all()
+    assert (fixes["accuracy_m"] == 10.0).all() and (fixes["time_diff"] == pd.Timedelta(0)).all()
+    far = res.evidence[res.evidence["corroboration_id"] == "moved|s"]
+    assert set(far["role"]) == {"far"} and (far["distance_m"] > far["limit_m"]).all()
+    # the same verdicts from fixes alone (no stops table)
+    assert _verdicts(corroborate(places, _track())) == {"here": "supported", "moved": "contradicted"}
+
+
+def test_not_observed_is_distinct_from_contradicted(tmp_path: Path) -> None:
+    places = _places(
+        tmp_path,
+        # the window lies wholly in the 10.5-hour silence: not observed, even 30 km away
+        {"statement_id": "gap_here", "place": f"{B[0]},{B[1]}", "t_start": "2025-10-27T02:00Z",
+         "t_end": "2025-10-27T06:00Z"},
+        {"statement_id": "gap_far", "place": f"{B[0] + NORTH_30KM:.6f},{B[1]}",
+         "t_start": "2025-10-27T02:00Z", "t_end": "2025-10-27T06:00Z"},
+        # fixes in the window are all far, but the silence leaves time to go there: inconclusive
+        {"statement_id": "edge_far", "place": f"{B[0] + NORTH_30KM:.6f},{B[1]}",
+         "t_start": "2025-10-26T23:00Z", "t_end": "2025-10-27T03:00Z"},
+        # before the record starts
+        {"statement_id": "before", "place": f"{A[0]},{A[1]}", "t_start": "2025-10-25T10:00Z",
+         "t_end": "2025-10-25T12:00Z"},
+    )
+    res = corroborate(places, _track(), stops=_stops(), gaps=_gaps())
+    assert _verdicts(res) == {"gap_here": "not observed", "gap_far": "not observed",
+                              "edge_far": "inconclusive", "before": "not observed"}
+    v = res.verdicts.set_index("statement_id")
+    assert v.loc["gap_here", "n_fixes_in_window"] == 0
+    assert "unobserved interval of 10 h 30 min" in v.loc["gap_here", "reason"]
+    assert "not a contradiction" in v.loc["gap_here", "reason"]
+    assert v.loc["gap_here", "gap_ids"] == "s:gap0"
+    ev = res.evidence[res.evidence["corroboration_id"] == "gap_here|s"]
+    assert sorted(ev["role"]) == ["bracketing", "bracketing", "spans_window", "unobserved"]
+    # the stop that spans the silence is cited, but proves nothing about the silence
+    assert "stop s:stop1 near the place spans the window" in v.loc["gap_here", "reason"]
+    assert "could have reached the place" in v.loc["edge_far", "reason"]
+    assert "first fix" in v.loc["before", "reason"]
+
+
+def test_thin_or_coarse_evidence_is_inconclusive(tmp_path: Path) -> None:
+    t = ["2025-10-26T20:00Z", "2025-10-26T20:05Z", "2025-10-26T20:10Z"]
+    one = make_fixes(subject_id="p", t_utc=t, lat=[A[0], A[0] + 0.05, A[0] + 0.1], lon=A[1],
+                     h_acc_m=10.0)
+    cell = make_fixes(subject_id="c", t_utc=t, lat=A[0] + 0.01, lon=A[1], h_acc_m=2500.0)
+    fixes = pd.concat([one, cell.assign(fix_id="c:" + cell["record"])], ignore_index=True)
+    places = _places(tmp_path, {"statement_id": "x", "place": f"{A[0]},{A[1]}",
+                                "t_start": "2025-10-26T19:59Z", "t_end": "2025-10-26T20:11Z"})
+    res = corroborate(places, fixes, time_tolerance=pd.Timedelta(0))
+    v = res.verdicts.set_index("subject_id")
+    assert v.loc["p", "verdict"] == "inconclusive" and "only 1 fix" in v.loc["p", "reason"]
+    assert v.loc["c", "verdict"] == "inconclusive" and "coarse" in v.loc["c", "reason"]
+    assert corroborate(places, fixes, min_fixes=1).verdicts.set_index("subject_id").loc[
+        "p", "verdict"] == "supported"
+    # a subject named by the statement but absent from the evidence
+    res2 = corroborate(places, fixes, subjects=["nobody"])
+    assert res2.verdicts["verdict"].tolist() == ["not observed"]
+
+
+def test_order_constraint_bounds_a_vague_time(tmp_path: Path) -> None:
+    places = _places(
+        tmp_path,
+        {"statement_id": "hotel", "place": f"{B[0]},{B[1]}", "t_start": "2025-10-26T22:30Z",
+         "t_end": "2025-10-26T23:00Z"},
+        {"statement_id": "carpark", "place": f"{A[0]},{A[1]}", "before": ["hotel"],
+         "time_text": "before the hotel"},
+        {"statement_id": "after_far", "place": f"{A[0]},{A[1]}", "after": ["hotel"]},
+    )
+    res = corroborate(places, _track(), stops=_stops(), time_tolerance=pd.Timedelta(0))
+    v = res.verdicts.set_index("statement_id")
+    assert v.loc["carpark", "verdict"] == "supported"
+    assert v.loc["carpark", "window_end"] == pd.Timestamp("2025-10-26T23:00Z")
+    assert pd.isna(v.loc["carpark", "window_start"])
+    assert "order constraint: before hotel" in v.loc["carpark", "reason"]
+    # after the hotel the subject never returns to A; but the record has a silence -> not contradicted
+    assert v.loc["after_far", "verdict"] == "inconclusive"
+
+
+def test_sequence_check_catches_a_swapped_order(tmp_path: Path) -> None:
+    ok = _places(tmp_path, {"statement_id": "a", "place": f"{A[0]},{A[1]}", "order": 1},
+                 {"statement_id": "b", "place": f"{B[0]},{B[1]}", "order": 2},
+                 {"statement_id": "z", "place": "10.0,10.0", "order": 3})
+    seq = corroborate(ok, _track(), stops=_stops()).sequence
+    order = seq[seq["check"] == "order"]
+    assert order["status"].tolist() == ["in order", "in order", "not visited"]
+    assert order["visit_id"].tolist()[:2] == ["s:stop0", "s:stop1"]
+    assert order["consistent"].all()
+    swapped = _places(tmp_path, {"statement_id": "b", "place": f"{B[0]},{B[1]}", "order": 1},
+                      {"statement_id": "a", "place": f"{A[0]},{A[1]}", "order": 2,
+                       "after": ["b"]})
+    for stops in (_stops(), None):  # with stops, and from fixes alone
+        seq = corroborate(swapped, _track(), stops=stops).sequence
+        order = seq[seq["check"] == "order"].set_index("statement_id")
+        assert order.loc["b", "status"] == "in order"
+        assert order.loc["a", "status"] == "out of order"
+        assert "comes before the visit matched to b" in order.loc["a", "reason"]
+        assert not order["consistent"].any()
+        pair = seq[seq["check"] == "constraint"].iloc[0]
+        assert (pair["statement_id"], pair["status"], bool(pair["consistent"])) == (
+            "b<a", "out of order", False)
+
+
+def test_csv_output_is_deterministic_and_inert(tmp_path: Path) -> None:
+    places = _places(tmp_path, {"statement_id": "here", "place": f"{A[0]},{A[1]}",
+                                "t_start": "2025-10-26T20:30Z", "t_end": "2025-10-26T21:30Z"})
+    f = _track()
+    f["subject_id"] = "=HYPERLINK(\"http://x\")"
+    res = corroborate(places, f, stops=None)
+    paths = write_corroboration(res, tmp_path / "a")
+    again = write_corroboration(corroborate(places, f), tmp_path / "b")
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+    text = paths[0].read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+    header = text.splitlines()[0].split(",")
+    assert {"verdict", "reason", "nearest_time_diff_s", "window_start"} <= set(header)
+    assert json.loads(paths[-1].read_text())["slack_m"] == 100.0
+
+
+@pytest.mark.parametrize("bad", [{"slack_m": 0}, {"max_speed_mps": -1}, {"min_fixes": 0},
+                                 {"time_tolerance": pd.Timedelta("-1min")}])
+def test_bad_parameters_are_refused(tmp_path: Path, bad: dict[str, object]) -> None:
+    places = _places(tmp_path, {"statement_id": "x", "place": f"{A[0]},{A[1]}"})
+    with pytest.raises(ParameterError):
+        corroborate(places, _track(), **bad)  # type: ignore[arg-type]
+
+
+def test_sample_case_verdicts_match_the_ground_truth(tmp_path: Path) -> None:
+    from routetrace.samples.generate import generate
+    from routetrace.samples.scenario import build_scenario
+
+    generate(tmp_path, seed=7)
+    truth = json.loads((tmp_path / "truth.json").read_text(encoding="utf-8"))
+    expected = {(r["statement_id"], r["subject_id"]): r["verdict"]
+                for r in truth["statement_verdicts"]}
+    assert sorted(expected.values()) == ["not observed", "supported", "supported", "supported"]
+    st = load(tmp_path / "evidence" / "case" / "statements.yaml")
+    assert len(st.rejects) == 0
+    # phone-A from its GPX evidence file; the lorry from the scenario's observed track
+    phone = load(tmp_path / "evidence" / "phone-A" / "phone-A_locations.gpx", subject_id="phone-A").fixes
+    tr = build_scenario(7).tracks["lorry-1"]
+    lorry = make_fixes(subject_id="lorry-1", t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
+                       h_acc_m=tr["h_acc_m"])
+    lorry["fix_id"] = "lorry-1:" + lorry["record"]
+    fixes = pd.concat([phone, lorry], ignore_index=True)
+    res = corroborate(st.places, fixes)
+    got = dict(zip(zip(res.verdicts["statement_id"], res.verdicts["subject_id"], strict=True),
+                   res.verdicts["verdict"], strict=True))
+    assert got == expected
+    hotel = res.verdicts.set_index("statement_id").loc["S1-hotel"]
+    assert "unobserved interval" in hotel["reason"]
+    seq = res.sequence[(res.sequence["subject_id"] == "phone-A") & (res.sequence["check"] == "order")]
+    assert seq["status"].tolist() == ["in order", "in order"] and seq["consistent"].all()
+    # the WhatsApp export shares the hotel's location while phone-A is there
+    chat = load(tmp_path / "evidence" / "phone-A" / "whatsapp_phone-A.txt",
+                tz=truth["time_zone"], subject_id="phone-A")
+    assert len(chat.places) == 1
+    shared = corroborate(chat.places, fixes, kinds=("shared",), subjects=["phone-A"])
+    assert shared.verdicts["verdict"].tolist() == ["supported"]

@@ -220,19 +220,19 @@ def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
     y = np.empty(n, dtype=int)
     mo = np.empty(n, dtype=int)
     d = np.empty(n, dtype=int)
-    for j, m in enumerate(msgs):
+    for j, msg in enumerate(msgs):
         if order == "YMD":
-            y[j], mo[j], d[j] = m.a, m.b, m.c
+            y[j], mo[j], d[j] = msg.a, msg.b, msg.c
         elif order == "DMY":
-            d[j], mo[j], y[j] = m.a, m.b, m.c
+            d[j], mo[j], y[j] = msg.a, msg.b, msg.c
         else:
-            mo[j], d[j], y[j] = m.a, m.b, m.c
+            mo[j], d[j], y[j] = msg.a, msg.b, msg.c
     y = np.where(y < 100, 2000 + y, y)
-    hh = np.array([m.hh for m in msgs])
-    pm = np.array([m.ampm == "P" for m in msgs])
-    am = np.array([m.ampm == "A" for m in msgs])
+    hh = np.array([x.hh for x in msgs])
+    pm = np.array([x.ampm == "P" for x in msgs])
+    am = np.array([x.ampm == "A" for x in msgs])
     hh = np.where(pm & (hh < 12), hh + 12, np.where(am & (hh == 12), 0, hh))
-    ss = np.array([m.ss if m.ss is not None else 0 for m in msgs])
+    ss = np.array([x.ss if x.ss is not None else 0 for x in msgs])
     iso = pd.Series([f"{y[j]:04d}-{mo[j]:02d}-{d[j]:02d}T{hh[j]:02d}:{msgs[j].mm:02d}:{ss[j]:02d}"
                      for j in range(n)])
     naive = pd.to_datetime(iso, format="%Y-%m-%dT%H:%M:%S", errors="coerce")
@@ -240,13 +240,13 @@ def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
     local = pd.Series(pd.NaT, index=iso.index, dtype="datetime64[ns, UTC]")
     if (~bad_date).any():
         local[~bad_date] = timebase.localize(naive[~bad_date], tz=tz)
-    seconds = any(m.ss is not None for m in msgs)
+    seconds = any(x.ss is not None for x in msgs)
     prefix = ctx.source_id[:16]
     subject = ctx.subject_id
     events: list[dict[str, Any]] = []
     places: list[dict[str, Any]] = []
-    for j, m in enumerate(msgs):
-        rec = f"line:{m.line}"
+    for j, msg in enumerate(msgs):
+        rec = f"line:{msg.line}"
         if bad_date[j]:
             rejects.append((rec, f"date/time {iso[j]} does not exist (read as {order})"))
             continue
@@ -255,8 +255,8 @@ def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
             rejects.append((rec, f"local time {iso[j]} does not exist or is ambiguous in {tz} "
                                  "(DST change); not guessed"))
             continue
-        prec = "second" if m.ss is not None else "minute"
-        sender, text = _split_sender(m.rest)
+        prec = "second" if msg.ss is not None else "minute"
+        sender, text = _split_sender(msg.rest)
         pl, unresolved, pos = _shared(text, rec, t, prec, sender, subject, prefix)
         places.extend(pl)
         events.append({

@@ -122,7 +122,7 @@ def zoom_radius_m(zoom: float, lat: float, *, pointing_px: float = POINTING_PX) 
     if not 0 <= zoom <= 23:
         raise GeoLinkError(f"map zoom {zoom} outside 0..23")
     r = pointing_px * _WEB_MERCATOR_M_PER_PX_Z0 * math.cos(math.radians(lat)) / 2.0**zoom
-    return max(MIN_RADIUS_M, r)
+    return max(MIN_RADIUS_M, float(r))
 
 
 def _checked(lat: float, lon: float, form: str, **kw: object) -> GeoRef:

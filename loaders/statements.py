@@ -188,9 +188,9 @@ def sniff_statements_yaml(path: Path, head: bytes) -> bool:
 class _NoAliasLoader(yaml.SafeLoader):
     """Safe YAML loader that refuses aliases (no 'billion laughs' expansion)."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            ev = self.peek_event()
+            ev = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.YAMLError(f"YAML aliases are not allowed in statements files "
                                  f"(line {ev.start_mark.line + 1})")
         return super().compose_node(parent, index)

@@ -128,7 +128,7 @@ def _extra(s: Any) -> dict[str, Any]:
 
 
 def _iso(t: Any) -> str:
-    return "open" if pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC")
+    return "open" if pd.isna(t) else str(pd.Timestamp(t).strftime("%Y-%m-%d %H:%M UTC"))
 
 
 def _dur(td: pd.Timedelta) -> str:
@@ -259,12 +259,12 @@ def corroborate(
         When an input table does not match its declaration.
     """
     tol = pd.Timedelta(time_tolerance)
-    for name, v in (("slack_m", slack_m), ("coarse_m", coarse_m),
+    for name, value in (("slack_m", slack_m), ("coarse_m", coarse_m),
                     ("default_place_radius_m", default_place_radius_m),
                     ("default_fix_accuracy_m", default_fix_accuracy_m),
                     ("max_speed_mps", max_speed_mps), ("min_fixes", min_fixes)):
-        if not v > 0:
-            raise ParameterError(f"{name} must be > 0, got {v}")
+        if not value > 0:
+            raise ParameterError(f"{name} must be > 0, got {value}")
     if tol < pd.Timedelta(0):
         raise ParameterError(f"time_tolerance must be >= 0, got {tol}")
     params: dict[str, Any] = {
@@ -661,7 +661,7 @@ def _cell(v: Any) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
         return ""
     if isinstance(v, pd.Timestamp):
-        return v.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return str(v.strftime("%Y-%m-%dT%H:%M:%SZ"))
     if isinstance(v, pd.Timedelta):
         return str(int(v.total_seconds()))
     if isinstance(v, float):

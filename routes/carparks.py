@@ -30,9 +30,11 @@ is flagged ``uncertain``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -177,11 +179,17 @@ def geofences_from_stops(
     return _geofence_frame(names, geoms, "auto:stops")
 
 
-def local_zone(lat: float, lon: float) -> str:
-    """IANA time zone at a position (timezonefinder, offline); ``UTC`` at sea."""
+@functools.lru_cache(maxsize=1)
+def _tzfinder() -> Any:
     from timezonefinder import TimezoneFinder
 
-    return TimezoneFinder(in_memory=True).timezone_at(lng=lon, lat=lat) or "UTC"
+    return TimezoneFinder(in_memory=True)
+
+
+@functools.lru_cache(maxsize=65536)
+def local_zone(lat: float, lon: float) -> str:
+    """IANA time zone at a position (timezonefinder, offline); ``UTC`` at sea."""
+    return str(_tzfinder().timezone_at(lng=lon, lat=lat) or "UTC")
 
 
 def _membership(fixes: pd.DataFrame, fences: gpd.GeoDataFrame, max_h_acc_m: float,
@@ -195,7 +203,7 @@ def _membership(fixes: pd.DataFrame, fences: gpd.GeoDataFrame, max_h_acc_m: floa
     pts = shapely.points(lon, lat)
     tree = shapely.STRtree(fences.geometry.values)
     reach_deg = (acc + 1.0) / 111_320.0 / np.maximum(np.cos(np.radians(lat)), 0.05)
-    cand_fix, cand_fence = tree.query(shapely.buffer(pts, reach_deg), predicate="intersects")
+    cand_fix, cand_fence = tree.query(pts, predicate="dwithin", distance=reach_deg)
     keep = usable[cand_fix]
     cand_fix, cand_fence = cand_fix[keep], cand_fence[keep]
     if len(cand_fix) == 0:
@@ -287,86 +295,109 @@ def carpark_visits(
     new = (mem["fence"].ne(mem["fence"].shift()) | mem["subject"].ne(mem["subject"].shift())
            | mem["rank"].diff().ne(1))
     mem["visit"] = new.cumsum()
-    tz_of = {i: local_zone(float(c.y), float(c.x)) for i, c in enumerate(shapely.centroid(fences.geometry.values))}
-    rows = []
-    fix_ids = f["fix_id"].astype(str).to_numpy()
-    for _, g in mem.groupby("visit", sort=False):
-        r = g["row"].to_numpy()
-        ts = t[r]
-        first, last = int(g["rank"].iloc[0]), int(g["rank"].iloc[-1])
-        before = order[first - 1] if first > 0 and subj[order[first - 1]] == subj[r[0]] else None
-        after = order[last + 1] if last + 1 < len(order) and subj[order[last + 1]] == subj[r[0]] else None
-        steps = np.diff(ts)
-        unobs = int(steps[steps > max_gap.value].sum()) if len(steps) else 0
-        dwell = int(ts[-1] - ts[0])
-        fence = int(g["fence"].iloc[0])
-        rows.append({
-            "subject_id": subj[r[0]], "geofence": str(fences["name"].iloc[fence]),
-            "t_entry": ts[0], "t_exit": ts[-1],
-            "t_before": t[before] if before is not None else _NAT,
-            "t_after": t[after] if after is not None else _NAT,
-            "dwell": dwell, "dwell_observed": dwell - unobs, "unobserved": unobs,
-            "n_fixes": len(r), "n_inside": int(g["inside"].sum()),
-            "n_uncertain": int((~g["inside"].astype(bool)).sum()),
-            "fix_ids": "|".join(fix_ids[r]), "local_tz": tz_of[fence],
-        })
-    v = pd.DataFrame(rows)
-    for c in ("t_entry", "t_exit", "t_before", "t_after"):
-        v[c] = pd.to_datetime(v[c].to_numpy(dtype="int64"), unit="ns", utc=True)
-    for c in ("dwell", "dwell_observed", "unobserved"):
-        v[c] = pd.to_timedelta(v[c], unit="ns")
+    cent = shapely.centroid(fences.geometry.values)
+    tz_of = np.array([local_zone(float(c.y), float(c.x)) for c in cent], dtype=object)
+    rows = mem["row"].to_numpy()
+    mem["t"] = t[rows]
+    mem["fix_id"] = f["fix_id"].astype(str).to_numpy()[rows]
+    step = mem["t"].diff().where(~new, 0)
+    mem["unobs"] = step.where(step > max_gap.value, 0)
+    g = mem.groupby("visit", sort=False)
+    agg = g.agg(fence=("fence", "first"), subject_id=("subject", "first"), first=("rank", "first"),
+                last=("rank", "last"), t_entry=("t", "first"), t_exit=("t", "last"),
+                n_fixes=("row", "size"), n_inside=("inside", "sum"), unobs=("unobs", "sum"))
+    agg["fix_ids"] = g["fix_id"].agg("|".join)
+    first, last = agg["first"].to_numpy(), agg["last"].to_numpy()
+    subj_v = agg["subject_id"].to_numpy()
+    prev = order[np.clip(first - 1, 0, None)]
+    nxt = order[np.clip(last + 1, None, len(order) - 1)]
+    has_before = (first > 0) & (subj[prev] == subj_v)
+    has_after = (last + 1 < len(order)) & (subj[nxt] == subj_v)
+    fence_idx = agg["fence"].to_numpy(dtype=int)
+    dwell = agg["t_exit"].to_numpy() - agg["t_entry"].to_numpy()
+    unobs = agg["unobs"].to_numpy(dtype="int64")
+    v = pd.DataFrame({
+        "subject_id": subj_v, "geofence": fences["name"].astype(str).to_numpy()[fence_idx],
+        "t_entry": pd.to_datetime(agg["t_entry"].to_numpy(), unit="ns", utc=True),
+        "t_exit": pd.to_datetime(agg["t_exit"].to_numpy(), unit="ns", utc=True),
+        "t_before": pd.to_datetime(np.where(has_before, t[prev], _NAT), unit="ns", utc=True),
+        "t_after": pd.to_datetime(np.where(has_after, t[nxt], _NAT), unit="ns", utc=True),
+        "dwell": pd.to_timedelta(dwell, unit="ns"),
+        "dwell_observed": pd.to_timedelta(dwell - unobs, unit="ns"),
+        "unobserved": pd.to_timedelta(unobs, unit="ns"),
+        "n_fixes": agg["n_fixes"].to_numpy(), "n_inside": agg["n_inside"].to_numpy(dtype=int),
+        "n_uncertain": (agg["n_fixes"] - agg["n_inside"]).to_numpy(dtype=int),
+        "fix_ids": agg["fix_ids"].to_numpy(), "local_tz": tz_of[fence_idx],
+    })
     v["uncertain"] = v["n_inside"] == 0
-    v = _attach_events(v, events, event_slack)
+    v, door_times = _attach_events(v, events, event_slack)
     v = _attach_others(v)
-    v["night"] = _night(v, night_hours)
+    v["night"] = _night(v, door_times, night_hours)
     v["pass_through"] = v["dwell"] < min_dwell
-    v = v.sort_values(["t_entry", "subject_id", "geofence"], kind="mergesort").reset_index(drop=True)
+    order_v = v.sort_values(["t_entry", "subject_id", "geofence"], kind="mergesort").index
+    v = v.loc[order_v].reset_index(drop=True)
     v.insert(0, "visit_id", [f"V{i + 1:05d}" for i in range(len(v))])
     v = v[_VISIT_COLS]
     v.attrs["params"] = params
     return v
 
 
-def _attach_events(v: pd.DataFrame, events: pd.DataFrame | None, slack: pd.Timedelta) -> pd.DataFrame:
+def _attach_events(v: pd.DataFrame, events: pd.DataFrame | None,
+                   slack: pd.Timedelta) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Count ignition/door events per visit; return (visits, door-open times by visit index)."""
     kinds = ("ignition_on", "ignition_off", "door_open", "door_close")
     for k in kinds:
         v[k] = 0
     v["event_ids"] = ""
-    v["door_times_"] = [[] for _ in range(len(v))]
+    empty_doors = pd.DataFrame({"visit": pd.Series(dtype="int64"), "t_utc": pd.Series(dtype="datetime64[ns, UTC]")})
     if events is None or events.empty or v.empty:
-        return v
-    ev = events[events["kind"].isin(kinds)]
-    for i, r in v.iterrows():  # visits are few (thousands); events filtered per subject
-        e = ev[(ev["subject_id"] == r["subject_id"]) & (ev["t_utc"] >= r["t_entry"] - slack)
-               & (ev["t_utc"] <= r["t_exit"] + slack)]
-        if e.empty:
-            continue
-        counts = e["kind"].value_counts()
-        for k in kinds:
-            v.at[i, k] = int(counts.get(k, 0))
-        v.at[i, "event_ids"] = "|".join(e["event_id"].astype(str))
-        v.at[i, "door_times_"] = e.loc[e["kind"] == "door_open", "t_utc"].tolist()
-    return v
+        return v, empty_doors
+    ev = events.loc[events["kind"].isin(kinds), ["subject_id", "t_utc", "kind", "event_id"]]
+    ev = ev.assign(subject_id=ev["subject_id"].astype(str))
+    m = v[["subject_id", "t_entry", "t_exit"]].reset_index(names="visit").merge(ev, on="subject_id")
+    m = m[(m["t_utc"] >= m["t_entry"] - slack) & (m["t_utc"] <= m["t_exit"] + slack)]
+    m = m.sort_values(["visit", "t_utc", "event_id"], kind="mergesort")
+    counts = m.groupby(["visit", "kind"]).size().unstack(fill_value=0)
+    for k in kinds:
+        if k in counts.columns:
+            v.loc[counts.index, k] = counts[k].to_numpy()
+    ids = m.groupby("visit")["event_id"].agg(lambda x: "|".join(x.astype(str)))
+    v.loc[ids.index, "event_ids"] = ids.to_numpy()
+    return v, m.loc[m["kind"] == "door_open", ["visit", "t_utc"]]
 
 
 def _attach_others(v: pd.DataFrame) -> pd.DataFrame:
-    others = []
-    for r in v.itertuples():
-        same = v[(v["geofence"] == r.geofence) & (v["subject_id"] != r.subject_id)
-                 & (v["t_entry"] <= r.t_exit) & (v["t_exit"] >= r.t_entry)]
-        others.append("|".join(sorted(set(same["subject_id"]))))
-    v["others_present"] = others
+    """Subjects with an overlapping visit to the same geofence ('|'-joined, sorted)."""
+    base = v[["geofence", "subject_id", "t_entry", "t_exit"]].reset_index(names="visit")
+    m = base.merge(base, on="geofence", suffixes=("", "_o"))
+    m = m[(m["subject_id"] != m["subject_id_o"]) & (m["t_entry_o"] <= m["t_exit"])
+          & (m["t_exit_o"] >= m["t_entry"])]
+    others = m.groupby("visit")["subject_id_o"].agg(lambda x: "|".join(sorted(set(x))))
+    v["others_present"] = ""
+    v.loc[others.index, "others_present"] = others.to_numpy()
     return v
 
 
-def _night(v: pd.DataFrame, hours: tuple[int, int]) -> list[bool]:
-    start, end = hours
-    out = []
-    for r in v.itertuples():
-        times = [r.t_entry, *r.door_times_]
-        local_h = [pd.Timestamp(x).tz_convert(r.local_tz).hour for x in times]
-        out.append(any((h >= start or h < end) if start > end else (start <= h < end) for h in local_h))
+def _local_hour(times: pd.Series, zones: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(times), dtype=int)
+    for z in pd.unique(zones):
+        sel = zones == z
+        out[sel] = times[sel].dt.tz_convert(z).dt.hour.to_numpy()
     return out
+
+
+def _night(v: pd.DataFrame, door_times: pd.DataFrame, hours: tuple[int, int]) -> np.ndarray:
+    start, end = hours
+
+    def is_night(h: np.ndarray) -> np.ndarray:
+        return (h >= start) | (h < end) if start > end else (h >= start) & (h < end)
+
+    night = is_night(_local_hour(v["t_entry"], v["local_tz"].to_numpy()))
+    if len(door_times):
+        zones = v["local_tz"].to_numpy()[door_times["visit"].to_numpy()]
+        hit = is_night(_local_hour(door_times["t_utc"].reset_index(drop=True), zones))
+        night[np.unique(door_times["visit"].to_numpy()[hit])] = True
+    return night
 
 
 def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:

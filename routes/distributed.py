@@ -82,7 +82,7 @@ def dask_carpark_visits(
     if v.empty:
         return carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
                               geofences, events=events, **params)
-    v = v.drop(columns=["visit_id", "others_present"]).infer_objects()
+    v = v.drop(columns=["visit_id", "others_present"]).infer_objects().reset_index(drop=True)
     for c in ("t_entry", "t_exit", "t_before", "t_after"):
         v[c] = pd.to_datetime(v[c], utc=True).astype("datetime64[ns, UTC]")
     for c in ("dwell", "dwell_observed", "unobserved"):

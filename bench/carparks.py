@@ -1,0 +1,197 @@
+"""Fleet-scale car-park visits and co-presence: in-memory vs Dask, and vs a naive baseline.
+
+For generated fleets (lorries moving between 40 motorway car parks, 30 s fixes while
+driving, hourly fixes while parked) this prints, side by side in one run:
+
+* in-memory ``carpark_visits`` and ``copresence_pairs``: time and peak memory per size;
+* Dask (LocalCluster) with 1 and 2 workers: time, peak memory (all worker processes
+  counted) and parallel efficiency T1 / (2 · T2);
+* co-presence against a naive pairwise pandas merge (a cross join per time bucket-free
+  pair of subjects, then a distance filter). The naive merge is O(n²): it is run at sizes
+  where it fits and its time is extrapolated quadratically to the larger sizes — the
+  extrapolation is labelled as such.
+
+Usage: python bench/carparks.py [--sizes 1e5,1e6] [--naive-sizes 2000,4000,8000]
+Results: bench/results/carparks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _measure import measure
+
+from routetrace import schema
+from routetrace.routes.carparks import carpark_visits
+from routetrace.routes.copresence import copresence_pairs, haversine_m
+
+N_PARKS = 40
+PER_VEHICLE = 2000
+
+
+def parks(seed: int = 1) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    rng = np.random.default_rng(seed)
+    xy = np.c_[rng.uniform(50.7, 51.4, N_PARKS), rng.uniform(2.5, 5.5, N_PARKS)]
+    fences = gpd.GeoDataFrame({"name": [f"P{i:02d}" for i in range(N_PARKS)]}, crs="EPSG:4326",
+                              geometry=[shapely.Point(lon, lat).buffer(0.0015) for lat, lon in xy])
+    return xy, fences
+
+
+def fleet(n: int, seed: int = 7) -> pd.DataFrame:
+    """About ``n`` fixes from n / 2000 lorries (vectorised per lorry)."""
+    rng = np.random.default_rng(seed)
+    xy, _ = parks()
+    n_veh = max(2, -(-n // PER_VEHICLE))
+    per = n // n_veh
+    t0 = pd.Timestamp("2025-01-06T00:00Z").value // 10**9
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("s", "t", "lat", "lon")}
+    for v in range(n_veh):
+        t, lat, lon = [], [], []
+        now = t0 + rng.uniform(0, 86400)
+        here = rng.integers(N_PARKS)
+        count = 0
+        while count < per:
+            dwell = rng.uniform(1800, 4 * 3600)
+            k = max(2, int(dwell // 3600) + 1)
+            ts = now + np.linspace(0, dwell, k)
+            t.append(ts)
+            lat.append(xy[here, 0] + rng.normal(0, 0.0002, k))
+            lon.append(xy[here, 1] + rng.normal(0, 0.0003, k))
+            nxt = rng.integers(N_PARKS)
+            d = haversine_m(xy[here, 0], xy[here, 1], xy[nxt, 0], xy[nxt, 1])
+            steps = max(2, int(d / 22 / 30))
+            frac = np.linspace(0, 1, steps)[1:-1]
+            t.append(now + dwell + frac * steps * 30)
+            lat.append(xy[here, 0] + frac * (xy[nxt, 0] - xy[here, 0]))
+            lon.append(xy[here, 1] + frac * (xy[nxt, 1] - xy[here, 1]))
+            now = now + dwell + steps * 30
+            here = nxt
+            count += k + len(frac)
+        tt = np.concatenate(t)[:per]
+        cols["t"].append(tt)
+        cols["lat"].append(np.concatenate(lat)[:per])
+        cols["lon"].append(np.concatenate(lon)[:per])
+        cols["s"].append(np.full(len(tt), v))
+    s = np.concatenate(cols["s"])
+    m = len(s)
+    df = pd.DataFrame({
+        "fix_id": pd.array(np.char.add("f", np.arange(m).astype(str)), dtype="string"),
+        "subject_id": pd.array(np.char.add("lorry-", s.astype(str)), dtype="string"),
+        "t_utc": pd.to_datetime(np.concatenate(cols["t"]), unit="s", utc=True).astype("datetime64[ns, UTC]"),
+        "lat": np.concatenate(cols["lat"]), "lon": np.concatenate(cols["lon"]),
+        "h_acc_m": 5.0, "fix_kind": "gps", "source_id": "0" * 64,
+        "record": pd.array(np.arange(m).astype(str), dtype="string"), "flags": "",
+    })
+    return schema.coerce(df, "fixes")
+
+
+_DATA: dict[int, pd.DataFrame] = {}
+
+
+def data(n: int) -> pd.DataFrame:
+    """The fleet of size n, generated once in the parent (forked children share it)."""
+    if n not in _DATA:
+        _DATA.clear()
+        _DATA[n] = fleet(n)
+    return _DATA[n]
+
+
+def run_visits(n: int) -> int:
+    return len(carpark_visits(data(n), parks()[1]))
+
+
+def run_pairs(n: int) -> int:
+    return len(copresence_pairs(data(n)))
+
+
+def run_dask(n: int, workers: int) -> tuple[int, float]:
+    import time
+
+    from routetrace.routes.distributed import (
+        dask_carpark_visits,
+        dask_client,
+        dask_copresence_pairs,
+    )
+
+    f = data(n)
+    with dask_client(n_workers=workers) as client:
+        client.wait_for_workers(workers)
+        t0 = time.perf_counter()
+        v = dask_carpark_visits(f, parks()[1], npartitions=4 * workers)
+        p = dask_copresence_pairs(f, npartitions=4 * workers)
+        return int(len(v) + len(p)), time.perf_counter() - t0
+
+
+def naive_pairs(n: int) -> int:
+    f = data(n)[["fix_id", "subject_id", "t_utc", "lat", "lon"]]
+    m = f.merge(f, how="cross", suffixes=("_a", "_b"))
+    m = m[m["subject_id_a"] < m["subject_id_b"]]
+    m = m[(m["t_utc_a"] - m["t_utc_b"]).abs() <= pd.Timedelta("10min")]
+    d = haversine_m(m["lat_a"].to_numpy(), m["lon_a"].to_numpy(), m["lat_b"].to_numpy(), m["lon_b"].to_numpy())
+    return int((d <= 100).sum())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1e5,1e6")
+    ap.add_argument("--naive-sizes", default="2000,4000,8000")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "carparks.md"))
+    args = ap.parse_args()
+    sizes = [int(float(x)) for x in args.sizes.split(",")]
+    lines = ["# Car-park visits and co-presence at fleet scale", "",
+             f"machine: {psutil_cpus()} CPU cores; sizes {sizes}; up to {PER_VEHICLE} fixes per "
+             "lorry; times exclude generating the fleet; peak memory includes it", "",
+             "| fixes | visits (s) | visits peak MiB | co-presence (s) | co-presence peak MiB | "
+             "Dask 1 worker (s) | Dask 2 workers (s) | parallel efficiency | Dask peak MiB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    pair_time: dict[int, float] = {}
+    for n in sizes:
+        data(n)
+        tv, mv, nv = measure(run_visits, n)
+        tp, mp_, npairs = measure(run_pairs, n)
+        pair_time[n] = tp
+        _, md1, (_, t1) = measure(run_dask, n, 1)
+        _, md2, (_, t2) = measure(run_dask, n, 2)
+        eff = t1 / (2 * t2)
+        lines.append(f"| {n:.0e} | {tv:.2f} | {mv:.0f} | {tp:.2f} | {mp_:.0f} | {t1:.2f} | {t2:.2f} | "
+                     f"{eff:.0%} | {max(md1, md2):.0f} |")
+        print(lines[-1], f"(visits {nv}, pairs {npairs})", flush=True)
+    lines += ["", "## Co-presence vs naive pairwise pandas merge", "",
+              "| fixes | naive merge (s) | routetrace (s) | speed-up |", "|---|---|---|---|"]
+    naive: dict[int, float] = {}
+    for n in [int(x) for x in args.naive_sizes.split(",")]:
+        data(n)
+        tn, _, _ = measure(naive_pairs, n)
+        to, _, _ = measure(run_pairs, n)
+        naive[n] = tn
+        lines.append(f"| {n} | {tn:.2f} (measured) | {to:.3f} | {tn / to:.0f}× |")
+        print(lines[-1], flush=True)
+    big = max(naive)
+    coef = naive[big] / big**2
+    for n in sizes:
+        est = coef * n**2
+        lines.append(f"| {n:.0e} | {est:.3g} (extrapolated n², from {big}) | {pair_time[n]:.2f} | "
+                     f"{est / pair_time[n]:.3g}× |")
+        print(lines[-1], flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"written {args.out}")
+    return 0
+
+
+def psutil_cpus() -> int:
+    import psutil
+
+    return psutil.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

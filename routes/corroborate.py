@@ -83,7 +83,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
-from ..errors import ParameterError
+from ..errors import CaseError, ParameterError
 
 __all__ = [
     "VERDICTS",
@@ -704,18 +704,19 @@ def write_corroboration(result: CorroborationResult, out: str | Path) -> list[Pa
 
 def corroborate_case(
     case_root: str | Path,
-    statements: str | Path,
+    statements: str | Path | None = None,
     *,
     tz: str | None = None,
     options: Mapping[str, Any] | None = None,
     out: str | Path | None = None,
     **params: Any,
 ) -> CorroborationResult:
-    """``routetrace corroborate CASE statements.yaml``: load the statements, test them, store.
+    """``routetrace corroborate CASE [statements.yaml]``: load the statements, test them, store.
 
     Reads the case's ``fixes`` (and ``stops``/``gaps`` when the stops stage has stored
-    them), loads ``statements`` with its loader (``tz`` and ``options`` as for ingest),
-    runs :func:`corroborate` with ``params``, and stores the tables ``statements`` (the
+    them), loads ``statements`` with its loader (``tz`` and ``options`` as for ingest) or,
+    when ``statements`` is ``None``, takes the ``indicated`` places already ingested into
+    the case, runs :func:`corroborate` with ``params``, and stores the tables ``statements`` (the
     indicated places, a map layer), ``corroboration``, ``corroboration_evidence`` and
     ``corroboration_sequence`` in the case, the parameters in the manifest, and the CSVs
     under ``out`` (default ``CASE/corroboration``).
@@ -724,16 +725,27 @@ def corroborate_case(
     from ..loaders import load
 
     case = open_case(case_root)
-    res_st = load(statements, tz=tz, options=options)
+    kinds = tuple(params.get("kinds", ("indicated",)))
+    if statements is not None:
+        res_st = load(statements, tz=tz, options=options)
+        places, origin = res_st.places, {"statements": str(statements),
+                                         "statements_sha256": res_st.source_id}
+    else:
+        allp = case.table("places")
+        places = allp[allp["kind"].astype(str).isin(kinds)].reset_index(drop=True)
+        origin = {"statements": "indicated places of the case"}
+        if not len(places):
+            raise CaseError("the case has no indicated places: ingest a statements file or "
+                            "pass one (routetrace corroborate CASE statements.yaml)",
+                            path=str(case_root))
     names = set(case.table_names())
     stops = case.table("stops") if "stops" in names else None
     gaps = case.table("gaps") if "gaps" in names else None
-    res = corroborate(res_st.places, case.table("fixes"), stops=stops, gaps=gaps, **params)
-    case.write_table("statements", res_st.places)
+    res = corroborate(places, case.table("fixes"), stops=stops, gaps=gaps, **params)
+    case.write_table("statements", places)
     case.write_table("corroboration", res.verdicts)
     case.write_table("corroboration_evidence", res.evidence)
     case.write_table("corroboration_sequence", res.sequence)
-    case.set_parameters("corroborate", {**res.params, "statements": str(statements),
-                                        "statements_sha256": res_st.source_id})
+    case.set_parameters("corroborate", {**res.params, **origin})
     write_corroboration(res, out if out is not None else case.root / "corroboration")
     return res

@@ -245,3 +245,32 @@ def test_sample_case_verdicts_match_the_ground_truth(tmp_path: Path) -> None:
     assert len(chat.places) == 1
     shared = corroborate(chat.places, fixes, kinds=("shared",), subjects=["phone-A"])
     assert shared.verdicts["verdict"].tolist() == ["supported"]
+
+
+def test_corroborate_case_stores_tables_csv_and_parameters(tmp_path: Path) -> None:
+    from routetrace.case import ingest, open_case
+    from routetrace.routes.corroborate import corroborate_case
+    from routetrace.samples.generate import generate
+
+    files = generate(tmp_path / "sample", seed=7)
+    st = tmp_path / "sample" / "evidence" / "case" / "statements.yaml"
+    gpx = tmp_path / "sample" / "evidence" / "phone-A" / "phone-A_locations.gpx"
+    ingest(tmp_path / "case", [gpx], subject_id="phone-A")
+    res = corroborate_case(tmp_path / "case", st)
+    truth = json.loads((tmp_path / "sample" / "truth.json").read_text(encoding="utf-8"))
+    phone = {r["statement_id"]: r["verdict"] for r in truth["statement_verdicts"]
+             if r["subject_id"] == "phone-A"}
+    v = res.verdicts[res.verdicts["subject_id"] == "phone-A"]
+    assert dict(zip(v["statement_id"], v["verdict"], strict=True)) == phone
+    case = open_case(tmp_path / "case")
+    assert {"statements", "corroboration", "corroboration_evidence",
+            "corroboration_sequence"} <= set(case.table_names())
+    assert case.manifest["parameters"]["corroborate"]["slack_m"] == 100.0
+    out = sorted(p.name for p in (tmp_path / "case" / "corroboration").iterdir())
+    assert out == ["corroboration.csv", "corroboration_evidence.csv",
+                   "corroboration_params.json", "corroboration_sequence.csv"]
+    # statements already ingested into the case give the same verdicts
+    ingest(tmp_path / "case", [st], tz=truth["time_zone"])
+    again = corroborate_case(tmp_path / "case")
+    assert again.verdicts["verdict"].tolist() == res.verdicts["verdict"].tolist()
+    assert any(f.format == "whatsapp-txt" for f in files)

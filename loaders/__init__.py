@@ -12,6 +12,7 @@ from . import chat as _chat  # noqa: F401
 from . import csv as _csv  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
 from . import statements as _statements  # noqa: F401
+from . import teltonika as _teltonika  # noqa: F401
 from .base import (
     REGISTRY,
     LoadContext,

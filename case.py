@@ -157,7 +157,8 @@ class Case:
 
         ``routetrace verify`` recomputes them.
         """
-        files = [*sorted(self.root.glob("tables/*.parquet")), self.root / QUALITY]
+        files = [*sorted(self.root.glob("tables/*.parquet")), self.root / QUALITY,
+                 *sorted(self.root.glob("figures/*"))]
         self.manifest["outputs"] = {p.relative_to(self.root).as_posix(): sha256_file(p)
                                     for p in files if p.is_file()}
         self.save_manifest()

@@ -151,6 +151,38 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     return rep.as_dict()
 
 
+def _minutes(v: str) -> Any:
+    import pandas as pd
+
+    return pd.Timedelta(minutes=float(v))
+
+
+def cmd_copresence(args: argparse.Namespace) -> dict[str, Any]:
+    """Find which subjects were together."""
+    from .analysis import run_copresence
+
+    summary = run_copresence(args.case, radius_m=args.radius_m, max_dt=_minutes(args.max_dt_min),
+                             dask=args.dask, scheduler=args.scheduler)
+    for m in summary["meetings"][:50]:
+        CONSOLE.info(f"  {m['meeting_id']}  {m['subject_a']} + {m['subject_b']}  {m['t_start']} .. "
+                     f"{m['t_end']}  {m['n_pairs']} pair(s), min {m['min_distance_m']:.0f} m")
+    CONSOLE.info(f"{len(summary['meetings'])} meeting(s); tables copresence_pairs and meetings "
+                 f"written to {args.case}")
+    return summary
+
+
+def cmd_carparks(args: argparse.Namespace) -> dict[str, Any]:
+    """Car-park visits and patterns."""
+    from .analysis import run_carparks
+
+    summary = run_carparks(args.case, geofences=args.geofences, osm=args.osm, dask=args.dask,
+                           scheduler=args.scheduler)
+    CONSOLE.info(f"{summary['n_visits']} visit(s) to {summary['n_geofences']} geofence(s) "
+                 f"({summary['geofence_source']}); {summary['n_night_door']} night visit(s) with a "
+                 f"door opening; figures: {', '.join(summary['figures'])}")
+    return summary
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="routetrace",
@@ -195,6 +227,20 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = add("info", cmd_info, "summarise a case: sources, counts, tables")
     sp.add_argument("case")
+
+    sp = add("copresence", cmd_copresence, "find subjects that were together (meetings)")
+    sp.add_argument("case")
+    sp.add_argument("--radius-m", type=float, default=100.0, help="distance (default 100 m)")
+    sp.add_argument("--max-dt-min", default="10", help="time difference in minutes (default 10)")
+    sp.add_argument("--dask", action="store_true", help="run on Dask (a LocalCluster by default)")
+    sp.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
+
+    sp = add("carparks", cmd_carparks, "car-park visits, door openings, co-presence and patterns")
+    sp.add_argument("case")
+    sp.add_argument("--geofences", help="polygons of car parks (GeoJSON, KML, GeoPackage)")
+    sp.add_argument("--osm", help="an OpenStreetMap extract (.osm.pbf) to take car parks from")
+    sp.add_argument("--dask", action="store_true", help="run on Dask (a LocalCluster by default)")
+    sp.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
 
     sp = add("verify", cmd_verify, "re-hash every source and output of a case and report changes")
     sp.add_argument("case")

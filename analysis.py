@@ -1,0 +1,110 @@
+"""Case-level runs of the analysis stages: read the case's tables, run a stage, store the
+result tables, figures and parameters back in the case. The CLI and the demo call these;
+a notebook may call the stages in :mod:`routetrace.routes` directly instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from .case import open_case
+from .errors import CaseError
+from .maps.patterns import plot_hour_of_week, plot_visits_timeline
+from .routes.carparks import (
+    carpark_visits,
+    dwell_outliers,
+    geofences_from_osm,
+    geofences_from_stops,
+    hour_of_week,
+    load_geofences,
+    recurring_visitors,
+)
+from .routes.copresence import detect_copresence
+
+__all__ = ["run_carparks", "run_copresence"]
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_timedelta64_dtype(out[c].dtype):
+            out[c] = out[c].dt.total_seconds()
+    return list(json.loads(out.to_json(orient="records", date_format="iso")))
+
+
+def run_copresence(root: str | Path, *, radius_m: float = 100.0,
+                   max_dt: pd.Timedelta = pd.Timedelta("10min"), dask: bool = False,
+                   scheduler: str | None = None) -> dict[str, Any]:
+    """Run co-presence on the case's fixes; store ``copresence_pairs`` and ``meetings``."""
+    case = open_case(root)
+    fixes = case.table("fixes")
+    if dask or scheduler:
+        from .routes.distributed import dask_client, dask_copresence_pairs
+
+        with dask_client(scheduler):
+            pairs = dask_copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
+        _, meetings = detect_copresence(fixes[fixes["fix_id"].isin(set(pairs["fix_a"]) | set(pairs["fix_b"]))],
+                                        radius_m=radius_m, max_dt=max_dt)
+    else:
+        pairs, meetings = detect_copresence(fixes, radius_m=radius_m, max_dt=max_dt)
+    case.write_table("copresence_pairs", pairs)
+    case.write_table("meetings", meetings)
+    case.set_parameters("copresence", {**pairs.attrs.get("params", {}), "dask": bool(dask or scheduler)})
+    case.record_outputs()
+    return {"meetings": _records(meetings), "n_pairs": len(pairs)}
+
+
+def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
+                 osm: str | Path | None = None, dask: bool = False,
+                 scheduler: str | None = None) -> dict[str, Any]:
+    """Run car-park visits and patterns on the case; store tables and figures.
+
+    Geofences come from ``geofences`` (a file), ``osm`` (an extract), or — when neither is
+    given — from clusters of the case's stops (run the chronology first).
+    """
+    case = open_case(root)
+    if geofences:
+        fences = load_geofences(geofences)
+        source = f"file {Path(geofences).name}"
+    elif osm:
+        fences = geofences_from_osm(osm)
+        source = f"OSM extract {Path(osm).name}"
+    else:
+        stops = case.table("stops")
+        if stops.empty:
+            raise CaseError("no geofences given and the case has no stops to propose car parks "
+                            "from: pass --geofences FILE or --osm FILE, or run `routetrace "
+                            "chronology` first", path=str(case.root))
+        fences = geofences_from_stops(stops)
+        source = "proposed from clusters of stops"
+    fixes, events = case.table("fixes"), case.table("events")
+    if dask or scheduler:
+        from .routes.distributed import dask_carpark_visits, dask_client
+
+        with dask_client(scheduler):
+            visits = dask_carpark_visits(fixes, fences, events=events)
+    else:
+        visits = carpark_visits(fixes, fences, events=events)
+    case.write_table("geofences", pd.DataFrame({
+        "name": fences["name"].astype(str), "source": fences["source"].astype(str),
+        "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}))
+    case.write_table("carpark_visits", visits)
+    how = hour_of_week(visits)
+    case.write_table("carpark_hour_of_week", how)
+    case.write_table("carpark_recurring", recurring_visitors(visits))
+    case.write_table("carpark_unusual_dwell", dwell_outliers(visits))
+    fig_dir = case.root / "figures"
+    figs = [plot_hour_of_week(how, fig_dir / "carparks_hour_of_week.png"),
+            plot_hour_of_week(how, fig_dir / "carparks_hour_of_week.svg"),
+            plot_visits_timeline(visits, fig_dir / "carparks_visits_timeline.png")]
+    case.set_parameters("carparks", {**visits.attrs.get("params", {}), "geofences": source})
+    case.record_outputs()
+    night_door = visits[visits["night"] & (visits["door_open"] > 0)]
+    return {"n_visits": len(visits), "n_geofences": len(fences), "geofence_source": source,
+            "n_night_door": len(night_door), "night_door_visits": _records(night_door),
+            "figures": [str(p) for p in figs]}

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from routetrace import schema
 from routetrace.errors import ParameterError
@@ -274,3 +276,26 @@ def test_corroborate_case_stores_tables_csv_and_parameters(tmp_path: Path) -> No
     again = corroborate_case(tmp_path / "case")
     assert again.verdicts["verdict"].tolist() == res.verdicts["verdict"].tolist()
     assert any(f.format == "whatsapp-txt" for f in files)
+
+
+@settings(max_examples=40, deadline=None)
+@given(dlat=st.floats(-0.3, 0.3), dlon=st.floats(-0.3, 0.3), start_min=st.integers(0, 900),
+       length_min=st.integers(0, 600), s1=st.floats(1, 5000), s2=st.floats(1, 5000))
+def test_wider_slack_never_weakens_a_verdict(dlat: float, dlon: float, start_min: int,
+                                             length_min: int, s1: float, s2: float) -> None:
+    lo, hi = sorted((s1, s2))
+    t0 = pd.Timestamp("2025-10-26T19:00Z") + pd.Timedelta(minutes=start_min)
+    places = schema.from_records([{
+        "place_id": "p", "record": "0", "kind": "indicated", "lat": A[0] + dlat, "lon": A[1] + dlon,
+        "radius_m": 50.0, "t_start": t0, "t_end": t0 + pd.Timedelta(minutes=length_min),
+        "t_precision": "window", "source_id": "x", "flags": "",
+        "extra": '{"statement_id":"p"}'}], "places")
+    f = _track()
+    narrow = corroborate(places, f, slack_m=lo).verdicts["verdict"].iloc[0]
+    wide = corroborate(places, f, slack_m=hi).verdicts["verdict"].iloc[0]
+    if narrow == "supported":
+        assert wide == "supported"
+    if wide == "contradicted":
+        assert narrow == "contradicted"
+    # a gap in the evidence never depends on distances
+    assert (narrow == "not observed") == (wide == "not observed")

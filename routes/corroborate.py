@@ -546,7 +546,13 @@ def _visits(p: Mapping[str, Any], subject: str, tr: _Track | None, stops: pd.Dat
                           st["stop_id"].astype(str).tolist(), strict=False))
     if tr is None:
         return []
-    near = _hav(tr.lat, tr.lon, plat, plon) <= r_p + tr.acc + slack_m
+    # bounding-box prefilter (cheap comparisons), then great-circle distance on the few left
+    reach = (r_p + float(tr.acc.max()) + slack_m) * 1.01
+    dlat = reach / 111_000.0
+    dlon = dlat / max(np.cos(np.radians(min(abs(plat) + dlat, 89.9))), 1e-6)
+    cand = np.flatnonzero((np.abs(tr.lat - plat) <= dlat) & (np.abs((tr.lon - plon + 180.0) % 360.0 - 180.0) <= dlon))
+    near = np.zeros(len(tr.t), dtype=bool)
+    near[cand] = _hav(tr.lat[cand], tr.lon[cand], plat, plon) <= r_p + tr.acc[cand] + slack_m
     # without stops: maximal runs of consecutive near fixes lasting at least VISIT_MIN_DWELL
     # (driving past a place is not a visit)
     edges = np.diff(np.r_[0, near.astype(np.int8), 0])

@@ -47,7 +47,7 @@ def case(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     pos = np.empty((n, 2))
     for s in SUBJECTS:
         m = subj == s
-        pos[m] = np.cumsum(step[m], axis=0) + (50.85, 4.35)
+        pos[m] = np.cumsum(step[m], axis=0) + np.array([50.85, 4.35])
     fixes = make_fixes(subject_id=list(subj), t_utc=t, lat=pos[:, 0], lon=pos[:, 1], h_acc_m=20.0)
     pick = rng.integers(0, n, N_PLACES)
     rows = []

@@ -11,15 +11,18 @@ Teltonika message, so CSV or other text is never claimed.
 
 What a record becomes (the count rule: *records read = AVL records + rejected messages*)
 ------------------------------------------------------------------------------------------
-* Each AVL record (codec 8/8E/16/7) with a plausible time is **produced**: a fix when it
-  carries a position, plus one row per IO element in the extra table ``teltonika_io``
-  (id, name, raw, scaled value, unit; variable-length values as hex), plus events.
+* Each AVL record (codec 8/8E/16/7) with a plausible time is **produced**: one row in the
+  extra table ``teltonika_records`` (the whole header as sent: time, position, altitude,
+  angle, satellites, speed in km/h, priority, event IO id, codec, generation type, IMEI,
+  UDP packet ids), one row per IO element in ``teltonika_io`` (id, name, raw, scaled
+  value, unit; variable-length values as hex), a fix when it carries a usable position,
+  and events.
 * **0,0 rule**: a record at exactly 0,0 (the device's "no position") gives **no fix**;
-  its IO elements and events are kept (the record is still produced) and its events
-  carry the flag ``zero_position`` with lat/lon missing. The same holds for coordinates
-  outside [-90, 90] x [-180, 180] (flag ``inconsistent_value``) and codec-7 records
-  without a location. A record with no usable position and no IO element is a reject.
-  Satellites = 0 (position is the last known one) gives a fix flagged ``no_fix``.
+  it is still produced (records and IO tables, events) and its record row and events
+  carry the flag ``zero_position``, its events with lat/lon missing. The same holds for
+  coordinates outside [-90, 90] x [-180, 180] (flag ``inconsistent_value``) and codec-7
+  records without a location. Satellites = 0 (the position is the last known one)
+  gives a fix flagged ``no_fix``.
 * A record whose time is outside 1980-2100 is a reject (``.../rec i``).
 * A **message** that fails (bad preamble, CRC-16 mismatch, declared length vs bytes,
   N1 != N2, unknown codec, records running past the end, junk bytes) is **one reject**
@@ -108,10 +111,13 @@ from ..errors import ParameterError
 from . import teltonika_codec as tc
 from .base import LoadContext, LoaderSpec, LoadResult, compact_json, register
 
-__all__ = ["IO_TABLE", "load_io_map", "load_teltonika", "sniff_teltonika"]
+__all__ = ["IO_TABLE", "RECORDS_TABLE", "load_io_map", "load_teltonika", "sniff_teltonika"]
 
 #: Name of the extra table holding every IO element of every record.
 IO_TABLE = "teltonika_io"
+#: Name of the extra table holding every record's header (time, position as sent, priority,
+#: satellites, event IO, codec, UDP ids), including records that give no fix.
+RECORDS_TABLE = "teltonika_records"
 
 _HEXCHARS = frozenset(b"0123456789abcdefABCDEF \t:-\r")
 
@@ -303,7 +309,8 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     rejects.extend(tables.pop("_rejects"))  # type: ignore[arg-type]
     return ctx.finish(records_read=records_read, time_basis=basis,
                       fixes=tables["fixes"], events=tables["events"], rejects=rejects,
-                      extra_tables={IO_TABLE: tables[IO_TABLE]},
+                      extra_tables={IO_TABLE: tables[IO_TABLE],
+                                    RECORDS_TABLE: tables[RECORDS_TABLE]},
                       default_subject=_default_subject(ctx, d))
 
 
@@ -412,13 +419,9 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     io_is_bytes = io_w < 0
 
     # --- record outcome
-    n_io = np.bincount(io_rec, minlength=n)
-    rej_mask = ~t_ok | (~has_fix & (n_io == 0))
-    rej_reason = np.where(~t_ok, "implausible record time (outside 1980-2100)", np.where(
-        zero, "position 0,0 (no fix) and no IO elements", np.where(
-            out_of_range, "coordinates out of range and no IO elements",
-            "no location in the record and no IO elements")))
-    rejects = list(zip(record[rej_mask].tolist(), rej_reason[rej_mask].tolist(), strict=True))
+    rej_mask = ~t_ok
+    rejects = [(r, "implausible record time (outside 1980-2100): " + str(int(v)) + " ms")
+               for r, v in zip(record[rej_mask].tolist(), t_ms[rej_mask].tolist(), strict=True)]
     keep_rec = ~rej_mask
 
     # --- profiles per record: codec 7 uses the GH3000 model
@@ -524,7 +527,37 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
         t_ns=np.where(t_ok, t_ms, 0).astype(np.int64) * 1_000_000, subj=subj,
         record=record.to_numpy(), event_io=H[:, 8].astype(np.int64), prof_of_rec=prof_of_rec,
         profs=profs, rec_lat=rec_lat, rec_lon=rec_lon, rec_flag=rec_flag)
-    return {"fixes": fixes, "events": ev, IO_TABLE: io_table, "_rejects": rejects}
+    # --- one row per produced record: the whole header, whatever its position
+    k = keep_rec
+    rec_flags = pd.Series(rec_flag[k], dtype="string")
+    transport = np.array([i.get("transport") for i in d.msg_info], dtype=object)[msg]
+    pid = np.array([i.get("packet_id") for i in d.msg_info], dtype=object)[msg]
+    apid = np.array([i.get("avl_packet_id") for i in d.msg_info], dtype=object)[msg]
+    gen = np.full(n, None, dtype=object)
+    for r, g in d.gen.items():
+        gen[r] = g
+    records = pd.DataFrame({
+        "source_id": ctx.source_id,
+        "record": record[k].to_numpy(),
+        "subject_id": pd.array(subj[k], dtype="string"),
+        "imei": pd.array(imei[k], dtype="string"),
+        "t_utc": t_utc[k].to_numpy(),
+        "codec": pd.array(codec_name[codec[k]], dtype="string"),
+        "priority": pd.array(H[k, 1].astype(np.int64), dtype="Int64"),
+        "lat": lat[k], "lon": lon[k], "alt_m": alt[k], "angle_deg": angle[k],
+        "satellites": pd.array(sats[k], dtype="Int64"),
+        "speed_kmh": speed_kmh[k],
+        "event_io": pd.array(H[k, 8].astype(np.int64), dtype="Int64"),
+        "n_io": pd.array(H[k, 9].astype(np.int64), dtype="Int64"),
+        "generation": pd.array(gen[k], dtype="Int64"),
+        "transport": pd.array(transport[k], dtype="string"),
+        "udp_packet_id": pd.array(pid[k], dtype="Int64"),
+        "avl_packet_id": pd.array(apid[k], dtype="Int64"),
+        "has_fix": has_fix[k],
+        "flags": rec_flags.to_numpy(),
+    })
+    return {"fixes": fixes, "events": ev, IO_TABLE: io_table, RECORDS_TABLE: records,
+            "_rejects": rejects}
 
 
 def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,

@@ -503,6 +503,8 @@ def _tcp_plausible(buf: bytes, p: int, end: int) -> bool:
 
 def _tcp_crc_ok(buf: bytes, p: int) -> bool:
     ln = _U32.unpack_from(buf, p + 4)[0]
+    if p + 12 + ln > len(buf):
+        return False
     return crc16_ibm(buf[p + 8: p + 8 + ln]) == _U32.unpack_from(buf, p + 8 + ln)[0]
 
 
@@ -554,7 +556,8 @@ def segment_binary(buf: bytes) -> list[tuple[str, int, int]]:
         if buf[p: p + 4] == b"\x00\x00\x00\x00" and n - p >= 12:
             ln = _U32.unpack_from(buf, p + 4)[0]
             e = p + 12 + ln
-            if 3 <= ln <= MAX_DATA_LEN and e <= n and _start_plausible(buf, e, n):
+            if 3 <= ln <= MAX_DATA_LEN and e <= n and (_start_plausible(buf, e, n)
+                                                        or _tcp_crc_ok(buf, p)):
                 out.append(("tcp", p, e))
                 p = e
                 continue

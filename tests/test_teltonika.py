@@ -1,0 +1,399 @@
+"""Teltonika AVL loader: real hex samples, wiki values field by field, CRC, fuzz, events truth."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from routetrace.errors import ParameterError, RoutetraceError, UnknownFormat
+from routetrace.loaders import detect_format, load
+from routetrace.loaders import teltonika_codec as tc
+from routetrace.loaders.teltonika import IO_TABLE, RECORDS_TABLE, sniff_teltonika
+from routetrace.testing import MUTATION_KINDS, assert_count_rule, hash_tree, mutate
+
+IMEI = "356307042441013"
+
+
+def _naive_crc(data: bytes) -> int:
+    """Bitwise CRC-16/IBM written independently of the table-driven implementation."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def _hex_messages(path: Path) -> list[tuple[int, bytes]]:
+    out = []
+    for ln, line in enumerate(path.read_text().splitlines(), 1):
+        s = line.strip()
+        if s and not s.startswith("#"):
+            out.append((ln, bytes.fromhex(s)))
+    return out
+
+
+def _valid_avl_tcp(b: bytes) -> bool:
+    """Independent validity check of a TCP AVL frame (preamble, length, CRC, codec)."""
+    if len(b) < 12 or b[:4] != b"\0\0\0\0":
+        return False
+    n = int.from_bytes(b[4:8], "big")
+    return (len(b) == 12 + n and _naive_crc(b[8:8 + n]) == int.from_bytes(b[-4:], "big")
+            and b[8] in (0x07, 0x08, 0x8E, 0x10))
+
+
+# --- real data ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tdir(realdata_dir: Path) -> Path:
+    return realdata_dir / "teltonika"
+
+
+def test_real_files_sniff_load_count_rule_read_only(tdir: Path) -> None:
+    before = hash_tree(tdir)
+    for f in sorted(tdir.glob("*.hex")):
+        assert detect_format(f).name == "teltonika"
+        res = load(f)
+        assert_count_rule(res)
+        assert res.rejects["reason"].str.len().gt(0).all()
+    assert hash_tree(tdir) == before
+
+
+def test_traccar_valid_frames_decode_broken_are_rejects(tdir: Path) -> None:
+    f = tdir / "traccar_TeltonikaProtocolDecoderTest.hex"
+    res = load(f)
+    recs = res.extra_tables[RECORDS_TABLE]
+    msgs = _hex_messages(f)
+    valid = {ln: b for ln, b in msgs if _valid_avl_tcp(b)}
+    # every valid AVL frame yields exactly its N1 records, in order
+    for ln, b in valid.items():
+        got = recs[recs["record"].str.startswith(f"line {ln}/")]
+        assert len(got) == b[9], f"line {ln}"
+    broken = [ln for ln, b in msgs if b[:4] == b"\0\0\0\0" and not (
+        len(b) >= 12 and len(b) == 12 + int.from_bytes(b[4:8], "big")
+        and _naive_crc(b[8:-4]) == int.from_bytes(b[-4:], "big"))]
+    assert len(broken) == 9
+    rej = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
+    for ln in broken:
+        assert re.search(r"CRC mismatch|declared data length", rej[f"line {ln}"]), ln
+    # the frames right after each broken one still decode (or are commands / logins)
+    for ln in broken:
+        nxt = min(x for x, _ in msgs if x > ln) if any(x > ln for x, _ in msgs) else None
+        if nxt in valid:
+            assert (recs["record"].str.startswith(f"line {nxt}/")).any()
+    # command frames (codec 12/13) are reported, never positions
+    cmd = res.rejects[res.rejects["reason"].str.startswith("command frame, no position")]
+    assert len(cmd) == 7
+    assert cmd["reason"].str.contains("12749884").any()  # codec 13 driver id text
+    assert not recs["record"].isin(cmd["record"]).any()
+    # junk byte 'ff' is a reject, IMEI login sets the subject
+    assert "not a Teltonika message" in rej["line 100"]
+    assert set(recs.loc[recs["transport"] == "tcp", "subject_id"]) == {"123456789012345"}
+    assert set(recs.loc[recs["transport"] == "udp", "subject_id"]) == {"357454072713975"}
+    # codec 7 (GH3000): 2007 epoch and float coordinates
+    gh = recs[recs["codec"] == "7"]
+    assert len(gh) == 4 + 2  # samples 32 and 38 (37 is truncated)
+    assert (gh["t_utc"] > pd.Timestamp("2007-01-01", tz="UTC")).all()
+    # sample 34 of traccar's test is truncated, sample 33 decodes at its known place
+    assert res.fixes["lat"].between(-90, 90).all()
+
+
+def test_alim_zanibekov_broken_frames_and_udp(tdir: Path) -> None:
+    f = tdir / "alim-zanibekov_teltonika_test.hex"
+    res = load(f)
+    recs = res.extra_tables[RECORDS_TABLE]
+    text = f.read_text().splitlines()
+    must_fail = [i + 2 for i, line in enumerate(text) if line.startswith("# case")
+                 and "MustFail" in line]
+    assert len(must_fail) == 13
+    rej = set(res.rejects["record"])
+    assert {f"line {ln}" for ln in must_fail} <= rej
+    cmds = res.rejects[res.rejects["reason"].str.startswith("command frame")]
+    assert len(cmds) == 7 and cmds["reason"].str.contains("getinfo").any()
+    assert len(res.rejects) == 13 + 7
+    udp = recs[recs["transport"] == "udp"]
+    assert len(udp) == 1 + 1 + 1 + 1 + 4  # cases 22-26
+    assert set(udp["imei"]) == {"352093086403655", "352093085698206", "352094089397464"}
+    # the 4-record 8E capture with a large variable-length IO element (case 11)
+    io = res.extra_tables[IO_TABLE]
+    nx = io[io["hex"].notna()]
+    assert (nx["hex"].str.len() > 100).any()
+    # every decoded record comes from a line that is a valid frame (no partial frames)
+    lines = {int(r.split("/")[0].split()[1]) for r in recs["record"]}
+    assert not lines & set(must_fail)
+
+
+_EXP = re.compile(r"(\w+): ('?[\w.-]+'?)")
+
+
+def _expected(block: str) -> list[dict[str, object]]:
+    avl = block[block.index("avl:"): block.index("udpOnly") if "udpOnly" in block else None]
+    out = []
+    for rec in re.findall(r"\{[^{}]*io: \{[^}]*\}[^{}]*\}", avl):
+        io = dict(re.findall(r"'(\d+)': (\d+)", rec[rec.index("io:"): rec.index("}") + 1]))
+        fields = {k: v for k, v in _EXP.findall(rec.replace(rec[rec.index("io:"): rec.index("}") + 1], ""))}
+        out.append({"io": {int(k): int(v) for k, v in io.items()},
+                    **{k: v.strip("'") for k, v in fields.items()}})
+    return out
+
+
+def test_wiki_examples_field_by_field(tdir: Path) -> None:
+    f = tdir / "augusto-sb_wiki_examples.hex"
+    res = load(f)
+    assert len(res.rejects) == 0 and len(res.fixes) == 0  # all are 0,0: no position
+    recs = res.extra_tables[RECORDS_TABLE].set_index("record")
+    io = res.extra_tables[IO_TABLE]
+    lines = f.read_text().splitlines()
+    checked = 0
+    for i, line in enumerate(lines):
+        if not line.startswith("# expected:"):
+            continue
+        ln = i + 2
+        exp = _expected(line)
+        assert exp, line
+        for k, e in enumerate(exp):
+            r = recs.loc[f"line {ln}/rec {k}"]
+            assert r["t_utc"] == pd.Timestamp(int(str(e["timestamp"])), unit="ms", tz="UTC")
+            assert r["priority"] == int(str(e["priority"]))
+            assert r["lat"] == float(str(e["latitude"])) and r["lon"] == float(str(e["longitude"]))
+            assert r["alt_m"] == float(str(e["altitude"])) and r["angle_deg"] == float(str(e["angle"]))
+            assert r["satellites"] == int(str(e["satellites"]))
+            assert r["speed_kmh"] == float(str(e["speed"]))
+            assert r["event_io"] == int(str(e["eventIoId"]))
+            if "generationType" in e:
+                assert r["generation"] == int(str(e["generationType"]))
+            got = io[io["record"] == f"line {ln}/rec {k}"]
+            assert dict(zip(got["io_id"].astype(int), got["raw"].astype(int), strict=True)) == e["io"]
+            assert "zero_position" in r["flags"]
+            checked += 1
+        if "udpOnly" in line:
+            udp = dict(_EXP.findall(line[line.index("udpOnly"):]))
+            r = recs.loc[f"line {ln}/rec 0"]
+            assert r["udp_packet_id"] == int(udp["packetId"])
+            assert r["avl_packet_id"] == int(udp["avlPacketId"])
+            assert r["imei"] == bytes.fromhex(udp["imei"].strip("'")).decode()
+            assert len(bytes.fromhex(lines[i + 1])) == int(udp["packetLength"]) + 2
+    assert checked == 10
+    # 0,0 records keep their IO events, flagged, without coordinates
+    ev = res.events
+    assert len(ev) and ev["flags"].str.contains("zero_position").all() and ev["lat"].isna().all()
+
+
+def test_crc_against_wiki_frames(tdir: Path) -> None:
+    frames = [b for _, b in _hex_messages(tdir / "augusto-sb_wiki_examples.hex") if b[:4] == b"\0" * 4]
+    assert len(frames) == 5
+    for b in frames:
+        n = int.from_bytes(b[4:8], "big")
+        assert tc.crc16_ibm(b[8:8 + n]) == int.from_bytes(b[-4:], "big") == _naive_crc(b[8:8 + n])
+    buf = b"".join(frames)
+    starts, lens, off = [], [], 0
+    for b in frames:
+        starts.append(off + 8)
+        lens.append(len(b) - 12)
+        off += len(b)
+    many = tc.crc16_ibm_many(np.frombuffer(buf, np.uint8), np.array(starts), np.array(lens))
+    assert [int(x) for x in many] == [int.from_bytes(b[-4:], "big") for b in frames]
+
+
+# --- generated frames: property tests and fuzz -------------------------------------------------
+
+IO_IDS = st.integers(1, 255)
+_io = st.one_of(
+    st.builds(tc.IoValue, IO_IDS, st.integers(0, 255), st.just(1)),
+    st.builds(tc.IoValue, IO_IDS, st.integers(0, 65535), st.just(2)),
+    st.builds(tc.IoValue, IO_IDS, st.integers(0, 2**32 - 1), st.just(4)),
+    st.builds(tc.IoValue, IO_IDS, st.integers(0, 2**63 - 1), st.just(8)),
+)
+_records = st.lists(st.builds(
+    tc.Record,
+    t_ms=st.integers(1_300_000_000_000, 1_900_000_000_000),
+    lat=st.integers(-900_000_000, 900_000_000).map(lambda v: v / 1e7),
+    lon=st.integers(-1_800_000_000, 1_800_000_000).map(lambda v: v / 1e7),
+    alt_m=st.integers(-500, 5000), angle=st.integers(0, 359), sats=st.integers(0, 30),
+    speed_kmh=st.integers(0, 250), priority=st.integers(0, 2), event_io=st.integers(0, 255),
+    io=st.lists(_io, max_size=6),
+), min_size=1, max_size=4)
+_codec = st.sampled_from([tc.CODEC_8, tc.CODEC_8E, tc.CODEC_16])
+
+
+def _frame(records: list[tc.Record], codec: int, udp: bool) -> bytes:
+    return tc.encode_udp(records, IMEI, codec=codec) if udp else tc.encode_tcp_frame(records, codec)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(records=_records, codec=_codec, udp=st.booleans())
+def test_roundtrip_generated_frames(records: list[tc.Record], codec: int, udp: bool) -> None:
+    b = _frame(records, codec, udp)
+    segs = tc.segment_binary(b)
+    assert [s[0] for s in segs] == ["udp" if udp else "tcp"]
+    d = tc.decode_messages(b, [(k, s, e, f"offset {s}") for k, s, e in segs])
+    assert not d.rejects and d.n_records == len(records)
+    flat = {w: list(d.io_flat[w]) for w in (1, 2, 4, 8)}
+    for r, h, c in zip(records, d.hdr, d.io_counts, strict=True):
+        assert h[:9] == (r.t_ms, r.priority, round(r.lon * 1e7), round(r.lat * 1e7), r.alt_m,
+                         r.angle, r.sats, r.speed_kmh, r.event_io)
+        for wi, w in enumerate((1, 2, 4, 8)):
+            got = flat[w][: 2 * c[wi]]
+            del flat[w][: 2 * c[wi]]
+            assert got == [v for x in r.io if x.width == w for v in (x.io_id, x.value)]
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(records=_records, codec=_codec, bit=st.integers(0, 10**9))
+def test_single_flipped_bit_is_caught(records: list[tc.Record], codec: int, bit: int) -> None:
+    b = bytearray(tc.encode_tcp_frame(records, codec))
+    i = bit % (len(b) * 8)
+    b[i // 8] ^= 1 << (i % 8)
+    buf, msgs, bad = tc.hex_lines(bytes(b).hex())
+    d = tc.decode_messages(buf, msgs)
+    assert d.n_records == 0 and len(d.rejects) + len(bad) == 1
+
+
+@settings(max_examples=7000, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(st.tuples(_records, _codec, st.booleans()), min_size=1, max_size=3),
+       ops=st.lists(st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 1 << 30),
+                              st.integers(0, 1 << 30)), max_size=4))
+def test_fuzz_decoder_never_raises_and_accounts_for_bytes(frames: list[tuple[list[tc.Record], int, bool]],
+                                                          ops: list[tuple[str, int, int]]) -> None:
+    clean = tc.encode_login(IMEI) + b"".join(_frame(r, c, u) for r, c, u in frames)
+    blob = mutate(clean, ops, other=clean[::-1])
+    segs = tc.segment_binary(blob)
+    # segments tile the buffer exactly: every byte belongs to one message or junk span
+    assert [s[1] for s in segs] == [0, *[s[2] for s in segs[:-1]]] if segs else blob == b""
+    assert not segs or segs[-1][2] == len(blob)
+    d = tc.decode_messages(blob, [(k, s, e, f"offset {s}") for k, s, e in segs])
+    n_avl_msgs = len(set(d.rec_msg))
+    assert n_avl_msgs + len(d.rejects) + len(d.commands) + len(d.logins) == len(segs)
+    if not ops:
+        assert d.n_records == sum(len(r) for r, _, _ in frames) and not d.rejects
+
+
+_FUZZ_TMP = Path(tempfile.mkdtemp(prefix="routetrace-teltonika-fuzz-"))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(st.tuples(_records, _codec, st.booleans()), min_size=1, max_size=3),
+       ops=st.lists(st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 1 << 30),
+                              st.integers(0, 1 << 30)), min_size=1, max_size=3),
+       as_hex=st.booleans())
+def test_fuzz_loader_gives_rows_or_loader_error(frames: list[tuple[list[tc.Record], int, bool]],
+                                                ops: list[tuple[str, int, int]], as_hex: bool) -> None:
+    msgs = [tc.encode_login(IMEI)] + [_frame(r, c, u) for r, c, u in frames]
+    if as_hex:
+        data = mutate("\n".join(m.hex() for m in msgs).encode(), ops)
+    else:
+        data = mutate(b"".join(msgs), ops)
+    p = _FUZZ_TMP / "capture.bin"
+    p.write_bytes(data)
+    try:
+        res = load(p, format="teltonika")
+    except RoutetraceError as exc:
+        assert not str(exc).startswith("internal"), exc
+        return
+    assert_count_rule(res)
+
+
+# --- events from a generated capture match the generator's truth ----------------------------
+
+
+def _journey(rng: np.random.Generator) -> tuple[bytes, pd.DataFrame]:
+    """A lorry capture (login + 8E frames) and the true ignition/door/refuel edges."""
+    t0 = 1_761_500_000_000
+    n = 400
+    t = t0 + np.cumsum(rng.integers(5_000, 60_000, n))
+    ign = np.zeros(n, dtype=int)
+    door = np.zeros(n, dtype=int)
+    for a, b in ((20, 120), (150, 300), (320, 390)):
+        ign[a:b] = 1
+    for a, b in ((125, 130), (305, 306), (395, 399)):
+        door[a:b] = 1
+    fuel = np.round(90 - np.arange(n) * 0.05, 1)
+    fuel[200:] += 30.0  # refuel at record 200
+    odo = 1_000_000 + np.arange(n) * 400
+    recs = [tc.Record(t_ms=int(t[i]), lat=50.9 + i * 1e-4, lon=4.2 + i * 1e-4, sats=9,
+                      speed_kmh=60 * int(ign[i]), event_io=239 if i and ign[i] != ign[i - 1] else 0,
+                      io=[tc.IoValue(239, int(ign[i]), 1), tc.IoValue(2, int(door[i]), 1),
+                          tc.IoValue(89, round(fuel[i]), 1), tc.IoValue(16, int(odo[i]), 4),
+                          tc.IoValue(66, 24_000, 2)])
+            for i in range(n)]
+    frames = [tc.encode_tcp_frame(recs[i: i + 7]) for i in range(0, n, 7)]
+    truth = []
+    for arr, on, off in ((ign, "ignition_on", "ignition_off"), (door, "door_open", "door_close")):
+        for i in np.flatnonzero(np.diff(arr)) + 1:
+            truth.append((pd.Timestamp(int(t[i]), unit="ms", tz="UTC"), on if arr[i] else off))
+    truth.append((pd.Timestamp(int(t[200]), unit="ms", tz="UTC"), "refuel"))
+    ev = pd.DataFrame(truth, columns=["t_utc", "kind"]).sort_values(["t_utc", "kind"])
+    return tc.encode_login(IMEI) + b"".join(frames), ev.reset_index(drop=True)
+
+
+def test_events_from_generated_capture_match_truth(tmp_path: Path) -> None:
+    blob, truth = _journey(np.random.default_rng(3))
+    # corrupt one frame in the middle: its records are lost (rejected), the rest decodes
+    p = tmp_path / "lorry.bin"
+    p.write_bytes(blob)
+    res = load(p, options={"door_input": 2, "subjects": {IMEI: "lorry 1-ABC-123"}})
+    assert_count_rule(res)
+    assert res.records_read == 400 and len(res.fixes) == 400
+    assert set(res.fixes["subject_id"]) == {"lorry 1-ABC-123"}
+    kinds = ["ignition_on", "ignition_off", "door_open", "door_close", "refuel", "fuel_drop"]
+    got = res.events[res.events["kind"].isin(kinds)][["t_utc", "kind"]]
+    got = got.sort_values(["t_utc", "kind"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, truth, check_dtype=False)
+    derived = res.events[res.events["kind"].isin(kinds)]
+    assert derived["flags"].str.contains("derived").all()
+    assert not res.events["kind"].eq("odometer_jump").any()
+    # door on another input: no door events; unknown input is a parameter error
+    res1 = load(p, options={"door_input": 1})
+    assert not res1.events["kind"].isin(["door_open", "door_close"]).any()
+    with pytest.raises(ParameterError):
+        load(p, options={"door_input": 7})
+
+
+def test_binary_resync_after_corruption_and_odometer_jump(tmp_path: Path) -> None:
+    blob, _ = _journey(np.random.default_rng(4))
+    segs = tc.segment_binary(blob)
+    _, s, _e = segs[10]
+    bad = bytearray(blob)
+    bad[s + 30] ^= 0xFF  # CRC now fails
+    bad[s + 5: s + 8] = b"\x7f\x00\x00"  # and the declared length is absurd
+    p = tmp_path / "c.bin"
+    p.write_bytes(bytes(bad) + b"\x00\x00\x00")  # trailing garbage
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.fixes) == 400 - 7
+    assert res.rejects["record"].tolist()[0] == f"offset {s}"
+    # odometer jump: a 50 km step in one record
+    recs = [tc.Record(t_ms=1_761_500_000_000 + i * 30_000, lat=51.0, lon=4.0, sats=8,
+                      io=[tc.IoValue(16, 1_000_000 + i * 500 + (50_000 if i >= 5 else 0), 4)])
+            for i in range(10)]
+    q = tmp_path / "odo.bin"
+    q.write_bytes(tc.encode_tcp_frame(recs))
+    jumps = load(q).events.query("kind == 'odometer_jump'")
+    assert jumps["record"].tolist() == ["offset 0/rec 5"] and jumps["value"].iloc[0] == 50_500
+
+
+def test_sniffer_is_specific(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("lat,lon,time\n51.0,3.8,2025-10-24T20:00:00Z\n")
+    (tmp_path / "hashes.txt").write_text("deadbeef" * 8 + "\n" + "00" * 32 + "\n")
+    for f in tmp_path.iterdir():
+        assert not sniff_teltonika(f, f.read_bytes())
+    (tmp_path / "b.bin").write_bytes(bytes(range(256)))
+    with pytest.raises(UnknownFormat):
+        load(tmp_path / "b.bin")
+    rec = [tc.Record(t_ms=1_761_500_000_000, lat=51.0, lon=4.0)]
+    for name, data in (("c.bin", tc.encode_tcp_frame(rec)), ("d.bin", tc.encode_login(IMEI)
+                                                               + tc.encode_tcp_frame(rec)),
+                       ("e.bin", tc.encode_udp(rec, IMEI)), ("f.hex", (tc.encode_udp(rec, IMEI).hex()
+                                                                       + "\n").encode())):
+        (tmp_path / name).write_bytes(data)
+        assert detect_format(tmp_path / name).name == "teltonika", name

@@ -289,6 +289,69 @@ def _parse_std(buf: bytes, pos: int, end: int, codec: int, count: int, out: Deco
     return pos
 
 
+_S8E: dict[tuple[int, int], struct.Struct] = {}
+
+
+def _parse_8e_fast(buf: bytes, pos: int, end: int, count: int, out: Decoded) -> int:
+    """Codec 8E records without the generic machinery: 5-6 ``unpack_from`` per record."""
+    hdr: list[tuple[int, ...]] = []
+    counts: list[tuple[int, int, int, int, int, int]] = []
+    f1: list[int] = []
+    f2: list[int] = []
+    f4: list[int] = []
+    f8: list[int] = []
+    nx_items: list[tuple[int, int, bytes]] = []
+    S = _S8E
+    hs = _H8E
+    hsize = hs.size
+    sizes = (3, 4, 6, 10)
+    for i in range(count):
+        if pos + hsize > end:
+            raise FrameError(f"record {i} truncated (header runs past the frame end)")
+        h = hs.unpack_from(buf, pos)
+        pos += hsize
+        n1 = h[10]
+        ns = [n1, 0, 0, 0]
+        n = n1
+        for wi, fl in ((0, f1), (1, f2), (2, f4), (3, f8)):
+            ns[wi] = n
+            if pos + n * sizes[wi] + 2 > end:
+                raise FrameError(f"record {i}: IO group of {n} values runs past the frame end")
+            st = S.get((wi, n))
+            if st is None:
+                st = S[(wi, n)] = _group_struct(CODEC_8E, wi, n, True)
+            g = st.unpack_from(buf, pos)
+            pos += st.size
+            if n:
+                fl.extend(g[:-1])
+            n = g[-1]
+        nx = n
+        for _ in range(nx):
+            if pos + 4 > end:
+                raise FrameError(f"record {i}: variable-length IO runs past the frame end")
+            iid, ln = _HH.unpack_from(buf, pos)
+            pos += 4
+            if pos + ln > end:
+                raise FrameError(f"record {i}: variable-length IO {iid} of {ln} bytes runs "
+                                 "past the frame end")
+            nx_items.append((i, iid, bytes(buf[pos: pos + ln])))
+            pos += ln
+        total = ns[0] + ns[1] + ns[2] + ns[3]
+        if total != h[9] and total + nx != h[9]:
+            raise FrameError(f"record {i}: total IO count {h[9]} but {total + nx} elements present")
+        hdr.append(h)
+        counts.append((ns[0], ns[1], ns[2], ns[3], nx, 0))
+    base = len(out.hdr)
+    out.hdr.extend(hdr)
+    out.io_counts.extend(counts)
+    out.io_flat[1].extend(f1)
+    out.io_flat[2].extend(f2)
+    out.io_flat[4].extend(f4)
+    out.io_flat[8].extend(f8)
+    out.io_bytes.extend((base + r, iid, b) for r, iid, b in nx_items)
+    return pos
+
+
 def _parse_gh3000(buf: bytes, pos: int, end: int, count: int, out: Decoded) -> int:
     """Parse ``count`` codec-7 (GH3000) records (layout per traccar's decoder)."""
     staged: list[tuple[tuple[int, ...], dict[str, float | None], tuple[int, ...], list[list[int]]]] = []
@@ -428,6 +491,8 @@ def _decode_data(buf: bytes, pos: int, end: int, out: Decoded, loc: str, imei: s
     try:
         if codec == CODEC_7:
             p = _parse_gh3000(buf, pos + 2, end - 1, n1, out)
+        elif codec == CODEC_8E:
+            p = _parse_8e_fast(buf, pos + 2, end - 1, n1, out)
         else:
             p = _parse_std(buf, pos + 2, end - 1, codec, n1, out)
         if p != end - 1:

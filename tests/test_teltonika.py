@@ -397,3 +397,24 @@ def test_sniffer_is_specific(tmp_path: Path) -> None:
                                                                        + "\n").encode())):
         (tmp_path / name).write_bytes(data)
         assert detect_format(tmp_path / name).name == "teltonika", name
+
+
+def test_sample_case_lorry_captures_match_scenario_events(tmp_path: Path) -> None:
+    from routetrace.samples import generate
+    from routetrace.samples.scenario import build_scenario
+
+    files = [f for f in generate(tmp_path, seed=7) if f.path.endswith("_fmb125.bin")]
+    assert {f.subject_id for f in files} == {"lorry-1", "lorry-2"}
+    sc = build_scenario(7)
+    kinds = ["ignition_on", "ignition_off", "door_open", "door_close"]
+    for f in files:
+        assert detect_format(tmp_path / f.path).name == "teltonika"
+        res = load(tmp_path / f.path, subject_id=f.subject_id, options={"door_input": 2})
+        assert_count_rule(res)
+        got = res.events[res.events["kind"].isin(kinds)][["t_utc", "kind"]]
+        exp = sc.events[(sc.events["subject_id"] == f.subject_id) & sc.events["kind"].isin(kinds)]
+        pd.testing.assert_frame_equal(
+            got.sort_values(["t_utc", "kind"]).reset_index(drop=True).astype({"kind": str}),
+            exp[["t_utc", "kind"]].sort_values(["t_utc", "kind"]).reset_index(drop=True)
+            .astype({"kind": str}), check_dtype=False)
+        assert len(res.fixes) == res.records_read

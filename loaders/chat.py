@@ -228,6 +228,8 @@ def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
         else:
             mo[j], d[j], y[j] = msg.a, msg.b, msg.c
     y = np.where(y < 100, 2000 + y, y)
+    implausible = (y < 1980) | (y >= 2100)
+    y = np.where(implausible, 2000, y)  # placeholder; those messages are rejected below
     hh = np.array([x.hh for x in msgs])
     pm = np.array([x.ampm == "P" for x in msgs])
     am = np.array([x.ampm == "A" for x in msgs])
@@ -236,7 +238,7 @@ def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
     iso = pd.Series([f"{y[j]:04d}-{mo[j]:02d}-{d[j]:02d}T{hh[j]:02d}:{msgs[j].mm:02d}:{ss[j]:02d}"
                      for j in range(n)])
     naive = pd.to_datetime(iso, format="%Y-%m-%dT%H:%M:%S", errors="coerce")
-    bad_date = naive.isna().to_numpy()
+    bad_date = naive.isna().to_numpy() | implausible
     local = pd.Series(pd.NaT, index=iso.index, dtype="datetime64[ns, UTC]")
     if (~bad_date).any():
         local[~bad_date] = timebase.localize(naive[~bad_date], tz=tz)
@@ -247,6 +249,10 @@ def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
     places: list[dict[str, Any]] = []
     for j, msg in enumerate(msgs):
         rec = f"line:{msg.line}"
+        if implausible[j]:
+            rejects.append((rec, f"year of {msg.a}/{msg.b}/{msg.c} is implausible (outside "
+                                 "1980-2100)"))
+            continue
         if bad_date[j]:
             rejects.append((rec, f"date/time {iso[j]} does not exist (read as {order})"))
             continue
@@ -304,6 +310,25 @@ def sniff_messages_csv(path: Path, head: bytes) -> bool:
     return all(_pick(cols, names) for names in (_TIME_COLS, _SENDER_COLS, _TEXT_COLS))
 
 
+def _csv_time(text: str, tz: str | None) -> tuple[pd.Timestamp | None, bool]:
+    """(UTC time or None, whether the text was a naive local time)."""
+    s = text.strip()
+    if not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", s):
+        return None, False
+    try:
+        ts = pd.Timestamp(s)
+    except (ValueError, OverflowError):
+        return None, False
+    if not 1980 <= ts.year < 2100:
+        return None, False
+    if ts.tzinfo is not None:
+        return ts.tz_convert("UTC").as_unit("ns"), False
+    if tz is None:
+        return None, True
+    loc = timebase.localize(pd.Series([ts.as_unit("ns")]), tz=tz).iloc[0]
+    return (None if pd.isna(loc) else pd.Timestamp(loc)), True
+
+
 @register(LoaderSpec(
     name="messages-csv",
     description="generic message CSV (time, sender, text[, lat, lon]): messages and shared locations",
@@ -326,24 +351,22 @@ def load_messages_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     for raw in reader:
         rows.append((f"line:{start}", {k: (v or "") for k, v in raw.items() if k is not None}))
         start = reader.line_num + 1
-    times = pd.Series([r[tcol].strip() for _, r in rows], dtype="object")
-    has_off = times.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False)
     tz = ctx.tz
-    if (~has_off & (times != "")).any() and tz is None:
+    parsed: list[pd.Timestamp | None] = []
+    naive_seen = False
+    for _, r in rows:  # one parse per message (chat exports are small)
+        t, naive = _csv_time(r[tcol], tz)
+        naive_seen |= naive
+        parsed.append(t)
+    if naive_seen and tz is None:
         _tz(ctx, "message CSV")
-    parsed = timebase.parse_iso(times.where(has_off, None))
-    if tz is not None and (~has_off).any():
-        naive = pd.to_datetime(times[~has_off], format="ISO8601", errors="coerce")
-        ok = naive.notna()
-        if ok.any():
-            parsed[naive[ok].index] = timebase.localize(naive[ok], tz=tz)
     prefix = ctx.source_id[:16]
     events: list[dict[str, Any]] = []
     places: list[dict[str, Any]] = []
     rejects: list[tuple[str, str]] = []
     for j, (rec, r) in enumerate(rows):
-        t = parsed.iloc[j]
-        if pd.isna(t):
+        t = parsed[j]
+        if t is None:
             rejects.append((rec, f"time {r[tcol][:40]!r} is not ISO 8601, implausible, or a "
                                  "local time in a DST gap/fold"))
             continue

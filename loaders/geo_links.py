@@ -242,7 +242,11 @@ def _geo_uri(text: str) -> GeoRef:
 
 
 def _url(text: str) -> GeoRef:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        _ = parts.hostname
+    except ValueError as exc:
+        raise GeoLinkError(f"malformed link {text[:120]!r}: {exc}") from None
     host = (parts.hostname or "").lower()
     if host in _SHORT_HOSTS or (host == "osm.org" and parts.path.startswith("/go")):
         raise GeoLinkError(f"short link {text!r} can only be expanded online: open it in a "

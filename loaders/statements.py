@@ -238,15 +238,32 @@ def _csv_row(raw: Mapping[str, str | None]) -> tuple[dict[str, Any], str | None]
 def _local(text: str, tz: str | None, what: str) -> tuple[pd.Timestamp | None, str | None]:
     """Parse an ISO time (offset, or local in ``tz``) -> (UTC, None) or (None, reason)."""
     s = text.strip().replace(" ", "T", 1)
-    if _HAS_OFFSET.search(s):
+    try:
         ts = pd.Timestamp(s)
-        return ts.tz_convert("UTC"), None
+        if not 1980 <= ts.year < 2100:
+            return None, f"{what} {text!r} is implausible (outside 1980-2100)"
+        if ts.tzinfo is not None:
+            return ts.tz_convert("UTC"), None
+    except (ValueError, OverflowError) as exc:
+        return None, f"{what} {text!r} is not a valid date/time ({exc})"
     if tz is None:  # the caller guarantees tz when any row needs it
         return None, f"{what} {text!r} has no UTC offset and no time zone was stated"
-    loc = timebase.localize(pd.Series([pd.Timestamp(s)]), tz=tz).iloc[0]
+    loc = timebase.localize(pd.Series([ts.as_unit("ns")]), tz=tz).iloc[0]
     if pd.isna(loc):
         return None, f"{what} {text!r} does not exist or is ambiguous in {tz} (DST change)"
     return pd.Timestamp(loc), None
+
+
+def _bad_date(obj: Mapping[str, Any]) -> str | None:
+    for k in ("hearing_date", "date", "night_of"):
+        if k in obj:
+            try:
+                d = dt.date.fromisoformat(str(obj[k]))
+            except ValueError:
+                return f"{k}: {str(obj[k])[:40]!r} is not a valid date (YYYY-MM-DD)"
+            if not 1980 <= d.year < 2100:
+                return f"{k}: {obj[k]!r} is implausible (outside 1980-2100)"
+    return None
 
 
 def _needs_tz(row: Mapping[str, Any]) -> bool:
@@ -349,6 +366,14 @@ def _build(
 ) -> LoadResult:
     validator = _validator("statement")
     tz = ctx.tz or file_tz
+    if journey_start is not None:
+        try:
+            js = dt.date.fromisoformat(str(journey_start))
+        except ValueError:
+            raise ctx.error(CorruptSource, f"journey_start {journey_start!r} is not a date "
+                            "(YYYY-MM-DD)") from None
+        if not 1980 <= js.year < 2100:
+            raise ctx.error(CorruptSource, f"journey_start {journey_start!r} is implausible")
     if tz is not None:
         timebase.zone(tz)
     night = (str(ctx.options.get("night_start", NIGHT_START)),
@@ -361,7 +386,7 @@ def _build(
             continue
         sid = obj.get("statement_id") if isinstance(obj, dict) else None
         label = f"statement {sid}: " if isinstance(sid, str) else ""
-        err = _first_error(validator, obj)
+        err = _first_error(validator, obj) or _bad_date(obj)
         if err:
             rejects.append((rec, f"{label}{err}"))
             continue

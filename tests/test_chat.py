@@ -144,3 +144,18 @@ def test_message_csv_links_pins_and_times(tmp_path: Path) -> None:
     assert pl["lat"].tolist() == [50.86, 51.0]
     assert pl["t_start"].tolist() == [pd.Timestamp("2025-10-25T08:05Z"),
                                       pd.Timestamp("2025-10-26T21:10Z")]
+
+
+def test_implausible_years_and_bad_links_are_rejects_not_crashes(tmp_path: Path) -> None:
+    p = _chat(tmp_path, ["24/10/2025, 10:00 - A: ok", "24/10/225, 10:00 - A: year 225",
+                         "24/10/6025, 10:00 - A: year 6025", "24/10/2025, 10:01 - A: http://[::1/x"])
+    res = load(p, tz=TZ)
+    assert_count_rule(res)
+    why = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
+    assert set(why) == {"line:2", "line:3"} and all("implausible" in w for w in why.values())
+    c = tmp_path / "m.csv"
+    c.write_text("time,from,body\n6025-10-25T08:05:00Z,A,x\n2025-13-25T08:05:00Z,A,y\n"
+                 "2025-10-25T08:05:00+02:00,A,https://maps.google.com/?q=[::1\n", encoding="utf-8")
+    res = load(c)
+    assert_count_rule(res)
+    assert res.rejects["record"].tolist() == ["line:2", "line:3"] and len(res.events) == 1

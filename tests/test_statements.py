@@ -216,3 +216,17 @@ def test_hostile_text_is_stored_verbatim(tmp_path: Path) -> None:
         w.writerow(["statement_id", "person_id", "role", "hearing_date", "text", "place"])
         w.writerow(["H", "V1", "victim", "2025-11-03", HOSTILE, "50.86,4.36"])
     assert load(c).places["text"].iloc[0] == HOSTILE
+
+
+def test_impossible_dates_are_rejects(tmp_path: Path) -> None:
+    p = _yaml(tmp_path, [_st("A", hearing_date="2025-13-01"), _st("B", date="2025-02-30"),
+                         _st("C", t_start="2025-90-25T18:00", t_end="2025-10-25T20:00"),
+                         _st("D", t_exact="6025-10-25T18:00Z"), _st("E")])
+    res = load(p)
+    assert_count_rule(res)
+    why = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
+    assert set(why) == {"statements[0]", "statements[1]", "statements[2]", "statements[3]"}
+    assert "hearing_date" in why["statements[0]"] and "date" in why["statements[1]"]
+    assert "not a valid date/time" in why["statements[2]"] and "implausible" in why["statements[3]"]
+    with pytest.raises(CorruptSource, match="journey_start"):
+        load(_yaml(tmp_path, [_st("A", journey_day=1)], journey_start="2025-02-30"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from openlocationcode import openlocationcode as olc
@@ -101,3 +102,16 @@ def test_find_links_in_chat_text() -> None:
     text = ("location: https://maps.google.com/?q=50.86,4.36. Also see "
             "https://example.org/x and geo:51.0,3.87 (car park)")
     assert find_links(text) == ["https://maps.google.com/?q=50.86,4.36", "geo:51.0,3.87"]
+
+
+def test_real_geo_uris_from_google_timeline_exports(realdata_dir: Path) -> None:
+    import re
+
+    found = 0
+    for f in sorted((realdata_dir / "takeout").rglob("*.json")):
+        for uri in re.findall(r'"(geo:[^"]*)"', f.read_text(encoding="utf-8-sig")):
+            lat_s, lon_s = uri[4:].split(",")
+            g = parse_place(uri)
+            assert (g.lat, g.lon, g.form) == (float(lat_s), float(lon_s), "geo-uri"), (f.name, uri)
+            found += 1
+    assert found >= 85  # both iOS timeline exports use 'geo:lat,lng' strings

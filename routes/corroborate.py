@@ -90,6 +90,7 @@ __all__ = [
     "CorroborationResult",
     "corroborate",
     "corroborate_case",
+    "statement_layer",
     "write_corroboration",
 ]
 
@@ -656,6 +657,40 @@ def _pair(person: str, subject: str, first: Mapping[str, Any], second: Mapping[s
                           f"({_iso(pd.Timestamp(va[0][0], tz='UTC'))}) is after the last visit to "
                           f"{second['statement_id']} ({_iso(pd.Timestamp(vb[-1][0], tz='UTC'))})")
     return row
+
+
+# ----------------------------------------------------------------------------- map layer
+
+def statement_layer(places: pd.DataFrame, result: CorroborationResult | None = None) -> pd.DataFrame:
+    """The indicated places as a map layer: one row per statement, verdicts summarised.
+
+    Columns: ``statement_id, person_id, role, place_id, lat, lon, radius_m, t_start, t_end,
+    t_precision, time_text, name, text`` (``name``/``text``/``time_text`` are hostile
+    text: a renderer escapes them), and with a ``result``: ``verdicts`` (``"phone-A:
+    supported; lorry-1: supported"``) and ``worst`` (contradicted > inconclusive > not
+    observed > supported, for the marker colour). Plain data for ``maps/``; no rendering.
+    """
+    pl = _prepare(places, ("indicated", "shared"))
+    ex = [_extra(x) for x in pl["extra"]]
+    out = pd.DataFrame({
+        "statement_id": pl["statement_id"].astype("string"),
+        "person_id": pl["person_id"].astype("string"), "role": pl["role"].astype("string"),
+        "place_id": pl["place_id"].astype("string"), "kind": pl["kind"].astype("string"),
+        "lat": pl["lat"], "lon": pl["lon"], "radius_m": pl["radius_m"],
+        "t_start": pl["t_start"], "t_end": pl["t_end"], "t_precision": pl["t_precision"],
+        "time_text": pd.Series([e.get("time_text") for e in ex], dtype="string"),
+        "name": pl["name"], "text": pl["text"]})
+    if result is not None:
+        rank = {"contradicted": 0, "inconclusive": 1, "not observed": 2, "supported": 3}
+        v = result.verdicts.sort_values(["statement_id", "subject_id"], kind="mergesort")
+        summary = v.groupby("statement_id", sort=True).apply(
+            lambda g: "; ".join(f"{a}: {b}" for a, b in zip(g["subject_id"], g["verdict"],
+                                                             strict=True)), include_groups=False)
+        worst = v.assign(r=v["verdict"].map(rank)).groupby("statement_id")["r"].min().map(
+            {r: k for k, r in rank.items()})
+        out["verdicts"] = out["statement_id"].map(summary).astype("string")
+        out["worst"] = out["statement_id"].map(worst).astype("string")
+    return out.sort_values(["statement_id"], kind="mergesort").reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------- output

@@ -299,3 +299,18 @@ def test_wider_slack_never_weakens_a_verdict(dlat: float, dlon: float, start_min
         assert narrow == "contradicted"
     # a gap in the evidence never depends on distances
     assert (narrow == "not observed") == (wide == "not observed")
+
+
+def test_statement_layer_summarises_verdicts_per_place(tmp_path: Path) -> None:
+    from routetrace.routes.corroborate import statement_layer
+
+    at = {"t_start": "2025-10-26T20:30Z", "t_end": "2025-10-26T21:30Z"}
+    places = _places(tmp_path, {"statement_id": "here", "place": f"{A[0]},{A[1]}",
+                                "text": "<b>x</b>", **at},
+                     {"statement_id": "moved", "place": f"{A[0] + NORTH_30KM:.6f},{A[1]}", **at})
+    res = corroborate(places, _track())
+    layer = statement_layer(places, res).set_index("statement_id")
+    assert layer.loc["here", "verdicts"] == "s: supported"
+    assert layer.loc["moved", "worst"] == "contradicted"
+    assert layer.loc["here", "text"] == "<b>x</b>"  # verbatim; escaping is the renderer's job
+    assert list(statement_layer(places).columns)[:4] == ["statement_id", "person_id", "role", "place_id"]

@@ -159,3 +159,20 @@ def test_implausible_years_and_bad_links_are_rejects_not_crashes(tmp_path: Path)
     res = load(c)
     assert_count_rule(res)
     assert res.rejects["record"].tolist() == ["line:2", "line:3"] and len(res.events) == 1
+
+
+def test_ios_zip_export_is_read_through_load_many(tmp_path: Path) -> None:
+    import zipfile
+
+    from routetrace.loaders import load_many
+
+    z = tmp_path / "WhatsApp Chat - K.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("_chat.txt", "\u200e[25/10/2025, 10:05:12] K.: \u200eLocation: "
+                    "https://maps.google.com/?q=50.860000,4.360000\n[25/10/2025, 10:06:00] K.: ok\n")
+        zf.writestr("00000012-PHOTO-2025-10-25-10-07-00.jpg", b"\xff\xd8\xff\xe0not a real jpeg")
+    outcomes = {o.path.split("!")[-1]: o for o in load_many(z, tz=TZ)}
+    chat = outcomes["_chat.txt"].result
+    assert chat is not None and chat.source["format"].iloc[0] == "whatsapp-txt"
+    assert chat.places["t_start"].tolist() == [pd.Timestamp("2025-10-25T08:05:12Z")]
+    assert chat.source["member"].iloc[0] == "_chat.txt"

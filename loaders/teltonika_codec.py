@@ -289,11 +289,36 @@ def _parse_std(buf: bytes, pos: int, end: int, codec: int, count: int, out: Deco
     return pos
 
 
-_S8E: dict[tuple[int, int], struct.Struct] = {}
+_G8E: tuple[list[Any], ...] = ([], [], [], [])  # per width: unpack_from of n (id, value) pairs + next count
+
+
+def _g8e(wi: int, n: int) -> Any:
+    """Bound ``unpack_from`` reading ``n`` 8E pairs of width index ``wi`` plus the next count."""
+    lst = _G8E[wi]
+    while len(lst) <= n:
+        lst.append(_group_struct(CODEC_8E, wi, len(lst), True).unpack_from)
+    return lst[n]
+
+
+for _wi in range(4):
+    _g8e(_wi, 32)
+
+
+_WHOLE: dict[tuple[int, int, int, int], Any] = {}
+
+
+def _whole_8e(layout: tuple[int, int, int, int]) -> Any:
+    """Bound ``unpack_from`` of a whole 8E record with this (n1, n2, n4, n8) and no NX."""
+    f = _WHOLE.get(layout)
+    if f is None:
+        n1, n2, n4, n8 = layout
+        fmt = ">QBiihHBHHHH" + "HB" * n1 + "H" + "HH" * n2 + "H" + "HI" * n4 + "H" + "HQ" * n8 + "H"
+        f = _WHOLE[layout] = struct.Struct(fmt).unpack_from
+    return f
 
 
 def _parse_8e_fast(buf: bytes, pos: int, end: int, count: int, out: Decoded) -> int:
-    """Codec 8E records without the generic machinery: 5-6 ``unpack_from`` per record."""
+    """Codec 8E records without the generic machinery: 5 ``unpack_from`` per record."""
     hdr: list[tuple[int, ...]] = []
     counts: list[tuple[int, int, int, int, int, int]] = []
     f1: list[int] = []
@@ -301,31 +326,53 @@ def _parse_8e_fast(buf: bytes, pos: int, end: int, count: int, out: Decoded) -> 
     f4: list[int] = []
     f8: list[int] = []
     nx_items: list[tuple[int, int, bytes]] = []
-    S = _S8E
-    hs = _H8E
-    hsize = hs.size
-    sizes = (3, 4, 6, 10)
+    G1, G2, G4, G8 = _G8E
+    hu = _H8E.unpack_from
+    hadd, cadd = hdr.append, counts.append
+    layout: tuple[int, int, int, int] | None = None
+    clayout = (0, 0, 0, 0, 0, 0)
+    ltotal = -1
+    whole: Any = None
+    rsize = i2 = i4 = i8 = ix = 0
     for i in range(count):
-        if pos + hsize > end:
+        # fast path: the record has the layout of the previous one (usual in a frame):
+        # one unpack of the whole record, verified by its own count fields
+        if whole is not None and pos + rsize <= end:
+            t = whole(buf, pos)
+            if (t[10], t[i2], t[i4], t[i8]) == layout and t[ix] == 0 and t[9] == ltotal:
+                hadd(t[:11])
+                f1.extend(t[11:i2])
+                f2.extend(t[i2 + 1:i4])
+                f4.extend(t[i4 + 1:i8])
+                f8.extend(t[i8 + 1:ix])
+                cadd(clayout)
+                pos += rsize
+                continue
+        if pos + 30 > end:
             raise FrameError(f"record {i} truncated (header runs past the frame end)")
-        h = hs.unpack_from(buf, pos)
-        pos += hsize
+        h = hu(buf, pos)
         n1 = h[10]
-        ns = [n1, 0, 0, 0]
-        n = n1
-        for wi, fl in ((0, f1), (1, f2), (2, f4), (3, f8)):
-            ns[wi] = n
-            if pos + n * sizes[wi] + 2 > end:
-                raise FrameError(f"record {i}: IO group of {n} values runs past the frame end")
-            st = S.get((wi, n))
-            if st is None:
-                st = S[(wi, n)] = _group_struct(CODEC_8E, wi, n, True)
-            g = st.unpack_from(buf, pos)
-            pos += st.size
-            if n:
-                fl.extend(g[:-1])
-            n = g[-1]
-        nx = n
+        p1 = pos + 30
+        if p1 + 3 * n1 + 2 > end:
+            raise FrameError(f"record {i}: 1-byte IO group runs past the frame end")
+        f1.extend((G1[n1] if n1 < len(G1) else _g8e(0, n1))(buf, p1))
+        n2 = f1.pop()
+        p2 = p1 + 3 * n1 + 2
+        if p2 + 4 * n2 + 2 > end:
+            raise FrameError(f"record {i}: 2-byte IO group runs past the frame end")
+        f2.extend((G2[n2] if n2 < len(G2) else _g8e(1, n2))(buf, p2))
+        n4 = f2.pop()
+        p4 = p2 + 4 * n2 + 2
+        if p4 + 6 * n4 + 2 > end:
+            raise FrameError(f"record {i}: 4-byte IO group runs past the frame end")
+        f4.extend((G4[n4] if n4 < len(G4) else _g8e(2, n4))(buf, p4))
+        n8 = f4.pop()
+        p8 = p4 + 6 * n4 + 2
+        if p8 + 10 * n8 + 2 > end:
+            raise FrameError(f"record {i}: 8-byte IO group runs past the frame end")
+        f8.extend((G8[n8] if n8 < len(G8) else _g8e(3, n8))(buf, p8))
+        nx = f8.pop()
+        pos = p8 + 10 * n8 + 2
         for _ in range(nx):
             if pos + 4 > end:
                 raise FrameError(f"record {i}: variable-length IO runs past the frame end")
@@ -336,11 +383,21 @@ def _parse_8e_fast(buf: bytes, pos: int, end: int, count: int, out: Decoded) -> 
                                  "past the frame end")
             nx_items.append((i, iid, bytes(buf[pos: pos + ln])))
             pos += ln
-        total = ns[0] + ns[1] + ns[2] + ns[3]
+        total = n1 + n2 + n4 + n8
         if total != h[9] and total + nx != h[9]:
             raise FrameError(f"record {i}: total IO count {h[9]} but {total + nx} elements present")
-        hdr.append(h)
-        counts.append((ns[0], ns[1], ns[2], ns[3], nx, 0))
+        hadd(h)
+        cadd((n1, n2, n4, n8, nx, 0))
+        if nx == 0 and (n1, n2, n4, n8) != layout and n1 + n2 + n4 + n8 <= 64:
+            layout = (n1, n2, n4, n8)
+            clayout = (n1, n2, n4, n8, 0, 0)
+            ltotal = n1 + n2 + n4 + n8
+            whole = _whole_8e(layout)
+            rsize = 30 + 3 * n1 + 2 + 4 * n2 + 2 + 6 * n4 + 2 + 10 * n8 + 2
+            i2 = 11 + 2 * n1
+            i4 = i2 + 1 + 2 * n2
+            i8 = i4 + 1 + 2 * n4
+            ix = i8 + 1 + 2 * n8
     base = len(out.hdr)
     out.hdr.extend(hdr)
     out.io_counts.extend(counts)

@@ -42,6 +42,10 @@ Verdicts, in this order:
    ``min_fixes`` near fixes; or no near fix but an unobserved interval in W long enough
    to have reached P (the interval is reported); or no time to test against and no visit.
 
+When the verdict is not *supported*, the subject's visit to P closest in time outside W
+(a stop, or a run of near fixes lasting 5 minutes) is added as evidence (role
+``outside_window``) and named in the reason: the place may be right and the time wrong.
+
 "Supported" says the subject was at the place during the window, not that it stopped
 there: the evidence rows show whether a stop (a dwell) or passing fixes support it.
 
@@ -292,13 +296,25 @@ def corroborate(
                 p, s, r_p, int(win.at[i, "w_lo"]), int(win.at[i, "w_hi"]), tracks.get(s),
                 stops, gaps, slack_m=slack_m, min_fixes=min_fixes, coarse_m=coarse_m,
                 max_speed_mps=max_speed_mps)
+            lo_i, hi_i = int(win.at[i, "w_lo"]), int(win.at[i, "w_hi"])
+            if v != "supported" and (lo_i != _LO or hi_i != _HI):
+                other = _closest_visit(p, s, tracks.get(s), stops, lo_i, hi_i, slack_m=slack_m,
+                                       default_r=default_place_radius_m)
+                if other is not None:
+                    ev.append(other)
+                    when = "before" if other["t_end"].value < lo_i else "after"
+                    reason += (f". Outside the window, {s} was at the place "
+                               f"{_dur(other['time_diff'])} {when} it ({other['evidence_id']}, "
+                               f"{_iso(other['t_start'])} to {_iso(other['t_end'])})")
             if win.at[i, "window_rule"]:
                 reason += f" (time window from the order constraint: {win.at[i, 'window_rule']})"
             for e in ev:
                 e["corroboration_id"] = cid
             evidence.extend(ev)
             near = [e for e in ev if e["role"] in ("supporting", "near")]
-            best = min(ev, key=lambda e: e["distance_m"]) if ev else None
+            ranked = [e for e in ev if e["distance_m"] == e["distance_m"]
+                      and e["role"] != "outside_window"]
+            best = min(ranked, key=lambda e: e["distance_m"]) if ranked else None
             verdicts.append({
                 "corroboration_id": cid, "place_id": p["place_id"],
                 "statement_id": p["statement_id"], "person_id": p["person_id"], "role": p["role"],
@@ -527,6 +543,26 @@ def _judge(
                             f"statement {sid} (closest {nearest:.0f} m, beyond both "
                             f"uncertainties), and between fixes it could not have reached the "
                             f"place at {max_speed_mps:g} m/s"), ev
+
+
+def _closest_visit(p: Mapping[str, Any], subject: str, tr: _Track | None,
+                   stops: pd.DataFrame | None, lo: int, hi: int, *, slack_m: float,
+                   default_r: float) -> dict[str, Any] | None:
+    """The subject's visit to the place closest in time to the window (outside it)."""
+    vis = _visits(p, subject, tr, stops, slack_m=slack_m, default_r=default_r)
+    best: tuple[int, tuple[int, int, str]] | None = None
+    for v in vis:
+        gap = lo - v[1] if v[1] < lo else v[0] - hi if v[0] > hi else 0
+        if gap > 0 and (best is None or gap < best[0]):
+            best = (gap, v)
+    if best is None:
+        return None
+    gap, (a, b, vid) = best
+    return {"evidence_kind": "stop" if stops is not None and len(stops) else "visit",
+            "evidence_id": vid, "role": "outside_window", "t_start": pd.Timestamp(a, tz="UTC"),
+            "t_end": pd.Timestamp(b, tz="UTC"), "lat": np.nan, "lon": np.nan,
+            "distance_m": np.nan, "limit_m": np.nan, "time_diff": pd.Timedelta(gap),
+            "accuracy_m": np.nan, "source_id": None}
 
 
 # ----------------------------------------------------------------------------- sequence

@@ -352,3 +352,16 @@ def test_sample_case_end_to_end_with_detected_stops(tmp_path: Path) -> None:
     assert camp["stop_ids"], "the camp is supported by a detected stop"
     seq = res.sequence[(res.sequence["subject_id"] == "phone-A") & (res.sequence["check"] == "order")]
     assert seq["status"].tolist() == ["in order", "in order"]
+
+
+def test_a_visit_at_another_time_is_reported(tmp_path: Path) -> None:
+    places = _places(tmp_path, {"statement_id": "wrong_day", "place": f"{A[0]},{A[1]}",
+                                "t_start": "2025-10-27T10:05Z", "t_end": "2025-10-27T10:55Z"})
+    for stops, vid in ((_stops(), "s:stop0"), (None, "s:0..s:24")):
+        res = corroborate(places, _track(), stops=stops, time_tolerance=pd.Timedelta(0))
+        v = res.verdicts.iloc[0]
+        assert v["verdict"] == "contradicted"
+        assert f"was at the place 12 h 05 min before it ({vid}" in v["reason"]
+        other = res.evidence[res.evidence["role"] == "outside_window"].iloc[0]
+        assert (other["evidence_id"], other["time_diff"]) == (vid, pd.Timedelta("12h5min"))
+        assert v["nearest_m"] > 30_000  # the outside-window visit is not the nearest in-window fix

@@ -57,7 +57,10 @@ Events (all with ``record`` provenance to the AVL record):
 * value events (kind from the map, e.g. ``ignition``, ``din2``, ``fuel_level`` in %,
   ``fuel_volume`` in l, ``odometer`` in m, ``external_voltage`` in V, ``speed`` in km/h,
   ``gsm_signal``): emitted when a mapped value is first seen for the subject and whenever
-  it changes (the full series is in ``teltonika_io``). Recorded by the device: no flag.
+  it changes; entries with a ``step`` (odometer 1000 m, speed 10 km/h, voltage 1 V) only
+  when the value moves into another multiple of the step, so a moving lorry does not get
+  an event per record (the full series is in ``teltonika_io``). Recorded by the device:
+  no flag.
 * derived events, flag ``derived``, computed per subject in time order (vectorised):
   ``ignition_on``/``ignition_off`` (IO 239 changes), ``door_open``/``door_close`` (the door
   input changes to/from the open value), ``refuel`` / ``fuel_drop`` (fuel level rises /
@@ -96,6 +99,7 @@ Example
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Mapping
 from functools import lru_cache
@@ -305,7 +309,13 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     if n_rec == 0:
         return ctx.finish(records_read=records_read, time_basis=basis, rejects=rejects,
                           default_subject=_default_subject(ctx, d))
-    tables = _build_tables(d, ctx, mode)
+    gc_was = gc.isenabled()
+    gc.disable()  # large object arrays: avoid repeated full collections while building
+    try:
+        tables = _build_tables(d, ctx, mode)
+    finally:
+        if gc_was:
+            gc.enable()
     rejects.extend(tables.pop("_rejects"))  # type: ignore[arg-type]
     return ctx.finish(records_read=records_read, time_basis=basis,
                       fixes=tables["fixes"], events=tables["events"], rejects=rejects,
@@ -357,9 +367,12 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     lo = (timebase.PLAUSIBLE[0].value // 1_000_000)
     hi = (timebase.PLAUSIBLE[1].value // 1_000_000)
     t_ok = (t_ms >= lo) & (t_ms <= hi)
-    t_utc = pd.Series(pd.to_datetime(np.where(t_ok, t_ms, 0).astype("int64"), unit="ms", utc=True))
-    t_utc = t_utc.astype("datetime64[ns, UTC]")
-    t_utc[~t_ok] = pd.NaT
+    t_ns_all = np.where(t_ok, t_ms, 0).astype(np.int64) * 1_000_000
+    t_ns_all[~t_ok] = np.iinfo(np.int64).min  # NaT
+
+    def utc(sel: Any) -> pd.Series:
+        """tz-aware UTC times of the records ``sel`` (no per-element objects)."""
+        return pd.Series(t_ns_all[sel].view("datetime64[ns]")).dt.tz_localize("UTC")
 
     lon = H[:, 2] / 1e7
     lat = H[:, 3] / 1e7
@@ -446,6 +459,7 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     units_u = np.array([e.get("unit") if e else None for e in ents], dtype=object)
     scale_u = np.array([float(e.get("scale", 1)) if e else np.nan for e in ents])
     signed_u = np.array([bool(e.get("signed")) if e else False for e in ents])
+    step_u = np.array([float(e["step"]) if e and e.get("step") else np.nan for e in ents])
     kind_u = np.array([e.get("kind") if e and e.get("emit", "change") == "change" else None
                        for e in ents], dtype=object)
     io_name, io_unit = names_u[inv], units_u[inv]
@@ -458,21 +472,24 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     io_value = np.where(io_is_bytes, np.nan, raw_f * scale_u[inv])
 
     keep_io = keep_rec[io_rec]
+    # categorical columns: the table has one row per IO element (10x the records)
+    ri = io_rec[keep_io]
+    rec_cat = pd.Categorical.from_codes(ri, categories=pd.Index(record.to_numpy(), dtype="string"))
+    subj_codes, subj_uniq = pd.factorize(pd.Series(subj, dtype="object"))
     io_table = pd.DataFrame({
-        "source_id": ctx.source_id,
-        "record": record.to_numpy()[io_rec[keep_io]],
-        "subject_id": pd.array(subj[io_rec[keep_io]], dtype="string"),
-        "t_utc": t_utc.to_numpy()[io_rec[keep_io]],
+        "source_id": pd.Categorical.from_codes(np.zeros(len(ri), dtype=np.int8),
+                                               categories=[ctx.source_id]),
+        "record": rec_cat,
+        "subject_id": pd.Categorical.from_codes(subj_codes[ri], categories=subj_uniq.astype(str)),
+        "t_utc": utc(ri),
         "io_id": pd.array(io_id[keep_io], dtype="Int64"),
-        "name": pd.array(io_name[keep_io], dtype="string"),
+        "name": pd.Series(io_name[keep_io], dtype="object").astype("category"),
         "width": pd.array(np.abs(io_w[keep_io]), dtype="Int64"),
         "raw": pd.array(np.where(io_is_bytes[keep_io], 0, io_raw[keep_io]), dtype="Int64"),
         "value": io_value[keep_io],
-        "unit": pd.array(io_unit[keep_io], dtype="string"),
+        "unit": pd.Series(io_unit[keep_io], dtype="object").astype("category"),
         "hex": pd.array(io_hex[keep_io], dtype="string"),
     })
-    io_table["t_utc"] = io_table["t_utc"].dt.tz_convert("UTC") if isinstance(
-        io_table["t_utc"].dtype, pd.DatetimeTZDtype) else pd.to_datetime(io_table["t_utc"], utc=True)
     io_table.loc[io_is_bytes[keep_io], "raw"] = pd.NA
 
     # --- fixes
@@ -508,13 +525,11 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     fixes = pd.DataFrame({
         "record": record[fsel].to_numpy(),
         "subject_id": pd.array(subj[fsel], dtype="string"),
-        "t_utc": t_utc[fsel].to_numpy(),
+        "t_utc": utc(fsel).array,
         "lat": lat[fsel], "lon": lon[fsel], "alt_m": alt[fsel],
         "speed_mps": speed_kmh[fsel] / 3.6, "course_deg": angle[fsel],
         "fix_kind": "gps", "flags": flags.to_numpy(), "extra": ex,
     })
-    fixes["t_utc"] = pd.Series(fixes["t_utc"]).dt.tz_convert("UTC") if isinstance(
-        fixes["t_utc"].dtype, pd.DatetimeTZDtype) else pd.to_datetime(fixes["t_utc"], utc=True)
 
     # --- events
     rec_lat = np.where(has_fix, lat, np.nan)
@@ -523,6 +538,7 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     ev = _events(
         io_rec=io_rec[keep_io], io_id=io_id[keep_io], io_raw=io_raw[keep_io],
         io_value=io_value[keep_io], io_kind=kind_u[inv][keep_io], io_unit=io_unit[keep_io],
+        io_step=step_u[inv][keep_io],
         io_name=io_name[keep_io], io_bytes=io_is_bytes[keep_io],
         t_ns=np.where(t_ok, t_ms, 0).astype(np.int64) * 1_000_000, subj=subj,
         record=record.to_numpy(), event_io=H[:, 8].astype(np.int64), prof_of_rec=prof_of_rec,
@@ -541,7 +557,7 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
         "record": record[k].to_numpy(),
         "subject_id": pd.array(subj[k], dtype="string"),
         "imei": pd.array(imei[k], dtype="string"),
-        "t_utc": t_utc[k].to_numpy(),
+        "t_utc": utc(k).array,
         "codec": pd.array(codec_name[codec[k]], dtype="string"),
         "priority": pd.array(H[k, 1].astype(np.int64), dtype="Int64"),
         "lat": lat[k], "lon": lon[k], "alt_m": alt[k], "angle_deg": angle[k],
@@ -562,30 +578,34 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
 
 def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
             io_kind: np.ndarray, io_unit: np.ndarray, io_name: np.ndarray, io_bytes: np.ndarray,
-            t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
+            io_step: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
             prof_of_rec: np.ndarray, profs: list[dict[str, Any]], rec_lat: np.ndarray,
             rec_lon: np.ndarray, rec_flag: np.ndarray) -> pd.DataFrame:
     """Value events and derived events, per subject in time order (vectorised)."""
-    sel = np.array([k is not None for k in io_kind], dtype=bool) & ~io_bytes
+    sel = pd.notna(io_kind) & ~io_bytes
     if not sel.any():
         return schema.empty("events")
     rec, iid, raw, val = io_rec[sel], io_id[sel], io_raw[sel], io_value[sel]
-    kind, unit, name = io_kind[sel], io_unit[sel], io_name[sel]
+    kind, unit, name, step = io_kind[sel], io_unit[sel], io_name[sel], io_step[sel]
     subj_codes, _ = pd.factorize(pd.Series(subj, dtype="object"))
     s = subj_codes[rec]
     t = t_ns[rec]
     # stable sort: subject, io id (within profile), time, record order
     pk = prof_of_rec[rec] * 65536 + iid
     order = np.lexsort((rec, t, pk, s))
-    rec, iid, raw, val, kind, unit, name, s, t, pk = (
-        a[order] for a in (rec, iid, raw, val, kind, unit, name, s, t, pk))
+    rec, iid, raw, val, kind, unit, name, step, s, t, pk = (
+        a[order] for a in (rec, iid, raw, val, kind, unit, name, step, s, t, pk))
     same = np.zeros(len(rec), dtype=bool)
     same[1:] = (s[1:] == s[:-1]) & (pk[1:] == pk[:-1])
     prev_raw = np.r_[0, raw[:-1]]
     prev_val = np.r_[np.nan, val[:-1]]
     prev_t = np.r_[0, t[:-1]]
     prev_rec = np.r_[0, rec[:-1]]
-    changed = ~same | (raw != prev_raw)
+    # value events: at the first reading and when the value changes; for entries with a
+    # `step`, when the value moves into another multiple of the step (odometer every km...)
+    with np.errstate(invalid="ignore"):
+        q = np.where(np.isnan(step), raw.astype(np.float64), np.floor(val / step))
+    changed = ~same | (q != np.r_[np.nan, q[:-1]])
     frames: list[pd.DataFrame] = []
 
     def frame(mask: np.ndarray, kinds: np.ndarray | str, value: np.ndarray, units: np.ndarray | str,
@@ -623,7 +643,7 @@ def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_val
             for rv, k in (e.get("edges") or {}).items():
                 hit = (pk == pi * 65536 + io_num) & (raw == int(rv))
                 edge_kind[hit] = k
-    m = same & (raw != prev_raw) & np.array([k is not None for k in edge_kind], dtype=bool)
+    m = same & (raw != prev_raw) & pd.notna(edge_kind)
     frame(m, edge_kind, val[m], "", (sx(edge_kind[m]) + ": IO " + sx(iid[m]) + " "
                                      + sx(prev_raw[m]) + " -> " + sx(raw[m])),
           ('{"from_record":"' + sx(record[prev_rec[m]]) + '","io_id":' + sx(iid[m])

@@ -39,6 +39,7 @@ Why not an existing decoder: see the module docstring of the loader.
 
 from __future__ import annotations
 
+import gc
 import re
 import struct
 from collections.abc import Iterable, Sequence
@@ -715,7 +716,16 @@ def decode_messages(buf: bytes, messages: Iterable[tuple[str, int, int, str]]) -
     TCP frames are CRC-checked in one vectorised pass first. Every message becomes either
     records, a command, a login, or one reject with a reason. Never raises on bad bytes.
     """
-    msgs = list(messages)
+    gc_was = gc.isenabled()
+    gc.disable()  # millions of small tuples: the cyclic GC would rescan them again and again
+    try:
+        return _decode_messages(buf, list(messages))
+    finally:
+        if gc_was:
+            gc.enable()
+
+
+def _decode_messages(buf: bytes, msgs: list[tuple[str, int, int, str]]) -> Decoded:
     out = Decoded()
     arr = np.frombuffer(buf, dtype=np.uint8)
     tcp_idx = [i for i, m in enumerate(msgs) if m[0] == "tcp"]

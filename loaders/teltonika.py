@@ -316,7 +316,7 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     finally:
         if gc_was:
             gc.enable()
-    rejects.extend(tables.pop("_rejects"))  # type: ignore[arg-type]
+    rejects.extend(tables.pop("_rejects"))
     return ctx.finish(records_read=records_read, time_basis=basis,
                       fixes=tables["fixes"], events=tables["events"], rejects=rejects,
                       extra_tables={IO_TABLE: tables[IO_TABLE],
@@ -448,12 +448,12 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
         profs[1]["door"]["input"] = None
 
     # --- vectorised map lookup
-    key = prof_of_rec[io_rec] * 65536 + io_id
-    lut = {}
+    lkey = prof_of_rec[io_rec] * 65536 + io_id
+    lut: dict[int, dict[str, Any]] = {}
     for pi, p in enumerate(profs):
         for iid, e in p["io"].items():
             lut[pi * 65536 + iid] = e
-    ukeys, inv = np.unique(key, return_inverse=True)
+    ukeys, inv = np.unique(lkey, return_inverse=True)
     ents = [lut.get(int(k)) for k in ukeys]
     names_u = np.array([e.get("name") if e else None for e in ents], dtype=object)
     units_u = np.array([e.get("unit") if e else None for e in ents], dtype=object)
@@ -466,9 +466,9 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     raw_f = io_raw.astype(np.float64)
     sgn = signed_u[inv] & ~io_is_bytes & (io_w < 8)
     if sgn.any():
-        bits = (8 * io_w[sgn]).astype(np.int64)
-        v = io_raw[sgn]
-        raw_f[sgn] = np.where(v >= (1 << (bits - 1)), v - (1 << bits), v).astype(np.float64)
+        nbits = (8 * io_w[sgn]).astype(np.int64)
+        sv = io_raw[sgn]
+        raw_f[sgn] = np.where(sv >= (1 << (nbits - 1)), sv - (1 << nbits), sv).astype(np.float64)
     io_value = np.where(io_is_bytes, np.nan, raw_f * scale_u[inv])
 
     keep_io = keep_rec[io_rec]

@@ -479,8 +479,8 @@ def _parse_gh3000(buf: bytes, pos: int, end: int, count: int, out: Decoded) -> i
                 pos += n * (1 + width)
                 flats[wi].extend(g)
                 ns[wi] = n
-        h = (t_ms, pri, 0, 0, 0, 0, 0, 0, 0, sum(ns), ns[0])
-        staged.append((h, info, tuple(ns), flats))
+        hg: tuple[int, ...] = (t_ms, pri, 0, 0, 0, 0, 0, 0, 0, sum(ns), ns[0])
+        staged.append((hg, info, tuple(ns), flats))
     for h, info, ns_t, flats in staged:
         r = len(out.hdr)
         out.hdr.append(h)
@@ -628,7 +628,7 @@ def _tcp_crc_ok(buf: bytes, p: int) -> bool:
     ln = _U32.unpack_from(buf, p + 4)[0]
     if p + 12 + ln > len(buf):
         return False
-    return crc16_ibm(buf[p + 8: p + 8 + ln]) == _U32.unpack_from(buf, p + 8 + ln)[0]
+    return bool(crc16_ibm(buf[p + 8: p + 8 + ln]) == _U32.unpack_from(buf, p + 8 + ln)[0])
 
 
 def _start_plausible(buf: bytes, p: int, end: int) -> bool:
@@ -756,8 +756,8 @@ def _decode_messages(buf: bytes, msgs: list[tuple[str, int, int, str]]) -> Decod
         st_a, ln_a = np.asarray(good_starts, dtype=np.int64), np.asarray(good_lens, dtype=np.int64)
         crcs = np.zeros(len(good_i), dtype=np.int64)
         crcs[small] = crc16_ibm_many(arr, st_a[small], ln_a[small])
-        for k in np.flatnonzero(~small):
-            crcs[k] = crc16_ibm(buf[good_starts[k]: good_starts[k] + good_lens[k]])
+        for big in np.flatnonzero(~small).tolist():
+            crcs[big] = crc16_ibm(buf[good_starts[big]: good_starts[big] + good_lens[big]])
         for k, i in enumerate(good_i):
             crc_ok[i] = None if int(crcs[k]) == stored[k] else (
                 f"CRC mismatch: stored 0x{stored[k]:08X}, computed 0x{int(crcs[k]):04X}")

@@ -1,0 +1,129 @@
+"""Local time of a place, always written with its UTC offset.
+
+Exhibits never show the viewer's browser time. Every time label is computed here, in
+Python, from the time zone *of the place* (timezonefinder on the position, zoneinfo for the
+rules, so summer time is right), and written with the offset: ``2025-10-26 02:30:00 CET
+(UTC+01:00)``. The browser only displays the finished strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["TZ_CONVENTION", "fmt_duration", "fmt_local", "fmt_local_many", "fmt_offset", "tz_at", "tz_names"]
+
+#: The sentence every exhibit footer carries about time.
+TZ_CONVENTION = ("Times are shown in the local time of the place (IANA zone from the position, "
+                 "summer time applied) with the UTC offset; UTC is given alongside in the exports. "
+                 "The viewer's computer time zone is never used.")
+
+_FINDER: object | None = None
+
+
+def _finder() -> object:
+    global _FINDER
+    if _FINDER is None:
+        from timezonefinder import TimezoneFinder
+        _FINDER = TimezoneFinder()
+    return _FINDER
+
+
+@lru_cache(maxsize=65536)
+def _tz_rounded(lat3: int, lon3: int) -> str:
+    tf = _finder()
+    name = tf.timezone_at(lat=lat3 / 1000.0, lng=lon3 / 1000.0)  # type: ignore[attr-defined]
+    return str(name) if name else "UTC"
+
+
+def tz_at(lat: float, lon: float) -> str:
+    """IANA time zone at a position (positions rounded to 0.001 degrees, about 100 m).
+
+    >>> tz_at(51.05, 3.72)
+    'Europe/Brussels'
+    """
+    if not (np.isfinite(lat) and np.isfinite(lon)):
+        return "UTC"
+    return _tz_rounded(round(lat * 1000), round(lon * 1000))
+
+
+def tz_names(lat: Iterable[float], lon: Iterable[float]) -> list[str]:
+    """Vector form of :func:`tz_at` (looks each distinct rounded position up once)."""
+    la = np.round(np.asarray(list(lat), dtype=float) * 1000)
+    lo = np.round(np.asarray(list(lon), dtype=float) * 1000)
+    if not len(la):
+        return []
+    ok = np.isfinite(la) & np.isfinite(lo)
+    la[~ok], lo[~ok] = 0, 0
+    pairs = np.stack([la, lo], axis=1).astype(np.int64)
+    uniq, inv = np.unique(pairs, axis=0, return_inverse=True)
+    names = [_tz_rounded(int(a), int(b)) for a, b in uniq]
+    out = [names[i] for i in np.asarray(inv).ravel()]
+    return [n if good else "UTC" for n, good in zip(out, ok, strict=True)]
+
+
+def fmt_offset(t: pd.Timestamp, tz: str) -> str:
+    """``UTC+02:00`` for ``t`` in ``tz``."""
+    off = t.tz_convert(ZoneInfo(tz)).utcoffset()
+    assert off is not None
+    minutes = int(off.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def fmt_local(t: pd.Timestamp | None, tz: str, *, seconds: bool = True) -> str:
+    """``2025-10-26 02:30:00 CET (UTC+01:00)``: ``t`` (aware) in the zone ``tz``.
+
+    >>> fmt_local(pd.Timestamp("2025-10-26T00:30Z"), "Europe/Brussels")
+    '2025-10-26 02:30:00 CEST (UTC+02:00)'
+    >>> fmt_local(pd.Timestamp("2025-10-26T01:30Z"), "Europe/Brussels")
+    '2025-10-26 02:30:00 CET (UTC+01:00)'
+    """
+    if t is None or pd.isna(t):
+        return "unknown"
+    loc = t.tz_convert(ZoneInfo(tz))
+    body = loc.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return f"{body} {loc.tzname()} ({fmt_offset(t, tz)})"
+
+
+def fmt_duration(td: pd.Timedelta | None) -> str:
+    """``2 h 05 min`` / ``12 min 30 s`` / ``3 d 4 h``."""
+    if td is None or pd.isna(td):
+        return "unknown"
+    s = round(td.total_seconds())
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d} d {h} h {m:02d} min"
+    if h:
+        return f"{h} h {m:02d} min"
+    return f"{m} min {s:02d} s"
+
+
+def fmt_local_many(times: pd.Series, zones: list[str], *, seconds: bool = True) -> list[str]:
+    """Vector form of :func:`fmt_local`: ``times`` (UTC) each in its own zone."""
+    out = [""] * len(times)
+    if not len(times):
+        return out
+    t = pd.Series(times.to_numpy(), dtype="datetime64[ns, UTC]")
+    z = pd.Series(zones, dtype="object")
+    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    for zone, idx in z.groupby(z, sort=True).groups.items():
+        pos = np.asarray(idx)
+        loc = t.iloc[pos].dt.tz_convert(ZoneInfo(str(zone)))
+        body = loc.dt.strftime(fmt).tolist()
+        abbr = loc.dt.strftime("%Z").tolist()
+        off = loc.dt.strftime("%z").tolist()
+        na = t.iloc[pos].isna().tolist()
+        for k, p in enumerate(pos):
+            if na[k]:
+                out[p] = "unknown"
+            else:
+                o = off[k]
+                out[p] = f"{body[k]} {abbr[k]} (UTC{o[0]}{o[1:3]}:{o[3:5]})"
+    return out

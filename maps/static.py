@@ -1,0 +1,132 @@
+"""Static exhibits (PNG, A4 landscape PDF) rendered by Debian's Chromium through Playwright.
+
+The browser is started with networking switched off in every way we can ask for, and every
+request that is not a ``file:``/``data:`` URL is aborted and recorded, so a static exhibit
+is exactly what the offline HTML shows. Screenshots are taken at a fixed viewport with a
+fixed device scale and with animations off, so the same HTML gives the same pixels on the
+same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExportError
+
+__all__ = ["BrowserReport", "CHROMIUM_ARGS", "chromium_path", "open_exhibit", "render_static"]
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 "--disable-default-apps", "--disable-extensions", "--disable-domain-reliability",
+                 "--metrics-recording-only", "--no-default-browser-check", "--disable-features=Translate,MediaRouter,OptimizationHints",
+                 "--font-render-hinting=none", "--disable-lcd-text", "--force-color-profile=srgb",
+                 "--hide-scrollbars"]
+VIEWPORT = {"width": 1280, "height": 900}
+
+
+def chromium_path() -> str:
+    """The Chromium executable: ``$ROUTETRACE_CHROMIUM``, else Debian's ``chromium``."""
+    env = os.environ.get("ROUTETRACE_CHROMIUM")
+    for cand in ([env] if env else []) + ["/usr/bin/chromium", "chromium", "chromium-browser"]:
+        p = shutil.which(cand) if cand else None
+        if p:
+            return p
+    raise ExportError("Chromium not found: install Debian's 'chromium' (apt-get install chromium) "
+                      "or set ROUTETRACE_CHROMIUM")
+
+
+@dataclass
+class BrowserReport:
+    """What happened while a page was open: blocked requests, console errors, page errors."""
+
+    requests: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    load_ms: float = 0.0
+
+
+@contextmanager
+def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[str, int] | None = None,
+                 wait_ready: bool = True, timeout_ms: float = 120_000) -> Iterator[tuple[Any, BrowserReport]]:
+    """Open an exhibit HTML file in headless Chromium; yield ``(page, report)``.
+
+    Every non-``file:``/``data:`` request is aborted and recorded in ``report.blocked``;
+    console errors, uncaught page errors and dialogs (``alert`` etc.) are recorded too.
+    """
+    import time
+
+    from playwright.sync_api import sync_playwright
+
+    path = Path(html).resolve()
+    rep = BrowserReport()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            ctx = browser.new_context(viewport=viewport or VIEWPORT, device_scale_factor=1,
+                                      timezone_id=timezone_id, locale="en-GB",
+                                      reduced_motion="reduce", offline=True)
+            page = ctx.new_page()
+
+            def route(r: Any) -> None:
+                url = r.request.url
+                rep.requests.append(url)
+                if url.startswith(("file:", "data:")):
+                    r.continue_()
+                else:
+                    rep.blocked.append(url)
+                    r.abort()
+
+            page.route("**/*", route)
+            page.on("console", lambda m: rep.console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: rep.page_errors.append(str(e)))
+
+            def dialog(d: Any) -> None:
+                rep.dialogs.append(f"{d.type}: {d.message}")
+                d.dismiss()
+
+            page.on("dialog", dialog)
+            t = time.perf_counter()
+            page.goto(path.as_uri(), wait_until="load", timeout=timeout_ms)
+            if wait_ready:
+                page.wait_for_function("window.routetraceReady === true", timeout=timeout_ms)
+            rep.load_ms = (time.perf_counter() - t) * 1000
+            yield page, rep
+        finally:
+            browser.close()
+
+
+def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Path | None = None, *,
+                  timezone_id: str = "UTC") -> BrowserReport:
+    """Write a PNG of the map page (title, map, footer) and an A4 landscape PDF (map page and
+    chronology pages) of an exhibit HTML file.
+
+    Raises
+    ------
+    ExportError
+        When the page requested anything outside the file, or logged an error.
+    """
+    with open_exhibit(html, timezone_id=timezone_id) as (page, rep):
+        page.add_style_tag(content="*{transition:none!important;animation:none!important;caret-color:transparent!important}")
+        page.evaluate("document.fonts.ready.then(() => true)")
+        if png is not None:
+            clip = page.evaluate(
+                "(() => { const f = document.getElementById('rt-footer').getBoundingClientRect();"
+                " return {x: 0, y: 0, width: document.documentElement.clientWidth,"
+                " height: Math.ceil(f.bottom + window.scrollY)}; })()")
+            page.screenshot(path=str(png), clip=clip, full_page=True, animations="disabled")
+        if pdf is not None:
+            page.emulate_media(media="print")
+            page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True,
+                     margin={"top": "8mm", "bottom": "8mm", "left": "8mm", "right": "8mm"})
+    if rep.blocked or rep.page_errors or rep.console_errors:
+        raise ExportError(f"the exhibit page was not clean offline: blocked {rep.blocked[:3]}, "
+                          f"errors {(rep.page_errors + rep.console_errors)[:3]}", path=str(html))
+    return rep

@@ -1,0 +1,502 @@
+"""The timeline map: one self-contained, offline, deterministic HTML exhibit (folium + Leaflet).
+
+What the court sees
+-------------------
+* Route lines per subject, coloured by time (one colour ramp for the whole exhibit, legend
+  with the first and last time), outlined in the subject's colour.
+* Numbered stop markers (numbers match the chronology table) with arrival, departure and
+  observed dwell in the local time of the place, with its UTC offset; the stop radius is
+  drawn as a circle at true scale.
+* Places: indicated places (statements) ``◆``, safehouses ``⌂``, others ``■``, with their
+  stated radius at true scale.
+* Evidence points (non-GPS fixes: photos, visits, cell/Wi-Fi positions; every fix when the
+  journey is small) at their exact positions with their stated accuracy at true scale, one
+  layer per source file.
+* Unobserved intervals drawn as dashed straight lines and labelled with their duration.
+* A layer control per subject and per source, a legend, a footer (case, exhibit, sources
+  with SHA-256, parameters, tool version, time convention) and the chronology table.
+* A time slider: the labels are strings routetrace wrote in the local time of the place
+  where the subjects were at that moment; the browser never formats a time.
+
+Large journeys
+--------------
+Route lines are simplified per zoom with Douglas-Peucker (shapely) in metres on a local
+azimuthal equidistant projection; levels are kept from coarse to fine while they fit a
+point budget (so 1,000,000 fixes give an HTML well under 10 MB). Stops, places and evidence
+points are never simplified.
+
+Determinism: folium's random element ids are replaced by a counter and no wall-clock time
+is written, so the same inputs (and ``SOURCE_DATE_EPOCH``) give byte-identical HTML.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import folium
+import markupsafe
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from branca.element import Element, MacroElement
+from jinja2 import Template
+
+from .. import schema
+from ..errors import ExportError
+from .basemap import BASEMAP_ATTRIBUTION, TileSet, countries_geojson, roads_json
+from .chronology import build_chronology
+from .footer import ExhibitMeta, flatten_params, render_chronology, render_footer, render_title
+from .localtime import fmt_duration, fmt_local, fmt_local_many, tz_names
+
+__all__ = ["LEVEL_TOLS_M", "POINT_BUDGET", "build_timeline_map", "derive_gaps", "prepare_fixes"]
+
+#: Douglas-Peucker tolerances (metres) of the route levels, coarse to fine; 0 = every fix.
+LEVEL_TOLS_M: tuple[float, ...] = (1000.0, 250.0, 60.0, 15.0, 4.0, 0.0)
+#: Route vertices (all subjects, all levels) an exhibit may carry: about 12 bytes each.
+POINT_BUDGET = 450_000
+#: Most evidence points drawn individually (the rest are in the exports; the footer says so).
+EVIDENCE_POINT_LIMIT = 20_000
+#: Below this many fixes in all, every fix is drawn as an evidence point.
+SMALL_JOURNEY = 5_000
+#: Time-slider positions (plus every stop arrival/departure and gap start/end).
+N_TICKS = 400
+#: Colour bins of the time ramp.
+N_BINS = 16
+SUBJECT_COLOURS = ("#e41a1c", "#377eb8", "#ff7f00", "#984ea3", "#4daf4a", "#a65628", "#f781bf",
+                   "#17becf", "#999999", "#bcbd22")
+_NON_EVIDENCE_KINDS = ("gps", "fused")
+_SAFEHOUSE = re.compile(r"safe\s*-?\s*house", re.IGNORECASE)
+
+
+def _static(name: str) -> str:
+    return resources.files("routetrace.maps").joinpath(f"static/{name}").read_text("utf-8")
+
+
+def _leaflet_css() -> str:
+    css = _static("leaflet.css")
+    png = resources.files("routetrace.maps").joinpath("static/layers.png").read_bytes()
+    uri = "data:image/png;base64," + base64.b64encode(png).decode()
+    css = css.replace("url(images/layers.png)", f"url({uri})").replace("url(images/layers-2x.png)", f"url({uri})")
+    css = css.replace("url(images/marker-icon.png)", "none")
+    if re.search(r"url\((?!data:|#)", css):
+        raise ExportError("leaflet.css still refers to an external file")
+    return css
+
+
+class _InlineAssets(MacroElement):  # type: ignore[misc]
+    """Leaflet, the exhibit CSS and timeline.js inlined into <head> (no CDN, no files)."""
+
+    _template = Template("""
+{% macro header(this, kwargs) %}
+<style>{{ this.css }}</style>
+<script>{{ this.js }}</script>
+{% endmacro %}
+""")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "InlineAssets"
+        self.css = _leaflet_css() + "\n" + _static("exhibit.css")
+        js = _static("leaflet.js") + "\n" + _static("timeline.js")
+        # never let vendored text close the <script> element early
+        self.js = js.replace("</script", "<\\/script")
+
+
+class _ExhibitLayer(MacroElement):  # type: ignore[misc]
+    """Title, footer and chronology (escaped HTML) and the data (through ``|tojson``)."""
+
+    _template = Template("""
+{% macro html(this, kwargs) %}
+{{ this.body_html }}
+{% endmacro %}
+{% macro script(this, kwargs) %}
+routetraceExhibit({{ this._parent.get_name() }}, {{ this.data|tojson }});
+{% endmacro %}
+""")
+
+    def __init__(self, data: dict[str, Any], body_html: str) -> None:
+        super().__init__()
+        self._name = "RoutetraceExhibit"
+        self.data = data
+        self.body_html = body_html
+
+
+def _deterministic_ids(root: Element) -> None:
+    counter = iter(range(1, 1 << 30))
+
+    def walk(el: Element) -> None:
+        el._id = f"{next(counter):08d}"
+        for child in list(el._children.values()):
+            walk(child)
+
+    walk(root)
+
+
+# --- inputs ------------------------------------------------------------------------------
+
+def prepare_fixes(fixes: pd.DataFrame) -> pd.DataFrame:
+    """Plottable fixes sorted by subject and time (no position, 0,0 placeholders and
+    fixes without a time are left out: they are in the exports, not on the map)."""
+    schema.validate(fixes, "fixes")
+    f = fixes
+    ok = f["lat"].notna() & f["lon"].notna()
+    if len(f):
+        flags = f["flags"].astype("string").fillna("")
+        ok &= ~schema.has_flag(flags, "zero_position") & ~schema.has_flag(flags, "no_time")
+    f = f[ok]
+    return f.sort_values(["subject_id", "t_utc"], kind="mergesort").reset_index(drop=True)
+
+
+def derive_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30min")) -> pd.DataFrame:
+    """Unobserved intervals: consecutive fixes of a subject more than ``max_gap`` apart.
+
+    Used only when no ``gaps`` table is given, so that a silence is never drawn as a solid
+    route line. The rows carry the ``derived`` flag.
+    """
+    f = prepare_fixes(fixes)
+    if len(f) < 2:
+        return schema.empty("gaps")
+    t = f["t_utc"].to_numpy()
+    same = f["subject_id"].to_numpy()[1:] == f["subject_id"].to_numpy()[:-1]
+    dt = t[1:] - t[:-1]
+    idx = np.flatnonzero(same & (dt > max_gap.to_timedelta64()))
+    lat, lon = f["lat"].to_numpy(float), f["lon"].to_numpy(float)
+    from .chronology import _haversine_m
+    g = pd.DataFrame({
+        "subject_id": f["subject_id"].to_numpy()[idx],
+        "gap_id": [f"gap:{f['subject_id'].iat[i]}:{k}" for k, i in enumerate(idx)],
+        "t_start": f["t_utc"].to_numpy()[idx], "t_end": f["t_utc"].to_numpy()[idx + 1],
+        "lat_start": lat[idx], "lon_start": lon[idx], "lat_end": lat[idx + 1], "lon_end": lon[idx + 1],
+        "distance_m": _haversine_m(lat[idx], lon[idx], lat[idx + 1], lon[idx + 1]),
+        "flags": "derived",
+    })
+    g["t_start"] = pd.to_datetime(g["t_start"], utc=True)
+    g["t_end"] = pd.to_datetime(g["t_end"], utc=True)
+    g["duration"] = g["t_end"] - g["t_start"]
+    g.attrs["params"] = {"max_gap": str(max_gap)}
+    return schema.coerce(g, "gaps")
+
+
+def _bounds(*frames: tuple[np.ndarray, np.ndarray]) -> tuple[float, float, float, float]:
+    lats = np.concatenate([np.asarray(a, float) for a, _ in frames])
+    lons = np.concatenate([np.asarray(b, float) for _, b in frames])
+    ok = np.isfinite(lats) & np.isfinite(lons)
+    if not ok.any():
+        raise ExportError("nothing to map: no fixes, stops or places with a position")
+    s, n = float(lats[ok].min()), float(lats[ok].max())
+    w, e = float(lons[ok].min()), float(lons[ok].max())
+    if n - s < 0.002:
+        s, n = s - 0.001, n + 0.001
+    if e - w < 0.002:
+        w, e = w - 0.001, e + 0.001
+    return s, w, n, e
+
+
+def _ns(series: pd.Series) -> np.ndarray:
+    """UTC times as int64 nanoseconds since 1970."""
+    return np.asarray(pd.DatetimeIndex(series).as_unit("ns").asi8, dtype=np.int64)
+
+
+def _enc(values: np.ndarray) -> list[int]:
+    v = np.asarray(values, dtype=np.int64)
+    return np.diff(v, prepend=np.int64(0)).tolist() if len(v) else []
+
+
+def _route_levels(f: pd.DataFrame, gaps: pd.DataFrame, t0_ns: int, proj: pyproj.Transformer,
+                  subjects: list[str]) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
+    """Per subject, the route simplified at each tolerance, encoded for the page."""
+    per_level: dict[str, list[tuple[float, np.ndarray, list[int]]]] = {}
+    counts = np.zeros(len(LEVEL_TOLS_M), dtype=np.int64)
+    data: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for s in subjects:
+        fs = f[f["subject_id"] == s]
+        lat, lon = fs["lat"].to_numpy(float), fs["lon"].to_numpy(float)
+        t = _ns(fs["t_utc"])
+        data[s] = (lat, lon, t)
+        n = len(fs)
+        brk = np.zeros(n, dtype=bool)  # brk[i]: a new part starts at i
+        if n:
+            brk[0] = True
+        gs = gaps[gaps["subject_id"] == s] if len(gaps) else gaps
+        if len(gs) and n:
+            gstart = _ns(gs["t_start"])
+            i = np.searchsorted(t, gstart, side="right")
+            i = i[(i > 0) & (i < n)]
+            brk[i] = True
+        part_id = np.cumsum(brk) - 1
+        sizes = np.bincount(part_id, minlength=int(part_id.max()) + 1 if n else 0)
+        multi = sizes[part_id] >= 2 if n else np.zeros(0, bool)
+        x, y = proj.transform(lon, lat)
+        idx = np.arange(n, dtype=float)
+        levels = []
+        for k, tol in enumerate(LEVEL_TOLS_M):
+            if not multi.any():
+                keep = np.zeros(0, dtype=np.int64)
+                parts: list[int] = []
+            elif tol == 0:
+                keep = np.flatnonzero(multi)
+                parts = sizes[sizes >= 2].tolist()
+            else:
+                lines = shapely.linestrings(np.c_[x[multi], y[multi], idx[multi]], indices=part_id[multi])
+                lines = lines[~shapely.is_missing(lines)]
+                simp = shapely.simplify(lines, tol, preserve_topology=False)
+                keep = shapely.get_coordinates(simp, include_z=True)[:, 2].round().astype(np.int64)
+                parts = shapely.get_num_coordinates(simp).tolist()
+            counts[k] += len(keep)
+            levels.append((tol, keep, parts))
+        per_level[s] = levels
+    # keep levels coarse -> fine while the whole exhibit fits the point budget
+    cum = np.cumsum(counts)
+    n_levels = max(1, int(np.searchsorted(cum, POINT_BUDGET, side="right")))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in subjects:
+        lat, lon, t = data[s]
+        out[s] = []
+        for tol, keep, parts in per_level[s][:n_levels]:
+            out[s].append({"tol": tol, "enc": {
+                "lat": _enc(np.round(lat[keep] * 1e5)), "lon": _enc(np.round(lon[keep] * 1e5)),
+                "t": _enc(np.round((t[keep] - t0_ns) / 1e9)), "parts": parts}})
+        # the finest kept level is also used for the smallest zooms' fallback
+    return out, [float(v) for v in LEVEL_TOLS_M[:n_levels]]
+
+
+def _ticks(f: pd.DataFrame, stops: pd.DataFrame, gaps: pd.DataFrame, t0_ns: int, t1_ns: int,
+           subjects: list[str]) -> dict[str, list[Any]]:
+    grid = np.linspace(t0_ns, t1_ns, N_TICKS).astype(np.int64)
+    extra = []
+    for frame, cols in ((stops, ("t_arrival", "t_departure")), (gaps, ("t_start", "t_end"))):
+        for c in cols:
+            if len(frame):
+                extra.append(_ns(frame[c]))
+    allt = np.unique(np.concatenate([grid, *extra]) // 1_000_000_000 * 1_000_000_000)
+    allt = allt[(allt >= t0_ns // 10**9 * 10**9) & (allt <= t1_ns)]
+    zones_per_tick: list[list[str]] = [[] for _ in allt]
+    for s in subjects:
+        fs = f[f["subject_id"] == s]
+        if not len(fs):
+            continue
+        t = _ns(fs["t_utc"])
+        i = np.clip(np.searchsorted(t, allt, side="right") - 1, 0, len(fs) - 1)
+        zs = tz_names(fs["lat"].to_numpy(float)[i], fs["lon"].to_numpy(float)[i])
+        for k, z in enumerate(zs):
+            if z not in zones_per_tick[k]:
+                zones_per_tick[k].append(z)
+    labels = []
+    for k, tn in enumerate(allt):
+        ts = pd.Timestamp(int(tn), unit="ns", tz="UTC")
+        zs = zones_per_tick[k] or ["UTC"]
+        labels.append(" | ".join(f"{fmt_local(ts, z)}, {z}" for z in zs))
+    return {"t": ((allt - t0_ns) / 1e9).round().tolist(), "label": labels}
+
+
+def _source_labels(sources: pd.DataFrame | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if sources is not None and len(sources):
+        for sid, path in zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True):
+            out[sid] = f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]} ({sid[:12]})"
+    return out
+
+
+def build_timeline_map(
+    fixes: pd.DataFrame,
+    stops: pd.DataFrame | None = None,
+    gaps: pd.DataFrame | None = None,
+    places: pd.DataFrame | None = None,
+    sources: pd.DataFrame | None = None,
+    *,
+    case_id: str,
+    exhibit_no: str,
+    title: str = "Timeline map",
+    params: Mapping[str, Any] | None = None,
+    tiles: TileSet | None = None,
+    roads: Any = None,
+) -> str:
+    """Render the timeline map exhibit and return the HTML text (one self-contained page).
+
+    Parameters
+    ----------
+    fixes, stops, gaps, places, sources
+        Canonical tables (:mod:`routetrace.schema`). ``stops``/``gaps``/``places``/``sources``
+        may be ``None``; without ``gaps``, silences over 30 min are derived
+        (:func:`derive_gaps`) so that none is drawn as a solid line.
+    case_id, exhibit_no
+        Shown in the title and footer.
+    params
+        Parameters to state in the footer (e.g. the stop definition); ``stops.attrs["params"]``
+        and ``gaps.attrs["params"]`` are added automatically.
+    tiles
+        Offline raster tiles (:func:`routetrace.maps.basemap.load_mbtiles`); recorded in the footer.
+    roads
+        Background road lines (``{name: [(lat, lon), ...]}`` or a GeoDataFrame of lines).
+
+    Raises
+    ------
+    ExportError
+        When there is nothing with a position to map.
+    SchemaError
+        When a table does not follow the schema.
+    """
+    f = prepare_fixes(fixes)
+    stops = schema.empty("stops") if stops is None else schema.validate(stops, "stops")
+    notes: list[str] = []
+    if gaps is None:
+        gaps = derive_gaps(f)
+        notes.append("No gaps table was given: silences longer than 30 min between consecutive "
+                     "fixes are shown as unobserved intervals (flag 'derived').")
+    else:
+        schema.validate(gaps, "gaps")
+    if places is not None:
+        schema.validate(places, "places")
+    places = places if places is not None else schema.empty("places")
+    src_label = _source_labels(sources)
+
+    subjects = sorted(set(f["subject_id"].astype(str)) | set(stops["subject_id"].astype(str)))
+    colour = {s: SUBJECT_COLOURS[i % len(SUBJECT_COLOURS)] for i, s in enumerate(subjects)}
+    bounds = _bounds((f["lat"].to_numpy(), f["lon"].to_numpy()), (stops["lat"].to_numpy(), stops["lon"].to_numpy()),
+                     (places["lat"].to_numpy(), places["lon"].to_numpy()))
+    times = [f["t_utc"]] + [stops[c] for c in ("t_arrival", "t_departure")] + \
+        [gaps[c] for c in ("t_start", "t_end")]
+    tall = pd.concat([t for t in times if len(t)], ignore_index=True) if any(len(t) for t in times) else \
+        pd.Series(pd.to_datetime(["1970-01-01T00:00Z"]))
+    t0, t1 = tall.min(), tall.max()
+    t0_ns, t1_ns = int(t0.value), int(t1.value)
+
+    def rel(series: pd.Series) -> list[float]:
+        return ((_ns(series) - t0_ns) / 1e9).round().tolist()
+
+    clat, clon = (bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2
+    proj = pyproj.Transformer.from_crs(
+        "EPSG:4326", f"+proj=aeqd +lat_0={clat:.4f} +lon_0={clon:.4f} +datum=WGS84 +units=m",
+        always_xy=True)
+    levels, tols = _route_levels(f, gaps, t0_ns, proj, subjects)
+    n_fix = f.groupby("subject_id").size().to_dict() if len(f) else {}
+    subj_data = [{"id": s, "colour": colour[s], "n_fixes": int(n_fix.get(s, 0)), "levels": levels[s]}
+                 for s in subjects]
+
+    chrono = build_chronology(stops, gaps, places, sources)
+    st = chrono[chrono["row_kind"] == "stop"].reset_index(drop=True)
+    stops_by_id = stops.set_index("stop_id")
+    stop_data = []
+    for r in st.itertuples(index=False):
+        raw = stops_by_id.loc[r.id]
+        stop_data.append({
+            "no": int(r.no), "subject_id": str(r.subject_id), "lat": round(float(r.lat), 7),
+            "lon": round(float(r.lon), 7), "radius_m": float(np.nan_to_num(r.radius_m)),
+            "arrival": r.start_local, "departure": r.end_local, "dwell": r.dwell, "tz": r.tz,
+            "n_fixes": int(r.n_fixes), "observed": f"{100 * float(r.observed_fraction):.0f} % of the span",
+            "near_place": r.near_place, "sources": r.sources, "flags": r.flags,
+            "t_arrival": rel(pd.Series([raw["t_arrival"]]))[0], "colour": colour.get(str(r.subject_id), "#333"),
+        })
+
+    gap_data = []
+    gp = gaps[gaps["lat_start"].notna() & gaps["lon_start"].notna() & gaps["lat_end"].notna()
+              & gaps["lon_end"].notna()].sort_values(["t_start", "subject_id", "gap_id"], kind="mergesort")
+    if len(gp):
+        gz = tz_names(gp["lat_start"], gp["lon_start"])
+        starts = fmt_local_many(gp["t_start"], gz)
+        ends = fmt_local_many(gp["t_end"], gz)
+        trel = rel(gp["t_start"])
+        for k, r in enumerate(gp.itertuples(index=False)):
+            dur = fmt_duration(r.duration)
+            gap_data.append({
+                "subject_id": str(r.subject_id), "lat0": float(r.lat_start), "lon0": float(r.lon_start),
+                "lat1": float(r.lat_end), "lon1": float(r.lon_end), "label": f"unobserved {dur}",
+                "start": starts[k], "end": ends[k], "duration": dur,
+                "distance": "" if pd.isna(r.distance_m) else f"{float(r.distance_m) / 1000:.1f} km (straight line)",
+                "t_start": trel[k]})
+
+    place_data = []
+    pl = places[places["lat"].notna() & places["lon"].notna()].sort_values("place_id", kind="mergesort")
+    if len(pl):
+        pz = tz_names(pl["lat"], pl["lon"])
+        ps = fmt_local_many(pl["t_start"], pz)
+        pe = fmt_local_many(pl["t_end"], pz)
+        for k, r in enumerate(pl.to_dict("records")):
+            text = " ".join(str(r.get(c) or "") for c in ("kind", "name", "text", "extra") if pd.notna(r.get(c)))
+            symbol = "safehouse" if _SAFEHOUSE.search(text) else ("indicated" if r["kind"] == "indicated" else "other")
+            def s(v: object) -> str:
+                return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+            when = "" if ps[k] == "unknown" else (ps[k] + ("" if pe[k] == "unknown" else f" to {pe[k]}"))
+            place_data.append({
+                "symbol": symbol, "kind": s(r["kind"]), "name": s(r.get("name")), "address": s(r.get("address")),
+                "text": s(r.get("text")), "lat": float(r["lat"]), "lon": float(r["lon"]),
+                "radius_m": float(np.nan_to_num(r.get("radius_m") or 0.0)),
+                "label": {"safehouse": "Safehouse", "indicated": "Indicated place"}.get(symbol, "Place") + f" ({s(r['kind'])})",
+                "time": when, "verdict": s(r.get("verdict")), "source": src_label.get(str(r["source_id"]), str(r["source_id"])[:12]),
+            })
+
+    # evidence points: non-GPS fixes (every fix for a small journey), exact, per source
+    ev = f if len(f) <= SMALL_JOURNEY else f[~f["fix_kind"].astype(str).isin(_NON_EVIDENCE_KINDS)]
+    if len(ev) > EVIDENCE_POINT_LIMIT:
+        notes.append(f"{len(ev)} evidence points: the first {EVIDENCE_POINT_LIMIT} in time are drawn; "
+                     "all are in the exports.")
+        ev = ev.sort_values("t_utc", kind="mergesort").iloc[:EVIDENCE_POINT_LIMIT]
+    point_data = []
+    if len(ev):
+        ez = tz_names(ev["lat"], ev["lon"])
+        etime = np.asarray(fmt_local_many(ev["t_utc"], ez), dtype=object)
+        erel = np.asarray(rel(ev["t_utc"]))
+        for sid, idx in ev.groupby(ev["source_id"].astype(str), sort=True).indices.items():
+            sub = ev.iloc[idx]
+            point_data.append({
+                "label": src_label.get(sid, sid[:12]),
+                "lat": np.round(sub["lat"].to_numpy(float), 7).tolist(),
+                "lon": np.round(sub["lon"].to_numpy(float), 7).tolist(),
+                "acc": np.round(np.nan_to_num(sub["h_acc_m"].to_numpy(float)), 1).tolist(),
+                "kind": sub["fix_kind"].astype(str).tolist(), "time": etime[idx].tolist(),
+                "t": erel[idx].tolist()})
+
+    ticks = _ticks(f, stops, gaps, t0_ns, t1_ns, subjects)
+    first_zone = tz_names([clat], [clon])[0]
+    data = {
+        "bounds": [bounds[0], bounds[1], bounds[2], bounds[3]], "t_span": (t1_ns - t0_ns) / 1e9,
+        "n_bins": N_BINS, "subjects": subj_data, "stops": stop_data, "gaps": gap_data,
+        "places": place_data, "points": point_data, "ticks": ticks,
+        "t_first_label": fmt_local(t0, first_zone, seconds=False),
+        "t_last_label": fmt_local(t1, first_zone, seconds=False),
+        "countries": countries_geojson(bounds), "roads": roads_json(roads),
+        "tiles": None if tiles is None else {"tiles": dict(sorted(tiles.tiles.items())),
+                                             "min_zoom": tiles.min_zoom, "max_zoom": tiles.max_zoom},
+        "collapsed_layers": False,
+    }
+
+    all_params: dict[str, Any] = {}
+    for name, frame in (("stops", stops), ("gaps", gaps)):
+        if frame.attrs.get("params"):
+            all_params[name] = frame.attrs["params"]
+    all_params.update(dict(params or {}))
+    all_params["map.route_simplification_m"] = ", ".join(f"{t:g}" for t in tols) + \
+        " (Douglas-Peucker per zoom; stops, places and evidence points exact)"
+    basemap = [BASEMAP_ATTRIBUTION]
+    if roads is not None:
+        basemap.append("Road lines supplied with the case.")
+    if tiles is not None:
+        basemap.append(tiles.describe())
+    else:
+        basemap.append("No tile server and no tiles were used.")
+    srcs = []
+    if sources is not None:
+        for r in sources.sort_values("path", kind="mergesort").to_dict("records"):
+            srcs.append({"path": str(r["path"]), "source_id": str(r["source_id"]), "format": str(r["format"]),
+                         "time_basis": str(r["time_basis"])})
+    meta = ExhibitMeta(case_id=case_id, exhibit_no=exhibit_no, title=title, params=flatten_params(all_params),
+                       sources=srcs, basemap=basemap, notes=notes)
+    body = render_title(meta) + render_footer(meta) + render_chronology(meta, chrono)
+
+    m = folium.Map(location=[clat, clon], zoom_start=9, tiles=None, control_scale=False,
+                   prefer_canvas=True, attribution_control=False)
+    m.default_js = []
+    m.default_css = []
+    root = m.get_root()
+    root.header.add_child(Element('<meta name="generator" content="routetrace">'), name="generator")
+    root.title = str(markupsafe.escape(f"Exhibit {exhibit_no} · Case {case_id}"))
+    m.add_child(_InlineAssets())
+    m.add_child(_ExhibitLayer(data, body))
+    _deterministic_ids(root)
+    html: str = root.render()
+    return html

@@ -163,6 +163,16 @@ def main() -> None:
                        f"{r['peak_rss_mb']:>12.0f} {ratio:>8}")
                 print(row)
                 lines.append(row)
+    notes = [
+        "notes: 'routetrace-decode' = segmentation + CRC-16 of every frame + records/IO into "
+        "columns, all kept in memory;",
+        "  'routetrace-load' = the full loader (fixes, events with derived edges, IO and "
+        "records tables, count rule) through routetrace.loaders.load;",
+        "  codecs-protocol checks no CRC, is handed frames already split, and drops each "
+        "frame's decoded dicts after counting them (hence its low RSS).",
+    ]
+    print("\n".join(notes))
+    lines += notes
     out = HERE / "results" / "ingest_teltonika.txt"
     out.parent.mkdir(exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -27,7 +27,7 @@ from ..evidence import private_sqlite, sha256_file
 
 __all__ = ["BASEMAP_ATTRIBUTION", "TileSet", "countries_geojson", "load_mbtiles", "roads_json"]
 
-BASEMAP_ATTRIBUTION = ("Background: country outlines from Natural Earth 1:110m (public domain), "
+BASEMAP_ATTRIBUTION = ("Country outlines from Natural Earth 1:110m (public domain), "
                        "a small-scale backdrop, not evidence of any location.")
 
 

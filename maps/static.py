@@ -103,6 +103,22 @@ def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[s
             browser.close()
 
 
+def _fix_pdf_dates(path: Path) -> None:
+    """Replace Chromium's wall-clock /CreationDate and /ModDate with SOURCE_DATE_EPOCH (or
+    1980-01-01), byte for byte the same length, so the xref table stays valid."""
+    import re
+
+    import pandas as pd
+
+    from .exports import _epoch
+    stamp = pd.Timestamp(_epoch(), unit="s", tz="UTC").strftime("D:%Y%m%d%H%M%S+00'00'").encode()
+    data = path.read_bytes()
+    fixed = re.sub(rb"(/(?:CreationDate|ModDate) \()D:\d{14}\+00'00'(\))",
+                   lambda m: m.group(1) + stamp + m.group(2), data)
+    if fixed != data:
+        path.write_bytes(fixed)
+
+
 def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Path | None = None, *,
                   timezone_id: str = "UTC") -> BrowserReport:
     """Write a PNG of the map page (title, map, footer) and an A4 landscape PDF (map page and
@@ -126,6 +142,8 @@ def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Pa
             page.emulate_media(media="print")
             page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True,
                      margin={"top": "8mm", "bottom": "8mm", "left": "8mm", "right": "8mm"})
+    if pdf is not None:
+        _fix_pdf_dates(Path(pdf))
     if rep.blocked or rep.page_errors or rep.console_errors:
         raise ExportError(f"the exhibit page was not clean offline: blocked {rep.blocked[:3]}, "
                           f"errors {(rep.page_errors + rep.console_errors)[:3]}", path=str(html))

@@ -53,7 +53,8 @@ from .chronology import build_chronology
 from .footer import ExhibitMeta, flatten_params, render_chronology, render_footer, render_title
 from .localtime import fmt_duration, fmt_local, fmt_local_many, tz_names
 
-__all__ = ["LEVEL_TOLS_M", "POINT_BUDGET", "build_timeline_map", "derive_gaps", "prepare_fixes"]
+__all__ = ["LEVEL_TOLS_M", "POINT_BUDGET", "build_timeline_map", "derive_gaps", "prepare_fixes",
+           "simplify_keep"]
 
 #: Douglas-Peucker tolerances (metres) of the route levels, coarse to fine; 0 = every fix.
 LEVEL_TOLS_M: tuple[float, ...] = (1000.0, 250.0, 60.0, 15.0, 4.0, 0.0)
@@ -500,3 +501,32 @@ def build_timeline_map(
     _deterministic_ids(root)
     html: str = root.render()
     return html
+
+
+def simplify_keep(fixes: pd.DataFrame, *, tol_m: float) -> np.ndarray:
+    """Boolean mask over ``fixes`` (as sorted by :func:`prepare_fixes`): the fixes that
+    Douglas-Peucker keeps at ``tol_m`` metres, per subject (every subject's first and last
+    fix are kept; single-fix subjects too)."""
+    f = fixes
+    n = len(f)
+    keep = np.zeros(n, dtype=bool)
+    if not n:
+        return keep
+    lat, lon = f["lat"].to_numpy(float), f["lon"].to_numpy(float)
+    clat, clon = float(np.nanmean(lat)), float(np.nanmean(lon))
+    proj = pyproj.Transformer.from_crs(
+        "EPSG:4326", f"+proj=aeqd +lat_0={clat:.4f} +lon_0={clon:.4f} +datum=WGS84 +units=m",
+        always_xy=True)
+    x, y = proj.transform(lon, lat)
+    subj = f["subject_id"].astype(str).to_numpy()
+    codes = np.unique(subj, return_inverse=True)[1].ravel()
+    sizes = np.bincount(codes)
+    multi = sizes[codes] >= 2
+    keep[~multi] = True
+    if multi.any():
+        lines = shapely.linestrings(np.c_[x[multi], y[multi], np.arange(n)[multi].astype(float)],
+                                    indices=codes[multi])
+        lines = lines[~shapely.is_missing(lines)]
+        simp = shapely.simplify(lines, tol_m, preserve_topology=False)
+        keep[shapely.get_coordinates(simp, include_z=True)[:, 2].round().astype(np.int64)] = True
+    return keep

@@ -1,0 +1,146 @@
+"""One call writes the whole exhibit set and its manifest.
+
+>>> from routetrace.maps import make_exhibit                      # doctest: +SKIP
+>>> make_exhibit(fixes, stops=stops, trips=trips, gaps=gaps, places=places, sources=sources,
+...              case_id="2025/123", exhibit_no="RT-7", out_dir="exhibit")  # doctest: +SKIP
+{'exhibit.html': '3f1c…', 'exhibit.png': '…', ...}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import __version__, schema
+from ..errors import ExportError
+from ..evidence import sha256_file
+from .basemap import TileSet, load_mbtiles
+from .exports import (
+    write_chronology_csv,
+    write_geojson,
+    write_geopackage,
+    write_gpx,
+    write_kml,
+    write_kmz,
+)
+from .footer import source_date
+from .timeline import build_timeline_map, derive_gaps, prepare_fixes
+
+__all__ = ["EXHIBIT_FILES", "make_exhibit"]
+
+#: Files of an exhibit set (``manifest.json`` lists each with its SHA-256).
+EXHIBIT_FILES = ("exhibit.html", "exhibit.png", "exhibit.pdf", "exhibit.kml", "exhibit.kmz",
+                 "exhibit.gpkg", "exhibit.geojson", "exhibit.gpx", "chronology.csv")
+
+
+def make_exhibit(
+    fixes: pd.DataFrame,
+    *,
+    stops: pd.DataFrame | None = None,
+    trips: pd.DataFrame | None = None,
+    gaps: pd.DataFrame | None = None,
+    places: pd.DataFrame | None = None,
+    sources: pd.DataFrame | None = None,
+    case_id: str,
+    exhibit_no: str,
+    out_dir: str | os.PathLike[str],
+    title: str = "Timeline map",
+    params: Mapping[str, Any] | None = None,
+    tiles: str | os.PathLike[str] | TileSet | None = None,
+    roads: Any = None,
+    static: bool = True,
+    timezone_id: str = "UTC",
+) -> dict[str, str]:
+    """Write the exhibit set to ``out_dir`` and return ``{file name: SHA-256}``.
+
+    Files: ``exhibit.html`` (self-contained offline timeline map with footer and
+    chronology), ``exhibit.png`` and ``exhibit.pdf`` (A4 landscape; Chromium, skipped when
+    ``static=False``), ``exhibit.kml``/``.kmz`` (TimeStamp/TimeSpan), ``exhibit.gpkg``
+    (layers fixes, stops, trips, places, gaps), ``exhibit.geojson``, ``exhibit.gpx``,
+    ``chronology.csv`` and ``manifest.json`` (SHA-256 of every other file, parameters,
+    tool version, ``SOURCE_DATE_EPOCH``), which ``routetrace verify --exhibit`` re-checks.
+
+    Parameters
+    ----------
+    fixes, stops, trips, gaps, places, sources
+        Canonical tables; only ``fixes`` is required. Without ``gaps``, silences longer
+        than 30 minutes are derived so that none is drawn as a solid route line.
+    case_id, exhibit_no
+        Printed in the title, footer and every export.
+    out_dir
+        Output folder (created). Nothing is written anywhere else.
+    params
+        Extra parameters to state in the footer.
+    tiles
+        Path of an offline MBTiles raster file (only tiles covering the exhibit are
+        inlined), or a loaded :class:`~routetrace.maps.basemap.TileSet`. Never a URL.
+    roads
+        Background road lines (``{name: [(lat, lon), ...]}`` or a GeoDataFrame of lines).
+    static
+        Also render PNG and PDF with Chromium.
+
+    Raises
+    ------
+    ExportError
+        Nothing to map, a tiles file that cannot be used, Chromium missing, or the page
+        not clean offline (a blocked request or a console error).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    schema.validate(fixes, "fixes")
+    stops_t = schema.empty("stops") if stops is None else schema.validate(stops, "stops")
+    places_t = schema.empty("places") if places is None else schema.validate(places, "places")
+    gaps_t = derive_gaps(fixes) if gaps is None else schema.validate(gaps, "gaps")
+    if trips is not None:
+        schema.validate(trips, "trips")
+    tileset: TileSet | None
+    if tiles is None or isinstance(tiles, TileSet):
+        tileset = tiles
+    else:
+        if str(tiles).startswith(("http:", "https:")):
+            raise ExportError("tiles must be an offline MBTiles file, not a URL", path=str(tiles))
+        f = prepare_fixes(fixes)
+        lat = pd.concat([f["lat"], stops_t["lat"], places_t["lat"]]).astype(float)
+        lon = pd.concat([f["lon"], stops_t["lon"], places_t["lon"]]).astype(float)
+        tileset = load_mbtiles(tiles, (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())))
+
+    html = build_timeline_map(fixes, stops_t, gaps if gaps is not None else None, places_t, sources,
+                              case_id=case_id, exhibit_no=exhibit_no, title=title, params=params,
+                              tiles=tileset, roads=roads)
+    written: list[Path] = []
+    hp = out / "exhibit.html"
+    hp.write_text(html, encoding="utf-8")
+    written.append(hp)
+    if static:
+        from .static import render_static
+        render_static(hp, out / "exhibit.png", out / "exhibit.pdf", timezone_id=timezone_id)
+        written += [out / "exhibit.png", out / "exhibit.pdf"]
+    kml = write_kml(out / "exhibit.kml", fixes, stops_t, gaps_t, places_t, sources, case_id=case_id,
+                    exhibit_no=exhibit_no)
+    written += [kml, write_kmz(out / "exhibit.kmz", kml)]
+    written.append(write_geopackage(out / "exhibit.gpkg", fixes, stops_t, trips, gaps_t, places_t))
+    written.append(write_geojson(out / "exhibit.geojson", fixes, stops_t, gaps_t, places_t))
+    written.append(write_gpx(out / "exhibit.gpx", fixes, stops_t, gaps_t, places_t))
+    written.append(write_chronology_csv(out / "chronology.csv", stops_t, gaps_t, places_t, sources))
+
+    hashes = {p.name: sha256_file(p) for p in written}
+    manifest = {
+        "kind": "routetrace exhibit", "case_id": case_id, "exhibit_no": exhibit_no,
+        "tool": f"routetrace {__version__}", "produced": source_date(),
+        "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
+        "sources": [] if sources is None else [
+            {"path": str(r["path"]), "sha256": str(r["source_id"])}
+            for r in sources.sort_values("path", kind="mergesort").to_dict("records")],
+        "parameters": {"stops": stops_t.attrs.get("params", {}), "gaps": gaps_t.attrs.get("params", {}),
+                       **{str(k): v for k, v in (params or {}).items()}},
+        "tiles": None if tileset is None else {"path": tileset.path, "sha256": tileset.sha256},
+        "outputs": {name: {"sha256": h, "bytes": (out / name).stat().st_size} for name, h in sorted(hashes.items())},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n",
+                                       encoding="utf-8")
+    return dict(sorted(hashes.items()))

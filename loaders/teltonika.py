@@ -354,6 +354,7 @@ def _subjects(ctx: LoadContext, imei: np.ndarray) -> np.ndarray:
 def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     n = d.n_records
     H = np.array(d.hdr, dtype=np.float64).reshape(n, 11)
+    d.hdr.clear()  # the columns are built: free the tuples early (memory of 1e6-record files)
     msg = np.asarray(d.rec_msg, dtype=np.int64)
     pos = np.asarray(d.rec_pos, dtype=np.int64)
     codec = np.asarray(d.msg_codec, dtype=np.int64)[msg]
@@ -408,6 +409,8 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
             arr = np.array(flat, dtype=np.int64)
         ids = arr[0::2].astype(np.int64)
         vals = arr[1::2].astype(np.int64)  # 8-byte values: two's complement reinterpretation
+        flat.clear()
+        del arr
         rec_parts.append(np.repeat(np.arange(n), counts[:, wi]))
         id_parts.append(ids)
         raw_parts.append(vals)
@@ -462,7 +465,10 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     step_u = np.array([float(e["step"]) if e and e.get("step") else np.nan for e in ents])
     kind_u = np.array([e.get("kind") if e and e.get("emit", "change") == "change" else None
                        for e in ents], dtype=object)
-    io_name, io_unit = names_u[inv], units_u[inv]
+    def cat(values_u: np.ndarray, codes: np.ndarray) -> pd.Categorical:
+        """Categorical of per-entry labels ``values_u`` taken at ``codes`` (no object arrays)."""
+        lab, uniq = pd.factorize(pd.Series(values_u, dtype="object"))
+        return pd.Categorical.from_codes(lab[codes], categories=pd.Index(uniq, dtype="object"))
     raw_f = io_raw.astype(np.float64)
     sgn = signed_u[inv] & ~io_is_bytes & (io_w < 8)
     if sgn.any():
@@ -483,14 +489,15 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
         "subject_id": pd.Categorical.from_codes(subj_codes[ri], categories=subj_uniq.astype(str)),
         "t_utc": utc(ri),
         "io_id": pd.array(io_id[keep_io], dtype="Int64"),
-        "name": pd.Series(io_name[keep_io], dtype="object").astype("category"),
+        "name": cat(names_u, inv[keep_io]),
         "width": pd.array(np.abs(io_w[keep_io]), dtype="Int64"),
         "raw": pd.array(np.where(io_is_bytes[keep_io], 0, io_raw[keep_io]), dtype="Int64"),
         "value": io_value[keep_io],
-        "unit": pd.Series(io_unit[keep_io], dtype="object").astype("category"),
+        "unit": cat(units_u, inv[keep_io]),
         "hex": pd.array(io_hex[keep_io], dtype="string"),
     })
     io_table.loc[io_is_bytes[keep_io], "raw"] = pd.NA
+    del io_hex, raw_f, lkey, rec_cat
 
     # --- fixes
     fsel = has_fix
@@ -537,9 +544,9 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     rec_flag = np.where(zero, "zero_position", np.where(out_of_range, "inconsistent_value", ""))
     ev = _events(
         io_rec=io_rec[keep_io], io_id=io_id[keep_io], io_raw=io_raw[keep_io],
-        io_value=io_value[keep_io], io_kind=kind_u[inv][keep_io], io_unit=io_unit[keep_io],
-        io_step=step_u[inv][keep_io],
-        io_name=io_name[keep_io], io_bytes=io_is_bytes[keep_io],
+        io_value=io_value[keep_io], io_ent=inv[keep_io], kind_u=kind_u, units_u=units_u,
+        names_u=names_u, step_u=step_u,
+        io_bytes=io_is_bytes[keep_io],
         t_ns=np.where(t_ok, t_ms, 0).astype(np.int64) * 1_000_000, subj=subj,
         record=record.to_numpy(), event_io=H[:, 8].astype(np.int64), prof_of_rec=prof_of_rec,
         profs=profs, rec_lat=rec_lat, rec_lon=rec_lon, rec_flag=rec_flag)
@@ -577,24 +584,27 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
 
 
 def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
-            io_kind: np.ndarray, io_unit: np.ndarray, io_name: np.ndarray, io_bytes: np.ndarray,
-            io_step: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
+            io_ent: np.ndarray, kind_u: np.ndarray, units_u: np.ndarray, names_u: np.ndarray,
+            step_u: np.ndarray, io_bytes: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
             prof_of_rec: np.ndarray, profs: list[dict[str, Any]], rec_lat: np.ndarray,
             rec_lon: np.ndarray, rec_flag: np.ndarray) -> pd.DataFrame:
     """Value events and derived events, per subject in time order (vectorised)."""
-    sel = pd.notna(io_kind) & ~io_bytes
+    sel = pd.notna(kind_u)[io_ent] & ~io_bytes
     if not sel.any():
         return schema.empty("events")
-    rec, iid, raw, val = io_rec[sel], io_id[sel], io_raw[sel], io_value[sel]
-    kind, unit, name, step = io_kind[sel], io_unit[sel], io_name[sel], io_step[sel]
+    rec, iid, raw, val, u = io_rec[sel], io_id[sel], io_raw[sel], io_value[sel], io_ent[sel]
     subj_codes, _ = pd.factorize(pd.Series(subj, dtype="object"))
     s = subj_codes[rec]
     t = t_ns[rec]
     # stable sort: subject, io id (within profile), time, record order
     pk = prof_of_rec[rec] * 65536 + iid
     order = np.lexsort((rec, t, pk, s))
-    rec, iid, raw, val, kind, unit, name, step, s, t, pk = (
-        a[order] for a in (rec, iid, raw, val, kind, unit, name, step, s, t, pk))
+    rec, iid, raw, val, u, s, t, pk = (a[order] for a in (rec, iid, raw, val, u, s, t, pk))
+    step = step_u[u]
+
+    def is_kind(k: str) -> np.ndarray:
+        out: np.ndarray = np.asarray(kind_u == k, dtype=bool)[u]
+        return out
     same = np.zeros(len(rec), dtype=bool)
     same[1:] = (s[1:] == s[:-1]) & (pk[1:] == pk[:-1])
     prev_raw = np.r_[0, raw[:-1]]
@@ -621,8 +631,7 @@ def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_val
             fl = schema.add_flag(fl, np.ones(len(r), bool), more_flag)
         frames.append(pd.DataFrame({
             "record": record[r], "subject_id": subj[r], "t_utc": t[mask],
-            "kind": kinds if isinstance(kinds, str) else kinds[mask],
-            "value": value, "unit": units if isinstance(units, str) else units[mask],
+            "kind": kinds, "value": value, "unit": units,
             "text": text.to_numpy(dtype=object), "lat": rec_lat[r], "lon": rec_lon[r],
             "flags": fl.to_numpy(), "extra": extra.to_numpy(dtype=object)}))
 
@@ -633,28 +642,33 @@ def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_val
     trig = np.where(event_io[rec] == iid, "true", "false")
     # value events
     m = changed
-    frame(m, kind, val[m], unit, ("IO " + sx(iid[m]) + " " + sx(name[m]) + " = " + sx(raw[m])),
+    frame(m, kind_u[u[m]], val[m], units_u[u[m]],
+          ("IO " + sx(iid[m]) + " " + sx(names_u[u[m]]) + " = " + sx(raw[m])),
           ('{"io_id":' + sx(iid[m]) + ',"raw":' + sx(raw[m]) + ',"triggered":' + sx(trig[m]) + "}"),
           derived=False)
     # edges
-    edge_kind = np.full(len(rec), None, dtype=object)
+    edge_names: list[str] = []
+    edge_code = np.full(len(rec), -1, dtype=np.int64)
     for pi, p in enumerate(profs):
         for io_num, e in p["io"].items():
             for rv, k in (e.get("edges") or {}).items():
+                if k not in edge_names:
+                    edge_names.append(k)
                 hit = (pk == pi * 65536 + io_num) & (raw == int(rv))
-                edge_kind[hit] = k
-    m = same & (raw != prev_raw) & pd.notna(edge_kind)
-    frame(m, edge_kind, val[m], "", (sx(edge_kind[m]) + ": IO " + sx(iid[m]) + " "
-                                     + sx(prev_raw[m]) + " -> " + sx(raw[m])),
+                edge_code[hit] = edge_names.index(k)
+    m = same & (raw != prev_raw) & (edge_code >= 0)
+    ek = np.asarray([*edge_names, ""], dtype=object)[edge_code[m]]
+    frame(m, ek, val[m], "", (sx(ek) + ": IO " + sx(iid[m]) + " "
+                              + sx(prev_raw[m]) + " -> " + sx(raw[m])),
           ('{"from_record":"' + sx(record[prev_rec[m]]) + '","io_id":' + sx(iid[m])
            + ',"triggered":' + sx(trig[m]) + "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
     th = profs[0]["derived"]
-    for fkind, up_k, down_k, u in (("fuel_level", "refuel_pct", "fuel_drop_pct", "%"),
+    for fkind, up_k, down_k, funit in (("fuel_level", "refuel_pct", "fuel_drop_pct", "%"),
                                    ("fuel_volume", "refuel_l", "fuel_drop_l", "l")):
-        is_f = (kind == fkind) & (prof_of_rec[rec] == 0)
+        is_f = is_kind(fkind) & (prof_of_rec[rec] == 0)
         if fkind == "fuel_volume":
-            has_pct = np.isin(s, np.unique(s[(kind == "fuel_level") & (prof_of_rec[rec] == 0)]))
+            has_pct = np.isin(s, np.unique(s[is_kind("fuel_level") & (prof_of_rec[rec] == 0)]))
             is_f &= ~has_pct
         if not is_f.any() or up_k not in th:
             continue
@@ -663,14 +677,14 @@ def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_val
         md = is_f & same & (delta <= -th[down_k])
         for mm, k, thr in ((mu, "refuel", th[up_k]), (md, "fuel_drop", th[down_k])):
             if mm.any():
-                frame(mm, k, delta[mm], u,
-                      (f"{k}: fuel " + sx(np.round(prev_val[mm], 3)) + f" {u} -> "
-                       + sx(np.round(val[mm], 3)) + f" {u} (threshold {thr:g} {u})"),
+                frame(mm, k, delta[mm], funit,
+                      (f"{k}: fuel " + sx(np.round(prev_val[mm], 3)) + f" {funit} -> "
+                       + sx(np.round(val[mm], 3)) + f" {funit} (threshold {thr:g} {funit})"),
                       ('{"from_record":"' + sx(record[prev_rec[mm]]) + '","threshold":'
                        + f"{thr:g}" + "}"), derived=True)
     # odometer jumps
     if "odometer_max_speed_kmh" in th:
-        is_o = (kind == "odometer") & same & (prof_of_rec[rec] == 0)
+        is_o = is_kind("odometer") & same & (prof_of_rec[rec] == 0)
         delta = val - prev_val
         dt_s = (t - prev_t) / 1e9
         limit = th["odometer_max_speed_kmh"] / 3.6 * np.maximum(dt_s, 0) + th["odometer_slack_m"]

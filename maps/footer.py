@@ -47,7 +47,7 @@ _CHRONO = _ENV.from_string("""<div class="rt-chronology" id="rt-chronology">
 <table>
 <tr><th>No</th><th>Subject</th><th>From (local)</th><th>To (local)</th><th>Dwell / duration</th>
 <th>Position</th><th>Radius</th><th>Near place</th><th>Sources</th><th>Flags</th></tr>
-{% for r in rows %}<tr class="rt-{{ r.row_kind }}"><td>{{ r.no if r.row_kind == 'stop' else 'unobserved' }}</td>
+{% for r in rows %}<tr class="rt-row-{{ r.row_kind }}"><td>{{ r.no if r.row_kind == 'stop' else 'unobserved' }}</td>
 <td>{{ r.subject_id }}</td><td>{{ r.start_local }}</td><td>{{ r.end_local }}</td><td>{{ r.dwell }}</td>
 <td>{{ r.pos }}</td><td>{{ r.radius }}</td><td>{{ r.near_place }}</td><td>{{ r.sources }}</td><td>{{ r.flags }}</td></tr>
 {% else %}<tr><td colspan="10">no stops</td></tr>{% endfor %}

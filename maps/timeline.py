@@ -89,7 +89,37 @@ def _leaflet_css() -> str:
     return css
 
 
-class _InlineAssets(MacroElement):  # type: ignore[misc]
+class _Raw(Element):  # type: ignore[misc]
+    """Finished text placed in the page as it is.
+
+    branca's MacroElement wraps each rendered macro in ``Element(text)``, which makes the
+    text a Jinja template that is rendered *again*: evidence such as ``{{7*7}}`` would be
+    evaluated (template injection). This element returns its text untouched.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self._text
+
+
+class _SafeMacro(MacroElement):  # type: ignore[misc]
+    """A MacroElement whose rendered macros are placed verbatim (see :class:`_Raw`)."""
+
+    def render(self, **kwargs: Any) -> None:
+        figure = self.get_root()
+        module = self._template.module.__dict__
+        for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
+            macro = module.get(part)
+            if macro is not None:
+                target.add_child(_Raw(str(macro(self, kwargs))), name=self.get_name())
+        for child in self._children.values():
+            child.render(**kwargs)
+
+
+class _InlineAssets(_SafeMacro):
     """Leaflet, the exhibit CSS and timeline.js inlined into <head> (no CDN, no files)."""
 
     _template = Template("""
@@ -108,7 +138,7 @@ class _InlineAssets(MacroElement):  # type: ignore[misc]
         self.js = js.replace("</script", "<\\/script")
 
 
-class _ExhibitLayer(MacroElement):  # type: ignore[misc]
+class _ExhibitLayer(_SafeMacro):
     """Title, footer and chronology (escaped HTML) and the data (through ``|tojson``)."""
 
     _template = Template("""
@@ -243,7 +273,8 @@ def _route_levels(f: pd.DataFrame, gaps: pd.DataFrame, t0_ns: int, proj: pyproj.
                 keep = np.flatnonzero(multi)
                 parts = sizes[sizes >= 2].tolist()
             else:
-                lines = shapely.linestrings(np.c_[x[multi], y[multi], idx[multi]], indices=part_id[multi])
+                dense = np.unique(part_id[multi], return_inverse=True)[1].ravel()
+                lines = shapely.linestrings(np.c_[x[multi], y[multi], idx[multi]], indices=dense)
                 lines = lines[~shapely.is_missing(lines)]
                 simp = shapely.simplify(lines, tol, preserve_topology=False)
                 keep = shapely.get_coordinates(simp, include_z=True)[:, 2].round().astype(np.int64)
@@ -525,7 +556,7 @@ def simplify_keep(fixes: pd.DataFrame, *, tol_m: float) -> np.ndarray:
     keep[~multi] = True
     if multi.any():
         lines = shapely.linestrings(np.c_[x[multi], y[multi], np.arange(n)[multi].astype(float)],
-                                    indices=codes[multi])
+                                    indices=np.unique(codes[multi], return_inverse=True)[1].ravel())
         lines = lines[~shapely.is_missing(lines)]
         simp = shapely.simplify(lines, tol_m, preserve_topology=False)
         keep[shapely.get_coordinates(simp, include_z=True)[:, 2].round().astype(np.int64)] = True

@@ -81,6 +81,15 @@ def test_evidence_strings_are_escaped() -> None:
     assert any(HOSTILE in p["name"] for p in data["places"])  # type: ignore[index,union-attr]
 
 
+def test_evidence_is_never_rendered_as_a_template() -> None:
+    # branca re-renders macro output as Jinja; evidence must not be evaluated (SSTI)
+    payload = "{{7*7}}{% if true %}IF{% endif %}{{ cycler.__init__.__globals__.os }}"
+    d = demo_tables(200, hostile=payload)
+    html = _html(d, case_id=payload)
+    assert html.count("{{7*7}}") >= 5 and "{{ cycler.__init__.__globals__.os }}" in html
+    assert "<module 'os'" not in html and "Case 49" not in html
+
+
 def test_slider_labels_are_local_time_of_the_place_across_dst() -> None:
     d = demo_tables(600)
     data = _data(_html(d))

@@ -183,6 +183,21 @@ def cmd_carparks(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def cmd_corroborate(args: argparse.Namespace) -> dict[str, Any]:
+    """Test indicated places against the evidence."""
+    from .routes.corroborate import corroborate_case
+
+    res = corroborate_case(args.case, args.statements, tz=args.tz, options=_options(args.option),
+                           out=args.out)
+    for r in res.verdicts.itertuples():
+        CONSOLE.info(f"  {r.statement_id}  {r.subject_id}: {r.verdict} — {r.reason}")
+    if len(res.sequence):
+        bad = int((res.sequence["consistent"] == False).sum())  # noqa: E712 (NA is unknown, not bad)
+        CONSOLE.info(f"sequence check: {len(res.sequence)} check(s), {bad} inconsistent")
+    out = json.loads(res.verdicts.to_json(orient="records", date_format="iso"))
+    return {"verdicts": out}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="routetrace",
@@ -241,6 +256,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--osm", help="an OpenStreetMap extract (.osm.pbf) to take car parks from")
     sp.add_argument("--dask", action="store_true", help="run on Dask (a LocalCluster by default)")
     sp.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
+
+    sp = add("corroborate", cmd_corroborate, "test places indicated in statements against the evidence")
+    sp.add_argument("case")
+    sp.add_argument("statements", nargs="?", help="statements file (YAML or CSV); default: the "
+                    "indicated places already ingested into the case")
+    sp.add_argument("--tz", help="IANA zone for local times in the statements")
+    sp.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option")
+    sp.add_argument("--out", help="folder for the CSVs (default CASE/corroboration)")
 
     sp = add("verify", cmd_verify, "re-hash every source and output of a case and report changes")
     sp.add_argument("case")

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .analysis import run_carparks, run_copresence
 from .case import export_case, ingest, open_case
+from .routes.corroborate import corroborate_case
 from .samples import generate
 
 __all__ = ["run_demo"]
@@ -46,11 +48,25 @@ def run_demo(
     counts = {k: len(case.table(k)) for k in ("fixes", "events", "places")}
     log(f"2. ingested into {case_dir}: {added} files, {errors} unreadable, {rejected} records "
         f"rejected; " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    step = 3
+    cop = run_copresence(case_dir)
+    log(f"{step}. co-presence: {len(cop['meetings'])} meeting(s) between subjects "
+        f"(tables meetings, copresence_pairs)")
+    step += 1
+    cp = run_carparks(case_dir, geofences=sample_dir / "geofences" / "carparks.geojson")
+    log(f"{step}. car parks: {cp['n_visits']} visit(s), {cp['n_night_door']} at night with a door "
+        f"opening; figures in {case_dir / 'figures'}")
+    step += 1
+    cor = corroborate_case(case_dir, out=out / "corroboration")
+    verdicts = cor.verdicts["verdict"].value_counts().to_dict() if len(cor.verdicts) else {}
+    log(f"{step}. corroboration of indicated places: {verdicts} (CSV in {out / 'corroboration'})")
+    step += 1
     outputs: dict[str, list[str]] = {}
     for fmt in ("csv", "geojson", "gpkg"):
         outputs[fmt] = [str(p) for p in export_case(case_dir, to=fmt, out=export_dir / fmt)]
-    log(f"3. tables exported (csv, geojson, gpkg): {export_dir}")
+    log(f"{step}. tables exported (csv, geojson, gpkg): {export_dir}")
     log(f"done: case {case_dir}, quality report {case_dir / 'quality.csv'}")
     return {"sample": str(sample_dir), "case": str(case_dir), "exports": outputs,
             "files_added": added, "file_errors": errors, "rejected_records": rejected,
-            "rows": counts}
+            "rows": counts, "meetings": len(cop["meetings"]), "carpark_visits": cp["n_visits"],
+            "verdicts": verdicts}

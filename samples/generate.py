@@ -6,6 +6,8 @@ Layout of the output folder::
       evidence/<subject_id>/...   evidence files of that subject (phone exports, tracker
                                    captures, portal exports), ingested with that subject id
       evidence/case/...           case-wide material (statements, investigator's KML pins)
+      geofences/carparks.geojson  the car parks as an investigator would draw them (polygons;
+                                   not evidence: input to `routetrace carparks`)
       truth.json                  the ground truth (stops, events, off intervals, verdicts)
       samples.json                one entry per evidence file: path, subject, tz, format,
                                    what it is (the demo ingests from this list)
@@ -44,8 +46,7 @@ class SampleFile:
 
 def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path]]]:
     # imported here so a writer's optional dependency never breaks the others' import
-    from . import write_csv, write_gpx, write_statements
-    from . import write_teltonika
+    from . import write_csv, write_gpx, write_statements, write_teltonika
 
     return (
         write_gpx.write,
@@ -66,6 +67,26 @@ def _as_sample(item: SampleFile | Path, out: Path) -> SampleFile:
     return SampleFile(path=rel.as_posix(), subject_id=None if subject == "case" else subject)
 
 
+def write_geofences(sc: Scenario, path: Path, *, half_size_m: float = 120.0) -> Path:
+    """The case's car parks as squares of ``2 * half_size_m`` around each car park (GeoJSON)."""
+    import math
+
+    feats = []
+    for name, (lat, lon) in sorted(sc.places.items()):
+        if not name.endswith("carpark"):
+            continue
+        dlat = half_size_m / 111_320.0
+        dlon = half_size_m / (111_320.0 * math.cos(math.radians(lat)))
+        ring = [[round(lon + sx * dlon, 7), round(lat + sy * dlat, 7)]
+                for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1))]
+        feats.append({"type": "Feature", "properties": {"name": name},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}, indent=1) + "\n",
+                    encoding="utf-8")
+    return path
+
+
 def generate(out: str | Path, *, seed: int = 7) -> list[SampleFile]:
     """Write the sample case under ``out`` and return its evidence files.
 
@@ -83,6 +104,7 @@ def generate(out: str | Path, *, seed: int = 7) -> list[SampleFile]:
     for write in WRITERS():
         files.extend(_as_sample(x, root) for x in write(sc, root))
     files.sort(key=lambda f: f.path)
+    write_geofences(sc, root / "geofences" / "carparks.geojson")
     (root / "truth.json").write_text(
         json.dumps(sc.truth(), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     (root / "samples.json").write_text(

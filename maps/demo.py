@@ -21,7 +21,8 @@ SRC_B = "b" * 64
 SRC_S = "c" * 64
 
 
-def demo_tables(n_fixes: int = 600, *, seed: int = 1, hostile: str | None = None) -> dict[str, pd.DataFrame]:
+def demo_tables(n_fixes: int = 600, *, seed: int = 1, hostile: str | None = None,
+                noise_m: float = 2.0) -> dict[str, pd.DataFrame]:
     """Invented tables: two subjects, stops, one gap, indicated place and safehouse.
 
     ``hostile`` (text) is put in every evidence string (subject id, place names, file
@@ -35,8 +36,9 @@ def demo_tables(n_fixes: int = 600, *, seed: int = 1, hostile: str | None = None
     span_s = max(4 * 3600, n)  # >= 1 s per fix
     ts = t0 + pd.to_timedelta(np.linspace(0, span_s, n).round(), unit="s")
     u = np.linspace(0, 1, n)
-    lat = 50.95 + 0.10 * u + 0.02 * np.sin(u * 12 * np.pi) + rng.normal(0, 2e-5, n)
-    lon = 3.60 + 0.15 * u + 0.03 * np.sin(u * 7 * np.pi) + rng.normal(0, 2e-5, n)
+    sd = noise_m / 111_000.0
+    lat = 50.95 + 0.10 * u + 0.02 * np.sin(u * 12 * np.pi) + rng.normal(0, sd, n)
+    lon = 3.60 + 0.15 * u + 0.03 * np.sin(u * 7 * np.pi) + rng.normal(0, sd * 1.6, n)
     # stop 1 at 40 %..50 % of the journey, stop 2 at the end (last 8 %)
     s1 = (u > 0.40) & (u < 0.50)
     lat[s1], lon[s1] = 51.0 + rng.normal(0, 3e-5, s1.sum()), 3.70 + rng.normal(0, 3e-5, s1.sum())

@@ -107,7 +107,7 @@ def make_exhibit(
         f = prepare_fixes(fixes)
         lat = pd.concat([f["lat"], stops_t["lat"], places_t["lat"]]).astype(float)
         lon = pd.concat([f["lon"], stops_t["lon"], places_t["lon"]]).astype(float)
-        tileset = load_mbtiles(tiles, (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())))
+        tileset = load_mbtiles(Path(tiles), (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())))
 
     html = build_timeline_map(fixes, stops_t, gaps if gaps is not None else None, places_t, sources,
                               case_id=case_id, exhibit_no=exhibit_no, title=title, params=params,

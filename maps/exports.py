@@ -247,7 +247,7 @@ def write_geojson(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, ga
     for r in places.sort_values("place_id", kind="mergesort").to_dict("records"):
         if pd.isna(r["lat"]) or pd.isna(r["lon"]):
             continue
-        props = {"layer": "place"}
+        props: dict[str, Any] = {"layer": "place"}
         for c in ("place_id", "subject_id", "kind", "name", "address", "text", "radius_m",
                   "t_start", "t_end", "source_id", "record", "flags"):
             v = r.get(c)

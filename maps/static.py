@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ExportError
 
@@ -70,7 +70,7 @@ def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[s
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            ctx = browser.new_context(viewport=viewport or VIEWPORT, device_scale_factor=1,
+            ctx = browser.new_context(viewport=cast(Any, viewport or VIEWPORT), device_scale_factor=1,
                                       timezone_id=timezone_id, locale="en-GB",
                                       reduced_motion="reduce", offline=True)
             page = ctx.new_page()

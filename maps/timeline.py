@@ -89,7 +89,7 @@ def _leaflet_css() -> str:
     return css
 
 
-class _Raw(Element):  # type: ignore[misc]
+class _Raw(Element):
     """Finished text placed in the page as it is.
 
     branca's MacroElement wraps each rendered macro in ``Element(text)``, which makes the
@@ -105,11 +105,11 @@ class _Raw(Element):  # type: ignore[misc]
         return self._text
 
 
-class _SafeMacro(MacroElement):  # type: ignore[misc]
+class _SafeMacro(MacroElement):
     """A MacroElement whose rendered macros are placed verbatim (see :class:`_Raw`)."""
 
-    def render(self, **kwargs: Any) -> None:
-        figure = self.get_root()
+    def render(self, **kwargs: Any) -> str:
+        figure: Any = self.get_root()
         module = self._template.module.__dict__
         for part, target in (("header", figure.header), ("html", figure.html), ("script", figure.script)):
             macro = module.get(part)
@@ -117,6 +117,7 @@ class _SafeMacro(MacroElement):  # type: ignore[misc]
                 target.add_child(_Raw(str(macro(self, kwargs))), name=self.get_name())
         for child in self._children.values():
             child.render(**kwargs)
+        return ""
 
 
 class _InlineAssets(_SafeMacro):
@@ -524,7 +525,7 @@ def build_timeline_map(
                    prefer_canvas=True, attribution_control=False)
     m.default_js = []
     m.default_css = []
-    root = m.get_root()
+    root: Any = m.get_root()
     root.header.add_child(Element('<meta name="generator" content="routetrace">'), name="generator")
     root.title = str(markupsafe.escape(f"Exhibit {exhibit_no} · Case {case_id}"))
     m.add_child(_InlineAssets())

@@ -12,7 +12,10 @@ from . import chat as _chat  # noqa: F401
 from . import csv as _csv  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
 from . import statements as _statements  # noqa: F401
+from . import takeout_records as _takeout_records  # noqa: F401
+from . import takeout_semantic as _takeout_semantic  # noqa: F401
 from . import teltonika as _teltonika  # noqa: F401
+from . import timeline_device as _timeline_device  # noqa: F401
 from .base import (
     REGISTRY,
     LoadContext,

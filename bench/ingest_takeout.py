@@ -1,0 +1,186 @@
+"""Benchmark: ingest a Google Takeout Records.json of N locations (1e5, 1e6, 5e6 by default).
+
+Side by side, in one run, each measurement in a fresh subprocess (wall time inside the
+child, peak memory = the child's own ``ru_maxrss``):
+
+* ``routetrace stream``: :func:`routetrace.loaders.takeout_records.stream_records` writing
+  every canonical fixes chunk into a Parquet file (what ingest into a case store does):
+  memory bounded by the chunk size, not by the file;
+* ``routetrace load``: :func:`routetrace.loaders.load` — the whole canonical fixes/events
+  tables in memory (count rule, ids, provenance); grows with the number of *rows kept*,
+  not with the JSON text;
+* ``json.load + json_normalize`` (baseline): ``json.load`` of the file, then
+  ``pandas.json_normalize(data["locations"])`` and the same unit conversions
+  (E7 -> degrees, ISO text -> UTC datetime) so both sides end with a usable table.
+
+Generated files: deterministic (seeded), ~10 % of locations with altitude/velocity/heading,
+~5 % with a nested activity record, three device tags, ISO ``timestamp`` style.
+
+Usage: ``.venv/bin/python bench/ingest_takeout.py [--sizes 100000 1000000 5000000]
+[--baseline-max 5000000]``. Writes ``bench/results/ingest_takeout.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_records(n: int, path: Path) -> None:
+    """Write a Records.json with ``n`` locations (deterministic)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write('{\n  "locations": [')
+        step = 200_000
+        t0 = pd.Timestamp("2019-01-01T00:00:00Z").value // 1_000_000
+        for a in range(0, n, step):
+            m = min(step, n - a)
+            idx = np.arange(a, a + m)
+            t = t0 + idx * 60_000 + rng.integers(0, 900, m)
+            ts = pd.to_datetime(t, unit="ms", utc=True).strftime("%Y-%m-%dT%H:%M:%S.%f")
+            lat = (508000000 + rng.integers(-3_000_000, 3_000_000, m)).tolist()
+            lon = (43000000 + rng.integers(-3_000_000, 3_000_000, m)).tolist()
+            acc = rng.integers(3, 60, m).tolist()
+            src = np.array(["GPS", "WIFI", "CELL"])[rng.integers(0, 3, m)].tolist()
+            dev = np.array([1184882232, -577680260, 335552189])[idx % 3].tolist()
+            parts = []
+            for k in range(m):
+                i = a + k
+                extra = ""
+                if i % 10 == 0:
+                    extra = f', "altitude": {k % 300}, "velocity": {k % 30}, "heading": {k % 360}'
+                if i % 20 == 0:
+                    extra += (', "activity": [{"timestamp": "' + ts[k][:-3] + 'Z", "activity": '
+                              '[{"type": "STILL", "confidence": 75}, {"type": "ON_FOOT", '
+                              '"confidence": 20}]}]')
+                parts.append(
+                    f'{{\n    "latitudeE7": {lat[k]},\n    "longitudeE7": {lon[k]},\n'
+                    f'    "accuracy": {acc[k]},\n    "source": "{src[k]}",\n'
+                    f'    "deviceTag": {dev[k]},\n    "timestamp": "{ts[k][:-3]}Z"{extra}\n  }}')
+            fh.write(("" if a == 0 else ", ") + ", ".join(parts))
+        fh.write("]\n}\n")
+
+
+def _child(mode: str, path: str) -> None:
+    # imports outside the timing (both sides): the figure is the work on the file
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from routetrace.loaders import load
+    from routetrace.loaders.takeout_records import stream_records
+
+    t0 = time.perf_counter()
+    if mode == "stream":
+        out = Path(path).with_suffix(".parquet")
+        writer = None
+        rows = 0
+        for fixes, _events, _rejects in stream_records(path):
+            table = pa.Table.from_pandas(fixes, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+            rows += len(fixes)
+        if writer is not None:
+            writer.close()
+        out.unlink()
+    elif mode == "load":
+        rows = len(load(path).fixes)
+    else:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        df = pd.json_normalize(data["locations"])
+        df["lat"] = df["latitudeE7"] / 1e7
+        df["lon"] = df["longitudeE7"] / 1e7
+        df["t_utc"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
+        rows = len(df)
+    secs = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"secs": secs, "peak_mib": peak, "rows": rows}))
+
+
+def _run(mode: str, path: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", mode, str(path)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"error": 1.0, "secs": float("nan"), "peak_mib": float("nan"), "rows": 0}
+    res: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
+    ap.add_argument("--baseline-max", type=int, default=5_000_000,
+                    help="skip the baseline above this size (it needs ~7 GB per 1e6 ... "
+                         "see the results file)")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    import ijson
+
+    lines = [
+        "bench/ingest_takeout.py — Google Takeout Records.json ingest",
+        f"python {platform.python_version()}, ijson backend {ijson.get_backend('yajl2_c').backend}"
+        f", {os.cpu_count()} cores, {platform.machine()}",
+        "each figure: a fresh subprocess; time = wall inside the child; peak = child's ru_maxrss",
+        "",
+        f"{'locations':>10} {'file MB':>8} | {'stream s':>8} {'stream MiB':>10} | "
+        f"{'load s':>7} {'load MiB':>8} | {'baseline s':>10} {'baseline MiB':>12}",
+    ]
+    print("\n".join(lines), flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="rt-bench-takeout-") as tmp:
+        for n in args.sizes:
+            path = Path(tmp) / f"Records_{n}.json"
+            make_records(n, path)
+            mb = path.stat().st_size / 1e6
+            s = _run("stream", path)
+            ld = _run("load", path)
+            b = _run("baseline", path) if n <= args.baseline_max else {
+                "secs": float("nan"), "peak_mib": float("nan"), "rows": 0, "skipped": 1.0}
+            results[n] = (s, ld, b)
+            for r in (s, ld, b):
+                if "skipped" not in r and "error" not in r:
+                    assert r["rows"] == n, (r, n)
+            line = (f"{n:>10,} {mb:>8.0f} | {s['secs']:>8.2f} {s['peak_mib']:>10.0f} | "
+                    f"{ld['secs']:>7.2f} {ld['peak_mib']:>8.0f} | {b['secs']:>10.2f} "
+                    f"{b['peak_mib']:>12.0f}" + ("  (baseline skipped)" if "skipped" in b else "")
+                    + ("  (baseline failed: out of memory?)" if "error" in b else ""))
+            print(line, flush=True)
+            lines.append(line)
+            path.unlink()
+    lines.append("")
+    if 1_000_000 in results:
+        s, ld, b = results[1_000_000]
+        lines.append(f"at 1e6: stream {b['secs'] / s['secs']:.1f}x faster than baseline, peak "
+                     f"{s['peak_mib'] / b['peak_mib']:.3f} of baseline (target <= 0.2); "
+                     f"load {b['secs'] / ld['secs']:.1f}x faster, peak "
+                     f"{ld['peak_mib'] / b['peak_mib']:.3f} of baseline")
+    if 1_000_000 in results and 5_000_000 in results:
+        r = results[5_000_000][0]["peak_mib"] / results[1_000_000][0]["peak_mib"]
+        lines.append(f"stream peak 5e6 / 1e6 = {r:.2f} (target < 1.2)")
+    lines.append("stream = fixes written chunk by chunk to Parquet (bounded memory); load = the "
+                 "whole canonical table kept in memory (grows with rows kept, by design)")
+    print("\n".join(lines[-3:]))
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "ingest_takeout.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

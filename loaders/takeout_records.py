@@ -1,0 +1,451 @@
+"""Google Takeout ``Records.json`` / ``Location History.json``: raw location history, streamed.
+
+File shape: ``{"locations": [{latitudeE7, longitudeE7, accuracy, source, deviceTag,
+timestamp | timestampMs, altitude, velocity, heading, verticalAccuracy,
+activity[]{timestamp | timestampMs, activity[]{type, confidence}}}, ...]}``.
+
+Field map (source -> canonical, unit conversion):
+
+=====================  ===============  ==================================================
+source                 column           conversion
+=====================  ===============  ==================================================
+``latitudeE7``         ``lat``          / 1e7 (32-bit overflow repaired, see google_common)
+``longitudeE7``        ``lon``          / 1e7
+``timestamp``          ``t_utc``        ISO-8601 with Z/offset -> UTC (newer exports)
+``timestampMs``        ``t_utc``        Unix milliseconds as a string (pre-2019 exports)
+``accuracy``           ``h_acc_m``      metres
+``verticalAccuracy``   ``v_acc_m``      metres
+``altitude``           ``alt_m``        metres
+``velocity``           ``speed_mps``    m/s
+``heading``            ``course_deg``   degrees
+``source``             ``fix_kind``     GPS/WIFI/CELL/UNKNOWN -> gps/wifi/cell/unknown
+``deviceTag``          ``subject_id``   ``google-device-<tag>`` (each device its own subject)
+other keys             ``extra``        verbatim (platformType, serverTimestamp, ...)
+``activity[j]``        events           kind ``activity``: text = most likely type,
+                                        value = its confidence (%), extra = all of them
+=====================  ===============  ==================================================
+
+A location without a ``deviceTag`` belongs to the user's ``subject_id`` or the file stem;
+a ``subject_id`` given by the user merges all devices into that subject.
+
+One record = one element of ``locations`` (locator ``locations[i]``). It yields a fix
+and its activity events; it is rejected (with a reason) only when it yields nothing.
+A location whose position or time is unusable but which carries valid activities
+produces the events and says why its position was dropped in their ``extra``.
+
+Streaming: the file is read with ijson (C backend ``yajl2_c`` when installed) in chunks
+of :data:`CHUNK_ROWS` locations converted to numpy columns, so the parser's memory does
+not grow with the file. :func:`stream_records` yields canonical tables chunk by chunk
+(for writing to a case store); :func:`load_records` (the registered loader) concatenates
+them. A file that is cut off or corrupt mid-way keeps every location read before the
+fault; the fault itself is one reject naming the byte offset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+import numpy as np
+import pandas as pd
+
+from .. import schema, timebase
+from ..errors import CorruptSource
+from .base import LoadContext, LoaderSpec, LoadResult, compact_json, register
+from .google_common import FIX_KIND, device_subject, sniff_json_keys
+
+__all__ = ["CHUNK_ROWS", "RecordsChunk", "load_records", "sniff_records", "stream_records"]
+
+#: Locations converted per chunk (bounds the parser's working memory).
+CHUNK_ROWS = 16_384
+
+try:
+    _IJSON: Any = ijson.get_backend("yajl2_c")
+except Exception:  # pragma: no cover - pure-Python fallback when the C backend is absent
+    _IJSON = ijson
+
+_KNOWN = frozenset({"latitudeE7", "longitudeE7", "accuracy", "source", "deviceTag", "timestamp",
+                    "timestampMs", "altitude", "velocity", "heading", "verticalAccuracy",
+                    "activity"})
+_NUMERIC = ("accuracy", "verticalAccuracy", "altitude", "velocity", "heading")
+_COL = {"accuracy": "h_acc_m", "verticalAccuracy": "v_acc_m", "altitude": "alt_m",
+        "velocity": "speed_mps", "heading": "course_deg"}
+_KIND_CODES = np.array(["unknown", *sorted(set(FIX_KIND.values()) - {"unknown"})], dtype=object)
+_KIND_INDEX = {k: i for i, k in enumerate(_KIND_CODES)}
+_SRC_CODE = {s: _KIND_INDEX[k] for s, k in FIX_KIND.items()}
+_WRAP = 2**32
+
+
+def sniff_records(path: Path, head: bytes) -> bool:
+    """A JSON object whose first key is ``"locations"`` (an array of E7 locations)."""
+    if not sniff_json_keys(head, "locations"):
+        return False
+    body = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    rest = body[body.index(b":") + 1:].lstrip()
+    if not rest.startswith(b"["):
+        return False
+    inner = rest[1:].lstrip()
+    return inner == b"" or inner.startswith(b"]") or b"latitudeE7" in body or b"timestampMs" in body
+
+
+@dataclass
+class RecordsChunk:
+    """One streamed chunk: canonical-shaped fixes and events, rejects, records read."""
+
+    fixes: pd.DataFrame
+    events: pd.DataFrame | None
+    rejects: list[tuple[str, str]] = field(default_factory=list)
+    records_read: int = 0
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        out = np.full(len(values), np.nan)
+        for i, v in enumerate(values):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[i] = v
+            elif isinstance(v, str):
+                try:
+                    out[i] = float(v)
+                except ValueError:
+                    pass
+        return out
+
+
+def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """UTC ns (NaT where unusable) and a per-row reason code (0 ok, 1 none, 2 no zone, 3 bad)."""
+    n = len(iso)
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    why = np.ones(n, dtype=np.int8)
+    kind = np.fromiter((0 if x is None else 1 if type(x) is str else 2 for x in iso),
+                       dtype=np.int8, count=n)
+    has_iso = kind != 0
+    if has_iso.any():
+        idx = np.flatnonzero(kind == 1)
+        why[kind == 2] = 3
+        if len(idx):
+            strs = pd.Series([iso[i] for i in idx.tolist()] if len(idx) < n else iso,
+                             dtype=object)
+            zoned = strs.str.endswith("Z").to_numpy(dtype=bool)
+            if not zoned.all():
+                zoned |= strs.str.contains(r"[+-]\d\d:?\d\d$", regex=True).to_numpy(dtype=bool)
+            why[idx[~zoned]] = 2
+            why[idx[zoned]] = 0
+            if zoned.any():
+                parsed = pd.to_datetime(strs[zoned].to_numpy(), format="ISO8601", utc=True,
+                                        errors="coerce")
+                vals = parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+                out[idx[zoned]] = vals
+                why[idx[zoned][np.isnat(vals)]] = 3
+    use_ms = ~has_iso
+    if use_ms.any():
+        m = pd.Series(ms, dtype=object)[use_ms]
+        have = m.notna().to_numpy()
+        idx = np.flatnonzero(use_ms)
+        if have.any():
+            num = pd.to_numeric(m[have], errors="coerce")
+            t = timebase.from_epoch(num.to_numpy(), epoch=timebase.UNIX_EPOCH, unit="ms")
+            vals = t.to_numpy(dtype="datetime64[ns]")
+            out[idx[have]] = vals
+            why[idx[have]] = np.where(np.isnat(vals), 3, 0)
+    lo, hi = (np.datetime64(t.tz_localize(None)) for t in timebase.PLAUSIBLE)
+    bad = ~np.isnat(out) & ((out < lo) | (out > hi))
+    out[bad] = np.datetime64("NaT")
+    why[bad] = 3
+    return out, why
+
+
+_TIME_WHY = {1: "location has no timestamp/timestampMs: a fix needs a time, none is invented",
+             2: "timestamp has no UTC offset (ambiguous local time)",
+             3: "unreadable or implausible timestamp (outside 1980-2100)"}
+
+
+class _Cols:
+    """Column lists of one chunk, pulled from the parsed location dicts by comprehensions."""
+
+    def __init__(self, buf: list[Any]) -> None:
+        self.not_obj = [k for k, d in enumerate(buf) if type(d) is not dict]
+        if self.not_obj:
+            buf = [d if type(d) is dict else {} for d in buf]
+        self.lat = [d.get("latitudeE7") for d in buf]
+        self.lon = [d.get("longitudeE7") for d in buf]
+        self.ts = [d.get("timestamp") for d in buf]
+        self.tms = [d.get("timestampMs") for d in buf]
+        self.src = [d.get("source") for d in buf]
+        self.dev = [d.get("deviceTag") for d in buf]
+        self.num = {k: [d.get(k) for d in buf] for k in _NUMERIC}
+        self.acts = [(k, d["activity"]) for k, d in enumerate(buf) if "activity" in d]
+        self.extra: dict[int, dict[str, Any]] = {
+            k: {x: v for x, v in d.items() if x not in _KNOWN}
+            for k, d in enumerate(buf) if not d.keys() <= _KNOWN}
+
+
+def _open(path: Path) -> IO[bytes]:
+    fh = open(path, "rb")
+    if fh.read(3) != b"\xef\xbb\xbf":
+        fh.seek(0)
+    return fh
+
+
+def _activity_events(
+    cols: _Cols, i0: int, lat: np.ndarray, lon: np.ndarray, subj: np.ndarray,
+    loc_why: dict[int, str], prefix: str,
+) -> tuple[pd.DataFrame | None, dict[int, list[str]]]:
+    dropped: dict[int, list[str]] = {}
+    ks: list[int] = []
+    js: list[int] = []
+    iso: list[Any] = []
+    ms: list[Any] = []
+    tops: list[Any] = []
+    confs: list[Any] = []
+    extras: list[str] = []
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+    for k, acts in cols.acts:
+        if not isinstance(acts, list):
+            dropped.setdefault(k, []).append("activity is not a list")
+            continue
+        for j, a in enumerate(acts):
+            if not isinstance(a, dict):
+                dropped.setdefault(k, []).append(f"activity[{j}] is not an object")
+                continue
+            inner = a.get("activity")
+            types = [[x.get("type"), x.get("confidence")] for x in inner
+                     if isinstance(x, dict)] if isinstance(inner, list) else []
+            best = max(types, key=lambda p: p[1] if isinstance(p[1], (int, float)) else -1,
+                       default=[None, None])
+            ex: dict[str, Any] = {"activities": types}
+            if k in loc_why:
+                ex["location_rejected"] = loc_why[k]
+            ks.append(k)
+            js.append(j)
+            iso.append(a.get("timestamp"))
+            ms.append(a.get("timestampMs"))
+            tops.append(best[0] if isinstance(best[0], str) else None)
+            confs.append(best[1] if isinstance(best[1], (int, float)) else None)
+            extras.append(dumps(ex))
+    if not ks:
+        return None, dropped
+    t, why = _times(iso, ms)
+    ok = why == 0
+    for k, j, w in zip(ks, js, why.tolist(), strict=True):
+        if w:
+            dropped.setdefault(k, []).append(f"activity[{j}]: {_TIME_WHY[w]}")
+    kk = np.asarray(ks)[ok]
+    recs = [f"locations[{i0 + k}]" for k in kk.tolist()]
+    jj = np.asarray(js)[ok].tolist()
+    df = pd.DataFrame({
+        "event_id": [f"{prefix}:{r}/activity[{j}]:activity" for r, j in zip(recs, jj, strict=True)],
+        "record": recs, "subject_id": subj[kk], "t_utc": pd.DatetimeIndex(t[ok]).tz_localize("UTC"),
+        "kind": "activity", "value": _floats(confs)[ok], "unit": "%",
+        "text": np.asarray(tops, dtype=object)[ok], "lat": lat[kk], "lon": lon[kk],
+        "extra": np.asarray(extras, dtype=object)[ok],
+    })
+    return (df if len(df) else None), dropped
+
+
+def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subject: str,
+             prefix: str) -> RecordsChunk:
+    lat_e7, lon_e7 = _floats(cols.lat), _floats(cols.lon)
+    wrapped = (lat_e7 > 900_000_000) | (lon_e7 > 1_800_000_000)
+    if wrapped.any():
+        lat_e7 = np.where(lat_e7 > 900_000_000, lat_e7 - _WRAP, lat_e7)
+        lon_e7 = np.where(lon_e7 > 1_800_000_000, lon_e7 - _WRAP, lon_e7)
+        for k in np.flatnonzero(wrapped):
+            cols.extra.setdefault(int(k), {})["e7_wrapped"] = True
+    lat, lon = lat_e7 / 1e7, lon_e7 / 1e7
+    t, twhy = _times(cols.ts, cols.tms)
+    with np.errstate(invalid="ignore"):
+        pos_ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    ok = pos_ok & (twhy == 0)
+    for k in cols.not_obj:
+        ok[k] = False
+    if subject_id is not None:
+        subj = np.full(n, subject_id, dtype=object)
+    else:
+        dev = pd.Series(cols.dev, dtype=object)
+        try:
+            codes, uniq = pd.factorize(dev, use_na_sentinel=True)
+        except TypeError:  # a deviceTag of the wrong type (object/array): no device subject
+            dev = pd.Series([d if isinstance(d, (int, str)) else None for d in cols.dev],
+                            dtype=object)
+            codes, uniq = pd.factorize(dev, use_na_sentinel=True)
+        names = np.array([device_subject(d) or default_subject for d in uniq] + [default_subject],
+                         dtype=object)
+        subj = names[codes]  # code -1 (no deviceTag) picks the last entry: the default
+    loc_why: dict[int, str] = {}
+    for k in np.flatnonzero(~ok):
+        k = int(k)
+        if k in cols.not_obj:
+            loc_why[k] = "location is not a JSON object"
+        elif not pos_ok[k]:
+            loc_why[k] = ("no usable latitudeE7/longitudeE7 (missing, not a number or out of "
+                          "range)")
+        else:
+            loc_why[k] = _TIME_WHY[int(twhy[k])]
+    events, dropped = _activity_events(cols, i0, np.where(pos_ok, lat, np.nan),
+                                       np.where(pos_ok, lon, np.nan), subj, loc_why, prefix)
+    with_events = set() if events is None else {
+        int(r[10:-1]) - i0 for r in events["record"].drop_duplicates().tolist()}
+    rejects = [(f"locations[{i0 + k}]", why) for k, why in sorted(loc_why.items())
+               if k not in with_events]
+    for k, msgs in dropped.items():
+        if ok[k]:
+            cols.extra.setdefault(k, {})["activity_rejected"] = msgs
+    sel = np.flatnonzero(ok)
+    try:
+        scodes, suniq = pd.factorize(pd.Series(cols.src, dtype=object), use_na_sentinel=True)
+    except TypeError:  # a source of the wrong type (object/array)
+        scodes, suniq = pd.factorize(pd.Series([x if isinstance(x, str) else repr(x)
+                                                for x in cols.src], dtype=object))
+    lut = np.array([_SRC_CODE.get(u, -1) if isinstance(u, str) else -1 for u in suniq] + [0],
+                   dtype=np.int64)
+    codes = lut[scodes]
+    for k in np.flatnonzero(codes < 0):
+        cols.extra.setdefault(int(k), {})["source"] = cols.src[k]
+    codes[codes < 0] = 0
+    num = {_COL[k]: _floats(v) for k, v in cols.num.items()}
+    h_acc = num["h_acc_m"]
+    with np.errstate(invalid="ignore"):
+        low = h_acc > 1000
+    zero = (lat == 0) & (lon == 0)
+    flags = np.where(low, np.where(zero, "low_accuracy|zero_position", "low_accuracy"),
+                     np.where(zero, "zero_position", ""))
+    extra = np.full(n, None, dtype=object)
+    for k, d in cols.extra.items():
+        extra[k] = compact_json(d)
+    idx = np.arange(i0, i0 + n)[sel]
+    fixes = pd.DataFrame({
+        "record": np.array([f"locations[{i}]" for i in idx.tolist()], dtype=object),
+        "subject_id": subj[sel],
+        "t_utc": pd.DatetimeIndex(t[sel]).tz_localize("UTC"),
+        "lat": lat[sel], "lon": lon[sel],
+        **{c: v[sel] for c, v in num.items()},
+        "fix_kind": pd.Categorical.from_codes(codes[sel], categories=list(_KIND_CODES)),
+        "flags": flags[sel].astype(object),
+        "extra": extra[sel],
+    })
+    return RecordsChunk(fixes=fixes, events=events, rejects=rejects, records_read=n)
+
+
+def _iter_raw(path: Path, *, subject_id: str | None, default_subject: str, prefix: str,
+              chunk_rows: int, shown: str) -> Iterator[RecordsChunk]:
+    buf: list[Any] = []
+    i0 = 0
+    fh = _open(path)
+    try:
+        items = _IJSON.items(fh, "locations.item", use_float=True, buf_size=256 * 1024)
+        try:
+            for it in items:
+                buf.append(it)
+                if len(buf) == chunk_rows:
+                    yield _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
+                    i0 += len(buf)
+                    buf = []
+        except (ijson.JSONError, ijson.IncompleteJSONError, ValueError, UnicodeDecodeError) as exc:
+            if buf:
+                yield _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
+                i0 += len(buf)
+                buf = []
+            if i0 == 0:
+                raise CorruptSource(f"not readable as Takeout Records JSON: {exc}",
+                                    path=shown) from exc
+            where = fh.tell()
+            yield RecordsChunk(
+                fixes=pd.DataFrame(), events=None, records_read=1,
+                rejects=[(f"locations[{i0}:]", f"JSON breaks off after {i0} locations (parser "
+                          f"stopped near byte {where}: {str(exc)[:120]}); nothing after that "
+                          "point could be read")])
+            return
+        if buf:
+            yield _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
+    finally:
+        fh.close()
+
+
+def stream_records(
+    path: str | Path, *, subject_id: str | None = None, chunk_rows: int = CHUNK_ROWS,
+    source_id: str | None = None,
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """Yield ``(fixes, events, rejects)`` canonical tables, one chunk at a time.
+
+    Memory is bounded by ``chunk_rows``, not by the file: use this to write a large
+    Records.json straight into a store. Each chunk is coerced to the schema and carries
+    ``source_id`` (the SHA-256 of the file unless ``source_id`` is given) and ids.
+
+    Example
+    -------
+    >>> for fixes, events, rejects in stream_records("Records.json"):  # doctest: +SKIP
+    ...     writer.write(fixes)
+    """
+    from ..evidence import sha256_file
+
+    p = Path(path)
+    sid = source_id or sha256_file(p)
+    prefix = sid[:16]
+    for ch in _iter_raw(p, subject_id=subject_id, default_subject=p.stem, prefix=prefix,
+                        chunk_rows=chunk_rows, shown=str(path)):
+        fx = ch.fixes
+        if len(fx):
+            fx = fx.assign(source_id=sid, fix_id=prefix + ":" + fx["record"])
+            fx = schema.coerce(fx, "fixes")
+        else:
+            fx = schema.empty("fixes")
+        ev = schema.empty("events") if ch.events is None else schema.coerce(
+            ch.events.assign(source_id=sid), "events")
+        rj = schema.coerce(pd.DataFrame({"source_id": sid,
+                                         "record": [r for r, _ in ch.rejects],
+                                         "reason": [w for _, w in ch.rejects]}), "rejects")
+        yield fx, ev, rj
+
+
+@register(LoaderSpec(
+    name="google-takeout-records",
+    description="Google Takeout Records.json / Location History.json (raw locations, streamed)",
+    sniff=sniff_records,
+    produces=("fixes", "events"),
+))
+def load_records(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load a Records.json. Options: ``chunk_rows`` (int, default :data:`CHUNK_ROWS`)."""
+    chunk_rows = int(ctx.options.get("chunk_rows", CHUNK_ROWS))
+    default = Path(ctx.member or ctx.display_path).stem
+    fixes, events, rejects = [], [], []
+    n = 0
+    for ch in _iter_raw(path, subject_id=ctx.subject_id, default_subject=default,
+                        prefix=ctx.source_id[:16], chunk_rows=chunk_rows, shown=ctx.display_path):
+        n += ch.records_read
+        if len(ch.fixes):
+            fixes.append(ch.fixes)
+        if ch.events is not None:
+            events.append(ch.events)
+        rejects.extend(ch.rejects)
+    if n == 0:
+        _check_shape(path, ctx)
+    basis = ("Records.json 'timestamp' (ISO-8601 with Z/offset) or 'timestampMs' (Unix ms), "
+             "both UTC")
+    return ctx.finish(
+        records_read=n, time_basis=basis,
+        fixes=pd.concat(fixes, ignore_index=True) if fixes else None,
+        events=pd.concat(events, ignore_index=True) if events else None,
+        rejects=rejects, default_subject=default,
+    )
+
+
+def _check_shape(path: Path, ctx: LoadContext) -> None:
+    """No location was read: say whether the array is empty or not an array at all."""
+    with _open(path) as fh:
+        try:
+            for prefix, event, _value in _IJSON.parse(fh):
+                if prefix == "locations":
+                    if event == "start_array":
+                        return
+                    raise ctx.error(CorruptSource, f"'locations' is a JSON {event}, not an "
+                                    "array of locations")
+        except (ijson.JSONError, ijson.IncompleteJSONError, json.JSONDecodeError) as exc:
+            raise ctx.error(CorruptSource, f"not readable as Takeout Records JSON: {exc}") from exc
+    raise ctx.error(CorruptSource, "no 'locations' array in this file")

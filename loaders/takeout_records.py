@@ -134,7 +134,8 @@ def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
                              dtype=object)
             zoned = strs.str.endswith("Z").to_numpy(dtype=bool)
             if not zoned.all():
-                zoned |= strs.str.contains(r"[+-]\d\d:?\d\d$", regex=True).to_numpy(dtype=bool)
+                zoned = zoned | strs.str.contains(r"[+-]\d\d:?\d\d$", regex=True).to_numpy(
+                    dtype=bool)
             why[idx[~zoned]] = 2
             why[idx[zoned]] = 0
             if zoned.any():

@@ -1,0 +1,180 @@
+"""Takeout Records.json / Location History.json: real files, styles, devices, streaming, damage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from routetrace.errors import CorruptSource
+from routetrace.loaders import detect_format, load
+from routetrace.loaders.takeout_records import stream_records
+from routetrace.schema import has_flag
+from routetrace.testing import assert_count_rule, hash_tree
+
+
+def test_every_real_records_file_loads(realdata_dir: Path) -> None:
+    folder = realdata_dir / "takeout" / "records"
+    before = hash_tree(folder)
+    res = {f.name: load(f) for f in sorted(folder.glob("*.json"))}
+    assert hash_tree(folder) == before
+    for r in res.values():
+        assert_count_rule(r)
+        assert r.source["format"].iloc[0] == "google-takeout-records"
+    rei = res["reitti_Records.json"]
+    assert (len(rei.fixes), len(rei.events), len(rei.rejects)) == (95, 47, 0)
+    assert set(rei.fixes["fix_kind"]) == {"gps", "wifi"}
+    assert rei.fixes["t_utc"].min() == pd.Timestamp("2013-04-15T06:31:26.860Z")
+    assert rei.fixes["t_utc"].max().floor("min") == pd.Timestamp("2013-04-15T08:53Z")
+    assert set(rei.fixes["subject_id"]) == {"google-device-335552189"}
+    assert (rei.events["kind"] == "activity").all() and set(rei.events["text"]) <= {
+        "STILL", "ON_FOOT", "WALKING", "IN_VEHICLE", "ON_BICYCLE", "TILTING", "UNKNOWN",
+        "EXITING_VEHICLE", "RUNNING", "IN_ROAD_VEHICLE", "IN_RAIL_VEHICLE"}
+    # every event sits on the fix of its own location record
+    joined = rei.events.merge(rei.fixes[["record", "lat", "lon"]], on="record", suffixes=("", "_f"))
+    assert len(joined) == 47 and np.allclose(joined["lat"], joined["lat_f"])
+
+
+def test_device_tags_are_subjects_unless_merged(realdata_dir: Path) -> None:
+    f = realdata_dir / "takeout" / "records" / "dawarich_records.json"
+    res = load(f)
+    assert res.fixes["subject_id"].tolist() == [
+        "dawarich_records", "dawarich_records", "google-device-1184882232"]
+    assert res.fixes["h_acc_m"].tolist() == [150.0, 18000.0, 22.0]
+    assert has_flag(res.fixes["flags"], "low_accuracy").tolist() == [False, True, False]
+    assert res.fixes["fix_kind"].tolist() == ["unknown", "unknown", "wifi"]
+    merged = load(f, subject_id="phone-B")
+    assert set(merged.fixes["subject_id"]) == {"phone-B"}
+
+
+def test_timestampMs_style(realdata_dir: Path) -> None:
+    res = load(realdata_dir / "takeout" / "records" / "dogsheep_Location_History.json")
+    assert_count_rule(res)
+    # "1437263846012" ms since 1970 = 2015-07-18T23:57:26.012Z
+    assert res.fixes["t_utc"].iloc[0] == pd.Timestamp("2015-07-18T23:57:26.012Z")
+    ev = res.events.iloc[0]
+    assert ev["t_utc"] == pd.Timestamp(1437263882066, unit="ms", tz="UTC")
+    assert (ev["text"], ev["value"]) == ("UNKNOWN", 40.0)
+    assert json.loads(ev["extra"])["activities"][1] == ["IN_VEHICLE", 25]
+
+
+def _write(tmp_path: Path, locations: list[object], name: str = "Records.json",
+           bom: bool = False) -> Path:
+    p = tmp_path / name
+    data = json.dumps({"locations": locations}).encode()
+    p.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
+    return p
+
+
+def test_fields_units_offsets_and_bom(tmp_path: Path) -> None:
+    locs = [
+        {"latitudeE7": 510000000, "longitudeE7": 38700000, "accuracy": 12, "altitude": 15,
+         "velocity": 3, "heading": 270, "verticalAccuracy": 4, "source": "GPS",
+         "deviceTag": 7, "timestamp": "2025-10-26T02:30:00+02:00", "platformType": "ANDROID"},
+        {"latitudeE7": 510000100, "longitudeE7": 38700100, "timestamp": "2025-10-26T02:30:00.5+01:00"},
+    ]
+    res = load(_write(tmp_path, locs, bom=True))
+    assert_count_rule(res)
+    fx = res.fixes
+    assert fx["t_utc"].tolist() == [pd.Timestamp("2025-10-26T00:30:00Z"),
+                                    pd.Timestamp("2025-10-26T01:30:00.5Z")]
+    row = fx.iloc[0]
+    assert (row["lat"], row["lon"], row["alt_m"], row["speed_mps"], row["course_deg"],
+            row["h_acc_m"], row["v_acc_m"]) == (51.0, 3.87, 15.0, 3.0, 270.0, 12.0, 4.0)
+    assert json.loads(row["extra"]) == {"platformType": "ANDROID"}
+    assert row["subject_id"] == "google-device-7"
+
+
+def test_bad_records_are_rejected_with_reasons(tmp_path: Path) -> None:
+    locs: list[object] = [
+        {"latitudeE7": 510000000, "longitudeE7": 38700000, "timestamp": "2025-01-01T00:00:00Z"},
+        {"latitudeE7": 510000000, "longitudeE7": 38700000, "timestamp": "2025-01-01T00:00:00"},
+        {"latitudeE7": "north", "longitudeE7": 38700000, "timestamp": "2025-01-01T00:00:00Z"},
+        {"latitudeE7": 510000000, "longitudeE7": 38700000},
+        "not a location",
+        {"latitudeE7": 510000000, "longitudeE7": 38700000, "timestampMs": "-99999999999999"},
+        {"latitudeE7": 0, "longitudeE7": 0, "timestamp": "2025-01-01T00:00:00Z"},
+        {"latitudeE7": 4294967296 - 100000000, "longitudeE7": 38700000,
+         "timestamp": "2025-01-01T00:00:00Z"},
+        {"latitudeE7": None, "longitudeE7": 1, "timestamp": "2025-01-01T00:00:00Z",
+         "activity": [{"timestamp": "2025-01-01T00:00:05Z",
+                       "activity": [{"type": "STILL", "confidence": 90}]}]},
+        {"latitudeE7": 510000000, "longitudeE7": 38700000, "timestamp": 12,
+         "deviceTag": {"x": 1}, "source": ["odd"]},
+    ]
+    res = load(_write(tmp_path, locs))
+    assert_count_rule(res)
+    why = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
+    assert set(why) == {"locations[1]", "locations[2]", "locations[3]", "locations[4]",
+                        "locations[5]", "locations[9]"}
+    assert "no UTC offset" in why["locations[1]"]
+    assert "latitudeE7" in why["locations[2]"]
+    assert "none is invented" in why["locations[3]"]
+    assert "not a JSON object" in why["locations[4]"]
+    assert "implausible" in why["locations[5]"]
+    zero = res.fixes.set_index("record").loc["locations[6]"]
+    assert has_flag(pd.Series([zero["flags"]]), "zero_position").all()
+    wrapped = res.fixes.set_index("record").loc["locations[7]"]
+    assert wrapped["lat"] == pytest.approx(-10.0) and json.loads(wrapped["extra"])["e7_wrapped"]
+    # a location without position but with an activity keeps the activity and says why
+    ev = res.events.set_index("record").loc["locations[8]"]
+    assert ev["text"] == "STILL" and np.isnan(ev["lat"])
+    assert "latitudeE7" in json.loads(ev["extra"])["location_rejected"]
+
+
+def test_truncated_file_keeps_what_was_read(tmp_path: Path) -> None:
+    locs = [{"latitudeE7": 510000000 + i, "longitudeE7": 38700000,
+             "timestamp": f"2025-01-01T00:00:{i:02d}Z"} for i in range(50)]
+    p = _write(tmp_path, locs)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    res = load(p, options={"chunk_rows": 7})
+    assert_count_rule(res)
+    assert 20 <= len(res.fixes) < 50
+    assert len(res.rejects) == 1
+    assert res.rejects["record"].iloc[0] == f"locations[{len(res.fixes)}:]"
+    assert "breaks off" in res.rejects["reason"].iloc[0]
+
+
+def test_unreadable_or_wrong_shape_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_bytes(b'{"locations": [{"latitudeE7": 5')
+    with pytest.raises(CorruptSource, match="a.json"):
+        load(tmp_path / "a.json", format="google-takeout-records")
+    (tmp_path / "b.json").write_bytes(b'{"locations": 5}')
+    with pytest.raises(CorruptSource, match="not an array"):
+        load(tmp_path / "b.json", format="google-takeout-records")
+    (tmp_path / "c.json").write_bytes(b'{"other": []}')
+    with pytest.raises(CorruptSource, match="no 'locations'"):
+        load(tmp_path / "c.json", format="google-takeout-records")
+    empty = load(_write(tmp_path, [], name="d.json"))
+    assert empty.records_read == 0 and len(empty.fixes) == 0
+
+
+def test_streaming_chunks_equal_the_whole_load(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    locs = [{"latitudeE7": int(rng.integers(-900000000, 900000000)),
+             "longitudeE7": int(rng.integers(-1800000000, 1800000000)),
+             "accuracy": int(rng.integers(1, 3000)), "source": ["GPS", "WIFI", "CELL"][i % 3],
+             "deviceTag": i % 2, "timestampMs": str(1_700_000_000_000 + i * 1000)}
+            for i in range(1000)]
+    p = _write(tmp_path, locs)
+    whole = load(p)
+    chunks = list(stream_records(p, chunk_rows=64))
+    assert len(chunks) == 16
+    streamed = pd.concat([c[0] for c in chunks], ignore_index=True)
+    for col in ("fix_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "subject_id", "flags"):
+        assert streamed[col].astype(str).tolist() == whole.fixes[col].astype(str).tolist(), col
+    assert whole.fixes["lat"].iloc[5] == locs[5]["latitudeE7"] / 1e7  # type: ignore[operator]
+    small = load(p, options={"chunk_rows": 10})
+    assert small.fixes["fix_id"].tolist() == whole.fixes["fix_id"].tolist()
+
+
+def test_sniffer_claims_records_only(tmp_path: Path) -> None:
+    p = _write(tmp_path, [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": "2025-01-01T00:00:00Z"}])
+    assert detect_format(p).name == "google-takeout-records"
+    (tmp_path / "x.json").write_text('{"locations": ["Paris", "Rome"]}')
+    with pytest.raises(Exception, match="no loader"):
+        detect_format(tmp_path / "x.json")

@@ -86,13 +86,15 @@ def naive_b_stamped(d: dict) -> str:
 
 
 def load_ms(pw, path: Path, *, ready: bool, repeat: int, timeout_s: float) -> float | None:
-    """Median ms to a drawn page (None: did not finish within ``timeout_s``)."""
+    """Median ms to a drawn page (None: did not finish within ``timeout_s`` or had errors)."""
     browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
     times = []
+    errors: list[str] = []
     try:
         for k in range(repeat + 1):
             ctx = browser.new_context(viewport={"width": 1280, "height": 900})
             page = ctx.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)[:80]))
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:")) else r.abort())
             t = time.perf_counter()
             try:
@@ -110,6 +112,9 @@ def load_ms(pw, path: Path, *, ready: bool, repeat: int, timeout_s: float) -> fl
             ctx.close()
     finally:
         browser.close()
+    if errors:
+        print(f"    {path.name}: page errors {errors[:2]}", file=sys.stderr)
+        return None
     return statistics.median(times)
 
 

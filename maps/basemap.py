@@ -51,9 +51,21 @@ def countries_geojson(bounds: tuple[float, float, float, float], *, margin_deg: 
 
 
 def roads_json(roads: Any) -> list[dict[str, Any]]:
-    """Road lines as ``[{"name": str, "lat": [...], "lon": [...]}]`` (rounded to 1e-5 deg)."""
+    """Road lines as ``[{"name": str, "lat": [...], "lon": [...]}]`` (rounded to 1e-5 deg).
+
+    ``roads``: ``{name: [(lat, lon), ...]}``, a GeoDataFrame of lines, or the path of a
+    vector file of lines (GeoPackage, GeoJSON, ...; reprojected to WGS84).
+    """
     if roads is None:
         return []
+    if isinstance(roads, (str, Path)):
+        import pyogrio
+        p = Path(roads)
+        if not p.is_file():
+            raise ExportError("roads file not found", path=str(p))
+        roads = pyogrio.read_dataframe(p)
+        if roads.crs is not None and roads.crs.to_epsg() != 4326:
+            roads = roads.to_crs(4326)
     out: list[dict[str, Any]] = []
     if isinstance(roads, dict):
         for name in sorted(roads):

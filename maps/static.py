@@ -97,6 +97,8 @@ def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[s
             page.goto(path.as_uri(), wait_until="load", timeout=timeout_ms)
             if wait_ready:
                 page.wait_for_function("window.routetraceReady === true", timeout=timeout_ms)
+                # canvases (routes, evidence points) draw in the next animation frames
+                page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             rep.load_ms = (time.perf_counter() - t) * 1000
             yield page, rep
         finally:

@@ -303,3 +303,18 @@ def test_mbtiles_errors(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="URL"):
         make_exhibit(demo_tables(100)["fixes"], case_id="c", exhibit_no="1", out_dir=tmp_path,
                      tiles="https://tile.example/{z}/{x}/{y}.png", static=False)
+
+
+def test_roads_from_a_geopackage_are_drawn(tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    from routetrace.maps.basemap import roads_json
+    p = tmp_path / "roads.gpkg"
+    gpd.GeoDataFrame({"name": ["N9", "<b>E40</b>"]}, geometry=[
+        shapely.LineString([(3.6, 50.9), (3.7, 51.0)]),
+        shapely.LineString([(3.5, 51.0), (3.8, 51.05), (3.9, 51.1)])], crs="EPSG:4326").to_file(p)
+    roads = roads_json(p)
+    assert [r["name"] for r in roads] == ["N9", "<b>E40</b>"] and roads[1]["lat"] == [51.0, 51.05, 51.1]
+    html = _html(demo_tables(200), roads=p)
+    assert "<b>E40</b>" not in html and _data(html)["roads"] == roads

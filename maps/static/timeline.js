@@ -223,21 +223,74 @@
     });
     Object.keys(placeLayers).sort().forEach(function (k) { overlays.push([k, placeLayers[k]]); });
 
-    /* ---- evidence points per source (exact positions, stated accuracy to scale) ---- */
-    var pointItems = [];
-    D.points.forEach(function (src) {
-      var grp = L.layerGroup().addTo(map);
-      var n = src.lat.length;
-      for (var i = 0; i < n; i++) {
-        if (src.acc[i] > 0) {
-          L.circle([src.lat[i], src.lon[i]], { radius: src.acc[i], color: "#2166ac", weight: 0.8, fillOpacity: 0.04, renderer: renderer, interactive: false }).addTo(grp);
+    /* ---- evidence points per source (exact positions, stated accuracy to scale) ----
+     * One canvas per source, redrawn after each move/zoom: thousands of points stay fast.
+     * Hover shows a tooltip (textContent) for the nearest point within 6 px. */
+    var PointsLayer = L.Layer.extend({
+      initialize: function (src) { this.src = src; this.T = Infinity; },
+      onAdd: function (m) {
+        this._canvas = L.DomUtil.create("canvas", "rt-points leaflet-zoom-hide");
+        this._canvas.style.pointerEvents = "none";
+        m.getPanes().overlayPane.appendChild(this._canvas);
+        this._tip = L.tooltip({ direction: "top", offset: [0, -4] });
+        m.on("moveend zoomend resize viewreset", this._redraw, this);
+        m.on("mousemove", this._hover, this);
+        this._redraw();
+      },
+      onRemove: function (m) {
+        L.DomUtil.remove(this._canvas);
+        m.off("moveend zoomend resize viewreset", this._redraw, this);
+        m.off("mousemove", this._hover, this);
+        m.closeTooltip(this._tip);
+      },
+      setTime: function (T) { this.T = T; if (this._map) { this._redraw(); } },
+      drawNow: function () { if (this._frame) { L.Util.cancelAnimFrame(this._frame); this._frame = null; } this._draw(); },
+      _redraw: function () {
+        var self = this;
+        if (this._frame) { return; }
+        this._frame = L.Util.requestAnimFrame(function () { self._frame = null; self._draw(); });
+      },
+      _draw: function () {
+        var m = this._map;
+        if (!m) { return; }
+        var size = m.getSize(), c = this._canvas, s = this.src;
+        L.DomUtil.setPosition(c, m.containerPointToLayerPoint([0, 0]));
+        c.width = size.x; c.height = size.y;
+        var ctx = c.getContext("2d"), z = m.getZoom();
+        var circles = new Path2D(), dots = new Path2D();
+        for (var i = 0; i < s.lat.length; i++) {
+          if (s.t[i] > this.T) { continue; }
+          var p = m.latLngToContainerPoint([s.lat[i], s.lon[i]]);
+          var mpp = 40075016.686 * Math.cos(s.lat[i] * Math.PI / 180) / (256 * Math.pow(2, z));
+          var r = s.acc[i] > 0 ? s.acc[i] / mpp : 0;
+          if (p.x < -r - 5 || p.y < -r - 5 || p.x > size.x + r + 5 || p.y > size.y + r + 5) { continue; }
+          if (r > 1) { circles.moveTo(p.x + r, p.y); circles.arc(p.x, p.y, r, 0, 2 * Math.PI); }
+          dots.moveTo(p.x + 3, p.y); dots.arc(p.x, p.y, 3, 0, 2 * Math.PI);
         }
-        var cm = L.circleMarker([src.lat[i], src.lon[i]], { radius: 3, color: "#2166ac", weight: 1, fillOpacity: 0.8, renderer: renderer });
-        cm.bindTooltip(el("span", null, src.kind[i] + " · " + src.time[i] + (src.acc[i] > 0 ? " · ±" + Math.round(src.acc[i]) + " m" : "")));
-        cm.addTo(grp);
-        pointItems.push({ t: src.t[i], layer: cm, parent: grp });
+        ctx.lineWidth = 1;
+        ctx.strokeStyle = "rgba(33,102,172,0.55)"; ctx.stroke(circles);
+        ctx.fillStyle = "rgba(33,102,172,0.85)"; ctx.fill(dots);
+        ctx.strokeStyle = "#2166ac"; ctx.stroke(dots);
+      },
+      _hover: function (e) {
+        var m = this._map, s = this.src, best = -1, bd = 36;
+        for (var i = 0; i < s.lat.length; i++) {
+          if (s.t[i] > this.T) { continue; }
+          var p = m.latLngToContainerPoint([s.lat[i], s.lon[i]]);
+          var dx = p.x - e.containerPoint.x, dy = p.y - e.containerPoint.y, d2 = dx * dx + dy * dy;
+          if (d2 < bd) { bd = d2; best = i; }
+        }
+        if (best < 0) { m.closeTooltip(this._tip); return; }
+        this._tip.setLatLng([s.lat[best], s.lon[best]]);
+        this._tip.setContent(el("span", null, s.kind[best] + " · " + s.time[best] +
+          (s.acc[best] > 0 ? " · ±" + Math.round(s.acc[best]) + " m" : "") + " · " + this.src.label));
+        m.openTooltip(this._tip);
       }
-      overlays.push(["Source: " + src.label, grp]);
+    });
+    var pointLayers = D.points.map(function (src) {
+      var layer = new PointsLayer(src).addTo(map);
+      overlays.push(["Source: " + src.label, layer]);
+      return layer;
     });
 
     /* ---- time slider: labels are routetrace's local-time strings ---- */
@@ -255,11 +308,7 @@
         if (on && !gapLayer.hasLayer(it.layer)) { gapLayer.addLayer(it.layer); }
         if (!on && gapLayer.hasLayer(it.layer)) { gapLayer.removeLayer(it.layer); }
       });
-      pointItems.forEach(function (it) {
-        var on = it.t <= T;
-        if (on && !it.parent.hasLayer(it.layer)) { it.parent.addLayer(it.layer); }
-        if (!on && it.parent.hasLayer(it.layer)) { it.parent.removeLayer(it.layer); }
-      });
+      pointLayers.forEach(function (l) { l.setTime(T); });
       label.textContent = ticks.label[idx];
     }
     var slider, label;

@@ -31,7 +31,7 @@ from .exports import (
 from .footer import source_date
 from .timeline import build_timeline_map, derive_gaps, prepare_fixes
 
-__all__ = ["EXHIBIT_FILES", "make_exhibit"]
+__all__ = ["EXHIBIT_FILES", "exhibit_from_case", "make_exhibit"]
 
 #: Files of an exhibit set (``manifest.json`` lists each with its SHA-256).
 EXHIBIT_FILES = ("exhibit.html", "exhibit.png", "exhibit.pdf", "exhibit.kml", "exhibit.kmz",
@@ -144,3 +144,40 @@ def make_exhibit(
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n",
                                        encoding="utf-8")
     return dict(sorted(hashes.items()))
+
+
+def exhibit_from_case(
+    case_root: str | os.PathLike[str],
+    *,
+    out_dir: str | os.PathLike[str],
+    exhibit_no: str,
+    title: str = "Timeline map",
+    tiles: str | os.PathLike[str] | None = None,
+    roads: Any = None,
+    static: bool = True,
+) -> dict[str, str]:
+    """Write the exhibit set of a case folder (``routetrace exhibit CASE --out DIR``).
+
+    Reads the case's ``fixes, stops, trips, gaps, places, sources`` tables (absent ones are
+    empty; without a ``gaps`` table silences over 30 min are derived) and the stage
+    parameters recorded in ``case.json``, then calls :func:`make_exhibit`.
+    """
+    from ..case import open_case
+
+    case = open_case(case_root)
+    names = set(case.table_names())
+
+    def get(name: str) -> pd.DataFrame | None:
+        if name not in names:
+            return None
+        df = case.table(name)
+        return pd.DataFrame(df.drop(columns=[c for c in ("geometry",) if c in df.columns]))
+
+    fixes = get("fixes")
+    if fixes is None or not len(fixes):
+        raise ExportError("the case has no fixes to map; ingest evidence first", path=str(case_root))
+    return make_exhibit(
+        fixes, stops=get("stops"), trips=get("trips"), gaps=get("gaps"), places=get("places"),
+        sources=get("sources"), case_id=case.case_id, exhibit_no=exhibit_no, out_dir=out_dir,
+        title=title, params=case.manifest.get("parameters", {}), tiles=tiles, roads=roads,
+        static=static)

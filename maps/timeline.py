@@ -240,7 +240,8 @@ def _enc(values: np.ndarray) -> list[int]:
 
 
 def _route_levels(f: pd.DataFrame, gaps: pd.DataFrame, t0_ns: int, proj: pyproj.Transformer,
-                  subjects: list[str]) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
+                  subjects: list[str], *, budget: int = POINT_BUDGET,
+                  ) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
     """Per subject, the route simplified at each tolerance, encoded for the page."""
     per_level: dict[str, list[tuple[float, np.ndarray, list[int]]]] = {}
     counts = np.zeros(len(LEVEL_TOLS_M), dtype=np.int64)
@@ -285,7 +286,7 @@ def _route_levels(f: pd.DataFrame, gaps: pd.DataFrame, t0_ns: int, proj: pyproj.
         per_level[s] = levels
     # keep levels coarse -> fine while the whole exhibit fits the point budget
     cum = np.cumsum(counts)
-    n_levels = max(1, int(np.searchsorted(cum, POINT_BUDGET, side="right")))
+    n_levels = max(1, int(np.searchsorted(cum, budget, side="right")))
     out: dict[str, list[dict[str, Any]]] = {}
     for s in subjects:
         lat, lon, t = data[s]
@@ -406,7 +407,10 @@ def build_timeline_map(
     proj = pyproj.Transformer.from_crs(
         "EPSG:4326", f"+proj=aeqd +lat_0={clat:.4f} +lon_0={clon:.4f} +datum=WGS84 +units=m",
         always_xy=True)
-    levels, tols = _route_levels(f, gaps, t0_ns, proj, subjects)
+    # inlined tiles share the 10 MB page budget with the route (about 12 bytes a vertex)
+    tile_bytes = sum(len(v) for v in tiles.tiles.values()) if tiles is not None else 0
+    levels, tols = _route_levels(f, gaps, t0_ns, proj, subjects,
+                                 budget=max(20_000, POINT_BUDGET - tile_bytes // 12))
     n_fix = f.groupby("subject_id").size().to_dict() if len(f) else {}
     subj_data = [{"id": s, "colour": colour[s], "n_fixes": int(n_fix.get(s, 0)), "levels": levels[s]}
                  for s in subjects]

@@ -318,3 +318,24 @@ def test_roads_from_a_geopackage_are_drawn(tmp_path: Path) -> None:
     assert [r["name"] for r in roads] == ["N9", "<b>E40</b>"] and roads[1]["lat"] == [51.0, 51.05, 51.1]
     html = _html(demo_tables(200), roads=p)
     assert "<b>E40</b>" not in html and _data(html)["roads"] == roads
+
+
+def test_exhibit_from_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from routetrace.case import open_case
+    from routetrace.maps.exhibit import exhibit_from_case
+    from routetrace.verify import verify_case
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761000000")
+    d = demo_tables(300)
+    case = open_case(tmp_path / "case", create=True, case_id="CASE-9")
+    for name in ("fixes", "stops", "places", "sources"):
+        case.write_table(name, d[name])
+    case.set_parameters("stops", {"radius_m": 75.0})
+    hashes = exhibit_from_case(tmp_path / "case", out_dir=tmp_path / "ex", exhibit_no="E-1", static=False)
+    html = (tmp_path / "ex" / "exhibit.html").read_text()
+    assert "CASE-9" in html and "stops.radius_m = 75.0" in html
+    assert "unobserved" in html  # no gaps table in the case: derived, flagged
+    monkeypatch.chdir(tmp_path)
+    rep = verify_case(tmp_path / "case", exhibit_dirs=[tmp_path / "ex"])
+    exhibit_rows = [r for r in rep.rows if r[0] == "exhibit output"]
+    assert len(exhibit_rows) == len(hashes) and all(r[2] == "ok" for r in exhibit_rows)

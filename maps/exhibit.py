@@ -164,7 +164,7 @@ def exhibit_from_case(
     """
     from ..case import open_case
 
-    case = open_case(case_root)
+    case = open_case(Path(case_root))
     names = set(case.table_names())
 
     def get(name: str) -> pd.DataFrame | None:

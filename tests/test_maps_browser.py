@@ -219,3 +219,22 @@ def test_pdf_pages_exhibit_number_and_hashes(built: dict[str, Path]) -> None:
     assert "CEST (UTC+02:00)" in text and "CET (UTC+01:00)" in text
     assert "2025-10-20 22:40:00 UTC" in text
     assert reader.metadata is not None and str(reader.metadata.get("/CreationDate", "")).startswith("D:20251020")
+
+
+@pytest.mark.realdata
+def test_real_gpx_exhibit_shows_croatian_local_time(realdata_dir: Path, tmp_path: Path) -> None:
+    from routetrace.loaders import load
+    from routetrace.testing import hash_tree
+    src = realdata_dir / "gpx" / "gpxpy_around-visnjan-with-car.gpx"
+    before = hash_tree(src)
+    res = load(src, subject_id="car")
+    html = build_timeline_map(res.fixes, sources=res.source, case_id="R", exhibit_no="R-1")
+    p = tmp_path / "real.html"
+    p.write_text(html, encoding="utf-8")
+    with open_exhibit(p, timezone_id=NY) as (page, rep):
+        label = page.locator("#rt-time-label").inner_text()
+        footer = page.locator("#rt-footer").inner_text()
+    assert rep.blocked == [] and rep.console_errors == [] and rep.page_errors == []
+    assert label.endswith("CET (UTC+01:00), Europe/Zagreb") and label.startswith("2020-12-18")
+    assert res.source["source_id"].iloc[0] in footer
+    assert hash_tree(src) == before

@@ -53,8 +53,8 @@ def _members(root: Path) -> Iterator[tuple[str, int, bytes | None, str | None]]:
                 if _safe_name(info.filename) is None:
                     yield info.filename, info.file_size, None, "unsafe path (absolute or '..')"
                     continue
-                with zf.open(info) as fh:
-                    yield info.filename, info.file_size, fh.read(SNIFF_BYTES), None
+                with zf.open(info) as zfh:
+                    yield info.filename, info.file_size, zfh.read(SNIFF_BYTES), None
     else:
         with tarfile.open(root) as tf:
             for m in sorted(tf.getmembers(), key=lambda m: m.name):
@@ -63,8 +63,8 @@ def _members(root: Path) -> Iterator[tuple[str, int, bytes | None, str | None]]:
                 if not m.isreg() or _safe_name(m.name) is None:
                     yield m.name, m.size, None, "unsafe member (link, device or '..' path)"
                     continue
-                fh = tf.extractfile(m)
-                yield m.name, m.size, fh.read(SNIFF_BYTES) if fh else b"", None
+                tfh = tf.extractfile(m)
+                yield m.name, m.size, tfh.read(SNIFF_BYTES) if tfh else b"", None
 
 
 def _classify(name: str, head: bytes, extract: Path | None = None) -> tuple[str | None, str]:
@@ -113,15 +113,15 @@ def discover(path: str | Path) -> pd.DataFrame:
             rows.append((f.relative_to(root).as_posix(), f.stat().st_size, fmt, status))
     elif zipfile.is_zipfile(root) or tarfile.is_tarfile(root):
         with tempfile.TemporaryDirectory(prefix="routetrace-discover-") as tmp:
-            for name, size, head, refused in _members(root):
-                if refused is not None or head is None:
+            for name, size, mhead, refused in _members(root):
+                if refused is not None or mhead is None:
                     rows.append((name, size, None, f"refused: {refused}"))
                     continue
                 extracted = None
-                if head.startswith(_SQLITE):
+                if mhead.startswith(_SQLITE):
                     extracted = Path(tmp) / f"m{len(rows)}.sqlite"
                     _extract_one(root, name, extracted)
-                fmt, status = _classify(name, head, extracted)
+                fmt, status = _classify(name, mhead, extracted)
                 rows.append((name, size, fmt, status))
     else:
         raise UnknownFormat("not a folder, zip or tar archive: discover() lists exports",

@@ -257,8 +257,8 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
     if wrapped.any():
         lat_e7 = np.where(lat_e7 > 900_000_000, lat_e7 - _WRAP, lat_e7)
         lon_e7 = np.where(lon_e7 > 1_800_000_000, lon_e7 - _WRAP, lon_e7)
-        for k in np.flatnonzero(wrapped):
-            cols.extra.setdefault(int(k), {})["e7_wrapped"] = True
+        for k in np.flatnonzero(wrapped).tolist():
+            cols.extra.setdefault(k, {})["e7_wrapped"] = True
     lat, lon = lat_e7 / 1e7, lon_e7 / 1e7
     t, twhy = _times(cols.ts, cols.tms)
     with np.errstate(invalid="ignore"):
@@ -280,8 +280,7 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
                          dtype=object)
         subj = names[codes]  # code -1 (no deviceTag) picks the last entry: the default
     loc_why: dict[int, str] = {}
-    for k in np.flatnonzero(~ok):
-        k = int(k)
+    for k in np.flatnonzero(~ok).tolist():
         if k in cols.not_obj:
             loc_why[k] = "location is not a JSON object"
         elif not pos_ok[k]:
@@ -307,8 +306,8 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
     lut = np.array([_SRC_CODE.get(u, -1) if isinstance(u, str) else -1 for u in suniq] + [0],
                    dtype=np.int64)
     codes = lut[scodes]
-    for k in np.flatnonzero(codes < 0):
-        cols.extra.setdefault(int(k), {})["source"] = cols.src[k]
+    for k in np.flatnonzero(codes < 0).tolist():
+        cols.extra.setdefault(k, {})["source"] = cols.src[k]
     codes[codes < 0] = 0
     num = {_COL[k]: _floats(v) for k, v in cols.num.items()}
     h_acc = num["h_acc_m"]

@@ -226,7 +226,8 @@ def _segment(seg: object, rec: str, out: _Out, *, ios: bool) -> None:
                 continue
             if "time" in p:
                 t = parse_time(p["time"])
-                fl, ex = flags, {"offset_min": utc_offset_min(p["time"])}
+                ex: dict[str, Any] = {"offset_min": utc_offset_min(p["time"])}
+                fl = flags
             elif "durationMinutesOffsetFromStartTime" in p:
                 mins = number(p["durationMinutesOffsetFromStartTime"])
                 if isinstance(t0, str):

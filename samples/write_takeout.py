@@ -32,7 +32,8 @@ _ADDRESS = {
 
 
 def _iso(t: pd.Timestamp) -> str:
-    return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    text: str = t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text[:-3] + "Z"
 
 
 def _int(x: float) -> int:

@@ -238,3 +238,29 @@ def test_real_gpx_exhibit_shows_croatian_local_time(realdata_dir: Path, tmp_path
     assert label.endswith("CET (UTC+01:00), Europe/Zagreb") and label.startswith("2020-12-18")
     assert res.source["source_id"].iloc[0] in footer
     assert hash_tree(src) == before
+
+
+def test_offline_tiles_are_inlined_and_drawn(tmp_path: Path) -> None:
+    import sqlite3
+    from io import BytesIO
+
+    from routetrace.maps.basemap import load_mbtiles
+    mb = tmp_path / "t.mbtiles"
+    con = sqlite3.connect(mb)
+    con.execute("CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, tile_data blob)")
+    buf = BytesIO()
+    Image.new("RGB", (256, 256), (180, 210, 180)).save(buf, "PNG")
+    for z in range(8, 13):
+        x0, x1 = int((3.5 + 180) / 360 * 2**z), int((3.8 + 180) / 360 * 2**z)
+        for x in range(x0, x1 + 1):
+            for ty in range(int(2**z * 0.65), int(2**z * 0.68) + 1):  # TMS rows count from the south
+                con.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, ty, buf.getvalue()))
+    con.commit()
+    con.close()
+    d = demo_tables(300)
+    tiles = load_mbtiles(mb, (50.9, 3.55, 51.06, 3.76))
+    p = _write(tmp_path, "tiles.html", d, tiles=tiles)
+    with open_exhibit(p, timezone_id=NY) as (page, rep):
+        srcs = page.evaluate("[...document.querySelectorAll('.leaflet-tile-pane img')].map(i => i.src.slice(0, 22))")
+    assert rep.blocked == [] and rep.console_errors == [] and rep.page_errors == []
+    assert srcs and set(srcs) <= {"data:image/png;base64,", ""} and "data:image/png;base64," in srcs

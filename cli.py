@@ -198,6 +198,23 @@ def cmd_corroborate(args: argparse.Namespace) -> dict[str, Any]:
     return {"verdicts": out}
 
 
+def cmd_exhibit(args: argparse.Namespace) -> dict[str, Any]:
+    """Write the exhibit set of a case."""
+    import shutil
+
+    from .maps.exhibit import exhibit_from_case
+
+    static = not args.no_static
+    if static and shutil.which("chromium") is None:
+        raise RoutetraceError("PNG/PDF exhibits need Debian's chromium (`apt-get install chromium`, "
+                              "or `bash .ci/install`); pass --no-static for HTML and exports only")
+    written = exhibit_from_case(args.case, out_dir=args.out, exhibit_no=args.exhibit_no,
+                                title=args.title, tiles=args.tiles, roads=args.roads, static=static)
+    for name in sorted(written):
+        CONSOLE.info(f"wrote {Path(args.out) / name}")
+    return {"out": str(args.out), "outputs": written}
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="routetrace",
@@ -264,6 +281,16 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--tz", help="IANA zone for local times in the statements")
     sp.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option")
     sp.add_argument("--out", help="folder for the CSVs (default CASE/corroboration)")
+
+    sp = add("exhibit", cmd_exhibit, "write the map exhibit set (HTML, PNG, PDF, KML, GPKG, ...)")
+    sp.add_argument("case")
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--exhibit-no", default="1", help="exhibit number shown on every page")
+    sp.add_argument("--title", default="Timeline map")
+    sp.add_argument("--tiles", help="offline raster tiles (MBTiles) for the background; recorded "
+                    "in the footer")
+    sp.add_argument("--roads", help="road lines (GeoJSON/GeoPackage) for the background")
+    sp.add_argument("--no-static", action="store_true", help="skip PNG/PDF (no Chromium needed)")
 
     sp = add("verify", cmd_verify, "re-hash every source and output of a case and report changes")
     sp.add_argument("case")

@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .analysis import run_carparks, run_copresence
 from .case import export_case, ingest, open_case
+from .maps.exhibit import exhibit_from_case
 from .routes.corroborate import corroborate_case
 from .samples import generate
 
@@ -61,7 +63,15 @@ def run_demo(
     verdicts = cor.verdicts["verdict"].value_counts().to_dict() if len(cor.verdicts) else {}
     log(f"{step}. corroboration of indicated places: {verdicts} (CSV in {out / 'corroboration'})")
     step += 1
-    outputs: dict[str, list[str]] = {}
+    static = shutil.which("chromium") is not None
+    exhibit_dir = out / "exhibit"
+    written = exhibit_from_case(case_dir, out_dir=exhibit_dir, exhibit_no="1",
+                                title="Sample case: journey Calais - Brussels - Zeebrugge",
+                                static=static)
+    log(f"{step}. exhibit: {exhibit_dir / 'exhibit.html'} and {len(written) - 1} other file(s)"
+        + ("" if static else " (PNG/PDF skipped: install Debian's chromium for them)"))
+    step += 1
+    outputs: dict[str, list[str]] = {"exhibit": sorted(str(exhibit_dir / k) for k in written)}
     for fmt in ("csv", "geojson", "gpkg"):
         outputs[fmt] = [str(p) for p in export_case(case_dir, to=fmt, out=export_dir / fmt)]
     log(f"{step}. tables exported (csv, geojson, gpkg): {export_dir}")

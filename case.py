@@ -347,7 +347,8 @@ def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
         if to == "csv":
             for name in names:
                 p = dest / f"{name}.csv"
-                case.table(name).to_csv(p, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+                _formula_safe(case.table(name)).to_csv(
+                    p, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
                 written.append(p)
         elif to in ("geojson", "gpkg"):
             os.environ.setdefault("OGR_CURRENT_DATE", generation_time())
@@ -377,6 +378,26 @@ def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
     except OSError as exc:
         raise ExportError(f"cannot write: {exc}", path=str(dest)) from exc
     return written
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading apostrophe.
+
+    Evidence text (chat lines, place names) is hostile: ``=HYPERLINK(...)`` must stay inert
+    when an analyst opens the CSV. Only text columns are touched; numbers are left as they
+    are.
+    """
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_string_dtype(out[c].dtype) or pd.api.types.is_object_dtype(out[c].dtype):
+            text = out[c].astype("string")
+            risky = text.str.startswith(_FORMULA_START).fillna(False).astype(bool)
+            if risky.any():
+                out[c] = text.where(~risky, "'" + text)
+    return out
 
 
 def _stringify(df: pd.DataFrame) -> pd.DataFrame:

@@ -118,3 +118,13 @@ def test_cli_formats_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["formats", "--json"]) == 0
     names = {f["name"] for f in json.loads(capsys.readouterr().out)["formats"]}
     assert {"gpx", "csv"} <= names
+
+
+def test_csv_export_keeps_hostile_text_inert(tmp_path: Path) -> None:
+    (tmp_path / "a.gpx").write_text('<gpx version="1.1"><wpt lat="51" lon="3"><name>=HYPERLINK("http://x","y")'
+                                    "</name></wpt></gpx>")
+    ingest(tmp_path / "c", [tmp_path / "a.gpx"])
+    out = export_case(tmp_path / "c", to="csv", out=tmp_path / "x")
+    places = pd.read_csv(next(p for p in out if p.name == "places.csv"), dtype=str)
+    assert places["name"].iloc[0] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert open_case(tmp_path / "c").table("places")["name"].iloc[0].startswith("=")  # stored verbatim

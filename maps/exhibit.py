@@ -34,8 +34,8 @@ from .timeline import build_timeline_map, derive_gaps, prepare_fixes
 __all__ = ["EXHIBIT_FILES", "exhibit_from_case", "make_exhibit"]
 
 #: Files of an exhibit set (``manifest.json`` lists each with its SHA-256).
-EXHIBIT_FILES = ("exhibit.html", "exhibit.png", "exhibit.pdf", "exhibit.kml", "exhibit.kmz",
-                 "exhibit.gpkg", "exhibit.geojson", "exhibit.gpx", "chronology.csv")
+EXHIBIT_FILES = ("exhibit.html", "exhibit.png", "chronology.png", "exhibit.pdf", "exhibit.kml",
+                 "exhibit.kmz", "exhibit.gpkg", "exhibit.geojson", "exhibit.gpx", "chronology.csv")
 
 
 def make_exhibit(
@@ -55,12 +55,13 @@ def make_exhibit(
     roads: Any = None,
     static: bool = True,
     timezone_id: str = "UTC",
+    corroboration: pd.DataFrame | None = None,
 ) -> dict[str, str]:
     """Write the exhibit set to ``out_dir`` and return ``{file name: SHA-256}``.
 
     Files: ``exhibit.html`` (self-contained offline timeline map with footer and
-    chronology), ``exhibit.png`` and ``exhibit.pdf`` (A4 landscape; Chromium, skipped when
-    ``static=False``), ``exhibit.kml``/``.kmz`` (TimeStamp/TimeSpan), ``exhibit.gpkg``
+    chronology), ``exhibit.png`` (map page), ``chronology.png`` and ``exhibit.pdf`` (A4
+    landscape: map page, then chronology; Chromium, skipped when ``static=False``), ``exhibit.kml``/``.kmz`` (TimeStamp/TimeSpan), ``exhibit.gpkg``
     (layers fixes, stops, trips, places, gaps), ``exhibit.geojson``, ``exhibit.gpx``,
     ``chronology.csv`` and ``manifest.json`` (SHA-256 of every other file, parameters,
     tool version, ``SOURCE_DATE_EPOCH``), which ``routetrace verify --exhibit`` re-checks.
@@ -83,6 +84,9 @@ def make_exhibit(
         Background road lines (``{name: [(lat, lon), ...]}`` or a GeoDataFrame of lines).
     static
         Also render PNG and PDF with Chromium.
+    corroboration
+        The statements' corroboration layer (``routes.corroborate.statement_layer`` with a
+        result): verdicts in the place popups, marker colour by the worst verdict.
 
     Raises
     ------
@@ -111,15 +115,16 @@ def make_exhibit(
 
     html = build_timeline_map(fixes, stops_t, gaps if gaps is not None else None, places_t, sources,
                               case_id=case_id, exhibit_no=exhibit_no, title=title, params=params,
-                              tiles=tileset, roads=roads)
+                              tiles=tileset, roads=roads, corroboration=corroboration)
     written: list[Path] = []
     hp = out / "exhibit.html"
     hp.write_text(html, encoding="utf-8")
     written.append(hp)
     if static:
         from .static import render_static
-        render_static(hp, out / "exhibit.png", out / "exhibit.pdf", timezone_id=timezone_id)
-        written += [out / "exhibit.png", out / "exhibit.pdf"]
+        render_static(hp, out / "exhibit.png", out / "exhibit.pdf", chronology_png=out / "chronology.png",
+                      timezone_id=timezone_id)
+        written += [out / "exhibit.png", out / "chronology.png", out / "exhibit.pdf"]
     kml = write_kml(out / "exhibit.kml", fixes, stops_t, gaps_t, places_t, sources, case_id=case_id,
                     exhibit_no=exhibit_no)
     written += [kml, write_kmz(out / "exhibit.kmz", kml)]

@@ -122,9 +122,9 @@ def _fix_pdf_dates(path: Path) -> None:
 
 
 def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Path | None = None, *,
-                  timezone_id: str = "UTC") -> BrowserReport:
-    """Write a PNG of the map page (title, map, footer) and an A4 landscape PDF (map page and
-    chronology pages) of an exhibit HTML file.
+                  chronology_png: str | Path | None = None, timezone_id: str = "UTC") -> BrowserReport:
+    """Write a PNG of the map page (title, map, footer), a PNG of the chronology table and an
+    A4 landscape PDF (map page, then the chronology pages) of an exhibit HTML file.
 
     Raises
     ------
@@ -140,6 +140,8 @@ def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Pa
                 " return {x: 0, y: 0, width: document.documentElement.clientWidth,"
                 " height: Math.ceil(f.bottom + window.scrollY)}; })()")
             page.screenshot(path=str(png), clip=clip, full_page=True, animations="disabled")
+        if chronology_png is not None:
+            page.locator("#rt-chronology").screenshot(path=str(chronology_png), animations="disabled")
         if pdf is not None:
             page.emulate_media(media="print")
             page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True,

@@ -349,6 +349,7 @@ def build_timeline_map(
     params: Mapping[str, Any] | None = None,
     tiles: TileSet | None = None,
     roads: Any = None,
+    corroboration: pd.DataFrame | None = None,
 ) -> str:
     """Render the timeline map exhibit and return the HTML text (one self-contained page).
 
@@ -367,6 +368,10 @@ def build_timeline_map(
         Offline raster tiles (:func:`routetrace.maps.basemap.load_mbtiles`); recorded in the footer.
     roads
         Background road lines (``{name: [(lat, lon), ...]}`` or a GeoDataFrame of lines).
+    corroboration
+        The corroboration layer (:func:`routetrace.routes.corroborate.statement_layer` with a
+        result): its ``verdicts`` are shown in the popups of the matching places
+        (``place_id``) and its ``worst`` verdict colours their markers.
 
     Raises
     ------
@@ -447,6 +452,13 @@ def build_timeline_map(
                 "distance": "" if pd.isna(r.distance_m) else f"{float(r.distance_m) / 1000:.1f} km (straight line)",
                 "t_start": trel[k]})
 
+    verdicts: dict[str, tuple[str, str, str]] = {}
+    if corroboration is not None and len(corroboration) and "place_id" in corroboration.columns:
+        for r in corroboration.to_dict("records"):
+            def txt(v: object) -> str:
+                return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+            verdicts[txt(r.get("place_id"))] = (txt(r.get("verdicts")), txt(r.get("worst")),
+                                                txt(r.get("time_text")))
     place_data = []
     pl = places[places["lat"].notna() & places["lon"].notna()].sort_values("place_id", kind="mergesort")
     if len(pl):
@@ -464,7 +476,10 @@ def build_timeline_map(
                 "text": s(r.get("text")), "lat": float(r["lat"]), "lon": float(r["lon"]),
                 "radius_m": float(np.nan_to_num(r.get("radius_m") or 0.0)),
                 "label": {"safehouse": "Safehouse", "indicated": "Indicated place"}.get(symbol, "Place") + f" ({s(r['kind'])})",
-                "time": when, "verdict": s(r.get("verdict")), "source": src_label.get(str(r["source_id"]), str(r["source_id"])[:12]),
+                "time": when or verdicts.get(str(r["place_id"]), ("", "", ""))[2],
+                "verdict": verdicts.get(str(r["place_id"]), (s(r.get("verdict")), "", ""))[0],
+                "worst": verdicts.get(str(r["place_id"]), ("", "", ""))[1].replace(" ", "-"),
+                "source": src_label.get(str(r["source_id"]), str(r["source_id"])[:12]),
             })
 
     # evidence points: non-GPS fixes (every fix for a small journey), exact, per source
@@ -499,7 +514,7 @@ def build_timeline_map(
         "countries": countries_geojson(bounds), "roads": roads_json(roads),
         "tiles": None if tiles is None else {"tiles": dict(sorted(tiles.tiles.items())),
                                              "min_zoom": tiles.min_zoom, "max_zoom": tiles.max_zoom},
-        "collapsed_layers": False,
+        "collapsed_layers": False, "has_verdicts": bool(verdicts),
     }
 
     all_params: dict[str, Any] = {}

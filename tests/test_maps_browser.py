@@ -264,3 +264,17 @@ def test_offline_tiles_are_inlined_and_drawn(tmp_path: Path) -> None:
         srcs = page.evaluate("[...document.querySelectorAll('.leaflet-tile-pane img')].map(i => i.src.slice(0, 22))")
     assert rep.blocked == [] and rep.console_errors == [] and rep.page_errors == []
     assert srcs and set(srcs) <= {"data:image/png;base64,", ""} and "data:image/png;base64," in srcs
+
+
+def test_make_exhibit_full_set_with_static_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from routetrace.maps.exhibit import EXHIBIT_FILES, make_exhibit
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761000000")
+    d = demo_tables(300)
+    kw = dict(stops=d["stops"], gaps=d["gaps"], places=d["places"], sources=d["sources"], case_id="C-1",
+              exhibit_no="7", timezone_id=NY)
+    h1 = make_exhibit(d["fixes"], out_dir=tmp_path / "a", **kw)  # type: ignore[arg-type]
+    h2 = make_exhibit(d["fixes"], out_dir=tmp_path / "b", **kw)  # type: ignore[arg-type]
+    assert set(h1) == set(EXHIBIT_FILES)
+    assert h1 == h2  # PNGs and PDF included: same inputs, same bytes (same machine)
+    chrono = np.asarray(Image.open(tmp_path / "a" / "chronology.png").convert("L"))
+    assert chrono.shape[0] > 100 and chrono.std() > 20

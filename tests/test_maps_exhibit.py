@@ -339,3 +339,15 @@ def test_exhibit_from_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     rep = verify_case(tmp_path / "case", exhibit_dirs=[tmp_path / "ex"])
     exhibit_rows = [r for r in rep.rows if r[0] == "exhibit output"]
     assert len(exhibit_rows) == len(hashes) and all(r[2] == "ok" for r in exhibit_rows)
+
+
+def test_corroboration_verdicts_reach_the_place_popups() -> None:
+    d = demo_tables(200)
+    layer = pd.DataFrame({"place_id": ["st:1"], "verdicts": ["phone-A: supported"], "worst": ["supported"],
+                          "time_text": ["<b>night</b>"]})
+    data = _data(_html(d, corroboration=layer))
+    by_id = {p["name"]: p for p in data["places"]}  # type: ignore[union-attr]
+    car = by_id["Car park (statement W1)"]
+    assert car["verdict"] == "phone-A: supported" and car["worst"] == "supported"
+    assert by_id["the safehouse"]["verdict"] == "" and data["has_verdicts"] is True
+    assert _data(_html(d))["has_verdicts"] is False

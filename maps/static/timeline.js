@@ -214,7 +214,8 @@
         L.circle([p.lat, p.lon], { radius: p.radius_m, color: "#b2182b", weight: 1, fillOpacity: 0.05, renderer: renderer, interactive: false }).addTo(placeLayers[key]);
       }
       var sym = el("span", null, p.symbol === "safehouse" ? "\u2302" : (p.symbol === "indicated" ? "\u25C6" : "\u25A0"));
-      var icon = L.divIcon({ className: "rt-place rt-place-" + p.symbol, html: sym, iconSize: [22, 22], iconAnchor: [11, 11] });
+      var cls = "rt-place rt-place-" + p.symbol + (p.worst ? " rt-verdict-" + p.worst.replace(/[^a-z-]/g, "") : "");
+      var icon = L.divIcon({ className: cls, html: sym, iconSize: [22, 22], iconAnchor: [11, 11] });
       var m = L.marker([p.lat, p.lon], { icon: icon, title: p.name || p.kind });
       m.bindTooltip(el("span", null, (p.name || p.kind)));
       m.bindPopup(card(p.label, [["name", p.name], ["address", p.address], ["statement", p.text],
@@ -359,7 +360,8 @@
          ["rt-key-place rt-place-safehouse", "\u2302", "safehouse"],
          ["rt-key-circle", "", "circle: stated accuracy / stop radius, true scale"],
          ["rt-key-gap", "", "dashed: unobserved, no fixes (straight line is not the route)"]
-        ].forEach(function (k) {
+        ].concat(D.has_verdicts ? [["rt-key-verdict", "\u25C6", "statement check: green supported, orange inconclusive / not observed, black contradicted"]] : []
+        ).forEach(function (k) {
           var row = el("div", "rt-legend-row");
           row.appendChild(el("span", k[0], k[1]));
           row.appendChild(el("span", null, k[2]));

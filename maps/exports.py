@@ -27,8 +27,9 @@ __all__ = ["KML_FIX_LIMIT", "KML_NS", "write_chronology_csv", "write_geojson", "
 
 KML_NS = "http://www.opengis.net/kml/2.2"
 GPX_NS = "http://www.topografix.com/GPX/1/1"
-#: Above this many fixes the KML carries the Douglas-Peucker (4 m) vertices of the route,
-#: each still an exact fix with its own TimeStamp; every fix is in the GeoPackage/GeoJSON.
+#: Above this many fixes the KML carries the Douglas-Peucker vertices of the route (the
+#: smallest of 4, 15, 60, 250, 1000 m that fits), each still an exact fix with its own
+#: TimeStamp; every fix is in the GeoPackage/GeoJSON.
 KML_FIX_LIMIT = 100_000
 
 
@@ -60,9 +61,12 @@ def _fix_subset(fixes: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     if len(fixes) <= KML_FIX_LIMIT:
         return fixes, ""
     from .timeline import simplify_keep
-    keep = simplify_keep(fixes, tol_m=4.0)
+    for tol in (4.0, 15.0, 60.0, 250.0, 1000.0):
+        keep = simplify_keep(fixes, tol_m=tol)
+        if keep.sum() <= KML_FIX_LIMIT:
+            break
     note = (f"{len(fixes)} fixes: this KML carries the {int(keep.sum())} fixes kept by Douglas-Peucker "
-            "at 4 m (each an exact fix with its own time); every fix is in the GeoPackage and GeoJSON.")
+            f"at {tol:g} m (each an exact fix with its own time); every fix is in the GeoPackage and GeoJSON.")
     return fixes[keep], note
 
 

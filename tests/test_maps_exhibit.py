@@ -351,3 +351,20 @@ def test_corroboration_verdicts_reach_the_place_popups() -> None:
     assert car["verdict"] == "phone-A: supported" and car["worst"] == "supported"
     assert by_id["the safehouse"]["verdict"] == "" and data["has_verdicts"] is True
     assert _data(_html(d))["has_verdicts"] is False
+
+
+def test_kml_of_a_large_journey_keeps_exact_fixes_within_the_limit(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from routetrace.maps import exports
+    monkeypatch.setattr(exports, "KML_FIX_LIMIT", 150)
+    d = demo_tables(2000)
+    p = write_kml(tmp_path / "x.kml", d["fixes"], d["stops"], d["gaps"], d["places"], d["sources"],
+                  case_id="C", exhibit_no="1")
+    root = etree.fromstring(p.read_bytes())
+    fixes = [pm for pm in root.iter(f"{{{KML_NS}}}Placemark") if pm.findtext(f"{{{KML_NS}}}styleUrl") == "#fix"]
+    assert 10 < len(fixes) <= 150
+    assert "kept by Douglas-Peucker" in root[0].findtext(f"{{{KML_NS}}}description")
+    exact = {(round(a, 7), round(b, 7)) for a, b in zip(d["fixes"]["lon"], d["fixes"]["lat"], strict=True)}
+    for pm in fixes:
+        lon, lat = map(float, pm.find(f".//{{{KML_NS}}}coordinates").text.split(","))
+        assert (round(lon, 7), round(lat, 7)) in exact

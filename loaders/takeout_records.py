@@ -43,15 +43,20 @@ fault; the fault itself is one reject naming the byte offset.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
 import ijson
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import schema, timebase
 from ..errors import CorruptSource
@@ -103,6 +108,8 @@ class RecordsChunk:
 
 
 def _floats(values: list[Any]) -> np.ndarray:
+    if values and values[0] is None and values.count(None) == len(values):
+        return np.full(len(values), np.nan)
     try:
         return np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
@@ -123,24 +130,31 @@ def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     n = len(iso)
     out = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
     why = np.ones(n, dtype=np.int8)
-    kind = np.fromiter((0 if x is None else 1 if type(x) is str else 2 for x in iso),
-                       dtype=np.int8, count=n)
+    arr: pa.Array | None
+    try:  # fast path: all strings or nulls, checked in C
+        arr = pa.array(iso, type=pa.string())
+        kind = np.where(arr.is_null().to_numpy(zero_copy_only=False), 0, 1).astype(np.int8)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = None
+        kind = np.fromiter((0 if x is None else 1 if type(x) is str else 2 for x in iso),
+                           dtype=np.int8, count=n)
     has_iso = kind != 0
     if has_iso.any():
         idx = np.flatnonzero(kind == 1)
         why[kind == 2] = 3
         if len(idx):
-            strs = pd.Series([iso[i] for i in idx.tolist()] if len(idx) < n else iso,
-                             dtype=object)
-            zoned = strs.str.endswith("Z").to_numpy(dtype=bool)
+            strs = (arr if arr is not None and len(idx) == n else
+                    pa.array([iso[i] for i in idx.tolist()], type=pa.string()))
+            zoned = pc.ends_with(strs, "Z").to_numpy(zero_copy_only=False)
             if not zoned.all():
-                zoned = zoned | strs.str.contains(r"[+-]\d\d:?\d\d$", regex=True).to_numpy(
-                    dtype=bool)
+                off = pc.match_substring_regex(strs, r"[+-]\d\d:?\d\d$")
+                zoned = zoned | off.to_numpy(zero_copy_only=False)
             why[idx[~zoned]] = 2
             why[idx[zoned]] = 0
             if zoned.any():
-                parsed = pd.to_datetime(strs[zoned].to_numpy(), format="ISO8601", utc=True,
-                                        errors="coerce")
+                sel = strs if zoned.all() else strs.filter(pa.array(zoned))
+                parsed = pd.to_datetime(sel.to_numpy(zero_copy_only=False), format="ISO8601",
+                                        utc=True, errors="coerce")
                 vals = parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
                 out[idx[zoned]] = vals
                 why[idx[zoned][np.isnat(vals)]] = 3
@@ -174,17 +188,30 @@ class _Cols:
         self.not_obj = [k for k, d in enumerate(buf) if type(d) is not dict]
         if self.not_obj:
             buf = [d if type(d) is dict else {} for d in buf]
-        self.lat = [d.get("latitudeE7") for d in buf]
-        self.lon = [d.get("longitudeE7") for d in buf]
-        self.ts = [d.get("timestamp") for d in buf]
-        self.tms = [d.get("timestampMs") for d in buf]
-        self.src = [d.get("source") for d in buf]
-        self.dev = [d.get("deviceTag") for d in buf]
-        self.num = {k: [d.get(k) for d in buf] for k in _NUMERIC}
-        self.acts = [(k, d["activity"]) for k, d in enumerate(buf) if "activity" in d]
-        self.extra: dict[int, dict[str, Any]] = {
-            k: {x: v for x, v in d.items() if x not in _KNOWN}
-            for k, d in enumerate(buf) if not d.keys() <= _KNOWN}
+        present: set[str] = set().union(*buf)  # keys seen in this chunk (one C-level pass)
+        none = [None] * len(buf)
+
+        def col(key: str) -> list[Any]:
+            if key not in present:
+                return none
+            try:  # C-level pass when every location has the key (the usual case)
+                return list(map(itemgetter(key), buf))
+            except KeyError:
+                return list(map(dict.get, buf, repeat(key)))
+
+        self.lat = col("latitudeE7")
+        self.lon = col("longitudeE7")
+        self.ts = col("timestamp")
+        self.tms = col("timestampMs")
+        self.src = col("source")
+        self.dev = col("deviceTag")
+        self.num = {k: col(k) for k in _NUMERIC}
+        self.acts = ([(k, d["activity"]) for k, d in enumerate(buf) if "activity" in d]
+                     if "activity" in present else [])
+        self.extra: dict[int, dict[str, Any]] = {}
+        if not present <= _KNOWN:
+            self.extra = {k: {x: v for x, v in d.items() if x not in _KNOWN}
+                          for k, d in enumerate(buf) if not d.keys() <= _KNOWN}
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -218,8 +245,12 @@ def _activity_events(
             inner = a.get("activity")
             types = [[x.get("type"), x.get("confidence")] for x in inner
                      if isinstance(x, dict)] if isinstance(inner, list) else []
-            best = max(types, key=lambda p: p[1] if isinstance(p[1], (int, float)) else -1,
-                       default=[None, None])
+            best: list[Any] = [None, None]
+            for p in types:
+                c = p[1]
+                if (isinstance(c, (int, float)) and not isinstance(c, bool)
+                        and (best[1] is None or c > best[1])):
+                    best = p
             ex: dict[str, Any] = {"activities": types}
             if k in loc_why:
                 ex["location_rejected"] = loc_why[k]
@@ -314,8 +345,11 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
     with np.errstate(invalid="ignore"):
         low = h_acc > 1000
     zero = (lat == 0) & (lon == 0)
-    flags = np.where(low, np.where(zero, "low_accuracy|zero_position", "low_accuracy"),
-                     np.where(zero, "zero_position", ""))
+    flags = np.full(n, "", dtype=object)
+    if low.any() or zero.any():
+        flags[low] = "low_accuracy"
+        flags[zero] = "zero_position"
+        flags[low & zero] = "low_accuracy|zero_position"
     extra = np.full(n, None, dtype=object)
     for k, d in cols.extra.items():
         extra[k] = compact_json(d)
@@ -327,7 +361,7 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
         "lat": lat[sel], "lon": lon[sel],
         **{c: v[sel] for c, v in num.items()},
         "fix_kind": pd.Categorical.from_codes(codes[sel], categories=list(_KIND_CODES)),
-        "flags": flags[sel].astype(object),
+        "flags": flags[sel],
         "extra": extra[sel],
     })
     return RecordsChunk(fixes=fixes, events=events, rejects=rejects, records_read=n)
@@ -338,20 +372,32 @@ def _iter_raw(path: Path, *, subject_id: str | None, default_subject: str, prefi
     buf: list[Any] = []
     i0 = 0
     fh = _open(path)
+    # The parser makes millions of small dicts and lists without reference cycles: the
+    # cyclic GC would only re-scan them, so it is paused while parsing and converting (not
+    # while the caller holds a chunk) and restored on exit.
+    gc_was = gc.isenabled()
+    gc.disable()
     try:
         items = _IJSON.items(fh, "locations.item", use_float=True, buf_size=256 * 1024)
         try:
             for it in items:
                 buf.append(it)
                 if len(buf) == chunk_rows:
-                    yield _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
+                    ch = _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
                     i0 += len(buf)
                     buf = []
+                    if gc_was:
+                        gc.enable()
+                    yield ch
+                    gc.disable()
         except (ijson.JSONError, ijson.IncompleteJSONError, ValueError, UnicodeDecodeError) as exc:
+            if gc_was:
+                gc.enable()
             if buf:
-                yield _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
+                ch = _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
                 i0 += len(buf)
                 buf = []
+                yield ch
             if i0 == 0:
                 raise CorruptSource(f"not readable as Takeout Records JSON: {exc}",
                                     path=shown) from exc
@@ -366,6 +412,8 @@ def _iter_raw(path: Path, *, subject_id: str | None, default_subject: str, prefi
             yield _convert(_Cols(buf), i0, len(buf), subject_id, default_subject, prefix)
     finally:
         fh.close()
+        if gc_was:
+            gc.enable()
 
 
 def stream_records(
@@ -388,6 +436,7 @@ def stream_records(
     p = Path(path)
     sid = source_id or sha256_file(p)
     prefix = sid[:16]
+    no_events, no_rejects = schema.empty("events"), schema.empty("rejects")
     for ch in _iter_raw(p, subject_id=subject_id, default_subject=p.stem, prefix=prefix,
                         chunk_rows=chunk_rows, shown=str(path)):
         fx = ch.fixes
@@ -396,11 +445,11 @@ def stream_records(
             fx = schema.coerce(fx, "fixes")
         else:
             fx = schema.empty("fixes")
-        ev = schema.empty("events") if ch.events is None else schema.coerce(
+        ev = no_events if ch.events is None else schema.coerce(
             ch.events.assign(source_id=sid), "events")
-        rj = schema.coerce(pd.DataFrame({"source_id": sid,
-                                         "record": [r for r, _ in ch.rejects],
-                                         "reason": [w for _, w in ch.rejects]}), "rejects")
+        rj = no_rejects if not ch.rejects else schema.coerce(pd.DataFrame({
+            "source_id": sid, "record": [r for r, _ in ch.rejects],
+            "reason": [w for _, w in ch.rejects]}), "rejects")
         yield fx, ev, rj
 
 

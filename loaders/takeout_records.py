@@ -83,6 +83,7 @@ _KIND_CODES = np.array(["unknown", *sorted(set(FIX_KIND.values()) - {"unknown"})
 _KIND_INDEX = {k: i for i, k in enumerate(_KIND_CODES)}
 _SRC_CODE = {s: _KIND_INDEX[k] for s, k in FIX_KIND.items()}
 _WRAP = 2**32
+_SECOND = itemgetter(1)
 
 
 def sniff_records(path: Path, head: bytes) -> bool:
@@ -185,7 +186,8 @@ class _Cols:
     """Column lists of one chunk, pulled from the parsed location dicts by comprehensions."""
 
     def __init__(self, buf: list[Any]) -> None:
-        self.not_obj = [k for k, d in enumerate(buf) if type(d) is not dict]
+        self.not_obj = ([] if set(map(type, buf)) == {dict} else
+                        [k for k, d in enumerate(buf) if type(d) is not dict])
         if self.not_obj:
             buf = [d if type(d) is dict else {} for d in buf]
         present: set[str] = set().union(*buf)  # keys seen in this chunk (one C-level pass)
@@ -243,14 +245,23 @@ def _activity_events(
                 dropped.setdefault(k, []).append(f"activity[{j}] is not an object")
                 continue
             inner = a.get("activity")
-            types = [[x.get("type"), x.get("confidence")] for x in inner
-                     if isinstance(x, dict)] if isinstance(inner, list) else []
+            types: list[list[Any]] = []
+            if type(inner) is list:
+                try:  # the usual shape, read without per-item checks
+                    types = [[x["type"], x["confidence"]] for x in inner]
+                except (KeyError, TypeError):
+                    types = [[x.get("type"), x.get("confidence")] for x in inner
+                             if isinstance(x, dict)]
             best: list[Any] = [None, None]
-            for p in types:
-                c = p[1]
-                if (isinstance(c, (int, float)) and not isinstance(c, bool)
-                        and (best[1] is None or c > best[1])):
-                    best = p
+            try:
+                if types:
+                    best = max(types, key=_SECOND)
+            except TypeError:  # a confidence that is not a number: compare the numbers only
+                for p in types:
+                    c = p[1]
+                    if (isinstance(c, (int, float)) and not isinstance(c, bool)
+                            and (best[1] is None or c > best[1])):
+                        best = p
             ex: dict[str, Any] = {"activities": types}
             if k in loc_why:
                 ex["location_rejected"] = loc_why[k]

@@ -26,7 +26,7 @@ from .routes.carparks import (
 )
 from .routes.copresence import detect_copresence
 
-__all__ = ["run_carparks", "run_copresence"]
+__all__ = ["run_carparks", "run_chronology", "run_copresence"]
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -35,6 +35,65 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
         if pd.api.types.is_timedelta64_dtype(out[c].dtype):
             out[c] = out[c].dt.total_seconds()
     return list(json.loads(out.to_json(orient="records", date_format="iso")))
+
+
+def run_chronology(root: str | Path, *, radius_m: float = 100.0,
+                   min_dwell: pd.Timedelta = pd.Timedelta("5min"),
+                   max_gap: pd.Timedelta = pd.Timedelta("30min"), max_h_acc_m: float = 500.0,
+                   place_eps_m: float = 150.0) -> pd.DataFrame:
+    """clean → merge → stops (+ gaps) → trips → places → chronology on the case's tables.
+
+    Stores ``stops``, ``trips``, ``gaps``, ``fix_stop_links`` (fix id → stop id and role),
+    ``recurring_places``, ``portal_comparison`` (when the case holds portal stops) and
+    ``chronology`` in the case, writes ``CASE/chronology.csv`` and records the parameters.
+    Returns the chronology table.
+    """
+    from .routes import (
+        build_trips,
+        chronology,
+        clean_fixes,
+        cluster_places,
+        compare_portal_stops,
+        detect_stops,
+        merge_sources,
+    )
+
+    case = open_case(root)
+    fixes, events, places = case.table("fixes"), case.table("events"), case.table("places")
+    if fixes.empty:
+        raise CaseError("the case has no fixes; ingest evidence first", path=str(case.root))
+    fused = merge_sources(clean_fixes(fixes))
+    linked, stops = detect_stops(fused, radius_m=radius_m, min_dwell=min_dwell, max_gap=max_gap,
+                                 max_h_acc_m=max_h_acc_m, events=events)
+    gaps = stops.attrs["gaps"]
+    trips = build_trips(fused, stops, gaps=gaps, max_h_acc_m=max_h_acc_m)
+    _, recurring = cluster_places(stops, eps_m=place_eps_m)
+    chrono = chronology(stops, trips, gaps)
+    case.write_table("stops", stops)
+    case.write_table("trips", trips)
+    case.write_table("gaps", gaps)
+    links = linked.loc[linked["stop_id"].notna(), ["fix_id", "stop_id", "stop_role"]]
+    case.write_table("fix_stop_links", links.reset_index(drop=True))
+    case.write_table("recurring_places", recurring)
+    if len(places) and (places["kind"].astype(str) == "portal_stop").any():
+        case.write_table("portal_comparison", compare_portal_stops(stops, places))
+    case.write_table("chronology", chrono)
+    _formula_safe_csv(chrono, case.root / "chronology.csv")
+    case.set_parameters("stops", {**stops.attrs["params"], "place_eps_m": place_eps_m,
+                                  "cleaning": fused.attrs.get("params", {})})
+    case.record_outputs()
+    return chrono
+
+
+def _formula_safe_csv(df: pd.DataFrame, path: Path) -> None:
+    from .case import _formula_safe
+
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_timedelta64_dtype(out[c].dtype):
+            out[c] = out[c].dt.total_seconds()
+    _formula_safe(out).to_csv(path, index=False, lineterminator="\n",
+                              date_format="%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run_copresence(root: str | Path, *, radius_m: float = 100.0,

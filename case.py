@@ -80,6 +80,7 @@ def _sort(df: pd.DataFrame, kind: str) -> pd.DataFrame:
 def _write_table(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     out = df.reset_index(drop=True)
+    out.attrs = {}  # parameters live in case.json; attrs may hold tables (not JSON)
     if geo:
         lat = out["lat"].to_numpy(dtype=float)
         lon = out["lon"].to_numpy(dtype=float)

@@ -157,6 +157,34 @@ def _minutes(v: str) -> Any:
     return pd.Timedelta(minutes=float(v))
 
 
+def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
+    """Stops, trips, gaps and the chronology of every subject."""
+    from .analysis import run_chronology
+
+    chrono = run_chronology(args.case, radius_m=args.radius_m, min_dwell=_minutes(args.min_dwell_min),
+                            max_gap=_minutes(args.max_gap_min))
+    if not args.quiet and not args.json:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Chronology of case {args.case}", show_lines=False)
+        for col in ("subject", "#", "kind", "from (local time of the place)", "to", "dwell/duration",
+                    "fixes", "flags"):
+            table.add_column(col)
+        for r in chrono.itertuples():
+            span = r.dwell if r.kind == "stop" else r.duration
+            table.add_row(str(r.subject_id), str(r.seq), str(r.kind), str(r.local_start), str(r.local_end),
+                          str(span).replace("0 days ", ""), "" if r.n_fixes != r.n_fixes else str(int(r.n_fixes)),
+                          str(r.flags or ""))
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            console = Console(stderr=True, width=200)
+        console.print(table)
+    CONSOLE.info(f"{(chrono['kind'] == 'stop').sum()} stop(s), {(chrono['kind'] == 'trip').sum()} trip(s), "
+                 f"{(chrono['kind'] == 'gap').sum()} unobserved interval(s); CSV: {Path(args.case) / 'chronology.csv'}")
+    return {"rows": len(chrono), "stops": int((chrono["kind"] == "stop").sum())}
+
+
 def cmd_copresence(args: argparse.Namespace) -> dict[str, Any]:
     """Find which subjects were together."""
     from .analysis import run_copresence
@@ -259,6 +287,13 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = add("info", cmd_info, "summarise a case: sources, counts, tables")
     sp.add_argument("case")
+
+    sp = add("chronology", cmd_chronology, "stops, trips and unobserved intervals of every subject")
+    sp.add_argument("case")
+    sp.add_argument("--radius-m", type=float, default=100.0, help="stop radius (default 100 m)")
+    sp.add_argument("--min-dwell-min", default="5", help="shortest stop in minutes (default 5)")
+    sp.add_argument("--max-gap-min", default="30", help="silence that counts as unobserved, "
+                    "in minutes (default 30)")
 
     sp = add("copresence", cmd_copresence, "find subjects that were together (meetings)")
     sp.add_argument("case")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .analysis import run_carparks, run_copresence
+from .analysis import run_carparks, run_chronology, run_copresence
 from .case import export_case, ingest, open_case
 from .maps.exhibit import exhibit_from_case
 from .routes.corroborate import corroborate_case
@@ -51,6 +51,10 @@ def run_demo(
     log(f"2. ingested into {case_dir}: {added} files, {errors} unreadable, {rejected} records "
         f"rejected; " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     step = 3
+    chrono = run_chronology(case_dir)
+    log(f"{step}. chronology: {(chrono['kind'] == 'stop').sum()} stops, {(chrono['kind'] == 'trip').sum()} "
+        f"trips, {(chrono['kind'] == 'gap').sum()} unobserved intervals ({case_dir / 'chronology.csv'})")
+    step += 1
     cop = run_copresence(case_dir)
     log(f"{step}. co-presence: {len(cop['meetings'])} meeting(s) between subjects "
         f"(tables meetings, copresence_pairs)")

@@ -30,11 +30,9 @@ is flagged ``uncertain``.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -44,7 +42,7 @@ from shapely.geometry import MultiPoint
 
 from .. import schema
 from ..errors import LoaderError, ParameterError
-from .copresence import EARTH_R_M
+from .geo import EARTH_R_M, local_zone
 
 __all__ = [
     "carpark_visits",
@@ -177,19 +175,6 @@ def geofences_from_stops(
         names.append(f"auto-{k}")
         geoms.append(shapely.Polygon(np.c_[lons, lats]))
     return _geofence_frame(names, geoms, "auto:stops")
-
-
-@functools.lru_cache(maxsize=1)
-def _tzfinder() -> Any:
-    from timezonefinder import TimezoneFinder
-
-    return TimezoneFinder(in_memory=True)
-
-
-@functools.lru_cache(maxsize=65536)
-def local_zone(lat: float, lon: float) -> str:
-    """IANA time zone at a position (timezonefinder, offline); ``UTC`` at sea."""
-    return str(_tzfinder().timezone_at(lng=lon, lat=lat) or "UTC")
 
 
 def _membership(fixes: pd.DataFrame, fences: gpd.GeoDataFrame, max_h_acc_m: float,

@@ -325,7 +325,7 @@ def build_scenario(seed: int = 7) -> Scenario:
             st.loc[covered, "observed"] = "no"
         stops.append(st)
         for e in evs:
-            ev_rows.append({"subject_id": subject, "t_utc": pd.Timestamp(e["t"], unit="s", tz="UTC").round("s"),
+            ev_rows.append({"subject_id": subject, "t_utc": pd.Timestamp(e["t"], unit="s", tz="UTC").round("ms"),
                             "kind": e["kind"], "value": e["value"]})
     for subject, a, b in _DOORS:
         ev_rows.append({"subject_id": subject, "t_utc": _local(a), "kind": "door_open", "value": 1.0})

@@ -1,0 +1,66 @@
+"""The chronology: per subject, the ordered sequence stop → trip → gap → stop.
+
+Each row gives UTC times and the local time of the place with its UTC offset (the zone of
+the position from timezonefinder's offline polygons, with the summer-time rule of that
+date from zoneinfo; a trip that crosses a border starts in one zone and ends in another),
+and the evidence behind it (stop, trip or gap id; the number of fixes).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .geo import local_zone
+
+__all__ = ["chronology", "fmt_local"]
+
+COLUMNS = ["subject_id", "seq", "kind", "ref_id", "t_start_utc", "t_end_utc", "local_start",
+           "local_end", "tz_start", "tz_end", "duration", "dwell", "lat", "lon", "radius_m",
+           "distance_m", "n_fixes", "observed_fraction", "flags"]
+
+
+def fmt_local(t: pd.Timestamp, tz: str) -> str:
+    """``2025-10-26 22:20:00 CET (UTC+01:00)``: local time of the place with its offset."""
+    if pd.isna(t):
+        return ""
+    lt = t.tz_convert(tz)
+    off = lt.strftime("%z")
+    return f"{lt.strftime('%Y-%m-%d %H:%M:%S %Z')} (UTC{off[:3]}:{off[3:]})"
+
+
+def chronology(stops: pd.DataFrame, trips: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
+    """Order stops, trips and gaps per subject into one table (see module doc)."""
+    rows = []
+    for r in stops.itertuples():
+        tz = local_zone(r.lat, r.lon)
+        rows.append({"subject_id": r.subject_id, "kind": "stop", "ref_id": r.stop_id,
+                     "t_start_utc": r.t_arrival, "t_end_utc": r.t_departure, "tz_start": tz, "tz_end": tz,
+                     "duration": r.t_departure - r.t_arrival, "dwell": r.dwell, "lat": r.lat, "lon": r.lon,
+                     "radius_m": r.radius_m, "n_fixes": r.n_fixes, "observed_fraction": r.observed_fraction,
+                     "flags": r.flags})
+    stop_pos = {r.stop_id: (r.lat, r.lon) for r in stops.itertuples()}
+    for r in trips.itertuples():
+        a = stop_pos.get(r.start_stop_id) if pd.notna(r.start_stop_id) else None
+        b = stop_pos.get(r.end_stop_id) if pd.notna(r.end_stop_id) else None
+        tz0 = local_zone(*a) if a else (local_zone(*b) if b else "UTC")
+        tz1 = local_zone(*b) if b else tz0
+        rows.append({"subject_id": r.subject_id, "kind": "trip", "ref_id": r.trip_id,
+                     "t_start_utc": r.t_start, "t_end_utc": r.t_end, "tz_start": tz0, "tz_end": tz1,
+                     "duration": r.duration, "distance_m": r.distance_m, "n_fixes": r.n_fixes,
+                     "flags": r.flags})
+    for r in gaps.itertuples():
+        rows.append({"subject_id": r.subject_id, "kind": "gap", "ref_id": r.gap_id,
+                     "t_start_utc": r.t_start, "t_end_utc": r.t_end,
+                     "tz_start": local_zone(r.lat_start, r.lon_start), "tz_end": local_zone(r.lat_end, r.lon_end),
+                     "duration": r.duration, "distance_m": r.distance_m, "lat": r.lat_start,
+                     "lon": r.lon_start, "flags": r.flags})
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
+    df = pd.DataFrame(rows)
+    order = {"stop": 0, "gap": 1, "trip": 2}
+    df["_k"] = df["kind"].map(order)
+    df = df.sort_values(["subject_id", "t_start_utc", "_k"], kind="mergesort").drop(columns="_k")
+    df["seq"] = df.groupby("subject_id").cumcount() + 1
+    df["local_start"] = [fmt_local(t, z) for t, z in zip(df["t_start_utc"], df["tz_start"], strict=True)]
+    df["local_end"] = [fmt_local(t, z) for t, z in zip(df["t_end_utc"], df["tz_end"], strict=True)]
+    return df.reindex(columns=COLUMNS).reset_index(drop=True)

@@ -1,0 +1,69 @@
+"""Cleaning fixes: flag, never delete.
+
+Each rule adds a flag from :data:`routetrace.schema.FLAGS` with the reason; no row is
+removed, so the exhibit can still show every fix and the defence can see what was set
+aside and why.
+
+* ``zero_position``: latitude and longitude both exactly 0 (a placeholder).
+* ``low_accuracy``: stated accuracy worse than ``low_accuracy_m`` (default 1,000 m: a cell
+  tower; evidence of an area, not a position).
+* ``duplicate_time``: another fix of the same subject has the same time.
+* ``impossible_speed``: reaching this fix from the previous fix of the subject would need
+  a speed above ``max_speed_mps`` (default 70 m/s, 252 km/h) even after subtracting both
+  fixes' stated accuracies from the distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from .geo import haversine_m
+
+__all__ = ["clean_fixes"]
+
+
+def clean_fixes(fixes: pd.DataFrame, *, max_speed_mps: float = 70.0,
+                low_accuracy_m: float = 1000.0) -> pd.DataFrame:
+    """Return a copy of ``fixes`` with data-quality flags added (see module rules).
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(t_utc=["2025-10-24T20:00Z", "2025-10-24T20:01Z"], lat=[51.0, 0.0],
+    ...                lon=[3.87, 0.0], h_acc_m=10.0)
+    >>> clean_fixes(f)["flags"].tolist()
+    ['', 'zero_position']
+    """
+    schema.validate(fixes, "fixes")
+    f = fixes.copy()
+    lat, lon = f["lat"].to_numpy(float), f["lon"].to_numpy(float)
+    acc = f["h_acc_m"].to_numpy(float)
+    flags = f["flags"]
+    zero = (lat == 0) & (lon == 0)
+    flags = schema.add_flag(flags, zero, "zero_position")
+    flags = schema.add_flag(flags, acc > low_accuracy_m, "low_accuracy")
+    flags = schema.add_flag(flags, f.duplicated(["subject_id", "t_utc"], keep=False).to_numpy(),
+                            "duplicate_time")
+    order = f.sort_values(["subject_id", "t_utc", "fix_id"], kind="mergesort").index
+    s = f.loc[order]
+    ok = ~((s["lat"] == 0) & (s["lon"] == 0)).to_numpy() & ~(s["h_acc_m"].to_numpy(float) > low_accuracy_m)
+    s = s[ok]
+    subj = s["subject_id"].astype(str).to_numpy()
+    t = s["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    la, lo = s["lat"].to_numpy(float), s["lon"].to_numpy(float)
+    a = np.nan_to_num(s["h_acc_m"].to_numpy(float))
+    if len(s) > 1:
+        same = subj[1:] == subj[:-1]
+        d = haversine_m(la[:-1], lo[:-1], la[1:], lo[1:]) - a[1:] - a[:-1]
+        dt = np.diff(t) / 1e9
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fast = same & (d > 0) & ((dt <= 0) | (d / np.where(dt > 0, dt, 1) > max_speed_mps))
+        fast &= dt > 0  # equal times are duplicate_time, not a speed
+        bad_idx = s.index[1:][fast]
+        mask = f.index.isin(bad_idx)
+        flags = schema.add_flag(flags, mask, "impossible_speed")
+    f["flags"] = flags
+    f.attrs["params"] = {"max_speed_mps": max_speed_mps, "low_accuracy_m": low_accuracy_m}
+    return f

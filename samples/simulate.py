@@ -1,0 +1,216 @@
+"""A simulator of phone and truck traces with ground-truth stops, for tests, benchmarks and
+the validation report.
+
+Each subject alternates stays and drives. Sampling and noise follow the device kind:
+
+``truck``
+    GPS every ``truck_period_s`` (30 s) while driving; one fix an hour while parked (the
+    Teltonika default), plus a fix at arrival and departure; 3-8 m accuracy; trucks park
+    up to ~60 m from a car park's centre, several side by side (dense car parks: stays are
+    drawn from a small set of shared car parks). Ignition events bound every stay.
+``phone``
+    Irregular: bursts of 1 s fixes and log-normal intervals around 20 s while moving;
+    2-20 min apart while still, mostly Wi-Fi (25-70 m, noise scaled to the stated
+    accuracy), 5 % cell fixes (900-1,800 m); silences of 1-4 h now and then (the phone is
+    off), during stays or drives.
+
+``noise_scale`` multiplies every position error; ``regime`` ``sparse`` thins phone
+sampling fourfold.
+Returns ``(fixes, events, truth)``; ``truth`` has one row per stay (``subject_id, t_arrival,
+t_departure, lat, lon, observed``) with ``observed`` false when the device was off for the
+whole stay.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+
+__all__ = ["score_stops", "simulate"]
+
+R = 6_371_008.8
+
+
+def _deg(dx: np.ndarray, dy: np.ndarray, lat0: float) -> tuple[np.ndarray, np.ndarray]:
+    return np.degrees(dy / R), np.degrees(dx / (R * np.cos(np.radians(lat0))))
+
+
+def simulate(
+    *,
+    n_fixes: int = 10_000,
+    kind: str = "phone",
+    seed: int = 0,
+    noise_scale: float = 1.0,
+    regime: str = "normal",
+    start: str = "2025-10-20T00:00Z",
+    n_carparks: int = 25,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Simulate about ``n_fixes`` fixes of ``kind`` subjects (see module doc)."""
+    rng = np.random.default_rng(seed)
+    lat0, lon0 = 51.0, 4.0
+    parks = np.c_[rng.uniform(-60_000, 60_000, n_carparks), rng.uniform(-40_000, 40_000, n_carparks)]
+    per_subject = 20_000 if kind == "truck" else 15_000
+    n_sub = max(1, int(np.ceil(n_fixes / per_subject)))
+    t0 = pd.Timestamp(start).value / 1e9
+    fx: list[dict[str, np.ndarray]] = []
+    truth: list[dict[str, object]] = []
+    events: list[dict[str, object]] = []
+    target = n_fixes / n_sub
+    for si in range(n_sub):
+        name = f"{kind}-{si:04d}"
+        now = t0 + rng.uniform(0, 3600)
+        here_k = int(rng.integers(n_carparks))
+        here = parks[here_k] + (rng.normal(0, 40, 2) if kind == "truck" else rng.normal(0, 5, 2))
+        count = 0
+        parts_t, parts_x, parts_y, parts_acc, parts_kind = [], [], [], [], []
+        while count < target:
+            stay = rng.uniform(10 * 60, 5 * 3600) if rng.random() < 0.8 else rng.uniform(6 * 60, 15 * 60)
+            arr, dep = now, now + stay
+            if kind == "truck":
+                ts = np.r_[np.arange(arr, dep - 60, 3600.0), dep - 60, dep - 0.5]
+                acc = rng.uniform(3, 8, len(ts))
+                fk = np.full(len(ts), "gps", dtype=object)
+                scat = 25.0
+                events.append({"subject_id": name, "t": arr + 20, "kind": "ignition_off"})
+                events.append({"subject_id": name, "t": dep - 60, "kind": "ignition_on"})
+            else:
+                step = rng.uniform(120, 1200, int(stay / 100) + 2) * (4 if regime == "sparse" else 1)
+                ts = arr + np.r_[0, np.cumsum(step)]
+                ts = np.r_[ts[ts < dep], dep - 0.5]
+                acc = rng.uniform(25, 70, len(ts))
+                fk = np.full(len(ts), "wifi", dtype=object)
+                cell = rng.random(len(ts)) < 0.05
+                acc[cell] = rng.uniform(900, 1800, cell.sum())
+                fk[cell] = "cell"
+                scat = 15.0
+            err = rng.normal(0, 1, (len(ts), 2)) * (acc[:, None] / 2 * noise_scale + scat)
+            parts_t.append(ts)
+            parts_x.append(here[0] + err[:, 0])
+            parts_y.append(here[1] + err[:, 1])
+            parts_acc.append(acc)
+            parts_kind.append(fk)
+            truth.append({"subject_id": name, "t_arrival": arr, "t_departure": dep,
+                          "x": here[0], "y": here[1]})
+            count += len(ts)
+            # drive to another car park
+            k = int(rng.integers(n_carparks - 1))
+            k = k + 1 if k >= here_k else k  # always another car park
+            nxt = parks[k] + (rng.normal(0, 40, 2) if kind == "truck" else rng.normal(0, 5, 2))
+            dist = float(np.hypot(*(nxt - here)))
+            speed = rng.uniform(18, 28)
+            dur = max(dist / speed, 120.0)
+            if kind == "truck":
+                tm = np.arange(dep, dep + dur, 30.0)
+            else:
+                gaps = rng.lognormal(np.log(20), 0.6, int(dur / 5) + 2) * (4 if regime == "sparse" else 1)
+                gaps[rng.random(len(gaps)) < 0.15] = 1.0
+                tm = dep + np.r_[0, np.cumsum(gaps)]
+                tm = tm[tm < dep + dur]
+            frac = ((tm - dep) / dur)[:, None]
+            pos = here + frac * (nxt - here)
+            macc = rng.uniform(3, 8, len(tm)) if kind == "truck" else rng.uniform(5, 16, len(tm))
+            merr = rng.normal(0, 1, (len(tm), 2)) * (macc[:, None] / 2 * noise_scale)
+            parts_t.append(tm)
+            parts_x.append(pos[:, 0] + merr[:, 0])
+            parts_y.append(pos[:, 1] + merr[:, 1])
+            parts_acc.append(macc)
+            parts_kind.append(np.full(len(tm), "gps", dtype=object))
+            count += len(tm)
+            now, here, here_k = dep + dur, nxt, k
+        t = np.concatenate(parts_t)
+        keep = np.ones(len(t), dtype=bool)
+        if kind == "phone":  # the phone is switched off now and then
+            for _ in range(max(1, int((t[-1] - t[0]) / (3 * 86400)))):
+                a = rng.uniform(t[0], t[-1])
+                keep &= ~((t >= a) & (t < a + rng.uniform(3600, 4 * 3600)))
+        fx.append({"s": np.full(keep.sum(), name, dtype=object), "t": t[keep],
+                   "x": np.concatenate(parts_x)[keep], "y": np.concatenate(parts_y)[keep],
+                   "acc": np.concatenate(parts_acc)[keep], "k": np.concatenate(parts_kind)[keep]})
+    s = np.concatenate([d["s"] for d in fx])
+    lat, lon = _deg(np.concatenate([d["x"] for d in fx]), np.concatenate([d["y"] for d in fx]), lat0)
+    n = len(s)
+    fixes = pd.DataFrame({
+        "fix_id": pd.array(np.char.add("sim:", np.arange(n).astype(str)), dtype="string"),
+        "subject_id": pd.array(s.astype(str), dtype="string"),
+        "t_utc": pd.to_datetime(np.round(np.concatenate([d["t"] for d in fx]) * 1000).astype("int64"),
+                                unit="ms", utc=True).astype("datetime64[ns, UTC]"),
+        "lat": lat0 + lat, "lon": lon0 + lon,
+        "h_acc_m": np.concatenate([d["acc"] for d in fx]),
+        "fix_kind": pd.array(np.concatenate([d["k"] for d in fx]).astype(str), dtype="string"),
+        "source_id": "0" * 64, "record": pd.array(np.arange(n).astype(str), dtype="string"), "flags": "",
+    })
+    fixes = schema.coerce(fixes, "fixes")
+    tr = pd.DataFrame(truth)
+    tlat, tlon = _deg(tr["x"].to_numpy(), tr["y"].to_numpy(), lat0)
+    tr = pd.DataFrame({
+        "subject_id": tr["subject_id"],
+        "t_arrival": pd.to_datetime(np.round(tr["t_arrival"].to_numpy() * 1000).astype("int64"), unit="ms", utc=True),
+        "t_departure": pd.to_datetime(np.round(tr["t_departure"].to_numpy() * 1000).astype("int64"), unit="ms", utc=True),
+        "lat": lat0 + tlat, "lon": lon0 + tlon,
+    })
+    # a stay is observed when at least two fixes of the subject fall inside it
+    obs = []
+    for r in tr.itertuples():
+        f = fixes[(fixes["subject_id"] == r.subject_id) & (fixes["t_utc"] >= r.t_arrival)
+                  & (fixes["t_utc"] <= r.t_departure) & (fixes["h_acc_m"] <= 500)] if len(tr) < 5000 else None
+        obs.append(True if f is None else len(f) >= 2)
+    tr["observed"] = obs
+    ev = pd.DataFrame(events)
+    if len(ev):
+        ev = pd.DataFrame({
+            "event_id": [f"sim-ev:{i}" for i in range(len(ev))], "subject_id": ev["subject_id"],
+            "t_utc": pd.to_datetime(np.round(ev["t"].to_numpy() * 1000).astype("int64"), unit="ms", utc=True),
+            "kind": ev["kind"], "source_id": "0" * 64, "record": [f"ev{i}" for i in range(len(ev))],
+            "flags": "",
+        })
+        ev = schema.coerce(ev, "events")
+    else:
+        ev = schema.empty("events")
+    return fixes, ev, tr
+
+
+def score_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float = 150.0,
+                only_observed: bool = True) -> dict[str, float]:
+    """Precision, recall, F1 and median arrival/departure errors of detected stops.
+
+    A detected stop matches a true stay of the same subject when they overlap in time and
+    the detected centre lies within ``radius_m`` of the true position; each true stay is
+    matched at most once (greedy by overlap). True stays the device did not observe (off
+    throughout) are left out of recall when ``only_observed``.
+    """
+    from ..routes.geo import haversine_m
+
+    tr = truth[truth["observed"]] if only_observed else truth
+    tp = 0
+    used: set[int] = set()
+    arr_err: list[float] = []
+    dep_err: list[float] = []
+    for subject, d in detected.groupby("subject_id"):
+        t = tr[tr["subject_id"] == subject]
+        if t.empty:
+            continue
+        ta0 = t["t_arrival"].to_numpy(dtype="datetime64[ns]").astype("int64")
+        ta1 = t["t_departure"].to_numpy(dtype="datetime64[ns]").astype("int64")
+        for r in d.itertuples():
+            a = r.t_arrival.value
+            b = r.t_departure.value
+            overlap = np.minimum(ta1, b) - np.maximum(ta0, a)
+            near = haversine_m(t["lat"].to_numpy(float), t["lon"].to_numpy(float), r.lat, r.lon) <= radius_m
+            free = [c for c in np.flatnonzero((overlap > 0) & near) if int(t.index[c]) not in used]
+            if not free:
+                continue
+            best = max(free, key=lambda c: overlap[c])
+            used.add(int(t.index[best]))
+            tp += 1
+            arr_err.append(abs(a - ta0[best]) / 1e9)
+            dep_err.append(abs(b - ta1[best]) / 1e9)
+    n_det, n_true = len(detected), len(tr)
+    precision = tp / n_det if n_det else 1.0
+    recall = tp / n_true if n_true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "tp": float(tp),
+            "detected": float(n_det), "true": float(n_true),
+            "median_arrival_error_s": float(np.median(arr_err)) if arr_err else float("nan"),
+            "median_departure_error_s": float(np.median(dep_err)) if dep_err else float("nan")}

@@ -1,0 +1,174 @@
+"""The chronology engine: stop rules, properties, simulator accuracy, the sample case."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from routetrace.analysis import run_chronology
+from routetrace.case import ingest, open_case
+from routetrace.errors import ParameterError
+from routetrace.routes import build_trips, chronology, detect_gaps, detect_stops
+from routetrace.samples import generate
+from routetrace.samples.simulate import score_stops, simulate
+from routetrace.testing import make_fixes
+
+T0 = pd.Timestamp("2025-10-26T18:00Z")
+
+
+def _track(spec: list[tuple[float, float, int, float]], subject: str = "s", acc: float = 10.0) -> pd.DataFrame:
+    """Fixes from (lat, lon, n, step_s) segments, consecutive in time."""
+    t, lat, lon = [], [], []
+    now = T0
+    for la, lo, n, step in spec:
+        for _ in range(n):
+            t.append(now)
+            lat.append(la)
+            lon.append(lo)
+            now = now + pd.Timedelta(seconds=step)
+    return make_fixes(subject_id=subject, t_utc=t, lat=lat, lon=lon, h_acc_m=acc)
+
+
+def test_public_api_with_make_fixes() -> None:
+    f = _track([(51.0, 3.87, 12, 60), (51.01, 3.87, 3, 30), (51.05, 3.9, 10, 60)])
+    linked, stops = detect_stops(f, radius_m=100, min_dwell=pd.Timedelta("5min"), max_gap=pd.Timedelta("30min"))
+    assert len(stops) == 2 and list(stops["n_fixes"]) == [12, 10]
+    assert stops["stop_id"].tolist() == ["s:S0001", "s:S0002"]
+    assert linked["stop_id"].notna().sum() == 22 and (linked.index == f.index).all()
+    assert stops.attrs["params"]["radius_m"] == 100.0
+    with pytest.raises(ParameterError, match="radius_m"):
+        detect_stops(f, radius_m=0)
+
+
+def test_cell_fix_neither_makes_nor_breaks_a_stop() -> None:
+    f = _track([(51.0, 3.87, 10, 60)])
+    f.loc[5, ["lat", "h_acc_m"]] = [51.01, 1500.0]  # 1.1 km away, a cell tower
+    linked, stops = detect_stops(f)
+    assert len(stops) == 1 and stops["n_fixes"].iloc[0] == 9
+    assert linked.loc[5, "stop_role"] == "coarse"
+
+
+def test_single_outlier_does_not_split_a_stop_but_a_real_departure_does() -> None:
+    f = _track([(51.0, 3.87, 10, 60)])
+    f.loc[4, "lat"] = 51.004  # one Wi-Fi fix 450 m off
+    _, stops = detect_stops(f)
+    assert len(stops) == 1
+    g = _track([(51.0, 3.87, 10, 60), (51.004, 3.87, 10, 60)])
+    _, stops2 = detect_stops(g)
+    assert len(stops2) == 2
+
+
+def test_silence_inside_a_stop_is_marked_and_not_dwell() -> None:
+    f = _track([(51.0, 3.87, 5, 60), (51.0, 3.87, 5, 60)])
+    f.loc[5:, "t_utc"] = f.loc[5:, "t_utc"] + pd.Timedelta(hours=3)  # 3 h of silence
+    _, stops = detect_stops(f)
+    s = stops.iloc[0]
+    assert "spans_gap" in s["flags"] and s["observed_fraction"] < 0.2
+    assert s["dwell"] < s["t_departure"] - s["t_arrival"]
+    gaps = stops.attrs["gaps"]
+    assert len(gaps) == 1 and gaps["duration"].iloc[0] > pd.Timedelta("3h")
+
+
+def test_ignition_off_on_is_parked_time_not_a_gap() -> None:
+    f = _track([(51.0, 3.87, 1, 3600), (51.0, 3.87, 1, 3600), (51.0, 3.87, 1, 60)])
+    ev = pd.DataFrame({"event_id": ["e1", "e2"], "subject_id": "s", "t_utc": [T0, T0 + pd.Timedelta("2h1min")],
+                       "kind": ["ignition_off", "ignition_on"], "source_id": "0" * 64, "record": ["1", "2"],
+                       "flags": ""})
+    _, stops = detect_stops(f, events=ev)
+    assert stops["observed_fraction"].iloc[0] == 1.0 and "spans_gap" not in stops["flags"].iloc[0]
+    assert stops["t_departure"].iloc[0] == T0 + pd.Timedelta("2h1min")
+    assert "bounded_by_ignition" in stops["flags"].iloc[0]
+    assert detect_gaps(f, events=ev).empty and len(detect_gaps(f)) == 2
+
+
+def _random_track(seed: int) -> pd.DataFrame:
+    fixes, _, _ = simulate(n_fixes=600, kind=["phone", "truck"][seed % 2], seed=seed)
+    return fixes
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_properties(seed: int) -> None:
+    f = _random_track(seed)
+    _, stops = detect_stops(f)
+    for _, g in stops.groupby("subject_id"):
+        g = g.sort_values("t_arrival")
+        # stops never overlap
+        assert (g["t_arrival"].iloc[1:].to_numpy() >= g["t_departure"].iloc[:-1].to_numpy()).all()
+    # dwell <= departure - arrival, and observed_fraction in [0, 1]
+    assert (stops["dwell"] <= stops["t_departure"] - stops["t_arrival"]).all()
+    assert stops["observed_fraction"].between(0, 1).all()
+    # a silence longer than max_gap inside a stop is never unmarked
+    gaps = stops.attrs["gaps"]
+    for r in stops.itertuples():
+        inner = gaps[(gaps["subject_id"] == r.subject_id) & (gaps["t_start"] >= r.t_arrival)
+                     & (gaps["t_end"] <= r.t_departure)]
+        if len(inner):
+            assert "spans_gap" in r.flags
+    # independent of input row order
+    _, shuffled = detect_stops(f.sample(frac=1.0, random_state=seed))
+    pd.testing.assert_frame_equal(stops.reset_index(drop=True), shuffled.reset_index(drop=True))
+    # a longer min_dwell never finds time in a stop that a shorter one leaves outside
+    lk5, _ = detect_stops(f, min_dwell=pd.Timedelta("5min"))
+    lk15, s15 = detect_stops(f, min_dwell=pd.Timedelta("15min"))
+    assert (s15["t_departure"] - s15["t_arrival"] >= pd.Timedelta("15min")).all()
+    assert lk15["stop_id"].notna().sum() <= lk5["stop_id"].notna().sum()
+
+
+@pytest.mark.parametrize(("kind", "target"), [("truck", 0.95), ("phone", 0.90)])
+def test_accuracy_on_simulated_traces(kind: str, target: float) -> None:
+    fixes, events, truth = simulate(n_fixes=15_000, kind=kind, seed=3)
+    _, stops = detect_stops(fixes, events=events)
+    score = score_stops(stops, truth)
+    assert score["f1"] >= target, score
+    assert score["median_arrival_error_s"] <= 120 and score["median_departure_error_s"] <= 120
+
+
+def test_sample_case_chronology_reproduces_the_ground_truth(tmp_path: Path) -> None:
+    files = generate(tmp_path / "s")
+    for f in files:
+        ingest(tmp_path / "case", [tmp_path / "s" / f.path], subject_id=f.subject_id, tz=f.tz, format=f.format)
+    chrono = run_chronology(tmp_path / "case")
+    case = open_case(tmp_path / "case")
+    stops = case.table("stops")
+    fixes = case.table("fixes")
+    truth = json.loads((tmp_path / "s" / "truth.json").read_text())
+    subjects = set(stops["subject_id"])
+    matched: set[str] = set()
+    for t in truth["stops"]:
+        if t["subject_id"] not in subjects:
+            continue  # a subject whose evidence format is not in this build
+        ta, td = pd.Timestamp(t["t_arrival"]), pd.Timestamp(t["t_departure"])
+        s = stops[(stops["subject_id"] == t["subject_id"]) & (stops["t_arrival"] < td + pd.Timedelta("2min"))
+                  & (stops["t_departure"] > ta - pd.Timedelta("2min"))]
+        assert len(s) == 1, f"true stop {t['place']} of {t['subject_id']} found {len(s)} times"
+        s = s.iloc[0]
+        matched.add(s["stop_id"])
+        sub = fixes[fixes["subject_id"] == t["subject_id"]]["t_utc"]
+        if ta >= sub.min():  # the record starts before the true arrival
+            assert abs(s["t_arrival"] - ta) <= pd.Timedelta("2min"), (t, s["t_arrival"])
+        if td <= sub.max():  # the record goes on after the true departure
+            assert abs(s["t_departure"] - td) <= pd.Timedelta("2min"), (t, s["t_departure"])
+        row = chrono[chrono["ref_id"] == s["stop_id"]].iloc[0]
+        expected_zone = "Europe/Paris" if t["place"] == "calais_camp" else "Europe/Brussels"
+        assert row["tz_start"] == expected_zone
+        assert row["local_start"].endswith("(UTC+02:00)" if ta < pd.Timestamp("2025-10-26T01:00Z") else "(UTC+01:00)")
+    assert matched == set(stops["stop_id"]), "phantom stops"
+    assert {"phone-A", "lorry-1"} <= subjects
+
+
+def test_trips_and_chronology_order() -> None:
+    f = _track([(51.0, 3.87, 10, 60), (51.005, 3.875, 5, 30), (51.05, 3.9, 10, 60)])
+    _, stops = detect_stops(f)
+    trips = build_trips(f, stops)
+    assert len(trips) == 1 and trips["start_stop_id"].iloc[0] == "s:S0001"
+    assert trips["distance_m"].iloc[0] > 5000 and trips["n_fixes"].iloc[0] == 5
+    ch = chronology(stops, trips, stops.attrs["gaps"])
+    assert ch["kind"].tolist() == ["stop", "trip", "stop"] and ch["seq"].tolist() == [1, 2, 3]
+    assert np.all(ch["local_start"].str.contains("CET"))

@@ -1,3 +1,715 @@
-"""Generic delimited-text (CSV) loader — placeholder until the full mapping loader lands."""
+"""Generic delimited text (CSV, TSV, ``;``- and ``|``-separated) position logs.
+
+What is sniffed from the first 64 KiB
+-------------------------------------
+* **Delimiter**: the one of ``,`` ``;`` tab ``|`` that splits the header and the data lines
+  into the most consistent number (>= 2) of fields.
+* **Header**: ``#`` comment lines and free-text preamble lines are skipped; the header is
+  the first line whose field count matches the data lines below it and that names a
+  latitude (or WKT geometry) column. A ``#`` line just above the header with the same
+  number of fields is read as a **units line** (Garmin G1000: ``ft msl``, ``kt``).
+* **Decimal comma**: with a non-comma delimiter, numbers written ``52,5200`` are read as
+  ``52.5200``.
+* **Padding**: NUL bytes (Columbus V-900 pads fixed-width fields with NULs) are removed,
+  CRLF and LF both work, spaces around fields are trimmed, a trailing delimiter is fine.
+
+Column mapping
+--------------
+Columns are recognised by name, case, spaces and punctuation ignored (see
+:data:`SYNONYMS`): ``lat/latitude/Latitude/LATITUDE N/S``, ``lon/lng/longitude``,
+``time/timestamp/datetime`` or ``date`` + ``time`` (``Lcl Date`` + ``Lcl Time``), a UTC
+offset column (``UTCOfst``), ``accuracy``, ``altitude/elevation/height``, ``speed``,
+``course/track/heading``, a validity column (``VALID``: ``No fix`` rows are rejects), and
+a WKT ``POINT (lon lat)`` geometry column. Hemisphere letters are read from suffixes
+(``49.0733336N``, ``125.7648551W``) or from separate ``N/S`` and ``E/W`` columns.
+Units are taken from the header (``Snelheid (km/h)``), from a units line, or from the
+values themselves (``98.470 m``, ``0.000 km/h``) and converted to metres and m/s
+(``ft``, ``km``, ``km/h``, ``kt``/``knots``, ``mph``, ``m/s``).
+
+An explicit mapping overrides the detection: ``options={"columns": {...}}`` maps a role
+to the column name as written in the file. Roles: ``lat``, ``lon``, ``ns``, ``ew``,
+``geometry``, ``datetime``, ``date``, ``time``, ``utc_offset``, ``epoch``, ``accuracy``,
+``altitude``, ``speed``, ``course``, ``valid``, ``subject``. Other options:
+
+``units``       ``{"speed": "knots", "altitude": "ft", "accuracy": "m"}`` (role -> unit)
+``date_order``  ``"DMY"`` or ``"MDY"`` for dates like ``03/04/2024`` when the file itself
+                does not settle it (a day above 12 settles it)
+``time_basis``  ``"utc"``: times without offset are UTC (the user states so)
+``fix_kind``    value of ``fix_kind`` (default ``gps`` for the logger presets, else
+                ``unknown``)
+``chunk_rows``  rows per chunk (default 200,000; memory is bounded by the chunk)
+
+Example: ``load("export.csv", format="csv", tz="Europe/Brussels",
+options={"columns": {"lat": "Breite", "lon": "Laenge", "datetime": "Zeitpunkt"},
+"units": {"speed": "km/h"}})``.
+
+Time
+----
+* ISO-8601 with ``Z`` or an offset (also ``2025-06-01 13:02:03.000000 +00:00``): UTC.
+* Unix epoch seconds or milliseconds (all-digit ``timestamp``/``tst``): UTC.
+* Local date/time plus an explicit UTC-offset column (Garmin G1000 ``Lcl Date, Lcl Time,
+  UTCOfst``): UTC = local - offset.
+* Columbus V-900 family (``INDEX,TAG,DATE,TIME,LATITUDE N/S,...``): ``DATE`` is YYMMDD in
+  the year 2000 base and ``TIME`` hhmmss, **UTC**: GPSBabel's ``v900.cc`` reader, written
+  from the Columbus documentation, reads them as "base year is 2000, default time zone is
+  UTC", and ``SPEED`` in km/h (``KPH_TO_MPS``), ``HEIGHT`` in metres.
+* MTK logger CSV as written by GPSBabel/BT747 (``INDEX,RCR,DATE,TIME,VALID,LATITUDE,N/S``):
+  UTC, the logger's GPS time.
+* Any other time without an offset is local time: it needs ``tz`` (``--tz``) or
+  ``options={"time_basis": "utc"}``. Without one, **every such row is rejected** with the
+  reason "local time without UTC offset ... pass --tz" (the file still registers, the
+  count rule holds, and the quality report shows why nothing was plotted); rows that do
+  carry an offset still load. Non-existent/ambiguous local times (DST changes) are
+  rejected, never guessed. Times outside 1980-2100 are rejected.
+
+Records and rejects
+-------------------
+A record is one data row after the header; its locator is ``row N`` (1-based data row).
+Rows without a usable position (``No fix``, empty or out-of-range coordinates, ``0,0``
+placeholders) or time are rejects with a reason. Reading is chunked
+(``pandas.read_csv(chunksize=...)``) so memory stays bounded by the chunk size.
+"""
 
 from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import timebase
+from ..errors import AmbiguousTime, CorruptSource, ParameterError
+from .base import SNIFF_BYTES, LoadContext, LoaderSpec, LoadResult, register
+
+__all__ = [
+    "SYNONYMS",
+    "Dialect",
+    "Table",
+    "auto_columns",
+    "iter_chunks",
+    "load_csv",
+    "norm",
+    "parse_times",
+    "sniff_csv",
+    "sniff_dialect",
+]
+
+DELIMITERS = (",", ";", "\t", "|")
+DEFAULT_CHUNK = 200_000
+
+#: role -> normalised column names (lower case, alphanumerics only), in preference order.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "lat": ("latitude", "lat", "latitudens", "latitudedeg", "latdeg", "breedtegraad",
+            "breitengrad", "breite", "latitud", "positionlatitude", "y"),
+    "lon": ("longitude", "lon", "lng", "long", "longitudeew", "longitudedeg", "londeg",
+            "lengtegraad", "längengrad", "laengengrad", "länge", "laenge", "longitud",
+            "positionlongitude", "x"),
+    "ns": ("ns",),
+    "ew": ("ew",),
+    "geometry": ("geom", "geometry", "wkt", "thegeom", "wktgeometry"),
+    "datetime": ("timestamp", "datetime", "datetimeutc", "utctime", "gpstime", "fixtime",
+                 "positionfixtime", "isotime", "recordedat", "createdat", "zeitpunkt",
+                 "tijdstip", "horodatage", "time"),
+    "epoch": ("tst", "unixtime", "epoch", "timestampms", "timestampmillis"),
+    "date": ("date", "lcldate", "utcdate", "datum", "fecha", "dag"),
+    "time": ("time", "lcltime", "tijd", "zeit", "heure", "hora", "uhrzeit"),
+    "utc_offset": ("utcofst", "utcoffset", "tzoffset", "offset", "utcoffs"),
+    "accuracy": ("accuracy", "accuracymeters", "accuracym", "hacc", "horizontalaccuracy",
+                 "acc", "nauwkeurigheid", "genauigkeit"),
+    "altitude": ("altitude", "alt", "elevation", "ele", "height", "altmsl", "altgps",
+                 "altitudem", "hoogte", "höhe", "hoehe", "altitud"),
+    "speed": ("speed", "gndspd", "groundspeed", "spd", "velocity", "snelheid",
+              "geschwindigkeit", "vitesse", "velocidad", "speedkmh", "speedmps"),
+    "course": ("course", "trk", "track", "cog", "bearing", "koers", "heading", "hdg",
+               "direction", "richting", "kurs", "cap"),
+    "valid": ("valid", "fix", "gpsfix", "fixmode", "fixstatus"),
+    "subject": (),
+}
+
+#: logger families recognised by their header, with their documented time basis and units.
+PRESETS: tuple[dict[str, Any], ...] = (
+    {"name": "Columbus V-900", "requires": ("index", "tag", "date", "time", "latitudens"),
+     "time_basis": "utc", "units": {"speed": "km/h", "altitude": "m"}, "fix_kind": "gps",
+     "date_format": "YYMMDD",
+     "basis": "Columbus V-900 DATE YYMMDD + TIME hhmmss, UTC (GPSBabel v900.cc: "
+              "'base year is 2000, default time zone is UTC')"},
+    {"name": "MTK logger", "requires": ("index", "rcr", "date", "time", "valid", "ns", "ew"),
+     "time_basis": "utc", "units": {}, "fix_kind": "gps",
+     "basis": "MTK logger CSV (GPSBabel/BT747): DATE + TIME in UTC (GPS time)"},
+    {"name": "Garmin G1000", "requires": ("lcldate", "lcltime", "utcofst"),
+     "time_basis": None, "units": {}, "fix_kind": "gps",
+     "basis": "Garmin G1000 'Lcl Date'+'Lcl Time' minus the 'UTCOfst' column"},
+)
+
+_UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "length": {"m": 1.0, "meter": 1.0, "meters": 1.0, "metres": 1.0, "ft": 0.3048,
+               "feet": 0.3048, "km": 1000.0, "mi": 1609.344},
+    "speed": {"m/s": 1.0, "mps": 1.0, "ms": 1.0, "km/h": 1 / 3.6, "kmh": 1 / 3.6,
+              "kph": 1 / 3.6, "kmu": 1 / 3.6, "kt": 1852 / 3600, "kts": 1852 / 3600,
+              "kn": 1852 / 3600, "knot": 1852 / 3600, "knots": 1852 / 3600,
+              "mph": 1609.344 / 3600, "mi/h": 1609.344 / 3600},
+    "angle": {"deg": 1.0, "°": 1.0, "degrees": 1.0},
+}
+_ROLE_DIM = {"altitude": "length", "accuracy": "length", "speed": "speed", "course": "angle"}
+
+_NUM_RE = r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z/°]*)\s*$"
+_NO_FIX_RE = r"(?i)^\s*(?:no\s*fix|nofix|invalid|void|v|0|false|none|no)\s*$"
+
+
+def norm(name: str) -> str:
+    """Normalise a column name for matching: lower case, letters and digits only."""
+    base = re.sub(r"\([^)]*\)|\[[^]]*\]", "", str(name))
+    key = "".join(ch for ch in base.lower() if ch.isalnum())
+    return key or "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def _unit_in_name(name: str) -> str | None:
+    m = re.search(r"[(\[]\s*([^)\]]+?)\s*[)\]]", str(name))
+    return m.group(1).strip().lower() if m else None
+
+
+@dataclass
+class Dialect:
+    """How a delimited file is written, as sniffed (or stated)."""
+
+    delimiter: str
+    header_line: int  # 0-based physical line of the header
+    header: list[str]
+    units: list[str] | None = None  # from a units line, aligned with header
+    decimal_comma: bool = False
+    encoding: str = "utf-8"
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16", errors="replace"), "utf-16"
+    raw = raw.replace(b"\x00", b"")
+    try:
+        return raw.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError as exc:
+        if exc.start > len(raw) - 4:  # a multi-byte character cut by the head's end
+            return raw[:exc.start].decode("utf-8-sig"), "utf-8-sig"
+        return raw.decode("cp1252", errors="replace"), "cp1252"
+
+
+def _split(line: str, delim: str) -> list[str]:
+    # a quick split that respects simple double quotes (enough for sniffing)
+    if '"' not in line:
+        return line.split(delim)
+    import csv as _pycsv
+
+    return next(_pycsv.reader([line], delimiter=delim))
+
+
+def sniff_dialect(head: bytes, *, delimiter: str | None = None,
+                  need: Sequence[str] = ("lat",)) -> Dialect | None:
+    """Find delimiter, header line, units line and decimal comma in the file's head.
+
+    ``need`` lists roles (or literal normalised names) the header must contain; the
+    default accepts a header with a latitude or WKT geometry column.
+    """
+    text, enc = _decode(head)
+    lines = text.splitlines()
+    if len(lines) > 1 and not head.endswith((b"\n", b"\r")):
+        lines = lines[:-1]  # the head may cut the last line
+    lines = lines[:400]
+    best: Dialect | None = None
+    best_score = -1.0
+    for delim in ([delimiter] if delimiter else DELIMITERS):
+        for i, line in enumerate(lines[:60]):
+            if not line.strip() or line.lstrip().startswith("#") or delim not in line:
+                continue
+            header = [h.strip().strip('"').strip() for h in _split(line, delim)]
+            while header and header[-1] == "":
+                header.pop()
+            if len(header) < 2:
+                continue
+            if not _header_ok(header, need):
+                continue
+            data = [ln for ln in lines[i + 1:i + 41] if ln.strip() and not ln.lstrip().startswith("#")]
+            if not data:
+                continue
+            counts = [len([f for f in _split(ln, delim)]) for ln in data]
+            n = len(header)
+            consistent = sum(1 for c in counts if n <= c <= n + 1) / len(counts)
+            if consistent < 0.8:
+                continue
+            score = consistent * 10 + n / 100
+            if score > best_score:
+                units = None
+                if i > 0 and lines[i - 1].lstrip().startswith("#"):
+                    u = [x.strip() for x in _split(lines[i - 1].lstrip()[1:], delim)]
+                    if len(u) >= n:
+                        units = u[:n]
+                dec = False
+                if delim != ",":
+                    sample = [f.strip() for ln in data for f in _split(ln, delim)]
+                    dec = any(re.fullmatch(r"-?\d+,\d+", f) for f in sample) and not any(
+                        re.fullmatch(r"-?\d+\.\d+", f) for f in sample)
+                best = Dialect(delimiter=delim, header_line=i, header=header, units=units,
+                               decimal_comma=dec, encoding=enc)
+                best_score = score
+            break  # first matching header line for this delimiter
+    return best
+
+
+def _header_ok(header: Sequence[str], need: Sequence[str]) -> bool:
+    keys = {norm(h) for h in header}
+    for role in need:
+        if role == "lat":
+            if not (keys & set(SYNONYMS["lat"]) or keys & set(SYNONYMS["geometry"])):
+                return False
+        elif role in SYNONYMS:
+            if not keys & set(SYNONYMS[role]):
+                return False
+        elif role not in keys:
+            return False
+    return True
+
+
+def auto_columns(header: Sequence[str], explicit: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Map roles to header names: the explicit mapping first, then :data:`SYNONYMS`."""
+    out: dict[str, str] = {}
+    explicit = dict(explicit or {})
+    for role, col in explicit.items():
+        if role not in SYNONYMS:
+            raise ParameterError(f"unknown column role {role!r} in options['columns']; "
+                                 f"known: {', '.join(sorted(SYNONYMS))}")
+        if col not in header:
+            raise ParameterError(f"column {col!r} (for {role}) is not in the header "
+                                 f"{list(header)!r}")
+        out[role] = col
+    by_key: dict[str, str] = {}
+    for h in header:
+        by_key.setdefault(norm(h), h)
+    taken = set(out.values())
+    for role, names in SYNONYMS.items():
+        if role in out:
+            continue
+        for key in names:
+            col = by_key.get(key)
+            if col is not None and col not in taken:
+                out[role] = col
+                taken.add(col)
+                break
+    # "time" alone is a full timestamp unless a date column sits beside it
+    if "date" in out and "datetime" in out and "time" not in out and norm(out["datetime"]) == "time":
+        out["time"] = out.pop("datetime")
+    elif "datetime" in out and "time" in out and "date" not in out:
+        out.pop("time")
+    if "date" not in out and "time" in out and "datetime" not in out:
+        out["datetime"] = out.pop("time")
+    if "date" in out and "datetime" in out and "time" not in out:
+        pass  # datetime column is complete by itself; date kept for information only
+    return out
+
+
+class _NulStripped(io.RawIOBase):
+    """A read-only byte stream with NUL bytes removed (V-900 padding)."""
+
+    def __init__(self, fh: io.BufferedReader) -> None:
+        self._fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while True:
+            chunk = self._fh.read(len(b))
+            if not chunk:
+                return 0
+            chunk = chunk.replace(b"\x00", b"")
+            if chunk:
+                b[:len(chunk)] = chunk
+                return len(chunk)
+
+
+def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK) -> Iterator[pd.DataFrame]:
+    """Yield the data rows as all-string DataFrames (header names as columns), chunk by chunk.
+
+    Each chunk has a ``__row__`` column with the 1-based data row number.
+    """
+    names = list(dialect.header) + [f"__spare{i}__" for i in range(8)]
+    with open(path, "rb") as raw:
+        stream: Any
+        if dialect.encoding == "utf-16":
+            stream = io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
+        else:
+            stream = io.TextIOWrapper(io.BufferedReader(_NulStripped(raw)),  # type: ignore[arg-type]
+                                      encoding=dialect.encoding, errors="replace", newline="")
+        reader = pd.read_csv(
+            stream, sep=dialect.delimiter, header=None, names=names, skiprows=dialect.header_line + 1,
+            dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True,
+            chunksize=chunk_rows, engine="c", index_col=False, comment=None,
+            skip_blank_lines=True, quotechar='"', encoding_errors="replace")
+        start = 1
+        for chunk in reader:
+            chunk = chunk[[c for c in chunk.columns if not str(c).startswith("__spare")]]
+            first = chunk.columns[0]
+            # '#' comment lines inside the data are not records
+            keep = ~chunk[first].astype(str).str.lstrip().str.startswith("#")
+            chunk = chunk[keep].copy()
+            chunk["__row__"] = np.arange(start, start + len(chunk))
+            start += len(chunk)
+            yield chunk.reset_index(drop=True)
+
+
+def _numbers(s: pd.Series, decimal_comma: bool) -> tuple[pd.Series, pd.Series]:
+    """Split text like ``98.470 m`` / ``49.07N`` into (float, suffix) vectorised."""
+    t = s.astype("string").str.strip()
+    if decimal_comma:
+        t = t.str.replace(",", ".", regex=False)
+    parts = t.str.extract(_NUM_RE)
+    num = pd.to_numeric(parts[0], errors="coerce").astype("float64")
+    suffix = parts[1].fillna("").str.lower()
+    return num, suffix
+
+
+def _convert(num: pd.Series, suffix: pd.Series, role: str, unit: str | None) -> pd.Series:
+    dim = _ROLE_DIM.get(role)
+    if dim is None:
+        return num
+    table = _UNIT_FACTORS[dim]
+    base = 1.0
+    if unit:
+        u = unit.lower().replace(" ", "").replace("msl", "").replace("wgs", "").replace("baro", "")
+        if u not in table and u:
+            raise ParameterError(f"unknown {role} unit {unit!r}; known: {', '.join(sorted(table))}")
+        base = table.get(u, 1.0)
+    fac = suffix.map(lambda x: table.get(x, np.nan) if x else base).astype("float64")
+    return num * fac
+
+
+def _offset_minutes(s: pd.Series) -> pd.Series:
+    m = s.astype("string").str.strip().str.extract(r"^([+-]?)(\d{1,2}):?(\d{2})?$")
+    sign = np.where(m[0] == "-", -1.0, 1.0)
+    hh = pd.to_numeric(m[1], errors="coerce")
+    mm = pd.to_numeric(m[2], errors="coerce").fillna(0)
+    return pd.Series(sign * (hh * 60 + mm), index=s.index, dtype="float64")
+
+
+def _date_iso(d: pd.Series, *, yymmdd: bool, order: str | None) -> tuple[pd.Series, str | None]:
+    """Normalise dates to ``YYYY-MM-DD``; returns (dates, order used for D/M/Y dates)."""
+    d = d.astype("string").str.strip()
+    if yymmdd or d.str.fullmatch(r"\d{6}").fillna(False).all():
+        return "20" + d.str[0:2] + "-" + d.str[2:4] + "-" + d.str[4:6], None
+    ymd = d.str.extract(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
+    dmy = d.str.extract(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
+    out = ymd[0] + "-" + ymd[1].str.zfill(2) + "-" + ymd[2].str.zfill(2)
+    has_dmy = dmy[0].notna()
+    if has_dmy.any():
+        a = pd.to_numeric(dmy[0], errors="coerce")
+        b = pd.to_numeric(dmy[1], errors="coerce")
+        if order is None:
+            if (a > 12).any() and not (b > 12).any():
+                order = "DMY"
+            elif (b > 12).any() and not (a > 12).any():
+                order = "MDY"
+            else:
+                return out, "?"
+        day, mon = (dmy[0], dmy[1]) if order.upper() == "DMY" else (dmy[1], dmy[0])
+        alt = dmy[2] + "-" + mon.str.zfill(2) + "-" + day.str.zfill(2)
+        out = out.where(~has_dmy, alt)
+    return out, order
+
+
+def _time_iso(t: pd.Series) -> pd.Series:
+    t = t.astype("string").str.strip()
+    compact = t.str.fullmatch(r"\d{6}(?:\.\d+)?").fillna(False)
+    t = t.where(~compact, t.str[0:2] + ":" + t.str[2:4] + ":" + t.str[4:])
+    return t
+
+
+@dataclass
+class TimeResult:
+    """Parsed times and the per-row reason when a time could not be read."""
+
+    t_utc: pd.Series
+    reason: pd.Series
+    basis: str
+    order: str | None = None
+
+
+def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
+                time_basis: str | None, date_format: str | None = None,
+                date_order: str | None = None, time_format: str | None = None,
+                what: str = "file") -> TimeResult:
+    """Vectorised time parsing for a chunk (see the module docstring for the rules)."""
+    idx = df.index
+    reason = pd.Series(pd.NA, index=idx, dtype="string")
+    order = date_order
+    basis_parts: list[str] = []
+    if "epoch" in cols and "datetime" not in cols and "date" not in cols:
+        v = pd.to_numeric(df[cols["epoch"]].astype("string").str.strip(), errors="coerce")
+        unit = "ms" if (v.dropna() > 1e11).any() else "s"
+        t = timebase.from_epoch(v.to_numpy(dtype="float64"), epoch=pd.Timestamp("1970-01-01T00:00:00Z"),
+                                unit=unit)
+        t = pd.Series(t.to_numpy(), index=idx, dtype="datetime64[ns, UTC]")
+        reason = reason.where(t.notna(), "time missing, not a Unix epoch or outside 1980-2100")
+        return TimeResult(t, reason, f"Unix epoch {unit} (UTC)", order)
+    if "datetime" in cols:
+        text = df[cols["datetime"]].astype("string").str.strip()
+        if time_format is None and text.str.fullmatch(r"\d{9,13}(?:\.\d+)?").fillna(False).all() and len(text):
+            v = pd.to_numeric(text, errors="coerce")
+            unit = "ms" if (v > 1e11).any() else "s"
+            t = timebase.from_epoch(v.to_numpy(dtype="float64"),
+                                    epoch=pd.Timestamp("1970-01-01T00:00:00Z"), unit=unit)
+            t = pd.Series(t.to_numpy(), index=idx, dtype="datetime64[ns, UTC]")
+            reason = reason.where(t.notna(), "time outside 1980-2100")
+            return TimeResult(t, reason, f"Unix epoch {unit} (UTC)", order)
+        local = text
+    else:
+        if "date" not in cols:
+            return TimeResult(pd.Series(pd.NaT, index=idx, dtype="datetime64[ns, UTC]"),
+                              pd.Series("no time column", index=idx, dtype="string"), "none", order)
+        dates, order = _date_iso(df[cols["date"]], yymmdd=date_format == "YYMMDD", order=date_order)
+        if order == "?":
+            raise AmbiguousTime(
+                f"dates like {df[cols['date']].iloc[0]!r} can be day/month or month/day and "
+                f"no day above 12 settles it; pass options={{'date_order': 'DMY'}} or 'MDY'",
+                path=what)
+        times = _time_iso(df[cols["time"]]) if "time" in cols else pd.Series("00:00:00", index=idx)
+        local = dates + " " + times
+    # zone-bearing values
+    norm_text = local.str.replace(r"\s+(Z|[+-]\d\d:?\d\d)$", r"\1", regex=True)
+    has_zone = norm_text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False) & \
+        norm_text.str.contains(r"\d[T ]\d", regex=True, na=False)
+    out = pd.Series(pd.NaT, index=idx, dtype="datetime64[ns, UTC]")
+    if has_zone.any():
+        parsed = pd.to_datetime(norm_text[has_zone], utc=True, errors="coerce", format="ISO8601")
+        out[has_zone] = parsed.astype("datetime64[ns, UTC]")
+        basis_parts.append("ISO-8601 with offset -> UTC")
+    naive_mask = ~has_zone & local.notna() & (local.str.len() > 0)
+    if naive_mask.any():
+        txt = local[naive_mask]
+        if time_format:
+            naive = pd.to_datetime(txt, format=time_format, errors="coerce")
+        else:
+            txt = txt.str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3", regex=True)
+            naive = pd.to_datetime(txt, format="ISO8601", errors="coerce")
+            if naive.isna().all() and len(txt):
+                naive = pd.to_datetime(txt, errors="coerce", dayfirst=(order or "").upper() == "DMY")
+        if naive.dt.tz is not None:  # a format with %z
+            out[naive_mask] = naive.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+        elif "utc_offset" in cols:
+            off = _offset_minutes(df.loc[naive_mask, cols["utc_offset"]])
+            utc = (naive - pd.to_timedelta(off, unit="min")).dt.tz_localize("UTC")
+            out[naive_mask] = utc.astype("datetime64[ns, UTC]")
+            reason[naive_mask & off.reindex(idx).isna()] = \
+                f"UTC offset {cols['utc_offset']!r} missing or unreadable"
+            basis_parts.append(f"local time minus the {cols['utc_offset']!r} offset column")
+        elif time_basis == "utc":
+            out[naive_mask] = naive.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+            basis_parts.append("times without offset are UTC")
+        elif tz:
+            loc = timebase.localize(naive, tz=tz)
+            out[naive_mask] = loc
+            bad_local = naive_mask & out.isna() & naive.reindex(idx).notna()
+            reason[bad_local] = f"local time does not exist or is ambiguous in {tz} (DST change)"
+            basis_parts.append(f"local times read as {tz} (user-stated)")
+        else:
+            reason[naive_mask] = ("local time without UTC offset and no time zone given: "
+                                  "pass --tz ZONE (e.g. Europe/Brussels)")
+            basis_parts.append("local times without offset: rejected (no --tz)")
+    bad = out.notna() & ((out < timebase.PLAUSIBLE[0]) | (out > timebase.PLAUSIBLE[1]))
+    reason[bad & reason.isna()] = "implausible time (outside 1980-2100)"
+    out[bad] = pd.NaT
+    reason[out.isna() & reason.isna()] = "time missing or unreadable"
+    return TimeResult(out, reason, "; ".join(dict.fromkeys(basis_parts)) or "none", order)
+
+
+@dataclass
+class Table:
+    """Everything needed to turn chunks of a delimited file into fixes."""
+
+    dialect: Dialect
+    cols: dict[str, str]
+    units: dict[str, str] = field(default_factory=dict)
+    time_basis: str | None = None
+    date_format: str | None = None
+    basis_note: str = ""
+    fix_kind: str = "unknown"
+    preset: str | None = None
+
+
+def _units_for(header: Sequence[str], dialect: Dialect, cols: Mapping[str, str],
+               stated: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for role in _ROLE_DIM:
+        if role not in cols:
+            continue
+        if role in stated:
+            out[role] = stated[role]
+            continue
+        u = _unit_in_name(cols[role])
+        if u is None and dialect.units:
+            u = dialect.units[list(header).index(cols[role])].lower() or None
+        if u is not None:
+            key = u.lower().split()[0] if u.split() else u
+            if key in _UNIT_FACTORS[_ROLE_DIM[role]]:
+                out[role] = key
+    return out
+
+
+def plan(dialect: Dialect, options: Mapping[str, Any]) -> Table:
+    """Decide the column mapping, units, time basis and preset for a sniffed file."""
+    cols = auto_columns(dialect.header, options.get("columns"))
+    keys = {norm(h) for h in dialect.header}
+    preset: dict[str, Any] | None = None
+    for p in PRESETS:
+        if set(p["requires"]) <= keys:
+            preset = p
+            break
+    stated = {**(preset["units"] if preset else {}), **dict(options.get("units") or {})}
+    units = _units_for(dialect.header, dialect, cols, stated)
+    basis = options.get("time_basis", preset["time_basis"] if preset else None)
+    return Table(dialect=dialect, cols=cols, units=units, time_basis=basis,
+                 date_format=preset.get("date_format") if preset else None,
+                 basis_note=preset["basis"] if preset else "",
+                 fix_kind=str(options.get("fix_kind", preset["fix_kind"] if preset else "unknown")),
+                 preset=preset["name"] if preset else None)
+
+
+def chunk_to_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None,
+                   date_order: str | None, what: str,
+                   time_format: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, TimeResult]:
+    """Turn one chunk into (fixes, rejects[record, reason], time result), vectorised."""
+    cols = tb.cols
+    dec = tb.dialect.decimal_comma
+    rec = "row " + chunk["__row__"].astype(str)
+    reason = pd.Series(pd.NA, index=chunk.index, dtype="string")
+    if "geometry" in cols and ("lat" not in cols or "lon" not in cols):
+        g = chunk[cols["geometry"]].astype("string").str.extract(
+            r"(?i)POINT\s*Z?M?\s*\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)")
+        lon = pd.to_numeric(g[0], errors="coerce").astype("float64")
+        lat = pd.to_numeric(g[1], errors="coerce").astype("float64")
+    else:
+        lat, lat_sfx = _numbers(chunk[cols["lat"]], dec)
+        lon, lon_sfx = _numbers(chunk[cols["lon"]], dec)
+        lat_h = lat_sfx.str.upper()
+        lon_h = lon_sfx.str.upper()
+        if "ns" in cols:
+            lat_h = lat_h.where(lat_h != "", chunk[cols["ns"]].astype("string").str.strip().str.upper())
+        if "ew" in cols:
+            lon_h = lon_h.where(lon_h != "", chunk[cols["ew"]].astype("string").str.strip().str.upper())
+        lat = lat.where(lat_h != "S", -lat)
+        lon = lon.where(lon_h != "W", -lon)
+        badh = ~lat_h.isin(["", "N", "S", "DEG", "°"]) | ~lon_h.isin(["", "E", "W", "DEG", "°"])
+        reason[badh & reason.isna()] = "unreadable hemisphere or unit on a coordinate"
+    if "valid" in cols:
+        v = chunk[cols["valid"]].astype("string")
+        nofix = v.str.fullmatch(_NO_FIX_RE).fillna(False)
+        reason[nofix & reason.isna()] = "no position fix (" + cols["valid"] + "=" + v.str.strip() + ")"
+    reason[(lat.isna() | lon.isna()) & reason.isna()] = "position missing or unreadable"
+    reason[((lat.abs() > 90) | (lon.abs() > 180)) & reason.isna()] = "coordinates out of range"
+    reason[((lat == 0) & (lon == 0)) & reason.isna()] = "0,0 placeholder position (no fix)"
+    tr = parse_times(chunk, cols, tz=tz, time_basis=tb.time_basis, date_format=tb.date_format,
+                     date_order=date_order, time_format=time_format, what=what)
+    reason = reason.fillna(tr.reason)
+    out = pd.DataFrame({"record": rec, "t_utc": tr.t_utc, "lat": lat, "lon": lon})
+    for role, col_name in (("altitude", "alt_m"), ("accuracy", "h_acc_m"), ("speed", "speed_mps"),
+                           ("course", "course_deg")):
+        if role in cols:
+            num, sfx = _numbers(chunk[cols[role]], dec)
+            out[col_name] = _convert(num, sfx, role, tb.units.get(role))
+    if "subject" in cols:
+        out["subject_id"] = chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
+    out["fix_kind"] = tb.fix_kind
+    ok = reason.isna()
+    rejects = pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]})
+    return out[ok], rejects, tr
+
+
+def _spec_sniff(path: Path, head: bytes) -> bool:
+    return sniff_csv(path, head)
+
+
+def sniff_csv(path: Path, head: bytes) -> bool:
+    """A delimited text file whose header names latitude+longitude (or WKT) and a time.
+
+    Yields to the fleet-portal loader when its header is a portal export
+    (:func:`routetrace.loaders.portal.portal_kind`).
+    """
+    if b"\x00" in head[:8] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    if head.lstrip()[:1] in (b"<", b"{", b"["):
+        return False
+    d = sniff_dialect(head)
+    if d is None:
+        return False
+    from .portal import portal_kind  # shared helper: the portal sniffer wins on its headers
+
+    if portal_kind(d.header) is not None:
+        return False
+    cols = auto_columns(d.header)
+    has_pos = ("lat" in cols and "lon" in cols) or "geometry" in cols
+    has_time = bool({"datetime", "date", "epoch"} & set(cols))
+    return has_pos and has_time
+
+
+def read_table(path: Path, ctx: LoadContext, *, need: Sequence[str] = ("lat",),
+               delimiter: str | None = None) -> Dialect:
+    """Sniff the dialect or raise :class:`CorruptSource` naming what is missing."""
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    d = sniff_dialect(head, delimiter=delimiter, need=need)
+    if d is None:
+        raise ctx.error(CorruptSource, "no header line with the needed columns "
+                        f"({', '.join(need)}) found in the first 64 KiB; pass "
+                        "options={'columns': {...}} naming them")
+    return d
+
+
+@register(LoaderSpec(
+    name="csv",
+    description="Generic CSV/TSV position logs (delimiter, decimal comma, units, WKT, "
+                "V-900/MTK/G1000 presets; local times need --tz)",
+    sniff=_spec_sniff,
+    produces=("fixes",),
+))
+def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load a delimited position log. Options: see the module docstring."""
+    opts = dict(ctx.options)
+    explicit = opts.get("columns") or {}
+    need: tuple[str, ...] = ("lat",) if not explicit else tuple(
+        norm(c) for c in list(explicit.values())[:1])
+    d = read_table(path, ctx, need=need, delimiter=opts.get("delimiter"))
+    if opts.get("decimal") == ",":
+        d.decimal_comma = True
+    tb = plan(d, opts)
+    if not (("lat" in tb.cols and "lon" in tb.cols) or "geometry" in tb.cols):
+        raise ctx.error(CorruptSource, f"no latitude/longitude or WKT column in header "
+                        f"{d.header!r}; pass options={{'columns': {{'lat': ..., 'lon': ...}}}}")
+    if not ({"datetime", "date", "epoch"} & set(tb.cols)):
+        raise ctx.error(CorruptSource, f"no time column in header {d.header!r}; pass "
+                        "options={'columns': {'datetime': ...}} (or 'date' and 'time')")
+    fixes: list[pd.DataFrame] = []
+    rejects: list[pd.DataFrame] = []
+    n = 0
+    order = opts.get("date_order")
+    bases: list[str] = []
+    for chunk in iter_chunks(path, d, chunk_rows=int(opts.get("chunk_rows", DEFAULT_CHUNK))):
+        n += len(chunk)
+        f, r, tr = chunk_to_fixes(chunk, tb, tz=ctx.tz, date_order=order, what=ctx.display_path)
+        order = tr.order or order
+        bases.append(tr.basis)
+        if len(f):
+            fixes.append(f)
+        if len(r):
+            rejects.append(r)
+    basis = tb.basis_note or "; ".join(dict.fromkeys(b for b in bases if b != "none")) or "none"
+    if ctx.tz and "user-stated" not in basis and not tb.basis_note:
+        basis += f"; --tz {ctx.tz} given"
+    units = ", ".join(f"{k}={v}" for k, v in sorted(tb.units.items()))
+    basis = f"{basis} [csv delimiter={d.delimiter!r}" + (", decimal comma" if d.decimal_comma else "") + \
+        (f", units {units}" if units else "") + "]"
+    return ctx.finish(
+        records_read=n, time_basis=basis,
+        fixes=pd.concat(fixes, ignore_index=True) if fixes else None,
+        rejects=pd.concat(rejects, ignore_index=True) if rejects else None,
+    )

@@ -1,0 +1,183 @@
+"""Generic CSV loader: real files (count rule, one checked value each), dialects, time rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from routetrace.errors import AmbiguousTime, ParameterError
+from routetrace.loaders import detect_format, load
+from routetrace.testing import assert_count_rule, hash_tree
+
+UTC = "UTC"
+
+
+def test_every_real_csv_loads_with_count_rule_and_stays_byte_identical(realdata_dir: Path) -> None:
+    folder = realdata_dir / "csv"
+    before = hash_tree(folder)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv")
+    for f in files:
+        assert detect_format(f).name == "csv", f.name
+    res = {f.name: load(f) for f in files}
+    assert hash_tree(folder) == before
+    for r in res.values():
+        assert_count_rule(r)
+        assert (r.fixes["t_utc"].dt.tz is not None) if len(r.fixes) else True
+
+    # ';' separator and decimal commas
+    d = res["dawarich_semicolon_eu.csv"]
+    assert (len(d.fixes), len(d.rejects)) == (3, 0)
+    assert d.fixes["lat"].iloc[0] == pytest.approx(52.52)
+    assert d.fixes["lon"].iloc[2] == pytest.approx(13.407)
+    assert d.fixes["t_utc"].iloc[1] == pd.Timestamp("2024-06-15T10:31:00Z")
+
+    # Columbus V-900 family: YYMMDD + hhmmss UTC, 'N'/'W' suffixes, speed km/h
+    v = res["gpsbabel_24173415.CSV"]
+    assert (len(v.fixes), len(v.rejects)) == (742, 0)
+    first = v.fixes.iloc[0]
+    assert first["t_utc"] == pd.Timestamp("2025-07-24T17:34:18Z")
+    assert first["lon"] == pytest.approx(-125.7648551)
+    assert first["speed_mps"] == pytest.approx(0.2 / 3.6)
+    assert (v.fixes["fix_kind"] == "gps").all()
+
+    # V-900 basic mode with NUL padding and CRLF
+    b = res["gpsbabel_v900_basic_mode.csv"]
+    assert (len(b.fixes), len(b.rejects)) == (14, 0)
+    assert b.fixes["alt_m"].iloc[0] == 827.0
+    assert b.fixes["speed_mps"].iloc[0] == pytest.approx(12 / 3.6)
+    assert b.fixes["lon"].iloc[0] == pytest.approx(35.206901)
+
+    # Garmin G1000: '#' lines, units line (ft, kt), local time + UTCOfst, trailing comma
+    g = res["gpsbabel_garmin_g1000.csv"]
+    assert (len(g.fixes), len(g.rejects)) == (442, 0)
+    g0 = g.fixes.iloc[0]
+    assert g0["t_utc"] == pd.Timestamp("2014-03-29T22:50:22Z")
+    assert g0["alt_m"] == pytest.approx(4503.9 * 0.3048)  # AltMSL in ft
+    assert g0["speed_mps"] == pytest.approx(3.50 * 1852 / 3600)  # GndSpd in kt
+    assert g0["course_deg"] == pytest.approx(258.1)  # TRK
+
+    # MTK logger: units inside values, 'No fix' rows rejected with reason
+    m = res["gpsbabel_mtk_logger.csv"]
+    assert (len(m.fixes), len(m.rejects)) == (803, 14)
+    assert m.rejects["reason"].str.contains("No fix").all()
+    assert m.rejects["record"].iloc[0] == "row 1"
+    last = m.fixes.iloc[-1]
+    assert last["t_utc"] == pd.Timestamp("2008-01-27T15:21:20Z")
+    assert last["alt_m"] == pytest.approx(25.731)
+    assert last["speed_mps"] == pytest.approx(16.147 / 3.6)
+
+    # reitti: WKT POINT (lon lat), '... +00:00' timestamps, accuracy
+    r = res["reitti_trip_1.csv"]
+    assert (len(r.fixes), len(r.rejects)) == (39, 0)
+    assert r.fixes["lat"].iloc[0] == pytest.approx(53.86314754)
+    assert r.fixes["lon"].iloc[0] == pytest.approx(10.70340326)
+    assert r.fixes["h_acc_m"].iloc[0] == 10.0
+    assert r.fixes["t_utc"].iloc[3] == pd.Timestamp("2025-06-01T13:03:46.056Z")
+
+
+def _w(tmp_path: Path, text: str, name: str = "t.csv", enc: str = "utf-8") -> Path:
+    p = tmp_path / name
+    p.write_bytes(text.encode(enc))
+    return p
+
+
+def test_local_times_need_tz_every_row_rejected_with_reason(tmp_path: Path) -> None:
+    p = _w(tmp_path, "Datum;Tijd;Breedtegraad;Lengtegraad;Snelheid (km/h)\r\n"
+                     "24/03/2024;23:10:00;51,180000;2,990000;0,0\r\n"
+                     "25/03/2024;01:00:00;51,176000;3,073000;36,0\r\n")
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.fixes) == 0 and len(res.rejects) == 2
+    assert res.rejects["reason"].str.contains("--tz").all()
+    ok = load(p, tz="Europe/Brussels")
+    assert_count_rule(ok)
+    assert list(ok.fixes["t_utc"]) == [pd.Timestamp("2024-03-24T22:10:00Z"),
+                                        pd.Timestamp("2024-03-25T00:00:00Z")]
+    assert ok.fixes["speed_mps"].iloc[1] == pytest.approx(10.0)
+    assert "Europe/Brussels" in ok.source["time_basis"].iloc[0]
+
+
+def test_rows_with_offsets_still_load_when_others_are_local(tmp_path: Path) -> None:
+    p = _w(tmp_path, "time,lat,lon\n2024-06-01T10:00:00+02:00,50.1,4.1\n2024-06-01 10:00:00,50.2,4.2\n")
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.fixes) == 1 and res.fixes["t_utc"].iloc[0] == pd.Timestamp("2024-06-01T08:00:00Z")
+    assert res.rejects["record"].tolist() == ["row 2"]
+
+
+def test_dst_gap_is_rejected_not_guessed(tmp_path: Path) -> None:
+    p = _w(tmp_path, "date,time,lat,lon\n2024-03-31,02:30:00,50.1,4.1\n2024-03-31,03:30:00,50.1,4.1\n")
+    res = load(p, tz="Europe/Brussels")
+    assert_count_rule(res)
+    assert len(res.fixes) == 1
+    assert "does not exist" in res.rejects["reason"].iloc[0]
+
+
+def test_ambiguous_day_month_order_raises_and_option_settles_it(tmp_path: Path) -> None:
+    p = _w(tmp_path, "date,time,lat,lon\n03/04/2024,10:00:00,50.1,4.1\n")
+    with pytest.raises(AmbiguousTime, match="date_order"):
+        load(p, tz="UTC")
+    res = load(p, tz="UTC", options={"date_order": "MDY"})
+    assert res.fixes["t_utc"].iloc[0] == pd.Timestamp("2024-03-04T10:00:00Z")
+
+
+def test_tab_pipe_preamble_epoch_and_knots(tmp_path: Path) -> None:
+    tsv = _w(tmp_path, "Exported by SomeTool v2\nDevice: tracker 7\n\n"
+                       "timestamp\tlatitude\tlongitude\tspeed (kt)\theading\n"
+                       "1717236000\t50.5\t4.5\t10\t90\n1717236060\t50.6\t4.6\t20\t95\n", "a.tsv")
+    r = load(tsv)
+    assert_count_rule(r)
+    assert r.fixes["t_utc"].iloc[0] == pd.Timestamp("2024-06-01T10:00:00Z")
+    assert r.fixes["speed_mps"].iloc[1] == pytest.approx(20 * 1852 / 3600)
+    assert r.fixes["course_deg"].iloc[1] == 95.0
+    pipe = _w(tmp_path, "Time|Lat|Lng|Speed\n2024-06-01T10:00:00Z|50.5|4.5|30 mph\n"
+                        "2024-06-01T10:01:00Z|0|0|0 mph\n2024-06-01T10:02:00Z||4.5|\n", "b.txt")
+    p = load(pipe)
+    assert_count_rule(p)
+    assert p.fixes["speed_mps"].iloc[0] == pytest.approx(30 * 1609.344 / 3600)
+    assert sorted(p.rejects["reason"]) == ["0,0 placeholder position (no fix)",
+                                           "position missing or unreadable"]
+
+
+def test_explicit_column_mapping_and_units(tmp_path: Path) -> None:
+    p = _w(tmp_path, "Zeitpunkt,Nord,Ost,Tempo\n2024-06-01T10:00:00Z,50.5,4.5,36\n")
+    res = load(p, format="csv", options={
+        "columns": {"datetime": "Zeitpunkt", "lat": "Nord", "lon": "Ost", "speed": "Tempo"},
+        "units": {"speed": "km/h"}, "fix_kind": "gps"})
+    assert_count_rule(res)
+    assert res.fixes["lat"].iloc[0] == 50.5 and res.fixes["speed_mps"].iloc[0] == pytest.approx(10.0)
+    assert res.fixes["fix_kind"].iloc[0] == "gps"
+    with pytest.raises(ParameterError, match="not in the header"):
+        load(p, format="csv", options={"columns": {"datetime": "Zeitpunkt", "lat": "Nope", "lon": "Ost"}})
+
+
+def test_utc_basis_option_and_subject_column(tmp_path: Path) -> None:
+    p = _w(tmp_path, "time,lat,lon,device\n2024-06-01 10:00:00,50.5,4.5,lorry A\n")
+    res = load(p, options={"time_basis": "utc", "columns": {"subject": "device"}})
+    assert res.fixes["t_utc"].iloc[0] == pd.Timestamp("2024-06-01T10:00:00Z")
+    assert res.fixes["subject_id"].iloc[0] == "lorry A"
+
+
+def test_chunked_reading_keeps_row_numbers_and_counts(tmp_path: Path) -> None:
+    n = 25_000
+    t = pd.date_range("2024-06-01", periods=n, freq="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+    lat = np.round(50 + np.arange(n) * 1e-6, 6)
+    lines = ["time,lat,lon"] + [f"{a},{b},4.5" for a, b in zip(t, lat, strict=True)]
+    lines[1001] = "2024-06-01T00:16:40Z,,4.5"  # row 1001 has no latitude
+    p = _w(tmp_path, "\n".join(lines) + "\n")
+    res = load(p, options={"chunk_rows": 4096})
+    assert_count_rule(res)
+    assert res.records_read == n and len(res.fixes) == n - 1
+    assert res.rejects["record"].tolist() == ["row 1001"]
+    assert res.fixes["record"].iloc[-1] == f"row {n}"
+
+
+def test_not_a_position_csv_is_not_claimed(tmp_path: Path) -> None:
+    from routetrace.errors import UnknownFormat
+
+    p = _w(tmp_path, "name,amount\nfoo,1\nbar,2\n")
+    with pytest.raises(UnknownFormat):
+        detect_format(p)

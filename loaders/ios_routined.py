@@ -1,0 +1,335 @@
+"""iOS ``com.apple.routined`` databases: Cache.sqlite and Local.sqlite (Core Data, CoreRoutine).
+
+One loader reads whichever routined tables a file holds (Cache.sqlite and Local.sqlite share
+one Core Data model; Cache.sqlite carries the learned tables empty, Local.sqlite fills them),
+so the two files never compete in sniffing:
+
+* ``ZRTCLLOCATIONMO`` -> fixes (``fix_kind`` "fused": CoreLocation's fused position).
+  ``ZSPEED``/``ZCOURSE`` = -1 mean "invalid" and become NA with flag ``sentinel_na``;
+  accuracy, altitude, vertical accuracy kept; ``ZTYPE`` and ``ZSIGNALENVIRONMENTTYPE``
+  kept in ``extra``. Rows are read ``ORDER BY ZTIMESTAMP, Z_PK`` (Z_PK order is not time
+  order) through a cursor in chunks into numpy arrays (bounded memory).
+* ``ZRTVISITMO`` -> places ``kind="visit"``. routined writes each visit twice (``ZCONFIDENCE``
+  0.0 then 1.0); rows with the same (``ZTYPE``, ``ZENTRYDATE``, ``ZEXITDATE``, latitude,
+  longitude) are one visit: ONE place whose ``record`` lists every Z_PK
+  (``ZRTVISITMO/Z_PK=3066+3067``) and whose ``extra.rows`` counts them. For the count rule a
+  visit record is such a group (records read = groups), and ``sum(extra.rows)`` equals the
+  table's row count. ``ZTYPE`` 1 = arrival only: ``t_end`` NA (open). ``ZLOCATIONUNCERTAINTY``
+  -> ``radius_m``, highest ``ZCONFIDENCE`` -> ``confidence``; ``ZSOURCE`` in ``extra``.
+* ``ZRTHINTMO`` -> fixes ``fix_kind="hint"`` with flag ``hint`` (``ZHORIZONTALUNCERTAINTY``,
+  ``ZSOURCE`` in ``extra``).
+* Local.sqlite: ``ZRTLEARNEDLOCATIONOFINTERESTMO`` -> places ``kind="learned"`` (name from
+  ``ZRTMAPITEMMO`` via ``ZPLACEMAPITEMIDENTIFIER`` = ``ZRTMAPITEMMO.ZIDENTIFIER``, or the custom
+  label), ``ZRTLEARNEDLOCATIONOFINTERESTVISITMO`` and ``ZRTLEARNEDVISITMO`` -> places
+  ``kind="learned_visit"``; ``ZRTVEHICLEEVENTMO`` -> events ``kind="parked_car"`` (with
+  position). ``ZRTMAPITEMMO`` rows are a lookup (names/addresses), not records.
+
+Local.sqlite schema sources (no public sample exists): the column lists are those Apple ships
+in the same Core Data model, present (empty) in the real Cache.sqlite of
+``../shared/realdata/ios/routined_jads`` (model 'CoreRoutine 8'); the queries match
+mac4n6/APOLLO ``modules/routined_local_learned_location_of_interest_entry.txt``,
+``routined_local_vehicle_parked.txt`` and abrignoni/iLEAPP ``scripts/artifacts/routineDLocal.py``
+(``ZRTLEARNEDLOCATIONOFINTERESTVISITMO`` joined to ``ZRTLEARNEDLOCATIONOFINTERESTMO`` on
+``ZLOCATIONOFINTEREST = Z_PK``; ``ZRTVEHICLEEVENTMO.ZLOCLATITUDE/ZLOCLONGITUDE/ZDATE``).
+
+Times are Cocoa seconds (:data:`routetrace.timebase.APPLE_EPOCH`), UTC, REAL or INTEGER;
+values outside :data:`routetrace.timebase.PLAUSIBLE` are rejected with a reason. No ``> 0``
+filters: any latitude/longitude in range is real.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import timebase
+from ..evidence import private_sqlite
+from .base import (
+    LoadContext,
+    LoaderSpec,
+    LoadResult,
+    companion_hashes,
+    compact_json,
+    register,
+    sqlite_tables,
+)
+
+__all__ = ["load_routined", "sniff_routined"]
+
+_MARKERS = {"ZRTCLLOCATIONMO", "ZRTVISITMO", "ZRTLEARNEDLOCATIONOFINTERESTMO",
+            "ZRTVEHICLEEVENTMO", "ZRTHINTMO"}
+CHUNK = 200_000
+
+
+def sniff_routined(path: Path, head: bytes) -> bool:
+    """A routined database has the CoreRoutine tables (``ZRTCLLOCATIONMO``, ``ZRT...``)."""
+    if not head.startswith(b"SQLite format 3\x00"):
+        return False
+    return len(_MARKERS & sqlite_tables(path)) >= 2
+
+
+def _cols(con: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in con.execute(f'PRAGMA table_info("{table}")')}
+
+
+def _apple(values: Any) -> pd.Series:
+    return timebase.from_epoch(values, epoch=timebase.APPLE_EPOCH)
+
+
+def _bad_latlon(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    return ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+
+
+def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> pd.DataFrame:
+    cols = ["Z_PK", "ZTIMESTAMP", "ZLATITUDE", "ZLONGITUDE", "ZALTITUDE", "ZHORIZONTALACCURACY",
+            "ZVERTICALACCURACY", "ZSPEED", "ZCOURSE", "ZTYPE", "ZSIGNALENVIRONMENTTYPE"]
+    have = _cols(con, "ZRTCLLOCATIONMO")
+    sel = ", ".join(c if c in have else "NULL" for c in cols)
+    cur = con.execute(f"SELECT {sel} FROM ZRTCLLOCATIONMO ORDER BY ZTIMESTAMP, Z_PK")
+    parts: list[np.ndarray] = []
+    while True:
+        rows = cur.fetchmany(CHUNK)
+        if not rows:
+            break
+        parts.append(np.array(rows, dtype="float64"))  # NULL -> nan
+    arr = np.concatenate(parts) if parts else np.empty((0, len(cols)))
+    pk = arr[:, 0].astype("int64")
+    t = _apple(arr[:, 1])
+    lat, lon = arr[:, 2], arr[:, 3]
+    bad_t = t.isna().to_numpy()
+    bad_p = _bad_latlon(lat, lon)
+    rec = pd.Series(pk).astype("string")
+    rec = "ZRTCLLOCATIONMO/Z_PK=" + rec
+    for r, v in zip(rec[bad_t], arr[bad_t, 1], strict=True):
+        rejects.append((str(r), f"ZTIMESTAMP {v!r} is not a plausible Cocoa time (1980-2100)"))
+    for r in rec[bad_p & ~bad_t]:
+        rejects.append((str(r), "latitude/longitude missing or out of range"))
+    keep = ~(bad_t | bad_p)
+    speed, course = arr[keep, 7], arr[keep, 8]
+    s_na, c_na = speed == -1, course == -1
+    typ = arr[keep, 9]
+    env = arr[keep, 10]
+    typ_s = pd.Series(typ).astype("Int64").astype("string").fillna("null")
+    env_s = pd.Series(env).astype("Int64").astype("string").fillna("null")
+    extra = '{"signal_env":' + env_s + ',"type":' + typ_s + "}"
+    return pd.DataFrame({
+        "record": rec[keep].to_numpy(), "t_utc": t[keep].to_numpy(),
+        "lat": lat[keep], "lon": lon[keep], "alt_m": arr[keep, 4], "h_acc_m": arr[keep, 5],
+        "v_acc_m": arr[keep, 6], "speed_mps": np.where(s_na, np.nan, speed),
+        "course_deg": np.where(c_na, np.nan, course), "fix_kind": "fused",
+        "flags": np.where(s_na | c_na, "sentinel_na", ""), "extra": extra.to_numpy(),
+    })
+
+
+def _frame(con: sqlite3.Connection, table: str, cols: list[str]) -> pd.DataFrame:
+    have = _cols(con, table)
+    sel = ", ".join(f"{c}" if c in have else f"NULL AS {c}" for c in cols)
+    return pd.read_sql_query(f"SELECT {sel} FROM {table} ORDER BY Z_PK", con)
+
+
+def _times(df: pd.DataFrame, col: str, table: str, rec: pd.Series, rejects: list[tuple[str, str]],
+           *, required: bool) -> tuple[pd.Series, np.ndarray]:
+    """Convert ``col``; return (times, bad mask). NULL is bad only when ``required``."""
+    raw = pd.to_numeric(df[col], errors="coerce")
+    t = _apple(raw)
+    bad = (t.isna() & (raw.notna() | required)).to_numpy()
+    return t, bad
+
+
+def _reject(rejects: list[tuple[str, str]], recs: pd.Series, mask: np.ndarray, why: str) -> None:
+    rejects.extend((str(r), why) for r in recs[mask])
+
+
+def _read_visits(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
+    df = _frame(con, "ZRTVISITMO", ["Z_PK", "ZTYPE", "ZSOURCE", "ZCONFIDENCE", "ZDETECTIONDATE",
+                                    "ZENTRYDATE", "ZEXITDATE", "ZLOCATIONLATITUDE",
+                                    "ZLOCATIONLONGITUDE", "ZLOCATIONUNCERTAINTY"])
+    if df.empty:
+        return pd.DataFrame(), 0
+    key = ["ZTYPE", "ZENTRYDATE", "ZEXITDATE", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE"]
+    df = df.sort_values("Z_PK", kind="stable")
+    g = df.groupby(key, dropna=False, sort=False)
+    pks = g["Z_PK"].agg(lambda s: "+".join(str(int(v)) for v in s))
+    first = g.first()
+    out = first.reset_index()
+    out["pks"] = pks.to_numpy()
+    out["rows"] = g.size().to_numpy()
+    out["conf"] = g["ZCONFIDENCE"].max().to_numpy()
+    out["srcs"] = g["ZSOURCE"].agg(lambda s: sorted({int(v) for v in s.dropna()})).to_numpy()
+    rec = "ZRTVISITMO/Z_PK=" + out["pks"].astype("string")
+    t0, bad0 = _times(out, "ZENTRYDATE", "ZRTVISITMO", rec, rejects, required=True)
+    t1, bad1 = _times(out, "ZEXITDATE", "ZRTVISITMO", rec, rejects, required=False)
+    lat = out["ZLOCATIONLATITUDE"].to_numpy("float64")
+    lon = out["ZLOCATIONLONGITUDE"].to_numpy("float64")
+    badp = _bad_latlon(lat, lon)
+    _reject(rejects, rec, bad0, "ZENTRYDATE missing or not a plausible Cocoa time")
+    _reject(rejects, rec, bad1 & ~bad0, "ZEXITDATE is not a plausible Cocoa time")
+    _reject(rejects, rec, badp & ~bad0 & ~bad1, "visit latitude/longitude missing or out of range")
+    keep = ~(bad0 | bad1 | badp)
+    extra = [compact_json({"type": None if pd.isna(ty) else int(ty), "sources": s, "rows": int(n),
+                           "arrival_only": bool(ty == 1)})
+             for ty, s, n in zip(out["ZTYPE"], out["srcs"], out["rows"], strict=True)]
+    places = pd.DataFrame({
+        "record": rec, "kind": "visit", "lat": lat, "lon": lon,
+        "radius_m": out["ZLOCATIONUNCERTAINTY"].astype("float64"), "t_start": t0, "t_end": t1,
+        "t_precision": "instant", "confidence": out["conf"].astype("float64"),
+        "flags": "", "extra": extra,
+    })[keep]
+    return places, len(out)
+
+
+def _read_hints(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
+    df = _frame(con, "ZRTHINTMO", ["Z_PK", "ZSOURCE", "ZDATE", "ZHORIZONTALUNCERTAINTY",
+                                   "ZLATITUDE", "ZLONGITUDE"])
+    if df.empty:
+        return pd.DataFrame(), 0
+    rec = "ZRTHINTMO/Z_PK=" + df["Z_PK"].astype("string")
+    t, badt = _times(df, "ZDATE", "ZRTHINTMO", rec, rejects, required=True)
+    lat, lon = df["ZLATITUDE"].to_numpy("float64"), df["ZLONGITUDE"].to_numpy("float64")
+    badp = _bad_latlon(lat, lon)
+    _reject(rejects, rec, badt, "ZDATE missing or not a plausible Cocoa time")
+    _reject(rejects, rec, badp & ~badt, "hint latitude/longitude missing or out of range")
+    keep = ~(badt | badp)
+    src = pd.to_numeric(df["ZSOURCE"], errors="coerce").astype("Int64").astype("string").fillna("null")
+    fixes = pd.DataFrame({
+        "record": rec, "t_utc": t, "lat": lat, "lon": lon,
+        "h_acc_m": df["ZHORIZONTALUNCERTAINTY"].astype("float64"), "fix_kind": "hint",
+        "flags": "hint", "extra": '{"source":' + src + "}",
+    })[keep]
+    return fixes, len(df)
+
+
+def _read_learned(con: sqlite3.Connection, tables: set[str],
+                  rejects: list[tuple[str, str]]) -> tuple[list[pd.DataFrame], list[pd.DataFrame], int]:
+    places: list[pd.DataFrame] = []
+    events: list[pd.DataFrame] = []
+    n = 0
+    names: dict[str, tuple[Any, Any]] = {}
+    if "ZRTMAPITEMMO" in tables:
+        mi = _frame(con, "ZRTMAPITEMMO", ["Z_PK", "ZIDENTIFIER", "ZNAME", "ZADDRESS"])
+        addr: dict[int, Any] = {}
+        if "ZRTADDRESSMO" in tables and "ZMERGEDTHOROUGHFARE" not in _cols(con, "ZRTADDRESSMO"):
+            pass
+        if "ZRTADDRESSMO" in tables:
+            acol = _cols(con, "ZRTADDRESSMO")
+            fld = [c for c in ("ZSUBTHOROUGHFARE", "ZTHOROUGHFARE", "ZLOCALITY", "ZCOUNTRY")
+                   if c in acol]
+            if fld:
+                for row in con.execute(f"SELECT Z_PK, {', '.join(fld)} FROM ZRTADDRESSMO"):
+                    addr[int(row[0])] = ", ".join(str(v) for v in row[1:] if v)
+        for ident, name, a in zip(mi["ZIDENTIFIER"], mi["ZNAME"], mi["ZADDRESS"], strict=True):
+            key = ident.hex().upper() if isinstance(ident, bytes) else str(ident)
+            names[key] = (name, addr.get(int(a)) if pd.notna(a) else None)
+
+    def _ident(v: Any) -> str | None:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        return v.hex().upper() if isinstance(v, bytes) else str(v)
+
+    specs = [
+        ("ZRTLEARNEDLOCATIONOFINTERESTMO", "learned", "ZLOCATIONHORIZONTALUNCERTAINTY",
+         "ZPLACECREATIONDATE", "ZPLACEEXPIRATIONDATE"),
+        ("ZRTLEARNEDLOCATIONOFINTERESTVISITMO", "learned_visit", "ZLOCATIONHORIZONTALUNCERTAINTY",
+         "ZENTRYDATE", "ZEXITDATE"),
+        ("ZRTLEARNEDVISITMO", "learned_visit", "ZLOCATIONUNCERTAINTY", "ZENTRYDATE", "ZEXITDATE"),
+    ]
+    for table, kind, unc, c0, c1 in specs:
+        if table not in tables:
+            continue
+        df = _frame(con, table, ["Z_PK", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE", unc, c0, c1,
+                                 "ZCONFIDENCE", "ZPLACECUSTOMLABEL", "ZPLACEMAPITEMIDENTIFIER",
+                                 "ZLOCATIONOFINTEREST", "ZPLACETYPE"])
+        if df.empty:
+            continue
+        n += len(df)
+        rec = f"{table}/Z_PK=" + df["Z_PK"].astype("string")
+        t0, bad0 = _times(df, c0, table, rec, rejects, required=False)
+        t1, bad1 = _times(df, c1, table, rec, rejects, required=False)
+        lat = df["ZLOCATIONLATITUDE"].to_numpy("float64")
+        lon = df["ZLOCATIONLONGITUDE"].to_numpy("float64")
+        badp = _bad_latlon(lat, lon)
+        _reject(rejects, rec, bad0 | bad1, f"{c0}/{c1} is not a plausible Cocoa time")
+        _reject(rejects, rec, badp & ~(bad0 | bad1), "latitude/longitude missing or out of range")
+        nm = [names.get(_ident(k) or "", (None, None)) for k in df["ZPLACEMAPITEMIDENTIFIER"]]
+        label = df["ZPLACECUSTOMLABEL"]
+        extra = [compact_json({"place_type": None if pd.isna(pt) else int(pt),
+                               "loi": None if pd.isna(lo) else int(lo)})
+                 for pt, lo in zip(df["ZPLACETYPE"], df["ZLOCATIONOFINTEREST"], strict=True)]
+        p = pd.DataFrame({
+            "record": rec, "kind": kind, "lat": lat, "lon": lon,
+            "name": [lb if isinstance(lb, str) and lb else x[0] for lb, x in zip(label, nm, strict=True)],
+            "address": [x[1] for x in nm], "radius_m": df[unc].astype("float64"),
+            "t_start": t0, "t_end": t1, "t_precision": "instant",
+            "confidence": pd.to_numeric(df["ZCONFIDENCE"], errors="coerce").astype("float64"),
+            "flags": "", "extra": extra,
+        })[~(bad0 | bad1 | badp)]
+        places.append(p)
+    if "ZRTVEHICLEEVENTMO" in tables:
+        df = _frame(con, "ZRTVEHICLEEVENTMO", ["Z_PK", "ZDATE", "ZLOCDATE", "ZLOCLATITUDE",
+                                               "ZLOCLONGITUDE", "ZLOCUNCERTAINTY", "ZNOTES",
+                                               "ZUSERSETLOCATION"])
+        if not df.empty:
+            n += len(df)
+            rec = "ZRTVEHICLEEVENTMO/Z_PK=" + df["Z_PK"].astype("string")
+            t, badt = _times(df, "ZDATE", "ZRTVEHICLEEVENTMO", rec, rejects, required=True)
+            lat = df["ZLOCLATITUDE"].to_numpy("float64")
+            lon = df["ZLOCLONGITUDE"].to_numpy("float64")
+            badp = _bad_latlon(lat, lon)
+            _reject(rejects, rec, badt, "ZDATE missing or not a plausible Cocoa time")
+            lat = np.where(badp, np.nan, lat)
+            lon = np.where(badp, np.nan, lon)
+            extra = [compact_json({"loc_uncertainty_m": u, "user_set": None if pd.isna(us) else int(us)})
+                     for u, us in zip(df["ZLOCUNCERTAINTY"], df["ZUSERSETLOCATION"], strict=True)]
+            ev = pd.DataFrame({"record": rec, "t_utc": t, "kind": "parked_car", "text": df["ZNOTES"],
+                               "lat": lat, "lon": lon, "flags": "", "extra": extra})[~badt]
+            events.append(ev)
+    return places, events, n
+
+
+@register(LoaderSpec(
+    name="ios-routined",
+    description="iOS com.apple.routined Cache.sqlite / Local.sqlite: fixes, visits, hints, "
+                "learned places, parked-car events",
+    sniff=sniff_routined,
+    produces=("fixes", "places", "events"),
+))
+def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load a routined Cache.sqlite or Local.sqlite (read from a private copy, WAL applied)."""
+    rejects: list[tuple[str, str]] = []
+    fixes: list[pd.DataFrame] = []
+    places: list[pd.DataFrame] = []
+    events: list[pd.DataFrame] = []
+    n = 0
+    with private_sqlite(path) as con:
+        tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "ZRTCLLOCATIONMO" in tables:
+            f = _read_locations(con, rejects)
+            n += int(con.execute("SELECT count(*) FROM ZRTCLLOCATIONMO").fetchone()[0])
+            fixes.append(f)
+        if "ZRTVISITMO" in tables:
+            v, k = _read_visits(con, rejects)
+            n += k
+            places.append(v)
+        if "ZRTHINTMO" in tables:
+            h, k = _read_hints(con, rejects)
+            n += k
+            fixes.append(h)
+        lp, le, k = _read_learned(con, tables, rejects)
+        places.extend(lp)
+        events.extend(le)
+        n += k
+    fx = [f for f in fixes if len(f)]
+    pl = [p for p in places if len(p)]
+    evs = [e for e in events if len(e)]
+    return ctx.finish(
+        records_read=n,
+        time_basis="Cocoa seconds since 2001-01-01T00:00:00Z (UTC), as stored by routined",
+        fixes=pd.concat(fx, ignore_index=True) if fx else None,
+        places=pd.concat(pl, ignore_index=True) if pl else None,
+        events=pd.concat(evs, ignore_index=True) if evs else None,
+        rejects=rejects, companion_hashes=companion_hashes(path), default_subject="iphone",
+    )

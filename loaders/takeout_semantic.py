@@ -30,6 +30,8 @@ source                                      canonical row
                                             ``t_precision="none"``); the segment's window
                                             is in ``extra`` (``segment_start``/``_end``)
 ``...transitPath.transitStops[k]``          place ``kind="transit_stop"``, ``no_time``
+``...activitySegment.parkingEvent``         place ``kind="parking"`` at its ``timestamp``
+                                            (``location.accuracyMetres`` -> ``radius_m``)
 ==========================================  ===============================================
 
 Older files use ``startTimestampMs``/``endTimestampMs``/``timestampMs`` (Unix ms strings)
@@ -248,7 +250,30 @@ def _segment(a: Mapping[str, Any], rec: str, out: _Out) -> None:
     if isinstance(tp, Mapping):
         _timeless(tp.get("transitStops"), f"{rec}.transitPath.transitStops", "transit_stop",
                   out, window, "transit stop")
+    _parking(a.get("parkingEvent"), f"{rec}.parkingEvent", out)
     _raw_path(a, rec, out)
+
+
+def _parking(p: object, rec: str, out: _Out) -> None:
+    """``activitySegment.parkingEvent``: where the car was left, and when (newer files)."""
+    if p is None:
+        return
+    out.n += 1
+    loc = p.get("location") if isinstance(p, Mapping) else None
+    pos = _loc(loc)
+    t = _point_time(p) if isinstance(p, Mapping) else "parking event is not an object"
+    if pos is None:
+        out.rejects.append((rec, "parking event without usable latitudeE7/longitudeE7"))
+    elif isinstance(t, str):
+        out.rejects.append((rec, f"parking event time: {t}"))
+    else:
+        assert isinstance(p, Mapping) and isinstance(loc, Mapping)
+        out.places.append({
+            "record": rec, "kind": "parking", "lat": pos[0], "lon": pos[1],
+            "radius_m": number(loc.get("accuracyMetres", loc.get("accuracyMeters"))),
+            "t_start": t, "t_end": None, "t_precision": "instant",
+            "extra": compact_json({"method": p.get("method"), "source": p.get("source")}),
+        })
 
 
 @register(LoaderSpec(

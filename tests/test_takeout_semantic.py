@@ -92,7 +92,12 @@ def test_older_timestampMs_keys_and_hostile_text(tmp_path: Path) -> None:
                              "duration": {"startTimestampMs": "1553000100000"}}]}},
         {"activitySegment": {"startLocation": {"latitudeE7": 510000000, "longitudeE7": 38700000},
                              "duration": {"startTimestampMs": "1553003600000"},
-                             "activityType": "IN_PASSENGER_VEHICLE", "distance": 1200}},
+                             "activityType": "IN_PASSENGER_VEHICLE", "distance": 1200,
+                             "parkingEvent": {"location": {"latitudeE7": 510001000,
+                                                           "longitudeE7": 38701000,
+                                                           "accuracyMetres": 23},
+                                              "method": "END_OF_ACTIVITY_SEGMENT",
+                                              "timestamp": "2019-03-19T14:05:00.000Z"}}},
         {"placeVisit": {"location": {"address": "only an address"},
                         "duration": {"startTimestamp": "2019-03-19T13:00:00Z"}}},
         {"somethingNew": {}},
@@ -108,6 +113,9 @@ def test_older_timestampMs_keys_and_hostile_text(tmp_path: Path) -> None:
     assert fx["t_utc"] == pd.Timestamp(1553000060000, unit="ms", tz="UTC") and fx["h_acc_m"] == 9
     ev = res.events.iloc[0]
     assert (ev["text"], ev["value"], ev["unit"]) == ("IN_PASSENGER_VEHICLE", 1200.0, "m")
+    park = res.places.set_index("record").loc["timelineObjects[1].activitySegment.parkingEvent"]
+    assert (park["kind"], park["lat"], park["radius_m"]) == ("parking", 51.0001, 23.0)
+    assert park["t_start"] == pd.Timestamp("2019-03-19T14:05:00Z")
     why = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
     assert "without coordinates" in why["timelineObjects[2].placeVisit"]
     assert "neither placeVisit" in why["timelineObjects[3]"]

@@ -1,0 +1,135 @@
+"""iOS / macOS Photos.sqlite: one photo or video asset = one record.
+
+Asset table ``ZGENERICASSET`` (iOS 13-14, macOS 10.15) or ``ZASSET`` (later), joined to
+``ZADDITIONALASSETATTRIBUTES`` on ``ZASSET = Z_PK`` (one row per asset). Read from a private
+copy with the ``-wal`` applied (committed, un-checkpointed rows are part of the evidence).
+
+* ``ZDATECREATED``: Cocoa seconds UTC (:data:`routetrace.timebase.APPLE_EPOCH`), stored as
+  REAL or INTEGER in the same column; an implausible value (e.g. 123456789012345) makes the
+  asset a reject with the value in the reason.
+* ``ZLATITUDE``/``ZLONGITUDE``: degrees; -180.0 is Apple's "no location" sentinel. No
+  ``> 0`` filter: southern and western hemispheres are real.
+* An asset with a valid time yields an event ``kind="photo"`` (``text`` = file name; lat/lon
+  when located) and, when located, a fix ``fix_kind="photo"``; both share the record
+  ``<table>/Z_PK=<n>``.
+* ``extra``: uuid, directory, original file name, kind, ``tz_offset_s`` (``ZTIMEZONEOFFSET``),
+  ``inferred_tz_offset_s``, ``tz_name``, ``exif_local`` (``ZEXIFTIMESTAMPSTRING``), trashed
+  date. Flags: ``trashed`` (``ZTRASHEDSTATE`` = 1), ``tz_disagreement`` (stated and inferred
+  offsets differ), ``sentinel_na`` (location was -180). ``ZGPSHORIZONTALACCURACY`` (newer
+  schema only) -> ``h_acc_m`` (-1 = unknown -> NA, flag ``sentinel_na``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import schema, timebase
+from ..evidence import private_sqlite
+from .base import (
+    LoadContext,
+    LoaderSpec,
+    LoadResult,
+    companion_hashes,
+    compact_json,
+    register,
+    sqlite_tables,
+)
+
+__all__ = ["load_photos", "sniff_photos"]
+
+
+def sniff_photos(path: Path, head: bytes) -> bool:
+    """Photos.sqlite has an asset table and ``ZADDITIONALASSETATTRIBUTES``."""
+    if not head.startswith(b"SQLite format 3\x00"):
+        return False
+    t = sqlite_tables(path)
+    return "ZADDITIONALASSETATTRIBUTES" in t and bool({"ZASSET", "ZGENERICASSET"} & t)
+
+
+def _num(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return int(v) if float(v).is_integer() else float(v)
+
+
+@register(LoaderSpec(
+    name="ios-photos",
+    description="iOS/macOS Photos.sqlite (ZGENERICASSET / ZASSET): photo fixes and events",
+    sniff=sniff_photos,
+    produces=("fixes", "events"),
+))
+def load_photos(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load Photos.sqlite assets (read from a private copy with its -wal)."""
+    with private_sqlite(path) as con:
+        tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        table = "ZASSET" if "ZASSET" in tables else "ZGENERICASSET"
+        acols = {str(r[1]) for r in con.execute(f"PRAGMA table_info({table})")}
+        xcols = {str(r[1]) for r in con.execute("PRAGMA table_info(ZADDITIONALASSETATTRIBUTES)")}
+
+        def a(c: str) -> str:
+            return f"a.{c} AS {c}" if c in acols else f"NULL AS {c}"
+
+        def x(c: str) -> str:
+            return f"x.{c} AS {c}" if c in xcols else f"NULL AS {c}"
+
+        sql = (f"SELECT a.Z_PK AS Z_PK, {a('ZDATECREATED')}, {a('ZLATITUDE')}, {a('ZLONGITUDE')}, "
+               f"{a('ZTRASHEDSTATE')}, {a('ZTRASHEDDATE')}, {a('ZFILENAME')}, {a('ZDIRECTORY')}, "
+               f"{a('ZUUID')}, {a('ZKIND')}, {x('ZTIMEZONEOFFSET')}, {x('ZINFERREDTIMEZONEOFFSET')}, "
+               f"{x('ZTIMEZONENAME')}, {x('ZEXIFTIMESTAMPSTRING')}, {x('ZORIGINALFILENAME')}, "
+               f"{x('ZGPSHORIZONTALACCURACY')} FROM {table} a "
+               f"LEFT JOIN ZADDITIONALASSETATTRIBUTES x ON x.ZASSET = a.Z_PK ORDER BY a.Z_PK")
+        df = pd.read_sql_query(sql, con)
+    rec = f"{table}/Z_PK=" + df["Z_PK"].astype("string")
+    raw = pd.to_numeric(df["ZDATECREATED"], errors="coerce")
+    t = timebase.from_epoch(raw, epoch=timebase.APPLE_EPOCH)
+    bad = t.isna().to_numpy()
+    rejects = [(str(r), f"ZDATECREATED {v!r} is not a plausible Cocoa time (1980-2100)")
+               for r, v in zip(rec[bad], df["ZDATECREATED"][bad], strict=True)]
+    lat = pd.to_numeric(df["ZLATITUDE"], errors="coerce").to_numpy("float64")
+    lon = pd.to_numeric(df["ZLONGITUDE"], errors="coerce").to_numpy("float64")
+    sentinel = (lat == -180.0) | (lon == -180.0)
+    located = (~sentinel & np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90)
+               & (np.abs(lon) <= 180))
+    lat = np.where(located, lat, np.nan)
+    lon = np.where(located, lon, np.nan)
+    off = pd.to_numeric(df["ZTIMEZONEOFFSET"], errors="coerce")
+    inf = pd.to_numeric(df["ZINFERREDTIMEZONEOFFSET"], errors="coerce")
+    tzd = (off.notna() & inf.notna() & (off != inf)).to_numpy()
+    trashed = (pd.to_numeric(df["ZTRASHEDSTATE"], errors="coerce").fillna(0) != 0).to_numpy()
+    hacc = pd.to_numeric(df["ZGPSHORIZONTALACCURACY"], errors="coerce").astype("float64")
+    acc_na = (hacc < 0).to_numpy()
+    hacc = hacc.mask(hacc < 0)
+    flags = pd.Series("", index=df.index, dtype="string")
+    flags = schema.add_flag(flags, trashed, "trashed")
+    flags = schema.add_flag(flags, tzd, "tz_disagreement")
+    flags = schema.add_flag(flags, sentinel | acc_na, "sentinel_na")
+    tdel = timebase.from_epoch(pd.to_numeric(df["ZTRASHEDDATE"], errors="coerce"),
+                               epoch=timebase.APPLE_EPOCH)
+    extra = [compact_json({
+        "uuid": r.ZUUID, "directory": r.ZDIRECTORY, "original_filename": r.ZORIGINALFILENAME,
+        "kind": _num(r.ZKIND), "tz_offset_s": _num(r.ZTIMEZONEOFFSET),
+        "inferred_tz_offset_s": _num(r.ZINFERREDTIMEZONEOFFSET), "tz_name": r.ZTIMEZONENAME,
+        "exif_local": r.ZEXIFTIMESTAMPSTRING,
+        "trashed_utc": None if pd.isna(td) else td.isoformat(),
+    }) for r, td in zip(df.itertuples(index=False), tdel, strict=True)]
+    name = df["ZFILENAME"].where(df["ZFILENAME"].notna(), df["ZORIGINALFILENAME"])
+    ok = ~bad
+    events = pd.DataFrame({
+        "record": rec, "t_utc": t, "kind": "photo", "text": name, "lat": lat, "lon": lon,
+        "flags": flags, "extra": extra,
+    })[ok]
+    fixes = pd.DataFrame({
+        "record": rec, "t_utc": t, "lat": lat, "lon": lon,
+        "h_acc_m": hacc,
+        "fix_kind": "photo", "flags": flags, "extra": extra,
+    })[ok & located]
+    return ctx.finish(
+        records_read=len(df),
+        time_basis="ZDATECREATED: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)",
+        fixes=fixes, events=events, rejects=rejects, companion_hashes=companion_hashes(path),
+        default_subject="iphone",
+    )

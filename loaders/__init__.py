@@ -11,8 +11,11 @@ from __future__ import annotations
 from . import chat as _chat  # noqa: F401
 from . import csv as _csv  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
+from . import ios_consolidated as _ios_consolidated  # noqa: F401
+from . import ios_knowledgec as _ios_knowledgec  # noqa: F401
 from . import ios_photos as _ios_photos  # noqa: F401
 from . import ios_routined as _ios_routined  # noqa: F401
+from . import portal as _portal  # noqa: F401
 from . import statements as _statements  # noqa: F401
 from . import takeout_records as _takeout_records  # noqa: F401
 from . import takeout_semantic as _takeout_semantic  # noqa: F401

@@ -1,0 +1,147 @@
+"""iOS 4 ``locationd`` consolidated.db: the device's harvested fixes, and (separately) AP/cell caches.
+
+Two kinds of table sit side by side and must never be confused:
+
+* Harvest tables (``LocationHarvest``, ``WifiLocationHarvest``, ``CellLocationHarvest``,
+  ``CdmaCellLocationHarvest``) and ``Location`` hold the DEVICE's own positions (the fix
+  taken while it saw an AP or cell) -> ``fixes`` (``fix_kind`` "gps" for harvests,
+  "unknown" for ``Location``). The AP MAC / cell ids seen are kept in ``extra``.
+* ``WifiLocation``, ``CellLocation``, ``CellLocationLocal``, ``CdmaCellLocation``,
+  ``CdmaCellLocationLocal`` are positions of access points and cell towers downloaded from
+  Apple in batches (thousands of rows share one timestamp): they say where an AP is, not
+  where the phone was. They go to ``LoadResult.extra_tables["cache_positions"]`` (columns
+  ``record, table, key, t_utc, lat, lon, h_acc_m, confidence, flags``; flag
+  ``cache_not_device``), never to ``fixes``.
+
+Record locator: ``<Table>/rowid=<n>``. ``Timestamp`` is Cocoa seconds UTC. -1 (accuracy,
+speed, course, altitude accuracy) = unknown -> NA with flag ``sentinel_na``. A row with
+latitude = longitude = 0 is Apple's "no position" placeholder and is rejected with that
+reason (the real 2011 sample has 209: 207 Wi-Fi + 2 cell). Other tables (``Fences``,
+``CompassCalibration``, R*Tree ``*Boxes``, ``*Counts``, ``TableInfo``) are not read.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import schema, timebase
+from ..evidence import private_sqlite
+from .base import (
+    LoadContext,
+    LoaderSpec,
+    LoadResult,
+    companion_hashes,
+    compact_json,
+    register,
+    sqlite_tables,
+)
+
+__all__ = ["load_consolidated", "sniff_consolidated"]
+
+DEVICE_TABLES = {"LocationHarvest": "gps", "WifiLocationHarvest": "gps",
+                 "CellLocationHarvest": "gps", "CdmaCellLocationHarvest": "gps",
+                 "Location": "unknown"}
+CACHE_TABLES = ("WifiLocation", "CellLocation", "CellLocationLocal", "CdmaCellLocation",
+                "CdmaCellLocationLocal")
+_KEYS = ("MAC", "MCC", "MNC", "LAC", "CI", "SID", "NID", "BSID", "BundleId", "RSSI", "Channel",
+         "Operator", "TripId", "Context")
+
+
+def sniff_consolidated(path: Path, head: bytes) -> bool:
+    """consolidated.db has ``WifiLocation`` and ``CellLocation`` and ``TableInfo``."""
+    if not head.startswith(b"SQLite format 3\x00"):
+        return False
+    return {"WifiLocation", "CellLocation", "TableInfo"} <= sqlite_tables(path)
+
+
+def _read(con: sqlite3.Connection, table: str) -> pd.DataFrame:
+    cols = [str(r[1]) for r in con.execute(f'PRAGMA table_info("{table}")')]
+    keys = [k for k in _KEYS if k in cols]
+    want = ["Timestamp", "Latitude", "Longitude", "HorizontalAccuracy", "Altitude",
+            "VerticalAccuracy", "Speed", "Course", "Confidence"]
+    sel = ", ".join([f'"{c}"' if c in cols else f"NULL AS {c}" for c in want] + [f'"{k}"' for k in keys])
+    df = pd.read_sql_query(f'SELECT rowid AS rid, {sel} FROM "{table}" ORDER BY rowid', con)
+    df["record"] = f"{table}/rowid=" + df["rid"].astype("string")
+    df["key"] = pd.Series([compact_json(dict(zip(keys, row, strict=True)))
+                           for row in df[keys].itertuples(index=False)] if keys else ["{}"] * len(df),
+                          index=df.index, dtype="string")
+    return df
+
+
+def _prepare(df: pd.DataFrame, rejects: list[tuple[str, str]]) -> pd.DataFrame:
+    t = timebase.from_epoch(pd.to_numeric(df["Timestamp"], errors="coerce"), epoch=timebase.APPLE_EPOCH)
+    lat = pd.to_numeric(df["Latitude"], errors="coerce").to_numpy("float64")
+    lon = pd.to_numeric(df["Longitude"], errors="coerce").to_numpy("float64")
+    zero = (lat == 0) & (lon == 0)
+    badp = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    badt = t.isna().to_numpy()
+    for r in df["record"][zero]:
+        rejects.append((str(r), "latitude = longitude = 0: placeholder for 'no position'"))
+    for r in df["record"][badp & ~zero]:
+        rejects.append((str(r), "latitude/longitude missing or out of range"))
+    for r in df["record"][badt & ~zero & ~badp]:
+        rejects.append((str(r), "Timestamp is not a plausible Cocoa time (1980-2100)"))
+    out = pd.DataFrame({"record": df["record"], "t_utc": t, "lat": lat, "lon": lon, "key": df["key"]})
+    sentinel = np.zeros(len(df), dtype=bool)
+    for src, dst in (("HorizontalAccuracy", "h_acc_m"), ("VerticalAccuracy", "v_acc_m"),
+                     ("Speed", "speed_mps"), ("Course", "course_deg")):
+        v = pd.to_numeric(df[src], errors="coerce").astype("float64")
+        neg = (v < 0).to_numpy()
+        sentinel |= neg
+        out[dst] = v.mask(v < 0)
+    out["alt_m"] = pd.to_numeric(df["Altitude"], errors="coerce").astype("float64")
+    out["confidence"] = pd.to_numeric(df["Confidence"], errors="coerce").astype("float64")
+    out["flags"] = schema.add_flag(pd.Series("", index=df.index, dtype="string"), sentinel,
+                                   "sentinel_na").to_numpy()
+    return out[~(zero | badp | badt)]
+
+
+@register(LoaderSpec(
+    name="ios-consolidated",
+    description="iOS 4 locationd consolidated.db: harvested device fixes; AP/cell caches apart",
+    sniff=sniff_consolidated,
+    produces=("fixes",),
+))
+def load_consolidated(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load consolidated.db. Harvest rows -> fixes; AP/cell caches -> extra table only."""
+    rejects: list[tuple[str, str]] = []
+    fixes: list[pd.DataFrame] = []
+    caches: list[pd.DataFrame] = []
+    n = 0
+    with private_sqlite(path) as con:
+        tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for table, kind in DEVICE_TABLES.items():
+            if table in tables:
+                raw = _read(con, table)
+                n += len(raw)
+                f = _prepare(raw, rejects)
+                f["fix_kind"] = kind
+                f["extra"] = '{"seen":' + f["key"] + ',"table":"' + table + '"}'
+                fixes.append(f.drop(columns=["key", "confidence"]))
+        for table in CACHE_TABLES:
+            if table in tables:
+                raw = _read(con, table)
+                n += len(raw)
+                c = _prepare(raw, rejects)
+                c.insert(1, "table", table)
+                c["flags"] = schema.add_flag(c["flags"].astype("string"), np.ones(len(c), bool),
+                                             "cache_not_device").to_numpy()
+                caches.append(c[["record", "table", "key", "t_utc", "lat", "lon", "h_acc_m",
+                                 "confidence", "flags"]])
+    fx = [f for f in fixes if len(f)]
+    cache = (pd.concat([c for c in caches if len(c)], ignore_index=True)
+             if any(len(c) for c in caches) else pd.DataFrame(
+                 columns=["record", "table", "key", "t_utc", "lat", "lon", "h_acc_m", "confidence", "flags"]))
+    if len(cache):
+        cache["source_id"] = ctx.source_id
+    return ctx.finish(
+        records_read=n,
+        time_basis="Timestamp: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)",
+        fixes=pd.concat(fx, ignore_index=True) if fx else None,
+        rejects=rejects, extra_tables={"cache_positions": cache},
+        companion_hashes=companion_hashes(path), default_subject="iphone",
+    )

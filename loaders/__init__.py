@@ -10,6 +10,7 @@ from __future__ import annotations
 # Built-in loaders (each registers itself on import). Keep this list sorted.
 from . import chat as _chat  # noqa: F401
 from . import csv as _csv  # noqa: F401
+from . import exif as _exif  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
 from . import ios_consolidated as _ios_consolidated  # noqa: F401
 from . import ios_knowledgec as _ios_knowledgec  # noqa: F401

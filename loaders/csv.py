@@ -74,7 +74,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,11 +207,13 @@ def _split(line: str, delim: str) -> list[str]:
 
 
 def sniff_dialect(head: bytes, *, delimiter: str | None = None,
-                  need: Sequence[str] = ("lat",)) -> Dialect | None:
+                  need: Sequence[str] = ("lat",),
+                  accept: Callable[[list[str]], bool] | None = None) -> Dialect | None:
     """Find delimiter, header line, units line and decimal comma in the file's head.
 
     ``need`` lists roles (or literal normalised names) the header must contain; the
-    default accepts a header with a latitude or WKT geometry column.
+    default accepts a header with a latitude or WKT geometry column. ``accept`` (when
+    given) replaces that test: a function of the header's cells.
     """
     text, enc = _decode(head)
     lines = text.splitlines()
@@ -229,7 +231,7 @@ def sniff_dialect(head: bytes, *, delimiter: str | None = None,
                 header.pop()
             if len(header) < 2:
                 continue
-            if not _header_ok(header, need):
+            if not (accept(header) if accept is not None else _header_ok(header, need)):
                 continue
             data = [ln for ln in lines[i + 1:i + 41] if ln.strip() and not ln.lstrip().startswith("#")]
             if not data:
@@ -576,12 +578,12 @@ def plan(dialect: Dialect, options: Mapping[str, Any]) -> Table:
 
 
 def chunk_to_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None,
-                   date_order: str | None, what: str,
-                   time_format: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, TimeResult]:
+                   date_order: str | None, what: str, time_format: str | None = None,
+                   record_prefix: str = "row ") -> tuple[pd.DataFrame, pd.DataFrame, TimeResult]:
     """Turn one chunk into (fixes, rejects[record, reason], time result), vectorised."""
     cols = tb.cols
     dec = tb.dialect.decimal_comma
-    rec = "row " + chunk["__row__"].astype(str)
+    rec = record_prefix + chunk["__row__"].astype(str)
     reason = pd.Series(pd.NA, index=chunk.index, dtype="string")
     if "geometry" in cols and ("lat" not in cols or "lon" not in cols):
         g = chunk[cols["geometry"]].astype("string").str.extract(

@@ -1,9 +1,598 @@
-"""Fleet-portal exports (stub, being written)."""
+"""Fleet-portal report exports (CSV and XLSX): positions, stops, trips, events.
+
+Investigators download these from the tracker company's web portal. One loader, format
+``portal``, reads:
+
+* **Traccar presets**, recognised by their header. Column names are Traccar's own: the
+  REST/report fields of ``org.traccar.reports`` (``ReportStops``: ``deviceName, startTime,
+  endTime, duration, address, lat, lon, engineHours, spentFuel, startOdometer``; trips add
+  ``startAddress, endAddress, startLat, startLon, endLat, endLon, distance, averageSpeed,
+  maxSpeed, driverName``; positions ``fixTime, deviceTime, serverTime, latitude, longitude,
+  altitude, speed, course, address, valid``; events ``type, eventTime``) and the English labels
+  traccar-web puts on its report tables and exports (``web/src/reports/*ReportPage.jsx``
+  ``columnsArray`` with ``l10n/en.json``: ``reportStartTime`` "Start Time",
+  ``reportEndTime`` "End Time", ``reportDuration`` "Duration", ``reportStartOdometer``
+  "Odometer Start", ``reportEndOdometer`` "Odometer End", ``reportStartAddress`` "Start
+  Address", ``reportEndAddress`` "End Address", ``sharedDistance`` "Distance",
+  ``reportAverageSpeed`` "Average Speed", ``reportMaximumSpeed`` "Max Speed",
+  ``reportEngineHours`` "Engine Hours", ``reportSpentFuel`` "Spent Fuel", ``sharedDriver``
+  "Driver", ``positionFixTime`` "Fix Time", ``sharedType`` "Type", ``sharedDevice`` "Device").
+  Which report a file is comes from :func:`portal_kind` (the shared helper the generic CSV
+  sniffer defers to).
+* **Any other portal** through a mapping file, ``options={"mapping": "acme.yaml"}``
+  (with ``format="portal"``)::
+
+      kind: stops              # positions | stops | trips | events
+      sheet: Stops             # XLSX: sheet name (default: the first with the header)
+      delimiter: ";"           # CSV: default sniffed
+      decimal: ","             # default sniffed
+      columns:                 # role -> column name as written in the export
+        start: Begin           # stops/trips: start and end times
+        end: Einde
+        duration: Duur         # stops: duration as '1:23:45', '2 h 5 min' or a number
+        lat: Lat
+        lon: Lon
+        address: Adres
+        subject: Kenteken      # vehicle plate / device name -> subject_id
+        # positions: datetime (or date + time), lat, lon, speed, course, altitude, accuracy
+        # events: datetime, type, text, lat, lon
+      time_format: "%d-%m-%Y %H:%M:%S"   # strptime; default ISO-8601 / sniffed
+      tz: Europe/Brussels      # the portal's documented zone; 'utc'; omit -> --tz needed
+      speed_unit: km/h         # km/h | knots | mph | m/s
+      duration_unit: s         # unit of bare numbers in the duration column
+      events:                  # portal text -> routetrace event kind
+        Contact aan: ignition_on
+        Contact uit: ignition_off
+
+Time. Portals print times in the account's local zone without an offset. Such times
+need ``tz`` (``--tz``) or the mapping's ``tz``; without either every row is rejected with
+the reason "... pass --tz" (values that carry an offset or ``Z`` load as UTC). Traccar
+has no documented fixed zone for exports (it is the user's preference), so its presets
+need ``--tz``.
+
+Units. Speeds are converted to m/s: from the header (``Speed (km/h)``), from the values
+(``45 km/h``, ``20 kn``), from ``speed_unit``, else the Traccar default, **knots** (Traccar
+stores and serves speed in knots).
+
+Output.
+* positions -> ``fixes`` (``fix_kind="gps"``);
+* stops -> ``places`` of ``kind="portal_stop"`` with the ``portal_stop`` flag, ``t_start``,
+  ``t_end``, the address, and in ``extra`` the portal's duration (``duration_s`` and the
+  text as printed), odometer, engine hours and fuel: kept as the portal computed them, so
+  the chronology can compare them with routetrace's own stops. A stop without a position
+  (no lat/lon and an address that is not ``lat, lon``) is a reject;
+* trips -> two ``events`` per trip, ``trip_start`` and ``trip_end``, at the trip's start
+  and end (positions when given; distance, speeds, duration in ``extra``);
+* events -> ``events``: Traccar types ``ignitionOn``/``Ignition on`` -> ``ignition_on``,
+  ``ignitionOff`` -> ``ignition_off``, ``deviceStopped`` -> ``device_stopped``,
+  ``deviceMoving`` -> ``device_moving``, ``deviceOverspeed`` -> ``overspeed``,
+  ``deviceFuelDrop`` -> ``fuel_drop``, ``deviceFuelIncrease`` -> ``refuel``,
+  ``geofenceEnter``/``Exit`` -> ``geofence_enter``/``geofence_exit``, ``alarm`` ->
+  ``alarm`` (alarm text kept), others in snake case.
+
+Subject: the user's ``subject_id``; else the export's device/vehicle column per row
+(e.g. ``lorry 1-ABC-123``); else a ``Device:`` preamble line; else the file name.
+Records: ``row N`` (CSV data row) or ``<sheet>!row N`` (spreadsheet row number).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CorruptSource, ParameterError
+from .base import SNIFF_BYTES, LoadContext, LoaderSpec, LoadResult, compact_json, register
+from .csv import (
+    DEFAULT_CHUNK,
+    Dialect,
+    Table,
+    _numbers,
+    chunk_to_fixes,
+    iter_chunks,
+    norm,
+    parse_times,
+    sniff_dialect,
+)
+
+__all__ = ["EVENT_KINDS", "ROLES", "load_portal", "portal_kind", "sniff_portal"]
+
+KINDS = ("positions", "stops", "trips", "events")
+
+#: role -> normalised column names (Traccar API fields and traccar-web English labels).
+ROLES: dict[str, tuple[str, ...]] = {
+    "subject": ("devicename", "device", "vehicle", "plate", "name", "voertuig", "kenteken",
+                "fahrzeug", "kennzeichen", "vehicule"),
+    "start": ("starttime", "start", "startdate", "begin", "from"),
+    "end": ("endtime", "end", "enddate", "einde", "to"),
+    "duration": ("duration", "duur", "dauer", "duree"),
+    "address": ("address", "adres", "adresse"),
+    "start_address": ("startaddress",),
+    "end_address": ("endaddress",),
+    "lat": ("latitude", "lat"),
+    "lon": ("longitude", "lon", "lng"),
+    "start_lat": ("startlat", "startlatitude"),
+    "start_lon": ("startlon", "startlongitude"),
+    "end_lat": ("endlat", "endlatitude"),
+    "end_lon": ("endlon", "endlongitude"),
+    "distance": ("distance",),
+    "odometer": ("odometer", "startodometer", "odometerstart"),
+    "end_odometer": ("endodometer", "odometerend"),
+    "average_speed": ("averagespeed",),
+    "max_speed": ("maxspeed", "maximumspeed"),
+    "engine_hours": ("enginehours",),
+    "spent_fuel": ("spentfuel",),
+    "driver": ("driver", "drivername"),
+    "datetime": ("fixtime", "eventtime", "devicetime", "servertime", "time"),
+    "type": ("type", "eventtype"),
+    "text": ("alarm", "geofence", "data", "attributes", "maintenance"),
+    "speed": ("speed",),
+    "course": ("course",),
+    "altitude": ("altitude",),
+    "accuracy": ("accuracy",),
+    "valid": ("valid",),
+}
+
+#: normalised portal event text -> routetrace event kind (Traccar ``Event.TYPE_*`` and labels).
+EVENT_KINDS: dict[str, str] = {
+    "ignitionon": "ignition_on", "ignitionoff": "ignition_off",
+    "devicestopped": "device_stopped", "devicemoving": "device_moving",
+    "deviceoverspeed": "overspeed", "overspeed": "overspeed", "speedlimitexceeded": "overspeed",
+    "devicefueldrop": "fuel_drop", "fueldrop": "fuel_drop",
+    "devicefuelincrease": "refuel", "fuelincrease": "refuel",
+    "geofenceenter": "geofence_enter", "geofenceentered": "geofence_enter",
+    "geofenceexit": "geofence_exit", "geofenceexited": "geofence_exit",
+    "alarm": "alarm", "alarms": "alarm", "textmessage": "message",
+    "deviceonline": "device_online", "deviceoffline": "device_offline",
+    "deviceunknown": "device_unknown", "deviceinactive": "device_inactive",
+    "maintenance": "maintenance", "driverchanged": "driver_changed",
+    "commandresult": "command_result", "media": "media",
+}
+
+_SPEED_UNITS = {"kmh": "km/h", "km/h": "km/h", "kph": "km/h", "knots": "kt", "knot": "kt",
+                "kn": "kt", "kt": "kt", "mph": "mph", "m/s": "m/s", "mps": "m/s"}
+
+
+def _keys(header: Sequence[str]) -> set[str]:
+    return {norm(h) for h in header}
 
 
 def portal_kind(header: Sequence[str]) -> str | None:
+    """Which Traccar report a header is (``positions``/``stops``/``trips``/``events``), or None.
+
+    The shared helper of the sniffers: the generic ``csv`` loader yields to ``portal``
+    whenever this returns a kind, so exactly one of them claims a file.
+    """
+    k = _keys(header)
+    if {"starttime", "endtime"} <= k:
+        trip_marks = {"startaddress", "endaddress", "distance", "startodometer",
+                      "odometerstart", "startlat", "endlat", "averagespeed"}
+        if k & trip_marks:
+            return "trips"
+        if "duration" in k:
+            return "stops"
+        return None
+    has_time = bool(k & {"fixtime", "eventtime", "devicetime", "servertime"})
+    if has_time and "type" in k:
+        return "events"
+    if has_time and k & {"latitude", "lat"} and k & {"longitude", "lon", "lng"}:
+        return "positions"
     return None
+
+
+def _is_xlsx(head: bytes) -> bool:
+    return head[:4] == b"PK\x03\x04" and b"xl/" in head
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, dt.datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, dt.timedelta):
+        return f"{int(v.total_seconds())}s"
+    if isinstance(v, dt.time):
+        return v.isoformat()
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, float):
+        return repr(v)
+    return str(v).strip()
+
+
+def _xlsx_sheets(path: Path, *, max_rows: int | None = None) -> Iterator[tuple[str, Iterator[tuple[int, list[str]]]]]:
+    import openpyxl
+
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        for ws in wb.worksheets:
+            def rows(ws: Any = ws) -> Iterator[tuple[int, list[str]]]:
+                for i, row in enumerate(ws.iter_rows(values_only=True), start=1):
+                    if max_rows is not None and i > max_rows:
+                        return
+                    yield i, [_cell(v) for v in row]
+            yield ws.title, rows()
+    finally:
+        wb.close()
+
+
+def sniff_portal(path: Path, head: bytes) -> bool:
+    """A CSV or XLSX whose header (within the first rows) is a Traccar report."""
+    if _is_xlsx(head):
+        try:
+            for _name, rows in _xlsx_sheets(path, max_rows=30):
+                for _i, cells in rows:
+                    if portal_kind([c for c in cells if c]) is not None:
+                        return True
+        except Exception:
+            return False
+        return False
+    if b"\x00" in head[:8] or head.lstrip()[:1] in (b"<", b"{", b"["):
+        return False
+    return sniff_dialect(head, accept=lambda h: portal_kind(h) is not None) is not None
+
+
+# --------------------------------------------------------------------------- reading
+
+def _load_mapping(ctx: LoadContext) -> dict[str, Any]:
+    m = ctx.options.get("mapping")
+    if m is None:
+        return {}
+    if isinstance(m, Mapping):
+        return dict(m)
+    import yaml
+
+    p = Path(m)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParameterError(f"cannot read the portal mapping file {p}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParameterError(f"portal mapping file {p} must be a YAML mapping")
+    return data
+
+
+def _columns(header: Sequence[str], explicit: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for role, col in explicit.items():
+        if col not in header:
+            raise ParameterError(f"mapping column {col!r} (for {role}) is not in the header {list(header)!r}")
+        out[role] = col
+    by_key: dict[str, str] = {}
+    for h in header:
+        if h:
+            by_key.setdefault(norm(h), h)
+    taken = set(out.values())
+    for role, names in ROLES.items():
+        if role in out:
+            continue
+        for key in names:
+            col = by_key.get(key)
+            if col is not None and col not in taken:
+                out[role] = col
+                taken.add(col)
+                break
+    return out
+
+
+def _chunks(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
+            accept: Any) -> tuple[list[str], str, Iterator[pd.DataFrame], str | None, bool]:
+    """(header, record prefix, chunk iterator, preamble device name, decimal comma)."""
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    chunk_rows = int(ctx.options.get("chunk_rows", DEFAULT_CHUNK))
+    if _is_xlsx(head):
+        import openpyxl
+
+        want = mp.get("sheet")
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        try:
+            for ws in wb.worksheets:
+                if want is not None and ws.title != want:
+                    continue
+                rows = ((i, [_cell(v) for v in row])
+                        for i, row in enumerate(ws.iter_rows(values_only=True), start=1))
+                device: str | None = None
+                header: list[str] | None = None
+                for _i, cells in rows:
+                    if accept([c for c in cells if c]):
+                        while cells and cells[-1] == "":
+                            cells.pop()
+                        header = cells
+                        break
+                    if len(cells) >= 2 and norm(cells[0]) in ROLES["subject"] and cells[1]:
+                        device = cells[1]
+                if header is None:
+                    continue
+                return (header, f"{ws.title}!row ", _xlsx_gen(wb, rows, header, chunk_rows),
+                        device, mp.get("decimal") == ",")
+        except BaseException:
+            wb.close()
+            raise
+        wb.close()
+        raise ctx.error(CorruptSource, "no sheet has a recognised portal header; pass "
+                        "options={'mapping': FILE} describing the export")
+    d = sniff_dialect(head, delimiter=mp.get("delimiter"), accept=accept)
+    if d is None:
+        raise ctx.error(CorruptSource, "no recognised portal header in the first 64 KiB; pass "
+                        "options={'mapping': FILE} describing the export")
+    if mp.get("decimal") == ",":
+        d.decimal_comma = True
+    text = head.decode("utf-8-sig", errors="replace").replace("\x00", "").splitlines()
+    device = None
+    for line in text[:d.header_line]:
+        parts = [x.strip() for x in re.split(r"[:;,\t|]", line, maxsplit=1)]
+        if len(parts) == 2 and norm(parts[0]) in ROLES["subject"] and parts[1]:
+            device = parts[1]
+    return d.header, "row ", iter_chunks(path, d, chunk_rows=chunk_rows), device, d.decimal_comma
+
+
+def _xlsx_gen(wb: Any, rows: Iterator[tuple[int, list[str]]], header: list[str],
+              chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The data rows after the header, chunked; closes the workbook when done."""
+    try:
+        buf: list[list[str]] = []
+        nums: list[int] = []
+        n = len(header)
+        for i, cells in rows:
+            if not any(cells):
+                continue
+            buf.append((cells + [""] * n)[:n])
+            nums.append(i)
+            if len(buf) >= chunk_rows:
+                yield _frame(buf, nums, header)
+                buf, nums = [], []
+        if buf:
+            yield _frame(buf, nums, header)
+    finally:
+        wb.close()
+
+
+def _frame(buf: list[list[str]], nums: list[int], header: list[str]) -> pd.DataFrame:
+    cols = [h if h else f"__col{j}__" for j, h in enumerate(header)]
+    df = pd.DataFrame(buf, columns=cols, dtype="string")
+    df.columns = header
+    df["__row__"] = np.asarray(nums)
+    return df
+
+
+def _speed_unit(mp: Mapping[str, Any], col: str | None) -> str:
+    u = mp.get("speed_unit")
+    if u is None and col:
+        m = re.search(r"\(([^)]+)\)", col)
+        u = m.group(1) if m else None
+    if u is None:
+        return "kt"  # Traccar's own unit
+    key = str(u).strip().lower().replace(" ", "")
+    if key not in _SPEED_UNITS:
+        raise ParameterError(f"unknown speed unit {u!r}; use km/h, knots, mph or m/s")
+    return _SPEED_UNITS[key]
+
+
+def _num(s: Any, errors: str = "coerce") -> pd.Series:
+    return pd.Series(pd.to_numeric(s, errors="coerce"), dtype="float64")
+
+
+def _durations(s: pd.Series, unit: str) -> pd.Series:
+    """Seconds from '1:23:45', '1 h 23 min', '2d 3h', '90s' or a bare number in ``unit``."""
+    t = s.astype("string").str.strip().str.lower()
+    out = pd.Series(np.nan, index=s.index, dtype="float64")
+    hms = t.str.extract(r"^(\d+):(\d{1,2})(?::(\d{1,2}(?:\.\d+)?))?$")
+    v = _num(hms[0], errors="coerce") * 3600 + _num(hms[1], errors="coerce") * 60 \
+        + _num(hms[2], errors="coerce").fillna(0)
+    out = out.fillna(v)
+    words = t.str.extract(r"^(?:(\d+)\s*d\w*)?\s*(?:(\d+)\s*h\w*)?\s*(?:(\d+)\s*m(?:in\w*)?)?\s*"
+                          r"(?:(\d+(?:\.\d+)?)\s*s\w*)?$")
+    anyw = words.notna().any(axis=1) & ~t.str.fullmatch(r"[\d.]+").fillna(False)
+    w = sum((_num(words[i], errors="coerce").fillna(0) * f)
+            for i, f in zip(range(4), (86400, 3600, 60, 1), strict=True))
+    out = out.where(out.notna() | ~anyw, w)
+    num = _num(t.where(t.str.fullmatch(r"\d+(?:\.\d+)?").fillna(False)), errors="coerce")
+    fac = {"ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0}.get(unit)
+    if fac is None:
+        raise ParameterError(f"unknown duration_unit {unit!r}; use ms, s, min or h")
+    return out.fillna(num * fac)
+
+
+def _latlon(chunk: pd.DataFrame, cols: Mapping[str, str], lat_role: str, lon_role: str,
+            addr_role: str, dec: bool) -> tuple[pd.Series, pd.Series]:
+    idx = chunk.index
+    lat = pd.Series(np.nan, index=idx, dtype="float64")
+    lon = pd.Series(np.nan, index=idx, dtype="float64")
+    if lat_role in cols and lon_role in cols:
+        lat = _numbers(chunk[cols[lat_role]], dec)[0]
+        lon = _numbers(chunk[cols[lon_role]], dec)[0]
+    if addr_role in cols:  # Traccar prints 'lat, lon' when no geocoder is configured
+        m = chunk[cols[addr_role]].astype("string").str.extract(
+            r"^\s*(-?\d{1,2}\.\d+)\s*[,;]\s*(-?\d{1,3}\.\d+)\s*$")
+        lat = lat.fillna(_num(m[0], errors="coerce"))
+        lon = lon.fillna(_num(m[1], errors="coerce"))
+    bad = (lat.abs() > 90) | (lon.abs() > 180) | ((lat == 0) & (lon == 0))
+    return lat.where(~bad), lon.where(~bad)
+
+
+def _time(chunk: pd.DataFrame, col: str, ctx: LoadContext, tz: str | None, basis: str | None,
+          fmt: str | None) -> tuple[pd.Series, pd.Series, str]:
+    tr = parse_times(chunk, {"datetime": col}, tz=tz, time_basis=basis, time_format=fmt,
+                     what=ctx.display_path)
+    return tr.t_utc, tr.reason, tr.basis
+
+
+def _extra_json(chunk: pd.DataFrame, cols: Mapping[str, str], roles: Sequence[str],
+                more: Mapping[str, pd.Series]) -> list[str]:
+    data: dict[str, Any] = {r: chunk[cols[r]].astype("string").tolist() for r in roles if r in cols}
+    data.update({k: v.tolist() for k, v in more.items()})
+    keys = list(data)
+    out = []
+    for vals in zip(*(data[k] for k in keys), strict=True) if keys else [() for _ in range(len(chunk))]:
+        out.append(compact_json({k: (None if (v is pd.NA or v == "" or (isinstance(v, float) and v != v))
+                                     else v) for k, v in zip(keys, vals, strict=True)}))
+    return out
+
+
+@register(LoaderSpec(
+    name="portal",
+    description="Fleet-portal exports (Traccar route/stops/trips/events presets, or a YAML "
+                "mapping), CSV or XLSX; stops become portal_stop places",
+    sniff=sniff_portal,
+    produces=("fixes", "events", "places"),
+))
+def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load a fleet-portal export. Options: ``mapping`` (YAML path or dict), ``speed_unit``,
+    ``chunk_rows``; see the module docstring."""
+    mp = _load_mapping(ctx)
+    for key in ("speed_unit", "duration_unit", "time_format", "sheet"):
+        if key in ctx.options:
+            mp[key] = ctx.options[key]
+    forced = mp.get("kind")
+    if forced is not None and forced not in KINDS:
+        raise ParameterError(f"mapping kind {forced!r} must be one of {', '.join(KINDS)}")
+    explicit = dict(mp.get("columns") or {})
+    if mp.get("speed_unit") is not None:
+        _speed_unit(mp, None)  # a bad unit is the user's error: say so before reading
+
+    def accept(h: list[str]) -> bool:
+        if explicit:
+            return all(c in h for c in explicit.values())
+        return portal_kind(h) is not None
+
+    header, prefix, chunks, preamble_device, dec = _chunks(path, ctx, mp, accept)
+    kind = forced or portal_kind(header)
+    if kind is None:
+        raise ctx.error(CorruptSource, f"cannot tell which report {header!r} is; set 'kind' "
+                        "in the mapping")
+    cols = _columns(header, explicit)
+    if ctx.subject_id:
+        cols.pop("subject", None)
+    tz_rule = mp.get("tz")
+    basis_opt = "utc" if str(tz_rule).lower() == "utc" else None
+    tz = ctx.tz or (tz_rule if tz_rule and basis_opt is None else None)
+    fmt = mp.get("time_format")
+    default_subject = mp.get("subject") or preamble_device
+
+    fixes: list[pd.DataFrame] = []
+    events: list[pd.DataFrame] = []
+    places: list[pd.DataFrame] = []
+    rejects: list[pd.DataFrame] = []
+    bases: list[str] = []
+    n = 0
+    speed_unit = _speed_unit(mp, cols.get("speed"))
+    user_map = {norm(k): str(v) for k, v in dict(mp.get("events") or {}).items()}
+
+    def event_kind(text: object) -> str:
+        key = norm(text) if isinstance(text, str) else ""
+        return user_map.get(key) or EVENT_KINDS.get(key) or re.sub(
+            r"(?<=[a-z0-9])(?=[A-Z])", "_", str(text or "")).lower().strip().replace(" ", "_")
+
+    for chunk in chunks:
+        n += len(chunk)
+        rec = prefix + chunk["__row__"].astype(str)
+        subj = (chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
+                if "subject" in cols else None)
+        if kind == "positions":
+            for need in ("datetime", "lat", "lon"):
+                if need not in cols:
+                    raise ctx.error(CorruptSource, f"positions export without a {need} column")
+            pcols = {r: cols[r] for r in ("datetime", "lat", "lon", "speed", "course", "altitude",
+                                          "accuracy", "valid", "subject") if r in cols}
+            tb = Table(dialect=Dialect(delimiter=",", header_line=0, header=header, decimal_comma=dec),
+                       cols=pcols, units={"speed": speed_unit}, time_basis=basis_opt, fix_kind="gps")
+            f, r, tr = chunk_to_fixes(chunk, tb, tz=tz, date_order=mp.get("date_order"),
+                                      what=ctx.display_path, time_format=fmt, record_prefix=prefix)
+            bases.append(tr.basis)
+            fixes.append(f)
+            rejects.append(r)
+            continue
+        if kind in ("stops", "trips"):
+            for need in ("start", "end"):
+                if need not in cols:
+                    raise ctx.error(CorruptSource, f"{kind} export without a {need} time column")
+            t0, why0, b0 = _time(chunk, cols["start"], ctx, tz, basis_opt, fmt)
+            t1, why1, _ = _time(chunk, cols["end"], ctx, tz, basis_opt, fmt)
+            bases.append(b0)
+            reason = why0.fillna(why1)
+            reason[(t1 < t0) & reason.isna()] = "end time before start time"
+            dur = (_durations(chunk[cols["duration"]], str(mp.get("duration_unit", "ms")))
+                   if "duration" in cols else pd.Series(np.nan, index=chunk.index))
+            if kind == "stops":
+                lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
+                reason[(lat.isna() | lon.isna()) & reason.isna()] = (
+                    "stop has no position (no lat/lon column and the address is not 'lat, lon')")
+                ok = reason.isna()
+                extra = _extra_json(chunk, cols, ("duration", "odometer", "engine_hours",
+                                                  "spent_fuel", "subject"),
+                                    {"duration_s": dur})
+                df = pd.DataFrame({
+                    "record": rec, "kind": "portal_stop", "flags": "portal_stop",
+                    "name": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
+                    "address": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
+                    "lat": lat, "lon": lon, "t_start": t0, "t_end": t1,
+                    "t_precision": "second", "extra": extra,
+                    "subject_id": (subj if subj is not None else pd.NA),
+                })
+                df["subject_id"] = df["subject_id"].astype("string").fillna(
+                    ctx.subject(default_subject))
+                places.append(df[ok])
+            else:
+                slat, slon = _latlon(chunk, cols, "start_lat", "start_lon", "start_address", dec)
+                elat, elon = _latlon(chunk, cols, "end_lat", "end_lon", "end_address", dec)
+                ok = reason.isna()
+                extra = _extra_json(chunk, cols, ("distance", "odometer", "end_odometer",
+                                                  "average_speed", "max_speed", "duration",
+                                                  "spent_fuel", "driver", "start_address",
+                                                  "end_address"), {"duration_s": dur})
+                for k, t, la, lo, addr in (("trip_start", t0, slat, slon, "start_address"),
+                                           ("trip_end", t1, elat, elon, "end_address")):
+                    df = pd.DataFrame({"record": rec, "t_utc": t, "kind": k, "lat": la, "lon": lo,
+                                       "text": (chunk[cols[addr]].astype("string")
+                                                if addr in cols else pd.NA),
+                                       "extra": extra})
+                    if subj is not None:
+                        df["subject_id"] = subj
+                    events.append(df[ok])
+            rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
+            continue
+        # events
+        for need in ("datetime", "type"):
+            if need not in cols:
+                raise ctx.error(CorruptSource, f"events export without a {need} column")
+        t, reason, b = _time(chunk, cols["datetime"], ctx, tz, basis_opt, fmt)
+        bases.append(b)
+        raw = chunk[cols["type"]].astype("string").str.strip()
+        kinds = raw.map(event_kind).astype("string")
+        reason[(kinds == "") & reason.isna()] = "event without a type"
+        lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
+        ok = reason.isna()
+        text = chunk[cols["text"]].astype("string").replace("", pd.NA) if "text" in cols else pd.NA
+        df = pd.DataFrame({"record": rec, "t_utc": t, "kind": kinds, "text": text, "lat": lat,
+                           "lon": lon, "extra": _extra_json(chunk, cols, (), {"type": raw})})
+        if subj is not None:
+            df["subject_id"] = subj
+        events.append(df[ok])
+        rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
+
+    fx = [f for f in fixes if len(f)]
+    ev = [e for e in events if len(e)]
+    pl = [p for p in places if len(p)]
+    rj = [r for r in rejects if len(r)]
+    if fx:
+        fx_df = pd.concat(fx, ignore_index=True)
+        if "subject_id" in fx_df.columns:
+            fx_df["subject_id"] = fx_df["subject_id"].astype("string").fillna(ctx.subject(default_subject))
+    basis = "; ".join(dict.fromkeys(b for b in bases if b != "none")) or "none"
+    src = "Traccar preset" if not mp else "mapping file"
+    basis = f"portal {kind} export ({src}): {basis}"
+    if kind in ("positions", "trips"):
+        basis += f"; speed unit {speed_unit}"
+    return ctx.finish(
+        records_read=n, time_basis=basis, default_subject=default_subject,
+        fixes=fx_df if fx else None,
+        events=pd.concat(ev, ignore_index=True) if ev else None,
+        places=pd.concat(pl, ignore_index=True) if pl else None,
+        rejects=pd.concat(rj, ignore_index=True) if rj else None,
+    )

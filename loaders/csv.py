@@ -294,10 +294,10 @@ def auto_columns(header: Sequence[str], explicit: Mapping[str, str] | None = Non
         if role in out:
             continue
         for key in names:
-            col = by_key.get(key)
-            if col is not None and col not in taken:
-                out[role] = col
-                taken.add(col)
+            hit = by_key.get(key)
+            if hit is not None and hit not in taken:
+                out[role] = hit
+                taken.add(hit)
                 break
     # "time" alone is a full timestamp unless a date column sits beside it
     if "date" in out and "datetime" in out and "time" not in out and norm(out["datetime"]) == "time":
@@ -342,7 +342,7 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
         if dialect.encoding == "utf-16":
             stream = io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
         else:
-            stream = io.TextIOWrapper(io.BufferedReader(_NulStripped(raw)),  # type: ignore[arg-type]
+            stream = io.TextIOWrapper(io.BufferedReader(_NulStripped(raw)),
                                       encoding=dialect.encoding, errors="replace", newline="")
         reader = pd.read_csv(
             stream, sep=dialect.delimiter, header=None, names=names, skiprows=dialect.header_line + 1,

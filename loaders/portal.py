@@ -272,10 +272,10 @@ def _columns(header: Sequence[str], explicit: Mapping[str, str]) -> dict[str, st
         if role in out:
             continue
         for key in names:
-            col = by_key.get(key)
-            if col is not None and col not in taken:
-                out[role] = col
-                taken.add(col)
+            hit = by_key.get(key)
+            if hit is not None and hit not in taken:
+                out[role] = hit
+                taken.add(hit)
                 break
     return out
 
@@ -498,7 +498,7 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
             for need in ("datetime", "lat", "lon"):
                 if need not in cols:
                     raise ctx.error(CorruptSource, f"positions export without a {need} column")
-            pcols = {r: cols[r] for r in ("datetime", "lat", "lon", "speed", "course", "altitude",
+            pcols: dict[str, str] = {r: cols[r] for r in ("datetime", "lat", "lon", "speed", "course", "altitude",
                                           "accuracy", "valid", "subject") if r in cols}
             tb = Table(dialect=Dialect(delimiter=",", header_line=0, header=header, decimal_comma=dec),
                        cols=pcols, units={"speed": speed_unit}, time_basis=basis_opt, fix_kind="gps")

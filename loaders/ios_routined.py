@@ -212,8 +212,6 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
     if "ZRTMAPITEMMO" in tables:
         mi = _frame(con, "ZRTMAPITEMMO", ["Z_PK", "ZIDENTIFIER", "ZNAME", "ZADDRESS"])
         addr: dict[int, Any] = {}
-        if "ZRTADDRESSMO" in tables and "ZMERGEDTHOROUGHFARE" not in _cols(con, "ZRTADDRESSMO"):
-            pass
         if "ZRTADDRESSMO" in tables:
             acol = _cols(con, "ZRTADDRESSMO")
             fld = [c for c in ("ZSUBTHOROUGHFARE", "ZTHOROUGHFARE", "ZLOCALITY", "ZCOUNTRY")

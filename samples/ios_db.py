@@ -1,0 +1,240 @@
+"""Schema-faithful writers for iOS SQLite artifacts (routined Cache/Local.sqlite, Photos.sqlite).
+
+The ``CREATE TABLE`` statements are Apple's Core Data DDL as found in a real routined
+Cache.sqlite (model 'CoreRoutine 8'; the learned/map-item/vehicle tables are present there,
+empty, with the same columns Local.sqlite uses; see ``loaders/ios_routined.py`` for the public
+forensic sources of the Local.sqlite layout) and, for Photos.sqlite, the subset of the
+``ZASSET``/``ZADDITIONALASSETATTRIBUTES`` columns the loader and common forensic tools read.
+All ``Z*`` tables carry ``Z_PK, Z_ENT, Z_OPT``; ``Z_PRIMARYKEY`` records each entity's
+``Z_MAX``. Times are Cocoa seconds (2001 epoch) as REAL.
+
+Determinism: same inputs -> byte-identical files (journal mode DELETE; the Photos -wal is
+rewritten with fixed salts and recomputed checksums, see :func:`fix_wal_salts`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import struct
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["DDL_ROUTINED", "cocoa", "fix_wal_salts", "write_photos", "write_routined"]
+
+APPLE_EPOCH = pd.Timestamp("2001-01-01T00:00:00Z")
+
+DDL_ROUTINED = {
+    "ZRTCLLOCATIONMO": "CREATE TABLE ZRTCLLOCATIONMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, "
+    "Z_OPT INTEGER, ZSIGNALENVIRONMENTTYPE INTEGER, ZTYPE INTEGER, ZALTITUDE FLOAT, ZCOURSE FLOAT, "
+    "ZHORIZONTALACCURACY FLOAT, ZLATITUDE FLOAT, ZLONGITUDE FLOAT, ZSPEED FLOAT, ZTIMESTAMP TIMESTAMP, "
+    "ZVERTICALACCURACY FLOAT )",
+    "ZRTVISITMO": "CREATE TABLE ZRTVISITMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
+    "ZDATAPOINTCOUNT INTEGER, ZLOCATIONREFERENCEFRAME INTEGER, ZPLACEINFERENCEPLACETYPE INTEGER, "
+    "ZPLACEINFERENCEUSERTYPE INTEGER, ZPLACEINFERENCEUSERTYPESOURCE INTEGER, ZSOURCE INTEGER, "
+    "ZTYPE INTEGER, ZCONFIDENCE FLOAT, ZDETECTIONDATE TIMESTAMP, ZENTRYDATE TIMESTAMP, "
+    "ZEXITDATE TIMESTAMP, ZLOCATIONDATE TIMESTAMP, ZLOCATIONLATITUDE FLOAT, ZLOCATIONLONGITUDE FLOAT, "
+    "ZLOCATIONUNCERTAINTY FLOAT, ZPLACEINFERENCECONFIDENCE FLOAT, ZPLACEINFERENCEMAPITEMIDENTIFIER BLOB )",
+    "ZRTHINTMO": "CREATE TABLE ZRTHINTMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
+    "ZSOURCE INTEGER, ZDATE TIMESTAMP, ZHORIZONTALUNCERTAINTY FLOAT, ZLATITUDE FLOAT, ZLONGITUDE FLOAT )",
+    "ZRTLEARNEDLOCATIONOFINTERESTMO": "CREATE TABLE ZRTLEARNEDLOCATIONOFINTERESTMO ( Z_PK INTEGER "
+    "PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, ZDATAPOINTCOUNT INTEGER, ZLOCATIONREFERENCEFRAME INTEGER, "
+    "ZLOCATIONSOURCEACCURACY INTEGER, ZPLACETYPE INTEGER, ZPLACETYPESOURCE INTEGER, ZCONFIDENCE FLOAT, "
+    "ZLOCATIONALTITUDE FLOAT, ZLOCATIONHORIZONTALUNCERTAINTY FLOAT, ZLOCATIONLATITUDE FLOAT, "
+    "ZLOCATIONLONGITUDE FLOAT, ZLOCATIONVERTICALUNCERTAINTY FLOAT, ZPLACECREATIONDATE TIMESTAMP, "
+    "ZPLACEEXPIRATIONDATE TIMESTAMP, ZPLACECUSTOMLABEL VARCHAR, ZIDENTIFIER BLOB, ZPLACEIDENTIFIER BLOB, "
+    "ZPLACEMAPITEMIDENTIFIER BLOB )",
+    "ZRTLEARNEDLOCATIONOFINTERESTVISITMO": "CREATE TABLE ZRTLEARNEDLOCATIONOFINTERESTVISITMO ( Z_PK "
+    "INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, ZDATAPOINTCOUNT INTEGER, "
+    "ZLOCATIONOFINTERESTSOURCE INTEGER, ZLOCATIONREFERENCEFRAME INTEGER, ZLOCATIONSOURCEACCURACY INTEGER, "
+    "ZLOCATIONOFINTEREST INTEGER, Z_FOK_LOCATIONOFINTEREST INTEGER, ZCONFIDENCE FLOAT, "
+    "ZCREATIONDATE TIMESTAMP, ZENTRYDATE TIMESTAMP, ZEXITDATE TIMESTAMP, ZEXPIRATIONDATE TIMESTAMP, "
+    "ZLOCATIONALTITUDE FLOAT, ZLOCATIONHORIZONTALUNCERTAINTY FLOAT, ZLOCATIONLATITUDE FLOAT, "
+    "ZLOCATIONLONGITUDE FLOAT, ZLOCATIONOFINTERESTCONFIDENCE FLOAT, ZLOCATIONVERTICALUNCERTAINTY FLOAT, "
+    "ZIDENTIFIER BLOB )",
+    "ZRTLEARNEDVISITMO": "CREATE TABLE ZRTLEARNEDVISITMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, "
+    "Z_OPT INTEGER, ZDATAPOINTCOUNT INTEGER, ZFLAGS INTEGER, ZLOCATIONREFERENCEFRAME INTEGER, "
+    "ZLOCATIONSOURCEACCURACY INTEGER, ZPLACESOURCE INTEGER, ZDEVICE INTEGER, ZINBOUND INTEGER, "
+    "ZOUTBOUND INTEGER, ZPLACE INTEGER, ZCONFIDENCE FLOAT, ZCREATIONDATE TIMESTAMP, ZENTRYDATE TIMESTAMP, "
+    "ZEXITDATE TIMESTAMP, ZEXPIRATIONDATE TIMESTAMP, ZLOCATIONALTITUDE FLOAT, ZLOCATIONLATITUDE FLOAT, "
+    "ZLOCATIONLONGITUDE FLOAT, ZLOCATIONUNCERTAINTY FLOAT, ZLOCATIONVERTICALUNCERTAINTY FLOAT, "
+    "ZPLACECONFIDENCE FLOAT, ZCKRECORDID VARCHAR, ZIDENTIFIER BLOB, ZCKRECORDSYSTEMFIELDS BLOB )",
+    "ZRTMAPITEMMO": "CREATE TABLE ZRTMAPITEMMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
+    "ZDISPUTED INTEGER, ZFLAGS INTEGER, ZMAPITEMSOURCE INTEGER, ZMUID INTEGER, ZREFERENCEFRAME INTEGER, "
+    "ZRESULTPROVIDERID INTEGER, ZADDRESS INTEGER, ZDEVICE INTEGER, ZPLACE INTEGER, "
+    "ZCREATIONDATE TIMESTAMP, ZEXPIRATIONDATE TIMESTAMP, ZLATITUDE FLOAT, ZLONGITUDE FLOAT, "
+    "ZUNCERTAINTY FLOAT, ZCKRECORDID VARCHAR, ZDISPLAYLANGUAGE VARCHAR, ZNAME VARCHAR, "
+    "ZEXTENDEDATTRIBUTESIDENTIFIER BLOB, ZIDENTIFIER BLOB, ZCKRECORDSYSTEMFIELDS BLOB, "
+    "ZGEOMAPITEMHANDLE BLOB )",
+    "ZRTADDRESSMO": "CREATE TABLE ZRTADDRESSMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
+    "ZFLAGS INTEGER, ZISLAND INTEGER, ZDEVICE INTEGER, ZMAPITEM INTEGER, ZCREATIONDATE TIMESTAMP, "
+    "ZEXPIRATIONDATE TIMESTAMP, ZADMINISTRATIVEAREA VARCHAR, ZADMINISTRATIVEAREACODE VARCHAR, "
+    "ZCKRECORDID VARCHAR, ZCOUNTRY VARCHAR, ZCOUNTRYCODE VARCHAR, ZINLANDWATER VARCHAR, "
+    "ZISO3166COUNTRYCODE VARCHAR, ZISO3166SUBDIVISIONCODE VARCHAR, ZLOCALITY VARCHAR, ZOCEAN VARCHAR, "
+    "ZPOSTALCODE VARCHAR, ZSUBADMINISTRATIVEAREA VARCHAR, ZSUBLOCALITY VARCHAR, ZSUBTHOROUGHFARE VARCHAR, "
+    "ZTHOROUGHFARE VARCHAR, ZAREASOFINTEREST BLOB, ZIDENTIFIER BLOB, ZSUBPREMISES BLOB, "
+    "ZCKRECORDSYSTEMFIELDS BLOB )",
+    "ZRTVEHICLEEVENTMO": "CREATE TABLE ZRTVEHICLEEVENTMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, "
+    "Z_OPT INTEGER, ZLOCREFERENCEFRAME INTEGER, ZLOCATIONQUALITY INTEGER, ZUSERSETLOCATION INTEGER, "
+    "ZUSUALLOCATION INTEGER, ZDATE TIMESTAMP, ZLOCDATE TIMESTAMP, ZLOCLATITUDE FLOAT, ZLOCLONGITUDE FLOAT, "
+    "ZLOCUNCERTAINTY FLOAT, ZIDENTIFIER VARCHAR, ZNOTES VARCHAR, ZVEHICLEIDENTIFIER VARCHAR, "
+    "ZMAPITEMIDENTIFIER BLOB, ZPHOTODATA BLOB )",
+}
+_ENT = {"ZRTADDRESSMO": (1, "RTAddressMO"), "ZRTCLLOCATIONMO": (2, "RTCLLocationMO"),
+        "ZRTHINTMO": (8, "RTHintMO"), "ZRTLEARNEDLOCATIONOFINTERESTMO": (9, "RTLearnedLocationOfInterestMO"),
+        "ZRTLEARNEDLOCATIONOFINTERESTVISITMO": (11, "RTLearnedLocationOfInterestVisitMO"),
+        "ZRTLEARNEDVISITMO": (14, "RTLearnedVisitMO"), "ZRTMAPITEMMO": (17, "RTMapItemMO"),
+        "ZRTVEHICLEEVENTMO": (21, "RTVehicleEventMO"), "ZRTVISITMO": (22, "RTVisitMO")}
+
+DDL_PHOTOS = {
+    "ZASSET": "CREATE TABLE ZASSET ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
+    "ZKIND INTEGER, ZKINDSUBTYPE INTEGER, ZTRASHEDSTATE INTEGER, ZADDITIONALATTRIBUTES INTEGER, "
+    "ZADDEDDATE TIMESTAMP, ZDATECREATED TIMESTAMP, ZLATITUDE FLOAT, ZLONGITUDE FLOAT, "
+    "ZMODIFICATIONDATE TIMESTAMP, ZTRASHEDDATE TIMESTAMP, ZDIRECTORY VARCHAR, ZFILENAME VARCHAR, "
+    "ZUUID VARCHAR )",
+    "ZADDITIONALASSETATTRIBUTES": "CREATE TABLE ZADDITIONALASSETATTRIBUTES ( Z_PK INTEGER PRIMARY KEY, "
+    "Z_ENT INTEGER, Z_OPT INTEGER, ZINFERREDTIMEZONEOFFSET INTEGER, ZTIMEZONEOFFSET INTEGER, "
+    "ZASSET INTEGER, ZEXIFTIMESTAMPSTRING VARCHAR, ZGPSHORIZONTALACCURACY FLOAT, "
+    "ZORIGINALFILENAME VARCHAR, ZTIMEZONENAME VARCHAR )",
+}
+
+
+def cocoa(t: Any) -> Any:
+    """UTC time(s) -> Cocoa seconds (float)."""
+    s = pd.to_datetime(pd.Series(t), utc=True)
+    return ((s - APPLE_EPOCH).dt.total_seconds()).to_numpy()
+
+
+def _core_data_meta(con: sqlite3.Connection, ents: Iterable[tuple[int, str, int]]) -> None:
+    con.execute("CREATE TABLE Z_PRIMARYKEY (Z_ENT INTEGER PRIMARY KEY, Z_NAME VARCHAR, Z_SUPER INTEGER, "
+                "Z_MAX INTEGER)")
+    con.execute("CREATE TABLE Z_METADATA (Z_VERSION INTEGER PRIMARY KEY, Z_UUID VARCHAR(255), Z_PLIST BLOB)")
+    con.execute("CREATE TABLE Z_MODELCACHE (Z_CONTENT BLOB)")
+    con.executemany("INSERT INTO Z_PRIMARYKEY VALUES (?, ?, 0, ?)", sorted(ents))
+    con.execute("INSERT INTO Z_METADATA VALUES (1, '00000000-0000-4000-8000-000000000000', NULL)")
+
+
+def _insert(con: sqlite3.Connection, table: str, ent: int, rows: pd.DataFrame) -> int:
+    if rows is None or len(rows) == 0:
+        return 0
+    df = rows.copy()
+    df.insert(1, "Z_ENT", ent)
+    df.insert(2, "Z_OPT", 1)
+    cols = ", ".join(df.columns)
+    marks = ", ".join("?" * len(df.columns))
+    vals = [tuple(None if (isinstance(v, float) and v != v) else v for v in r)
+            for r in df.itertuples(index=False, name=None)]
+    con.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", vals)
+    return int(df["Z_PK"].max())
+
+
+def write_routined(path: Path, tables: dict[str, pd.DataFrame], *, batch: int = 200_000) -> Path:
+    """Write a routined Cache.sqlite or Local.sqlite with every CoreRoutine table above.
+
+    ``tables`` maps a table name to rows whose columns are that table's (``Z_PK`` first;
+    ``Z_ENT``/``Z_OPT`` are filled). Tables not given are created empty, as routined does.
+    """
+    path = Path(path)
+    if path.exists():
+        path.unlink()
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.execute("PRAGMA page_size=4096")
+        maxes = []
+        for name, ddl in DDL_ROUTINED.items():
+            con.execute(ddl)
+            ent, ename = _ENT[name]
+            df = tables.get(name)
+            mx = 0
+            if df is not None:
+                for i in range(0, len(df), batch):
+                    mx = max(mx, _insert(con, name, ent, df.iloc[i:i + batch]))
+            maxes.append((ent, ename, mx))
+        _core_data_meta(con, maxes)
+        con.commit()
+    finally:
+        con.close()
+    return path
+
+
+def _wal_checksum(data: bytes, s0: int, s1: int, fmt: str) -> tuple[int, int]:
+    n = len(data) // 4
+    words = struct.unpack(f"{fmt[0]}{n}I", data)
+    for i in range(0, n, 2):
+        s0 = (s0 + words[i] + s1) & 0xFFFFFFFF
+        s1 = (s1 + words[i + 1] + s0) & 0xFFFFFFFF
+    return s0, s1
+
+
+def fix_wal_salts(wal: Path, salt1: int = 0x5EED0001, salt2: int = 0x5EED0002) -> None:
+    """Rewrite a WAL's random salts with fixed ones and recompute every checksum.
+
+    SQLite draws the salts at random, so a WAL is not reproducible byte for byte; the WAL
+    format (sqlite.org/fileformat2.html#walformat) lets us set them and re-chain the
+    checksums (header: first 24 bytes; each frame: its first 8 header bytes + page).
+    """
+    b = bytearray(wal.read_bytes())
+    magic, _ver, page = struct.unpack(">III", b[:12])
+    fmt = "<" if magic == 0x377F0682 else ">"
+    struct.pack_into(">II", b, 16, salt1, salt2)
+    s0, s1 = _wal_checksum(bytes(b[:24]), 0, 0, fmt)
+    struct.pack_into(">II", b, 24, s0, s1)
+    off = 32
+    while off + 24 + page <= len(b):
+        struct.pack_into(">II", b, off + 8, salt1, salt2)
+        s0, s1 = _wal_checksum(bytes(b[off:off + 8]), s0, s1, fmt)
+        s0, s1 = _wal_checksum(bytes(b[off + 24:off + 24 + page]), s0, s1, fmt)
+        struct.pack_into(">II", b, off + 16, s0, s1)
+        off += 24 + page
+    wal.write_bytes(bytes(b))
+
+
+def write_photos(path: Path, assets: pd.DataFrame, attrs: pd.DataFrame,
+                 wal_assets: pd.DataFrame | None = None,
+                 wal_attrs: pd.DataFrame | None = None) -> list[Path]:
+    """Write Photos.sqlite (``ZASSET`` schema); ``wal_*`` rows are committed only to a -wal.
+
+    Returns the written files (the database and, when WAL rows are given, its ``-wal``).
+    """
+    path = Path(path)
+    out = [path]
+    with tempfile.TemporaryDirectory(prefix="routetrace-photos-") as tmp:
+        db = Path(tmp) / "Photos.sqlite"
+        con = sqlite3.connect(db)
+        try:
+            con.execute("PRAGMA page_size=4096")
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA wal_autocheckpoint=0")
+            for ddl in DDL_PHOTOS.values():
+                con.execute(ddl)
+            mx = _insert(con, "ZASSET", 3, assets)
+            _insert(con, "ZADDITIONALASSETATTRIBUTES", 1, attrs)
+            _core_data_meta(con, [(3, "Asset", mx), (1, "AdditionalAssetAttributes", mx)])
+            con.commit()
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            if wal_assets is not None and len(wal_assets):
+                _insert(con, "ZASSET", 3, wal_assets)
+                if wal_attrs is not None:
+                    _insert(con, "ZADDITIONALASSETATTRIBUTES", 1, wal_attrs)
+                con.commit()
+            # copy while the connection is open: closing would checkpoint the WAL
+            shutil.copyfile(db, path)
+            wal = Path(str(db) + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                dst = Path(str(path) + "-wal")
+                shutil.copyfile(wal, dst)
+                fix_wal_salts(dst)
+                out.append(dst)
+        finally:
+            con.close()
+    return out
+
+
+def frames(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Rows (dicts) -> a frame (helper for small tables)."""
+    return pd.DataFrame(list(rows))

@@ -46,7 +46,14 @@ class SampleFile:
 
 def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path]]]:
     # imported here so a writer's optional dependency never breaks the others' import
-    from . import write_csv, write_gpx, write_statements, write_takeout, write_teltonika
+    from . import (
+        write_csv,
+        write_gpx,
+        write_portal,
+        write_statements,
+        write_takeout,
+        write_teltonika,
+    )
 
     return (
         write_gpx.write,
@@ -54,6 +61,7 @@ def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path
         write_statements.write,
         write_teltonika.write,
         write_takeout.write,
+        write_portal.write,
     )
 
 

@@ -1,0 +1,189 @@
+"""routined Cache.sqlite / Local.sqlite loader and fusion of two extractions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from routetrace.loaders import load
+from routetrace.loaders.dedup import fuse_extractions
+from routetrace.samples.ios_db import cocoa, write_routined
+from routetrace.testing import assert_count_rule, hash_tree
+
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+
+
+@pytest.fixture(scope="module")
+def jads() -> dict[str, object]:
+    folder = REALDATA / "ios" / "routined_jads"
+    if not folder.exists():
+        pytest.skip(f"real-data corpus not found at {folder} (../shared/realdata beside the project)")
+    before = hash_tree(folder)
+    res = {"new": load(folder / "Cache.sqlite"), "old": load(folder / "oud_Cache.sqlite")}
+    assert hash_tree(folder) == before, "evidence changed while loading"
+    return res
+
+
+def test_real_cache_counts(jads: dict[str, object]) -> None:
+    new = jads["new"]
+    assert_count_rule(new)  # type: ignore[arg-type]
+    fx = new.fixes  # type: ignore[attr-defined]
+    assert (fx["fix_kind"] == "fused").sum() == 12848
+    hints = fx[fx["fix_kind"] == "hint"]
+    assert len(hints) == 522 and hints["flags"].eq("hint").all()
+    visits = new.places  # type: ignore[attr-defined]
+    assert (visits["kind"] == "visit").all()
+    rows = visits["extra"].map(lambda e: json.loads(e)["rows"])
+    assert rows.sum() == 365  # every ZRTVISITMO row accounted for, in exactly one visit
+    pks = visits["record"].str.removeprefix("ZRTVISITMO/Z_PK=").str.split("+").explode()
+    assert pks.nunique() == 365
+    assert len(visits) < 365  # the confidence 0/1 versions were merged
+    arrival_only = visits["extra"].map(lambda e: json.loads(e)["arrival_only"])
+    assert visits.loc[arrival_only, "t_end"].isna().all()
+    assert visits.loc[~arrival_only, "t_end"].notna().all()
+    assert (visits["t_end"].dropna() >= visits.loc[visits["t_end"].notna(), "t_start"]).all()
+    assert jads["old"].fixes["fix_kind"].eq("fused").sum() == 15184  # type: ignore[attr-defined]
+    assert_count_rule(jads["old"])
+
+
+def test_real_cache_sentinels_time_order_and_attributes(jads: dict[str, object]) -> None:
+    fx = jads["new"].fixes  # type: ignore[attr-defined]
+    cl = fx[fx["fix_kind"] == "fused"]
+    assert cl["t_utc"].is_monotonic_increasing  # read in time order although Z_PK is not
+    assert cl["course_deg"].isna().all()  # -1 in every row -> NA
+    assert cl["speed_mps"].isna().mean() > 0.8 and (cl["speed_mps"].dropna() >= 0).all()
+    assert cl["flags"].str.contains("sentinel_na").all()
+    assert cl["h_acc_m"].between(1, 20000).all()
+    types = {json.loads(e)["type"] for e in cl["extra"].iloc[:2000]}
+    assert types <= {1, 4, 6, 7, 9} and types
+    assert cl["t_utc"].min().floor("s") == pd.Timestamp("2023-09-21T20:06:05Z")
+    assert cl["t_utc"].max().floor("min") == pd.Timestamp("2023-10-02T09:42Z")
+
+
+def test_two_extractions_fuse(jads: dict[str, object]) -> None:
+    fused = fuse_extractions([jads["new"], jads["old"]])  # type: ignore[list-item]
+    cl = fused[fused["fix_kind"] == "fused"]
+    assert len(cl) == 21056
+    shared = cl[cl["also_seen_in"].notna()]
+    assert len(shared) == 6976
+    assert shared["flags"].str.contains("duplicate_merged").all()
+    new_id, old_id = jads["new"].source_id, jads["old"].source_id  # type: ignore[attr-defined]
+    assert (shared["source_id"] == new_id).all()
+    assert shared["also_seen_in"].str.startswith(old_id + ":ZRTCLLOCATIONMO/Z_PK=").all()
+    # order of inputs decides the kept copy, never the set of records
+    other = fuse_extractions([jads["old"], jads["new"]])  # type: ignore[list-item]
+    assert len(other) == len(fused)
+
+
+def _cache(tmp_path: Path) -> Path:
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    ts = cocoa([t0 + pd.Timedelta(minutes=m) for m in (5, 0, 10)])
+    cl = pd.DataFrame({
+        "Z_PK": [1, 2, 3], "ZSIGNALENVIRONMENTTYPE": [1, 2, 0], "ZTYPE": [1, 4, 9],
+        "ZALTITUDE": [10.0, 11.0, 12.0], "ZCOURSE": [-1.0, 90.0, -1.0],
+        "ZHORIZONTALACCURACY": [5.0, 65.0, 1000.0], "ZLATITUDE": [-33.5, 51.0, 0.5],
+        "ZLONGITUDE": [-70.6, 2.0, -0.5], "ZSPEED": [-1.0, 3.5, 0.0], "ZTIMESTAMP": ts,
+        "ZVERTICALACCURACY": [3.0, 4.0, 5.0]})
+    cl["ZTIMESTAMP"] = cl["ZTIMESTAMP"].astype(object)
+    cl.loc[2, "ZTIMESTAMP"] = int(ts[2])  # INTEGER storage in the same column
+    bad = pd.DataFrame({"Z_PK": [4], "ZTIMESTAMP": [123456789012345.0], "ZLATITUDE": [1.0],
+                        "ZLONGITUDE": [1.0]})
+    v = pd.DataFrame({
+        "Z_PK": [10, 11, 12], "ZTYPE": [3, 3, 1], "ZSOURCE": [1, 1, 1], "ZCONFIDENCE": [0.0, 1.0, 0.0],
+        "ZENTRYDATE": cocoa([t0, t0, t0 + pd.Timedelta("2h")]),
+        "ZEXITDATE": [cocoa([t0 + pd.Timedelta("1h")])[0]] * 2 + [np.nan],
+        "ZLOCATIONLATITUDE": [51.0, 51.0, 51.1], "ZLOCATIONLONGITUDE": [2.0, 2.0, 2.1],
+        "ZLOCATIONUNCERTAINTY": [30.0, 30.0, 50.0]})
+    h = pd.DataFrame({"Z_PK": [1], "ZSOURCE": [5], "ZDATE": cocoa([t0]),
+                      "ZHORIZONTALUNCERTAINTY": [200.0], "ZLATITUDE": [51.0], "ZLONGITUDE": [2.0]})
+    return write_routined(tmp_path / "Cache.sqlite", {
+        "ZRTCLLOCATIONMO": pd.concat([cl, bad], ignore_index=True), "ZRTVISITMO": v, "ZRTHINTMO": h})
+
+
+def test_generated_cache_quirks(tmp_path: Path) -> None:
+    p = _cache(tmp_path)
+    before = hash_tree(tmp_path)
+    res = load(p)
+    assert hash_tree(tmp_path) == before
+    assert_count_rule(res)
+    assert res.source["format"].iloc[0] == "ios-routined"
+    cl = res.fixes[res.fixes["fix_kind"] == "fused"]
+    assert cl["record"].tolist() == ["ZRTCLLOCATIONMO/Z_PK=2", "ZRTCLLOCATIONMO/Z_PK=1",
+                                     "ZRTCLLOCATIONMO/Z_PK=3"]  # time order, not Z_PK
+    first = cl.iloc[1]
+    assert first["lat"] == -33.5 and first["lon"] == -70.6  # southern/western hemisphere kept
+    assert np.isnan(first["speed_mps"]) and np.isnan(first["course_deg"])
+    assert cl.iloc[0]["speed_mps"] == 3.5 and cl.iloc[0]["course_deg"] == 90.0
+    assert cl.iloc[2]["speed_mps"] == 0.0  # 0 is a real speed, not a sentinel
+    assert cl.iloc[0]["flags"] == "" and first["flags"] == "sentinel_na"
+    assert json.loads(cl.iloc[0]["extra"]) == {"signal_env": 2, "type": 4}
+    assert cl.iloc[2]["t_utc"] == pd.Timestamp("2025-10-24T10:10:00Z")  # INTEGER storage
+    assert res.rejects["record"].tolist() == ["ZRTCLLOCATIONMO/Z_PK=4"]
+    assert "123456789012345" in res.rejects["reason"].iloc[0]
+    visits = res.places.sort_values("t_start")
+    assert visits["record"].tolist() == ["ZRTVISITMO/Z_PK=10+11", "ZRTVISITMO/Z_PK=12"]
+    assert visits["confidence"].tolist() == [1.0, 0.0]
+    assert pd.isna(visits["t_end"].iloc[1])  # arrival only: open end
+    assert res.records_read == 4 + 2 + 1  # locations + visits (merged groups) + hints
+
+
+def test_local_sqlite_learned_places_and_vehicle(tmp_path: Path) -> None:
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    ident = bytes(range(16))
+    p = write_routined(tmp_path / "Local.sqlite", {
+        "ZRTADDRESSMO": pd.DataFrame({"Z_PK": [1], "ZSUBTHOROUGHFARE": ["12"],
+                                      "ZTHOROUGHFARE": ["Rue Haute"], "ZLOCALITY": ["Bruxelles"],
+                                      "ZCOUNTRY": ["Belgium"]}),
+        "ZRTMAPITEMMO": pd.DataFrame({"Z_PK": [1], "ZIDENTIFIER": [ident], "ZNAME": ["Hotel <b>"],
+                                      "ZADDRESS": [1], "ZLATITUDE": [50.84], "ZLONGITUDE": [4.35]}),
+        "ZRTLEARNEDLOCATIONOFINTERESTMO": pd.DataFrame({
+            "Z_PK": [1], "ZLOCATIONLATITUDE": [50.84], "ZLOCATIONLONGITUDE": [4.35],
+            "ZLOCATIONHORIZONTALUNCERTAINTY": [40.0], "ZPLACECREATIONDATE": cocoa([t0]),
+            "ZPLACEMAPITEMIDENTIFIER": [ident], "ZCONFIDENCE": [0.9], "ZPLACETYPE": [0]}),
+        "ZRTLEARNEDLOCATIONOFINTERESTVISITMO": pd.DataFrame({
+            "Z_PK": [1, 2], "ZLOCATIONOFINTEREST": [1, 1],
+            "ZENTRYDATE": cocoa([t0, t0 + pd.Timedelta("1D")]),
+            "ZEXITDATE": [cocoa([t0 + pd.Timedelta("3h")])[0], np.nan],
+            "ZLOCATIONLATITUDE": [50.84, 50.84], "ZLOCATIONLONGITUDE": [4.35, 4.35],
+            "ZLOCATIONHORIZONTALUNCERTAINTY": [30.0, 30.0], "ZCONFIDENCE": [1.0, 1.0]}),
+        "ZRTVEHICLEEVENTMO": pd.DataFrame({
+            "Z_PK": [1], "ZDATE": cocoa([t0]), "ZLOCLATITUDE": [51.2], "ZLOCLONGITUDE": [3.2],
+            "ZLOCUNCERTAINTY": [20.0], "ZUSERSETLOCATION": [0], "ZNOTES": ["near the exit"]}),
+    })
+    res = load(p)
+    assert_count_rule(res)
+    assert res.records_read == 4  # map items and addresses are lookups, not records
+    loi = res.places[res.places["kind"] == "learned"].iloc[0]
+    assert loi["name"] == "Hotel <b>" and loi["address"] == "12, Rue Haute, Bruxelles, Belgium"
+    lv = res.places[res.places["kind"] == "learned_visit"].sort_values("t_start")
+    assert lv["t_end"].isna().tolist() == [False, True]
+    ev = res.events.iloc[0]
+    assert (ev["kind"], ev["lat"], ev["lon"], ev["text"]) == ("parked_car", 51.2, 3.2, "near the exit")
+
+
+def test_wal_rows_are_read(tmp_path: Path) -> None:
+    p = _cache(tmp_path)
+    con = sqlite3.connect(p)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    con.execute("INSERT INTO ZRTCLLOCATIONMO (Z_PK, ZTIMESTAMP, ZLATITUDE, ZLONGITUDE) "
+                "VALUES (99, 783000000.0, 50.0, 4.0)")
+    con.commit()
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    for suffix in ("", "-wal"):
+        (snap / f"Cache.sqlite{suffix}").write_bytes(Path(f"{p}{suffix}").read_bytes())
+    con.close()
+    (tmp_path / "nowal").mkdir()
+    (tmp_path / "nowal" / "Cache.sqlite").write_bytes((snap / "Cache.sqlite").read_bytes())
+    with_wal = load(snap / "Cache.sqlite")
+    without = load(tmp_path / "nowal" / "Cache.sqlite")
+    assert "ZRTCLLOCATIONMO/Z_PK=99" in set(with_wal.fixes["record"])
+    assert "ZRTCLLOCATIONMO/Z_PK=99" not in set(without.fixes["record"])
+    assert "-wal=" in str(with_wal.source["companions"].iloc[0])

@@ -1,0 +1,158 @@
+"""Photos.sqlite, consolidated.db and knowledgeC loaders (real samples + generated)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from routetrace.loaders import load
+from routetrace.samples.ios_db import cocoa, write_photos
+from routetrace.testing import assert_count_rule, hash_tree
+
+
+def _ios(realdata_dir: Path) -> Path:
+    return realdata_dir / "ios"
+
+
+def test_photos_10_15_7_generic_asset(realdata_dir: Path) -> None:
+    folder = _ios(realdata_dir) / "photos_osxphotos_10.15.7"
+    before = hash_tree(folder)
+    res = load(folder / "Photos.sqlite")
+    assert hash_tree(folder) == before
+    assert_count_rule(res)
+    assert res.source["format"].iloc[0] == "ios-photos"
+    assert res.records_read == 29
+    assert len(res.fixes) == 13 and (res.fixes["fix_kind"] == "photo").all()
+    assert res.fixes["record"].str.startswith("ZGENERICASSET/Z_PK=").all()
+    assert len(res.rejects) == 1 and "123456789012345" in res.rejects["reason"].iloc[0]
+    assert len(res.events) == 28 and (res.events["kind"] == "photo").all()
+    assert res.events["text"].notna().all()
+    assert (res.fixes["lat"] != -180).all() and res.fixes["lat"].between(-90, 90).all()
+    assert (res.fixes["lon"] < 0).any()  # western hemisphere kept (no > 0 filter)
+    unlocated = res.events[res.events["lat"].isna()]
+    assert unlocated["flags"].str.contains("sentinel_na").all()
+    assert res.events["flags"].str.contains("trashed").sum() == 2
+    tzd = res.events[res.events["flags"].str.contains("tz_disagreement")]
+    assert len(tzd) >= 1
+    for e in tzd["extra"]:
+        x = json.loads(e)
+        assert x["tz_offset_s"] != x["inferred_tz_offset_s"]
+    assert "-wal=" in str(res.source["companions"].iloc[0])
+
+
+def test_photos_wal_is_read(realdata_dir: Path, tmp_path: Path) -> None:
+    folder = _ios(realdata_dir) / "photos_osxphotos_10.15.7"
+    shutil.copyfile(folder / "Photos.sqlite", tmp_path / "Photos.sqlite")
+    with_wal = load(folder / "Photos.sqlite")
+    main_only = load(tmp_path / "Photos.sqlite")
+    cols = ["record", "t_utc", "lat", "lon", "text", "flags", "extra"]
+    assert not with_wal.events[cols].equals(main_only.events[cols])
+
+
+def test_photos_26_1_asset(realdata_dir: Path) -> None:
+    folder = _ios(realdata_dir) / "photos_osxphotos_26.1"
+    before = hash_tree(folder)
+    res = load(folder / "Photos.sqlite")
+    assert hash_tree(folder) == before
+    assert_count_rule(res)
+    assert res.records_read == 16 and len(res.fixes) == 3
+    assert res.fixes["record"].str.startswith("ZASSET/Z_PK=").all()
+    assert res.rejects["reason"].str.contains("123456789012345").sum() == 1
+    # ZGPSHORIZONTALACCURACY: -1 is "unknown" -> NA, real values kept
+    assert res.fixes["h_acc_m"].notna().sum() >= 1 and (res.fixes["h_acc_m"].dropna() > 0).all()
+
+
+def test_generated_photos_with_wal(tmp_path: Path) -> None:
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    assets = pd.DataFrame({"Z_PK": [1, 2], "ZDATECREATED": [cocoa([t0])[0], int(cocoa([t0])[0])],
+                           "ZLATITUDE": [-33.9, -180.0], "ZLONGITUDE": [-70.1, -180.0],
+                           "ZFILENAME": ["IMG_1.HEIC", "IMG_2.HEIC"], "ZTRASHEDSTATE": [0, 1]})
+    attrs = pd.DataFrame({"Z_PK": [1, 2], "ZASSET": [1, 2], "ZTIMEZONEOFFSET": [-10800, 3600],
+                          "ZINFERREDTIMEZONEOFFSET": [-10800, 7200],
+                          "ZGPSHORIZONTALACCURACY": [5.0, -1.0]})
+    wal = pd.DataFrame({"Z_PK": [3], "ZDATECREATED": [1e15], "ZLATITUDE": [50.0],
+                        "ZLONGITUDE": [4.0], "ZFILENAME": ["IMG_3.JPG"], "ZTRASHEDSTATE": [0]})
+    files = write_photos(tmp_path / "Photos.sqlite", assets, attrs, wal, None)
+    assert [f.name for f in files] == ["Photos.sqlite", "Photos.sqlite-wal"]
+    res = load(tmp_path / "Photos.sqlite")
+    assert_count_rule(res)
+    assert res.records_read == 3  # the WAL-only asset is read
+    assert res.rejects["record"].tolist() == ["ZASSET/Z_PK=3"]
+    fx = res.fixes.iloc[0]
+    assert (fx["lat"], fx["lon"], fx["h_acc_m"]) == (-33.9, -70.1, 5.0)
+    e2 = res.events.set_index("record").loc["ZASSET/Z_PK=2"]
+    assert e2["flags"] == "sentinel_na|trashed|tz_disagreement"
+    assert res.events["t_utc"].tolist() == [t0, t0]  # REAL and INTEGER storage
+
+
+def test_consolidated_harvest_and_caches(realdata_dir: Path) -> None:
+    p = _ios(realdata_dir) / "consolidated_danielmihalcea_2011.db"
+    before = hash_tree(p)
+    res = load(p)
+    assert hash_tree(p) == before
+    assert_count_rule(res)
+    assert res.source["format"].iloc[0] == "ios-consolidated"
+    # harvest tables are the device's fixes: WifiLocationHarvest 53 + CellLocationHarvest 3
+    assert len(res.fixes) == 56
+    assert res.fixes["record"].str.contains("Harvest/").all()
+    cache = res.extra_tables["cache_positions"]
+    assert cache["flags"].str.contains("cache_not_device").all()
+    assert set(cache["table"]) == {"WifiLocation", "CellLocation", "CellLocationLocal"}
+    assert len(cache) == 18590 + 1074 + 34 - 209
+    zero = res.rejects[res.rejects["reason"].str.contains("placeholder")]
+    assert len(zero) == 209 == len(res.rejects)
+    assert not set(cache["record"]) & set(res.fixes["record"])
+    assert res.fixes["h_acc_m"].dropna().gt(0).all() and res.fixes["speed_mps"].dropna().ge(0).all()
+
+
+def test_knowledgec_empty_is_a_fact(realdata_dir: Path) -> None:
+    p = _ios(realdata_dir) / "knowledgeC_plaso_macos10.14.db"
+    before = hash_tree(p)
+    res = load(p)
+    assert hash_tree(p) == before
+    assert_count_rule(res)
+    assert res.source["format"].iloc[0] == "ios-knowledgec"
+    assert res.records_read == 0 and len(res.places) == 0 and len(res.rejects) == 0
+    assert int(res.source["records_read"].iloc[0]) == 0
+
+
+def test_knowledgec_location_rows(realdata_dir: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    p = tmp_path / "knowledgeC.db"
+    shutil.copyfile(_ios(realdata_dir) / "knowledgeC_plaso_macos10.14.db", p)
+    con = sqlite3.connect(p)
+    con.execute("INSERT INTO ZSTRUCTUREDMETADATA (Z_PK, "
+                "Z_DKLOCATIONAPPLICATIONACTIVITYMETADATAKEY__LATITUDE, "
+                "Z_DKLOCATIONAPPLICATIONACTIVITYMETADATAKEY__LONGITUDE, "
+                "Z_DKLOCATIONAPPLICATIONACTIVITYMETADATAKEY__DISPLAYNAME) "
+                "VALUES (9001, -22.9, -43.2, 'Praia'), (9002, 0.0, 0.0, 'nowhere')")
+    con.execute("INSERT INTO ZOBJECT (Z_PK, ZSTREAMNAME, ZSTARTDATE, ZENDDATE, ZSTRUCTUREDMETADATA) "
+                "VALUES (8001, '/app/activity', 600000000, 600000060, 9001), "
+                "(8002, '/app/activity', 600000000, 600000060, 9002)")
+    con.commit()
+    con.close()
+    res = load(p)
+    assert_count_rule(res)
+    assert res.records_read == 2
+    pl = res.places.iloc[0]
+    assert (pl["kind"], pl["lat"], pl["lon"], pl["name"]) == ("app_location", -22.9, -43.2, "Praia")
+    assert pl["t_start"] == pd.Timestamp("2020-01-06T10:40:00Z")  # 600000000 + 978307200 s
+    assert res.rejects["record"].tolist() == ["ZOBJECT/Z_PK=8002"]
+
+
+@pytest.mark.parametrize("name", ["Photos.sqlite", "Cache.sqlite"])
+def test_sniffers_do_not_collide(tmp_path: Path, name: str) -> None:
+    from routetrace.loaders import detect_format
+    from routetrace.samples.ios_db import write_routined
+
+    if name == "Photos.sqlite":
+        write_photos(tmp_path / name, pd.DataFrame({"Z_PK": [1]}), pd.DataFrame({"Z_PK": [1]}))
+        assert detect_format(tmp_path / name).name == "ios-photos"
+    else:
+        write_routined(tmp_path / name, {})
+        assert detect_format(tmp_path / name).name == "ios-routined"

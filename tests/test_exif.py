@@ -1,0 +1,117 @@
+"""EXIF/HEIC photo loader: GPS time vs camera clock, stated basis, unusable GPS IFDs."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from routetrace.loaders import load
+from routetrace.testing import assert_count_rule, hash_tree
+
+
+def _exif(realdata_dir: Path) -> Path:
+    return realdata_dir / "exif"
+
+
+def test_every_real_photo_count_rule_and_read_only(realdata_dir: Path) -> None:
+    folder = _exif(realdata_dir)
+    before = hash_tree(folder)
+    results = {f.name: load(f) for f in sorted(folder.iterdir())}
+    assert hash_tree(folder) == before
+    for res in results.values():
+        assert_count_rule(res)
+        assert res.source["format"].iloc[0] == "exif"
+
+
+@pytest.mark.parametrize("name", ["exifsamples_DSCN0010.jpg", "exifsamples_DSCN0021.jpg",
+                                  "exifsamples_DSCN0042.jpg"])
+def test_nikon_camera_clock_offset(realdata_dir: Path, name: str) -> None:
+    res = load(_exif(realdata_dir) / name)
+    fx = res.fixes.iloc[0]
+    assert "clock_offset" in fx["flags"] and "time_from_gps" in fx["flags"]
+    x = json.loads(fx["extra"])
+    assert -23 * 3600 < x["camera_minus_gps_s"] < -21.5 * 3600  # ~22 h behind GPS UTC
+    assert fx["t_utc"].strftime("%Y-%m-%d %H") in {"2008-10-23 14"}
+    assert res.source["time_basis"].iloc[0].startswith("GPSDateStamp")
+    assert 43 < fx["lat"] < 44 and 11 < fx["lon"] < 12
+    assert x["map_datum"] == "WGS-84"  # space padding stripped
+    ev = res.events.iloc[0]
+    assert ev["kind"] == "photo" and ev["text"] == name
+
+
+def test_iphone6_offset_is_the_zone_not_a_wrong_clock(realdata_dir: Path) -> None:
+    res = load(_exif(realdata_dir) / "exifsamples_iphone6_hdr_YES.jpg")
+    fx = res.fixes.iloc[0]
+    x = json.loads(fx["extra"])
+    assert round(x["camera_minus_gps_s"]) == 7200 and abs(x["camera_minus_local_s"]) < 1
+    assert "clock_offset" not in fx["flags"]
+    assert fx["lon"] < 0  # western hemisphere
+
+
+def test_canon_camera_clock_off_local_time(realdata_dir: Path) -> None:
+    res = load(_exif(realdata_dir) / "gpsbabel_IMG_2065.JPG")
+    x = json.loads(res.fixes["extra"].iloc[0])
+    assert "clock_offset" in res.fixes["flags"].iloc[0]
+    assert round(x["camera_minus_gps_s"]) == -28801
+
+
+def test_heic_with_offset(realdata_dir: Path) -> None:
+    res = load(_exif(realdata_dir) / "exifsamples_IMG_5195_iphone11promax.HEIC")
+    fx = res.fixes.iloc[0]
+    assert fx["t_utc"] == pd.Timestamp("2021-04-11T20:47:53Z")  # 15:47:53 at -05:00
+    assert json.loads(fx["extra"])["utc_offset"] == "-05:00"
+    assert 39 < fx["lat"] < 39.1 and -94.4 < fx["lon"] < -94.2
+    assert fx["h_acc_m"] > 0 and fx["alt_m"] > 0 and fx["speed_mps"] >= 0
+    assert "OffsetTimeOriginal" in res.source["time_basis"].iloc[0]
+
+
+def test_samsung_without_capture_time_needs_tz(realdata_dir: Path) -> None:
+    p = _exif(realdata_dir) / "exifsamples_67-0_length_string.jpg"
+    res = load(p)
+    assert len(res.fixes) == 0 and len(res.rejects) == 1
+    assert "--tz" in res.rejects["reason"].iloc[0]
+    stated = load(p, tz="Europe/Berlin")
+    assert stated.fixes["t_utc"].iloc[0] == pd.Timestamp("2016-09-12T08:05:31Z")
+    assert "Europe/Berlin" in stated.source["time_basis"].iloc[0]
+
+
+def test_empty_gps_ifd_is_a_reject(realdata_dir: Path) -> None:
+    res = load(_exif(realdata_dir) / "exifsamples_45-gps_ifd.jpg")
+    assert len(res.fixes) == 0 and len(res.events) == 0
+    assert "GPS IFD" in res.rejects["reason"].iloc[0]
+
+
+def _jpeg(tmp_path: Path, name: str, gps: dict[int, object] | None,
+          exif_ifd: dict[int, object] | None = None) -> Path:
+    img = Image.new("RGB", (8, 8), (120, 130, 140))
+    ex = Image.Exif()
+    if exif_ifd:
+        ex.get_ifd(0x8769).update(exif_ifd)
+    if gps is not None:
+        ex.get_ifd(0x8825).update(gps)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", exif=ex.tobytes())
+    p = tmp_path / name
+    p.write_bytes(buf.getvalue())
+    return p
+
+
+def test_generated_zero_gps_and_southern_hemisphere(tmp_path: Path) -> None:
+    dto = {0x9003: "2025:10:24 12:00:00", 0x9011: "+02:00"}
+    zero = _jpeg(tmp_path, "zero.jpg", {1: "N", 2: (0.0, 0.0, 0.0), 3: "E", 4: (0.0, 0.0, 0.0)}, dto)
+    res = load(zero)
+    assert res.rejects["reason"].iloc[0].endswith("0,0 (placeholder)")
+    south = _jpeg(tmp_path, "s.jpg", {1: "S", 2: (33.0, 30.0, 0.0), 3: "W", 4: (70.0, 36.0, 0.0)}, dto)
+    r2 = load(south)
+    fx = r2.fixes.iloc[0]
+    assert (fx["lat"], fx["lon"]) == (-33.5, -70.6)
+    assert fx["t_utc"] == pd.Timestamp("2025-10-24T10:00:00Z")
+    nogps = _jpeg(tmp_path, "n.jpg", None, dto)
+    r3 = load(nogps)
+    assert len(r3.fixes) == 0 and len(r3.events) == 1 and pd.isna(r3.events["lat"].iloc[0])
+    assert_count_rule(r3)

@@ -541,7 +541,7 @@ def build_timeline_map(
     body = render_title(meta) + render_footer(meta) + render_chronology(meta, chrono)
 
     m = folium.Map(location=[clat, clon], zoom_start=9, tiles=None, control_scale=False,
-                   prefer_canvas=True, attribution_control=False)
+                   prefer_canvas=True, attribution_control=False, zoom_snap=0.25)
     m.default_js = []
     m.default_css = []
     root: Any = m.get_root()

@@ -378,7 +378,13 @@
     L.control.layers(null, ctlOverlays, { collapsed: D.collapsed_layers, position: "topright" }).addTo(map);
     L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
 
-    map.fitBounds([[D.bounds[0], D.bounds[1]], [D.bounds[2], D.bounds[3]]], { padding: [20, 20], animate: false });
+    // fit the whole journey in the part of the map the panels leave free: the layer
+    // control and legend take the right-hand side, the time slider the bottom left
+    map.invalidateSize(false);
+    var size = map.getSize();
+    var right = Math.min(360, Math.round(size.x * 0.3));
+    map.fitBounds([[D.bounds[0], D.bounds[1]], [D.bounds[2], D.bounds[3]]],
+                  { paddingTopLeft: [60, 30], paddingBottomRight: [right, 110], animate: false });
     map.on("zoomend", showLevels);
     showLevels();
     setTime(ticks.t.length - 1);

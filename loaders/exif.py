@@ -61,7 +61,8 @@ def _ratios(tag: Any) -> list[float] | None:
         return None
     out = []
     for v in vals:
-        num, den = getattr(v, "num", v), getattr(v, "den", 1)
+        num: Any = getattr(v, "num", v)
+        den: Any = getattr(v, "den", 1)
         try:
             if den == 0:
                 return None

@@ -34,8 +34,8 @@ from .base import (
     LoadContext,
     LoaderSpec,
     LoadResult,
-    companion_hashes,
     compact_json,
+    companion_hashes,
     register,
     sqlite_tables,
 )

@@ -52,8 +52,8 @@ from .base import (
     LoadContext,
     LoaderSpec,
     LoadResult,
-    companion_hashes,
     compact_json,
+    companion_hashes,
     register,
     sqlite_tables,
 )
@@ -81,7 +81,8 @@ def _apple(values: Any) -> pd.Series:
 
 
 def _bad_latlon(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    return ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180))
+    ok: np.ndarray = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    return ~ok
 
 
 def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> pd.DataFrame:

@@ -15,7 +15,6 @@ from routetrace.loaders.dedup import fuse_extractions
 from routetrace.samples.ios_db import cocoa, write_routined
 from routetrace.testing import assert_count_rule, hash_tree
 
-
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
 

@@ -12,7 +12,7 @@ within 150 m).
 
 Peers are bench-only: create their venvs with
     python3 -m venv /tmp/peers-mp && /tmp/peers-mp/bin/pip install movingpandas trackintel psutil pyarrow
-    python3 -m venv /tmp/peers-skmob && /tmp/peers-skmob/bin/pip install scikit-mobility psutil pyarrow
+    python3 -m venv /tmp/peers-skmob && /tmp/peers-skmob/bin/pip install scikit-mobility psutil "numpy<2" "pyarrow<15" "shapely<2"
 A peer whose venv is missing is reported as such. A run longer than --timeout is stopped
 and reported as a timeout (its throughput is then at most n / timeout).
 

@@ -13,6 +13,7 @@ unhandled (must be 0), inputs slower than 10 s (must be 0), slowest input, and t
 peak memory of the process (ru_maxrss).
 
 Usage: python bench/fuzz.py [--per-family N] [--seed S] [--families a,b] [--out FILE]
+       [--max-seconds-per-family S] [--jobs J]
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import resource
 import sys
 import tempfile
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from routetrace.errors import RoutetraceError
@@ -55,6 +58,43 @@ def seeds(tmp: Path) -> dict[str, list[tuple[Path, str]]]:
     return dict(sorted(fam.items()))
 
 
+def fuzz_family(family: str, items: list[tuple[Path, str]], per_family: int, seed: int,
+                max_seconds: float, work: Path) -> tuple[str, list[str], float]:
+    """Fuzz one family; return (table row, exception examples, peak MiB of this process)."""
+    rng = random.Random(f"{seed}:{family}")
+    work.mkdir(parents=True, exist_ok=True)
+    blobs = [(p.read_bytes(), p.name, fmt) for p, fmt in items]
+    counts: collections.Counter[str] = collections.Counter()
+    slow = 0
+    slowest = 0.0
+    examples: dict[str, str] = {}
+    t_family = time.perf_counter()
+    n = 0
+    while n < per_family and time.perf_counter() - t_family < max_seconds:
+        data, name, fmt = blobs[rng.randrange(len(blobs))]
+        other = blobs[rng.randrange(len(blobs))][0]
+        ops = [(rng.choice(MUTATION_KINDS), rng.randrange(1 << 30), rng.randrange(1 << 30))
+               for _ in range(rng.randint(1, 4))]
+        mutated = mutate(data, ops, other=other)
+        forced = None if rng.random() < 0.25 else fmt
+        t0 = time.perf_counter()
+        status, detail = load_bytes_outcome(mutated, name=name, tmp_dir=work, format=forced)
+        dt = time.perf_counter() - t0
+        slowest = max(slowest, dt)
+        slow += dt > 10
+        counts[status] += 1
+        if status in ("unhandled", "wrapped"):
+            key = f"{status}: {detail.split(':')[0]}"
+            examples.setdefault(key, f"{name} ops={ops}: {detail}")
+        n += 1
+    elapsed = time.perf_counter() - t_family
+    row = (f"| {family} | {len(blobs)} | {n} | {counts['ok']} | {counts['error']} | "
+           f"{counts['wrapped']} | {counts['unhandled']} | {slow} | {slowest:.2f} | {elapsed:.0f} |")
+    details = [f"- {family}: {k} — e.g. {v}" for k, v in sorted(examples.items())]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row, details, peak
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-family", type=int, default=100_000)
@@ -62,58 +102,51 @@ def main() -> int:
     ap.add_argument("--families", default="")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fuzz.md"))
     ap.add_argument("--max-seconds-per-family", type=float, default=float("inf"))
+    ap.add_argument("--jobs", type=int, default=1, help="families fuzzed in parallel processes")
     args = ap.parse_args()
-    rng = random.Random(args.seed)
+    warnings.simplefilter("error")  # as in the test suite: a warning is a defect too
+    limit = ("" if args.max_seconds_per_family == float("inf")
+             else f", at most {args.max_seconds_per_family:.0f} s per family")
     lines = ["# Mutation fuzz run", "",
-             f"seed {args.seed}; target {args.per_family} inputs per family; "
-             f"python {sys.version.split()[0]}", "",
-             "| family (format) | seeds | inputs | ok | error | wrapped | unhandled | > 10 s | slowest (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"seed {args.seed}; target {args.per_family} inputs per family{limit}; "
+             f"{args.jobs} process(es); python {sys.version.split()[0]}; warnings are errors", "",
+             "| family (format) | seeds | inputs | ok | error | wrapped | unhandled | > 10 s "
+             "| slowest (s) | run (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     details: list[str] = []
+    peaks = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
     with tempfile.TemporaryDirectory(prefix="routetrace-fuzz-") as tmpd:
         tmp = Path(tmpd)
         fams = seeds(tmp)
         wanted = set(filter(None, args.families.split(",")))
-        work = tmp / "work"
-        work.mkdir()
-        for family, items in fams.items():
-            if wanted and family not in wanted:
-                continue
-            blobs = [(p.read_bytes(), p.name, fmt) for p, fmt in items]
-            counts: collections.Counter[str] = collections.Counter()
-            slow = 0
-            slowest = 0.0
-            examples: dict[str, str] = {}
-            t_family = time.perf_counter()
-            n = 0
-            while n < args.per_family and time.perf_counter() - t_family < args.max_seconds_per_family:
-                data, name, fmt = blobs[rng.randrange(len(blobs))]
-                other = blobs[rng.randrange(len(blobs))][0]
-                ops = [(rng.choice(MUTATION_KINDS), rng.randrange(1 << 30), rng.randrange(1 << 30))
-                       for _ in range(rng.randint(1, 4))]
-                mutated = mutate(data, ops, other=other)
-                forced = None if rng.random() < 0.25 else fmt
-                t0 = time.perf_counter()
-                status, detail = load_bytes_outcome(mutated, name=name, tmp_dir=work, format=forced)
-                dt = time.perf_counter() - t0
-                slowest = max(slowest, dt)
-                slow += dt > 10
-                counts[status] += 1
-                if status in ("unhandled", "wrapped"):
-                    key = f"{status}: {detail.split(':')[0]}"
-                    examples.setdefault(key, f"{name} ops={ops}: {detail}")
-                n += 1
-            lines.append(f"| {family} | {len(blobs)} | {n} | {counts['ok']} | {counts['error']} | "
-                         f"{counts['wrapped']} | {counts['unhandled']} | {slow} | {slowest:.2f} |")
-            for k, v in sorted(examples.items()):
-                details.append(f"- {family}: {k} — e.g. {v}")
-            print(lines[-1], flush=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    lines += ["", f"peak memory (ru_maxrss): {peak_mb:.0f} MiB", "",
+        todo = [(f, items) for f, items in fams.items() if not wanted or f in wanted]
+        jobs = [(f, items, args.per_family, args.seed, args.max_seconds_per_family, tmp / "work" / f)
+                for f, items in todo]
+        if args.jobs > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                results = list(pool.map(fuzz_family, *zip(*jobs, strict=True)))
+                for res in results:
+                    print(res[0], flush=True)
+        else:
+            results = []
+            for job in jobs:
+                results.append(fuzz_family(*job))
+                print(results[-1][0], flush=True)
+        for row, det, peak in results:
+            lines.append(row)
+            details += det
+            peaks.append(peak)
+    peak_mb = max(peaks)
+    total = sum(int(r[0].split("|")[3]) for r in results)
+    unhandled = sum(int(r[0].split("|")[7]) for r in results)
+    hangs = sum(int(r[0].split("|")[8]) for r in results)
+    lines += ["", f"total inputs: {total}; unhandled: {unhandled}; inputs over 10 s: {hangs}",
+              f"peak memory (largest ru_maxrss of the fuzzing processes): {peak_mb:.0f} MiB", "",
               "## Exception types met (first example each)", "", *(details or ["- none"])]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"peak memory {peak_mb:.0f} MiB; report written to {args.out}")
+    print(f"total {total}, unhandled {unhandled}, > 10 s {hangs}, peak memory {peak_mb:.0f} MiB; "
+          f"report written to {args.out}")
     return 0
 
 

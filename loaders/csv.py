@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -389,7 +390,7 @@ def _convert(num: pd.Series, suffix: pd.Series, role: str, unit: str | None) -> 
 
 def _offset_minutes(s: pd.Series) -> pd.Series:
     m = s.astype("string").str.strip().str.extract(r"^([+-]?)(\d{1,2}):?(\d{2})?$")
-    sign = np.where(m[0] == "-", -1.0, 1.0)
+    sign = np.where((m[0] == "-").fillna(False).to_numpy(dtype=bool), -1.0, 1.0)
     hh = pd.to_numeric(m[1], errors="coerce")
     mm = pd.to_numeric(m[2], errors="coerce").fillna(0)
     return pd.Series(sign * (hh * 60 + mm), index=s.index, dtype="float64")
@@ -495,7 +496,10 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
             txt = txt.str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3", regex=True)
             naive = pd.to_datetime(txt, format="ISO8601", errors="coerce")
             if naive.isna().all() and len(txt):
-                naive = pd.to_datetime(txt, errors="coerce", dayfirst=(order or "").upper() == "DMY")
+                with warnings.catch_warnings():  # dateutil fallback warns per odd value
+                    warnings.simplefilter("ignore", UserWarning)
+                    naive = pd.to_datetime(txt, errors="coerce",
+                                           dayfirst=(order or "").upper() == "DMY")
         if naive.dt.tz is not None:  # a format with %z
             out[naive_mask] = naive.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
         elif "utc_offset" in cols:

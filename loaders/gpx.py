@@ -98,7 +98,7 @@ def load_gpx(path: Path, *, ctx: LoadContext) -> LoadResult:
         raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
     try:
         doc = gpxpy.parse(text)
-    except gpxpy.gpx.GPXException as exc:
+    except (gpxpy.gpx.GPXException, ValueError) as exc:  # ValueError: lxml namespace checks
         raise ctx.error(CorruptSource, f"not valid GPX: {exc}") from exc
 
     fixes: list[dict[str, Any]] = []

@@ -49,6 +49,7 @@ def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path
     from . import (
         write_csv,
         write_gpx,
+        write_ios,
         write_portal,
         write_statements,
         write_takeout,
@@ -60,6 +61,7 @@ def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path
         write_csv.write,
         write_statements.write,
         write_teltonika.write,
+        write_ios.write,
         write_takeout.write,
         write_portal.write,
     )

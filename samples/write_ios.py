@@ -70,12 +70,14 @@ def _cache(sc: Scenario, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
                     "ZLOCATIONLONGITUDE": float(s["lon"]) - 0.0002 * (i % 2),
                     "ZLOCATIONUNCERTAINTY": 35.0 + 5 * i,
                 })
-    hints = stops.iloc[:4]
+    # hints while travelling (between stops), near the track: low-grade, never inside a stop
+    times = stops["t_departure"].iloc[:4] + pd.Timedelta("6min")
+    idx = np.searchsorted(tr["t_utc"].to_numpy(), times.to_numpy())
+    idx = np.clip(idx, 0, n - 1)
     h = pd.DataFrame({
-        "Z_PK": np.arange(500, 500 + len(hints)), "ZSOURCE": [2, 5, 7, 8][: len(hints)],
-        "ZDATE": cocoa(hints["t_arrival"] + pd.Timedelta("10min")),
-        "ZHORIZONTALUNCERTAINTY": [500.0, 1200.0, 300.0, 800.0][: len(hints)],
-        "ZLATITUDE": hints["lat"].to_numpy() + 0.003, "ZLONGITUDE": hints["lon"].to_numpy() - 0.002,
+        "Z_PK": np.arange(500, 500 + len(times)), "ZSOURCE": [2, 5, 7, 8][: len(times)],
+        "ZDATE": cocoa(times), "ZHORIZONTALUNCERTAINTY": [500.0, 1200.0, 300.0, 800.0][: len(times)],
+        "ZLATITUDE": tr["lat"].to_numpy()[idx] + 0.0005, "ZLONGITUDE": tr["lon"].to_numpy()[idx] - 0.0005,
     })
     return {"ZRTCLLOCATIONMO": cl, "ZRTVISITMO": pd.DataFrame(vrows), "ZRTHINTMO": h}
 
@@ -172,9 +174,10 @@ def _jpeg(row: pd.Series, tz: str) -> bytes:
 
 
 def write(sc: Scenario, out: Path) -> list[SampleFile]:
-    """Write ``evidence/phone-A/iphone_extraction.zip`` (see the module docstring)."""
+    """Write ``evidence/phone-A-extraction/iphone_extraction.zip`` (subject phone-A)."""
     rng = np.random.default_rng(sc.seed + 404)
-    dest = out / "evidence" / SUBJECT
+    # its own folder: the phone's other exports (GPX, chat) stay in evidence/phone-A
+    dest = out / "evidence" / f"{SUBJECT}-extraction"
     dest.mkdir(parents=True, exist_ok=True)
     members: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="routetrace-ios-sample-") as tmp:

@@ -7,8 +7,8 @@ so the two files never compete in sniffing:
 * ``ZRTCLLOCATIONMO`` -> fixes (``fix_kind`` "fused": CoreLocation's fused position).
   ``ZSPEED``/``ZCOURSE`` = -1 mean "invalid" and become NA with flag ``sentinel_na``;
   accuracy, altitude, vertical accuracy kept; ``ZTYPE`` and ``ZSIGNALENVIRONMENTTYPE``
-  kept in ``extra``. Rows are read ``ORDER BY ZTIMESTAMP, Z_PK`` (Z_PK order is not time
-  order) through a cursor in chunks into numpy arrays (bounded memory).
+  kept in ``extra``. Rows are read through a cursor in chunks into one preallocated numpy
+  array and put in (``ZTIMESTAMP``, ``Z_PK``) order (Z_PK order is not time order).
 * ``ZRTVISITMO`` -> places ``kind="visit"``. routined writes each visit twice (``ZCONFIDENCE``
   0.0 then 1.0); rows with the same (``ZTYPE``, ``ZENTRYDATE``, ``ZEXITDATE``, latitude,
   longitude) are one visit: ONE place whose ``record`` lists every Z_PK
@@ -62,7 +62,7 @@ __all__ = ["load_routined", "sniff_routined"]
 
 _MARKERS = {"ZRTCLLOCATIONMO", "ZRTVISITMO", "ZRTLEARNEDLOCATIONOFINTERESTMO",
             "ZRTVEHICLEEVENTMO", "ZRTHINTMO"}
-CHUNK = 200_000
+CHUNK = 50_000
 
 
 def sniff_routined(path: Path, head: bytes) -> bool:
@@ -90,39 +90,51 @@ def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> 
             "ZVERTICALACCURACY", "ZSPEED", "ZCOURSE", "ZTYPE", "ZSIGNALENVIRONMENTTYPE"]
     have = _cols(con, "ZRTCLLOCATIONMO")
     sel = ", ".join(c if c in have else "NULL" for c in cols)
-    cur = con.execute(f"SELECT {sel} FROM ZRTCLLOCATIONMO ORDER BY ZTIMESTAMP, Z_PK")
-    parts: list[np.ndarray] = []
-    while True:
+    n = int(con.execute("SELECT count(*) FROM ZRTCLLOCATIONMO").fetchone()[0])
+    # One preallocated float array filled chunk by chunk from a cursor (memory: the array
+    # plus one chunk of Python tuples); rows come in storage order and are put in time
+    # order by a stable numpy sort (cheaper than SQLite's temporary B-tree for ORDER BY).
+    arr = np.empty((n, len(cols)), dtype="float64")
+    cur = con.execute(f"SELECT {sel} FROM ZRTCLLOCATIONMO")
+    i = 0
+    while i < n:
         rows = cur.fetchmany(CHUNK)
         if not rows:
             break
-        parts.append(np.array(rows, dtype="float64"))  # NULL -> nan
-    arr = np.concatenate(parts) if parts else np.empty((0, len(cols)))
+        arr[i:i + len(rows)] = np.array(rows, dtype="float64")  # NULL -> nan
+        i += len(rows)
+    arr = arr[:i]
+    order = np.lexsort((arr[:, 0], np.nan_to_num(arr[:, 1], nan=np.inf)))
+    arr = arr[order]
     pk = arr[:, 0].astype("int64")
     t = _apple(arr[:, 1])
     lat, lon = arr[:, 2], arr[:, 3]
     bad_t = t.isna().to_numpy()
     bad_p = _bad_latlon(lat, lon)
-    rec = pd.Series(pk).astype("string")
-    rec = "ZRTCLLOCATIONMO/Z_PK=" + rec
+    rec = "ZRTCLLOCATIONMO/Z_PK=" + pd.Series(pk).astype("string")
     for r, v in zip(rec[bad_t], arr[bad_t, 1], strict=True):
         rejects.append((str(r), f"ZTIMESTAMP {v!r} is not a plausible Cocoa time (1980-2100)"))
     for r in rec[bad_p & ~bad_t]:
         rejects.append((str(r), "latitude/longitude missing or out of range"))
     keep = ~(bad_t | bad_p)
-    speed, course = arr[keep, 7], arr[keep, 8]
+    if not keep.all():
+        arr, rec, t = arr[keep], rec[keep], t[keep]
+    speed, course = arr[:, 7], arr[:, 8]
     s_na, c_na = speed == -1, course == -1
-    typ = arr[keep, 9]
-    env = arr[keep, 10]
-    typ_s = pd.Series(typ).astype("Int64").astype("string").fillna("null")
-    env_s = pd.Series(env).astype("Int64").astype("string").fillna("null")
-    extra = '{"signal_env":' + env_s + ',"type":' + typ_s + "}"
+    # type/signal-environment codes -> a small lookup of JSON strings (few distinct pairs)
+    typ = np.nan_to_num(arr[:, 9], nan=-1).astype("int64")
+    env = np.nan_to_num(arr[:, 10], nan=-1).astype("int64")
+    pairs, inv = np.unique(np.stack([env, typ], axis=1), axis=0, return_inverse=True)
+    labels = [compact_json({"signal_env": None if e < 0 else int(e), "type": None if ty < 0 else int(ty)})
+              for e, ty in pairs]
+    extra = pd.Categorical.from_codes(inv.reshape(-1), categories=pd.Index(labels, dtype=object))
+    flags = pd.Categorical.from_codes((s_na | c_na).astype("int8"),
+                                      categories=pd.Index(["", "sentinel_na"], dtype=object))
     return pd.DataFrame({
-        "record": rec[keep].to_numpy(), "t_utc": t[keep].to_numpy(),
-        "lat": lat[keep], "lon": lon[keep], "alt_m": arr[keep, 4], "h_acc_m": arr[keep, 5],
-        "v_acc_m": arr[keep, 6], "speed_mps": np.where(s_na, np.nan, speed),
-        "course_deg": np.where(c_na, np.nan, course), "fix_kind": "fused",
-        "flags": np.where(s_na | c_na, "sentinel_na", ""), "extra": extra.to_numpy(),
+        "record": rec.to_numpy(), "t_utc": t.array, "lat": arr[:, 2], "lon": arr[:, 3],
+        "alt_m": arr[:, 4], "h_acc_m": arr[:, 5], "v_acc_m": arr[:, 6],
+        "speed_mps": np.where(s_na, np.nan, speed), "course_deg": np.where(c_na, np.nan, course),
+        "fix_kind": "fused", "flags": flags, "extra": extra,
     })
 
 
@@ -309,6 +321,7 @@ def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
             f = _read_locations(con, rejects)
             n += int(con.execute("SELECT count(*) FROM ZRTCLLOCATIONMO").fetchone()[0])
             fixes.append(f)
+            del f
         if "ZRTVISITMO" in tables:
             v, k = _read_visits(con, rejects)
             n += k
@@ -327,7 +340,7 @@ def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
     return ctx.finish(
         records_read=n,
         time_basis="Cocoa seconds since 2001-01-01T00:00:00Z (UTC), as stored by routined",
-        fixes=pd.concat(fx, ignore_index=True) if fx else None,
+        fixes=(fx[0] if len(fx) == 1 else pd.concat(fx, ignore_index=True)) if fx else None,
         places=pd.concat(pl, ignore_index=True) if pl else None,
         events=pd.concat(evs, ignore_index=True) if evs else None,
         rejects=rejects, companion_hashes=companion_hashes(path), default_subject="iphone",

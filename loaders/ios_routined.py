@@ -24,13 +24,22 @@ so the two files never compete in sniffing:
   ``kind="learned_visit"``; ``ZRTVEHICLEEVENTMO`` -> events ``kind="parked_car"`` (with
   position). ``ZRTMAPITEMMO`` rows are a lookup (names/addresses), not records.
 
-Local.sqlite schema sources (no public sample exists): the column lists are those Apple ships
-in the same Core Data model, present (empty) in the real Cache.sqlite of
-``../shared/realdata/ios/routined_jads`` (model 'CoreRoutine 8'); the queries match
-mac4n6/APOLLO ``modules/routined_local_learned_location_of_interest_entry.txt``,
-``routined_local_vehicle_parked.txt`` and abrignoni/iLEAPP ``scripts/artifacts/routineDLocal.py``
-(``ZRTLEARNEDLOCATIONOFINTERESTVISITMO`` joined to ``ZRTLEARNEDLOCATIONOFINTERESTMO`` on
-``ZLOCATIONOFINTEREST = Z_PK``; ``ZRTVEHICLEEVENTMO.ZLOCLATITUDE/ZLOCLONGITUDE/ZDATE``).
+Local.sqlite schema sources (no public sample exists; checked in these public files):
+
+* the column lists Apple ships in the same Core Data model, present (empty) in the real
+  Cache.sqlite of ``../shared/realdata/ios/routined_jads`` (model 'CoreRoutine 8');
+* mac4n6/APOLLO ``modules/routined_local_vehicle_parked.txt`` (commit 05cee49):
+  ``ZRTVEHICLEEVENTMO.ZDATE/ZLOCDATE/ZLOCLATITUDE/ZLOCLONGITUDE/ZLOCUNCERTAINTY/ZNOTES/
+  ZUSERSETLOCATION`` in Local.sqlite, iOS 11-13; and
+  ``modules/routined_local_learned_location_of_interest_entry.txt``;
+* abrignoni/iLEAPP ``scripts/artifacts/routineDLocationsLocal.py`` (commit 0a5921b):
+  ``ZRTLEARNEDLOCATIONOFINTERESTVISITMO`` joined to ``ZRTLEARNEDLOCATIONOFINTERESTMO`` on
+  ``ZLOCATIONOFINTEREST = Z_PK``, ``ZENTRYDATE/ZEXITDATE/ZCONFIDENCE/
+  ZLOCATIONHORIZONTALUNCERTAINTY`` (iOS 14+; ``ZLOCATIONUNCERTAINTY`` before);
+* abrignoni/iLEAPP ``scripts/artifacts/appleMapsTrips.py`` (commit 5a7c94a): paths
+  ``*/Library/Caches/com.apple.routined/Local.sqlite`` and ``Cloud-V2.sqlite``; names and
+  addresses from ``ZRTMAPITEMMO`` / ``ZRTADDRESSMO`` (``ZSUBTHOROUGHFARE, ZTHOROUGHFARE,
+  ZLOCALITY, ZCOUNTRY``).
 
 Times are Cocoa seconds (:data:`routetrace.timebase.APPLE_EPOCH`), UTC, REAL or INTEGER;
 values outside :data:`routetrace.timebase.PLAUSIBLE` are rejected with a reason. No ``> 0``
@@ -251,6 +260,9 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
     for table, kind, unc, c0, c1 in specs:
         if table not in tables:
             continue
+        tcols = _cols(con, table)
+        if unc not in tcols and "ZLOCATIONUNCERTAINTY" in tcols:
+            unc = "ZLOCATIONUNCERTAINTY"  # iOS < 14 (iLEAPP routineDLocationsLocal)
         df = _frame(con, table, ["Z_PK", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE", unc, c0, c1,
                                  "ZCONFIDENCE", "ZPLACECUSTOMLABEL", "ZPLACEMAPITEMIDENTIFIER",
                                  "ZLOCATIONOFINTEREST", "ZPLACETYPE"])

@@ -97,6 +97,11 @@ def private_sqlite(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]
             con.close()
 
 
+#: What reading one damaged member can raise (bad CRC, bad seek offset, bad deflate data).
+_MEMBER_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError,
+                  ValueError, NotImplementedError, RuntimeError)
+
+
 @dataclass(frozen=True)
 class ArchiveLimits:
     """Limits that keep a hostile archive from exhausting the machine.
@@ -228,12 +233,18 @@ def extract_archive(
                     if target is None:
                         continue
                     written = 0
-                    with zf.open(info) as fin, open(target, "wb") as fout:
-                        while chunk := fin.read(_CHUNK):
-                            written += len(chunk)
-                            if written > info.file_size or written > lim.max_member_bytes:
-                                break
-                            fout.write(chunk)
+                    try:
+                        with zf.open(info) as fin, open(target, "wb") as fout:
+                            while chunk := fin.read(_CHUNK):
+                                written += len(chunk)
+                                if written > info.file_size or written > lim.max_member_bytes:
+                                    break
+                                fout.write(chunk)
+                    except _MEMBER_ERRORS as exc:  # one damaged member; the others still load
+                        target.unlink(missing_ok=True)
+                        report.refused.append((info.filename, f"damaged member, not extracted "
+                                               f"({type(exc).__name__}: {exc})"))
+                        continue
                     if written > info.file_size:
                         target.unlink()
                         report.refused.append((info.filename, "member larger than its header "
@@ -261,17 +272,23 @@ def extract_archive(
                     target = _place(m.name)
                     if target is None:
                         continue
-                    member_file = tf.extractfile(m)
-                    if member_file is None:
-                        report.refused.append((m.name, "unreadable member"))
+                    try:
+                        member_file = tf.extractfile(m)
+                        if member_file is None:
+                            report.refused.append((m.name, "unreadable member"))
+                            continue
+                        with member_file, open(target, "wb") as fout:
+                            shutil.copyfileobj(member_file, fout, _CHUNK)
+                    except _MEMBER_ERRORS as exc:
+                        target.unlink(missing_ok=True)
+                        report.refused.append((m.name, f"damaged member, not extracted "
+                                               f"({type(exc).__name__}: {exc})"))
                         continue
-                    with member_file, open(target, "wb") as fout:
-                        shutil.copyfileobj(member_file, fout, _CHUNK)
                     total += m.size
                     report.members.append(ExtractedMember(m.name, target))
         else:
             raise CorruptSource("not a zip or tar archive", path=str(src))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError,
-            zlib.error, NotImplementedError, RuntimeError) as exc:
+            zlib.error, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
         raise CorruptSource(f"damaged or unsupported archive ({exc})", path=str(src)) from exc
     return report

@@ -5,7 +5,9 @@ grouped by family (the folder or the detected format). Each input is a seed with
 random mutations (bit flips, truncations, splices with another seed of the family,
 nasty tokens such as NaN/1e309/deep nesting, deletions, repeats), loaded with the seed's
 own format forced (so the loader itself, not only the sniffer, meets the bytes) and,
-for one input in four, sniffed.
+for one input in four, sniffed. Zip/tar containers (the corpus's KMZ files, the sample's
+Takeout zip and a generated tar) form one more family, read through ``load_many``
+(safe extraction, then every member loaded).
 
 Reported per family: inputs, ok / deliberate error / wrapped (a parser's own exception
 turned into CorruptSource by the loader boundary: handled, but a hardening target) /
@@ -23,6 +25,7 @@ import collections
 import random
 import resource
 import sys
+import tarfile
 import tempfile
 import time
 import warnings
@@ -30,11 +33,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from routetrace.errors import RoutetraceError
-from routetrace.loaders import detect_format
+from routetrace.evidence import is_archive
+from routetrace.loaders import detect_format, load_many
 from routetrace.samples import generate
-from routetrace.testing import MUTATION_KINDS, load_bytes_outcome, mutate
+from routetrace.testing import MUTATION_KINDS, assert_count_rule, load_bytes_outcome, mutate
 
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
+ARCHIVE = "archive (zip/tar via load_many)"
 SKIP_SUFFIX = ("-wal", "-shm", "-journal", ".md", "SHA256SUMS")
 
 
@@ -53,9 +58,43 @@ def seeds(tmp: Path) -> dict[str, list[tuple[Path, str]]]:
         try:
             fmt = detect_format(f).name
         except RoutetraceError:
+            if is_archive(f):  # zip/tar containers: fuzzed through load_many
+                fam[ARCHIVE].append((f, ARCHIVE))
             continue
         fam[fmt].append((f, fmt))
+    # a tar seed too (the corpus holds zips only): the sample's GPX and CSV files
+    tar = tmp / "seed.tar"
+    with tarfile.open(tar, "w") as tf:
+        for p in sorted((sample / "evidence").rglob("*"))[:6]:
+            if p.is_file() and p.stat().st_size < 1 << 20:
+                tf.add(p, arcname=p.relative_to(sample).as_posix())
+    fam[ARCHIVE].append((tar, ARCHIVE))
     return dict(sorted(fam.items()))
+
+
+def archive_outcome(data: bytes, *, name: str, tmp_dir: Path) -> tuple[str, str]:
+    """Load a (mutated) archive with load_many: every member an outcome, nothing escaping."""
+    path = tmp_dir / name
+    path.write_bytes(data)
+    try:
+        outs = list(load_many(path))
+        for o in outs:
+            if o.result is not None:
+                assert_count_rule(o.result)
+        bad = [o for o in outs if o.error is not None]
+        wrapped = [o.error for o in bad if o.error is not None and o.error.__cause__ is not None
+                   and not isinstance(o.error.__cause__, RoutetraceError)
+                   and str(o.error.message).startswith("cannot be read as")]
+        if wrapped:
+            cause = wrapped[0].__cause__
+            return "wrapped", f"{type(cause).__name__}: {str(cause)[:120]}"
+        return ("ok" if not bad else "error"), f"{len(outs)} outcomes, {len(bad)} errors"
+    except RoutetraceError as exc:
+        return "error", exc.one_line()[-160:]
+    except Exception as exc:  # the point of fuzzing: report, don't crash the run
+        return "unhandled", f"{type(exc).__name__}: {str(exc)[:160]}"
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def fuzz_family(family: str, items: list[tuple[Path, str]], per_family: int, seed: int,
@@ -78,7 +117,10 @@ def fuzz_family(family: str, items: list[tuple[Path, str]], per_family: int, see
         mutated = mutate(data, ops, other=other)
         forced = None if rng.random() < 0.25 else fmt
         t0 = time.perf_counter()
-        status, detail = load_bytes_outcome(mutated, name=name, tmp_dir=work, format=forced)
+        if fmt == ARCHIVE:
+            status, detail = archive_outcome(mutated, name=name, tmp_dir=work)
+        else:
+            status, detail = load_bytes_outcome(mutated, name=name, tmp_dir=work, format=forced)
         dt = time.perf_counter() - t0
         slowest = max(slowest, dt)
         slow += dt > 10
@@ -124,8 +166,9 @@ def main() -> int:
                 for f, items in todo]
         if args.jobs > 1:
             with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                results = list(pool.map(fuzz_family, *zip(*jobs, strict=True)))
-                for res in results:
+                results = []
+                for res in pool.map(fuzz_family, *zip(*jobs, strict=True)):
+                    results.append(res)
                     print(res[0], flush=True)
         else:
             results = []

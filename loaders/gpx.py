@@ -94,7 +94,7 @@ def load_gpx(path: Path, *, ctx: LoadContext) -> LoadResult:
     except DefusedXmlException as exc:
         raise ctx.error(CorruptSource, f"refused XML construct ({type(exc).__name__}): "
                         "DTDs and entities are not allowed in evidence GPX") from exc
-    except DET.ParseError as exc:
+    except (DET.ParseError, LookupError) as exc:  # LookupError: unknown declared encoding
         raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
     try:
         doc = gpxpy.parse(text)

@@ -2,8 +2,8 @@
 
 Two full-file-system extractions of one phone taken days apart hold many of the same
 routined rows. :func:`fuse_extractions` keeps one row per identical record and lists every
-other copy in ``also_seen_in``. "Identical" is a rule a court can read: the same record locator
-(table and Core Data primary key, e.g. ``ZRTCLLOCATIONMO/Z_PK=148650``) holding the same
+other copy in ``also_seen_in``. "Identical" is a rule a court can read: the same subject and record
+locator (table and Core Data primary key, e.g. ``ZRTCLLOCATIONMO/Z_PK=148650``) holding the same
 ``fix_kind``, time (to the microsecond), latitude, longitude and stated horizontal accuracy.
 Content alone is not enough: the real routined Cache.sqlite holds 167 pairs of rows with the
 same time, position and accuracy under different Z_PKs inside ONE file; they are two records
@@ -46,6 +46,7 @@ def fuse_extractions(results: Sequence[LoadResult | pd.DataFrame]) -> pd.DataFra
         return schema.empty("fixes")
     allf = pd.concat(tables, ignore_index=True)
     key = pd.DataFrame({
+        "subj": allf["subject_id"].astype(str),
         "rec": allf["record"].astype(str),
         "k": allf["fix_kind"].astype(str),
         "t": allf["t_utc"].dt.round("us").astype("int64"),

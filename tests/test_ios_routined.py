@@ -13,7 +13,7 @@ import pytest
 from routetrace.loaders import load
 from routetrace.loaders.dedup import fuse_extractions
 from routetrace.samples.ios_db import cocoa, write_routined
-from routetrace.testing import assert_count_rule, hash_tree
+from routetrace.testing import assert_count_rule, hash_tree, make_fixes
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
@@ -186,3 +186,21 @@ def test_wal_rows_are_read(tmp_path: Path) -> None:
     assert "ZRTCLLOCATIONMO/Z_PK=99" in set(with_wal.fixes["record"])
     assert "ZRTCLLOCATIONMO/Z_PK=99" not in set(without.fixes["record"])
     assert "-wal=" in str(with_wal.source["companions"].iloc[0])
+
+
+def test_fusion_rule_on_generated_fixes() -> None:
+    t = ["2025-10-24T10:00Z", "2025-10-24T10:05Z", "2025-10-24T10:10Z"]
+    a = make_fixes(subject_id="phone-A", t_utc=t, lat=[-33.5, 51.0, 51.1], lon=[-70.6, 2.0, 2.1],
+                   h_acc_m=[5.0, 65.0, np.nan], fix_kind="fused", source_id="a" * 64)
+    b = a.copy()
+    b["source_id"] = "b" * 64
+    b.loc[1, "h_acc_m"] = 66.0  # same record, other content: two records
+    c = a.assign(subject_id="phone-B", source_id="c" * 64)  # another subject: never merged
+    fused = fuse_extractions([a, b, c])
+    assert len(fused) == 3 + 1 + 3
+    merged = fused[fused["flags"].str.contains("duplicate_merged")]
+    assert sorted(merged["record"]) == ["0", "2"]  # NaN accuracy equal to NaN accuracy
+    assert (merged["source_id"] == "a" * 64).all() and (merged["subject_id"] == "phone-A").all()
+    assert set(merged["also_seen_in"]) == {"b" * 64 + ":0", "b" * 64 + ":2"}
+    assert fused.loc[~fused.index.isin(merged.index), "also_seen_in"].isna().all()
+    assert fused["t_utc"].is_monotonic_increasing

@@ -63,3 +63,35 @@ def test_mutated_inputs_give_rows_or_a_clear_error(family: str, data: st.DataObj
 
 def test_every_sample_format_has_seeds() -> None:
     assert "gpx" in SEEDS
+
+
+def _archive_seeds() -> list[tuple[bytes, str]]:
+    from routetrace.evidence import is_archive
+
+    files = sorted(p for p in (_TMP / "sample" / "evidence").rglob("*") if p.is_file())
+    if REALDATA.exists():
+        files += sorted(REALDATA.rglob("*.kmz"))
+    return [(f.read_bytes(), f.name) for f in files if is_archive(f) and f.stat().st_size < 1 << 20]
+
+
+ARCHIVE_SEEDS = _archive_seeds()
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_archives_give_outcomes_never_an_exception(data: st.DataObject, tmp_path: Path) -> None:
+    """Zip/tar containers through load_many: each member an outcome (rows or a clear error)."""
+    from routetrace.loaders import load_many
+    from routetrace.testing import assert_count_rule
+
+    blob, name = ARCHIVE_SEEDS[data.draw(st.integers(0, len(ARCHIVE_SEEDS) - 1))]
+    other = ARCHIVE_SEEDS[data.draw(st.integers(0, len(ARCHIVE_SEEDS) - 1))][0]
+    p = tmp_path / name
+    p.write_bytes(mutate(blob, data.draw(OPS), other=other))
+    for outcome in load_many(p):
+        assert (outcome.result is None) != (outcome.error is None)
+        if outcome.result is not None:
+            assert_count_rule(outcome.result)
+        else:
+            assert isinstance(outcome.error, RoutetraceError)

@@ -120,6 +120,26 @@ def test_nested_zip_is_not_expanded_without_limits_and_the_rest_loads(tmp_path: 
     assert "inner.zip" in nested.error.one_line()
 
 
+def test_damaged_zip_member_is_refused_and_the_others_extract(tmp_path: Path) -> None:
+    z = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/first.gpx", GPX_OK * 20)
+        zf.writestr("b/second.gpx", GPX_OK.replace("20:0", "22:0"))
+    raw = bytearray(z.read_bytes())
+    # point the first member's central-directory entry at a local header offset far beyond
+    # the file (a seek that fails), as a truncated or spliced zip does
+    cd = raw.find(b"PK\x01\x02")
+    raw[cd + 42: cd + 46] = (0x7FFFFFF0).to_bytes(4, "little")
+    z.write_bytes(bytes(raw))
+    rep = extract_archive(z, tmp_path / "o")
+    assert [m.name for m in rep.members] == ["b/second.gpx"]
+    assert rep.refused and rep.refused[0][0] == "a/first.gpx"
+    outcomes = list(load_many(z))
+    good = [o for o in outcomes if o.result is not None]
+    assert len(good) == 1 and len(good[0].result.fixes) == 2
+    assert any(o.error is not None and "first.gpx" in o.path for o in outcomes)
+
+
 def _tar_with(members: list[tuple[tarfile.TarInfo, bytes | None]], path: Path) -> Path:
     with tarfile.open(path, "w") as tf:
         for info, data in members:

@@ -655,7 +655,13 @@ def sniff_csv(path: Path, head: bytes) -> bool:
     cols = auto_columns(d.header)
     has_pos = ("lat" in cols and "lon" in cols) or "geometry" in cols
     has_time = bool({"datetime", "date", "epoch"} & set(cols))
-    return has_pos and has_time
+    if not (has_pos and has_time):
+        return False
+    # the more specific delimited formats win on their own headers
+    from .chat import sniff_messages_csv
+    from .statements import sniff_statements_csv
+
+    return not (sniff_messages_csv(path, head) or sniff_statements_csv(path, head))
 
 
 def read_table(path: Path, ctx: LoadContext, *, need: Sequence[str] = ("lat",),

@@ -82,6 +82,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import timebase
 from ..errors import AmbiguousTime, CorruptSource, ParameterError
@@ -160,6 +162,37 @@ _ROLE_DIM = {"altitude": "length", "accuracy": "length", "speed": "speed", "cour
 
 _NUM_RE = r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z/°]*)\s*$"
 _NO_FIX_RE = r"(?i)^\s*(?:no\s*fix|nofix|invalid|void|v|0|false|none|no)\s*$"
+
+
+_GROUP = re.compile(r"(?<!\\)\((?!\?)")
+
+
+def extract(s: pd.Series, pattern: str) -> pd.DataFrame:
+    """``Series.str.extract`` done by pyarrow's RE2 in C++ (pandas loops in Python).
+
+    Returns one ``string`` column per capture group (0, 1, ...), NA where the pattern does
+    not match or the group is empty or did not take part.
+    """
+    counter = iter(range(1000))
+    named = _GROUP.sub(lambda _m: f"(?P<g{next(counter)}>", pattern)
+    k = len(re.findall(r"\(\?P<g\d+>", named))
+    arr = pa.array(s.astype("string[pyarrow]"))
+    if k == 0 or len(arr) == 0:
+        return pd.DataFrame({i: pd.Series(pd.NA, index=s.index, dtype="string") for i in range(k)})
+    st = pc.extract_regex(arr, named)
+    out = {}
+    for i in range(k):
+        col = pc.struct_field(st, [i])
+        v = pd.Series(col.to_pandas(types_mapper=pd.ArrowDtype), index=s.index).astype("string")
+        out[i] = v.mask(v == "")  # like pandas: an empty or absent group is NA
+    return pd.DataFrame(out, index=s.index)
+
+
+def sub(s: pd.Series, pattern: str, repl: str) -> pd.Series:
+    """Regex replace (RE2, ``\\1`` back-references) done by pyarrow in C++."""
+    arr = pa.array(s.astype("string[pyarrow]"))
+    out = pc.replace_substring_regex(arr, pattern=pattern, replacement=repl)
+    return pd.Series(out.to_pandas(types_mapper=pd.ArrowDtype), index=s.index).astype("string")
 
 
 def norm(name: str) -> str:
@@ -367,7 +400,7 @@ def _numbers(s: pd.Series, decimal_comma: bool) -> tuple[pd.Series, pd.Series]:
     t = s.astype("string").str.strip()
     if decimal_comma:
         t = t.str.replace(",", ".", regex=False)
-    parts = t.str.extract(_NUM_RE)
+    parts = extract(t, _NUM_RE)
     num = pd.to_numeric(parts[0], errors="coerce").astype("float64")
     suffix = parts[1].fillna("").str.lower()
     return num, suffix
@@ -384,12 +417,12 @@ def _convert(num: pd.Series, suffix: pd.Series, role: str, unit: str | None) -> 
         if u not in table and u:
             raise ParameterError(f"unknown {role} unit {unit!r}; known: {', '.join(sorted(table))}")
         base = table.get(u, 1.0)
-    fac = suffix.map(lambda x: table.get(x, np.nan) if x else base).astype("float64")
+    fac = suffix.map(table).astype("float64").where(suffix != "", base)
     return num * fac
 
 
 def _offset_minutes(s: pd.Series) -> pd.Series:
-    m = s.astype("string").str.strip().str.extract(r"^([+-]?)(\d{1,2}):?(\d{2})?$")
+    m = extract(s.astype("string").str.strip(), r"^([+-]?)(\d{1,2}):?(\d{2})?$")
     sign = np.where((m[0] == "-").fillna(False).to_numpy(dtype=bool), -1.0, 1.0)
     hh = pd.to_numeric(m[1], errors="coerce")
     mm = pd.to_numeric(m[2], errors="coerce").fillna(0)
@@ -401,8 +434,8 @@ def _date_iso(d: pd.Series, *, yymmdd: bool, order: str | None) -> tuple[pd.Seri
     d = d.astype("string").str.strip()
     if yymmdd or d.str.fullmatch(r"\d{6}").fillna(False).all():
         return "20" + d.str[0:2] + "-" + d.str[2:4] + "-" + d.str[4:6], None
-    ymd = d.str.extract(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
-    dmy = d.str.extract(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
+    ymd = extract(d, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
+    dmy = extract(d, r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
     out = ymd[0] + "-" + ymd[1].str.zfill(2) + "-" + ymd[2].str.zfill(2)
     has_dmy = dmy[0].notna()
     if has_dmy.any():
@@ -465,6 +498,17 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
             t = pd.Series(t.to_numpy(), index=idx, dtype="datetime64[ns, UTC]")
             reason = reason.where(t.notna(), "time outside 1980-2100")
             return TimeResult(t, reason, f"Unix epoch {unit} (UTC)", order)
+        if time_format is None:  # 'dd/mm/yyyy hh:mm[:ss]' in one column: settle D/M order
+            dmy = extract(text, r"^(\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?:[ T]+(.*))?$")
+            has = dmy[0].notna()
+            if has.any():
+                dates, order = _date_iso(dmy[0][has], yymmdd=False, order=date_order)
+                if order == "?":
+                    raise AmbiguousTime(
+                        f"dates like {dmy[0][has].iloc[0]!r} can be day/month or month/day and "
+                        "no day above 12 settles it; pass options={'date_order': 'DMY'} or 'MDY'",
+                        path=what)
+                text = text.where(~has, dates + " " + dmy[1][has].fillna("00:00:00"))
         local = text
     else:
         if "date" not in cols:
@@ -479,7 +523,7 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
         times = _time_iso(df[cols["time"]]) if "time" in cols else pd.Series("00:00:00", index=idx)
         local = dates + " " + times
     # zone-bearing values
-    norm_text = local.str.replace(r"\s+(Z|[+-]\d\d:?\d\d)$", r"\1", regex=True)
+    norm_text = sub(local, r"\s+(Z|[+-]\d\d:?\d\d)$", r"\1")
     has_zone = norm_text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False) & \
         norm_text.str.contains(r"\d[T ]\d", regex=True, na=False)
     out = pd.Series(pd.NaT, index=idx, dtype="datetime64[ns, UTC]")
@@ -493,7 +537,7 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
         if time_format:
             naive = pd.to_datetime(txt, format=time_format, errors="coerce")
         else:
-            txt = txt.str.replace(r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3", regex=True)
+            txt = sub(txt, r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3")
             naive = pd.to_datetime(txt, format="ISO8601", errors="coerce")
             if naive.isna().all() and len(txt):
                 with warnings.catch_warnings():  # dateutil fallback warns per odd value
@@ -590,7 +634,7 @@ def chunk_to_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None,
     rec = record_prefix + chunk["__row__"].astype(str)
     reason = pd.Series(pd.NA, index=chunk.index, dtype="string")
     if "geometry" in cols and ("lat" not in cols or "lon" not in cols):
-        g = chunk[cols["geometry"]].astype("string").str.extract(
+        g = extract(chunk[cols["geometry"]].astype("string"),
             r"(?i)POINT\s*Z?M?\s*\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)")
         lon = pd.to_numeric(g[0], errors="coerce").astype("float64")
         lat = pd.to_numeric(g[1], errors="coerce").astype("float64")
@@ -629,6 +673,33 @@ def chunk_to_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None,
     ok = reason.isna()
     rejects = pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]})
     return out[ok], rejects, tr
+
+
+def settle_date_order(path: Path, dialect: Dialect, tb: Table, *, chunk_rows: int = DEFAULT_CHUNK,
+                      what: str = "file") -> str:
+    """Scan the file's date column for a value that settles day/month order.
+
+    Returns ``"DMY"`` or ``"MDY"``; raises :class:`AmbiguousTime` when no date in the
+    whole file has a day above 12 (or when both orders occur).
+    """
+    col = tb.cols.get("date") or tb.cols.get("datetime")
+    dmy_first = dmy_second = False
+    example = ""
+    if col is not None:
+        for chunk in iter_chunks(path, dialect, chunk_rows=chunk_rows):
+            m = extract(chunk[col].astype("string").str.strip(),
+                r"^(\d{1,2})[-/.](\d{1,2})[-/.]\d{4}")
+            a = pd.to_numeric(m[0], errors="coerce")
+            b = pd.to_numeric(m[1], errors="coerce")
+            dmy_first |= bool((a > 12).any())
+            dmy_second |= bool((b > 12).any())
+            if not example and m[0].notna().any():
+                example = str(chunk[col][m[0].notna()].iloc[0])
+    if dmy_first != dmy_second:
+        return "DMY" if dmy_first else "MDY"
+    raise AmbiguousTime(
+        f"dates like {example!r} can be day/month or month/day and no date in the file "
+        "settles it; pass options={'date_order': 'DMY'} or 'MDY'", path=what)
 
 
 def _spec_sniff(path: Path, head: bytes) -> bool:
@@ -705,9 +776,17 @@ def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     n = 0
     order = opts.get("date_order")
     bases: list[str] = []
-    for chunk in iter_chunks(path, d, chunk_rows=int(opts.get("chunk_rows", DEFAULT_CHUNK))):
+    chunk_rows = int(opts.get("chunk_rows", DEFAULT_CHUNK))
+    for chunk in iter_chunks(path, d, chunk_rows=chunk_rows):
         n += len(chunk)
-        f, r, tr = chunk_to_fixes(chunk, tb, tz=ctx.tz, date_order=order, what=ctx.display_path)
+        try:
+            f, r, tr = chunk_to_fixes(chunk, tb, tz=ctx.tz, date_order=order, what=ctx.display_path)
+        except AmbiguousTime:
+            if order is not None:
+                raise
+            # this chunk cannot tell D/M/Y from M/D/Y: let the whole file decide
+            order = settle_date_order(path, d, tb, chunk_rows=chunk_rows, what=ctx.display_path)
+            f, r, tr = chunk_to_fixes(chunk, tb, tz=ctx.tz, date_order=order, what=ctx.display_path)
         order = tr.order or order
         bases.append(tr.basis)
         if len(f):

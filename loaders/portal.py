@@ -94,6 +94,7 @@ from .csv import (
     Table,
     _numbers,
     chunk_to_fixes,
+    extract,
     iter_chunks,
     norm,
     parse_times,
@@ -382,11 +383,11 @@ def _durations(s: pd.Series, unit: str) -> pd.Series:
     """Seconds from '1:23:45', '1 h 23 min', '2d 3h', '90s' or a bare number in ``unit``."""
     t = s.astype("string").str.strip().str.lower()
     out = pd.Series(np.nan, index=s.index, dtype="float64")
-    hms = t.str.extract(r"^(\d+):(\d{1,2})(?::(\d{1,2}(?:\.\d+)?))?$")
+    hms = extract(t, r"^(\d+):(\d{1,2})(?::(\d{1,2}(?:\.\d+)?))?$")
     v = _num(hms[0], errors="coerce") * 3600 + _num(hms[1], errors="coerce") * 60 \
         + _num(hms[2], errors="coerce").fillna(0)
     out = out.fillna(v)
-    words = t.str.extract(r"^(?:(\d+)\s*d\w*)?\s*(?:(\d+)\s*h\w*)?\s*(?:(\d+)\s*m(?:in\w*)?)?\s*"
+    words = extract(t, r"^(?:(\d+)\s*d\w*)?\s*(?:(\d+)\s*h\w*)?\s*(?:(\d+)\s*m(?:in\w*)?)?\s*"
                           r"(?:(\d+(?:\.\d+)?)\s*s\w*)?$")
     anyw = words.notna().any(axis=1) & ~t.str.fullmatch(r"[\d.]+").fillna(False)
     w = sum((_num(words[i], errors="coerce").fillna(0) * f)
@@ -408,7 +409,7 @@ def _latlon(chunk: pd.DataFrame, cols: Mapping[str, str], lat_role: str, lon_rol
         lat = _numbers(chunk[cols[lat_role]], dec)[0]
         lon = _numbers(chunk[cols[lon_role]], dec)[0]
     if addr_role in cols:  # Traccar prints 'lat, lon' when no geocoder is configured
-        m = chunk[cols[addr_role]].astype("string").str.extract(
+        m = extract(chunk[cols[addr_role]].astype("string"),
             r"^\s*(-?\d{1,2}\.\d+)\s*[,;]\s*(-?\d{1,3}\.\d+)\s*$")
         lat = lat.fillna(_num(m[0], errors="coerce"))
         lon = lon.fillna(_num(m[1], errors="coerce"))

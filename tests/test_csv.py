@@ -181,3 +181,14 @@ def test_not_a_position_csv_is_not_claimed(tmp_path: Path) -> None:
     p = _w(tmp_path, "name,amount\nfoo,1\nbar,2\n")
     with pytest.raises(UnknownFormat):
         detect_format(p)
+
+
+def test_day_month_order_settled_by_a_later_chunk(tmp_path: Path) -> None:
+    # the first chunk has only days <= 12; a later row (13/06) settles D/M/Y for the file
+    rows = [f"{d:02d}/06/2024;10:00:00;50,1;4,1" for d in range(1, 13)] + ["13/06/2024;10:00:00;50,1;4,1"]
+    p = _w(tmp_path, "Datum;Tijd;Lat;Lon\n" + "\n".join(rows) + "\n")
+    res = load(p, tz="UTC", options={"chunk_rows": 4})
+    assert_count_rule(res)
+    assert res.fixes["t_utc"].iloc[1] == pd.Timestamp("2024-06-02T10:00:00Z")
+    one_col = _w(tmp_path, "time,lat,lon\n02/06/2024 10:00,50.1,4.1\n13/06/2024 10:00,50.1,4.1\n", "b.csv")
+    assert load(one_col, tz="UTC").fixes["t_utc"].iloc[0] == pd.Timestamp("2024-06-02T10:00:00Z")

@@ -183,3 +183,33 @@ def test_sniffers_claim_exactly_one_loader_each(tmp_path: Path) -> None:
         assert detect_format(_w(tmp_path, name, text)).name == want, name
     assert portal_kind(["Fix Time", "Latitude", "Longitude", "Speed"]) == "positions"
     assert portal_kind(["time", "lat", "lon"]) is None
+
+
+def test_sample_case_portal_exports_match_the_truth(tmp_path: Path) -> None:
+    from routetrace.samples import write_portal
+    from routetrace.samples.scenario import build_scenario
+
+    sc = build_scenario(7)
+    files = write_portal.write(sc, tmp_path)
+    again = write_portal.write(build_scenario(7), tmp_path / "again")
+    for a, b in zip(files, again, strict=True):
+        assert (tmp_path / a.path).read_bytes() == (tmp_path / "again" / b.path).read_bytes()
+    res = {Path(f.path).stem: load(tmp_path / f.path, tz=f.tz) for f in files}
+    for r in res.values():
+        assert_count_rule(r)
+        assert r.source["format"].iloc[0] == "portal" and len(r.rejects) == 0
+    truth = sc.truth_stops[sc.truth_stops["subject_id"] == "lorry-1"].reset_index(drop=True)
+    stops = res["lorry-1_portal_stops"].places
+    assert (stops["subject_id"] == "lorry 1-ABC-123").all()  # the plate from the export
+    assert (stops["t_start"] - truth["t_arrival"]).abs().max() < pd.Timedelta("1s")
+    assert (stops["t_end"] - truth["t_departure"]).abs().max() < pd.Timedelta("1s")
+    route = res["lorry-1_portal_route"].fixes
+    track = sc.tracks["lorry-1"].sort_values("t_utc").reset_index(drop=True)
+    assert len(route) == len(track)
+    assert (route["t_utc"] - track["t_utc"]).abs().max() < pd.Timedelta("1s")
+    moving = track["speed_mps"].notna()
+    assert (route["speed_mps"][moving] - track["speed_mps"][moving]).abs().max() < 0.06  # 0.1 kn
+    ev = res["lorry-1_portal_events"].events
+    want = sc.events[(sc.events["subject_id"] == "lorry-1")
+                     & sc.events["kind"].isin(["ignition_on", "ignition_off"])]
+    assert ev["kind"].tolist() == want.sort_values("t_utc")["kind"].tolist()

@@ -38,6 +38,10 @@ to the column name as written in the file. Roles: ``lat``, ``lon``, ``ns``, ``ew
 ``fix_kind``    value of ``fix_kind`` (default ``gps`` for the logger presets, else
                 ``unknown``)
 ``chunk_rows``  rows per chunk (default 200,000; memory is bounded by the chunk)
+``delimiter``   force the separator; ``decimal``: ``","`` forces decimal commas
+
+On the command line: ``--option columns=lat:Breite,lon:Laenge,datetime:Zeitpunkt``
+(or a JSON object), ``--option units=speed:km/h``, ``--option date_order=DMY``.
 
 Example: ``load("export.csv", format="csv", tz="Europe/Brussels",
 options={"columns": {"lat": "Breite", "lon": "Laenge", "datetime": "Zeitpunkt"},
@@ -606,16 +610,44 @@ def _units_for(header: Sequence[str], dialect: Dialect, cols: Mapping[str, str],
     return out
 
 
+def option_map(value: Any, name: str) -> dict[str, str]:
+    """A mapping option as a dict; from the CLI (``--option columns=...``) as JSON
+    (``{"lat": "Breite"}``) or ``role:column`` pairs separated by commas
+    (``lat:Breite,lon:Laenge``)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    text = str(value).strip()
+    if text.startswith("{"):
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ParameterError(f"option {name}: not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ParameterError(f"option {name}: expected a JSON object")
+        return {str(k): str(v) for k, v in data.items()}
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        role, sep, col = part.partition(":")
+        if not sep:
+            raise ParameterError(f"option {name}: expected role:column pairs, got {part!r}")
+        out[role.strip()] = col.strip()
+    return out
+
+
 def plan(dialect: Dialect, options: Mapping[str, Any]) -> Table:
     """Decide the column mapping, units, time basis and preset for a sniffed file."""
-    cols = auto_columns(dialect.header, options.get("columns"))
+    cols = auto_columns(dialect.header, option_map(options.get("columns"), "columns"))
     keys = {norm(h) for h in dialect.header}
     preset: dict[str, Any] | None = None
     for p in PRESETS:
         if set(p["requires"]) <= keys:
             preset = p
             break
-    stated = {**(preset["units"] if preset else {}), **dict(options.get("units") or {})}
+    stated = {**(preset["units"] if preset else {}), **option_map(options.get("units"), "units")}
     units = _units_for(dialect.header, dialect, cols, stated)
     basis = options.get("time_basis", preset["time_basis"] if preset else None)
     return Table(dialect=dialect, cols=cols, units=units, time_basis=basis,
@@ -736,15 +768,16 @@ def sniff_csv(path: Path, head: bytes) -> bool:
 
 
 def read_table(path: Path, ctx: LoadContext, *, need: Sequence[str] = ("lat",),
-               delimiter: str | None = None) -> Dialect:
+               delimiter: str | None = None,
+               accept: Callable[[list[str]], bool] | None = None) -> Dialect:
     """Sniff the dialect or raise :class:`CorruptSource` naming what is missing."""
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
-    d = sniff_dialect(head, delimiter=delimiter, need=need)
+    d = sniff_dialect(head, delimiter=delimiter, need=need, accept=accept)
     if d is None:
-        raise ctx.error(CorruptSource, "no header line with the needed columns "
-                        f"({', '.join(need)}) found in the first 64 KiB; pass "
-                        "options={'columns': {...}} naming them")
+        what = "the mapped columns" if accept is not None else ", ".join(need)
+        raise ctx.error(CorruptSource, f"no header line with {what} found in the first "
+                        "64 KiB; pass options={'columns': {...}} naming the columns as written")
     return d
 
 
@@ -758,10 +791,16 @@ def read_table(path: Path, ctx: LoadContext, *, need: Sequence[str] = ("lat",),
 def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a delimited position log. Options: see the module docstring."""
     opts = dict(ctx.options)
-    explicit = opts.get("columns") or {}
-    need: tuple[str, ...] = ("lat",) if not explicit else tuple(
-        norm(c) for c in list(explicit.values())[:1])
-    d = read_table(path, ctx, need=need, delimiter=opts.get("delimiter"))
+    explicit = option_map(opts.get("columns"), "columns")
+    wanted = set(explicit.values())
+    try:
+        d = read_table(path, ctx, delimiter=opts.get("delimiter"),
+                       accept=(lambda h: wanted <= set(h)) if wanted else None)
+    except CorruptSource:
+        if not wanted:
+            raise
+        # let the mapping check below name the column that is not there
+        d = read_table(path, ctx, delimiter=opts.get("delimiter"), accept=lambda h: len(h) >= 2)
     if opts.get("decimal") == ",":
         d.decimal_comma = True
     tb = plan(d, opts)

@@ -192,3 +192,13 @@ def test_day_month_order_settled_by_a_later_chunk(tmp_path: Path) -> None:
     assert res.fixes["t_utc"].iloc[1] == pd.Timestamp("2024-06-02T10:00:00Z")
     one_col = _w(tmp_path, "time,lat,lon\n02/06/2024 10:00,50.1,4.1\n13/06/2024 10:00,50.1,4.1\n", "b.csv")
     assert load(one_col, tz="UTC").fixes["t_utc"].iloc[0] == pd.Timestamp("2024-06-02T10:00:00Z")
+
+
+def test_cli_style_string_options(tmp_path: Path) -> None:
+    p = _w(tmp_path, "Zeitpunkt;Nord;Ost;Tempo\n2024-06-01T10:00:00Z;50,5;4,5;36\n")
+    res = load(p, format="csv", options={"columns": "datetime:Zeitpunkt,lat:Nord,lon:Ost,speed:Tempo",
+                                         "units": '{"speed": "km/h"}', "chunk_rows": "10"})
+    assert res.fixes["speed_mps"].iloc[0] == pytest.approx(10.0)
+    assert res.fixes["lat"].iloc[0] == 50.5
+    with pytest.raises(ParameterError, match="role:column"):
+        load(p, format="csv", options={"columns": "Zeitpunkt"})

@@ -172,3 +172,17 @@ def test_trips_and_chronology_order() -> None:
     ch = chronology(stops, trips, stops.attrs["gaps"])
     assert ch["kind"].tolist() == ["stop", "trip", "stop"] and ch["seq"].tolist() == [1, 2, 3]
     assert np.all(ch["local_start"].str.contains("CET"))
+
+
+def test_merge_sources_fuses_copies_across_sources_only(realdata_dir: Path) -> None:
+    from routetrace.loaders import load
+    from routetrace.routes import merge_sources
+
+    a = load(realdata_dir / "ios" / "routined_jads" / "Cache.sqlite", subject_id="phone")
+    b = load(realdata_dir / "ios" / "routined_jads" / "oud_Cache.sqlite", subject_id="phone")
+    fixes = pd.concat([a.fixes, b.fixes], ignore_index=True)
+    fixes = fixes[fixes["fix_kind"] != "hint"]
+    merged = merge_sources(fixes)
+    assert len(merged) == 21_056
+    shared = merged[merged["flags"].str.contains("duplicate_merged")]
+    assert len(shared) == 6_976 and shared["also_seen_in"].notna().all()

@@ -168,6 +168,13 @@ _NUM_RE = r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z/°]*)
 _NO_FIX_RE = r"(?i)^\s*(?:no\s*fix|nofix|invalid|void|v|0|false|none|no)\s*$"
 
 
+def _series(arr: Any, index: pd.Index) -> pd.Series:
+    """An Arrow string array as a ``string`` Series on ``index`` (positional, no alignment)."""
+    v = arr.to_pandas(types_mapper=pd.ArrowDtype)
+    v.index = index  # positional: set, never aligned
+    return v.astype("string")
+
+
 _GROUP = re.compile(r"(?<!\\)\((?!\?)")
 
 
@@ -187,7 +194,7 @@ def extract(s: pd.Series, pattern: str) -> pd.DataFrame:
     out = {}
     for i in range(k):
         col = pc.struct_field(st, [i])
-        v = pd.Series(col.to_pandas(types_mapper=pd.ArrowDtype), index=s.index).astype("string")
+        v = _series(col, s.index)
         out[i] = v.mask(v == "")  # like pandas: an empty or absent group is NA
     return pd.DataFrame(out, index=s.index)
 
@@ -196,7 +203,7 @@ def sub(s: pd.Series, pattern: str, repl: str) -> pd.Series:
     """Regex replace (RE2, ``\\1`` back-references) done by pyarrow in C++."""
     arr = pa.array(s.astype("string[pyarrow]"))
     out = pc.replace_substring_regex(arr, pattern=pattern, replacement=repl)
-    return pd.Series(out.to_pandas(types_mapper=pd.ArrowDtype), index=s.index).astype("string")
+    return _series(out, s.index)
 
 
 def norm(name: str) -> str:
@@ -399,14 +406,27 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
             yield chunk.reset_index(drop=True)
 
 
+_PURE_NUM = r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$"
+
+
 def _numbers(s: pd.Series, decimal_comma: bool) -> tuple[pd.Series, pd.Series]:
-    """Split text like ``98.470 m`` / ``49.07N`` into (float, suffix) vectorised."""
-    t = s.astype("string").str.strip()
+    """Split text like ``98.470 m`` / ``49.07N`` into (float, lower-case suffix), vectorised.
+
+    Plain numbers are cast by pyarrow directly; only the others go through the regex.
+    """
+    arr = pc.utf8_trim_whitespace(pa.array(s.astype("string[pyarrow]")))
     if decimal_comma:
-        t = t.str.replace(",", ".", regex=False)
-    parts = extract(t, _NUM_RE)
-    num = pd.to_numeric(parts[0], errors="coerce").astype("float64")
-    suffix = parts[1].fillna("").str.lower()
+        arr = pc.replace_substring(arr, ",", ".")
+    pure = pc.fill_null(pc.match_substring_regex(arr, _PURE_NUM), False)
+    num_arr = pc.cast(pc.if_else(pure, arr, pa.scalar(None, arr.type)), pa.float64())
+    num = pd.Series(num_arr.to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
+    suffix = pd.Series("", index=s.index, dtype="string")
+    other = pd.Series(pc.invert(pure).to_numpy(zero_copy_only=False), index=s.index)
+    if other.any():
+        text = _series(arr, s.index)[other]
+        parts = extract(text, _NUM_RE)
+        num[other] = pd.to_numeric(parts[0], errors="coerce").astype("float64")
+        suffix[other] = parts[1].fillna("").str.lower()
     return num, suffix
 
 

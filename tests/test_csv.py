@@ -106,6 +106,14 @@ def test_rows_with_offsets_still_load_when_others_are_local(tmp_path: Path) -> N
     assert_count_rule(res)
     assert len(res.fixes) == 1 and res.fixes["t_utc"].iloc[0] == pd.Timestamp("2024-06-01T08:00:00Z")
     assert res.rejects["record"].tolist() == ["row 2"]
+    assert "--tz" in res.rejects["reason"].iloc[0]
+    both = load(p, tz="Europe/Brussels")  # the naive row is a subset: read in place, not realigned
+    assert both.fixes["t_utc"].tolist() == [pd.Timestamp("2024-06-01T08:00:00Z")] * 2
+    mixed = _w(tmp_path, "time,lat,lon,speed\n2024-06-01T10:00:00Z,50.1,4.1,5\n"
+                         "2024/06/01 10:00:01,50.2,4.2,36 km/h\n", "m.csv")
+    m = load(mixed, options={"time_basis": "utc"})
+    assert m.fixes["t_utc"].iloc[1] == pd.Timestamp("2024-06-01T10:00:01Z")
+    assert m.fixes["speed_mps"].tolist() == [5.0, pytest.approx(10.0)]
 
 
 def test_dst_gap_is_rejected_not_guessed(tmp_path: Path) -> None:

@@ -68,6 +68,32 @@ def cmd_formats(args: argparse.Namespace) -> dict[str, Any]:
     return {"formats": rows}
 
 
+def cmd_discover(args: argparse.Namespace) -> dict[str, Any]:
+    """What an extraction or export holds, before ingesting it."""
+    from .loaders.ios_discovery import discover as ios_discover
+    from .loaders.takeout_discovery import discover as takeout_discover
+
+    ios = ios_discover(args.path)
+    found = ios[ios["status"] != "not found"]
+    if not args.json:
+        print(f"iPhone artifacts in {args.path}:")
+        if found.empty:
+            print("  none found")
+        for r in ios.itertuples():
+            if r.status == "not found" and not args.all:
+                continue
+            n = "" if r.records_read != r.records_read or r.records_read is None else f"{r.records_read} records"
+            print(f"  {r.status:<11} {r.artifact:<26} {n:<16} {r.member if isinstance(r.member, str) else ''}")
+    google = takeout_discover(args.path)
+    rec = google[google["status"] == "recognised"]
+    if not args.json:
+        print(f"Files a loader recognises: {len(rec)} of {len(google)}")
+        for r in rec.itertuples():
+            print(f"  {r.format:<26} {r.member}")
+    return {"ios": json.loads(ios.to_json(orient="records")),
+            "google": json.loads(google.to_json(orient="records"))}
+
+
 def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Add evidence to a case."""
     from .case import ingest
@@ -271,6 +297,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--option", action="append", metavar="KEY=VALUE",
                     help="loader option (repeatable), e.g. date_order=DMY")
     sp.add_argument("--case-id", help="case identifier for a new case (default: folder name)")
+
+    sp = add("discover", cmd_discover, "list the location artifacts an extraction or Takeout "
+             "export holds (zip, tar or folder), and what each loads to")
+    sp.add_argument("path")
+    sp.add_argument("--all", action="store_true", help="also list artifacts not found")
 
     sp = add("export", cmd_export, "export case tables as CSV, GeoJSON or GeoPackage")
     sp.add_argument("case")

@@ -64,3 +64,13 @@ def test_carparks_without_geofences_or_stops_says_what_to_do(tmp_path: Path, cap
     ingest(tmp_path / "case", [tmp_path / "a.gpx"])
     assert main(["carparks", str(tmp_path / "case")]) == 1
     assert "--geofences" in capsys.readouterr().err
+
+
+def test_discover_lists_the_sample_extraction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from routetrace.samples import generate
+
+    files = generate(tmp_path / "s")
+    z = next(f for f in files if f.path.endswith("iphone_extraction.zip"))
+    assert main(["discover", str(tmp_path / "s" / z.path)]) == 0
+    out = capsys.readouterr().out
+    assert "routined Cache.sqlite" in out and "Photos.sqlite" in out and "loaded" in out

@@ -63,7 +63,11 @@ def make_csv(n: int, path: Path) -> None:
 def run_routetrace(path: str) -> tuple[int, int, int]:
     from routetrace.loaders import load
 
-    r = load(path, tz=TZ, options={"date_order": "DMY"})  # as explicit as the pandas script
+    try:  # an exception in the measuring child would leave the parent waiting
+        r = load(path, tz=TZ, options={"date_order": "DMY"})  # as explicit as the pandas script
+    except Exception as exc:
+        print(f"routetrace failed: {exc}", flush=True)
+        return -1, -1, -1
     return r.records_read, len(r.fixes), len(r.rejects)
 
 

@@ -858,8 +858,8 @@ def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     units = ", ".join(f"{k}={v}" for k, v in sorted(tb.units.items()))
     basis = f"{basis} [csv delimiter={d.delimiter!r}" + (", decimal comma" if d.decimal_comma else "") + \
         (f", units {units}" if units else "") + "]"
-    return ctx.finish(
-        records_read=n, time_basis=basis,
-        fixes=pd.concat(fixes, ignore_index=True) if fixes else None,
-        rejects=pd.concat(rejects, ignore_index=True) if rejects else None,
-    )
+    all_fixes = pd.concat(fixes, ignore_index=True) if fixes else None
+    fixes.clear()  # the chunks are no longer needed: keep one copy in memory, not two
+    all_rejects = pd.concat(rejects, ignore_index=True) if rejects else None
+    rejects.clear()
+    return ctx.finish(records_read=n, time_basis=basis, fixes=all_fixes, rejects=all_rejects)

@@ -1,8 +1,9 @@
 """Fusing one subject's fixes from several sources.
 
-* **Exact duplicates** — the same subject, time (to the millisecond), position (to 1e-7
-  degree) and stated accuracy in several sources, e.g. two extractions of one phone — are
-  merged (identical rows *within* one source stay distinct records): the first
+* **Exact duplicates** — the same subject, time (to the millisecond) and position (to 1e-7
+  degree) in several sources, e.g. two extractions of one phone, or a phone's database and
+  a GPX export of it — are merged (identical rows *within* one source stay distinct
+  records): the first
   copy (by source id, then record) is kept and lists every other copy in ``also_seen_in``
   (``source_id:record``), flag ``duplicate_merged``. Nothing is lost: the provenance of every
   copy stays on the kept row.
@@ -31,14 +32,13 @@ def merge_sources(fixes: pd.DataFrame, *, max_dt: pd.Timedelta = pd.Timedelta("2
         "s": f["subject_id"].astype(str),
         "t": f["t_utc"].dt.floor("ms"),
         "la": np.round(f["lat"].to_numpy(float), 7), "lo": np.round(f["lon"].to_numpy(float), 7),
-        "acc": np.round(f["h_acc_m"].to_numpy(float), 3),
-    }, index=f.index).fillna({"acc": -1.0})
+    }, index=f.index)
     # rows of one source are distinct records even when their content is identical (a
     # phone may write the same fix twice): the k-th copy in one source only merges with
     # the k-th copy in another
-    key["k"] = key.groupby([f["source_id"].astype(str), key["s"], key["t"], key["la"], key["lo"],
-                            key["acc"]], sort=False).cumcount()
-    cols = ["s", "t", "la", "lo", "acc", "k"]
+    key["k"] = key.groupby([f["source_id"].astype(str), key["s"], key["t"], key["la"], key["lo"]],
+                           sort=False).cumcount()
+    cols = ["s", "t", "la", "lo", "k"]
     dup = key.duplicated(cols, keep="first")
     first = key.groupby(cols, sort=False).ngroup()
     copies = (f["source_id"].astype(str) + ":" + f["record"].astype(str))

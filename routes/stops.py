@@ -120,6 +120,18 @@ def _in_parked(subj: np.ndarray, t0: np.ndarray, t1: np.ndarray, parked: pd.Data
     return out
 
 
+def _time_order(fixes: pd.DataFrame) -> np.ndarray:
+    """Positions that sort ``fixes`` by subject, time and (only on ties) fix id."""
+    subj_codes, _ = pd.factorize(fixes["subject_id"].astype(str), sort=True)
+    t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    idx = np.lexsort((t, subj_codes))
+    st, tt = subj_codes[idx], t[idx]
+    if len(idx) > 1 and bool(np.any((st[1:] == st[:-1]) & (tt[1:] == tt[:-1]))):
+        fid, _ = pd.factorize(fixes["fix_id"].astype(str), sort=True)
+        idx = np.lexsort((fid, t, subj_codes))
+    return np.asarray(idx)
+
+
 def detect_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30min"),
                 events: pd.DataFrame | None = None) -> pd.DataFrame:
     """Unobserved intervals: consecutive fixes of a subject more than ``max_gap`` apart.
@@ -128,10 +140,10 @@ def detect_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30
     was parked with its engine off). Returns a ``gaps`` table.
     """
     schema.validate(fixes, "fixes")
-    f = fixes.sort_values(["subject_id", "t_utc", "fix_id"], kind="mergesort")
-    subj = f["subject_id"].astype(str).to_numpy()
-    t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    lat, lon = f["lat"].to_numpy(float), f["lon"].to_numpy(float)
+    idx = _time_order(fixes)
+    subj = fixes["subject_id"].astype(str).to_numpy()[idx]
+    t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")[idx]
+    lat, lon = fixes["lat"].to_numpy(float)[idx], fixes["lon"].to_numpy(float)[idx]
     same = np.r_[False, subj[1:] == subj[:-1]]
     dt = np.r_[0, np.diff(t)]
     hit = np.flatnonzero(same & (dt > pd.Timedelta(max_gap).value))
@@ -155,30 +167,36 @@ def detect_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30
 
 def _scan(x: np.ndarray, y: np.ndarray, lim: np.ndarray, t: np.ndarray, radius_m: float,
           min_dwell_ns: int, max_outliers: int) -> list[tuple[list[int], list[int]]]:
-    """Sequential scan of one candidate run: list of (member indices, outlier indices)."""
+    """Sequential scan of one candidate window: list of (member indices, outlier indices).
+
+    Plain Python floats (not numpy scalars) keep this loop cheap; it only runs on the
+    windows whose fixes do not all lie within the limit of their mean.
+    """
+    xs, ys, ls, ts = x.tolist(), y.tolist(), lim.tolist(), t.tolist()
     out: list[tuple[list[int], list[int]]] = []
-    n = len(x)
+    n = len(xs)
     i = 0
     while i < n:
         members = [i]
         outliers: list[int] = []
-        sx, sy = x[i], y[i]
+        sx, sy = xs[i], ys[i]
         j = i + 1
         pending: list[int] = []
         while j < n:
-            cx, cy = sx / len(members), sy / len(members)
-            if np.hypot(x[j] - cx, y[j] - cy) <= radius_m + lim[j]:
+            k = len(members)
+            dx, dy = xs[j] - sx / k, ys[j] - sy / k
+            if dx * dx + dy * dy <= (radius_m + ls[j]) ** 2:
                 members.append(j)
                 outliers.extend(pending)
                 pending = []
-                sx += x[j]
-                sy += y[j]
+                sx += xs[j]
+                sy += ys[j]
             else:
                 pending.append(j)
                 if len(pending) > max_outliers:
                     break
             j += 1
-        if t[members[-1]] - t[members[0]] >= min_dwell_ns:
+        if ts[members[-1]] - ts[members[0]] >= min_dwell_ns:
             out.append((members, outliers))
             i = members[-1] + 1
         else:
@@ -217,8 +235,8 @@ def detect_stops(
                    int(max_outliers))
     _check(p)
     schema.validate(fixes, "fixes")
-    order = fixes.sort_values(["subject_id", "t_utc", "fix_id"], kind="mergesort").index
-    f = fixes.loc[order]
+    idx = _time_order(fixes)
+    f = fixes[["subject_id", "t_utc", "lat", "lon", "h_acc_m", "flags", "source_id"]].iloc[idx]
     n = len(f)
     subj = f["subject_id"].astype(str).to_numpy()
     t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
@@ -281,13 +299,14 @@ def detect_stops(
                     role[o] = "outlier"
                 stop_rows.append({"members": mem})
     stops = _stop_table(f, stop_rows, subj, t, lat, lon, positional, stop_of, role, p, events)
-    linked = fixes.copy()
-    sid_sorted = pd.array([stops["stop_id"].iloc[k] if k >= 0 else pd.NA for k in stop_of], dtype="string") \
-        if len(stops) else pd.array([pd.NA] * n, dtype="string")
-    linked.loc[order, "stop_id"] = sid_sorted
-    linked["stop_id"] = linked["stop_id"].astype("string")
-    linked.loc[order, "stop_role"] = pd.array([r or pd.NA for r in role], dtype="string")
-    linked["stop_role"] = linked["stop_role"].astype("string")
+    linked = fixes.copy(deep=False)
+    ids = stops["stop_id"].astype(str).to_numpy(dtype=object) if len(stops) else np.zeros(0, dtype=object)
+    sid_sorted = np.where(stop_of >= 0, ids[np.clip(stop_of, 0, None)] if len(ids) else None, None)
+    # position of each input row in the sorted order, to put the links back in input order
+    pos = np.empty(n, dtype=np.int64)
+    pos[idx] = np.arange(n)
+    linked["stop_id"] = pd.array(sid_sorted[pos], dtype="string")
+    linked["stop_role"] = pd.array(np.where(role == "", None, role)[pos], dtype="string")
     stops.attrs["params"] = p.as_dict()
     stops.attrs["gaps"] = detect_gaps(fixes, max_gap=p.max_gap, events=events)
     return linked, stops

@@ -306,7 +306,9 @@ def detect_stops(
     pos = np.empty(n, dtype=np.int64)
     pos[idx] = np.arange(n)
     linked["stop_id"] = pd.array(sid_sorted[pos], dtype="string")
-    linked["stop_role"] = pd.array(np.where(role == "", None, role)[pos], dtype="string")
+    role_out = role.copy()
+    role_out[role_out == ""] = None
+    linked["stop_role"] = pd.array(role_out[pos], dtype="string")
     stops.attrs["params"] = p.as_dict()
     stops.attrs["gaps"] = detect_gaps(fixes, max_gap=p.max_gap, events=events)
     return linked, stops

@@ -100,23 +100,38 @@ def parked_intervals(events: pd.DataFrame | None) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _parked_arrays(parked: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per subject: (ignition-off times, ignition-on times) in ns, sorted; open end = max."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for s, g in parked.groupby("subject_id"):
+        g = g.sort_values("t_off", kind="mergesort")
+        offs = g["t_off"].to_numpy(dtype="datetime64[ns]").astype("int64")
+        ons = g["t_on"].to_numpy(dtype="datetime64[ns]").astype("int64")
+        out[str(s)] = (offs, np.where(ons == np.iinfo(np.int64).min, np.iinfo(np.int64).max, ons))
+    return out
+
+
+def _covered(arrays: tuple[np.ndarray, np.ndarray] | None, t0: np.ndarray, t1: np.ndarray) -> np.ndarray:
+    """True where one parked interval covers [t0, t1] (vectorised, by binary search)."""
+    if arrays is None or len(t0) == 0:
+        return np.zeros(len(t0), dtype=bool)
+    offs, ons = arrays
+    idx = np.searchsorted(offs, t0, side="right") - 1
+    ok = idx >= 0
+    cover = np.zeros(len(t0), dtype=bool)
+    cover[ok] = t1[ok] <= ons[idx[ok]]
+    return cover
+
+
 def _in_parked(subj: np.ndarray, t0: np.ndarray, t1: np.ndarray, parked: pd.DataFrame) -> np.ndarray:
     """For intervals (subject, t0, t1) in ns: True when one parked interval covers [t0, t1]."""
     out = np.zeros(len(subj), dtype=bool)
     if parked.empty or len(subj) == 0:
         return out
-    for s, g in parked.groupby("subject_id"):
+    for s, arrays in _parked_arrays(parked).items():
         sel = subj == s
-        if not sel.any():
-            continue
-        offs = g["t_off"].to_numpy(dtype="datetime64[ns]").astype("int64")
-        ons = g["t_on"].to_numpy(dtype="datetime64[ns]").astype("int64")
-        ons = np.where(ons == np.iinfo(np.int64).min, np.iinfo(np.int64).max, ons)
-        idx = np.searchsorted(offs, t0[sel], side="right") - 1
-        ok = idx >= 0
-        cover = np.zeros(sel.sum(), dtype=bool)
-        cover[ok] = (t1[sel][ok] <= ons[idx[ok]])
-        out[np.flatnonzero(sel)] = cover
+        if sel.any():
+            out[sel] = _covered(arrays, t0[sel], t1[sel])
     return out
 
 
@@ -321,7 +336,7 @@ def _stop_table(f: pd.DataFrame, rows: list[dict[str, object]], subj: np.ndarray
         out = schema.empty("stops")
         return out
     parked = parked_intervals(events)
-    parked_by = {str(k): g for k, g in parked.groupby("subject_id")}
+    parked_by = _parked_arrays(parked)
     src = f["source_id"].astype(str).to_numpy()
     # fixes are sorted by subject then time: each subject is one contiguous block
     names, first_idx = np.unique(subj, return_index=True)
@@ -337,22 +352,23 @@ def _stop_table(f: pd.DataFrame, rows: list[dict[str, object]], subj: np.ndarray
         rad = float(haversine_m(lat[mem], lon[mem], clat, clon).max())
         flags: list[str] = []
         # ignition bounds
-        g = parked_by.get(s)
-        if g is not None:
-            if len(g):
-                offs = g["t_off"].to_numpy(dtype="datetime64[ns]").astype("int64")
-                ons = g["t_on"].to_numpy(dtype="datetime64[ns]").astype("int64")
-                prev_fix = int(t[mem[0] - 1]) if mem[0] > 0 and subj[mem[0] - 1] == s else None
-                next_fix = int(t[mem[-1] + 1]) if mem[-1] + 1 < len(t) and subj[mem[-1] + 1] == s else None
-                for off, on in zip(offs, ons, strict=True):
-                    if on == np.iinfo(np.int64).min:
-                        on = None
-                    if off <= td and (prev_fix is None or off >= prev_fix) and off < ta:
-                        ta = int(off)
-                        flags.append("bounded_by_ignition")
-                    if on is not None and on >= ta and on > td and (next_fix is None or on <= next_fix):
-                        td = int(on)
-                        flags.append("bounded_by_ignition")
+        arrays = parked_by.get(s)
+        if arrays is not None:
+            offs, ons = arrays
+            prev_fix = int(t[mem[0] - 1]) if mem[0] > 0 and subj[mem[0] - 1] == s else None
+            next_fix = int(t[mem[-1] + 1]) if mem[-1] + 1 < len(t) and subj[mem[-1] + 1] == s else None
+            # only intervals that start between the previous fix and the departure matter,
+            # plus the one already running at the previous fix
+            lo_i = max(int(np.searchsorted(offs, prev_fix if prev_fix is not None else offs[0] - 1)) - 1, 0)
+            hi_i = int(np.searchsorted(offs, td, side="right"))
+            for off, on in zip(offs[lo_i:hi_i].tolist(), ons[lo_i:hi_i].tolist(), strict=True):
+                open_end = on == np.iinfo(np.int64).max
+                if off <= td and (prev_fix is None or off >= prev_fix) and off < ta:
+                    ta = int(off)
+                    flags.append("bounded_by_ignition")
+                if not open_end and on >= ta and on > td and (next_fix is None or on <= next_fix):
+                    td = int(on)
+                    flags.append("bounded_by_ignition")
         # all fixes of the subject inside [ta, td] are observations during the stop
         a0, b0 = block[s]
         lo = a0 + int(np.searchsorted(t[a0:b0], ta, side="left"))
@@ -367,7 +383,7 @@ def _stop_table(f: pd.DataFrame, rows: list[dict[str, object]], subj: np.ndarray
         unobs = 0
         if long.any():
             a, b = obs_t[:-1][long], obs_t[1:][long]
-            covered = _in_parked(np.full(len(a), s), a, b, parked)
+            covered = _covered(parked_by.get(s), a, b)
             unobs = int(steps[long][~covered].sum())
         if unobs:
             flags.append("spans_gap")

@@ -106,7 +106,7 @@ def _tod(value: str) -> dt.time | None:
     if h > 23 or m > 59 or sec >= 61:
         return None
     whole = int(sec)
-    return dt.time(h, m, min(whole, 59), int(round((sec - whole) * 1_000_000)) % 1_000_000)
+    return dt.time(h, m, min(whole, 59), round((sec - whole) * 1_000_000) % 1_000_000)
 
 
 _FULL = re.compile(r"\$[A-Z][A-Z0-9]{1,6},[^$*\r\n]*\*[0-9A-Fa-f]{2}")
@@ -205,7 +205,7 @@ def load_nmea(path: Path, *, ctx: LoadContext) -> LoadResult:
                 date_ctx = date_ctx + dt.timedelta(days=1)
         last_tod = tod
 
-    for lineno, loc, s, problem in _sentences(lines):
+    for _lineno, loc, s, problem in _sentences(lines):
         n_records += 1
         if problem is not None:
             rejects.append((loc, problem))

@@ -16,6 +16,7 @@ from . import ios_consolidated as _ios_consolidated  # noqa: F401
 from . import ios_knowledgec as _ios_knowledgec  # noqa: F401
 from . import ios_photos as _ios_photos  # noqa: F401
 from . import ios_routined as _ios_routined  # noqa: F401
+from . import kml as _kml  # noqa: F401
 from . import nmea as _nmea  # noqa: F401
 from . import portal as _portal  # noqa: F401
 from . import statements as _statements  # noqa: F401

@@ -1,0 +1,279 @@
+"""KML and KMZ: placemarks, timestamps and tracks (Google Earth, My Maps, trackers).
+
+Parsed with lxml hardened against hostile XML (no entity resolution, no network, no DTD
+loading, no huge trees); a document that declares entities is refused outright. A KMZ is
+a zip: its first ``.kml`` member is read in memory with the same size and ratio limits as
+every archive (:class:`routetrace.evidence.ArchiveLimits`), so no file is written and no
+path can escape; zips written in streaming mode (data descriptors) read normally.
+
+Records (locators)
+------------------
+* ``Placemark[i]`` — the i-th Placemark of the document (0-based), for points, lines and
+  polygons. A Point whose ``TimeStamp`` is a full date-time is a **fix**; a Point with a
+  reduced-precision time ('1997', '1997-07', '1997-07-16') or a ``TimeSpan`` is a
+  **place** whose ``t_start``/``t_end`` cover that year, month, day or span
+  (``t_precision`` says which; flag ``time_precision_reduced``) — never a fake instant.
+  Placemarks without any time (My Maps exports) are places; lines and polygons are places
+  at their first vertex with the vertex count and bounding box in ``extra``. Description
+  and ExtendedData are kept verbatim (hostile text: escaped on output).
+* ``Placemark[i]/Track[k]/when[j]`` — each ``when``/``coord`` pair of a ``gx:Track`` or
+  KML 2.3 ``Track`` (also inside ``gx:MultiTrack``) is a record: a fix, or a reject when its
+  coordinate is empty (a pause in OpenTracks exports), missing or invalid.
+
+Times with ``Z`` or an offset are converted to UTC; a full date-time without either needs
+``tz`` (else the record is rejected with that reason). Times outside 1980-2100 (e.g. the
+1970 placeholders of receivers without a time fix) are rejected as implausible.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from lxml import etree
+
+from .. import timebase
+from ..errors import CorruptSource, UnsafeArchive
+from ..evidence import ArchiveLimits
+from .base import LoadContext, LoaderSpec, LoadResult, compact_json, register
+
+__all__ = ["load_kml", "load_kmz", "sniff_kml", "sniff_kmz"]
+
+_PARSER_ARGS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                    remove_comments=True)
+_PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+def sniff_kml(path: Path, head: bytes) -> bool:
+    """A ``<kml`` root element near the start of an XML text."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()[:2048].lower()
+    return text.startswith(b"<") and b"<kml" in text
+
+
+def sniff_kmz(path: Path, head: bytes) -> bool:
+    """A zip archive whose members include a ``.kml`` file."""
+    if head[:4] != b"PK\x03\x04":
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.lower().endswith(".kml") for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _local(el: Any) -> str:
+    tag = el.tag
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def _child(el: Any, name: str) -> Any:
+    for c in el:
+        if _local(c) == name:
+            return c
+    return None
+
+
+def _text(el: Any) -> str | None:
+    return None if el is None or el.text is None else el.text.strip()
+
+
+def _parse_time(value: str | None, tz: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None, str, str | None]:
+    """(start, end, precision, problem) for a KML time string."""
+    if not value:
+        return None, None, "none", "empty <when>"
+    v = value.strip()
+    if _PARTIAL.match(v):
+        if len(v) == 4:
+            start = pd.Timestamp(f"{v}-01-01", tz="UTC")
+            end, prec = start + pd.DateOffset(years=1), "year"
+        elif len(v) == 7:
+            start = pd.Timestamp(f"{v}-01", tz="UTC")
+            end, prec = start + pd.DateOffset(months=1), "month"
+        else:
+            start = pd.Timestamp(v, tz="UTC")
+            end, prec = start + pd.Timedelta(days=1), "day"
+        return start, end - pd.Timedelta(1, "ns"), prec, None
+    t = timebase.parse_iso([v]).iloc[0]
+    if pd.isna(t):
+        if re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", v):
+            if tz is None:
+                return None, None, "none", f"time {v!r} has no UTC offset and no --tz was given"
+            loc = timebase.localize(pd.Series([v]), tz=tz).iloc[0]
+            if pd.isna(loc):
+                return None, None, "none", f"local time {v!r} does not exist or is ambiguous in {tz}"
+            return loc, loc, "instant", None
+        parsed = pd.to_datetime(v, utc=True, errors="coerce", format="ISO8601")
+        if pd.notna(parsed):
+            return None, None, "none", f"implausible time {parsed.isoformat()} (outside 1980-2100)"
+        return None, None, "none", f"unreadable time {v[:40]!r}"
+    return t, t, "instant", None
+
+
+def _coords(text: str | None) -> list[tuple[float, float, float | None]]:
+    """KML ``lon,lat[,alt]`` tuples separated by white space."""
+    out = []
+    for tup in (text or "").split():
+        vals = [float(x) for x in tup.split(",") if x != ""]
+        if len(vals) < 2:
+            raise ValueError(f"coordinate {tup!r} has fewer than 2 numbers")
+        out.append((vals[0], vals[1], vals[2] if len(vals) > 2 else None))
+    return out
+
+
+def _valid(lon: float, lat: float) -> bool:
+    return -180 <= lon <= 180 and -90 <= lat <= 90 and not (lat == 0 and lon == 0)
+
+
+def _read(data: bytes, ctx: LoadContext) -> LoadResult:
+    if b"<!ENTITY" in data[:65536] or b"<!entity" in data[:65536]:
+        raise ctx.error(CorruptSource, "refused XML construct: entity declarations are not "
+                        "allowed in evidence KML (entity expansion attack)")
+    try:
+        root = etree.fromstring(data, etree.XMLParser(**_PARSER_ARGS))
+    except etree.XMLSyntaxError as exc:
+        raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
+    fixes: list[dict[str, Any]] = []
+    places: list[dict[str, Any]] = []
+    rejects: list[tuple[str, str]] = []
+    n = 0
+    pms = [el for el in root.iter() if _local(el) == "Placemark"]
+    for i, pm in enumerate(pms):
+        name = _text(_child(pm, "name"))
+        desc = _text(_child(pm, "description"))
+        ext = _child(pm, "ExtendedData")
+        ext_data = {}
+        if ext is not None:
+            for d in ext.iter():
+                if _local(d) == "Data" and d.get("name"):
+                    ext_data[d.get("name")] = _text(_child(d, "value"))
+        tracks = [el for el in pm.iter() if _local(el) == "Track"]
+        if tracks:
+            for k, tr in enumerate(tracks):
+                whens = [c for c in tr if _local(c) == "when"]
+                coords = [c for c in tr if _local(c) == "coord"]
+                for j, w in enumerate(whens):
+                    n += 1
+                    rec = f"Placemark[{i}]/Track[{k}]/when[{j}]"
+                    c = coords[j] if j < len(coords) else None
+                    txt = _text(c)
+                    if not txt:
+                        rejects.append((rec, "empty or missing <coord> for this <when> (a pause or no fix)"))
+                        continue
+                    parts = txt.split()
+                    try:
+                        lon, lat = float(parts[0]), float(parts[1])
+                        alt = float(parts[2]) if len(parts) > 2 else None
+                    except (ValueError, IndexError):
+                        rejects.append((rec, f"unreadable <coord> {txt[:40]!r}"))
+                        continue
+                    if not _valid(lon, lat):
+                        rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
+                        continue
+                    t0, _t1, _prec, why = _parse_time(_text(w), ctx.tz)
+                    if why or t0 is None:
+                        rejects.append((rec, why or "no time"))
+                        continue
+                    fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
+                                  "fix_kind": "unknown", "extra": compact_json({"name": name})})
+            continue
+        n += 1
+        rec = f"Placemark[{i}]"
+        geom = next((el for el in pm.iter() if _local(el) in ("Point", "LineString", "LinearRing", "Polygon")), None)
+        if geom is None:
+            rejects.append((rec, "Placemark without a geometry"))
+            continue
+        coord_el = next((el for el in geom.iter() if _local(el) == "coordinates"), None)
+        try:
+            pts = _coords(_text(coord_el))
+        except ValueError as exc:
+            rejects.append((rec, f"invalid <coordinates>: {exc}"))
+            continue
+        if not pts:
+            rejects.append((rec, "empty <coordinates>"))
+            continue
+        lon, lat, alt = pts[0]
+        if not _valid(lon, lat):
+            rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
+            continue
+        ts = next((el for el in pm.iter() if _local(el) == "TimeStamp"), None)
+        span = next((el for el in pm.iter() if _local(el) == "TimeSpan"), None)
+        extra = {"geometry": _local(geom), "vertices": len(pts), "name": name, "data": ext_data or None}
+        if len(pts) > 1:
+            extra["bbox"] = [min(p[0] for p in pts), min(p[1] for p in pts),
+                             max(p[0] for p in pts), max(p[1] for p in pts)]
+        if ts is not None and _local(geom) == "Point":
+            t0, t1, prec, why = _parse_time(_text(_child(ts, "when")), ctx.tz)
+            if why:
+                rejects.append((rec, why))
+                continue
+            if prec == "instant":
+                fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
+                              "fix_kind": "unknown", "extra": compact_json({"name": name, "description": desc})})
+                continue
+            places.append({"record": rec, "kind": "placemark", "name": name, "text": desc, "lat": lat,
+                           "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,
+                           "flags": "time_precision_reduced", "extra": compact_json(extra)})
+            continue
+        t0 = t1 = None
+        prec = "none"
+        if span is not None:
+            a, _, _, why_a = _parse_time(_text(_child(span, "begin")), ctx.tz)
+            _, b, _, why_b = _parse_time(_text(_child(span, "end")), ctx.tz)
+            if why_a and why_b:
+                rejects.append((rec, f"TimeSpan without a usable begin or end ({why_a})"))
+                continue
+            t0, t1, prec = a, b, "window"
+        places.append({"record": rec, "kind": "placemark", "name": name, "text": desc, "lat": lat,
+                       "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,
+                       "extra": compact_json(extra)})
+    basis = "KML <when>: ISO-8601 with Z or offset converted to UTC; reduced-precision dates kept as windows"
+    if ctx.tz:
+        basis += f"; times without offset read as {ctx.tz} (user-stated)"
+    return ctx.finish(records_read=n, time_basis=basis,
+                      fixes=pd.DataFrame(fixes) if fixes else None,
+                      places=pd.DataFrame(places) if places else None, rejects=rejects)
+
+
+@register(LoaderSpec(
+    name="kml",
+    description="KML: placemarks (timed points are fixes, others places), gx:Track/Track pairs",
+    sniff=sniff_kml,
+    produces=("fixes", "places"),
+))
+def load_kml(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load a KML document."""
+    return _read(path.read_bytes(), ctx)
+
+
+@register(LoaderSpec(
+    name="kmz",
+    description="KMZ (zipped KML): the first .kml member, read in memory with archive limits",
+    sniff=sniff_kmz,
+    produces=("fixes", "places"),
+))
+def load_kmz(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load the first ``.kml`` member of a KMZ archive (size and ratio limits apply)."""
+    lim = ArchiveLimits()
+    try:
+        with zipfile.ZipFile(path) as zf:
+            kmls = sorted((i for i in zf.infolist() if i.filename.lower().endswith(".kml")),
+                          key=lambda i: (i.filename.lower() != "doc.kml", i.filename))
+            if not kmls:
+                raise ctx.error(CorruptSource, "KMZ without a .kml member")
+            info = kmls[0]
+            if ".." in info.filename.replace("\\", "/").split("/") or info.filename.startswith("/"):
+                raise ctx.error(UnsafeArchive, f"unsafe member path {info.filename!r}")
+            if info.file_size > min(lim.max_member_bytes, 1 << 30) or \
+                    info.file_size / max(info.compress_size, 1) > lim.max_ratio:
+                raise ctx.error(UnsafeArchive, f"member {info.filename!r} exceeds the size or "
+                                "compression-ratio limit (zip bomb?)")
+            with zf.open(info) as fh:
+                data = fh.read(info.file_size + 1)
+            if len(data) > info.file_size:
+                raise ctx.error(UnsafeArchive, f"member {info.filename!r} is larger than declared")
+    except zipfile.BadZipFile as exc:
+        raise ctx.error(CorruptSource, f"damaged KMZ (zip): {exc}") from exc
+    return _read(data, ctx)

@@ -50,6 +50,7 @@ def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path
         write_csv,
         write_gpx,
         write_ios,
+        write_kml,
         write_portal,
         write_statements,
         write_takeout,
@@ -64,6 +65,7 @@ def _writers() -> Sequence[Callable[[Scenario, Path], Sequence[SampleFile | Path
         write_ios.write,
         write_takeout.write,
         write_portal.write,
+        write_kml.write,
     )
 
 

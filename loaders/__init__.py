@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import chat as _chat  # noqa: F401
 from . import csv as _csv  # noqa: F401
 from . import exif as _exif  # noqa: F401
+from . import fit as _fit  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
 from . import ios_consolidated as _ios_consolidated  # noqa: F401
 from . import ios_knowledgec as _ios_knowledgec  # noqa: F401

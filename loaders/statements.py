@@ -190,7 +190,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            ev = self.peek_event()  # type: ignore[no-untyped-call]
+            ev = self.peek_event()
             raise yaml.YAMLError(f"YAML aliases are not allowed in statements files "
                                  f"(line {ev.start_mark.line + 1})")
         return super().compose_node(parent, index)

@@ -8,7 +8,8 @@ Records (the count rule)
   rate and speed without GPS; the no-GPS vivoactive file has no position at all).
 * ``msg[N]`` — every saved Location (undocumented global message 29 in Garmin
   'Locations' files, file type 8: field 0 name, 1/2 latitude/longitude in semicircles,
-  253 timestamp): a place of kind ``saved``.
+  253 timestamp, 6 description → ``text``, 4 elevation (scale 5, offset 500 m, as GPSBabel
+  reads it; the 'unset' value 0xFFFF → NA) → ``extra.elevation_m``): a place of kind ``saved``.
 * ``fault`` — when the stream fails part-way (truncated file, corrupt header, a data
   message whose definition is missing or wrong), everything decoded before the fault is
   kept and the fault itself is one reject naming the byte offset reached and the error.
@@ -22,6 +23,7 @@ since 1989-12-31T00:00:00Z (UTC), decoded by fitdecode.
 from __future__ import annotations
 
 import datetime as dt
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -119,14 +121,19 @@ def load_fit(path: Path, *, ctx: LoadContext) -> LoadResult:
                         rejects.append((rec, f"saved location out of range ({la:.5f}, {lo:.5f})"))
                         continue
                     t = _ts(f.get("#253"))
+                    ele = f.get("#4")  # altitude, scale 5 offset 500 (as GPSBabel); 0xFFFF (unset) is None
+                    desc = f.get("#6")
                     places.append({"record": rec, "kind": "saved", "name": str(name) if name is not None else None,
+                                   "text": str(desc) if desc is not None else None,
                                    "lat": la, "lon": lo, "t_start": t, "t_end": t,
                                    "t_precision": "instant" if t is not None else "none",
-                                   "extra": compact_json({"symbol": f.get("#254"), "raw_3": f.get("#3"),
-                                                          "raw_4": f.get("#4")})})
+                                   "extra": compact_json({"elevation_m": ele / 5 - 500 if isinstance(ele, int) else None,
+                                                          "message_index": f.get("#254"), "raw_3": f.get("#3")})})
                 else:
                     other += 1
-        except (fitdecode.FitError, ValueError, KeyError, IndexError, EOFError, OSError) as exc:
+        except (fitdecode.FitError, ValueError, KeyError, IndexError, EOFError, OSError,
+                AssertionError, TypeError, struct.error, OverflowError) as exc:
+            # fitdecode raises these on damaged streams; what was decoded is kept
             n += 1
             offset = fh.tell()
             rejects.append(("fault", f"decoding stopped at byte {offset} of {path.stat().st_size} "

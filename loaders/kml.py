@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -86,26 +87,49 @@ def _parse_time(value: str | None, tz: str | None) -> tuple[pd.Timestamp | None,
         return None, None, "none", "empty <when>"
     v = value.strip()
     if _PARTIAL.match(v):
-        if len(v) == 4:
-            start = pd.Timestamp(f"{v}-01-01", tz="UTC")
-            end, prec = start + pd.DateOffset(years=1), "year"
-        elif len(v) == 7:
-            start = pd.Timestamp(f"{v}-01", tz="UTC")
-            end, prec = start + pd.DateOffset(months=1), "month"
-        else:
-            start = pd.Timestamp(v, tz="UTC")
-            end, prec = start + pd.Timedelta(days=1), "day"
-        return start, end - pd.Timedelta(1, "ns"), prec, None
-    t = timebase.parse_iso([v]).iloc[0]
+        if not 1 <= int(v[:4]) <= 9999 or (len(v) >= 7 and not 1 <= int(v[5:7]) <= 12):
+            return None, None, "none", f"impossible date {v!r}"
+        try:
+            return _partial(v)
+        except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+            return None, None, "none", f"impossible date {v!r}"
+    return _full(v, tz)
+
+
+def _partial(v: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None, str, str | None]:
+    """A reduced-precision date ('1997', '1997-07', '1997-07-16') as the window it covers."""
+    if len(v) == 4:
+        start = pd.Timestamp(f"{v}-01-01", tz="UTC")
+        end, prec = start + pd.DateOffset(years=1), "year"
+    elif len(v) == 7:
+        start = pd.Timestamp(f"{v}-01", tz="UTC")
+        end, prec = start + pd.DateOffset(months=1), "month"
+    else:
+        start = pd.Timestamp(v, tz="UTC")
+        end, prec = start + pd.Timedelta(days=1), "day"
+    return start, end - pd.Timedelta(1, "ns"), prec, None
+
+
+def _full(v: str, tz: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None, str, str | None]:
+    try:
+        t = timebase.parse_iso([v]).iloc[0]
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return None, None, "none", f"unreadable time {v[:40]!r}"
     if pd.isna(t):
         if re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$", v):
             if tz is None:
                 return None, None, "none", f"time {v!r} has no UTC offset and no --tz was given"
-            loc = timebase.localize(pd.Series([v]), tz=tz).iloc[0]
+            try:
+                loc = timebase.localize(pd.Series([v]), tz=tz).iloc[0]
+            except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+                return None, None, "none", f"unreadable time {v[:40]!r}"
             if pd.isna(loc):
                 return None, None, "none", f"local time {v!r} does not exist or is ambiguous in {tz}"
             return loc, loc, "instant", None
-        parsed = pd.to_datetime(v, utc=True, errors="coerce", format="ISO8601")
+        try:
+            parsed = pd.to_datetime(v, utc=True, errors="coerce", format="ISO8601")
+        except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+            parsed = pd.NaT
         if pd.notna(parsed):
             return None, None, "none", f"implausible time {parsed.isoformat()} (outside 1980-2100)"
         return None, None, "none", f"unreadable time {v[:40]!r}"
@@ -274,6 +298,7 @@ def load_kmz(path: Path, *, ctx: LoadContext) -> LoadResult:
                 data = fh.read(info.file_size + 1)
             if len(data) > info.file_size:
                 raise ctx.error(UnsafeArchive, f"member {info.filename!r} is larger than declared")
-    except zipfile.BadZipFile as exc:
-        raise ctx.error(CorruptSource, f"damaged KMZ (zip): {exc}") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+            UnicodeDecodeError, OSError) as exc:
+        raise ctx.error(CorruptSource, f"damaged KMZ (zip): {type(exc).__name__}: {exc}") from exc
     return _read(data, ctx)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from routetrace.errors import LoaderError
@@ -63,3 +65,28 @@ def test_garbage_after_a_fit_header(tmp_path: Path, realdata_dir: Path) -> None:
     assert len(res.fixes) > 0  # what came before the damage is kept
     with pytest.raises(LoaderError, match="no such file"):
         load(tmp_path / "missing.fit")
+
+
+def test_saved_location_elevation_and_unset_sentinel(realdata_dir: Path) -> None:
+    pl = load(realdata_dir / "fit" / "gpsbabel_Lctns_Instinct.fit").places.set_index("name")
+    ele = pl["extra"].map(lambda s: json.loads(s).get("elevation_m"))
+    assert ele["Greenwich ele46"] == pytest.approx(46.0) and ele["South pole 2835"] == pytest.approx(2835.0)
+    assert pd.isna(ele["Elevation unset"])  # 0xFFFF sentinel -> NA, not -500 m or 12607 m
+    sample = load(realdata_dir / "fit" / "gpsbabel_fitlocations-sample.fit").places
+    assert sample["text"].str.startswith("Some random position").any()
+
+
+@pytest.mark.parametrize("tweak", ["field_count", "base_type", "field_size"])
+def test_broken_definition_message_is_a_located_fault(tmp_path: Path, realdata_dir: Path, tweak: str) -> None:
+    data = bytearray((realdata_dir / "fit" / "fitparse_garmin-fenix-5-bike.fit").read_bytes())
+    pos = data.find(bytes([0, 0, 19, 0]), 14) - 1  # definition of 'lap' (global 19), after the records
+    assert data[pos] & 0x40
+    data[pos + {"field_count": 5, "base_type": 8, "field_size": 7}[tweak]] = \
+        {"field_count": 255, "base_type": 0x7F, "field_size": 0}[tweak]
+    p = tmp_path / "broken.fit"
+    p.write_bytes(bytes(data))
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.fixes) == 19  # the records decoded before the broken definition are kept
+    reason = res.rejects.set_index("record").loc["fault", "reason"]
+    assert reason.startswith("decoding stopped at byte ")

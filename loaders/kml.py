@@ -13,12 +13,16 @@ Records (locators)
   reduced-precision time ('1997', '1997-07', '1997-07-16') or a ``TimeSpan`` is a
   **place** whose ``t_start``/``t_end`` cover that year, month, day or span
   (``t_precision`` says which; flag ``time_precision_reduced``) — never a fake instant.
-  Placemarks without any time (My Maps exports) are places; lines and polygons are places
-  at their first vertex with the vertex count and bounding box in ``extra``. Description
-  and ExtendedData are kept verbatim (hostile text: escaped on output).
+  Placemarks without any time (My Maps exports) are places; lines and polygons (timed or
+  not) are places at their first vertex with the vertex count and bounding box in
+  ``extra``; a ``MultiGeometry`` is one record, placed at its first part (the number of
+  parts in ``extra``). Description (``places.text``) and ExtendedData ``Data``/``SimpleData``
+  (``extra.data``) are kept verbatim (hostile text: escaped on output).
 * ``Placemark[i]/Track[k]/when[j]`` — each ``when``/``coord`` pair of a ``gx:Track`` or
   KML 2.3 ``Track`` (also inside ``gx:MultiTrack``) is a record: a fix, or a reject when its
-  coordinate is empty (a pause in OpenTracks exports), missing or invalid.
+  coordinate is empty (a pause in OpenTracks exports), missing or invalid, or when its
+  time has less than full precision; a surplus ``coord`` without a ``when`` is a reject
+  ``.../coord[j]``.
 
 Times with ``Z`` or an offset are converted to UTC; a full date-time without either needs
 ``tz`` (else the record is rejected with that reason). Times outside 1980-2100 (e.g. the
@@ -166,21 +170,29 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
     pms = [el for el in root.iter() if _local(el) == "Placemark"]
     for i, pm in enumerate(pms):
         name = _text(_child(pm, "name"))
-        desc = _text(_child(pm, "description"))
+        desc_el = _child(pm, "description")
+        desc = desc_el.text if desc_el is not None else None  # verbatim (hostile text, escaped on output)
         ext = _child(pm, "ExtendedData")
         ext_data = {}
         if ext is not None:
             for d in ext.iter():
                 if _local(d) == "Data" and d.get("name"):
                     ext_data[d.get("name")] = _text(_child(d, "value"))
+                elif _local(d) == "SimpleData" and d.get("name"):
+                    ext_data[d.get("name")] = d.text
         tracks = [el for el in pm.iter() if _local(el) == "Track"]
         if tracks:
             for k, tr in enumerate(tracks):
                 whens = [c for c in tr if _local(c) == "when"]
                 coords = [c for c in tr if _local(c) == "coord"]
-                for j, w in enumerate(whens):
+                for j in range(max(len(whens), len(coords))):
                     n += 1
                     rec = f"Placemark[{i}]/Track[{k}]/when[{j}]"
+                    if j >= len(whens):
+                        rejects.append((f"Placemark[{i}]/Track[{k}]/coord[{j}]",
+                                        "<coord> without a matching <when> (no time)"))
+                        continue
+                    w = whens[j]
                     c = coords[j] if j < len(coords) else None
                     txt = _text(c)
                     if not txt:
@@ -196,9 +208,12 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
                     if not _valid(lon, lat):
                         rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
                         continue
-                    t0, _t1, _prec, why = _parse_time(_text(w), ctx.tz)
+                    t0, _t1, prec, why = _parse_time(_text(w), ctx.tz)
                     if why or t0 is None:
                         rejects.append((rec, why or "no time"))
+                        continue
+                    if prec != "instant":  # a track point dated '1997-07' is not an instant
+                        rejects.append((rec, f"track <when> {_text(w)!r} has {prec} precision only"))
                         continue
                     fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
                                   "fix_kind": "unknown", "extra": compact_json({"name": name})})
@@ -225,21 +240,26 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
         ts = next((el for el in pm.iter() if _local(el) == "TimeStamp"), None)
         span = next((el for el in pm.iter() if _local(el) == "TimeSpan"), None)
         extra = {"geometry": _local(geom), "vertices": len(pts), "name": name, "data": ext_data or None}
+        multi = _child(pm, "MultiGeometry")
+        if multi is not None:
+            extra["multigeometry_parts"] = sum(1 for el in multi.iter()
+                                               if _local(el) in ("Point", "LineString", "Polygon"))
         if len(pts) > 1:
             extra["bbox"] = [min(p[0] for p in pts), min(p[1] for p in pts),
                              max(p[0] for p in pts), max(p[1] for p in pts)]
-        if ts is not None and _local(geom) == "Point":
+        if ts is not None:
             t0, t1, prec, why = _parse_time(_text(_child(ts, "when")), ctx.tz)
             if why:
                 rejects.append((rec, why))
                 continue
-            if prec == "instant":
+            if prec == "instant" and _local(geom) == "Point":
                 fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
                               "fix_kind": "unknown", "extra": compact_json({"name": name, "description": desc})})
                 continue
             places.append({"record": rec, "kind": "placemark", "name": name, "text": desc, "lat": lat,
                            "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,
-                           "flags": "time_precision_reduced", "extra": compact_json(extra)})
+                           "flags": "time_precision_reduced" if prec != "instant" else "",
+                           "extra": compact_json(extra)})
             continue
         t0 = t1 = None
         prec = "none"

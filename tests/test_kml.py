@@ -75,3 +75,43 @@ def test_naive_times_need_tz(tmp_path: Path) -> None:
     assert "no UTC offset" in load(p).rejects["reason"].iloc[0]
     res = load(p, tz="Europe/Brussels")
     assert res.fixes["t_utc"].iloc[0] == pd.Timestamp("2025-10-26T21:20:00Z")
+
+
+def test_multitrack_pairs_precision_and_surplus_coords(tmp_path: Path) -> None:
+    p = tmp_path / "multi.kml"
+    p.write_text(
+        '<kml xmlns="http://www.opengis.net/kml/2.2" xmlns:gx="http://www.google.com/kml/ext/2.2">'
+        "<Placemark><gx:MultiTrack>"
+        "<gx:Track><when>2025-10-26T22:00:00Z</when><when>2025-10</when><when>2025-10-26T22:00:10Z</when>"
+        "<gx:coord>3.87 51.0 5</gx:coord><gx:coord>3.88 51.0 5</gx:coord><gx:coord/></gx:Track>"
+        "<gx:Track><when>2025-10-26T22:05:00Z</when>"
+        "<gx:coord>3.89 51.0 5</gx:coord><gx:coord>3.90 51.0 5</gx:coord></gx:Track>"
+        "</gx:MultiTrack></Placemark></kml>")
+    res = load(p)
+    assert_count_rule(res)
+    assert res.records_read == 5 and len(res.fixes) == 2
+    reasons = res.rejects.set_index("record")["reason"]
+    assert "month precision" in reasons["Placemark[0]/Track[0]/when[1]"]  # never a fake instant
+    assert "empty" in reasons["Placemark[0]/Track[0]/when[2]"]
+    assert "without a matching <when>" in reasons["Placemark[0]/Track[1]/coord[1]"]
+
+
+def test_lines_multigeometry_and_verbatim_text(tmp_path: Path) -> None:
+    desc = "  <b>meet</b> at the\n  back gate &amp; wait  "
+    p = tmp_path / "lines.kml"
+    p.write_text(
+        '<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+        f"<Placemark><name>route</name><description><![CDATA[{desc}]]></description>"
+        "<TimeStamp><when>2025-10-26T22:00:00Z</when></TimeStamp>"
+        "<LineString><coordinates>3.87,51.0 3.88,51.1</coordinates></LineString></Placemark>"
+        "<Placemark><name>two pins</name><ExtendedData><SchemaData><SimpleData name=\"who\">A</SimpleData>"
+        "</SchemaData></ExtendedData><MultiGeometry><Point><coordinates>3.1,50.1</coordinates></Point>"
+        "<Point><coordinates>3.2,50.2</coordinates></Point></MultiGeometry></Placemark>"
+        "</Document></kml>")
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.fixes) == 0 and len(res.places) == 2  # a timed line is a place, not a fix
+    pl = res.places.set_index("name")
+    assert pl.loc["route", "text"] == desc
+    assert pl.loc["route", "t_start"] == pd.Timestamp("2025-10-26T22:00:00Z")
+    assert '"multigeometry_parts":2' in pl.loc["two pins", "extra"] and '"who":"A"' in pl.loc["two pins", "extra"]

@@ -97,3 +97,26 @@ def test_generated_log_with_crlf_and_bad_date(tmp_path: Path) -> None:
     assert fx["speed_mps"].iloc[0] == pytest.approx(5.144, abs=1e-3)
     assert set(res.rejects["reason"]) >= {"RMC with an impossible date '320125'",  # type: ignore[attr-defined]
                                           "not an NMEA sentence (text or binary data)"}
+
+
+def test_zda_dates_gga_and_gll_from_any_talker(tmp_path: Path) -> None:
+    def s(body: str) -> str:
+        c = 0
+        for ch in body.encode():
+            c ^= ch
+        return f"${body}*{c:02X}"
+
+    lines = [s("GNZDA,235958.00,26,10,2025,00,00"),
+             s("GNGGA,235959.00,5100.0000,N,00352.2000,E,1,08,0.9,12.0,M,,M,,"),
+             s("GLGLL,5100.0010,N,00352.2100,E,000000.00,A,A"),
+             s("GAGLL,5100.0020,N,00352.2200,E,000001.00,V,N"),
+             s("GBGGA,000002.00,5100.0030,S,00352.2300,W,0,00,,,M,,M,,")]
+    p = tmp_path / "zda.nmea"
+    p.write_bytes(("\ufeff" + "\n".join(lines) + "\n").encode("utf-16"))
+    res = _load(p)
+    fx = res.fixes  # type: ignore[attr-defined]
+    assert fx["t_utc"].tolist() == [pd.Timestamp("2025-10-26T23:59:59Z"), pd.Timestamp("2025-10-27T00:00:00Z")]
+    assert fx["alt_m"].iloc[0] == 12.0 and pd.isna(fx["alt_m"].iloc[1])
+    reasons = res.rejects.set_index("record")["reason"]  # type: ignore[attr-defined]
+    assert "ZDA" in reasons["line 1"] and "GLL status V" in reasons["line 4"]
+    assert "quality 0" in reasons["line 5"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -67,7 +68,7 @@ def run_demo(
     verdicts = cor.verdicts["verdict"].value_counts().to_dict() if len(cor.verdicts) else {}
     log(f"{step}. corroboration of indicated places: {verdicts} (CSV in {out / 'corroboration'})")
     step += 1
-    static = shutil.which("chromium") is not None
+    static = shutil.which("chromium") is not None and importlib.util.find_spec("playwright") is not None
     exhibit_dir = out / "exhibit"
     written = exhibit_from_case(case_dir, out_dir=exhibit_dir, exhibit_no="1",
                                 title="Sample case: journey Calais - Brussels - Zeebrugge",

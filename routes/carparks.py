@@ -42,7 +42,7 @@ from shapely.geometry import MultiPoint
 
 from .. import schema
 from ..errors import LoaderError, ParameterError
-from .geo import EARTH_R_M, local_zone
+from .geo import EARTH_R_M, cluster_points_m, local_zone
 
 __all__ = [
     "carpark_visits",
@@ -148,23 +148,9 @@ def geofences_from_stops(
     lat, lon = stops["lat"].to_numpy(float), stops["lon"].to_numpy(float)
     lat0 = float(lat.mean())
     xy = np.c_[np.radians(lon) * EARTH_R_M * np.cos(np.radians(lat0)), np.radians(lat) * EARTH_R_M]
-    tree = shapely.STRtree(shapely.points(xy))
-    left, right = tree.query(shapely.points(xy), predicate="dwithin", distance=eps_m)
-    parent = np.arange(len(xy))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = int(parent[i])
-        return i
-
-    for a, b in zip(left.tolist(), right.tolist(), strict=True):
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(len(xy))])
+    labels = cluster_points_m(lat, lon, eps_m=eps_m)
     names, geoms = [], []
-    clusters = [np.flatnonzero(roots == r) for r in np.unique(roots)]
+    clusters = [np.flatnonzero(labels == r) for r in np.unique(labels)]
     clusters = [c for c in clusters if len(c) >= min_stops]
     clusters.sort(key=lambda c: float(lon[c].mean()))
     for k, idx in enumerate(clusters, start=1):

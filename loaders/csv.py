@@ -60,11 +60,12 @@ Time
 * MTK logger CSV as written by GPSBabel/BT747 (``INDEX,RCR,DATE,TIME,VALID,LATITUDE,N/S``):
   UTC, the logger's GPS time.
 * Any other time without an offset is local time: it needs ``tz`` (``--tz``) or
-  ``options={"time_basis": "utc"}``. Without one, **every such row is rejected** with the
-  reason "local time without UTC offset ... pass --tz" (the file still registers, the
-  count rule holds, and the quality report shows why nothing was plotted); rows that do
-  carry an offset still load. Non-existent/ambiguous local times (DST changes) are
-  rejected, never guessed. Times outside 1980-2100 are rejected.
+  ``options={"time_basis": "utc"}``. Without one, a file whose times are all local
+  raises :class:`~routetrace.errors.AmbiguousTime` naming the file and saying ``--tz``
+  (nothing can be placed in time, so nothing is guessed). In a mixed file the rows that
+  carry an offset load and the local ones are rejected with the reason "local time
+  without UTC offset ... pass --tz". Non-existent/ambiguous local times (DST changes)
+  are rejected, never guessed. Times outside 1980-2100 are rejected.
 
 Records and rejects
 -------------------
@@ -94,6 +95,7 @@ from ..errors import AmbiguousTime, CorruptSource, ParameterError
 from .base import SNIFF_BYTES, LoadContext, LoaderSpec, LoadResult, register
 
 __all__ = [
+    "NO_TZ_REASON",
     "SYNONYMS",
     "Dialect",
     "Table",
@@ -102,11 +104,15 @@ __all__ = [
     "load_csv",
     "norm",
     "parse_times",
+    "raise_if_all_local",
     "sniff_csv",
     "sniff_dialect",
 ]
 
 DELIMITERS = (",", ";", "\t", "|")
+#: reject reason of a local time when no time zone was stated (shared with ``portal``).
+NO_TZ_REASON = ("local time without UTC offset and no time zone given: "
+                "pass --tz ZONE (e.g. Europe/Brussels)")
 DEFAULT_CHUNK = 200_000
 
 #: role -> normalised column names (lower case, alphanumerics only), in preference order.
@@ -587,8 +593,7 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
             reason[bad_local] = f"local time does not exist or is ambiguous in {tz} (DST change)"
             basis_parts.append(f"local times read as {tz} (user-stated)")
         else:
-            reason[naive_mask] = ("local time without UTC offset and no time zone given: "
-                                  "pass --tz ZONE (e.g. Europe/Brussels)")
+            reason[naive_mask] = NO_TZ_REASON
             basis_parts.append("local times without offset: rejected (no --tz)")
     bad = out.notna() & ((out < timebase.PLAUSIBLE[0]) | (out > timebase.PLAUSIBLE[1]))
     reason[bad & reason.isna()] = "implausible time (outside 1980-2100)"
@@ -754,6 +759,23 @@ def settle_date_order(path: Path, dialect: Dialect, tb: Table, *, chunk_rows: in
         "settles it; pass options={'date_order': 'DMY'} or 'MDY'", path=what)
 
 
+def raise_if_all_local(rejects: pd.DataFrame | None, ctx: LoadContext) -> None:
+    """Nothing loaded and rows were refused for local time without ``--tz``: say so.
+
+    Raises :class:`AmbiguousTime` naming the file, the first such row and ``--tz``.
+    """
+    if rejects is None or not len(rejects):
+        return
+    local = rejects["reason"] == NO_TZ_REASON
+    if not bool(local.any()):
+        return
+    first = str(rejects.loc[local, "record"].iloc[0])
+    raise ctx.error(AmbiguousTime, f"{int(local.sum())} row(s) give local times without a UTC "
+                    "offset and no time zone was stated; pass --tz ZONE (e.g. --tz "
+                    "Europe/Brussels), or options={'time_basis': 'utc'} if they are UTC",
+                    record=first)
+
+
 def _spec_sniff(path: Path, head: bytes) -> bool:
     return sniff_csv(path, head)
 
@@ -862,4 +884,6 @@ def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     fixes.clear()  # the chunks are no longer needed: keep one copy in memory, not two
     all_rejects = pd.concat(rejects, ignore_index=True) if rejects else None
     rejects.clear()
+    if all_fixes is None:
+        raise_if_all_local(all_rejects, ctx)
     return ctx.finish(records_read=n, time_basis=basis, fixes=all_fixes, rejects=all_rejects)

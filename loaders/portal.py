@@ -45,8 +45,10 @@ Investigators download these from the tracker company's web portal. One loader, 
         Contact uit: ignition_off
 
 Time. Portals print times in the account's local zone without an offset. Such times
-need ``tz`` (``--tz``) or the mapping's ``tz``; without either every row is rejected with
-the reason "... pass --tz" (values that carry an offset or ``Z`` load as UTC). Traccar
+need ``tz`` (``--tz``) or the mapping's ``tz``; without either, an export whose times are
+all local raises :class:`~routetrace.errors.AmbiguousTime` naming the file and ``--tz``
+(in a mixed export, values that carry an offset or ``Z`` load as UTC and the local ones
+are rejected with the reason "... pass --tz"). Traccar
 has no documented fixed zone for exports (it is the user's preference), so its presets
 need ``--tz``.
 
@@ -98,6 +100,7 @@ from .csv import (
     iter_chunks,
     norm,
     parse_times,
+    raise_if_all_local,
     sniff_dialect,
 )
 
@@ -585,6 +588,8 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
         fx_df = pd.concat(fx, ignore_index=True)
         if "subject_id" in fx_df.columns:
             fx_df["subject_id"] = fx_df["subject_id"].astype("string").fillna(ctx.subject(default_subject))
+    if not (fx or ev or pl):  # nothing could be placed in time: say --tz, not 'N rejects'
+        raise_if_all_local(pd.concat(rj, ignore_index=True) if rj else None, ctx)
     basis = "; ".join(dict.fromkeys(b for b in bases if b != "none")) or "none"
     src = "Traccar preset" if not mp else "mapping file"
     basis = f"portal {kind} export ({src}): {basis}"

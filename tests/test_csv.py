@@ -84,14 +84,13 @@ def _w(tmp_path: Path, text: str, name: str = "t.csv", enc: str = "utf-8") -> Pa
     return p
 
 
-def test_local_times_need_tz_every_row_rejected_with_reason(tmp_path: Path) -> None:
+def test_local_times_need_tz_else_ambiguous_time_naming_file_and_tz(tmp_path: Path) -> None:
     p = _w(tmp_path, "Datum;Tijd;Breedtegraad;Lengtegraad;Snelheid (km/h)\r\n"
                      "24/03/2024;23:10:00;51,180000;2,990000;0,0\r\n"
                      "25/03/2024;01:00:00;51,176000;3,073000;36,0\r\n")
-    res = load(p)
-    assert_count_rule(res)
-    assert len(res.fixes) == 0 and len(res.rejects) == 2
-    assert res.rejects["reason"].str.contains("--tz").all()
+    with pytest.raises(AmbiguousTime, match="--tz") as info:
+        load(p)
+    assert str(p) in str(info.value) and "row 1" in str(info.value)
     ok = load(p, tz="Europe/Brussels")
     assert_count_rule(ok)
     assert list(ok.fixes["t_utc"]) == [pd.Timestamp("2024-03-24T22:10:00Z"),
@@ -210,3 +209,111 @@ def test_cli_style_string_options(tmp_path: Path) -> None:
     assert res.fixes["lat"].iloc[0] == 50.5
     with pytest.raises(ParameterError, match="role:column"):
         load(p, format="csv", options={"columns": "Zeitpunkt"})
+
+
+def test_sample_lorry2_belgian_export_loads_with_tz_across_dst_change(tmp_path: Path) -> None:
+    from routetrace.samples import generate
+    from routetrace.samples.scenario import build_scenario
+
+    files = {f.path: f for f in generate(tmp_path, seed=7)}
+    entry = files["evidence/lorry-2/lorry-2_positions.csv"]
+    assert entry.tz == "Europe/Brussels"
+    p = tmp_path / entry.path
+    assert p.read_bytes().startswith(b"Datum;Tijd;Breedtegraad;Lengtegraad;Snelheid (km/h);Koers")
+    with pytest.raises(AmbiguousTime, match="--tz"):
+        load(p)
+    res = load(p, tz=entry.tz, subject_id=entry.subject_id)
+    assert_count_rule(res)
+    assert (res.records_read, len(res.fixes), len(res.rejects)) == (160, 160, 0)
+    truth = build_scenario(7).tracks["lorry-2"].sort_values("t_utc").reset_index(drop=True)
+    fx = res.fixes.sort_values("t_utc").reset_index(drop=True)
+    # the export prints whole seconds of local time; UTC must come back to the truth
+    assert (fx["t_utc"] - truth["t_utc"].dt.floor("s")).abs().max() == pd.Timedelta(0)
+    # lorry-2 drives after the end of summer time: CET, UTC+1
+    assert (fx["t_utc"].iloc[0].tz_convert("Europe/Brussels").utcoffset()
+            == pd.Timedelta(hours=1))
+    assert fx["lat"].to_numpy() == pytest.approx(truth["lat"].to_numpy(), abs=1e-6)
+    assert fx["speed_mps"].to_numpy() == pytest.approx(truth["speed_mps"].to_numpy(), abs=0.03)
+    assert (fx["subject_id"] == "lorry-2").all()
+
+
+def test_same_export_format_across_the_26_oct_2025_dst_change(tmp_path: Path) -> None:
+    # Sun 26 Oct 2025 03:00 CEST -> 02:00 CET: 02:00-02:59 happens twice (rejected, not guessed)
+    p = _w(tmp_path, "Datum;Tijd;Breedtegraad;Lengtegraad;Snelheid (km/h);Koers\r\n"
+                     "25/10/2025;23:59:00;51,180000;2,990000;0,0;\r\n"
+                     "26/10/2025;01:30:00;51,176000;3,073000;36,0;90\r\n"
+                     "26/10/2025;02:30:00;51,176000;3,073000;36,0;90\r\n"
+                     "26/10/2025;03:30:00;51,000000;3,870000;72,0;95\r\n"
+                     "27/10/2025;00:00:00;50,930000;3,960000;0,0;\r\n")
+    res = load(p, tz="Europe/Brussels")
+    assert_count_rule(res)
+    assert res.fixes["t_utc"].tolist() == [
+        pd.Timestamp("2025-10-25T21:59:00Z"), pd.Timestamp("2025-10-25T23:30:00Z"),
+        pd.Timestamp("2025-10-26T02:30:00Z"), pd.Timestamp("2025-10-26T23:00:00Z")]
+    assert res.rejects["record"].tolist() == ["row 3"]
+    assert "ambiguous" in res.rejects["reason"].iloc[0]
+    assert res.fixes["speed_mps"].iloc[2] == pytest.approx(20.0)
+    assert res.fixes["course_deg"].iloc[2] == 95.0
+
+
+def _claimants(path: Path) -> list[str]:
+    """Names of every registered loader whose sniffer claims ``path`` (as detect_format asks)."""
+    from routetrace.loaders.base import REGISTRY, SNIFF_BYTES
+
+    with open(path, "rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    out = []
+    for spec, _fn in REGISTRY.values():
+        try:
+            if spec.sniff(path, head):
+                out.append(spec.name)
+        except Exception:  # detect_format treats a failing sniffer as "no"
+            continue
+    return sorted(out)
+
+
+def test_exactly_one_loader_claims_each_real_and_sample_file(realdata_dir: Path,
+                                                            tmp_path: Path) -> None:
+    from routetrace.evidence import extract_archive, is_archive
+    from routetrace.samples import generate
+
+    # every real CSV: the csv loader and nothing else
+    for f in sorted((realdata_dir / "csv").iterdir()):
+        assert _claimants(f) == ["csv"], f.name
+    # text logs owned by other loaders (NMEA, Teltonika hex) are never claimed by csv/portal
+    for sub in ("nmea", "teltonika"):
+        for f in sorted((realdata_dir / sub).rglob("*")):
+            if f.is_file() and f.suffix.lower() not in (".md",):
+                claims = _claimants(f)
+                assert "csv" not in claims and "portal" not in claims, (f.name, claims)
+                assert len(claims) <= 1, (f.name, claims)
+
+    out = tmp_path / "sample"
+    samples = generate(out, seed=7)
+    owners: dict[str, list[str]] = {}
+    checked = 0
+    for s in samples:
+        p = out / s.path
+        if is_archive(p) and p.suffix.lower() == ".zip":
+            # an extraction/Takeout zip goes to load_many member by member: no member may be
+            # claimed twice, and csv/portal only claim delimited text
+            dest = tmp_path / "x" / p.stem
+            for m in extract_archive(p, dest).members:
+                claims = _claimants(m.path)
+                assert len(claims) <= 1, (s.path, m.name, claims)
+                if {"csv", "portal"} & set(claims):
+                    assert m.path.suffix.lower() in (".csv", ".tsv", ".txt", ".xlsx"), (m.name, claims)
+                checked += 1
+            continue
+        claims = _claimants(p)
+        assert len(claims) == 1, (s.path, claims)
+        assert detect_format(p).name == claims[0]
+        if s.format:
+            assert claims == [s.format], s.path
+        owners[s.path] = claims
+    assert checked > 0
+    assert owners["evidence/lorry-2/lorry-2_positions.csv"] == ["csv"]
+    portal_files = [k for k in owners if "_portal_" in k]
+    assert portal_files and all(owners[k] == ["portal"] for k in portal_files)
+    others = [k for k, v in owners.items() if v[0] in ("csv", "portal")]
+    assert sorted(others) == sorted(["evidence/lorry-2/lorry-2_positions.csv", *portal_files])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from routetrace import schema
-from routetrace.errors import ParameterError
+from routetrace.errors import AmbiguousTime, ParameterError
 from routetrace.loaders import detect_format, load
 from routetrace.loaders.portal import portal_kind
 from routetrace.testing import assert_count_rule, hash_tree
@@ -76,10 +76,22 @@ def test_traccar_stops_become_portal_stop_places_with_duration(tmp_path: Path) -
 
 
 def test_local_portal_times_need_tz(tmp_path: Path) -> None:
-    res = load(_w(tmp_path, "stops.csv", STOPS))
-    assert_count_rule(res)
-    assert len(res.places) == 0 and len(res.rejects) == 4
-    assert res.rejects["reason"].str.contains("--tz").sum() >= 3
+    p = _w(tmp_path, "stops.csv", STOPS)
+    with pytest.raises(AmbiguousTime, match="--tz") as info:
+        load(p)
+    assert str(p) in str(info.value) and "row 1" in str(info.value)
+    with pytest.raises(AmbiguousTime, match="--tz"):
+        load(_w(tmp_path, "route.csv", ROUTE))
+    with pytest.raises(AmbiguousTime, match="--tz"):
+        load(_w(tmp_path, "events.csv", EVENTS))
+    # a mapping that states the portal's zone needs no --tz; one with an offset column loads
+    ok = load(p, format="portal", options={"mapping": {"tz": "Europe/Brussels"}})
+    assert_count_rule(ok)
+    assert ok.places["t_start"].iloc[0] == pd.Timestamp("2024-03-24T22:10:00Z")
+    zoned = _w(tmp_path, "route_z.csv", ROUTE.replace(":00;51", ":00+01:00;51"))
+    z = load(zoned)
+    assert_count_rule(z)
+    assert z.fixes["t_utc"].iloc[0] == pd.Timestamp("2024-03-24T21:00:00Z")
 
 
 def test_traccar_route_knots_default_kmh_values_and_decimal_comma(tmp_path: Path) -> None:

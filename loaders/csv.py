@@ -529,7 +529,8 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
             reason = reason.where(t.notna(), "time outside 1980-2100")
             return TimeResult(t, reason, f"Unix epoch {unit} (UTC)", order)
         if time_format is None:  # 'dd/mm/yyyy hh:mm[:ss]' in one column: settle D/M order
-            dmy = extract(text, r"^(\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?:[ T]+(.*))?$")
+            # (browsers print '24/03/2024, 23:10': a comma may follow the date)
+            dmy = extract(text, r"^(\d{1,2}[-/.]\d{1,2}[-/.]\d{4}),?(?:[ T]+(.*))?$")
             has = dmy[0].notna()
             if has.any():
                 dates, order = _date_iso(dmy[0][has], yymmdd=False, order=date_order)

@@ -16,7 +16,16 @@ Investigators download these from the tracker company's web portal. One loader, 
   Address", ``reportEndAddress`` "End Address", ``sharedDistance`` "Distance",
   ``reportAverageSpeed`` "Average Speed", ``reportMaximumSpeed`` "Max Speed",
   ``reportEngineHours`` "Engine Hours", ``reportSpentFuel`` "Spent Fuel", ``sharedDriver``
-  "Driver", ``positionFixTime`` "Fix Time", ``sharedType`` "Type", ``sharedDevice`` "Device").
+  "Driver", ``positionFixTime`` "Fix Time", ``sharedType`` "Type", ``sharedDevice`` "Device",
+  ``positionOdometer`` "Odometer", ``positionAddress`` "Address"). traccar-web's stops
+  page (``StopReportPage.jsx``) selects by default only Start Time, End Time, Odometer and
+  Address; its spreadsheet export (``common/util/exportExcel.js``) writes one sheet per
+  device, **named after the device**, a title row ("Stops"), then the header row, and the
+  values as the page prints them: times in the browser's locale to the minute
+  (``03/24/2024, 11:10 PM``, ``24/03/2024, 23:10``), durations ``2 h 30 m``
+  (``formatNumericHours``), distances ``12345.60 km``, and, without a geocoder, the
+  address as coordinates in the user's format (``formatAddress``: ``51.17600°, 3.07300°``,
+  or degrees-minutes(-seconds) with N/S/E/W), all of which are read here.
   Which report a file is comes from :func:`portal_kind` (the shared helper the generic CSV
   sniffer defers to).
 * **Any other portal** through a mapping file, ``options={"mapping": "acme.yaml"}``
@@ -73,7 +82,10 @@ Output.
   ``alarm`` (alarm text kept), others in snake case.
 
 Subject: the user's ``subject_id``; else the export's device/vehicle column per row
-(e.g. ``lorry 1-ABC-123``); else a ``Device:`` preamble line; else the file name.
+(e.g. ``lorry 1-ABC-123``); else a ``Device:`` preamble line; else, in a spreadsheet, the
+sheet's name when it is not a generic one (traccar-web's ``exportExcel`` writes one sheet
+per device, named after the device, with a title row above the header); else the file
+name.
 Records: ``row N`` (CSV data row) or ``<sheet>!row N`` (spreadsheet row number).
 """
 
@@ -173,12 +185,17 @@ def portal_kind(header: Sequence[str]) -> str | None:
     whenever this returns a kind, so exactly one of them claims a file.
     """
     k = _keys(header)
+    if "statementid" in k:  # witness statements (format statements-csv)
+        return None
     if {"starttime", "endtime"} <= k:
         trip_marks = {"startaddress", "endaddress", "distance", "startodometer",
-                      "odometerstart", "startlat", "endlat", "averagespeed"}
+                      "odometerstart", "startlat", "endlat", "averagespeed", "maxspeed"}
         if k & trip_marks:
             return "trips"
-        if "duration" in k:
+        # traccar-web's stops columns; its default selection is Start Time, End Time,
+        # Odometer, Address (no Duration)
+        if k & {"duration", "odometer", "address", "enginehours", "spentfuel", "latitude",
+                "lat"}:
             return "stops"
         return None
     has_time = bool(k & {"fixtime", "eventtime", "devicetime", "servertime"})
@@ -284,6 +301,10 @@ def _columns(header: Sequence[str], explicit: Mapping[str, str]) -> dict[str, st
     return out
 
 
+_GENERIC_SHEET = re.compile(r"(?i)^(?:sheet|blad|tabelle|feuil|hoja|foglio)\s*\d*$|^(?:stops?|trips?|"
+                            r"routes?|events?|summary|positions?|reports?|export|data)\b")
+
+
 def _chunks(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
             accept: Any) -> tuple[list[str], str, Iterator[pd.DataFrame], str | None, bool]:
     """(header, record prefix, chunk iterator, preamble device name, decimal comma)."""
@@ -313,6 +334,8 @@ def _chunks(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
                         device = cells[1]
                 if header is None:
                     continue
+                if device is None and not _GENERIC_SHEET.match(ws.title.strip()):
+                    device = ws.title.strip()  # traccar-web: one sheet per device, named after it
                 return (header, f"{ws.title}!row ", _xlsx_gen(wb, rows, header, chunk_rows),
                         device, mp.get("decimal") == ",")
         except BaseException:
@@ -403,6 +426,32 @@ def _durations(s: pd.Series, unit: str) -> pd.Series:
     return out.fillna(num * fac)
 
 
+_DMS = r"(\d{1,3})°\s*(?:(\d{1,2}(?:\.\d+)?)'\s*)?(?:(\d{1,2}(?:\.\d+)?)\"\s*)?([NSEW])"
+
+
+def _address_coordinates(s: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(lat, lon) from an address cell that is really a coordinate pair, else NA.
+
+    traccar-web's ``formatAddress`` prints, without a geocoder, the position in the user's
+    coordinate format: ``51.17600°, 3.07300°`` (dd, the default), ``51° 10.560' N, 3°
+    4.380' E`` (ddm) or ``51° 10' 34" N, 3° 4' 23" E`` (dms); older exports and other
+    portals print ``51.176, 3.073``.
+    """
+    t = s.astype("string").str.strip()
+    m = extract(t, r"^(-?\d{1,2}(?:\.\d+)?)\s*°?\s*[,;]\s*(-?\d{1,3}(?:\.\d+)?)\s*°?$")
+    lat = _num(m[0])
+    lon = _num(m[1])
+    d = extract(t, "^" + _DMS + r"\s*,\s*" + _DMS + "$")
+    if d[0].notna().any():
+        def deg(i: int) -> pd.Series:
+            v = _num(d[i]) + _num(d[i + 1]).fillna(0) / 60 + _num(d[i + 2]).fillna(0) / 3600
+            return v.where(~d[i + 3].isin(["S", "W"]), -v)
+
+        lat = lat.fillna(deg(0))
+        lon = lon.fillna(deg(4))
+    return lat, lon
+
+
 def _latlon(chunk: pd.DataFrame, cols: Mapping[str, str], lat_role: str, lon_role: str,
             addr_role: str, dec: bool) -> tuple[pd.Series, pd.Series]:
     idx = chunk.index
@@ -411,11 +460,10 @@ def _latlon(chunk: pd.DataFrame, cols: Mapping[str, str], lat_role: str, lon_rol
     if lat_role in cols and lon_role in cols:
         lat = _numbers(chunk[cols[lat_role]], dec)[0]
         lon = _numbers(chunk[cols[lon_role]], dec)[0]
-    if addr_role in cols:  # Traccar prints 'lat, lon' when no geocoder is configured
-        m = extract(chunk[cols[addr_role]].astype("string"),
-            r"^\s*(-?\d{1,2}\.\d+)\s*[,;]\s*(-?\d{1,3}\.\d+)\s*$")
-        lat = lat.fillna(_num(m[0], errors="coerce"))
-        lon = lon.fillna(_num(m[1], errors="coerce"))
+    if addr_role in cols:  # Traccar prints coordinates when no geocoder is configured
+        a, b = _address_coordinates(chunk[cols[addr_role]])
+        lat = lat.fillna(a)
+        lon = lon.fillna(b)
     bad = (lat.abs() > 90) | (lon.abs() > 180) | ((lat == 0) & (lon == 0))
     return lat.where(~bad), lon.where(~bad)
 

@@ -225,3 +225,41 @@ def test_sample_case_portal_exports_match_the_truth(tmp_path: Path) -> None:
     want = sc.events[(sc.events["subject_id"] == "lorry-1")
                      & sc.events["kind"].isin(["ignition_on", "ignition_off"])]
     assert ev["kind"].tolist() == want.sort_values("t_utc")["kind"].tolist()
+
+
+def test_traccar_web_xlsx_export_default_stop_columns_sheet_per_device(tmp_path: Path) -> None:
+    # traccar-web exportExcel: sheet named after the device, a title row, the header, the values
+    # as printed (browser-locale times to the minute, 'lat°, lon°' address without a geocoder)
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "lorry 1-ABC-123"
+    ws.append(["Stops"])
+    ws.append(["Start Time", "End Time", "Odometer", "Address"])
+    ws.append(["03/24/2024, 11:10 PM", "03/25/2024, 01:40 AM", "12345.60 km", "51.17600°, 3.07300°"])
+    ws.append(["03/25/2024, 03:00 AM", "03/25/2024, 03:20 AM", "12400.10 km",
+               "51° 10' 48\" N, 2° 59' 24\" E"])
+    ws2 = wb.create_sheet("lorry 2-XYZ-789")
+    ws2.append(["Stops"])
+    ws2.append(["Start Time", "End Time", "Odometer", "Address", "Duration"])
+    ws2.append(["03/24/2024, 10:00 PM", "03/24/2024, 10:45 PM", "1.00 km", "50.96600°, 1.88300°",
+                "0 h 45 m"])
+    p = tmp_path / "stops.xlsx"
+    wb.save(p)
+    assert detect_format(p).name == "portal"
+    res = load(p, tz="Europe/Brussels")
+    assert_count_rule(res)
+    pl = res.places
+    assert res.records_read == 2  # the first sheet with a portal header is the report read
+    assert pl["record"].tolist() == ["lorry 1-ABC-123!row 3", "lorry 1-ABC-123!row 4"]
+    assert (pl["subject_id"] == "lorry 1-ABC-123").all()
+    assert pl["t_start"].iloc[0] == pd.Timestamp("2024-03-24T22:10:00Z")
+    assert pl["t_end"].iloc[0] == pd.Timestamp("2024-03-25T00:40:00Z")
+    assert (pl["lat"].iloc[0], pl["lon"].iloc[0]) == (pytest.approx(51.176), pytest.approx(3.073))
+    assert pl["lat"].iloc[1] == pytest.approx(51.18) and pl["lon"].iloc[1] == pytest.approx(2.99)
+    two = load(p, tz="Europe/Brussels", options={"sheet": "lorry 2-XYZ-789"})
+    assert two.places["subject_id"].tolist() == ["lorry 2-XYZ-789"]
+    assert '"duration_s":2700.0' in two.places["extra"].iloc[0]
+    assert portal_kind(["Start Time", "End Time", "Odometer", "Address"]) == "stops"
+    assert portal_kind(["Start Time", "End Time", "Distance", "Average Speed"]) == "trips"
+    assert portal_kind(["statement_id", "Start Time", "End Time", "Address"]) is None

@@ -305,9 +305,14 @@ _GENERIC_SHEET = re.compile(r"(?i)^(?:sheet|blad|tabelle|feuil|hoja|foglio)\s*\d
                             r"routes?|events?|summary|positions?|reports?|export|data)\b")
 
 
-def _chunks(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
-            accept: Any) -> tuple[list[str], str, Iterator[pd.DataFrame], str | None, bool]:
-    """(header, record prefix, chunk iterator, preamble device name, decimal comma)."""
+Part = tuple[list[str], str, Iterator[pd.DataFrame], "str | None", bool]
+
+
+def _parts(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
+           accept: Any) -> Iterator[Part]:
+    """The report tables of an export: (header, record prefix, chunk iterator, preamble or
+    sheet device name, decimal comma). A CSV is one table; a workbook gives one per sheet
+    with a recognised header (traccar-web writes a sheet per device), or only ``sheet``."""
     with open(path, "rb") as fh:
         head = fh.read(SNIFF_BYTES)
     chunk_rows = int(ctx.options.get("chunk_rows", DEFAULT_CHUNK))
@@ -316,6 +321,7 @@ def _chunks(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
 
         want = mp.get("sheet")
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        found = False
         try:
             for ws in wb.worksheets:
                 if want is not None and ws.title != want:
@@ -336,14 +342,15 @@ def _chunks(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
                     continue
                 if device is None and not _GENERIC_SHEET.match(ws.title.strip()):
                     device = ws.title.strip()  # traccar-web: one sheet per device, named after it
-                return (header, f"{ws.title}!row ", _xlsx_gen(wb, rows, header, chunk_rows),
-                        device, mp.get("decimal") == ",")
-        except BaseException:
+                found = True
+                yield (header, f"{ws.title}!row ", _xlsx_gen(rows, header, chunk_rows),
+                       device, mp.get("decimal") == ",")
+        finally:
             wb.close()
-            raise
-        wb.close()
-        raise ctx.error(CorruptSource, "no sheet has a recognised portal header; pass "
-                        "options={'mapping': FILE} describing the export")
+        if not found:
+            raise ctx.error(CorruptSource, "no sheet has a recognised portal header; pass "
+                            "options={'mapping': FILE} describing the export")
+        return
     d = sniff_dialect(head, delimiter=mp.get("delimiter"), accept=accept)
     if d is None:
         raise ctx.error(CorruptSource, "no recognised portal header in the first 64 KiB; pass "
@@ -356,28 +363,25 @@ def _chunks(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
         parts = [x.strip() for x in re.split(r"[:;,\t|]", line, maxsplit=1)]
         if len(parts) == 2 and norm(parts[0]) in ROLES["subject"] and parts[1]:
             device = parts[1]
-    return d.header, "row ", iter_chunks(path, d, chunk_rows=chunk_rows), device, d.decimal_comma
+    yield d.header, "row ", iter_chunks(path, d, chunk_rows=chunk_rows), device, d.decimal_comma
 
 
-def _xlsx_gen(wb: Any, rows: Iterator[tuple[int, list[str]]], header: list[str],
+def _xlsx_gen(rows: Iterator[tuple[int, list[str]]], header: list[str],
               chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The data rows after the header, chunked; closes the workbook when done."""
-    try:
-        buf: list[list[str]] = []
-        nums: list[int] = []
-        n = len(header)
-        for i, cells in rows:
-            if not any(cells):
-                continue
-            buf.append((cells + [""] * n)[:n])
-            nums.append(i)
-            if len(buf) >= chunk_rows:
-                yield _frame(buf, nums, header)
-                buf, nums = [], []
-        if buf:
+    """The data rows after the header, chunked."""
+    buf: list[list[str]] = []
+    nums: list[int] = []
+    n = len(header)
+    for i, cells in rows:
+        if not any(cells):
+            continue
+        buf.append((cells + [""] * n)[:n])
+        nums.append(i)
+        if len(buf) >= chunk_rows:
             yield _frame(buf, nums, header)
-    finally:
-        wb.close()
+            buf, nums = [], []
+    if buf:
+        yield _frame(buf, nums, header)
 
 
 def _frame(buf: list[list[str]], nums: list[int], header: list[str]) -> pd.DataFrame:
@@ -513,27 +517,19 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
             return all(c in h for c in explicit.values())
         return portal_kind(h) is not None
 
-    header, prefix, chunks, preamble_device, dec = _chunks(path, ctx, mp, accept)
-    kind = forced or portal_kind(header)
-    if kind is None:
-        raise ctx.error(CorruptSource, f"cannot tell which report {header!r} is; set 'kind' "
-                        "in the mapping")
-    cols = _columns(header, explicit)
-    if ctx.subject_id:
-        cols.pop("subject", None)
     tz_rule = mp.get("tz")
     basis_opt = "utc" if str(tz_rule).lower() == "utc" else None
     tz = ctx.tz or (tz_rule if tz_rule and basis_opt is None else None)
     fmt = mp.get("time_format")
-    default_subject = mp.get("subject") or preamble_device
-
     fixes: list[pd.DataFrame] = []
     events: list[pd.DataFrame] = []
     places: list[pd.DataFrame] = []
     rejects: list[pd.DataFrame] = []
     bases: list[str] = []
+    kinds_seen: list[str] = []
+    units_seen: list[str] = []
+    default_subject: str | None = mp.get("subject")
     n = 0
-    speed_unit = _speed_unit(mp, cols.get("speed"))
     user_map = {norm(k): str(v) for k, v in dict(mp.get("events") or {}).items()}
 
     def event_kind(text: object) -> str:
@@ -541,92 +537,112 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
         return user_map.get(key) or EVENT_KINDS.get(key) or re.sub(
             r"(?<=[a-z0-9])(?=[A-Z])", "_", str(text or "")).lower().strip().replace(" ", "_")
 
-    for chunk in chunks:
-        n += len(chunk)
-        rec = prefix + chunk["__row__"].astype(str)
-        subj = (chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
-                if "subject" in cols else None)
-        if kind == "positions":
-            for need in ("datetime", "lat", "lon"):
+    for header, prefix, chunks, part_device, dec in _parts(path, ctx, mp, accept):
+        kind = forced or portal_kind(header)
+        if kind is None:
+            raise ctx.error(CorruptSource, f"cannot tell which report {header!r} is; set 'kind' "
+                            "in the mapping")
+        kinds_seen.append(kind)
+        cols = _columns(header, explicit)
+        if ctx.subject_id:
+            cols.pop("subject", None)
+        part_subject = None if ctx.subject_id else (mp.get("subject") or part_device)
+        if default_subject is None:
+            default_subject = part_subject
+        speed_unit = _speed_unit(mp, cols.get("speed"))
+        if kind in ("positions", "trips"):
+            units_seen.append(speed_unit)
+        for chunk in chunks:
+            n += len(chunk)
+            rec = prefix + chunk["__row__"].astype(str)
+            subj = (chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
+                    if "subject" in cols else None)
+            if part_subject is not None:  # this sheet's device fills rows that name none
+                subj = (pd.Series(part_subject, index=chunk.index, dtype="string") if subj is None
+                        else subj.fillna(part_subject))
+            if kind == "positions":
+                for need in ("datetime", "lat", "lon"):
+                    if need not in cols:
+                        raise ctx.error(CorruptSource, f"positions export without a {need} column")
+                pcols: dict[str, str] = {r: cols[r] for r in ("datetime", "lat", "lon", "speed", "course", "altitude",
+                                              "accuracy", "valid", "subject") if r in cols}
+                tb = Table(dialect=Dialect(delimiter=",", header_line=0, header=header, decimal_comma=dec),
+                           cols=pcols, units={"speed": speed_unit}, time_basis=basis_opt, fix_kind="gps")
+                f, r, tr = chunk_to_fixes(chunk, tb, tz=tz, date_order=mp.get("date_order"),
+                                          what=ctx.display_path, time_format=fmt, record_prefix=prefix)
+                bases.append(tr.basis)
+                if subj is not None:
+                    f = f.assign(subject_id=subj.reindex(f.index))
+                fixes.append(f)
+                rejects.append(r)
+                continue
+            if kind in ("stops", "trips"):
+                for need in ("start", "end"):
+                    if need not in cols:
+                        raise ctx.error(CorruptSource, f"{kind} export without a {need} time column")
+                t0, why0, b0 = _time(chunk, cols["start"], ctx, tz, basis_opt, fmt)
+                t1, why1, _ = _time(chunk, cols["end"], ctx, tz, basis_opt, fmt)
+                bases.append(b0)
+                reason = why0.fillna(why1)
+                reason[(t1 < t0) & reason.isna()] = "end time before start time"
+                dur = (_durations(chunk[cols["duration"]], str(mp.get("duration_unit", "ms")))
+                       if "duration" in cols else pd.Series(np.nan, index=chunk.index))
+                if kind == "stops":
+                    lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
+                    reason[(lat.isna() | lon.isna()) & reason.isna()] = (
+                        "stop has no position (no lat/lon column and the address is not 'lat, lon')")
+                    ok = reason.isna()
+                    extra = _extra_json(chunk, cols, ("duration", "odometer", "engine_hours",
+                                                      "spent_fuel", "subject"),
+                                        {"duration_s": dur})
+                    df = pd.DataFrame({
+                        "record": rec, "kind": "portal_stop", "flags": "portal_stop",
+                        "name": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
+                        "address": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
+                        "lat": lat, "lon": lon, "t_start": t0, "t_end": t1,
+                        "t_precision": "second", "extra": extra,
+                        "subject_id": (subj if subj is not None else pd.NA),
+                    })
+                    df["subject_id"] = df["subject_id"].astype("string").fillna(
+                        ctx.subject(default_subject))
+                    places.append(df[ok])
+                else:
+                    slat, slon = _latlon(chunk, cols, "start_lat", "start_lon", "start_address", dec)
+                    elat, elon = _latlon(chunk, cols, "end_lat", "end_lon", "end_address", dec)
+                    ok = reason.isna()
+                    extra = _extra_json(chunk, cols, ("distance", "odometer", "end_odometer",
+                                                      "average_speed", "max_speed", "duration",
+                                                      "spent_fuel", "driver", "start_address",
+                                                      "end_address"), {"duration_s": dur})
+                    for k, t, la, lo, addr in (("trip_start", t0, slat, slon, "start_address"),
+                                               ("trip_end", t1, elat, elon, "end_address")):
+                        df = pd.DataFrame({"record": rec, "t_utc": t, "kind": k, "lat": la, "lon": lo,
+                                           "text": (chunk[cols[addr]].astype("string")
+                                                    if addr in cols else pd.NA),
+                                           "extra": extra})
+                        if subj is not None:
+                            df["subject_id"] = subj
+                        events.append(df[ok])
+                rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
+                continue
+            # events
+            for need in ("datetime", "type"):
                 if need not in cols:
-                    raise ctx.error(CorruptSource, f"positions export without a {need} column")
-            pcols: dict[str, str] = {r: cols[r] for r in ("datetime", "lat", "lon", "speed", "course", "altitude",
-                                          "accuracy", "valid", "subject") if r in cols}
-            tb = Table(dialect=Dialect(delimiter=",", header_line=0, header=header, decimal_comma=dec),
-                       cols=pcols, units={"speed": speed_unit}, time_basis=basis_opt, fix_kind="gps")
-            f, r, tr = chunk_to_fixes(chunk, tb, tz=tz, date_order=mp.get("date_order"),
-                                      what=ctx.display_path, time_format=fmt, record_prefix=prefix)
-            bases.append(tr.basis)
-            fixes.append(f)
-            rejects.append(r)
-            continue
-        if kind in ("stops", "trips"):
-            for need in ("start", "end"):
-                if need not in cols:
-                    raise ctx.error(CorruptSource, f"{kind} export without a {need} time column")
-            t0, why0, b0 = _time(chunk, cols["start"], ctx, tz, basis_opt, fmt)
-            t1, why1, _ = _time(chunk, cols["end"], ctx, tz, basis_opt, fmt)
-            bases.append(b0)
-            reason = why0.fillna(why1)
-            reason[(t1 < t0) & reason.isna()] = "end time before start time"
-            dur = (_durations(chunk[cols["duration"]], str(mp.get("duration_unit", "ms")))
-                   if "duration" in cols else pd.Series(np.nan, index=chunk.index))
-            if kind == "stops":
-                lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
-                reason[(lat.isna() | lon.isna()) & reason.isna()] = (
-                    "stop has no position (no lat/lon column and the address is not 'lat, lon')")
-                ok = reason.isna()
-                extra = _extra_json(chunk, cols, ("duration", "odometer", "engine_hours",
-                                                  "spent_fuel", "subject"),
-                                    {"duration_s": dur})
-                df = pd.DataFrame({
-                    "record": rec, "kind": "portal_stop", "flags": "portal_stop",
-                    "name": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
-                    "address": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
-                    "lat": lat, "lon": lon, "t_start": t0, "t_end": t1,
-                    "t_precision": "second", "extra": extra,
-                    "subject_id": (subj if subj is not None else pd.NA),
-                })
-                df["subject_id"] = df["subject_id"].astype("string").fillna(
-                    ctx.subject(default_subject))
-                places.append(df[ok])
-            else:
-                slat, slon = _latlon(chunk, cols, "start_lat", "start_lon", "start_address", dec)
-                elat, elon = _latlon(chunk, cols, "end_lat", "end_lon", "end_address", dec)
-                ok = reason.isna()
-                extra = _extra_json(chunk, cols, ("distance", "odometer", "end_odometer",
-                                                  "average_speed", "max_speed", "duration",
-                                                  "spent_fuel", "driver", "start_address",
-                                                  "end_address"), {"duration_s": dur})
-                for k, t, la, lo, addr in (("trip_start", t0, slat, slon, "start_address"),
-                                           ("trip_end", t1, elat, elon, "end_address")):
-                    df = pd.DataFrame({"record": rec, "t_utc": t, "kind": k, "lat": la, "lon": lo,
-                                       "text": (chunk[cols[addr]].astype("string")
-                                                if addr in cols else pd.NA),
-                                       "extra": extra})
-                    if subj is not None:
-                        df["subject_id"] = subj
-                    events.append(df[ok])
+                    raise ctx.error(CorruptSource, f"events export without a {need} column")
+            t, reason, b = _time(chunk, cols["datetime"], ctx, tz, basis_opt, fmt)
+            bases.append(b)
+            raw = chunk[cols["type"]].astype("string").str.strip()
+            kinds = raw.map(event_kind).astype("string")
+            reason[(kinds == "") & reason.isna()] = "event without a type"
+            lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
+            ok = reason.isna()
+            text = chunk[cols["text"]].astype("string").replace("", pd.NA) if "text" in cols else pd.NA
+            df = pd.DataFrame({"record": rec, "t_utc": t, "kind": kinds, "text": text, "lat": lat,
+                               "lon": lon, "extra": _extra_json(chunk, cols, (), {"type": raw})})
+            if subj is not None:
+                df["subject_id"] = subj
+            events.append(df[ok])
             rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
-            continue
-        # events
-        for need in ("datetime", "type"):
-            if need not in cols:
-                raise ctx.error(CorruptSource, f"events export without a {need} column")
-        t, reason, b = _time(chunk, cols["datetime"], ctx, tz, basis_opt, fmt)
-        bases.append(b)
-        raw = chunk[cols["type"]].astype("string").str.strip()
-        kinds = raw.map(event_kind).astype("string")
-        reason[(kinds == "") & reason.isna()] = "event without a type"
-        lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
-        ok = reason.isna()
-        text = chunk[cols["text"]].astype("string").replace("", pd.NA) if "text" in cols else pd.NA
-        df = pd.DataFrame({"record": rec, "t_utc": t, "kind": kinds, "text": text, "lat": lat,
-                           "lon": lon, "extra": _extra_json(chunk, cols, (), {"type": raw})})
-        if subj is not None:
-            df["subject_id"] = subj
-        events.append(df[ok])
-        rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
 
     fx = [f for f in fixes if len(f)]
     ev = [e for e in events if len(e)]
@@ -640,9 +656,9 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
         raise_if_all_local(pd.concat(rj, ignore_index=True) if rj else None, ctx)
     basis = "; ".join(dict.fromkeys(b for b in bases if b != "none")) or "none"
     src = "Traccar preset" if not mp else "mapping file"
-    basis = f"portal {kind} export ({src}): {basis}"
-    if kind in ("positions", "trips"):
-        basis += f"; speed unit {speed_unit}"
+    basis = f"portal {'+'.join(dict.fromkeys(kinds_seen))} export ({src}): {basis}"
+    if units_seen:
+        basis += f"; speed unit {'+'.join(dict.fromkeys(units_seen))}"
     return ctx.finish(
         records_read=n, time_basis=basis, default_subject=default_subject,
         fixes=fx_df if fx else None,

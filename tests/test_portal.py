@@ -250,9 +250,12 @@ def test_traccar_web_xlsx_export_default_stop_columns_sheet_per_device(tmp_path:
     res = load(p, tz="Europe/Brussels")
     assert_count_rule(res)
     pl = res.places
-    assert res.records_read == 2  # the first sheet with a portal header is the report read
-    assert pl["record"].tolist() == ["lorry 1-ABC-123!row 3", "lorry 1-ABC-123!row 4"]
-    assert (pl["subject_id"] == "lorry 1-ABC-123").all()
+    assert res.records_read == 3  # every sheet with a portal header is read
+    assert pl["record"].tolist() == ["lorry 1-ABC-123!row 3", "lorry 1-ABC-123!row 4",
+                                     "lorry 2-XYZ-789!row 3"]
+    assert pl["subject_id"].tolist() == ["lorry 1-ABC-123"] * 2 + ["lorry 2-XYZ-789"]
+    assert pl["t_start"].iloc[2] == pd.Timestamp("2024-03-24T21:00:00Z")
+    assert load(p, tz="Europe/Brussels", subject_id="lorry-1").places["subject_id"].eq("lorry-1").all()
     assert pl["t_start"].iloc[0] == pd.Timestamp("2024-03-24T22:10:00Z")
     assert pl["t_end"].iloc[0] == pd.Timestamp("2024-03-25T00:40:00Z")
     assert (pl["lat"].iloc[0], pl["lon"].iloc[0]) == (pytest.approx(51.176), pytest.approx(3.073))
@@ -263,3 +266,23 @@ def test_traccar_web_xlsx_export_default_stop_columns_sheet_per_device(tmp_path:
     assert portal_kind(["Start Time", "End Time", "Odometer", "Address"]) == "stops"
     assert portal_kind(["Start Time", "End Time", "Distance", "Average Speed"]) == "trips"
     assert portal_kind(["statement_id", "Start Time", "End Time", "Address"]) is None
+
+
+def test_xlsx_route_sheets_per_device_in_kmh(tmp_path: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    for i, name in enumerate(("lorry 1-ABC-123", "lorry 2-XYZ-789")):
+        ws = wb.active if i == 0 else wb.create_sheet()
+        ws.title = name
+        ws.append(["Route"])
+        ws.append(["Fix Time", "Latitude", "Longitude", "Speed", "Address"])
+        ws.append([f"2024-07-01 10:0{i}:00", 51.1 + i, 3.1, f"{36 * (i + 1)} km/h", ""])
+    p = tmp_path / "route.xlsx"
+    wb.save(p)
+    res = load(p, tz="Europe/Brussels")
+    assert_count_rule(res)
+    fx = res.fixes
+    assert fx["subject_id"].tolist() == ["lorry 1-ABC-123", "lorry 2-XYZ-789"]
+    assert fx["speed_mps"].tolist() == [pytest.approx(10.0), pytest.approx(20.0)]
+    assert fx["t_utc"].tolist() == [pd.Timestamp("2024-07-01T08:00:00Z"),
+                                    pd.Timestamp("2024-07-01T08:01:00Z")]

@@ -773,7 +773,7 @@ def raise_if_all_local(rejects: pd.DataFrame | None, ctx: LoadContext) -> None:
     first = str(rejects.loc[local, "record"].iloc[0])
     raise ctx.error(AmbiguousTime, f"{int(local.sum())} row(s) give local times without a UTC "
                     "offset and no time zone was stated; pass --tz ZONE (e.g. --tz "
-                    "Europe/Brussels), or options={'time_basis': 'utc'} if they are UTC",
+                    "Europe/Brussels), or --option time_basis=utc if they are UTC",
                     record=first)
 
 

@@ -54,7 +54,8 @@ Investigators download these from the tracker company's web portal. One loader, 
         Contact uit: ignition_off
 
 Time. Portals print times in the account's local zone without an offset. Such times
-need ``tz`` (``--tz``) or the mapping's ``tz``; without either, an export whose times are
+need ``tz`` (``--tz``), the mapping's ``tz``, or ``options={"time_basis": "utc"}`` (the
+user states they are UTC); without any, an export whose times are
 all local raises :class:`~routetrace.errors.AmbiguousTime` naming the file and ``--tz``
 (in a mixed export, values that carry an offset or ``Z`` load as UTC and the local ones
 are rejected with the reason "... pass --tz"). Traccar
@@ -518,7 +519,8 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
         return portal_kind(h) is not None
 
     tz_rule = mp.get("tz")
-    basis_opt = "utc" if str(tz_rule).lower() == "utc" else None
+    utc_stated = str(ctx.options.get("time_basis", "")).lower() == "utc"
+    basis_opt = "utc" if str(tz_rule).lower() == "utc" or utc_stated else None
     tz = ctx.tz or (tz_rule if tz_rule and basis_opt is None else None)
     fmt = mp.get("time_format")
     fixes: list[pd.DataFrame] = []

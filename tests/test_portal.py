@@ -88,6 +88,8 @@ def test_local_portal_times_need_tz(tmp_path: Path) -> None:
     ok = load(p, format="portal", options={"mapping": {"tz": "Europe/Brussels"}})
     assert_count_rule(ok)
     assert ok.places["t_start"].iloc[0] == pd.Timestamp("2024-03-24T22:10:00Z")
+    utc = load(p, options={"time_basis": "utc"})
+    assert utc.places["t_start"].iloc[0] == pd.Timestamp("2024-03-24T23:10:00Z")
     zoned = _w(tmp_path, "route_z.csv", ROUTE.replace(":00;51", ":00+01:00;51"))
     z = load(zoned)
     assert_count_rule(z)

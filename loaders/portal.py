@@ -70,7 +70,7 @@ Output.
 * positions -> ``fixes`` (``fix_kind="gps"``);
 * stops -> ``places`` of ``kind="portal_stop"`` with the ``portal_stop`` flag, ``t_start``,
   ``t_end``, the address, and in ``extra`` the portal's duration (``duration_s`` and the
-  text as printed), odometer, engine hours and fuel: kept as the portal computed them, so
+  text as printed), odometer, engine hours, fuel and the export's ``device`` name: kept as the portal computed them, so
   the chronology can compare them with routetrace's own stops. A stop without a position
   (no lat/lon and an address that is not ``lat, lon``) is a reject;
 * trips -> two ``events`` per trip, ``trip_start`` and ``trip_end``, at the trip's start
@@ -86,7 +86,8 @@ Subject: the user's ``subject_id``; else the export's device/vehicle column per 
 (e.g. ``lorry 1-ABC-123``); else a ``Device:`` preamble line; else, in a spreadsheet, the
 sheet's name when it is not a generic one (traccar-web's ``exportExcel`` writes one sheet
 per device, named after the device, with a title row above the header); else the file
-name.
+name. The export's own device name (e.g. the plate) stays in ``extra`` as ``device`` on
+stops, trips and events, also when the case names the subject (``--subject lorry-1``).
 Records: ``row N`` (CSV data row) or ``<sheet>!row N`` (spreadsheet row number).
 """
 
@@ -546,6 +547,7 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
                             "in the mapping")
         kinds_seen.append(kind)
         cols = _columns(header, explicit)
+        device_col = cols.get("subject")  # kept in extra as 'device' even under --subject
         if ctx.subject_id:
             cols.pop("subject", None)
         part_subject = None if ctx.subject_id else (mp.get("subject") or part_device)
@@ -559,6 +561,10 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
             rec = prefix + chunk["__row__"].astype(str)
             subj = (chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
                     if "subject" in cols else None)
+            dev = (chunk[device_col].astype("string").str.strip().replace("", pd.NA)
+                   if device_col else pd.Series(pd.NA, index=chunk.index, dtype="string"))
+            if part_device:
+                dev = dev.fillna(part_device)
             if part_subject is not None:  # this sheet's device fills rows that name none
                 subj = (pd.Series(part_subject, index=chunk.index, dtype="string") if subj is None
                         else subj.fillna(part_subject))
@@ -595,8 +601,8 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
                         "stop has no position (no lat/lon column and the address is not 'lat, lon')")
                     ok = reason.isna()
                     extra = _extra_json(chunk, cols, ("duration", "odometer", "engine_hours",
-                                                      "spent_fuel", "subject"),
-                                        {"duration_s": dur})
+                                                      "spent_fuel"),
+                                        {"duration_s": dur, "device": dev})
                     df = pd.DataFrame({
                         "record": rec, "kind": "portal_stop", "flags": "portal_stop",
                         "name": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
@@ -615,7 +621,8 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
                     extra = _extra_json(chunk, cols, ("distance", "odometer", "end_odometer",
                                                       "average_speed", "max_speed", "duration",
                                                       "spent_fuel", "driver", "start_address",
-                                                      "end_address"), {"duration_s": dur})
+                                                      "end_address"),
+                                        {"duration_s": dur, "device": dev})
                     for k, t, la, lo, addr in (("trip_start", t0, slat, slon, "start_address"),
                                                ("trip_end", t1, elat, elon, "end_address")):
                         df = pd.DataFrame({"record": rec, "t_utc": t, "kind": k, "lat": la, "lon": lo,
@@ -640,7 +647,7 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
             ok = reason.isna()
             text = chunk[cols["text"]].astype("string").replace("", pd.NA) if "text" in cols else pd.NA
             df = pd.DataFrame({"record": rec, "t_utc": t, "kind": kinds, "text": text, "lat": lat,
-                               "lon": lon, "extra": _extra_json(chunk, cols, (), {"type": raw})})
+                               "lon": lon, "extra": _extra_json(chunk, cols, (), {"type": raw, "device": dev})})
             if subj is not None:
                 df["subject_id"] = subj
             events.append(df[ok])

@@ -114,6 +114,12 @@ def test_traccar_route_knots_default_kmh_values_and_decimal_comma(tmp_path: Path
 def test_user_subject_overrides_the_export_device(tmp_path: Path) -> None:
     res = load(_w(tmp_path, "route.csv", ROUTE), tz="Europe/Brussels", subject_id="lorry-1")
     assert (res.fixes["subject_id"] == "lorry-1").all()
+    st = load(_w(tmp_path, "stops.csv", STOPS), tz="Europe/Brussels", subject_id="lorry-1")
+    assert (st.places["subject_id"] == "lorry-1").all()
+    assert st.places["extra"].str.contains('"device":"lorry 1-ABC-123"', regex=False).all()
+    ev = load(_w(tmp_path, "events.csv", EVENTS), tz="Europe/Brussels", subject_id="lorry-1")
+    assert (ev.events["subject_id"] == "lorry-1").all()
+    assert ev.events["extra"].str.contains('"device":"lorry 1-ABC-123"', regex=False).all()
 
 
 def test_traccar_events_and_trips(tmp_path: Path) -> None:

@@ -28,14 +28,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
 import psutil
 
-from routetrace.routes import detect_stops
 from routetrace.samples.simulate import score_stops, simulate
 
 PEERS = {
@@ -45,12 +42,26 @@ PEERS = {
 }
 
 RUNNER = {
+    "routetrace": """
+        from routetrace import schema
+        from routetrace.routes import detect_stops
+        fixes = schema.coerce(df, "fixes")
+        del df
+        events = schema.coerce(pd.read_parquet(sys.argv[3]), "events") if sys.argv[3] else None
+        #CALL
+        _, st = detect_stops(fixes, radius_m=100, min_dwell=pd.Timedelta("5min"), max_gap=pd.Timedelta("30min"),
+                             events=events)
+        elapsed = time.perf_counter() - t0
+        out = st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]].copy()
+        out.attrs = {}  # the gaps table in attrs does not go into parquet metadata
+    """,
     "movingpandas": """
         import movingpandas as mpd, geopandas as gpd
         from datetime import timedelta
         gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs="EPSG:4326")
         gdf = gdf.set_index("t")
-        t0 = time.perf_counter()
+        del df
+        #CALL
         tc = mpd.TrajectoryCollection(gdf, traj_id_col="subject_id")
         sp = mpd.TrajectoryStopDetector(tc).get_stop_points(min_duration=timedelta(minutes=5), max_diameter=200)
         elapsed = time.perf_counter() - t0
@@ -60,8 +71,10 @@ RUNNER = {
     "trackintel": """
         import trackintel as ti, geopandas as gpd
         gdf = gpd.GeoDataFrame({"user_id": df.subject_id, "tracked_at": df.t}, geometry=gpd.points_from_xy(df.lon, df.lat), crs="EPSG:4326")
+        del df
         pfs = ti.Positionfixes(gdf) if hasattr(ti, "Positionfixes") else ti.io.read_positionfixes_gpd(gdf, tracked_at="tracked_at", user_id="user_id", geom_col="geometry")
-        t0 = time.perf_counter()
+        del gdf
+        #CALL
         pfs, sp = pfs.generate_staypoints(method="sliding", distance_metric="haversine", dist_threshold=100, time_threshold=5, gap_threshold=30)
         elapsed = time.perf_counter() - t0
         out = pd.DataFrame({"subject_id": sp["user_id"].astype(str), "t_arrival": sp["started_at"],
@@ -72,95 +85,128 @@ RUNNER = {
         from skmob.preprocessing import detection
         tdf = skmob.TrajDataFrame(df.rename(columns={"lon": "lng", "t": "datetime", "subject_id": "uid"}),
                                   latitude="lat", longitude="lng", datetime="datetime", user_id="uid")
+        del df
         tdf["datetime"] = tdf["datetime"].dt.tz_localize(None)
-        t0 = time.perf_counter()
+        #CALL
         st = detection.stay_locations(tdf, stop_radius_factor=1.0, minutes_for_a_stop=5.0, spatial_radius_km=0.1, leaving_time=True)
         elapsed = time.perf_counter() - t0
         out = pd.DataFrame({"subject_id": st["uid"].astype(str), "t_arrival": pd.to_datetime(st["datetime"]).dt.tz_localize("UTC"),
                             "t_departure": pd.to_datetime(st["leaving_datetime"]).dt.tz_localize("UTC"), "lat": st["lat"], "lon": st["lng"]})
     """,
 }
+RUNNER["routetrace + ignition events"] = RUNNER["routetrace"]
 
 HEADER = """
-import sys, time, json
+import gc, json, sys, time
 import pandas as pd
 df = pd.read_parquet(sys.argv[1])
+
+
+def _mem():
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS", "VmHWM")):
+                out[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return out
+
+
+def _reset_peak():
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # Linux: reset the peak RSS (VmHWM) to the current RSS
+        return True
+    except OSError:
+        return False
+"""
+# each runner prepares the tool's input (not timed), then: reset the peak RSS, time the call
+PREP_END = """
+        reset_ok = _reset_peak()
+        base = _mem()["VmRSS"]
+        t0 = time.perf_counter()
 """
 FOOTER = """
 out.to_parquet(sys.argv[2])
-print(json.dumps({"seconds": elapsed}))
+print(json.dumps({"seconds": elapsed, "peak_mib": _mem()["VmHWM"], "base_mib": base, "reset_ok": reset_ok}))
 """
 
 
-def _watch(proc: subprocess.Popen[bytes], peak: list[int]) -> None:
-    try:
-        ps = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                rss = sum(p.memory_info().rss for p in [ps, *ps.children(recursive=True)])
-                peak[0] = max(peak[0], rss)
-            except psutil.Error:
-                pass
-            time.sleep(0.05)
-    except psutil.Error:
-        return
+def _script(name: str) -> str:
+    prep, call = RUNNER[name].split("#CALL")
+    return HEADER + textwrap.dedent(prep + PREP_END + call) + FOOTER
 
 
-def run_peer(name: str, data: Path, tmp: Path, timeout: float) -> dict[str, object]:
-    py = PEERS[name]
+def run_tool(name: str, data: Path, tmp: Path, timeout: float, extra: str = "") -> dict[str, object]:
+    """Run one tool in a fresh process on ``data``; seconds of the call, peak RSS during it."""
+    py = PEERS.get(name, sys.executable)
     if not Path(py).exists():
         return {"status": f"not installed ({py} missing)"}
-    script = tmp / f"run_{name}.py"
-    script.write_text(HEADER + textwrap.dedent(RUNNER[name]) + FOOTER)
-    out = tmp / f"out_{name}.parquet"
-    peak = [0]
-    proc = subprocess.Popen([py, str(script), str(data), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    th = threading.Thread(target=_watch, args=(proc, peak), daemon=True)
-    th.start()
+    script = tmp / f"run_{name.replace(' ', '_')}.py"
+    script.write_text(_script(name))
+    out = tmp / f"out_{name.replace(' ', '_')}.parquet"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen([py, str(script), str(data), str(out), extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
     try:
         so, se = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        return {"status": f"timeout > {timeout:.0f} s", "peak_mib": peak[0] / 2**20}
-    th.join()
+        return {"status": f"timeout > {timeout:.0f} s"}
     if proc.returncode != 0:
         return {"status": "failed: " + se.decode(errors="replace").strip().splitlines()[-1][:160]}
-    secs = json.loads(so.decode().strip().splitlines()[-1])["seconds"]
-    return {"status": "ok", "seconds": secs, "peak_mib": peak[0] / 2**20, "stops": pd.read_parquet(out)}
+    res = json.loads(so.decode().strip().splitlines()[-1])
+    return {"status": "ok", **res, "stops": pd.read_parquet(out)}
 
 
-def run_routetrace(fixes: pd.DataFrame, events: pd.DataFrame | None) -> dict[str, object]:
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork")
-    q = ctx.Queue()
-
-    def child() -> None:
-        t0 = time.perf_counter()
-        _, st = detect_stops(fixes, events=events)
-        q.put((time.perf_counter() - t0, st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]]))
-
-    p = ctx.Process(target=child)
-    peak = [0]
-    p.start()
-    th = threading.Thread(target=_watch, args=(_ProcShim(p), peak), daemon=True)
-    th.start()
-    secs, st = q.get()
-    p.join()
-    th.join()
-    return {"status": "ok", "seconds": secs, "peak_mib": peak[0] / 2**20, "stops": st}
+def _row(kind: str, n: int, name: str, r: dict[str, object], truth: pd.DataFrame) -> dict[str, object]:
+    row: dict[str, object] = {"data": kind, "fixes": n, "tool": name, "status": r["status"]}
+    if r["status"] == "ok":
+        st = r["stops"]
+        assert isinstance(st, pd.DataFrame)
+        for c in ("t_arrival", "t_departure"):
+            st[c] = pd.to_datetime(st[c], utc=True)
+        sc = score_stops(st, truth)
+        secs = float(r["seconds"])  # type: ignore[arg-type]
+        row.update(f1=sc["f1"], precision=sc["precision"], recall=sc["recall"],
+                   arr=sc["median_arrival_error_s"], dep=sc["median_departure_error_s"], seconds=secs,
+                   rate=n / secs, peak=float(r["peak_mib"]),  # type: ignore[arg-type]
+                   extra=float(r["peak_mib"]) - float(r["base_mib"]))  # type: ignore[arg-type]
+    return row
 
 
-class _ProcShim:
-    """Lets _watch poll a multiprocessing.Process like a Popen."""
+def _line(w: dict[str, object]) -> str:
+    if w["status"] != "ok":
+        return f"| {w['data']} | {w['fixes']} | {w['tool']} | {w['status']} | | | | | | | | |"
+    return (f"| {w['data']} | {w['fixes']} | {w['tool']} | {w['f1']:.3f} | {w['precision']:.3f} | "
+            f"{w['recall']:.3f} | {w['arr']:.0f} | {w['dep']:.0f} | {w['seconds']:.2f} | {w['rate']:,.0f} | "
+            f"{w['peak']:.0f} | {w['extra']:.0f} |")
 
-    def __init__(self, p: object) -> None:
-        self._p = p
-        self.pid = p.pid  # type: ignore[attr-defined]
 
-    def poll(self) -> int | None:
-        return None if self._p.is_alive() else 0  # type: ignore[attr-defined]
+def _summary(rows: list[dict[str, object]]) -> list[str]:
+    """Throughput and memory ratios at the largest size, per data kind."""
+    out = ["", "## At the largest size", ""]
+    n_max = max(int(r["fixes"]) for r in rows)  # type: ignore[call-overload]
+    for kind in ("truck", "phone"):
+        rs = [r for r in rows if r["data"] == kind and r["status"] == "ok"
+              and int(r["fixes"]) >= 0.9 * n_max]  # type: ignore[call-overload]
+        me = next((r for r in rs if r["tool"] == "routetrace"), None)
+        peers = [r for r in rs if not str(r["tool"]).startswith("routetrace")]
+        if me is None or not peers:
+            continue
+        for r in peers:
+            out.append(f"- {kind}: routetrace is {float(me['rate']) / float(r['rate']):.1f}x the throughput "  # type: ignore[arg-type]
+                       f"of {r['tool']}")
+        best_peak = min(peers, key=lambda r: float(r["peak"]))  # type: ignore[arg-type]
+        best_extra = min(peers, key=lambda r: float(r["extra"]))  # type: ignore[arg-type]
+        out.append(f"- {kind}: peak RSS during the call {float(me['peak']):.0f} MiB vs the best peer's "  # type: ignore[arg-type]
+                   f"{float(best_peak['peak']):.0f} MiB ({best_peak['tool']}): ratio "  # type: ignore[arg-type]
+                   f"{float(me['peak']) / float(best_peak['peak']):.2f}")  # type: ignore[arg-type]
+        out.append(f"- {kind}: memory added by the call {float(me['extra']):.0f} MiB vs the best peer's "  # type: ignore[arg-type]
+                   f"{float(best_extra['extra']):.0f} MiB ({best_extra['tool']}): ratio "  # type: ignore[arg-type]
+                   f"{float(me['extra']) / max(float(best_extra['extra']), 1.0):.2f}")  # type: ignore[arg-type]
+    return out
 
 
 def main() -> int:
@@ -174,10 +220,17 @@ def main() -> int:
     peers = [p for p in args.peers.split(",") if p]
     lines = ["# Stop detection vs peers", "",
              f"{psutil.cpu_count()} CPU cores; parameters: radius 100 m (diameter 200 m), min dwell 5 min, "
-             "gap 30 min; F1 rule: same subject, overlap in time, centre within 150 m.", "",
+             "gap 30 min; F1 rule: same subject, overlap in time, centre within 150 m.",
+             "Every tool runs in a fresh process (peers in their own venvs) on the same simulated fixes; "
+             "input preparation is not timed; the peak resident memory is reset (Linux clear_refs) just "
+             "before the call. 'peak MiB' is the process's peak RSS during the call (interpreter, "
+             "libraries and input included); 'call MiB' is what the call added over the RSS before it. "
+             "routetrace gets the canonical fixes table (with accuracy); peers get subject, time, lat, lon.",
+             "",
              "| data | fixes | tool | F1 | precision | recall | median arrival error (s) | "
-             "median departure error (s) | time (s) | fixes/s | peak MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "median departure error (s) | time (s) | fixes/s | peak MiB | call MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-stops-") as tmpd:
         tmp = Path(tmpd)
         for n in sizes:
@@ -186,28 +239,24 @@ def main() -> int:
                 data = tmp / f"{kind}_{n}.parquet"
                 pd.DataFrame({"subject_id": fixes["subject_id"].astype(str), "t": fixes["t_utc"],
                               "lat": fixes["lat"], "lon": fixes["lon"]}).to_parquet(data)
-                runs: list[tuple[str, dict[str, object]]] = [("routetrace", run_routetrace(fixes, None))]
+                ours = tmp / f"{kind}_{n}_fixes.parquet"
+                fixes[["fix_id", "subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id",
+                       "record", "flags"]].to_parquet(ours)
+                ev = tmp / f"{kind}_{n}_events.parquet"
+                events.to_parquet(ev)
+                runs = [("routetrace", run_tool("routetrace", ours, tmp, args.timeout))]
                 if kind == "truck":
-                    runs.append(("routetrace + ignition events", run_routetrace(fixes, events)))
+                    runs.append(("routetrace + ignition events",
+                                 run_tool("routetrace + ignition events", ours, tmp, args.timeout, str(ev))))
+                del fixes
                 for peer in peers:
-                    runs.append((peer, run_peer(peer, data, tmp, args.timeout)))
+                    runs.append((peer, run_tool(peer, data, tmp, args.timeout)))
                 for name, r in runs:
-                    if r["status"] != "ok":
-                        lines.append(f"| {kind} | {len(fixes)} | {name} | {r['status']} | | | | | | | "
-                                     f"{r.get('peak_mib', 0):.0f} |")
-                    else:
-                        st = r["stops"]
-                        assert isinstance(st, pd.DataFrame)
-                        for c in ("t_arrival", "t_departure"):
-                            st[c] = pd.to_datetime(st[c], utc=True)
-                        sc = score_stops(st, truth)
-                        secs = float(r["seconds"])  # type: ignore[arg-type]
-                        lines.append(
-                            f"| {kind} | {len(fixes)} | {name} | {sc['f1']:.3f} | {sc['precision']:.3f} | "
-                            f"{sc['recall']:.3f} | {sc['median_arrival_error_s']:.0f} | "
-                            f"{sc['median_departure_error_s']:.0f} | {secs:.2f} | {len(fixes) / secs:,.0f} | "
-                            f"{float(r['peak_mib']):.0f} |")  # type: ignore[arg-type]
+                    rows.append(_row(kind, n, name, r, truth))
+                    lines.append(_line(rows[-1]))
                     print(lines[-1], flush=True)
+    lines += _summary(rows)
+    print("\n".join(_summary(rows)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("written", args.out)

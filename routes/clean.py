@@ -8,9 +8,14 @@ aside and why.
 * ``low_accuracy``: stated accuracy worse than ``low_accuracy_m`` (default 1,000 m: a cell
   tower; evidence of an area, not a position).
 * ``duplicate_time``: another fix of the same subject has the same time.
-* ``impossible_speed``: reaching this fix from the previous fix of the subject would need
-  a speed above ``max_speed_mps`` (default 70 m/s, 252 km/h) even after subtracting both
-  fixes' stated accuracies from the distance.
+* ``impossible_speed``: the fix is a spike. Going from the previous fix of the subject to
+  it, and from it to the next fix, would each need a speed above ``max_speed_mps``
+  (default 70 m/s, 252 km/h) even after subtracting both fixes' stated accuracies from the
+  distance, while the previous and next fixes are consistent with each other. The first
+  (last) fix of a subject is a spike when it cannot be left for (reached from) its
+  neighbour while that neighbour is consistent with the fix beyond. A lasting jump (the
+  subject is elsewhere from then on) is not a spike: no fix of it is flagged. Fixes
+  flagged ``zero_position`` or ``low_accuracy`` take no part in this test.
 """
 
 from __future__ import annotations
@@ -54,15 +59,33 @@ def clean_fixes(fixes: pd.DataFrame, *, max_speed_mps: float = 70.0,
     t = s["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
     la, lo = s["lat"].to_numpy(float), s["lon"].to_numpy(float)
     a = np.nan_to_num(s["h_acc_m"].to_numpy(float))
-    if len(s) > 1:
-        same = subj[1:] == subj[:-1]
-        d = haversine_m(la[:-1], lo[:-1], la[1:], lo[1:]) - a[1:] - a[:-1]
-        dt = np.diff(t) / 1e9
-        with np.errstate(divide="ignore", invalid="ignore"):
-            fast = same & (d > 0) & ((dt <= 0) | (d / np.where(dt > 0, dt, 1) > max_speed_mps))
-        fast &= dt > 0  # equal times are duplicate_time, not a speed
-        bad_idx = s.index[1:][fast]
-        mask = f.index.isin(bad_idx)
+    n = len(s)
+    if n > 1:
+        def fast(k: int) -> np.ndarray:
+            """Pairs (i, i + k) of one subject that need more than max_speed_mps."""
+            same = subj[k:] == subj[:-k]
+            d = haversine_m(la[:-k], lo[:-k], la[k:], lo[k:]) - a[k:] - a[:-k]
+            dt = (t[k:] - t[:-k]) / 1e9
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = same & (d > 0) & (dt > 0) & (d / np.where(dt > 0, dt, 1) > max_speed_mps)
+            return np.asarray(out)
+
+        f1 = fast(1)  # f1[i]: i -> i + 1
+        f2 = fast(2) if n > 2 else np.zeros(0, dtype=bool)  # f2[i]: i -> i + 2
+        same1 = subj[1:] == subj[:-1]
+        has_prev = np.r_[False, same1]
+        has_next = np.r_[same1, False]
+        fin = np.r_[False, f1]  # from the previous fix
+        fout = np.r_[f1, False]  # to the next fix
+        across = np.r_[False, f2, False] if n > 2 else np.zeros(n, dtype=bool)  # previous -> next
+        spike = has_prev & has_next & fin & fout & ~across
+        # ends: the neighbour agrees with the fix beyond it
+        ok1 = same1 & ~f1  # i -> i + 1: same subject, possible
+        nxt_ok = np.r_[ok1[1:], False, False]  # i + 1 -> i + 2 consistent
+        prv_ok = np.r_[False, False, ok1[:-1]]  # i - 2 -> i - 1 consistent
+        spike |= ~has_prev & fout & nxt_ok
+        spike |= ~has_next & fin & prv_ok
+        mask = f.index.isin(s.index[spike])
         flags = schema.add_flag(flags, mask, "impossible_speed")
     f["flags"] = flags
     f.attrs["params"] = {"max_speed_mps": max_speed_mps, "low_accuracy_m": low_accuracy_m}

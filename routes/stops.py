@@ -40,10 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import schema
 from ..errors import ParameterError
-from .geo import haversine_m, local_xy_m
+from .geo import EARTH_R_M, haversine_m
 
 __all__ = ["StopParams", "detect_gaps", "detect_stops", "parked_intervals"]
 
@@ -123,28 +125,124 @@ def _covered(arrays: tuple[np.ndarray, np.ndarray] | None, t0: np.ndarray, t1: n
     return cover
 
 
-def _in_parked(subj: np.ndarray, t0: np.ndarray, t1: np.ndarray, parked: pd.DataFrame) -> np.ndarray:
-    """For intervals (subject, t0, t1) in ns: True when one parked interval covers [t0, t1]."""
-    out = np.zeros(len(subj), dtype=bool)
-    if parked.empty or len(subj) == 0:
+_INDEX = np.int32  # row positions (int64 above 2**31 rows)
+
+
+def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes (int32; -1 for NA) of a string column and its distinct values in lexical order.
+
+    Arrow-backed strings are dictionary-encoded by pyarrow (no Python strings per row).
+    """
+    ch = col.array.__arrow_array__() if hasattr(col.array, "__arrow_array__") else None
+    if ch is None or not (pa.types.is_string(ch.type) or pa.types.is_large_string(ch.type)) or len(ch) == 0:
+        codes, uniq = pd.factorize(col, sort=True)
+        return codes.astype(np.int32), [str(u) for u in uniq]
+    enc = pc.dictionary_encode(ch)
+    names = [str(x) for x in enc.chunk(0).dictionary.to_pylist()]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    rank = np.empty(len(names) + 1, dtype=np.int32)
+    rank[np.asarray(order, dtype=np.int64)] = np.arange(len(names), dtype=np.int32)
+    rank[-1] = -1  # NA (index -1) stays -1
+    idx = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in enc.chunks])
+    return rank[idx], [names[i] for i in order]
+
+
+class _Sorted:
+    """A fixes table's columns as numpy arrays, sorted by subject, time and (on ties) fix id.
+
+    ``idx`` maps sorted positions to input rows; ``code`` is the subject's index in
+    ``names`` (lexical order); ``b0``/``b1`` give each subject's block of positions.
+    """
+
+    def __init__(self, fixes: pd.DataFrame) -> None:
+        codes, names = _factorize_sorted(fixes["subject_id"])
+        t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").view("int64")
+        n = len(t)
+        idx: np.ndarray | None = None
+        if n > 1:
+            dc, dt = np.diff(codes), np.diff(t)
+            in_order = bool(np.all((dc > 0) | ((dc == 0) & (dt > 0))))
+            del dc, dt
+            if not in_order:
+                idx = np.lexsort((t, codes))
+                cs, ts = codes[idx], t[idx]
+                if bool(np.any((cs[1:] == cs[:-1]) & (ts[1:] == ts[:-1]))):
+                    fid, _ = pd.factorize(fixes["fix_id"].astype(str), sort=True)
+                    idx = np.lexsort((fid, t, codes))
+                del cs, ts
+                idx = idx.astype(_INDEX)
+        self.n = n
+        self._idx = idx
+        self.names = [str(s) for s in names]
+        self.code = codes if idx is None else codes[idx]
+        self.t = t if idx is None else t[idx]
+
+        def col(name: str) -> np.ndarray:
+            a = fixes[name].to_numpy(dtype="float64", na_value=np.nan)
+            return a if idx is None else a[idx]
+
+        self.lat, self.lon, self.acc = col("lat"), col("lon"), col("h_acc_m")
+        bounds = np.searchsorted(self.code, np.arange(len(self.names) + 1), side="left")
+        self.b0, self.b1 = bounds[:-1], bounds[1:]
+
+    @property
+    def idx(self) -> np.ndarray:
+        """Input row of each sorted position."""
+        return np.arange(self.n, dtype=_INDEX) if self._idx is None else self._idx
+
+    def take(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per input row) in sorted order."""
+        return values if self._idx is None else values[self._idx]
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """Input rows of sorted ``positions``."""
+        return positions if self._idx is None else self._idx[positions]
+
+    def to_input(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per sorted position) back in input row order."""
+        if self._idx is None:
+            return values
+        out = np.empty_like(values)
+        out[self._idx] = values
         return out
-    for s, arrays in _parked_arrays(parked).items():
-        sel = subj == s
-        if sel.any():
-            out[sel] = _covered(arrays, t0[sel], t1[sel])
+
+
+def _gap_hits(s: _Sorted, max_gap: pd.Timedelta, parked_by: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Sorted positions whose fix follows a silence longer than ``max_gap`` (parked time excluded)."""
+    if s.n < 2:
+        return np.zeros(0, dtype=np.int64)
+    same = s.code[1:] == s.code[:-1]
+    hit = np.flatnonzero(same & (np.diff(s.t) > pd.Timedelta(max_gap).value)) + 1
+    if len(hit) and parked_by:
+        keep = np.ones(len(hit), dtype=bool)
+        hc = s.code[hit]
+        for c, name in enumerate(s.names):
+            arrays = parked_by.get(name)
+            if arrays is None:
+                continue
+            sel = np.flatnonzero(hc == c)
+            if len(sel):
+                keep[sel] = ~_covered(arrays, s.t[hit[sel] - 1], s.t[hit[sel]])
+        hit = hit[keep]
+    return hit
+
+
+def _gaps_table(s: _Sorted, hit: np.ndarray, max_gap: pd.Timedelta) -> pd.DataFrame:
+    before = hit - 1
+    subj = np.asarray(s.names, dtype=object)[s.code[hit]] if len(hit) else np.zeros(0, dtype=object)
+    g = pd.DataFrame({
+        "subject_id": subj,
+        "t_start": pd.to_datetime(s.t[before], unit="ns", utc=True),
+        "t_end": pd.to_datetime(s.t[hit], unit="ns", utc=True),
+        "lat_start": s.lat[before], "lon_start": s.lon[before], "lat_end": s.lat[hit], "lon_end": s.lon[hit],
+        "distance_m": haversine_m(s.lat[before], s.lon[before], s.lat[hit], s.lon[hit]),
+    })
+    g["duration"] = g["t_end"] - g["t_start"]
+    g["gap_id"] = [f"{sj}:G{i + 1:04d}" for sj, i in zip(g["subject_id"], g.groupby("subject_id").cumcount(), strict=True)]
+    g["flags"] = ""
+    out = schema.coerce(g, "gaps")
+    out.attrs["params"] = {"max_gap": str(pd.Timedelta(max_gap))}
     return out
-
-
-def _time_order(fixes: pd.DataFrame) -> np.ndarray:
-    """Positions that sort ``fixes`` by subject, time and (only on ties) fix id."""
-    subj_codes, _ = pd.factorize(fixes["subject_id"].astype(str), sort=True)
-    t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    idx = np.lexsort((t, subj_codes))
-    st, tt = subj_codes[idx], t[idx]
-    if len(idx) > 1 and bool(np.any((st[1:] == st[:-1]) & (tt[1:] == tt[:-1]))):
-        fid, _ = pd.factorize(fixes["fix_id"].astype(str), sort=True)
-        idx = np.lexsort((fid, t, subj_codes))
-    return np.asarray(idx)
 
 
 def detect_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30min"),
@@ -155,29 +253,8 @@ def detect_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30
     was parked with its engine off). Returns a ``gaps`` table.
     """
     schema.validate(fixes, "fixes")
-    idx = _time_order(fixes)
-    subj = fixes["subject_id"].astype(str).to_numpy()[idx]
-    t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")[idx]
-    lat, lon = fixes["lat"].to_numpy(float)[idx], fixes["lon"].to_numpy(float)[idx]
-    same = np.r_[False, subj[1:] == subj[:-1]]
-    dt = np.r_[0, np.diff(t)]
-    hit = np.flatnonzero(same & (dt > pd.Timedelta(max_gap).value))
-    before = hit - 1
-    parked = _in_parked(subj[hit], t[before], t[hit], parked_intervals(events))
-    hit, before = hit[~parked], before[~parked]
-    g = pd.DataFrame({
-        "subject_id": subj[hit],
-        "t_start": pd.to_datetime(t[before], unit="ns", utc=True),
-        "t_end": pd.to_datetime(t[hit], unit="ns", utc=True),
-        "lat_start": lat[before], "lon_start": lon[before], "lat_end": lat[hit], "lon_end": lon[hit],
-        "distance_m": haversine_m(lat[before], lon[before], lat[hit], lon[hit]) if len(hit) else [],
-    })
-    g["duration"] = g["t_end"] - g["t_start"]
-    g["gap_id"] = [f"{s}:G{i + 1:04d}" for s, i in zip(g["subject_id"], g.groupby("subject_id").cumcount(), strict=True)]
-    g["flags"] = ""
-    out = schema.coerce(g, "gaps")
-    out.attrs["params"] = {"max_gap": str(pd.Timedelta(max_gap))}
-    return out
+    s = _Sorted(fixes)
+    return _gaps_table(s, _gap_hits(s, max_gap, _parked_arrays(parked_intervals(events))), max_gap)
 
 
 def _scan(x: np.ndarray, y: np.ndarray, lim: np.ndarray, t: np.ndarray, radius_m: float,
@@ -219,6 +296,107 @@ def _scan(x: np.ndarray, y: np.ndarray, lim: np.ndarray, t: np.ndarray, radius_m
     return out
 
 
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated ``arange(starts[k], ends[k])`` and the index k of each element."""
+    lengths = np.maximum(ends - starts, 0)
+    k = np.repeat(np.arange(len(starts)), lengths)
+    if not len(k):
+        return np.zeros(0, dtype=np.int64), k
+    offsets = np.cumsum(lengths) - lengths
+    return np.arange(len(k)) - offsets[k] + starts[k], k
+
+
+def _windows(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate windows (start, end) over the position fixes ``pi`` (in sorted order).
+
+    Two position fixes of a subject are linked when at most ``max_outliers`` position fixes
+    lie between them and they are within ``2 * radius_m`` plus both accuracies: no stop can
+    contain two fixes farther apart. A window is a maximal chain of links that spans at
+    least ``min_dwell``.
+    """
+    m = len(pi)
+    if m == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    reach = np.arange(m, dtype=_INDEX)
+    look = p.max_outliers + 1
+    chunk = 1 << 16  # bounded temporaries whatever the number of fixes
+    for a in range(0, m, chunk):
+        seg = pi[a:min(m, a + chunk + look)]
+        code, lat, lon, lm = s.code[seg], s.lat[seg], s.lon[seg], lim[a:a + len(seg)]
+        for k in range(1, look + 1):
+            w = min(chunk, len(seg) - k)
+            if w <= 0:
+                break
+            d = haversine_m(lat[:w], lon[:w], lat[k:k + w], lon[k:k + w])
+            ok = (code[:w] == code[k:k + w]) & (d <= 2 * p.radius_m + lm[:w] + lm[k:k + w])
+            r = reach[a:a + w]
+            r[ok] = np.flatnonzero(ok) + (a + k)
+    reach = np.maximum.accumulate(reach, out=reach)
+    ends = (np.flatnonzero(reach == np.arange(m, dtype=_INDEX)) + 1).astype(_INDEX)
+    del reach
+    starts = np.r_[0, ends[:-1]]
+    long = s.t[pi[ends - 1]] - s.t[pi[starts]] >= p.min_dwell.value
+    return starts[long], ends[long]
+
+
+def _find_stops(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stops over the position fixes: (member positions, their stop, outlier positions, their stop).
+
+    Positions are sorted positions; stops are numbered in time order per subject.
+    """
+    ws, we = _windows(s, pi, lim, p)
+    empty = np.zeros(0, dtype=np.int64)
+    if not len(ws):
+        return empty, empty, empty, empty
+    # a window whose fixes all lie within the limit of their mean is one stop as it stands
+    w_pos, w_of = _ranges(ws, we)
+    gp = pi[w_pos]
+    ref_lat, ref_lon = s.lat[pi[ws]], s.lon[pi[ws]]
+    # per-window projection: shift to the window's first fix and scale by its latitude
+    x = np.radians(s.lon[gp] - ref_lon[w_of]) * EARTH_R_M * np.cos(np.radians(ref_lat[w_of]))
+    y = np.radians(s.lat[gp] - ref_lat[w_of]) * EARTH_R_M
+    cnt = (we - ws).astype(float)
+    mx = np.bincount(w_of, weights=x, minlength=len(ws)) / cnt
+    my = np.bincount(w_of, weights=y, minlength=len(ws)) / cnt
+    inside = np.hypot(x - mx[w_of], y - my[w_of]) <= p.radius_m + lim[w_pos]
+    bad = np.bincount(w_of, weights=~inside, minlength=len(ws)) > 0
+    whole = ~bad
+    mem_parts = [w_pos[whole[w_of]]]
+    lab_parts = [ws[w_of[whole[w_of]]]]  # provisional label: position of the stop's first member
+    out_parts: list[np.ndarray] = []
+    olab_parts: list[np.ndarray] = []
+    woff = np.cumsum(we - ws) - (we - ws)  # offset of each window in w_pos
+    for k in np.flatnonzero(bad).tolist():
+        a, b, o = int(ws[k]), int(we[k]), int(woff[k])
+        sl = slice(o, o + b - a)
+        for members, outs in _scan(x[sl], y[sl], lim[a:b], s.t[pi[a:b]], p.radius_m, p.min_dwell.value,
+                                   p.max_outliers):
+            first = a + members[0]
+            mem_parts.append(a + np.asarray(members))
+            lab_parts.append(np.full(len(members), first))
+            if outs:
+                out_parts.append(a + np.asarray(outs))
+                olab_parts.append(np.full(len(outs), first))
+    mem, lab = np.concatenate(mem_parts), np.concatenate(lab_parts)
+    omem = np.concatenate(out_parts) if out_parts else empty
+    olab = np.concatenate(olab_parts) if olab_parts else empty
+    keys, lab = np.unique(lab, return_inverse=True)
+    olab = np.searchsorted(keys, olab)
+    order = np.lexsort((mem, lab))
+    return pi[mem[order]], lab[order], pi[omem], olab
+
+
+def _block_search(s: _Sorted, qcode: np.ndarray, qt: np.ndarray, side: str) -> np.ndarray:
+    """Sorted positions of times ``qt`` within the blocks of subjects ``qcode`` (searchsorted)."""
+    out = np.empty(len(qt), dtype=np.int64)
+    for c in np.unique(qcode).tolist():
+        sel = qcode == c
+        a, b = int(s.b0[c]), int(s.b1[c])
+        out[sel] = a + np.searchsorted(s.t[a:b], qt[sel], side=side)  # type: ignore[call-overload]
+    return out
+
+
 def detect_stops(
     fixes: pd.DataFrame,
     *,
@@ -250,155 +428,124 @@ def detect_stops(
                    int(max_outliers))
     _check(p)
     schema.validate(fixes, "fixes")
-    idx = _time_order(fixes)
-    f = fixes[["subject_id", "t_utc", "lat", "lon", "h_acc_m", "flags", "source_id"]].iloc[idx]
-    n = len(f)
-    subj = f["subject_id"].astype(str).to_numpy()
-    t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    lat, lon = f["lat"].to_numpy(float), f["lon"].to_numpy(float)
-    acc_raw = f["h_acc_m"].to_numpy(float)
-    zero = schema.has_flag(f["flags"], "zero_position").to_numpy() | ((lat == 0) & (lon == 0))
-    positional = ~(acc_raw > p.max_h_acc_m) & ~zero
-    acc = np.nan_to_num(np.minimum(acc_raw, p.max_h_acc_m), nan=0.0)
-    pi = np.flatnonzero(positional)
-    # 1. candidate runs: consecutive position fixes of a subject that could share a centre
-    ps, pt = subj[pi], t[pi]
-    x, y = local_xy_m(lat[pi], lon[pi], lat0=float(np.nanmean(lat)) if n else 0.0,
-                      lon0=float(np.nanmean(lon)) if n else 0.0)
-    if len(pi) > 1:
-        step = np.hypot(np.diff(x), np.diff(y))
-        link = (ps[1:] == ps[:-1]) & (step <= 2 * p.radius_m + acc[pi][1:] + acc[pi][:-1])
-    else:
-        link = np.zeros(0, dtype=bool)
-    run = np.cumsum(np.r_[True, ~link]) - 1 if len(pi) else np.zeros(0, dtype=int)
-    stop_of = np.full(n, -1)
-    role = np.full(n, "", dtype=object)
-    stop_rows: list[dict[str, object]] = []
-    if len(pi):
-        bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
-        run_s, run_e = bounds[:-1], bounds[1:]
-        lim = acc[pi]
-        min_ns = p.min_dwell.value
-        # windows the scan walks: a run, joined with the next run of the same subject when
-        # only a short run (<= max_outliers fixes: a noise excursion) separates them
-        w_s, w_e = [], []
-        k = 0
-        nr = len(run_s)
-        while k < nr:
-            s0, e0 = run_s[k], run_e[k]
-            while (k + 2 < nr and ps[run_s[k + 2]] == ps[s0]
-                   and run_e[k + 1] - run_s[k + 1] <= p.max_outliers):
-                k += 2
-                e0 = run_e[k]
-            w_s.append(s0)
-            w_e.append(e0)
-            k += 1
-        for s0, e0 in zip(w_s, w_e, strict=True):
-            if pt[e0 - 1] - pt[s0] < min_ns:
-                continue
-            cx, cy = x[s0:e0], y[s0:e0]
-            mx, my = cx.mean(), cy.mean()
-            found: list[tuple[list[int], list[int]]]
-            if np.all(np.hypot(cx - mx, cy - my) <= p.radius_m + lim[s0:e0]):
-                found = [(list(range(e0 - s0)), [])]
-            else:
-                found = _scan(cx, cy, lim[s0:e0], pt[s0:e0], p.radius_m, min_ns, p.max_outliers)
-            for members, outs in found:
-                sid = len(stop_rows)
-                mem = pi[s0 + np.asarray(members)]
-                stop_of[mem] = sid
-                role[mem] = "member"
-                if outs:
-                    o = pi[s0 + np.asarray(outs)]
-                    stop_of[o] = sid
-                    role[o] = "outlier"
-                stop_rows.append({"members": mem})
-    stops = _stop_table(f, stop_rows, subj, t, lat, lon, positional, stop_of, role, p, events)
+    s = _Sorted(fixes)
+    flags = fixes["flags"]
+    zero = (s.lat == 0) & (s.lon == 0)
+    maybe = flags.str.contains("zero_position", regex=False).to_numpy(dtype=bool, na_value=False)
+    if maybe.any():
+        zero |= s.take(schema.has_flag(flags, "zero_position").to_numpy(dtype=bool))
+    positional = ~(s.acc > p.max_h_acc_m) & ~zero & np.isfinite(s.lat) & np.isfinite(s.lon)
+    pi = np.flatnonzero(positional).astype(_INDEX)
+    lim = np.nan_to_num(s.acc[pi], nan=0.0)  # position fixes: accuracy <= max_h_acc_m or unknown
+    parked_by = _parked_arrays(parked_intervals(events))
+    mem, lab, omem, olab = _find_stops(s, pi, lim, p)
+    hit = _gap_hits(s, p.max_gap, parked_by)
+    stop_of = np.full(s.n, -1, dtype=_INDEX)
+    role = np.zeros(s.n, dtype=np.int8)  # 0 none, 1 member, 2 outlier, 3 coarse
+    stop_of[mem], role[mem] = lab, 1
+    stop_of[omem], role[omem] = olab, 2
+    del mem, lab, omem, olab, pi, lim
+    stops = _stop_table(fixes, s, positional, stop_of, role, hit, parked_by, p)
     linked = fixes.copy(deep=False)
-    ids = stops["stop_id"].astype(str).to_numpy(dtype=object) if len(stops) else np.zeros(0, dtype=object)
-    sid_sorted = np.where(stop_of >= 0, ids[np.clip(stop_of, 0, None)] if len(ids) else None, None)
-    # position of each input row in the sorted order, to put the links back in input order
-    pos = np.empty(n, dtype=np.int64)
-    pos[idx] = np.arange(n)
-    linked["stop_id"] = pd.array(sid_sorted[pos], dtype="string")
-    role_out = role.copy()
-    role_out[role_out == ""] = None
-    linked["stop_role"] = pd.array(role_out[pos], dtype="string")
+    codes = s.to_input(stop_of)
+    ids = pa.array(stops["stop_id"].astype(str).tolist(), type=pa.string())
+    linked["stop_id"] = pd.arrays.ArrowStringArray(ids.take(pa.array(codes, mask=codes < 0)))
+    del codes
+    names = pa.array([None, "member", "outlier", "coarse"], type=pa.string())
+    linked["stop_role"] = pd.arrays.ArrowStringArray(names.take(pa.array(s.to_input(role))))
     stops.attrs["params"] = p.as_dict()
-    stops.attrs["gaps"] = detect_gaps(fixes, max_gap=p.max_gap, events=events)
+    stops.attrs["gaps"] = _gaps_table(s, hit, p.max_gap)
     return linked, stops
 
 
-def _stop_table(f: pd.DataFrame, rows: list[dict[str, object]], subj: np.ndarray, t: np.ndarray,
-                lat: np.ndarray, lon: np.ndarray, positional: np.ndarray, stop_of: np.ndarray,
-                role: np.ndarray, p: StopParams, events: pd.DataFrame | None) -> pd.DataFrame:
-    if not rows:
-        out = schema.empty("stops")
-        return out
-    parked = parked_intervals(events)
-    parked_by = _parked_arrays(parked)
-    src = f["source_id"].astype(str).to_numpy()
-    # fixes are sorted by subject then time: each subject is one contiguous block
-    names, first_idx = np.unique(subj, return_index=True)
-    block = {str(nm): (int(a), int(b)) for nm, a, b in
-             zip(names, first_idx, np.r_[first_idx[1:], len(subj)] if len(names) else [], strict=True)}
-    recs = []
-    counter: dict[str, int] = {}
-    for k, r in enumerate(rows):
-        mem = np.asarray(r["members"])
-        s = subj[mem[0]]
-        ta, td = int(t[mem[0]]), int(t[mem[-1]])
-        clat, clon = float(np.median(lat[mem])), float(np.median(lon[mem]))
-        rad = float(haversine_m(lat[mem], lon[mem], clat, clon).max())
-        flags: list[str] = []
-        # ignition bounds
-        arrays = parked_by.get(s)
-        if arrays is not None:
-            offs, ons = arrays
-            prev_fix = int(t[mem[0] - 1]) if mem[0] > 0 and subj[mem[0] - 1] == s else None
-            next_fix = int(t[mem[-1] + 1]) if mem[-1] + 1 < len(t) and subj[mem[-1] + 1] == s else None
-            # only intervals that start between the previous fix and the departure matter,
-            # plus the one already running at the previous fix
-            lo_i = max(int(np.searchsorted(offs, prev_fix if prev_fix is not None else offs[0] - 1)) - 1, 0)
-            hi_i = int(np.searchsorted(offs, td, side="right"))
-            for off, on in zip(offs[lo_i:hi_i].tolist(), ons[lo_i:hi_i].tolist(), strict=True):
-                open_end = on == np.iinfo(np.int64).max
-                if off <= td and (prev_fix is None or off >= prev_fix) and off < ta:
-                    ta = int(off)
-                    flags.append("bounded_by_ignition")
-                if not open_end and on >= ta and on > td and (next_fix is None or on <= next_fix):
-                    td = int(on)
-                    flags.append("bounded_by_ignition")
-        # all fixes of the subject inside [ta, td] are observations during the stop
-        a0, b0 = block[s]
-        lo = a0 + int(np.searchsorted(t[a0:b0], ta, side="left"))
-        hi = a0 + int(np.searchsorted(t[a0:b0], td, side="right"))
-        sel = np.arange(lo, hi)
-        coarse = sel[~positional[sel] & (stop_of[sel] < 0)]
-        stop_of[coarse] = k
-        role[coarse] = "coarse"
-        obs_t = np.unique(np.r_[ta, t[sel], td])
-        steps = np.diff(obs_t)
-        long = steps > p.max_gap.value
-        unobs = 0
-        if long.any():
-            a, b = obs_t[:-1][long], obs_t[1:][long]
-            covered = _covered(parked_by.get(s), a, b)
-            unobs = int(steps[long][~covered].sum())
-        if unobs:
-            flags.append("spans_gap")
-        span = td - ta
-        counter[s] = counter.get(s, 0) + 1
-        recs.append({
-            "subject_id": s, "stop_id": f"{s}:S{counter[s]:04d}",
-            "t_arrival": ta, "t_departure": td, "dwell": span - unobs,
-            "lat": clat, "lon": clon, "radius_m": rad, "n_fixes": len(mem),
-            "sources": "|".join(sorted(set(src[mem]))),
-            "observed_fraction": 1.0 - unobs / span if span > 0 else 1.0,
-            "flags": "|".join(sorted(set(flags))),
-        })
-    df = pd.DataFrame(recs)
-    df["t_arrival"] = pd.to_datetime(df["t_arrival"], unit="ns", utc=True)
-    df["t_departure"] = pd.to_datetime(df["t_departure"], unit="ns", utc=True)
-    df["dwell"] = pd.to_timedelta(df["dwell"], unit="ns")
+def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of: np.ndarray, role: np.ndarray,
+                hit: np.ndarray, parked_by: dict[str, tuple[np.ndarray, np.ndarray]], p: StopParams) -> pd.DataFrame:
+    """The stops table (and coarse links in ``stop_of``/``role``), vectorised over stops."""
+    mem = np.flatnonzero(role == 1).astype(_INDEX)
+    if not len(mem):
+        return schema.empty("stops")
+    lab = stop_of[mem]  # stops are disjoint and numbered in time order: sorted with mem
+    ns = int(lab[-1]) + 1
+    bnd = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
+    first, last = mem[bnd], mem[np.r_[bnd[1:], len(mem)] - 1]
+    code = s.code[first]
+    ta, td = s.t[first].copy(), s.t[last].copy()
+    grp = pd.DataFrame({"lab": lab, "lat": s.lat[mem], "lon": s.lon[mem]}).groupby("lab", sort=True)
+    clat, clon = grp["lat"].median().to_numpy(), grp["lon"].median().to_numpy()
+    rad = np.maximum.reduceat(haversine_m(s.lat[mem], s.lon[mem], clat[lab], clon[lab]), bnd)
+    n_fixes = np.diff(np.r_[bnd, len(mem)])
+    bounded = np.zeros(ns, dtype=bool)
+    edge_unobs = np.zeros(ns, dtype=np.int64)
+    # ignition bounds: an ignition-off between the previous fix and the first one brings the
+    # arrival forward to it; an ignition-on between the last fix and the next one moves the
+    # departure to it
+    lo_all = np.iinfo(np.int64).min
+    hi_all = np.iinfo(np.int64).max
+    prev_t = np.where(first > s.b0[code], s.t[np.maximum(first - 1, 0)], lo_all)
+    next_t = np.where(last + 1 < s.b1[code], s.t[np.minimum(last + 1, s.n - 1)], hi_all)
+    for c, name in enumerate(s.names):
+        arrays = parked_by.get(name)
+        sel = np.flatnonzero(code == c)
+        if arrays is None or not len(sel):
+            continue
+        offs, ons = arrays
+        j = np.searchsorted(offs, prev_t[sel], side="left")
+        okj = j < len(offs)
+        cand = np.where(okj, offs[np.minimum(j, len(offs) - 1)], hi_all)
+        arr = okj & (cand < ta[sel])
+        ta[sel[arr]] = cand[arr]
+        h = np.searchsorted(offs, td[sel], side="right") - 1
+        okh = h >= 0
+        on = np.where(okh, ons[np.maximum(h, 0)], lo_all)
+        dep = okh & (on != hi_all) & (on > td[sel]) & (on <= next_t[sel])
+        td[sel[dep]] = on[dep]
+        bounded[sel] = arr | dep
+    # all fixes of the subject inside [arrival, departure] are observations during the stop
+    lo = _block_search(s, code, ta, "left")
+    hi = _block_search(s, code, td, "right")
+    cand = np.flatnonzero(~positional & (stop_of < 0))  # coarse fixes: only these can join
+    kk = np.searchsorted(lo, cand, side="right") - 1
+    earlier = (kk >= 1) & (cand < hi[np.maximum(kk - 1, 0)])  # touching stops: the earlier wins
+    kk = np.where(earlier, kk - 1, kk)
+    inside = (kk >= 0) & (cand < hi[np.maximum(kk, 0)])
+    stop_of[cand[inside]] = kk[inside]
+    role[cand[inside]] = 3
+    # unobserved time: silences longer than max_gap between observations of the stop
+    # (ignition-off parked time excepted), including those before the first and after the
+    # last fix when ignition events moved arrival or departure
+    steps = np.r_[0, np.cumsum(s.t[hit] - s.t[hit - 1])] if len(hit) else np.zeros(1, dtype=np.int64)
+    unobs = steps[np.searchsorted(hit, hi, side="left")] - steps[np.searchsorted(hit, lo + 1, side="left")]
+    for c, name in enumerate(s.names):
+        sel = np.flatnonzero((code == c) & bounded)
+        if not len(sel):
+            continue
+        arrays = parked_by.get(name)
+        for a, b in ((ta[sel], s.t[lo[sel]]), (s.t[hi[sel] - 1], td[sel])):
+            long = (b - a) > p.max_gap.value
+            long &= ~_covered(arrays, a, b)
+            edge_unobs[sel] += np.where(long, b - a, 0)
+    unobs = unobs + edge_unobs
+    span = td - ta
+    src_codes, src_names = pd.factorize(fixes["source_id"].array.take(s.rows(mem)), sort=True,
+                                         use_na_sentinel=False)
+    sk = np.unique(lab.astype(np.int64) * (len(src_names) + 1) + src_codes)
+    sk_stop, sk_src = sk // (len(src_names) + 1), sk % (len(src_names) + 1)
+    srcs = ["" for _ in range(ns)]
+    src_list = [str(x) for x in src_names]
+    for st, sc in zip(sk_stop.tolist(), sk_src.tolist(), strict=True):
+        srcs[st] = src_list[sc] if not srcs[st] else srcs[st] + "|" + src_list[sc]
+    seq = np.arange(ns) - np.searchsorted(code, code, side="left") + 1
+    names = np.asarray(s.names, dtype=object)[code]
+    fl = np.where(bounded, "bounded_by_ignition", "")
+    fl = np.where(unobs > 0, np.char.add(np.where(bounded, "bounded_by_ignition|", ""), "spans_gap"), fl)
+    df = pd.DataFrame({
+        "subject_id": names,
+        "stop_id": [f"{nm}:S{q:04d}" for nm, q in zip(names.tolist(), seq.tolist(), strict=True)],
+        "t_arrival": pd.to_datetime(ta, unit="ns", utc=True),
+        "t_departure": pd.to_datetime(td, unit="ns", utc=True),
+        "dwell": pd.to_timedelta(span - unobs, unit="ns"),
+        "lat": clat, "lon": clon, "radius_m": rad, "n_fixes": n_fixes, "sources": srcs,
+        "observed_fraction": np.where(span > 0, 1.0 - unobs / np.maximum(span, 1), 1.0),
+        "flags": fl,
+    })
     return schema.coerce(df, "stops")

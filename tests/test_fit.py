@@ -90,3 +90,17 @@ def test_broken_definition_message_is_a_located_fault(tmp_path: Path, realdata_d
     assert len(res.fixes) == 19  # the records decoded before the broken definition are kept
     reason = res.rejects.set_index("record").loc["fault", "reason"]
     assert reason.startswith("decoding stopped at byte ")
+
+
+def test_corrupt_second_header_keeps_the_first_file(realdata_dir: Path) -> None:
+    res = load(realdata_dir / "fit" / "fitparse_activity-settings-corruptheader.fit")
+    assert_count_rule(res)
+    assert len(res.fixes) == 14 and res.records_read == 15  # 14 records + the fault
+    fault = res.rejects.set_index("record").loc["fault", "reason"]
+    assert "FitHeaderError" in fault and "771" in fault  # where the chained header is broken
+
+
+def test_no_gps_records_are_counted_rejects(realdata_dir: Path) -> None:
+    res = load(realdata_dir / "fit" / "fitparse_vivoactive-hr_no-gps_20170518-191602-1740899583.fit")
+    assert res.records_read == 1641 and len(res.fixes) == 0
+    assert (res.rejects["reason"] == "record message without a position (no GPS fix)").sum() == 1641

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -115,3 +116,16 @@ def test_lines_multigeometry_and_verbatim_text(tmp_path: Path) -> None:
     assert pl.loc["route", "text"] == desc
     assert pl.loc["route", "t_start"] == pd.Timestamp("2025-10-26T22:00:00Z")
     assert '"multigeometry_parts":2' in pl.loc["two pins", "extra"] and '"who":"A"' in pl.loc["two pins", "extra"]
+
+
+def test_mymaps_kmz_keeps_extended_data_and_description_without_inventing_times(realdata_dir: Path) -> None:
+    res = load(realdata_dir / "kml" / "dawarich_mymaps_streaming_data_descriptor.kmz")
+    with zipfile.ZipFile(realdata_dir / "kml" / "dawarich_mymaps_streaming_data_descriptor.kmz") as zf:
+        assert all(i.flag_bits & 0x08 for i in zf.infolist())  # streaming zip: data descriptors
+    pl = res.places
+    assert pl["t_start"].isna().all() and (pl["t_precision"] == "none").all()  # times only in text
+    assert pl["text"].str.contains(r"from \d{4}-\d{2}-\d{2}T").all()  # description kept verbatim
+    extra = pl["extra"].map(json.loads)
+    assert extra.map(lambda e: {"Category", "Distance"} <= set(e["data"])).all()  # ExtendedData
+    assert (extra.map(lambda e: e["geometry"]).value_counts().to_dict()
+            == {"Point": 18, "LineString": 15})

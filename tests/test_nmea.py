@@ -120,3 +120,65 @@ def test_zda_dates_gga_and_gll_from_any_talker(tmp_path: Path) -> None:
     reasons = res.rejects.set_index("record")["reason"]  # type: ignore[attr-defined]
     assert "ZDA" in reasons["line 1"] and "GLL status V" in reasons["line 4"]
     assert "quality 0" in reasons["line 5"]
+
+
+def _s(body: str) -> str:
+    c = 0
+    for ch in body.encode():
+        c ^= ch
+    return f"${body}*{c:02X}"
+
+
+def test_badhdr_corrupted_talker_is_a_damaged_sentence(realdata_dir: Path) -> None:
+    res = _load(realdata_dir / "nmea" / "pynmeagps_BADHDR.log")
+    reasons = res.rejects.set_index("record")["reason"]  # type: ignore[attr-defined]
+    assert reasons["line 6"].startswith("damaged sentence")  # '$&bTXT...': header destroyed
+    assert (reasons.str.contains("GPTXT")).sum() == 5  # the start-up banner: valid, no position
+    assert len(res.fixes) == 2  # type: ignore[attr-defined]
+
+
+def test_half_second_crlf_log_dates_its_leading_gga_from_the_first_rmc(realdata_dir: Path) -> None:
+    f = realdata_dir / "nmea" / "gpsbabel_nmea+ms.txt"
+    assert b"\r\n" in f.read_bytes()
+    fx = _load(f).fixes  # type: ignore[attr-defined]
+    assert fx["record"].iloc[0] == "line 1"  # GGA 09:31:56.000, before any RMC
+    assert fx["t_utc"].iloc[0] == pd.Timestamp("2007-08-17T09:31:56Z")
+    assert '"date_from":"line 3' in fx["extra"].iloc[0]
+    assert (fx["t_utc"].dt.microsecond % 250_000 == 0).all()  # '093156.500'-style fractions kept
+    assert fx["t_utc"].dt.microsecond.nunique() == 4
+    # the log is out of order in places (RMC 09:31:58.500, RMC 09:31:58.000, ..., GGA 09:31:58.500):
+    # kept in file order; sentences of one time apart from each other are not merged
+    assert not fx["t_utc"].is_monotonic_increasing
+    at = fx.set_index("record")["t_utc"]
+    assert at["line 29"] == at["line 36"] == pd.Timestamp("2007-08-17T09:31:58.5Z")
+    assert at["line 30+32"] == pd.Timestamp("2007-08-17T09:31:58Z")
+
+
+def test_amod_free_text_header_and_checksumless_button_presses(realdata_dir: Path) -> None:
+    res = _load(realdata_dir / "nmea" / "gpsbabel_amod-nmea.txt")
+    reasons = res.rejects.set_index("record")["reason"]  # type: ignore[attr-defined]
+    assert reasons["line 1"] == reasons["line 2"] == "not an NMEA sentence (text or binary data)"
+    assert reasons["line 4"] == "sentence without a checksum: it cannot be verified"  # $ADPMB,5,0
+    assert len(res.fixes) == 4 and res.fixes["record"].iloc[1] == "line 7+8+10"  # type: ignore[attr-defined]
+
+
+def test_gns_merges_and_mode_n_is_no_fix(tmp_path: Path) -> None:
+    lines = [_s("GNRMC,120000.00,A,5100.0000,N,00352.2000,E,1.0,90.0,010325,,,A"),
+             _s("GNGNS,120000.00,5100.0000,N,00352.2000,E,AANN,06,5.88,56.0,48.5,,,V"),
+             _s("GNGNS,120001.00,,,,,NNNN,00,99.9,,,,,V")]
+    p = tmp_path / "gns.nmea"
+    p.write_text("\n".join(lines))
+    res = _load(p)
+    fx = res.fixes  # type: ignore[attr-defined]
+    assert fx["record"].tolist() == ["line 1+2"] and fx["alt_m"].iloc[0] == 56.0
+    assert "mode N" in res.rejects.set_index("record").loc["line 3", "reason"]  # type: ignore[attr-defined]
+
+
+def test_leading_gga_before_midnight_is_dated_the_day_before_the_first_rmc(tmp_path: Path) -> None:
+    lines = [_s("GPGGA,235958.00,5100.0000,N,00352.2000,E,1,08,0.9,12.0,M,,M,,"),
+             _s("GPRMC,000001.00,A,5100.0020,N,00352.2200,E,10.0,90.0,270325,,"),
+             _s("GPVTG,90.0,T,,M,10.0,N,18.5,K,A")]
+    p = tmp_path / "lead.nmea"
+    p.write_text("\n".join(lines))
+    fx = _load(p).fixes  # type: ignore[attr-defined]
+    assert fx["t_utc"].tolist() == [pd.Timestamp("2025-03-26T23:59:58Z"), pd.Timestamp("2025-03-27T00:00:01Z")]

@@ -163,6 +163,10 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
         root = etree.fromstring(data, etree.XMLParser(**_PARSER_ARGS))
     except etree.XMLSyntaxError as exc:
         raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
+    dtd = root.getroottree().docinfo.internalDTD  # any encoding (the byte check sees UTF-8 only)
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise ctx.error(CorruptSource, "refused XML construct: entity declarations are not "
+                        "allowed in evidence KML (entity expansion attack)")
     fixes: list[dict[str, Any]] = []
     places: list[dict[str, Any]] = []
     rejects: list[tuple[str, str]] = []
@@ -216,7 +220,8 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
                         rejects.append((rec, f"track <when> {_text(w)!r} has {prec} precision only"))
                         continue
                     fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
-                                  "fix_kind": "unknown", "extra": compact_json({"name": name})})
+                                  "fix_kind": "unknown",
+                                  "extra": compact_json({"name": name, "data": ext_data or None})})
             continue
         n += 1
         rec = f"Placemark[{i}]"
@@ -254,7 +259,8 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
                 continue
             if prec == "instant" and _local(geom) == "Point":
                 fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
-                              "fix_kind": "unknown", "extra": compact_json({"name": name, "description": desc})})
+                              "fix_kind": "unknown", "extra": compact_json({"name": name, "description": desc,
+                                                                           "data": ext_data or None})})
                 continue
             places.append({"record": rec, "kind": "placemark", "name": name, "text": desc, "lat": lat,
                            "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,

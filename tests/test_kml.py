@@ -50,6 +50,10 @@ def test_entity_expansion_and_malformed_xml_are_refused(tmp_path: Path) -> None:
                     '<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>&b;</name></Placemark></kml>')
     with pytest.raises(CorruptSource, match="entity"):
         load(bomb)
+    utf16 = tmp_path / "bomb16.kml"  # the same declarations in UTF-16: refused after parsing
+    utf16.write_bytes(bomb.read_text().replace('"1.0"?>', '"1.0" encoding="UTF-16"?>').encode("utf-16"))
+    with pytest.raises(CorruptSource, match="entity"):
+        load(utf16, format="kml")
     bad = tmp_path / "bad.kml"
     bad.write_text('<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><Point>')
     with pytest.raises(CorruptSource, match="malformed XML"):
@@ -125,7 +129,23 @@ def test_mymaps_kmz_keeps_extended_data_and_description_without_inventing_times(
     pl = res.places
     assert pl["t_start"].isna().all() and (pl["t_precision"] == "none").all()  # times only in text
     assert pl["text"].str.contains(r"from \d{4}-\d{2}-\d{2}T").all()  # description kept verbatim
-    extra = pl["extra"].map(json.loads)
-    assert extra.map(lambda e: {"Category", "Distance"} <= set(e["data"])).all()  # ExtendedData
-    assert (extra.map(lambda e: e["geometry"]).value_counts().to_dict()
-            == {"Point": 18, "LineString": 15})
+    extra = [json.loads(e) for e in pl["extra"]]  # plain dicts (Series.map would infer a struct)
+    assert all({"Category", "Distance"} <= set(e["data"]) for e in extra)  # ExtendedData
+    assert sorted(e["geometry"] for e in extra) == ["LineString"] * 15 + ["Point"] * 18
+
+
+def test_extended_data_of_timed_points_and_tracks_is_kept_on_the_fix(tmp_path: Path) -> None:
+    p = tmp_path / "ext.kml"
+    p.write_text(
+        '<kml xmlns="http://www.opengis.net/kml/2.2" xmlns:gx="http://www.google.com/kml/ext/2.2"><Document>'
+        '<Placemark><ExtendedData><Data name="speed"><value>12</value></Data></ExtendedData>'
+        "<TimeStamp><when>2025-10-26T22:00:00Z</when></TimeStamp><Point><coordinates>3.87,51.0</coordinates>"
+        "</Point></Placemark>"
+        '<Placemark><ExtendedData><Data name="device"><value>tracker 7</value></Data></ExtendedData>'
+        "<gx:Track><when>2025-10-26T22:01:00Z</when><gx:coord>3.88 51.0 5</gx:coord></gx:Track></Placemark>"
+        "</Document></kml>")
+    res = load(p)
+    assert_count_rule(res)
+    extra = {r: json.loads(e) for r, e in zip(res.fixes["record"], res.fixes["extra"], strict=True)}
+    assert extra["Placemark[0]"]["data"] == {"speed": "12"}
+    assert extra["Placemark[1]/Track[0]/when[0]"]["data"] == {"device": "tracker 7"}

@@ -149,3 +149,21 @@ def test_extended_data_of_timed_points_and_tracks_is_kept_on_the_fix(tmp_path: P
     extra = {r: json.loads(e) for r, e in zip(res.fixes["record"], res.fixes["extra"], strict=True)}
     assert extra["Placemark[0]"]["data"] == {"speed": "12"}
     assert extra["Placemark[1]/Track[0]/when[0]"]["data"] == {"device": "tracker 7"}
+
+
+def test_sample_case_investigator_pins_are_places(tmp_path: Path) -> None:
+    from routetrace.samples import write_kml
+    from routetrace.samples.scenario import build_scenario
+
+    sc = build_scenario(seed=7)
+    (sf,) = write_kml.write(sc, tmp_path)
+    first = (tmp_path / sf.path).read_bytes()
+    write_kml.write(sc, tmp_path)
+    assert (tmp_path / sf.path).read_bytes() == first  # deterministic
+    res = load(tmp_path / sf.path)
+    assert_count_rule(res)
+    assert len(res.fixes) == 0 and res.places["t_start"].isna().all()  # pins: places, no times
+    got = {n: (la, lo) for n, la, lo in zip(res.places["name"], res.places["lat"], res.places["lon"], strict=True)}
+    assert got.keys() == sc.places.keys()
+    for name, (lat, lon) in sc.places.items():
+        assert got[name] == pytest.approx((lat, lon), abs=1e-6)

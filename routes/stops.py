@@ -160,9 +160,14 @@ class _Sorted:
         n = len(t)
         idx: np.ndarray | None = None
         if n > 1:
-            dc, dt = np.diff(codes), np.diff(t)
-            in_order = bool(np.all((dc > 0) | ((dc == 0) & (dt > 0))))
-            del dc, dt
+            same = codes[1:] == codes[:-1]
+            in_order = bool(np.all((codes[1:] > codes[:-1]) | (same & (t[1:] >= t[:-1]))))
+            tied = np.flatnonzero(same & (t[1:] == t[:-1])) if in_order else np.zeros(0, dtype=np.int64)
+            del same
+            if len(tied):  # equal times: in order only when their fix ids ascend
+                fid = fixes["fix_id"]
+                in_order = bool(np.all(fid.iloc[tied].astype(str).to_numpy()
+                                       < fid.iloc[tied + 1].astype(str).to_numpy()))
             if not in_order:
                 idx = np.lexsort((t, codes))
                 cs, ts = codes[idx], t[idx]
@@ -211,8 +216,14 @@ def _gap_hits(s: _Sorted, max_gap: pd.Timedelta, parked_by: dict[str, tuple[np.n
     """Sorted positions whose fix follows a silence longer than ``max_gap`` (parked time excluded)."""
     if s.n < 2:
         return np.zeros(0, dtype=np.int64)
-    same = s.code[1:] == s.code[:-1]
-    hit = np.flatnonzero(same & (np.diff(s.t) > pd.Timedelta(max_gap).value)) + 1
+    gap_ns = pd.Timedelta(max_gap).value
+    parts = []
+    step = 1 << 18  # bounded temporaries
+    for a in range(0, s.n - 1, step):
+        b = min(s.n - 1, a + step)
+        c, t = s.code[a:b + 1], s.t[a:b + 1]
+        parts.append(np.flatnonzero((c[1:] == c[:-1]) & (t[1:] - t[:-1] > gap_ns)) + (a + 1))
+    hit = np.concatenate(parts)
     if len(hit) and parked_by:
         keep = np.ones(len(hit), dtype=bool)
         hc = s.code[hit]
@@ -310,8 +321,10 @@ def _windows(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams) -> tupl
     """Candidate windows (start, end) over the position fixes ``pi`` (in sorted order).
 
     Two position fixes of a subject are linked when at most ``max_outliers`` position fixes
-    lie between them and they are within ``2 * radius_m`` plus both accuracies: no stop can
-    contain two fixes farther apart. A window is a maximal chain of links that spans at
+    lie between them and they are within ``2 * radius_m`` plus both accuracies of each
+    other. Consecutive members of a stop are always linked (each lies within ``radius_m``
+    plus its accuracy of the stop's centre, up to the centre's drift while the stop grows),
+    so the scan only needs to look inside windows: maximal chains of links that span at
     least ``min_dwell``.
     """
     m = len(pi)
@@ -334,7 +347,10 @@ def _windows(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams) -> tupl
     reach = np.maximum.accumulate(reach, out=reach)
     ends = (np.flatnonzero(reach == np.arange(m, dtype=_INDEX)) + 1).astype(_INDEX)
     del reach
-    starts = np.r_[0, ends[:-1]]
+    starts = np.r_[_INDEX(0), ends[:-1]]
+    if p.min_dwell.value > 0:  # a single fix spans no time
+        several = ends - starts > 1
+        starts, ends = starts[several], ends[several]
     long = s.t[pi[ends - 1]] - s.t[pi[starts]] >= p.min_dwell.value
     return starts[long], ends[long]
 

@@ -5,32 +5,70 @@ grouped by family (the folder or the detected format). Each input is a seed with
 random mutations (bit flips, truncations, splices with another seed of the family,
 nasty tokens such as NaN/1e309/deep nesting, deletions, repeats), loaded with the seed's
 own format forced (so the loader itself, not only the sniffer, meets the bytes) and,
-for one input in four, sniffed. Zip/tar containers (the corpus's KMZ files, the sample's
+for one input in four, sniffed. Zip/tar containers (the corpus's archives, the sample's
 Takeout zip and a generated tar) form one more family, read through ``load_many``
-(safe extraction, then every member loaded).
+(safe extraction, then every member loaded). Warnings are errors, as in the test suite.
 
-Reported per family: inputs, ok / deliberate error / wrapped (a parser's own exception
+Reproducible inputs: input ``i`` of a family is a pure function of (seed, family, i), given
+the family's seed files (their fingerprint, ``corpus``, is in every ledger line): its own
+``random.Random(f"{seed}:{family}:{i}")`` picks the seed file, the splice partner, the
+mutations and whether the format is forced. So a run can be split into shards, spread over
+processes or machines, continued later, and any single input replayed on its own.
+
+Ledger: every finished chunk (``--chunk`` consecutive inputs of one family, default 500)
+appends one JSON line to bench/results/fuzz_ledger.jsonl: family, start, count, seed, corpus,
+counts per status, inputs over 10 s, slowest input, peak memory, wall and CPU seconds,
+python version, routetrace commit, the first example per exception kind and every
+unhandled / hanging / slow input. An interrupted run loses at most its unfinished chunks.
+
+Statuses: ok / error (a deliberate RoutetraceError) / wrapped (a parser's own exception
 turned into CorruptSource by the loader boundary: handled, but a hardening target) /
-unhandled (must be 0), inputs slower than 10 s (must be 0), slowest input, and the
-peak memory of the process (ru_maxrss).
+unhandled (must be 0) / hang (interrupted after ``--hang-seconds``; must be 0); inputs
+slower than 10 s must be 0 too.
 
-Usage: python bench/fuzz.py [--per-family N] [--seed S] [--families a,b] [--out FILE]
-       [--max-seconds-per-family S] [--jobs J]
+Report: bench/results/fuzz.md is rewritten from the ledger at the end of every run and by
+``--report``: distinct inputs per family (the union of the ledger's index ranges), the
+outcome counts (each input once: where chunks overlap the latest run counts), CPU time and
+rate, and how many CPU-hours remain to reach ``--per-family`` inputs in every family.
+
+Usage:
+  python bench/fuzz.py --resume --max-seconds 5400    # continue towards 100,000 per family,
+                                                      # fewest-covered families first, in chunks
+  python bench/fuzz.py --resume --jobs 16             # 16 processes, even on a single family
+  python bench/fuzz.py --families csv,gpx --start 0 --count 2000   # one shard: inputs [0, 2000)
+  python bench/fuzz.py --replay csv:1234 [--replay-out FILE]       # one input: ops and outcome
+  python bench/fuzz.py --report                       # rewrite fuzz.md from the ledger only
+Other options: --seed S, --per-family N, --chunk N, --ledger FILE, --report-out FILE,
+--hang-seconds S. Without --resume the range asked for is run even where already covered.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
+import heapq
+import json
+import multiprocessing
+import os
 import random
+import re
 import resource
+import signal
+import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from routetrace.errors import RoutetraceError
 from routetrace.evidence import is_archive
@@ -38,9 +76,32 @@ from routetrace.loaders import detect_format, load_many
 from routetrace.samples import generate
 from routetrace.testing import MUTATION_KINDS, assert_count_rule, load_bytes_outcome, mutate
 
-REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+REALDATA = ROOT.parent / "shared" / "realdata"
 ARCHIVE = "archive (zip/tar via load_many)"
 SKIP_SUFFIX = ("-wal", "-shm", "-journal", ".md", "SHA256SUMS")
+LEDGER = HERE / "results" / "fuzz_ledger.jsonl"
+REPORT = HERE / "results" / "fuzz.md"
+DEFAULT_SEED = 20251024
+TARGET = 100_000
+SLOW_S = 10.0
+STATUSES = ("ok", "error", "wrapped", "unhandled", "hang")
+MAX_FLAGGED = 50  # unhandled / hanging / slow inputs kept per ledger line
+TAR_MTIME = 1761264000  # 2025-10-24: fixed tar header times, so the tar seed is byte-stable
+
+Seed = tuple[bytes, str, str]  # (bytes, file name, format)
+Corpus = dict[str, list[Seed]]
+
+
+# --- seeds ---------------------------------------------------------------------------------
+
+def _stable_tarinfo(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.mtime = TAR_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mode = 0o755 if info.isdir() else 0o644
+    return info
 
 
 def seeds(tmp: Path) -> dict[str, list[tuple[Path, str]]]:
@@ -62,14 +123,66 @@ def seeds(tmp: Path) -> dict[str, list[tuple[Path, str]]]:
                 fam[ARCHIVE].append((f, ARCHIVE))
             continue
         fam[fmt].append((f, fmt))
-    # a tar seed too (the corpus holds zips only): the sample's GPX and CSV files
+    # a tar seed too (the corpus holds zips only): the sample's GPX and CSV files, with
+    # fixed header times and owners so that its bytes (and so every input) are reproducible
     tar = tmp / "seed.tar"
-    with tarfile.open(tar, "w") as tf:
+    with tarfile.open(tar, "w", format=tarfile.USTAR_FORMAT) as tf:
         for p in sorted((sample / "evidence").rglob("*"))[:6]:
             if p.is_file() and p.stat().st_size < 1 << 20:
-                tf.add(p, arcname=p.relative_to(sample).as_posix())
+                tf.add(p, arcname=p.relative_to(sample).as_posix(), filter=_stable_tarinfo)
     fam[ARCHIVE].append((tar, ARCHIVE))
     return dict(sorted(fam.items()))
+
+
+def load_corpus(tmp: Path) -> Corpus:
+    """The seeds' bytes, read once: family -> [(bytes, file name, format)]."""
+    return {f: [(p.read_bytes(), p.name, fmt) for p, fmt in items] for f, items in seeds(tmp).items()}
+
+
+def corpus_id(items: Sequence[Seed]) -> str:
+    """Fingerprint of a family's seed files (names, formats, contents, order)."""
+    h = hashlib.sha256()
+    for data, name, fmt in items:
+        h.update(f"{name}\0{fmt}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_family(name: str, families: Iterable[str]) -> str:
+    """An exact family name, or a unique prefix of one ('archive')."""
+    fams = list(families)
+    if name in fams:
+        return name
+    hits = [f for f in fams if f.startswith(name)]
+    if len(hits) == 1:
+        return hits[0]
+    raise SystemExit(f"unknown or ambiguous family {name!r}; families: {', '.join(fams)}")
+
+
+# --- one input -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FuzzInput:
+    family: str
+    index: int
+    seed_file: str
+    seed_format: str
+    other_file: str
+    ops: tuple[tuple[str, int, int], ...]
+    format: str | None  # forced format, None = sniffed (ignored for archives)
+    data: bytes = field(repr=False)
+
+
+def make_input(items: Sequence[Seed], *, seed: int, family: str, index: int) -> FuzzInput:
+    """Input ``index`` of ``family``: a pure function of (seed, family, index) and the seeds."""
+    rng = random.Random(f"{seed}:{family}:{index}")
+    data, name, fmt = items[rng.randrange(len(items))]
+    other, other_name, _ = items[rng.randrange(len(items))]
+    ops = tuple((rng.choice(MUTATION_KINDS), rng.randrange(1 << 30), rng.randrange(1 << 30))
+                for _ in range(rng.randint(1, 4)))
+    forced = None if rng.random() < 0.25 else fmt
+    return FuzzInput(family=family, index=index, seed_file=name, seed_format=fmt,
+                     other_file=other_name, ops=ops, format=forced,
+                     data=mutate(data, ops, other=other))
 
 
 def archive_outcome(data: bytes, *, name: str, tmp_dir: Path) -> tuple[str, str]:
@@ -97,100 +210,572 @@ def archive_outcome(data: bytes, *, name: str, tmp_dir: Path) -> tuple[str, str]
         path.unlink(missing_ok=True)
 
 
-def fuzz_family(family: str, items: list[tuple[Path, str]], per_family: int, seed: int,
-                max_seconds: float, work: Path) -> tuple[str, list[str], float]:
-    """Fuzz one family; return (table row, exception examples, peak MiB of this process)."""
-    rng = random.Random(f"{seed}:{family}")
+class Hang(BaseException):
+    """Raised by SIGALRM in an input running past --hang-seconds (not an Exception, so
+    no loader's ``except Exception`` swallows it)."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise Hang
+
+
+def run_input(inp: FuzzInput, *, work: Path, hang_seconds: float = 0.0) -> tuple[str, str, float, float]:
+    """Load one input; return (status, detail, wall seconds, CPU seconds)."""
     work.mkdir(parents=True, exist_ok=True)
-    blobs = [(p.read_bytes(), p.name, fmt) for p, fmt in items]
+    alarm = hang_seconds > 0 and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGALRM, _on_alarm) if alarm else None
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, hang_seconds)
+        if inp.seed_format == ARCHIVE:
+            status, detail = archive_outcome(inp.data, name=inp.seed_file, tmp_dir=work)
+        else:
+            status, detail = load_bytes_outcome(inp.data, name=inp.seed_file, tmp_dir=work,
+                                                format=inp.format)
+    except Hang:
+        status, detail = "hang", f"Hang: interrupted after {hang_seconds:g} s"
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    return status, " ".join(detail.split()), time.perf_counter() - t0, time.process_time() - c0
+
+
+# --- one chunk -------------------------------------------------------------------------------
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # Linux: reset the peak RSS (VmHWM) to the current RSS
+        return True
+    except OSError:
+        return False
+
+
+def _peak_mib(reset_ok: bool) -> float:
+    if reset_ok:
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def run_chunk(items: Sequence[Seed], *, family: str, seed: int, start: int, count: int,
+              work: Path, hang_seconds: float = 0.0) -> dict[str, Any]:
+    """Run inputs [start, start+count) of one family; return its ledger record."""
+    work = work / str(os.getpid()) / _safe(family)
+    reset_ok = _reset_peak()
+    t0, c0 = time.perf_counter(), time.process_time()
     counts: collections.Counter[str] = collections.Counter()
-    slow = 0
-    slowest = 0.0
-    examples: dict[str, str] = {}
-    t_family = time.perf_counter()
-    n = 0
-    while n < per_family and time.perf_counter() - t_family < max_seconds:
-        data, name, fmt = blobs[rng.randrange(len(blobs))]
-        other = blobs[rng.randrange(len(blobs))][0]
-        ops = [(rng.choice(MUTATION_KINDS), rng.randrange(1 << 30), rng.randrange(1 << 30))
-               for _ in range(rng.randint(1, 4))]
-        mutated = mutate(data, ops, other=other)
-        forced = None if rng.random() < 0.25 else fmt
-        t0 = time.perf_counter()
-        if fmt == ARCHIVE:
-            status, detail = archive_outcome(mutated, name=name, tmp_dir=work)
-        else:
-            status, detail = load_bytes_outcome(mutated, name=name, tmp_dir=work, format=forced)
-        dt = time.perf_counter() - t0
-        slowest = max(slowest, dt)
-        slow += dt > 10
+    slow, slowest, slowest_index = 0, 0.0, start
+    examples: dict[str, dict[str, Any]] = {}
+    flagged: list[dict[str, Any]] = []
+    for i in range(start, start + count):
+        inp = make_input(items, seed=seed, family=family, index=i)
+        status, detail, dt, cpu = run_input(inp, work=work, hang_seconds=hang_seconds)
         counts[status] += 1
-        if status in ("unhandled", "wrapped"):
+        slow += dt > SLOW_S
+        if dt > slowest:
+            slowest, slowest_index = dt, i
+        if status in ("unhandled", "wrapped", "hang"):
             key = f"{status}: {detail.split(':')[0]}"
-            examples.setdefault(key, f"{name} ops={ops}: {detail}")
-        n += 1
-    elapsed = time.perf_counter() - t_family
-    row = (f"| {family} | {len(blobs)} | {n} | {counts['ok']} | {counts['error']} | "
-           f"{counts['wrapped']} | {counts['unhandled']} | {slow} | {slowest:.2f} | {elapsed:.0f} |")
-    details = [f"- {family}: {k} — e.g. {v}" for k, v in sorted(examples.items())]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return row, details, peak
+            examples.setdefault(key, {"index": i, "seed_file": inp.seed_file,
+                                      "ops": [list(o) for o in inp.ops], "format": inp.format,
+                                      "detail": detail[:200]})
+        if (status in ("unhandled", "hang") or dt > SLOW_S) and len(flagged) < MAX_FLAGGED:
+            flagged.append({"index": i, "status": status, "seconds": round(dt, 3),
+                            "cpu_seconds": round(cpu, 3), "detail": detail[:200]})
+    return {
+        "family": family, "start": start, "count": count, "seed": seed,
+        "corpus": corpus_id(items), "seeds": len(items),
+        "counts": {s: counts[s] for s in STATUSES},
+        "slow": slow, "slowest_s": round(slowest, 4), "slowest_index": slowest_index,
+        "peak_mib": round(_peak_mib(reset_ok), 1), "peak_kind": "VmHWM" if reset_ok else "ru_maxrss",
+        "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(time.process_time() - c0, 3),
+        "examples": examples, "flagged": flagged,
+    }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--per-family", type=int, default=100_000)
-    ap.add_argument("--seed", type=int, default=20251024)
-    ap.add_argument("--families", default="")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fuzz.md"))
-    ap.add_argument("--max-seconds-per-family", type=float, default=float("inf"))
-    ap.add_argument("--jobs", type=int, default=1, help="families fuzzed in parallel processes")
-    args = ap.parse_args()
-    warnings.simplefilter("error")  # as in the test suite: a warning is a defect too
-    limit = ("" if args.max_seconds_per_family == float("inf")
-             else f", at most {args.max_seconds_per_family:.0f} s per family")
-    lines = ["# Mutation fuzz run", "",
-             f"seed {args.seed}; target {args.per_family} inputs per family{limit}; "
-             f"{args.jobs} process(es); python {sys.version.split()[0]}; warnings are errors", "",
-             "| family (format) | seeds | inputs | ok | error | wrapped | unhandled | > 10 s "
-             "| slowest (s) | run (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    details: list[str] = []
-    peaks = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
-    with tempfile.TemporaryDirectory(prefix="routetrace-fuzz-") as tmpd:
-        tmp = Path(tmpd)
-        fams = seeds(tmp)
-        wanted = set(filter(None, args.families.split(",")))
-        todo = [(f, items) for f, items in fams.items() if not wanted or f in wanted]
-        jobs = [(f, items, args.per_family, args.seed, args.max_seconds_per_family, tmp / "work" / f)
-                for f, items in todo]
-        if args.jobs > 1:
-            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-                results = []
-                for res in pool.map(fuzz_family, *zip(*jobs, strict=True)):
-                    results.append(res)
-                    print(res[0], flush=True)
+# --- ledger and coverage -----------------------------------------------------------------------
+
+def read_ledger(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """(records, number of unreadable lines, e.g. one cut short by a killed writer)."""
+    if not path.exists():
+        return [], 0
+    records, bad = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("family"), str) and \
+                isinstance(rec.get("start"), int) and isinstance(rec.get("count"), int):
+            records.append(rec)
         else:
-            results = []
-            for job in jobs:
-                results.append(fuzz_family(*job))
-                print(results[-1][0], flush=True)
-        for row, det, peak in results:
-            lines.append(row)
-            details += det
-            peaks.append(peak)
-    peak_mb = max(peaks)
-    total = sum(int(r[0].split("|")[3]) for r in results)
-    unhandled = sum(int(r[0].split("|")[7]) for r in results)
-    hangs = sum(int(r[0].split("|")[8]) for r in results)
-    lines += ["", f"total inputs: {total}; unhandled: {unhandled}; inputs over 10 s: {hangs}",
-              f"peak memory (largest ru_maxrss of the fuzzing processes): {peak_mb:.0f} MiB", "",
-              "## Exception types met (first example each)", "", *(details or ["- none"])]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"total {total}, unhandled {unhandled}, > 10 s {hangs}, peak memory {peak_mb:.0f} MiB; "
-          f"report written to {args.out}")
-    return 0
+            bad += 1
+    return records, bad
+
+
+def append_ledger(path: Path, rec: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of half-open ranges, as sorted disjoint ranges."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(r for r in ranges if r[1] > r[0]):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def gaps(merged: Sequence[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """The parts of [lo, hi) that ``merged`` (sorted, disjoint) does not cover."""
+    out, pos = [], lo
+    for a, b in merged:
+        if b <= pos:
+            continue
+        if a >= hi:
+            break
+        if a > pos:
+            out.append((pos, a))
+        pos = max(pos, b)
+    if pos < hi:
+        out.append((pos, hi))
+    return out
+
+
+def covered_ranges(records: Iterable[dict[str, Any]], seed: int) -> dict[str, list[tuple[int, int]]]:
+    by: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    for r in records:
+        if r.get("seed") == seed:
+            by[r["family"]].append((r["start"], r["start"] + r["count"]))
+    return {f: merge(rs) for f, rs in by.items()}
+
+
+def plan(families: Sequence[str], covered: dict[str, list[tuple[int, int]]], *, lo: int, hi: int,
+         chunk: int, resume: bool) -> list[tuple[str, int, int]]:
+    """Chunks (family, start, count) to run, round-robin: always the family with the fewest
+    inputs covered so far (counting the chunks already planned) goes next.
+
+    With ``resume`` only the gaps of [lo, hi) not in the ledger; otherwise all of [lo, hi).
+    Chunk boundaries fall on multiples of ``chunk`` where the range allows.
+    """
+    todo: dict[str, list[tuple[int, int]]] = {}
+    for f in families:
+        ranges = gaps(covered.get(f, []), lo, hi) if resume else [(lo, hi)]
+        pieces = []
+        for a, b in ranges:
+            pos = a
+            while pos < b:
+                end = min(b, (pos // chunk + 1) * chunk)
+                pieces.append((pos, end - pos))
+                pos = end
+        if pieces:
+            todo[f] = pieces
+    # (inputs covered, chunks given this run, family order, family): ties go round-robin
+    heap = [(sum(b - a for a, b in covered.get(f, [])), 0, n, f)
+            for n, f in enumerate(families) if f in todo]
+    heapq.heapify(heap)
+    out = []
+    while heap:
+        done, turns, n, f = heapq.heappop(heap)
+        start, count = todo[f].pop(0)
+        out.append((f, start, count))
+        if todo[f]:
+            heapq.heappush(heap, (done + count, turns + 1, n, f))
+    return out
+
+
+# --- running -------------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(corpus: Corpus, work: Path, seed: int, hang_seconds: float) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    warnings.simplefilter("error")
+    _WORKER.update(corpus=corpus, work=work, seed=seed, hang_seconds=hang_seconds)
+
+
+def _worker_chunk(family: str, start: int, count: int) -> dict[str, Any]:
+    return run_chunk(_WORKER["corpus"][family], family=family, seed=_WORKER["seed"], start=start,
+                     count=count, work=_WORKER["work"], hang_seconds=_WORKER["hang_seconds"])
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.flag = True
+        print(f"signal {signum}: stopping after the chunk(s) in progress", flush=True)
+
+
+def execute(chunks: Sequence[tuple[str, int, int]], corpus: Corpus, *, seed: int, jobs: int,
+            ledger: Path, work: Path, max_seconds: float, hang_seconds: float,
+            stop: _Stop) -> list[dict[str, Any]]:
+    """Run the chunks in order (``jobs`` processes), append each finished one to the ledger."""
+    deadline = time.monotonic() + max_seconds
+    commit, python = git_commit(), sys.version.split()[0]
+    done: list[dict[str, Any]] = []
+
+    def finish(rec: dict[str, Any]) -> None:
+        rec.update(python=python, commit=commit,
+                   finished_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        append_ledger(ledger, rec)
+        done.append(rec)
+        c = rec["counts"]
+        rate = rec["count"] / rec["cpu_seconds"] if rec["cpu_seconds"] else float("nan")
+        print(f"{rec['finished_utc']} {rec['family']} [{rec['start']}, {rec['start'] + rec['count']}): "
+              f"ok {c['ok']} error {c['error']} wrapped {c['wrapped']} unhandled {c['unhandled']} "
+              f"hang {c['hang']} >10s {rec['slow']} | {rec['seconds']:.1f} s wall, "
+              f"{rate:.1f} inputs/CPU-s, slowest {rec['slowest_s']:.2f} s", flush=True)
+
+    def may_start() -> bool:
+        return not stop.flag and time.monotonic() < deadline
+
+    if jobs <= 1:
+        for f, start, count in chunks:
+            if not may_start():
+                break
+            print(f"run {f} [{start}, {start + count})", flush=True)
+            finish(run_chunk(corpus[f], family=f, seed=seed, start=start, count=count, work=work,
+                             hang_seconds=hang_seconds))
+        return done
+
+    ctx = multiprocessing.get_context("fork") if sys.platform != "win32" else None
+    queue = list(chunks)
+    with warnings.catch_warnings():
+        # Python >= 3.12 warns on fork() in a threaded parent; the workers reset their filters
+        warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(corpus, work, seed, hang_seconds)) as pool:
+            running: set[Future[dict[str, Any]]] = set()
+            inflight: dict[Future[dict[str, Any]], tuple[str, int, int]] = {}
+            while queue or running:
+                while queue and len(running) < jobs and may_start():
+                    f, start, count = queue.pop(0)
+                    print(f"run {f} [{start}, {start + count})", flush=True)
+                    fut = pool.submit(_worker_chunk, f, start, count)
+                    running.add(fut)
+                    inflight[fut] = (f, start, count)
+                if not running:
+                    break
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    try:
+                        finish(fut.result())
+                    except BrokenProcessPool:
+                        # a worker died (a crash in a C parser?): the chunks in flight name
+                        # the suspects; replay their inputs one by one to find it
+                        suspects = sorted(inflight[x] for x in finished | running)
+                        print("a worker process died; chunks in flight: "
+                              + ", ".join(f"{f} [{a}, {a + c})" for f, a, c in suspects),
+                              flush=True)
+                        raise
+    return done
+
+
+# --- report --------------------------------------------------------------------------------------
+
+@dataclass
+class FamilySummary:
+    family: str
+    seeds: int = 0
+    distinct: int = 0  # union of the ledger's index ranges
+    counted: int = 0  # inputs in the outcome columns (each once)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    slow: int = 0
+    slowest_s: float = 0.0
+    slowest_index: int | None = None
+    peak_mib: float = 0.0
+    cpu_seconds: float = 0.0  # every chunk run, overlaps included
+    wall_seconds: float = 0.0
+    inputs_run: int = 0  # every chunk run, overlaps included
+    corpora: set[str] = field(default_factory=set)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    flagged: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        """Inputs per CPU-second, measured."""
+        return self.inputs_run / self.cpu_seconds if self.cpu_seconds > 0 else None
+
+    def cpu_hours_left(self, target: int) -> float | None:
+        rate = self.rate
+        return None if rate is None else max(0, target - self.distinct) / rate / 3600
+
+
+def summarize(records: Sequence[dict[str, Any]], *, seed: int,
+              families: Mapping[str, int] | Iterable[str] = ()) -> dict[str, FamilySummary]:
+    """Per family, from the ledger records of ``seed``. Outcome counts take each input once:
+    records are taken latest first, and one overlapping a record already taken is left out
+    of the outcome columns (its time still counts in CPU seconds and the rate).
+
+    ``families``: families to list even when the ledger has none of them, optionally mapped
+    to their number of seed files (used where the ledger does not say)."""
+    out = {f: FamilySummary(f) for f in families}
+    mine = [r for r in records if r.get("seed") == seed]
+    taken: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    for rec in reversed(mine):
+        s = out.setdefault(rec["family"], FamilySummary(rec["family"]))
+        a, b = rec["start"], rec["start"] + rec["count"]
+        s.inputs_run += rec["count"]
+        s.cpu_seconds += rec.get("cpu_seconds", 0.0)
+        s.wall_seconds += rec.get("seconds", 0.0)
+        s.corpora.add(rec.get("corpus", "?"))
+        if not s.seeds:
+            s.seeds = rec.get("seeds", 0)  # the latest record's
+        for key, ex in rec.get("examples", {}).items():
+            if key not in s.examples or ex["index"] < s.examples[key]["index"]:
+                s.examples[key] = ex
+        s.flagged += rec.get("flagged", [])
+        if any(a < y and x < b for x, y in taken[rec["family"]]):
+            continue  # an overlapped (older) record: its inputs are counted in a later one
+        taken[rec["family"]].append((a, b))
+        s.counted += rec["count"]
+        for st in STATUSES:
+            s.counts[st] += rec.get("counts", {}).get(st, 0)
+        s.slow += rec.get("slow", 0)
+        if rec.get("slowest_s", 0.0) >= s.slowest_s:
+            s.slowest_s, s.slowest_index = rec.get("slowest_s", 0.0), rec.get("slowest_index")
+        s.peak_mib = max(s.peak_mib, rec.get("peak_mib", 0.0))
+    for f, s in out.items():
+        ranges = [(r["start"], r["start"] + r["count"]) for r in mine if r["family"] == f]
+        s.distinct = sum(b - a for a, b in merge(ranges))
+        s.flagged.sort(key=lambda x: x["index"])
+        if not s.seeds and isinstance(families, Mapping):
+            s.seeds = families.get(f, 0)
+    return dict(sorted(out.items()))
+
+
+def _hours(x: float) -> str:
+    return f"{x:.1f}" if x >= 0.05 or x == 0 else f"{x:.2f}"
+
+
+def render_report(records: Sequence[dict[str, Any]], *, seed: int, target: int,
+                  families: Mapping[str, int] | Iterable[str] = (), ledger_name: str = "fuzz_ledger.jsonl",
+                  bad_lines: int = 0) -> str:
+    summ = summarize(records, seed=seed, families=families)
+    mine = [r for r in records if r.get("seed") == seed]
+    others = len(records) - len(mine)
+    reached = [s for s in summ.values() if s.distinct >= target]
+    measured = [s for s in summ.values() if s.rate is not None]
+    unmeasured = [s.family for s in summ.values() if s.rate is None]
+    left = sum(s.cpu_hours_left(target) or 0.0 for s in measured)
+    head = (f"**{len(reached)} of {len(summ)} families have reached the target of {target:,} distinct "
+            f"inputs; about {_hours(left)} CPU-hours of fuzzing remain at each family's measured rate"
+            + (f" (plus {len(unmeasured)} families not measured yet: {', '.join(unmeasured)})"
+               if unmeasured else "") + ".**")
+    commits = collections.Counter((r.get("commit") or "unknown")[:10] for r in mine)
+    pythons = collections.Counter(r.get("python", "?") for r in mine)
+    lines = [
+        "# Mutation fuzz run (issue #10)", "", head, "",
+        f"Seed {seed}. Input i of family F is reproducible on its own: `random.Random(\"{seed}:F:i\")` "
+        "picks the seed file, splice partner, 1-4 mutations and forced/sniffed format; replay one with "
+        f"`python bench/fuzz.py --seed {seed} --replay F:i`. Built from `{ledger_name}` "
+        f"({len(mine)} chunks for this seed" + (f", {others} for other seeds not shown" if others else "")
+        + (f", {bad_lines} unreadable lines skipped" if bad_lines else "") + "); routetrace commits: "
+        + (", ".join(f"{c} ({n} chunks)" for c, n in commits.most_common()) or "none")
+        + "; python " + (", ".join(sorted(pythons)) or "?") + "; warnings are errors.", "",
+        "| family (format) | seeds | inputs (distinct) | target reached | ok | error | wrapped "
+        "| unhandled | hang | > 10 s | slowest (s) | peak MiB | CPU s | inputs / CPU s | CPU h left |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    tot: collections.Counter[str] = collections.Counter()
+    for s in summ.values():
+        rate, hleft = s.rate, s.cpu_hours_left(target)
+        reach = "yes" if s.distinct >= target else f"no ({100 * s.distinct / target:.1f} %)"
+        c = s.counts
+        lines.append(
+            f"| {s.family} | {s.seeds or ''} | {s.distinct:,} | {reach} | {c['ok']:,} | {c['error']:,} | "
+            f"{c['wrapped']:,} | {c['unhandled']} | {c['hang']} | {s.slow} | {s.slowest_s:.2f} | "
+            f"{s.peak_mib:.0f} | {s.cpu_seconds:,.0f} | "
+            f"{'' if rate is None else f'{rate:.1f}'} | {'' if hleft is None else _hours(hleft)} |")
+        tot.update(distinct=s.distinct, counted=s.counted, slow=s.slow, **c)
+    slowest = max(summ.values(), key=lambda s: s.slowest_s, default=None)
+    cpu = sum(s.cpu_seconds for s in summ.values())
+    wall = sum(s.wall_seconds for s in summ.values())
+    peak = max((s.peak_mib for s in summ.values()), default=0.0)
+    lines.append(
+        f"| **total** | | **{tot['distinct']:,}** | **{len(reached)} of {len(summ)}** | {tot['ok']:,} | "
+        f"{tot['error']:,} | {tot['wrapped']:,} | **{tot['unhandled']}** | **{tot['hang']}** | "
+        f"**{tot['slow']}** | {slowest.slowest_s if slowest else 0:.2f} | {peak:.0f} | {cpu:,.0f} | | "
+        f"{_hours(left)} |")
+    lines += [
+        "",
+        f"Total: {tot['distinct']:,} distinct inputs of the {len(summ) * target:,} targeted "
+        f"({len(summ)} families × {target:,}); unhandled {tot['unhandled']}, hangs {tot['hang']}, "
+        f"inputs over 10 s {tot['slow']}"
+        + (f"; slowest input {slowest.slowest_s:.2f} s ({slowest.family} #{slowest.slowest_index})"
+           if slowest and slowest.slowest_index is not None else "")
+        + f"; {cpu / 3600:.2f} CPU-hours and {wall / 3600:.2f} wall-hours spent.",
+        "",
+        "`inputs (distinct)` is the union of the ledger's index ranges (no input counted twice); the "
+        "outcome columns count each input once (where chunks overlap, the latest run). `ok`: a "
+        "LoadResult obeying the count rule; `error`: a deliberate RoutetraceError; `wrapped`: a "
+        "parser's own exception turned into CorruptSource by the loader boundary (handled, a clear "
+        "per-file error, but a hardening target); `unhandled`: anything else escaping (a defect); "
+        "`hang`: interrupted by the harness's alarm. `> 10 s` and `slowest` are wall-clock times per "
+        "input on a shared machine (the fuzz runs at low priority). `peak MiB`: the largest peak "
+        "resident memory of a fuzzing process during one chunk of the family (imports included). "
+        "`CPU s` and the rate include every chunk run; `CPU h left` = inputs still missing / rate.",
+    ]
+    notes = []
+    for s in summ.values():
+        if s.counted != s.distinct:
+            notes.append(f"- {s.family}: {s.distinct - s.counted:,} covered inputs lie only in chunks "
+                         "partly overlapped by later runs, so they are missing from the outcome columns.")
+        if len(s.corpora) > 1:
+            notes.append(f"- {s.family}: chunks were run with {len(s.corpora)} different seed sets "
+                         f"({', '.join(sorted(s.corpora))}); an index names a different input in each.")
+    if notes:
+        lines += ["", "Notes:", *notes]
+    lines += ["", "## Unhandled, hanging and slow inputs", ""]
+    flagged = [(s.family, x) for s in summ.values() for x in s.flagged]
+    lines += [f"- {f} #{x['index']}: {x['status']}, {x['seconds']:.2f} s wall / {x['cpu_seconds']:.2f} s "
+              f"CPU — {x['detail']} — replay: `python bench/fuzz.py --seed {seed} --replay '{f}:{x['index']}'`"
+              for f, x in flagged] or ["- none"]
+    lines += ["", "## Exception types met (first example each)", "",
+              "The example is the lowest-numbered input of that kind; replay it with "
+              f"`python bench/fuzz.py --seed {seed} --replay FAMILY:INDEX`.", ""]
+    ex = [f"- {s.family}: {k} — e.g. #{e['index']} {e['seed_file']} "
+          f"ops={[tuple(o) for o in e['ops']]} format={e['format'] or 'sniffed'}: {e['detail']}"
+          for s in summ.values() for k, e in sorted(s.examples.items())]
+    lines += ex or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(ledger: Path, out: Path, *, seed: int, target: int,
+                 families: Mapping[str, int] | Iterable[str] = ()) -> str:
+    records, bad = read_ledger(ledger)
+    text = render_report(records, seed=seed, target=target, families=families,
+                         ledger_name=ledger.name, bad_lines=bad)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return text
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def replay(corpus: Corpus, spec: str, *, seed: int, work: Path, hang_seconds: float,
+           out: Path | None) -> int:
+    fam_name, _, idx = spec.rpartition(":")
+    if not fam_name or not idx.isdigit():
+        raise SystemExit(f"--replay wants FAMILY:INDEX, got {spec!r}")
+    family = resolve_family(fam_name, corpus)
+    items = corpus[family]
+    inp = make_input(items, seed=seed, family=family, index=int(idx))
+    print(f"family {family!r}, input {inp.index} (seed {seed}, seed set {corpus_id(items)})")
+    print(f"seed file: {inp.seed_file} ({inp.seed_format}); splice partner: {inp.other_file}")
+    print(f"ops: {list(inp.ops)}")
+    print(f"format: {'load_many' if inp.seed_format == ARCHIVE else inp.format or 'sniffed'}")
+    print(f"mutated: {len(inp.data)} bytes, sha256 {hashlib.sha256(inp.data).hexdigest()}")
+    if out is not None:
+        out.write_bytes(inp.data)
+        print(f"mutated bytes written to {out}")
+    status, detail, dt, cpu = run_input(inp, work=work, hang_seconds=hang_seconds)
+    print(f"outcome: {status} — {detail} ({dt:.3f} s wall, {cpu:.3f} s CPU)")
+    return 1 if status in ("unhandled", "hang") or dt > SLOW_S else 0
+
+
+def main(argv: Sequence[str] | None = None, *, corpus: Corpus | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    ap.add_argument("--families", default="", help="comma-separated families (or unique prefixes)")
+    ap.add_argument("--per-family", type=int, default=TARGET, help="target inputs per family")
+    ap.add_argument("--start", type=int, default=None, help="first input index of the shard")
+    ap.add_argument("--count", type=int, default=None, help="inputs in the shard (default: up to --per-family)")
+    ap.add_argument("--resume", action="store_true", help="skip inputs already in the ledger")
+    ap.add_argument("--jobs", type=int, default=1, help="processes; a family's range is split among them")
+    ap.add_argument("--chunk", type=int, default=500, help="inputs per ledger line")
+    ap.add_argument("--max-seconds", type=float, default=float("inf"),
+                    help="wall budget: no chunk starts after it")
+    ap.add_argument("--hang-seconds", type=float, default=120.0,
+                    help="interrupt an input after this long (0: never)")
+    ap.add_argument("--ledger", type=Path, default=LEDGER)
+    ap.add_argument("--report-out", type=Path, default=REPORT)
+    ap.add_argument("--report", action="store_true", help="only rewrite the report from the ledger")
+    ap.add_argument("--replay", metavar="FAMILY:I", help="re-run one input and print its ops and outcome")
+    ap.add_argument("--replay-out", type=Path, default=None, help="with --replay: write the mutated bytes")
+    args = ap.parse_args(argv)
+    if args.chunk < 1 or args.jobs < 1:
+        ap.error("--chunk and --jobs must be >= 1")
+    stop = _Stop()
+    in_main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM,)} if in_main else {}
+    try:
+        with warnings.catch_warnings(), tempfile.TemporaryDirectory(prefix="routetrace-fuzz-") as tmpd:
+            warnings.simplefilter("error")  # as in the test suite: a warning is a defect too
+            tmp = Path(tmpd)
+            corpus = corpus if corpus is not None else load_corpus(tmp)
+            if args.replay:
+                return replay(corpus, args.replay, seed=args.seed, work=tmp / "work",
+                              hang_seconds=args.hang_seconds, out=args.replay_out)
+            if args.report:
+                write_report(args.ledger, args.report_out, seed=args.seed, target=args.per_family,
+                             families={f: len(v) for f, v in corpus.items()})
+                print(f"report written to {args.report_out}")
+                return 0
+            wanted = [resolve_family(f, corpus) for f in filter(None, args.families.split(","))]
+            families = wanted or list(corpus)
+            lo = args.start or 0
+            hi = lo + args.count if args.count is not None else max(lo, args.per_family)
+            records, _ = read_ledger(args.ledger)
+            chunks = plan(families, covered_ranges(records, args.seed), lo=lo, hi=hi,
+                          chunk=args.chunk, resume=args.resume)
+            print(f"{len(chunks)} chunks ({sum(c for _, _, c in chunks):,} inputs) over "
+                  f"{len({f for f, _, _ in chunks})} families; {args.jobs} process(es); "
+                  f"ledger {args.ledger}", flush=True)
+            try:
+                done = execute(chunks, corpus, seed=args.seed, jobs=args.jobs, ledger=args.ledger,
+                               work=tmp / "work", max_seconds=args.max_seconds,
+                               hang_seconds=args.hang_seconds, stop=stop)
+            except KeyboardInterrupt:
+                print("interrupted: the chunk in progress is lost, finished ones are in the ledger")
+                done = []
+            except BrokenProcessPool:
+                write_report(args.ledger, args.report_out, seed=args.seed, target=args.per_family,
+                             families={f: len(v) for f, v in corpus.items()})
+                return 2
+            write_report(args.ledger, args.report_out, seed=args.seed, target=args.per_family,
+                         families={f: len(v) for f, v in corpus.items()})
+            bad = sum(r["counts"]["unhandled"] + r["counts"]["hang"] + r["slow"] for r in done)
+            print(f"{len(done)} chunks, {sum(r['count'] for r in done):,} inputs this run; unhandled/"
+                  f"hang/slow inputs this run: {bad}; report written to {args.report_out}")
+            return 1 if bad else 0
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,14 @@ driving, hourly fixes while parked) this prints, side by side in one run:
   where it fits and its time is extrapolated quadratically to the larger sizes — the
   extrapolation is labelled as such.
 
-Usage: python bench/carparks.py [--sizes 1e5,1e6] [--naive-sizes 2000,4000,8000]
+Usage: python bench/carparks.py [--sizes 1e5,1e6,1e7] [--naive-sizes 2000,4000,8000]
 Results: bench/results/carparks.md
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from routetrace.routes.carparks import carpark_visits
 from routetrace.routes.copresence import copresence_pairs, haversine_m
 
 N_PARKS = 40
+BYTES_PER_FIX = 230  # canonical fixes table in memory (measured at 1e6: 211 MiB)
 PER_VEHICLE = 2000
 
 
@@ -141,7 +143,7 @@ def naive_pairs(n: int) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1e5,1e6")
+    ap.add_argument("--sizes", default="1e5,1e6,1e7")
     ap.add_argument("--naive-sizes", default="2000,4000,8000")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "carparks.md"))
     args = ap.parse_args()
@@ -153,7 +155,17 @@ def main() -> int:
              "Dask 1 worker (s) | Dask 2 workers (s) | parallel efficiency | Dask peak MiB |",
              "|---|---|---|---|---|---|---|---|---|"]
     pair_time: dict[int, float] = {}
+    times: dict[int, tuple[float, float, float, float]] = {}
+    import psutil
+
+    total_gib = psutil.virtual_memory().total / 2**30
     for n in sizes:
+        need_gib = 8 * n * BYTES_PER_FIX / 2**30  # table, pickled parts, worker copies, working set
+        if need_gib > total_gib:
+            lines.append(f"| {n:.0e} | not run: needs about {need_gib:.0f} GiB, this machine has "
+                         f"{total_gib:.0f} GiB | | | | | | | |")
+            print(lines[-1], flush=True)
+            continue
         data(n)
         tv, mv, nv = measure(run_visits, n)
         tp, mp_, npairs = measure(run_pairs, n)
@@ -161,9 +173,17 @@ def main() -> int:
         _, md1, (_, t1) = measure(run_dask, n, 1)
         _, md2, (_, t2) = measure(run_dask, n, 2)
         eff = t1 / (2 * t2)
+        times[n] = (tv, tp, t1, t2)
         lines.append(f"| {n:.0e} | {tv:.2f} | {mv:.0f} | {tp:.2f} | {mp_:.0f} | {t1:.2f} | {t2:.2f} | "
                      f"{eff:.0%} | {max(md1, md2):.0f} |")
         print(lines[-1], f"(visits {nv}, pairs {npairs})", flush=True)
+    ns = sorted(times)
+    if len(ns) > 1:
+        lines += ["", "Growth in n (time ratio for each step in fixes; 1.0 per 1.0 is linear):", ""]
+        for a, b in itertools.pairwise(ns):
+            r = [times[b][k] / times[a][k] for k in range(4)]
+            lines.append(f"- {a:.0e} → {b:.0e} (×{b / a:.0f} fixes): visits ×{r[0]:.1f}, co-presence "
+                         f"×{r[1]:.1f}, Dask 1 worker ×{r[2]:.1f}, Dask 2 workers ×{r[3]:.1f}")
     lines += ["", "## Co-presence vs naive pairwise pandas merge", "",
               "| fixes | naive merge (s) | routetrace (s) | speed-up |", "|---|---|---|---|"]
     naive: dict[int, float] = {}
@@ -176,7 +196,7 @@ def main() -> int:
         print(lines[-1], flush=True)
     big = max(naive)
     coef = naive[big] / big**2
-    for n in sizes:
+    for n in sorted(pair_time):
         est = coef * n**2
         lines.append(f"| {n:.0e} | {est:.3g} (extrapolated n², from {big}) | {pair_time[n]:.2f} | "
                      f"{est / pair_time[n]:.3g}× |")

@@ -3,12 +3,19 @@
 The in-memory functions of :mod:`routetrace.routes.carparks` and
 :mod:`routetrace.routes.copresence` are mapped over Dask partitions:
 
-* **Car-park visits** are per subject: fixes are shuffled so each subject lies in one
-  partition, each partition is processed by :func:`carpark_visits`, and the small visits
-  table is then completed (others present, ids) on the client.
-* **Co-presence** compares subjects: fixes are partitioned by time bucket (one day by
-  default); each fix within ``max_dt`` of a bucket's end is also sent to the next bucket,
-  so no pair across a boundary is missed; duplicate pairs are dropped.
+* **Car-park visits** are per subject. A pandas table is split on the client into
+  ``npartitions`` groups of whole subjects of about equal size; a Dask DataFrame is
+  shuffled so each subject lies in one partition. Each partition is processed by
+  :func:`carpark_visits`, and the small visits table is completed (others present, ids)
+  on the client.
+* **Co-presence** compares subjects at nearby times. A pandas table is split on the
+  client into ``npartitions`` time ranges of about equal size; each range also takes the
+  fixes of the ``max_dt`` before it, so the earlier fix of every pair is in the range of
+  the later one. A Dask DataFrame is partitioned by time bucket (one day by default) with
+  the same ``max_dt`` overlap. Duplicate pairs are dropped.
+
+A pandas table is sent to the workers once (scattered, not embedded in the task graph)
+and never shuffled; a Dask DataFrame (data that does not fit the client) is shuffled.
 
 The results equal the in-memory results (tested on a LocalCluster with 2 workers).
 
@@ -21,18 +28,20 @@ on each machine), pass ``scheduler="tcp://host:8786"`` (CLI ``--scheduler``), an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dask.dataframe as dd
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from dask.base import compute as dask_compute
+from dask.delayed import delayed as dask_delayed
 
 from .carparks import _VISIT_COLS, _attach_others, carpark_visits
 from .copresence import copresence_pairs
 
-__all__ = ["dask_carpark_visits", "dask_copresence_pairs", "dask_client"]
+__all__ = ["dask_carpark_visits", "dask_client", "dask_copresence_pairs", "split_by_subject", "split_by_time"]
 
 
 @contextlib.contextmanager
@@ -53,10 +62,50 @@ def dask_client(scheduler: str | None = None, *, n_workers: int = 2,
         yield client
 
 
-def _as_ddf(fixes: pd.DataFrame | dd.DataFrame, npartitions: int) -> dd.DataFrame:
-    if isinstance(fixes, dd.DataFrame):
-        return fixes
-    return dd.from_pandas(fixes, npartitions=max(1, npartitions), sort=False)
+def _run_parts(fn: Callable[[pd.DataFrame], pd.DataFrame], parts: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """``fn`` over ``parts`` on the current Dask client (parts scattered to the workers), or
+    on Dask's default scheduler when no client is running."""
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):  # no distributed client: threads of this process
+        return list(dask_compute(*[dask_delayed(fn)(p) for p in parts]))
+    futures = client.scatter(parts)
+    return list(client.gather(client.map(fn, futures, pure=False)))
+
+
+def split_by_subject(fixes: pd.DataFrame, npartitions: int) -> list[pd.DataFrame]:
+    """Whole subjects in ``npartitions`` (or fewer) groups of about equal row counts.
+
+    Subjects are taken in sorted order; each subject's rows go to one group, so per-subject
+    stages give the same result on every group as on the whole table.
+    """
+    if fixes.empty:
+        return [fixes]
+    codes, _ = pd.factorize(fixes["subject_id"], sort=True)
+    counts = np.bincount(codes)
+    before = np.cumsum(counts) - counts
+    group = np.minimum(before * max(1, npartitions) // len(fixes), max(1, npartitions) - 1)[codes]
+    return [fixes[group == g] for g in np.unique(group)]
+
+
+def split_by_time(fixes: pd.DataFrame, npartitions: int, *, overlap: pd.Timedelta) -> list[pd.DataFrame]:
+    """``npartitions`` (or fewer) time ranges of about equal row counts, each with the fixes
+    of the ``overlap`` before it.
+
+    Every pair of fixes at most ``overlap`` apart then lies together in the range of the
+    later fix: the earlier one is at most ``overlap`` before the range starts.
+    """
+    t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    if len(t) == 0 or npartitions <= 1:
+        return [fixes]
+    edges = np.unique(np.quantile(t, np.linspace(0, 1, npartitions + 1)[1:-1]).astype("int64"))
+    lows = np.r_[np.iinfo(np.int64).min + pd.Timedelta(overlap).value + 1, edges]
+    highs = np.r_[edges, np.iinfo(np.int64).max]
+    ov = pd.Timedelta(overlap).value
+    parts = [fixes[(t >= lo - ov) & (t < hi)] for lo, hi in zip(lows, highs, strict=True)]
+    return [p for p in parts if len(p)]
 
 
 def dask_carpark_visits(
@@ -67,8 +116,11 @@ def dask_carpark_visits(
     npartitions: int = 4,
     **params: Any,
 ) -> pd.DataFrame:
-    """:func:`carpark_visits` over Dask partitions by subject; same result, same columns."""
-    ddf = _as_ddf(fixes, npartitions).shuffle("subject_id", npartitions=npartitions)
+    """:func:`carpark_visits` over Dask partitions by subject; same result, same columns.
+
+    ``fixes`` as a pandas table is split into ``npartitions`` groups of whole subjects
+    (no shuffle); as a Dask DataFrame it is shuffled by subject.
+    """
 
     def part(df: pd.DataFrame) -> pd.DataFrame:
         if df.empty:
@@ -78,7 +130,11 @@ def dask_carpark_visits(
         return v.astype(object)
 
     meta = pd.DataFrame({c: pd.Series(dtype=object) for c in _VISIT_COLS})
-    v = ddf.map_partitions(part, meta=meta).compute()
+    if isinstance(fixes, pd.DataFrame):
+        found = [f for f in _run_parts(part, split_by_subject(fixes, npartitions)) if len(f)]
+        v = pd.concat(found, ignore_index=True) if found else meta
+    else:
+        v = fixes.shuffle("subject_id", npartitions=npartitions).map_partitions(part, meta=meta).compute()
     if v.empty:
         return carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
                               geofences, events=events, **params)
@@ -104,11 +160,23 @@ def dask_copresence_pairs(
     npartitions: int = 4,
     **params: Any,
 ) -> pd.DataFrame:
-    """:func:`copresence_pairs` over time-bucket partitions with a ``max_dt`` overlap."""
+    """:func:`copresence_pairs` over time partitions with a ``max_dt`` overlap; same pairs.
+
+    ``fixes`` as a pandas table is split into ``npartitions`` time ranges of about equal
+    size (no shuffle); as a Dask DataFrame it is shuffled into ``bucket``-long time buckets.
+    """
     max_dt = pd.Timedelta(params.get("max_dt", pd.Timedelta("10min")))
     if bucket <= max_dt:
         raise ValueError("bucket must be longer than max_dt")
-    ddf = _as_ddf(fixes, npartitions)
+    pmeta = copresence_pairs(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
+                             **params).astype(object)
+    if isinstance(fixes, pd.DataFrame):
+        def run(df: pd.DataFrame) -> pd.DataFrame:
+            return copresence_pairs(df.reset_index(drop=True), **params).astype(object)
+
+        found = [f for f in _run_parts(run, split_by_time(fixes, npartitions, overlap=max_dt)) if len(f)]
+        return _finish_pairs(pd.concat(found, ignore_index=True) if found else pmeta)
+    ddf = fixes
 
     def assign(df: pd.DataFrame) -> pd.DataFrame:
         t = df["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
@@ -129,8 +197,11 @@ def dask_copresence_pairs(
             return copresence_pairs(df.drop(columns="_bucket").head(0), **params).astype(object)
         return pd.concat(frames, ignore_index=True).astype(object)
 
-    pmeta = copresence_pairs(ddf._meta, **params).astype(object)
-    pairs = tagged.map_partitions(part, meta=pmeta).compute()
+    return _finish_pairs(tagged.map_partitions(part, meta=pmeta).compute())
+
+
+def _finish_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Partition results (object columns, maybe duplicated) as copresence_pairs returns them."""
     pairs = pairs.drop_duplicates(["fix_a", "fix_b"]).infer_objects()
     for c in ("t_a", "t_b"):
         pairs[c] = pd.to_datetime(pairs[c], utc=True)

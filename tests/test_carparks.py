@@ -171,3 +171,58 @@ def test_dask_equals_in_memory(scenario_tables: tuple[pd.DataFrame, pd.DataFrame
     pd.testing.assert_frame_equal(dv.reset_index(drop=True), mem_v.reset_index(drop=True), check_dtype=False)
     assert dp[["fix_a", "fix_b"]].values.tolist() == mem_p[["fix_a", "fix_b"]].values.tolist()
     assert np.allclose(dp["distance_m"], mem_p["distance_m"])
+
+
+@pytest.mark.allow_loopback
+@pytest.mark.slow
+def test_dask_dataframe_input_and_no_client_equal_in_memory(
+        scenario_tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """The shuffle path (Dask DataFrame input) and the no-cluster path give the same rows."""
+    import dask.dataframe as dd
+
+    from routetrace.routes.copresence import copresence_pairs
+    from routetrace.routes.distributed import (
+        dask_carpark_visits,
+        dask_client,
+        dask_copresence_pairs,
+    )
+
+    fixes, ev = scenario_tables
+    mem_v = carpark_visits(fixes, _fences(), events=ev).reset_index(drop=True)
+    mem_p = copresence_pairs(fixes)[["fix_a", "fix_b"]].values.tolist()
+    with dask_client(n_workers=2):
+        ddf = dd.from_pandas(fixes, npartitions=3, sort=False)
+        dv = dask_carpark_visits(ddf, _fences(), events=ev, npartitions=2)
+        dp = dask_copresence_pairs(ddf, npartitions=2, bucket=pd.Timedelta("6h"))
+    pd.testing.assert_frame_equal(dv.reset_index(drop=True), mem_v, check_dtype=False)
+    assert dp[["fix_a", "fix_b"]].values.tolist() == mem_p
+    # no distributed client running: Dask's default scheduler, same result
+    lv = dask_carpark_visits(fixes, _fences(), events=ev, npartitions=5)
+    lp = dask_copresence_pairs(fixes, npartitions=7)
+    pd.testing.assert_frame_equal(lv.reset_index(drop=True), mem_v, check_dtype=False)
+    assert lp[["fix_a", "fix_b"]].values.tolist() == mem_p
+
+
+def test_split_by_time_keeps_every_close_pair_together_and_split_by_subject_keeps_subjects_whole() -> None:
+    from routetrace.routes.distributed import split_by_subject, split_by_time
+
+    rng = np.random.default_rng(3)
+    n = 400
+    t = pd.Timestamp("2025-10-26T00:00Z") + pd.to_timedelta(np.sort(rng.integers(0, 6 * 3600, n)), unit="s")
+    f = make_fixes(subject_id=[f"s{i}" for i in rng.integers(0, 7, n)], t_utc=t, lat=51.0, lon=3.9)
+    max_dt = pd.Timedelta("10min")
+    parts = split_by_time(f, 6, overlap=max_dt)
+    assert len(parts) > 1 and set().union(*(set(p.index) for p in parts)) == set(f.index)
+    where: dict[int, set[int]] = {}
+    for k, p in enumerate(parts):
+        for i in p.index:
+            where.setdefault(i, set()).add(k)
+    ts = f["t_utc"].to_numpy()
+    close = np.argwhere(np.abs(ts[:, None] - ts[None, :]) <= max_dt.to_timedelta64())
+    assert len(close) > n  # the check has pairs to look at
+    for i, j in close:
+        assert where[int(i)] & where[int(j)], (i, j)
+    groups = split_by_subject(f, 3)
+    assert sum(len(g) for g in groups) == n
+    seen = [set(g["subject_id"]) for g in groups]
+    assert all(not (a & b) for k, a in enumerate(seen) for b in seen[k + 1:])

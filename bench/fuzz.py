@@ -23,8 +23,9 @@ unhandled / hanging / slow input. An interrupted run loses at most its unfinishe
 
 Statuses: ok / error (a deliberate RoutetraceError) / wrapped (a parser's own exception
 turned into CorruptSource by the loader boundary: handled, but a hardening target) /
-unhandled (must be 0) / hang (interrupted after ``--hang-seconds``; must be 0); inputs
-slower than 10 s must be 0 too.
+unhandled (must be 0) / hang (interrupted after ``--hang-seconds`` of CPU time; must be 0);
+inputs using more than 10 s of CPU must be 0 too. Times per input are CPU (process) time, so
+a run at low priority on a busy machine measures the loader, not the machine's load.
 
 Report: bench/results/fuzz.md is rewritten from the ledger at the end of every run and by
 ``--report``: distinct inputs per family (the union of the ledger's index ranges), the
@@ -211,8 +212,8 @@ def archive_outcome(data: bytes, *, name: str, tmp_dir: Path) -> tuple[str, str]
 
 
 class Hang(BaseException):
-    """Raised by SIGALRM in an input running past --hang-seconds (not an Exception, so
-    no loader's ``except Exception`` swallows it)."""
+    """Raised by SIGPROF in an input using more than --hang-seconds of CPU time (not an
+    Exception, so no loader's ``except Exception`` swallows it)."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -223,22 +224,23 @@ def run_input(inp: FuzzInput, *, work: Path, hang_seconds: float = 0.0) -> tuple
     """Load one input; return (status, detail, wall seconds, CPU seconds)."""
     work.mkdir(parents=True, exist_ok=True)
     alarm = hang_seconds > 0 and threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGALRM, _on_alarm) if alarm else None
+    # CPU time, not wall time: on a shared machine a starved input is not a hang
+    previous = signal.signal(signal.SIGPROF, _on_alarm) if alarm else None
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         if alarm:
-            signal.setitimer(signal.ITIMER_REAL, hang_seconds)
+            signal.setitimer(signal.ITIMER_PROF, hang_seconds)
         if inp.seed_format == ARCHIVE:
             status, detail = archive_outcome(inp.data, name=inp.seed_file, tmp_dir=work)
         else:
             status, detail = load_bytes_outcome(inp.data, name=inp.seed_file, tmp_dir=work,
                                                 format=inp.format)
     except Hang:
-        status, detail = "hang", f"Hang: interrupted after {hang_seconds:g} s"
+        status, detail = "hang", f"Hang: interrupted after {hang_seconds:g} s of CPU time"
     finally:
         if alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, previous)
     return status, " ".join(detail.split()), time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -283,15 +285,15 @@ def run_chunk(items: Sequence[Seed], *, family: str, seed: int, start: int, coun
         inp = make_input(items, seed=seed, family=family, index=i)
         status, detail, dt, cpu = run_input(inp, work=work, hang_seconds=hang_seconds)
         counts[status] += 1
-        slow += dt > SLOW_S
-        if dt > slowest:
-            slowest, slowest_index = dt, i
+        slow += cpu > SLOW_S
+        if cpu > slowest:
+            slowest, slowest_index = cpu, i
         if status in ("unhandled", "wrapped", "hang"):
             key = f"{status}: {detail.split(':')[0]}"
             examples.setdefault(key, {"index": i, "seed_file": inp.seed_file,
                                       "ops": [list(o) for o in inp.ops], "format": inp.format,
                                       "detail": detail[:200]})
-        if (status in ("unhandled", "hang") or dt > SLOW_S) and len(flagged) < MAX_FLAGGED:
+        if (status in ("unhandled", "hang") or cpu > SLOW_S) and len(flagged) < MAX_FLAGGED:
             flagged.append({"index": i, "status": status, "seconds": round(dt, 3),
                             "cpu_seconds": round(cpu, 3), "detail": detail[:200]})
     return {
@@ -645,8 +647,9 @@ def render_report(records: Sequence[dict[str, Any]], *, seed: int, target: int,
         "LoadResult obeying the count rule; `error`: a deliberate RoutetraceError; `wrapped`: a "
         "parser's own exception turned into CorruptSource by the loader boundary (handled, a clear "
         "per-file error, but a hardening target); `unhandled`: anything else escaping (a defect); "
-        "`hang`: interrupted by the harness's alarm. `> 10 s` and `slowest` are wall-clock times per "
-        "input on a shared machine (the fuzz runs at low priority). `peak MiB`: the largest peak "
+        "`hang`: interrupted by the harness's CPU-time alarm. `> 10 s` and `slowest` are CPU seconds "
+        "per input (process time: a busy shared machine does not inflate them; chunks run before "
+        "this change measured wall time, which is never less). `peak MiB`: the largest peak "
         "resident memory of a fuzzing process during one chunk of the family (imports included). "
         "`CPU s` and the rate include every chunk run; `CPU h left` = inputs still missing / rate.",
     ]
@@ -705,7 +708,7 @@ def replay(corpus: Corpus, spec: str, *, seed: int, work: Path, hang_seconds: fl
         print(f"mutated bytes written to {out}")
     status, detail, dt, cpu = run_input(inp, work=work, hang_seconds=hang_seconds)
     print(f"outcome: {status} — {detail} ({dt:.3f} s wall, {cpu:.3f} s CPU)")
-    return 1 if status in ("unhandled", "hang") or dt > SLOW_S else 0
+    return 1 if status in ("unhandled", "hang") or cpu > SLOW_S else 0
 
 
 def main(argv: Sequence[str] | None = None, *, corpus: Corpus | None = None) -> int:

@@ -338,14 +338,48 @@ def _attach_events(v: pd.DataFrame, events: pd.DataFrame | None,
 
 
 def _attach_others(v: pd.DataFrame) -> pd.DataFrame:
-    """Subjects with an overlapping visit to the same geofence ('|'-joined, sorted)."""
-    base = v[["geofence", "subject_id", "t_entry", "t_exit"]].reset_index(names="visit")
-    m = base.merge(base, on="geofence", suffixes=("", "_o"))
-    m = m[(m["subject_id"] != m["subject_id_o"]) & (m["t_entry_o"] <= m["t_exit"])
-          & (m["t_exit_o"] >= m["t_entry"])]
-    others = m.groupby("visit")["subject_id_o"].agg(lambda x: "|".join(sorted(set(x))))
+    """Subjects with an overlapping visit to the same geofence ('|'-joined, sorted).
+
+    Two visits overlap when each enters before the other exits (touching counts). Per
+    geofence, visits sorted by entry: the candidates of a visit are those entering before
+    it exits and not ending (by the running maximum of exits) before it enters; the exact
+    test is then applied to each candidate. No all-pairs merge.
+    """
     v["others_present"] = ""
-    v.loc[others.index, "others_present"] = others.to_numpy()
+    if v.empty:
+        return v
+    g, _ = pd.factorize(v["geofence"])
+    te = v["t_entry"].to_numpy(dtype="datetime64[ns]").view("int64")
+    tx = v["t_exit"].to_numpy(dtype="datetime64[ns]").view("int64")
+    subj, subj_names = pd.factorize(v["subject_id"], sort=True)
+    order = np.lexsort((te, g))
+    gs, es, xs = g[order], te[order], tx[order]
+    starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+    ends = np.r_[starts[1:], len(gs)]
+    pos_i: list[np.ndarray] = []
+    pos_j: list[np.ndarray] = []
+    for b0, b1 in zip(starts.tolist(), ends.tolist(), strict=True):
+        e, x = es[b0:b1], xs[b0:b1]
+        hi = np.searchsorted(e, x, side="right")  # entering no later than this visit exits
+        lo = np.searchsorted(np.maximum.accumulate(x), e, side="left")  # not over before it enters
+        k = np.maximum(hi - lo, 0)
+        if not k.sum():
+            continue
+        i = np.repeat(np.arange(len(e)), k)
+        j = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k) + np.repeat(lo, k)
+        ok = (j != i) & (x[j] >= e[i]) & (e[j] <= x[i])
+        pos_i.append(order[b0 + i[ok]])
+        pos_j.append(order[b0 + j[ok]])
+    if not pos_i:
+        return v
+    pi, pj = np.concatenate(pos_i), np.concatenate(pos_j)
+    keep = subj[pi] != subj[pj]
+    pairs = pd.DataFrame({"visit": pi[keep], "other": subj[pj][keep]}).drop_duplicates()
+    pairs = pairs.sort_values(["visit", "other"], kind="mergesort")
+    pairs["name"] = np.asarray(subj_names, dtype=object)[pairs["other"].to_numpy()]
+    others = pairs.groupby("visit", sort=True)["name"].agg("|".join)
+    col = v.columns.get_loc("others_present")
+    v.iloc[others.index.to_numpy(), col] = others.to_numpy()
     return v
 
 

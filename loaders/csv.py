@@ -382,10 +382,36 @@ class _NulStripped(io.RawIOBase):
                 return len(chunk)
 
 
+_SKIPPED = re.compile(r"Skipping line (\d+): (.+)")
+
+
+def _bad_lines(caught: list[warnings.WarningMessage], path: Path) -> list[tuple[str, str]]:
+    """The parser's skipped lines as ``(locator, reason)``; other warnings are re-issued.
+
+    A parser warning that is not about one line (data lost without a line to name) stops
+    the load with a clear error rather than pass silently.
+    """
+    bad: list[tuple[str, str]] = []
+    for w in caught:
+        if not issubclass(w.category, pd.errors.ParserWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        lines = [m for m in (_SKIPPED.match(x.strip()) for x in str(w.message).splitlines()) if m]
+        if not lines:
+            raise CorruptSource(f"the CSV parser would lose data: {str(w.message).strip()}", path=str(path))
+        bad += [(f"line {m.group(1)}", f"malformed row, not read: {m.group(2).strip()} "
+                 "(more fields than the header and 8 spare columns)") for m in lines]
+    return bad
+
+
 def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK) -> Iterator[pd.DataFrame]:
     """Yield the data rows as all-string DataFrames (header names as columns), chunk by chunk.
 
-    Each chunk has a ``__row__`` column with the 1-based data row number.
+    Each chunk has a ``__row__`` column with the 1-based data row number. A line with more
+    fields than the header plus 8 spare columns cannot be read into columns: it is skipped
+    and listed in the next chunk's ``attrs["bad_lines"]`` as ``("line N", reason)`` (N is the
+    file's line number), for the caller to count as a read record and a reject. Bad lines
+    after the last data row come in a final chunk without rows.
     """
     names = list(dialect.header) + [f"__spare{i}__" for i in range(8)]
     with open(path, "rb") as raw:
@@ -399,9 +425,21 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
             stream, sep=dialect.delimiter, header=None, names=names, skiprows=dialect.header_line + 1,
             dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True,
             chunksize=chunk_rows, engine="c", index_col=False, comment=None,
-            skip_blank_lines=True, quotechar='"', encoding_errors="replace")
+            skip_blank_lines=True, quotechar='"', encoding_errors="replace", on_bad_lines="warn")
         start = 1
-        for chunk in reader:
+        rows = iter(reader)
+        while True:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", pd.errors.ParserWarning)
+                chunk = next(rows, None)
+            bad = _bad_lines(caught, path)
+            if chunk is None:
+                if bad:
+                    tail = pd.DataFrame({c: pd.Series(dtype=object) for c in dialect.header})
+                    tail["__row__"] = np.zeros(0, dtype=np.int64)
+                    tail.attrs["bad_lines"] = bad
+                    yield tail
+                return
             chunk = chunk[[c for c in chunk.columns if not str(c).startswith("__spare")]]
             first = chunk.columns[0]
             # '#' comment lines inside the data are not records
@@ -409,7 +447,9 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
             chunk = chunk[keep].copy()
             chunk["__row__"] = np.arange(start, start + len(chunk))
             start += len(chunk)
-            yield chunk.reset_index(drop=True)
+            out = chunk.reset_index(drop=True)
+            out.attrs["bad_lines"] = bad
+            yield out
 
 
 _PURE_NUM = r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$"
@@ -554,27 +594,29 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
         times = _time_iso(df[cols["time"]]) if "time" in cols else pd.Series("00:00:00", index=idx)
         local = dates + " " + times
     # zone-bearing values
+    overflow = pd.Series(False, index=idx)
     norm_text = sub(local, r"\s+(Z|[+-]\d\d:?\d\d)$", r"\1")
     has_zone = norm_text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False) & \
         norm_text.str.contains(r"\d[T ]\d", regex=True, na=False)
     out = pd.Series(pd.NaT, index=idx, dtype="datetime64[ns, UTC]")
     if has_zone.any():
-        parsed = pd.to_datetime(norm_text[has_zone], utc=True, errors="coerce", format="ISO8601")
-        out[has_zone] = parsed.astype("datetime64[ns, UTC]")
+        parsed, over = _to_ns(norm_text[has_zone], utc=True, format="ISO8601")
+        overflow[over.index] = over
+        out[has_zone] = parsed
         basis_parts.append("ISO-8601 with offset -> UTC")
     naive_mask = ~has_zone & local.notna() & (local.str.len() > 0)
     if naive_mask.any():
         txt = local[naive_mask]
         if time_format:
-            naive = pd.to_datetime(txt, format=time_format, errors="coerce")
+            naive, over = _to_ns(txt, format=time_format)
         else:
             txt = sub(txt, r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3")
-            naive = pd.to_datetime(txt, format="ISO8601", errors="coerce")
+            naive, over = _to_ns(txt, format="ISO8601")
             if naive.isna().all() and len(txt):
                 with warnings.catch_warnings():  # dateutil fallback warns per odd value
                     warnings.simplefilter("ignore", UserWarning)
-                    naive = pd.to_datetime(txt, errors="coerce",
-                                           dayfirst=(order or "").upper() == "DMY")
+                    naive, over = _to_ns(txt, dayfirst=(order or "").upper() == "DMY")
+        overflow[over.index] = over
         if naive.dt.tz is not None:  # a format with %z
             out[naive_mask] = naive.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
         elif "utc_offset" in cols:
@@ -597,10 +639,38 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
             reason[naive_mask] = NO_TZ_REASON
             basis_parts.append("local times without offset: rejected (no --tz)")
     bad = out.notna() & ((out < timebase.PLAUSIBLE[0]) | (out > timebase.PLAUSIBLE[1]))
-    reason[bad & reason.isna()] = "implausible time (outside 1980-2100)"
+    reason[(bad | overflow) & reason.isna()] = "implausible time (outside 1980-2100)"
     out[bad] = pd.NaT
     reason[out.isna() & reason.isna()] = "time missing or unreadable"
     return TimeResult(out, reason, "; ".join(dict.fromkeys(basis_parts)) or "none", order)
+
+
+_NS_RANGE = (pd.Timestamp.min.ceil("s"), pd.Timestamp.max.floor("s"))
+
+
+def _to_ns(txt: pd.Series, **kwargs: Any) -> tuple[pd.Series, pd.Series]:
+    """``pd.to_datetime(txt, errors="coerce", **kwargs)`` in nanoseconds, value by value safe.
+
+    Returns ``(times, overflow)``: times outside what nanoseconds can hold (before 1677,
+    after 2262: e.g. year 2408 from a damaged record) are NaT with ``overflow`` True, to be
+    rejected as implausible; a chunk mixing offsets in values read as naive is parsed value
+    by value (those with an offset become NaT) instead of failing the whole file.
+    """
+    try:
+        t = pd.to_datetime(txt, errors="coerce", **kwargs)
+    except (ValueError, OverflowError):
+        def one(x: object) -> Any:
+            try:
+                v = pd.to_datetime(x, errors="coerce", **{k: a for k, a in kwargs.items() if k != "format"})
+            except (ValueError, OverflowError):
+                return pd.NaT
+            return pd.NaT if v is pd.NaT or (v.tzinfo is not None and not kwargs.get("utc")) else v
+        t = pd.to_datetime(txt.map(one), errors="coerce", utc=bool(kwargs.get("utc")))
+    tz = "UTC" if isinstance(t.dtype, pd.DatetimeTZDtype) else None
+    lo, hi = (b.tz_localize(tz) if tz else b for b in _NS_RANGE)
+    over = t.notna() & ((t < lo) | (t > hi))
+    t = t.mask(over)
+    return t.astype("datetime64[ns, UTC]" if tz else "datetime64[ns]"), over
 
 
 @dataclass
@@ -860,6 +930,12 @@ def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     bases: list[str] = []
     chunk_rows = int(opts.get("chunk_rows", DEFAULT_CHUNK))
     for chunk in iter_chunks(path, d, chunk_rows=chunk_rows):
+        bad = chunk.attrs.get("bad_lines", [])
+        if bad:
+            n += len(bad)
+            rejects.append(pd.DataFrame(bad, columns=["record", "reason"]))
+        if not len(chunk):
+            continue
         n += len(chunk)
         try:
             f, r, tr = chunk_to_fixes(chunk, tb, tz=ctx.tz, date_order=order, what=ctx.display_path)

@@ -557,6 +557,12 @@ def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
         if kind in ("positions", "trips"):
             units_seen.append(speed_unit)
         for chunk in chunks:
+            bad = chunk.attrs.get("bad_lines", [])
+            if bad:  # lines the CSV parser could not split into the header's columns
+                n += len(bad)
+                rejects.append(pd.DataFrame(bad, columns=["record", "reason"]))
+            if not len(chunk):
+                continue
             n += len(chunk)
             rec = prefix + chunk["__row__"].astype(str)
             subj = (chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)

@@ -317,3 +317,36 @@ def test_exactly_one_loader_claims_each_real_and_sample_file(realdata_dir: Path,
     assert portal_files and all(owners[k] == ["portal"] for k in portal_files)
     others = [k for k, v in owners.items() if v[0] in ("csv", "portal")]
     assert sorted(others) == sorted(["evidence/lorry-2/lorry-2_positions.csv", *portal_files])
+
+
+def test_malformed_wide_rows_are_rejects_and_every_other_row_loads(tmp_path: Path) -> None:
+    rows = ["time,lat,lon"] + [f"2025-10-26T21:{m:02d}:00Z,51.0,3.9" for m in range(40)]
+    rows.insert(5, ",".join(["9"] * 40))  # far more fields than the header: unreadable
+    rows.append(",".join(["9"] * 50))  # the last line too
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for chunk_rows in (7, 1000):  # bad lines inside and after the last chunk
+        res = load(p, options={"chunk_rows": chunk_rows})
+        assert_count_rule(res)
+        assert len(res.fixes) == 40 and res.records_read == 42
+        assert sorted(res.rejects["record"].tolist()) == ["line 43", "line 6"]
+        assert res.rejects["reason"].str.contains("expected").all()
+
+
+def test_damaged_times_are_row_rejects_not_a_lost_file(tmp_path: Path) -> None:
+    """Year 2408 (beyond nanoseconds), year 286, and clock-only values with a zone (which
+    the fallback parser would read as today's date in mixed zones) reject their rows only."""
+    rows = ["time;lat;lon"] + [f"2024-06-15T10:{m:02d}:00Z;52,52;13,40" for m in range(10)]
+    rows += ["2408-01-27T14:57:46Z;52,52;13,40", "0286-02-01 00:00:00;52,52;13,40"]
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = load(p, tz=UTC)
+    assert_count_rule(res)
+    assert len(res.fixes) == 10
+    assert res.rejects["reason"].tolist() == ["implausible time (outside 1980-2100)"] * 2
+    clocks = ["time;lat;lon"] + ["T10:31:00Z;52,52;13,40", "10:32:00;52,52;13,40"] * 5
+    q = tmp_path / "clocks.csv"
+    q.write_text("\n".join(clocks) + "\n", encoding="utf-8")
+    res = load(q, format="csv", tz=UTC)
+    assert_count_rule(res)
+    assert res.records_read == 10 and len(res.rejects) >= 5

@@ -294,3 +294,15 @@ def test_xlsx_route_sheets_per_device_in_kmh(tmp_path: Path) -> None:
     assert fx["speed_mps"].tolist() == [pytest.approx(10.0), pytest.approx(20.0)]
     assert fx["t_utc"].tolist() == [pd.Timestamp("2024-07-01T08:00:00Z"),
                                     pd.Timestamp("2024-07-01T08:01:00Z")]
+
+
+def test_a_row_wider_than_the_header_is_a_reject_naming_its_line_and_the_rest_loads(tmp_path: Path) -> None:
+    head = ROUTE.splitlines()[0]
+    good = [f"lorry 1-ABC-123;true;2024-03-24 22:{m:02d}:00;51,1000;2,9000;5,0;10,0;90;" for m in range(30)]
+    wide = "lorry 1-ABC-123;true;2024-03-24 22:00:05;" + ";".join(["1"] * 30)
+    text = "\n".join([head, *good[:10], wide, *good[10:], wide]) + "\n"
+    res = load(_w(tmp_path, "route.csv", text), tz="Europe/Brussels")
+    assert_count_rule(res)
+    assert res.records_read == 32 and len(res.fixes) == 30
+    assert res.rejects["record"].tolist() == ["line 12", "line 33"]  # the file's line numbers
+    assert res.rejects["reason"].str.contains("malformed row").all()

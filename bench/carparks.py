@@ -1,7 +1,8 @@
 """Fleet-scale car-park visits and co-presence: in-memory vs Dask, and vs a naive baseline.
 
-For generated fleets (lorries moving between 40 motorway car parks, 30 s fixes while
-driving, hourly fixes while parked) this prints, side by side in one run:
+For generated fleets (lorries moving between motorway car parks, 30 s fixes while
+driving, hourly fixes while parked; 40 car parks, or one per 12.5 lorries in bigger fleets
+so that the density, and with it the co-presence per fix, stays the same as n grows) this prints, side by side in one run:
 
 * in-memory ``carpark_visits`` and ``copresence_pairs``: time and peak memory per size;
 * Dask (LocalCluster) with 1 and 2 workers: time, peak memory (all worker processes
@@ -39,10 +40,22 @@ BYTES_PER_FIX = 230  # canonical fixes table in memory (measured at 1e6: 211 MiB
 PER_VEHICLE = 2000
 
 
-def parks(seed: int = 1) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+def n_parks(n: int) -> int:
+    """Car parks for a fleet of about ``n`` fixes: 40, or more for big fleets so that the
+    density (about 12.5 lorries per car park) stays the same as the fleet grows."""
+    return max(N_PARKS, round(n_vehicles(n) / 12.5))
+
+
+def n_vehicles(n: int) -> int:
+    return max(2, -(-n // PER_VEHICLE))
+
+
+def parks(count: int = N_PARKS, seed: int = 1) -> tuple[np.ndarray, gpd.GeoDataFrame]:
+    """``count`` car parks in Flanders; the area grows with ``count`` (same density)."""
     rng = np.random.default_rng(seed)
-    xy = np.c_[rng.uniform(50.7, 51.4, N_PARKS), rng.uniform(2.5, 5.5, N_PARKS)]
-    fences = gpd.GeoDataFrame({"name": [f"P{i:02d}" for i in range(N_PARKS)]}, crs="EPSG:4326",
+    grow = np.sqrt(count / N_PARKS)
+    xy = np.c_[rng.uniform(50.7, 50.7 + 0.7 * grow, count), rng.uniform(2.5, 2.5 + 3.0 * grow, count)]
+    fences = gpd.GeoDataFrame({"name": [f"P{i:03d}" for i in range(count)]}, crs="EPSG:4326",
                               geometry=[shapely.Point(lon, lat).buffer(0.0015) for lat, lon in xy])
     return xy, fences
 
@@ -50,15 +63,16 @@ def parks(seed: int = 1) -> tuple[np.ndarray, gpd.GeoDataFrame]:
 def fleet(n: int, seed: int = 7) -> pd.DataFrame:
     """About ``n`` fixes from n / 2000 lorries (vectorised per lorry)."""
     rng = np.random.default_rng(seed)
-    xy, _ = parks()
-    n_veh = max(2, -(-n // PER_VEHICLE))
+    xy, _ = parks(n_parks(n))
+    n_pk = len(xy)
+    n_veh = n_vehicles(n)
     per = n // n_veh
     t0 = pd.Timestamp("2025-01-06T00:00Z").value // 10**9
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("s", "t", "lat", "lon")}
     for v in range(n_veh):
         t, lat, lon = [], [], []
         now = t0 + rng.uniform(0, 86400)
-        here = rng.integers(N_PARKS)
+        here = rng.integers(n_pk)
         count = 0
         while count < per:
             dwell = rng.uniform(1800, 4 * 3600)
@@ -67,7 +81,7 @@ def fleet(n: int, seed: int = 7) -> pd.DataFrame:
             t.append(ts)
             lat.append(xy[here, 0] + rng.normal(0, 0.0002, k))
             lon.append(xy[here, 1] + rng.normal(0, 0.0003, k))
-            nxt = rng.integers(N_PARKS)
+            nxt = rng.integers(n_pk)
             d = haversine_m(xy[here, 0], xy[here, 1], xy[nxt, 0], xy[nxt, 1])
             steps = max(2, int(d / 22 / 30))
             frac = np.linspace(0, 1, steps)[1:-1]
@@ -107,7 +121,7 @@ def data(n: int) -> pd.DataFrame:
 
 
 def run_visits(n: int) -> int:
-    return len(carpark_visits(data(n), parks()[1]))
+    return len(carpark_visits(data(n), parks(n_parks(n))[1]))
 
 
 def run_pairs(n: int) -> int:
@@ -127,10 +141,10 @@ def run_dask(n: int, workers: int) -> tuple[int, float]:
     with dask_client(n_workers=workers) as client:
         client.wait_for_workers(workers)
         # warm the workers (imports, first-call set-up) as a long-running cluster would be
-        dask_carpark_visits(f.head(20_000), parks()[1], npartitions=2 * workers)
+        dask_carpark_visits(f.head(20_000), parks(n_parks(n))[1], npartitions=2 * workers)
         dask_copresence_pairs(f.head(20_000), npartitions=2 * workers)
         t0 = time.perf_counter()
-        v = dask_carpark_visits(f, parks()[1], npartitions=4 * workers)
+        v = dask_carpark_visits(f, parks(n_parks(n))[1], npartitions=4 * workers)
         p = dask_copresence_pairs(f, npartitions=4 * workers)
         return int(len(v) + len(p)), time.perf_counter() - t0
 
@@ -153,7 +167,8 @@ def main() -> int:
     sizes = [int(float(x)) for x in args.sizes.split(",")]
     lines = ["# Car-park visits and co-presence at fleet scale", "",
              f"machine: {psutil_cpus()} CPU cores; sizes {sizes}; up to {PER_VEHICLE} fixes per "
-             "lorry; times exclude generating the fleet; peak memory includes it", "",
+             "lorry; 40 car parks or one per 12.5 lorries (constant density); times exclude generating "
+             "the fleet; peak memory includes it (and, for Dask, every worker process)", "",
              "| fixes | visits (s) | visits peak MiB | co-presence (s) | co-presence peak MiB | "
              "Dask 1 worker (s) | Dask 2 workers (s) | parallel efficiency | Dask peak MiB |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -84,7 +84,8 @@ def copresence_pairs(
     acc = np.nan_to_num(f["h_acc_m"].to_numpy(dtype=float), nan=0.0) if accuracy_aware else \
         np.zeros(len(f))
     max_dt_ns = pd.Timedelta(max_dt).value
-    search_m = radius_m + (2 * max_h_acc_m if accuracy_aware else 0.0)
+    # no pair is farther apart than radius_m plus the two largest accuracies in the data
+    search_m = radius_m + (2 * float(acc.max()) if len(acc) else 0.0)
     lat = f["lat"].to_numpy(dtype=float)
     lon = f["lon"].to_numpy(dtype=float)
     t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
@@ -103,7 +104,7 @@ def copresence_pairs(
         "i": np.arange(len(f)), "s": codes, "tb": t // max_dt_ns,
         "gx": np.floor(x / cell).astype("int64"), "gy": np.floor(y / cell).astype("int64"),
     })
-    parts = []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
     for dtb in (0, 1):
         for dgx in (-1, 0, 1):
             for dgy in (-1, 0, 1):
@@ -114,15 +115,15 @@ def copresence_pairs(
                 m = m[m["s_a"] != m["s_b"]]
                 if dtb == 0 and (dgx, dgy) == (0, 0):
                     m = m[m["i_a"] < m["i_b"]]
-                parts.append(m[["i_a", "i_b"]])
-    cand = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"i_a": [], "i_b": []})
-    ia = cand["i_a"].to_numpy(dtype="int64")
-    ib = cand["i_b"].to_numpy(dtype="int64")
-    dt = np.abs(t[ia] - t[ib])
-    dist = haversine_m(lat[ia], lon[ia], lat[ib], lon[ib])
-    limit = radius_m + acc[ia] + acc[ib]
-    ok = (dt <= max_dt_ns) & (dist <= limit)
-    ia, ib, dt, dist = ia[ok], ib[ok], dt[ok], dist[ok]
+                # filter each neighbour's candidates at once: memory bounded by one merge
+                ca = m["i_a"].to_numpy(dtype="int64")
+                cb = m["i_b"].to_numpy(dtype="int64")
+                del m
+                ok = (np.abs(t[ca] - t[cb]) <= max_dt_ns) & (
+                    haversine_m(lat[ca], lon[ca], lat[cb], lon[cb]) <= radius_m + acc[ca] + acc[cb])
+                parts.append((ca[ok], cb[ok]))
+    ia = np.concatenate([a for a, _ in parts]) if parts else np.zeros(0, dtype="int64")
+    ib = np.concatenate([b for _, b in parts]) if parts else np.zeros(0, dtype="int64")
     # orient pairs: subject_a < subject_b; one row per unordered pair of fixes
     swap = codes[ia] > codes[ib]
     ia, ib = np.where(swap, ib, ia), np.where(swap, ia, ib)

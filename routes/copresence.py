@@ -29,7 +29,7 @@ record at least every few minutes while moving; documented in ``params``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -100,28 +100,16 @@ def copresence_pairs(
     if len(lat):
         shrink = np.cos(np.radians(np.nanmax(np.abs(lat)))) / max(np.cos(np.radians(lat0)), 1e-9)
         cell = search_m / max(min(shrink, 1.0), 1e-3)
-    base = pd.DataFrame({
-        "i": np.arange(len(f)), "s": codes, "tb": t // max_dt_ns,
-        "gx": np.floor(x / cell).astype("int64"), "gy": np.floor(y / cell).astype("int64"),
-    })
+    tb = t // max_dt_ns
+    gx = np.floor(x / cell).astype("int64")
+    gy = np.floor(y / cell).astype("int64")
     parts: list[tuple[np.ndarray, np.ndarray]] = []
-    for dtb in (0, 1):
-        for dgx in (-1, 0, 1):
-            for dgy in (-1, 0, 1):
-                if dtb == 0 and (dgx, dgy) < (0, 0):
-                    continue  # the mirrored offset covers this neighbour within a bucket
-                other = base.assign(tb=base["tb"] - dtb, gx=base["gx"] - dgx, gy=base["gy"] - dgy)
-                m = base.merge(other, on=["tb", "gx", "gy"], suffixes=("_a", "_b"))
-                m = m[m["s_a"] != m["s_b"]]
-                if dtb == 0 and (dgx, dgy) == (0, 0):
-                    m = m[m["i_a"] < m["i_b"]]
-                # filter each neighbour's candidates at once: memory bounded by one merge
-                ca = m["i_a"].to_numpy(dtype="int64")
-                cb = m["i_b"].to_numpy(dtype="int64")
-                del m
-                ok = (np.abs(t[ca] - t[cb]) <= max_dt_ns) & (
-                    haversine_m(lat[ca], lon[ca], lat[cb], lon[cb]) <= radius_m + acc[ca] + acc[cb])
-                parts.append((ca[ok], cb[ok]))
+    for ca, cb in _neighbour_candidates(tb, gx, gy):
+        # drop same-subject pairs and filter each neighbour's candidates at once: memory
+        # bounded by one neighbour offset's candidates
+        ok = (codes[ca] != codes[cb]) & (np.abs(t[ca] - t[cb]) <= max_dt_ns) & (
+            haversine_m(lat[ca], lon[ca], lat[cb], lon[cb]) <= radius_m + acc[ca] + acc[cb])
+        parts.append((ca[ok], cb[ok]))
     ia = np.concatenate([a for a, _ in parts]) if parts else np.zeros(0, dtype="int64")
     ib = np.concatenate([b for _, b in parts]) if parts else np.zeros(0, dtype="int64")
     # orient pairs: subject_a < subject_b; one row per unordered pair of fixes
@@ -147,6 +135,46 @@ def copresence_pairs(
                            "accuracy_aware": accuracy_aware, "max_h_acc_m": max_h_acc_m}
     return out
 
+
+
+def _neighbour_candidates(tb: np.ndarray, gx: np.ndarray, gy: np.ndarray
+                          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Pairs of rows (a, b) in the same or a neighbouring (time bucket, grid cell), per offset.
+
+    Each unordered pair of rows in neighbouring cells comes once (within one cell: a < b).
+    A sort-merge join on one composite integer key: no hashing, so the cost stays
+    O(n log n + candidates) whatever the key pattern.
+    """
+    n = len(tb)
+    if n == 0:
+        return
+    tb0, gx0, gy0 = tb.min(), gx.min(), gy.min()
+    big = np.iinfo(np.int64).max // 4
+    span_x, span_y = int(gx.max() - gx0) + 3, int(gy.max() - gy0) + 3
+    span_t = int(tb.max() - tb0) + 2
+    if span_x * span_y > big // max(span_t, 1):  # only for absurd spans: decades at 1 m cells
+        raise ParameterError(f"co-presence search grid too large ({span_t} time buckets x {span_x} x "
+                             f"{span_y} cells): run it on shorter periods of the fixes")
+    key = ((tb - tb0) * span_x + (gx - gx0 + 1)) * span_y + (gy - gy0 + 1)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    for dtb in (0, 1):
+        for dgx in (-1, 0, 1):
+            for dgy in (-1, 0, 1):
+                if dtb == 0 and (dgx, dgy) < (0, 0):
+                    continue  # the mirrored offset covers this neighbour within a bucket
+                q = ks + (dtb * span_x + dgx) * span_y + dgy  # sorted queries: a fast search
+                lo = np.searchsorted(ks, q, side="left")
+                cnt = np.searchsorted(ks, q, side="right") - lo
+                total = int(cnt.sum())
+                if not total:
+                    continue
+                a = np.repeat(order, cnt)
+                b = order[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)]
+                if dtb == 0 and (dgx, dgy) == (0, 0):
+                    keep = a < b
+                    a, b = a[keep], b[keep]
+                yield a, b
 
 def detect_copresence(
     fixes: pd.DataFrame,

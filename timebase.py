@@ -19,6 +19,8 @@ Sources
 
 from __future__ import annotations
 
+import functools
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -73,6 +75,16 @@ def from_epoch(values: object, *, epoch: pd.Timestamp, unit: str = "s") -> pd.Se
     out = pd.Series(pd.to_datetime(ns, unit="ns", utc=True))
     out[~ok] = pd.NaT
     return out.astype("datetime64[ns, UTC]")
+
+
+@functools.lru_cache(maxsize=1)
+def tz_finder() -> Any:
+    """The one timezonefinder of the process (offline polygons, held in memory: no files
+    left open at exit). ``tz_finder().timezone_at(lat=..., lng=...)`` gives an IANA name
+    or ``None`` at sea."""
+    from timezonefinder import TimezoneFinder
+
+    return TimezoneFinder(in_memory=True)
 
 
 def zone(name: str) -> ZoneInfo:

@@ -126,9 +126,7 @@ def _offset(s: str | None) -> pd.Timedelta | None:
 
 
 def _zone_offset(lat: float, lon: float, utc: pd.Timestamp) -> pd.Timedelta | None:
-    from timezonefinder import TimezoneFinder
-
-    name = TimezoneFinder().timezone_at(lat=lat, lng=lon)
+    name = timebase.tz_finder().timezone_at(lat=lat, lng=lon)
     if not name:
         return None
     off = utc.tz_convert(timebase.zone(name)).utcoffset()

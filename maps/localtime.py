@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from ..timebase import tz_finder
+
 __all__ = ["TZ_CONVENTION", "fmt_duration", "fmt_local", "fmt_local_many", "fmt_offset", "tz_at", "tz_names"]
 
 #: The sentence every exhibit footer carries about time.
@@ -22,21 +24,10 @@ TZ_CONVENTION = ("Times are shown in the local time of the place (IANA zone from
                  "summer time applied) with the UTC offset; UTC is given alongside in the exports. "
                  "The viewer's computer time zone is never used.")
 
-_FINDER: object | None = None
-
-
-def _finder() -> object:
-    global _FINDER
-    if _FINDER is None:
-        from timezonefinder import TimezoneFinder
-        _FINDER = TimezoneFinder()
-    return _FINDER
-
-
 @lru_cache(maxsize=65536)
 def _tz_rounded(lat3: int, lon3: int) -> str:
-    tf = _finder()
-    name = tf.timezone_at(lat=lat3 / 1000.0, lng=lon3 / 1000.0)  # type: ignore[attr-defined]
+    tf = tz_finder()
+    name = tf.timezone_at(lat=lat3 / 1000.0, lng=lon3 / 1000.0)
     return str(name) if name else "UTC"
 
 

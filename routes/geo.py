@@ -9,10 +9,11 @@ test a stage makes (stop radius, co-presence distance, car-park size).
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import numpy as np
 import shapely
+
+from ..timebase import tz_finder
 
 __all__ = ["EARTH_R_M", "cluster_points_m", "haversine_m", "local_xy_m", "local_zone"]
 
@@ -68,13 +69,6 @@ def cluster_points_m(lat: np.ndarray, lon: np.ndarray, *, eps_m: float) -> np.nd
     return np.asarray(labels)
 
 
-@functools.lru_cache(maxsize=1)
-def _tzfinder() -> Any:
-    from timezonefinder import TimezoneFinder
-
-    return TimezoneFinder(in_memory=True)
-
-
 @functools.lru_cache(maxsize=65536)
 def local_zone(lat: float, lon: float) -> str:
     """IANA time zone at a position (timezonefinder's offline polygons); ``UTC`` at sea.
@@ -82,4 +76,4 @@ def local_zone(lat: float, lon: float) -> str:
     >>> local_zone(50.86, 4.36), local_zone(50.966, 1.883)
     ('Europe/Brussels', 'Europe/Paris')
     """
-    return str(_tzfinder().timezone_at(lng=float(lon), lat=float(lat)) or "UTC")
+    return str(tz_finder().timezone_at(lng=float(lon), lat=float(lat)) or "UTC")

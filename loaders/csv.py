@@ -71,7 +71,10 @@ Records and rejects
 -------------------
 A record is one data row after the header; its locator is ``row N`` (1-based data row).
 Rows without a usable position (``No fix``, empty or out-of-range coordinates, ``0,0``
-placeholders) or time are rejects with a reason. Reading is chunked
+placeholders) or time are rejects with a reason. A row with values beyond the header's
+columns (an unquoted delimiter in a free-text field shifts every later column) is a reject,
+not read; one with more than 8 extra fields cannot be split into columns at all and is a
+reject located by its file line (``line N``). Reading is chunked
 (``pandas.read_csv(chunksize=...)``) so memory stays bounded by the chunk size.
 """
 
@@ -440,14 +443,23 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
                     tail.attrs["bad_lines"] = bad
                     yield tail
                 return
-            chunk = chunk[[c for c in chunk.columns if not str(c).startswith("__spare")]]
+            spare = [c for c in chunk.columns if str(c).startswith("__spare")]
             first = chunk.columns[0]
             # '#' comment lines inside the data are not records
             keep = ~chunk[first].astype(str).str.lstrip().str.startswith("#")
             chunk = chunk[keep].copy()
             chunk["__row__"] = np.arange(start, start + len(chunk))
             start += len(chunk)
-            out = chunk.reset_index(drop=True)
+            # values beyond the header's columns (empty trailing fields are fine): the row's
+            # columns may be shifted (an unquoted delimiter), so it is a reject, not read
+            n_extra = (chunk[spare].fillna("").apply(lambda col: col.str.strip() != "")).sum(axis=1)
+            if n_extra.any():
+                wide = n_extra.to_numpy() > 0
+                bad += [(f"row {r}", f"{k} value(s) beyond the header's {len(dialect.header)} columns "
+                         "(an unquoted delimiter would shift the columns): not read")
+                        for r, k in zip(chunk["__row__"][wide].tolist(), n_extra[wide].tolist(), strict=True)]
+                chunk = chunk[~wide]
+            out = chunk.drop(columns=spare).reset_index(drop=True)
             out.attrs["bad_lines"] = bad
             yield out
 

@@ -350,3 +350,17 @@ def test_damaged_times_are_row_rejects_not_a_lost_file(tmp_path: Path) -> None:
     res = load(q, format="csv", tz=UTC)
     assert_count_rule(res)
     assert res.records_read == 10 and len(res.rejects) >= 5
+
+
+def test_a_row_with_values_beyond_the_header_is_a_reject_not_silently_cut(tmp_path: Path) -> None:
+    """An unquoted comma in a free-text field shifts the columns: the row is a reject with
+    its row number; a trailing empty field is not."""
+    rows = ["time,lat,lon,place"] + [f"2025-10-26T21:{m:02d}:00Z,51.0,3.9,Gent" for m in range(6)]
+    rows[3] = "2025-10-26T21:02:00Z,51.0,3.9,Rue de la Loi, 16, Brussels"
+    rows[4] = rows[4] + ","
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.fixes) == 5 and res.rejects["record"].tolist() == ["row 3"]
+    assert "2 value(s) beyond the header's 4 columns" in res.rejects["reason"].iloc[0]

@@ -183,7 +183,9 @@ class _Sorted:
         self.t = t if idx is None else t[idx]
 
         def col(name: str) -> np.ndarray:
-            a = fixes[name].to_numpy(dtype="float64", na_value=np.nan)
+            c = fixes[name]
+            # a float64 column as it is (NaN already NaN: no copy); others converted
+            a = c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype="float64", na_value=np.nan)
             return a if idx is None else a[idx]
 
         self.lat, self.lon, self.acc = col("lat"), col("lon"), col("h_acc_m")

@@ -73,8 +73,9 @@ A record is one data row after the header; its locator is ``row N`` (1-based dat
 Rows without a usable position (``No fix``, empty or out-of-range coordinates, ``0,0``
 placeholders) or time are rejects with a reason. A row with values beyond the header's
 columns (an unquoted delimiter in a free-text field shifts every later column) is a reject,
-not read; one with more than 8 extra fields cannot be split into columns at all and is a
-reject located by its file line (``line N``). Reading is chunked
+not read (the parser gets as many column names as the widest line, found by a quick scan,
+so no row is cut to the header's width). In UTF-16 files (not scanned) a row with more than
+8 extra fields cannot be split at all and is a reject located by its file line (``line N``). Reading is chunked
 (``pandas.read_csv(chunksize=...)``) so memory stays bounded by the chunk size.
 """
 
@@ -407,6 +408,34 @@ def _bad_lines(caught: list[warnings.WarningMessage], path: Path) -> list[tuple[
     return bad
 
 
+def _max_fields(path: Path, dialect: Dialect, *, block_bytes: int = 1 << 22) -> int:
+    """An upper bound on the fields in any line (delimiters per line + 1, quotes ignored).
+
+    The parser is given at least this many column names, so no row is ever cut to the
+    header's width (pandas drops the extra values of rows wider than the names once the
+    first data row is wider): every value beyond the header is seen, and its row rejected.
+    One vectorised pass over the bytes; 0 for UTF-16 files (not scanned).
+    """
+    if dialect.encoding == "utf-16" or len(dialect.delimiter.encode()) != 1:
+        return 0
+    sep = dialect.delimiter.encode()[0]
+    best = 0
+    carry = 0  # delimiters in the unfinished last line of the previous block
+    with open(path, "rb") as fh:
+        while block := fh.read(block_bytes):
+            a = np.frombuffer(block, dtype=np.uint8)
+            nl = np.flatnonzero(a == 10)
+            dpos = np.flatnonzero(a == sep)
+            if len(nl):
+                per_line = np.diff(np.searchsorted(dpos, nl), prepend=0)
+                per_line[0] += carry
+                best = max(best, int(per_line.max()))
+                carry = len(dpos) - int(np.searchsorted(dpos, nl[-1]))
+            else:
+                carry += len(dpos)
+    return max(best, carry) + 1
+
+
 def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK) -> Iterator[pd.DataFrame]:
     """Yield the data rows as all-string DataFrames (header names as columns), chunk by chunk.
 
@@ -416,7 +445,8 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
     file's line number), for the caller to count as a read record and a reject. Bad lines
     after the last data row come in a final chunk without rows.
     """
-    names = list(dialect.header) + [f"__spare{i}__" for i in range(8)]
+    n_spare = max(8, _max_fields(path, dialect) - len(dialect.header))
+    names = list(dialect.header) + [f"__spare{i}__" for i in range(n_spare)]
     with open(path, "rb") as raw:
         stream: Any
         if dialect.encoding == "utf-16":

@@ -329,8 +329,8 @@ def test_malformed_wide_rows_are_rejects_and_every_other_row_loads(tmp_path: Pat
         res = load(p, options={"chunk_rows": chunk_rows})
         assert_count_rule(res)
         assert len(res.fixes) == 40 and res.records_read == 42
-        assert sorted(res.rejects["record"].tolist()) == ["line 43", "line 6"]
-        assert res.rejects["reason"].str.contains("expected").all()
+        assert sorted(res.rejects["record"].tolist()) == ["row 42", "row 5"]  # data rows
+        assert res.rejects["reason"].str.contains("beyond the header's 3 columns").all()
 
 
 def test_damaged_times_are_row_rejects_not_a_lost_file(tmp_path: Path) -> None:
@@ -364,3 +364,25 @@ def test_a_row_with_values_beyond_the_header_is_a_reject_not_silently_cut(tmp_pa
     assert_count_rule(res)
     assert len(res.fixes) == 5 and res.rejects["record"].tolist() == ["row 3"]
     assert "2 value(s) beyond the header's 4 columns" in res.rejects["reason"].iloc[0]
+
+
+def test_a_first_data_row_wider_than_the_header_does_not_cut_later_rows(tmp_path: Path) -> None:
+    """pandas cuts every row to the names' width once the first data row is wider than
+    them (with only a warning); the loader sizes the names from a scan of the file."""
+    rows = ["time,lat,lon"] + [f"2025-10-26T21:{m:02d}:00Z,51.0,3.9" for m in range(20)]
+    rows[1] += "," + ",".join(["7"] * 12)  # the first data row: 12 extra values
+    rows[9] += ",7,7"  # a later row: 2 extra values
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.fixes) == 18 and res.rejects["record"].tolist() == ["row 1", "row 9"]
+
+
+def test_max_fields_scan_across_blocks(tmp_path: Path) -> None:
+    from routetrace.loaders.csv import Dialect, _max_fields
+
+    p = tmp_path / "x.csv"
+    p.write_bytes(b"a,b\n1,2\n" + b",".join([b"9"] * 30) + b"\n3,4\n5,6")
+    d = Dialect(delimiter=",", header_line=0, header=["a", "b"], decimal_comma=False)
+    assert {_max_fields(p, d, block_bytes=k) for k in (3, 7, 64, 1 << 20)} == {30}

@@ -296,7 +296,7 @@ def test_xlsx_route_sheets_per_device_in_kmh(tmp_path: Path) -> None:
                                     pd.Timestamp("2024-07-01T08:01:00Z")]
 
 
-def test_a_row_wider_than_the_header_is_a_reject_naming_its_line_and_the_rest_loads(tmp_path: Path) -> None:
+def test_a_row_wider_than_the_header_is_a_reject_naming_its_row_and_the_rest_loads(tmp_path: Path) -> None:
     head = ROUTE.splitlines()[0]
     good = [f"lorry 1-ABC-123;true;2024-03-24 22:{m:02d}:00;51,1000;2,9000;5,0;10,0;90;" for m in range(30)]
     wide = "lorry 1-ABC-123;true;2024-03-24 22:00:05;" + ";".join(["1"] * 30)
@@ -304,5 +304,5 @@ def test_a_row_wider_than_the_header_is_a_reject_naming_its_line_and_the_rest_lo
     res = load(_w(tmp_path, "route.csv", text), tz="Europe/Brussels")
     assert_count_rule(res)
     assert res.records_read == 32 and len(res.fixes) == 30
-    assert res.rejects["record"].tolist() == ["line 12", "line 33"]  # the file's line numbers
-    assert res.rejects["reason"].str.contains("malformed row").all()
+    assert res.rejects["record"].tolist() == ["row 11", "row 32"]  # data rows
+    assert res.rejects["reason"].str.contains("beyond the header's 9 columns").all()

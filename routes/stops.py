@@ -174,13 +174,16 @@ class _Sorted:
                 if bool(np.any((cs[1:] == cs[:-1]) & (ts[1:] == ts[:-1]))):
                     fid, _ = pd.factorize(fixes["fix_id"].astype(str), sort=True)
                     idx = np.lexsort((fid, t, codes))
-                del cs, ts
+                    del fid
+                    cs, ts = codes[idx], t[idx]
                 idx = idx.astype(_INDEX)
+                codes, t = cs, ts  # the sorted copies (made once)
+                del cs, ts
         self.n = n
         self._idx = idx
         self.names = [str(s) for s in names]
-        self.code = codes if idx is None else codes[idx]
-        self.t = t if idx is None else t[idx]
+        self.code = codes
+        self.t = t
 
         def col(name: str) -> np.ndarray:
             c = fixes[name]
@@ -188,7 +191,8 @@ class _Sorted:
             a = c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype="float64", na_value=np.nan)
             return a if idx is None else a[idx]
 
-        self.lat, self.lon, self.acc = col("lat"), col("lon"), col("h_acc_m")
+        self.lat, self.lon = col("lat"), col("lon")
+        self.col = col  # other columns in sorted order, on demand (not kept)
         bounds = np.searchsorted(self.code, np.arange(len(self.names) + 1), side="left")
         self.b0, self.b1 = bounds[:-1], bounds[1:]
 
@@ -223,8 +227,8 @@ def _gap_hits(s: _Sorted, max_gap: pd.Timedelta, parked_by: dict[str, tuple[np.n
     step = 1 << 18  # bounded temporaries
     for a in range(0, s.n - 1, step):
         b = min(s.n - 1, a + step)
-        c, t = s.code[a:b + 1], s.t[a:b + 1]
-        parts.append(np.flatnonzero((c[1:] == c[:-1]) & (t[1:] - t[:-1] > gap_ns)) + (a + 1))
+        cb, tb = s.code[a:b + 1], s.t[a:b + 1]
+        parts.append(np.flatnonzero((cb[1:] == cb[:-1]) & (tb[1:] - tb[:-1] > gap_ns)) + (a + 1))
     hit = np.concatenate(parts)
     if len(hit) and parked_by:
         keep = np.ones(len(hit), dtype=bool)
@@ -452,9 +456,11 @@ def detect_stops(
     maybe = flags.str.contains("zero_position", regex=False).to_numpy(dtype=bool, na_value=False)
     if maybe.any():
         zero |= s.take(schema.has_flag(flags, "zero_position").to_numpy(dtype=bool))
-    positional = ~(s.acc > p.max_h_acc_m) & ~zero & np.isfinite(s.lat) & np.isfinite(s.lon)
+    acc = s.col("h_acc_m")
+    positional = ~(acc > p.max_h_acc_m) & ~zero & np.isfinite(s.lat) & np.isfinite(s.lon)
     pi = np.flatnonzero(positional).astype(_INDEX)
-    lim = np.nan_to_num(s.acc[pi], nan=0.0)  # position fixes: accuracy <= max_h_acc_m or unknown
+    lim = np.nan_to_num(acc[pi], nan=0.0, copy=False)  # position fixes: accuracy <= max_h_acc_m or unknown
+    del acc
     parked_by = _parked_arrays(parked_intervals(events))
     mem, lab, omem, olab = _find_stops(s, pi, lim, p)
     hit = _gap_hits(s, p.max_gap, parked_by)
@@ -464,6 +470,9 @@ def detect_stops(
     stop_of[omem], role[omem] = olab, 2
     del mem, lab, omem, olab, pi, lim
     stops = _stop_table(fixes, s, positional, stop_of, role, hit, parked_by, p)
+    gaps = _gaps_table(s, hit, p.max_gap)
+    s.lat = s.lon = s.t = np.zeros(0)  # the sorted copies are done with: free them first
+    del positional, hit
     linked = fixes.copy(deep=False)
     codes = s.to_input(stop_of)
     ids = pa.array(stops["stop_id"].astype(str).tolist(), type=pa.string())
@@ -472,7 +481,7 @@ def detect_stops(
     names = pa.array([None, "member", "outlier", "coarse"], type=pa.string())
     linked["stop_role"] = pd.arrays.ArrowStringArray(names.take(pa.array(s.to_input(role))))
     stops.attrs["params"] = p.as_dict()
-    stops.attrs["gaps"] = _gaps_table(s, hit, p.max_gap)
+    stops.attrs["gaps"] = gaps
     return linked, stops
 
 
@@ -544,8 +553,11 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
             edge_unobs[sel] += np.where(long, b - a, 0)
     unobs = unobs + edge_unobs
     span = td - ta
-    src_codes, src_names = pd.factorize(fixes["source_id"].array.take(s.rows(mem)), sort=True,
-                                         use_na_sentinel=False)
+    # codes of the whole column (Arrow dictionary encoding: no per-row strings), then the
+    # members' rows: taking the members' strings first copied the column (about 70 MiB at 1e6)
+    src_all, src_names = _factorize_sorted(fixes["source_id"])
+    src_codes = src_all[s.rows(mem)].astype(np.int64)
+    del src_all
     sk = np.unique(lab.astype(np.int64) * (len(src_names) + 1) + src_codes)
     sk_stop, sk_src = sk // (len(src_names) + 1), sk % (len(src_names) + 1)
     srcs = ["" for _ in range(ns)]

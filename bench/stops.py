@@ -5,7 +5,10 @@ sampling with Wi-Fi/cell noise and silences; trucks with hourly fixes while park
 car parks, ignition events) are given to every tool with comparable parameters
 (stop radius 100 m / diameter 200 m, minimum dwell 5 min, gap 30 min). Each tool runs in
 its own process (the peers in their own virtual environments: scikit-mobility pins an old
-pandas), timed around the detection call only, with peak memory sampled over the process.
+pandas), timed around the detection call only. Memory: the process's peak RSS is reset
+(Linux clear_refs) just before the call and read after it; 'call MiB' is the peak minus the
+RSS before the call. Every process runs with allocators that return freed memory at once
+(ALLOCATOR_ENV), so RSS follows the memory a call holds rather than what the allocator kept.
 Detected stops are scored against the ground truth with the same rule for all
 (routetrace.samples.simulate.score_stops: same subject, overlapping in time, centre
 within 150 m).

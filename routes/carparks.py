@@ -42,6 +42,7 @@ from shapely.geometry import MultiPoint
 
 from .. import schema
 from ..errors import LoaderError, ParameterError
+from .arrays import expand_ranges
 from .geo import EARTH_R_M, cluster_points_m, local_zone
 
 __all__ = [
@@ -362,11 +363,7 @@ def _attach_others(v: pd.DataFrame) -> pd.DataFrame:
         e, x = es[b0:b1], xs[b0:b1]
         hi = np.searchsorted(e, x, side="right")  # entering no later than this visit exits
         lo = np.searchsorted(np.maximum.accumulate(x), e, side="left")  # not over before it enters
-        k = np.maximum(hi - lo, 0)
-        if not k.sum():
-            continue
-        i = np.repeat(np.arange(len(e)), k)
-        j = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k) + np.repeat(lo, k)
+        j, i = expand_ranges(lo, hi)
         ok = (j != i) & (x[j] >= e[i]) & (e[j] <= x[i])
         pos_i.append(order[b0 + i[ok]])
         pos_j.append(order[b0 + j[ok]])

@@ -36,6 +36,7 @@ import pandas as pd
 
 from .. import schema
 from ..errors import ParameterError
+from .arrays import expand_ranges
 
 __all__ = ["copresence_pairs", "detect_copresence", "detect_cotravel", "haversine_m"]
 
@@ -164,13 +165,9 @@ def _neighbour_candidates(tb: np.ndarray, gx: np.ndarray, gy: np.ndarray
                 if dtb == 0 and (dgx, dgy) < (0, 0):
                     continue  # the mirrored offset covers this neighbour within a bucket
                 q = ks + (dtb * span_x + dgx) * span_y + dgy  # sorted queries: a fast search
-                lo = np.searchsorted(ks, q, side="left")
-                cnt = np.searchsorted(ks, q, side="right") - lo
-                total = int(cnt.sum())
-                if not total:
-                    continue
-                a = np.repeat(order, cnt)
-                b = order[np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)]
+                pos, of = expand_ranges(np.searchsorted(ks, q, side="left"),
+                                        np.searchsorted(ks, q, side="right"))
+                a, b = order[of], order[pos]
                 if dtb == 0 and (dgx, dgy) == (0, 0):
                     keep = a < b
                     a, b = a[keep], b[keep]

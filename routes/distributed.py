@@ -134,10 +134,9 @@ def split_by_time(fixes: pd.DataFrame, npartitions: int, *, overlap: pd.Timedelt
     if len(t) == 0 or npartitions <= 1:
         return [fixes]
     edges = np.unique(np.quantile(t, np.linspace(0, 1, npartitions + 1)[1:-1]).astype("int64"))
-    lows = np.r_[np.iinfo(np.int64).min + pd.Timedelta(overlap).value + 1, edges]
-    highs = np.r_[edges, np.iinfo(np.int64).max]
+    starts, ends = np.r_[t.min(), edges], np.r_[edges, t.max() + 1]
     ov = pd.Timedelta(overlap).value
-    parts = [fixes[(t >= lo - ov) & (t < hi)] for lo, hi in zip(lows, highs, strict=True)]
+    parts = [fixes[(t >= a - ov) & (t < b)] for a, b in zip(starts, ends, strict=True)]
     return [p for p in parts if len(p)]
 
 
@@ -206,7 +205,7 @@ def dask_copresence_pairs(
                              **params).astype(object)
     if isinstance(fixes, pd.DataFrame):
         def run(df: pd.DataFrame) -> pd.DataFrame:
-            return copresence_pairs(df.reset_index(drop=True), **params).astype(object)
+            return copresence_pairs(df, **params).astype(object)  # _unpack reset the index
 
         packed, restore = _pack(fixes)
         found = [f for f in _run_parts(run, split_by_time(packed, npartitions, overlap=max_dt), restore)

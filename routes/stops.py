@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 
 from .. import schema
 from ..errors import ParameterError
+from .arrays import expand_ranges
 from .geo import EARTH_R_M, haversine_m
 
 __all__ = ["StopParams", "detect_gaps", "detect_stops", "parked_intervals"]
@@ -184,17 +185,16 @@ class _Sorted:
         self.names = [str(s) for s in names]
         self.code = codes
         self.t = t
-
-        def col(name: str) -> np.ndarray:
-            c = fixes[name]
-            # a float64 column as it is (NaN already NaN: no copy); others converted
-            a = c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype="float64", na_value=np.nan)
-            return a if idx is None else a[idx]
-
-        self.lat, self.lon = col("lat"), col("lon")
-        self.col = col  # other columns in sorted order, on demand (not kept)
+        self.lat, self.lon = self.column(fixes, "lat"), self.column(fixes, "lon")
         bounds = np.searchsorted(self.code, np.arange(len(self.names) + 1), side="left")
         self.b0, self.b1 = bounds[:-1], bounds[1:]
+
+    def column(self, fixes: pd.DataFrame, name: str) -> np.ndarray:
+        """A numeric column of ``fixes`` as float64 in sorted order (NA as NaN)."""
+        c = fixes[name]
+        # a float64 column as it is (NaN already NaN: no copy); others converted
+        a = c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype="float64", na_value=np.nan)
+        return self.take(a)
 
     @property
     def idx(self) -> np.ndarray:
@@ -313,16 +313,6 @@ def _scan(x: np.ndarray, y: np.ndarray, lim: np.ndarray, t: np.ndarray, radius_m
     return out
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Concatenated ``arange(starts[k], ends[k])`` and the index k of each element."""
-    lengths = np.maximum(ends - starts, 0)
-    k = np.repeat(np.arange(len(starts)), lengths)
-    if not len(k):
-        return np.zeros(0, dtype=np.int64), k
-    offsets = np.cumsum(lengths) - lengths
-    return np.arange(len(k)) - offsets[k] + starts[k], k
-
-
 def _windows(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams) -> tuple[np.ndarray, np.ndarray]:
     """Candidate windows (start, end) over the position fixes ``pi`` (in sorted order).
 
@@ -372,7 +362,7 @@ def _find_stops(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams
     if not len(ws):
         return empty, empty, empty, empty
     # a window whose fixes all lie within the limit of their mean is one stop as it stands
-    w_pos, w_of = _ranges(ws, we)
+    w_pos, w_of = expand_ranges(ws, we)
     gp = pi[w_pos]
     ref_lat, ref_lon = s.lat[pi[ws]], s.lon[pi[ws]]
     # per-window projection: shift to the window's first fix and scale by its latitude
@@ -456,7 +446,7 @@ def detect_stops(
     maybe = flags.str.contains("zero_position", regex=False).to_numpy(dtype=bool, na_value=False)
     if maybe.any():
         zero |= s.take(schema.has_flag(flags, "zero_position").to_numpy(dtype=bool))
-    acc = s.col("h_acc_m")
+    acc = s.column(fixes, "h_acc_m")
     positional = ~(acc > p.max_h_acc_m) & ~zero & np.isfinite(s.lat) & np.isfinite(s.lon)
     pi = np.flatnonzero(positional).astype(_INDEX)
     lim = np.nan_to_num(acc[pi], nan=0.0, copy=False)  # position fixes: accuracy <= max_h_acc_m or unknown

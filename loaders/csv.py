@@ -482,9 +482,13 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
             start += len(chunk)
             # values beyond the header's columns (empty trailing fields are fine): the row's
             # columns may be shifted (an unquoted delimiter), so it is a reject, not read
-            n_extra = (chunk[spare].fillna("").apply(lambda col: col.str.strip() != "")).sum(axis=1)
+            n_extra = np.zeros(len(chunk), dtype=np.int64)
+            for c in spare:
+                vals = chunk[c].fillna("")
+                if (vals != "").any():  # usually none: strip only columns holding something
+                    n_extra += (vals.str.strip() != "").to_numpy(dtype=bool)
             if n_extra.any():
-                wide = n_extra.to_numpy() > 0
+                wide = n_extra > 0
                 bad += [(f"row {r}", f"{k} value(s) beyond the header's {len(dialect.header)} columns "
                          "(an unquoted delimiter would shift the columns): not read")
                         for r, k in zip(chunk["__row__"][wide].tolist(), n_extra[wide].tolist(), strict=True)]

@@ -235,8 +235,8 @@ class LoadContext:
 
         produced: set[str] = set()
         for df in [*tables.values(), *extras.values()]:
-            if len(df):
-                produced.update(df["record"].astype(str).unique().tolist())
+            if len(df):  # distinct values first: an IO table has ~10 rows per record
+                produced.update(pd.Series(df["record"].unique()).astype(str).tolist())
         rejected = rej["record"].astype(str)
         if rejected.duplicated().any():
             dup = rejected[rejected.duplicated()].iloc[0]

@@ -109,6 +109,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .. import schema, timebase
 from ..errors import ParameterError
@@ -396,42 +397,43 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
                                           ~np.isfinite(lat) | ~np.isfinite(lon))
     has_fix = located & ~zero & ~out_of_range & t_ok
 
-    # --- IO long table
+    # --- IO long table: ~10 rows per record, so compact dtypes (int32 row, id and width)
+    # and no copies that are not needed (memory of 1e6-record captures)
     counts = np.asarray(d.io_counts, dtype=np.int64).reshape(n, 6)
+    d.io_counts.clear()
     rec_parts, id_parts, raw_parts, width_parts = [], [], [], []
     for wi, w in enumerate((1, 2, 4, 8)):
         flat = d.io_flat[w]
         if not flat:
             continue
-        if w == 8:
-            arr = np.array(flat, dtype=np.uint64)
-        else:
-            arr = np.array(flat, dtype=np.int64)
-        ids = arr[0::2].astype(np.int64)
-        vals = arr[1::2].astype(np.int64)  # 8-byte values: two's complement reinterpretation
+        arr = np.array(flat, dtype=np.uint64 if w == 8 else np.int64)
         flat.clear()
+        rec_parts.append(np.repeat(np.arange(n, dtype=np.int32), counts[:, wi]))
+        id_parts.append(arr[0::2].astype(np.int32))
+        raw_parts.append(arr[1::2].astype(np.int64))  # 8-byte values: two's complement reinterpretation
+        width_parts.append(np.full(len(arr) // 2, w, dtype=np.int32))
         del arr
-        rec_parts.append(np.repeat(np.arange(n), counts[:, wi]))
-        id_parts.append(ids)
-        raw_parts.append(vals)
-        width_parts.append(np.full(len(ids), w, dtype=np.int64))
-    io_rec = np.concatenate(rec_parts) if rec_parts else np.zeros(0, dtype=np.int64)
-    io_id = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
-    io_raw = np.concatenate(raw_parts) if raw_parts else np.zeros(0, dtype=np.int64)
-    io_w = np.concatenate(width_parts) if width_parts else np.zeros(0, dtype=np.int64)
-    io_hex = np.full(len(io_rec), None, dtype=object)
+    io_hex: np.ndarray | None = None
     if d.io_bytes:
-        br = np.array([x[0] for x in d.io_bytes], dtype=np.int64)
-        bi = np.array([x[1] for x in d.io_bytes], dtype=np.int64)
-        bh = np.array([x[2].hex() for x in d.io_bytes], dtype=object)
-        bw = np.array([len(x[2]) for x in d.io_bytes], dtype=np.int64)
-        io_rec = np.concatenate([io_rec, br])
-        io_id = np.concatenate([io_id, bi])
-        io_raw = np.concatenate([io_raw, np.zeros(len(br), dtype=np.int64)])
-        io_w = np.concatenate([io_w, -bw])  # negative width: variable-length bytes
-        io_hex = np.concatenate([io_hex, bh])
+        rec_parts.append(np.array([x[0] for x in d.io_bytes], dtype=np.int32))
+        id_parts.append(np.array([x[1] for x in d.io_bytes], dtype=np.int32))
+        raw_parts.append(np.zeros(len(d.io_bytes), dtype=np.int64))
+        width_parts.append(-np.array([len(x[2]) for x in d.io_bytes], dtype=np.int32))  # < 0: bytes
+        io_hex = np.full(sum(len(a) for a in rec_parts), None, dtype=object)
+        io_hex[-len(d.io_bytes):] = [x[2].hex() for x in d.io_bytes]
+    del counts
+
+    def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        out = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        parts.clear()
+        return out
+    io_rec, io_id = joined(rec_parts, np.int32), joined(id_parts, np.int32)
+    io_raw, io_w = joined(raw_parts, np.int64), joined(width_parts, np.int32)
     order = np.lexsort((io_id, io_rec))
-    io_rec, io_id, io_raw, io_w, io_hex = (a[order] for a in (io_rec, io_id, io_raw, io_w, io_hex))
+    io_rec, io_id, io_raw, io_w = (a[order] for a in (io_rec, io_id, io_raw, io_w))
+    if io_hex is not None:
+        io_hex = io_hex[order]
+    del order
     io_is_bytes = io_w < 0
 
     # --- record outcome
@@ -475,29 +477,39 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
         nbits = (8 * io_w[sgn]).astype(np.int64)
         sv = io_raw[sgn]
         raw_f[sgn] = np.where(sv >= (1 << (nbits - 1)), sv - (1 << nbits), sv).astype(np.float64)
-    io_value = np.where(io_is_bytes, np.nan, raw_f * scale_u[inv])
+    del sgn, lkey
+    io_value = raw_f
+    io_value *= scale_u[inv]
+    io_value[io_is_bytes] = np.nan
+    del raw_f
+    inv = inv.astype(np.int32)
+    if not keep_rec.all():  # IO of rejected records is not kept (filter once, in place of all)
+        keep_io = keep_rec[io_rec]
+        io_rec, io_id, io_raw, io_w, io_is_bytes, io_value, inv = (
+            a[keep_io] for a in (io_rec, io_id, io_raw, io_w, io_is_bytes, io_value, inv))
+        if io_hex is not None:
+            io_hex = io_hex[keep_io]
+        del keep_io
+    m_io = len(io_rec)
 
-    keep_io = keep_rec[io_rec]
     # categorical columns: the table has one row per IO element (10x the records)
-    ri = io_rec[keep_io]
-    rec_cat = pd.Categorical.from_codes(ri, categories=pd.Index(record.to_numpy(), dtype="string"))
     subj_codes, subj_uniq = pd.factorize(pd.Series(subj, dtype="object"))
     io_table = pd.DataFrame({
-        "source_id": pd.Categorical.from_codes(np.zeros(len(ri), dtype=np.int8),
+        "source_id": pd.Categorical.from_codes(np.zeros(m_io, dtype=np.int8),
                                                categories=[ctx.source_id]),
-        "record": rec_cat,
-        "subject_id": pd.Categorical.from_codes(subj_codes[ri], categories=subj_uniq.astype(str)),
-        "t_utc": utc(ri),
-        "io_id": pd.array(io_id[keep_io], dtype="Int64"),
-        "name": cat(names_u, inv[keep_io]),
-        "width": pd.array(np.abs(io_w[keep_io]), dtype="Int64"),
-        "raw": pd.array(np.where(io_is_bytes[keep_io], 0, io_raw[keep_io]), dtype="Int64"),
-        "value": io_value[keep_io],
-        "unit": cat(units_u, inv[keep_io]),
-        "hex": pd.array(io_hex[keep_io], dtype="string"),
+        "record": pd.Categorical.from_codes(io_rec, categories=pd.Index(record.to_numpy(), dtype="string")),
+        "subject_id": pd.Categorical.from_codes(subj_codes[io_rec], categories=subj_uniq.astype(str)),
+        "t_utc": utc(io_rec),
+        "io_id": pd.array(io_id, dtype="Int64"),
+        "name": cat(names_u, inv),
+        "width": pd.array(np.abs(io_w), dtype="Int64"),
+        "raw": pd.arrays.IntegerArray(np.where(io_is_bytes, 0, io_raw), io_is_bytes.copy()),
+        "value": io_value,
+        "unit": cat(units_u, inv),
+        "hex": pd.array(io_hex if io_hex is not None else pa.nulls(m_io, pa.large_string()),
+                        dtype="string"),
     })
-    io_table.loc[io_is_bytes[keep_io], "raw"] = pd.NA
-    del io_hex, raw_f, lkey, rec_cat
+    del io_hex, io_w
 
     # --- fixes
     fsel = has_fix
@@ -543,10 +555,8 @@ def _build_tables(d: tc.Decoded, ctx: LoadContext, mode: str) -> dict[str, Any]:
     rec_lon = np.where(has_fix, lon, np.nan)
     rec_flag = np.where(zero, "zero_position", np.where(out_of_range, "inconsistent_value", ""))
     ev = _events(
-        io_rec=io_rec[keep_io], io_id=io_id[keep_io], io_raw=io_raw[keep_io],
-        io_value=io_value[keep_io], io_ent=inv[keep_io], kind_u=kind_u, units_u=units_u,
-        names_u=names_u, step_u=step_u,
-        io_bytes=io_is_bytes[keep_io],
+        io_rec=io_rec, io_id=io_id, io_raw=io_raw, io_value=io_value, io_ent=inv,
+        kind_u=kind_u, units_u=units_u, names_u=names_u, step_u=step_u, io_bytes=io_is_bytes,
         t_ns=np.where(t_ok, t_ms, 0).astype(np.int64) * 1_000_000, subj=subj,
         record=record.to_numpy(), event_io=H[:, 8].astype(np.int64), prof_of_rec=prof_of_rec,
         profs=profs, rec_lat=rec_lat, rec_lon=rec_lon, rec_flag=rec_flag)
@@ -592,30 +602,40 @@ def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_val
     sel = pd.notna(kind_u)[io_ent] & ~io_bytes
     if not sel.any():
         return schema.empty("events")
-    rec, iid, raw, val, u = io_rec[sel], io_id[sel], io_raw[sel], io_value[sel], io_ent[sel]
-    subj_codes, _ = pd.factorize(pd.Series(subj, dtype="object"))
+    subj_codes = pd.factorize(pd.Series(subj, dtype="object"))[0].astype(np.int32)
+    # stable sort: subject, io id (within profile), time, record order; one IO row per
+    # element (~10 per record), so the columns are reordered one at a time (memory)
+    rec = io_rec[sel]
+    iid = io_id[sel]
+    order = np.lexsort((rec, t_ns[rec], (prof_of_rec[rec] * 65536 + iid).astype(np.int32),
+                        subj_codes[rec]))
+    rec, iid = rec[order], iid[order]
+    raw = io_raw[sel][order]
+    val = io_value[sel][order]
+    u = io_ent[sel][order]
+    del order, sel
     s = subj_codes[rec]
     t = t_ns[rec]
-    # stable sort: subject, io id (within profile), time, record order
-    pk = prof_of_rec[rec] * 65536 + iid
-    order = np.lexsort((rec, t, pk, s))
-    rec, iid, raw, val, u, s, t, pk = (a[order] for a in (rec, iid, raw, val, u, s, t, pk))
-    step = step_u[u]
+    pk = (prof_of_rec[rec] * 65536 + iid).astype(np.int32)
 
     def is_kind(k: str) -> np.ndarray:
         out: np.ndarray = np.asarray(kind_u == k, dtype=bool)[u]
         return out
+
+    def before(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``a`` at the row before each row of ``mask`` (rows of one subject and IO: ``same``)."""
+        return a[np.flatnonzero(mask) - 1]
     same = np.zeros(len(rec), dtype=bool)
     same[1:] = (s[1:] == s[:-1]) & (pk[1:] == pk[:-1])
-    prev_raw = np.r_[0, raw[:-1]]
-    prev_val = np.r_[np.nan, val[:-1]]
-    prev_t = np.r_[0, t[:-1]]
-    prev_rec = np.r_[0, rec[:-1]]
     # value events: at the first reading and when the value changes; for entries with a
     # `step`, when the value moves into another multiple of the step (odometer every km...)
+    step = step_u[u]
     with np.errstate(invalid="ignore"):
         q = np.where(np.isnan(step), raw.astype(np.float64), np.floor(val / step))
-    changed = ~same | (q != np.r_[np.nan, q[:-1]])
+    del step
+    changed = ~same
+    changed[1:] |= q[1:] != q[:-1]
+    del q
     frames: list[pd.DataFrame] = []
 
     def frame(mask: np.ndarray, kinds: np.ndarray | str, value: np.ndarray, units: np.ndarray | str,
@@ -656,14 +676,17 @@ def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_val
                     edge_names.append(k)
                 hit = (pk == pi * 65536 + io_num) & (raw == int(rv))
                 edge_code[hit] = edge_names.index(k)
-    m = same & (raw != prev_raw) & (edge_code >= 0)
+    m = same & (edge_code >= 0)
+    m[1:] &= raw[1:] != raw[:-1]
     ek = np.asarray([*edge_names, ""], dtype=object)[edge_code[m]]
     frame(m, ek, val[m], "", (sx(ek) + ": IO " + sx(iid[m]) + " "
-                              + sx(prev_raw[m]) + " -> " + sx(raw[m])),
-          ('{"from_record":"' + sx(record[prev_rec[m]]) + '","io_id":' + sx(iid[m])
+                              + sx(before(raw, m)) + " -> " + sx(raw[m])),
+          ('{"from_record":"' + sx(record[before(rec, m)]) + '","io_id":' + sx(iid[m])
            + ',"triggered":' + sx(trig[m]) + "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
     th = profs[0]["derived"]
+    delta = np.full(len(val), np.nan)  # change from the row before (meaningful where ``same``)
+    delta[1:] = val[1:] - val[:-1]
     for fkind, up_k, down_k, funit in (("fuel_level", "refuel_pct", "fuel_drop_pct", "%"),
                                    ("fuel_volume", "refuel_l", "fuel_drop_l", "l")):
         is_f = is_kind(fkind) & (prof_of_rec[rec] == 0)
@@ -672,27 +695,28 @@ def _events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_val
             is_f &= ~has_pct
         if not is_f.any() or up_k not in th:
             continue
-        delta = val - prev_val
-        mu = is_f & same & (delta >= th[up_k])
-        md = is_f & same & (delta <= -th[down_k])
+        with np.errstate(invalid="ignore"):
+            mu = is_f & same & (delta >= th[up_k])
+            md = is_f & same & (delta <= -th[down_k])
         for mm, k, thr in ((mu, "refuel", th[up_k]), (md, "fuel_drop", th[down_k])):
             if mm.any():
                 frame(mm, k, delta[mm], funit,
-                      (f"{k}: fuel " + sx(np.round(prev_val[mm], 3)) + f" {funit} -> "
+                      (f"{k}: fuel " + sx(np.round(before(val, mm), 3)) + f" {funit} -> "
                        + sx(np.round(val[mm], 3)) + f" {funit} (threshold {thr:g} {funit})"),
-                      ('{"from_record":"' + sx(record[prev_rec[mm]]) + '","threshold":'
+                      ('{"from_record":"' + sx(record[before(rec, mm)]) + '","threshold":'
                        + f"{thr:g}" + "}"), derived=True)
     # odometer jumps
     if "odometer_max_speed_kmh" in th:
         is_o = is_kind("odometer") & same & (prof_of_rec[rec] == 0)
-        delta = val - prev_val
-        dt_s = (t - prev_t) / 1e9
+        dt_s = np.full(len(rec), np.nan)
+        dt_s[is_o] = (t[is_o] - before(t, is_o)) / 1e9
         limit = th["odometer_max_speed_kmh"] / 3.6 * np.maximum(dt_s, 0) + th["odometer_slack_m"]
-        mo = is_o & ((delta > limit) | (delta < -th["odometer_rollback_m"]))
+        with np.errstate(invalid="ignore"):
+            mo = is_o & ((delta > limit) | (delta < -th["odometer_rollback_m"]))
         if mo.any():
             frame(mo, "odometer_jump", delta[mo], "m",
                   ("odometer changed by " + sx(delta[mo]) + " m in " + sx(dt_s[mo]) + " s"),
-                  ('{"from_record":"' + sx(record[prev_rec[mo]]) + '","limit_m":'
+                  ('{"from_record":"' + sx(record[before(rec, mo)]) + '","limit_m":'
                    + sx(np.round(limit[mo], 1)) + "}"),
                   derived=True, more_flag="inconsistent_value")
     if not frames:

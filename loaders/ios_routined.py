@@ -94,7 +94,8 @@ def _bad_latlon(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return ~ok
 
 
-def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> pd.DataFrame:
+def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
+    """The location rows as fixes, and how many rows were read."""
     cols = ["Z_PK", "ZTIMESTAMP", "ZLATITUDE", "ZLONGITUDE", "ZALTITUDE", "ZHORIZONTALACCURACY",
             "ZVERTICALACCURACY", "ZSPEED", "ZCOURSE", "ZTYPE", "ZSIGNALENVIRONMENTTYPE"]
     have = _cols(con, "ZRTCLLOCATIONMO")
@@ -106,15 +107,22 @@ def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> 
     arr = np.empty((n, len(cols)), dtype="float64")
     cur = con.execute(f"SELECT {sel} FROM ZRTCLLOCATIONMO")
     i = 0
-    while i < n:
-        rows = cur.fetchmany(CHUNK)
-        if not rows:
-            break
+    while rows := cur.fetchmany(CHUNK):
+        if i + len(rows) > len(arr):  # a damaged file's count(*) can disagree with its scan
+            arr = np.concatenate([arr[:i], np.empty((len(rows) + i // 2, len(cols)))])
         arr[i:i + len(rows)] = np.array(rows, dtype="float64")  # NULL -> nan
         i += len(rows)
-    arr = arr[:i]
+    arr, n_read = arr[:i], i
     order = np.lexsort((arr[:, 0], np.nan_to_num(arr[:, 1], nan=np.inf)))
     arr = arr[order]
+    dup = pd.Series(arr[:, 0]).duplicated().to_numpy()
+    if dup.any():  # a damaged b-tree can yield a key twice in a scan: the later copies are rejects
+        for k in np.flatnonzero(dup):
+            key = int(arr[k, 0]) if np.isfinite(arr[k, 0]) else arr[k, 0]
+            rejects.append((f"ZRTCLLOCATIONMO/Z_PK={key} (scan row {int(order[k])})",
+                            "Z_PK repeated in the table scan (damaged file); this copy has "
+                            f"ZTIMESTAMP {arr[k, 1]!r}, ZLATITUDE {arr[k, 2]!r}, ZLONGITUDE {arr[k, 3]!r}"))
+        arr = arr[~dup]
     pk = arr[:, 0].astype("int64")
     t = _apple(arr[:, 1])
     lat, lon = arr[:, 2], arr[:, 3]
@@ -144,7 +152,7 @@ def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> 
         "alt_m": arr[:, 4], "h_acc_m": arr[:, 5], "v_acc_m": arr[:, 6],
         "speed_mps": np.where(s_na, np.nan, speed), "course_deg": np.where(c_na, np.nan, course),
         "fix_kind": "fused", "flags": flags, "extra": extra,
-    })
+    }), n_read
 
 
 def _frame(con: sqlite3.Connection, table: str, cols: list[str]) -> pd.DataFrame:
@@ -330,8 +338,8 @@ def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
     with private_sqlite(path) as con:
         tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "ZRTCLLOCATIONMO" in tables:
-            f = _read_locations(con, rejects)
-            n += int(con.execute("SELECT count(*) FROM ZRTCLLOCATIONMO").fetchone()[0])
+            f, k = _read_locations(con, rejects)
+            n += k
             fixes.append(f)
             del f
         if "ZRTVISITMO" in tables:

@@ -13,7 +13,7 @@ import pytest
 from routetrace.loaders import load
 from routetrace.loaders.dedup import fuse_extractions
 from routetrace.samples.ios_db import cocoa, write_routined
-from routetrace.testing import assert_count_rule, hash_tree, make_fixes
+from routetrace.testing import assert_count_rule, hash_tree, make_fixes, mutate
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
@@ -78,6 +78,25 @@ def test_two_extractions_fuse(jads: dict[str, object]) -> None:
     # order of inputs decides the kept copy, never the set of records
     other = fuse_extractions([jads["old"], jads["new"]])  # type: ignore[list-item]
     assert len(other) == len(fused)
+
+
+def test_damaged_cache_repeating_keys_in_a_scan(tmp_path: Path) -> None:
+    """Fuzz input ios-routined:11332 (seed 20251024): one deleted byte and one flipped bit make
+    the table scan of ZRTCLLOCATIONMO return 12,850 rows with 64 Z_PKs twice, while count(*)
+    says 12,848. The rows are all read; the repeated keys' later copies are rejects."""
+    seed = REALDATA / "ios" / "routined_jads" / "Cache.sqlite"
+    if not seed.exists():
+        pytest.skip(f"real-data corpus not found at {seed.parent} (../shared/realdata beside the project)")
+    damaged = tmp_path / "Cache.sqlite"
+    damaged.write_bytes(mutate(seed.read_bytes(), [("delete", 1009362770, 677206298),
+                                                   ("flip", 557924656, 863108865)]))
+    res = load(damaged, format="ios-routined")
+    assert_count_rule(res)
+    repeated = res.rejects[res.rejects["reason"].str.contains("repeated in the table scan")]
+    assert len(repeated) == 64 and repeated["record"].is_unique
+    assert repeated["record"].str.contains(r"^ZRTCLLOCATIONMO/Z_PK=\d+ \(scan row \d+\)$").all()
+    scanned = res.rejects["record"].str.startswith("ZRTCLLOCATIONMO/").sum()
+    assert (res.fixes["fix_kind"] == "fused").sum() + scanned == 12850  # every scanned row counted
 
 
 def _cache(tmp_path: Path) -> Path:

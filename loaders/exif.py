@@ -101,7 +101,10 @@ def _gps_time(tags: dict[str, Any]) -> pd.Timestamp | None:
     except ValueError:
         return None
     secs = hms[0] * 3600 + hms[1] * 60 + hms[2]
-    t = pd.Timestamp(day, tz="UTC") + pd.Timedelta(seconds=secs)
+    try:
+        t = pd.Timestamp(day, tz="UTC") + pd.Timedelta(seconds=secs)
+    except (ValueError, OverflowError):  # a damaged GPSTimeStamp: inf, NaN or 1e300 seconds
+        return None
     return t if timebase.PLAUSIBLE[0] <= t <= timebase.PLAUSIBLE[1] else None
 
 

@@ -255,7 +255,7 @@ def load_nmea(path: Path, *, ctx: LoadContext) -> LoadResult:
             tod = _tod(f[1])
             try:
                 date_ctx = dt.date(int(f[4]), int(f[3]), int(f[2]))
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number / a year of 30 digits
                 reject(loc, "ZDA with an impossible date")
                 continue
             if tod is not None:

@@ -49,6 +49,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import timebase
 from ..errors import CorruptSource
 from .base import LoadContext, LoaderSpec, LoadResult, compact_json, register
 from .google_common import (
@@ -119,9 +120,12 @@ def _seg_time(value: object, offset_min: object) -> tuple[pd.Timestamp | str, bo
     if isinstance(t, str) and off is not None and isinstance(value, str) and "no UTC offset" in t:
         try:
             naive = pd.Timestamp(value.strip())
-        except (ValueError, OverflowError):
+            if naive.tzinfo is not None:  # a zone pandas reads but the time rule does not
+                return t, False
+            local = (naive - pd.Timedelta(minutes=off)).tz_localize("UTC")
+        except (ValueError, OverflowError):  # out-of-range times and offsets included
             return t, False
-        return (naive - pd.Timedelta(minutes=off)).tz_localize("UTC"), False
+        return local, False
     if isinstance(t, str) or off is None:
         return t, False
     return t, utc_offset_min(value) != int(off)
@@ -235,7 +239,13 @@ def _segment(seg: object, rec: str, out: _Out, *, ios: bool) -> None:
                 elif mins is None:
                     t = "durationMinutesOffsetFromStartTime is not a number"
                 else:
-                    t = t0 + pd.Timedelta(minutes=mins)
+                    try:
+                        t = t0 + pd.Timedelta(minutes=mins)
+                    except (ValueError, OverflowError):  # OutOfBoundsTimedelta/-Datetime
+                        t = "out of range"
+                    if isinstance(t, str) or not timebase.PLAUSIBLE[0] <= t <= timebase.PLAUSIBLE[1]:
+                        t = (f"durationMinutesOffsetFromStartTime {mins!r} puts the point outside "
+                             "1980-2100")
                 fl = _flags(flags or None, "derived")
                 ex = {"minutes_after_start": mins, "startTime": seg.get("startTime"),
                       "time_rule": "startTime + durationMinutesOffsetFromStartTime"}

@@ -115,3 +115,16 @@ def test_generated_zero_gps_and_southern_hemisphere(tmp_path: Path) -> None:
     r3 = load(nogps)
     assert len(r3.fixes) == 0 and len(r3.events) == 1 and pd.isna(r3.events["lat"].iloc[0])
     assert_count_rule(r3)
+
+
+def test_gps_time_out_of_range_is_no_time_not_a_failure() -> None:
+    # EXIF rationals are uint32/uint32: an hour of 4,294,967,295 overflows pandas' Timedelta
+    from types import SimpleNamespace
+
+    from routetrace.loaders.exif import _gps_time
+    date = SimpleNamespace(values="2024:05:01")
+    for hours in (4_294_967_295, float("inf")):
+        stamp = SimpleNamespace(values=[hours, 0, 0])
+        assert _gps_time({"GPS GPSDate": date, "GPS GPSTimeStamp": stamp}) is None
+    ok = SimpleNamespace(values=[10, 30, 0])
+    assert _gps_time({"GPS GPSDate": date, "GPS GPSTimeStamp": ok}) == pd.Timestamp("2024-05-01T10:30:00Z")

@@ -120,6 +120,11 @@ def test_zda_dates_gga_and_gll_from_any_talker(tmp_path: Path) -> None:
     reasons = res.rejects.set_index("record")["reason"]  # type: ignore[attr-defined]
     assert "ZDA" in reasons["line 1"] and "GLL status V" in reasons["line 4"]
     assert "quality 0" in reasons["line 5"]
+    # a ZDA year of 30 digits (fuzz input nmea:8755) is that line's reject, not the file's end
+    p.write_bytes(("\n".join([s("GNZDA,235958.00,26,10," + "9" * 30 + ",00,00"), *lines]) + "\n").encode())
+    res = _load(p)
+    assert res.rejects.set_index("record")["reason"]["line 1"] == "ZDA with an impossible date"  # type: ignore[attr-defined]
+    assert len(res.fixes) == 2  # type: ignore[attr-defined]
 
 
 def _s(body: str) -> str:

@@ -163,6 +163,37 @@ def test_android_offsets_minutes_and_disagreement(tmp_path: Path) -> None:
     assert "unknown kind" in why["rawSignals[1]"]
 
 
+def test_out_of_range_times_are_record_rejects_not_file_failures(tmp_path: Path) -> None:
+    # found by bench/fuzz.py: one damaged value used to fail the whole file
+    doc = {"semanticSegments": [
+        # "GMT+1" is read by pandas as UTC-1 (POSIX sign): no rule here, so not a time
+        {"startTime": "2025-10-26 02:30:00 GMT+1", "endTime": "2025-10-26 03:30:00 GMT+1",
+         "startTimeTimezoneUtcOffsetMinutes": 60, "endTimeTimezoneUtcOffsetMinutes": 60,
+         "visit": {"probability": 0.9, "topCandidate": {"placeLocation": {"latLng": "51.0°, 3.87°"}}}},
+        {"startTime": "2025-10-26T02:30:00.000", "endTime": "2025-10-26T03:30:00.000",
+         "startTimeTimezoneUtcOffsetMinutes": 6e20, "endTimeTimezoneUtcOffsetMinutes": 60,
+         "visit": {"probability": 0.9, "topCandidate": {"placeLocation": {"latLng": "51.0°, 3.87°"}}}},
+        {"startTime": "2025-10-26T02:30:00Z", "endTime": "2025-10-26T03:30:00Z",
+         "visit": {"probability": 0.9, "topCandidate": {"placeLocation": {"latLng": "51.0°, 3.87°"}}}},
+    ]}
+    p = tmp_path / "Timeline.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    res = load(p)
+    assert_count_rule(res)
+    assert len(res.places) == 1 and res.places["t_start"].iloc[0] == pd.Timestamp("2025-10-26T02:30:00Z")
+    why = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
+    assert "no UTC offset" in why["semanticSegments[0].visit"]
+    assert "no UTC offset" in why["semanticSegments[1].visit"]
+    items = [{"startTime": "2023-11-05T01:30:00.000-05:00", "endTime": "2023-11-05T01:50:00.000-05:00",
+              "timelinePath": [{"point": "geo:29.76,-95.36", "durationMinutesOffsetFromStartTime": "1e40"},
+                               {"point": "geo:29.76,-95.36", "durationMinutesOffsetFromStartTime": "1e8"},
+                               {"point": "geo:29.77,-95.37", "durationMinutesOffsetFromStartTime": "10"}]}]
+    res = load(_ios(tmp_path, items))
+    assert_count_rule(res)
+    assert res.fixes["t_utc"].tolist() == [pd.Timestamp("2023-11-05T06:40:00Z")]
+    assert res.rejects["reason"].str.contains("outside 1980-2100").sum() == 2
+
+
 def test_malformed_timeline_files(tmp_path: Path) -> None:
     p = tmp_path / "Timeline.json"
     p.write_text('{"semanticSegments": [{"startTime": "2025-01-01T00:00:00Z", "visit"', "utf-8")

@@ -42,6 +42,7 @@ coordinates, or a point with unusable position/time is rejected with a reason.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,9 @@ def read_json(path: Path, ctx: LoadContext) -> Any:
     except json.JSONDecodeError as exc:
         raise ctx.error(CorruptSource, f"malformed JSON at line {exc.lineno} column {exc.colno}: "
                         f"{exc.msg} (truncated file?)") from exc
+    except RecursionError as exc:  # e.g. 100,000 nested '[': no location export nests so deep
+        raise ctx.error(CorruptSource, "JSON nested deeper than the parser's recursion limit "
+                        f"({sys.getrecursionlimit()} levels): not a location export") from exc
 
 
 def _duration(obj: Mapping[str, Any], which: str) -> pd.Timestamp | str:

@@ -55,8 +55,39 @@ def companions(path: str | os.PathLike[str]) -> list[Path]:
     return [Path(str(p) + sfx) for sfx in SQLITE_COMPANIONS if Path(str(p) + sfx).is_file()]
 
 
+class EvidenceConnection(sqlite3.Connection):
+    """A connection to a private copy of a SQLite evidence file (see :func:`private_sqlite`).
+
+    ``invalid_text`` counts the TEXT values read that were not valid UTF-8 (a damaged or
+    hostile file); they are decoded with U+FFFD for the bad bytes instead of failing the
+    whole file, and loaders state the count in the source's ``time_basis`` notes.
+    """
+
+    invalid_text: int = 0
+
+    def decode_text(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.invalid_text += 1
+            return raw.decode("utf-8", errors="replace")
+
+
+def _unreadable(exc: Exception, src: Path) -> CorruptSource:
+    # SQLite's own message about a damaged schema can quote bytes that are not UTF-8
+    why = "damaged schema: SQLite's error message is not UTF-8" if isinstance(exc, UnicodeDecodeError) else exc
+    return CorruptSource(f"not a readable SQLite database ({why})", path=str(src))
+
+
+def invalid_text_note(con: sqlite3.Connection) -> str:
+    """``"; N TEXT value(s) ..."`` for a source's notes when ``con`` met invalid UTF-8, else ``""``."""
+    n = getattr(con, "invalid_text", 0)
+    return (f"; {n} TEXT value(s) not valid UTF-8 (damaged file?), read with U+FFFD for the bad "
+            "bytes") if n else ""
+
+
 @contextlib.contextmanager
-def private_sqlite(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]:
+def private_sqlite(path: str | os.PathLike[str]) -> Iterator[EvidenceConnection]:
     """Open a SQLite database from a private copy, read-only, with its companions.
 
     The copy (with ``-wal``/``-shm``/``-journal``) lives in a private temporary folder that
@@ -83,14 +114,19 @@ def private_sqlite(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection]
                 rw = sqlite3.connect(dst)
                 rw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 rw.close()
-            except sqlite3.DatabaseError as exc:
-                raise CorruptSource(f"not a readable SQLite database ({exc})", path=str(src)) from exc
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+                raise _unreadable(exc, src) from exc
         try:
-            con = sqlite3.connect(f"file:{dst}?mode=ro", uri=True)
+            con = sqlite3.connect(f"file:{dst}?mode=ro", uri=True, factory=EvidenceConnection)
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(exc, src) from exc
+        try:
+            con.text_factory = con.decode_text
             con.execute("PRAGMA query_only = ON")
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise CorruptSource(f"not a readable SQLite database ({exc})", path=str(src)) from exc
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            con.close()
+            raise _unreadable(exc, src) from exc
         try:
             yield con
         finally:

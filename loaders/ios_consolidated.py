@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema, timebase
-from ..evidence import private_sqlite
+from ..evidence import invalid_text_note, private_sqlite
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -140,7 +140,7 @@ def load_consolidated(path: Path, *, ctx: LoadContext) -> LoadResult:
         cache["source_id"] = ctx.source_id
     return ctx.finish(
         records_read=n,
-        time_basis="Timestamp: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)",
+        time_basis="Timestamp: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)" + invalid_text_note(con),
         fixes=pd.concat(fx, ignore_index=True) if fx else None,
         rejects=rejects, extra_tables={"cache_positions": cache},
         companion_hashes=companion_hashes(path), default_subject="iphone",

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import timebase
-from ..evidence import private_sqlite
+from ..evidence import invalid_text_note, private_sqlite
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -88,7 +88,7 @@ def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
     })[~(badp | badt)]
     return ctx.finish(
         records_read=len(df),
-        time_basis="ZSTARTDATE/ZENDDATE: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)",
+        time_basis="ZSTARTDATE/ZENDDATE: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)" + invalid_text_note(con),
         places=places, rejects=rejects, companion_hashes=companion_hashes(path),
         default_subject="iphone",
     )

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema, timebase
-from ..evidence import private_sqlite
+from ..evidence import invalid_text_note, private_sqlite
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -129,7 +129,7 @@ def load_photos(path: Path, *, ctx: LoadContext) -> LoadResult:
     })[ok & located]
     return ctx.finish(
         records_read=len(df),
-        time_basis="ZDATECREATED: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)",
+        time_basis="ZDATECREATED: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)" + invalid_text_note(con),
         fixes=fixes, events=events, rejects=rejects, companion_hashes=companion_hashes(path),
         default_subject="iphone",
     )

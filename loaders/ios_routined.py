@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from .. import timebase
-from ..evidence import private_sqlite
+from ..evidence import invalid_text_note, private_sqlite
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -359,7 +359,7 @@ def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
     evs = [e for e in events if len(e)]
     return ctx.finish(
         records_read=n,
-        time_basis="Cocoa seconds since 2001-01-01T00:00:00Z (UTC), as stored by routined",
+        time_basis="Cocoa seconds since 2001-01-01T00:00:00Z (UTC), as stored by routined" + invalid_text_note(con),
         fixes=(fx[0] if len(fx) == 1 else pd.concat(fx, ignore_index=True)) if fx else None,
         places=pd.concat(pl, ignore_index=True) if pl else None,
         events=pd.concat(evs, ignore_index=True) if evs else None,

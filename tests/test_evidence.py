@@ -55,6 +55,23 @@ def test_private_sqlite_refuses_garbage(tmp_path: Path) -> None:
             pass
 
 
+def test_private_sqlite_damaged_schema_with_bytes_not_utf8(tmp_path: Path) -> None:
+    # SQLite's "malformed database schema" message quotes the damaged name: not UTF-8 here,
+    # so Python cannot even decode the error; it is still a CorruptSource naming the file
+    db = tmp_path / "schema.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t(a)")
+    con.commit()
+    con.execute("PRAGMA writable_schema=ON")
+    con.execute("UPDATE sqlite_master SET name = CAST(X'74FF' AS TEXT), "
+                "sql = CAST(X'435245415445205441424C452074FF2861' AS TEXT) WHERE name = 't'")
+    con.commit()
+    con.close()
+    with pytest.raises(CorruptSource, match=r"schema.sqlite: .*damaged schema: SQLite's error message is not UTF-8"):
+        with private_sqlite(db):
+            pass
+
+
 def test_zip_with_traversal_and_absolute_paths_is_refused_member_by_member(tmp_path: Path) -> None:
     z = tmp_path / "evil.zip"
     gpx = ('<gpx version="1.1"><trk><trkseg><trkpt lat="51" lon="3">'

@@ -185,6 +185,23 @@ def test_local_sqlite_learned_places_and_vehicle(tmp_path: Path) -> None:
     assert (ev["kind"], ev["lat"], ev["lon"], ev["text"]) == ("parked_car", 51.2, 3.2, "near the exit")
 
 
+def test_text_not_valid_utf8_is_read_with_replacement_and_stated(tmp_path: Path) -> None:
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    p = write_routined(tmp_path / "Local.sqlite", {"ZRTVEHICLEEVENTMO": pd.DataFrame({
+        "Z_PK": [1], "ZDATE": cocoa([t0]), "ZLOCLATITUDE": [51.2], "ZLOCLONGITUDE": [3.2],
+        "ZLOCUNCERTAINTY": [20.0], "ZUSERSETLOCATION": [0], "ZNOTES": ["x"]})})
+    con = sqlite3.connect(p)
+    con.execute("UPDATE ZRTVEHICLEEVENTMO SET ZNOTES = CAST(X'6E656172FF65786974' AS TEXT)")  # 0xFF
+    con.commit()
+    con.close()
+    before = hash_tree(tmp_path)
+    res = load(p)  # sqlite3's default decoding would fail the whole file here
+    assert hash_tree(tmp_path) == before
+    assert_count_rule(res)
+    assert res.events["text"].tolist() == ["near\ufffdexit"]
+    assert "1 TEXT value(s) not valid UTF-8" in res.source["time_basis"].iloc[0]
+
+
 def test_wal_rows_are_read(tmp_path: Path) -> None:
     p = _cache(tmp_path)
     con = sqlite3.connect(p)

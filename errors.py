@@ -7,6 +7,7 @@ file, the record and what to do about it::
     RoutetraceError
     ├── LoaderError ── UnknownFormat, AmbiguousFormat, CorruptSource, AmbiguousTime,
     │                  UnsafeArchive
+    ├── LoaderBug (a loader broke its own count rule: a routetrace defect)
     ├── SchemaError
     ├── ParameterError
     ├── CaseError
@@ -21,6 +22,7 @@ __all__ = [
     "CaseError",
     "CorruptSource",
     "ExportError",
+    "LoaderBug",
     "LoaderError",
     "ParameterError",
     "RoutetraceError",
@@ -82,6 +84,11 @@ class AmbiguousTime(LoaderError):
 
 class UnsafeArchive(LoaderError):
     """An archive member escapes its folder, is a link, or exceeds the size or ratio limits."""
+
+
+class LoaderBug(RoutetraceError):
+    """A loader broke its own count rule (a record lost, counted twice, or both produced and
+    rejected): a defect in routetrace, not in the evidence. Nothing of the file is used."""
 
 
 class SchemaError(RoutetraceError):

@@ -191,9 +191,10 @@ def load_bytes_outcome(data: bytes, *, name: str, tmp_dir: Path, format: str | N
     Returns ``(status, detail)`` where status is ``"ok"`` (a LoadResult obeying the count
     rule), ``"error"`` (a deliberate :class:`RoutetraceError`), ``"wrapped"`` (a
     :class:`CorruptSource` wrapping an unexpected exception type from a parser: handled,
-    but worth hardening) or ``"unhandled"`` (any other exception escaped: a defect).
+    but worth hardening) or ``"unhandled"`` (a :class:`LoaderBug`, or any other exception
+    escaped: a defect).
     """
-    from .errors import CorruptSource, RoutetraceError
+    from .errors import CorruptSource, LoaderBug, RoutetraceError
     from .loaders import load
 
     path = Path(tmp_dir) / name
@@ -202,6 +203,8 @@ def load_bytes_outcome(data: bytes, *, name: str, tmp_dir: Path, format: str | N
         res = load(path, format=format, tz=tz)
         assert_count_rule(res)
         return "ok", f"{len(res.fixes)} fixes {len(res.rejects)} rejects"
+    except LoaderBug as exc:  # the loader's own count rule broke: a defect, as unhandled
+        return "unhandled", f"LoaderBug: {exc.one_line()[-160:]}"
     except CorruptSource as exc:
         cause = exc.__cause__
         if cause is not None and not isinstance(cause, RoutetraceError) and \

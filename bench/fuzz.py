@@ -23,7 +23,8 @@ unhandled / hanging / slow input. An interrupted run loses at most its unfinishe
 
 Statuses: ok / error (a deliberate RoutetraceError) / wrapped (a parser's own exception
 turned into CorruptSource by the loader boundary: handled, but a hardening target) /
-unhandled (must be 0) / hang (interrupted after ``--hang-seconds`` of CPU time; must be 0);
+unhandled (anything else escaping, or a LoaderBug: a loader breaking its own count rule;
+must be 0) / hang (interrupted after ``--hang-seconds`` of CPU time; must be 0);
 inputs using more than 10 s of CPU must be 0 too. Times per input are CPU (process) time, so
 a run at low priority on a busy machine measures the loader, not the machine's load.
 
@@ -71,7 +72,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from routetrace.errors import RoutetraceError
+from routetrace.errors import LoaderBug, RoutetraceError
 from routetrace.evidence import is_archive
 from routetrace.loaders import detect_format, load_many
 from routetrace.samples import generate
@@ -196,6 +197,9 @@ def archive_outcome(data: bytes, *, name: str, tmp_dir: Path) -> tuple[str, str]
             if o.result is not None:
                 assert_count_rule(o.result)
         bad = [o for o in outs if o.error is not None]
+        bugs = [o.error for o in bad if isinstance(o.error, LoaderBug)]
+        if bugs:  # a member's loader broke its own count rule: a defect
+            return "unhandled", f"LoaderBug: {bugs[0].one_line()[-160:]}"
         wrapped = [o.error for o in bad if o.error is not None and o.error.__cause__ is not None
                    and not isinstance(o.error.__cause__, RoutetraceError)
                    and str(o.error.message).startswith("cannot be read as")]
@@ -304,6 +308,7 @@ def run_chunk(items: Sequence[Seed], *, family: str, seed: int, start: int, coun
         "peak_mib": round(_peak_mib(reset_ok), 1), "peak_kind": "VmHWM" if reset_ok else "ru_maxrss",
         "seconds": round(time.perf_counter() - t0, 3), "cpu_seconds": round(time.process_time() - c0, 3),
         "examples": examples, "flagged": flagged,
+        "loader_bug_is_unhandled": True,  # chunks without this key counted a LoaderBug as error
     }
 
 
@@ -599,6 +604,8 @@ def render_report(records: Sequence[dict[str, Any]], *, seed: int, target: int,
             + (f" (plus {len(unmeasured)} families not measured yet: {', '.join(unmeasured)})"
                if unmeasured else "") + ".**")
     commits = collections.Counter((r.get("commit") or "unknown")[:10] for r in mine)
+    runs = sum(r["count"] for r in mine)
+    strict = sum(r["count"] for r in mine if r.get("loader_bug_is_unhandled"))
     pythons = collections.Counter(r.get("python", "?") for r in mine)
     lines = [
         "# Mutation fuzz run (issue #10)", "", head, "",
@@ -646,7 +653,10 @@ def render_report(records: Sequence[dict[str, Any]], *, seed: int, target: int,
         "outcome columns count each input once (where chunks overlap, the latest run). `ok`: a "
         "LoadResult obeying the count rule; `error`: a deliberate RoutetraceError; `wrapped`: a "
         "parser's own exception turned into CorruptSource by the loader boundary (handled, a clear "
-        "per-file error, but a hardening target); `unhandled`: anything else escaping (a defect); "
+        "per-file error, but a hardening target); `unhandled`: anything else escaping, or a "
+        "LoaderBug, a loader breaking its own count rule (a defect; "
+        f"{strict:,} of the {runs:,} inputs run were classified so: the chunks before counted a "
+        "count-rule break, then a plain RoutetraceError, as `error`); "
         "`hang`: interrupted by the harness's CPU-time alarm. `> 10 s` and `slowest` are CPU seconds "
         "per input (process time: a busy shared machine does not inflate them; chunks run before "
         "this change measured wall time, which is never less). `peak MiB`: the largest peak "

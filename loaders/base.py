@@ -29,6 +29,7 @@ from .. import schema
 from ..errors import (
     AmbiguousFormat,
     CorruptSource,
+    LoaderBug,
     LoaderError,
     RoutetraceError,
     UnknownFormat,
@@ -194,7 +195,7 @@ class LoadContext:
 
         Raises
         ------
-        RoutetraceError
+        LoaderBug
             When the count rule does not hold (a loader bug: a record was lost or counted
             twice). Never silently passes.
         """
@@ -240,14 +241,14 @@ class LoadContext:
         rejected = rej["record"].astype(str)
         if rejected.duplicated().any():
             dup = rejected[rejected.duplicated()].iloc[0]
-            raise RoutetraceError(f"internal: record {dup!r} rejected twice (loader bug)",
-                                  path=self.display_path)
+            raise LoaderBug(f"internal: record {dup!r} rejected twice (loader bug)",
+                            path=self.display_path)
         both = produced.intersection(rejected.tolist())
         if both:
-            raise RoutetraceError(f"internal: record {sorted(both)[0]!r} both produced and "
-                                  "rejected (loader bug)", path=self.display_path)
+            raise LoaderBug(f"internal: record {sorted(both)[0]!r} both produced and "
+                            "rejected (loader bug)", path=self.display_path)
         if len(produced) + len(rej) != records_read:
-            raise RoutetraceError(
+            raise LoaderBug(
                 f"internal: count rule broken: {records_read} records read but "
                 f"{len(produced)} produced + {len(rej)} rejected (loader bug)",
                 path=self.display_path)

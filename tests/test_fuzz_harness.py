@@ -161,3 +161,24 @@ def test_report_counts_the_union_of_ranges_once(tmp_path: Path) -> None:
     assert "400 covered inputs lie only in chunks" in text  # a's [0,200) and [300,500)
     assert "b #1234: unhandled" in text and "--replay 'b:1234'" in text
     assert "- b: unhandled: KeyError — e.g. #1234 f.json" in text
+
+
+def test_a_loader_breaking_its_count_rule_is_a_defect_not_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """finish() refuses a lost record with LoaderBug, and the fuzz outcome calls it unhandled."""
+    from routetrace.errors import LoaderBug
+    from routetrace.loaders import REGISTRY, load
+    from routetrace.loaders.base import LoadContext, LoadResult
+    from routetrace.testing import load_bytes_outcome
+
+    spec, _ = REGISTRY["whatsapp-txt"]
+
+    def loses_a_record(path: Path, *, ctx: LoadContext) -> LoadResult:
+        return ctx.finish(records_read=2, time_basis="test", rejects=[("line 1", "why")])
+
+    monkeypatch.setitem(REGISTRY, "whatsapp-txt", (spec, loses_a_record))
+    status, detail = load_bytes_outcome(b"x", name="chat.txt", tmp_dir=tmp_path, format="whatsapp-txt")
+    assert status == "unhandled" and detail.startswith("LoaderBug:") and "count rule broken" in detail
+    (tmp_path / "chat.txt").write_bytes(b"x")
+    with pytest.raises(LoaderBug, match="2 records read but 0 produced \\+ 1 rejected"):
+        load(tmp_path / "chat.txt", format="whatsapp-txt")

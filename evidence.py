@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import CorruptSource, UnsafeArchive
 
@@ -84,6 +85,95 @@ def invalid_text_note(con: sqlite3.Connection) -> str:
     n = getattr(con, "invalid_text", 0)
     return (f"; {n} TEXT value(s) not valid UTF-8 (damaged file?), read with U+FFFD for the bad "
             "bytes") if n else ""
+
+
+def read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, batch: int,
+              faults: list[tuple[str, str]]) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the rows of ``SELECT select FROM table`` in ``key`` order, reading past damage.
+
+    ``select`` starts with ``key``, an integer key (``Z_PK``, the rowid in Core Data tables,
+    so the order costs no sort). When SQLite finds the file malformed part-way, no row read
+    so far is lost: the rows are re-read one by one up to the damage, the next readable key
+    is found by probing ever larger steps and then halving back, and reading resumes there.
+    Each key range that cannot be read is appended to ``faults`` as ``(record, reason)``
+    (``"ZTABLE/Z_PK 41..87"``), one rejected record for the count rule, since how many
+    rows it held is unknown.
+
+    Example: ``for rows in read_rows(con, "ZT", "Z_PK, ZA", key="Z_PK", batch=50_000,
+    faults=rejects): ...``
+    """
+    last: int | None = None  # key of the last row handed out
+    careful = False  # after a failure: one row at a time up to the damage
+    pending: list[tuple[Any, ...]] = []
+    while True:
+        where, params = ("", ()) if last is None else (f" WHERE {key} > ?", (last,))
+        try:
+            cur = con.execute(f"SELECT {select} FROM {table}{where} ORDER BY {key}", params)
+            while rows := cur.fetchmany(1 if careful else batch):
+                if isinstance(rows[-1][0], int):
+                    last = rows[-1][0]
+                if not careful:
+                    yield rows
+                    continue
+                pending.extend(rows)  # row by row: a failure loses none of them
+                if len(pending) >= batch:
+                    yield pending
+                    pending = []
+            if pending:
+                yield pending
+            return
+        except sqlite3.DatabaseError as exc:
+            if pending:
+                yield pending
+                pending = []
+            if not careful:
+                careful = True  # re-read from `last`, row by row, to stop right at the damage
+                continue
+            after = -(2**63) if last is None else last
+            found = _next_readable_key(con, table, select, key, after)
+            if found is not None and found <= after + 1:  # read alone but not in sequence:
+                found = after + 2  # skip that one key, so every round moves on
+            reason = f"rows unreadable: {exc} (a damaged page; how many rows it held is unknown)"
+            if found is None:
+                span = f"{key} (all)" if last is None else f"{key} > {last}"
+                faults.append((f"{table}/{span}", reason + "; no later key could be read"))
+                return
+            span = (f"{key} < {found}" if last is None else f"{key} {last + 1}" if found == last + 2
+                    else f"{key} {last + 1}..{found - 1}")
+            faults.append((f"{table}/{span}", reason))
+            last, careful = found - 1, False
+
+
+def _next_readable_key(con: sqlite3.Connection, table: str, select: str, key: str,
+                       after: int) -> int | None:
+    """The smallest key > ``after`` whose whole row can be read, or None (see :func:`read_rows`)."""
+
+    def probe(start: int) -> int | bool | None:  # key found, None past the end, False damaged
+        try:
+            row = con.execute(f"SELECT {select} FROM {table} WHERE {key} >= ? ORDER BY {key} LIMIT 1",
+                              (start,)).fetchone()
+        except sqlite3.DatabaseError:
+            return False
+        return None if row is None or not isinstance(row[0], int) else row[0]
+
+    bad, step = after, 1
+    while True:  # ever larger steps until a probe lands on a readable page (or past the end)
+        start = after + step
+        if start > 2**63 - 1:
+            return None
+        got = probe(start)
+        if got is not False:
+            break
+        bad, step = start, step * 2
+    good, found = start, got
+    while good - bad > 1:  # halve back: the smallest start that still reads
+        mid = (bad + good) // 2
+        got = probe(mid)
+        if got is False:
+            bad = mid
+        else:
+            good, found = mid, got
+    return found if isinstance(found, int) else None
 
 
 @contextlib.contextmanager

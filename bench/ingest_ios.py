@@ -3,9 +3,10 @@
 Side by side, in one run, each in a fresh subprocess (wall time and peak RSS of that process):
 
 * ``routetrace load``: :func:`routetrace.loaders.load` on the file (private copy of the
-  database, ``ORDER BY ZTIMESTAMP, Z_PK`` through a cursor in chunks into numpy arrays, Apple
-  epoch conversion, sentinels, canonical ``fixes`` with ids/provenance/flags/extra, count
-  rule; visits and hints tables are tiny here);
+  database, rows in Z_PK (rowid) order through a cursor in chunks into a numpy array, able to
+  read past damaged pages, then a stable sort by time; Apple epoch conversion, sentinels,
+  canonical ``fixes`` with ids/provenance/flags/extra, count rule; visits and hints tables
+  are tiny here);
 * ``pandas.read_sql``: the bare baseline, ``pd.read_sql("SELECT * FROM ZRTCLLOCATIONMO", con)``
   on the same file (no copy, no ordering, no conversion).
 

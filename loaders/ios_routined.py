@@ -49,6 +49,7 @@ filters: any latitude/longitude in range is real.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ import numpy as np
 import pandas as pd
 
 from .. import timebase
-from ..evidence import invalid_text_note, private_sqlite
+from ..errors import CorruptSource
+from ..evidence import invalid_text_note, private_sqlite, read_rows
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -100,19 +102,23 @@ def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> 
             "ZVERTICALACCURACY", "ZSPEED", "ZCOURSE", "ZTYPE", "ZSIGNALENVIRONMENTTYPE"]
     have = _cols(con, "ZRTCLLOCATIONMO")
     sel = ", ".join(c if c in have else "NULL" for c in cols)
-    n = int(con.execute("SELECT count(*) FROM ZRTCLLOCATIONMO").fetchone()[0])
-    # One preallocated float array filled chunk by chunk from a cursor (memory: the array
-    # plus one chunk of Python tuples); rows come in storage order and are put in time
-    # order by a stable numpy sort (cheaper than SQLite's temporary B-tree for ORDER BY).
+    try:
+        n = int(con.execute("SELECT count(*) FROM ZRTCLLOCATIONMO").fetchone()[0])
+    except sqlite3.DatabaseError:  # a damaged page: read what can be read below
+        n = 0
+    # One preallocated float array filled chunk by chunk (memory: the array plus one chunk
+    # of Python tuples); rows come in Z_PK (rowid) order, read past damaged pages, and are
+    # put in time order by a stable numpy sort (cheaper than SQLite's B-tree for ORDER BY).
     arr = np.empty((n, len(cols)), dtype="float64")
-    cur = con.execute(f"SELECT {sel} FROM ZRTCLLOCATIONMO")
+    faults: list[tuple[str, str]] = []
     i = 0
-    while rows := cur.fetchmany(CHUNK):
+    for rows in read_rows(con, "ZRTCLLOCATIONMO", sel, key="Z_PK", batch=CHUNK, faults=faults):
         if i + len(rows) > len(arr):  # a damaged file's count(*) can disagree with its scan
             arr = np.concatenate([arr[:i], np.empty((len(rows) + i // 2, len(cols)))])
         arr[i:i + len(rows)] = np.array(rows, dtype="float64")  # NULL -> nan
         i += len(rows)
-    arr, n_read = arr[:i], i
+    rejects.extend(faults)
+    arr, n_read = arr[:i], i + len(faults)
     order = np.lexsort((arr[:, 0], np.nan_to_num(arr[:, 1], nan=np.inf)))
     arr = arr[order]
     dup = pd.Series(arr[:, 0]).duplicated().to_numpy()
@@ -141,9 +147,13 @@ def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> 
     # type/signal-environment codes -> a small lookup of JSON strings (few distinct pairs)
     typ = np.nan_to_num(arr[:, 9], nan=-1).astype("int64")
     env = np.nan_to_num(arr[:, 10], nan=-1).astype("int64")
-    pairs, inv = np.unique(np.stack([env, typ], axis=1), axis=0, return_inverse=True)
+    # distinct (env, type) pairs in sorted order from three 1-D sorts (np.unique on rows,
+    # axis=0, took 1.7 s at 1e6 fixes)
+    env_u, env_i = np.unique(env, return_inverse=True)
+    typ_u, typ_i = np.unique(typ, return_inverse=True)
+    pair_u, inv = np.unique(env_i.reshape(-1) * len(typ_u) + typ_i.reshape(-1), return_inverse=True)
     labels = [compact_json({"signal_env": None if e < 0 else int(e), "type": None if ty < 0 else int(ty)})
-              for e, ty in pairs]
+              for e, ty in zip(env_u[pair_u // len(typ_u)], typ_u[pair_u % len(typ_u)], strict=True)]
     extra = pd.Categorical.from_codes(inv.reshape(-1), categories=pd.Index(labels, dtype=object))
     flags = pd.Categorical.from_codes((s_na | c_na).astype("int8"),
                                       categories=pd.Index(["", "sentinel_na"], dtype=object))
@@ -321,6 +331,20 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
     return places, events, n
 
 
+def _table(rejects: list[tuple[str, str]], name: str, read: Callable[..., Any],
+           con: sqlite3.Connection) -> Any:
+    """``read(con, rejects)``, or None after one reject for ``name`` when SQLite finds the
+    table's pages damaged (the rejects ``read`` had added are taken back: its rows are not
+    counted as read)."""
+    mark = len(rejects)
+    try:
+        return read(con, rejects)
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        del rejects[mark:]
+        rejects.append((name, f"table unreadable: {exc} (a damaged page); its rows are not read"))
+        return None
+
+
 @register(LoaderSpec(
     name="ios-routined",
     description="iOS com.apple.routined Cache.sqlite / Local.sqlite: fixes, visits, hints, "
@@ -338,22 +362,30 @@ def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
     with private_sqlite(path) as con:
         tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "ZRTCLLOCATIONMO" in tables:
+            if "Z_PK" not in _cols(con, "ZRTCLLOCATIONMO"):  # rows are read in Z_PK order
+                raise ctx.error(CorruptSource, "table ZRTCLLOCATIONMO has no Z_PK column")
             f, k = _read_locations(con, rejects)
             n += k
             fixes.append(f)
             del f
-        if "ZRTVISITMO" in tables:
-            v, k = _read_visits(con, rejects)
-            n += k
-            places.append(v)
-        if "ZRTHINTMO" in tables:
-            h, k = _read_hints(con, rejects)
-            n += k
-            fixes.append(h)
-        lp, le, k = _read_learned(con, tables, rejects)
-        places.extend(lp)
-        events.extend(le)
-        n += k
+        # a damaged page in one of the smaller tables costs that table (one reject naming it
+        # and the error), not the whole file; the locations above are read past damage
+        for name, read, into in (("ZRTVISITMO", _read_visits, places), ("ZRTHINTMO", _read_hints, fixes)):
+            if name in tables:
+                got = _table(rejects, name, read, con)
+                if got is None:
+                    n += 1  # the table's one reject
+                else:
+                    n += got[1]
+                    into.append(got[0])
+        learned = _table(rejects, "learned places (ZRTLEARNEDLOCATIONOFINTEREST*, ZRTVEHICLEEVENTMO)",
+                         lambda c, r: _read_learned(c, tables, r), con)
+        if learned is None:
+            n += 1
+        else:
+            places.extend(learned[0])
+            events.extend(learned[1])
+            n += learned[2]
     fx = [f for f in fixes if len(f)]
     pl = [p for p in places if len(p)]
     evs = [e for e in events if len(e)]

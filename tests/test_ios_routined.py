@@ -99,6 +99,35 @@ def test_damaged_cache_repeating_keys_in_a_scan(tmp_path: Path) -> None:
     assert (res.fixes["fix_kind"] == "fused").sum() + scanned == 12850  # every scanned row counted
 
 
+def test_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -> None:
+    """A leaf page of ZRTCLLOCATIONMO overwritten: the rows before and after it are read, the
+    unreadable key range is one reject, and a damaged smaller table is one reject too."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    n = 3000
+    cl = pd.DataFrame({"Z_PK": np.arange(1, n + 1), "ZTIMESTAMP": cocoa([t0 + pd.Timedelta(seconds=10 * i)
+                                                                        for i in range(n)]),
+                       "ZLATITUDE": 51.0 + np.arange(n) * 1e-5, "ZLONGITUDE": 3.7,
+                       "ZHORIZONTALACCURACY": 5.0})
+    p = write_routined(tmp_path / "Cache.sqlite", {"ZRTCLLOCATIONMO": cl})
+    data = bytearray(p.read_bytes())
+    page = 4096
+    middle = len(data) // page // 2  # the location rows fill most of the file's pages
+    data[middle * page: (middle + 1) * page] = b"\xa5" * page
+    p.write_bytes(bytes(data))
+    res = load(p)
+    assert_count_rule(res)
+    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
+    assert len(faults) >= 1 and faults["record"].str.startswith("ZRTCLLOCATIONMO/Z_PK ").all()
+    pks = res.fixes["record"].str.removeprefix("ZRTCLLOCATIONMO/Z_PK=").astype(int)
+    assert pks.min() == 1 and pks.max() == n  # rows before and after the damage
+    assert n - 200 < len(pks) < n  # about one page of rows lost
+    covered: set[int] = set()
+    for span in faults["record"].str.split().str[-1]:
+        lo, _, hi = span.partition("..")
+        covered |= set(range(int(lo), int(hi or lo) + 1))
+    assert covered == set(range(1, n + 1)) - set(pks)  # the rejects name exactly the rows missing
+
+
 def _cache(tmp_path: Path) -> Path:
     t0 = pd.Timestamp("2025-10-24T10:00:00Z")
     ts = cocoa([t0 + pd.Timedelta(minutes=m) for m in (5, 0, 10)])
@@ -240,3 +269,16 @@ def test_fusion_rule_on_generated_fixes() -> None:
     assert set(merged["also_seen_in"]) == {"b" * 64 + ":0", "b" * 64 + ":2"}
     assert fused.loc[~fused.index.isin(merged.index), "also_seen_in"].isna().all()
     assert fused["t_utc"].is_monotonic_increasing
+
+
+def test_an_unreadable_table_is_one_reject_and_takes_back_its_partial_rejects() -> None:
+    from routetrace.loaders.ios_routined import _table
+
+    def read(con: object, rejects: list[tuple[str, str]]) -> None:
+        rejects.append(("ZRTVISITMO/Z_PK=3", "bad time"))  # added before the damage is met
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    rejects = [("ZRTCLLOCATIONMO/Z_PK=1", "kept")]
+    assert _table(rejects, "ZRTVISITMO", read, None) is None  # type: ignore[arg-type]
+    assert rejects[0] == ("ZRTCLLOCATIONMO/Z_PK=1", "kept") and len(rejects) == 2
+    assert rejects[1][0] == "ZRTVISITMO" and "database disk image is malformed" in rejects[1][1]

@@ -52,6 +52,10 @@ def _fields(msg: Any) -> dict[str, Any]:
     return out
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _ts(value: Any) -> pd.Timestamp | None:
     if isinstance(value, dt.datetime):
         t = pd.Timestamp(value)
@@ -95,6 +99,10 @@ def load_fit(path: Path, *, ctx: LoadContext) -> LoadResult:
                     if lat is None or lon is None:
                         rejects.append((rec, "record message without a position (no GPS fix)"))
                         continue
+                    if not (_number(lat) and _number(lon)):  # e.g. a definition made it an array
+                        rejects.append((rec, f"record position is not a number (position_lat {lat!r}, "
+                                             f"position_long {lon!r}): a damaged field definition"))
+                        continue
                     if t is None:
                         rejects.append((rec, f"record message without a plausible timestamp ({f.get('timestamp')!r})"))
                         continue
@@ -134,6 +142,10 @@ def load_fit(path: Path, *, ctx: LoadContext) -> LoadResult:
         except (fitdecode.FitError, ValueError, KeyError, IndexError, EOFError, OSError,
                 AssertionError, TypeError, struct.error, OverflowError) as exc:
             # fitdecode raises these on damaged streams; what was decoded is kept
+            if n > len(fixes) + len(places) + len(rejects):
+                # raised while reading the fields of a message already counted as a record
+                rejects.append((f"msg[{idx}]", f"fields unreadable: {type(exc).__name__}: "
+                                               f"{str(exc)[:200]}"))
             n += 1
             offset = fh.tell()
             rejects.append(("fault", f"decoding stopped at byte {offset} of {path.stat().st_size} "

@@ -58,18 +58,29 @@ def sniff_consolidated(path: Path, head: bytes) -> bool:
     return {"WifiLocation", "CellLocation", "TableInfo"} <= sqlite_tables(path)
 
 
-def _read(con: sqlite3.Connection, table: str) -> pd.DataFrame:
+def _read(con: sqlite3.Connection, table: str, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
+    """The table's rows (rowid order) and how many were read; a rowid the scan repeats (a
+    damaged b-tree) is a reject naming its scan row, the first copy is kept."""
     cols = [str(r[1]) for r in con.execute(f'PRAGMA table_info("{table}")')]
     keys = [k for k in _KEYS if k in cols]
     want = ["Timestamp", "Latitude", "Longitude", "HorizontalAccuracy", "Altitude",
             "VerticalAccuracy", "Speed", "Course", "Confidence"]
     sel = ", ".join([f'"{c}"' if c in cols else f"NULL AS {c}" for c in want] + [f'"{k}"' for k in keys])
     df = pd.read_sql_query(f'SELECT rowid AS rid, {sel} FROM "{table}" ORDER BY rowid', con)
+    n_read = len(df)
+    dup = df["rid"].duplicated().to_numpy()
+    for i in np.flatnonzero(dup):
+        row = df.iloc[i]
+        rejects.append((f"{table}/rowid={row['rid']} (scan row {i})",
+                        "rowid repeated in the table scan (damaged file); this copy has Timestamp "
+                        f"{row['Timestamp']!r}, Latitude {row['Latitude']!r}, Longitude {row['Longitude']!r}"))
+    if dup.any():
+        df = df[~dup].reset_index(drop=True)
     df["record"] = f"{table}/rowid=" + df["rid"].astype("string")
     df["key"] = pd.Series([compact_json(dict(zip(keys, row, strict=True)))
                            for row in df[keys].itertuples(index=False)] if keys else ["{}"] * len(df),
                           index=df.index, dtype="string")
-    return df
+    return df, n_read
 
 
 def _prepare(df: pd.DataFrame, rejects: list[tuple[str, str]]) -> pd.DataFrame:
@@ -116,16 +127,16 @@ def load_consolidated(path: Path, *, ctx: LoadContext) -> LoadResult:
         tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         for table, kind in DEVICE_TABLES.items():
             if table in tables:
-                raw = _read(con, table)
-                n += len(raw)
+                raw, k = _read(con, table, rejects)
+                n += k
                 f = _prepare(raw, rejects)
                 f["fix_kind"] = kind
                 f["extra"] = '{"seen":' + f["key"] + ',"table":"' + table + '"}'
                 fixes.append(f.drop(columns=["key", "confidence"]))
         for table in CACHE_TABLES:
             if table in tables:
-                raw = _read(con, table)
-                n += len(raw)
+                raw, k = _read(con, table, rejects)
+                n += k
                 c = _prepare(raw, rejects)
                 c.insert(1, "table", table)
                 c["flags"] = schema.add_flag(c["flags"].astype("string"), np.ones(len(c), bool),

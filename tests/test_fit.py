@@ -10,7 +10,7 @@ import pytest
 
 from routetrace.errors import LoaderError
 from routetrace.loaders import detect_format, load
-from routetrace.testing import assert_count_rule, hash_tree
+from routetrace.testing import assert_count_rule, hash_tree, mutate
 
 EXPECTED = {  # file: (records read, fixes, places) — from SOURCES.md
     "fitparse_activity-small-fenix2-run.fit": (2809, 2809, 0),
@@ -104,3 +104,15 @@ def test_no_gps_records_are_counted_rejects(realdata_dir: Path) -> None:
     res = load(realdata_dir / "fit" / "fitparse_vivoactive-hr_no-gps_20170518-191602-1740899583.fit")
     assert res.records_read == 1641 and len(res.fixes) == 0
     assert (res.rejects["reason"] == "record message without a position (no GPS fix)").sum() == 1641
+
+
+def test_record_position_made_an_array_by_a_damaged_definition(realdata_dir: Path, tmp_path: Path) -> None:
+    """Fuzz input fit:38147: a definition message turns position_long into a 4-byte array.
+    Those record messages are rejects saying so (was: a broken count rule)."""
+    data = (realdata_dir / "fit" / "fitparse_activity-settings-corruptheader.fit").read_bytes()
+    p = tmp_path / "damaged.fit"
+    p.write_bytes(mutate(data, [("flip", 110336917, 612374374), ("flip", 939012881, 632100598),
+                                ("delete", 360900625, 1026206259), ("insert", 208658883, 983680707)]))
+    res = load(p, format="fit")
+    assert_count_rule(res)
+    assert res.rejects["reason"].str.startswith("record position is not a number").any()

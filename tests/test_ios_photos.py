@@ -11,7 +11,7 @@ import pytest
 
 from routetrace.loaders import load
 from routetrace.samples.ios_db import cocoa, write_photos
-from routetrace.testing import assert_count_rule, hash_tree
+from routetrace.testing import assert_count_rule, hash_tree, mutate
 
 
 def _ios(realdata_dir: Path) -> Path:
@@ -156,3 +156,16 @@ def test_sniffers_do_not_collide(tmp_path: Path, name: str) -> None:
     else:
         write_routined(tmp_path / name, {})
         assert detect_format(tmp_path / name).name == "ios-routined"
+
+
+def test_consolidated_rowid_repeated_by_a_damaged_scan(realdata_dir: Path, tmp_path: Path) -> None:
+    """Fuzz input ios-consolidated:38538 (one flipped bit): the scan of WifiLocation returns a
+    rowid twice. Its later copy is a reject naming the scan row (was: a broken count rule)."""
+    data = (_ios(realdata_dir) / "consolidated_danielmihalcea_2011.db").read_bytes()
+    p = tmp_path / "consolidated.db"
+    p.write_bytes(mutate(data, [("flip", 34650785, 451496082)]))
+    res = load(p, format="ios-consolidated")
+    assert_count_rule(res)
+    rep = res.rejects[res.rejects["reason"].str.startswith("rowid repeated in the table scan")]
+    assert len(rep) == 1 and rep["record"].str.match(r"^WifiLocation/rowid=\d+ \(scan row \d+\)$").all()
+    assert len(res.fixes) == 56

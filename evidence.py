@@ -87,35 +87,75 @@ def invalid_text_note(con: sqlite3.Connection) -> str:
             "bytes") if n else ""
 
 
+#: at most this many unreadable key ranges per table before :func:`read_rows` gives up on it
+MAX_FAULTS = 1000
+
+
 def read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, batch: int,
               faults: list[tuple[str, str]]) -> Iterator[list[tuple[Any, ...]]]:
     """Yield the rows of ``SELECT select FROM table`` in ``key`` order, reading past damage.
 
     ``select`` starts with ``key``, an integer key (``Z_PK``, the rowid in Core Data tables,
     so the order costs no sort). When SQLite finds the file malformed part-way, no row read
-    so far is lost: the rows are re-read one by one up to the damage, the next readable key
-    is found by probing ever larger steps and then halving back, and reading resumes there.
-    Each key range that cannot be read is appended to ``faults`` as ``(record, reason)``
-    (``"ZTABLE/Z_PK 41..87"``), one rejected record for the count rule, since how many
-    rows it held is unknown.
+    so far is lost: reading goes on row by row; where the next row cannot be reached in
+    sequence it is looked up on its own (a fresh descent of the b-tree), and where it cannot
+    be read at all the next readable key is found by probing ever larger steps and halving
+    back. Each key range that cannot be read is appended to ``faults`` as ``(record,
+    reason)`` (``"ZTABLE/Z_PK 41..87"``): one rejected record for the count rule, since how
+    many rows it held is unknown. A damaged b-tree can return rows out of key order: each is
+    handed out once (its key may repeat one read in order: callers reject repeated keys);
+    when a later round meets it again, or a key is not an integer, the row is left out and
+    counted in one more fault. After :data:`MAX_FAULTS` ranges the rest of the table is one
+    last fault.
 
     Example: ``for rows in read_rows(con, "ZT", "Z_PK, ZA", key="Z_PK", batch=50_000,
     faults=rejects): ...``
     """
+    disordered = [0]
+    yield from _read_rows(con, table, select, key=key, batch=batch, faults=faults,
+                          disordered=disordered)
+    if disordered[0]:
+        faults.append((f"{table}/rows out of {key} order",
+                       f"{disordered[0]} row(s) returned again out of key order by a damaged "
+                       "b-tree, or without an integer key: left out"))
+
+
+def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, batch: int,
+               faults: list[tuple[str, str]], disordered: list[int]) -> Iterator[list[tuple[Any, ...]]]:
     last: int | None = None  # key of the last row handed out
-    careful = False  # after a failure: one row at a time up to the damage
+    careful = False  # after a failure: one row at a time
     pending: list[tuple[Any, ...]] = []
+    n_faults = 0
+
+    odd: set[int] = set()  # keys met out of order: handed out once, later rounds may meet them again
+
+    def take(rows: list[tuple[Any, ...]]) -> None:
+        nonlocal last
+        for row in rows:
+            k = row[0]
+            if not isinstance(k, int) or isinstance(k, bool):
+                disordered[0] += 1
+            elif last is None or k > last:
+                pending.append(row)
+                last = k
+            elif k not in odd:  # out of order (a damaged b-tree): kept once; its key may repeat
+                odd.add(k)
+                pending.append(row)
+            else:
+                disordered[0] += 1
+
     while True:
         where, params = ("", ()) if last is None else (f" WHERE {key} > ?", (last,))
         try:
             cur = con.execute(f"SELECT {select} FROM {table}{where} ORDER BY {key}", params)
             while rows := cur.fetchmany(1 if careful else batch):
-                if isinstance(rows[-1][0], int):
-                    last = rows[-1][0]
-                if not careful:
+                if not careful:  # the fast path: rows as SQLite gives them
+                    keys = [r[0] for r in rows if isinstance(r[0], int) and not isinstance(r[0], bool)]
+                    if keys:
+                        last = max(keys) if last is None else max(last, max(keys))
                     yield rows
                     continue
-                pending.extend(rows)  # row by row: a failure loses none of them
+                take(rows)
                 if len(pending) >= batch:
                     yield pending
                     pending = []
@@ -130,34 +170,41 @@ def read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, bat
                 careful = True  # re-read from `last`, row by row, to stop right at the damage
                 continue
             after = -(2**63) if last is None else last
-            found = _next_readable_key(con, table, select, key, after)
-            if found is not None and found <= after + 1:  # read alone but not in sequence:
-                found = after + 2  # skip that one key, so every round moves on
+            row = _next_readable_row(con, table, select, key, after)
             reason = f"rows unreadable: {exc} (a damaged page; how many rows it held is unknown)"
-            if found is None:
+            if row is None or n_faults >= MAX_FAULTS:
                 span = f"{key} (all)" if last is None else f"{key} > {last}"
-                faults.append((f"{table}/{span}", reason + "; no later key could be read"))
+                more = ("no later key could be read" if row is None else
+                        f"more than {MAX_FAULTS} damaged ranges: the rest is not read")
+                faults.append((f"{table}/{span}", f"{reason}; {more}"))
                 return
-            span = (f"{key} < {found}" if last is None else f"{key} {last + 1}" if found == last + 2
-                    else f"{key} {last + 1}..{found - 1}")
-            faults.append((f"{table}/{span}", reason))
-            last, careful = found - 1, False
+            k = row[0]
+            if k > after + 1:
+                span = (f"{key} < {k}" if last is None else f"{key} {last + 1}" if k == last + 2
+                        else f"{key} {last + 1}..{k - 1}")
+                faults.append((f"{table}/{span}", reason))
+                n_faults += 1
+            take([row])  # read on its own; go on row by row from it
 
 
-def _next_readable_key(con: sqlite3.Connection, table: str, select: str, key: str,
-                       after: int) -> int | None:
-    """The smallest key > ``after`` whose whole row can be read, or None (see :func:`read_rows`)."""
+def _next_readable_row(con: sqlite3.Connection, table: str, select: str, key: str,
+                       after: int) -> tuple[Any, ...] | None:
+    """The row with the smallest key > ``after`` that can be read, or None (see :func:`read_rows`)."""
 
-    def probe(start: int) -> int | bool | None:  # key found, None past the end, False damaged
+    def probe(start: int) -> tuple[Any, ...] | bool | None:  # row, None past the end, False damaged
         try:
             row = con.execute(f"SELECT {select} FROM {table} WHERE {key} >= ? ORDER BY {key} LIMIT 1",
                               (start,)).fetchone()
         except sqlite3.DatabaseError:
             return False
-        return None if row is None or not isinstance(row[0], int) else row[0]
+        if row is None:
+            return None
+        k = row[0]
+        ok = isinstance(k, int) and not isinstance(k, bool) and k >= start
+        return tuple(row) if ok else False  # a key before `start`: the b-tree is damaged here
 
     bad, step = after, 1
-    while True:  # ever larger steps until a probe lands on a readable page (or past the end)
+    while True:  # ever larger steps until a probe lands on a readable row (or past the end)
         start = after + step
         if start > 2**63 - 1:
             return None
@@ -173,7 +220,7 @@ def _next_readable_key(con: sqlite3.Connection, table: str, select: str, key: st
             bad = mid
         else:
             good, found = mid, got
-    return found if isinstance(found, int) else None
+    return found if isinstance(found, tuple) else None
 
 
 @contextlib.contextmanager

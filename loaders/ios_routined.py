@@ -171,6 +171,18 @@ def _frame(con: sqlite3.Connection, table: str, cols: list[str]) -> pd.DataFrame
     return pd.read_sql_query(f"SELECT {sel} FROM {table} ORDER BY Z_PK", con)
 
 
+def _records(con: sqlite3.Connection, table: str, cols: list[str],
+             rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
+    """A record table's rows, one per Z_PK, and how many rows became rejects because a
+    damaged b-tree repeated their Z_PK in the scan (the later copies, named by scan row)."""
+    df = _frame(con, table, cols)
+    dup = df["Z_PK"].duplicated().to_numpy()
+    for i in np.flatnonzero(dup):
+        rejects.append((f"{table}/Z_PK={df['Z_PK'].iloc[i]} (scan row {i})",
+                        "Z_PK repeated in the table scan (damaged file)"))
+    return (df[~dup].reset_index(drop=True) if dup.any() else df), int(dup.sum())
+
+
 def _times(df: pd.DataFrame, col: str, table: str, rec: pd.Series, rejects: list[tuple[str, str]],
            *, required: bool) -> tuple[pd.Series, np.ndarray]:
     """Convert ``col``; return (times, bad mask). NULL is bad only when ``required``."""
@@ -185,11 +197,12 @@ def _reject(rejects: list[tuple[str, str]], recs: pd.Series, mask: np.ndarray, w
 
 
 def _read_visits(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
-    df = _frame(con, "ZRTVISITMO", ["Z_PK", "ZTYPE", "ZSOURCE", "ZCONFIDENCE", "ZDETECTIONDATE",
-                                    "ZENTRYDATE", "ZEXITDATE", "ZLOCATIONLATITUDE",
-                                    "ZLOCATIONLONGITUDE", "ZLOCATIONUNCERTAINTY"])
+    df, repeated = _records(con, "ZRTVISITMO", ["Z_PK", "ZTYPE", "ZSOURCE", "ZCONFIDENCE",
+                                                "ZDETECTIONDATE", "ZENTRYDATE", "ZEXITDATE",
+                                                "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE",
+                                                "ZLOCATIONUNCERTAINTY"], rejects)
     if df.empty:
-        return pd.DataFrame(), 0
+        return pd.DataFrame(), repeated
     key = ["ZTYPE", "ZENTRYDATE", "ZEXITDATE", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE"]
     df = df.sort_values("Z_PK", kind="stable")
     g = df.groupby(key, dropna=False, sort=False)
@@ -219,14 +232,14 @@ def _read_visits(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tup
         "t_precision": "instant", "confidence": out["conf"].astype("float64"),
         "flags": "", "extra": extra,
     })[keep]
-    return places, len(out)
+    return places, len(out) + repeated
 
 
 def _read_hints(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
-    df = _frame(con, "ZRTHINTMO", ["Z_PK", "ZSOURCE", "ZDATE", "ZHORIZONTALUNCERTAINTY",
-                                   "ZLATITUDE", "ZLONGITUDE"])
+    df, repeated = _records(con, "ZRTHINTMO", ["Z_PK", "ZSOURCE", "ZDATE", "ZHORIZONTALUNCERTAINTY",
+                                               "ZLATITUDE", "ZLONGITUDE"], rejects)
     if df.empty:
-        return pd.DataFrame(), 0
+        return pd.DataFrame(), repeated
     rec = "ZRTHINTMO/Z_PK=" + df["Z_PK"].astype("string")
     t, badt = _times(df, "ZDATE", "ZRTHINTMO", rec, rejects, required=True)
     lat, lon = df["ZLATITUDE"].to_numpy("float64"), df["ZLONGITUDE"].to_numpy("float64")
@@ -240,7 +253,7 @@ def _read_hints(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tupl
         "h_acc_m": df["ZHORIZONTALUNCERTAINTY"].astype("float64"), "fix_kind": "hint",
         "flags": "hint", "extra": '{"source":' + src + "}",
     })[keep]
-    return fixes, len(df)
+    return fixes, len(df) + repeated
 
 
 def _read_learned(con: sqlite3.Connection, tables: set[str],
@@ -281,12 +294,13 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
         tcols = _cols(con, table)
         if unc not in tcols and "ZLOCATIONUNCERTAINTY" in tcols:
             unc = "ZLOCATIONUNCERTAINTY"  # iOS < 14 (iLEAPP routineDLocationsLocal)
-        df = _frame(con, table, ["Z_PK", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE", unc, c0, c1,
-                                 "ZCONFIDENCE", "ZPLACECUSTOMLABEL", "ZPLACEMAPITEMIDENTIFIER",
-                                 "ZLOCATIONOFINTEREST", "ZPLACETYPE"])
+        df, repeated = _records(con, table, ["Z_PK", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE", unc,
+                                             c0, c1, "ZCONFIDENCE", "ZPLACECUSTOMLABEL",
+                                             "ZPLACEMAPITEMIDENTIFIER", "ZLOCATIONOFINTEREST",
+                                             "ZPLACETYPE"], rejects)
+        n += repeated + len(df)
         if df.empty:
             continue
-        n += len(df)
         rec = f"{table}/Z_PK=" + df["Z_PK"].astype("string")
         t0, bad0 = _times(df, c0, table, rec, rejects, required=False)
         t1, bad1 = _times(df, c1, table, rec, rejects, required=False)
@@ -310,11 +324,11 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
         })[~(bad0 | bad1 | badp)]
         places.append(p)
     if "ZRTVEHICLEEVENTMO" in tables:
-        df = _frame(con, "ZRTVEHICLEEVENTMO", ["Z_PK", "ZDATE", "ZLOCDATE", "ZLOCLATITUDE",
-                                               "ZLOCLONGITUDE", "ZLOCUNCERTAINTY", "ZNOTES",
-                                               "ZUSERSETLOCATION"])
+        df, repeated = _records(con, "ZRTVEHICLEEVENTMO", ["Z_PK", "ZDATE", "ZLOCDATE", "ZLOCLATITUDE",
+                                                           "ZLOCLONGITUDE", "ZLOCUNCERTAINTY", "ZNOTES",
+                                                           "ZUSERSETLOCATION"], rejects)
+        n += repeated + len(df)
         if not df.empty:
-            n += len(df)
             rec = "ZRTVEHICLEEVENTMO/Z_PK=" + df["Z_PK"].astype("string")
             t, badt = _times(df, "ZDATE", "ZRTVEHICLEEVENTMO", rec, rejects, required=True)
             lat = df["ZLOCLATITUDE"].to_numpy("float64")

@@ -99,6 +99,21 @@ def test_damaged_cache_repeating_keys_in_a_scan(tmp_path: Path) -> None:
     assert (res.fixes["fix_kind"] == "fused").sum() + scanned == 12850  # every scanned row counted
 
 
+def test_damaged_cache_repeating_keys_in_a_secondary_table(tmp_path: Path) -> None:
+    """Fuzz input ios-routined:48845: a splice makes ZRTHINTMO's scan repeat Z_PKs (was: a
+    'rejected twice' loader bug). The later copies are rejects naming their scan rows."""
+    seed = REALDATA / "ios" / "routined_jads" / "oud_Cache.sqlite"
+    if not seed.exists():
+        pytest.skip(f"real-data corpus not found at {seed.parent} (../shared/realdata beside the project)")
+    data = seed.read_bytes()
+    damaged = tmp_path / "Cache.sqlite"
+    damaged.write_bytes(mutate(data, [("splice", 983700771, 582813051)], other=data))
+    res = load(damaged, format="ios-routined")
+    assert_count_rule(res)
+    repeated = res.rejects[res.rejects["reason"] == "Z_PK repeated in the table scan (damaged file)"]
+    assert len(repeated) > 0 and repeated["record"].str.match(r"^ZRTHINTMO/Z_PK=\d+ \(scan row \d+\)$").all()
+
+
 def test_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -> None:
     """A leaf page of ZRTCLLOCATIONMO overwritten: the rows before and after it are read, the
     unreadable key range is one reject, and a damaged smaller table is one reject too."""

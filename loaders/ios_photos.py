@@ -83,12 +83,20 @@ def load_photos(path: Path, *, ctx: LoadContext) -> LoadResult:
                f"{x('ZGPSHORIZONTALACCURACY')} FROM {table} a "
                f"LEFT JOIN ZADDITIONALASSETATTRIBUTES x ON x.ZASSET = a.Z_PK ORDER BY a.Z_PK")
         df = pd.read_sql_query(sql, con)
+    n_read = len(df)
+    # a Z_PK twice: a damaged b-tree, or two attribute rows for one asset; the first is used
+    dup = df["Z_PK"].duplicated().to_numpy()
+    rejects = [(f"{table}/Z_PK={df['Z_PK'].iloc[i]} (row {i})",
+                "Z_PK repeated in the query (a damaged b-tree, or two ZADDITIONALASSETATTRIBUTES "
+                "rows for one asset): this copy is not used") for i in np.flatnonzero(dup)]
+    if dup.any():
+        df = df[~dup].reset_index(drop=True)
     rec = f"{table}/Z_PK=" + df["Z_PK"].astype("string")
     raw = pd.to_numeric(df["ZDATECREATED"], errors="coerce")
     t = timebase.from_epoch(raw, epoch=timebase.APPLE_EPOCH)
     bad = t.isna().to_numpy()
-    rejects = [(str(r), f"ZDATECREATED {v!r} is not a plausible Cocoa time (1980-2100)")
-               for r, v in zip(rec[bad], df["ZDATECREATED"][bad], strict=True)]
+    rejects += [(str(r), f"ZDATECREATED {v!r} is not a plausible Cocoa time (1980-2100)")
+                for r, v in zip(rec[bad], df["ZDATECREATED"][bad], strict=True)]
     lat = pd.to_numeric(df["ZLATITUDE"], errors="coerce").to_numpy("float64")
     lon = pd.to_numeric(df["ZLONGITUDE"], errors="coerce").to_numpy("float64")
     sentinel = (lat == -180.0) | (lon == -180.0)
@@ -128,7 +136,7 @@ def load_photos(path: Path, *, ctx: LoadContext) -> LoadResult:
         "fix_kind": "photo", "flags": flags, "extra": extra,
     })[ok & located]
     return ctx.finish(
-        records_read=len(df),
+        records_read=n_read,
         time_basis="ZDATECREATED: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)" + invalid_text_note(con),
         fixes=fixes, events=events, rejects=rejects, companion_hashes=companion_hashes(path),
         default_subject="iphone",

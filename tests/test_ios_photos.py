@@ -169,3 +169,19 @@ def test_consolidated_rowid_repeated_by_a_damaged_scan(realdata_dir: Path, tmp_p
     rep = res.rejects[res.rejects["reason"].str.startswith("rowid repeated in the table scan")]
     assert len(rep) == 1 and rep["record"].str.match(r"^WifiLocation/rowid=\d+ \(scan row \d+\)$").all()
     assert len(res.fixes) == 56
+
+
+def test_two_attribute_rows_for_one_asset(tmp_path: Path) -> None:
+    """Two ZADDITIONALASSETATTRIBUTES rows for one asset (or a damaged b-tree repeating a Z_PK,
+    fuzz input ios-photos:53616) give the asset twice: the first is used, the copy is a reject."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    assets = pd.DataFrame({"Z_PK": [1, 2], "ZDATECREATED": cocoa([t0, t0]), "ZLATITUDE": [50.1, 50.2],
+                           "ZLONGITUDE": [4.1, 4.2], "ZFILENAME": ["IMG_1.HEIC", "IMG_2.HEIC"],
+                           "ZTRASHEDSTATE": [0, 0]})
+    attrs = pd.DataFrame({"Z_PK": [1, 2, 3], "ZASSET": [1, 1, 2], "ZTIMEZONEOFFSET": [3600, 7200, 3600]})
+    write_photos(tmp_path / "Photos.sqlite", assets, attrs)
+    res = load(tmp_path / "Photos.sqlite")
+    assert_count_rule(res)
+    assert res.fixes["record"].tolist() == ["ZASSET/Z_PK=1", "ZASSET/Z_PK=2"]
+    assert res.rejects["record"].tolist() == ["ZASSET/Z_PK=1 (row 1)"]
+    assert res.rejects["reason"].iloc[0].startswith("Z_PK repeated in the query")

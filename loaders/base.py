@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,6 +52,7 @@ __all__ = [
     "load",
     "load_many",
     "register",
+    "split_repeated",
     "sqlite_tables",
 ]
 
@@ -127,6 +129,24 @@ def compact_json(obj: Mapping[str, Any]) -> str:
     """Serialise source attributes for the ``extra`` column: sorted keys, no spaces, NA dropped."""
     clean = {k: v for k, v in obj.items() if v is not None and not (isinstance(v, float) and v != v)}
     return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def split_repeated(df: pd.DataFrame, key: str, record: Callable[[Any, int], str],
+                   reason: str) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Rows whose ``key`` already came (a damaged b-tree can repeat a key in a scan): the
+    first row of each key is kept; each later one is a ``(record(key value, row number),
+    reason)`` reject. Returns the kept rows (index reset when any is dropped) and the rejects.
+
+    >>> df = pd.DataFrame({"Z_PK": [1, 2, 1]})
+    >>> kept, rej = split_repeated(df, "Z_PK", lambda k, i: f"T/Z_PK={k} (row {i})", "repeated")
+    >>> kept["Z_PK"].tolist(), rej
+    ([1, 2], [('T/Z_PK=1 (row 2)', 'repeated')])
+    """
+    dup = df[key].duplicated().to_numpy()
+    if not dup.any():
+        return df, []
+    rejects = [(record(df[key].iloc[i], int(i)), reason) for i in np.flatnonzero(dup)]
+    return df[~dup].reset_index(drop=True), rejects
 
 
 def sqlite_tables(path: Path) -> set[str]:

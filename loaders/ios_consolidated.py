@@ -37,6 +37,7 @@ from .base import (
     compact_json,
     companion_hashes,
     register,
+    split_repeated,
     sqlite_tables,
 )
 
@@ -68,14 +69,9 @@ def _read(con: sqlite3.Connection, table: str, rejects: list[tuple[str, str]]) -
     sel = ", ".join([f'"{c}"' if c in cols else f"NULL AS {c}" for c in want] + [f'"{k}"' for k in keys])
     df = pd.read_sql_query(f'SELECT rowid AS rid, {sel} FROM "{table}" ORDER BY rowid', con)
     n_read = len(df)
-    dup = df["rid"].duplicated().to_numpy()
-    for i in np.flatnonzero(dup):
-        row = df.iloc[i]
-        rejects.append((f"{table}/rowid={row['rid']} (scan row {i})",
-                        "rowid repeated in the table scan (damaged file); this copy has Timestamp "
-                        f"{row['Timestamp']!r}, Latitude {row['Latitude']!r}, Longitude {row['Longitude']!r}"))
-    if dup.any():
-        df = df[~dup].reset_index(drop=True)
+    df, repeated = split_repeated(df, "rid", lambda k, i: f"{table}/rowid={k} (scan row {i})",
+                                  "rowid repeated in the table scan (damaged file)")
+    rejects.extend(repeated)
     df["record"] = f"{table}/rowid=" + df["rid"].astype("string")
     df["key"] = pd.Series([compact_json(dict(zip(keys, row, strict=True)))
                            for row in df[keys].itertuples(index=False)] if keys else ["{}"] * len(df),

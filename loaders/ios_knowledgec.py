@@ -27,6 +27,7 @@ from .base import (
     compact_json,
     companion_hashes,
     register,
+    split_repeated,
     sqlite_tables,
 )
 
@@ -69,6 +70,9 @@ def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
                + ("LEFT JOIN ZSOURCE s ON o.ZSOURCE = s.Z_PK " if "ZSOURCE" in ocols else "")
                + f"WHERE {lat} IS NOT NULL OR {lon} IS NOT NULL ORDER BY o.Z_PK")
         df = pd.read_sql_query(sql, con)
+    n_read = len(df)
+    df, repeated = split_repeated(df, "pk", lambda k, i: f"ZOBJECT/Z_PK={k} (row {i})",
+                                  "Z_PK repeated in the query (a damaged b-tree): this copy is not used")
     rec = "ZOBJECT/Z_PK=" + df["pk"].astype("string")
     t0 = timebase.from_epoch(pd.to_numeric(df["t0"], errors="coerce"), epoch=timebase.APPLE_EPOCH)
     t1 = timebase.from_epoch(pd.to_numeric(df["t1"], errors="coerce"), epoch=timebase.APPLE_EPOCH)
@@ -77,7 +81,7 @@ def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
     badp = ~(np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180)) | (
         (la == 0) & (lo == 0))
     badt = t0.isna().to_numpy()
-    rejects = [(str(r), "latitude/longitude missing, out of range or 0,0") for r in rec[badp]]
+    rejects = repeated + [(str(r), "latitude/longitude missing, out of range or 0,0") for r in rec[badp]]
     rejects += [(str(r), "ZSTARTDATE is not a plausible Cocoa time (1980-2100)")
                 for r in rec[badt & ~badp]]
     places = pd.DataFrame({
@@ -87,7 +91,7 @@ def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
         "flags": "", "extra": [compact_json({"bundle_id": b}) for b in df["bundle"]],
     })[~(badp | badt)]
     return ctx.finish(
-        records_read=len(df),
+        records_read=n_read,
         time_basis="ZSTARTDATE/ZENDDATE: Cocoa seconds since 2001-01-01T00:00:00Z (UTC)" + invalid_text_note(con),
         places=places, rejects=rejects, companion_hashes=companion_hashes(path),
         default_subject="iphone",

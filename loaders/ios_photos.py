@@ -36,6 +36,7 @@ from .base import (
     compact_json,
     companion_hashes,
     register,
+    split_repeated,
     sqlite_tables,
 )
 
@@ -84,13 +85,10 @@ def load_photos(path: Path, *, ctx: LoadContext) -> LoadResult:
                f"LEFT JOIN ZADDITIONALASSETATTRIBUTES x ON x.ZASSET = a.Z_PK ORDER BY a.Z_PK")
         df = pd.read_sql_query(sql, con)
     n_read = len(df)
-    # a Z_PK twice: a damaged b-tree, or two attribute rows for one asset; the first is used
-    dup = df["Z_PK"].duplicated().to_numpy()
-    rejects = [(f"{table}/Z_PK={df['Z_PK'].iloc[i]} (row {i})",
-                "Z_PK repeated in the query (a damaged b-tree, or two ZADDITIONALASSETATTRIBUTES "
-                "rows for one asset): this copy is not used") for i in np.flatnonzero(dup)]
-    if dup.any():
-        df = df[~dup].reset_index(drop=True)
+    df, rejects = split_repeated(  # a damaged b-tree, or two attribute rows for one asset
+        df, "Z_PK", lambda k, i: f"{table}/Z_PK={k} (row {i})",
+        "Z_PK repeated in the query (a damaged b-tree, or two ZADDITIONALASSETATTRIBUTES rows "
+        "for one asset): this copy is not used")
     rec = f"{table}/Z_PK=" + df["Z_PK"].astype("string")
     raw = pd.to_numeric(df["ZDATECREATED"], errors="coerce")
     t = timebase.from_epoch(raw, epoch=timebase.APPLE_EPOCH)

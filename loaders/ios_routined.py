@@ -66,6 +66,7 @@ from .base import (
     compact_json,
     companion_hashes,
     register,
+    split_repeated,
     sqlite_tables,
 )
 
@@ -175,12 +176,11 @@ def _records(con: sqlite3.Connection, table: str, cols: list[str],
              rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
     """A record table's rows, one per Z_PK, and how many rows became rejects because a
     damaged b-tree repeated their Z_PK in the scan (the later copies, named by scan row)."""
-    df = _frame(con, table, cols)
-    dup = df["Z_PK"].duplicated().to_numpy()
-    for i in np.flatnonzero(dup):
-        rejects.append((f"{table}/Z_PK={df['Z_PK'].iloc[i]} (scan row {i})",
-                        "Z_PK repeated in the table scan (damaged file)"))
-    return (df[~dup].reset_index(drop=True) if dup.any() else df), int(dup.sum())
+    df, repeated = split_repeated(_frame(con, table, cols), "Z_PK",
+                                  lambda k, i: f"{table}/Z_PK={k} (scan row {i})",
+                                  "Z_PK repeated in the table scan (damaged file)")
+    rejects.extend(repeated)
+    return df, len(repeated)
 
 
 def _times(df: pd.DataFrame, col: str, table: str, rec: pd.Series, rejects: list[tuple[str, str]],

@@ -552,7 +552,7 @@ def summarize(records: Sequence[dict[str, Any]], *, seed: int,
     to their number of seed files (used where the ledger does not say)."""
     out = {f: FamilySummary(f) for f in families}
     mine = [r for r in records if r.get("seed") == seed]
-    taken: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    taken: dict[str, list[tuple[int, int, dict[str, Any]]]] = collections.defaultdict(list)
     for rec in reversed(mine):
         s = out.setdefault(rec["family"], FamilySummary(rec["family"]))
         a, b = rec["start"], rec["start"] + rec["count"]
@@ -565,10 +565,16 @@ def summarize(records: Sequence[dict[str, Any]], *, seed: int,
         for key, ex in rec.get("examples", {}).items():
             if key not in s.examples or ex["index"] < s.examples[key]["index"]:
                 s.examples[key] = ex
-        s.flagged += rec.get("flagged", [])
-        if any(a < y and x < b for x, y in taken[rec["family"]]):
+        later = [(x, y, r) for x, y, r in taken[rec["family"]] if a < y and x < b]
+        for fl in rec.get("flagged", []):
+            rerun = next((r for x, y, r in later if x <= fl["index"] < y), None)
+            if rerun is not None:  # a later run of the same input: say what it found
+                again = any(g["index"] == fl["index"] for g in rerun.get("flagged", []))
+                fl = {**fl, "rerun": {"commit": (rerun.get("commit") or "unknown")[:10], "again": again}}
+            s.flagged.append(fl)
+        if later:
             continue  # an overlapped (older) record: its inputs are counted in a later one
-        taken[rec["family"]].append((a, b))
+        taken[rec["family"]].append((a, b, rec))
         s.counted += rec["count"]
         for st in STATUSES:
             s.counts[st] += rec.get("counts", {}).get(st, 0)
@@ -675,9 +681,15 @@ def render_report(records: Sequence[dict[str, Any]], *, seed: int, target: int,
         lines += ["", "Notes:", *notes]
     lines += ["", "## Unhandled, hanging and slow inputs", ""]
     flagged = [(s.family, x) for s in summ.values() for x in s.flagged]
+    def rerun(x: dict[str, Any]) -> str:
+        r = x.get("rerun")
+        if r is None:
+            return ""
+        return (f" — **re-run at {r['commit']}: flagged again**" if r["again"] else
+                f" — fixed: re-run at {r['commit']}, not flagged again (the table counts that run)")
     lines += [f"- {f} #{x['index']}: {x['status']}, {x['seconds']:.2f} s wall / {x['cpu_seconds']:.2f} s "
               f"CPU — {x['detail']} — replay: `python bench/fuzz.py --seed {seed} --replay '{f}:{x['index']}'`"
-              for f, x in flagged] or ["- none"]
+              + rerun(x) for f, x in flagged] or ["- none"]
     lines += ["", "## Exception types met (first example each)", "",
               "The example is the lowest-numbered input of that kind; replay it with "
               f"`python bench/fuzz.py --seed {seed} --replay FAMILY:INDEX`.", ""]

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -111,18 +111,18 @@ def read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, bat
     Example: ``for rows in read_rows(con, "ZT", "Z_PK, ZA", key="Z_PK", batch=50_000,
     faults=rejects): ...``
     """
-    disordered = [0]
-    yield from _read_rows(con, table, select, key=key, batch=batch, faults=faults,
-                          disordered=disordered)
-    if disordered[0]:
+    left_out = yield from _read_rows(con, table, select, key=key, batch=batch, faults=faults)
+    if left_out:
         faults.append((f"{table}/rows out of {key} order",
-                       f"{disordered[0]} row(s) returned again out of key order by a damaged "
+                       f"{left_out} row(s) returned again out of key order by a damaged "
                        "b-tree, or without an integer key: left out"))
 
 
 def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, batch: int,
-               faults: list[tuple[str, str]], disordered: list[int]) -> Iterator[list[tuple[Any, ...]]]:
+               faults: list[tuple[str, str]]) -> Generator[list[tuple[Any, ...]], None, int]:
+    """:func:`read_rows` without its last fault; returns how many rows it left out."""
     last: int | None = None  # key of the last row handed out
+    left_out = 0
     careful = False  # after a failure: one row at a time
     pending: list[tuple[Any, ...]] = []
     n_faults = 0
@@ -130,11 +130,11 @@ def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, ba
     odd: set[int] = set()  # keys met out of order: handed out once, later rounds may meet them again
 
     def take(rows: list[tuple[Any, ...]]) -> None:
-        nonlocal last
+        nonlocal last, left_out
         for row in rows:
             k = row[0]
             if not isinstance(k, int) or isinstance(k, bool):
-                disordered[0] += 1
+                left_out += 1
             elif last is None or k > last:
                 pending.append(row)
                 last = k
@@ -142,17 +142,17 @@ def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, ba
                 odd.add(k)
                 pending.append(row)
             else:
-                disordered[0] += 1
+                left_out += 1
 
     while True:
         where, params = ("", ()) if last is None else (f" WHERE {key} > ?", (last,))
         try:
             cur = con.execute(f"SELECT {select} FROM {table}{where} ORDER BY {key}", params)
             while rows := cur.fetchmany(1 if careful else batch):
-                if not careful:  # the fast path: rows as SQLite gives them
-                    keys = [r[0] for r in rows if isinstance(r[0], int) and not isinstance(r[0], bool)]
-                    if keys:
-                        last = max(keys) if last is None else max(last, max(keys))
+                if not careful:  # the fast path: rows as SQLite gives them, `last` from the batch's end
+                    k = rows[-1][0]
+                    if isinstance(k, int) and not isinstance(k, bool) and (last is None or k > last):
+                        last = k
                     yield rows
                     continue
                 take(rows)
@@ -161,7 +161,7 @@ def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, ba
                     pending = []
             if pending:
                 yield pending
-            return
+            return left_out
         except sqlite3.DatabaseError as exc:
             if pending:
                 yield pending
@@ -177,7 +177,7 @@ def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, ba
                 more = ("no later key could be read" if row is None else
                         f"more than {MAX_FAULTS} damaged ranges: the rest is not read")
                 faults.append((f"{table}/{span}", f"{reason}; {more}"))
-                return
+                return left_out
             k = row[0]
             if k > after + 1:
                 span = (f"{key} < {k}" if last is None else f"{key} {last + 1}" if k == last + 2

@@ -20,10 +20,12 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import pandas as pd
 
 from .errors import CorruptSource, UnsafeArchive
 
@@ -92,7 +94,8 @@ MAX_FAULTS = 1000
 
 
 def read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, batch: int,
-              faults: list[tuple[str, str]]) -> Iterator[list[tuple[Any, ...]]]:
+              faults: list[tuple[str, str]], where: str = "",
+              name: str | None = None) -> Iterator[list[tuple[Any, ...]]]:
     """Yield the rows of ``SELECT select FROM table`` in ``key`` order, reading past damage.
 
     ``select`` starts with ``key``, an integer key (``Z_PK``, the rowid in Core Data tables,
@@ -108,17 +111,58 @@ def read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, bat
     counted in one more fault. After :data:`MAX_FAULTS` ranges the rest of the table is one
     last fault.
 
+    ``table`` may be a join (``"ZOBJECT o JOIN ZSTRUCTUREDMETADATA m ON ..."``) with ``key``
+    the driving table's key (``"o.Z_PK"``), ``where`` a condition on the rows wanted, and
+    ``name`` the table that faults are named after (``"ZOBJECT/Z_PK 41..87"``): a damaged
+    page of a joined table then costs the driving rows that join to it.
+
     Example: ``for rows in read_rows(con, "ZT", "Z_PK, ZA", key="Z_PK", batch=50_000,
     faults=rejects): ...``
     """
-    left_out = yield from _read_rows(con, table, select, key=key, batch=batch, faults=faults)
+    sql = _KeyedQuery(select, table, key, where)
+    name = table if name is None else name
+    left_out = yield from _read_rows(con, sql, name, batch=batch, faults=faults)
     if left_out:
-        faults.append((f"{table}/rows out of {key} order",
+        faults.append((f"{name}/rows out of {sql.key_name} order",
                        f"{left_out} row(s) returned again out of key order by a damaged "
                        "b-tree, or without an integer key: left out"))
 
 
-def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, batch: int,
+def read_frame(con: sqlite3.Connection, table: str, select: str, columns: Sequence[str], *,
+               key: str, faults: list[tuple[str, str]], where: str = "", name: str | None = None,
+               batch: int = 50_000) -> pd.DataFrame:
+    """:func:`read_rows` gathered into a DataFrame named ``columns``, typed as
+    :func:`pandas.read_sql_query` types a query's rows (``coerce_float``; no dtype given).
+
+    Example: ``df = read_frame(con, "WifiLocation", "rowid, Latitude", ["rid", "lat"],
+    key="rowid", faults=rejects)``; an unreadable key range is one ``faults`` entry.
+    """
+    rows = [r for chunk in read_rows(con, table, select, key=key, batch=batch, faults=faults,
+                                     where=where, name=name) for r in chunk]
+    return pd.DataFrame.from_records(rows, columns=list(columns), coerce_float=True)
+
+
+@dataclass(frozen=True)
+class _KeyedQuery:
+    """``SELECT select FROM source [WHERE where AND key op ?] ORDER BY key``."""
+
+    select: str
+    source: str
+    key: str
+    where: str = ""
+
+    @property
+    def key_name(self) -> str:  # "o.Z_PK" -> "Z_PK", for fault records
+        return self.key.rpartition(".")[2]
+
+    def sql(self, op: str | None = None, limit: int | None = None) -> str:
+        conds = [c for c in (self.where and f"({self.where})", op and f"{self.key} {op} ?") if c]
+        return (f"SELECT {self.select} FROM {self.source}"
+                + (f" WHERE {' AND '.join(conds)}" if conds else "") + f" ORDER BY {self.key}"
+                + ("" if limit is None else f" LIMIT {limit}"))
+
+
+def _read_rows(con: sqlite3.Connection, q: _KeyedQuery, name: str, *, batch: int,
                faults: list[tuple[str, str]]) -> Generator[list[tuple[Any, ...]], None, int]:
     """:func:`read_rows` without its last fault; returns how many rows it left out."""
     last: int | None = None  # key of the last row handed out
@@ -145,9 +189,8 @@ def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, ba
                 left_out += 1
 
     while True:
-        where, params = ("", ()) if last is None else (f" WHERE {key} > ?", (last,))
         try:
-            cur = con.execute(f"SELECT {select} FROM {table}{where} ORDER BY {key}", params)
+            cur = (con.execute(q.sql()) if last is None else con.execute(q.sql(">"), (last,)))
             while rows := cur.fetchmany(1 if careful else batch):
                 if not careful:  # the fast path: rows as SQLite gives them, `last` from the batch's end
                     k = rows[-1][0]
@@ -163,6 +206,8 @@ def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, ba
                 yield pending
             return left_out
         except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such "):
+                raise  # "no such table/column": the query is wrong for this file, not a damaged page
             if pending:
                 yield pending
                 pending = []
@@ -170,31 +215,30 @@ def _read_rows(con: sqlite3.Connection, table: str, select: str, *, key: str, ba
                 careful = True  # re-read from `last`, row by row, to stop right at the damage
                 continue
             after = -(2**63) if last is None else last
-            row = _next_readable_row(con, table, select, key, after)
+            row = _next_readable_row(con, q, after)
+            key = q.key_name
             reason = f"rows unreadable: {exc} (a damaged page; how many rows it held is unknown)"
             if row is None or n_faults >= MAX_FAULTS:
                 span = f"{key} (all)" if last is None else f"{key} > {last}"
                 more = ("no later key could be read" if row is None else
                         f"more than {MAX_FAULTS} damaged ranges: the rest is not read")
-                faults.append((f"{table}/{span}", f"{reason}; {more}"))
+                faults.append((f"{name}/{span}", f"{reason}; {more}"))
                 return left_out
             k = row[0]
             if k > after + 1:
                 span = (f"{key} < {k}" if last is None else f"{key} {last + 1}" if k == last + 2
                         else f"{key} {last + 1}..{k - 1}")
-                faults.append((f"{table}/{span}", reason))
+                faults.append((f"{name}/{span}", reason))
                 n_faults += 1
             take([row])  # read on its own; go on row by row from it
 
 
-def _next_readable_row(con: sqlite3.Connection, table: str, select: str, key: str,
-                       after: int) -> tuple[Any, ...] | None:
+def _next_readable_row(con: sqlite3.Connection, q: _KeyedQuery, after: int) -> tuple[Any, ...] | None:
     """The row with the smallest key > ``after`` that can be read, or None (see :func:`read_rows`)."""
 
     def probe(start: int) -> tuple[Any, ...] | bool | None:  # row, None past the end, False damaged
         try:
-            row = con.execute(f"SELECT {select} FROM {table} WHERE {key} >= ? ORDER BY {key} LIMIT 1",
-                              (start,)).fetchone()
+            row = con.execute(q.sql(">=", limit=1), (start,)).fetchone()
         except sqlite3.DatabaseError:
             return False
         if row is None:

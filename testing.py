@@ -24,10 +24,12 @@ __all__ = [
     "MUTATION_KINDS",
     "assert_count_rule",
     "assert_fixes_equal",
+    "damage_page",
     "hash_tree",
     "load_bytes_outcome",
     "make_fixes",
     "mutate",
+    "unread_keys",
 ]
 
 
@@ -136,6 +138,33 @@ def hash_tree(root: str | Path) -> dict[str, str]:
     p = Path(root)
     files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
     return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def damage_page(path: str | Path, *, at: float = 0.5, page_size: int = 4096) -> int:
+    """Overwrite one whole page of a SQLite file with 0xA5 bytes, in place; returns its number.
+
+    The page is the one ``at`` (0..1) of the way through the file: with one large table, a
+    leaf page of its rows. Used to show a loader loses that page's rows, not the file.
+    """
+    p = Path(path)
+    data = bytearray(p.read_bytes())
+    n = int(len(data) // page_size * at)
+    data[n * page_size: (n + 1) * page_size] = b"\xa5" * page_size
+    p.write_bytes(bytes(data))
+    return n
+
+
+def unread_keys(records: Iterable[str]) -> set[int]:
+    """The integer keys named by ``read_rows`` fault records (``"T/Z_PK 41..87"``, ``"T/rowid 9"``).
+
+    >>> sorted(unread_keys(["ZT/Z_PK 3..5", "WifiLocation/rowid 9"]))
+    [3, 4, 5, 9]
+    """
+    keys: set[int] = set()
+    for rec in records:
+        lo, _, hi = rec.split()[-1].partition("..")
+        keys |= set(range(int(lo), int(hi or lo) + 1))
+    return keys
 
 
 # --- mutation fuzzing -------------------------------------------------------------------

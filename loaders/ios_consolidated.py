@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .. import schema, timebase
-from ..evidence import invalid_text_note, private_sqlite
+from ..evidence import invalid_text_note, private_sqlite, read_frame
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -60,15 +60,18 @@ def sniff_consolidated(path: Path, head: bytes) -> bool:
 
 
 def _read(con: sqlite3.Connection, table: str, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
-    """The table's rows (rowid order) and how many were read; a rowid the scan repeats (a
-    damaged b-tree) is a reject naming its scan row, the first copy is kept."""
+    """The table's rows (rowid order) and how many were read, past damaged pages: a rowid
+    range that cannot be read is one reject (``WifiLocation/rowid 41..87``), a rowid the scan
+    repeats (a damaged b-tree) is a reject naming its scan row, the first copy is kept."""
     cols = [str(r[1]) for r in con.execute(f'PRAGMA table_info("{table}")')]
     keys = [k for k in _KEYS if k in cols]
     want = ["Timestamp", "Latitude", "Longitude", "HorizontalAccuracy", "Altitude",
             "VerticalAccuracy", "Speed", "Course", "Confidence"]
     sel = ", ".join([f'"{c}"' if c in cols else f"NULL AS {c}" for c in want] + [f'"{k}"' for k in keys])
-    df = pd.read_sql_query(f'SELECT rowid AS rid, {sel} FROM "{table}" ORDER BY rowid', con)
-    n_read = len(df)
+    faults: list[tuple[str, str]] = []  # unreadable rowid ranges of a damaged page: one reject each
+    df = read_frame(con, table, f"rowid, {sel}", ["rid", *want, *keys], key="rowid", faults=faults)
+    rejects.extend(faults)
+    n_read = len(df) + len(faults)
     df, repeated = split_repeated(df, "rid", lambda k, i: f"{table}/rowid={k} (scan row {i})",
                                   "rowid repeated in the table scan (damaged file)")
     rejects.extend(repeated)

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from .. import timebase
-from ..evidence import invalid_text_note, private_sqlite
+from ..errors import CorruptSource
+from ..evidence import invalid_text_note, private_sqlite, read_frame
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -55,22 +56,32 @@ def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
     with private_sqlite(path) as con:
         mcols = {str(r[1]) for r in con.execute("PRAGMA table_info(ZSTRUCTUREDMETADATA)")}
         ocols = {str(r[1]) for r in con.execute("PRAGMA table_info(ZOBJECT)")}
+        if "Z_PK" not in mcols or not {"Z_PK", "ZSTRUCTUREDMETADATA"} <= ocols:
+            raise CorruptSource("no ZOBJECT.ZSTRUCTUREDMETADATA -> ZSTRUCTUREDMETADATA.Z_PK link: "
+                                "not a knowledgeC database", path=ctx.display_path)
 
         def m(c: str) -> str:
             return f"m.{c}" if c in mcols else "NULL"
 
+        def o(c: str) -> str:
+            return f"o.{c}" if c in ocols else "NULL"
+
         lat = f"COALESCE({m(_A + 'LATITUDE')}, {m(_L + 'LATITUDE')})"
         lon = f"COALESCE({m(_A + 'LONGITUDE')}, {m(_L + 'LONGITUDE')})"
-        bundle = "s.ZBUNDLEID" if "ZSOURCE" in ocols else "NULL"
-        sql = (f"SELECT o.Z_PK AS pk, o.ZSTREAMNAME AS stream, o.ZSTARTDATE AS t0, "
-               f"o.ZENDDATE AS t1, {lat} AS lat, {lon} AS lon, "
-               f"{m(_A + 'DISPLAYNAME')} AS name, {m(_A + 'FULLYFORMATTEDADDRESS')} AS address, "
-               f"{m(_A + 'LOCATIONNAME')} AS locname, {bundle} AS bundle "
-               "FROM ZOBJECT o JOIN ZSTRUCTUREDMETADATA m ON o.ZSTRUCTUREDMETADATA = m.Z_PK "
-               + ("LEFT JOIN ZSOURCE s ON o.ZSOURCE = s.Z_PK " if "ZSOURCE" in ocols else "")
-               + f"WHERE {lat} IS NOT NULL OR {lon} IS NOT NULL ORDER BY o.Z_PK")
-        df = pd.read_sql_query(sql, con)
-    n_read = len(df)
+        scols = {str(r[1]) for r in con.execute("PRAGMA table_info(ZSOURCE)")}
+        joins_source = "ZSOURCE" in ocols and {"Z_PK", "ZBUNDLEID"} <= scols
+        bundle = "s.ZBUNDLEID" if joins_source else "NULL"
+        select = (f"o.Z_PK, {o('ZSTREAMNAME')}, {o('ZSTARTDATE')}, {o('ZENDDATE')}, {lat}, {lon}, "
+                  f"{m(_A + 'DISPLAYNAME')}, {m(_A + 'FULLYFORMATTEDADDRESS')}, "
+                  f"{m(_A + 'LOCATIONNAME')}, {bundle}")
+        source = ("ZOBJECT o JOIN ZSTRUCTUREDMETADATA m ON o.ZSTRUCTUREDMETADATA = m.Z_PK"
+                  + (" LEFT JOIN ZSOURCE s ON o.ZSOURCE = s.Z_PK" if joins_source else ""))
+        faults: list[tuple[str, str]] = []  # Z_PK ranges a damaged page made unreadable
+        df = read_frame(con, source, select, ["pk", "stream", "t0", "t1", "lat", "lon", "name",
+                                              "address", "locname", "bundle"],
+                        key="o.Z_PK", where=f"{lat} IS NOT NULL OR {lon} IS NOT NULL",
+                        name="ZOBJECT", faults=faults)
+    n_read = len(df) + len(faults)
     df, repeated = split_repeated(df, "pk", lambda k, i: f"ZOBJECT/Z_PK={k} (row {i})",
                                   "Z_PK repeated in the query (a damaged b-tree): this copy is not used")
     rec = "ZOBJECT/Z_PK=" + df["pk"].astype("string")
@@ -81,7 +92,7 @@ def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
     badp = ~(np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180)) | (
         (la == 0) & (lo == 0))
     badt = t0.isna().to_numpy()
-    rejects = repeated + [(str(r), "latitude/longitude missing, out of range or 0,0") for r in rec[badp]]
+    rejects = faults + repeated + [(str(r), "latitude/longitude missing, out of range or 0,0") for r in rec[badp]]
     rejects += [(str(r), "ZSTARTDATE is not a plausible Cocoa time (1980-2100)")
                 for r in rec[badt & ~badp]]
     places = pd.DataFrame({

@@ -3,6 +3,9 @@
 Asset table ``ZGENERICASSET`` (iOS 13-14, macOS 10.15) or ``ZASSET`` (later), joined to
 ``ZADDITIONALASSETATTRIBUTES`` on ``ZASSET = Z_PK`` (one row per asset). Read from a private
 copy with the ``-wal`` applied (committed, un-checkpointed rows are part of the evidence).
+Each table is read past damaged pages: an unreadable ``Z_PK`` range of the asset table is
+one reject (``ZASSET/Z_PK 41..87``); one of the attribute table is one reject too, and the
+assets it described are loaded without their attributes.
 
 * ``ZDATECREATED``: Cocoa seconds UTC (:data:`routetrace.timebase.APPLE_EPOCH`), stored as
   REAL or INTEGER in the same column; an implausible value (e.g. 123456789012345) makes the
@@ -28,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from .. import schema, timebase
-from ..evidence import invalid_text_note, private_sqlite
+from ..errors import CorruptSource
+from ..evidence import invalid_text_note, private_sqlite, read_frame
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -51,6 +55,12 @@ def sniff_photos(path: Path, head: bytes) -> bool:
     return "ZADDITIONALASSETATTRIBUTES" in t and bool({"ZASSET", "ZGENERICASSET"} & t)
 
 
+_ASSET = ("ZDATECREATED", "ZLATITUDE", "ZLONGITUDE", "ZTRASHEDSTATE", "ZTRASHEDDATE", "ZFILENAME",
+          "ZDIRECTORY", "ZUUID", "ZKIND")
+_ATTRS = ("ZTIMEZONEOFFSET", "ZINFERREDTIMEZONEOFFSET", "ZTIMEZONENAME", "ZEXIFTIMESTAMPSTRING",
+          "ZORIGINALFILENAME", "ZGPSHORIZONTALACCURACY")
+
+
 def _num(v: Any) -> Any:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return None
@@ -68,27 +78,37 @@ def load_photos(path: Path, *, ctx: LoadContext) -> LoadResult:
     with private_sqlite(path) as con:
         tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         table = "ZASSET" if "ZASSET" in tables else "ZGENERICASSET"
+        if table not in tables:
+            raise CorruptSource("no asset table (ZASSET or ZGENERICASSET): not a Photos library",
+                                path=ctx.display_path)
         acols = {str(r[1]) for r in con.execute(f"PRAGMA table_info({table})")}
         xcols = {str(r[1]) for r in con.execute("PRAGMA table_info(ZADDITIONALASSETATTRIBUTES)")}
-
-        def a(c: str) -> str:
-            return f"a.{c} AS {c}" if c in acols else f"NULL AS {c}"
-
-        def x(c: str) -> str:
-            return f"x.{c} AS {c}" if c in xcols else f"NULL AS {c}"
-
-        sql = (f"SELECT a.Z_PK AS Z_PK, {a('ZDATECREATED')}, {a('ZLATITUDE')}, {a('ZLONGITUDE')}, "
-               f"{a('ZTRASHEDSTATE')}, {a('ZTRASHEDDATE')}, {a('ZFILENAME')}, {a('ZDIRECTORY')}, "
-               f"{a('ZUUID')}, {a('ZKIND')}, {x('ZTIMEZONEOFFSET')}, {x('ZINFERREDTIMEZONEOFFSET')}, "
-               f"{x('ZTIMEZONENAME')}, {x('ZEXIFTIMESTAMPSTRING')}, {x('ZORIGINALFILENAME')}, "
-               f"{x('ZGPSHORIZONTALACCURACY')} FROM {table} a "
-               f"LEFT JOIN ZADDITIONALASSETATTRIBUTES x ON x.ZASSET = a.Z_PK ORDER BY a.Z_PK")
-        df = pd.read_sql_query(sql, con)
-    n_read = len(df)
-    df, rejects = split_repeated(  # a damaged b-tree, or two attribute rows for one asset
+        # each table read on its own, past damaged pages (an unreadable Z_PK range is one
+        # reject), then joined here as ``LEFT JOIN x ON x.ZASSET = a.Z_PK ORDER BY a.Z_PK``
+        faults: list[tuple[str, str]] = []
+        assets = read_frame(con, table, ", ".join(["Z_PK", *(c if c in acols else "NULL" for c in _ASSET)]),
+                            ["Z_PK", *_ASSET], key="Z_PK", faults=faults)
+        attr_faults: list[tuple[str, str]] = []
+        if "ZASSET" in xcols:
+            attrs = read_frame(con, "ZADDITIONALASSETATTRIBUTES",
+                               ", ".join(["Z_PK", "ZASSET", *(c if c in xcols else "NULL" for c in _ATTRS)]),
+                               ["x_pk", "ZASSET", *_ATTRS], key="Z_PK", faults=attr_faults)
+        else:
+            attrs = pd.DataFrame(columns=["x_pk", "ZASSET", *_ATTRS])
+    rejects = faults + [(rec, f"{why}; the assets they described are loaded without their "
+                              "time-zone and original-file-name attributes") for rec, why in attr_faults]
+    asset = pd.to_numeric(attrs["ZASSET"], errors="coerce").to_numpy("float64")
+    matches = np.isfinite(asset) & (asset == np.round(asset)) & (np.abs(asset) < 2.0**63)
+    attrs = attrs[matches].assign(ZASSET=asset[matches].astype("int64")).drop(columns="x_pk")
+    df = assets.merge(attrs, left_on="Z_PK", right_on="ZASSET", how="left", sort=False)
+    n_read = len(df) + len(rejects)  # rows of the join (one per asset, or more) + unread ranges
+    for c in _ATTRS:  # an asset without attributes: None, as SQLite's LEFT JOIN gives it
+        df[c] = df[c].astype(object).where(df[c].notna(), None)
+    df, repeated = split_repeated(  # a damaged b-tree, or two attribute rows for one asset
         df, "Z_PK", lambda k, i: f"{table}/Z_PK={k} (row {i})",
         "Z_PK repeated in the query (a damaged b-tree, or two ZADDITIONALASSETATTRIBUTES rows "
         "for one asset): this copy is not used")
+    rejects += repeated
     rec = f"{table}/Z_PK=" + df["Z_PK"].astype("string")
     raw = pd.to_numeric(df["ZDATECREATED"], errors="coerce")
     t = timebase.from_epoch(raw, epoch=timebase.APPLE_EPOCH)

@@ -58,7 +58,7 @@ import pandas as pd
 
 from .. import timebase
 from ..errors import CorruptSource
-from ..evidence import invalid_text_note, private_sqlite, read_rows
+from ..evidence import invalid_text_note, private_sqlite, read_frame, read_rows
 from .base import (
     LoadContext,
     LoaderSpec,
@@ -174,13 +174,17 @@ def _frame(con: sqlite3.Connection, table: str, cols: list[str]) -> pd.DataFrame
 
 def _records(con: sqlite3.Connection, table: str, cols: list[str],
              rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
-    """A record table's rows, one per Z_PK, and how many rows became rejects because a
-    damaged b-tree repeated their Z_PK in the scan (the later copies, named by scan row)."""
-    df, repeated = split_repeated(_frame(con, table, cols), "Z_PK",
-                                  lambda k, i: f"{table}/Z_PK={k} (scan row {i})",
+    """A record table's rows, one per Z_PK, read past damaged pages, and how many rejects
+    that added: one per unreadable Z_PK range (``ZRTVISITMO/Z_PK 41..87``), and one per row
+    whose Z_PK a damaged b-tree repeated in the scan (the later copies, named by scan row)."""
+    have = _cols(con, table)
+    faults: list[tuple[str, str]] = []
+    df = read_frame(con, table, ", ".join(c if c in have else "NULL" for c in cols), cols,
+                    key="Z_PK", faults=faults)
+    df, repeated = split_repeated(df, "Z_PK", lambda k, i: f"{table}/Z_PK={k} (scan row {i})",
                                   "Z_PK repeated in the table scan (damaged file)")
-    rejects.extend(repeated)
-    return df, len(repeated)
+    rejects.extend(faults + repeated)
+    return df, len(faults) + len(repeated)
 
 
 def _times(df: pd.DataFrame, col: str, table: str, rec: pd.Series, rejects: list[tuple[str, str]],
@@ -382,8 +386,8 @@ def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
             n += k
             fixes.append(f)
             del f
-        # a damaged page in one of the smaller tables costs that table (one reject naming it
-        # and the error), not the whole file; the locations above are read past damage
+        # the record tables are read past damaged pages too; a damage met elsewhere (the
+        # map-item lookup, a join) costs that table (one reject naming it), not the whole file
         for name, read, into in (("ZRTVISITMO", _read_visits, places), ("ZRTHINTMO", _read_hints, fixes)):
             if name in tables:
                 got = _table(rejects, name, read, con)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 
 from routetrace.loaders import load
 from routetrace.samples.ios_db import cocoa, write_photos
-from routetrace.testing import assert_count_rule, hash_tree, mutate
+from routetrace.testing import assert_count_rule, damage_page, hash_tree, mutate, unread_keys
 
 
 def _ios(realdata_dir: Path) -> Path:
@@ -185,3 +186,96 @@ def test_two_attribute_rows_for_one_asset(tmp_path: Path) -> None:
     assert res.fixes["record"].tolist() == ["ZASSET/Z_PK=1", "ZASSET/Z_PK=2"]
     assert res.rejects["record"].tolist() == ["ZASSET/Z_PK=1 (row 1)"]
     assert res.rejects["reason"].iloc[0].startswith("Z_PK repeated in the query")
+
+
+def test_consolidated_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -> None:
+    """A leaf page of LocationHarvest overwritten: the rows before and after it are fixes, and
+    the rowids it held are named exactly by the rejects (was: the whole database refused)."""
+    p = tmp_path / "consolidated.db"
+    n = 3000
+    t0 = pd.Timestamp("2011-04-20T10:00:00Z")
+    con = sqlite3.connect(p)
+    con.execute("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)")
+    con.execute("CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)")
+    con.execute("CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)")
+    con.execute("CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
+                "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)")
+    ts = cocoa([t0 + pd.Timedelta(seconds=10 * i) for i in range(n)])
+    con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
+                    [(float(ts[i]), 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0) for i in range(n)])
+    con.commit()
+    con.close()
+    damage_page(p)
+    before = hash_tree(tmp_path)
+    res = load(p)
+    assert hash_tree(tmp_path) == before
+    assert_count_rule(res)
+    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
+    assert len(faults) >= 1 and faults["record"].str.match(r"^LocationHarvest/rowid \d+").all()
+    rowids = res.fixes["record"].str.removeprefix("LocationHarvest/rowid=").astype(int)
+    assert rowids.min() == 1 and rowids.max() == n
+    assert n - 200 < len(rowids) < n
+    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - set(rowids)
+
+
+@pytest.mark.parametrize("at", [0.25, 0.9])
+def test_photos_damaged_page_costs_its_rows_not_the_file(tmp_path: Path, at: float) -> None:
+    """One page overwritten, in the asset table (0.25 of the file) or in the attribute table
+    (0.9): assets whose rows are unreadable are named by one reject per Z_PK range; assets
+    whose attribute rows are unreadable are still loaded (was: the whole library refused)."""
+    n = 3000
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    pks = list(range(1, n + 1))
+    assets = pd.DataFrame({"Z_PK": pks, "ZDATECREATED": cocoa([t0 + pd.Timedelta(minutes=i) for i in range(n)]),
+                           "ZLATITUDE": [50.0 + i * 1e-4 for i in range(n)], "ZLONGITUDE": 4.1,
+                           "ZFILENAME": [f"IMG_{i:04d}.HEIC" for i in pks], "ZTRASHEDSTATE": 0})
+    attrs = pd.DataFrame({"Z_PK": pks, "ZASSET": pks, "ZTIMEZONEOFFSET": 3600,
+                          "ZORIGINALFILENAME": [f"original_{i:04d}.HEIC" for i in pks]})
+    p = write_photos(tmp_path / "Photos.sqlite", assets, attrs)[0]
+    damage_page(p, at=at)
+    res = load(p)
+    assert_count_rule(res)
+    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
+    assert len(faults) >= 1
+    loaded = set(res.fixes["record"].str.removeprefix("ZASSET/Z_PK=").astype(int))
+    if at < 0.5:
+        assert faults["record"].str.match(r"^ZASSET/Z_PK \d+").all()
+        assert n - 200 < len(loaded) < n and unread_keys(faults["record"]) == set(pks) - loaded
+    else:
+        assert faults["record"].str.match(r"^ZADDITIONALASSETATTRIBUTES/Z_PK \d+").all()
+        assert faults["reason"].str.contains("loaded without their time-zone").all()
+        assert loaded == set(pks)  # every asset, some without attributes
+        extra = res.fixes.set_index(res.fixes["record"].str.removeprefix("ZASSET/Z_PK=").astype(int))["extra"]
+        bare = {k for k, v in extra.items() if json.loads(v).get("original_filename") is None}
+        assert bare == unread_keys(faults["record"])  # the attribute rows lost (Z_PK = ZASSET here)
+
+
+@pytest.mark.parametrize("at", [0.2, 0.75])
+def test_knowledgec_damaged_page_costs_its_rows_not_the_file(tmp_path: Path, at: float) -> None:
+    """One page overwritten, of ZOBJECT (0.2 of the file) or of the ZSTRUCTUREDMETADATA rows
+    the objects join to (0.75): the objects that cannot be read are named by one reject per
+    Z_PK range, the rest are places (was: the whole database refused)."""
+    n = 3000
+    p = tmp_path / "knowledgeC.db"
+    con = sqlite3.connect(p)
+    con.execute("CREATE TABLE ZOBJECT (Z_PK INTEGER PRIMARY KEY, ZSTREAMNAME VARCHAR, ZSTARTDATE TIMESTAMP, "
+                "ZENDDATE TIMESTAMP, ZSTRUCTUREDMETADATA INTEGER, ZSOURCE INTEGER)")
+    con.execute("CREATE TABLE ZSTRUCTUREDMETADATA (Z_PK INTEGER PRIMARY KEY, "
+                "Z_DKLOCATIONAPPLICATIONACTIVITYMETADATAKEY__LATITUDE FLOAT, "
+                "Z_DKLOCATIONAPPLICATIONACTIVITYMETADATAKEY__LONGITUDE FLOAT, "
+                "Z_DKLOCATIONAPPLICATIONACTIVITYMETADATAKEY__DISPLAYNAME VARCHAR)")
+    con.execute("CREATE TABLE ZSOURCE (Z_PK INTEGER PRIMARY KEY, ZBUNDLEID VARCHAR)")
+    con.executemany("INSERT INTO ZOBJECT VALUES (?, '/app/locationActivity', ?, ?, ?, NULL)",
+                    [(i, 600000000.0 + 60 * i, 600000030.0 + 60 * i, i) for i in range(1, n + 1)])
+    con.executemany("INSERT INTO ZSTRUCTUREDMETADATA VALUES (?, ?, 4.35, ?)",
+                    [(i, 50.8 + i * 1e-4, f"place {i:04d}") for i in range(1, n + 1)])
+    con.commit()
+    con.close()
+    damage_page(p, at=at)
+    res = load(p)
+    assert_count_rule(res)
+    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
+    assert len(faults) >= 1 and faults["record"].str.match(r"^ZOBJECT/Z_PK \d+").all()
+    loaded = set(res.places["record"].str.removeprefix("ZOBJECT/Z_PK=").astype(int))
+    assert min(loaded) == 1 and max(loaded) == n and n - 200 < len(loaded) < n
+    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - loaded

@@ -13,7 +13,14 @@ import pytest
 from routetrace.loaders import load
 from routetrace.loaders.dedup import fuse_extractions
 from routetrace.samples.ios_db import cocoa, write_routined
-from routetrace.testing import assert_count_rule, hash_tree, make_fixes, mutate
+from routetrace.testing import (
+    assert_count_rule,
+    damage_page,
+    hash_tree,
+    make_fixes,
+    mutate,
+    unread_keys,
+)
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 
@@ -116,7 +123,7 @@ def test_damaged_cache_repeating_keys_in_a_secondary_table(tmp_path: Path) -> No
 
 def test_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -> None:
     """A leaf page of ZRTCLLOCATIONMO overwritten: the rows before and after it are read, the
-    unreadable key range is one reject, and a damaged smaller table is one reject too."""
+    unreadable key range is one reject naming it."""
     t0 = pd.Timestamp("2025-10-24T10:00:00Z")
     n = 3000
     cl = pd.DataFrame({"Z_PK": np.arange(1, n + 1), "ZTIMESTAMP": cocoa([t0 + pd.Timedelta(seconds=10 * i)
@@ -124,11 +131,7 @@ def test_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -> None:
                        "ZLATITUDE": 51.0 + np.arange(n) * 1e-5, "ZLONGITUDE": 3.7,
                        "ZHORIZONTALACCURACY": 5.0})
     p = write_routined(tmp_path / "Cache.sqlite", {"ZRTCLLOCATIONMO": cl})
-    data = bytearray(p.read_bytes())
-    page = 4096
-    middle = len(data) // page // 2  # the location rows fill most of the file's pages
-    data[middle * page: (middle + 1) * page] = b"\xa5" * page
-    p.write_bytes(bytes(data))
+    damage_page(p)  # the location rows fill most of the file's pages
     res = load(p)
     assert_count_rule(res)
     faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
@@ -136,11 +139,27 @@ def test_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -> None:
     pks = res.fixes["record"].str.removeprefix("ZRTCLLOCATIONMO/Z_PK=").astype(int)
     assert pks.min() == 1 and pks.max() == n  # rows before and after the damage
     assert n - 200 < len(pks) < n  # about one page of rows lost
-    covered: set[int] = set()
-    for span in faults["record"].str.split().str[-1]:
-        lo, _, hi = span.partition("..")
-        covered |= set(range(int(lo), int(hi or lo) + 1))
-    assert covered == set(range(1, n + 1)) - set(pks)  # the rejects name exactly the rows missing
+    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - set(pks)  # exactly the rows missing
+
+
+def test_damaged_page_of_a_record_table_costs_its_rows(tmp_path: Path) -> None:
+    """A page of ZRTHINTMO overwritten: the hints before and after it are fixes, the
+    unreadable Z_PK ranges are named exactly (was: the whole hints table one reject)."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    n = 3000
+    h = pd.DataFrame({"Z_PK": np.arange(1, n + 1), "ZSOURCE": 5,
+                      "ZDATE": cocoa([t0 + pd.Timedelta(seconds=30 * i) for i in range(n)]),
+                      "ZHORIZONTALUNCERTAINTY": 200.0, "ZLATITUDE": 51.0 + np.arange(n) * 1e-5,
+                      "ZLONGITUDE": 3.7})
+    p = write_routined(tmp_path / "Cache.sqlite", {"ZRTHINTMO": h})
+    damage_page(p)
+    res = load(p)
+    assert_count_rule(res)
+    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
+    assert len(faults) >= 1 and faults["record"].str.match(r"^ZRTHINTMO/Z_PK \d+").all()
+    pks = set(res.fixes["record"].str.removeprefix("ZRTHINTMO/Z_PK=").astype(int))
+    assert min(pks) == 1 and max(pks) == n and n - 200 < len(pks) < n
+    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - pks
 
 
 def _cache(tmp_path: Path) -> Path:

@@ -24,6 +24,7 @@ __all__ = [
     "MUTATION_KINDS",
     "assert_count_rule",
     "assert_fixes_equal",
+    "assert_page_loss",
     "damage_page",
     "hash_tree",
     "load_bytes_outcome",
@@ -165,6 +166,25 @@ def unread_keys(records: Iterable[str]) -> set[int]:
         lo, _, hi = rec.split()[-1].partition("..")
         keys |= set(range(int(lo), int(hi or lo) + 1))
     return keys
+
+
+def assert_page_loss(result: Any, *, table: str, n: int, key: str = "Z_PK", rows: str = "fixes",
+                     max_lost: int = 200) -> set[int]:
+    """Assert what a load of a table of keys 1..``n`` with one damaged page (:func:`damage_page`)
+    must give: the count rule, rows of ``table`` before and after the damage (keys 1 and ``n``),
+    fewer than ``max_lost`` rows lost, and faults (``"<table>/<key> a..b"`` rejects) naming
+    exactly the keys missing. Returns the keys loaded into the ``rows`` table.
+    """
+    assert_count_rule(result)
+    rejects = result.rejects
+    faults = rejects[rejects["reason"].str.startswith("rows unreadable")]
+    assert len(faults) >= 1, "the damaged page gave no fault"
+    assert faults["record"].str.startswith(f"{table}/{key} ").all(), faults["record"].tolist()
+    loaded = set(getattr(result, rows)["record"].str.removeprefix(f"{table}/{key}=").astype(int))
+    assert min(loaded) == 1 and max(loaded) == n, "rows before or after the damage are missing"
+    assert n - max_lost < len(loaded) < n, f"{n - len(loaded)} rows lost"
+    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - loaded, "faults miss some lost keys"
+    return loaded
 
 
 # --- mutation fuzzing -------------------------------------------------------------------

@@ -12,7 +12,14 @@ import pytest
 
 from routetrace.loaders import load
 from routetrace.samples.ios_db import cocoa, write_photos
-from routetrace.testing import assert_count_rule, damage_page, hash_tree, mutate, unread_keys
+from routetrace.testing import (
+    assert_count_rule,
+    assert_page_loss,
+    damage_page,
+    hash_tree,
+    mutate,
+    unread_keys,
+)
 
 
 def _ios(realdata_dir: Path) -> Path:
@@ -209,13 +216,7 @@ def test_consolidated_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -
     before = hash_tree(tmp_path)
     res = load(p)
     assert hash_tree(tmp_path) == before
-    assert_count_rule(res)
-    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
-    assert len(faults) >= 1 and faults["record"].str.match(r"^LocationHarvest/rowid \d+").all()
-    rowids = res.fixes["record"].str.removeprefix("LocationHarvest/rowid=").astype(int)
-    assert rowids.min() == 1 and rowids.max() == n
-    assert n - 200 < len(rowids) < n
-    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - set(rowids)
+    assert_page_loss(res, table="LocationHarvest", key="rowid", n=n)
 
 
 @pytest.mark.parametrize("at", [0.25, 0.9])
@@ -234,14 +235,12 @@ def test_photos_damaged_page_costs_its_rows_not_the_file(tmp_path: Path, at: flo
     p = write_photos(tmp_path / "Photos.sqlite", assets, attrs)[0]
     damage_page(p, at=at)
     res = load(p)
-    assert_count_rule(res)
-    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
-    assert len(faults) >= 1
-    loaded = set(res.fixes["record"].str.removeprefix("ZASSET/Z_PK=").astype(int))
     if at < 0.5:
-        assert faults["record"].str.match(r"^ZASSET/Z_PK \d+").all()
-        assert n - 200 < len(loaded) < n and unread_keys(faults["record"]) == set(pks) - loaded
+        assert_page_loss(res, table="ZASSET", n=n)
     else:
+        assert_count_rule(res)
+        faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
+        loaded = set(res.fixes["record"].str.removeprefix("ZASSET/Z_PK=").astype(int))
         assert faults["record"].str.match(r"^ZADDITIONALASSETATTRIBUTES/Z_PK \d+").all()
         assert faults["reason"].str.contains("loaded without their time-zone").all()
         assert loaded == set(pks)  # every asset, some without attributes
@@ -272,10 +271,4 @@ def test_knowledgec_damaged_page_costs_its_rows_not_the_file(tmp_path: Path, at:
     con.commit()
     con.close()
     damage_page(p, at=at)
-    res = load(p)
-    assert_count_rule(res)
-    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
-    assert len(faults) >= 1 and faults["record"].str.match(r"^ZOBJECT/Z_PK \d+").all()
-    loaded = set(res.places["record"].str.removeprefix("ZOBJECT/Z_PK=").astype(int))
-    assert min(loaded) == 1 and max(loaded) == n and n - 200 < len(loaded) < n
-    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - loaded
+    assert_page_loss(load(p), table="ZOBJECT", n=n, rows="places")

@@ -15,11 +15,11 @@ from routetrace.loaders.dedup import fuse_extractions
 from routetrace.samples.ios_db import cocoa, write_routined
 from routetrace.testing import (
     assert_count_rule,
+    assert_page_loss,
     damage_page,
     hash_tree,
     make_fixes,
     mutate,
-    unread_keys,
 )
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
@@ -132,14 +132,7 @@ def test_damaged_page_costs_its_rows_not_the_file(tmp_path: Path) -> None:
                        "ZHORIZONTALACCURACY": 5.0})
     p = write_routined(tmp_path / "Cache.sqlite", {"ZRTCLLOCATIONMO": cl})
     damage_page(p)  # the location rows fill most of the file's pages
-    res = load(p)
-    assert_count_rule(res)
-    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
-    assert len(faults) >= 1 and faults["record"].str.startswith("ZRTCLLOCATIONMO/Z_PK ").all()
-    pks = res.fixes["record"].str.removeprefix("ZRTCLLOCATIONMO/Z_PK=").astype(int)
-    assert pks.min() == 1 and pks.max() == n  # rows before and after the damage
-    assert n - 200 < len(pks) < n  # about one page of rows lost
-    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - set(pks)  # exactly the rows missing
+    assert_page_loss(load(p), table="ZRTCLLOCATIONMO", n=n)
 
 
 def test_damaged_page_of_a_record_table_costs_its_rows(tmp_path: Path) -> None:
@@ -153,13 +146,7 @@ def test_damaged_page_of_a_record_table_costs_its_rows(tmp_path: Path) -> None:
                       "ZLONGITUDE": 3.7})
     p = write_routined(tmp_path / "Cache.sqlite", {"ZRTHINTMO": h})
     damage_page(p)
-    res = load(p)
-    assert_count_rule(res)
-    faults = res.rejects[res.rejects["reason"].str.startswith("rows unreadable")]
-    assert len(faults) >= 1 and faults["record"].str.match(r"^ZRTHINTMO/Z_PK \d+").all()
-    pks = set(res.fixes["record"].str.removeprefix("ZRTHINTMO/Z_PK=").astype(int))
-    assert min(pks) == 1 and max(pks) == n and n - 200 < len(pks) < n
-    assert unread_keys(faults["record"]) == set(range(1, n + 1)) - pks
+    assert_page_loss(load(p), table="ZRTHINTMO", n=n)
 
 
 def _cache(tmp_path: Path) -> Path:

@@ -62,9 +62,21 @@ _ATTRS = ("ZTIMEZONEOFFSET", "ZINFERREDTIMEZONEOFFSET", "ZTIMEZONENAME", "ZEXIFT
 
 
 def _num(v: Any) -> Any:
+    """A number for ``extra``: int when whole; a value that is no number (a damaged row's blob
+    or text) is kept as text (hex for a blob), not dropped.
+
+    >>> _num(3600.0), _num(7.5), _num("12.0"), _num(b"\\x01\\t"), _num(None)
+    (3600, 7.5, 12, '0109', None)
+    """
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return None
-    return int(v) if float(v).is_integer() else float(v)
+    if isinstance(v, int):
+        return v
+    try:
+        f = float(v)
+    except (TypeError, ValueError, OverflowError):
+        return v.hex() if isinstance(v, bytes) else str(v)
+    return int(f) if f.is_integer() else f
 
 
 @register(LoaderSpec(

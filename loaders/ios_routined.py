@@ -97,6 +97,16 @@ def _bad_latlon(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return ~ok
 
 
+def _floats(rows: list[tuple[Any, ...]]) -> np.ndarray:
+    """Rows of numbers as a float array, NULL -> nan; a value that is no number (a damaged
+    row's blob or text) -> nan too, so its row is judged (and rejected) on its own."""
+    try:
+        return np.array(rows, dtype="float64")
+    except (ValueError, TypeError):
+        frame = pd.DataFrame.from_records(rows)
+        return frame.apply(lambda c: pd.to_numeric(c, errors="coerce")).to_numpy("float64")
+
+
 def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
     """The location rows as fixes, and how many rows were read."""
     cols = ["Z_PK", "ZTIMESTAMP", "ZLATITUDE", "ZLONGITUDE", "ZALTITUDE", "ZHORIZONTALACCURACY",
@@ -116,7 +126,7 @@ def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> 
     for rows in read_rows(con, "ZRTCLLOCATIONMO", sel, key="Z_PK", batch=CHUNK, faults=faults):
         if i + len(rows) > len(arr):  # a damaged file's count(*) can disagree with its scan
             arr = np.concatenate([arr[:i], np.empty((len(rows) + i // 2, len(cols)))])
-        arr[i:i + len(rows)] = np.array(rows, dtype="float64")  # NULL -> nan
+        arr[i:i + len(rows)] = _floats(rows)
         i += len(rows)
     rejects.extend(faults)
     arr, n_read = arr[:i], i + len(faults)
@@ -173,14 +183,18 @@ def _frame(con: sqlite3.Connection, table: str, cols: list[str]) -> pd.DataFrame
 
 
 def _records(con: sqlite3.Connection, table: str, cols: list[str],
-             rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
+             rejects: list[tuple[str, str]], *, text: tuple[str, ...] = ()) -> tuple[pd.DataFrame, int]:
     """A record table's rows, one per Z_PK, read past damaged pages, and how many rejects
     that added: one per unreadable Z_PK range (``ZRTVISITMO/Z_PK 41..87``), and one per row
-    whose Z_PK a damaged b-tree repeated in the scan (the later copies, named by scan row)."""
+    whose Z_PK a damaged b-tree repeated in the scan (the later copies, named by scan row).
+    Columns not in ``text`` are numbers: a value that is not (a damaged row's blob) is NaN."""
     have = _cols(con, table)
     faults: list[tuple[str, str]] = []
     df = read_frame(con, table, ", ".join(c if c in have else "NULL" for c in cols), cols,
                     key="Z_PK", faults=faults)
+    for c in cols:  # object dtype in a number column: text or a blob among the numbers
+        if c not in text and df[c].dtype == object:
+            df[c] = pd.to_numeric(df[c], errors="coerce")
     df, repeated = split_repeated(df, "Z_PK", lambda k, i: f"{table}/Z_PK={k} (scan row {i})",
                                   "Z_PK repeated in the table scan (damaged file)")
     rejects.extend(faults + repeated)
@@ -301,7 +315,8 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
         df, repeated = _records(con, table, ["Z_PK", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE", unc,
                                              c0, c1, "ZCONFIDENCE", "ZPLACECUSTOMLABEL",
                                              "ZPLACEMAPITEMIDENTIFIER", "ZLOCATIONOFINTEREST",
-                                             "ZPLACETYPE"], rejects)
+                                             "ZPLACETYPE"], rejects,
+                                      text=("ZPLACECUSTOMLABEL", "ZPLACEMAPITEMIDENTIFIER"))
         n += repeated + len(df)
         if df.empty:
             continue
@@ -330,7 +345,7 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
     if "ZRTVEHICLEEVENTMO" in tables:
         df, repeated = _records(con, "ZRTVEHICLEEVENTMO", ["Z_PK", "ZDATE", "ZLOCDATE", "ZLOCLATITUDE",
                                                            "ZLOCLONGITUDE", "ZLOCUNCERTAINTY", "ZNOTES",
-                                                           "ZUSERSETLOCATION"], rejects)
+                                                           "ZUSERSETLOCATION"], rejects, text=("ZNOTES",))
         n += repeated + len(df)
         if not df.empty:
             rec = "ZRTVEHICLEEVENTMO/Z_PK=" + df["Z_PK"].astype("string")

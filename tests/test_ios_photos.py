@@ -272,3 +272,18 @@ def test_knowledgec_damaged_page_costs_its_rows_not_the_file(tmp_path: Path, at:
     con.close()
     damage_page(p, at=at)
     assert_page_loss(load(p), table="ZOBJECT", n=n, rows="places")
+
+
+def test_photos_blob_in_a_number_attribute_is_kept_as_text(tmp_path: Path) -> None:
+    """A damaged row with a blob in ZKIND / ZTIMEZONEOFFSET: the asset is loaded and the value
+    is kept in ``extra`` as hex (a bare float() on it failed the whole library)."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    assets = pd.DataFrame({"Z_PK": [1, 2], "ZDATECREATED": cocoa([t0, t0]), "ZLATITUDE": [50.1, 50.2],
+                           "ZLONGITUDE": [4.1, 4.2], "ZKIND": [0, b"\x01\t"], "ZTRASHEDSTATE": 0})
+    attrs = pd.DataFrame({"Z_PK": [1, 2], "ZASSET": [1, 2], "ZTIMEZONEOFFSET": [b"\xff", 3600]})
+    write_photos(tmp_path / "Photos.sqlite", assets, attrs)
+    res = load(tmp_path / "Photos.sqlite")
+    assert_count_rule(res)
+    extra = [json.loads(x) for x in res.fixes["extra"]]
+    assert (extra[0]["kind"], extra[0]["tz_offset_s"]) == (0, "ff")
+    assert (extra[1]["kind"], extra[1]["tz_offset_s"]) == ("0109", 3600)

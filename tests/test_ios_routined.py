@@ -149,6 +149,27 @@ def test_damaged_page_of_a_record_table_costs_its_rows(tmp_path: Path) -> None:
     assert_page_loss(load(p), table="ZRTHINTMO", n=n)
 
 
+def test_a_blob_in_a_number_column_is_judged_row_by_row(tmp_path: Path) -> None:
+    """Fuzz inputs ios-routined:61057 and 62409: a damaged row holds a blob where routined
+    stores a number. It used to fail the whole file (numpy/pandas could not convert it to
+    float); now the value is NaN and its row is judged on its own."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    ts = cocoa([t0, t0 + pd.Timedelta(minutes=1), t0 + pd.Timedelta(minutes=2)])
+    cl = pd.DataFrame({"Z_PK": [1, 2, 3], "ZTIMESTAMP": ts, "ZLATITUDE": [51.0, b"\x01\t\x01", 51.2],
+                       "ZLONGITUDE": 3.7, "ZALTITUDE": [10.0, 11.0, b""], "ZHORIZONTALACCURACY": 5.0})
+    v = pd.DataFrame({"Z_PK": [10, 11], "ZTYPE": 3, "ZENTRYDATE": [ts[0], b"\x00"],
+                      "ZEXITDATE": ts[2], "ZLOCATIONLATITUDE": 51.0, "ZLOCATIONLONGITUDE": 3.7,
+                      "ZLOCATIONUNCERTAINTY": [b"\x01\t", 30.0]})
+    res = load(write_routined(tmp_path / "Cache.sqlite", {"ZRTCLLOCATIONMO": cl, "ZRTVISITMO": v}))
+    assert_count_rule(res)
+    assert res.fixes["record"].tolist() == ["ZRTCLLOCATIONMO/Z_PK=1", "ZRTCLLOCATIONMO/Z_PK=3"]
+    assert pd.isna(res.fixes["alt_m"].iloc[1]) and res.fixes["alt_m"].iloc[0] == 10.0
+    assert dict(zip(res.rejects["record"], res.rejects["reason"], strict=True)) == {
+        "ZRTCLLOCATIONMO/Z_PK=2": "latitude/longitude missing or out of range",
+        "ZRTVISITMO/Z_PK=11": "ZENTRYDATE missing or not a plausible Cocoa time"}
+    assert res.places["record"].tolist() == ["ZRTVISITMO/Z_PK=10"] and pd.isna(res.places["radius_m"].iloc[0])
+
+
 def _cache(tmp_path: Path) -> Path:
     t0 = pd.Timestamp("2025-10-24T10:00:00Z")
     ts = cocoa([t0 + pd.Timedelta(minutes=m) for m in (5, 0, 10)])

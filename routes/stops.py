@@ -434,7 +434,7 @@ def detect_stops(
     ...                freq="1min"), lat=51.0, lon=3.87, h_acc_m=5.0)
     >>> linked, stops = detect_stops(f, radius_m=100, min_dwell=pd.Timedelta("5min"))
     >>> stops[["subject_id", "n_fixes", "dwell"]].values.tolist()
-    [['lorry', 11, Timedelta('0 days 00:11:00')]]
+    [['lorry', 12, Timedelta('0 days 00:11:00')]]
     """
     p = StopParams(float(radius_m), pd.Timedelta(min_dwell), pd.Timedelta(max_gap), float(max_h_acc_m),
                    int(max_outliers))

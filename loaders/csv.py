@@ -443,29 +443,53 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
     fields than the header plus 8 spare columns cannot be read into columns: it is skipped
     and listed in the next chunk's ``attrs["bad_lines"]`` as ``("line N", reason)`` (N is the
     file's line number), for the caller to count as a read record and a reject. Bad lines
-    after the last data row come in a final chunk without rows.
+    after the last data row come in a final chunk without rows. A quote that is opened and
+    never closed makes the rest of the file one field: the rows before it are yielded, and
+    the rest is one reject (``"row N to the end of the file"``) in the last chunk.
     """
     n_spare = max(8, _max_fields(path, dialect) - len(dialect.header))
     names = list(dialect.header) + [f"__spare{i}__" for i in range(n_spare)]
-    with open(path, "rb") as raw:
+
+    def reader(raw: io.BufferedReader, **kw: Any) -> Any:
         stream: Any
         if dialect.encoding == "utf-16":
             stream = io.TextIOWrapper(raw, encoding="utf-16", errors="replace", newline="")
         else:
             stream = io.TextIOWrapper(io.BufferedReader(_NulStripped(raw)),
                                       encoding=dialect.encoding, errors="replace", newline="")
-        reader = pd.read_csv(
+        return pd.read_csv(
             stream, sep=dialect.delimiter, header=None, names=names, skiprows=dialect.header_line + 1,
             dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True,
-            chunksize=chunk_rows, engine="c", index_col=False, comment=None,
-            skip_blank_lines=True, quotechar='"', encoding_errors="replace", on_bad_lines="warn")
-        start = 1
-        rows = iter(reader)
+            engine="c", index_col=False, comment=None, skip_blank_lines=True, quotechar='"',
+            encoding_errors="replace", on_bad_lines="warn", **kw)
+
+    def line_no(b: tuple[str, str]) -> int:  # ("line 12", why) -> 12; ("row 3", why) -> 0
+        return int(b[0].split()[1]) if b[0].startswith("line ") else 0
+
+    start = 1  # data row number of the next row yielded
+    n_parsed = 0  # rows the parser gave so far (comment rows included)
+    last_line = 0  # the last file line reported as a bad line
+    with open(path, "rb") as raw:
+        rows: Iterator[pd.DataFrame] | None = None
         while True:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", pd.errors.ParserWarning)
-                chunk = next(rows, None)
-            bad = _bad_lines(caught, path)
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", pd.errors.ParserWarning)
+                    if rows is None:  # the reader reads ahead when made: it can fail or warn here too
+                        rows = iter(reader(raw, chunksize=chunk_rows))
+                    chunk = next(rows, None)
+                bad = _bad_lines(caught, path)
+            except pd.errors.ParserError as exc:
+                if "EOF inside string" not in str(exc):
+                    raise
+                chunk, bad, open_quote = _before_open_quote(
+                    path, lambda m: _read_head(reader, path, m), n_parsed, chunk_rows, exc)
+                if chunk is None:  # the quote opens in the first row not yet read
+                    chunk = pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+                out, n = _shape(chunk, start, dialect, [b for b in bad if line_no(b) > last_line])
+                out.attrs["bad_lines"].append((f"row {start + n} to the end of the file", open_quote))
+                yield out
+                return
             if chunk is None:
                 if bad:
                     tail = pd.DataFrame({c: pd.Series(dtype=object) for c in dialect.header})
@@ -473,29 +497,72 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
                     tail.attrs["bad_lines"] = bad
                     yield tail
                 return
-            spare = [c for c in chunk.columns if str(c).startswith("__spare")]
-            first = chunk.columns[0]
-            # '#' comment lines inside the data are not records
-            keep = ~chunk[first].astype(str).str.lstrip().str.startswith("#")
-            chunk = chunk[keep].copy()
-            chunk["__row__"] = np.arange(start, start + len(chunk))
-            start += len(chunk)
-            # values beyond the header's columns (empty trailing fields are fine): the row's
-            # columns may be shifted (an unquoted delimiter), so it is a reject, not read
-            n_extra = np.zeros(len(chunk), dtype=np.int64)
-            for c in spare:
-                vals = chunk[c].fillna("")
-                if (vals != "").any():  # usually none: strip only columns holding something
-                    n_extra += (vals.str.strip() != "").to_numpy(dtype=bool)
-            if n_extra.any():
-                wide = n_extra > 0
-                bad += [(f"row {r}", f"{k} value(s) beyond the header's {len(dialect.header)} columns "
-                         "(an unquoted delimiter would shift the columns): not read")
-                        for r, k in zip(chunk["__row__"][wide].tolist(), n_extra[wide].tolist(), strict=True)]
-                chunk = chunk[~wide]
-            out = chunk.drop(columns=spare).reset_index(drop=True)
-            out.attrs["bad_lines"] = bad
+            n_parsed += len(chunk)
+            last_line = max([last_line, *map(line_no, bad)])
+            out, n = _shape(chunk, start, dialect, bad)
+            start += n
             yield out
+
+
+def _read_head(reader: Callable[..., Any], path: Path,
+               m: int) -> tuple[pd.DataFrame, list[warnings.WarningMessage]]:
+    """The first ``m`` rows the parser gives, and its warnings (ParserError if it cannot)."""
+    with open(path, "rb") as raw, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        return reader(raw, nrows=m), caught
+
+
+def _before_open_quote(path: Path, head: Callable[[int], tuple[pd.DataFrame, list[warnings.WarningMessage]]],
+                       n_parsed: int, chunk_rows: int,
+                       exc: Exception) -> tuple[pd.DataFrame | None, list[tuple[str, str]], str]:
+    """After "EOF inside string": the rows after the first ``n_parsed`` up to the row that
+    opens the unclosed quote (the most rows the parser can give, found by halving; None when
+    there are none), their bad lines, and the reject reason for the rest of the file. Reads
+    the file's head again, about log2(``chunk_rows``) times."""
+    good, fails = n_parsed, n_parsed + chunk_rows + 1
+    best: tuple[pd.DataFrame, list[warnings.WarningMessage]] | None = None
+    while fails - good > 1:
+        mid = (good + fails) // 2
+        try:
+            best, good = head(mid), mid
+        except pd.errors.ParserError:
+            fails = mid
+    reason = ("a quote opened in this row is never closed, so the parser reads the rest of the "
+              f"file as one field ({exc}): the rest is not read; how many records it held is unknown")
+    if best is None:
+        return None, [], reason
+    frame, caught = best
+    return frame.iloc[n_parsed:], _bad_lines(caught, path), reason
+
+
+def _shape(chunk: pd.DataFrame, start: int, dialect: Dialect,
+           bad: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
+    """One parsed chunk as the data rows :func:`iter_chunks` yields, numbered from ``start``,
+    and how many data row numbers it used (rows too wide to read included)."""
+    spare = [c for c in chunk.columns if str(c).startswith("__spare")]
+    first = chunk.columns[0]
+    # '#' comment lines inside the data are not records
+    keep = ~chunk[first].astype(str).str.lstrip().str.startswith("#")
+    chunk = chunk[keep].copy()
+    chunk["__row__"] = np.arange(start, start + len(chunk))
+    n_numbered = len(chunk)
+    # values beyond the header's columns (empty trailing fields are fine): the row's
+    # columns may be shifted (an unquoted delimiter), so it is a reject, not read
+    n_extra = np.zeros(len(chunk), dtype=np.int64)
+    for c in spare:
+        vals = chunk[c].fillna("")
+        if (vals != "").any():  # usually none: strip only columns holding something
+            n_extra += (vals.str.strip() != "").to_numpy(dtype=bool)
+    bad = list(bad)
+    if n_extra.any():
+        wide = n_extra > 0
+        bad += [(f"row {r}", f"{k} value(s) beyond the header's {len(dialect.header)} columns "
+                 "(an unquoted delimiter would shift the columns): not read")
+                for r, k in zip(chunk["__row__"][wide].tolist(), n_extra[wide].tolist(), strict=True)]
+        chunk = chunk[~wide]
+    out = chunk.drop(columns=spare).reset_index(drop=True)
+    out.attrs["bad_lines"] = bad
+    return out, n_numbered
 
 
 _PURE_NUM = r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$"

@@ -386,3 +386,24 @@ def test_max_fields_scan_across_blocks(tmp_path: Path) -> None:
     p.write_bytes(b"a,b\n1,2\n" + b",".join([b"9"] * 30) + b"\n3,4\n5,6")
     d = Dialect(delimiter=",", header_line=0, header=["a", "b"], decimal_comma=False)
     assert {_max_fields(p, d, block_bytes=k) for k in (3, 7, 64, 1 << 20)} == {30}
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1000])
+def test_an_unclosed_quote_costs_the_rest_of_the_file_not_the_rows_before(
+        tmp_path: Path, chunk_rows: int) -> None:
+    """Fuzz csv:67034 and portal:66564 ("EOF inside string"): a quote opened and never
+    closed makes the rest of the file one field. The rows before it are read, a malformed
+    row before it is still its own reject, and the rest is one reject naming where it
+    starts (was: the whole file refused)."""
+    rows = ["time,lat,lon,place"] + [f"2025-10-26T21:{m:02d}:00Z,51.0,3.9,Gent" for m in range(30)]
+    rows[5] = ",".join(["9"] * 50)  # a row too wide (data row 5) before the quote
+    rows[20] = '2025-10-26T21:19:00Z,51.0,3.9,"Gent'  # data row 20 opens a quote never closed
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = load(p, options={"chunk_rows": chunk_rows})
+    assert_count_rule(res)
+    assert len(res.fixes) == 18  # data rows 1-19 but the malformed one
+    assert res.fixes["t_utc"].max() == pd.Timestamp("2025-10-26T21:18:00Z")
+    rejects = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
+    assert set(rejects) == {"row 5", "row 20 to the end of the file"}
+    assert rejects["row 20 to the end of the file"].startswith("a quote opened in this row is never closed")

@@ -24,7 +24,8 @@ GPS position: ``GPSLatitude``/``GPSLongitude`` (3 rationals) with their Ref. A G
 is present but unusable (no values, zero-length or malformed rationals, a 0/0 denominator,
 out of range, or 0,0) makes the file a reject with the reason: a photo's contribution to a
 route is its position, and a broken one must not become a point. No GPS IFD at all: an
-event without position. ``GPSHPositioningError`` (0x001F) -> ``h_acc_m``, ``GPSAltitude``
+event without position. A photo whose metadata exifread cannot parse at all (a damaged
+JPEG/HEIF structure) is a reject naming the parser's error: one photo is one record. ``GPSHPositioningError`` (0x001F) -> ``h_acc_m``, ``GPSAltitude``
 (Ref 1 = below sea level) -> ``alt_m``, ``GPSSpeed`` (Ref K/M/N) -> m/s, ``GPSTrack`` ->
 ``course_deg``. ``GPSMapDatum`` (space-padded, e.g. 'WGS-84   ') kept in ``extra``.
 """
@@ -148,7 +149,15 @@ def load_exif(path: Path, *, ctx: LoadContext) -> LoadResult:
     name = Path(ctx.member or ctx.display_path).name
     logging.getLogger("exifread").setLevel(logging.ERROR)
     with open(path, "rb") as fh:
-        tags: dict[str, Any] = exifread.process_file(fh, details=False)
+        try:
+            tags: dict[str, Any] = exifread.process_file(fh, details=False)
+        except (MemoryError, RecursionError):
+            raise
+        except Exception as exc:  # exifread raises anything on a damaged photo: the one record is a reject
+            return ctx.finish(records_read=1, time_basis="none (rejected)", default_subject="camera",
+                              rejects=[(rec, f"metadata unreadable: exifread could not parse this "
+                                             f"file's EXIF/HEIF structure ({type(exc).__name__}: {exc}); "
+                                             "the file is damaged or not a photo")])
     extra: dict[str, Any] = {"file": name, "make": _text(tags, "Image Make"),
                              "model": _text(tags, "Image Model")}
     # --- position

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from routetrace.loaders import load
-from routetrace.testing import assert_count_rule, hash_tree
+from routetrace.testing import assert_count_rule, hash_tree, mutate
 
 
 def _exif(realdata_dir: Path) -> Path:
@@ -128,3 +128,23 @@ def test_gps_time_out_of_range_is_no_time_not_a_failure() -> None:
         assert _gps_time({"GPS GPSDate": date, "GPS GPSTimeStamp": stamp}) is None
     ok = SimpleNamespace(values=[10, 30, 0])
     assert _gps_time({"GPS GPSDate": date, "GPS GPSTimeStamp": ok}) == pd.Timestamp("2024-05-01T10:30:00Z")
+
+
+@pytest.mark.parametrize(("seed", "ops", "error"), [
+    ("exifsamples_DSCN0042.jpg", [("flip", 993920906, 419223427)], "IndexError"),  # fuzz exif:67173
+    ("exifsamples_IMG_5195_iphone11promax.HEIC",
+     [("truncate", 233743887, 162985062), ("insert", 582273714, 936797298)], "EOFError"),  # exif:65029
+    ("exifsamples_IMG_5195_iphone11promax.HEIC",
+     [("repeat", 774586551, 302599746), ("delete", 976610958, 958991439)], "AssertionError"),  # exif:60658
+])
+def test_metadata_the_parser_cannot_read_is_a_reject(realdata_dir: Path, tmp_path: Path, seed: str,
+                                                     ops: list[tuple[str, int, int]], error: str) -> None:
+    """A damaged photo on which exifread raises: the photo (one record) is a reject naming
+    the parser's error (was: a file error out of the loader boundary)."""
+    p = tmp_path / seed
+    p.write_bytes(mutate((realdata_dir / "exif" / seed).read_bytes(), ops))
+    res = load(p, format="exif")
+    assert_count_rule(res)
+    assert res.records_read == 1 and res.rejects["record"].tolist() == ["image"]
+    assert res.rejects["reason"].iloc[0].startswith(f"metadata unreadable: exifread could not parse "
+                                                    f"this file's EXIF/HEIF structure ({error}")

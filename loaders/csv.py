@@ -84,6 +84,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -447,6 +448,11 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
     never closed makes the rest of the file one field: the rows before it are yielded, and
     the rest is one reject (``"row N to the end of the file"``) in the last chunk.
     """
+    repeated = sorted(h for h, k in Counter(dialect.header).items() if k > 1)
+    if repeated:
+        raise CorruptSource(f"the header (line {dialect.header_line + 1}) names column(s) "
+                            f"{', '.join(map(repr, repeated[:5]))} more than once: which values "
+                            "belong to which cannot be told", path=str(path))
     n_spare = max(8, _max_fields(path, dialect) - len(dialect.header))
     names = list(dialect.header) + [f"__spare{i}__" for i in range(n_spare)]
 

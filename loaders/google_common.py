@@ -63,7 +63,10 @@ def number(value: object) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        f = float(value)
+        try:
+            f = float(value)
+        except OverflowError:  # an integer beyond any float (JSON integers are unbounded)
+            return None
     elif isinstance(value, str):
         try:
             f = float(value.strip())

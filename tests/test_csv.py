@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from routetrace.errors import AmbiguousTime, ParameterError
+from routetrace.errors import AmbiguousTime, CorruptSource, ParameterError
 from routetrace.loaders import detect_format, load
 from routetrace.testing import assert_count_rule, hash_tree
 
@@ -407,3 +407,13 @@ def test_an_unclosed_quote_costs_the_rest_of_the_file_not_the_rows_before(
     rejects = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
     assert set(rejects) == {"row 5", "row 20 to the end of the file"}
     assert rejects["row 20 to the end of the file"].startswith("a quote opened in this row is never closed")
+
+
+def test_a_header_naming_a_column_twice_is_a_clear_error(tmp_path: Path) -> None:
+    """Fuzz portal:71988: a header repeating its names. Which values belong to which column
+    cannot be told, so the file is refused with a message naming them (was: pandas'
+    "Duplicate names are not allowed" out of the loader boundary)."""
+    p = tmp_path / "log.csv"
+    p.write_text("time,lat,lon,lat\n2025-10-26T21:00:00Z,51.0,3.9,52.0\n", encoding="utf-8")
+    with pytest.raises(CorruptSource, match=r"log.csv: the header \(line 1\) names column\(s\) 'lat' more than once"):
+        load(p, format="csv")

@@ -221,3 +221,12 @@ def test_malformed_timeline_files(tmp_path: Path) -> None:
     assert_count_rule(res)
     assert len(res.fixes) == 0 and res.rejects["reason"].str.contains(
         "not a location record|no UTC offset").all()
+
+
+def test_an_integer_beyond_any_float_is_no_number_not_a_failure() -> None:
+    """Fuzz google-timeline-edits:73939: a repeated digit run made latE7 a 300-digit JSON
+    integer; float() of it overflowed and failed the file. It is now a record reject."""
+    from routetrace.loaders.google_common import e7_pair, number
+
+    assert number(10**400) is None and number(-(10**400)) is None and number(512345678) == 512345678.0
+    assert e7_pair(10**400, 37000000) == "no numeric latitudeE7/longitudeE7"

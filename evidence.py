@@ -427,7 +427,11 @@ def extract_archive(
                 if len(infos) > lim.max_members:
                     raise UnsafeArchive(f"{len(infos)} members exceed the limit of "
                                         f"{lim.max_members}", path=str(src))
-                for info in infos:
+                for i, info in enumerate(infos):
+                    if not info.filename:  # a damaged central directory (zipfile's is_dir fails on it)
+                        report.refused.append((f"member #{i + 1} (no name)", "a member with an empty "
+                                               "name (damaged directory entry): not extracted"))
+                        continue
                     if info.is_dir() or (select and not select(info.filename)):
                         continue
                     mode = (info.external_attr >> 16) & 0o170000

@@ -143,6 +143,27 @@ def test_damaged_zip_member_is_refused_and_the_others_extract(tmp_path: Path) ->
     assert any(o.error is not None and "first.gpx" in o.path for o in outcomes)
 
 
+def test_zip_member_with_an_empty_name_is_refused_and_the_others_extract(tmp_path: Path) -> None:
+    """Fuzz archive:81659: a damaged central directory gave a member an empty name, and
+    zipfile's own ZipInfo.is_dir() raised IndexError on it, out of load_many."""
+    z = tmp_path / "noname.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("x.gpx", GPX_OK)  # its name is blanked below
+        zf.writestr("b/second.gpx", GPX_OK.replace("20:0", "22:0"))
+    raw = bytearray(z.read_bytes())
+    cd = raw.find(b"PK\x01\x02")  # first central-directory entry: name length at +28
+    raw[cd + 28: cd + 30] = (0).to_bytes(2, "little")
+    raw[cd + 46: cd + 46 + len("x.gpx")] = b""  # drop the name bytes the length no longer counts
+    raw[-6 - 4: -6] = (int.from_bytes(raw[-6 - 4: -6], "little") - 5).to_bytes(4, "little")  # CD size
+    z.write_bytes(bytes(raw))
+    rep = extract_archive(z, tmp_path / "o")
+    assert [m.name for m in rep.members] == ["b/second.gpx"]
+    assert rep.refused == [("member #1 (no name)",
+                            "a member with an empty name (damaged directory entry): not extracted")]
+    good = [o for o in load_many(z) if o.result is not None]
+    assert len(good) == 1 and len(good[0].result.fixes) == 2
+
+
 def _tar_with(members: list[tuple[tarfile.TarInfo, bytes | None]], path: Path) -> Path:
     with tarfile.open(path, "w") as tf:
         for info, data in members:

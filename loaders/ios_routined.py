@@ -292,7 +292,8 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
                     addr[int(row[0])] = ", ".join(str(v) for v in row[1:] if v)
         for ident, name, a in zip(mi["ZIDENTIFIER"], mi["ZNAME"], mi["ZADDRESS"], strict=True):
             key = ident.hex().upper() if isinstance(ident, bytes) else str(ident)
-            names[key] = (name, addr.get(int(a)) if pd.notna(a) else None)
+            a_key = pd.to_numeric(pd.Series([a], dtype=object), errors="coerce").iloc[0]  # text in a
+            names[key] = (name, addr.get(int(a_key)) if pd.notna(a_key) else None)  # damaged row: no address
 
     def _ident(v: Any) -> str | None:
         if v is None or (isinstance(v, float) and np.isnan(v)):

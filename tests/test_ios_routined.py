@@ -170,6 +170,20 @@ def test_a_blob_in_a_number_column_is_judged_row_by_row(tmp_path: Path) -> None:
     assert res.places["record"].tolist() == ["ZRTVISITMO/Z_PK=10"] and pd.isna(res.places["radius_m"].iloc[0])
 
 
+def test_text_in_a_map_item_address_key_costs_only_that_address(tmp_path: Path) -> None:
+    """Fuzz ios-routined:99152: a damaged ZRTMAPITEMMO row with text where the address key
+    (an integer) belongs; int() of it failed the whole file. The place keeps its name."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    mi = pd.DataFrame({"Z_PK": [1], "ZIDENTIFIER": [b"\x01\x02"], "ZNAME": ["Depot"],
+                       "ZADDRESS": ["7e:83:c2:84:1e:d7"]})
+    lo = pd.DataFrame({"Z_PK": [1], "ZLOCATIONLATITUDE": [51.0], "ZLOCATIONLONGITUDE": [3.7],
+                       "ZPLACEMAPITEMIDENTIFIER": [b"\x01\x02"], "ZPLACECREATIONDATE": cocoa([t0])})
+    res = load(write_routined(tmp_path / "Cache.sqlite",
+                              {"ZRTMAPITEMMO": mi, "ZRTLEARNEDLOCATIONOFINTERESTMO": lo}))
+    assert_count_rule(res)
+    assert res.places["name"].tolist() == ["Depot"] and res.places["address"].isna().all()
+
+
 def _cache(tmp_path: Path) -> Path:
     t0 = pd.Timestamp("2025-10-24T10:00:00Z")
     ts = cocoa([t0 + pd.Timedelta(minutes=m) for m in (5, 0, 10)])

@@ -144,6 +144,10 @@ def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Pa
             page.locator("#rt-chronology").screenshot(path=str(chronology_png), animations="disabled")
         if pdf is not None:
             page.emulate_media(media="print")
+            # the print layout re-flows the page: let its canvases redraw (two frames, as after
+            # loading) before printing, or a busy machine can print a half-drawn frame
+            page.evaluate("document.fonts.ready.then(() => new Promise(r => "
+                          "requestAnimationFrame(() => requestAnimationFrame(r))))")
             page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True,
                      margin={"top": "8mm", "bottom": "8mm", "left": "8mm", "right": "8mm"})
     if pdf is not None:

@@ -192,8 +192,8 @@ def _records(con: sqlite3.Connection, table: str, cols: list[str],
     faults: list[tuple[str, str]] = []
     df = read_frame(con, table, ", ".join(c if c in have else "NULL" for c in cols), cols,
                     key="Z_PK", faults=faults)
-    for c in cols:  # object dtype in a number column: text or a blob among the numbers
-        if c not in text and df[c].dtype == object:
+    for c in cols:  # a number column holding text or a blob (object or str dtype)
+        if c not in text and not pd.api.types.is_numeric_dtype(df[c]):
             df[c] = pd.to_numeric(df[c], errors="coerce")
     df, repeated = split_repeated(df, "Z_PK", lambda k, i: f"{table}/Z_PK={k} (scan row {i})",
                                   "Z_PK repeated in the table scan (damaged file)")

@@ -157,7 +157,8 @@ def test_a_blob_in_a_number_column_is_judged_row_by_row(tmp_path: Path) -> None:
     ts = cocoa([t0, t0 + pd.Timedelta(minutes=1), t0 + pd.Timedelta(minutes=2)])
     cl = pd.DataFrame({"Z_PK": [1, 2, 3], "ZTIMESTAMP": ts, "ZLATITUDE": [51.0, b"\x01\t\x01", 51.2],
                        "ZLONGITUDE": 3.7, "ZALTITUDE": [10.0, 11.0, b""], "ZHORIZONTALACCURACY": 5.0})
-    v = pd.DataFrame({"Z_PK": [10, 11], "ZTYPE": 3, "ZENTRYDATE": [ts[0], b"\x00"],
+    v = pd.DataFrame({"Z_PK": [10, 11], "ZTYPE": 3, "ZSOURCE": "7e:83:c2:84:1e:d7",  # fuzz 99152: all text
+                      "ZENTRYDATE": [ts[0], b"\x00"],
                       "ZEXITDATE": ts[2], "ZLOCATIONLATITUDE": 51.0, "ZLOCATIONLONGITUDE": 3.7,
                       "ZLOCATIONUNCERTAINTY": [b"\x01\t", 30.0]})
     res = load(write_routined(tmp_path / "Cache.sqlite", {"ZRTCLLOCATIONMO": cl, "ZRTVISITMO": v}))

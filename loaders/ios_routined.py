@@ -290,10 +290,11 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
             if fld:
                 for row in con.execute(f"SELECT Z_PK, {', '.join(fld)} FROM ZRTADDRESSMO"):
                     addr[int(row[0])] = ", ".join(str(v) for v in row[1:] if v)
-        for ident, name, a in zip(mi["ZIDENTIFIER"], mi["ZNAME"], mi["ZADDRESS"], strict=True):
+        # the address key is an integer; text in it (a damaged row) means no address
+        akeys = pd.to_numeric(mi["ZADDRESS"], errors="coerce")
+        for ident, name, a in zip(mi["ZIDENTIFIER"], mi["ZNAME"], akeys, strict=True):
             key = ident.hex().upper() if isinstance(ident, bytes) else str(ident)
-            a_key = pd.to_numeric(pd.Series([a], dtype=object), errors="coerce").iloc[0]  # text in a
-            names[key] = (name, addr.get(int(a_key)) if pd.notna(a_key) else None)  # damaged row: no address
+            names[key] = (name, addr.get(int(a)) if pd.notna(a) else None)
 
     def _ident(v: Any) -> str | None:
         if v is None or (isinstance(v, float) and np.isnan(v)):

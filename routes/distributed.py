@@ -58,7 +58,7 @@ def dask_client(scheduler: str | None = None, *, n_workers: int = 2,
             client.close()
         return
     with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                      processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+                      processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 

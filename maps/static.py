@@ -144,8 +144,8 @@ def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Pa
             page.locator("#rt-chronology").screenshot(path=str(chronology_png), animations="disabled")
         if pdf is not None:
             page.emulate_media(media="print")
-            # the print layout re-flows the page: let its canvases redraw (two frames, as after
-            # loading) before printing, or a busy machine can print a half-drawn frame
+            # the print style hides the slider and layer control: let the page lay out and its
+            # canvases redraw (two frames, as after loading) before printing
             page.evaluate("document.fonts.ready.then(() => new Promise(r => "
                           "requestAnimationFrame(() => requestAnimationFrame(r))))")
             page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True,

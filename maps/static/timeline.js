@@ -388,6 +388,11 @@
     map.on("zoomend", showLevels);
     showLevels();
     setTime(ticks.t.length - 1);
+    // a reset view ends with 'viewreset', which leaves the canvas renderer at a sub-pixel
+    // offset (-384.01 px, -186.474 px); Chromium sometimes prints that offset as it is and
+    // sometimes snapped to whole pixels, so one exhibit gave two PDFs. A finished move
+    // ('moveend') puts the canvas on whole pixels, the same on screen and on paper.
+    map.fire("moveend");
     window.routetraceReady = true;
     document.body.setAttribute("data-routetrace-ready", "1");
   };

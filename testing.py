@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,15 +142,30 @@ def hash_tree(root: str | Path) -> dict[str, str]:
     return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
-def damage_page(path: str | Path, *, at: float = 0.5, page_size: int = 4096) -> int:
-    """Overwrite one whole page of a SQLite file with 0xA5 bytes, in place; returns its number.
+def damage_page(path: str | Path, *, at: float = 0.5, page_size: int = 4096,
+                table: str | None = None) -> int:
+    """Overwrite one whole page of a SQLite file with 0xA5 bytes, in place; returns its index
+    (0-based: SQLite's page number less one).
 
     The page is the one ``at`` (0..1) of the way through the file: with one large table, a
-    leaf page of its rows. Used to show a loader loses that page's rows, not the file.
+    leaf page of its rows. With ``table``, it is the leaf page of that table ``at`` of the
+    way through its leaves (found with SQLite's ``dbstat``). Used to show a loader loses that
+    page's rows, not the file.
     """
     p = Path(path)
+    if table is None:
+        n = int(p.stat().st_size // page_size * at)
+    else:
+        con = sqlite3.connect(p)
+        try:
+            leaves = [int(r[0]) - 1 for r in con.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", (table,))]
+        finally:
+            con.close()
+        if not leaves:
+            raise ValueError(f"{p}: table {table!r} has no leaf page")
+        n = leaves[min(int(len(leaves) * at), len(leaves) - 1)]
     data = bytearray(p.read_bytes())
-    n = int(len(data) // page_size * at)
     data[n * page_size: (n + 1) * page_size] = b"\xa5" * page_size
     p.write_bytes(bytes(data))
     return n

@@ -176,10 +176,13 @@ def _read_locations(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> 
     }), n_read
 
 
-def _frame(con: sqlite3.Connection, table: str, cols: list[str]) -> pd.DataFrame:
+def _read_columns(con: sqlite3.Connection, table: str, cols: list[str],
+                  faults: list[tuple[str, str]]) -> pd.DataFrame:
+    """A table's ``cols`` (NULL where the schema lacks one), in Z_PK order, read past damaged
+    pages; each unreadable Z_PK range is appended to ``faults``."""
     have = _cols(con, table)
-    sel = ", ".join(f"{c}" if c in have else f"NULL AS {c}" for c in cols)
-    return pd.read_sql_query(f"SELECT {sel} FROM {table} ORDER BY Z_PK", con)
+    return read_frame(con, table, ", ".join(c if c in have else "NULL" for c in cols), cols,
+                      key="Z_PK", faults=faults)
 
 
 def _records(con: sqlite3.Connection, table: str, cols: list[str],
@@ -188,10 +191,8 @@ def _records(con: sqlite3.Connection, table: str, cols: list[str],
     that added: one per unreadable Z_PK range (``ZRTVISITMO/Z_PK 41..87``), and one per row
     whose Z_PK a damaged b-tree repeated in the scan (the later copies, named by scan row).
     Columns not in ``text`` are numbers: a value that is not (a damaged row's blob) is NaN."""
-    have = _cols(con, table)
     faults: list[tuple[str, str]] = []
-    df = read_frame(con, table, ", ".join(c if c in have else "NULL" for c in cols), cols,
-                    key="Z_PK", faults=faults)
+    df = _read_columns(con, table, cols, faults)
     for c in cols:  # a number column holding text or a blob (object or str dtype)
         if c not in text and not pd.api.types.is_numeric_dtype(df[c]):
             df[c] = pd.to_numeric(df[c], errors="coerce")
@@ -281,20 +282,28 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
     n = 0
     names: dict[str, tuple[Any, Any]] = {}
     if "ZRTMAPITEMMO" in tables:
-        mi = _frame(con, "ZRTMAPITEMMO", ["Z_PK", "ZIDENTIFIER", "ZNAME", "ZADDRESS"])
+        # a lookup, read past damaged pages too: an unreadable key range is one reject, and
+        # the learned places that name its map items are kept without a name or address
+        faults: list[tuple[str, str]] = []
+        mi = _read_columns(con, "ZRTMAPITEMMO", ["Z_PK", "ZIDENTIFIER", "ZNAME", "ZADDRESS"], faults)
         addr: dict[int, Any] = {}
         if "ZRTADDRESSMO" in tables:
             acol = _cols(con, "ZRTADDRESSMO")
             fld = [c for c in ("ZSUBTHOROUGHFARE", "ZTHOROUGHFARE", "ZLOCALITY", "ZCOUNTRY")
                    if c in acol]
             if fld:
-                for row in con.execute(f"SELECT Z_PK, {', '.join(fld)} FROM ZRTADDRESSMO"):
-                    addr[int(row[0])] = ", ".join(str(v) for v in row[1:] if v)
+                for rows in read_rows(con, "ZRTADDRESSMO", f"Z_PK, {', '.join(fld)}", key="Z_PK",
+                                      batch=50_000, faults=faults):
+                    for row in rows:
+                        addr[row[0]] = ", ".join(str(v) for v in row[1:] if v)
+        rejects.extend((rec, f"{why}; learned places that name these map items are kept without "
+                             "their name or address") for rec, why in faults)
+        n += len(faults)
         # the address key is an integer; text in it (a damaged row) means no address
         akeys = pd.to_numeric(mi["ZADDRESS"], errors="coerce")
         for ident, name, a in zip(mi["ZIDENTIFIER"], mi["ZNAME"], akeys, strict=True):
             key = ident.hex().upper() if isinstance(ident, bytes) else str(ident)
-            names[key] = (name, addr.get(int(a)) if pd.notna(a) else None)
+            names[key] = (name, addr.get(int(a)) if np.isfinite(a) else None)
 
     def _ident(v: Any) -> str | None:
         if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -403,8 +412,9 @@ def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
             n += k
             fixes.append(f)
             del f
-        # the record tables are read past damaged pages too; a damage met elsewhere (the
-        # map-item lookup, a join) costs that table (one reject naming it), not the whole file
+        # the record tables and lookups are read past damaged pages too; a damage SQLite
+        # meets elsewhere (a page of a table's schema or index) costs that table group (one
+        # reject naming it), not the whole file
         for name, read, into in (("ZRTVISITMO", _read_visits, places), ("ZRTHINTMO", _read_hints, fixes)):
             if name in tables:
                 got = _table(rejects, name, read, con)

@@ -20,6 +20,7 @@ from routetrace.testing import (
     hash_tree,
     make_fixes,
     mutate,
+    unread_keys,
 )
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
@@ -183,6 +184,35 @@ def test_text_in_a_map_item_address_key_costs_only_that_address(tmp_path: Path) 
                               {"ZRTMAPITEMMO": mi, "ZRTLEARNEDLOCATIONOFINTERESTMO": lo}))
     assert_count_rule(res)
     assert res.places["name"].tolist() == ["Depot"] and res.places["address"].isna().all()
+
+
+def test_damaged_page_of_the_map_items_costs_their_names_not_the_learned_places(tmp_path: Path) -> None:
+    """A leaf page of ZRTMAPITEMMO (the names learned places point to) overwritten. It used to
+    cost every learned place: the lookup was read whole, so the group was one reject. Now the
+    unreadable map-item range is one reject, every learned place is kept, and exactly those
+    that name a lost map item are without a name."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    n = 3000
+    ids = [i.to_bytes(16, "big") for i in range(1, n + 1)]
+    mi = pd.DataFrame({"Z_PK": np.arange(1, n + 1), "ZIDENTIFIER": ids,
+                       "ZNAME": [f"Place {i}" for i in range(1, n + 1)], "ZADDRESS": None})
+    lo = pd.DataFrame({"Z_PK": np.arange(1, n + 1), "ZLOCATIONLATITUDE": 51.0 + np.arange(n) * 1e-4,
+                       "ZLOCATIONLONGITUDE": 3.7, "ZPLACEMAPITEMIDENTIFIER": ids,
+                       "ZPLACECREATIONDATE": cocoa([t0] * n)})
+    p = write_routined(tmp_path / "Local.sqlite", {"ZRTMAPITEMMO": mi, "ZRTLEARNEDLOCATIONOFINTERESTMO": lo})
+    damage_page(p, table="ZRTMAPITEMMO")
+    res = load(p)
+    assert_count_rule(res)
+    assert res.rejects["record"].str.startswith("ZRTMAPITEMMO/Z_PK ").all(), res.rejects["record"].tolist()
+    assert res.rejects["reason"].str.endswith("kept without their name or address").all()
+    lost = unread_keys(res.rejects["record"])
+    assert 0 < len(lost) < 200
+    learned = res.places[res.places["kind"] == "learned"]
+    pk = learned["record"].str.removeprefix("ZRTLEARNEDLOCATIONOFINTERESTMO/Z_PK=").astype(int)
+    assert sorted(pk) == list(range(1, n + 1))
+    named = learned["name"].notna()
+    assert set(pk[~named]) == lost
+    assert (learned.loc[named, "name"] == "Place " + pk[named].astype(str)).all()
 
 
 def _cache(tmp_path: Path) -> Path:

@@ -131,6 +131,8 @@ def parse_time(value: object, *, unix_ms: bool = False) -> pd.Timestamp | str:
         t = pd.Timestamp(value.strip())
     except (ValueError, OverflowError):
         return f"unreadable time {value[:40]!r}"
+    if t.tzinfo is None:  # '2024-01-03-06:00': what looked like an offset was read as the hour
+        return f"time {value[:40]!r} has no UTC offset (ambiguous local time)"
     t = t.tz_convert("UTC")
     if not (timebase.PLAUSIBLE[0] <= t <= timebase.PLAUSIBLE[1]):
         return f"implausible time {t.isoformat()} (outside 1980-2100)"

@@ -230,3 +230,22 @@ def test_an_integer_beyond_any_float_is_no_number_not_a_failure() -> None:
 
     assert number(10**400) is None and number(-(10**400)) is None and number(512345678) == 512345678.0
     assert e7_pair(10**400, 37000000) == "no numeric latitudeE7/longitudeE7"
+
+
+def test_a_date_with_a_trailing_offset_but_no_time_is_no_utc_time(tmp_path: Path) -> None:
+    """Fuzz google-timeline-ios:35407: "2024-01-03-06:00" ends like an offset, but pandas reads
+    it as 06:00 on 3 January with no zone; converting that to UTC failed the whole file. It is
+    now a record reject saying the time has no UTC offset."""
+    from routetrace.loaders.google_common import parse_time
+
+    assert "no UTC offset" in str(parse_time("2024-01-03-06:00"))
+    assert parse_time("2024-01-03T06:00-06:00") == pd.Timestamp("2024-01-03T12:00Z")
+    items = [{"startTime": "2024-01-03-06:00", "endTime": "2024-01-03T07:00:00.000-06:00",
+              "visit": {"topCandidate": {"placeLocation": "geo:29.76,-95.36"}}},
+             {"startTime": "2024-01-03T08:00:00.000-06:00", "endTime": "2024-01-03T09:00:00.000-06:00",
+              "visit": {"topCandidate": {"placeLocation": "geo:29.76,-95.36"}}}]
+    res = load(_ios(tmp_path, items))
+    assert_count_rule(res)
+    assert res.places["t_start"].tolist() == [pd.Timestamp("2024-01-03T14:00Z")]
+    assert res.rejects["reason"].str.contains("no UTC offset").sum() == 1
+

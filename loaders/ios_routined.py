@@ -275,6 +275,13 @@ def _read_hints(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tupl
     return fixes, len(df) + repeated
 
 
+def _ident(v: Any) -> str | None:
+    """A map-item identifier as the key both tables share: hex for a blob, None for NULL."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v.hex().upper() if isinstance(v, bytes) else str(v)
+
+
 def _read_learned(con: sqlite3.Connection, tables: set[str],
                   rejects: list[tuple[str, str]]) -> tuple[list[pd.DataFrame], list[pd.DataFrame], int]:
     places: list[pd.DataFrame] = []
@@ -302,13 +309,9 @@ def _read_learned(con: sqlite3.Connection, tables: set[str],
         # the address key is an integer; text in it (a damaged row) means no address
         akeys = pd.to_numeric(mi["ZADDRESS"], errors="coerce")
         for ident, name, a in zip(mi["ZIDENTIFIER"], mi["ZNAME"], akeys, strict=True):
-            key = ident.hex().upper() if isinstance(ident, bytes) else str(ident)
-            names[key] = (name, addr.get(int(a)) if np.isfinite(a) else None)
-
-    def _ident(v: Any) -> str | None:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        return v.hex().upper() if isinstance(v, bytes) else str(v)
+            key = _ident(ident)
+            if key is not None:
+                names[key] = (name, addr.get(int(a)) if np.isfinite(a) else None)
 
     specs = [
         ("ZRTLEARNEDLOCATIONOFINTERESTMO", "learned", "ZLOCATIONHORIZONTALUNCERTAINTY",

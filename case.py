@@ -10,17 +10,16 @@ Layout::
       quality.csv       every rejected record and every file that could not be read, with
                         its reason: nothing is lost silently
 
-Ingesting is idempotent: a file whose SHA-256 is already in the case adds nothing. A bad
-file becomes a quality-report entry and never stops the rest of the ingest. Times written
-into the manifest honour ``SOURCE_DATE_EPOCH``, and tables are written sorted, so the same
-inputs give byte-identical case files.
+The store only stores: reading evidence into it is :func:`routetrace.app.ingest.ingest`.
+Times written into the manifest honour ``SOURCE_DATE_EPOCH``, and tables are written
+sorted, so the same inputs give byte-identical case files.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,18 +29,19 @@ import pandas as pd
 import shapely
 
 from . import __version__, schema
-from .errors import CaseError, ExportError, RoutetraceError
+from .errors import CaseError
 from .evidence import sha256_file
-from .loaders import LoadResult, load_many
 
 __all__ = [
-    "Case",
-    "IngestReport",
+    "GEO_KINDS",
+    "QUALITY",
     "SORT_KEYS",
-    "export_case",
+    "TABLE_KINDS",
+    "Case",
+    "concat_tables",
     "generation_time",
-    "ingest",
     "open_case",
+    "sort_table",
 ]
 
 MANIFEST = "case.json"
@@ -70,7 +70,7 @@ def generation_time() -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _sort(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+def sort_table(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     keys = [k for k in SORT_KEYS.get(kind, []) if k in df.columns]
     if not keys or df.empty:
         return df.reset_index(drop=True)
@@ -139,7 +139,7 @@ class Case:
         """Store ``df`` as table ``name`` (validated when it is a canonical kind), sorted."""
         if name in schema.TABLES:
             schema.validate(df, name)
-        df = _sort(df, name)
+        df = sort_table(df, name)
         p = self.table_path(name)
         _write_table(df, p, geo=name in GEO_KINDS or {"lat", "lon"} <= set(df.columns))
         self._cache[name] = df
@@ -209,204 +209,10 @@ def open_case(root: str | Path, *, create: bool = False, case_id: str | None = N
     return case
 
 
-@dataclass
-class IngestReport:
-    """What one ingest did: files added, skipped as already present, and failures."""
-
-    added: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    errors: list[tuple[str, str]] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
-    rejected_records: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-able summary (for ``--json``)."""
-        return {"added": self.added, "duplicates": self.duplicates,
-                "errors": [{"path": p, "error": e} for p, e in self.errors],
-                "rows": self.rows, "rejected_records": self.rejected_records}
-
-
-def _concat(frames: Sequence[pd.DataFrame], kind: str | None) -> pd.DataFrame:
+def concat_tables(frames: Sequence[pd.DataFrame], kind: str | None) -> pd.DataFrame:
+    """Concatenate frames of one table kind, coerced to its schema (empty frames ignored)."""
     frames = [f for f in frames if len(f)]
     if not frames:
         return schema.empty(kind) if kind in schema.TABLES else pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
     return schema.coerce(out, kind) if kind in schema.TABLES else out
-
-
-def ingest(
-    root: str | Path,
-    inputs: Iterable[str | Path],
-    *,
-    subject_id: str | None = None,
-    tz: str | None = None,
-    format: str | None = None,
-    options: Mapping[str, Any] | None = None,
-    case_id: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> IngestReport:
-    """Add evidence files, folders or archives to the case at ``root`` (created if new).
-
-    Each file is loaded with :func:`routetrace.loaders.load_many`; the case's tables,
-    manifest and quality report are rewritten once at the end. Files already in the case
-    (same SHA-256) are skipped; failures are reported, never fatal for the other files.
-
-    Example
-    -------
-    >>> rep = ingest("case-42", ["phone.gpx"], subject_id="phone-A")  # doctest: +SKIP
-    >>> rep.added  # doctest: +SKIP
-    ['phone.gpx']
-    """
-    case = open_case(root, create=True, case_id=case_id)
-    report = IngestReport()
-    existing = case.table("sources")
-    known = set(existing["source_id"].astype(str))
-    new: list[LoadResult] = []
-    for item in inputs:
-        for outcome in load_many(item, format=format, subject_id=subject_id, tz=tz,
-                                 options=options, progress=progress):
-            if outcome.error is not None:
-                report.errors.append((outcome.path, outcome.error.one_line()))
-                continue
-            res = outcome.result
-            assert res is not None
-            if res.source_id in known:
-                report.duplicates.append(outcome.path)
-                continue
-            known.add(res.source_id)
-            new.append(res)
-            report.added.append(outcome.path)
-            report.rejected_records += len(res.rejects)
-
-    tables: dict[str, pd.DataFrame] = {}
-    for kind in TABLE_KINDS:
-        frames = [case.table(kind)] + [
-            (r.source if kind == "sources" else getattr(r, kind)) for r in new]
-        tables[kind] = _concat(frames, kind)
-    extra_names = sorted({n for r in new for n in r.extra_tables} |
-                         {n for n in case.table_names() if n not in schema.TABLES})
-    for name in extra_names:
-        old = case.table(name) if case.table_path(name).exists() else pd.DataFrame()
-        tables[name] = _concat([old] + [r.extra_tables[name] for r in new if name in r.extra_tables],
-                               None)
-    for name, df in tables.items():
-        if name in schema.TABLES or len(df):
-            case.write_table(name, df)
-    for kind in ("fixes", "events", "places"):
-        report.rows[kind] = len(tables[kind])
-
-    _write_quality(case, tables["rejects"], tables["sources"], report.errors)
-    src = tables["sources"]
-    case.manifest["sources"] = json.loads(_sort(src, "sources").to_json(orient="records"))
-    q = case.manifest.setdefault("quality", {})
-    q["rejected_records"] = len(tables["rejects"])
-    q["file_errors"] = int(q.get("file_errors", 0)) + len(report.errors)
-    case.record_outputs()
-    return report
-
-
-def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,
-                   new_errors: Sequence[tuple[str, str]]) -> None:
-    """Rewrite quality.csv: record rejects (with the file path) and file-level errors."""
-    path_of = dict(zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True))
-    rej = pd.DataFrame({
-        "level": "record",
-        "path": rejects["source_id"].astype(str).map(path_of),
-        "source_id": rejects["source_id"].astype(str),
-        "record": rejects["record"].astype(str),
-        "reason": rejects["reason"].astype(str),
-    })
-    qpath = case.root / QUALITY
-    old_files = pd.DataFrame(columns=["level", "path", "source_id", "record", "reason"])
-    if qpath.exists():
-        prev = pd.read_csv(qpath, dtype=str, keep_default_na=False)
-        old_files = prev[prev["level"] == "file"]
-    files = pd.concat([old_files, pd.DataFrame({
-        "level": "file", "path": [p for p, _ in new_errors], "source_id": "",
-        "record": "", "reason": [e for _, e in new_errors]})], ignore_index=True)
-    files = files.drop_duplicates()
-    out = pd.concat([files, rej], ignore_index=True)
-    out = out.sort_values(["level", "path", "record"], kind="mergesort")
-    out.to_csv(qpath, index=False, lineterminator="\n")
-
-
-def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
-    """Export the case's tables to ``out`` as ``csv`` (one file per table), ``geojson``
-    (fixes, events, places) or ``gpkg`` (one GeoPackage, a layer per table).
-
-    Raises
-    ------
-    ExportError
-        For an unknown target or an output that cannot be written.
-    """
-    case = open_case(root)
-    dest = Path(out)
-    dest.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    names = [n for n in case.table_names()]
-    try:
-        if to == "csv":
-            for name in names:
-                p = dest / f"{name}.csv"
-                _formula_safe(case.table(name)).to_csv(
-                    p, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-                written.append(p)
-        elif to in ("geojson", "gpkg"):
-            os.environ.setdefault("OGR_CURRENT_DATE", generation_time())
-            for name in names:
-                df = case.table(name)
-                if not {"lat", "lon"} <= set(df.columns):
-                    if to == "geojson":
-                        continue
-                    gdf = gpd.GeoDataFrame(_stringify(df))
-                else:
-                    df = df[df["lat"].notna() & df["lon"].notna()]
-                    gdf = gpd.GeoDataFrame(_stringify(df), geometry=shapely.points(
-                        df["lon"].to_numpy(float), df["lat"].to_numpy(float)), crs="EPSG:4326")
-                if to == "geojson":
-                    p = dest / f"{name}.geojson"
-                    p.write_text(gdf.to_json(drop_id=True, sort_keys=True) + "\n", encoding="utf-8")
-                else:
-                    p = dest / f"{case.case_id}.gpkg"
-                    gdf.to_file(p, layer=name, driver="GPKG")
-                if p not in written:
-                    written.append(p)
-        else:
-            raise ExportError(f"unknown export target {to!r}; use csv, geojson or gpkg "
-                              "(KML, GPX and exhibits: `routetrace exhibit`)")
-    except RoutetraceError:
-        raise
-    except OSError as exc:
-        raise ExportError(f"cannot write: {exc}", path=str(dest)) from exc
-    return written
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _formula_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would run as a formula get a leading apostrophe.
-
-    Evidence text (chat lines, place names) is hostile: ``=HYPERLINK(...)`` must stay inert
-    when an analyst opens the CSV. Only text columns are touched; numbers are left as they
-    are.
-    """
-    out = df.copy()
-    for c in out.columns:
-        if pd.api.types.is_string_dtype(out[c].dtype) or pd.api.types.is_object_dtype(out[c].dtype):
-            text = out[c].astype("string")
-            risky = text.str.startswith(_FORMULA_START).fillna(False).astype(bool)
-            if risky.any():
-                out[c] = text.where(~risky, "'" + text)
-    return out
-
-
-def _stringify(df: pd.DataFrame) -> pd.DataFrame:
-    """Times as ISO-8601 UTC text and durations as seconds, for formats without those types."""
-    out = df.copy()
-    for c in out.columns:
-        if isinstance(out[c].dtype, pd.DatetimeTZDtype):
-            out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        elif pd.api.types.is_timedelta64_dtype(out[c].dtype):
-            out[c] = out[c].dt.total_seconds()
-    return out

@@ -96,7 +96,7 @@ def cmd_discover(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Add evidence to a case."""
-    from .case import ingest
+    from .app.ingest import ingest
 
     rep = ingest(args.case, args.inputs, subject_id=args.subject, tz=args.tz, format=args.format,
                  options=_options(args.option), case_id=args.case_id, progress=CONSOLE.progress)
@@ -114,7 +114,7 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     """Export case tables."""
-    from .case import export_case
+    from .app.export import export_case
 
     paths = export_case(args.case, to=args.to, out=args.out)
     for p in paths:
@@ -136,7 +136,7 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Generate the sample case and run the whole pipeline on it."""
-    from .pipeline import run_demo
+    from .app.demo import run_demo
 
     summary = run_demo(Path(args.out), seed=args.seed, progress=CONSOLE.progress, log=CONSOLE.info)
     CONSOLE.done()
@@ -161,7 +161,7 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     """Re-hash a case's sources and outputs."""
-    from .verify import verify_case
+    from .app.verify import verify_case
 
     rep = verify_case(args.case, exhibit_dirs=args.exhibit, base=args.base)
     for kind, path, status, expected, actual in rep.rows:
@@ -185,7 +185,7 @@ def _minutes(v: str) -> Any:
 
 def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
     """Stops, trips, gaps and the chronology of every subject."""
-    from .analysis import run_chronology
+    from .app.analysis import run_chronology
 
     chrono = run_chronology(args.case, radius_m=args.radius_m, min_dwell=_minutes(args.min_dwell_min),
                             max_gap=_minutes(args.max_gap_min))
@@ -213,7 +213,7 @@ def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_copresence(args: argparse.Namespace) -> dict[str, Any]:
     """Find which subjects were together."""
-    from .analysis import run_copresence
+    from .app.analysis import run_copresence
 
     summary = run_copresence(args.case, radius_m=args.radius_m, max_dt=_minutes(args.max_dt_min),
                              dask=args.dask, scheduler=args.scheduler)
@@ -227,7 +227,7 @@ def cmd_copresence(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_carparks(args: argparse.Namespace) -> dict[str, Any]:
     """Car-park visits and patterns."""
-    from .analysis import run_carparks
+    from .app.analysis import run_carparks
 
     summary = run_carparks(args.case, geofences=args.geofences, osm=args.osm, dask=args.dask,
                            scheduler=args.scheduler)
@@ -239,7 +239,7 @@ def cmd_carparks(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_corroborate(args: argparse.Namespace) -> dict[str, Any]:
     """Test indicated places against the evidence."""
-    from .routes.corroborate import corroborate_case
+    from .app.corroborate import corroborate_case
 
     res = corroborate_case(args.case, args.statements, tz=args.tz, options=_options(args.option),
                            out=args.out)

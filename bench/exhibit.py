@@ -34,9 +34,9 @@ from pathlib import Path
 import folium
 import numpy as np
 
-from routetrace.maps.demo import demo_tables
 from routetrace.maps.static import CHROMIUM_ARGS, chromium_path
 from routetrace.maps.timeline import _deterministic_ids, _InlineAssets, build_timeline_map
+from routetrace.samples.demo_tables import demo_tables
 
 RESULTS = Path(__file__).parent / "results" / "exhibit.txt"
 

@@ -74,9 +74,10 @@ from typing import Any
 
 from routetrace.errors import LoaderBug, RoutetraceError
 from routetrace.evidence import is_archive
+from routetrace.fuzzing import MUTATION_KINDS, load_bytes_outcome, mutate
 from routetrace.loaders import detect_format, load_many
 from routetrace.samples import generate
-from routetrace.testing import MUTATION_KINDS, assert_count_rule, load_bytes_outcome, mutate
+from routetrace.testing import assert_count_rule
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

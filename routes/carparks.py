@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -41,17 +40,15 @@ import shapely
 from shapely.geometry import MultiPoint
 
 from .. import schema
-from ..errors import LoaderError, ParameterError
+from ..errors import ParameterError
 from .arrays import expand_ranges
 from .geo import EARTH_R_M, cluster_points_m, local_zone
 
 __all__ = [
     "carpark_visits",
     "dwell_outliers",
-    "geofences_from_osm",
     "geofences_from_stops",
     "hour_of_week",
-    "load_geofences",
     "local_zone",
     "recurring_visitors",
 ]
@@ -67,72 +64,8 @@ _VISIT_COLS = [
 
 
 def _geofence_frame(names: Sequence[str], geoms: Sequence[object], source: str) -> gpd.GeoDataFrame:
-    gdf = gpd.GeoDataFrame({"name": list(names), "source": source}, geometry=list(geoms),
-                           crs="EPSG:4326")
-    return gdf
-
-
-def load_geofences(path: str | Path, *, name_field: str | None = None) -> gpd.GeoDataFrame:
-    """Read named polygons (GeoJSON, KML, GeoPackage, Shapefile) as geofences.
-
-    The name is taken from ``name_field``, else the first of ``name``, ``Name``, ``title``.
-    Points are not geofences; they are refused with a message.
-
-    Raises
-    ------
-    LoaderError
-        When the file cannot be read or holds no polygon.
-    """
-    p = Path(path)
-    try:
-        gdf = gpd.read_file(p)
-    except Exception as exc:  # pyogrio raises its own DataSourceError family
-        raise LoaderError(f"cannot read geofences: {exc}", path=str(p)) from exc
-    if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-        gdf = gdf.to_crs("EPSG:4326")
-    polys = gdf[gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if polys.empty:
-        raise LoaderError("no polygon in the file (geofences must be areas, not points)",
-                          path=str(p))
-    field = name_field or next((c for c in ("name", "Name", "title") if c in polys.columns), None)
-    names = (polys[field].astype(str) if field else
-             pd.Series([f"{p.stem}-{i + 1}" for i in range(len(polys))], index=polys.index))
-    return _geofence_frame(names.tolist(), polys.geometry.tolist(), f"file:{p.name}")
-
-
-def geofences_from_osm(path: str | Path) -> gpd.GeoDataFrame:
-    """Car parks and rest areas from a user-supplied OpenStreetMap extract (``.osm.pbf``).
-
-    Areas tagged ``amenity=parking``, ``highway=rest_area`` or ``highway=services`` become
-    geofences named by their ``name`` tag (else ``osm-<type>-<id>``). Read offline with
-    pyosmium; nothing is downloaded.
-    """
-    import osmium
-
-    p = Path(path)
-    if not p.is_file():
-        raise LoaderError("no such OSM extract", path=str(p))
-    names: list[str] = []
-    geoms: list[object] = []
-    wkb = osmium.geom.WKBFactory()
-    try:
-        for obj in osmium.FileProcessor(str(p)).with_areas():
-            if not isinstance(obj, osmium.osm.Area):
-                continue
-            tags = obj.tags
-            if not (tags.get("amenity") == "parking" or
-                    tags.get("highway") in ("rest_area", "services")):
-                continue
-            try:
-                geom = shapely.from_wkb(bytes.fromhex(wkb.create_multipolygon(obj)))
-            except RuntimeError:
-                continue  # an area osmium cannot assemble (broken ring): skipped
-            kind = "way" if obj.from_way() else "relation"
-            names.append(tags.get("name") or f"osm-{kind}-{obj.orig_id()}")
-            geoms.append(geom)
-    except RuntimeError as exc:
-        raise LoaderError(f"cannot read OSM extract: {exc}", path=str(p)) from exc
-    return _geofence_frame(names, geoms, f"osm:{p.name}")
+    return gpd.GeoDataFrame({"name": list(names), "source": source}, geometry=list(geoms),
+                            crs="EPSG:4326")
 
 
 def geofences_from_stops(

@@ -9,7 +9,8 @@ import geopandas as gpd
 import pytest
 import shapely
 
-from routetrace.case import ingest, open_case
+from routetrace.app.ingest import ingest
+from routetrace.case import open_case
 from routetrace.cli import main
 from routetrace.samples.scenario import PLACES, build_scenario
 

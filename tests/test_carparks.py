@@ -11,14 +11,13 @@ import pytest
 import shapely
 
 from routetrace import schema
+from routetrace.loaders.geofences import geofences_from_osm, load_geofences
 from routetrace.maps.patterns import plot_hour_of_week, plot_visits_timeline
 from routetrace.routes.carparks import (
     carpark_visits,
     dwell_outliers,
-    geofences_from_osm,
     geofences_from_stops,
     hour_of_week,
-    load_geofences,
     recurring_visitors,
 )
 from routetrace.routes.copresence import detect_copresence
@@ -115,6 +114,7 @@ def test_osm_extract(tmp_path: Path) -> None:
                                          tags={"landuse": "farmland"}))
     fences = geofences_from_osm(path)
     assert fences["name"].tolist() == ["Parking Wetteren"]
+    assert fences.attrs["skipped"] == []  # every tagged area was assembled
     assert fences.geometry.iloc[0].contains(shapely.Point(3.870, 51.0))
 
 

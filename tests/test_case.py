@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from routetrace.case import export_case, ingest, open_case
+from routetrace.app.export import export_case
+from routetrace.app.ingest import ingest
+from routetrace.case import open_case
 from routetrace.cli import main
 from routetrace.errors import CaseError
 from routetrace.samples import generate

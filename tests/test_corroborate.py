@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routetrace import schema
+from routetrace.app.corroborate import write_corroboration
 from routetrace.errors import ParameterError
 from routetrace.loaders import load
-from routetrace.routes.corroborate import corroborate, write_corroboration
+from routetrace.routes.corroborate import corroborate
 from routetrace.testing import make_fixes
 
 A = (51.0000, 3.8700)  # a car park
@@ -250,8 +251,9 @@ def test_sample_case_verdicts_match_the_ground_truth(tmp_path: Path) -> None:
 
 
 def test_corroborate_case_stores_tables_csv_and_parameters(tmp_path: Path) -> None:
-    from routetrace.case import ingest, open_case
-    from routetrace.routes.corroborate import corroborate_case
+    from routetrace.app.corroborate import corroborate_case
+    from routetrace.app.ingest import ingest
+    from routetrace.case import open_case
     from routetrace.samples.generate import generate
 
     files = generate(tmp_path / "sample", seed=7)

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from routetrace.fuzzing import mutate
 from routetrace.loaders import load
-from routetrace.testing import assert_count_rule, hash_tree, mutate
+from routetrace.testing import assert_count_rule, hash_tree
 
 
 def _exif(realdata_dir: Path) -> Path:

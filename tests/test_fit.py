@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from routetrace.errors import LoaderError
+from routetrace.fuzzing import mutate
 from routetrace.loaders import detect_format, load
-from routetrace.testing import assert_count_rule, hash_tree, mutate
+from routetrace.testing import assert_count_rule, hash_tree
 
 EXPECTED = {  # file: (records read, fixes, places) — from SOURCES.md
     "fitparse_activity-small-fenix2-run.fit": (2809, 2809, 0),

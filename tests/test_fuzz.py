@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from routetrace.errors import RoutetraceError
+from routetrace.fuzzing import MUTATION_KINDS, load_bytes_outcome, mutate
 from routetrace.loaders import detect_format
 from routetrace.samples import generate
-from routetrace.testing import MUTATION_KINDS, load_bytes_outcome, mutate
 
 REALDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "realdata"
 _TMP = Path(tempfile.mkdtemp(prefix="routetrace-fuzz-seeds-"))

@@ -167,9 +167,9 @@ def test_a_loader_breaking_its_count_rule_is_a_defect_not_an_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """finish() refuses a lost record with LoaderBug, and the fuzz outcome calls it unhandled."""
     from routetrace.errors import LoaderBug
+    from routetrace.fuzzing import load_bytes_outcome
     from routetrace.loaders import REGISTRY, load
     from routetrace.loaders.base import LoadContext, LoadResult
-    from routetrace.testing import load_bytes_outcome
 
     spec, _ = REGISTRY["whatsapp-txt"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from routetrace.case import ingest
+from routetrace.app.ingest import ingest
 from routetrace.errors import CorruptSource, LoaderBug, RoutetraceError, UnsafeArchive
 from routetrace.evidence import ArchiveLimits, extract_archive, private_sqlite
 from routetrace.loaders import REGISTRY, load, load_many

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from routetrace.fuzzing import mutate
 from routetrace.loaders import load
 from routetrace.samples.ios_db import cocoa, write_photos
 from routetrace.testing import (
@@ -17,7 +18,6 @@ from routetrace.testing import (
     assert_page_loss,
     damage_page,
     hash_tree,
-    mutate,
     unread_keys,
 )
 

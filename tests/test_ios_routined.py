@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from routetrace.fuzzing import mutate
 from routetrace.loaders import load
 from routetrace.loaders.dedup import fuse_extractions
 from routetrace.samples.ios_db import cocoa, write_routined
@@ -19,7 +20,6 @@ from routetrace.testing import (
     damage_page,
     hash_tree,
     make_fixes,
-    mutate,
     unread_keys,
 )
 

@@ -20,9 +20,9 @@ from PIL import Image, ImageChops
 from pypdf import PdfReader
 
 from routetrace import schema
-from routetrace.maps.demo import SRC_A, SRC_B, SRC_S, demo_tables
 from routetrace.maps.static import open_exhibit, render_static
 from routetrace.maps.timeline import build_timeline_map
+from routetrace.samples.demo_tables import SRC_A, SRC_B, SRC_S, demo_tables
 from routetrace.testing import make_fixes
 
 pytestmark = [

@@ -22,11 +22,11 @@ from routetrace.errors import ExportError
 from routetrace.evidence import sha256_file
 from routetrace.maps.basemap import load_mbtiles
 from routetrace.maps.chronology import build_chronology
-from routetrace.maps.demo import SRC_A, SRC_B, SRC_S, demo_tables
 from routetrace.maps.exhibit import make_exhibit
 from routetrace.maps.exports import KML_NS, write_gpx, write_kml
 from routetrace.maps.localtime import fmt_local, tz_at
 from routetrace.maps.timeline import POINT_BUDGET, build_timeline_map, derive_gaps
+from routetrace.samples.demo_tables import SRC_A, SRC_B, SRC_S, demo_tables
 from routetrace.testing import hash_tree, make_fixes
 
 HOSTILE = '"><script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
@@ -321,9 +321,9 @@ def test_roads_from_a_geopackage_are_drawn(tmp_path: Path) -> None:
 
 
 def test_exhibit_from_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from routetrace.app.verify import verify_case
     from routetrace.case import open_case
     from routetrace.maps.exhibit import exhibit_from_case
-    from routetrace.verify import verify_case
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761000000")
     d = demo_tables(300)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from routetrace.analysis import run_chronology
-from routetrace.case import ingest, open_case
+from routetrace.app.analysis import run_chronology
+from routetrace.app.ingest import ingest
+from routetrace.case import open_case
 from routetrace.samples import generate
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from routetrace.fuzzing import MUTATION_KINDS, load_bytes_outcome, mutate
 from routetrace.loaders import detect_format
-from routetrace.testing import MUTATION_KINDS, load_bytes_outcome, mutate
 
 OPS = st.lists(st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 1 << 20),
                          st.integers(0, 1 << 20)), min_size=1, max_size=4)

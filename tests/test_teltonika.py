@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from routetrace.errors import ParameterError, RoutetraceError, UnknownFormat
+from routetrace.fuzzing import MUTATION_KINDS, mutate
 from routetrace.loaders import detect_format, load
 from routetrace.loaders import teltonika_codec as tc
 from routetrace.loaders.teltonika import IO_TABLE, RECORDS_TABLE, sniff_teltonika
-from routetrace.testing import MUTATION_KINDS, assert_count_rule, hash_tree, mutate
+from routetrace.testing import assert_count_rule, hash_tree
 
 IMEI = "356307042441013"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from routetrace.case import ingest
+from routetrace.app.ingest import ingest
+from routetrace.app.verify import verify_case
 from routetrace.cli import main
-from routetrace.verify import verify_case
 
 GPX = ('<gpx version="1.1"><trk><trkseg><trkpt lat="51" lon="3"><time>2025-10-24T20:00:00Z'
        "</time></trkpt></trkseg></trk></gpx>")

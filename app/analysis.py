@@ -12,19 +12,19 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from .case import open_case
-from .errors import CaseError
-from .maps.patterns import plot_hour_of_week, plot_visits_timeline
-from .routes.carparks import (
+from ..case import open_case
+from ..errors import CaseError
+from ..loaders.geofences import geofences_from_osm, load_geofences
+from ..maps.patterns import plot_hour_of_week, plot_visits_timeline
+from ..routes.carparks import (
     carpark_visits,
     dwell_outliers,
-    geofences_from_osm,
     geofences_from_stops,
     hour_of_week,
-    load_geofences,
     recurring_visitors,
 )
-from .routes.copresence import detect_copresence
+from ..routes.copresence import detect_copresence
+from .export import formula_safe
 
 __all__ = ["run_carparks", "run_chronology", "run_copresence"]
 
@@ -48,7 +48,7 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     ``chronology`` in the case, writes ``CASE/chronology.csv`` and records the parameters.
     Returns the chronology table.
     """
-    from .routes import (
+    from ..routes import (
         build_trips,
         chronology,
         clean_fixes,
@@ -86,13 +86,11 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
 
 
 def _formula_safe_csv(df: pd.DataFrame, path: Path) -> None:
-    from .case import _formula_safe
-
     out = df.copy()
     for c in out.columns:
         if pd.api.types.is_timedelta64_dtype(out[c].dtype):
             out[c] = out[c].dt.total_seconds()
-    _formula_safe(out).to_csv(path, index=False, lineterminator="\n",
+    formula_safe(out).to_csv(path, index=False, lineterminator="\n",
                               date_format="%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -103,7 +101,7 @@ def run_copresence(root: str | Path, *, radius_m: float = 100.0,
     case = open_case(root)
     fixes = case.table("fixes")
     if dask or scheduler:
-        from .routes.distributed import dask_client, dask_copresence_pairs
+        from ..routes.distributed import dask_client, dask_copresence_pairs
 
         with dask_client(scheduler):
             pairs = dask_copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
@@ -143,7 +141,7 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
         source = "proposed from clusters of stops"
     fixes, events = case.table("fixes"), case.table("events")
     if dask or scheduler:
-        from .routes.distributed import dask_carpark_visits, dask_client
+        from ..routes.distributed import dask_carpark_visits, dask_client
 
         with dask_client(scheduler):
             visits = dask_carpark_visits(fixes, fences, events=events)

@@ -11,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..case import open_case
+from ..maps.exhibit import exhibit_from_case
+from ..samples import generate
 from .analysis import run_carparks, run_chronology, run_copresence
-from .case import export_case, ingest, open_case
-from .maps.exhibit import exhibit_from_case
-from .routes.corroborate import corroborate_case
-from .samples import generate
+from .corroborate import corroborate_case
+from .export import export_case
+from .ingest import ingest
 
 __all__ = ["run_demo"]
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .case import open_case
-from .errors import CaseError
-from .evidence import extract_archive, sha256_file
+from ..case import open_case
+from ..errors import CaseError
+from ..evidence import extract_archive, sha256_file
 
 __all__ = ["VerifyReport", "verify_case"]
 

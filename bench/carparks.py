@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _measure import measure
 
 from routetrace import schema
+from routetrace.geodesy import haversine_m
 from routetrace.routes.carparks import carpark_visits
-from routetrace.routes.copresence import copresence_pairs, haversine_m
+from routetrace.routes.copresence import copresence_pairs
 
 N_PARKS = 40
 BYTES_PER_FIX = 230  # canonical fixes table in memory (measured at 1e6: 211 MiB)

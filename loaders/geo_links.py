@@ -59,6 +59,8 @@ from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 from openlocationcode import openlocationcode as olc
 
+from ..geodesy import EARTH_R_M
+
 __all__ = [
     "MIN_RADIUS_M",
     "POINTING_PX",
@@ -74,7 +76,6 @@ POINTING_PX = 50.0
 #: Floor of a zoom-derived radius, metres (GNSS-level precision is not claimed from a map).
 MIN_RADIUS_M = 10.0
 _WEB_MERCATOR_M_PER_PX_Z0 = 156_543.03392
-_EARTH_R_M = 6_371_008.8
 
 _NUM = r"[-+]?\d{1,3}(?:\.\d+)?"
 _PAIR = re.compile(rf"^\s*(?:loc:)?\s*({_NUM})\s*[, ;]\s*({_NUM})\s*(?:\(.*\))?\s*$", re.S)
@@ -205,7 +206,7 @@ def _olc_ref(code: str, note: str = "") -> GeoRef:
     a = olc.decode(code)
     dlat = math.radians(a.latitudeHi - a.latitudeLo) / 2
     dlon = math.radians(a.longitudeHi - a.longitudeLo) / 2 * math.cos(math.radians(a.latitudeCenter))
-    half_diag = _EARTH_R_M * math.hypot(dlat, dlon)
+    half_diag = EARTH_R_M * math.hypot(dlat, dlon)
     return _checked(round(a.latitudeCenter, 9), round(a.longitudeCenter, 9), "plus-code",
                     radius_m=max(half_diag, 1.0),
                     radius_basis=f"Plus Code {code}{note}: half-diagonal of its cell")

@@ -9,18 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..geodesy import haversine_m
 from .localtime import fmt_duration, fmt_local, tz_names
 
 __all__ = ["build_chronology", "number_stops"]
 
-_EARTH_R_M = 6_371_008.8
-
-
-def _haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * _EARTH_R_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
 def number_stops(stops: pd.DataFrame) -> pd.DataFrame:
@@ -37,7 +30,7 @@ def _near_place(stops: pd.DataFrame, places: pd.DataFrame | None) -> list[str]:
     pl = places[places["lat"].notna() & places["lon"].notna()]
     if not len(pl):
         return [""] * len(stops)
-    d = _haversine_m(stops["lat"].to_numpy(float)[:, None], stops["lon"].to_numpy(float)[:, None],
+    d = haversine_m(stops["lat"].to_numpy(float)[:, None], stops["lon"].to_numpy(float)[:, None],
                      pl["lat"].to_numpy(float)[None, :], pl["lon"].to_numpy(float)[None, :])
     reach = (np.nan_to_num(pl["radius_m"].to_numpy(float), nan=50.0)[None, :]
              + np.nan_to_num(stops["radius_m"].to_numpy(float), nan=50.0)[:, None] + 50.0)

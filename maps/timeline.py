@@ -198,13 +198,13 @@ def derive_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30
     dt = t[1:] - t[:-1]
     idx = np.flatnonzero(same & (dt > max_gap.to_timedelta64()))
     lat, lon = f["lat"].to_numpy(float), f["lon"].to_numpy(float)
-    from .chronology import _haversine_m
+    from ..geodesy import haversine_m
     g = pd.DataFrame({
         "subject_id": f["subject_id"].to_numpy()[idx],
         "gap_id": [f"gap:{f['subject_id'].iat[i]}:{k}" for k, i in enumerate(idx)],
         "t_start": f["t_utc"].to_numpy()[idx], "t_end": f["t_utc"].to_numpy()[idx + 1],
         "lat_start": lat[idx], "lon_start": lon[idx], "lat_end": lat[idx + 1], "lon_end": lon[idx + 1],
-        "distance_m": _haversine_m(lat[idx], lon[idx], lat[idx + 1], lon[idx + 1]),
+        "distance_m": haversine_m(lat[idx], lon[idx], lat[idx + 1], lon[idx + 1]),
         "flags": "derived",
     })
     g["t_start"] = pd.to_datetime(g["t_start"], utc=True)

@@ -36,20 +36,13 @@ import pandas as pd
 
 from .. import schema
 from ..errors import ParameterError
+from ..geodesy import EARTH_R_M, haversine_m
 from .arrays import expand_ranges
 
-__all__ = ["copresence_pairs", "detect_copresence", "detect_cotravel", "haversine_m"]
+__all__ = ["copresence_pairs", "detect_copresence", "detect_cotravel"]
 
-EARTH_R_M = 6_371_008.8
 _PAIR_COLUMNS = ["subject_a", "subject_b", "fix_a", "fix_b", "t_a", "t_b", "dt", "distance_m",
                  "h_acc_a", "h_acc_b", "lat_a", "lon_a", "lat_b", "lon_b", "firm"]
-
-
-def haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    """Great-circle distance in metres between WGS84 points (degrees), element-wise."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_R_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
 def _check(radius_m: float, max_dt: pd.Timedelta) -> None:

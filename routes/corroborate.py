@@ -86,6 +86,7 @@ import pandas as pd
 
 from .. import schema
 from ..errors import ParameterError
+from ..geodesy import haversine_m
 
 __all__ = [
     "VERDICTS",
@@ -95,17 +96,9 @@ __all__ = [
 ]
 
 VERDICTS = ("supported", "contradicted", "not observed", "inconclusive")
-_EARTH_R_M = 6_371_008.8
 _MAX_EVIDENCE_FIXES = 5
 #: Without a stops table, a visit is a run of near fixes lasting at least this long.
 VISIT_MIN_DWELL = pd.Timedelta("5min")
-
-
-def _hav(lat1: Any, lon1: Any, lat2: Any, lon2: Any) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = (np.sin((p2 - p1) / 2) ** 2
-         + np.cos(p1) * np.cos(p2) * np.sin(np.radians(np.asarray(lon2) - np.asarray(lon1)) / 2) ** 2)
-    return np.asarray(2 * _EARTH_R_M * np.arcsin(np.sqrt(np.clip(a, 0, 1))), dtype=float)
 
 
 @dataclass
@@ -394,8 +387,8 @@ def _gap_ev(gaps: pd.DataFrame | None, subject: str, lo: int, hi: int,
     for r in g.sort_values("t_start").itertuples():
         d = np.nan
         if pd.notna(r.lat_start) and pd.notna(r.lat_end):
-            d = float(min(_hav(r.lat_start, r.lon_start, p_lat, p_lon),
-                          _hav(r.lat_end, r.lon_end, p_lat, p_lon)))
+            d = float(min(haversine_m(r.lat_start, r.lon_start, p_lat, p_lon),
+                          haversine_m(r.lat_end, r.lon_end, p_lat, p_lon)))
         out.append({"evidence_kind": "gap", "evidence_id": str(r.gap_id), "role": "unobserved",
                     "t_start": r.t_start, "t_end": r.t_end, "lat": np.nan, "lon": np.nan,
                     "distance_m": round(d, 1) if d == d else np.nan, "limit_m": np.nan,
@@ -420,7 +413,7 @@ def _judge(
     i0 = int(np.searchsorted(tr.t, lo, side="left"))
     i1 = int(np.searchsorted(tr.t, hi, side="right"))
     idx = np.arange(i0, i1)
-    d = _hav(tr.lat[idx], tr.lon[idx], plat, plon)
+    d = haversine_m(tr.lat[idx], tr.lon[idx], plat, plon)
     lim = r_p + tr.acc[idx] + slack_m
     near = d <= lim
     near_t = tr.t[idx][near]
@@ -435,7 +428,7 @@ def _judge(
         ov = (a <= hi) & (b >= lo)
         st = st[ov]
         if len(st):
-            sd = _hav(st["lat"].to_numpy(float), st["lon"].to_numpy(float), plat, plon)
+            sd = haversine_m(st["lat"].to_numpy(float), st["lon"].to_numpy(float), plat, plon)
             rs = st["radius_m"].to_numpy(float)
             slim = r_p + rs + slack_m
             for r, dist, li, re_, ta, tb in zip(st.itertuples(), sd, slim, rs, a[ov], b[ov],
@@ -472,7 +465,7 @@ def _judge(
         before = i0 - 1
         after = i1
         br = [j for j in (before, after) if 0 <= j < len(tr.t)]
-        bd = _hav(tr.lat[br], tr.lon[br], plat, plon) if br else np.array([])
+        bd = haversine_m(tr.lat[br], tr.lon[br], plat, plon) if br else np.array([])
         ev.extend(_fix_ev(tr, np.asarray(br, dtype=int), bd, r_p + tr.acc[br] + slack_m,
                           "bracketing", lo, hi))
         ev.extend(_gap_ev(gaps, subject, lo, hi, plat, plon))
@@ -510,7 +503,7 @@ def _judge(
     hi_j = min(i1, len(tr.t) - 1)
     a_i = np.arange(lo_j, hi_j)
     a_lat, a_lon, b_lat, b_lon = tr.lat[a_i], tr.lon[a_i], tr.lat[a_i + 1], tr.lon[a_i + 1]
-    need = (_hav(a_lat, a_lon, plat, plon) + _hav(plat, plon, b_lat, b_lon)
+    need = (haversine_m(a_lat, a_lon, plat, plon) + haversine_m(plat, plon, b_lat, b_lon)
             - 2 * r_p - tr.acc[a_i] - tr.acc[a_i + 1])
     dt_s = (tr.t[a_i + 1] - tr.t[a_i]) / 1e9
     feasible = need <= max_speed_mps * np.maximum(dt_s, 1e-9)
@@ -571,7 +564,7 @@ def _visits(p: Mapping[str, Any], subject: str, tr: _Track | None, stops: pd.Dat
         st = stops[stops["subject_id"].astype(str) == subject]
         if not len(st):
             return []
-        d = _hav(st["lat"].to_numpy(float), st["lon"].to_numpy(float), plat, plon)
+        d = haversine_m(st["lat"].to_numpy(float), st["lon"].to_numpy(float), plat, plon)
         ok = d <= r_p + st["radius_m"].to_numpy(float) + slack_m
         st = st[ok]
         return sorted(zip(st["t_arrival"].astype("int64").tolist(),
@@ -585,7 +578,7 @@ def _visits(p: Mapping[str, Any], subject: str, tr: _Track | None, stops: pd.Dat
     dlon = dlat / max(np.cos(np.radians(min(abs(plat) + dlat, 89.9))), 1e-6)
     cand = np.flatnonzero((np.abs(tr.lat - plat) <= dlat) & (np.abs((tr.lon - plon + 180.0) % 360.0 - 180.0) <= dlon))
     near = np.zeros(len(tr.t), dtype=bool)
-    near[cand] = _hav(tr.lat[cand], tr.lon[cand], plat, plon) <= r_p + tr.acc[cand] + slack_m
+    near[cand] = haversine_m(tr.lat[cand], tr.lon[cand], plat, plon) <= r_p + tr.acc[cand] + slack_m
     # without stops: maximal runs of consecutive near fixes lasting at least VISIT_MIN_DWELL
     # (driving past a place is not a visit)
     edges = np.diff(np.r_[0, near.astype(np.int8), 0])

@@ -1,9 +1,6 @@
-"""Distances and local metric coordinates for WGS84 positions.
+"""Geometry helpers of the stages: clusters of points and the local time zone.
 
-Great-circle (haversine) distances in metres on a sphere of the mean Earth radius
-(6,371,008.8 m, IUGG); local east/north metres by an equirectangular projection around a
-reference latitude, exact enough within tens of kilometres, which is the scale of every
-test a stage makes (stop radius, co-presence distance, car-park size).
+Distances and local metres are :mod:`routetrace.geodesy` (re-exported here for the stages).
 """
 
 from __future__ import annotations
@@ -13,31 +10,10 @@ import functools
 import numpy as np
 import shapely
 
+from ..geodesy import EARTH_R_M, haversine_m, local_xy_m
 from ..timebase import tz_finder
 
 __all__ = ["EARTH_R_M", "cluster_points_m", "haversine_m", "local_xy_m", "local_zone"]
-
-EARTH_R_M = 6_371_008.8
-
-
-def haversine_m(lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray | float,
-                lon2: np.ndarray | float) -> np.ndarray:
-    """Great-circle distance in metres between WGS84 points (degrees), element-wise.
-
-    >>> round(float(haversine_m(51.0, 3.87, 51.0, 3.88)))
-    700
-    """
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(np.subtract(lon2, lon1)) / 2) ** 2
-    return np.asarray(2 * EARTH_R_M * np.arcsin(np.sqrt(np.clip(a, 0, 1))))
-
-
-def local_xy_m(lat: np.ndarray, lon: np.ndarray, *, lat0: float, lon0: float) -> tuple[np.ndarray, np.ndarray]:
-    """East/north metres from (lat0, lon0) by an equirectangular projection."""
-    x = np.radians(np.asarray(lon) - lon0) * EARTH_R_M * np.cos(np.radians(lat0))
-    y = np.radians(np.asarray(lat) - lat0) * EARTH_R_M
-    return x, y
-
 
 def cluster_points_m(lat: np.ndarray, lon: np.ndarray, *, eps_m: float) -> np.ndarray:
     """Single-linkage clusters: points closer than ``eps_m`` (metres) share a label.

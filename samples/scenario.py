@@ -51,10 +51,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..geodesy import haversine_m
+
 __all__ = ["PLACES", "TZ", "Scenario", "build_scenario"]
 
 TZ = "Europe/Brussels"
-EARTH_R_M = 6_371_008.8
 
 #: Named places of the case (WGS84 degrees).
 PLACES: dict[str, tuple[float, float]] = {
@@ -178,13 +179,6 @@ def _local(t: str) -> pd.Timestamp:
     return pd.Timestamp(t).tz_localize(TZ, ambiguous=False).tz_convert("UTC")
 
 
-def _haversine_m(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_R_M * np.arcsin(np.sqrt(a))
-
-
 def _path(a: str, b: str) -> list[tuple[float, float]]:
     """Waypoints along the corridor from place ``a`` to place ``b``."""
     main = [n for n, _ in _MAIN]
@@ -230,7 +224,7 @@ def _simulate(subject: str, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.
         lat0, lon0 = PLACES[place]
         if prev_place is not None and t_prev_dep is not None:
             wp = np.asarray(_path(prev_place, place))
-            seg = _haversine_m(wp[:-1, 0], wp[:-1, 1], wp[1:, 0], wp[1:, 1])
+            seg = haversine_m(wp[:-1, 0], wp[:-1, 1], wp[1:, 0], wp[1:, 1])
             cum = np.concatenate([[0.0], np.cumsum(seg)])
             t_arr = t_prev_dep + cum[-1] / speed
             ts = _sample_times(t_prev_dep, t_arr, rng, kind=kind, moving=True)
@@ -333,7 +327,7 @@ def build_scenario(seed: int = 7) -> Scenario:
     # fuel level (%) and odometer (m) of the lorries, sampled with the track
     for subject in ("lorry-1", "lorry-2"):
         tr = tracks[subject]
-        step = _haversine_m(tr["true_lat"].to_numpy()[:-1], tr["true_lon"].to_numpy()[:-1],
+        step = haversine_m(tr["true_lat"].to_numpy()[:-1], tr["true_lon"].to_numpy()[:-1],
                             tr["true_lat"].to_numpy()[1:], tr["true_lon"].to_numpy()[1:])
         dist = np.concatenate([[0.0], np.cumsum(step)])
         odo = 412_345_000.0 + dist

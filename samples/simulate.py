@@ -27,14 +27,12 @@ import numpy as np
 import pandas as pd
 
 from .. import schema
+from ..geodesy import haversine_m, xy_to_deg
 
 __all__ = ["score_stops", "simulate"]
 
-R = 6_371_008.8
-
-
 def _deg(dx: np.ndarray, dy: np.ndarray, lat0: float) -> tuple[np.ndarray, np.ndarray]:
-    return np.degrees(dy / R), np.degrees(dx / (R * np.cos(np.radians(lat0))))
+    return xy_to_deg(dx, dy, lat0=lat0)
 
 
 def simulate(
@@ -180,7 +178,6 @@ def score_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float 
     matched at most once (greedy by overlap). True stays the device did not observe (off
     throughout) are left out of recall when ``only_observed``.
     """
-    from ..routes.geo import haversine_m
 
     tr = truth[truth["observed"]] if only_observed else truth
     tp = 0

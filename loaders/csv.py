@@ -330,31 +330,70 @@ def _header_ok(header: Sequence[str], need: Sequence[str]) -> bool:
     return True
 
 
-def auto_columns(header: Sequence[str], explicit: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Map roles to header names: the explicit mapping first, then :data:`SYNONYMS`."""
+def match_roles(header: Sequence[str], synonyms: Mapping[str, Sequence[str]],
+                explicit: Mapping[str, str] | None = None, *,
+                option: str = "options['columns']") -> dict[str, str]:
+    """Map column roles to header names: the one role matcher of the tabular loaders.
+
+    The ``explicit`` mapping (role -> column, from the user) is taken first; then each
+    remaining role, in the order of ``synonyms``, takes the first header whose normalised
+    name (:func:`norm`) is one of its synonyms and that no other role took.
+
+    Parameters
+    ----------
+    header
+        The file's column names, as written.
+    synonyms
+        Role -> normalised names, in order of preference (:data:`SYNONYMS` for generic CSV,
+        ``portal.ROLES`` for fleet-portal reports).
+    explicit
+        Role -> column name given by the user.
+    option
+        How the user gave ``explicit``, for error messages.
+
+    Returns
+    -------
+    dict
+        Role -> header name, for every role found.
+
+    Raises
+    ------
+    ParameterError
+        When an explicit role is unknown or names a column the header lacks.
+
+    Example
+    -------
+    >>> match_roles(["Time", "Lat", "Lng"], {"lat": ("lat",), "lon": ("lon", "lng")})
+    {'lat': 'Lat', 'lon': 'Lng'}
+    """
     out: dict[str, str] = {}
-    explicit = dict(explicit or {})
-    for role, col in explicit.items():
-        if role not in SYNONYMS:
-            raise ParameterError(f"unknown column role {role!r} in options['columns']; "
-                                 f"known: {', '.join(sorted(SYNONYMS))}")
+    for role, col in dict(explicit or {}).items():
+        if role not in synonyms:
+            raise ParameterError(f"unknown column role {role!r} in {option}; "
+                                 f"known: {', '.join(sorted(synonyms))}")
         if col not in header:
             raise ParameterError(f"column {col!r} (for {role}) is not in the header "
                                  f"{list(header)!r}")
         out[role] = col
     by_key: dict[str, str] = {}
     for h in header:
-        by_key.setdefault(norm(h), h)
+        if h:
+            by_key.setdefault(norm(h), h)
     taken = set(out.values())
-    for role, names in SYNONYMS.items():
+    for role, names in synonyms.items():
         if role in out:
             continue
-        for key in names:
-            hit = by_key.get(key)
-            if hit is not None and hit not in taken:
-                out[role] = hit
-                taken.add(hit)
-                break
+        hit = next((by_key[k] for k in names if k in by_key and by_key[k] not in taken), None)
+        if hit is not None:
+            out[role] = hit
+            taken.add(hit)
+    return out
+
+
+def auto_columns(header: Sequence[str], explicit: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Map roles to header names: the explicit mapping first, then :data:`SYNONYMS`
+    (:func:`match_roles`), then the date/time pairing rules of loggers."""
+    out = match_roles(header, SYNONYMS, explicit)
     # "time" alone is a full timestamp unless a date column sits beside it
     if "date" in out and "datetime" in out and "time" not in out and norm(out["datetime"]) == "time":
         out["time"] = out.pop("datetime")

@@ -96,6 +96,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,7 @@ from .csv import (
     chunk_to_fixes,
     extract,
     iter_chunks,
+    match_roles,
     norm,
     parse_times,
     raise_if_all_local,
@@ -278,29 +280,6 @@ def _load_mapping(ctx: LoadContext) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ParameterError(f"portal mapping file {p} must be a YAML mapping")
     return data
-
-
-def _columns(header: Sequence[str], explicit: Mapping[str, str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for role, col in explicit.items():
-        if col not in header:
-            raise ParameterError(f"mapping column {col!r} (for {role}) is not in the header {list(header)!r}")
-        out[role] = col
-    by_key: dict[str, str] = {}
-    for h in header:
-        if h:
-            by_key.setdefault(norm(h), h)
-    taken = set(out.values())
-    for role, names in ROLES.items():
-        if role in out:
-            continue
-        for key in names:
-            hit = by_key.get(key)
-            if hit is not None and hit not in taken:
-                out[role] = hit
-                taken.add(hit)
-                break
-    return out
 
 
 _GENERIC_SHEET = re.compile(r"(?i)^(?:sheet|blad|tabelle|feuil|hoja|foglio)\s*\d*$|^(?:stops?|trips?|"
@@ -493,6 +472,231 @@ def _extra_json(chunk: pd.DataFrame, cols: Mapping[str, str], roles: Sequence[st
     return out
 
 
+@dataclass
+class _Plan:
+    """What the mapping and options say about every part of one export."""
+
+    mp: dict[str, Any]
+    forced: str | None
+    explicit: dict[str, str]
+    tz: str | None
+    basis_opt: str | None
+    fmt: str | None
+    user_events: dict[str, str]
+
+    def event_kind(self, text: object) -> str:
+        key = norm(text) if isinstance(text, str) else ""
+        return self.user_events.get(key) or EVENT_KINDS.get(key) or re.sub(
+            r"(?<=[a-z0-9])(?=[A-Z])", "_", str(text or "")).lower().strip().replace(" ", "_")
+
+    def accept(self, header: list[str]) -> bool:
+        if self.explicit:
+            return all(c in header for c in self.explicit.values())
+        return portal_kind(header) is not None
+
+
+@dataclass
+class _Acc:
+    """The tables of one export, gathered part by part, chunk by chunk."""
+
+    default_subject: str | None
+    fixes: list[pd.DataFrame] = field(default_factory=list)
+    events: list[pd.DataFrame] = field(default_factory=list)
+    places: list[pd.DataFrame] = field(default_factory=list)
+    rejects: list[pd.DataFrame] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)
+    kinds_seen: list[str] = field(default_factory=list)
+    units_seen: list[str] = field(default_factory=list)
+    n: int = 0
+
+    def reject(self, rec: pd.Series, reason: pd.Series, ok: pd.Series) -> None:
+        self.rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
+
+
+@dataclass
+class _Chunk:
+    """One chunk of one report with its columns resolved."""
+
+    df: pd.DataFrame
+    cols: dict[str, str]
+    rec: pd.Series
+    subj: pd.Series | None
+    dev: pd.Series
+    dec: bool
+    header: list[str]
+    prefix: str
+
+
+def _plan(ctx: LoadContext) -> _Plan:
+    mp = _load_mapping(ctx)
+    for key in ("speed_unit", "duration_unit", "time_format", "sheet"):
+        if key in ctx.options:
+            mp[key] = ctx.options[key]
+    forced = mp.get("kind")
+    if forced is not None and forced not in KINDS:
+        raise ParameterError(f"mapping kind {forced!r} must be one of {', '.join(KINDS)}")
+    if mp.get("speed_unit") is not None:
+        _speed_unit(mp, None)  # a bad unit is the user's error: say so before reading
+    tz_rule = mp.get("tz")
+    utc_stated = str(ctx.options.get("time_basis", "")).lower() == "utc"
+    basis_opt = "utc" if str(tz_rule).lower() == "utc" or utc_stated else None
+    return _Plan(mp=mp, forced=forced, explicit=dict(mp.get("columns") or {}),
+                 tz=ctx.tz or (tz_rule if tz_rule and basis_opt is None else None),
+                 basis_opt=basis_opt, fmt=mp.get("time_format"),
+                 user_events={norm(k): str(v) for k, v in dict(mp.get("events") or {}).items()})
+
+
+def _require(ctx: LoadContext, cols: Mapping[str, str], kind: str, needs: Sequence[str],
+             what: str) -> None:
+    for need in needs:
+        if need not in cols:
+            raise ctx.error(CorruptSource, f"{kind} export without a {need}{what}")
+
+
+def _positions(c: _Chunk, plan: _Plan, acc: _Acc, ctx: LoadContext, speed_unit: str) -> None:
+    _require(ctx, c.cols, "positions", ("datetime", "lat", "lon"), " column")
+    pcols: dict[str, str] = {r: c.cols[r] for r in ("datetime", "lat", "lon", "speed", "course",
+                                                    "altitude", "accuracy", "valid", "subject")
+                             if r in c.cols}
+    tb = Table(dialect=Dialect(delimiter=",", header_line=0, header=c.header, decimal_comma=c.dec),
+               cols=pcols, units={"speed": speed_unit}, time_basis=plan.basis_opt, fix_kind="gps")
+    f, r, tr = chunk_to_fixes(c.df, tb, tz=plan.tz, date_order=plan.mp.get("date_order"),
+                              what=ctx.display_path, time_format=plan.fmt, record_prefix=c.prefix)
+    acc.bases.append(tr.basis)
+    if c.subj is not None:
+        f = f.assign(subject_id=c.subj.reindex(f.index))
+    acc.fixes.append(f)
+    acc.rejects.append(r)
+
+
+def _spans(c: _Chunk, plan: _Plan, acc: _Acc, ctx: LoadContext,
+           kind: str) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """Start and end times of a stops/trips report, their reject reasons and durations."""
+    _require(ctx, c.cols, kind, ("start", "end"), " time column")
+    t0, why0, b0 = _time(c.df, c.cols["start"], ctx, plan.tz, plan.basis_opt, plan.fmt)
+    t1, why1, _ = _time(c.df, c.cols["end"], ctx, plan.tz, plan.basis_opt, plan.fmt)
+    acc.bases.append(b0)
+    reason = why0.fillna(why1)
+    reason[(t1 < t0) & reason.isna()] = "end time before start time"
+    dur = (_durations(c.df[c.cols["duration"]], str(plan.mp.get("duration_unit", "ms")))
+           if "duration" in c.cols else pd.Series(np.nan, index=c.df.index))
+    return t0, t1, reason, dur
+
+
+def _text(c: _Chunk, role: str) -> Any:
+    return c.df[c.cols[role]].astype("string") if role in c.cols else pd.NA
+
+
+def _stops(c: _Chunk, plan: _Plan, acc: _Acc, ctx: LoadContext) -> None:
+    t0, t1, reason, dur = _spans(c, plan, acc, ctx, "stops")
+    lat, lon = _latlon(c.df, c.cols, "lat", "lon", "address", c.dec)
+    reason[(lat.isna() | lon.isna()) & reason.isna()] = (
+        "stop has no position (no lat/lon column and the address is not 'lat, lon')")
+    ok = reason.isna()
+    extra = _extra_json(c.df, c.cols, ("duration", "odometer", "engine_hours", "spent_fuel"),
+                        {"duration_s": dur, "device": c.dev})
+    df = pd.DataFrame({
+        "record": c.rec, "kind": "portal_stop", "flags": "portal_stop",
+        "name": _text(c, "address"), "address": _text(c, "address"),
+        "lat": lat, "lon": lon, "t_start": t0, "t_end": t1,
+        "t_precision": "second", "extra": extra,
+        "subject_id": (c.subj if c.subj is not None else pd.NA),
+    })
+    df["subject_id"] = df["subject_id"].astype("string").fillna(ctx.subject(acc.default_subject))
+    acc.places.append(df[ok])
+    acc.reject(c.rec, reason, ok)
+
+
+def _trips(c: _Chunk, plan: _Plan, acc: _Acc, ctx: LoadContext) -> None:
+    t0, t1, reason, dur = _spans(c, plan, acc, ctx, "trips")
+    slat, slon = _latlon(c.df, c.cols, "start_lat", "start_lon", "start_address", c.dec)
+    elat, elon = _latlon(c.df, c.cols, "end_lat", "end_lon", "end_address", c.dec)
+    ok = reason.isna()
+    extra = _extra_json(c.df, c.cols, ("distance", "odometer", "end_odometer", "average_speed",
+                                       "max_speed", "duration", "spent_fuel", "driver",
+                                       "start_address", "end_address"),
+                        {"duration_s": dur, "device": c.dev})
+    for k, t, la, lo, addr in (("trip_start", t0, slat, slon, "start_address"),
+                               ("trip_end", t1, elat, elon, "end_address")):
+        df = pd.DataFrame({"record": c.rec, "t_utc": t, "kind": k, "lat": la, "lon": lo,
+                           "text": _text(c, addr), "extra": extra})
+        if c.subj is not None:
+            df["subject_id"] = c.subj
+        acc.events.append(df[ok])
+    acc.reject(c.rec, reason, ok)
+
+
+def _events(c: _Chunk, plan: _Plan, acc: _Acc, ctx: LoadContext) -> None:
+    _require(ctx, c.cols, "events", ("datetime", "type"), " column")
+    t, reason, b = _time(c.df, c.cols["datetime"], ctx, plan.tz, plan.basis_opt, plan.fmt)
+    acc.bases.append(b)
+    raw = c.df[c.cols["type"]].astype("string").str.strip()
+    kinds = raw.map(plan.event_kind).astype("string")
+    reason[(kinds == "") & reason.isna()] = "event without a type"
+    lat, lon = _latlon(c.df, c.cols, "lat", "lon", "address", c.dec)
+    ok = reason.isna()
+    text = c.df[c.cols["text"]].astype("string").replace("", pd.NA) if "text" in c.cols else pd.NA
+    df = pd.DataFrame({"record": c.rec, "t_utc": t, "kind": kinds, "text": text, "lat": lat,
+                       "lon": lon, "extra": _extra_json(c.df, c.cols, (), {"type": raw, "device": c.dev})})
+    if c.subj is not None:
+        df["subject_id"] = c.subj
+    acc.events.append(df[ok])
+    acc.reject(c.rec, reason, ok)
+
+
+def _who(chunk: pd.DataFrame, cols: Mapping[str, str], device_col: str | None,
+         part_device: str | None, part_subject: str | None) -> tuple[pd.Series | None, pd.Series]:
+    """Each row's subject (None: the file's) and device, filled from the sheet's device."""
+    subj = (chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
+            if "subject" in cols else None)
+    dev = (chunk[device_col].astype("string").str.strip().replace("", pd.NA)
+           if device_col else pd.Series(pd.NA, index=chunk.index, dtype="string"))
+    if part_device:
+        dev = dev.fillna(part_device)
+    if part_subject is not None:  # this sheet's device fills rows that name none
+        subj = (pd.Series(part_subject, index=chunk.index, dtype="string") if subj is None
+                else subj.fillna(part_subject))
+    return subj, dev
+
+
+_BY_KIND = {"stops": _stops, "trips": _trips, "events": _events}
+
+
+def _part(part: Part, plan: _Plan, acc: _Acc, ctx: LoadContext) -> None:
+    """One report (a CSV file or a sheet) of the export, chunk by chunk."""
+    header, prefix, chunks, part_device, dec = part
+    kind = plan.forced or portal_kind(header)
+    if kind is None:
+        raise ctx.error(CorruptSource, f"cannot tell which report {header!r} is; set 'kind' "
+                        "in the mapping")
+    acc.kinds_seen.append(kind)
+    cols = match_roles(header, ROLES, plan.explicit, option="the portal mapping's columns")
+    device_col = cols.get("subject")  # kept in extra as 'device' even under --subject
+    if ctx.subject_id:
+        cols.pop("subject", None)
+    part_subject = None if ctx.subject_id else (plan.mp.get("subject") or part_device)
+    if acc.default_subject is None:
+        acc.default_subject = part_subject
+    speed_unit = _speed_unit(plan.mp, cols.get("speed"))
+    if kind in ("positions", "trips"):
+        acc.units_seen.append(speed_unit)
+    for chunk in chunks:
+        bad = chunk.attrs.get("bad_lines", [])
+        if bad:  # lines the CSV parser could not split into the header's columns
+            acc.n += len(bad)
+            acc.rejects.append(pd.DataFrame(bad, columns=["record", "reason"]))
+        if not len(chunk):
+            continue
+        acc.n += len(chunk)
+        subj, dev = _who(chunk, cols, device_col, part_device, part_subject)
+        c = _Chunk(df=chunk, cols=cols, rec=prefix + chunk["__row__"].astype(str), subj=subj,
+                   dev=dev, dec=dec, header=header, prefix=prefix)
+        if kind == "positions":
+            _positions(c, plan, acc, ctx, speed_unit)
+        else:
+            _BY_KIND[kind](c, plan, acc, ctx)
+
+
 @register(LoaderSpec(
     name="portal",
     description="Fleet-portal exports (Traccar route/stops/trips/events presets, or a YAML "
@@ -503,180 +707,30 @@ def _extra_json(chunk: pd.DataFrame, cols: Mapping[str, str], roles: Sequence[st
 def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a fleet-portal export. Options: ``mapping`` (YAML path or dict), ``speed_unit``,
     ``chunk_rows``; see the module docstring."""
-    mp = _load_mapping(ctx)
-    for key in ("speed_unit", "duration_unit", "time_format", "sheet"):
-        if key in ctx.options:
-            mp[key] = ctx.options[key]
-    forced = mp.get("kind")
-    if forced is not None and forced not in KINDS:
-        raise ParameterError(f"mapping kind {forced!r} must be one of {', '.join(KINDS)}")
-    explicit = dict(mp.get("columns") or {})
-    if mp.get("speed_unit") is not None:
-        _speed_unit(mp, None)  # a bad unit is the user's error: say so before reading
-
-    def accept(h: list[str]) -> bool:
-        if explicit:
-            return all(c in h for c in explicit.values())
-        return portal_kind(h) is not None
-
-    tz_rule = mp.get("tz")
-    utc_stated = str(ctx.options.get("time_basis", "")).lower() == "utc"
-    basis_opt = "utc" if str(tz_rule).lower() == "utc" or utc_stated else None
-    tz = ctx.tz or (tz_rule if tz_rule and basis_opt is None else None)
-    fmt = mp.get("time_format")
-    fixes: list[pd.DataFrame] = []
-    events: list[pd.DataFrame] = []
-    places: list[pd.DataFrame] = []
-    rejects: list[pd.DataFrame] = []
-    bases: list[str] = []
-    kinds_seen: list[str] = []
-    units_seen: list[str] = []
-    default_subject: str | None = mp.get("subject")
-    n = 0
-    user_map = {norm(k): str(v) for k, v in dict(mp.get("events") or {}).items()}
-
-    def event_kind(text: object) -> str:
-        key = norm(text) if isinstance(text, str) else ""
-        return user_map.get(key) or EVENT_KINDS.get(key) or re.sub(
-            r"(?<=[a-z0-9])(?=[A-Z])", "_", str(text or "")).lower().strip().replace(" ", "_")
-
-    for header, prefix, chunks, part_device, dec in _parts(path, ctx, mp, accept):
-        kind = forced or portal_kind(header)
-        if kind is None:
-            raise ctx.error(CorruptSource, f"cannot tell which report {header!r} is; set 'kind' "
-                            "in the mapping")
-        kinds_seen.append(kind)
-        cols = _columns(header, explicit)
-        device_col = cols.get("subject")  # kept in extra as 'device' even under --subject
-        if ctx.subject_id:
-            cols.pop("subject", None)
-        part_subject = None if ctx.subject_id else (mp.get("subject") or part_device)
-        if default_subject is None:
-            default_subject = part_subject
-        speed_unit = _speed_unit(mp, cols.get("speed"))
-        if kind in ("positions", "trips"):
-            units_seen.append(speed_unit)
-        for chunk in chunks:
-            bad = chunk.attrs.get("bad_lines", [])
-            if bad:  # lines the CSV parser could not split into the header's columns
-                n += len(bad)
-                rejects.append(pd.DataFrame(bad, columns=["record", "reason"]))
-            if not len(chunk):
-                continue
-            n += len(chunk)
-            rec = prefix + chunk["__row__"].astype(str)
-            subj = (chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
-                    if "subject" in cols else None)
-            dev = (chunk[device_col].astype("string").str.strip().replace("", pd.NA)
-                   if device_col else pd.Series(pd.NA, index=chunk.index, dtype="string"))
-            if part_device:
-                dev = dev.fillna(part_device)
-            if part_subject is not None:  # this sheet's device fills rows that name none
-                subj = (pd.Series(part_subject, index=chunk.index, dtype="string") if subj is None
-                        else subj.fillna(part_subject))
-            if kind == "positions":
-                for need in ("datetime", "lat", "lon"):
-                    if need not in cols:
-                        raise ctx.error(CorruptSource, f"positions export without a {need} column")
-                pcols: dict[str, str] = {r: cols[r] for r in ("datetime", "lat", "lon", "speed", "course", "altitude",
-                                              "accuracy", "valid", "subject") if r in cols}
-                tb = Table(dialect=Dialect(delimiter=",", header_line=0, header=header, decimal_comma=dec),
-                           cols=pcols, units={"speed": speed_unit}, time_basis=basis_opt, fix_kind="gps")
-                f, r, tr = chunk_to_fixes(chunk, tb, tz=tz, date_order=mp.get("date_order"),
-                                          what=ctx.display_path, time_format=fmt, record_prefix=prefix)
-                bases.append(tr.basis)
-                if subj is not None:
-                    f = f.assign(subject_id=subj.reindex(f.index))
-                fixes.append(f)
-                rejects.append(r)
-                continue
-            if kind in ("stops", "trips"):
-                for need in ("start", "end"):
-                    if need not in cols:
-                        raise ctx.error(CorruptSource, f"{kind} export without a {need} time column")
-                t0, why0, b0 = _time(chunk, cols["start"], ctx, tz, basis_opt, fmt)
-                t1, why1, _ = _time(chunk, cols["end"], ctx, tz, basis_opt, fmt)
-                bases.append(b0)
-                reason = why0.fillna(why1)
-                reason[(t1 < t0) & reason.isna()] = "end time before start time"
-                dur = (_durations(chunk[cols["duration"]], str(mp.get("duration_unit", "ms")))
-                       if "duration" in cols else pd.Series(np.nan, index=chunk.index))
-                if kind == "stops":
-                    lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
-                    reason[(lat.isna() | lon.isna()) & reason.isna()] = (
-                        "stop has no position (no lat/lon column and the address is not 'lat, lon')")
-                    ok = reason.isna()
-                    extra = _extra_json(chunk, cols, ("duration", "odometer", "engine_hours",
-                                                      "spent_fuel"),
-                                        {"duration_s": dur, "device": dev})
-                    df = pd.DataFrame({
-                        "record": rec, "kind": "portal_stop", "flags": "portal_stop",
-                        "name": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
-                        "address": chunk[cols["address"]].astype("string") if "address" in cols else pd.NA,
-                        "lat": lat, "lon": lon, "t_start": t0, "t_end": t1,
-                        "t_precision": "second", "extra": extra,
-                        "subject_id": (subj if subj is not None else pd.NA),
-                    })
-                    df["subject_id"] = df["subject_id"].astype("string").fillna(
-                        ctx.subject(default_subject))
-                    places.append(df[ok])
-                else:
-                    slat, slon = _latlon(chunk, cols, "start_lat", "start_lon", "start_address", dec)
-                    elat, elon = _latlon(chunk, cols, "end_lat", "end_lon", "end_address", dec)
-                    ok = reason.isna()
-                    extra = _extra_json(chunk, cols, ("distance", "odometer", "end_odometer",
-                                                      "average_speed", "max_speed", "duration",
-                                                      "spent_fuel", "driver", "start_address",
-                                                      "end_address"),
-                                        {"duration_s": dur, "device": dev})
-                    for k, t, la, lo, addr in (("trip_start", t0, slat, slon, "start_address"),
-                                               ("trip_end", t1, elat, elon, "end_address")):
-                        df = pd.DataFrame({"record": rec, "t_utc": t, "kind": k, "lat": la, "lon": lo,
-                                           "text": (chunk[cols[addr]].astype("string")
-                                                    if addr in cols else pd.NA),
-                                           "extra": extra})
-                        if subj is not None:
-                            df["subject_id"] = subj
-                        events.append(df[ok])
-                rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
-                continue
-            # events
-            for need in ("datetime", "type"):
-                if need not in cols:
-                    raise ctx.error(CorruptSource, f"events export without a {need} column")
-            t, reason, b = _time(chunk, cols["datetime"], ctx, tz, basis_opt, fmt)
-            bases.append(b)
-            raw = chunk[cols["type"]].astype("string").str.strip()
-            kinds = raw.map(event_kind).astype("string")
-            reason[(kinds == "") & reason.isna()] = "event without a type"
-            lat, lon = _latlon(chunk, cols, "lat", "lon", "address", dec)
-            ok = reason.isna()
-            text = chunk[cols["text"]].astype("string").replace("", pd.NA) if "text" in cols else pd.NA
-            df = pd.DataFrame({"record": rec, "t_utc": t, "kind": kinds, "text": text, "lat": lat,
-                               "lon": lon, "extra": _extra_json(chunk, cols, (), {"type": raw, "device": dev})})
-            if subj is not None:
-                df["subject_id"] = subj
-            events.append(df[ok])
-            rejects.append(pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]}))
-
-    fx = [f for f in fixes if len(f)]
-    ev = [e for e in events if len(e)]
-    pl = [p for p in places if len(p)]
-    rj = [r for r in rejects if len(r)]
+    plan = _plan(ctx)
+    acc = _Acc(default_subject=plan.mp.get("subject"))
+    for part in _parts(path, ctx, plan.mp, plan.accept):
+        _part(part, plan, acc, ctx)
+    fx = [f for f in acc.fixes if len(f)]
+    ev = [e for e in acc.events if len(e)]
+    pl = [p for p in acc.places if len(p)]
+    rj = [r for r in acc.rejects if len(r)]
+    fx_df = None
     if fx:
         fx_df = pd.concat(fx, ignore_index=True)
         if "subject_id" in fx_df.columns:
-            fx_df["subject_id"] = fx_df["subject_id"].astype("string").fillna(ctx.subject(default_subject))
+            fx_df["subject_id"] = fx_df["subject_id"].astype("string").fillna(
+                ctx.subject(acc.default_subject))
     if not (fx or ev or pl):  # nothing could be placed in time: say --tz, not 'N rejects'
         raise_if_all_local(pd.concat(rj, ignore_index=True) if rj else None, ctx)
-    basis = "; ".join(dict.fromkeys(b for b in bases if b != "none")) or "none"
-    src = "Traccar preset" if not mp else "mapping file"
-    basis = f"portal {'+'.join(dict.fromkeys(kinds_seen))} export ({src}): {basis}"
-    if units_seen:
-        basis += f"; speed unit {'+'.join(dict.fromkeys(units_seen))}"
+    basis = "; ".join(dict.fromkeys(b for b in acc.bases if b != "none")) or "none"
+    src = "Traccar preset" if not plan.mp else "mapping file"
+    basis = f"portal {'+'.join(dict.fromkeys(acc.kinds_seen))} export ({src}): {basis}"
+    if acc.units_seen:
+        basis += f"; speed unit {'+'.join(dict.fromkeys(acc.units_seen))}"
     return ctx.finish(
-        records_read=n, time_basis=basis, default_subject=default_subject,
-        fixes=fx_df if fx else None,
+        records_read=acc.n, time_basis=basis, default_subject=acc.default_subject,
+        fixes=fx_df,
         events=pd.concat(ev, ignore_index=True) if ev else None,
         places=pd.concat(pl, ignore_index=True) if pl else None,
         rejects=pd.concat(rj, ignore_index=True) if rj else None,

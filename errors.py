@@ -88,7 +88,8 @@ class UnsafeArchive(LoaderError):
 
 class LoaderBug(RoutetraceError):
     """A loader broke its own count rule (a record lost, counted twice, or both produced and
-    rejected): a defect in routetrace, not in the evidence. Nothing of the file is used."""
+    rejected), or a format sniffer raised instead of answering yes or no: a defect in
+    routetrace, not in the evidence. Nothing of the file is used."""
 
 
 class SchemaError(RoutetraceError):

@@ -321,6 +321,8 @@ def detect_format(path: Path, *, display_path: str | None = None) -> LoaderSpec:
         No loader recognises it (the message says how to force one).
     AmbiguousFormat
         Several do (the message lists them).
+    LoaderBug
+        A sniffer raised instead of answering (a defect, not a property of the file).
     """
     shown = display_path or str(path)
     head = _head(path)
@@ -331,8 +333,10 @@ def detect_format(path: Path, *, display_path: str | None = None) -> LoaderSpec:
         try:
             if spec.sniff(path, head):
                 hits.append(spec)
-        except Exception:  # a sniffer is a best-effort guess: failing to recognise is "no"
-            continue
+        except Exception as exc:  # a sniffer must answer yes or no, whatever the bytes
+            raise LoaderBug(f"the {spec.name} sniffer crashed ({type(exc).__name__}: {exc}); "
+                            "this is a defect in routetrace, please report it; pass --format "
+                            "NAME to load the file meanwhile", path=shown) from exc
     if not hits:
         raise UnknownFormat("no loader recognises this file; see `routetrace formats` and "
                             "pass --format NAME to force one", path=shown)

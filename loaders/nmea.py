@@ -54,7 +54,8 @@ KNOTS_TO_MPS = 1852.0 / 3600.0
 
 def sniff_nmea(path: Path, head: bytes) -> bool:
     """At least three NMEA sentences with a valid checksum in the first 64 KiB."""
-    text = head.decode("utf-16") if head.startswith((b"\xff\xfe", b"\xfe\xff")) else head.decode("latin-1")
+    text = (head.decode("utf-16", errors="replace") if head.startswith((b"\xff\xfe", b"\xfe\xff"))
+            else head.decode("latin-1"))  # the head may end mid-character: never raise
     valid = like = 0
     for line in text.splitlines()[:400]:
         for m in _FULL.finditer(line):

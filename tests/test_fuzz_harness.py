@@ -182,3 +182,23 @@ def test_a_loader_breaking_its_count_rule_is_a_defect_not_an_error(
     (tmp_path / "chat.txt").write_bytes(b"x")
     with pytest.raises(LoaderBug, match="2 records read but 0 produced \\+ 1 rejected"):
         load(tmp_path / "chat.txt", format="whatsapp-txt")
+
+
+def test_a_crashing_sniffer_is_a_loader_bug_not_unknown_format(tmp_path: Path) -> None:
+    """A sniffer that raises is a defect in routetrace (LoaderBug naming the sniffer), not
+    'no loader recognises this file' (#16)."""
+    from routetrace.errors import LoaderBug
+    from routetrace.loaders import base
+
+    def crash(path: Path, head: bytes) -> bool:
+        raise IndexError("boom")
+
+    spec = base.LoaderSpec(name="zz-crashing", description="test", sniff=crash, produces=("fixes",))
+    base.REGISTRY[spec.name] = (spec, lambda path, *, ctx: None)  # type: ignore[assignment,return-value]
+    try:
+        p = tmp_path / "x.txt"
+        p.write_text("hello\n")
+        with pytest.raises(LoaderBug, match="zz-crashing sniffer crashed.*IndexError"):
+            base.detect_format(p)
+    finally:
+        del base.REGISTRY[spec.name]

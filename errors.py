@@ -104,5 +104,10 @@ class CaseError(RoutetraceError):
     """A case directory is missing, damaged, or its recorded hashes do not verify."""
 
 
+class MissingExtra(RoutetraceError):
+    """An optional part of routetrace is needed and its packages are not installed; the
+    message names the extra that installs them (``pip install 'routetrace[static]'``)."""
+
+
 class ExportError(RoutetraceError):
     """An output could not be written (unknown target format, unwritable path)."""

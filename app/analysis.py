@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..case import open_case
 from ..errors import CaseError
+from ..extras import require
 from ..loaders.geofences import geofences_from_osm, load_geofences
 from ..maps.patterns import plot_hour_of_week, plot_visits_timeline
 from ..routes.carparks import (
@@ -101,6 +102,7 @@ def run_copresence(root: str | Path, *, radius_m: float = 100.0,
     case = open_case(root)
     fixes = case.table("fixes")
     if dask or scheduler:
+        require("dask.distributed", extra="fleet", purpose="--dask co-presence")
         from ..routes.distributed import dask_client, dask_copresence_pairs
 
         with dask_client(scheduler):
@@ -141,6 +143,7 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
         source = "proposed from clusters of stops"
     fixes, events = case.table("fixes"), case.table("events")
     if dask or scheduler:
+        require("dask.distributed", extra="fleet", purpose="--dask car-park visits")
         from ..routes.distributed import dask_carpark_visits, dask_client
 
         with dask_client(scheduler):

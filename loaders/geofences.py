@@ -23,6 +23,7 @@ import pandas as pd
 import shapely
 
 from ..errors import LoaderError
+from ..extras import require
 
 __all__ = ["geofences_from_osm", "load_geofences"]
 
@@ -104,11 +105,7 @@ def geofences_from_osm(path: str | Path) -> gpd.GeoDataFrame:
     >>> fences.attrs["skipped"]  # doctest: +SKIP
     []
     """
-    try:
-        import osmium
-    except ImportError as exc:  # pragma: no cover - osmium is a declared dependency
-        raise LoaderError("reading OSM extracts needs pyosmium (pip install osmium)",
-                          path=str(path)) from exc
+    osmium = require("osmium", extra="osm", purpose="geofences from OSM extracts")
 
     p = Path(path)
     if not p.is_file():

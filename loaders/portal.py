@@ -104,6 +104,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CorruptSource, ParameterError
+from ..extras import require
 from .base import SNIFF_BYTES, LoadContext, LoaderSpec, LoadResult, compact_json, register
 from .csv import (
     DEFAULT_CHUNK,
@@ -231,7 +232,7 @@ def _cell(v: Any) -> str:
 
 
 def _xlsx_sheets(path: Path, *, max_rows: int | None = None) -> Iterator[tuple[str, Iterator[tuple[int, list[str]]]]]:
-    import openpyxl
+    openpyxl = require("openpyxl", extra="xlsx", purpose="XLSX portal exports")
 
     wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     try:
@@ -298,7 +299,7 @@ def _parts(path: Path, ctx: LoadContext, mp: Mapping[str, Any],
         head = fh.read(SNIFF_BYTES)
     chunk_rows = int(ctx.options.get("chunk_rows", DEFAULT_CHUNK))
     if _is_xlsx(head):
-        import openpyxl
+        openpyxl = require("openpyxl", extra="xlsx", purpose="XLSX portal exports")
 
         want = mp.get("sheet")
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)

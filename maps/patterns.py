@@ -7,21 +7,29 @@ stamps in the files, so the same visits give byte-identical figures.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+from ..extras import require
 
 __all__ = ["plot_hour_of_week", "plot_visits_timeline"]
 
 _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (the ``charts`` extra)."""
+    matplotlib = require("matplotlib", extra="charts", purpose="car-park figures")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", extra="charts", purpose="car-park figures")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib
+
+    plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"Date": None, "Creator": None} if path.suffix == ".svg" else \
         {"Software": None} if path.suffix == ".png" else {"CreationDate": None, "Creator": None, "Producer": None}
@@ -36,6 +44,7 @@ def plot_hour_of_week(counts: pd.DataFrame, out: str | Path, *, title: str = "Vi
     """Heatmap of visits per local weekday × hour, one panel per geofence (``counts`` from
     :func:`routetrace.routes.carparks.hour_of_week`)."""
     names = sorted(counts["geofence"].unique()) if len(counts) else ["(no visits)"]
+    plt = _pyplot()
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 1.6 * len(names) + 0.6), squeeze=False)
     for ax, name in zip(axes[:, 0], names, strict=True):
         grid = np.zeros((7, 24))
@@ -54,6 +63,7 @@ def plot_hour_of_week(counts: pd.DataFrame, out: str | Path, *, title: str = "Vi
 def plot_visits_timeline(visits: pd.DataFrame, out: str | Path, *, title: str = "Car-park visits") -> Path:
     """One bar per visit (UTC axis), a row per subject × geofence; door openings marked ▲,
     unobserved parts hatched."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 0.35 * max(3, visits[["subject_id", "geofence"]].drop_duplicates().shape[0]) + 1))
     rows = sorted({(r.subject_id, r.geofence) for r in visits.itertuples()})
     for y, (subj, fence) in enumerate(rows):

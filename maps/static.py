@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import ExportError
+from ..extras import require
 
 __all__ = ["BrowserReport", "CHROMIUM_ARGS", "chromium_path", "open_exhibit", "render_static"]
 
@@ -63,7 +64,8 @@ def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[s
     """
     import time
 
-    from playwright.sync_api import sync_playwright
+    sync_playwright = require("playwright.sync_api", extra="static",
+                              purpose="PNG/PDF exhibits").sync_playwright
 
     path = Path(html).resolve()
     rep = BrowserReport()

@@ -110,7 +110,7 @@ def test_one_definition(name: str) -> None:
     for p in _package_files():
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
             if isinstance(node, ast.FunctionDef) and (node.name == name or
-                                                      node.name.strip("_") in {"hav", "haversine"} and name == "haversine_m"):
+                                                      (node.name.strip("_") in {"hav", "haversine"} and name == "haversine_m")):
                 found.append(f"{p.relative_to(ROOT)}:{node.lineno}")
             elif isinstance(node, ast.Assign) and any(
                     isinstance(t, ast.Name) and t.id.strip("_") == name for t in node.targets):

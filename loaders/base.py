@@ -161,12 +161,14 @@ def sqlite_tables(path: Path) -> set[str]:
                 return set()
         uri = f"file:{path.resolve().as_posix()}?mode=ro&immutable=1"
         con = sqlite3.connect(uri, uri=True)
+        con.text_factory = bytes  # a damaged schema may hold invalid UTF-8: never raise on it
         try:
             rows = con.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
         finally:
             con.close()
-        return {str(r[0]) for r in rows}
-    except (sqlite3.DatabaseError, OSError):
+        return {bytes(r[0]).decode("utf-8", errors="replace") for r in rows if r[0] is not None}
+    except (sqlite3.DatabaseError, OSError, UnicodeDecodeError):
+        # UnicodeDecodeError: SQLite's own error message quoting a damaged schema is not UTF-8
         return set()
 
 

@@ -202,3 +202,22 @@ def test_a_crashing_sniffer_is_a_loader_bug_not_unknown_format(tmp_path: Path) -
             base.detect_format(p)
     finally:
         del base.REGISTRY[spec.name]
+
+
+def test_sqlite_sniffers_answer_on_a_schema_that_is_not_utf8(tmp_path: Path) -> None:
+    """SQLite's error message quoting a damaged schema may not be UTF-8; the sniffer helper
+    answers 'no tables' instead of raising (found by fuzzing the sniffers, #16)."""
+    import sqlite3
+
+    from routetrace.loaders.base import sqlite_tables
+
+    db = tmp_path / "x.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (a)")
+    con.commit()
+    con.close()
+    data = bytearray(db.read_bytes())
+    i = data.index(b"CREATE TABLE t")
+    data[i:i + 6] = b"\xb2\xb2\xb2\xb2\xb2\xb2"  # the schema's SQL no longer parses, nor decodes
+    db.write_bytes(bytes(data))
+    assert sqlite_tables(db) == set()

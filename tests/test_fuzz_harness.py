@@ -213,11 +213,10 @@ def test_sqlite_sniffers_answer_on_a_schema_that_is_not_utf8(tmp_path: Path) -> 
 
     db = tmp_path / "x.db"
     con = sqlite3.connect(db)
-    con.execute("CREATE TABLE t (a)")
+    con.execute("CREATE TABLE tabcdef (a)")
     con.commit()
     con.close()
-    data = bytearray(db.read_bytes())
-    i = data.index(b"CREATE TABLE t")
-    data[i:i + 6] = b"\xb2\xb2\xb2\xb2\xb2\xb2"  # the schema's SQL no longer parses, nor decodes
-    db.write_bytes(bytes(data))
+    # the schema's SQL no longer parses, and the table name quoted in the error is not UTF-8
+    db.write_bytes(db.read_bytes().replace(b"abcdef", b"\xb2" * 6)
+                   .replace(b"CREATE TABLE", b"CRXATE TABLE"))
     assert sqlite_tables(db) == set()

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import RoutetraceError
+from .app.progress import Progress
+from .errors import CaseError, RoutetraceError
 
 __all__ = ["main"]
 
@@ -24,22 +26,45 @@ _COMMANDS: dict[str, Handler] = {}
 
 
 class _Console:
-    """Prints to stderr unless quiet; progress lines only on a terminal."""
+    """Where output goes: results on stdout (unless ``--json``, whose object is the only
+    thing on stdout), messages and progress on stderr (unless ``--quiet``)."""
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
+        self.json = False
+        self.bar: Progress | None = None
 
     def info(self, msg: str) -> None:
         if not self.quiet:
-            print(msg, file=sys.stderr)
+            print(_visible(msg), file=sys.stderr)
+
+    def result(self, msg: str) -> None:
+        """A line of the command's result (a table row, a list entry): stdout."""
+        if not self.json:
+            print(_visible(msg))
 
     def progress(self, msg: str) -> None:
-        if not self.quiet and sys.stderr.isatty():
-            print(f"\r\033[K  reading {msg[-100:]}", end="", file=sys.stderr, flush=True)
+        """A loader's progress callback: the file now being read."""
+        if self.bar is not None:
+            self.bar.file(msg)
+
+    def working(self, step: str) -> Progress:
+        """Report ``step`` on stderr until the ``with`` block ends (silent under --quiet)."""
+        tty = sys.stderr.isatty()
+        write = (lambda _t: 0) if self.quiet else sys.stderr.write
+        self.bar = Progress(step, write=write, tty=tty, interval_s=0.5 if tty else 5.0)
+        return self.bar
 
     def done(self) -> None:
-        if not self.quiet and sys.stderr.isatty():
-            print("\r\033[K", end="", file=sys.stderr, flush=True)
+        self.bar = None
+
+
+def _visible(text: str) -> str:
+    """Control and bidi-override characters shown as escapes, so file names from evidence
+    cannot move the cursor, recolour or reorder what the terminal shows."""
+    return "".join(c if c == "\n" or (c.isprintable() and not 0x202A <= ord(c) <= 0x202E
+                                       and not 0x2066 <= ord(c) <= 0x2069)
+                   else f"\\u{ord(c):04x}" for c in text)
 
 
 CONSOLE = _Console(quiet=False)
@@ -61,10 +86,9 @@ def cmd_formats(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = [{"name": s.name, "produces": list(s.produces), "version": s.version,
              "description": s.description} for s in formats()]
-    if not args.json:
-        width = max(len(r["name"]) for r in rows)
-        for r in rows:
-            print(f"{r['name']:<{width}}  {r['description']}")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        CONSOLE.result(f"{r['name']:<{width}}  {r['description']}")
     return {"formats": rows}
 
 
@@ -75,21 +99,19 @@ def cmd_discover(args: argparse.Namespace) -> dict[str, Any]:
 
     ios = ios_discover(args.path)
     found = ios[ios["status"] != "not found"]
-    if not args.json:
-        print(f"iPhone artifacts in {args.path}:")
-        if found.empty:
-            print("  none found")
-        for r in ios.itertuples():
-            if r.status == "not found" and not args.all:
-                continue
-            n = "" if r.records_read != r.records_read or r.records_read is None else f"{r.records_read} records"
-            print(f"  {r.status:<11} {r.artifact:<26} {n:<16} {r.member if isinstance(r.member, str) else ''}")
+    CONSOLE.result(f"iPhone artifacts in {args.path}:")
+    if found.empty:
+        CONSOLE.result("  none found")
+    for r in ios.itertuples():
+        if r.status == "not found" and not args.all:
+            continue
+        n = "" if r.records_read != r.records_read or r.records_read is None else f"{r.records_read} records"
+        CONSOLE.result(f"  {r.status:<11} {r.artifact:<26} {n:<16} {r.member if isinstance(r.member, str) else ''}")
     google = takeout_discover(args.path)
     rec = google[google["status"] == "recognised"]
-    if not args.json:
-        print(f"Files a loader recognises: {len(rec)} of {len(google)}")
-        for r in rec.itertuples():
-            print(f"  {r.format:<26} {r.member}")
+    CONSOLE.result(f"Files a loader recognises: {len(rec)} of {len(google)}")
+    for r in rec.itertuples():
+        CONSOLE.result(f"  {r.format:<26} {r.member}")
     return {"ios": json.loads(ios.to_json(orient="records")),
             "google": json.loads(google.to_json(orient="records"))}
 
@@ -98,9 +120,25 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Add evidence to a case."""
     from .app.ingest import ingest
 
-    rep = ingest(args.case, args.inputs, subject_id=args.subject, tz=args.tz, format=args.format,
-                 options=_options(args.option), case_id=args.case_id, progress=CONSOLE.progress)
+    with CONSOLE.working(f"ingesting {len(args.inputs)} input(s) into {args.case}"):
+        rep = ingest(args.case, args.inputs, subject_id=args.subject, subjects=args.subjects,
+                     tz=args.tz, format=args.format, options=_options(args.option),
+                     case_id=args.case_id, progress=CONSOLE.progress)
     CONSOLE.done()
+    if rep.subjects_created or rep.devices_created:
+        CONSOLE.info(f"subjects created: {', '.join(rep.subjects_created) or 'none'}; devices "
+                     f"created: {', '.join(rep.devices_created) or 'none'} "
+                     f"(`routetrace subjects {args.case}` lists them)")
+    for path, was, now in rep.reassigned:
+        CONSOLE.info(f"  re-assigned {path}: subject {was} -> {now}")
+    for line in rep.rederived:
+        CONSOLE.info(f"  {line}")
+    if rep.unmapped:
+        CONSOLE.info(f"  {len(rep.unmapped)} file(s) matched no path of the mapping and keep "
+                     "their own subject: " + ", ".join(rep.unmapped[:5])
+                     + (" ..." if len(rep.unmapped) > 5 else ""))
+    for w in rep.warnings:
+        CONSOLE.info(f"warning: {w}")
     CONSOLE.info(f"case {args.case}: {len(rep.added)} file(s) added, {len(rep.duplicates)} already "
                  f"present, {len(rep.errors)} could not be read; {rep.rejected_records} record(s) "
                  f"rejected (see {Path(args.case) / 'quality.csv'})")
@@ -108,8 +146,28 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
         CONSOLE.info(f"  not loaded: {err}" if path in err else f"  not loaded: {path}: {err}")
     CONSOLE.info("  rows in case: " + ", ".join(f"{k} {v}" for k, v in rep.rows.items()))
     if rep.errors and not rep.added and not rep.duplicates:
-        raise RoutetraceError("nothing could be loaded from the inputs given (see above)")
+        raise RoutetraceError("nothing could be loaded from the inputs given (see above)",
+                              hint="check the paths, or force a loader with --format NAME")
     return rep.as_dict()
+
+
+def cmd_subjects(args: argparse.Namespace) -> dict[str, Any]:
+    """List subjects, devices, sources and time ranges."""
+    from .app.subjects import subject_overview
+
+    view = subject_overview(args.case)
+    for subj in view:
+        CONSOLE.result(f"{subj['subject_id']}  {subj['kind'] or ''} {subj['label'] or ''}  "
+                       f"{subj['t_first'] or '-'} .. {subj['t_last'] or '-'}  "
+                       f"({subj['declared_by']})")
+        for dev in subj["devices"]:
+            CONSOLE.result(f"  device {dev['device_id']}  {dev['kind'] or ''}  "
+                           f"{dev['n_sources']} source(s)")
+            for src in dev["sources"]:
+                CONSOLE.result(f"    {src['source_id'][:12]}  {src['format']:<18} "
+                               f"{src['n_fixes']:>8} fixes  {src['t_first'] or '-'} .. "
+                               f"{src['t_last'] or '-'}  {src['path']}")
+    return {"subjects": view}
 
 
 def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
@@ -138,7 +196,9 @@ def cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Generate the sample case and run the whole pipeline on it."""
     from .app.demo import run_demo
 
-    summary = run_demo(Path(args.out), seed=args.seed, progress=CONSOLE.progress, log=CONSOLE.info)
+    with CONSOLE.working("running the demo on the sample case"):
+        summary = run_demo(Path(args.out), seed=args.seed, progress=CONSOLE.progress,
+                           log=CONSOLE.info)
     CONSOLE.done()
     return summary
 
@@ -149,13 +209,12 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
 
     case = open_case(args.case)
     tables = {n: len(case.table(n)) for n in case.table_names()}
-    if not args.json:
-        print(f"case {case.case_id} (created {case.manifest.get('created')}, "
-              f"routetrace {case.manifest.get('tool', {}).get('version')})")
-        for s in case.manifest.get("sources", []):
-            print(f"  {s['source_id'][:12]}  {s['format']:<18} {s['records_read']:>8} records  "
-                  f"{s['n_rejects']:>6} rejected  {s['path']}")
-        print("  tables: " + ", ".join(f"{k} {v}" for k, v in tables.items()))
+    CONSOLE.result(f"case {case.case_id} (created {case.manifest.get('created')}, "
+                   f"routetrace {case.manifest.get('tool', {}).get('version')})")
+    for s in case.manifest.get("sources", []):
+        CONSOLE.result(f"  {s['source_id'][:12]}  {s['format']:<18} {s['records_read']:>8} records  "
+                       f"{s['n_rejects']:>6} rejected  {s['path']}")
+    CONSOLE.result("  tables: " + ", ".join(f"{k} {v}" for k, v in tables.items()))
     return {"case_id": case.case_id, "tables": tables}
 
 
@@ -169,27 +228,60 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
             line = f"{status:<8} {kind:<15} {path}"
             if status == "changed":
                 line += f"  (recorded {expected[:16]}…, now {actual[:16]}…)"
-            print(line, file=sys.stderr)
+            CONSOLE.result(line)
     CONSOLE.info(f"{len(rep.rows)} file(s) checked: " + ("all match" if rep.ok else
                  f"{len(rep.problems())} do NOT match"))
     if not rep.ok:
-        raise RoutetraceError(f"verification failed: {len(rep.problems())} file(s) changed or missing")
+        raise _Failed(f"verification failed: {len(rep.problems())} file(s) changed or missing",
+                      rep.as_dict(),
+                      hint=None if args.base or not any(
+                          r[0] == "source" and r[2] == "missing" for r in rep.rows) else
+                      "sources are looked for relative to the case folder; if the evidence is "
+                      "elsewhere, pass --base FOLDER")
     return rep.as_dict()
 
 
-def _minutes(v: str) -> Any:
+class _Failed(RoutetraceError):
+    """A command that ran and found a problem (e.g. verify): its result still goes to --json."""
+
+    def __init__(self, message: str, result: dict[str, Any], *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.result = result
+
+
+def _positive_minutes(v: str) -> Any:
+    """argparse type: minutes > 0, as a Timedelta."""
     import pandas as pd
 
-    return pd.Timedelta(minutes=float(v))
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number of minutes") from None
+    if not x > 0 or x != x or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"{v!r}: must be a positive number of minutes")
+    return pd.Timedelta(minutes=x)
+
+
+def _positive_metres(v: str) -> float:
+    """argparse type: metres > 0."""
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number of metres") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"{v!r}: must be a positive number of metres")
+    return x
 
 
 def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
     """Stops, trips, gaps and the chronology of every subject."""
     from .app.analysis import run_chronology
 
-    chrono = run_chronology(args.case, radius_m=args.radius_m, min_dwell=_minutes(args.min_dwell_min),
-                            max_gap=_minutes(args.max_gap_min))
-    if not args.quiet and not args.json:
+    with CONSOLE.working("computing stops, trips and unobserved intervals"):
+        chrono = run_chronology(args.case, radius_m=args.radius_m, min_dwell=args.min_dwell_min,
+                                max_gap=args.max_gap_min)
+    CONSOLE.done()
+    if not args.json:
         from rich.console import Console
         from rich.table import Table
 
@@ -202,9 +294,9 @@ def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
             table.add_row(str(r.subject_id), str(r.seq), str(r.kind), str(r.local_start), str(r.local_end),
                           str(span).replace("0 days ", ""), "" if r.n_fixes != r.n_fixes else str(int(r.n_fixes)),
                           str(r.flags or ""))
-        console = Console(stderr=True)
+        console = Console()
         if not console.is_terminal:
-            console = Console(stderr=True, width=200)
+            console = Console(width=200)
         console.print(table)
     CONSOLE.info(f"{(chrono['kind'] == 'stop').sum()} stop(s), {(chrono['kind'] == 'trip').sum()} trip(s), "
                  f"{(chrono['kind'] == 'gap').sum()} unobserved interval(s); CSV: {Path(args.case) / 'chronology.csv'}")
@@ -215,10 +307,12 @@ def cmd_copresence(args: argparse.Namespace) -> dict[str, Any]:
     """Find which subjects were together."""
     from .app.analysis import run_copresence
 
-    summary = run_copresence(args.case, radius_m=args.radius_m, max_dt=_minutes(args.max_dt_min),
-                             dask=args.dask, scheduler=args.scheduler)
+    with CONSOLE.working("looking for subjects together"):
+        summary = run_copresence(args.case, radius_m=args.radius_m, max_dt=args.max_dt_min,
+                                 dask=args.dask, scheduler=args.scheduler)
+    CONSOLE.done()
     for m in summary["meetings"][:50]:
-        CONSOLE.info(f"  {m['meeting_id']}  {m['subject_a']} + {m['subject_b']}  {m['t_start']} .. "
+        CONSOLE.result(f"  {m['meeting_id']}  {m['subject_a']} + {m['subject_b']}  {m['t_start']} .. "
                      f"{m['t_end']}  {m['n_pairs']} pair(s), min {m['min_distance_m']:.0f} m")
     CONSOLE.info(f"{len(summary['meetings'])} meeting(s); tables copresence_pairs and meetings "
                  f"written to {args.case}")
@@ -229,8 +323,10 @@ def cmd_carparks(args: argparse.Namespace) -> dict[str, Any]:
     """Car-park visits and patterns."""
     from .app.analysis import run_carparks
 
-    summary = run_carparks(args.case, geofences=args.geofences, osm=args.osm, dask=args.dask,
-                           scheduler=args.scheduler)
+    with CONSOLE.working("finding car-park visits"):
+        summary = run_carparks(args.case, geofences=args.geofences, osm=args.osm, dask=args.dask,
+                               scheduler=args.scheduler)
+    CONSOLE.done()
     CONSOLE.info(f"{summary['n_visits']} visit(s) to {summary['n_geofences']} geofence(s) "
                  f"({summary['geofence_source']}); {summary['n_night_door']} night visit(s) with a "
                  f"door opening; figures: {', '.join(summary['figures'])}")
@@ -244,7 +340,7 @@ def cmd_corroborate(args: argparse.Namespace) -> dict[str, Any]:
     res = corroborate_case(args.case, args.statements, tz=args.tz, options=_options(args.option),
                            out=args.out)
     for r in res.verdicts.itertuples():
-        CONSOLE.info(f"  {r.statement_id}  {r.subject_id}: {r.verdict} — {r.reason}")
+        CONSOLE.result(f"  {r.statement_id}  {r.subject_id}: {r.verdict} — {r.reason}")
     if len(res.sequence):
         bad = int((res.sequence["consistent"] == False).sum())  # noqa: E712 (NA is unknown, not bad)
         CONSOLE.info(f"sequence check: {len(res.sequence)} check(s), {bad} inconsistent")
@@ -256,139 +352,245 @@ def cmd_exhibit(args: argparse.Namespace) -> dict[str, Any]:
     """Write the exhibit set of a case."""
     import shutil
 
+    from .case import open_case
     from .maps.exhibit import exhibit_from_case
 
     static = not args.no_static
-    if static and shutil.which("chromium") is None:
+    if static and shutil.which("chromium") is None and not os.environ.get("ROUTETRACE_CHROMIUM"):
         raise RoutetraceError("PNG/PDF exhibits need Debian's chromium (`apt-get install chromium`, "
                               "or `bash .ci/install`); pass --no-static for HTML and exports only")
-    written = exhibit_from_case(args.case, out_dir=args.out, exhibit_no=args.exhibit_no,
-                                title=args.title, tiles=args.tiles, roads=args.roads, static=static)
+    case = open_case(args.case)
+    if "stops" not in case.table_names():
+        raise CaseError("the case has no chronology yet, so the exhibit would show no stops",
+                        path=str(args.case), hint=f"run `routetrace chronology {args.case}` first")
+    with CONSOLE.working("drawing the exhibit" + (" (HTML, PNG, PDF)" if static else " (HTML)")):
+        written = exhibit_from_case(args.case, out_dir=args.out, exhibit_no=args.exhibit_no,
+                                    title=args.title, tiles=args.tiles, roads=args.roads,
+                                    static=static)
+    CONSOLE.done()
     for name in sorted(written):
         CONSOLE.info(f"wrote {Path(args.out) / name}")
     return {"out": str(args.out), "outputs": written}
 
 
+class _UsageError(Exception):
+    """A usage error found by argparse (exit 2); carried to :func:`main` for --json."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's hook: usage errors exit 2
+        raise _UsageError(f"{self.prog}: error: {message}", self.format_usage())
+
+
+_EPILOG = """times: every table stores UTC; exhibits show the local time of the place with its
+UTC offset. Generation stamps honour SOURCE_DATE_EPOCH (seconds since 1970, UTC), e.g.
+SOURCE_DATE_EPOCH=1767225600 routetrace exhibit ..., for byte-identical outputs.
+exit codes: 0 ok, 1 input or user error (one line naming the file and record),
+2 usage error (names the flag). --json: one JSON object on stdout, on success and failure."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="routetrace",
-        description="Reconstruct journeys from seized location evidence; make court map exhibits.")
+        description="Reconstruct journeys from seized location evidence; make court map exhibits.",
+        epilog="example: routetrace demo --out demo-out\n\n" + _EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"routetrace {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     common.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
-    common.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout (also on failure: error, file, "
+                             "record, hint)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, fn: Handler, help_: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
+    def add(name: str, fn: Handler, help_: str, *examples: str) -> argparse.ArgumentParser:
+        epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + _EPILOG
+        sp = sub.add_parser(name, parents=[common], help=help_, description=help_, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(handler=fn)
         _COMMANDS[name] = fn
         return sp
 
-    add("formats", cmd_formats, "list the evidence formats routetrace reads")
+    def case_arg(sp: argparse.ArgumentParser, help_: str = "case folder (see `routetrace ingest`)") -> None:
+        sp.add_argument("case", help=help_)
 
-    sp = add("ingest", cmd_ingest, "add evidence files, folders or archives to a case folder")
-    sp.add_argument("case", help="case folder (created if new)")
-    sp.add_argument("inputs", nargs="+", help="evidence files, folders, zip or tar archives")
-    sp.add_argument("--subject", help="subject id for these files (default: from the source)")
-    sp.add_argument("--tz", help="IANA zone for local times without offset, e.g. Europe/Brussels")
-    sp.add_argument("--format", help="force a loader (see `routetrace formats`)")
+    def dask_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--dask", action="store_true",
+                        help="run on Dask (a LocalCluster by default; extra 'fleet')")
+        sp.add_argument("--scheduler", metavar="ADDRESS",
+                        help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+
+    add("formats", cmd_formats, "list the evidence formats routetrace reads",
+        "routetrace formats", "routetrace formats --json")
+
+    sp = add("ingest", cmd_ingest, "add evidence files, folders or archives to a case folder",
+             "routetrace ingest case-42 phone.gpx --subject phone-A",
+             "routetrace ingest case-42 lorry.csv --tz Europe/Brussels",
+             "routetrace ingest case-42 evidence/ --subjects evidence/subjects.yaml")
+    case_arg(sp, "case folder (created if new; a failed first ingest leaves nothing behind)")
+    sp.add_argument("inputs", nargs="+", metavar="INPUT",
+                    help="evidence files, folders, zip or tar archives (read-only)")
+    sp.add_argument("--subject", help="subject id for these inputs (default: from the source)")
+    sp.add_argument("--subjects", metavar="YAML",
+                    help="mapping of input paths to subjects and devices (see docs/subjects.md)")
+    sp.add_argument("--tz", metavar="ZONE",
+                    help="IANA zone for local times without offset, e.g. Europe/Brussels")
+    sp.add_argument("--format", metavar="NAME", help="force a loader (see `routetrace formats`)")
     sp.add_argument("--option", action="append", metavar="KEY=VALUE",
                     help="loader option (repeatable), e.g. date_order=DMY")
     sp.add_argument("--case-id", help="case identifier for a new case (default: folder name)")
 
+    sp = add("subjects", cmd_subjects, "list a case's subjects, their devices, sources and time "
+             "ranges", "routetrace subjects case-42")
+    case_arg(sp)
+
     sp = add("discover", cmd_discover, "list the location artifacts an extraction or Takeout "
-             "export holds (zip, tar or folder), and what each loads to")
-    sp.add_argument("path")
+             "export holds (zip, tar or folder), and what each loads to",
+             "routetrace discover iphone_extraction.zip")
+    sp.add_argument("path", help="an extraction or export: zip, tar or folder")
     sp.add_argument("--all", action="store_true", help="also list artifacts not found")
 
-    sp = add("export", cmd_export, "export case tables as CSV, GeoJSON or GeoPackage")
-    sp.add_argument("case")
-    sp.add_argument("--to", required=True, choices=["csv", "geojson", "gpkg"])
+    sp = add("export", cmd_export, "export case tables as CSV, GeoJSON or GeoPackage",
+             "routetrace export case-42 --to gpkg --out exports")
+    case_arg(sp)
+    sp.add_argument("--to", required=True, choices=["csv", "geojson", "gpkg"],
+                    help="output format")
+    sp.add_argument("--out", required=True, help="output folder (gets a manifest.json that "
+                    "`routetrace verify --exhibit` checks)")
+
+    sp = add("sample", cmd_sample, "write the bundled fictional sample case's evidence files",
+             "routetrace sample --out sample")
     sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--seed", type=int, default=7, help="random seed of the scenario (default 7)")
 
-    sp = add("sample", cmd_sample, "write the bundled fictional sample case's evidence files")
+    sp = add("demo", cmd_demo, "generate the sample case and run the whole pipeline on it",
+             "routetrace demo --out demo-out")
     sp.add_argument("--out", required=True, help="output folder")
-    sp.add_argument("--seed", type=int, default=7)
+    sp.add_argument("--seed", type=int, default=7, help="random seed of the scenario (default 7)")
 
-    sp = add("demo", cmd_demo, "generate the sample case and run the whole pipeline on it")
-    sp.add_argument("--out", required=True, help="output folder")
-    sp.add_argument("--seed", type=int, default=7)
+    sp = add("info", cmd_info, "summarise a case: sources, counts, tables", "routetrace info case-42")
+    case_arg(sp)
 
-    sp = add("info", cmd_info, "summarise a case: sources, counts, tables")
-    sp.add_argument("case")
+    sp = add("chronology", cmd_chronology, "stops, trips and unobserved intervals of every subject",
+             "routetrace chronology case-42", "routetrace chronology case-42 --min-dwell-min 10")
+    case_arg(sp)
+    sp.add_argument("--radius-m", type=_positive_metres, default=100.0, metavar="M",
+                    help="stop radius in metres (default 100)")
+    sp.add_argument("--min-dwell-min", type=_positive_minutes, default="5", metavar="MIN",
+                    help="shortest stop in minutes (default 5)")
+    sp.add_argument("--max-gap-min", type=_positive_minutes, default="30", metavar="MIN",
+                    help="silence that counts as unobserved, in minutes (default 30)")
 
-    sp = add("chronology", cmd_chronology, "stops, trips and unobserved intervals of every subject")
-    sp.add_argument("case")
-    sp.add_argument("--radius-m", type=float, default=100.0, help="stop radius (default 100 m)")
-    sp.add_argument("--min-dwell-min", default="5", help="shortest stop in minutes (default 5)")
-    sp.add_argument("--max-gap-min", default="30", help="silence that counts as unobserved, "
-                    "in minutes (default 30)")
+    sp = add("copresence", cmd_copresence, "find subjects that were together (meetings)",
+             "routetrace copresence case-42 --radius-m 50")
+    case_arg(sp)
+    sp.add_argument("--radius-m", type=_positive_metres, default=100.0, metavar="M",
+                    help="distance in metres (default 100)")
+    sp.add_argument("--max-dt-min", type=_positive_minutes, default="10", metavar="MIN",
+                    help="time difference in minutes (default 10)")
+    dask_args(sp)
 
-    sp = add("copresence", cmd_copresence, "find subjects that were together (meetings)")
-    sp.add_argument("case")
-    sp.add_argument("--radius-m", type=float, default=100.0, help="distance (default 100 m)")
-    sp.add_argument("--max-dt-min", default="10", help="time difference in minutes (default 10)")
-    sp.add_argument("--dask", action="store_true", help="run on Dask (a LocalCluster by default)")
-    sp.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
+    sp = add("carparks", cmd_carparks, "car-park visits, door openings, co-presence and patterns",
+             "routetrace carparks case-42 --geofences carparks.geojson")
+    case_arg(sp)
+    sp.add_argument("--geofences", metavar="FILE",
+                    help="polygons of car parks (GeoJSON, KML, GeoPackage)")
+    sp.add_argument("--osm", metavar="FILE",
+                    help="an OpenStreetMap extract (.osm.pbf) to take car parks from (extra 'osm')")
+    dask_args(sp)
 
-    sp = add("carparks", cmd_carparks, "car-park visits, door openings, co-presence and patterns")
-    sp.add_argument("case")
-    sp.add_argument("--geofences", help="polygons of car parks (GeoJSON, KML, GeoPackage)")
-    sp.add_argument("--osm", help="an OpenStreetMap extract (.osm.pbf) to take car parks from")
-    sp.add_argument("--dask", action="store_true", help="run on Dask (a LocalCluster by default)")
-    sp.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786)")
-
-    sp = add("corroborate", cmd_corroborate, "test places indicated in statements against the evidence")
-    sp.add_argument("case")
+    sp = add("corroborate", cmd_corroborate, "test places indicated in statements against the "
+             "evidence", "routetrace corroborate case-42 statements.yaml --tz Europe/Brussels")
+    case_arg(sp)
     sp.add_argument("statements", nargs="?", help="statements file (YAML or CSV); default: the "
                     "indicated places already ingested into the case")
-    sp.add_argument("--tz", help="IANA zone for local times in the statements")
-    sp.add_argument("--option", action="append", metavar="KEY=VALUE", help="loader option")
+    sp.add_argument("--tz", metavar="ZONE", help="IANA zone for local times in the statements")
+    sp.add_argument("--option", action="append", metavar="KEY=VALUE",
+                    help="statements loader option (repeatable)")
     sp.add_argument("--out", help="folder for the CSVs (default CASE/corroboration)")
 
-    sp = add("exhibit", cmd_exhibit, "write the map exhibit set (HTML, PNG, PDF, KML, GPKG, ...)")
-    sp.add_argument("case")
+    sp = add("exhibit", cmd_exhibit, "write the map exhibit set (HTML, PNG, PDF, KML, GPKG, ...)",
+             "routetrace exhibit case-42 --out exhibit-4 --exhibit-no 4",
+             "SOURCE_DATE_EPOCH=1767225600 routetrace exhibit case-42 --out ex --no-static")
+    case_arg(sp, "case folder; run `routetrace chronology` on it first")
     sp.add_argument("--out", required=True, help="output folder")
     sp.add_argument("--exhibit-no", default="1", help="exhibit number shown on every page")
-    sp.add_argument("--title", default="Timeline map")
-    sp.add_argument("--tiles", help="offline raster tiles (MBTiles) for the background; recorded "
-                    "in the footer")
-    sp.add_argument("--roads", help="road lines (GeoJSON/GeoPackage) for the background")
-    sp.add_argument("--no-static", action="store_true", help="skip PNG/PDF (no Chromium needed)")
+    sp.add_argument("--title", default="Timeline map", help="title shown on every page")
+    sp.add_argument("--tiles", metavar="MBTILES", help="offline raster tiles (MBTiles) for the "
+                    "background; recorded in the footer")
+    sp.add_argument("--roads", metavar="FILE",
+                    help="road lines (GeoJSON/GeoPackage) for the background")
+    sp.add_argument("--no-static", action="store_true",
+                    help="skip PNG/PDF (no Chromium needed)")
 
-    sp = add("verify", cmd_verify, "re-hash every source and output of a case and report changes")
-    sp.add_argument("case")
+    sp = add("verify", cmd_verify, "re-hash every source and output of a case and report changes",
+             "routetrace verify case-42", "routetrace verify case-42 --exhibit exhibit-4 "
+             "--exhibit exports/csv")
+    case_arg(sp)
     sp.add_argument("--exhibit", action="append", metavar="DIR",
-                    help="also verify an exhibit folder's manifest.json (repeatable)")
-    sp.add_argument("--base", help="folder that relative source paths are resolved against")
+                    help="also verify an exhibit or export folder's manifest.json (repeatable)")
+    sp.add_argument("--base", metavar="DIR", help="folder that relative source paths are "
+                    "resolved against (default: the case folder)")
     return p
+
+
+def _error_object(exc: BaseException, code: int) -> dict[str, Any]:
+    if isinstance(exc, RoutetraceError):
+        obj: dict[str, Any] = {"ok": False, "error": exc.message, "kind": type(exc).__name__,
+                               "file": exc.path, "record": exc.record, "hint": exc.hint}
+        if isinstance(exc, _Failed):
+            obj["result"] = exc.result
+    else:
+        obj = {"ok": False, "error": str(exc), "kind": type(exc).__name__, "file": None,
+               "record": None, "hint": None}
+    obj["exit_code"] = code
+    return obj
+
+
+def _fail(exc: BaseException, code: int, *, as_json: bool, line: str) -> int:
+    print(_visible(line), file=sys.stderr)
+    if as_json:
+        print(json.dumps(_error_object(exc, code), indent=2, sort_keys=True, default=str))
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 1 input error, 2 usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        return _fail(exc, 2, as_json=as_json, line=exc.usage.rstrip() + "\n" + str(exc))
     CONSOLE.quiet = bool(getattr(args, "quiet", False))
+    CONSOLE.json = bool(args.json)
     try:
         result = args.handler(args)
     except RoutetraceError as exc:
         if args.debug:
             raise
-        print(f"routetrace: error: {exc.one_line()}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("routetrace: interrupted", file=sys.stderr)
-        return 130
+        line = f"routetrace: error: {exc.one_line()}"
+        if exc.hint:
+            line += f"\n  hint: {exc.hint}"
+        return _fail(exc, 1, as_json=args.json, line=line)
+    except KeyboardInterrupt as exc:
+        return _fail(exc, 130, as_json=args.json, line="routetrace: interrupted")
     except Exception as exc:  # the CLI boundary: one line, never a traceback by default
         if args.debug:
             raise
-        print(f"routetrace: internal error: {type(exc).__name__}: {exc} "
-              "(run again with --debug for the traceback and report it)", file=sys.stderr)
-        return 1
+        return _fail(exc, 1, as_json=args.json,
+                     line=f"routetrace: internal error: {type(exc).__name__}: {exc} "
+                          "(run again with --debug for the traceback and report it)")
+    finally:
+        CONSOLE.done()
     if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+        print(json.dumps({"ok": True, **result}, indent=2, sort_keys=True, default=str))
     return 0
 
 

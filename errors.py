@@ -43,12 +43,16 @@ class RoutetraceError(Exception):
         The evidence file concerned, when there is one.
     record
         The record locator inside that file (row id, byte offset, XML path), when known.
+    hint
+        What to do about it, when the message alone does not say (shown by the CLI).
     """
 
-    def __init__(self, message: str, *, path: str | None = None, record: str | None = None):
+    def __init__(self, message: str, *, path: str | None = None, record: str | None = None,
+                 hint: str | None = None):
         self.message = message
         self.path = path
         self.record = record
+        self.hint = hint
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

@@ -199,6 +199,25 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("n_places", "int", "", "places produced", required=True),
         _c("n_rejects", "int", "", "records rejected", required=True),
         _c("companions", "str", "", "companion files read with it (-wal, -shm) with their SHA-256"),
+        _c("device_id", "str", "", "device the file came from (see the devices table)"),
+        _c("case_relpath", "str", "", "the file's path relative to the case folder (what "
+           "`routetrace verify` re-hashes, from any working directory)"),
+    ),
+    "subjects": (
+        _c("subject_id", "str", "", "a person or vehicle of the case", required=True),
+        _c("kind", "str", "", "person, vehicle, or NA when not declared"),
+        _c("label", "str", "", "a name for people, e.g. 'Suspect A (driver)'"),
+        _c("declared_by", "str", "", "where the subject comes from: a subjects mapping file, "
+           "--subject, or the source itself", required=True),
+    ),
+    "devices": (
+        _c("device_id", "str", "", "an extraction, tracker, account or camera", required=True),
+        _c("subject_id", "str", "", "the subject the device belongs to", required=True),
+        _c("kind", "str", "", "phone, tracker, account, camera, ... or NA"),
+        _c("label", "str", "", "a name for people"),
+        _c("n_sources", "int", "", "evidence files of the device in the case", required=True),
+        _c("declared_by", "str", "", "a subjects mapping file, --subject, or the source",
+           required=True),
     ),
     "rejects": (
         _c("source_id", "str", "", "SHA-256 of the file", required=True),

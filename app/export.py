@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from ..case import generation_time, open_case
+from .. import __version__
+from ..case import Case, generation_time, open_case
 from ..errors import ExportError, RoutetraceError
+from ..evidence import sha256_file
 
 __all__ = ["export_case", "formula_safe"]
 
@@ -63,7 +66,28 @@ def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
         raise
     except OSError as exc:
         raise ExportError(f"cannot write: {exc}", path=str(dest)) from exc
+    _record(case, dest, written, to)
     return written
+
+
+def _record(case: Case, dest: Path, written: list[Path], to: str) -> None:
+    """``manifest.json`` in the export folder (the SHA-256 of each file, as an exhibit's),
+    and the same hashes in case.json, so ``routetrace verify`` catches an edited export."""
+    hashes = {p.name: sha256_file(p) for p in written}
+    manifest = {"kind": f"export {to}", "case_id": case.case_id, "generated": generation_time(),
+                "tool": {"name": "routetrace", "version": __version__},
+                "outputs": {k: {"sha256": v} for k, v in sorted(hashes.items())}}
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                        encoding="utf-8")
+    try:
+        folder = Path(os.path.relpath(dest.resolve(), case.root.resolve())).as_posix()
+    except ValueError:
+        folder = dest.resolve().as_posix()
+    exports = case.manifest.setdefault("exports", {})
+    for k in [k for k in exports if k.rsplit("/", 1)[0] == folder]:
+        del exports[k]  # the folder was written again: its old files are not outputs any more
+    exports.update({f"{folder}/{name}": h for name, h in hashes.items()})
+    case.save_manifest()
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

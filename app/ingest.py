@@ -9,6 +9,8 @@ never stops the rest of the ingest.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,26 +20,127 @@ import pandas as pd
 
 from .. import schema
 from ..case import QUALITY, TABLE_KINDS, Case, concat_tables, open_case, sort_table
+from ..errors import CaseError
 from ..loaders import LoadResult, load_many
+from .subjects import (
+    DeviceRule,
+    SubjectMap,
+    assign_subject,
+    build_devices,
+    build_subjects,
+    load_subject_map,
+    lookalike_subjects,
+    merge_lines,
+)
 
 __all__ = ["IngestReport", "ingest"]
 
 
 @dataclass
 class IngestReport:
-    """What one ingest did: files added, skipped as already present, and failures."""
+    """What one ingest did: files added, skipped as already present, and failures; the
+    subjects and devices it created, sources it re-assigned, and warnings."""
 
     added: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     rejected_records: int = 0
+    subjects_created: list[str] = field(default_factory=list)
+    devices_created: list[str] = field(default_factory=list)
+    reassigned: list[tuple[str, str, str]] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)
+    rederived: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able summary (for ``--json``)."""
         return {"added": self.added, "duplicates": self.duplicates,
                 "errors": [{"path": p, "error": e} for p, e in self.errors],
-                "rows": self.rows, "rejected_records": self.rejected_records}
+                "rows": self.rows, "rejected_records": self.rejected_records,
+                "subjects_created": self.subjects_created,
+                "devices_created": self.devices_created,
+                "reassigned": [{"path": p, "from": a, "to": b} for p, a, b in self.reassigned],
+                "unmapped": self.unmapped, "rederived": self.rederived,
+                "warnings": self.warnings}
+
+
+#: tables the analysis stages derive from the canonical ones (re-derived when subjects change)
+DERIVED = ("stops", "trips", "gaps", "fix_stop_links", "recurring_places", "portal_comparison",
+           "chronology", "copresence_pairs", "meetings", "geofences", "carpark_visits",
+           "carpark_hour_of_week", "carpark_recurring", "carpark_unusual_dwell", "statements",
+           "corroboration", "corroboration_evidence", "corroboration_sequence")
+
+
+@dataclass
+class _Assigner:
+    """Decides each source's subject and device: the mapping, else --subject, else the
+    loader's own subject."""
+
+    case_root: Path
+    mapping: SubjectMap | None
+    subject_id: str | None
+    rules: dict[str, DeviceRule] = field(default_factory=dict)
+    declared: dict[str, str] = field(default_factory=dict)
+
+    def wanted(self, path: str) -> tuple[DeviceRule | None, str | None]:
+        rule = self.mapping.match(path) if self.mapping else None
+        if rule is not None:
+            self.rules[rule.device_id] = rule
+            return rule, rule.subject_id
+        return None, self.subject_id
+
+    def place(self, res: LoadResult, path: str, report: IngestReport) -> LoadResult:
+        rule, subject = self.wanted(path)
+        if subject is None and "!" in path and (len(res.fixes) or len(res.events)):
+            subject = Path(path.split("!", 1)[0]).stem  # an extraction is one device
+            self.declared.setdefault(subject, "one extraction (archive) is one device")
+        if subject is not None:
+            res = assign_subject(res, subject)
+        src_subject = res.source["subject_id"].astype("string").iloc[0]
+        case_material = not len(res.fixes) and not len(res.events)  # statements, pins: places only
+        device = (rule.device_id if rule else "case" if case_material and subject is None
+                  else str(src_subject) if pd.notna(src_subject) else "case")
+        if rule is not None:
+            self.declared[device] = self.mapping.declared_by if self.mapping else ""
+        elif self.subject_id is not None:
+            self.declared.setdefault(device, "--subject")
+        elif self.mapping is not None and device != "case":
+            report.unmapped.append(path)
+        outer = Path(path.split("!", 1)[0]).resolve()
+        try:
+            rel = Path(os.path.relpath(outer, self.case_root.resolve())).as_posix()
+        except ValueError:
+            rel = outer.as_posix()
+        res.source = res.source.assign(device_id=device, case_relpath=rel)
+        return res
+
+
+def _check_inputs(inputs: Sequence[str | Path]) -> None:
+    for item in inputs:
+        p = Path(item)
+        if not (p.exists() or p.is_symlink()):
+            raise CaseError("no such file or folder", path=str(item),
+                            hint="check the path; nothing was written")
+
+
+def _reassign(tables: dict[str, pd.DataFrame], moves: dict[str, tuple[str, str]]) -> None:
+    """Give every row of the sources in ``moves`` (source_id -> (subject, device)) its new
+    subject, and the sources their new device."""
+    subject_of = {k: v[0] for k, v in moves.items()}
+    for name, df in tables.items():
+        if not len(df) or not {"source_id", "subject_id"} <= set(df.columns):
+            continue
+        new = df["source_id"].astype(str).map(subject_of)
+        hit = new.notna()
+        if hit.any():
+            df = df.copy()
+            df["subject_id"] = df["subject_id"].astype("string").where(~hit, new.astype("string"))
+            tables[name] = df
+    src = tables["sources"]
+    device = src["source_id"].astype(str).map({k: v[1] for k, v in moves.items()})
+    src["device_id"] = src["device_id"].astype("string").where(device.isna(),
+                                                               device.astype("string"))
 
 
 def ingest(
@@ -45,6 +148,7 @@ def ingest(
     inputs: Iterable[str | Path],
     *,
     subject_id: str | None = None,
+    subjects: str | Path | SubjectMap | None = None,
     tz: str | None = None,
     format: str | None = None,
     options: Mapping[str, Any] | None = None,
@@ -55,60 +159,187 @@ def ingest(
 
     Each file is loaded with :func:`routetrace.loaders.load_many`; the case's tables,
     manifest and quality report are rewritten once at the end. Files already in the case
-    (same SHA-256) are skipped; failures are reported, never fatal for the other files.
+    (same SHA-256) are skipped, unless this ingest gives them another subject: then they
+    are re-assigned and the analyses already run are re-derived. Failures are reported,
+    never fatal for the other files; a first ingest that loads nothing leaves no case folder.
+
+    Parameters
+    ----------
+    root
+        The case folder.
+    inputs
+        Evidence files, folders, zip or tar archives (all must exist).
+    subject_id
+        Subject of every input (``--subject``); ``subjects`` takes precedence where it matches.
+    subjects
+        A subjects mapping file (see :mod:`routetrace.app.subjects`) or a parsed one.
+    tz, format, options
+        As for :func:`routetrace.loaders.load`.
+    case_id
+        Identifier of a new case (default: the folder name).
+    progress
+        Called with each file's path as it is read.
+
+    Returns
+    -------
+    IngestReport
+
+    Raises
+    ------
+    CaseError
+        An input does not exist (nothing is written), or ``root`` is not a case.
+    ParameterError
+        The subjects mapping cannot be read.
 
     Example
     -------
-    >>> rep = ingest("case-42", ["phone.gpx"], subject_id="phone-A")  # doctest: +SKIP
-    >>> rep.added  # doctest: +SKIP
-    ['phone.gpx']
+    >>> rep = ingest("case-42", ["evidence/"], subjects="evidence/subjects.yaml")  # doctest: +SKIP
+    >>> rep.subjects_created  # doctest: +SKIP
+    ['lorry-1', 'lorry-2', 'phone-A', 'phone-B']
     """
+    inputs = list(inputs)
+    _check_inputs(inputs)
+    mapping = load_subject_map(subjects) if isinstance(subjects, str | Path) else subjects
+    created = not (Path(root) / "case.json").exists()
     case = open_case(root, create=True, case_id=case_id)
     report = IngestReport()
     existing = case.table("sources")
-    known = set(existing["source_id"].astype(str))
+    old_subject = dict(zip(existing["source_id"].astype(str),
+                           existing["subject_id"].astype("string"), strict=True))
+    known = set(old_subject)
+    assigner = _Assigner(case.root, mapping, subject_id)
     new: list[LoadResult] = []
+    moves: dict[str, tuple[str, str]] = {}
     for item in inputs:
         for outcome in load_many(item, format=format, subject_id=subject_id, tz=tz,
                                  options=options, progress=progress):
+            if mapping is not None and Path(outcome.path).resolve() == mapping.path.resolve():
+                continue  # the subjects mapping itself, not evidence
             if outcome.error is not None:
+                if Path(outcome.path).name in ("subjects.yaml", "subjects.yml") and mapping is None:
+                    report.warnings.append(f"{outcome.path} looks like a subjects mapping, not "
+                                           "evidence: pass it with --subjects to use it")
+                    continue
                 report.errors.append((outcome.path, outcome.error.one_line()))
                 continue
             res = outcome.result
             assert res is not None
             if res.source_id in known:
                 report.duplicates.append(outcome.path)
+                rule, want = assigner.wanted(outcome.path)
+                was = old_subject.get(res.source_id)
+                if want is not None and was is not None and str(was) != want:
+                    moves[res.source_id] = (want, rule.device_id if rule else want)
+                    assigner.declared[moves[res.source_id][1]] = (
+                        mapping.declared_by if rule and mapping else "--subject")
+                    report.reassigned.append((outcome.path, str(was), want))
                 continue
             known.add(res.source_id)
-            new.append(res)
+            new.append(assigner.place(res, outcome.path, report))
             report.added.append(outcome.path)
             report.rejected_records += len(res.rejects)
+    if created and not new:
+        shutil.rmtree(case.root)  # a first ingest that loaded nothing leaves nothing behind
+        return report
+    _store(case, new, moves, assigner, report)
+    return report
 
+
+def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]], assigner: _Assigner,
+           report: IngestReport) -> None:
+    """Write the new rows, subjects, devices, quality report and manifest into the case."""
+    old_subjects = set(case.table("subjects")["subject_id"].astype(str))
+    old_devices_t = case.table("devices")
+    old_devices = set(old_devices_t["device_id"].astype(str))
     tables: dict[str, pd.DataFrame] = {}
     for kind in TABLE_KINDS:
         frames = [case.table(kind)] + [
             (r.source if kind == "sources" else getattr(r, kind)) for r in new]
         tables[kind] = concat_tables(frames, kind)
     extra_names = sorted({n for r in new for n in r.extra_tables} |
-                         {n for n in case.table_names() if n not in schema.TABLES})
+                         {n for n in case.table_names()
+                          if n not in schema.TABLES and n not in DERIVED})
     for name in extra_names:
         old = case.table(name) if case.table_path(name).exists() else pd.DataFrame()
         tables[name] = concat_tables([old] + [r.extra_tables[name] for r in new if name in r.extra_tables],
-                               None)
+                                     None)
+    src = tables["sources"]
+    src["device_id"] = src["device_id"].astype("string").fillna(
+        src["subject_id"].astype("string")).fillna("case")
+    if moves:
+        _reassign(tables, moves)
+    declared = {str(r.device_id): str(r.declared_by) for r in old_devices_t.itertuples()}
+    declared.update(assigner.declared)
+    rules = dict(assigner.rules)
+    devices = build_devices(tables["sources"], rules, declared)
+    keep = old_devices_t[~old_devices_t["device_id"].astype(str).isin(rules)].set_index("device_id")
+    for col in ("kind", "label"):  # what an earlier mapping said of devices not re-mapped now
+        devices[col] = devices[col].fillna(devices["device_id"].map(keep[col]) if len(keep) else pd.NA)
+    tables["devices"] = devices
+    tables["subjects"] = build_subjects(devices, rules)
     for name, df in tables.items():
         if name in schema.TABLES or len(df):
             case.write_table(name, df)
     for kind in ("fixes", "events", "places"):
         report.rows[kind] = len(tables[kind])
-
+    report.subjects_created = sorted(set(tables["subjects"]["subject_id"].astype(str)) - old_subjects)
+    report.devices_created = sorted(set(devices["device_id"].astype(str)) - old_devices)
     _write_quality(case, tables["rejects"], tables["sources"], report.errors)
-    src = tables["sources"]
-    case.manifest["sources"] = json.loads(sort_table(src, "sources").to_json(orient="records"))
+    case.manifest["sources"] = json.loads(sort_table(tables["sources"], "sources").to_json(orient="records"))
     q = case.manifest.setdefault("quality", {})
     q["rejected_records"] = len(tables["rejects"])
     q["file_errors"] = int(q.get("file_errors", 0)) + len(report.errors)
     case.record_outputs()
-    return report
+    if moves:
+        report.rederived = _rederive(case)
+    if report.subjects_created and assigner.mapping is None:
+        report.warnings += _lookalike_warnings(case, tables["fixes"], tables["sources"])
+
+
+def _rederive(case: Case) -> list[str]:
+    """Subjects changed: run again the stages already run (with their recorded parameters);
+    drop the tables of stages that need inputs the case does not keep (car parks,
+    corroboration), so nothing stale stays behind. Returns what was done, for a person."""
+    from .analysis import run_chronology, run_copresence
+
+    names = set(case.table_names())
+    params = case.manifest.get("parameters", {})
+    done = []
+    if "stops" in names:
+        p = params.get("stops", {})
+        run_chronology(case.root, radius_m=float(p.get("radius_m", 100.0)),
+                       min_dwell=pd.Timedelta(p.get("min_dwell", "5min")),
+                       max_gap=pd.Timedelta(p.get("max_gap", "30min")),
+                       max_h_acc_m=float(p.get("max_h_acc_m", 500.0)),
+                       place_eps_m=float(p.get("place_eps_m", 150.0)))
+        done.append("chronology re-run with its recorded parameters")
+    if "meetings" in names:
+        p = params.get("copresence", {})
+        run_copresence(case.root, radius_m=float(p.get("radius_m", 100.0)),
+                       max_dt=pd.Timedelta(p.get("max_dt", "10min")))
+        done.append("co-presence re-run with its recorded parameters")
+    stale = sorted(n for n in names if n.startswith(("carpark_", "corroboration")) or n in ("geofences", "statements"))
+    for n in stale:
+        case.table_path(n).unlink()
+    if stale:
+        case.record_outputs()
+        done.append(f"removed {', '.join(stale)}: run carparks / corroborate again")
+    return done
+
+
+def _lookalike_warnings(case: Case, fixes: pd.DataFrame, sources: pd.DataFrame) -> list[str]:
+    out = []
+    path_of = dict(zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True))
+    for r in lookalike_subjects(fixes).itertuples():
+        ids = fixes.loc[fixes["subject_id"].astype(str).isin([r.subject_a, r.subject_b]), "source_id"]
+        paths = [path_of[s] for s in sorted(set(ids.astype(str))) if s in path_of]
+        keep = min((str(r.subject_a), str(r.subject_b)), key=lambda x: (" " in x, x))
+        snippet = merge_lines(keep, paths, base=case.root.parent)
+        out.append(f"subjects {r.subject_a} and {r.subject_b} look like ONE device: "
+                   f"{r.n_coincident} of {r.n_fixes} fixes coincide within 50 m and 1 min. "
+                   f"If they are, ingest again with --subjects FILE, FILE holding "
+                   f"(paths relative to FILE's folder, here {case.root.parent}):\n{snippet}")
+    return out
 
 
 def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,

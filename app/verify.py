@@ -14,6 +14,7 @@ A one-byte change anywhere is reported as ``changed`` with both hashes.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +35,13 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        """True when every checked file matched its recorded hash."""
-        return all(r[2] == "ok" for r in self.rows)
+        """True when every checked file matched its recorded hash (an export folder that
+        was not copied with the case is listed as ``absent``, not a mismatch)."""
+        return all(r[2] in ("ok", "absent") for r in self.rows)
 
     def problems(self) -> list[tuple[str, str, str, str, str]]:
         """The rows that did not match (changed or missing)."""
-        return [r for r in self.rows if r[2] != "ok"]
+        return [r for r in self.rows if r[2] not in ("ok", "absent")]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -58,6 +60,18 @@ def _hash_member(archive: Path, member: str) -> str | None:
         return sha256_file(rep.members[0].path)
 
 
+def _source_file(case_root: Path, src: dict[str, Any], base: str | Path | None) -> Path:
+    """Where an evidence file (the archive, for a member) should be now."""
+    path, member = str(src["path"]), src.get("member")
+    given = Path(path[: -(len(member) + 1)] if member else path)
+    if base is not None:
+        return given if given.is_absolute() else Path(base) / given
+    rel = src.get("case_relpath")
+    if rel:
+        return case_root / rel
+    return given if given.is_absolute() else Path.cwd() / given
+
+
 def _check(report: VerifyReport, kind: str, path: str, expected: str, actual: str | None) -> None:
     status = "missing" if actual is None else ("ok" if actual == expected else "changed")
     report.rows.append((kind, path, status, expected, actual or ""))
@@ -74,25 +88,41 @@ def verify_case(root: str | Path, *, exhibit_dirs: list[str | Path] | None = Non
     exhibit_dirs
         Exhibit folders (each with a ``manifest.json`` mapping file names to SHA-256).
     base
-        Folder that relative source paths are resolved against (default: the current one,
-        as when they were ingested).
+        Folder that the paths as given at ingest are resolved against. Default: each
+        source's path relative to the case folder (recorded at ingest), so a case copied
+        together with its evidence verifies from any working directory; a case made before
+        that was recorded falls back to the current folder.
+
+    Returns
+    -------
+    VerifyReport
+        One row per file; ``ok`` when every source and output matches.
+
+    Example
+    -------
+    >>> rep = verify_case("case-42", exhibit_dirs=["exhibit-4"])  # doctest: +SKIP
+    >>> rep.ok, len(rep.rows)  # doctest: +SKIP
+    (True, 31)
     """
     case = open_case(root)
     report = VerifyReport()
-    origin = Path(base) if base is not None else Path.cwd()
     for src in case.manifest.get("sources", []):
         path, member, expected = src["path"], src.get("member"), src["source_id"]
+        outer = _source_file(case.root, src, base)
         if member:
-            archive = Path(path[: -(len(member) + 1)])
-            actual = _hash_member(archive if archive.is_absolute() else origin / archive, member)
+            actual = _hash_member(outer, member)
         else:
-            p = Path(path)
-            p = p if p.is_absolute() else origin / p
-            actual = sha256_file(p) if p.is_file() else None
+            actual = sha256_file(outer) if outer.is_file() else None
         _check(report, "source", path, expected, actual)
     for rel, expected in sorted(case.manifest.get("outputs", {}).items()):
         p = case.root / rel
         _check(report, "case output", str(p), expected, sha256_file(p) if p.is_file() else None)
+    for rel, expected in sorted(case.manifest.get("exports", {}).items()):
+        p = Path(rel) if Path(rel).is_absolute() else Path(os.path.normpath(case.root / rel))
+        if not p.parent.is_dir():  # an export folder not copied with the case: said, not failed
+            report.rows.append(("export", str(p), "absent", expected, ""))
+            continue
+        _check(report, "export", str(p), expected, sha256_file(p) if p.is_file() else None)
     for d in exhibit_dirs or []:
         mpath = Path(d) / "manifest.json"
         if not mpath.is_file():

@@ -32,9 +32,18 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 
 def chromium_path() -> str:
-    """The Chromium executable: ``$ROUTETRACE_CHROMIUM``, else Debian's ``chromium``."""
+    """The Chromium executable: ``$ROUTETRACE_CHROMIUM``, else Debian's ``chromium``.
+
+    A ``ROUTETRACE_CHROMIUM`` that names no executable is an error, never a silent fall-back
+    to another browser (the exhibit's manifest records which one drew it).
+    """
     env = os.environ.get("ROUTETRACE_CHROMIUM")
-    for cand in ([env] if env else []) + ["/usr/bin/chromium", "chromium", "chromium-browser"]:
+    if env:
+        p = shutil.which(env)
+        if not p:
+            raise ExportError(f"ROUTETRACE_CHROMIUM={env!r} is not an executable; fix or unset it")
+        return p
+    for cand in ["/usr/bin/chromium", "chromium", "chromium-browser"]:
         p = shutil.which(cand) if cand else None
         if p:
             return p

@@ -6,6 +6,8 @@ Layout of the output folder::
       evidence/<subject_id>/...   evidence files of that subject (phone exports, tracker
                                    captures, portal exports), ingested with that subject id
       evidence/case/...           case-wide material (statements, investigator's KML pins)
+      evidence/subjects.yaml      which evidence folder belongs to which subject and device
+                                   (`routetrace ingest CASE OUT/evidence --subjects ...`)
       geofences/carparks.geojson  the car parks as an investigator would draw them (polygons;
                                    not evidence: input to `routetrace carparks`)
       truth.json                  the ground truth (stops, events, off intervals, verdicts)
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from .scenario import Scenario, build_scenario
 
-__all__ = ["SampleFile", "WRITERS", "generate"]
+__all__ = ["SampleFile", "WRITERS", "generate", "write_subjects"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,36 @@ def write_geofences(sc: Scenario, path: Path, *, half_size_m: float = 120.0) -> 
     return path
 
 
+def write_subjects(sc: Scenario, files: Sequence[SampleFile], path: Path) -> Path:
+    """The subjects mapping an investigator would write for the sample case
+    (``routetrace ingest CASE evidence --subjects evidence/subjects.yaml``): one device per
+    subject, its patterns the evidence folders holding that subject's files. Written as
+    plain text (no YAML library): the file is as a person would type it."""
+    folders: dict[str, list[str]] = {}
+    for f in files:
+        parts = Path(f.path).parts
+        if f.subject_id and len(parts) > 2:
+            folders.setdefault(f.subject_id, [])
+            if parts[1] not in folders[f.subject_id]:
+                folders[f.subject_id].append(parts[1])
+    lines = ["# Which evidence belongs to whom: paths are relative to this file's folder.",
+             "# An extraction and an export of the same phone are ONE device.", "subjects:"]
+    for sid in sorted(folders):
+        info = sc.subjects.get(sid, {})
+        person = info.get("kind") == "phone"
+        device = info.get("model") or info.get("tracker") or "device"
+        lines += [f"  - id: {sid}",
+                  f"    kind: {'person' if person else 'vehicle'}",
+                  f"    label: \"{info.get('description', sid)}\"",
+                  "    devices:",
+                  f"      - id: {sid}-{'phone' if person else 'tracker'}",
+                  f"        kind: {'phone' if person else 'tracker'}",
+                  f"        label: \"{device}\"",
+                  f"        paths: [{', '.join(p + '/*' for p in sorted(folders[sid]))}]"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 def generate(out: str | Path, *, seed: int = 7) -> list[SampleFile]:
     """Write the sample case under ``out`` and return its evidence files.
 
@@ -118,6 +150,7 @@ def generate(out: str | Path, *, seed: int = 7) -> list[SampleFile]:
         files.extend(_as_sample(x, root) for x in write(sc, root))
     files.sort(key=lambda f: f.path)
     write_geofences(sc, root / "geofences" / "carparks.geojson")
+    write_subjects(sc, files, root / "evidence" / "subjects.yaml")
     (root / "truth.json").write_text(
         json.dumps(sc.truth(), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     (root / "samples.json").write_text(

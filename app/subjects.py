@@ -1,0 +1,371 @@
+"""Subjects and devices: which evidence belongs to whom.
+
+A **subject** is a person or a vehicle; a **device** is what evidence comes from (an
+extraction of a phone, a tracker, a Google account, a camera); every source (evidence file)
+belongs to one device and every device to one subject. An extraction and a GPX export of
+the same phone are two sources of ONE device: analysed as two subjects, the phone would
+"meet" itself all day long.
+
+Without a mapping, each source's subject is what its loader reads from it (an IMEI, an
+account tag, a file name) and its device is named after that subject. A mapping file says
+it explicitly::
+
+    # subjects.yaml: paths are patterns relative to this file's folder
+    subjects:
+      - id: phone-A
+        kind: person
+        label: Suspect A
+        devices:
+          - id: phone-A-iphone
+            kind: phone
+            paths: [phone-A/*, phone-A-extraction/*]
+      - id: lorry-1
+        kind: vehicle
+        devices:
+          - id: lorry-1-fmb125
+            kind: tracker
+            paths: [lorry-1/*]
+
+A pattern is matched (``fnmatch``: ``*`` also crosses ``/``) against the source's path
+relative to the mapping file's folder; the first device whose pattern matches wins.
+Sources no pattern matches keep their loader's subject, and ingest says so.
+
+:func:`lookalike_subjects` finds pairs of subjects whose fixes coincide in time and place
+far beyond chance (one device under two names), so ingest can warn and print the mapping
+lines that would merge them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from .. import schema
+from ..errors import ParameterError
+from ..loaders import LoadResult
+from ..routes.copresence import copresence_pairs
+
+__all__ = ["DeviceRule", "SubjectMap", "assign_subject", "build_devices", "build_subjects",
+           "load_subject_map", "lookalike_subjects", "merge_lines", "subject_overview"]
+
+_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass(frozen=True)
+class DeviceRule:
+    """One device of a mapping file, with its subject and path patterns."""
+
+    device_id: str
+    subject_id: str
+    patterns: tuple[str, ...]
+    device_kind: str | None = None
+    device_label: str | None = None
+    subject_kind: str | None = None
+    subject_label: str | None = None
+
+
+@dataclass
+class SubjectMap:
+    """A parsed subjects mapping file (see the module docstring)."""
+
+    path: Path
+    rules: list[DeviceRule] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        """The folder patterns are relative to: the mapping file's."""
+        return self.path.resolve().parent
+
+    def match(self, source_path: str) -> DeviceRule | None:
+        """The device rule whose pattern matches ``source_path`` (an archive member matches
+        by its archive's path), or None.
+
+        Example
+        -------
+        >>> m = SubjectMap(Path("/case/subjects.yaml"), [DeviceRule("d", "s", ("phone-A/*",))])
+        >>> m.match("/case/phone-A/x.gpx").device_id, m.match("/case/other/y.gpx")
+        ('d', None)
+        """
+        outer = source_path.split("!", 1)[0]
+        try:
+            rel = Path(os.path.relpath(Path(outer).resolve(), self.root)).as_posix()
+        except ValueError:  # another drive (Windows)
+            rel = Path(outer).as_posix()
+        for rule in self.rules:
+            if any(fnmatch.fnmatchcase(rel, p) for p in rule.patterns):
+                return rule
+        return None
+
+    @property
+    def declared_by(self) -> str:
+        return f"mapping file {self.path.name}"
+
+
+def _ident(value: Any, what: str, where: str) -> str:
+    if not isinstance(value, str) or not value or not set(value) <= _ID_CHARS:
+        raise ParameterError(f"{where}: {what} must be a non-empty name of letters, digits, "
+                             f"'-', '_' or '.', not {value!r}")
+    return value
+
+
+def _opt_text(entry: dict[str, Any], key: str, where: str) -> str | None:
+    v = entry.get(key)
+    if v is not None and not isinstance(v, str):
+        raise ParameterError(f"{where}: {key} must be text, not {v!r}")
+    return v
+
+
+def _device_rules(subj: dict[str, Any], sid: str, where: str) -> list[DeviceRule]:
+    devices = subj.get("devices")
+    if not isinstance(devices, list) or not devices:
+        raise ParameterError(f"{where}: subject {sid!r} needs a list of devices, each with "
+                             "'id' and 'paths'")
+    rules = []
+    for j, dev in enumerate(devices):
+        dwhere = f"{where}, device {j + 1}"
+        if not isinstance(dev, dict):
+            raise ParameterError(f"{dwhere}: expected a mapping with 'id' and 'paths'")
+        paths = dev.get("paths")
+        if isinstance(paths, str):
+            paths = [paths]
+        if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
+            raise ParameterError(f"{dwhere}: 'paths' must be a list of path patterns")
+        rules.append(DeviceRule(
+            device_id=_ident(dev.get("id"), "the device id", dwhere), subject_id=sid,
+            patterns=tuple(p.strip("/") for p in paths),
+            device_kind=_opt_text(dev, "kind", dwhere), device_label=_opt_text(dev, "label", dwhere),
+            subject_kind=_opt_text(subj, "kind", where), subject_label=_opt_text(subj, "label", where)))
+    return rules
+
+
+def load_subject_map(path: str | Path) -> SubjectMap:
+    """Read and check a subjects mapping file (YAML; see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Returns
+    -------
+    SubjectMap
+        Its device rules, in file order.
+
+    Raises
+    ------
+    ParameterError
+        Naming the file and the entry, when the file cannot be read or an entry is wrong
+        (a missing id or paths, a device listed under two subjects).
+
+    Example
+    -------
+    >>> m = load_subject_map("evidence/subjects.yaml")  # doctest: +SKIP
+    >>> [r.subject_id for r in m.rules]  # doctest: +SKIP
+    ['phone-A', 'phone-B', 'lorry-1', 'lorry-2']
+    """
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ParameterError(f"cannot read the subjects mapping {p}: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("subjects"), list):
+        raise ParameterError(f"{p}: expected a top-level 'subjects:' list")
+    rules: list[DeviceRule] = []
+    owner: dict[str, str] = {}
+    for i, subj in enumerate(data["subjects"]):
+        where = f"{p}, subject {i + 1}"
+        if not isinstance(subj, dict):
+            raise ParameterError(f"{where}: expected a mapping with 'id' and 'devices'")
+        sid = _ident(subj.get("id"), "the subject id", where)
+        for rule in _device_rules(subj, sid, where):
+            if owner.setdefault(rule.device_id, sid) != sid:
+                raise ParameterError(f"{where}: device {rule.device_id!r} is already listed "
+                                     f"under subject {owner[rule.device_id]!r}")
+            rules.append(rule)
+    return SubjectMap(p, rules)
+
+
+def assign_subject(res: LoadResult, subject_id: str) -> LoadResult:
+    """Return ``res`` with every row given to ``subject_id`` (as ``--subject`` would).
+
+    Example
+    -------
+    >>> assign_subject(res, "phone-A").fixes["subject_id"].unique()  # doctest: +SKIP
+    array(['phone-A'], dtype=object)
+    """
+    def give(df: pd.DataFrame) -> pd.DataFrame:
+        if "subject_id" not in df.columns or not len(df):
+            return df
+        out = df.copy()
+        out["subject_id"] = pd.Series(subject_id, index=out.index, dtype=out["subject_id"].dtype)
+        return out
+
+    return LoadResult(fixes=give(res.fixes), events=give(res.events), places=give(res.places),
+                      rejects=res.rejects, source=give(res.source), records_read=res.records_read,
+                      extra_tables={k: give(v) for k, v in res.extra_tables.items()})
+
+
+def build_devices(sources: pd.DataFrame, rules: dict[str, DeviceRule],
+                  declared: dict[str, str]) -> pd.DataFrame:
+    """The ``devices`` table of a case from its ``sources`` (each with a ``device_id``).
+
+    ``rules`` gives the mapping's rule of each mapped device; ``declared`` says where
+    each unmapped device's subject came from.
+    """
+    if not len(sources):
+        return schema.empty("devices")
+    src = sources.assign(device_id=sources["device_id"].astype("string"),
+                         subject_id=sources["subject_id"].astype("string").fillna("case"))
+    rows = []
+    for dev, grp in src.groupby("device_id", sort=True):
+        rule = rules.get(str(dev))
+        subject = "case" if str(dev) == "case" else str(grp["subject_id"].iloc[0])
+        rows.append({"device_id": str(dev), "subject_id": subject,
+                     "kind": rule.device_kind if rule else None,
+                     "label": rule.device_label if rule else None, "n_sources": len(grp),
+                     "declared_by": declared.get(str(dev), "case material (places only)"
+                                                 if str(dev) == "case" else "the source itself")})
+    return schema.coerce(pd.DataFrame(rows), "devices")
+
+
+def build_subjects(devices: pd.DataFrame, rules: dict[str, DeviceRule]) -> pd.DataFrame:
+    """The ``subjects`` table: one row per subject that has a device in the case."""
+    if not len(devices):
+        return schema.empty("subjects")
+    by_subject = {r.subject_id: r for r in rules.values()}
+    rows = []
+    people = devices[devices["device_id"].astype(str) != "case"]  # case material: no subject
+    for sid, grp in people.groupby("subject_id", sort=True):
+        rule = by_subject.get(str(sid))
+        rows.append({"subject_id": str(sid), "kind": rule.subject_kind if rule else None,
+                     "label": rule.subject_label if rule else None,
+                     "declared_by": "; ".join(sorted(set(grp["declared_by"].astype(str))))})
+    if not rows:
+        return schema.empty("subjects")
+    return schema.coerce(pd.DataFrame(rows), "subjects")
+
+
+def lookalike_subjects(fixes: pd.DataFrame, *, radius_m: float = 50.0,
+                       max_dt: pd.Timedelta = pd.Timedelta("1min"), min_share: float = 0.5,
+                       min_fixes: int = 20) -> pd.DataFrame:
+    """Pairs of subjects that look like one device: their fixes coincide in time and place
+    far beyond chance.
+
+    For each pair, ``share`` is the part of the smaller subject's fixes (within the time the
+    two overlap) that has a fix of the other subject within ``radius_m`` and ``max_dt``.
+    Two people who travel together for an hour share a few per cent of a day; a phone and
+    its own export share nearly all. A pair is reported when ``share >= min_share`` over at
+    least ``min_fixes`` fixes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject_a, subject_b, n_coincident, n_fixes, share`` (sorted by share, descending).
+
+    Example
+    -------
+    >>> lookalike_subjects(fixes)[["subject_a", "subject_b", "share"]]  # doctest: +SKIP
+    """
+    cols = ["subject_a", "subject_b", "n_coincident", "n_fixes", "share"]
+    if fixes["subject_id"].nunique() < 2:
+        return pd.DataFrame(columns=cols)
+    pairs = copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
+    if not len(pairs):
+        return pd.DataFrame(columns=cols)
+    t = fixes.groupby("subject_id", observed=True)["t_utc"].agg(["min", "max"])
+    rows = []
+    for (a, b), grp in pairs.groupby(["subject_a", "subject_b"], sort=True, observed=True):
+        lo, hi = max(t.loc[a, "min"], t.loc[b, "min"]), min(t.loc[a, "max"], t.loc[b, "max"])
+        counts = []
+        for s, col in ((a, "fix_a"), (b, "fix_b")):
+            f = fixes[(fixes["subject_id"] == s) & fixes["t_utc"].between(lo, hi)]
+            counts.append((grp[col].nunique(), len(f)))
+        hit, n = min(counts, key=lambda c: c[1])
+        if n >= min_fixes and hit / n >= min_share:
+            rows.append({"subject_a": a, "subject_b": b, "n_coincident": hit, "n_fixes": n,
+                         "share": round(hit / n, 3)})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values("share", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def merge_lines(keep: str, paths: Sequence[str], *, base: Path) -> str:
+    """The subjects-mapping lines that put the evidence files ``paths`` under one subject
+    ``keep`` (made a valid id); paths are written relative to ``base``.
+
+    Example
+    -------
+    >>> print(merge_lines("a", ["x/1.gpx", "y/2.zip!member.db"], base=Path(".")))
+    subjects:
+      - id: a
+        devices:
+          - id: a-device
+            paths: [x/1.gpx, y/2.zip]
+    """
+    rels = []
+    for s in paths:
+        outer = s.split("!", 1)[0]
+        try:
+            rel = Path(os.path.relpath(Path(outer).resolve(), base.resolve())).as_posix()
+        except ValueError:
+            rel = outer
+        rels.append(rel)
+    sid = "".join(c if c in _ID_CHARS else "-" for c in keep) or "subject"
+    return ("subjects:\n"
+            f"  - id: {sid}\n"
+            "    devices:\n"
+            f"      - id: {sid}-device\n"
+            f"        paths: [{', '.join(sorted(dict.fromkeys(rels)))}]")
+
+
+def _iso(t: Any) -> str | None:
+    return None if pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def subject_overview(root: str | Path) -> list[dict[str, Any]]:
+    """Subjects of a case with their devices, each device's sources and the time range of
+    the fixes and events of each (``routetrace subjects CASE``).
+
+    Example
+    -------
+    >>> [s["subject_id"] for s in subject_overview("demo-out/case")]  # doctest: +SKIP
+    ['lorry-1', 'lorry-2', 'phone-A', 'phone-B']
+    """
+    from ..case import open_case
+
+    case = open_case(root)
+    sources = case.table("sources")
+    times = pd.concat([case.table(k)[["source_id", "t_utc"]] for k in ("fixes", "events")],
+                      ignore_index=True)
+    span = times.groupby("source_id", observed=True)["t_utc"].agg(["min", "max"])
+    nfix = case.table("fixes").groupby("source_id", observed=True).size()
+    devices = case.table("devices")
+    out = []
+    for subj in case.table("subjects").itertuples():
+        devs = devices[devices["subject_id"].astype(str) == str(subj.subject_id)]
+        dev_rows, t_all = [], []
+        for dev in devs.itertuples():
+            srcs = sources[sources["device_id"].astype(str) == str(dev.device_id)]
+            rows = []
+            for s in srcs.itertuples():
+                sid = str(s.source_id)
+                lo, hi = (span.loc[sid, "min"], span.loc[sid, "max"]) if sid in span.index else (pd.NaT, pd.NaT)
+                t_all += [t for t in (lo, hi) if pd.notna(t)]
+                rows.append({"source_id": sid, "path": str(s.path), "format": str(s.format),
+                             "n_fixes": int(nfix.get(sid, 0)), "t_first": _iso(lo), "t_last": _iso(hi)})
+            dev_rows.append({"device_id": str(dev.device_id), "kind": None if pd.isna(dev.kind) else str(dev.kind),
+                             "n_sources": int(dev.n_sources), "declared_by": str(dev.declared_by),
+                             "sources": rows})
+        out.append({"subject_id": str(subj.subject_id),
+                    "kind": None if pd.isna(subj.kind) else str(subj.kind),
+                    "label": None if pd.isna(subj.label) else str(subj.label),
+                    "declared_by": str(subj.declared_by), "devices": dev_rows,
+                    "t_first": _iso(min(t_all)) if t_all else None,
+                    "t_last": _iso(max(t_all)) if t_all else None})
+    return out

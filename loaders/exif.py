@@ -1,5 +1,9 @@
 """Geotagged photos (JPEG, HEIC/HEIF, TIFF-based raw) via EXIF, read with exifread.
 
+Recognised by their first bytes: JPEG ``FF D8 FF``, HEIF ``ftyp`` brands, and the TIFF
+header (``II*\\0`` or ``MM\\0*``) that TIFF, DNG and NEF (and CR2, ARW, PEF) files share,
+whatever their extension.
+
 One image file = one record (locator ``image``). A photo with a usable time yields an event
 ``kind="photo"`` (``text`` = file name) and, when it has a usable GPS position, a fix
 ``fix_kind="photo"`` with the same record.
@@ -50,9 +54,17 @@ CLOCK_TOLERANCE_S = 120.0
 _SPEED = {"K": 1 / 3.6, "M": 0.44704, "N": 1852 / 3600}
 
 
+#: TIFF byte-order marks with the magic number 42: TIFF, and the raw formats built on it
+#: (Adobe DNG, Nikon NEF, Canon CR2, Sony ARW, Pentax PEF, ...).
+#: Recognised by these bytes, not by the extension (.tif, .tiff, .dng, .nef, ...): a renamed
+#: file is still read, and a file named .tif that is no TIFF is not.
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
 def sniff_exif(path: Path, head: bytes) -> bool:
-    """JPEG (FF D8 FF) or HEIF/HEIC (``ftypheic``/``mif1``/``heix``/``msf1``) images."""
-    if head[:3] == b"\xff\xd8\xff":
+    """JPEG (FF D8 FF), HEIF/HEIC (``ftypheic``/``mif1``/``heix``/``msf1``) or TIFF-based
+    (``II*\\0`` little-endian, ``MM\\0*`` big-endian: TIFF, DNG, NEF, ...) images."""
+    if head[:3] == b"\xff\xd8\xff" or head[:4] in TIFF_MAGIC:
         return True
     return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc")
 
@@ -261,7 +273,7 @@ def _fix_row(photo: _Photo, rec: str, t: pd.Timestamp, flag_s: str) -> dict[str,
 
 @register(LoaderSpec(
     name="exif",
-    description="Geotagged photos (JPEG/HEIC EXIF via exifread): photo fixes and events",
+    description="Geotagged photos (JPEG/HEIC/TIFF/DNG/NEF EXIF via exifread): photo fixes and events",
     sniff=sniff_exif,
     produces=("fixes", "events"),
 ))

@@ -23,6 +23,7 @@ from . import portal as _portal  # noqa: F401
 from . import statements as _statements  # noqa: F401
 from . import takeout_records as _takeout_records  # noqa: F401
 from . import takeout_semantic as _takeout_semantic  # noqa: F401
+from . import tcx as _tcx  # noqa: F401
 from . import teltonika as _teltonika  # noqa: F401
 from . import timeline_device as _timeline_device  # noqa: F401
 from .base import (

@@ -13,6 +13,7 @@ from . import csv as _csv  # noqa: F401
 from . import exif as _exif  # noqa: F401
 from . import fit as _fit  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
+from . import igc as _igc  # noqa: F401
 from . import ios_consolidated as _ios_consolidated  # noqa: F401
 from . import ios_knowledgec as _ios_knowledgec  # noqa: F401
 from . import ios_photos as _ios_photos  # noqa: F401

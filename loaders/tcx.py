@@ -54,10 +54,14 @@ _ENTITY_REFUSED = ("refused XML construct: entity declarations are not allowed i
                    "TCX (entity expansion or external entity attack)")
 
 
+_ROOT = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->)*<(?:[\w.-]+:)?TrainingCenterDatabase[\s/>]", re.S)
+
+
 def sniff_tcx(path: Path, head: bytes) -> bool:
-    """A ``<TrainingCenterDatabase`` root element near the start of an XML text."""
-    text = head.lstrip(b"\xef\xbb\xbf").lstrip()[:4096]
-    return text.startswith(b"<") and b"TrainingCenterDatabase" in text
+    """The first element is ``<TrainingCenterDatabase`` (after the XML declaration and
+    comments); a GPX that merely names the TCX schema (Garmin's TrackPointExtension) is not
+    claimed."""
+    return _ROOT.match(head.lstrip(b"\xef\xbb\xbf")[:4096]) is not None
 
 
 def _local(el: Any) -> str:

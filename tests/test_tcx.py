@@ -156,3 +156,18 @@ def test_routetrace_ingest_of_a_tcx(tmp_path: Path) -> None:
     c = open_case(case)
     assert len(c.table("fixes")) == 4 and (c.table("sources")["format"] == "tcx").all()
     assert len(c.table("rejects")) == 8 and len(c.table("places")) == 2
+
+
+def test_a_gpx_naming_the_tcx_schema_is_not_claimed(tmp_path: Path) -> None:
+    """Garmin GPX files name the TrainingCenterDatabase schema in schemaLocation: gpx only."""
+    from routetrace.loaders.tcx import sniff_tcx
+
+    gpx = (b'<?xml version="1.0"?>\n<gpx xmlns="http://www.topografix.com/GPX/1/1" '
+           b'xsi:schemaLocation="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2 '
+           b'http://www.garmin.com/xmlschemas/TrainingCenterDatabasev2.xsd"><trk/></gpx>')
+    assert not sniff_tcx(tmp_path, gpx)
+    assert sniff_tcx(tmp_path, HEAD.encode())
+    assert sniff_tcx(tmp_path, b"\xef\xbb\xbf<!-- exported -->\n<tcx:TrainingCenterDatabase xmlns:tcx='x'>")
+    p = tmp_path / "garmin.gpx"
+    p.write_bytes(gpx)
+    assert detect_format(p).name == "gpx"

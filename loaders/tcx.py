@@ -65,8 +65,9 @@ def sniff_tcx(path: Path, head: bytes) -> bool:
 
 
 def _local(el: Any) -> str:
+    """The element's name without its namespace (``{ns}Time`` -> ``Time``)."""
     tag = el.tag
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def _child(el: Any, name: str) -> Any:

@@ -13,6 +13,7 @@ from . import csv as _csv  # noqa: F401
 from . import exif as _exif  # noqa: F401
 from . import fit as _fit  # noqa: F401
 from . import gpx as _gpx  # noqa: F401
+from . import igc as _igc  # noqa: F401
 from . import ios_consolidated as _ios_consolidated  # noqa: F401
 from . import ios_knowledgec as _ios_knowledgec  # noqa: F401
 from . import ios_photos as _ios_photos  # noqa: F401
@@ -23,6 +24,7 @@ from . import portal as _portal  # noqa: F401
 from . import statements as _statements  # noqa: F401
 from . import takeout_records as _takeout_records  # noqa: F401
 from . import takeout_semantic as _takeout_semantic  # noqa: F401
+from . import tcx as _tcx  # noqa: F401
 from . import teltonika as _teltonika  # noqa: F401
 from . import timeline_device as _timeline_device  # noqa: F401
 from .base import (

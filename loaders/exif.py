@@ -1,5 +1,9 @@
 """Geotagged photos (JPEG, HEIC/HEIF, TIFF-based raw) via EXIF, read with exifread.
 
+Recognised by their first bytes: JPEG ``FF D8 FF``, HEIF ``ftyp`` brands, and the TIFF
+header (``II*\\0`` or ``MM\\0*``) that TIFF, DNG and NEF (and CR2, ARW, PEF) files share,
+whatever their extension.
+
 One image file = one record (locator ``image``). A photo with a usable time yields an event
 ``kind="photo"`` (``text`` = file name) and, when it has a usable GPS position, a fix
 ``fix_kind="photo"`` with the same record.
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +54,17 @@ CLOCK_TOLERANCE_S = 120.0
 _SPEED = {"K": 1 / 3.6, "M": 0.44704, "N": 1852 / 3600}
 
 
+#: TIFF byte-order marks with the magic number 42: TIFF, and the raw formats built on it
+#: (Adobe DNG, Nikon NEF, Canon CR2, Sony ARW, Pentax PEF, ...).
+#: Recognised by these bytes, not by the extension (.tif, .tiff, .dng, .nef, ...): a renamed
+#: file is still read, and a file named .tif that is no TIFF is not.
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+
+
 def sniff_exif(path: Path, head: bytes) -> bool:
-    """JPEG (FF D8 FF) or HEIF/HEIC (``ftypheic``/``mif1``/``heix``/``msf1``) images."""
-    if head[:3] == b"\xff\xd8\xff":
+    """JPEG (FF D8 FF), HEIF/HEIC (``ftypheic``/``mif1``/``heix``/``msf1``) or TIFF-based
+    (``II*\\0`` little-endian, ``MM\\0*`` big-endian: TIFF, DNG, NEF, ...) images."""
+    if head[:3] == b"\xff\xd8\xff" or head[:4] in TIFF_MAGIC:
         return True
     return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc")
 
@@ -137,94 +150,112 @@ def _zone_offset(lat: float, lon: float, utc: pd.Timestamp) -> pd.Timedelta | No
     return None if off is None else pd.Timedelta(off)
 
 
-@register(LoaderSpec(
-    name="exif",
-    description="Geotagged photos (JPEG/HEIC EXIF via exifread): photo fixes and events",
-    sniff=sniff_exif,
-    produces=("fixes", "events"),
-))
-def load_exif(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load one photo. ``ctx.tz`` is used only for a local time without offset or GPS time."""
-    rec = "image"
-    name = Path(ctx.member or ctx.display_path).name
+@dataclass
+class _Photo:
+    """What one photo's tags say, built step by step by :func:`load_exif`."""
+
+    tags: dict[str, Any]
+    extra: dict[str, Any]
+    lat: float | None = None
+    lon: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+class _Reject(Exception):
+    """The photo (one record) is a reject: ``reason``, and the time basis reached so far."""
+
+    def __init__(self, reason: str, basis: str = "none (rejected)") -> None:
+        super().__init__(reason)
+        self.reason, self.basis = reason, basis
+
+
+def _read_tags(path: Path) -> dict[str, Any]:
+    """Step 1: the EXIF tags, or a reject naming the parser's error."""
     logging.getLogger("exifread").setLevel(logging.ERROR)
     with open(path, "rb") as fh:
         try:
-            tags: dict[str, Any] = exifread.process_file(fh, details=False)
+            return dict(exifread.process_file(fh, details=False))
         except (MemoryError, RecursionError):
             raise
         except Exception as exc:  # exifread raises anything on a damaged photo: the one record is a reject
-            return ctx.finish(records_read=1, time_basis="none (rejected)", default_subject="camera",
-                              rejects=[(rec, f"metadata unreadable: exifread could not parse this "
-                                             f"file's EXIF/HEIF structure ({type(exc).__name__}: {exc}); "
-                                             "the file is damaged or not a photo")])
-    extra: dict[str, Any] = {"file": name, "make": _text(tags, "Image Make"),
-                             "model": _text(tags, "Image Model")}
-    # --- position
-    has_gps_ifd = "Image GPSInfo" in tags or any(k.startswith("GPS ") for k in tags)
-    lat = lon = None
-    gps_problem = None
-    if has_gps_ifd:
-        lat, why1 = _dms(tags, "GPSLatitude")
-        lon, why2 = _dms(tags, "GPSLongitude")
-        gps_problem = why1 or why2
-        if gps_problem is None and lat is not None and lon is not None:
-            if abs(lat) > 90 or abs(lon) > 180:
-                gps_problem = f"GPS position {lat},{lon} out of range"
-            elif lat == 0 and lon == 0:
-                gps_problem = "GPS position is 0,0 (placeholder)"
-        if not any(k.startswith("GPS ") for k in tags):
-            gps_problem = "GPS IFD present but holds no values (malformed)"
-    if gps_problem:
-        return ctx.finish(records_read=1, time_basis="none (rejected)",
-                          rejects=[(rec, f"GPS IFD unusable: {gps_problem}")], default_subject="camera")
-    # --- time
+            raise _Reject(f"metadata unreadable: exifread could not parse this file's EXIF/HEIF "
+                          f"structure ({type(exc).__name__}: {exc}); the file is damaged or not "
+                          "a photo") from exc
+
+
+def _position(photo: _Photo) -> None:
+    """Step 2: the GPS position (or none when there is no GPS IFD); a reject when the GPS
+    IFD is present but unusable."""
+    tags = photo.tags
+    if not ("Image GPSInfo" in tags or any(k.startswith("GPS ") for k in tags)):
+        return
+    lat, why1 = _dms(tags, "GPSLatitude")
+    lon, why2 = _dms(tags, "GPSLongitude")
+    problem = why1 or why2
+    if problem is None and lat is not None and lon is not None:
+        if abs(lat) > 90 or abs(lon) > 180:
+            problem = f"GPS position {lat},{lon} out of range"
+        elif lat == 0 and lon == 0:
+            problem = "GPS position is 0,0 (placeholder)"
+    if not any(k.startswith("GPS ") for k in tags):
+        problem = "GPS IFD present but holds no values (malformed)"
+    if problem:
+        raise _Reject(f"GPS IFD unusable: {problem}")
+    photo.lat, photo.lon = lat, lon
+
+
+def _clock_check(photo: _Photo, local: pd.Timestamp, off: pd.Timedelta | None,
+                 gps_t: pd.Timestamp) -> None:
+    """The camera clock against GPS UTC and against the local time at the photo."""
+    diff = (local.tz_localize("UTC") - gps_t).total_seconds()
+    photo.extra["camera_minus_gps_s"] = round(diff, 3)
+    loc_off = off if off is not None else (
+        _zone_offset(photo.lat, photo.lon, gps_t)
+        if photo.lat is not None and photo.lon is not None else None)
+    if loc_off is not None:
+        vs_local = diff - loc_off.total_seconds()
+        photo.extra["camera_minus_local_s"] = round(vs_local, 3)
+        if abs(vs_local) > CLOCK_TOLERANCE_S:
+            photo.flags.append("clock_offset")
+
+
+def _capture_time(photo: _Photo, tz: str | None) -> tuple[pd.Timestamp, str]:
+    """Step 3: (UTC capture time, time basis) in the order of preference of the module doc."""
+    tags = photo.tags
     gps_t = _gps_time(tags)
     dto_s = _text(tags, "EXIF DateTimeOriginal") or _text(tags, "EXIF DateTimeDigitized")
     tag_used = "DateTimeOriginal"
     if dto_s is None:
         dto_s, tag_used = _text(tags, "Image DateTime"), "DateTime (IFD0, last change)"
     local = _local(dto_s)
-    off = _offset(_text(tags, "EXIF OffsetTimeOriginal") or _text(tags, "EXIF OffsetTime"))
-    flags: list[str] = []
-    cam_utc = None
+    off_s = _text(tags, "EXIF OffsetTimeOriginal") or _text(tags, "EXIF OffsetTime")
+    off = _offset(off_s)
     if local is not None and off is not None:
-        cam_utc = (local - off).tz_localize("UTC")
-        extra["utc_offset"] = _text(tags, "EXIF OffsetTimeOriginal") or _text(tags, "EXIF OffsetTime")
-    extra["camera_local"] = str(local) if local is not None else None
-    extra["time_tag"] = tag_used if local is not None else None
+        photo.extra["utc_offset"] = off_s
+    photo.extra["camera_local"] = str(local) if local is not None else None
+    photo.extra["time_tag"] = tag_used if local is not None else None
     if gps_t is not None:
-        t, basis = gps_t, "GPSDateStamp+GPSTimeStamp (UTC, GPS receiver)"
-        flags.append("time_from_gps")
+        photo.flags.append("time_from_gps")
         if local is not None:
-            diff = (local.tz_localize("UTC") - gps_t).total_seconds()
-            extra["camera_minus_gps_s"] = round(diff, 3)
-            loc_off = off if off is not None else (
-                _zone_offset(lat, lon, gps_t) if lat is not None and lon is not None else None)
-            if loc_off is not None:
-                vs_local = diff - loc_off.total_seconds()
-                extra["camera_minus_local_s"] = round(vs_local, 3)
-                if abs(vs_local) > CLOCK_TOLERANCE_S:
-                    flags.append("clock_offset")
-    elif cam_utc is not None:
-        t, basis = cam_utc, f"{tag_used} with OffsetTimeOriginal (camera clock)"
-    elif local is not None and ctx.tz:
-        t = timebase.localize(pd.Series([local]), tz=ctx.tz).iloc[0]
-        basis = f"{tag_used} as local time in {ctx.tz} (--tz; camera clock)"
+            _clock_check(photo, local, off, gps_t)
+        return gps_t, "GPSDateStamp+GPSTimeStamp (UTC, GPS receiver)"
+    if local is not None and off is not None:
+        return (local - off).tz_localize("UTC"), f"{tag_used} with OffsetTimeOriginal (camera clock)"
+    if local is not None and tz:
+        t = timebase.localize(pd.Series([local]), tz=tz).iloc[0]
+        basis = f"{tag_used} as local time in {tz} (--tz; camera clock)"
         if pd.isna(t):
-            return ctx.finish(records_read=1, time_basis=basis, default_subject="camera", rejects=[
-                (rec, f"{tag_used} {dto_s} does not exist or is ambiguous in {ctx.tz}")])
-    elif local is not None:
-        return ctx.finish(records_read=1, time_basis="none (rejected)", default_subject="camera",
-                          rejects=[(rec, f"{tag_used} {dto_s} is local camera time with no "
-                                         "offset and no GPS time: pass --tz to state its zone")])
-    else:
-        return ctx.finish(records_read=1, time_basis="none (rejected)", default_subject="camera",
-                          rejects=[(rec, "no usable capture time (no GPS time, no DateTime tags)")])
-    if not (timebase.PLAUSIBLE[0] <= t <= timebase.PLAUSIBLE[1]):
-        return ctx.finish(records_read=1, time_basis=basis, default_subject="camera",
-                          rejects=[(rec, f"implausible capture time {t.isoformat()}")])
-    extra["map_datum"] = _text(tags, "GPS GPSMapDatum")
+            raise _Reject(f"{tag_used} {dto_s} does not exist or is ambiguous in {tz}", basis)
+        return t, basis
+    if local is not None:
+        raise _Reject(f"{tag_used} {dto_s} is local camera time with no offset and no GPS "
+                      "time: pass --tz to state its zone")
+    raise _Reject("no usable capture time (no GPS time, no DateTime tags)")
+
+
+def _fix_row(photo: _Photo, rec: str, t: pd.Timestamp, flag_s: str) -> dict[str, Any]:
+    """Step 4: the photo fix: altitude, accuracy, speed and course from the GPS IFD."""
+    tags = photo.tags
     alt = _ratios(tags.get("GPS GPSAltitude"))
     alt_m = alt[0] if alt else None
     if alt_m is not None and _text(tags, "GPS GPSAltitudeRef") == "1":
@@ -233,16 +264,45 @@ def load_exif(path: Path, *, ctx: LoadContext) -> LoadResult:
     spd = _ratios(tags.get("GPS GPSSpeed"))
     sref = _text(tags, "GPS GPSSpeedRef") or "K"
     trk = _ratios(tags.get("GPS GPSTrack"))
-    flag_s = "|".join(sorted(flags))
-    events = pd.DataFrame([{"record": rec, "t_utc": t, "kind": "photo", "text": name,
-                            "lat": lat, "lon": lon, "flags": flag_s, "extra": compact_json(extra)}])
-    fixes = None
-    if lat is not None and lon is not None:
-        fixes = pd.DataFrame([{
-            "record": rec, "t_utc": t, "lat": lat, "lon": lon, "alt_m": alt_m,
+    return {"record": rec, "t_utc": t, "lat": photo.lat, "lon": photo.lon, "alt_m": alt_m,
             "h_acc_m": hpe[0] if hpe else None,
             "speed_mps": spd[0] * _SPEED.get(sref, 1 / 3.6) if spd else None,
             "course_deg": trk[0] if trk else None, "fix_kind": "photo", "flags": flag_s,
-            "extra": compact_json(extra)}])
+            "extra": compact_json(photo.extra)}
+
+
+@register(LoaderSpec(
+    name="exif",
+    description="Geotagged photos (JPEG/HEIC/TIFF/DNG/NEF EXIF via exifread): photo fixes and events",
+    sniff=sniff_exif,
+    produces=("fixes", "events"),
+))
+def load_exif(path: Path, *, ctx: LoadContext) -> LoadResult:
+    """Load one photo. ``ctx.tz`` is used only for a local time without offset or GPS time.
+
+    The steps: read the tags, the GPS position, the capture time, then the rows; a step
+    that finds the photo unusable makes its one record a reject with the reason.
+    """
+    rec = "image"
+    name = Path(ctx.member or ctx.display_path).name
+    try:
+        tags = _read_tags(path)
+        photo = _Photo(tags=tags, extra={"file": name, "make": _text(tags, "Image Make"),
+                                         "model": _text(tags, "Image Model")})
+        _position(photo)
+        t, basis = _capture_time(photo, ctx.tz)
+        if not (timebase.PLAUSIBLE[0] <= t <= timebase.PLAUSIBLE[1]):
+            raise _Reject(f"implausible capture time {t.isoformat()}", basis)
+    except _Reject as rej:
+        return ctx.finish(records_read=1, time_basis=rej.basis, default_subject="camera",
+                          rejects=[(rec, rej.reason)])
+    photo.extra["map_datum"] = _text(tags, "GPS GPSMapDatum")
+    flag_s = "|".join(sorted(photo.flags))
+    events = pd.DataFrame([{"record": rec, "t_utc": t, "kind": "photo", "text": name,
+                            "lat": photo.lat, "lon": photo.lon, "flags": flag_s,
+                            "extra": compact_json(photo.extra)}])
+    fixes = None
+    if photo.lat is not None and photo.lon is not None:
+        fixes = pd.DataFrame([_fix_row(photo, rec, t, flag_s)])
     return ctx.finish(records_read=1, time_basis=basis, fixes=fixes, events=events,
                       default_subject="camera")

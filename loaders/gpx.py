@@ -8,7 +8,10 @@ Quirks handled (see ``../shared/realdata/SOURCES.md``): UTF-8 BOM; ``<time>`` wi
 an offset and 0-7 fraction digits; points without ``<time>`` (rejected: a fix needs a
 time, none is invented); bogus times such as 1901-12-13 (32-bit ``time_t`` minimum,
 rejected as implausible); empty ``<trkseg/>``; GPSLogger ``<src>`` (network/gps) kept as
-``fix_kind``; a naive ``<time>`` (no ``Z``, no offset) needs ``tz``, else it is rejected.
+``fix_kind``; a naive ``<time>`` (no ``Z``, no offset) needs ``tz``, else it is rejected;
+a point whose ``lat``/``lon`` lie outside WGS84 degrees (projected metres such as
+``lat="5651234.5"``, written by converters that ignore the CRS) or are not finite is a
+reject naming it, and the rest of the file is kept.
 
 Record locators: ``trk[i]/seg[j]/pt[k]``, ``rte[i]/pt[k]``, ``wpt[i]`` (0-based).
 """
@@ -16,6 +19,7 @@ Record locators: ``trk[i]/seg[j]/pt[k]``, ``rte[i]/pt[k]``, ``wpt[i]`` (0-based)
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +71,30 @@ def _time(t: dt.datetime | None, tz: str | None) -> tuple[pd.Timestamp | None, s
     return ts, None
 
 
+def _position_problem(p: Any) -> str | None:
+    """Why a point's ``lat``/``lon`` are not WGS84 degrees, or None when they are."""
+    lat, lon = p.latitude, p.longitude
+    if not (math.isfinite(lat) and math.isfinite(lon)):
+        return f"position {lat}, {lon} is not a number"
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return (f"position lat={lat}, lon={lon} is outside WGS84 degrees "
+                "(projected metres or another CRS?): not a point on Earth as GPX states it")
+    return None
+
+
+def _point(p: Any, rec: str, kind: str | None, tz: str | None,
+           fixes: list[dict[str, Any]], rejects: list[tuple[str, str]]) -> None:
+    """One track or route point: a fix, or a reject naming why (position first, then time)."""
+    why = _position_problem(p)
+    t = None
+    if why is None:
+        t, why = _time(p.time, tz)
+    if t is None:
+        rejects.append((rec, str(why)))
+    else:
+        fixes.append(_point_row(p, rec, t, kind))
+
+
 def _point_row(p: Any, record: str, t: pd.Timestamp, kind: str | None) -> dict[str, Any]:
     src = getattr(p, "source", None)
     extra = {"name": p.name, "src": src, "sat": getattr(p, "satellites", None),
@@ -109,23 +137,17 @@ def load_gpx(path: Path, *, ctx: LoadContext) -> LoadResult:
         for j, seg in enumerate(trk.segments):
             for k, p in enumerate(seg.points):
                 n += 1
-                rec = f"trk[{i}]/seg[{j}]/pt[{k}]"
-                t, why = _time(p.time, ctx.tz)
-                if t is None:
-                    rejects.append((rec, str(why)))
-                else:
-                    fixes.append(_point_row(p, rec, t, trk.type))
+                _point(p, f"trk[{i}]/seg[{j}]/pt[{k}]", trk.type, ctx.tz, fixes, rejects)
     for i, rte in enumerate(doc.routes):
         for k, rp in enumerate(rte.points):
             n += 1
-            rec = f"rte[{i}]/pt[{k}]"
-            t, why = _time(rp.time, ctx.tz)
-            if t is None:
-                rejects.append((rec, str(why)))
-            else:
-                fixes.append(_point_row(rp, rec, t, rte.type))
+            _point(rp, f"rte[{i}]/pt[{k}]", rte.type, ctx.tz, fixes, rejects)
     for i, w in enumerate(doc.waypoints):
         n += 1
+        bad_pos = _position_problem(w)
+        if bad_pos is not None:
+            rejects.append((f"wpt[{i}]", bad_pos))
+            continue
         t, why = _time(w.time, ctx.tz) if w.time is not None else (None, None)
         if why is not None and w.time is not None and t is None and "offset" in why:
             rejects.append((f"wpt[{i}]", why))

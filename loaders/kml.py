@@ -21,8 +21,20 @@ Records (locators)
 * ``Placemark[i]/Track[k]/when[j]`` — each ``when``/``coord`` pair of a ``gx:Track`` or
   KML 2.3 ``Track`` (also inside ``gx:MultiTrack``) is a record: a fix, or a reject when its
   coordinate is empty (a pause in OpenTracks exports), missing or invalid, or when its
-  time has less than full precision; a surplus ``coord`` without a ``when`` is a reject
-  ``.../coord[j]``.
+  time has less than full precision.
+* ``Placemark[i]/Track[k]/coord[j]`` — a ``coord`` without a ``when`` (Google Timeline
+  exports write tracks of bare ``gx:coord``): when the Placemark has a ``TimeSpan``, a place
+  ``kind="track_point"`` whose ``t_start``/``t_end`` are the span's begin and end, stated
+  bounds and not the point's own time (``t_precision="window"``, flag ``no_time``,
+  ``extra.time_bounds="Placemark TimeSpan"``; no time is interpolated); without a usable
+  span, a reject ("no time").
+* A track without any ``when`` or ``coord`` (an empty ``gx:Track`` beside a Timeline
+  visit's Point) is no track: the Placemark is read by its other geometry as
+  ``Placemark[i]``, or rejected as having none.
+* A ``TimeSpan`` (or, on a line or polygon, a ``TimeStamp``) that cannot be read costs the
+  place its time, not the place: it is kept with the usable bound, or none (flag
+  ``no_time``), and the problem in ``extra.time_rejected``. A Point whose ``TimeStamp``
+  cannot be read is a reject (it would have been a fix).
 
 Times with ``Z`` or an offset are converted to UTC; a full date-time without either needs
 ``tz`` (else the record is rejected with that reason). Times outside 1980-2100 (e.g. the
@@ -34,6 +46,7 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +168,37 @@ def _valid(lon: float, lat: float) -> bool:
     return -180 <= lon <= 180 and -90 <= lat <= 90 and not (lat == 0 and lon == 0)
 
 
-def _read(data: bytes, ctx: LoadContext) -> LoadResult:
+@dataclass
+class _Out:
+    """The rows being built for one document, and the records read so far."""
+
+    tz: str | None
+    fixes: list[dict[str, Any]] = field(default_factory=list)
+    places: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[tuple[str, str]] = field(default_factory=list)
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class _Span:
+    """A Placemark's ``TimeSpan`` as bounds (None: open or unusable) and what was unusable."""
+
+    begin: pd.Timestamp | None
+    end: pd.Timestamp | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """What a Placemark says about itself: name, description (verbatim), ExtendedData."""
+
+    name: str | None
+    desc: str | None
+    data: dict[str, str | None]
+
+
+def _parse(data: bytes, ctx: LoadContext) -> Any:
+    """The document's root element, refusing entity declarations in any encoding."""
     if b"<!ENTITY" in data[:65536] or b"<!entity" in data[:65536]:
         raise ctx.error(CorruptSource, "refused XML construct: entity declarations are not "
                         "allowed in evidence KML (entity expansion attack)")
@@ -167,124 +210,256 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
     if dtd is not None and any(True for _ in dtd.iterentities()):
         raise ctx.error(CorruptSource, "refused XML construct: entity declarations are not "
                         "allowed in evidence KML (entity expansion attack)")
-    fixes: list[dict[str, Any]] = []
-    places: list[dict[str, Any]] = []
-    rejects: list[tuple[str, str]] = []
-    n = 0
-    pms = [el for el in root.iter() if _local(el) == "Placemark"]
-    for i, pm in enumerate(pms):
-        name = _text(_child(pm, "name"))
-        desc_el = _child(pm, "description")
-        desc = desc_el.text if desc_el is not None else None  # verbatim (hostile text, escaped on output)
-        ext = _child(pm, "ExtendedData")
-        ext_data = {}
-        if ext is not None:
-            for d in ext.iter():
-                if _local(d) == "Data" and d.get("name"):
-                    ext_data[d.get("name")] = _text(_child(d, "value"))
-                elif _local(d) == "SimpleData" and d.get("name"):
-                    ext_data[d.get("name")] = d.text
-        tracks = [el for el in pm.iter() if _local(el) == "Track"]
-        if tracks:
-            for k, tr in enumerate(tracks):
-                whens = [c for c in tr if _local(c) == "when"]
-                coords = [c for c in tr if _local(c) == "coord"]
-                for j in range(max(len(whens), len(coords))):
-                    n += 1
-                    rec = f"Placemark[{i}]/Track[{k}]/when[{j}]"
-                    if j >= len(whens):
-                        rejects.append((f"Placemark[{i}]/Track[{k}]/coord[{j}]",
-                                        "<coord> without a matching <when> (no time)"))
-                        continue
-                    w = whens[j]
-                    c = coords[j] if j < len(coords) else None
-                    txt = _text(c)
-                    if not txt:
-                        rejects.append((rec, "empty or missing <coord> for this <when> (a pause or no fix)"))
-                        continue
-                    parts = txt.split()
-                    try:
-                        lon, lat = float(parts[0]), float(parts[1])
-                        alt = float(parts[2]) if len(parts) > 2 else None
-                    except (ValueError, IndexError):
-                        rejects.append((rec, f"unreadable <coord> {txt[:40]!r}"))
-                        continue
-                    if not _valid(lon, lat):
-                        rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
-                        continue
-                    t0, _t1, prec, why = _parse_time(_text(w), ctx.tz)
-                    if why or t0 is None:
-                        rejects.append((rec, why or "no time"))
-                        continue
-                    if prec != "instant":  # a track point dated '1997-07' is not an instant
-                        rejects.append((rec, f"track <when> {_text(w)!r} has {prec} precision only"))
-                        continue
-                    fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
-                                  "fix_kind": "unknown",
-                                  "extra": compact_json({"name": name, "data": ext_data or None})})
+    return root
+
+
+def _extended_data(ext: Any) -> dict[str, str | None]:
+    """``<ExtendedData>``: ``Data``/``value`` and ``SimpleData`` pairs by name, verbatim."""
+    out: dict[str, str | None] = {}
+    if ext is None:
+        return out
+    for d in ext.iter():
+        if _local(d) == "Data" and d.get("name"):
+            out[d.get("name")] = _text(_child(d, "value"))
+        elif _local(d) == "SimpleData" and d.get("name"):
+            out[d.get("name")] = d.text
+    return out
+
+
+def _meta(pm: Any) -> _Meta:
+    desc_el = _child(pm, "description")
+    return _Meta(name=_text(_child(pm, "name")),
+                 desc=desc_el.text if desc_el is not None else None,  # verbatim (hostile text, escaped on output)
+                 data=_extended_data(_child(pm, "ExtendedData")))
+
+
+def _track_coord(txt: str, rec: str, out: _Out) -> tuple[float, float, float | None] | None:
+    """A track ``coord`` (``lon lat [alt]``, space-separated), or None after rejecting ``rec``."""
+    parts = txt.split()
+    try:
+        lon, lat = float(parts[0]), float(parts[1])
+        alt = float(parts[2]) if len(parts) > 2 else None
+    except (ValueError, IndexError):
+        out.rejects.append((rec, f"unreadable <coord> {txt[:40]!r}"))
+        return None
+    if not _valid(lon, lat):
+        out.rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
+        return None
+    return lon, lat, alt
+
+
+def _track_point(rec: str, when: Any, coord: Any, meta: _Meta, out: _Out) -> None:
+    """One ``when``/``coord`` pair of a track: a fix or a reject."""
+    txt = _text(coord)
+    if not txt:
+        out.rejects.append((rec, "empty or missing <coord> for this <when> (a pause or no fix)"))
+        return
+    pos = _track_coord(txt, rec, out)
+    if pos is None:
+        return
+    lon, lat, alt = pos
+    t0, _t1, prec, why = _parse_time(_text(when), out.tz)
+    if why or t0 is None:
+        out.rejects.append((rec, why or "no time"))
+        return
+    if prec != "instant":  # a track point dated '1997-07' is not an instant
+        out.rejects.append((rec, f"track <when> {_text(when)!r} has {prec} precision only"))
+        return
+    out.fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
+                      "fix_kind": "unknown",
+                      "extra": compact_json({"name": meta.name, "data": meta.data or None})})
+
+
+def _points(tr: Any) -> tuple[list[Any], list[Any]]:
+    """The ``when`` and ``coord`` children of a track."""
+    return [c for c in tr if _local(c) == "when"], [c for c in tr if _local(c) == "coord"]
+
+
+def _untimed_coord(rec: str, coord: Any, span: _Span, meta: _Meta, out: _Out) -> None:
+    """A track ``coord`` without its ``when``: a place bounded by the Placemark's TimeSpan
+    (``t_precision="window"``, flag ``no_time``: the point's own time is unknown and none
+    is invented), or a reject when the Placemark states no usable span."""
+    if span.begin is None and span.end is None:
+        why = f"; the Placemark's TimeSpan is unusable ({span.problem})" if span.problem else ""
+        out.rejects.append((rec, f"<coord> without a matching <when> (no time){why}"))
+        return
+    txt = _text(coord)
+    if not txt:
+        out.rejects.append((rec, "empty <coord> without a <when> (a pause or no fix)"))
+        return
+    pos = _track_coord(txt, rec, out)
+    if pos is None:
+        return
+    lon, lat, alt = pos
+    out.places.append({"record": rec, "kind": "track_point", "name": meta.name, "lat": lat,
+                       "lon": lon, "t_start": span.begin, "t_end": span.end,
+                       "t_precision": "window", "flags": "no_time",
+                       "extra": compact_json({"time_bounds": "Placemark TimeSpan", "alt_m": alt,
+                                              "time_rejected": span.problem,
+                                              "data": meta.data or None})})
+
+
+def _track(tr: Any, i: int, k: int, meta: _Meta, span: _Span, out: _Out) -> None:
+    """A ``gx:Track``/``Track``: each ``when``/``coord`` pair is a record; a ``coord``
+    without a ``when`` is a record of its own (see :func:`_untimed_coord`)."""
+    whens, coords = _points(tr)
+    for j in range(max(len(whens), len(coords))):
+        out.n += 1
+        if j >= len(whens):
+            _untimed_coord(f"Placemark[{i}]/Track[{k}]/coord[{j}]", coords[j], span, meta, out)
             continue
-        n += 1
-        rec = f"Placemark[{i}]"
-        geom = next((el for el in pm.iter() if _local(el) in ("Point", "LineString", "LinearRing", "Polygon")), None)
-        if geom is None:
-            rejects.append((rec, "Placemark without a geometry"))
-            continue
-        coord_el = next((el for el in geom.iter() if _local(el) == "coordinates"), None)
-        try:
-            pts = _coords(_text(coord_el))
-        except ValueError as exc:
-            rejects.append((rec, f"invalid <coordinates>: {exc}"))
-            continue
-        if not pts:
-            rejects.append((rec, "empty <coordinates>"))
-            continue
-        lon, lat, alt = pts[0]
-        if not _valid(lon, lat):
-            rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
-            continue
-        ts = next((el for el in pm.iter() if _local(el) == "TimeStamp"), None)
-        span = next((el for el in pm.iter() if _local(el) == "TimeSpan"), None)
-        extra = {"geometry": _local(geom), "vertices": len(pts), "name": name, "data": ext_data or None}
-        multi = _child(pm, "MultiGeometry")
-        if multi is not None:
-            extra["multigeometry_parts"] = sum(1 for el in multi.iter()
-                                               if _local(el) in ("Point", "LineString", "Polygon"))
-        if len(pts) > 1:
-            extra["bbox"] = [min(p[0] for p in pts), min(p[1] for p in pts),
-                             max(p[0] for p in pts), max(p[1] for p in pts)]
-        if ts is not None:
-            t0, t1, prec, why = _parse_time(_text(_child(ts, "when")), ctx.tz)
-            if why:
-                rejects.append((rec, why))
-                continue
-            if prec == "instant" and _local(geom) == "Point":
-                fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
-                              "fix_kind": "unknown", "extra": compact_json({"name": name, "description": desc,
-                                                                           "data": ext_data or None})})
-                continue
-            places.append({"record": rec, "kind": "placemark", "name": name, "text": desc, "lat": lat,
-                           "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,
-                           "flags": "time_precision_reduced" if prec != "instant" else "",
-                           "extra": compact_json(extra)})
-            continue
-        t0 = t1 = None
-        prec = "none"
-        if span is not None:
-            a, _, _, why_a = _parse_time(_text(_child(span, "begin")), ctx.tz)
-            _, b, _, why_b = _parse_time(_text(_child(span, "end")), ctx.tz)
-            if why_a and why_b:
-                rejects.append((rec, f"TimeSpan without a usable begin or end ({why_a})"))
-                continue
-            t0, t1, prec = a, b, "window"
-        places.append({"record": rec, "kind": "placemark", "name": name, "text": desc, "lat": lat,
-                       "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,
+        _track_point(f"Placemark[{i}]/Track[{k}]/when[{j}]", whens[j],
+                     coords[j] if j < len(coords) else None, meta, out)
+
+
+def _geometry_extra(pm: Any, geom: Any, pts: list[tuple[float, float, float | None]],
+                    meta: _Meta) -> dict[str, Any]:
+    extra: dict[str, Any] = {"geometry": _local(geom), "vertices": len(pts), "name": meta.name,
+                             "data": meta.data or None}
+    multi = _child(pm, "MultiGeometry")
+    if multi is not None:
+        extra["multigeometry_parts"] = sum(1 for el in multi.iter()
+                                           if _local(el) in ("Point", "LineString", "Polygon"))
+    if len(pts) > 1:
+        extra["bbox"] = [min(p[0] for p in pts), min(p[1] for p in pts),
+                         max(p[0] for p in pts), max(p[1] for p in pts)]
+    return extra
+
+
+def _first_vertex(pm: Any, rec: str, out: _Out, *, empty_track: bool = False
+                  ) -> tuple[Any, list[tuple[float, float, float | None]]] | None:
+    """The Placemark's geometry and its vertices, or None after rejecting the record."""
+    geom = next((el for el in pm.iter() if _local(el) in ("Point", "LineString", "LinearRing", "Polygon")), None)
+    if geom is None:
+        out.rejects.append((rec, "Placemark without a geometry" +
+                            (" (its gx:Track holds no <when> and no <coord>)" if empty_track else "")))
+        return None
+    coord_el = next((el for el in geom.iter() if _local(el) == "coordinates"), None)
+    try:
+        pts = _coords(_text(coord_el))
+    except ValueError as exc:
+        out.rejects.append((rec, f"invalid <coordinates>: {exc}"))
+        return None
+    if not pts:
+        out.rejects.append((rec, "empty <coordinates>"))
+        return None
+    lon, lat, _alt = pts[0]
+    if not _valid(lon, lat):
+        out.rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
+        return None
+    return geom, pts
+
+
+def _timestamp(ts: Any, rec: str, geom: Any, pt: tuple[float, float, float | None], meta: _Meta,
+               extra: dict[str, Any], out: _Out) -> None:
+    """A Placemark with a ``TimeStamp``: a fix (full time on a Point) or a place (window)."""
+    lon, lat, alt = pt
+    t0, t1, prec, why = _parse_time(_text(_child(ts, "when")), out.tz)
+    if why and _local(geom) == "Point":  # would have been a fix: the record is rejected
+        out.rejects.append((rec, why))
+        return
+    if why:  # a line or polygon is a place with or without its time: keep it, say why not timed
+        out.places.append({"record": rec, "kind": "placemark", "name": meta.name, "text": meta.desc,
+                           "lat": lat, "lon": lon, "t_start": None, "t_end": None,
+                           "t_precision": "none", "flags": "no_time",
+                           "extra": compact_json({**extra, "time_rejected": why})})
+        return
+    if prec == "instant" and _local(geom) == "Point":
+        out.fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
+                          "fix_kind": "unknown",
+                          "extra": compact_json({"name": meta.name, "description": meta.desc,
+                                                 "data": meta.data or None})})
+        return
+    out.places.append({"record": rec, "kind": "placemark", "name": meta.name, "text": meta.desc,
+                       "lat": lat, "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,
+                       "flags": "time_precision_reduced" if prec != "instant" else "",
                        "extra": compact_json(extra)})
+
+
+def _span_bounds(span: Any, tz: str | None) -> tuple[pd.Timestamp | None, pd.Timestamp | None, str | None]:
+    """(begin, end, problem) of a ``TimeSpan``: each side that is present and readable is a
+    bound; a side that is present but unusable is named in ``problem`` (an absent side is an
+    open bound, as KML defines it)."""
+    problems = []
+    bounds: list[pd.Timestamp | None] = []
+    for side, pick in (("begin", 0), ("end", 1)):
+        value = _text(_child(span, side))
+        parsed = _parse_time(value, tz)
+        bounds.append(parsed[pick])
+        if value and parsed[3]:
+            problems.append(f"<{side}>: {parsed[3]}")
+    return bounds[0], bounds[1], "; ".join(problems) or None
+
+
+def _timespan(span: Any, rec: str, pt: tuple[float, float, float | None], meta: _Meta,
+              extra: dict[str, Any], out: _Out) -> None:
+    """A Placemark with a ``TimeSpan`` (or with no time at all): a place.
+
+    A TimeSpan that cannot be read does not cost the place: it is kept without that time
+    (flag ``no_time`` when neither bound is usable) and the problem is in
+    ``extra.time_rejected``.
+    """
+    lon, lat, _alt = pt
+    t0 = t1 = None
+    prec, flags = "none", ""
+    if span is not None:
+        t0, t1, problem = _span_bounds(span, out.tz)
+        prec = "window" if t0 is not None or t1 is not None else "none"
+        if problem or prec == "none":
+            extra = {**extra, "time_rejected": problem or "TimeSpan without a begin or an end"}
+        flags = "no_time" if prec == "none" else ""
+    out.places.append({"record": rec, "kind": "placemark", "name": meta.name, "text": meta.desc,
+                       "lat": lat, "lon": lon, "t_start": t0, "t_end": t1, "t_precision": prec,
+                       "flags": flags, "extra": compact_json(extra)})
+
+
+def _shape(pm: Any, i: int, meta: _Meta, out: _Out, *, empty_track: bool = False) -> None:
+    """A Placemark without a track: one record ``Placemark[i]`` (Point, line or polygon)."""
+    out.n += 1
+    rec = f"Placemark[{i}]"
+    found = _first_vertex(pm, rec, out, empty_track=empty_track)
+    if found is None:
+        return
+    geom, pts = found
+    extra = _geometry_extra(pm, geom, pts, meta)
+    ts = next((el for el in pm.iter() if _local(el) == "TimeStamp"), None)
+    if ts is not None:
+        _timestamp(ts, rec, geom, pts[0], meta, extra, out)
+        return
+    _timespan(next((el for el in pm.iter() if _local(el) == "TimeSpan"), None), rec, pts[0],
+              meta, extra, out)
+
+
+def _placemark(pm: Any, i: int, out: _Out) -> None:
+    """One ``<Placemark>``: its tracks' points, else its geometry.
+
+    A track without any ``when`` or ``coord`` (Google Timeline exports write an empty
+    ``gx:Track`` beside the Point of a visit) is no track: the Placemark is read by its
+    other geometry, or rejected as having none, so it is never lost uncounted.
+    """
+    meta = _meta(pm)
+    tracks = [el for el in pm.iter() if _local(el) == "Track"]
+    full = [(k, tr) for k, tr in enumerate(tracks) if any(_points(tr))]
+    if full:
+        span_el = next((el for el in pm.iter() if _local(el) == "TimeSpan"), None)
+        span = _Span(*_span_bounds(span_el, out.tz)) if span_el is not None else _Span(None, None, None)
+        for k, tr in full:
+            _track(tr, i, k, meta, span, out)
+        return
+    _shape(pm, i, meta, out, empty_track=bool(tracks))
+
+
+def _read(data: bytes, ctx: LoadContext) -> LoadResult:
+    root = _parse(data, ctx)
+    out = _Out(tz=ctx.tz)
+    for i, pm in enumerate(el for el in root.iter() if _local(el) == "Placemark"):
+        _placemark(pm, i, out)
     basis = "KML <when>: ISO-8601 with Z or offset converted to UTC; reduced-precision dates kept as windows"
     if ctx.tz:
         basis += f"; times without offset read as {ctx.tz} (user-stated)"
-    return ctx.finish(records_read=n, time_basis=basis,
-                      fixes=pd.DataFrame(fixes) if fixes else None,
-                      places=pd.DataFrame(places) if places else None, rejects=rejects)
+    return ctx.finish(records_read=out.n, time_basis=basis,
+                      fixes=pd.DataFrame(out.fixes) if out.fixes else None,
+                      places=pd.DataFrame(out.places) if out.places else None, rejects=out.rejects)
 
 
 @register(LoaderSpec(

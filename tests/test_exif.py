@@ -149,3 +149,94 @@ def test_metadata_the_parser_cannot_read_is_a_reject(realdata_dir: Path, tmp_pat
     assert res.records_read == 1 and res.rejects["record"].tolist() == ["image"]
     assert res.rejects["reason"].iloc[0].startswith(f"metadata unreadable: exifread could not parse "
                                                     f"this file's EXIF/HEIF structure ({error}")
+
+
+def _tiff(order: str, entries: dict[str, list[tuple[int, int, object]]]) -> bytes:
+    """A TIFF written byte by byte: IFD0 with an EXIF (0x8769) and a GPS (0x8825) sub-IFD.
+
+    ``entries`` maps "ifd0", "exif", "gps" to (tag, type, value) with type 1 BYTE, 2 ASCII,
+    3 SHORT, 4 LONG, 5 RATIONAL (value: a tuple of floats, written as n/1000000).
+    ``order`` is "<" (``II*\\0``) or ">" (``MM\\0*``).
+    """
+    import struct
+
+    def payload(typ: int, value: object) -> tuple[int, bytes]:
+        if typ == 2:
+            raw = str(value).encode() + b"\0"
+            return len(raw), raw
+        vals = value if isinstance(value, tuple) else (value,)
+        if typ == 5:
+            return len(vals), b"".join(struct.pack(order + "II", round(v * 1e6), 1_000_000)
+                                       for v in vals)
+        fmt = {1: "B", 3: "H", 4: "I"}[typ]
+        return len(vals), struct.pack(order + fmt * len(vals), *vals)
+
+    names = ["ifd0", "exif", "gps"]
+    ifds = {k: list(entries.get(k, [])) for k in names}
+    ifds["ifd0"] += [(0x8769, 4, 0), (0x8825, 4, 0)]  # pointers, filled in below
+
+    def size(k: str) -> int:
+        extra = sum(len(b) + len(b) % 2 for _, b in (payload(t, v) for _, t, v in ifds[k])
+                    if len(b) > 4)
+        return 2 + 12 * len(ifds[k]) + 4 + extra
+
+    offsets, at = {}, 8
+    for k in names:
+        offsets[k], at = at, at + size(k)
+    ifds["ifd0"] = [(tag, t, offsets["exif"] if tag == 0x8769 else offsets["gps"] if tag == 0x8825
+                     else v) for tag, t, v in ifds["ifd0"]]
+    out = bytearray((b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, 8))
+    for k in names:
+        rows = sorted(ifds[k])
+        data_at = offsets[k] + 2 + 12 * len(rows) + 4
+        head, data = bytearray(struct.pack(order + "H", len(rows))), bytearray()
+        for tag, typ, value in rows:
+            count, raw = payload(typ, value)
+            if len(raw) <= 4:
+                field_ = raw.ljust(4, b"\0")
+            else:
+                field_ = struct.pack(order + "I", data_at + len(data))
+                data += raw + b"\0" * (len(raw) % 2)
+            head += struct.pack(order + "HHI", tag, typ, count) + field_
+        out += head + struct.pack(order + "I", 0) + data
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("order", "name"), [("<", "DSC_0001.NEF"), (">", "IMG_0001.dng"),
+                                             ("<", "scan.tif"), (">", "renamed.bin")])
+def test_tiff_based_photos_are_recognised_and_read(tmp_path: Path, order: str, name: str) -> None:
+    """TIFF, DNG and NEF share the TIFF header (II*\\0 / MM\\0*): recognised by it and read
+    (issue 19; was: 'no loader recognises this file')."""
+    from routetrace.loaders import detect_format
+
+    p = tmp_path / name
+    p.write_bytes(_tiff(order, {
+        "ifd0": [(0x010F, 2, "NIKON CORPORATION"), (0x0110, 2, "NIKON D850")],
+        "exif": [(0x9003, 2, "2025:10:24 12:00:05"), (0x9011, 2, "+02:00")],
+        "gps": [(0, 1, (2, 3, 0, 0)), (1, 2, "S"), (2, 5, (33.0, 30.0, 0.0)), (3, 2, "W"),
+                (4, 5, (70.0, 36.0, 0.0)), (7, 5, (10.0, 0.0, 0.0)), (29, 2, "2025:10:24")],
+    }))
+    assert p.read_bytes()[:4] == (b"II*\x00" if order == "<" else b"MM\x00*")
+    assert detect_format(p).name == "exif"
+    res = load(p)
+    assert_count_rule(res)
+    fx = res.fixes.iloc[0]
+    assert (fx["lat"], fx["lon"]) == (-33.5, -70.6)
+    assert fx["t_utc"] == pd.Timestamp("2025-10-24T10:00:00Z") and "time_from_gps" in fx["flags"]
+    x = json.loads(fx["extra"])
+    assert x["make"] == "NIKON CORPORATION" and x["camera_minus_local_s"] == 5.0
+    assert res.events["text"].iloc[0] == name
+
+
+def test_tiff_without_gps_values_is_a_reject_and_not_a_tiff_is_unknown(tmp_path: Path) -> None:
+    from routetrace.errors import UnknownFormat
+
+    p = tmp_path / "broken.dng"
+    p.write_bytes(_tiff("<", {"exif": [(0x9003, 2, "2025:10:24 12:00:05")]}))  # empty GPS IFD
+    res = load(p)
+    assert_count_rule(res)
+    assert res.rejects["reason"].iloc[0].startswith("GPS IFD unusable")
+    fake = tmp_path / "fake.tif"
+    fake.write_bytes(b"IX*\x00" + bytes(200))
+    with pytest.raises(UnknownFormat):
+        load(fake)

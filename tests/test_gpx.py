@@ -78,3 +78,23 @@ def test_empty_and_garbage_files_are_unknown_format(tmp_path: Path) -> None:
         load(tmp_path / "empty.gpx")
     with pytest.raises(UnknownFormat, match="no loader recognises"):
         load(tmp_path / "garbage.bin")
+
+
+def test_projected_metres_are_record_rejects_and_the_rest_is_kept(tmp_path: Path) -> None:
+    """A converter that wrote UTM metres into lat/lon (issue 19): each such point is a reject
+    naming its trk/seg/pt locator (was: SchemaError 'fixes.lat ... at row 0' for the file)."""
+    pts = ('<trkpt lat="51.0" lon="3.87"><time>2025-10-26T01:30:00Z</time></trkpt>'
+           '<trkpt lat="5651234.5" lon="412345.2"><time>2025-10-26T01:31:00Z</time></trkpt>'
+           '<trkpt lat="nan" lon="3.87"><time>2025-10-26T01:32:00Z</time></trkpt>')
+    body = GPX.format(pts=pts).replace(
+        "</gpx>", '<rte><rtept lat="51.1" lon="-200.0"/></rte>'
+                  '<wpt lat="5651234.5" lon="412345.2"><name>utm</name></wpt>'
+                  '<wpt lat="51.2" lon="3.9"><name>ok</name></wpt></gpx>')
+    res = load(_write(tmp_path, body))
+    assert_count_rule(res)
+    assert res.fixes["record"].tolist() == ["trk[0]/seg[0]/pt[0]"]
+    assert res.places["record"].tolist() == ["wpt[1]"]
+    rej = res.rejects.set_index("record")["reason"]
+    assert sorted(rej.index) == ["rte[0]/pt[0]", "trk[0]/seg[0]/pt[1]", "trk[0]/seg[0]/pt[2]", "wpt[0]"]
+    assert "outside WGS84 degrees" in rej["trk[0]/seg[0]/pt[1]"]
+    assert "not a number" in rej["trk[0]/seg[0]/pt[2]"]

@@ -167,3 +167,78 @@ def test_sample_case_investigator_pins_are_places(tmp_path: Path) -> None:
     assert got.keys() == sc.places.keys()
     for name, (lat, lon) in sc.places.items():
         assert got[name] == pytest.approx((lat, lon), abs=1e-6)
+
+
+TIMELINE_KML = """<?xml version="1.0" encoding="UTF-8"?>
+<kml xmlns="http://www.opengis.net/kml/2.2" xmlns:gx="http://www.google.com/kml/ext/2.2">
+<Document><name>Location history from 2024-03-01 to 2024-03-01</name>
+<Placemark><name>Home</name><address>1 Main St</address>
+ <ExtendedData><Data name="Category"><value>Home</value></Data></ExtendedData>
+ <description>Home from 2024-03-01T00:00:00.000Z to 2024-03-01T08:01:00.000Z</description>
+ <Point><coordinates>4.3517,50.8503,0</coordinates></Point>
+ <TimeSpan><begin>2024-03-01T00:00:00.000Z</begin><end>2024-03-01T08:01:00.000Z</end></TimeSpan>
+ <gx:Track><altitudeMode>clampToGround</altitudeMode></gx:Track></Placemark>
+<Placemark><name>Unknown</name>
+ <TimeSpan><begin>2024-03-01T08:01:00.000Z</begin><end>2024-03-01T08:02:00.000Z</end></TimeSpan>
+ <gx:Track/></Placemark>
+<Placemark><name>Driving</name>
+ <ExtendedData><Data name="Category"><value>Driving</value></Data><Data name="Distance"><value>5026</value></Data></ExtendedData>
+ <TimeSpan><begin>2024-03-01T08:02:00.000Z</begin><end>2024-03-01T08:20:00.000Z</end></TimeSpan>
+ <gx:Track><altitudeMode>clampToGround</altitudeMode>
+  <gx:coord>4.3517 50.8503 0</gx:coord><gx:coord>4.3800 50.8600 0</gx:coord>
+  <gx:coord>200 95 0</gx:coord><gx:coord>4.4100 50.8700 0</gx:coord></gx:Track></Placemark>
+<Placemark><name>Park</name>
+ <TimeSpan><begin>soon</begin><end>2024-13-45T99:00:00Z</end></TimeSpan>
+ <Polygon><outerBoundaryIs><LinearRing><coordinates>4.40,50.86 4.42,50.86 4.42,50.88 4.40,50.86</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>
+<Placemark><name>Walking</name>
+ <TimeSpan><begin>yesterday</begin><end>2024-03-01T09:00:00Z</end></TimeSpan>
+ <LineString><coordinates>4.41,50.87,0 4.42,50.88,0</coordinates></LineString></Placemark>
+<Placemark><name>Untimed track</name>
+ <gx:Track><gx:coord>4.3 50.8 0</gx:coord></gx:Track></Placemark>
+<Placemark><name>Zone</name><TimeStamp><when>1970-01-01T00:00:00Z</when></TimeStamp>
+ <Polygon><outerBoundaryIs><LinearRing><coordinates>4.40,50.86 4.42,50.86 4.42,50.88 4.40,50.86</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>
+</Document></kml>
+"""
+
+
+def test_google_timeline_kml_timespans_and_empty_tracks(tmp_path: Path) -> None:
+    """A Timeline export (issue 19): a Placemark with a TimeSpan and an empty gx:Track is a
+    record (was lost with no row and no reject); the coords of a track without <when> are
+    places bounded by the Placemark's TimeSpan (were rejected 'no time'); an unusable
+    TimeSpan or TimeStamp costs a polygon or line its time only, not the place."""
+    p = tmp_path / "history-2024-03-01.kml"
+    p.write_text(TIMELINE_KML, encoding="utf-8")
+    res = load(p)
+    assert_count_rule(res)
+    assert res.records_read == 1 + 1 + 4 + 1 + 1 + 1 + 1
+    pl = res.places.set_index("record")
+    rej = res.rejects.set_index("record")["reason"]
+    # 0: the visit is a place with its window
+    home = pl.loc["Placemark[0]"]
+    assert (home["t_start"], home["t_end"], home["t_precision"]) == (
+        pd.Timestamp("2024-03-01T00:00Z"), pd.Timestamp("2024-03-01T08:01Z"), "window")
+    # 1: nothing but an empty track: a reject naming it
+    assert "gx:Track holds no <when> and no <coord>" in rej["Placemark[1]"]
+    # 2: three usable coords bounded by the span, one out-of-range coord rejected
+    drive = pl[pl.index.str.startswith("Placemark[2]/")]
+    assert drive.index.tolist() == [f"Placemark[2]/Track[0]/coord[{j}]" for j in (0, 1, 3)]
+    assert (drive["kind"] == "track_point").all() and (drive["flags"] == "no_time").all()
+    assert (drive["t_start"] == pd.Timestamp("2024-03-01T08:02Z")).all()
+    assert (drive["t_end"] == pd.Timestamp("2024-03-01T08:20Z")).all()
+    assert (drive["t_precision"] == "window").all()
+    assert "invalid coordinate 200.0, 95.0" in rej["Placemark[2]/Track[0]/coord[2]"]
+    assert json.loads(drive["extra"].iloc[0])["time_bounds"] == "Placemark TimeSpan"
+    # 3: the polygon is kept without a time, the TimeSpan's problem stated
+    park = pl.loc["Placemark[3]"]
+    assert park["flags"] == "no_time" and park["t_precision"] == "none" and pd.isna(park["t_start"])
+    assert "<begin>: unreadable time 'soon'" in json.loads(park["extra"])["time_rejected"]
+    # 4: one usable bound is kept, the other named
+    walk = pl.loc["Placemark[4]"]
+    assert pd.isna(walk["t_start"]) and walk["t_end"] == pd.Timestamp("2024-03-01T09:00Z")
+    assert walk["t_precision"] == "window" and "'yesterday'" in json.loads(walk["extra"])["time_rejected"]
+    # 5: a track coord with no <when> and no TimeSpan stays a 'no time' reject
+    assert rej["Placemark[5]/Track[0]/coord[0]"].startswith("<coord> without a matching <when>")
+    # 6: a polygon with a placeholder TimeStamp is a place without time
+    zone = pl.loc["Placemark[6]"]
+    assert zone["flags"] == "no_time" and "implausible time 1970" in json.loads(zone["extra"])["time_rejected"]
+    assert len(res.fixes) == 0

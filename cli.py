@@ -40,7 +40,7 @@ class _Console:
 
     def result(self, msg: str) -> None:
         """A line of the command's result (a table row, a list entry): stdout."""
-        if not self.json:
+        if not self.json and not self.quiet:
             print(_visible(msg))
 
     def progress(self, msg: str) -> None:
@@ -118,9 +118,9 @@ def cmd_discover(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Add evidence to a case."""
-    from .app.ingest import ingest
-
     with CONSOLE.working(f"ingesting {len(args.inputs)} input(s) into {args.case}"):
+        from .app.ingest import ingest  # imported under the progress line: it takes a second
+
         rep = ingest(args.case, args.inputs, subject_id=args.subject, subjects=args.subjects,
                      tz=args.tz, format=args.format, options=_options(args.option),
                      case_id=args.case_id, progress=CONSOLE.progress)
@@ -228,7 +228,10 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
             line = f"{status:<8} {kind:<15} {path}"
             if status == "changed":
                 line += f"  (recorded {expected[:16]}…, now {actual[:16]}…)"
-            CONSOLE.result(line)
+            if status != "ok":
+                print(_visible(line), file=sys.stderr if args.json else sys.stdout)
+            else:
+                CONSOLE.result(line)
     CONSOLE.info(f"{len(rep.rows)} file(s) checked: " + ("all match" if rep.ok else
                  f"{len(rep.problems())} do NOT match"))
     if not rep.ok:
@@ -281,7 +284,7 @@ def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
         chrono = run_chronology(args.case, radius_m=args.radius_m, min_dwell=args.min_dwell_min,
                                 max_gap=args.max_gap_min)
     CONSOLE.done()
-    if not args.json:
+    if not args.json and not args.quiet:
         from rich.console import Console
         from rich.table import Table
 

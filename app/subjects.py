@@ -204,7 +204,10 @@ def assign_subject(res: LoadResult, subject_id: str) -> LoadResult:
         if "subject_id" not in df.columns or not len(df):
             return df
         out = df.copy()
-        out["subject_id"] = pd.Series(subject_id, index=out.index, dtype=out["subject_id"].dtype)
+        if isinstance(out["subject_id"].dtype, pd.CategoricalDtype):  # one category: the subject
+            out["subject_id"] = pd.Series(pd.Categorical([subject_id] * len(out)), index=out.index)
+        else:
+            out["subject_id"] = pd.Series(subject_id, index=out.index, dtype="string")
         return out
 
     return LoadResult(fixes=give(res.fixes), events=give(res.events), places=give(res.places),

@@ -3,7 +3,9 @@
 All writers are deterministic (sorted rows, no wall-clock times; KMZ members and GeoPackage
 timestamps take ``SOURCE_DATE_EPOCH`` or 1980-01-01) and write only to the output folder.
 Times are written in UTC (``...Z``) in the machine formats; local times with offsets are in
-the chronology CSV beside them.
+the chronology CSV beside them. docs/exports.md describes the KML (gx:Track per subject and
+trip, how open time spans are written, how device text stays text), the GeoPackage (typed
+times, rows without a position) and the CSV rules.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import geopandas as gpd
 import pandas as pd
 
 from ..case import open_case
+from ..csvout import write_csv
 from ..errors import CaseError
 from ..extras import require
 from ..loaders.geofences import geofences_from_osm, load_geofences
@@ -25,7 +26,6 @@ from ..routes.carparks import (
     recurring_visitors,
 )
 from ..routes.copresence import detect_copresence
-from .export import formula_safe
 
 __all__ = ["run_carparks", "run_chronology", "run_copresence"]
 
@@ -79,20 +79,11 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     if len(places) and (places["kind"].astype(str) == "portal_stop").any():
         case.write_table("portal_comparison", compare_portal_stops(stops, places))
     case.write_table("chronology", chrono)
-    _formula_safe_csv(chrono, case.root / "chronology.csv")
+    write_csv(chrono, case.root / "chronology.csv")
     case.set_parameters("stops", {**stops.attrs["params"], "place_eps_m": place_eps_m,
                                   "cleaning": fused.attrs.get("params", {})})
     case.record_outputs()
     return chrono
-
-
-def _formula_safe_csv(df: pd.DataFrame, path: Path) -> None:
-    out = df.copy()
-    for c in out.columns:
-        if pd.api.types.is_timedelta64_dtype(out[c].dtype):
-            out[c] = out[c].dt.total_seconds()
-    formula_safe(out).to_csv(path, index=False, lineterminator="\n",
-                              date_format="%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run_copresence(root: str | Path, *, radius_m: float = 100.0,

@@ -5,16 +5,13 @@ places), test each statement against the case's evidence with
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from ..case import open_case
+from ..csvout import write_csv
 from ..errors import CaseError
 from ..loaders import load
 from ..routes.corroborate import CorroborationResult, corroborate
@@ -22,38 +19,12 @@ from ..routes.corroborate import CorroborationResult, corroborate
 __all__ = ["corroborate_case", "write_corroboration"]
 
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(v: Any) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
-        return ""
-    if isinstance(v, pd.Timestamp):
-        return str(v.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    if isinstance(v, pd.Timedelta):
-        return str(int(v.total_seconds()))
-    if isinstance(v, float):
-        return f"{v:.7f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
-    s = str(v)
-    # spreadsheet formula injection: text from evidence must stay inert when opened
-    return "'" + s if s.startswith(_FORMULA) else s
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    with open(path, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\n")
-        w.writerow([c if c != "time_diff" and c != "nearest_time_diff" else f"{c}_s" for c in df.columns])
-        for row in df.itertuples(index=False):
-            w.writerow([_cell(v) for v in row])
-    return path
-
-
 def write_corroboration(result: CorroborationResult, out: str | Path) -> list[Path]:
     """Write ``corroboration.csv``, ``corroboration_evidence.csv``, ``corroboration_sequence.csv``
     and ``corroboration_params.json`` under folder ``out``; return their paths.
 
-    Times are UTC (``...Z``), durations in seconds (``*_s``). Cells that a spreadsheet would
-    run as a formula (starting with ``= + - @``) are prefixed with ``'``.
+    Written by :func:`routetrace.csvout.write_csv`: times UTC (``...Z``), durations in seconds
+    (``*_s``), text cells that a spreadsheet would run as a formula prefixed with ``'``.
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -62,9 +33,9 @@ def write_corroboration(result: CorroborationResult, out: str | Path) -> list[Pa
                                     kind="mergesort")
     s = result.sequence.sort_values(["person_id", "subject_id", "check", "position", "statement_id"],
                                     kind="mergesort")
-    paths = [_write_csv(v, folder / "corroboration.csv"),
-             _write_csv(e, folder / "corroboration_evidence.csv"),
-             _write_csv(s, folder / "corroboration_sequence.csv")]
+    paths = [write_csv(v, folder / "corroboration.csv"),
+             write_csv(e, folder / "corroboration_evidence.csv"),
+             write_csv(s, folder / "corroboration_sequence.csv")]
     p = folder / "corroboration_params.json"
     p.write_text(json.dumps(result.params, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return [*paths, p]

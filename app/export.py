@@ -12,15 +12,24 @@ import shapely
 
 from .. import __version__
 from ..case import Case, generation_time, open_case
+from ..csvout import iso_utc, write_csv
 from ..errors import ExportError, RoutetraceError
 from ..evidence import sha256_file
+from ..maps.exports import write_gpkg_table
 
-__all__ = ["export_case", "formula_safe"]
+__all__ = ["export_case"]
 
 
 def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
     """Export the case's tables to ``out`` as ``csv`` (one file per table), ``geojson``
-    (fixes, events, places) or ``gpkg`` (one GeoPackage, a layer per table).
+    (the tables with positions) or ``gpkg`` (one GeoPackage, a layer per table).
+
+    CSV goes through the one formula-safe writer (:func:`routetrace.csvout.write_csv`:
+    durations in seconds as ``NAME_s``, times ISO UTC). In the GeoPackage times are typed
+    ``DATETIME`` columns and rows without a position (an ignition event, a chat message) are
+    kept in an attribute table ``NAME_no_position``
+    (:func:`routetrace.maps.exports.write_gpkg_table`); in GeoJSON they are features without
+    geometry. No row is left out.
 
     Raises
     ------
@@ -28,45 +37,30 @@ def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
         For an unknown target or an output that cannot be written.
     """
     case = open_case(root)
+    if to not in ("csv", "geojson", "gpkg"):
+        raise ExportError(f"unknown export target {to!r}; use csv, geojson or gpkg "
+                          "(KML, GPX and exhibits: `routetrace exhibit`)")
     dest = Path(out)
     dest.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    names = [n for n in case.table_names()]
+    names = case.table_names()
     try:
         if to == "csv":
-            for name in names:
-                p = dest / f"{name}.csv"
-                formula_safe(case.table(name)).to_csv(
-                    p, index=False, lineterminator="\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-                written.append(p)
-        elif to in ("geojson", "gpkg"):
+            written = [write_csv(case.table(name), dest / f"{name}.csv") for name in names]
+        elif to == "geojson":
+            written = [_write_geojson(case.table(name), dest / f"{name}.geojson") for name in names
+                       if {"lat", "lon"} <= set(case.table(name).columns)]
+        else:
+            p = dest / f"{case.case_id}.gpkg"
+            p.unlink(missing_ok=True)
             os.environ.setdefault("OGR_CURRENT_DATE", generation_time())
             for name in names:
-                df = case.table(name)
-                if not {"lat", "lon"} <= set(df.columns):
-                    if to == "geojson":
-                        continue
-                    gdf = gpd.GeoDataFrame(_stringify(df))
-                else:
-                    df = df[df["lat"].notna() & df["lon"].notna()]
-                    gdf = gpd.GeoDataFrame(_stringify(df), geometry=shapely.points(
-                        df["lon"].to_numpy(float), df["lat"].to_numpy(float)), crs="EPSG:4326")
-                if to == "geojson":
-                    p = dest / f"{name}.geojson"
-                    p.write_text(gdf.to_json(drop_id=True, sort_keys=True) + "\n", encoding="utf-8")
-                else:
-                    p = dest / f"{case.case_id}.gpkg"
-                    gdf.to_file(p, layer=name, driver="GPKG")
-                if p not in written:
-                    written.append(p)
-        else:
-            raise ExportError(f"unknown export target {to!r}; use csv, geojson or gpkg "
-                              "(KML, GPX and exhibits: `routetrace exhibit`)")
+                write_gpkg_table(p, name, case.table(name))
+            written = [p]
+        _record(case, dest, written, to)
     except RoutetraceError:
         raise
     except OSError as exc:
         raise ExportError(f"cannot write: {exc}", path=str(dest)) from exc
-    _record(case, dest, written, to)
     return written
 
 
@@ -90,32 +84,21 @@ def _record(case: Case, dest: Path, written: list[Path], to: str) -> None:
     case.save_manifest()
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def formula_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would run as a formula get a leading apostrophe.
-
-    Evidence text (chat lines, place names) is hostile: ``=HYPERLINK(...)`` must stay inert
-    when an analyst opens the CSV. Only text columns are touched; numbers are left as they
-    are.
-    """
-    out = df.copy()
-    for c in out.columns:
-        if pd.api.types.is_string_dtype(out[c].dtype) or pd.api.types.is_object_dtype(out[c].dtype):
-            text = out[c].astype("string")
-            risky = text.str.startswith(_FORMULA_START).fillna(False).astype(bool)
-            if risky.any():
-                out[c] = text.where(~risky, "'" + text)
-    return out
+def _write_geojson(df: pd.DataFrame, p: Path) -> Path:
+    has = (df["lat"].notna() & df["lon"].notna()).to_numpy()
+    geom = shapely.points(df["lon"].to_numpy(float), df["lat"].to_numpy(float))
+    geom[~has] = None
+    gdf = gpd.GeoDataFrame(_stringify(df), geometry=geom, crs="EPSG:4326")
+    p.write_text(gdf.to_json(drop_id=True, sort_keys=True) + "\n", encoding="utf-8")
+    return p
 
 
 def _stringify(df: pd.DataFrame) -> pd.DataFrame:
-    """Times as ISO-8601 UTC text and durations as seconds, for formats without those types."""
+    """Times as ISO-8601 UTC text and durations as seconds (``NAME_s``), for GeoJSON."""
     out = df.copy()
     for c in out.columns:
         if isinstance(out[c].dtype, pd.DatetimeTZDtype):
-            out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            out[c] = iso_utc(out[c])
         elif pd.api.types.is_timedelta64_dtype(out[c].dtype):
-            out[c] = out[c].dt.total_seconds()
+            out[f"{c}_s"] = out.pop(c).dt.total_seconds()
     return out

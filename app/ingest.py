@@ -20,6 +20,7 @@ import pandas as pd
 
 from .. import schema
 from ..case import QUALITY, TABLE_KINDS, Case, concat_tables, open_case, sort_table
+from ..csvout import formula_safe, write_csv
 from ..errors import CaseError
 from ..loaders import LoadResult, load_many
 from .subjects import (
@@ -358,12 +359,13 @@ def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,
     if qpath.exists():
         prev = pd.read_csv(qpath, dtype=str, keep_default_na=False)
         old_files = prev[prev["level"] == "file"]
-    files = pd.concat([old_files, pd.DataFrame({
+    # the rows read back are as written (formula-safe): new ones alike, so a repeat is one row
+    files = pd.concat([old_files, formula_safe(pd.DataFrame({
         "level": "file", "path": [p for p, _ in new_errors], "source_id": "",
-        "record": "", "reason": [e for _, e in new_errors]})], ignore_index=True)
+        "record": "", "reason": [e for _, e in new_errors]}))], ignore_index=True)
     files = files.drop_duplicates()
     out = pd.concat([files, rej], ignore_index=True)
     out = out.sort_values(["level", "path", "record"], kind="mergesort")
-    out.to_csv(qpath, index=False, lineterminator="\n")
+    write_csv(out, qpath)
 
 

@@ -126,7 +126,7 @@ def make_exhibit(
                       timezone_id=timezone_id)
         written += [out / "exhibit.png", out / "chronology.png", out / "exhibit.pdf"]
     kml = write_kml(out / "exhibit.kml", fixes, stops_t, gaps_t, places_t, sources, case_id=case_id,
-                    exhibit_no=exhibit_no)
+                    exhibit_no=exhibit_no, trips=trips)
     written += [kml, write_kmz(out / "exhibit.kmz", kml)]
     written.append(write_geopackage(out / "exhibit.gpkg", fixes, stops_t, trips, gaps_t, places_t))
     written.append(write_geojson(out / "exhibit.geojson", fixes, stops_t, gaps_t, places_t))

@@ -1,5 +1,5 @@
 """Exhibit HTML and exports without a browser: determinism, offline, escaping, local time,
-simplification budget, KML structure (KML 2.2 element order), GPX, GeoPackage, manifest."""
+simplification budget, GPX, GeoPackage, manifest (KML: test_exports_kml.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from routetrace.evidence import sha256_file
 from routetrace.maps.basemap import load_mbtiles
 from routetrace.maps.chronology import build_chronology
 from routetrace.maps.exhibit import make_exhibit
-from routetrace.maps.exports import KML_NS, write_gpx, write_kml
+from routetrace.maps.exports import write_gpx
 from routetrace.maps.localtime import fmt_local, tz_at
 from routetrace.maps.timeline import POINT_BUDGET, build_timeline_map, derive_gaps
 from routetrace.samples.demo_tables import SRC_A, SRC_B, SRC_S, demo_tables
@@ -160,68 +160,7 @@ def test_nothing_to_map_is_an_error() -> None:
         build_timeline_map(schema.empty("fixes"), case_id="c", exhibit_no="1")
 
 
-# --- KML: strict structural check (the OGC schema is not available offline) -------------
-
-#: KML 2.2 (OGC 07-147r2) sequence of a Placemark's children we use, in schema order.
-PLACEMARK_ORDER = ["name", "visibility", "open", "address", "Snippet", "description", "TimeStamp",
-                   "TimeSpan", "styleUrl", "Style", "Region", "ExtendedData", "Point", "LineString"]
-DOCUMENT_ORDER = ["name", "visibility", "open", "description", "Style", "Folder", "Placemark"]
-
-
-def _local(e: etree._Element) -> str:
-    return etree.QName(e).localname
-
-
-def _check_order(e: etree._Element, order: list[str]) -> None:
-    pos = [order.index(_local(c)) for c in e]  # ValueError: an element not allowed here
-    assert pos == sorted(pos), f"{_local(e)} children out of KML 2.2 order: {[_local(c) for c in e]}"
-
-
-def _iso_ok(s: str) -> bool:
-    return bool(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", s or ""))
-
-
-def test_kml_structure_and_time_primitives(tmp_path: Path) -> None:
-    d = demo_tables(300, hostile="<&>")
-    p = write_kml(tmp_path / "x.kml", d["fixes"], d["stops"], d["gaps"], d["places"], d["sources"],
-                  case_id="C", exhibit_no="1")
-    raw = p.read_bytes()
-    assert raw.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
-    root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
-    assert root.tag == f"{{{KML_NS}}}kml" and len(root) == 1 and _local(root[0]) == "Document"
-    assert all(etree.QName(e).namespace == KML_NS for e in root.iter() if isinstance(e.tag, str))
-    doc = root[0]
-    _check_order(doc, DOCUMENT_ORDER)
-    for st in doc.findall(f"{{{KML_NS}}}Style"):
-        assert st.get("id")
-        _check_order(st, ["IconStyle", "LabelStyle", "LineStyle", "PolyStyle", "BalloonStyle", "ListStyle"])
-        for sub in st:
-            col = sub.find(f"{{{KML_NS}}}color")
-            assert col is not None and re.fullmatch(r"[0-9a-f]{8}", col.text or "")
-    ids = {f"#{s.get('id')}" for s in doc.findall(f"{{{KML_NS}}}Style")}
-    n_fix = n_stop = 0
-    for pm in root.iter(f"{{{KML_NS}}}Placemark"):
-        _check_order(pm, PLACEMARK_ORDER)
-        assert pm.findtext(f"{{{KML_NS}}}styleUrl") in ids
-        geoms = [c for c in pm if _local(c) in ("Point", "LineString")]
-        assert len(geoms) == 1
-        coords = geoms[0].findtext(f"{{{KML_NS}}}coordinates").split()
-        for c in coords:
-            lon, lat = map(float, c.split(","))
-            assert -180 <= lon <= 180 and -90 <= lat <= 90
-        style = pm.findtext(f"{{{KML_NS}}}styleUrl")
-        if style == "#fix":
-            n_fix += 1
-            ts = pm.find(f"{{{KML_NS}}}TimeStamp")
-            assert ts is not None and _iso_ok(ts.findtext(f"{{{KML_NS}}}when"))
-        if style in ("#stop", "#gap"):
-            n_stop += style == "#stop"
-            sp = pm.find(f"{{{KML_NS}}}TimeSpan")
-            b, e = sp.findtext(f"{{{KML_NS}}}begin"), sp.findtext(f"{{{KML_NS}}}end")
-            assert _iso_ok(b) and _iso_ok(e) and b <= e
-    assert n_fix == len(d["fixes"]) and n_stop == len(d["stops"])
-    # hostile text is escaped XML text, not markup
-    assert b"<&>" not in raw and b"&lt;&amp;&gt;" in raw
+# KML structure, schema validity and escaping: tests/test_exports_kml.py
 
 
 def test_gpx_segments_split_at_gaps(tmp_path: Path) -> None:
@@ -351,20 +290,3 @@ def test_corroboration_verdicts_reach_the_place_popups() -> None:
     assert car["verdict"] == "phone-A: supported" and car["worst"] == "supported"
     assert by_id["the safehouse"]["verdict"] == "" and data["has_verdicts"] is True
     assert _data(_html(d))["has_verdicts"] is False
-
-
-def test_kml_of_a_large_journey_keeps_exact_fixes_within_the_limit(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from routetrace.maps import exports
-    monkeypatch.setattr(exports, "KML_FIX_LIMIT", 150)
-    d = demo_tables(2000)
-    p = write_kml(tmp_path / "x.kml", d["fixes"], d["stops"], d["gaps"], d["places"], d["sources"],
-                  case_id="C", exhibit_no="1")
-    root = etree.fromstring(p.read_bytes())
-    fixes = [pm for pm in root.iter(f"{{{KML_NS}}}Placemark") if pm.findtext(f"{{{KML_NS}}}styleUrl") == "#fix"]
-    assert 10 < len(fixes) <= 150
-    assert "kept by Douglas-Peucker" in root[0].findtext(f"{{{KML_NS}}}description")
-    exact = {(round(a, 7), round(b, 7)) for a, b in zip(d["fixes"]["lon"], d["fixes"]["lat"], strict=True)}
-    for pm in fixes:
-        lon, lat = map(float, pm.find(f".//{{{KML_NS}}}coordinates").text.split(","))
-        assert (round(lon, 7), round(lat, 7)) in exact

@@ -139,6 +139,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("confidence", "float", "0..1", "confidence as the source states it"),
         *_PROVENANCE,
         _c("extra", "str", "", "source-specific attributes as compact JSON"),
+        _c("also_seen_in", "str", "", "other copies of this place (e.g. the same routined visit in "
+           "another extraction): 'source_id:record' joined by '|'"),
     ),
     "stops": (
         _c("subject_id", "str", "", "subject", required=True),
@@ -384,6 +386,23 @@ def add_flag(flags: pd.Series, mask: Iterable[bool] | pd.Series | np.ndarray, fl
     out.loc[m] = [
         "|".join(sorted(set(filter(None, v.split("|"))) | {flag})) for v in sel.tolist()
     ]
+    return out
+
+
+def drop_flag(flags: pd.Series, mask: Iterable[bool] | pd.Series | np.ndarray, flag: str) -> pd.Series:
+    """Return ``flags`` with ``flag`` taken off where ``mask`` is true (other flags kept).
+
+    >>> s = pd.Series(["duplicate_time|hint", "duplicate_time"], dtype="string")
+    >>> drop_flag(s, [True, False], "duplicate_time").tolist()
+    ['hint', 'duplicate_time']
+    """
+    if flag not in FLAGS:
+        raise SchemaError(f"unknown flag {flag!r}; declare it in schema.FLAGS")
+    m = np.asarray(mask, dtype=bool)
+    out = flags.astype("string").fillna("").copy()
+    if not m.any():
+        return out
+    out.loc[m] = ["|".join(t for t in v.split("|") if t and t != flag) for v in out[m].tolist()]
     return out
 
 

@@ -9,13 +9,22 @@ so the two files never compete in sniffing:
   accuracy, altitude, vertical accuracy kept; ``ZTYPE`` and ``ZSIGNALENVIRONMENTTYPE``
   kept in ``extra``. Rows are read through a cursor in chunks into one preallocated numpy
   array and put in (``ZTIMESTAMP``, ``Z_PK``) order (Z_PK order is not time order).
-* ``ZRTVISITMO`` -> places ``kind="visit"``. routined writes each visit twice (``ZCONFIDENCE``
-  0.0 then 1.0); rows with the same (``ZTYPE``, ``ZENTRYDATE``, ``ZEXITDATE``, latitude,
-  longitude) are one visit: ONE place whose ``record`` lists every Z_PK
-  (``ZRTVISITMO/Z_PK=3066+3067``) and whose ``extra.rows`` counts them. For the count rule a
-  visit record is such a group (records read = groups), and ``sum(extra.rows)`` equals the
-  table's row count. ``ZTYPE`` 1 = arrival only: ``t_end`` NA (open). ``ZLOCATIONUNCERTAINTY``
-  -> ``radius_m``, highest ``ZCONFIDENCE`` -> ``confidence``; ``ZSOURCE`` in ``extra``.
+* ``ZRTVISITMO`` -> places ``kind="visit"``, ONE per visit. routined writes a visit as it
+  goes: an arrival row (``ZTYPE`` 1, no exit) when it detects the arrival and a departure row
+  (``ZTYPE`` 3) when it detects the departure, each usually twice (``ZCONFIDENCE`` 0.0 then
+  1.0), and the position estimate moves between them (real Cache.sqlite: median 48 m). All
+  rows with the same ``ZENTRYDATE`` are one visit, whose exit, position and uncertainty are
+  those of its latest row (highest ``ZDETECTIONDATE``, then ``Z_PK``); its ``record`` lists
+  every Z_PK (``ZRTVISITMO/Z_PK=3066+3067+3070``) and ``extra.rows`` counts them. For the
+  count rule a visit record is such a group (records read = visits) and ``sum(extra.rows)``
+  equals the table's row count. A visit whose rows are all arrivals is open (``t_end`` NA,
+  ``extra.arrival_only``). ``confidence`` = the highest ``ZCONFIDENCE`` (routined's own 0/1
+  visit confidence: a visit it never confirmed keeps 0, 54 of 126 in the real Cache.sqlite);
+  ``ZLOCATIONUNCERTAINTY`` -> ``radius_m``; in ``extra``: ``detected_utc`` (latest row's
+  ``ZDETECTIONDATE``), ``first_detected_utc``, ``data_points`` (``ZDATAPOINTCOUNT``),
+  ``place_inference_confidence`` (highest ``ZPLACEINFERENCECONFIDENCE``), ``type``,
+  ``types``, ``sources``. Real counts: Cache.sqlite 365 rows -> 126 visits, oud_Cache.sqlite
+  495 -> 168 (both extractions fused: 207, see :mod:`routetrace.loaders.dedup`).
 * ``ZRTHINTMO`` -> fixes ``fix_kind="hint"`` with flag ``hint`` (``ZHORIZONTALUNCERTAINTY``,
   ``ZSOURCE`` in ``extra``).
 * Local.sqlite: ``ZRTLEARNEDLOCATIONOFINTERESTMO`` -> places ``kind="learned"`` (name from
@@ -215,23 +224,61 @@ def _reject(rejects: list[tuple[str, str]], recs: pd.Series, mask: np.ndarray, w
     rejects.extend((str(r), why) for r in recs[mask])
 
 
+_VISIT_COLS = ["Z_PK", "ZTYPE", "ZSOURCE", "ZCONFIDENCE", "ZDETECTIONDATE", "ZENTRYDATE", "ZEXITDATE",
+               "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE", "ZLOCATIONUNCERTAINTY", "ZDATAPOINTCOUNT",
+               "ZPLACEINFERENCECONFIDENCE"]
+
+
+def _fold_visits(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per visit: the ``ZRTVISITMO`` rows with the same ``ZENTRYDATE`` folded.
+
+    The visit's fields are those of its latest row (highest ``ZDETECTIONDATE``, then highest
+    ``Z_PK``): routined writes an arrival row (``ZTYPE`` 1, no exit) and later a departure row
+    (``ZTYPE`` 3) whose exit and position estimate supersede it. Added columns: ``pks`` (every
+    Z_PK, ascending, joined by '+'), ``rows``, ``conf`` (highest ``ZCONFIDENCE``),
+    ``place_conf`` (highest ``ZPLACEINFERENCECONFIDENCE``), ``srcs`` and ``types`` (sorted
+    distinct ``ZSOURCE``/``ZTYPE``). A row without a usable ``ZENTRYDATE`` is a visit of its own.
+    """
+    entry = df["ZENTRYDATE"].to_numpy("float64")
+    pk = df["Z_PK"].astype("int64").astype(str).to_numpy()
+    key = np.where(np.isnan(entry), "Z_PK=" + pk, entry.astype(str))
+    df = df.assign(_key=key).sort_values(["ZDETECTIONDATE", "Z_PK"], na_position="first", kind="stable")
+    g = df.groupby("_key", sort=False)
+
+    def distinct(s: pd.Series) -> list[int]:
+        return sorted({int(v) for v in s.dropna()})
+
+    agg = g.agg(pks=("Z_PK", lambda s: "+".join(str(int(v)) for v in sorted(s))),
+                rows=("Z_PK", "size"), conf=("ZCONFIDENCE", "max"),
+                place_conf=("ZPLACEINFERENCECONFIDENCE", "max"), first_detection=("ZDETECTIONDATE", "min"),
+                srcs=("ZSOURCE", distinct), types=("ZTYPE", distinct))
+    out = g.tail(1).set_index("_key").join(agg)
+    return out.sort_values(["ZENTRYDATE", "pks"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _cocoa_iso(v: Any) -> str | None:
+    t = _apple([v]).iloc[0]
+    return None if pd.isna(t) else t.isoformat().replace("+00:00", "Z")
+
+
+def _visit_extra(out: pd.DataFrame) -> list[str]:
+    def num(v: Any, kind: type = int) -> Any:
+        return None if pd.isna(v) else kind(v)
+
+    return [compact_json({
+        "type": num(ty), "types": tys, "sources": s, "rows": int(n), "arrival_only": bool(tys == [1]),
+        "detected_utc": _cocoa_iso(det), "first_detected_utc": _cocoa_iso(det0),
+        "data_points": num(dp), "place_inference_confidence": num(pc, float)})
+        for ty, tys, s, n, det, det0, dp, pc in zip(
+            out["ZTYPE"], out["types"], out["srcs"], out["rows"], out["ZDETECTIONDATE"],
+            out["first_detection"], out["ZDATAPOINTCOUNT"], out["place_conf"], strict=True)]
+
+
 def _read_visits(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tuple[pd.DataFrame, int]:
-    df, repeated = _records(con, "ZRTVISITMO", ["Z_PK", "ZTYPE", "ZSOURCE", "ZCONFIDENCE",
-                                                "ZDETECTIONDATE", "ZENTRYDATE", "ZEXITDATE",
-                                                "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE",
-                                                "ZLOCATIONUNCERTAINTY"], rejects)
+    df, repeated = _records(con, "ZRTVISITMO", _VISIT_COLS, rejects)
     if df.empty:
         return pd.DataFrame(), repeated
-    key = ["ZTYPE", "ZENTRYDATE", "ZEXITDATE", "ZLOCATIONLATITUDE", "ZLOCATIONLONGITUDE"]
-    df = df.sort_values("Z_PK", kind="stable")
-    g = df.groupby(key, dropna=False, sort=False)
-    pks = g["Z_PK"].agg(lambda s: "+".join(str(int(v)) for v in s))
-    first = g.first()
-    out = first.reset_index()
-    out["pks"] = pks.to_numpy()
-    out["rows"] = g.size().to_numpy()
-    out["conf"] = g["ZCONFIDENCE"].max().to_numpy()
-    out["srcs"] = g["ZSOURCE"].agg(lambda s: sorted({int(v) for v in s.dropna()})).to_numpy()
+    out = _fold_visits(df)
     rec = "ZRTVISITMO/Z_PK=" + out["pks"].astype("string")
     t0, bad0 = _times(out, "ZENTRYDATE", "ZRTVISITMO", rec, rejects, required=True)
     t1, bad1 = _times(out, "ZEXITDATE", "ZRTVISITMO", rec, rejects, required=False)
@@ -239,17 +286,15 @@ def _read_visits(con: sqlite3.Connection, rejects: list[tuple[str, str]]) -> tup
     lon = out["ZLOCATIONLONGITUDE"].to_numpy("float64")
     badp = _bad_latlon(lat, lon)
     _reject(rejects, rec, bad0, "ZENTRYDATE missing or not a plausible Cocoa time")
-    _reject(rejects, rec, bad1 & ~bad0, "ZEXITDATE is not a plausible Cocoa time")
-    _reject(rejects, rec, badp & ~bad0 & ~bad1, "visit latitude/longitude missing or out of range")
+    _reject(rejects, rec, bad1 & ~bad0, "ZEXITDATE (of the visit's latest row) is not a plausible Cocoa time")
+    _reject(rejects, rec, badp & ~bad0 & ~bad1,
+            "visit latitude/longitude (of the visit's latest row) missing or out of range")
     keep = ~(bad0 | bad1 | badp)
-    extra = [compact_json({"type": None if pd.isna(ty) else int(ty), "sources": s, "rows": int(n),
-                           "arrival_only": bool(ty == 1)})
-             for ty, s, n in zip(out["ZTYPE"], out["srcs"], out["rows"], strict=True)]
     places = pd.DataFrame({
         "record": rec, "kind": "visit", "lat": lat, "lon": lon,
         "radius_m": out["ZLOCATIONUNCERTAINTY"].astype("float64"), "t_start": t0, "t_end": t1,
         "t_precision": "instant", "confidence": out["conf"].astype("float64"),
-        "flags": "", "extra": extra,
+        "flags": "", "extra": _visit_extra(out),
     })[keep]
     return places, len(out) + repeated
 

@@ -369,3 +369,131 @@ def test_an_unreadable_table_is_one_reject_and_takes_back_its_partial_rejects() 
     assert _table(rejects, "ZRTVISITMO", read, None) is None  # type: ignore[arg-type]
     assert rejects[0] == ("ZRTCLLOCATIONMO/Z_PK=1", "kept") and len(rejects) == 2
     assert rejects[1][0] == "ZRTVISITMO" and "database disk image is malformed" in rejects[1][1]
+
+
+def _visit_rows(path: Path) -> pd.DataFrame:
+    con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        return pd.read_sql("SELECT Z_PK, ZENTRYDATE, ZEXITDATE, ZCONFIDENCE FROM ZRTVISITMO", con)
+    finally:
+        con.close()
+
+
+def _open_but_closed_later(places: pd.DataFrame, rows: pd.DataFrame) -> int:
+    """Open visits (t_end NA) whose entry time has a row with an exit in ``rows``."""
+    closed = set(cocoa_to_us(rows.loc[rows["ZEXITDATE"].notna(), "ZENTRYDATE"]))
+    opened = places.loc[places["t_end"].isna(), "t_start"].dt.round("us")
+    return int(opened.isin(closed).sum())
+
+
+def cocoa_to_us(values: pd.Series) -> pd.Series:
+    return (pd.Timestamp("2001-01-01T00:00:00Z") + pd.to_timedelta(values.astype(float), unit="s")).dt.round("us")
+
+
+def test_real_visits_one_place_per_entry_date(jads: dict[str, object]) -> None:
+    """Issue #19: ZRTVISITMO holds an arrival row (ZTYPE 1) and a later departure row (ZTYPE 3)
+    per ZENTRYDATE, with the position estimate moved between them. Grouping on (type, entry,
+    exit, lat, lon) made 291 places of Cache.sqlite's 126 visits (168 'still there' although a
+    later row closes them) and 402 of oud_Cache.sqlite's 168."""
+    folder = REALDATA / "ios" / "routined_jads"
+    for name, key, n_visits, n_rows in (("Cache.sqlite", "new", 126, 365), ("oud_Cache.sqlite", "old", 168, 495)):
+        res = jads[key]
+        assert_count_rule(res)  # type: ignore[arg-type]
+        visits = res.places  # type: ignore[attr-defined]
+        assert len(visits) == n_visits and visits["t_start"].is_unique
+        extra = visits["extra"].map(json.loads)
+        assert extra.map(lambda e: e["rows"]).sum() == n_rows
+        pks = visits["record"].str.removeprefix("ZRTVISITMO/Z_PK=").str.split("+").explode()
+        assert pks.nunique() == n_rows
+        rows = _visit_rows(folder / name)
+        assert _open_but_closed_later(visits, rows) == 0
+        # every visit's exit is the latest one its rows give (one visit in oud_Cache.sqlite
+        # has two departure rows with different exits)
+        last_exit = cocoa_to_us(rows.groupby("ZENTRYDATE")["ZEXITDATE"].max().dropna())
+        closed = visits.dropna(subset=["t_end"])
+        assert sorted(closed["t_end"].dt.round("us")) == sorted(last_exit)
+        # confidence 0 is what routined states: exactly the visits with no ZCONFIDENCE 1.0 row
+        conf1 = set(cocoa_to_us(rows.loc[rows["ZCONFIDENCE"] == 1.0, "ZENTRYDATE"]))
+        assert ((visits["confidence"] == 1.0) == visits["t_start"].dt.round("us").isin(conf1)).all()
+        assert extra.map(lambda e: e["detected_utc"] is not None and e["data_points"] is not None).all()
+    assert (jads["new"].places["confidence"] == 0).sum() == 54  # type: ignore[attr-defined]
+
+
+def test_real_two_extractions_in_one_case_give_207_visits(jads: dict[str, object], tmp_path: Path) -> None:
+    """Both real caches ingested into ONE case (294 visit places, one per file's visit);
+    fused, the case holds the 207 distinct visits (87 in both files), and no open visit is
+    closed by a row of either file (the one open in the old file and closed in the new is
+    kept closed)."""
+    from routetrace.case import ingest, open_case
+
+    folder = REALDATA / "ios" / "routined_jads"
+    rep = ingest(tmp_path / "case", [folder / "Cache.sqlite", folder / "oud_Cache.sqlite"], subject_id="phone")
+    assert not rep.errors and rep.rows["places"] == 126 + 168
+    places = open_case(tmp_path / "case").table("places")
+    fused = fuse_extractions([places], table="places")
+    assert len(fused) == 207
+    assert fused["also_seen_in"].notna().sum() == 87
+    assert fused.loc[fused["also_seen_in"].notna(), "flags"].str.contains("duplicate_merged").all()
+    rows = pd.concat([_visit_rows(folder / n) for n in ("Cache.sqlite", "oud_Cache.sqlite")])
+    assert _open_but_closed_later(fused, rows) == 0
+    assert fuse_extractions([jads["old"], jads["new"]], table="places")["t_start"].tolist() == \
+        fused["t_start"].tolist()  # order of inputs never changes the set of visits
+
+
+def _visit(pk: int, typ: int, conf: float, entry: pd.Timestamp, exit_: pd.Timestamp | None,
+           detected: pd.Timestamp, lat: float, lon: float, unc: float = 30.0) -> dict[str, object]:
+    return {"Z_PK": pk, "ZTYPE": typ, "ZSOURCE": 1, "ZCONFIDENCE": conf, "ZDATAPOINTCOUNT": 10 + pk,
+            "ZDETECTIONDATE": cocoa([detected])[0], "ZENTRYDATE": cocoa([entry])[0],
+            "ZEXITDATE": np.nan if exit_ is None else cocoa([exit_])[0],
+            "ZLOCATIONLATITUDE": lat, "ZLOCATIONLONGITUDE": lon, "ZLOCATIONUNCERTAINTY": unc,
+            "ZPLACEINFERENCECONFIDENCE": 0.9 if conf else np.nan}
+
+
+def test_generated_arrival_and_departure_rows_are_one_visit(tmp_path: Path) -> None:
+    """Arrival rows (type 1, no exit) and departure rows (type 3) of one ZENTRYDATE, with the
+    position estimate moved ~50 m and a second departure row with a later exit: one visit,
+    closed, with the latest row's exit and position, every Z_PK in its record."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    m = pd.Timedelta
+    v = pd.DataFrame([
+        _visit(5, 1, 0.0, t0, None, t0 + m("5min"), 51.0, 3.7, 80.0),
+        _visit(6, 1, 1.0, t0, None, t0 + m("6min"), 51.0, 3.7, 80.0),
+        _visit(7, 3, 0.0, t0, t0 + m("1h"), t0 + m("64min"), 51.0004, 3.7003, 40.0),
+        _visit(9, 3, 1.0, t0, t0 + m("2h"), t0 + m("125min"), 51.0005, 3.7004, 35.0),
+        _visit(8, 1, 0.0, t0 + m("3h"), None, t0 + m("184min"), 51.2, 3.9),  # still there
+    ])
+    res = load(write_routined(tmp_path / "Cache.sqlite", {"ZRTVISITMO": v}))
+    assert_count_rule(res)
+    assert res.records_read == 2  # one record per visit, its rows listed in it
+    p = res.places.sort_values("t_start").reset_index(drop=True)
+    assert p["record"].tolist() == ["ZRTVISITMO/Z_PK=5+6+7+9", "ZRTVISITMO/Z_PK=8"]
+    first = p.iloc[0]
+    assert first["t_end"] == t0 + m("2h")  # the latest departure row's exit
+    assert (first["lat"], first["lon"], first["radius_m"]) == (51.0005, 3.7004, 35.0)
+    assert first["confidence"] == 1.0
+    e = json.loads(first["extra"])
+    assert e["rows"] == 4 and e["types"] == [1, 3] and not e["arrival_only"] and e["data_points"] == 19
+    assert e["detected_utc"] == "2025-10-24T12:05:00Z" and e["first_detected_utc"] == "2025-10-24T10:05:00Z"
+    assert e["place_inference_confidence"] == 0.9
+    assert pd.isna(p["t_end"].iloc[1]) and json.loads(p["extra"].iloc[1])["arrival_only"]
+
+
+def test_generated_fusion_keeps_the_closed_copy_of_a_visit(tmp_path: Path) -> None:
+    """An older extraction holds a visit open (arrival rows only); the newer one holds the same
+    visit closed under other Z_PKs (one purged). Fused: one visit, closed, listing the other."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    m = pd.Timedelta
+    arr = [_visit(5, 1, 0.0, t0, None, t0 + m("5min"), 51.0, 3.7), _visit(6, 1, 1.0, t0, None, t0 + m("6min"), 51.0, 3.7)]
+    dep = [_visit(7, 3, 1.0, t0, t0 + m("1h"), t0 + m("64min"), 51.0004, 3.7003)]
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old = load(write_routined(tmp_path / "old" / "Cache.sqlite", {"ZRTVISITMO": pd.DataFrame(arr)}))
+    new = load(write_routined(tmp_path / "new" / "Cache.sqlite", {"ZRTVISITMO": pd.DataFrame(arr[1:] + dep)}))
+    for order in ([old, new], [new, old]):
+        fused = fuse_extractions(order, table="places")
+        assert len(fused) == 1
+        kept = fused.iloc[0]
+        assert kept["source_id"] == new.source_id and kept["t_end"] == t0 + m("1h")
+        assert kept["record"] == "ZRTVISITMO/Z_PK=6+7"
+        assert kept["also_seen_in"] == f"{old.source_id}:ZRTVISITMO/Z_PK=5+6"
+        assert "duplicate_merged" in kept["flags"]

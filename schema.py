@@ -112,6 +112,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("event_id", "str", "", "unique id: <source_id[:16]>:<record>:<kind>", required=True),
         _c("subject_id", "str", "", "the subject the event belongs to", required=True),
         _c("t_utc", "time", "UTC", "time of the event", required=True),
+        _c("t_end", "time", "UTC", "end of the event when it spans an interval (e.g. a learned "
+           "transition's stop); NA for an instant"),
         _c("kind", "str", "", "ignition_on, ignition_off, door_open, door_close, fuel_level, "
            "refuel, fuel_drop, odometer, photo, message, activity, ...", required=True),
         _c("value", "float", "see unit", "numeric value, when the event has one"),

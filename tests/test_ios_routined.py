@@ -497,3 +497,151 @@ def test_generated_fusion_keeps_the_closed_copy_of_a_visit(tmp_path: Path) -> No
         assert kept["record"] == "ZRTVISITMO/Z_PK=6+7"
         assert kept["also_seen_in"] == f"{old.source_id}:ZRTVISITMO/Z_PK=5+6"
         assert "duplicate_merged" in kept["flags"]
+
+
+def _local_with_transitions(tmp_path: Path) -> tuple[Path, pd.Timestamp]:
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    h = pd.Timedelta("1h")
+    a, b = bytes(range(16)), bytes(range(1, 17))
+    p = write_routined(tmp_path / "Local.sqlite", {
+        "ZRTLEARNEDLOCATIONOFINTERESTMO": pd.DataFrame({
+            "Z_PK": [1, 2], "ZLOCATIONLATITUDE": [50.84, 51.05], "ZLOCATIONLONGITUDE": [4.35, 3.72],
+            "ZLOCATIONHORIZONTALUNCERTAINTY": [40.0, 60.0], "ZPLACECREATIONDATE": cocoa([t0, t0]),
+            "ZPLACEEXPIRATIONDATE": cocoa([t0 + pd.Timedelta("28D"), t0 + pd.Timedelta("30D")]),
+            "ZDATAPOINTCOUNT": [120, 7], "ZPLACETYPE": [1, 0]}),
+        "ZRTLEARNEDLOCATIONOFINTERESTVISITMO": pd.DataFrame({
+            "Z_PK": [1, 2], "ZLOCATIONOFINTEREST": [1, 2], "ZIDENTIFIER": [a, b],
+            "ZENTRYDATE": cocoa([t0, t0 + 2 * h]), "ZEXITDATE": cocoa([t0 + h, t0 + 3 * h]),
+            "ZEXPIRATIONDATE": cocoa([t0 + pd.Timedelta("28D")] * 2), "ZDATAPOINTCOUNT": [30, 12],
+            "ZLOCATIONLATITUDE": [50.84, 51.05], "ZLOCATIONLONGITUDE": [4.35, 3.72],
+            "ZLOCATIONHORIZONTALUNCERTAINTY": [30.0, 30.0], "ZCONFIDENCE": [1.0, 1.0]}),
+        "ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO": pd.DataFrame({
+            "Z_PK": [1, 2], "ZSTARTDATE": cocoa([t0 + h, t0 + 3 * h]),
+            "ZSTOPDATE": [cocoa([t0 + 2 * h])[0], np.nan], "ZPREDOMINANTMOTIONACTIVITYTYPE": [4, 9],
+            "ZVISITIDENTIFIERORIGIN": [a, b], "ZVISITIDENTIFIERDESTINATION": [b, None],
+            "ZLOCATIONOFINTEREST": [2, 2]}),
+        "ZRTVEHICLEEVENTMO": pd.DataFrame({
+            "Z_PK": [1], "ZDATE": cocoa([t0 + 2 * h]), "ZLOCDATE": cocoa([t0 + 2 * h]),
+            "ZLOCLATITUDE": [51.049], "ZLOCLONGITUDE": [3.721], "ZLOCUNCERTAINTY": [20.0],
+            "ZUSERSETLOCATION": [0], "ZVEHICLEIDENTIFIER": ["AA:BB:CC:00:11:22"], "ZIDENTIFIER": ["EV-1"]}),
+        "ZRTVEHICLEEVENTHISTORYMO": pd.DataFrame({
+            "Z_PK": [1, 2, 3], "ZDATE": [*cocoa([t0 - pd.Timedelta("1D"), t0 - pd.Timedelta("2D")]), np.nan],
+            "ZLOCLATITUDE": [51.0, np.nan, 51.0], "ZLOCLONGITUDE": [3.7, np.nan, 3.7],
+            "ZLOCUNCERTAINTY": [15.0, np.nan, 15.0], "ZIDENTIFIER": ["EV-0", "EV-00", "EV-000"]}),
+    })
+    return p, t0
+
+
+def test_learned_place_expiry_is_an_attribute_not_an_end_of_presence(tmp_path: Path) -> None:
+    """A learned place's ZPLACEEXPIRATIONDATE is when routined will forget it, not 'present
+    until'; it was stored as t_end. Now t_end is NA and the expiry is extra.expires_utc."""
+    p, t0 = _local_with_transitions(tmp_path)
+    res = load(p)
+    assert_count_rule(res)
+    loi = res.places[res.places["kind"] == "learned"].sort_values("record")
+    assert loi["t_end"].isna().all()
+    assert (loi["t_start"] == t0).all()
+    e = [json.loads(x) for x in loi["extra"]]
+    assert [x["expires_utc"] for x in e] == ["2025-11-21T10:00:00Z", "2025-11-23T10:00:00Z"]
+    assert [x["data_points"] for x in e] == [120, 7]
+    lv = res.places[res.places["kind"] == "learned_visit"].sort_values("t_start")
+    assert lv["t_end"].tolist() == [t0 + pd.Timedelta("1h"), t0 + pd.Timedelta("3h")]  # an exit is an end
+    assert json.loads(lv["extra"].iloc[0])["expires_utc"] == "2025-11-21T10:00:00Z"
+
+
+def test_learned_transitions_become_events_with_motion_type(tmp_path: Path) -> None:
+    """ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO (was not read): one event per transition, from
+    ZSTARTDATE to ZSTOPDATE, at its origin visit, with the motion type and both visits named."""
+    p, t0 = _local_with_transitions(tmp_path)
+    res = load(p)
+    assert_count_rule(res)
+    tr = res.events[res.events["kind"] == "learned_transition"].sort_values("t_utc")
+    assert tr["record"].tolist() == ["ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO/Z_PK=1",
+                                     "ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO/Z_PK=2"]
+    assert tr["t_utc"].tolist() == [t0 + pd.Timedelta("1h"), t0 + pd.Timedelta("3h")]
+    assert tr["t_end"].iloc[0] == t0 + pd.Timedelta("2h") and pd.isna(tr["t_end"].iloc[1])
+    assert (tr["lat"].tolist(), tr["lon"].tolist()) == ([50.84, 51.05], [4.35, 3.72])  # origin visits
+    first, second = (json.loads(e) for e in tr["extra"])
+    assert first["motion_type"] == 4 and first["motion"] == "driving"
+    assert first["origin"] == "ZRTLEARNEDLOCATIONOFINTERESTVISITMO/Z_PK=1"
+    assert first["destination"] == "ZRTLEARNEDLOCATIONOFINTERESTVISITMO/Z_PK=2"
+    assert second["motion_type"] == 9 and "motion" not in second and "destination" not in second
+
+
+def test_vehicle_events_and_their_history(tmp_path: Path) -> None:
+    """ZRTVEHICLEEVENTHISTORYMO (earlier parked-car positions) was not read and the vehicle's
+    ZVEHICLEIDENTIFIER was dropped. History rows are parked_car events too; one without a
+    position stays an event without a point, one without a date is a reject."""
+    p, _t0 = _local_with_transitions(tmp_path)
+    res = load(p)
+    assert_count_rule(res)
+    pc = res.events[res.events["kind"] == "parked_car"].sort_values("t_utc")
+    assert pc["record"].tolist() == ["ZRTVEHICLEEVENTHISTORYMO/Z_PK=2", "ZRTVEHICLEEVENTHISTORYMO/Z_PK=1",
+                                     "ZRTVEHICLEEVENTMO/Z_PK=1"]
+    ex = [json.loads(e) for e in pc["extra"]]
+    assert ex[2]["vehicle_id"] == "AA:BB:CC:00:11:22" and ex[2]["identifier"] == "EV-1" and "history" not in ex[2]
+    assert ex[1]["history"] and ex[1]["identifier"] == "EV-0" and ex[1]["loc_uncertainty_m"] == 15.0
+    assert pc["lat"].isna().tolist() == [True, False, False]
+    assert dict(zip(res.rejects["record"], res.rejects["reason"], strict=True)) == {
+        "ZRTVEHICLEEVENTHISTORYMO/Z_PK=3": "ZDATE missing or not a plausible Cocoa time"}
+
+
+def _cloud(tmp_path: Path) -> tuple[Path, pd.Timestamp]:
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    h = pd.Timedelta("1h")
+    folder = tmp_path / "private/var/mobile/Library/Caches/com.apple.routined"
+    folder.mkdir(parents=True)
+    p = write_routined(folder / "Cloud-V2.sqlite", {
+        "ZRTDEVICEMO": pd.DataFrame({"Z_PK": [1, 2], "ZDEVICECLASS": ["iPhone", "iPad"],
+                                     "ZDEVICEMODEL": ["iPhone15,2", "iPad13,1"], "ZDEVICENAME": ["A's iPhone", "A's iPad"]}),
+        "ZRTADDRESSMO": pd.DataFrame({"Z_PK": [1], "ZMAPITEM": [1], "ZTHOROUGHFARE": ["Rue Fictive"],
+                                      "ZLOCALITY": ["Bruxelles"]}),
+        "ZRTMAPITEMMO": pd.DataFrame({"Z_PK": [1], "ZNAME": ["Hotel Fictif"], "ZADDRESS": [1],
+                                      "ZLATITUDE": [50.84], "ZLONGITUDE": [4.35], "ZUNCERTAINTY": [25.0]}),
+        "ZRTLEARNEDPLACEMO": pd.DataFrame({"Z_PK": [1, 2], "ZMAPITEM": [1, np.nan], "ZTYPE": [0, 1],
+                                           "ZDEVICE": [1, 1], "ZCUSTOMLABEL": [None, "Home"],
+                                           "ZCREATIONDATE": cocoa([t0, t0]),
+                                           "ZEXPIRATIONDATE": cocoa([t0 + pd.Timedelta("90D")] * 2)}),
+        "ZRTLEARNEDVISITMO": pd.DataFrame({
+            "Z_PK": [1, 2], "ZPLACE": [2, 1], "ZDEVICE": [2, 2], "ZOUTBOUND": [1, np.nan], "ZINBOUND": [np.nan, 1],
+            "ZENTRYDATE": cocoa([t0, t0 + 2 * h]), "ZEXITDATE": cocoa([t0 + h, t0 + 3 * h]),
+            "ZLOCATIONLATITUDE": [51.05, 50.84], "ZLOCATIONLONGITUDE": [3.72, 4.35],
+            "ZLOCATIONUNCERTAINTY": [50.0, 40.0], "ZCONFIDENCE": [0.9, 1.0], "ZDATAPOINTCOUNT": [12, 40]}),
+        "ZRTLEARNEDTRANSITIONMO": pd.DataFrame({
+            "Z_PK": [1], "ZORIGIN": [1], "ZDESTINATION": [2], "ZDEVICE": [2], "ZPREDOMINANTMOTIONACTIVITYTYPE": [1],
+            "ZSTARTDATE": cocoa([t0 + h]), "ZSTOPDATE": cocoa([t0 + 2 * h])}),
+    }, cloud=True)
+    return p, t0
+
+
+def test_cloud_v2_is_recognised_and_loads_visits_places_and_transitions(tmp_path: Path) -> None:
+    """Cloud-V2.sqlite (visits synced from the Apple ID's other devices) has none of the
+    tables the sniffer looked for: discovery listed it as unreadable (UnknownFormat). It now
+    sniffs as ios-routined: learned visits named after their learned place and carrying the
+    device that recorded them, learned places at their map item, and transitions."""
+    from routetrace.loaders.ios_discovery import discover_and_load
+
+    p, t0 = _cloud(tmp_path)
+    res = load(p)  # no --format: content sniffing
+    assert res.source["format"].iloc[0] == "ios-routined"
+    assert_count_rule(res)
+    assert res.records_read == 2 + 2 + 1
+    lv = res.places[res.places["kind"] == "learned_visit"].sort_values("t_start")
+    assert lv["name"].tolist() == ["Home", "Hotel Fictif"]
+    assert lv["address"].tolist()[1] == "Rue Fictive, Bruxelles"
+    e = json.loads(lv["extra"].iloc[0])
+    assert e["device_info"] == {"class": "iPad", "model": "iPad13,1", "name": "A's iPad"} and e["data_points"] == 12
+    lp = res.places[res.places["kind"] == "learned"]
+    assert lp["record"].tolist() == ["ZRTLEARNEDPLACEMO/Z_PK=1"]
+    assert (lp["lat"].iloc[0], lp["lon"].iloc[0], lp["radius_m"].iloc[0]) == (50.84, 4.35, 25.0)
+    assert lp["t_end"].isna().all() and json.loads(lp["extra"].iloc[0])["expires_utc"] == "2026-01-22T10:00:00Z"
+    assert dict(zip(res.rejects["record"], res.rejects["reason"], strict=True)) == {
+        "ZRTLEARNEDPLACEMO/Z_PK=2": "no position: its map item (ZMAPITEM) has no latitude/longitude"}
+    tr = res.events.iloc[0]
+    assert (tr["kind"], tr["t_utc"], tr["t_end"], tr["lat"]) == ("learned_transition", t0 + pd.Timedelta("1h"),
+                                                                 t0 + pd.Timedelta("2h"), 51.05)
+    assert json.loads(tr["extra"])["motion"] == "walking"
+    assert json.loads(tr["extra"])["destination"] == "ZRTLEARNEDVISITMO/Z_PK=2"
+    found = discover_and_load(tmp_path)
+    row = found.report[found.report["artifact"] == "routined Cloud-V2.sqlite"].iloc[0]
+    assert (row["status"], row["format"], row["n_places"], row["n_events"]) == ("loaded", "ios-routined", 3, 1)

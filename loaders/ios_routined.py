@@ -1,8 +1,9 @@
-"""iOS ``com.apple.routined`` databases: Cache.sqlite and Local.sqlite (Core Data, CoreRoutine).
+"""iOS ``com.apple.routined`` databases: Cache.sqlite, Local.sqlite, Cloud-V2.sqlite (Core Data).
 
 One loader reads whichever routined tables a file holds (Cache.sqlite and Local.sqlite share
-one Core Data model; Cache.sqlite carries the learned tables empty, Local.sqlite fills them),
-so the two files never compete in sniffing:
+one Core Data model; Cache.sqlite carries the learned tables empty, Local.sqlite fills them;
+Cloud-V2.sqlite holds only the tables synced through the Apple ID: learned visits, learned
+places, transitions, devices, map items, addresses), so the files never compete in sniffing:
 
 * ``ZRTCLLOCATIONMO`` -> fixes (``fix_kind`` "fused": CoreLocation's fused position).
   ``ZSPEED``/``ZCOURSE`` = -1 mean "invalid" and become NA with flag ``sentinel_na``;
@@ -30,8 +31,30 @@ so the two files never compete in sniffing:
 * Local.sqlite: ``ZRTLEARNEDLOCATIONOFINTERESTMO`` -> places ``kind="learned"`` (name from
   ``ZRTMAPITEMMO`` via ``ZPLACEMAPITEMIDENTIFIER`` = ``ZRTMAPITEMMO.ZIDENTIFIER``, or the custom
   label), ``ZRTLEARNEDLOCATIONOFINTERESTVISITMO`` and ``ZRTLEARNEDVISITMO`` -> places
-  ``kind="learned_visit"``; ``ZRTVEHICLEEVENTMO`` -> events ``kind="parked_car"`` (with
-  position). ``ZRTMAPITEMMO`` rows are a lookup (names/addresses), not records.
+  ``kind="learned_visit"``. ``t_start``/``t_end`` are a visit's entry/exit; a learned place's
+  ``t_start`` is its creation date and ``t_end`` stays NA: its ``ZPLACEEXPIRATIONDATE`` is
+  when routined will forget the place, not "present until", and is kept as
+  ``extra.expires_utc`` (every ``ZEXPIRATIONDATE``/``ZCREATIONDATE`` likewise:
+  ``expires_utc``, ``created_utc``; ``*_raw`` when the value is not a plausible time).
+  ``ZDATAPOINTCOUNT`` -> ``extra.data_points``.
+* Cloud-V2.sqlite: ``ZRTLEARNEDVISITMO`` -> places ``kind="learned_visit"`` named after its
+  learned place (``ZPLACE`` -> ``ZRTLEARNEDPLACEMO``: custom label, else its map item's name),
+  with ``extra.device`` and ``extra.device_info`` (``ZRTDEVICEMO``: class, model, name: the
+  device of the Apple ID that recorded the visit, not necessarily this phone);
+  ``ZRTLEARNEDPLACEMO`` -> places ``kind="learned"`` at its map item's position
+  (``ZMAPITEM`` -> ``ZRTMAPITEMMO.Z_PK``); one whose map item has no position is a reject.
+* Learned transitions between significant places, ``ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO``
+  (origin/destination: ``ZVISITIDENTIFIERORIGIN/DESTINATION`` = the visit's ``ZIDENTIFIER``)
+  and ``ZRTLEARNEDTRANSITIONMO`` (``ZORIGIN``/``ZDESTINATION`` = ``ZRTLEARNEDVISITMO.Z_PK``) ->
+  events ``kind="learned_transition"``: ``t_utc`` = ``ZSTARTDATE``, ``t_end`` = ``ZSTOPDATE``,
+  position = the origin visit's; ``extra``: ``motion_type``
+  (``ZPREDOMINANTMOTIONACTIVITYTYPE``), ``motion`` (label, only for the values in
+  :data:`MOTION_TYPES`), ``origin``/``destination`` (the visits' record locators).
+* ``ZRTVEHICLEEVENTMO`` and ``ZRTVEHICLEEVENTHISTORYMO`` (earlier parked-car positions,
+  ``extra.history``) -> events ``kind="parked_car"``, position when valid; ``extra``:
+  ``vehicle_id`` (``ZVEHICLEIDENTIFIER``), ``identifier``, ``loc_utc`` (``ZLOCDATE``),
+  ``loc_uncertainty_m``, ``user_set``, ``usual_location``, ``location_quality``.
+* ``ZRTMAPITEMMO``, ``ZRTADDRESSMO``, ``ZRTDEVICEMO`` rows are lookups, not records.
 
 Local.sqlite schema sources (no public sample exists; checked in these public files):
 
@@ -48,7 +71,12 @@ Local.sqlite schema sources (no public sample exists; checked in these public fi
 * abrignoni/iLEAPP ``scripts/artifacts/appleMapsTrips.py`` (commit 5a7c94a): paths
   ``*/Library/Caches/com.apple.routined/Local.sqlite`` and ``Cloud-V2.sqlite``; names and
   addresses from ``ZRTMAPITEMMO`` / ``ZRTADDRESSMO`` (``ZSUBTHOROUGHFARE, ZTHOROUGHFARE,
-  ZLOCALITY, ZCOUNTRY``).
+  ZLOCALITY, ZCOUNTRY``); ``ZPREDOMINANTMOTIONACTIVITYTYPE`` 1 walking, 4 driving;
+* mac4n6/APOLLO ``modules/routined_cloud_visit_inbound_start.txt`` (commit 060edbe):
+  Cloud-V2 ``ZRTLEARNEDVISITMO`` joined to ``ZRTDEVICEMO`` (``ZDEVICE``), ``ZRTLEARNEDPLACEMO``
+  (``ZPLACE``), ``ZRTLEARNEDTRANSITIONMO`` (``ZINBOUND``) and ``ZRTMAPITEMMO``
+  (``ZRTLEARNEDPLACEMO.ZMAPITEM = ZRTMAPITEMMO.Z_PK``). No real Cloud-V2.sqlite is in the
+  corpus; the tests use a generated one with the real model's columns.
 
 Times are Cocoa seconds (:data:`routetrace.timebase.APPLE_EPOCH`), UTC, REAL or INTEGER;
 values outside :data:`routetrace.timebase.PLAUSIBLE` are rejected with a reason. No ``> 0``
@@ -680,13 +708,14 @@ def _read_learned_groups(con: sqlite3.Connection, tables: set[str], rejects: lis
 
 @register(LoaderSpec(
     name="ios-routined",
-    description="iOS com.apple.routined Cache.sqlite / Local.sqlite: fixes, visits, hints, "
-                "learned places, parked-car events",
+    description="iOS com.apple.routined Cache.sqlite / Local.sqlite / Cloud-V2.sqlite: fixes, visits, "
+                "hints, learned places and visits, transitions, parked-car events",
     sniff=sniff_routined,
     produces=("fixes", "places", "events"),
 ))
 def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a routined Cache.sqlite or Local.sqlite (read from a private copy, WAL applied)."""
+    """Load a routined Cache.sqlite, Local.sqlite or Cloud-V2.sqlite (read from a private copy,
+    WAL applied)."""
     rejects: list[tuple[str, str]] = []
     fixes: list[pd.DataFrame] = []
     places: list[pd.DataFrame] = []

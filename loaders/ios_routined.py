@@ -15,7 +15,8 @@ places, transitions, devices, map items, addresses), so the files never compete 
   (``ZTYPE`` 3) when it detects the departure, each usually twice (``ZCONFIDENCE`` 0.0 then
   1.0), and the position estimate moves between them (real Cache.sqlite: median 48 m). All
   rows with the same ``ZENTRYDATE`` are one visit, whose exit, position and uncertainty are
-  those of its latest row (highest ``ZDETECTIONDATE``, then ``Z_PK``); its ``record`` lists
+  those of its latest row (the latest departure row when there is one; latest = highest
+  ``ZDETECTIONDATE``, then ``Z_PK``); its ``record`` lists
   every Z_PK (``ZRTVISITMO/Z_PK=3066+3067+3070``) and ``extra.rows`` counts them. For the
   count rule a visit record is such a group (records read = visits) and ``sum(extra.rows)``
   equals the table's row count. A visit whose rows are all arrivals is open (``t_end`` NA,
@@ -263,9 +264,10 @@ _VISIT_COLS = ["Z_PK", "ZTYPE", "ZSOURCE", "ZCONFIDENCE", "ZDETECTIONDATE", "ZEN
 def _fold_visits(df: pd.DataFrame) -> pd.DataFrame:
     """One row per visit: the ``ZRTVISITMO`` rows with the same ``ZENTRYDATE`` folded.
 
-    The visit's fields are those of its latest row (highest ``ZDETECTIONDATE``, then highest
-    ``Z_PK``): routined writes an arrival row (``ZTYPE`` 1, no exit) and later a departure row
-    (``ZTYPE`` 3) whose exit and position estimate supersede it. Added columns: ``pks`` (every
+    The visit's fields are those of its latest row: the latest departure row (one with a
+    ``ZEXITDATE``) when there is one, else the latest arrival row; latest = highest
+    ``ZDETECTIONDATE``, then highest ``Z_PK``. routined writes an arrival row (``ZTYPE`` 1, no
+    exit) and later a departure row (``ZTYPE`` 3) whose exit and position estimate supersede it. Added columns: ``pks`` (every
     Z_PK, ascending, joined by '+'), ``rows``, ``conf`` (highest ``ZCONFIDENCE``),
     ``place_conf`` (highest ``ZPLACEINFERENCECONFIDENCE``), ``srcs`` and ``types`` (sorted
     distinct ``ZSOURCE``/``ZTYPE``). A row without a usable ``ZENTRYDATE`` is a visit of its own.
@@ -273,7 +275,10 @@ def _fold_visits(df: pd.DataFrame) -> pd.DataFrame:
     entry = df["ZENTRYDATE"].to_numpy("float64")
     pk = df["Z_PK"].astype("int64").astype(str).to_numpy()
     key = np.where(np.isnan(entry), "Z_PK=" + pk, entry.astype(str))
-    df = df.assign(_key=key).sort_values(["ZDETECTIONDATE", "Z_PK"], na_position="first", kind="stable")
+    # departure rows (with an exit) after arrival rows whatever their detection dates: a
+    # visit some row closes is closed
+    df = df.assign(_key=key, _closed=df["ZEXITDATE"].notna()).sort_values(
+        ["_closed", "ZDETECTIONDATE", "Z_PK"], na_position="first", kind="stable")
     g = df.groupby("_key", sort=False)
 
     def distinct(s: pd.Series) -> list[int]:

@@ -645,3 +645,17 @@ def test_cloud_v2_is_recognised_and_loads_visits_places_and_transitions(tmp_path
     found = discover_and_load(tmp_path)
     row = found.report[found.report["artifact"] == "routined Cloud-V2.sqlite"].iloc[0]
     assert (row["status"], row["format"], row["n_places"], row["n_events"]) == ("loaded", "ios-routined", 3, 1)
+
+
+def test_generated_arrival_row_detected_after_the_departure_does_not_reopen_the_visit(tmp_path: Path) -> None:
+    """An arrival row rewritten (detected) after the departure row: the visit stays closed,
+    with the departure row's exit and position (was: the latest row overall, open)."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    m = pd.Timedelta
+    v = pd.DataFrame([_visit(7, 3, 1.0, t0, t0 + m("1h"), t0 + m("64min"), 51.0004, 3.7003, 40.0),
+                      _visit(8, 1, 1.0, t0, None, t0 + m("70min"), 51.0, 3.7, 80.0)])
+    res = load(write_routined(tmp_path / "Cache.sqlite", {"ZRTVISITMO": v}))
+    assert_count_rule(res)
+    p = res.places.iloc[0]
+    assert p["record"] == "ZRTVISITMO/Z_PK=7+8" and p["t_end"] == t0 + m("1h")
+    assert (p["lat"], p["radius_m"]) == (51.0004, 40.0)

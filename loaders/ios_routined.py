@@ -282,7 +282,7 @@ def _fold_visits(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby("_key", sort=False)
 
     def distinct(s: pd.Series) -> list[int]:
-        return sorted({int(v) for v in s.dropna()})
+        return sorted({k for k in map(_int_or_none, s) if k is not None})
 
     agg = g.agg(pks=("Z_PK", lambda s: "+".join(str(int(v)) for v in sorted(s))),
                 rows=("Z_PK", "size"), conf=("ZCONFIDENCE", "max"),
@@ -298,13 +298,11 @@ def _cocoa_iso(v: Any) -> str | None:
 
 
 def _visit_extra(out: pd.DataFrame) -> list[str]:
-    def num(v: Any, kind: type = int) -> Any:
-        return None if pd.isna(v) else kind(v)
-
     return [compact_json({
-        "type": num(ty), "types": tys, "sources": s, "rows": int(n), "arrival_only": bool(tys == [1]),
+        "type": _int_or_none(ty), "types": tys, "sources": s, "rows": int(n), "arrival_only": tys == [1],
         "detected_utc": _cocoa_iso(det), "first_detected_utc": _cocoa_iso(det0),
-        "data_points": num(dp), "place_inference_confidence": num(pc, float)})
+        "data_points": _int_or_none(dp),
+        "place_inference_confidence": float(pc) if np.isfinite(pc) else None})
         for ty, tys, s, n, det, det0, dp, pc in zip(
             out["ZTYPE"], out["types"], out["srcs"], out["rows"], out["ZDETECTIONDATE"],
             out["first_detection"], out["ZDATAPOINTCOUNT"], out["place_conf"], strict=True)]
@@ -364,7 +362,11 @@ def _ident(v: Any) -> str | None:
 
 
 def _int_or_none(v: Any) -> int | None:
-    return None if v is None or pd.isna(v) else int(v)
+    """An integer column's value, None for NULL or a value no integer holds (NaN, inf)."""
+    try:
+        return None if v is None or not np.isfinite(v) else int(v)
+    except TypeError:  # text or a blob in a damaged row
+        return None
 
 
 def _time_attr(v: Any) -> dict[str, Any]:
@@ -477,7 +479,7 @@ def _learned_frame(con: sqlite3.Connection, spec: _Spec, lk: _Lookups,
     df, repeated = _records(con, spec.table, cols, rejects,
                             text=(label, "ZPLACEMAPITEMIDENTIFIER", "ZIDENTIFIER"))
     if spec.table == "ZRTLEARNEDPLACEMO":
-        item = [lk.items.get(int(k)) if pd.notna(k) else None for k in df["ZMAPITEM"]]
+        item = [lk.items.get(_int_or_none(k) or -1) for k in df["ZMAPITEM"]]
         nm = [(x[0], x[1]) if x else (None, None) for x in item]
         df["ZLOCATIONLATITUDE"] = [x[2] if x else np.nan for x in item]
         df["ZLOCATIONLONGITUDE"] = [x[3] if x else np.nan for x in item]
@@ -485,7 +487,7 @@ def _learned_frame(con: sqlite3.Connection, spec: _Spec, lk: _Lookups,
     else:
         nm = [lk.names.get(_ident(k) or "", (None, None)) for k in df["ZPLACEMAPITEMIDENTIFIER"]]
     if spec.table == "ZRTLEARNEDVISITMO":  # named after its learned place (Cloud-V2)
-        nm = [lk.places.get(int(p), (None, None)) if pd.notna(p) else (None, None) for p in df["ZPLACE"]]
+        nm = [lk.places.get(_int_or_none(p) or -1, (None, None)) for p in df["ZPLACE"]]
     df["_name"] = [lb if isinstance(lb, str) and lb else x[0] for lb, x in zip(df[label], nm, strict=True)]
     df["_address"] = [x[1] for x in nm]
     df["_unc"] = pd.to_numeric(df[unc], errors="coerce")
@@ -584,7 +586,7 @@ _TRANSITIONS = {
 
 def _visit_ref(v: Any, table: str, how: str, lk: _Lookups) -> tuple[str, float, float] | None:
     if how == "pk":
-        return lk.visits.get(f"{table}:pk:{int(v)}") if v is not None and pd.notna(v) else None
+        return lk.visits.get(f"{table}:pk:{_int_or_none(v)}")
     key = _ident(v)
     return lk.visits.get(f"{table}:id:{key}") if key is not None else None
 

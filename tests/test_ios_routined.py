@@ -659,3 +659,25 @@ def test_generated_arrival_row_detected_after_the_departure_does_not_reopen_the_
     p = res.places.iloc[0]
     assert p["record"] == "ZRTVISITMO/Z_PK=7+8" and p["t_end"] == t0 + m("1h")
     assert (p["lat"], p["radius_m"]) == (51.0004, 40.0)
+
+
+def test_infinite_or_text_keys_in_learned_and_visit_rows_are_judged_row_by_row(tmp_path: Path) -> None:
+    """Damaged rows holding 'inf' (pandas reads it as infinity) or text where routined stores
+    an integer key or code: int() of infinity would fail the whole file; the value is
+    treated as missing and each row is judged on its own."""
+    t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    v = pd.DataFrame([{**_visit(5, 1, 1.0, t0, None, t0, 51.0, 3.7), "ZTYPE": "inf", "ZSOURCE": "1e999",
+                       "ZDATAPOINTCOUNT": "inf"}])
+    lv = pd.DataFrame({"Z_PK": [1], "ZPLACE": ["inf"], "ZDEVICE": ["x"], "ZENTRYDATE": cocoa([t0]),
+                       "ZLOCATIONLATITUDE": [51.0], "ZLOCATIONLONGITUDE": [3.7]})
+    tr = pd.DataFrame({"Z_PK": [1], "ZORIGIN": ["inf"], "ZDESTINATION": [1], "ZSTARTDATE": cocoa([t0]),
+                       "ZPREDOMINANTMOTIONACTIVITYTYPE": ["inf"]})
+    lp = pd.DataFrame({"Z_PK": [1], "ZMAPITEM": ["inf"], "ZCREATIONDATE": cocoa([t0])})
+    res = load(write_routined(tmp_path / "Local.sqlite", {"ZRTVISITMO": v, "ZRTLEARNEDVISITMO": lv,
+                                                           "ZRTLEARNEDTRANSITIONMO": tr, "ZRTLEARNEDPLACEMO": lp}))
+    assert_count_rule(res)
+    assert sorted(res.places["kind"]) == ["learned_visit", "visit"]
+    assert json.loads(res.places.loc[res.places["kind"] == "visit", "extra"].iloc[0])["types"] == []
+    ev = json.loads(res.events["extra"].iloc[0])
+    assert "motion_type" not in ev and ev["destination"] == "ZRTLEARNEDVISITMO/Z_PK=1"
+    assert res.rejects["record"].tolist() == ["ZRTLEARNEDPLACEMO/Z_PK=1"]

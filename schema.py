@@ -112,6 +112,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("event_id", "str", "", "unique id: <source_id[:16]>:<record>:<kind>", required=True),
         _c("subject_id", "str", "", "the subject the event belongs to", required=True),
         _c("t_utc", "time", "UTC", "time of the event", required=True),
+        _c("t_end", "time", "UTC", "end of the event when it spans an interval (e.g. a learned "
+           "transition's stop); NA for an instant"),
         _c("kind", "str", "", "ignition_on, ignition_off, door_open, door_close, fuel_level, "
            "refuel, fuel_drop, odometer, photo, message, activity, ...", required=True),
         _c("value", "float", "see unit", "numeric value, when the event has one"),
@@ -139,6 +141,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("confidence", "float", "0..1", "confidence as the source states it"),
         *_PROVENANCE,
         _c("extra", "str", "", "source-specific attributes as compact JSON"),
+        _c("also_seen_in", "str", "", "other copies of this place (e.g. the same routined visit in "
+           "another extraction): 'source_id:record' joined by '|'"),
     ),
     "stops": (
         _c("subject_id", "str", "", "subject", required=True),
@@ -403,6 +407,23 @@ def add_flag(flags: pd.Series, mask: Iterable[bool] | pd.Series | np.ndarray, fl
     out.loc[m] = [
         "|".join(sorted(set(filter(None, v.split("|"))) | {flag})) for v in sel.tolist()
     ]
+    return out
+
+
+def drop_flag(flags: pd.Series, mask: Iterable[bool] | pd.Series | np.ndarray, flag: str) -> pd.Series:
+    """Return ``flags`` with ``flag`` taken off where ``mask`` is true (other flags kept).
+
+    >>> s = pd.Series(["duplicate_time|hint", "duplicate_time"], dtype="string")
+    >>> drop_flag(s, [True, False], "duplicate_time").tolist()
+    ['hint', 'duplicate_time']
+    """
+    if flag not in FLAGS:
+        raise SchemaError(f"unknown flag {flag!r}; declare it in schema.FLAGS")
+    m = np.asarray(mask, dtype=bool)
+    out = flags.astype("string").fillna("").copy()
+    if not m.any():
+        return out
+    out.loc[m] = ["|".join(t for t in v.split("|") if t and t != flag) for v in out[m].tolist()]
     return out
 
 

@@ -6,7 +6,9 @@
   records): the first
   copy (by source id, then record) is kept and lists every other copy in ``also_seen_in``
   (``source_id:record``), flag ``duplicate_merged``. Nothing is lost: the provenance of every
-  copy stays on the kept row.
+  copy stays on the kept row. A kept row's ``duplicate_time`` flag (set by
+  :func:`routetrace.routes.clean.clean_fixes`, which runs first) is taken off when its only
+  same-time twins were these merged copies: the flag describes the fused table.
 * **Conflicts** — two fixes of the same subject from different sources within
   ``max_dt`` of each other whose distance exceeds both accuracies plus ``conflict_m`` —
   are both flagged ``source_conflict``; neither is removed.
@@ -49,6 +51,8 @@ def merge_sources(fixes: pd.DataFrame, *, max_dt: pd.Timedelta = pd.Timedelta("2
     f.loc[extra.index, "also_seen_in"] = [("|".join(filter(None, [p, e]))) for p, e in zip(prior, extra, strict=True)]
     f["flags"] = schema.add_flag(f["flags"], f.index.isin(extra.index), "duplicate_merged")
     f = f[~dup]
+    alone = ~f.duplicated(["subject_id", "t_utc"], keep=False).to_numpy()
+    f["flags"] = schema.drop_flag(f["flags"], alone, "duplicate_time")
     # conflicts between different sources close in time
     subj = f["subject_id"].astype(str).to_numpy()
     src = f["source_id"].astype(str).to_numpy()

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["DDL_ROUTINED", "cocoa", "fix_wal_salts", "write_photos", "write_routined"]
+__all__ = ["CLOUD_TABLES", "DDL_ROUTINED", "DDL_ROUTINED_MORE", "cocoa", "fix_wal_salts", "write_photos", "write_routined"]
 
 APPLE_EPOCH = pd.Timestamp("2001-01-01T00:00:00Z")
 
@@ -84,11 +84,47 @@ DDL_ROUTINED = {
     "ZLOCUNCERTAINTY FLOAT, ZIDENTIFIER VARCHAR, ZNOTES VARCHAR, ZVEHICLEIDENTIFIER VARCHAR, "
     "ZMAPITEMIDENTIFIER BLOB, ZPHOTODATA BLOB )",
 }
+#: Tables added to this writer later (same real Cache.sqlite, model 'CoreRoutine 8'): created
+#: only when rows are given for them (or for Cloud-V2), so files written before stay
+#: byte-identical.
+DDL_ROUTINED_MORE = {
+    "ZRTDEVICEMO": "CREATE TABLE ZRTDEVICEMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
+    "ZFLAGS INTEGER, ZCREATIONDATE TIMESTAMP, ZEXPIRATIONDATE TIMESTAMP, ZCKRECORDID VARCHAR, "
+    "ZDEVICECLASS VARCHAR, ZDEVICEMODEL VARCHAR, ZDEVICENAME VARCHAR, ZIDENTIFIER BLOB, "
+    "ZCKRECORDSYSTEMFIELDS BLOB )",
+    "ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO": "CREATE TABLE ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO ( "
+    "Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, ZPREDOMINANTMOTIONACTIVITYTYPE INTEGER, "
+    "ZLOCATIONOFINTEREST INTEGER, ZCREATIONDATE TIMESTAMP, ZEXPIRATIONDATE TIMESTAMP, "
+    "ZSTARTDATE TIMESTAMP, ZSTOPDATE TIMESTAMP, ZIDENTIFIER BLOB, ZVISITIDENTIFIERDESTINATION BLOB, "
+    "ZVISITIDENTIFIERORIGIN BLOB )",
+    "ZRTLEARNEDPLACEMO": "CREATE TABLE ZRTLEARNEDPLACEMO ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, "
+    "Z_OPT INTEGER, ZFLAGS INTEGER, ZMAPITEMSOURCE INTEGER, ZTYPE INTEGER, ZTYPESOURCE INTEGER, "
+    "ZDEVICE INTEGER, ZMAPITEM INTEGER, ZCREATIONDATE TIMESTAMP, ZEXPIRATIONDATE TIMESTAMP, "
+    "ZCKRECORDID VARCHAR, ZCUSTOMLABEL VARCHAR, ZIDENTIFIER BLOB, ZMAPITEMGEOMAPITEM BLOB, "
+    "ZCKRECORDSYSTEMFIELDS BLOB, ZMAPITEMGEOMAPITEMHANDLE BLOB )",
+    "ZRTLEARNEDTRANSITIONMO": "CREATE TABLE ZRTLEARNEDTRANSITIONMO ( Z_PK INTEGER PRIMARY KEY, "
+    "Z_ENT INTEGER, Z_OPT INTEGER, ZFLAGS INTEGER, ZPREDOMINANTMOTIONACTIVITYTYPE INTEGER, "
+    "ZDESTINATION INTEGER, ZDEVICE INTEGER, ZORIGIN INTEGER, ZCREATIONDATE TIMESTAMP, "
+    "ZEXPIRATIONDATE TIMESTAMP, ZSTARTDATE TIMESTAMP, ZSTOPDATE TIMESTAMP, ZCKRECORDID VARCHAR, "
+    "ZIDENTIFIER BLOB, ZCKRECORDSYSTEMFIELDS BLOB )",
+    "ZRTVEHICLEEVENTHISTORYMO": "CREATE TABLE ZRTVEHICLEEVENTHISTORYMO ( Z_PK INTEGER PRIMARY KEY, "
+    "Z_ENT INTEGER, Z_OPT INTEGER, ZDATE TIMESTAMP, ZLOCDATE TIMESTAMP, ZLOCLATITUDE FLOAT, "
+    "ZLOCLONGITUDE FLOAT, ZLOCUNCERTAINTY FLOAT, ZIDENTIFIER VARCHAR )",
+}
+#: The tables of a Cloud-V2.sqlite (visits synced from the Apple ID's devices), after
+#: mac4n6/APOLLO ``modules/routined_cloud_visit_inbound_start.txt`` (commit 060edbe), which
+#: joins exactly these; their columns are the same model's as in Cache.sqlite.
+CLOUD_TABLES = ("ZRTADDRESSMO", "ZRTDEVICEMO", "ZRTLEARNEDPLACEMO", "ZRTLEARNEDTRANSITIONMO",
+                "ZRTLEARNEDVISITMO", "ZRTMAPITEMMO")
 _ENT = {"ZRTADDRESSMO": (1, "RTAddressMO"), "ZRTCLLOCATIONMO": (2, "RTCLLocationMO"),
         "ZRTHINTMO": (8, "RTHintMO"), "ZRTLEARNEDLOCATIONOFINTERESTMO": (9, "RTLearnedLocationOfInterestMO"),
         "ZRTLEARNEDLOCATIONOFINTERESTVISITMO": (11, "RTLearnedLocationOfInterestVisitMO"),
         "ZRTLEARNEDVISITMO": (14, "RTLearnedVisitMO"), "ZRTMAPITEMMO": (17, "RTMapItemMO"),
-        "ZRTVEHICLEEVENTMO": (21, "RTVehicleEventMO"), "ZRTVISITMO": (22, "RTVisitMO")}
+        "ZRTVEHICLEEVENTMO": (21, "RTVehicleEventMO"), "ZRTVISITMO": (22, "RTVisitMO"),
+        "ZRTDEVICEMO": (3, "RTDeviceMO"),
+        "ZRTLEARNEDLOCATIONOFINTERESTTRANSITIONMO": (10, "RTLearnedLocationOfInterestTransitionMO"),
+        "ZRTLEARNEDPLACEMO": (12, "RTLearnedPlaceMO"), "ZRTLEARNEDTRANSITIONMO": (13, "RTLearnedTransitionMO"),
+        "ZRTVEHICLEEVENTHISTORYMO": (20, "RTVehicleEventHistoryMO")}
 
 DDL_PHOTOS = {
     "ZASSET": "CREATE TABLE ZASSET ( Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
@@ -132,12 +168,17 @@ def _insert(con: sqlite3.Connection, table: str, ent: int, rows: pd.DataFrame) -
     return int(df["Z_PK"].max())
 
 
-def write_routined(path: Path, tables: dict[str, pd.DataFrame], *, batch: int = 200_000) -> Path:
+def write_routined(path: Path, tables: dict[str, pd.DataFrame], *, batch: int = 200_000,
+                   cloud: bool = False) -> Path:
     """Write a routined Cache.sqlite or Local.sqlite with every CoreRoutine table above.
 
     ``tables`` maps a table name to rows whose columns are that table's (``Z_PK`` first;
-    ``Z_ENT``/``Z_OPT`` are filled). Tables not given are created empty, as routined does.
+    ``Z_ENT``/``Z_OPT`` are filled). Tables of :data:`DDL_ROUTINED` not given are created
+    empty, as routined does; those of :data:`DDL_ROUTINED_MORE` only when given. ``cloud``:
+    write a Cloud-V2.sqlite instead, with the :data:`CLOUD_TABLES` only.
     """
+    ddl = {**DDL_ROUTINED, **DDL_ROUTINED_MORE}
+    names = sorted(CLOUD_TABLES) if cloud else [*DDL_ROUTINED, *(t for t in DDL_ROUTINED_MORE if t in tables)]
     path = Path(path)
     if path.exists():
         path.unlink()
@@ -146,8 +187,8 @@ def write_routined(path: Path, tables: dict[str, pd.DataFrame], *, batch: int = 
         con.execute("PRAGMA journal_mode=DELETE")
         con.execute("PRAGMA page_size=4096")
         maxes = []
-        for name, ddl in DDL_ROUTINED.items():
-            con.execute(ddl)
+        for name in names:
+            con.execute(ddl[name])
             ent, ename = _ENT[name]
             df = tables.get(name)
             mx = 0

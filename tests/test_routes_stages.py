@@ -209,3 +209,19 @@ def test_gaps_monotone_in_max_gap(seed: int) -> None:
         inner = g20[(g20["subject_id"] == r.subject_id) & (g20["t_start"] >= r.t_arrival)
                     & (g20["t_end"] <= r.t_departure)]
         assert r.t_departure - r.t_arrival - r.dwell == inner["duration"].sum()
+
+
+def test_merge_sources_takes_duplicate_time_off_a_row_whose_twin_was_merged() -> None:
+    """clean_fixes runs before merge_sources and flags both copies of a fix that two
+    extractions hold; after the merge the kept row has no same-time twin left, so the flag
+    must go (it stayed set). A real same-time pair inside the fused table keeps it."""
+    a = make_fixes(t_utc=["2025-10-24T20:00Z", "2025-10-24T20:05Z"], lat=51.0, lon=3.87, h_acc_m=10,
+                   source_id="a" * 64)
+    b = make_fixes(t_utc=["2025-10-24T20:00Z", "2025-10-24T20:05Z"], lat=[51.0, 51.001], lon=3.87,
+                   h_acc_m=10, source_id="b" * 64)
+    m = merge_sources(clean_fixes(_cat(a, b)))
+    assert len(m) == 3
+    by_t = m.groupby("t_utc")["flags"].agg(list)
+    merged = by_t[pd.Timestamp("2025-10-24T20:00Z")]
+    assert merged == ["duplicate_merged"]  # was 'duplicate_merged|duplicate_time'
+    assert all("duplicate_time" in f for f in by_t[pd.Timestamp("2025-10-24T20:05Z")])

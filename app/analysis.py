@@ -45,7 +45,8 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     """clean → merge → stops (+ gaps) → trips → places → chronology on the case's tables.
 
     Stores ``stops``, ``trips``, ``gaps``, ``fix_stop_links`` (fix id → stop id and role),
-    ``recurring_places``, ``portal_comparison`` (when the case holds portal stops) and
+    ``recurring_places``, ``places_merged`` (the places with copies in several sources kept
+    once), ``portal_comparison`` (when the case holds portal stops) and
     ``chronology`` in the case, writes ``CASE/chronology.csv`` and records the parameters.
     Returns the chronology table.
     """
@@ -56,6 +57,7 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
         cluster_places,
         compare_portal_stops,
         detect_stops,
+        merge_places,
         merge_sources,
     )
 
@@ -76,6 +78,7 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     links = linked.loc[linked["stop_id"].notna(), ["fix_id", "stop_id", "stop_role"]]
     case.write_table("fix_stop_links", links.reset_index(drop=True))
     case.write_table("recurring_places", recurring)
+    case.write_table("places_merged", merge_places(places))
     if len(places) and (places["kind"].astype(str) == "portal_stop").any():
         case.write_table("portal_comparison", compare_portal_stops(stops, places))
     case.write_table("chronology", chrono)

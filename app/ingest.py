@@ -67,7 +67,8 @@ class IngestReport:
 
 
 #: tables the analysis stages derive from the canonical ones (re-derived when subjects change)
-DERIVED = ("stops", "trips", "gaps", "fix_stop_links", "recurring_places", "portal_comparison",
+DERIVED = ("stops", "trips", "gaps", "fix_stop_links", "recurring_places", "places_merged",
+           "portal_comparison",
            "chronology", "copresence_pairs", "meetings", "geofences", "carpark_visits",
            "carpark_hour_of_week", "carpark_recurring", "carpark_unusual_dwell", "statements",
            "corroboration", "corroboration_evidence", "corroboration_sequence")

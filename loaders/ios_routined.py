@@ -26,7 +26,7 @@ places, transitions, devices, map items, addresses), so the files never compete 
   ``ZDETECTIONDATE``), ``first_detected_utc``, ``data_points`` (``ZDATAPOINTCOUNT``),
   ``place_inference_confidence`` (highest ``ZPLACEINFERENCECONFIDENCE``), ``type``,
   ``types``, ``sources``. Real counts: Cache.sqlite 365 rows -> 126 visits, oud_Cache.sqlite
-  495 -> 168 (both extractions fused: 207, see :mod:`routetrace.loaders.dedup`).
+  495 -> 168 (both extractions fused: 207, see :func:`routetrace.routes.merge.merge_places`).
 * ``ZRTHINTMO`` -> fixes ``fix_kind="hint"`` with flag ``hint`` (``ZHORIZONTALUNCERTAINTY``,
   ``ZSOURCE`` in ``extra``).
 * Local.sqlite: ``ZRTLEARNEDLOCATIONOFINTERESTMO`` -> places ``kind="learned"`` (name from

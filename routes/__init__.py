@@ -12,7 +12,7 @@ from .carparks import carpark_visits
 from .chronology import chronology
 from .clean import clean_fixes
 from .copresence import detect_copresence, detect_cotravel
-from .merge import merge_sources
+from .merge import merge_places, merge_sources
 from .places import cluster_places
 from .stops import detect_gaps, detect_stops
 from .trips import build_trips, compare_portal_stops
@@ -28,5 +28,6 @@ __all__ = [
     "detect_cotravel",
     "detect_gaps",
     "detect_stops",
+    "merge_places",
     "merge_sources",
 ]

@@ -12,7 +12,7 @@ import pytest
 
 from routetrace.fuzzing import mutate
 from routetrace.loaders import load
-from routetrace.loaders.dedup import fuse_extractions
+from routetrace.routes.merge import merge_places, merge_sources
 from routetrace.samples.ios_db import cocoa, write_routined
 from routetrace.testing import (
     assert_count_rule,
@@ -74,7 +74,8 @@ def test_real_cache_sentinels_time_order_and_attributes(jads: dict[str, object])
 
 
 def test_two_extractions_fuse(jads: dict[str, object]) -> None:
-    fused = fuse_extractions([jads["new"], jads["old"]])  # type: ignore[list-item]
+    fused = merge_sources(pd.concat([jads["new"].fixes, jads["old"].fixes],  # type: ignore[attr-defined]
+                                    ignore_index=True))
     cl = fused[fused["fix_kind"] == "fused"]
     assert len(cl) == 21056
     shared = cl[cl["also_seen_in"].notna()]
@@ -84,8 +85,9 @@ def test_two_extractions_fuse(jads: dict[str, object]) -> None:
     assert (shared["source_id"] == new_id).all()
     assert shared["also_seen_in"].str.startswith(old_id + ":ZRTCLLOCATIONMO/Z_PK=").all()
     # order of inputs decides the kept copy, never the set of records
-    other = fuse_extractions([jads["old"], jads["new"]])  # type: ignore[list-item]
-    assert len(other) == len(fused)
+    other = merge_sources(pd.concat([jads["old"].fixes, jads["new"].fixes],  # type: ignore[attr-defined]
+                                    ignore_index=True))
+    assert len(other) == len(fused) and other["fix_id"].tolist() == fused["fix_id"].tolist()
 
 
 def test_damaged_cache_repeating_keys_in_a_scan(tmp_path: Path) -> None:
@@ -348,14 +350,14 @@ def test_fusion_rule_on_generated_fixes() -> None:
     b["source_id"] = "b" * 64
     b.loc[1, "h_acc_m"] = 66.0  # same record, other content: two records
     c = a.assign(subject_id="phone-B", source_id="c" * 64)  # another subject: never merged
-    fused = fuse_extractions([a, b, c])
+    fused = merge_sources(pd.concat([a, b, c], ignore_index=True))
     assert len(fused) == 3 + 1 + 3
     merged = fused[fused["flags"].str.contains("duplicate_merged")]
     assert sorted(merged["record"]) == ["0", "2"]  # NaN accuracy equal to NaN accuracy
     assert (merged["source_id"] == "a" * 64).all() and (merged["subject_id"] == "phone-A").all()
     assert set(merged["also_seen_in"]) == {"b" * 64 + ":0", "b" * 64 + ":2"}
     assert fused.loc[~fused.index.isin(merged.index), "also_seen_in"].isna().all()
-    assert fused["t_utc"].is_monotonic_increasing
+    assert fused.groupby("subject_id")["t_utc"].apply(lambda t: t.is_monotonic_increasing).all()
 
 
 def test_an_unreadable_table_is_one_reject_and_takes_back_its_partial_rejects() -> None:
@@ -424,19 +426,26 @@ def test_real_two_extractions_in_one_case_give_207_visits(jads: dict[str, object
     fused, the case holds the 207 distinct visits (87 in both files), and no open visit is
     closed by a row of either file (the one open in the old file and closed in the new is
     kept closed)."""
-    from routetrace.case import ingest, open_case
+    from routetrace.app.ingest import ingest
+    from routetrace.case import open_case
 
     folder = REALDATA / "ios" / "routined_jads"
     rep = ingest(tmp_path / "case", [folder / "Cache.sqlite", folder / "oud_Cache.sqlite"], subject_id="phone")
     assert not rep.errors and rep.rows["places"] == 126 + 168
     places = open_case(tmp_path / "case").table("places")
-    fused = fuse_extractions([places], table="places")
+    fused = merge_places(places)
     assert len(fused) == 207
+    from routetrace.app.analysis import run_chronology
+
+    run_chronology(tmp_path / "case")  # the case's own fusion, as the CLI's chronology does it
+    merged = open_case(tmp_path / "case").table("places_merged")
+    assert (merged["kind"] == "visit").sum() == 207 and len(merged) == len(fused)
     assert fused["also_seen_in"].notna().sum() == 87
     assert fused.loc[fused["also_seen_in"].notna(), "flags"].str.contains("duplicate_merged").all()
     rows = pd.concat([_visit_rows(folder / n) for n in ("Cache.sqlite", "oud_Cache.sqlite")])
     assert _open_but_closed_later(fused, rows) == 0
-    assert fuse_extractions([jads["old"], jads["new"]], table="places")["t_start"].tolist() == \
+    assert merge_places(pd.concat([jads["old"].places, jads["new"].places],  # type: ignore[attr-defined]
+                                  ignore_index=True))["t_start"].tolist() == \
         fused["t_start"].tolist()  # order of inputs never changes the set of visits
 
 
@@ -490,7 +499,7 @@ def test_generated_fusion_keeps_the_closed_copy_of_a_visit(tmp_path: Path) -> No
     old = load(write_routined(tmp_path / "old" / "Cache.sqlite", {"ZRTVISITMO": pd.DataFrame(arr)}))
     new = load(write_routined(tmp_path / "new" / "Cache.sqlite", {"ZRTVISITMO": pd.DataFrame(arr[1:] + dep)}))
     for order in ([old, new], [new, old]):
-        fused = fuse_extractions(order, table="places")
+        fused = merge_places(pd.concat([r.places for r in order], ignore_index=True))
         assert len(fused) == 1
         kept = fused.iloc[0]
         assert kept["source_id"] == new.source_id and kept["t_end"] == t0 + m("1h")

@@ -97,7 +97,7 @@ def _read_table(path: Path, kind: str | None) -> pd.DataFrame:
     if "geometry" in df.columns:
         df = df.drop(columns="geometry")
     df = pd.DataFrame(df)
-    if kind in schema.TABLES:
+    if kind in schema.CANONICAL:
         df = schema.coerce(df, kind)
     return df
 
@@ -125,7 +125,7 @@ class Case:
             p = self.table_path(name)
             if p.exists():
                 self._cache[name] = _read_table(p, name)
-            elif name in schema.TABLES:
+            elif name in schema.CANONICAL:
                 self._cache[name] = schema.empty(name)
             else:
                 raise CaseError(f"case has no table {name!r}", path=str(self.root))
@@ -136,9 +136,12 @@ class Case:
         return sorted(p.stem for p in (self.root / "tables").glob("*.parquet"))
 
     def write_table(self, name: str, df: pd.DataFrame) -> Path:
-        """Store ``df`` as table ``name`` (validated when it is a canonical kind), sorted."""
-        if name in schema.TABLES:
-            schema.validate(df, name)
+        """Store ``df`` as table ``name``, sorted; validated against its declaration in
+        :mod:`routetrace.schema` (every table a stage stores is declared there; a loader's
+        own extra tables are stored as they come)."""
+        kind = schema.kind_of(name)
+        if kind is not None:
+            schema.validate(df, kind)
         df = sort_table(df, name)
         p = self.table_path(name)
         _write_table(df, p, geo=name in GEO_KINDS or {"lat", "lon"} <= set(df.columns))

@@ -43,7 +43,9 @@ import pandas as pd
 from .errors import SchemaError
 
 __all__ = [
+    "CANONICAL",
     "FLAGS",
+    "STORED_AS",
     "TABLES",
     "Column",
     "add_flag",
@@ -51,6 +53,7 @@ __all__ = [
     "columns",
     "empty",
     "has_flag",
+    "kind_of",
     "validate",
 ]
 
@@ -229,6 +232,172 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("reason", "str", "", "why it did not become a row, for a person", required=True),
     ),
 }
+
+#: The canonical tables: what loaders produce and stages consume (coerced when read back).
+CANONICAL: tuple[str, ...] = tuple(TABLES)
+
+#: Tables the analysis stages store in a case (declared here so the store validates them).
+TABLES.update({
+    "fix_stop_links": (
+        _c("fix_id", "str", "", "a fix of the case", required=True),
+        _c("stop_id", "str", "", "the stop it belongs to or bounds", required=True),
+        _c("stop_role", "str", "", "member, or the fix bounding the stop before/after it",
+           required=True),
+    ),
+    "recurring_places": (
+        _c("place_id", "str", "", "id of the recurring place (P0001...)", required=True),
+        _c("lat", "float", "deg", "centre of its stops", required=True),
+        _c("lon", "float", "deg", "centre of its stops", required=True),
+        _c("radius_m", "float", "m", "largest distance of a stop centre from it", required=True),
+        _c("n_stops", "int", "", "stops at the place", required=True),
+        _c("n_subjects", "int", "", "subjects that stopped there", required=True),
+        _c("subjects", "str", "", "those subjects joined by '|'", required=True),
+        _c("n_days", "int", "", "distinct UTC days with a stop there"),
+        _c("first_arrival", "time", "UTC", "earliest arrival"),
+        _c("last_departure", "time", "UTC", "latest departure"),
+        _c("total_dwell", "timedelta", "", "sum of the stops' dwell"),
+        _c("stop_ids", "str", "", "the stops joined by '|'", required=True),
+    ),
+    "portal_comparison": (
+        _c("status", "str", "", "agree, portal only, routetrace only, ...", required=True),
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("portal_place_id", "str", "", "the portal's stop (a place of kind portal_stop)"),
+        _c("stop_id", "str", "", "routetrace's matching stop"),
+        _c("portal_start", "time", "UTC", "the portal's stop start"),
+        _c("portal_end", "time", "UTC", "the portal's stop end"),
+        _c("t_arrival", "time", "UTC", "routetrace's arrival"),
+        _c("t_departure", "time", "UTC", "routetrace's departure"),
+        _c("arrival_diff", "timedelta", "", "routetrace minus portal"),
+        _c("departure_diff", "timedelta", "", "routetrace minus portal"),
+        _c("distance_m", "float", "m", "between the two stops' positions"),
+    ),
+    "copresence_pairs": (
+        _c("subject_a", "str", "", "first subject (subject_a < subject_b)", required=True),
+        _c("subject_b", "str", "", "second subject", required=True),
+        _c("fix_a", "str", "", "fix of subject_a", required=True),
+        _c("fix_b", "str", "", "fix of subject_b", required=True),
+        _c("t_a", "time", "UTC", "time of fix_a", required=True),
+        _c("t_b", "time", "UTC", "time of fix_b", required=True),
+        _c("dt", "timedelta", "", "|t_a - t_b|", required=True),
+        _c("distance_m", "float", "m", "great-circle distance between the fixes", required=True),
+        _c("h_acc_a", "float", "m", "accuracy of fix_a"),
+        _c("h_acc_b", "float", "m", "accuracy of fix_b"),
+        _c("lat_a", "float", "deg", "position of fix_a"),
+        _c("lon_a", "float", "deg", "position of fix_a"),
+        _c("lat_b", "float", "deg", "position of fix_b"),
+        _c("lon_b", "float", "deg", "position of fix_b"),
+        _c("firm", "bool", "", "within radius_m even at the accuracies' worst", required=True),
+    ),
+    "meetings": (
+        _c("meeting_id", "str", "", "id of the meeting (M0001...)", required=True),
+        _c("subject_a", "str", "", "first subject", required=True),
+        _c("subject_b", "str", "", "second subject", required=True),
+        _c("t_start", "time", "UTC", "first co-present pair", required=True),
+        _c("t_end", "time", "UTC", "last co-present pair", required=True),
+        _c("duration", "timedelta", "", "t_end - t_start", required=True),
+        _c("n_pairs", "int", "", "co-present fix pairs", required=True),
+        _c("n_firm", "int", "", "of which firm", required=True),
+        _c("min_distance_m", "float", "m", "closest pair", required=True),
+        _c("lat", "float", "deg", "where (mean of the pairs)"),
+        _c("lon", "float", "deg", "where (mean of the pairs)"),
+        _c("fix_ids", "str", "", "the fixes joined by '|'", required=True),
+    ),
+    "geofences": (
+        _c("name", "str", "", "the geofence's name", required=True),
+        _c("source", "str", "", "where it came from (file, OSM extract, stops)", required=True),
+        _c("wkt", "str", "", "the WGS84 polygon as WKT", required=True),
+    ),
+    "carpark_visits": (
+        _c("visit_id", "str", "", "id of the visit (V00001...)", required=True),
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("geofence", "str", "", "the car park", required=True),
+        _c("t_entry", "time", "UTC", "first fix inside", required=True),
+        _c("t_exit", "time", "UTC", "last fix inside", required=True),
+        _c("t_before", "time", "UTC", "last fix outside before (the entry lies between)"),
+        _c("t_after", "time", "UTC", "first fix outside after (the exit lies between)"),
+        _c("dwell", "timedelta", "", "t_exit - t_entry", required=True),
+        _c("dwell_observed", "timedelta", "", "dwell minus unobserved time", required=True),
+        _c("unobserved", "timedelta", "", "silences longer than max_gap inside the visit",
+           required=True),
+        _c("n_fixes", "int", "", "fixes of the visit", required=True),
+        _c("n_inside", "int", "", "fixes inside with their whole accuracy circle"),
+        _c("n_uncertain", "int", "", "fixes whose accuracy circle crosses the boundary"),
+        _c("uncertain", "bool", "", "made only of uncertain fixes"),
+        _c("ignition_on", "int", "", "ignition-on events during the visit"),
+        _c("ignition_off", "int", "", "ignition-off events during the visit"),
+        _c("door_open", "int", "", "door-open events during the visit"),
+        _c("door_close", "int", "", "door-close events during the visit"),
+        _c("event_ids", "str", "", "those events joined by '|'"),
+        _c("fix_ids", "str", "", "the fixes joined by '|'", required=True),
+        _c("others_present", "str", "", "subjects with an overlapping visit there"),
+        _c("local_tz", "str", "", "IANA zone of the car park"),
+        _c("night", "bool", "", "a door opened at night (local time)"),
+        _c("pass_through", "bool", "", "shorter than the shortest stop"),
+    ),
+    "carpark_hour_of_week": (
+        _c("geofence", "str", "", "the car park", required=True),
+        _c("weekday", "int", "", "0 = Monday, local time", required=True),
+        _c("hour", "int", "", "0..23, local time", required=True),
+        _c("visits", "int", "", "visits starting then", required=True),
+    ),
+    "carpark_recurring": (
+        _c("geofence", "str", "", "the car park", required=True),
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("visits", "int", "", "visits", required=True),
+        _c("days", "int", "", "distinct local days with a visit", required=True),
+    ),
+    "carpark_unusual_dwell": (
+        _c("visit_id", "str", "", "the visit (see carpark_visits)", required=True),
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("geofence", "str", "", "the car park", required=True),
+        _c("dwell_z", "float", "", "z-score of the dwell among the car park's visits",
+           required=True),
+    ),
+    "corroboration": (
+        _c("corroboration_id", "str", "", "<statement_id>|<subject_id>", required=True),
+        _c("statement_id", "str", "", "the statement tested", required=True),
+        _c("subject_id", "str", "", "the subject it is tested against", required=True),
+        _c("verdict", "str", "", "supported, contradicted, not observed or inconclusive",
+           required=True),
+        _c("reason", "str", "", "why, in words", required=True),
+        _c("window_start", "time", "UTC", "start of the time the statement covers"),
+        _c("window_end", "time", "UTC", "end of the time the statement covers"),
+        _c("nearest_m", "float", "m", "nearest evidence to the place"),
+        _c("nearest_time_diff", "timedelta", "", "time from the window to that evidence"),
+    ),
+    "corroboration_evidence": (
+        _c("corroboration_id", "str", "", "the verdict it supports or contradicts", required=True),
+        _c("evidence_kind", "str", "", "stop, fix, gap, ...", required=True),
+        _c("evidence_id", "str", "", "the stop, fix or gap", required=True),
+        _c("role", "str", "", "supporting, contradicting, ...", required=True),
+        _c("t_start", "time", "UTC", "start of the evidence"),
+        _c("t_end", "time", "UTC", "end of the evidence"),
+        _c("distance_m", "float", "m", "from the place"),
+    ),
+    "corroboration_sequence": (
+        _c("person_id", "str", "", "the person whose statements are in sequence", required=True),
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("check", "str", "", "order, before, after", required=True),
+        _c("statement_id", "str", "", "statement", required=True),
+        _c("status", "str", "", "visited, not visited, ...", required=True),
+        _c("consistent", "bool", "", "the order holds (NA: unknown)"),
+        _c("reason", "str", "", "why, in words", required=True),
+    ),
+})
+
+#: Stored tables that are another kind's table under another name.
+STORED_AS: dict[str, str] = {"places_merged": "places", "statements": "places"}
+
+
+def kind_of(name: str) -> str | None:
+    """The declared kind of a table stored as ``name``, or None for an undeclared one.
+
+    >>> kind_of("statements"), kind_of("meetings"), kind_of("nonesuch")
+    ('places', 'meetings', None)
+    """
+    kind = STORED_AS.get(name, name)
+    return kind if kind in TABLES else None
+
 
 #: The flag vocabulary: token -> meaning. Loaders and stages use only these tokens.
 FLAGS: dict[str, str] = {

@@ -260,7 +260,7 @@ def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]],
         tables[kind] = concat_tables(frames, kind)
     extra_names = sorted({n for r in new for n in r.extra_tables} |
                          {n for n in case.table_names()
-                          if n not in schema.TABLES and n not in DERIVED})
+                          if n not in schema.CANONICAL and n not in DERIVED})
     for name in extra_names:
         old = case.table(name) if case.table_path(name).exists() else pd.DataFrame()
         tables[name] = concat_tables([old] + [r.extra_tables[name] for r in new if name in r.extra_tables],
@@ -280,7 +280,7 @@ def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]],
     tables["devices"] = devices
     tables["subjects"] = build_subjects(devices, rules)
     for name, df in tables.items():
-        if name in schema.TABLES or len(df):
+        if name in schema.CANONICAL or len(df):
             case.write_table(name, df)
     for kind in ("fixes", "events", "places"):
         report.rows[kind] = len(tables[kind])

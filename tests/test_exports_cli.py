@@ -164,7 +164,10 @@ def test_geopackage_types_times_and_keeps_events_without_position(sample_case: P
                           if ly in layers], ignore_index=True)
         assert len(back) == len(table), name
         for k in tcols:
-            assert str(back[k].dtype).startswith("datetime64[") and str(back[k].dt.tz) == "UTC", (name, k)
+            assert str(back[k].dtype).startswith("datetime64["), (name, k)
+            # a column with no time at all (e.g. events.t_end of instant events) reads back
+            # without a zone: GDAL infers the zone from the values and there are none
+            assert str(back[k].dt.tz) == "UTC" or table[k].isna().all(), (name, k)
             a = table[k].dt.floor("ms").dropna().sort_values().reset_index(drop=True)
             b = back[k].dropna().sort_values().reset_index(drop=True).dt.as_unit("ns")
             pd.testing.assert_series_equal(a, b, check_names=False, check_dtype=False)

@@ -596,11 +596,12 @@ def _render_page(data: dict[str, Any], body: str, *, centre: tuple[float, float]
 
 
 def _resolve_gaps(f: pd.DataFrame, gaps: pd.DataFrame | None, notes: list[str]) -> pd.DataFrame:
-    if gaps is not None:
-        return schema.validate(gaps, "gaps")
-    notes.append("No gaps table was given: the unobserved intervals were computed for this exhibit by "
-                 "the chronology's rule (silences longer than 30 min; flag 'derived').")
-    return derive_gaps(f)
+    """The gaps given (the chronology's), or derived by its rule; the footer says which."""
+    out = derive_gaps(f) if gaps is None else schema.validate(gaps, "gaps")
+    if len(out) and schema.has_flag(out["flags"].astype("string").fillna(""), "derived").any():
+        notes.append("No gaps table was given: the unobserved intervals were computed for this exhibit by "
+                     "the chronology's rule (silences longer than 30 min; flag 'derived').")
+    return out
 
 
 def build_timeline_map(

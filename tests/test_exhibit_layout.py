@@ -121,6 +121,19 @@ def test_the_map_draws_the_gaps_it_is_given() -> None:
     assert len(derived["gaps"]) == len(detect_gaps(d["fixes"]))
 
 
+def test_make_exhibit_derives_gaps_with_the_ignition_rule(tmp_path: Path) -> None:
+    from routetrace.maps.exhibit import make_exhibit
+    t = ["2025-01-01T10:00Z", "2025-01-01T10:01Z", "2025-01-01T13:00Z", "2025-01-01T13:01Z"]
+    f = make_fixes(subject_id="van", t_utc=t, lat=[51.0, 51.0, 51.0, 51.05], lon=3.7)
+    ev = _ignition("van", "2025-01-01T10:00:30Z", "2025-01-01T13:00:30Z")
+    make_exhibit(f, case_id="c", exhibit_no="1", out_dir=tmp_path / "a", static=False)
+    make_exhibit(f, case_id="c", exhibit_no="1", out_dir=tmp_path / "b", static=False, events=ev)
+    silent = _data((tmp_path / "a" / "exhibit.html").read_text(encoding="utf-8"))
+    parked = _data((tmp_path / "b" / "exhibit.html").read_text(encoding="utf-8"))
+    assert len(silent["gaps"]) == 1 and parked["gaps"] == []  # parked with the engine off: not unobserved
+    assert "computed for this exhibit by" in (tmp_path / "a" / "exhibit.html").read_text(encoding="utf-8")
+
+
 # --- what is visible when the exhibit opens --------------------------------------------------
 
 def test_per_fix_gps_points_are_a_layer_off_at_first_and_thinning_is_stated(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,81 @@
+"""Regenerate the exhibit images in docs/img from the sample case.
+
+    .venv/bin/python docs/make_images.py
+
+Runs ``routetrace demo`` (the bundled, fictional sample case) in a temporary folder with
+``SOURCE_DATE_EPOCH=1761000000``, then writes:
+
+* ``docs/img/exhibit-sample.png``: the HTML exhibit as it opens (Chromium screenshot, the
+  ``exhibit.png`` of the exhibit set), shown in README.md;
+* ``docs/img/exhibit-page-overview.png``, ``exhibit-page-detail.png`` and
+  ``exhibit-page-chronology.png``: pages of ``exhibit.pdf`` (the overview, the first detail
+  page, the first chronology page) rasterised by poppler's ``pdftoppm`` at 100 dpi;
+* ``docs/img/exhibit-pages.txt``: the commit, the command and which PDF page each image is.
+
+Needs Debian's chromium and poppler-utils (as the tests do).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+IMG = HERE / "img"
+
+
+def _commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD")
+    return head + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _page_texts(pdf: Path) -> list[str]:
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return text.split("\f")
+
+
+def _raster(pdf: Path, page: int, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        stem = Path(tmp) / "p"
+        subprocess.run(["pdftoppm", "-r", "100", "-png", "-singlefile", "-f", str(page), "-l", str(page),
+                        str(pdf), str(stem)], check=True)
+        shutil.copyfile(stem.with_suffix(".png"), out)
+
+
+def main() -> int:
+    """Write the images and their note; return the exit status."""
+    os.environ["SOURCE_DATE_EPOCH"] = "1761000000"
+    from routetrace.pipeline import run_demo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_demo(Path(tmp) / "demo")
+        ex = Path(tmp) / "demo" / "exhibit"
+        pdf = ex / "exhibit.pdf"
+        pages = _page_texts(pdf)
+        overview = next(k for k, t in enumerate(pages, 1) if "Overview: the whole journey" in t)
+        detail = next((k for k, t in enumerate(pages, 1) if "Detail " in t and "(frame " in t), overview)
+        chrono = next(k for k, t in enumerate(pages, 1) if "Chronology \u00b7 Exhibit" in t)
+        IMG.mkdir(exist_ok=True)
+        shutil.copyfile(ex / "exhibit.png", IMG / "exhibit-sample.png")
+        for name, page in (("overview", overview), ("detail", detail), ("chronology", chrono)):
+            _raster(pdf, page, IMG / f"exhibit-page-{name}.png")
+        n_pages = len([t for t in pages if t.strip()])
+    (IMG / "exhibit-pages.txt").write_text(
+        f"Written by `python docs/make_images.py` at commit {_commit()} from `routetrace demo` "
+        "(SOURCE_DATE_EPOCH=1761000000).\n"
+        f"exhibit-sample.png: exhibit.png (the HTML exhibit as it opens, 1280 px wide).\n"
+        f"exhibit-page-overview.png: exhibit.pdf page {overview} of {n_pages}.\n"
+        f"exhibit-page-detail.png: exhibit.pdf page {detail} of {n_pages}.\n"
+        f"exhibit-page-chronology.png: exhibit.pdf page {chrono} of {n_pages}.\n", encoding="utf-8")
+    print((IMG / "exhibit-pages.txt").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

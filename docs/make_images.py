@@ -53,6 +53,7 @@ def main() -> int:
     os.environ["SOURCE_DATE_EPOCH"] = "1761000000"
     from routetrace.pipeline import run_demo
 
+    commit = _commit()  # before writing: the images are outputs of this commit
     with tempfile.TemporaryDirectory() as tmp:
         run_demo(Path(tmp) / "demo")
         ex = Path(tmp) / "demo" / "exhibit"
@@ -67,7 +68,7 @@ def main() -> int:
             _raster(pdf, page, IMG / f"exhibit-page-{name}.png")
         n_pages = len([t for t in pages if t.strip()])
     (IMG / "exhibit-pages.txt").write_text(
-        f"Written by `python docs/make_images.py` at commit {_commit()} from `routetrace demo` "
+        f"Written by `python docs/make_images.py` at commit {commit} from `routetrace demo` "
         "(SOURCE_DATE_EPOCH=1761000000).\n"
         f"exhibit-sample.png: exhibit.png (the HTML exhibit as it opens, 1280 px wide).\n"
         f"exhibit-page-overview.png: exhibit.pdf page {overview} of {n_pages}.\n"

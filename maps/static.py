@@ -123,8 +123,8 @@ def _fix_pdf_dates(path: Path) -> None:
 
 #: PDF page margins: the header (exhibit) and footer ("page k of m") are printed in them.
 PDF_MARGINS = {"top": "12mm", "bottom": "10mm", "left": "8mm", "right": "8mm"}
-_HEAD_STYLE = ('font-family:"DejaVu Sans",Arial,sans-serif;font-size:8.5px;color:#222;width:100%;'
-               'margin:0 8mm;display:flex;justify-content:space-between')
+_HEAD_STYLE = ("font-family:'DejaVu Sans',Arial,sans-serif;font-size:8.5px;color:#222;width:100%;"
+               "margin:0 8mm;display:flex;justify-content:space-between")
 
 
 def page_templates(header: dict[str, str]) -> tuple[str, str]:

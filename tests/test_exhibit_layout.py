@@ -291,16 +291,17 @@ def _pdf_words(pdf: Path) -> list[dict[str, Any]]:
     pages = []
     for pg in root.iter("page"):
         words = [w.text or "" for w in pg.iter("word")]
-        numbers = []
+        numbers, lines = [], []
         for line in pg.iter("line"):
             ws = list(line.iter("word"))
+            lines.append((" ".join(w.text or "" for w in ws), float(line.get("yMax", 0)) - float(line.get("yMin", 0))))
             # a line with a lower-case word is text ("unobserved 1 h 00 min", "30 km"); stop
             # numbers may share a line with a place symbol or a group letter
             if any(re.search(r"[a-z]", w.text or "") for w in ws):
                 continue
             numbers += [{k: float(w.get(k, 0)) for k in ("xMin", "yMin", "xMax", "yMax")} | {"text": w.text or ""}
                         for w in ws if (w.text or "").isdigit()]
-        pages.append({"text": " ".join(words), "numbers": numbers})
+        pages.append({"text": " ".join(words), "numbers": numbers, "lines": lines})
     return pages
 
 
@@ -308,8 +309,9 @@ def _check_pdf(pdf: Path, n_stops: int, n_groups: int) -> list[int]:
     pages = _pdf_words(pdf)
     m = len(pages)
     for k, p in enumerate(pages, start=1):
-        assert f"page {k} of {m}" in p["text"], (k, p["text"][-200:])
-        assert "Exhibit" in p["text"]
+        # legible: the header and footer lines at least 6 pt high
+        assert any(f"page {k} of {m}" in text and h >= 6 for text, h in p["lines"]), (k, p["lines"][-3:])
+        assert any(text.startswith("Exhibit ") and h >= 6 for text, h in p["lines"]), (k, p["lines"][:3])
     map_pages = [p for p in pages if p["text"].startswith(("Overview", "Detail")) or
                  re.search(r"(Overview: the whole journey|Detail [A-Z]+: )", p["text"])]
     assert len(map_pages) == 1 + n_groups

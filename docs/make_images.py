@@ -32,7 +32,9 @@ def _commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD")
-    return head + (" (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # the images themselves are this script's output: their own changes do not count
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)docs/img")
+    return head + (" (with uncommitted changes)" if dirty else "")
 
 
 def _page_texts(pdf: Path) -> list[str]:

@@ -8,8 +8,8 @@ Runs ``routetrace demo`` (the bundled, fictional sample case) in a temporary fol
 * ``docs/img/exhibit-sample.png``: the HTML exhibit as it opens (Chromium screenshot, the
   ``exhibit.png`` of the exhibit set), shown in README.md;
 * ``docs/img/exhibit-page-overview.png``, ``exhibit-page-detail.png`` and
-  ``exhibit-page-chronology.png``: pages of ``exhibit.pdf`` (the overview, the first detail
-  page, the first chronology page) rasterised by poppler's ``pdftoppm`` at 100 dpi;
+  ``exhibit-page-chronology.png``: pages of ``exhibit.pdf`` (the overview, the detail page
+  of the group with the most stops, the first chronology page) rasterised by poppler's ``pdftoppm`` at 100 dpi;
 * ``docs/img/exhibit-pages.txt``: the commit, the command and which PDF page each image is.
 
 Needs Debian's chromium and poppler-utils (as the tests do).
@@ -42,6 +42,24 @@ def _page_texts(pdf: Path) -> list[str]:
     return text.split("\f")
 
 
+def _biggest_detail(pages: list[str]) -> int | None:
+    """The detail page of the group with the most stops (the first of equals)."""
+    import re
+
+    best, best_n = None, 0
+    for k, text in enumerate(pages, 1):
+        m = re.search(r"Detail [A-Z]+: stops? ([0-9, \u2013]+)", text)
+        if not m:
+            continue
+        n = 0
+        for part in m.group(1).replace(" ", "").strip(",").split(","):
+            lo, _, hi = part.partition("\u2013")
+            n += int(hi) - int(lo) + 1 if hi else 1
+        if n > best_n:
+            best, best_n = k, n
+    return best
+
+
 def _raster(pdf: Path, page: int, out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stem = Path(tmp) / "p"
@@ -62,7 +80,7 @@ def main() -> int:
         pdf = ex / "exhibit.pdf"
         pages = _page_texts(pdf)
         overview = next(k for k, t in enumerate(pages, 1) if "Overview: the whole journey" in t)
-        detail = next((k for k, t in enumerate(pages, 1) if "Detail " in t and "(frame " in t), overview)
+        detail = _biggest_detail(pages) or overview
         chrono = next(k for k, t in enumerate(pages, 1) if "Chronology \u00b7 Exhibit" in t)
         IMG.mkdir(exist_ok=True)
         shutil.copyfile(ex / "exhibit.png", IMG / "exhibit-sample.png")

@@ -2,8 +2,8 @@
 
     .venv/bin/python docs/make_images.py
 
-Runs ``routetrace demo`` (the bundled, fictional sample case) in a temporary folder with
-``SOURCE_DATE_EPOCH=1761000000``, then writes:
+Runs ``routetrace demo --out demo-out`` (the bundled, fictional sample case) in a temporary
+folder with ``SOURCE_DATE_EPOCH=1761000000``, then writes:
 
 * ``docs/img/exhibit-sample.png``: the HTML exhibit as it opens (Chromium screenshot, the
   ``exhibit.png`` of the exhibit set), shown in README.md;
@@ -74,9 +74,16 @@ def main() -> int:
     from routetrace.pipeline import run_demo
 
     commit = _commit()  # before writing: the images are outputs of this commit
+    cwd = Path.cwd()
     with tempfile.TemporaryDirectory() as tmp:
-        run_demo(Path(tmp) / "demo")
-        ex = Path(tmp) / "demo" / "exhibit"
+        # run as the README does (`routetrace demo --out demo-out`): the evidence paths the
+        # footer prints are then the same on every run, and so are the images
+        os.chdir(tmp)
+        try:
+            run_demo(Path("demo-out"))
+        finally:
+            os.chdir(cwd)
+        ex = Path(tmp) / "demo-out" / "exhibit"
         pdf = ex / "exhibit.pdf"
         pages = _page_texts(pdf)
         overview = next(k for k, t in enumerate(pages, 1) if "Overview: the whole journey" in t)

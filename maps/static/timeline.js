@@ -571,12 +571,24 @@
     return [[s - dlat, w - dlon], [n + dlat, e + dlon]];
   }
 
+  /* Redraw the whole route canvas now, instead of the pieces Leaflet queued for the next
+   * frame (the leader lines and frames just replaced): pieces redrawn in one frame or in
+   * two gave pixels that differed from run to run. */
+  function redrawCanvas(R) {
+    var r = R.renderer;
+    if (!r._ctx) { return; }
+    if (r._redrawRequest) { L.Util.cancelAnimFrame(r._redrawRequest); r._redrawRequest = null; }
+    r._redrawBounds = null;
+    r._redraw();
+  }
+
   function finish(R) {
     // a reset view ends with 'viewreset', which leaves the canvas renderer at a sub-pixel
     // offset; Chromium sometimes prints that offset as it is and sometimes snapped to whole
     // pixels, so one exhibit gave two PDFs. A finished move ('moveend') puts the canvas on
     // whole pixels, the same on screen and on paper.
     R.map.fire("moveend");
+    redrawCanvas(R);
   }
 
   /* ---- the screen exhibit ---- */

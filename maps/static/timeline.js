@@ -440,11 +440,12 @@
     icon.style.display = on ? "" : "none";
   }
 
-  function leaderTo(R, anchor, r) {
+  function leaderTo(R, anchor, r, dashed) {
     var map = R.map;
     var ex = Math.max(r.x, Math.min(anchor.x, r.x + r.w)), ey = Math.max(r.y, Math.min(anchor.y, r.y + r.h));
     L.polyline([map.containerPointToLatLng(anchor), map.containerPointToLatLng([ex, ey])],
-               { color: "#111", weight: 1, opacity: 0.9, renderer: R.renderer, interactive: false }).addTo(R.leaders);
+               { color: dashed ? "#555" : "#111", weight: 1, opacity: 0.9, dashArray: dashed ? "2 3" : null,
+                 renderer: R.renderer, interactive: false }).addTo(R.leaders);
   }
 
   function layoutLabels(R) {
@@ -497,7 +498,9 @@
       var p = map.latLngToContainerPoint(it.ll);
       var got = placeBox(p, w, h, OFFSETS.slice(0, 140), size, blocked, dots);
       setIconBox(it.label, w, h, got ? got.dx : 0, got ? got.dy : 0, !!got);
-      if (got) { blocked.push(got.r); }
+      if (!got) { return; }
+      blocked.push(got.r);
+      if (got.dx || got.dy) { leaderTo(R, p, got.r, true); }  // dotted, to the middle of its line
     });
     // town names: background, centred on the town or left out; never over a label or a marker
     R.townItems.forEach(function (it) {

@@ -407,3 +407,40 @@ def test_every_symbol_drawn_has_a_legend_entry(sample_exhibit: Path) -> None:
     assert gps_layers
     n_sources = len([x for x in layers if x.strip().startswith("Source:")])
     assert drawn["points_on"] == n_sources - len(gps_layers)
+
+
+@pytest.mark.browser
+@pytest.mark.allow_loopback
+@_BROWSER
+@_PDFTOTEXT
+def test_hostile_header_and_town_names_stay_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from routetrace.maps import basemap
+    from routetrace.maps.static import open_exhibit, render_static
+    hostile = '<img src=x onerror="window.__xss=1">{{7*7}}'
+
+    def town_labels(bounds: tuple[float, float, float, float]) -> list[dict[str, object]]:
+        return [{"name": hostile, "lat": 51.0, "lon": 3.7005}, {"name": "Gent", "lat": 51.05, "lon": 3.72},
+                {"name": "Wetteren", "lat": 51.0, "lon": 3.88}]
+
+    monkeypatch.setattr(basemap, "town_labels", town_labels, raising=False)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761000000")
+    d = demo_tables(300)
+    html = build_timeline_map(d["fixes"], d["stops"], d["gaps"], d["places"], d["sources"], case_id=hostile,
+                              exhibit_no=hostile, title=hostile)
+    p = tmp_path / "x.html"
+    p.write_text(html, encoding="utf-8")
+    render_static(p, None, tmp_path / "x.pdf")
+    with open_exhibit(p, viewport={"width": 1280, "height": 800}) as (page, rep):
+        towns = page.evaluate("""() => [...document.querySelectorAll('.folium-map .rt-town')]
+            .filter(e => getComputedStyle(e).display !== 'none')
+            .map(e => { const r = e.getBoundingClientRect(); return {text: e.textContent, x: r.left, y: r.top, w: r.width, h: r.height}; })""")
+        stops = page.evaluate(_MEASURE)["labels"]
+        flag = page.evaluate("window.__xss === undefined ? null : window.__xss")
+    assert flag is None and rep.page_errors == [] and rep.console_errors == [] and rep.blocked == []
+    assert {"Gent", "Wetteren"} <= {t["text"] for t in towns}
+    for t in towns:
+        for s in stops:
+            assert not _overlap(t, s), (t, s)
+    pages = _pdf_words(tmp_path / "x.pdf")
+    head = [text for text, _h in pages[0]["lines"] if text.startswith("Exhibit")]
+    assert head and hostile.replace(" ", "") in head[0].replace(" ", "")  # printed as text, not markup

@@ -9,12 +9,21 @@ What the court sees
   drawn as a circle at true scale.
 * Places: indicated places (statements) ``◆``, safehouses ``⌂``, others ``■``, with their
   stated radius at true scale.
-* Evidence points (non-GPS fixes: photos, visits, cell/Wi-Fi positions; every fix when the
-  journey is small) at their exact positions with their stated accuracy at true scale, one
-  layer per source file.
-* Unobserved intervals drawn as dashed straight lines and labelled with their duration.
-* A layer control per subject and per source, a legend, a footer (case, exhibit, sources
-  with SHA-256, parameters, tool version, time convention) and the chronology table.
+* Evidence points (non-GPS fixes: photos, visits, cell/Wi-Fi positions) at their exact
+  positions with their stated accuracy at true scale, one layer per source file; every GPS
+  fix of a small journey in a layer of its own, off when the page opens (it would cover the
+  route's time colours); thinning above :data:`EVIDENCE_POINT_LIMIT` is stated.
+* Unobserved intervals (the ``gaps`` given, else :func:`derive_gaps`, the chronology's rule)
+  drawn as dashed straight lines and labelled with their duration.
+* Groups of stops whose markers collide at the overview scale
+  (:func:`routetrace.maps.layout.find_marker_groups`) framed and lettered, with a "Zoom to"
+  control; stop numbers, letters and labels placed without overlap, set aside with a leader
+  line where stops crowd (``timeline.js``); a click on a chronology row zooms to its stop.
+* A collapsed layer control per subject and per source, a legend with an entry for every
+  symbol drawn, scale bar, north arrow, a footer (case, exhibit, sources with SHA-256,
+  parameters, tool version, time convention) and the chronology table.
+* Printed (``routetracePrint``, called by :func:`routetrace.maps.static.render_static`):
+  the overview page, one detail page per group, the chronology, then the footer.
 * A time slider: the labels are strings routetrace wrote in the local time of the place
   where the subjects were at that moment; the browser never formats a time.
 

@@ -56,6 +56,7 @@ def make_exhibit(
     static: bool = True,
     timezone_id: str = "UTC",
     corroboration: pd.DataFrame | None = None,
+    events: pd.DataFrame | None = None,
 ) -> dict[str, str]:
     """Write the exhibit set to ``out_dir`` and return ``{file name: SHA-256}``.
 
@@ -69,8 +70,11 @@ def make_exhibit(
     Parameters
     ----------
     fixes, stops, trips, gaps, places, sources
-        Canonical tables; only ``fixes`` is required. Without ``gaps``, silences longer
-        than 30 minutes are derived so that none is drawn as a solid route line.
+        Canonical tables; only ``fixes`` is required. Pass the ``gaps`` the chronology
+        computed: the map and every export show exactly those. Without them they are
+        computed by the chronology's rule (:func:`~routetrace.maps.timeline.derive_gaps`:
+        silences over 30 min, less the time a vehicle was parked with its ignition off
+        when ``events`` are given), flagged ``derived``.
     case_id, exhibit_no
         Printed in the title, footer and every export.
     out_dir
@@ -87,6 +91,8 @@ def make_exhibit(
     corroboration
         The statements' corroboration layer (``routes.corroborate.statement_layer`` with a
         result): verdicts in the place popups, marker colour by the worst verdict.
+    events
+        Vehicle events (ignition), used only to derive the gaps when none are given.
 
     Raises
     ------
@@ -99,7 +105,7 @@ def make_exhibit(
     schema.validate(fixes, "fixes")
     stops_t = schema.empty("stops") if stops is None else schema.validate(stops, "stops")
     places_t = schema.empty("places") if places is None else schema.validate(places, "places")
-    gaps_t = derive_gaps(fixes) if gaps is None else schema.validate(gaps, "gaps")
+    gaps_t = derive_gaps(fixes, events=events) if gaps is None else schema.validate(gaps, "gaps")
     if trips is not None:
         schema.validate(trips, "trips")
     tileset: TileSet | None
@@ -113,7 +119,7 @@ def make_exhibit(
         lon = pd.concat([f["lon"], stops_t["lon"], places_t["lon"]]).astype(float)
         tileset = load_mbtiles(Path(tiles), (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())))
 
-    html = build_timeline_map(fixes, stops_t, gaps if gaps is not None else None, places_t, sources,
+    html = build_timeline_map(fixes, stops_t, gaps_t, places_t, sources,
                               case_id=case_id, exhibit_no=exhibit_no, title=title, params=params,
                               tiles=tileset, roads=roads, corroboration=corroboration)
     written: list[Path] = []
@@ -164,8 +170,9 @@ def exhibit_from_case(
     """Write the exhibit set of a case folder (``routetrace exhibit CASE --out DIR``).
 
     Reads the case's ``fixes, stops, trips, gaps, places, sources`` tables (absent ones are
-    empty; without a ``gaps`` table silences over 30 min are derived) and the stage
-    parameters recorded in ``case.json``, then calls :func:`make_exhibit`.
+    empty; without a ``gaps`` table they are derived by the chronology's rule, with the
+    case's ignition ``events``) and the stage parameters recorded in ``case.json``, then
+    calls :func:`make_exhibit`.
     """
     from ..case import open_case
 
@@ -185,4 +192,4 @@ def exhibit_from_case(
         fixes, stops=get("stops"), trips=get("trips"), gaps=get("gaps"), places=get("places"),
         sources=get("sources"), case_id=case.case_id, exhibit_no=exhibit_no, out_dir=out_dir,
         title=title, params=case.manifest.get("parameters", {}), tiles=tiles, roads=roads,
-        static=static)
+        static=static, events=get("events"))

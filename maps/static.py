@@ -20,7 +20,7 @@ from typing import Any, cast
 from ..errors import ExportError
 from ..extras import require
 
-__all__ = ["BrowserReport", "CHROMIUM_ARGS", "chromium_path", "open_exhibit", "render_static"]
+__all__ = ["BrowserReport", "CHROMIUM_ARGS", "chromium_path", "open_exhibit", "page_templates", "render_static"]
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync",
@@ -132,10 +132,52 @@ def _fix_pdf_dates(path: Path) -> None:
         path.write_bytes(fixed)
 
 
+#: PDF page margins: the header (exhibit) and footer ("page k of m") are printed in them.
+PDF_MARGINS = {"top": "12mm", "bottom": "10mm", "left": "8mm", "right": "8mm"}
+_HEAD_STYLE = ("font-family:'DejaVu Sans',Arial,sans-serif;font-size:8.5px;color:#222;width:100%;"
+               "margin:0 8mm;display:flex;justify-content:space-between")
+
+
+def page_templates(header: dict[str, str]) -> tuple[str, str]:
+    """The PDF's header (exhibit number, case, title) and footer ("page k of m") templates.
+
+    The texts may come from evidence: they are HTML-escaped.
+
+    >>> head, foot = page_templates({"exhibit_no": "7", "case_id": "<b>", "title": "Map"})
+    >>> "Exhibit 7 \u00b7 Case &lt;b&gt; \u00b7 Map" in head, 'class="totalPages"' in foot
+    (True, True)
+    """
+    import markupsafe
+
+    text = markupsafe.escape(f"Exhibit {header.get('exhibit_no', '')} \u00b7 Case {header.get('case_id', '')}"
+                             f" \u00b7 {header.get('title', '')}")
+    head = f'<div style="{_HEAD_STYLE}"><span>{text}</span><span>routetrace</span></div>'
+    foot = (f'<div style="{_HEAD_STYLE}"><span>{text}</span><span>page <span class="pageNumber"></span> of '
+            '<span class="totalPages"></span></span></div>')
+    return head, foot
+
+
+def _print_pdf(page: Any, pdf: Path) -> None:
+    """A4 landscape PDF: overview page, one detail page per group, chronology, footer."""
+    page.emulate_media(media="print")
+    # the print pages are built with print media on (their maps need their printed size);
+    # then fonts and two animation frames, so every canvas has drawn before printing
+    page.evaluate("window.routetracePrint ? window.routetracePrint() : 0")
+    page.evaluate("document.fonts.ready.then(() => new Promise(r => "
+                  "requestAnimationFrame(() => requestAnimationFrame(r))))")
+    header = page.evaluate("window.routetraceData ? window.routetraceData.header : {}") or {}
+    head, foot = page_templates({str(k): str(v) for k, v in header.items()})
+    page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True, margin=PDF_MARGINS,
+             display_header_footer=True, header_template=head, footer_template=foot)
+
+
 def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Path | None = None, *,
                   chronology_png: str | Path | None = None, timezone_id: str = "UTC") -> BrowserReport:
     """Write a PNG of the map page (title, map, footer), a PNG of the chronology table and an
-    A4 landscape PDF (map page, then the chronology pages) of an exhibit HTML file.
+    A4 landscape PDF of an exhibit HTML file: the overview page with each group of close
+    markers framed and lettered, one detail page per group, the chronology, then sources and
+    parameters. Every page carries the exhibit header and "page k of m"; every map page a
+    scale bar, a north arrow and the legend beside the map.
 
     Raises
     ------
@@ -154,13 +196,7 @@ def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Pa
         if chronology_png is not None:
             page.locator("#rt-chronology").screenshot(path=str(chronology_png), animations="disabled")
         if pdf is not None:
-            page.emulate_media(media="print")
-            # the print style hides the slider and layer control: let the page lay out and its
-            # canvases redraw (two frames, as after loading) before printing
-            page.evaluate("document.fonts.ready.then(() => new Promise(r => "
-                          "requestAnimationFrame(() => requestAnimationFrame(r))))")
-            page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True,
-                     margin={"top": "8mm", "bottom": "8mm", "left": "8mm", "right": "8mm"})
+            _print_pdf(page, Path(pdf))
     if pdf is not None:
         _fix_pdf_dates(Path(pdf))
     if rep.blocked or rep.page_errors or rep.console_errors:

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from ..timebase import TELTONIKA_GH_EPOCH
+
 __all__ = [
     "AVL_CODECS",
     "COMMAND_CODECS",
@@ -71,8 +73,9 @@ COMMAND_CODECS = frozenset({0x0C, 0x0D, 0x0E, 0x0F})
 KNOWN_CODECS = AVL_CODECS | COMMAND_CODECS
 CODEC_NAMES = {CODEC_7: "7", CODEC_8: "8", CODEC_8E: "8E", CODEC_16: "16",
                0x0C: "12", 0x0D: "13", 0x0E: "14", 0x0F: "15"}
-#: Seconds from the Unix epoch to 2007-01-01T00:00:00Z (timebase.TELTONIKA_GH_EPOCH).
-GH_EPOCH_S = 1_167_609_600
+#: Seconds from the Unix epoch to the codec-7 epoch :data:`routetrace.timebase.TELTONIKA_GH_EPOCH`
+#: (2007-01-01T00:00:00Z; the one place that date is written).
+GH_EPOCH_S = TELTONIKA_GH_EPOCH.value // 1_000_000_000
 #: Largest data length accepted as plausible (a frame is at most a few KiB in practice;
 #: camera file transfers over codec 12 reach tens of KiB).
 MAX_DATA_LEN = 1 << 20

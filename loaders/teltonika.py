@@ -29,6 +29,15 @@ What a record becomes (the count rule: *records read = AVL records + rejected me
   with its locator (``line 12`` in hex text, ``offset 1234`` in binary captures) and
   decoding resumes with the next line / the next trustworthy message start (binary:
   next preamble whose CRC verifies, login or consistent UDP header).
+* **Damaged frames** (option ``keep_damaged``, default ``False``): by default a TCP AVL
+  frame that fails its CRC-16 or declared-length check is one reject, whatever it holds.
+  With ``keep_damaged=True`` (CLI ``--option keep_damaged=true``) the records that parse
+  whole from its data part are produced, as Traccar (which checks neither) keeps them:
+  every row they give carries the flag ``damaged_frame`` (their bytes are not verified by
+  the CRC), their locator names the frame (``line 54/rec 0``) and each fix's ``extra``
+  holds ``frame_error`` (the failed check). Records the frame announced but that do not
+  parse whole (a truncated frame) are one reject naming the frame and which records were
+  kept. A damaged command frame or a frame with no whole record stays one reject.
 * **Command frames** (codec 12/13/14/15: GPRS commands and responses, camera transfers)
   carry no position: each is a reject with reason ``command frame, no position: ...`` and
   the decoded text, so it is reported and never mistaken for a position.
@@ -273,6 +282,19 @@ def _profile(ctx: LoadContext, model: str | None) -> dict[str, Any]:
     return {"io": io, "door": door, "derived": derived, "model": prof["model"]}
 
 
+def _bool_option(ctx: LoadContext, key: str, default: bool = False) -> bool:
+    """A yes/no option given as a bool or as text (``--option keep_damaged=true``)."""
+    v = ctx.options.get(key, default)
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ParameterError(f"option {key} must be true or false, got {v!r}")
+
+
 def _read_messages(path: Path, ctx: LoadContext) -> tuple[bytes, list[tuple[str, int, int, str]],
                                                            list[tuple[str, str]], str]:
     raw = path.read_bytes()
@@ -294,7 +316,7 @@ def _read_messages(path: Path, ctx: LoadContext) -> tuple[bytes, list[tuple[str,
 def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a Teltonika capture. Options: see the module docstring."""
     buf, msgs, bad_lines, _mode = _read_messages(path, ctx)
-    d = tc.decode_messages(buf, msgs)
+    d = tc.decode_messages(buf, msgs, keep_damaged=_bool_option(ctx, "keep_damaged"))
     rejects: list[tuple[str, str]] = list(bad_lines) + list(d.rejects)
     for loc, codec, ctype, text in d.commands:
         kind = {5: "command", 6: "response"}.get(ctype, f"type 0x{ctype:02X}")

@@ -436,7 +436,9 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
     io_values(io, mp)
     io = keep_io(io, rc.keep)
     tables: dict[str, Any] = {IO_TABLE: io_table(io, mp, rc, ctx.source_id)}
-    tables["fixes"] = fixes_table(d, rc)
+    damaged = {int(r): {"frame_error": d.msg_info[rc.msg[r]]["damaged"]}
+               for r in np.flatnonzero(rc.damaged)}
+    tables["fixes"] = fixes_table(d, rc, more=damaged)
     rec_lat = np.where(rc.has_fix, rc.lat, np.nan)
     rec_lon = np.where(rc.has_fix, rc.lon, np.nan)
     tables["events"] = te.io_events(

@@ -285,9 +285,10 @@ _FUZZ_TMP = Path(tempfile.mkdtemp(prefix="routetrace-teltonika-fuzz-"))
 @given(frames=st.lists(st.tuples(_records, _codec, st.booleans()), min_size=1, max_size=3),
        ops=st.lists(st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 1 << 30),
                               st.integers(0, 1 << 30)), min_size=1, max_size=3),
-       as_hex=st.booleans())
+       as_hex=st.booleans(), keep=st.booleans())
 def test_fuzz_loader_gives_rows_or_loader_error(frames: list[tuple[list[tc.Record], int, bool]],
-                                                ops: list[tuple[str, int, int]], as_hex: bool) -> None:
+                                                ops: list[tuple[str, int, int]], as_hex: bool,
+                                                keep: bool) -> None:
     msgs = [tc.encode_login(IMEI)] + [_frame(r, c, u) for r, c, u in frames]
     if as_hex:
         data = mutate("\n".join(m.hex() for m in msgs).encode(), ops)
@@ -296,7 +297,7 @@ def test_fuzz_loader_gives_rows_or_loader_error(frames: list[tuple[list[tc.Recor
     p = _FUZZ_TMP / "capture.bin"
     p.write_bytes(data)
     try:
-        res = load(p, format="teltonika")
+        res = load(p, format="teltonika", options={"keep_damaged": keep})
     except RoutetraceError as exc:
         assert not str(exc).startswith("internal"), exc
         return
@@ -418,3 +419,54 @@ def test_sample_case_lorry_captures_match_scenario_events(tmp_path: Path) -> Non
             exp[["t_utc", "kind"]].sort_values(["t_utc", "kind"]).reset_index(drop=True)
             .astype({"kind": str}), check_dtype=False)
         assert len(res.fixes) == res.records_read
+
+
+# --- damaged frames kept by option (issue #19) -------------------------------------------------
+
+
+def test_traccar_damaged_frames_keep_whole_records_by_option(tdir: Path) -> None:
+    f = tdir / "traccar_TeltonikaProtocolDecoderTest.hex"
+    default = load(f)
+    res = load(f, options={"keep_damaged": "true"})
+    assert_count_rule(res)
+    recs = res.extra_tables[RECORDS_TABLE]
+    kept = recs[recs["flags"].str.contains("damaged_frame")]
+    frames = sorted({int(r.split("/")[0].split()[1]) for r in kept["record"]})
+    # the six AVL frames Traccar decodes although their CRC or length check fails
+    assert frames == [54, 58, 70, 80, 86, 94]
+    assert set(default.rejects["record"]) - set(res.rejects["record"]) == {f"line {ln}" for ln in frames}
+    # a command frame with a bad CRC (line 42) and the photo frames stay rejects
+    assert {"line 42", "line 112", "line 114"} <= set(res.rejects["record"])
+    # the flag names its frame: locator + the failed check in the fix's extra
+    fx = res.fixes[res.fixes["flags"].str.contains("damaged_frame")]
+    assert len(fx) and fx["extra"].str.contains('"frame_error":"(?:CRC mismatch|declared data length)',
+                                                 regex=True).all()
+    # default unchanged: every damaged frame is one reject, no record flagged
+    assert not default.extra_tables[RECORDS_TABLE]["flags"].str.contains("damaged_frame").any()
+    assert res.records_read == default.records_read - 6 + len(kept)
+
+
+def test_damaged_generated_frames_keep_intact_records(tmp_path: Path) -> None:
+    recs = [tc.Record(t_ms=1_761_500_000_000 + i * 30_000, lat=51.0 + i * 1e-3, lon=4.0, sats=9,
+                      io=[tc.IoValue(239, 1, 1), tc.IoValue(16, 1000 * i, 4)]) for i in range(5)]
+    good = tc.encode_tcp_frame(recs, tc.CODEC_8E)
+    bad_crc = bytearray(good)
+    bad_crc[-1] ^= 0x55  # only the CRC field is wrong: all 5 records whole
+    size = (len(good) - 12 - 3) // 5  # bytes per record
+    truncated = good[: 8 + 2 + 2 * size + size // 2]  # cut inside record 2: 0 and 1 whole
+    p = tmp_path / "damaged.hex"
+    p.write_text("\n".join(b.hex() for b in (tc.encode_login(IMEI), bytes(bad_crc), truncated, good)) + "\n")
+    strict = load(p)
+    assert_count_rule(strict)
+    assert len(strict.fixes) == 5 and strict.rejects["record"].tolist() == ["line 2", "line 3"]
+    res = load(p, options={"keep_damaged": True})
+    assert_count_rule(res)
+    flagged = res.fixes[res.fixes["flags"].str.contains("damaged_frame")]
+    assert flagged["record"].str.split("/").str[0].value_counts().to_dict() == {"line 2": 5, "line 3": 2}
+    # the truncated frame's lost records are one reject naming the frame and what was kept
+    assert res.rejects["record"].tolist() == ["line 3"]
+    assert re.search(r"declared data length .*records 0-1 of 5 kept .*records 2-4 lost",
+                     res.rejects["reason"].iloc[0])
+    assert res.records_read == 5 + 5 + 2 + 1
+    with pytest.raises(ParameterError):
+        load(p, options={"keep_damaged": "maybe"})

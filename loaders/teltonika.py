@@ -55,8 +55,13 @@ name. The IMEI is always kept in the fix's ``extra``.
 IO map and events
 -----------------
 ``loaders/data/teltonika_io.json`` declares, per device model, what IO ids mean (name,
-unit, scale, signedness, event kind, edge events). Options: ``io_map`` (path to a user
-file of the same layout), ``model`` (default ``FMB``; codec-7 records use ``GH3000``),
+unit, scale, signedness, event kind, edge events, alarms, identifiers, cell, HDOP).
+Options: ``io_map`` (path to a user file of the same layout), ``model`` (the device model
+whose IO ids apply to codec 8/8E/16 records: ``FMB`` (default: FMB1xx/FMB9xx/FMC1xx),
+``FMB125``, ``FMB640``/``FMC640``/``FMM640`` (the FMx6xx family, whose ids 80-89 are not
+the FMB's LV-CAN fuel ids and are left unmapped), or any model of a user map; codec-7
+records always use ``GH3000``), ``uere_m`` (metres, default 5; see HDOP below),
+``keep_damaged`` (see above),
 ``door_input`` (1-4, the digital input wired to the door sensor; default 2 as in the
 FMB profile; 0 disables), ``door_open_value`` (raw value meaning open, default 1) and
 any key of the model's ``derived`` thresholds.
@@ -81,6 +86,35 @@ Events (all with ``record`` provenance to the AVL record):
   ``inconsistent_value``). An edge is never emitted for a subject's first reading (the
   state before it is unknown). Edge times are the time of the first record showing the
   new state (exact when the record was triggered by that IO: ``extra.triggered``).
+
+* alarm events (Teltonika's eventual alarm elements), one for **every record** carrying
+  the element with an alarm value, ``value`` = the raw code, ``text`` = its meaning from
+  Teltonika's FMB AVL ID list: ``crash`` (IO 247, any value; codes 1-6 are the crash
+  kinds, code 0 is not in the list and says so), ``unplug`` (IO 252 = 1, external power
+  cut), ``towing`` (IO 246 = 1), ``jamming`` (IO 249 = 1, GNSS/GSM jamming start; the
+  record with 0 that ends it is in ``teltonika_io``), ``alarm`` (IO 236 = 1).
+* identifier events, when first seen for the subject and whenever they change; ``text``
+  = the id: ``driver_id`` (IO 78 iButton, 16 hex digits as sent and byte-reversed as
+  Traccar shows it; 0 = no iButton), ``vin`` (IO 256, ASCII), ``sim_iccid`` /
+  ``sim_iccid_part2`` (IO 11 / IO 14: Teltonika sends the ICCID as two numbers, most and
+  least significant part; kept apart because the joining rule is not documented),
+  ``ble_beacons`` (IO 385, iBeacon ``uuid:major:minor`` or Eddystone
+  ``namespace:instance``), ``ble_tags`` (IO 548, tag ids).
+* ``cell_tower``: the serving cell (IO 206 LAC with IO 205 GSM cell id, or IO 636 LTE
+  cell id; ``extra``: lac, cell_id, radio, operator from IO 241) when first seen for the
+  subject and whenever it changes. A cell reference an examiner can resolve (e.g. when
+  GPS is jammed); the loader never turns it into coordinates (lat/lon of the event are
+  the record's own GPS position, missing when it has none).
+
+HDOP: a fix whose record carries HDOP (IO 182; GH3000 IO 20) above 0 gets
+``h_acc_m = HDOP x uere_m`` with ``uere_m`` = 5 m by default: an *assumed* user
+equivalent range error (1 sigma, single-frequency civil receiver), since the device states
+only the dilution, not an accuracy. The rule and the value used are written in the
+source's ``time_basis``. HDOP 0 is the device's "no value": no h_acc_m.
+
+Signed values: accelerometer axes (IO 17-19, mG), BLE and EYE temperatures (IO 25-28 and
+10800-10803, 0.01 degC) and Dallas temperatures are two's complement, as Traccar reads
+them.
 
 Times: codec 8/8E/16 records carry Unix milliseconds UTC; codec 7 seconds since
 2007-01-01 UTC (:data:`routetrace.timebase.TELTONIKA_GH_EPOCH`).
@@ -110,6 +144,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -130,6 +165,10 @@ IO_TABLE = tt.IO_TABLE
 #: Name of the extra table holding every record's header (time, position as sent, priority,
 #: satellites, event IO, codec, UDP ids), including records that give no fix.
 RECORDS_TABLE = tt.RECORDS_TABLE
+
+#: Default user equivalent range error (m) for h_acc_m = HDOP x UERE: an assumed 1-sigma
+#: range error of a single-frequency civil GNSS receiver (the device states only HDOP).
+UERE_M = 5.0
 
 _HEXCHARS = frozenset(b"0123456789abcdefABCDEF \t:-\r")
 
@@ -237,17 +276,34 @@ def load_io_map(path: str | None = None, model: str | None = None) -> dict[str, 
         prof["door"].update(m.get("door", {}))
         prof["derived"].update(m.get("derived", {}))
         for k, v in m.get("io", {}).items():
-            prof["io"][int(k)] = dict(v)
+            if v is None:  # the model does not have the id its parent maps
+                prof["io"].pop(int(k), None)
+            else:
+                prof["io"][int(k)] = dict(v)
+    _check_map(name, prof["io"])
+    return prof
+
+
+#: How identifier values are written (see the map's doc).
+DECODERS = frozenset({"hex", "le_hex", "decimal", "ascii", "ble_385", "ble_548"})
+
+
+def _check_map(name: str, io: Mapping[int, Mapping[str, Any]]) -> None:
+    """Raise :class:`ParameterError` when two IO ids give one event kind or an entry names
+    an unknown decoder."""
     kinds: dict[str, int] = {}
-    for iid, e in prof["io"].items():
-        for k in [e.get("kind"), *(e.get("edges") or {}).values()]:
+    for iid, e in io.items():
+        if e.get("decode") is not None and e["decode"] not in DECODERS:
+            raise ParameterError(f"IO map model {name!r}: IO {iid} has unknown decode "
+                                 f"{e['decode']!r}; known: {', '.join(sorted(DECODERS))}")
+        for k in [e.get("kind"), e.get("identifier"), *(e.get("edges") or {}).values(),
+                  *(e.get("alarms") or {}).values()]:
             if k is None:
                 continue
             if k in kinds and kinds[k] != iid:
                 raise ParameterError(f"IO map model {name!r}: event kind {k!r} used by IO "
                                      f"{kinds[k]} and {iid}")
             kinds[k] = iid
-    return prof
 
 
 # --- the loader -------------------------------------------------------------------------------
@@ -327,7 +383,8 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     records_read = n_rec + len(rejects)
     basis = ("Teltonika AVL record time: Unix milliseconds UTC (codec 8/8E/16); codec 7: "
              f"seconds since {timebase.TELTONIKA_GH_EPOCH.isoformat().replace('+00:00', 'Z')} "
-             "UTC (GH3000)")
+             f"UTC (GH3000); h_acc_m = HDOP (IO 182; GH3000 IO 20) x {_uere_m(ctx):g} m, an "
+             "assumed user equivalent range error (option uere_m), not stated by the device")
     if n_rec == 0:
         return ctx.finish(records_read=records_read, time_basis=basis, rejects=rejects,
                           default_subject=_default_subject(ctx, d))
@@ -368,5 +425,17 @@ def _profiles(ctx: LoadContext, rc: tt.RecCols) -> tuple[list[dict[str, Any]], n
     return profs, prof_of_rec
 
 
+def _uere_m(ctx: LoadContext) -> float:
+    """The option ``uere_m`` (metres, > 0; default :data:`UERE_M`)."""
+    v = ctx.options.get("uere_m", UERE_M)
+    try:
+        out = float(v)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if not out > 0 or out == float("inf"):
+        raise ParameterError(f"option uere_m must be a positive number of metres, got {v!r}")
+    return out
+
+
 def _build_tables(d: tc.Decoded, ctx: LoadContext) -> dict[str, Any]:
-    return tt.build_tables(d, ctx, lambda rc: _profiles(ctx, rc))
+    return tt.build_tables(d, ctx, lambda rc: _profiles(ctx, rc), uere_m=_uere_m(ctx))

@@ -7,14 +7,20 @@ vectorised over the long IO table built by :mod:`routetrace.loaders.teltonika_ta
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from .. import schema
+from .base import compact_json
 
-__all__ = ["io_events"]
+if TYPE_CHECKING:
+    from .teltonika_tables import IoCols
+
+__all__ = ["RecInfo", "alarm_events", "cell_events", "decode_identifier", "hdop_h_acc",
+           "identifier_events", "io_events"]
 
 
 def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
@@ -147,4 +153,227 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
         return schema.empty("events")
     out = pd.concat(frames, ignore_index=True)
     out["t_utc"] = pd.to_datetime(out["t_utc"].astype("int64"), unit="ns", utc=True)
+    return out
+
+
+# --- alarms, identifiers, serving cell, HDOP (issue #19) --------------------------------------
+
+
+@dataclass
+class RecInfo:
+    """Per-record columns an event row takes from its record."""
+
+    t_ns: np.ndarray
+    subj: np.ndarray
+    record: np.ndarray
+    event_io: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    flag: np.ndarray
+
+    @property
+    def subj_codes(self) -> np.ndarray:
+        """Subject as integer codes (for sorting and grouping)."""
+        codes: np.ndarray = pd.factorize(pd.Series(self.subj, dtype="object"))[0]
+        return codes
+
+
+def _event_rows(ri: RecInfo, rec: np.ndarray, kind: Any, value: Any, text: list[str],
+                extra: list[dict[str, Any]]) -> pd.DataFrame:
+    """Event rows of records ``rec`` (position and flags of the record, as value events)."""
+    return pd.DataFrame({
+        "record": ri.record[rec], "subject_id": ri.subj[rec], "t_utc": ri.t_ns[rec],
+        "kind": kind, "value": value, "unit": "", "text": np.array(text, dtype=object),
+        "lat": ri.lat[rec], "lon": ri.lon[rec], "flags": ri.flag[rec],
+        "extra": np.array([compact_json(x) for x in extra], dtype=object)})
+
+
+def _entry_attr(ents: list[dict[str, Any] | None], key: str) -> np.ndarray:
+    """``ents[i][key]`` (None where the id is unmapped or the key absent), as object array."""
+    return np.array([e.get(key) if e else None for e in ents], dtype=object)
+
+
+def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> pd.DataFrame | None:
+    """An event for every record carrying an alarm element with an alarm value (map key
+    ``alarms``: raw value or ``*`` -> kind); value = the raw code, text = its meaning."""
+    assert io.ent is not None
+    has = np.array([bool(e and e.get("alarms")) for e in ents], dtype=bool)
+    rows = np.flatnonzero(has[io.ent] & ~io.is_bytes)
+    if not len(rows):
+        return None
+    pairs, inv = np.unique(np.stack([io.ent[rows], io.raw[rows]]), axis=1, return_inverse=True)
+    kinds, meanings = [], []
+    for ei, raw in pairs.T.tolist():
+        e = ents[ei] or {}
+        kinds.append(e["alarms"].get(str(raw), e["alarms"].get("*")))
+        meanings.append((e.get("meanings") or {}).get(str(raw), "value not in Teltonika's list"))
+    kind_of = np.array(kinds, dtype=object)[inv.ravel()]
+    keep = pd.notna(kind_of)
+    rows, kind_of = rows[keep], kind_of[keep]
+    mean_of = np.array(meanings, dtype=object)[inv.ravel()][keep]
+    rec, iid, raw = io.rec[rows], io.iid[rows], io.raw[rows]
+    names = _entry_attr(ents, "name")[io.ent[rows]]
+    text = [f"IO {i} {nm} = {r}: {m}" for i, nm, r, m in zip(iid.tolist(), names, raw.tolist(),
+                                                                mean_of, strict=True)]
+    extra = [{"io_id": i, "raw": r, "triggered": bool(ev == i)}
+             for i, r, ev in zip(iid.tolist(), raw.tolist(), ri.event_io[rec].tolist(), strict=True)]
+    return _event_rows(ri, rec, kind_of, raw.astype(np.float64), text, extra)
+
+
+def _uint(raw: int, width: int) -> int:
+    return raw & ((1 << (8 * width)) - 1)
+
+
+def _ble_385(b: bytes) -> list[str]:
+    """Beacon ids of IO 385 (Teltonika 'Beacon' list; layout as Traccar parses it): a data
+    byte, then per beacon a flags byte, iBeacon UUID:major:minor (flags >> 4 > 0) or
+    Eddystone namespace:instance, signed RSSI, optional battery and temperature words."""
+    ids, p = [], 1
+    while p < len(b):
+        flags = b[p]
+        p += 1
+        if flags >> 4:
+            ids.append(f"{b[p:p + 16].hex()}:{int.from_bytes(b[p + 16:p + 18], 'big')}:"
+                       f"{int.from_bytes(b[p + 18:p + 20], 'big')}")
+            p += 20
+        else:
+            ids.append(f"{b[p:p + 10].hex()}:{b[p + 10:p + 16].hex()}")
+            p += 16
+        p += 1 + 2 * bool(flags & 2) + 2 * bool(flags & 4)
+        if p > len(b):
+            raise ValueError("beacon list runs past its element")
+    return ids
+
+
+def _ble_548(b: bytes) -> list[str]:
+    """Tag ids (parameter 1) of IO 548 (Teltonika advanced BLE tag data, as Traccar parses
+    it): a header byte, then per tag a length byte and (id, length, value) parameters."""
+    ids, p = [], 1
+    while p < len(b):
+        end = p + 1 + b[p]
+        q = p + 1
+        if end > len(b):
+            raise ValueError("tag runs past its element")
+        while q + 2 <= end:
+            pid, ln = b[q], b[q + 1]
+            if pid == 1:
+                ids.append(b[q + 2:q + 2 + ln].hex())
+            q += 2 + ln
+        p = end
+    return ids
+
+
+def decode_identifier(how: str, raw: int, width: int, data: bytes | None) -> str | None:
+    """The text of an identifier element (None: the element says 'none' or is unreadable).
+
+    >>> decode_identifier("le_hex", 0x0100000012345678, 8, None)
+    '0100000012345678 (byte-reversed, as Traccar shows it: 7856341200000001)'
+    >>> decode_identifier("ascii", 0, 0, b"ABCDEFGH123456789")
+    'ABCDEFGH123456789'
+    """
+    if data is None:
+        value = _uint(raw, width)
+        if value == 0:
+            return None
+        if how == "decimal":
+            return str(value)
+        data = value.to_bytes(width, "big")
+    if not data:
+        return None
+    if how in ("hex", "decimal"):
+        return data.hex().upper()
+    if how == "le_hex":
+        return f"{data.hex().upper()} (byte-reversed, as Traccar shows it: {data[::-1].hex().upper()})"
+    if how == "ascii":
+        s = data.decode("latin-1").strip("\x00 ")
+        return s if s and s.isprintable() else None
+    try:
+        ids = _ble_385(data) if how == "ble_385" else _ble_548(data)
+    except (ValueError, IndexError):
+        return None
+    return ", ".join(ids) or None
+
+
+def _changed(ri: RecInfo, rec: np.ndarray, group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Indices (into ``rec``) of rows whose ``key`` is the first of its (subject, group) or
+    differs from the row before in time order."""
+    df = pd.DataFrame({"s": ri.subj_codes[rec], "g": group, "t": ri.t_ns[rec], "r": rec,
+                       "k": key, "i": np.arange(len(rec))})
+    df = df.sort_values(["s", "g", "t", "r"], kind="stable")
+    first = (df["s"] != df["s"].shift()) | (df["g"] != df["g"].shift())
+    out: np.ndarray = df.loc[first | (df["k"] != df["k"].shift()), "i"].to_numpy()
+    return np.sort(out)
+
+
+def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> pd.DataFrame | None:
+    """An identifier event (driver iButton, VIN, SIM ICCID, BLE tags) when the identifier
+    is first seen for the subject and whenever it changes (map keys ``identifier``,
+    ``decode``, optional ``width``); text = the decoded id. A value meaning 'none' (0,
+    empty) gives no event but counts as a change."""
+    assert io.ent is not None
+    ident = _entry_attr(ents, "identifier")
+    want_w = np.array([float(e.get("width") or np.nan) if e else np.nan for e in ents])
+    w_ok = np.isnan(want_w[io.ent]) | (np.abs(io.w) == want_w[io.ent])
+    rows = np.flatnonzero(pd.notna(ident[io.ent]) & w_ok)
+    if not len(rows):
+        return None
+    hexv = io.hexv[rows] if io.hexv is not None else np.full(len(rows), None, dtype=object)
+    key = np.where(io.is_bytes[rows], hexv, io.raw[rows].astype(str)).astype(object)
+    rows = rows[_changed(ri, io.rec[rows], ident[io.ent[rows]], key)]
+    how = _entry_attr(ents, "decode")[io.ent[rows]]
+    texts, keep = [], []
+    for j, r in enumerate(rows.tolist()):
+        h = io.hexv[r] if io.hexv is not None and io.w[r] < 0 else None
+        t = decode_identifier(str(how[j]), int(io.raw[r]), int(io.w[r]),
+                              None if h is None else bytes.fromhex(h))
+        if t is not None:
+            texts.append(t)
+            keep.append(j)
+    if not keep:
+        return None
+    rows = rows[keep]
+    names = _entry_attr(ents, "name")[io.ent[rows]]
+    extra = [{"io_id": i, "name": nm} for i, nm in zip(io.iid[rows].tolist(), names, strict=True)]
+    return _event_rows(ri, io.rec[rows], ident[io.ent[rows]], np.nan, texts, extra)
+
+
+def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> pd.DataFrame | None:
+    """A ``cell_tower`` event when a record's serving cell (LAC + cell id, map key ``cell``)
+    is first seen for the subject and whenever it changes. A cell reference for an
+    examiner (e.g. when GPS is jammed); no coordinates are derived from it. 0 = unknown."""
+    assert io.ent is not None
+    role = _entry_attr(ents, "cell")[io.ent]
+    n = len(ri.t_ns)
+    cols = {}
+    for name in ("cell_id", "cell_id_lte", "lac", "operator"):
+        a = np.zeros(n, dtype=np.int64)
+        m = (role == name) & ~io.is_bytes
+        a[io.rec[m]] = io.raw[m]
+        cols[name] = a
+    lte = (cols["cell_id"] == 0) & (cols["cell_id_lte"] > 0)
+    cid = np.where(lte, cols["cell_id_lte"], cols["cell_id"])
+    rec = np.flatnonzero((cols["lac"] > 0) & (cid > 0))
+    if not len(rec):
+        return None
+    key = cols["lac"][rec].astype(str).astype(object) + ":" + cid[rec].astype(str)
+    rec = rec[_changed(ri, rec, np.zeros(len(rec), dtype=np.int64), key)]
+    text = [f"LAC {la} cell {c}{' (LTE)' if e else ''}" for la, c, e in
+            zip(cols["lac"][rec].tolist(), cid[rec].tolist(), lte[rec].tolist(), strict=True)]
+    extra = [{"lac": la, "cell_id": c, "radio": "lte" if e else "gsm",
+              **({"operator": op} if op else {})}
+             for la, c, e, op in zip(cols["lac"][rec].tolist(), cid[rec].tolist(),
+                                     lte[rec].tolist(), cols["operator"][rec].tolist(), strict=True)]
+    return _event_rows(ri, rec, "cell_tower", np.nan, text, extra)
+
+
+def hdop_h_acc(io: IoCols, ents: list[dict[str, Any] | None], n: int, *,
+               uere_m: float) -> np.ndarray:
+    """Per record: h_acc_m = HDOP x ``uere_m`` where the record carries an HDOP element
+    (map key ``accuracy: hdop``) above 0 (0 is the device's 'no value'); NaN elsewhere."""
+    assert io.ent is not None and io.value is not None
+    is_hdop = np.array([bool(e and e.get("accuracy") == "hdop") for e in ents], dtype=bool)
+    with np.errstate(invalid="ignore"):
+        m = is_hdop[io.ent] & ~io.is_bytes & (io.value > 0)
+    out = np.full(n, np.nan)
+    out[io.rec[m]] = io.value[m] * uere_m
     return out

@@ -423,11 +423,20 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
     })
 
 
+def _more_events(io: IoCols, mp: MapCols, rc: RecCols, ri: te.RecInfo) -> list[pd.DataFrame]:
+    """Alarm, identifier and serving-cell events (see :mod:`.teltonika_events`)."""
+    frames = [f(io, mp.ents, ri) for f in (te.alarm_events, te.identifier_events, te.cell_events)]
+    out = [f for f in frames if f is not None and len(f)]
+    for f in out:
+        f["t_utc"] = pd.to_datetime(f["t_utc"].astype("int64"), unit="ns", utc=True)
+    return out
+
+
 def build_tables(d: tc.Decoded, ctx: LoadContext,
-                 profiles: Callable[[RecCols], tuple[list[dict[str, Any]], np.ndarray]],
-                 ) -> dict[str, Any]:
+                 profiles: Callable[[RecCols], tuple[list[dict[str, Any]], np.ndarray]], *,
+                 uere_m: float = 5.0) -> dict[str, Any]:
     """All tables of a decoded capture (steps 1-4); ``profiles(rc)`` gives the IO map
-    profiles and the profile index of each record."""
+    profiles and the profile index of each record; ``uere_m`` turns HDOP into h_acc_m."""
     rc = record_columns(d, ctx)
     io = io_columns(d, rc.n)
     rejects = time_rejects(rc)
@@ -438,16 +447,21 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
     tables: dict[str, Any] = {IO_TABLE: io_table(io, mp, rc, ctx.source_id)}
     damaged = {int(r): {"frame_error": d.msg_info[rc.msg[r]]["damaged"]}
                for r in np.flatnonzero(rc.damaged)}
-    tables["fixes"] = fixes_table(d, rc, more=damaged)
-    rec_lat = np.where(rc.has_fix, rc.lat, np.nan)
-    rec_lon = np.where(rc.has_fix, rc.lon, np.nan)
-    tables["events"] = te.io_events(
+    tables["fixes"] = fixes_table(d, rc, more=damaged,
+                                  h_acc_m=te.hdop_h_acc(io, mp.ents, rc.n, uere_m=uere_m))
+    ri = te.RecInfo(t_ns=np.where(rc.t_ok, rc.t_ms, 0).astype(np.int64) * 1_000_000,
+                    subj=rc.subj, record=rc.record.to_numpy(), event_io=rc.H[:, 8].astype(np.int64),
+                    lat=np.where(rc.has_fix, rc.lat, np.nan), lon=np.where(rc.has_fix, rc.lon, np.nan),
+                    flag=record_flags(rc))
+    assert io.value is not None and io.ent is not None
+    ev = te.io_events(
         io_rec=io.rec, io_id=io.iid, io_raw=io.raw, io_value=io.value, io_ent=io.ent,
         kind_u=mp.kind, units_u=mp.units, names_u=mp.names, step_u=mp.step,
-        io_bytes=io.is_bytes, t_ns=np.where(rc.t_ok, rc.t_ms, 0).astype(np.int64) * 1_000_000,
-        subj=rc.subj, record=rc.record.to_numpy(), event_io=rc.H[:, 8].astype(np.int64),
-        prof_of_rec=prof_of_rec, profs=profs, rec_lat=rec_lat, rec_lon=rec_lon,
-        rec_flag=record_flags(rc))
+        io_bytes=io.is_bytes, t_ns=ri.t_ns, subj=rc.subj, record=ri.record,
+        event_io=ri.event_io, prof_of_rec=prof_of_rec, profs=profs, rec_lat=ri.lat,
+        rec_lon=ri.lon, rec_flag=ri.flag)
+    more = _more_events(io, mp, rc, ri)
+    tables["events"] = pd.concat([ev, *more], ignore_index=True) if more else ev
     tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id)
     tables["_rejects"] = rejects
     return tables

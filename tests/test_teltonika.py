@@ -470,3 +470,141 @@ def test_damaged_generated_frames_keep_intact_records(tmp_path: Path) -> None:
     assert res.records_read == 5 + 5 + 2 + 1
     with pytest.raises(ParameterError):
         load(p, options={"keep_damaged": "maybe"})
+
+
+# --- alarms, identifiers, cell, HDOP, signed values, models (issue #19) ------------------------
+
+
+def _io_records(res: object, io_id: int, raw: int | None = None) -> set[str]:
+    io = res.extra_tables[IO_TABLE]  # type: ignore[attr-defined]
+    sel = io["io_id"] == io_id
+    if raw is not None:
+        sel &= io["raw"] == raw
+    return set(io.loc[sel, "record"].astype(str))
+
+
+def test_real_captures_crash_unplug_events_and_hdop_accuracy(tdir: Path) -> None:
+    counts = {}
+    for f in sorted(tdir.glob("*.hex")):
+        res = load(f)
+        assert_count_rule(res)
+        ev = res.events
+        crash = set(ev.loc[ev["kind"] == "crash", "record"])
+        assert crash == _io_records(res, 247), f.name
+        assert set(ev.loc[ev["kind"] == "unplug", "record"]) == _io_records(res, 252, 1), f.name
+        counts[f.name] = len(crash)
+        # h_acc_m = HDOP x 5 m for every fix whose record carries an HDOP above 0
+        io = res.extra_tables[IO_TABLE]
+        hd_rows = io[(io["io_id"] == 182) & (io["raw"] > 0)]
+        hd = pd.Series(hd_rows["raw"].astype(float).to_numpy(), index=hd_rows["record"].astype(str))
+        fx = res.fixes.set_index("record")
+        with_hdop = fx.index.intersection(hd.index)
+        assert fx.loc[with_hdop, "h_acc_m"].notna().all(), f.name
+        np.testing.assert_allclose(fx.loc[with_hdop, "h_acc_m"], hd[with_hdop] * 0.1 * 5.0)
+        assert fx.drop(with_hdop)["h_acc_m"].isna().all()
+        assert "HDOP (IO 182" in res.source["time_basis"].iloc[0]
+    assert counts["traccar_TeltonikaProtocolDecoderTest.hex"] == 13
+    res = load(tdir / "traccar_TeltonikaProtocolDecoderTest.hex")
+    ev = res.events
+    assert (ev["kind"] == "unplug").sum() == 1 and (ev["kind"] == "alarm").sum() == 1
+    assert ev.loc[ev["kind"] == "crash", "text"].str.startswith("IO 247 crash_detection = ").all()
+    # identifiers and the serving cell are events with the decoded id as text
+    kinds = set(ev["kind"])
+    assert {"vin", "driver_id", "sim_iccid", "ble_tags", "ble_beacons", "cell_tower"} <= kinds
+    vin_hex = res.extra_tables[IO_TABLE].query("io_id == 256")["hex"].dropna()
+    assert set(ev.loc[ev["kind"] == "vin", "text"]) == {bytes.fromhex(h).decode() for h in vin_hex}
+    cells = ev[ev["kind"] == "cell_tower"]
+    assert cells["text"].str.fullmatch(r"LAC \d+ cell \d+( \(LTE\))?").all()
+    # accelerometer axes and EYE temperature are signed (Traccar's readShort)
+    io = res.extra_tables[IO_TABLE]
+    eye = io[io["io_id"] == 10800]
+    assert eye["value"].round(2).tolist() == [-11.87]  # Traccar's test expects eyeTemp1 -11.87
+    axes = io[io["io_id"].isin([17, 18, 19])]
+    assert (axes["value"] < 0).any() and (axes["value"].abs() < 32768).all()
+
+
+def _nx(io_id: int, data: bytes) -> tc.IoValue:
+    return tc.IoValue(io_id, data, 0)
+
+
+def test_generated_alarm_identifier_cell_and_hdop(tmp_path: Path) -> None:
+    t0 = 1_761_500_000_000
+    base = [tc.IoValue(239, 1, 1), tc.IoValue(182, 12, 2), tc.IoValue(205, 4101, 2),
+            tc.IoValue(206, 33, 2)]
+    ibutton = 0x0100000012345678
+    beacons = bytes([0x01, 0x21]) + bytes(range(16)) + b"\x00\x07\x00\x09\xc4"
+    rows = [
+        [tc.IoValue(247, 1, 1)],                                     # 0 crash
+        [tc.IoValue(252, 1, 1), tc.IoValue(78, ibutton, 8)],         # 1 unplug, driver
+        [tc.IoValue(252, 0, 1), tc.IoValue(78, ibutton, 8)],         # 2 battery back: no event
+        [tc.IoValue(246, 1, 1), tc.IoValue(249, 1, 1), _nx(256, b"ABCDEFGH123456789")],
+        [tc.IoValue(236, 1, 1), tc.IoValue(17, 0xFF9C, 2), tc.IoValue(10800, 0xFB50, 2),
+         _nx(385, beacons)],
+        [tc.IoValue(182, 0, 2), tc.IoValue(78, 0, 8), tc.IoValue(205, 4102, 2)],
+    ]
+    recs = [tc.Record(t_ms=t0 + i * 60_000, lat=51.0, lon=4.0 + i * 1e-3, sats=9,
+                      event_io=io[0].io_id, io=[*[x for x in base if x.io_id not in
+                                                   {y.io_id for y in io}], *io])
+            for i, io in enumerate(rows)]
+    p = tmp_path / "alarms.bin"
+    p.write_bytes(tc.encode_login(IMEI) + tc.encode_tcp_frame(recs, tc.CODEC_8E))
+    res = load(p, options={"uere_m": "4"})
+    assert_count_rule(res)
+    ev = res.events.set_index(["record", "kind"])
+    rec = "offset 17/rec {}".format
+    for i, kind, code in ((0, "crash", 1), (1, "unplug", 1), (3, "towing", 1), (3, "jamming", 1),
+                          (4, "alarm", 1)):
+        assert ev.loc[(rec(i), kind), "value"] == code, kind
+    assert (res.events["kind"] == "unplug").sum() == 1  # 252 = 0 (battery present) is no alarm
+    assert ev.loc[(rec(0), "crash"), "text"] == "IO 247 crash_detection = 1: crash detected (device is calibrated)"
+    # identifiers: when first seen and when they change (0 = no iButton: no event)
+    drv = res.events[res.events["kind"] == "driver_id"]
+    assert drv["record"].tolist() == [rec(1)]
+    assert drv["text"].iloc[0].startswith("0100000012345678 (byte-reversed")
+    assert ev.loc[(rec(3), "vin"), "text"] == "ABCDEFGH123456789"
+    assert ev.loc[(rec(4), "ble_beacons"), "text"] == "000102030405060708090a0b0c0d0e0f:7:9"
+    cells = res.events[res.events["kind"] == "cell_tower"]
+    assert cells["record"].tolist() == [rec(0), rec(5)]
+    assert cells["text"].tolist() == ["LAC 33 cell 4101", "LAC 33 cell 4102"]
+    assert cells["lat"].notna().all()  # the record's own GPS position, never the cell's
+    # HDOP 1.2 x 4 m; HDOP 0 (no value) gives no accuracy
+    h = res.fixes.set_index("record")["h_acc_m"]
+    assert h[[rec(i) for i in range(5)]].round(6).eq(4.8).all() and pd.isna(h[rec(5)])
+    assert "x 4 m" in res.source["time_basis"].iloc[0]
+    io = res.extra_tables[IO_TABLE]
+    assert io.loc[io["io_id"] == 17, "value"].tolist() == [-100.0]
+    assert io.loc[io["io_id"] == 10800, "value"].round(2).tolist() == [-12.0]
+    with pytest.raises(ParameterError):
+        load(p, options={"uere_m": "-1"})
+
+
+def test_model_option_fm6xx_does_not_read_fmb_fuel_ids(tmp_path: Path) -> None:
+    recs = [tc.Record(t_ms=1_761_500_000_000 + i * 60_000, lat=51.0, lon=4.0, sats=9,
+                      io=[tc.IoValue(89, 80 - 10 * i, 1), tc.IoValue(701, 0xFF38, 2)])
+            for i in range(3)]
+    p = tmp_path / "fm6.bin"
+    p.write_bytes(tc.encode_tcp_frame(recs, tc.CODEC_8E))
+    fmb = load(p)  # default model FMB: IO 89 is the LV-CAN fuel level in %
+    assert (fmb.events["kind"] == "fuel_level").sum() == 3
+    assert fmb.events["kind"].eq("fuel_drop").sum() == 2
+    fm6 = load(p, options={"model": "FMB640"})
+    assert_count_rule(fm6)
+    assert not fm6.events["kind"].isin(["fuel_level", "fuel_drop"]).any()
+    io = fm6.extra_tables[IO_TABLE]
+    assert io.loc[io["io_id"] == 89, "name"].isna().all()  # kept raw, unnamed
+    assert io.loc[io["io_id"] == 701, "value"].round(2).tolist() == [-20.0] * 3
+    with pytest.raises(ParameterError, match="unknown Teltonika model"):
+        load(p, options={"model": "FMX999"})
+
+
+def test_accelerometer_axes_and_eye_temperature_are_signed(tmp_path: Path) -> None:
+    io = [tc.IoValue(17, 0xFF9C, 2), tc.IoValue(18, 0x0064, 2), tc.IoValue(19, 0xFC18, 2),
+          tc.IoValue(10800, 0xFB50, 2), tc.IoValue(10801, 0x0960, 2)]
+    p = tmp_path / "axes.bin"
+    p.write_bytes(tc.encode_tcp_frame([tc.Record(t_ms=1_761_500_000_000, lat=51.0, lon=4.0, sats=9,
+                                                 io=io)], tc.CODEC_8E))
+    got = load(p).extra_tables[IO_TABLE].set_index("io_id")
+    assert got.loc[[17, 18, 19], "value"].tolist() == [-100.0, 100.0, -1000.0]
+    assert got.loc[[17, 18, 19], "unit"].tolist() == ["mG"] * 3
+    assert got.loc[[10800, 10801], "value"].round(2).tolist() == [-12.0, 24.0]
+    assert got.loc[10800, "unit"] == "degC"

@@ -608,3 +608,43 @@ def test_accelerometer_axes_and_eye_temperature_are_signed(tmp_path: Path) -> No
     assert got.loc[[17, 18, 19], "unit"].tolist() == ["mG"] * 3
     assert got.loc[[10800, 10801], "value"].round(2).tolist() == [-12.0, 24.0]
     assert got.loc[10800, "unit"] == "degC"
+
+
+# --- the sample writer's own encoder (issue #16) ------------------------------------------------
+
+
+def test_sample_writer_has_its_own_encoder() -> None:
+    import ast
+
+    import routetrace.samples.write_teltonika as wt
+
+    tree = ast.parse(Path(wt.__file__).read_text())
+    imported = {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any("loaders" in m for m in imported), imported
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(records=st.lists(st.builds(
+    tc.Record, t_ms=st.integers(1_300_000_000_000, 1_900_000_000_000),
+    lat=st.integers(-900_000_000, 900_000_000).map(lambda v: v / 1e7),
+    lon=st.integers(-1_800_000_000, 1_800_000_000).map(lambda v: v / 1e7),
+    alt_m=st.integers(-500, 5000), angle=st.integers(0, 359), sats=st.integers(0, 30),
+    speed_kmh=st.integers(0, 250), priority=st.integers(0, 2), event_io=st.integers(0, 65535),
+    io=st.lists(_io, max_size=6)), min_size=1, max_size=45))
+def test_sample_encoder_agrees_with_codec_and_reads_back(records: list[tc.Record]) -> None:
+    from routetrace.samples import write_teltonika as wt
+
+    mine = [wt.AvlRecord(t_ms=r.t_ms, lat=r.lat, lon=r.lon, alt_m=r.alt_m, angle=r.angle,
+                         sats=r.sats, speed_kmh=r.speed_kmh, priority=r.priority,
+                         event_io=r.event_io, io=[(x.io_id, int(x.value), x.width) for x in r.io])
+            for r in records]
+    blob = wt.encode_capture(IMEI, mine)
+    # two independent implementations write the same bytes
+    expect = tc.encode_login(IMEI) + b"".join(tc.encode_tcp_frame(records[a:a + 20], tc.CODEC_8E)
+                                              for a in range(0, len(records), 20))
+    assert blob == expect
+    segs = tc.segment_binary(blob)
+    d = tc.decode_messages(blob, [(k, s, e, f"offset {s}") for k, s, e in segs])
+    assert not d.rejects and d.n_records == len(records)
+    assert [h[0] for h in d.hdr] == [r.t_ms for r in records]

@@ -314,7 +314,7 @@ def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo
     ident = _entry_attr(ents, "identifier")
     want_w = np.array([float(e.get("width") or np.nan) if e else np.nan for e in ents])
     w_ok = np.isnan(want_w[io.ent]) | (np.abs(io.w) == want_w[io.ent])
-    rows = np.flatnonzero(pd.notna(ident[io.ent]) & w_ok)
+    rows = np.flatnonzero(np.asarray(pd.notna(ident), dtype=bool)[io.ent] & w_ok)
     if not len(rows):
         return None
     hexv = io.hexv[rows] if io.hexv is not None else np.full(len(rows), None, dtype=object)
@@ -342,12 +342,12 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> p
     is first seen for the subject and whenever it changes. A cell reference for an
     examiner (e.g. when GPS is jammed); no coordinates are derived from it. 0 = unknown."""
     assert io.ent is not None
-    role = _entry_attr(ents, "cell")[io.ent]
+    role = _entry_attr(ents, "cell")  # per map entry (few), then taken per element
     n = len(ri.t_ns)
     cols = {}
     for name in ("cell_id", "cell_id_lte", "lac", "operator"):
         a = np.zeros(n, dtype=np.int64)
-        m = (role == name) & ~io.is_bytes
+        m = np.asarray(role == name, dtype=bool)[io.ent] & ~io.is_bytes
         a[io.rec[m]] = io.raw[m]
         cols[name] = a
     lte = (cols["cell_id"] == 0) & (cols["cell_id_lte"] > 0)
@@ -355,7 +355,7 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> p
     rec = np.flatnonzero((cols["lac"] > 0) & (cid > 0))
     if not len(rec):
         return None
-    key = cols["lac"][rec].astype(str).astype(object) + ":" + cid[rec].astype(str)
+    key = (cols["lac"][rec] << 32) | (cid[rec] & 0xFFFFFFFF)  # (LAC, cell id) as one integer
     rec = rec[_changed(ri, rec, np.zeros(len(rec), dtype=np.int64), key)]
     text = [f"LAC {la} cell {c}{' (LTE)' if e else ''}" for la, c, e in
             zip(cols["lac"][rec].tolist(), cid[rec].tolist(), lte[rec].tolist(), strict=True)]

@@ -313,8 +313,9 @@ def _profile(ctx: LoadContext, model: str | None) -> dict[str, Any]:
     opts = ctx.options
     prof = load_io_map(opts.get("io_map"), model)
     door = dict(prof["door"])
-    if "door_input" in opts:
-        door["input"] = opts["door_input"]
+    if "door_input" in opts:  # an int, or its text from the CLI (--option door_input=2)
+        v = opts["door_input"]
+        door["input"] = int(v) if isinstance(v, str) and v.strip().isdigit() else v
     if "door_open_value" in opts:
         door["open_value"] = opts["door_open_value"]
     if door.get("input") not in (None, 0, 1, 2, 3, 4):

@@ -194,8 +194,24 @@ def _entry_attr(ents: list[dict[str, Any] | None], key: str) -> np.ndarray:
 
 
 def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> pd.DataFrame | None:
-    """An event for every record carrying an alarm element with an alarm value (map key
-    ``alarms``: raw value or ``*`` -> kind); value = the raw code, text = its meaning."""
+    """An event for every record carrying an alarm element with an alarm value.
+
+    Parameters
+    ----------
+    io
+        The long IO table of the produced records (with ``ent`` set).
+    ents
+        The IO map entry of each ``io.ent`` code; an entry's ``alarms`` maps a raw value
+        (or ``*``: any) to the event kind, ``meanings`` a raw value to Teltonika's wording.
+    ri
+        Per-record time, subject, locator, position and flags.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Event rows (value = the raw code, text = ``IO <id> <name> = <code>: <meaning>``),
+        None when no record carries an alarm.
+    """
     assert io.ent is not None
     has = np.array([bool(e and e.get("alarms")) for e in ents], dtype=bool)
     rows = np.flatnonzero(has[io.ent] & ~io.is_bytes)
@@ -368,8 +384,25 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> p
 
 def hdop_h_acc(io: IoCols, ents: list[dict[str, Any] | None], n: int, *,
                uere_m: float) -> np.ndarray:
-    """Per record: h_acc_m = HDOP x ``uere_m`` where the record carries an HDOP element
-    (map key ``accuracy: hdop``) above 0 (0 is the device's 'no value'); NaN elsewhere."""
+    """Horizontal accuracy per record from its HDOP element.
+
+    Parameters
+    ----------
+    io
+        The long IO table with scaled values (``value``) and map codes (``ent``).
+    ents
+        IO map entries; those with ``accuracy: hdop`` hold HDOP (IO 182; GH3000 IO 20).
+    n
+        Number of records.
+    uere_m
+        Assumed user equivalent range error in metres (the loader's option, default 5).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``HDOP x uere_m`` in metres where the record carries an HDOP above 0 (0 is the
+        device's "no value"); NaN elsewhere.
+    """
     assert io.ent is not None and io.value is not None
     is_hdop = np.array([bool(e and e.get("accuracy") == "hdop") for e in ents], dtype=bool)
     with np.errstate(invalid="ignore"):

@@ -79,8 +79,31 @@ def encode_8e(rec: AvlRecord) -> bytes:
 
 
 def encode_capture(imei: str, records: Sequence[AvlRecord], *, per_frame: int = 20) -> bytes:
-    """The IMEI login packet, then TCP frames (4 zero bytes, data length, codec 0x8E, N1,
-    records, N2, 4-byte CRC-16/IBM of the data part) of up to ``per_frame`` records."""
+    """A raw TCP capture as a server stores a device's byte stream.
+
+    Parameters
+    ----------
+    imei
+        The device's 15-digit IMEI (sent first, in the login packet).
+    records
+        The AVL records, in order.
+    per_frame
+        Records per TCP frame (a device sends up to a few tens per frame).
+
+    Returns
+    -------
+    bytes
+        The login packet, then TCP frames (4 zero bytes, data length, codec 0x8E, N1,
+        records, N2, 4-byte CRC-16/IBM of the data part).
+
+    Examples
+    --------
+    >>> rec = AvlRecord(t_ms=1_761_500_000_000, lat=51.0, lon=4.0, alt_m=0, angle=0, sats=9,
+    ...                 speed_kmh=0, priority=0, event_io=0, io=[(239, 1, 1)])
+    >>> blob = encode_capture("356307042441013", [rec])
+    >>> blob[:2], blob[17:21], blob[25]
+    (b'\\x00\\x0f', b'\\x00\\x00\\x00\\x00', 142)
+    """
     out = bytearray(b"\x00\x0f" + imei.encode("ascii"))
     for a in range(0, len(records), per_frame):
         chunk = records[a: a + per_frame]

@@ -101,7 +101,8 @@ Events (all with ``record`` provenance to the AVL record):
   ``ble_beacons`` (IO 385, iBeacon ``uuid:major:minor`` or Eddystone
   ``namespace:instance``), ``ble_tags`` (IO 548, tag ids).
 * ``cell_tower``: the serving cell (IO 206 LAC with IO 205 GSM cell id, or IO 636 LTE
-  cell id; ``extra``: lac, cell_id, radio, operator from IO 241) when first seen for the
+  cell id; codec 7: the LAC and cell id of the location block; ``extra``: lac, cell_id,
+  radio, operator from IO 241 or the location block) when first seen for the
   subject and whenever it changes. A cell reference an examiner can resolve (e.g. when
   GPS is jammed); the loader never turns it into coordinates (lat/lon of the event are
   the record's own GPS position, missing when it has none).

@@ -7,6 +7,7 @@ vectorised over the long IO table built by :mod:`routetrace.loaders.teltonika_ta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -353,10 +354,13 @@ def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo
     return _event_rows(ri, io.rec[rows], ident[io.ent[rows]], np.nan, texts, extra)
 
 
-def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> pd.DataFrame | None:
-    """A ``cell_tower`` event when a record's serving cell (LAC + cell id, map key ``cell``)
-    is first seen for the subject and whenever it changes. A cell reference for an
-    examiner (e.g. when GPS is jammed); no coordinates are derived from it. 0 = unknown."""
+def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo,
+                header: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame | None:
+    """A ``cell_tower`` event when a record's serving cell (LAC + cell id, map key ``cell``;
+    for codec 7 the location block's LAC, cell id and operator given in ``header``, per
+    record, 0 = none) is first seen for the subject and whenever it changes. A cell
+    reference for an examiner (e.g. when GPS is jammed); no coordinates are derived from
+    it. 0 = unknown."""
     assert io.ent is not None
     role = _entry_attr(ents, "cell")  # per map entry (few), then taken per element
     n = len(ri.t_ns)
@@ -365,6 +369,8 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> p
         a = np.zeros(n, dtype=np.int64)
         m = np.asarray(role == name, dtype=bool)[io.ent] & ~io.is_bytes
         a[io.rec[m]] = io.raw[m]
+        if header is not None and name in header:
+            a = np.where(a == 0, header[name], a)
         cols[name] = a
     lte = (cols["cell_id"] == 0) & (cols["cell_id_lte"] > 0)
     cid = np.where(lte, cols["cell_id_lte"], cols["cell_id"])

@@ -423,9 +423,22 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
     })
 
 
-def _more_events(io: IoCols, mp: MapCols, rc: RecCols, ri: te.RecInfo) -> list[pd.DataFrame]:
+def _codec7_cells(d: tc.Decoded, rc: RecCols) -> dict[str, np.ndarray]:
+    """LAC, cell id and operator from the location block of produced codec-7 records
+    (0 where absent), for :func:`~.teltonika_events.cell_events`."""
+    out = {k: np.zeros(rc.n, dtype=np.int64) for k in ("lac", "cell_id", "operator")}
+    for r, info in d.gh.items():
+        if rc.keep[r] and info.get("lac") is not None:
+            out["lac"][r], out["cell_id"][r] = int(info["lac"] or 0), int(info["cell_id"] or 0)
+            out["operator"][r] = int(info.get("operator") or 0)
+    return out
+
+
+def _more_events(d: tc.Decoded, io: IoCols, mp: MapCols, rc: RecCols,
+                 ri: te.RecInfo) -> list[pd.DataFrame]:
     """Alarm, identifier and serving-cell events (see :mod:`.teltonika_events`)."""
-    frames = [f(io, mp.ents, ri) for f in (te.alarm_events, te.identifier_events, te.cell_events)]
+    frames = [te.alarm_events(io, mp.ents, ri), te.identifier_events(io, mp.ents, ri),
+              te.cell_events(io, mp.ents, ri, _codec7_cells(d, rc) if d.gh else None)]
     out = [f for f in frames if f is not None and len(f)]
     for f in out:
         f["t_utc"] = pd.to_datetime(f["t_utc"].astype("int64"), unit="ns", utc=True)
@@ -460,7 +473,7 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
         io_bytes=io.is_bytes, t_ns=ri.t_ns, subj=rc.subj, record=ri.record,
         event_io=ri.event_io, prof_of_rec=prof_of_rec, profs=profs, rec_lat=ri.lat,
         rec_lon=ri.lon, rec_flag=ri.flag)
-    more = _more_events(io, mp, rc, ri)
+    more = _more_events(d, io, mp, rc, ri)
     tables["events"] = pd.concat([ev, *more], ignore_index=True) if more else ev
     tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id)
     tables["_rejects"] = rejects

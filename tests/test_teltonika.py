@@ -518,6 +518,10 @@ def test_real_captures_crash_unplug_events_and_hdop_accuracy(tdir: Path) -> None
     assert set(ev.loc[ev["kind"] == "vin", "text"]) == {bytes.fromhex(h).decode() for h in vin_hex}
     cells = ev[ev["kind"] == "cell_tower"]
     assert cells["text"].str.fullmatch(r"LAC \d+ cell \d+( \(LTE\))?").all()
+    # codec 7 (GH3000) states its cell in the location block, not in IO elements
+    gh_cell = set(res.fixes.loc[res.fixes["extra"].str.contains('"codec":"7"')
+                                & res.fixes["extra"].str.contains('"lac":'), "record"])
+    assert gh_cell and gh_cell & set(cells["record"])
     # accelerometer axes and EYE temperature are signed (Traccar's readShort)
     io = res.extra_tables[IO_TABLE]
     eye = io[io["io_id"] == 10800]

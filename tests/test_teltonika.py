@@ -655,3 +655,32 @@ def test_sample_encoder_agrees_with_codec_and_reads_back(records: list[tc.Record
     d = tc.decode_messages(blob, [(k, s, e, f"offset {s}") for k, s, e in segs])
     assert not d.rejects and d.n_records == len(records)
     assert [h[0] for h in d.hdr] == [r.t_ms for r in records]
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(st.tuples(_records, _codec, st.booleans()), min_size=1, max_size=3),
+       ops=st.lists(st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 1 << 30),
+                              st.integers(0, 1 << 30)), min_size=1, max_size=4),
+       as_hex=st.booleans())
+def test_fuzz_keep_damaged_accounts_for_every_message(frames: list[tuple[list[tc.Record], int, bool]],
+                                                      ops: list[tuple[str, int, int]],
+                                                      as_hex: bool) -> None:
+    msgs = [tc.encode_login(IMEI)] + [_frame(r, c, u) for r, c, u in frames]
+    if as_hex:
+        buf, segs, _ = tc.hex_lines(mutate("\n".join(m.hex() for m in msgs).encode(), ops)
+                                      .decode("latin-1"))
+    else:
+        blob = mutate(b"".join(msgs), ops)
+        buf = blob
+        segs = [(k, s, e, f"offset {s}") for k, s, e in tc.segment_binary(blob)]
+    d = tc.decode_messages(buf, segs, keep_damaged=True)
+    strict = tc.decode_messages(buf, segs)
+    # every message is records, a reject, a command or a login (a cut frame: records + reject)
+    seen = set(d.msg_loc) | {r for r, _ in d.rejects} | {c[0] for c in d.commands} | \
+        {x for x, _ in d.logins}
+    assert seen == {s[3] for s in segs}
+    assert not set(d.msg_loc) & {r for r, _ in d.rejects} - {
+        m for m, i in zip(d.msg_loc, d.msg_info, strict=True) if i.get("damaged")}
+    # keeping damaged frames never loses a record the strict decoder keeps
+    assert d.n_records >= strict.n_records

@@ -423,6 +423,8 @@ FLAGS: dict[str, str] = {
     "bounded_by_ignition": "start or end set by a vehicle ignition event",
     "time_from_gps": "time taken from the GPS clock, not the device clock",
     "no_time": "the source gives no time for this point; never given an invented one",
+    "damaged_frame": "the record parsed whole from a message that failed its CRC or length "
+                     "check (kept by option; see the loader's docs)",
 }
 
 

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from ..timebase import TELTONIKA_GH_EPOCH
+
 __all__ = [
     "AVL_CODECS",
     "COMMAND_CODECS",
@@ -71,8 +73,9 @@ COMMAND_CODECS = frozenset({0x0C, 0x0D, 0x0E, 0x0F})
 KNOWN_CODECS = AVL_CODECS | COMMAND_CODECS
 CODEC_NAMES = {CODEC_7: "7", CODEC_8: "8", CODEC_8E: "8E", CODEC_16: "16",
                0x0C: "12", 0x0D: "13", 0x0E: "14", 0x0F: "15"}
-#: Seconds from the Unix epoch to 2007-01-01T00:00:00Z (timebase.TELTONIKA_GH_EPOCH).
-GH_EPOCH_S = 1_167_609_600
+#: Seconds from the Unix epoch to the codec-7 epoch :data:`routetrace.timebase.TELTONIKA_GH_EPOCH`
+#: (2007-01-01T00:00:00Z; the one place that date is written).
+GH_EPOCH_S = TELTONIKA_GH_EPOCH.value // 1_000_000_000
 #: Largest data length accepted as plausible (a frame is at most a few KiB in practice;
 #: camera file transfers over codec 12 reach tens of KiB).
 MAX_DATA_LEN = 1 << 20
@@ -209,6 +212,57 @@ class Decoded:
 # --- record parsers ---------------------------------------------------------------------
 
 
+def _std_groups(buf: bytes, pos: int, end: int, codec: int, i: int, n: int, ns: list[int],
+                flats: tuple[list[int], ...], ext16: bool) -> tuple[int, int]:
+    """The 1-, 2-, 4- and 8-byte IO groups of record ``i`` (``n`` = the 1-byte count);
+    fills ``ns[0:4]`` and ``flats``; returns (position, count of the next group)."""
+    idsz = 1 if codec == CODEC_8 else 2
+    cntsz = 2 if codec == CODEC_8E else 1
+    for wi in range(4):
+        ns[wi] = n
+        width = _VAL_FMT[wi][1]
+        last = wi == 3 and not ext16 and codec != CODEC_8E
+        need = n * (idsz + width) + (0 if last else cntsz)
+        if pos + need > end:
+            raise FrameError(f"record {i}: IO group of {n} x {width}-byte values runs past "
+                             "the frame end")
+        g = _group_struct(codec, wi, n, not last).unpack_from(buf, pos)
+        pos += need
+        if last:
+            flats[wi].extend(g)
+            n = 0
+        else:
+            flats[wi].extend(g[:-1])
+            n = g[-1]
+    return pos, n
+
+
+def _std_var_group(buf: bytes, pos: int, end: int, codec: int, i: int, n: int,
+                   nx_items: list[tuple[int, int, bytes]], ext16: bool) -> int:
+    """The last group of record ``i``: ``n`` 16-byte values (codec 8 with traccar's
+    ``extended`` layout) or ``n`` variable-length values (codec 8E); returns the position."""
+    if ext16:
+        idsz = 1 if codec == CODEC_8 else 2
+        if pos + n * (idsz + 16) > end:
+            raise FrameError(f"record {i}: 16-byte IO group runs past the frame end")
+        for _ in range(n):
+            iid = buf[pos] if idsz == 1 else _U16.unpack_from(buf, pos)[0]
+            nx_items.append((i, iid, bytes(buf[pos + idsz: pos + idsz + 16])))
+            pos += idsz + 16
+        return pos
+    for _ in range(n):
+        if pos + 4 > end:
+            raise FrameError(f"record {i}: variable-length IO runs past the frame end")
+        iid, ln = _HH.unpack_from(buf, pos)
+        pos += 4
+        if pos + ln > end:
+            raise FrameError(f"record {i}: variable-length IO {iid} of {ln} bytes runs "
+                             "past the frame end")
+        nx_items.append((i, iid, bytes(buf[pos: pos + ln])))
+        pos += ln
+    return pos
+
+
 def _parse_std(buf: bytes, pos: int, end: int, codec: int, count: int, out: Decoded,
                *, ext16: bool = False) -> int:
     """Parse ``count`` codec 8/8E/16 records from ``pos``; return the end position.
@@ -221,59 +275,21 @@ def _parse_std(buf: bytes, pos: int, end: int, codec: int, count: int, out: Deco
     flats: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
     nx_items: list[tuple[int, int, bytes]] = []
     gens: list[int] = []
-    idsz = 1 if codec == CODEC_8 else 2
-    cntsz = 2 if codec == CODEC_8E else 1
     hs = _H8E if codec == CODEC_8E else _H8 if codec == CODEC_8 else _H16
-    hsize = hs.size
-    gs = _group_struct
     for i in range(count):
-        if pos + hsize > end:
+        if pos + hs.size > end:
             raise FrameError(f"record {i} truncated (header runs past the frame end)")
         h = hs.unpack_from(buf, pos)
-        pos += hsize
+        pos += hs.size
         if codec == CODEC_16:
             gens.append(h[9])
             h = h[:9] + h[10:]
-        n = h[10]
         ns = [0, 0, 0, 0, 0, 0]
-        for wi in range(4):
-            ns[wi] = n
-            width = _VAL_FMT[wi][1]
-            last = wi == 3 and not ext16 and codec != CODEC_8E
-            need = n * (idsz + width) + (0 if last else cntsz)
-            if pos + need > end:
-                raise FrameError(f"record {i}: IO group of {n} x {width}-byte values runs past "
-                                 "the frame end")
-            g = gs(codec, wi, n, not last).unpack_from(buf, pos)
-            pos += need
-            if last:
-                flats[wi].extend(g)
-                n = 0
-            else:
-                flats[wi].extend(g[:-1])
-                n = g[-1]
-        if ext16:
-            ns[5] = n
-            need = n * (idsz + 16)
-            if pos + need > end:
-                raise FrameError(f"record {i}: 16-byte IO group runs past the frame end")
-            for _ in range(n):
-                iid = buf[pos] if idsz == 1 else _U16.unpack_from(buf, pos)[0]
-                nx_items.append((i, iid, bytes(buf[pos + idsz: pos + idsz + 16])))
-                pos += idsz + 16
-        elif codec == CODEC_8E:
-            ns[4] = n
-            for _ in range(n):
-                if pos + 4 > end:
-                    raise FrameError(f"record {i}: variable-length IO runs past the frame end")
-                iid, ln = _HH.unpack_from(buf, pos)
-                pos += 4
-                if pos + ln > end:
-                    raise FrameError(f"record {i}: variable-length IO {iid} of {ln} bytes runs "
-                                     "past the frame end")
-                nx_items.append((i, iid, bytes(buf[pos: pos + ln])))
-                pos += ln
-        total = ns[0] + ns[1] + ns[2] + ns[3] + ns[4] + ns[5]
+        pos, n = _std_groups(buf, pos, end, codec, i, h[10], ns, flats, ext16)
+        if ext16 or codec == CODEC_8E:
+            ns[5 if ext16 else 4] = n
+            pos = _std_var_group(buf, pos, end, codec, i, n, nx_items, ext16)
+        total = sum(ns)
         if total != h[9] and not (codec == CODEC_8E and total - ns[4] == h[9]):
             raise FrameError(f"record {i}: total IO count {h[9]} but {total} elements present")
         hdr.append(h)
@@ -710,42 +726,48 @@ def _classify_line(b: bytes) -> str:
     return "junk"
 
 
-def decode_messages(buf: bytes, messages: Iterable[tuple[str, int, int, str]]) -> Decoded:
+def decode_messages(buf: bytes, messages: Iterable[tuple[str, int, int, str]], *,
+                    keep_damaged: bool = False) -> Decoded:
     """Decode messages ``(kind, start, end, locator)`` of ``buf`` into columns.
 
     TCP frames are CRC-checked in one vectorised pass first. Every message becomes either
     records, a command, a login, or one reject with a reason. Never raises on bad bytes.
+
+    ``keep_damaged`` (default ``False``: such a frame is one reject): a TCP AVL frame that
+    fails its CRC or declared-length check keeps the records that parse whole from its
+    data part (as Traccar does, which checks neither); their message carries
+    ``msg_info[m]["damaged"]`` = the failed check, and records the frame announced but
+    that do not parse are one reject naming the frame (see :func:`_salvage`).
     """
     gc_was = gc.isenabled()
     gc.disable()  # millions of small tuples: the cyclic GC would rescan them again and again
     try:
-        return _decode_messages(buf, list(messages))
+        return _decode_messages(buf, list(messages), keep_damaged=keep_damaged)
     finally:
         if gc_was:
             gc.enable()
 
 
-def _decode_messages(buf: bytes, msgs: list[tuple[str, int, int, str]]) -> Decoded:
-    out = Decoded()
+def _envelope_problems(buf: bytes, msgs: list[tuple[str, int, int, str]]) -> dict[int, str | None]:
+    """Per TCP message index: None when envelope and CRC are sound, else the reason."""
     arr = np.frombuffer(buf, dtype=np.uint8)
-    tcp_idx = [i for i, m in enumerate(msgs) if m[0] == "tcp"]
-    crc_ok: dict[int, str | None] = {}
+    problems: dict[int, str | None] = {}
     good_starts, good_lens, good_i, stored = [], [], [], []
-    for i in tcp_idx:
+    for i in [i for i, m in enumerate(msgs) if m[0] == "tcp"]:
         _, s, e, _loc = msgs[i]
         if e - s < 12:
-            crc_ok[i] = f"frame of {e - s} bytes is shorter than the 12-byte envelope"
+            problems[i] = f"frame of {e - s} bytes is shorter than the 12-byte envelope"
             continue
         if buf[s: s + 4] != b"\x00\x00\x00\x00":
-            crc_ok[i] = f"bad preamble {buf[s:s + 4].hex()} (expected 00000000)"
+            problems[i] = f"bad preamble {buf[s:s + 4].hex()} (expected 00000000)"
             continue
         ln = _U32.unpack_from(buf, s + 4)[0]
         if s + 12 + ln != e:
-            crc_ok[i] = (f"declared data length {ln} but the frame holds {e - s - 12} data bytes "
-                         "(truncated or padded)")
+            problems[i] = (f"declared data length {ln} but the frame holds {e - s - 12} data "
+                           "bytes (truncated or padded)")
             continue
         if ln < 3:
-            crc_ok[i] = f"declared data length {ln} is too short"
+            problems[i] = f"declared data length {ln} is too short"
             continue
         good_starts.append(s + 8)
         good_lens.append(ln)
@@ -759,32 +781,91 @@ def _decode_messages(buf: bytes, msgs: list[tuple[str, int, int, str]]) -> Decod
         for big in np.flatnonzero(~small).tolist():
             crcs[big] = crc16_ibm(buf[good_starts[big]: good_starts[big] + good_lens[big]])
         for k, i in enumerate(good_i):
-            crc_ok[i] = None if int(crcs[k]) == stored[k] else (
+            problems[i] = None if int(crcs[k]) == stored[k] else (
                 f"CRC mismatch: stored 0x{stored[k]:08X}, computed 0x{int(crcs[k]):04X}")
+    return problems
+
+
+def _salvage(buf: bytes, s: int, e: int, out: Decoded, loc: str, imei: str | None,
+             why: str) -> None:
+    """Keep the whole records of a damaged TCP AVL frame ``buf[s:e]`` (``why``: the failed
+    check). Records are parsed one by one from the data part (which ends 4 bytes before
+    ``e`` when the declared length is right, else at ``e``) until one does not parse or
+    the announced count is reached. None whole: :class:`FrameError` (the frame is one
+    reject). Fewer than announced: the kept records are produced and the rest is one
+    reject naming the frame."""
+    if e - s < 14 or buf[s: s + 4] != b"\x00\x00\x00\x00" or buf[s + 8] not in AVL_CODECS:
+        raise FrameError(why)
+    info: dict[str, Any] = {"transport": "tcp", "damaged": why}
+    try:  # the length is right and only the CRC failed: the frame may parse whole
+        if why.startswith("CRC mismatch"):
+            _decode_data(buf, s + 8, e - 4, out, loc, imei, info)
+            return
+    except FrameError:
+        pass
+    codec, n1 = buf[s + 8], buf[s + 9]
+    end = e - 4 if why.startswith("CRC mismatch") else e
+    pos, r0, err = s + 10, len(out.hdr), "all announced records are whole"
+    for k in range(n1):
+        try:
+            if codec == CODEC_7:
+                pos = _parse_gh3000(buf, pos, end, 1, out)
+            else:
+                pos = _parse_std(buf, pos, end, codec, 1, out)
+        except FrameError as exc:
+            err = f"record {k}: {str(exc).removeprefix('record 0: ').removeprefix('codec 7 record 0: ')}"
+            break
+    n = len(out.hdr) - r0
+    if n == 0:
+        raise FrameError(f"{why}; no whole record to keep ({err})")
+    out.rec_msg.extend([len(out.msg_loc)] * n)
+    out.rec_pos.extend(range(n))
+    out.msg_loc.append(loc)
+    out.msg_imei.append(imei)
+    out.msg_codec.append(codec)
+    out.msg_info.append(info)
+    if n < n1:
+        out.rejects.append((loc, f"{why}; records 0-{n - 1} of {n1} kept (flag damaged_frame), "
+                                 f"records {n}-{n1 - 1} lost: {err}"))
+
+
+def _decode_one(buf: bytes, kind: str, s: int, e: int, loc: str, imei: str | None,
+                why: str | None, out: Decoded, keep_damaged: bool) -> None:
+    """Decode message ``buf[s:e]`` of ``kind`` into ``out``; raise :class:`FrameError`."""
+    if kind == "tcp":
+        if why is not None:
+            if not keep_damaged:
+                raise FrameError(why)
+            _salvage(buf, s, e, out, loc, imei, why)
+            return
+        _decode_data(buf, s + 8, e - 4, out, loc, imei, {"transport": "tcp"})
+    elif kind == "udp":
+        u = _udp_header(buf, s, e)
+        if u is None:
+            raise FrameError("not a UDP datagram header")
+        ln, pid, avl_id, u_imei, ds = u
+        if ln != e - s - 2:
+            raise FrameError(f"UDP length field {ln} but the datagram has {e - s - 2} bytes "
+                             "after it")
+        _decode_data(buf, ds, e, out, loc, u_imei,
+                     {"transport": "udp", "packet_id": pid, "avl_packet_id": avl_id})
+    else:
+        raise FrameError(f"{e - s} bytes are not a Teltonika message (no preamble, login "
+                         "or UDP header); skipped to the next message")
+
+
+def _decode_messages(buf: bytes, msgs: list[tuple[str, int, int, str]], *,
+                     keep_damaged: bool = False) -> Decoded:
+    out = Decoded()
+    problems = _envelope_problems(buf, msgs)
     imei: str | None = None
     for i, (kind, s, e, loc) in enumerate(msgs):
+        if kind == "login":
+            imei = buf[s + 2: s + 17].decode("ascii")
+            out.logins.append((loc, imei))
+            continue
         try:
-            if kind == "login":
-                imei = buf[s + 2: s + 17].decode("ascii")
-                out.logins.append((loc, imei))
-            elif kind == "tcp":
-                why = crc_ok.get(i)
-                if why is not None:
-                    raise FrameError(why)
-                _decode_data(buf, s + 8, e - 4, out, loc, imei, {"transport": "tcp"})
-            elif kind == "udp":
-                u = _udp_header(buf, s, e)
-                if u is None:
-                    raise FrameError("not a UDP datagram header")
-                ln, pid, avl_id, u_imei, ds = u
-                if ln != e - s - 2:
-                    raise FrameError(f"UDP length field {ln} but the datagram has {e - s - 2} bytes "
-                                     "after it")
-                _decode_data(buf, ds, e, out, loc, u_imei,
-                             {"transport": "udp", "packet_id": pid, "avl_packet_id": avl_id})
-            else:
-                raise FrameError(f"{e - s} bytes are not a Teltonika message (no preamble, login "
-                                 "or UDP header); skipped to the next message")
+            _decode_one(buf, kind, s, e, loc, imei, problems.get(i), out, keep_damaged)
         except FrameError as exc:
             out.rejects.append((loc, str(exc)))
         except (struct.error, IndexError, ValueError) as exc:  # defensive: bounds are checked

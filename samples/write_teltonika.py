@@ -8,17 +8,111 @@ sensor: 1 = open), 21 GSM signal, 24 speed, 66 external voltage (mV), 89 fuel le
 16 total odometer (m). Ingest with ``options={"door_input": 2}`` (the FMB profile's
 default) to get door_open/door_close events; lorry-1's door opens at the Wetteren car
 park at night.
+
+The captures are written by this module's own small encoder (:func:`encode_capture`), not
+by the reader's codec (:mod:`routetrace.loaders.teltonika_codec`), so that a codec error
+shows up as a sample that does not read back instead of being mirrored on both sides.
+Written from Teltonika's "Codec" wiki page (codec 8 Extended, TCP framing, IMEI login)
+with a bitwise CRC-16/IBM (polynomial 0xA001 reflected, init 0).
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..loaders import teltonika_codec as tc
 from .generate import SampleFile
 from .scenario import Scenario
+
+# --- a codec 8 Extended encoder of its own ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AvlRecord:
+    """One AVL record: time (Unix ms), position (deg), header fields, IO as (id, value,
+    width in bytes: 1, 2, 4 or 8)."""
+
+    t_ms: int
+    lat: float
+    lon: float
+    alt_m: int
+    angle: int
+    sats: int
+    speed_kmh: int
+    priority: int
+    event_io: int
+    io: Sequence[tuple[int, int, int]]
+
+
+def crc16_ibm(data: bytes) -> int:
+    """CRC-16/IBM, bit by bit (the reader's codec is table-driven).
+
+    >>> hex(crc16_ibm(b"123456789"))
+    '0xbb3d'
+    """
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def encode_8e(rec: AvlRecord) -> bytes:
+    """One codec 8 Extended record: header, then the 1-, 2-, 4-, 8-byte groups (2-byte
+    count, 2-byte ids) and an empty variable-length group."""
+    out = bytearray(struct.pack(">QBiihHBH", rec.t_ms, rec.priority, round(rec.lon * 1e7),
+                                round(rec.lat * 1e7), rec.alt_m, rec.angle, rec.sats,
+                                rec.speed_kmh))
+    out += struct.pack(">HH", rec.event_io, len(rec.io))
+    for width, fmt in ((1, "B"), (2, "H"), (4, "I"), (8, "Q")):
+        group = [(i, v) for i, v, w in rec.io if w == width]
+        out += struct.pack(">H", len(group))
+        for i, v in group:
+            out += struct.pack(">H" + fmt, i, v)
+    out += struct.pack(">H", 0)
+    return bytes(out)
+
+
+def encode_capture(imei: str, records: Sequence[AvlRecord], *, per_frame: int = 20) -> bytes:
+    """A raw TCP capture as a server stores a device's byte stream.
+
+    Parameters
+    ----------
+    imei
+        The device's 15-digit IMEI (sent first, in the login packet).
+    records
+        The AVL records, in order.
+    per_frame
+        Records per TCP frame (a device sends up to a few tens per frame).
+
+    Returns
+    -------
+    bytes
+        The login packet, then TCP frames (4 zero bytes, data length, codec 0x8E, N1,
+        records, N2, 4-byte CRC-16/IBM of the data part).
+
+    Examples
+    --------
+    >>> rec = AvlRecord(t_ms=1_761_500_000_000, lat=51.0, lon=4.0, alt_m=0, angle=0, sats=9,
+    ...                 speed_kmh=0, priority=0, event_io=0, io=[(239, 1, 1)])
+    >>> blob = encode_capture("356307042441013", [rec])
+    >>> blob[:2], blob[17:21], blob[25]
+    (b'\\x00\\x0f', b'\\x00\\x00\\x00\\x00', 142)
+    """
+    out = bytearray(b"\x00\x0f" + imei.encode("ascii"))
+    for a in range(0, len(records), per_frame):
+        chunk = records[a: a + per_frame]
+        data = bytes([0x8E, len(chunk)]) + b"".join(encode_8e(r) for r in chunk) + bytes([len(chunk)])
+        out += b"\x00" * 4 + struct.pack(">I", len(data)) + data + struct.pack(">I", crc16_ibm(data))
+    return bytes(out)
+
+
+# --- the scenario's captures -------------------------------------------------------------------
 
 
 def _capture(sc: Scenario, subject: str) -> bytes:
@@ -51,18 +145,14 @@ def _capture(sc: Scenario, subject: str) -> bytes:
         event_io = 0
         if int(t) in trig:
             event_io = 2 if k and door != int(states["door_open"][k - 1]) else 239
-        records.append(tc.Record(
+        records.append(AvlRecord(
             t_ms=int(t), lat=float(lat[k]), lon=float(lon[k]), alt_m=round(float(alt[k])),
             angle=round(float(course[k])) % 360, sats=11, speed_kmh=round(float(spd[k])),
             priority=1 if event_io else 0, event_io=event_io,
-            io=[tc.IoValue(239, ign, 1), tc.IoValue(240, int(spd[k] > 0), 1),
-                tc.IoValue(1, ign, 1), tc.IoValue(2, door, 1), tc.IoValue(21, 4, 1),
-                tc.IoValue(24, round(float(spd[k])), 2),
-                tc.IoValue(66, 27_800 if ign else 25_100, 2),
-                tc.IoValue(89, round(float(fuel[k])), 1), tc.IoValue(16, int(odo[k]), 4)]))
-    imei = str(sc.subjects[subject]["imei"])
-    frames = [tc.encode_tcp_frame(records[a: a + 20], tc.CODEC_8E) for a in range(0, len(records), 20)]
-    return tc.encode_login(imei) + b"".join(frames)
+            io=[(239, ign, 1), (240, int(spd[k] > 0), 1), (1, ign, 1), (2, door, 1),
+                (21, 4, 1), (24, round(float(spd[k])), 2), (66, 27_800 if ign else 25_100, 2),
+                (89, round(float(fuel[k])), 1), (16, int(odo[k]), 4)]))
+    return encode_capture(str(sc.subjects[subject]["imei"]), records)
 
 
 def write(sc: Scenario, out: Path) -> list[SampleFile]:
@@ -82,5 +172,5 @@ def write(sc: Scenario, out: Path) -> list[SampleFile]:
     return files
 
 
-__all__ = ["write"]
+__all__ = ["AvlRecord", "crc16_ibm", "encode_8e", "encode_capture", "write"]
 

@@ -286,9 +286,10 @@ _FUZZ_TMP = Path(tempfile.mkdtemp(prefix="routetrace-teltonika-fuzz-"))
 @given(frames=st.lists(st.tuples(_records, _codec, st.booleans()), min_size=1, max_size=3),
        ops=st.lists(st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 1 << 30),
                               st.integers(0, 1 << 30)), min_size=1, max_size=3),
-       as_hex=st.booleans())
+       as_hex=st.booleans(), keep=st.booleans())
 def test_fuzz_loader_gives_rows_or_loader_error(frames: list[tuple[list[tc.Record], int, bool]],
-                                                ops: list[tuple[str, int, int]], as_hex: bool) -> None:
+                                                ops: list[tuple[str, int, int]], as_hex: bool,
+                                                keep: bool) -> None:
     msgs = [tc.encode_login(IMEI)] + [_frame(r, c, u) for r, c, u in frames]
     if as_hex:
         data = mutate("\n".join(m.hex() for m in msgs).encode(), ops)
@@ -297,7 +298,7 @@ def test_fuzz_loader_gives_rows_or_loader_error(frames: list[tuple[list[tc.Recor
     p = _FUZZ_TMP / "capture.bin"
     p.write_bytes(data)
     try:
-        res = load(p, format="teltonika")
+        res = load(p, format="teltonika", options={"keep_damaged": keep})
     except RoutetraceError as exc:
         assert not str(exc).startswith("internal"), exc
         return
@@ -354,6 +355,9 @@ def test_events_from_generated_capture_match_truth(tmp_path: Path) -> None:
     assert derived["flags"].str.contains("derived").all()
     assert not res.events["kind"].eq("odometer_jump").any()
     # door on another input: no door events; unknown input is a parameter error
+    cli = load(p, options={"door_input": "2"})  # as --option door_input=2 gives it
+    assert cli.events["kind"].isin(["door_open", "door_close"]).sum() == \
+        res.events["kind"].isin(["door_open", "door_close"]).sum() > 0
     res1 = load(p, options={"door_input": 1})
     assert not res1.events["kind"].isin(["door_open", "door_close"]).any()
     with pytest.raises(ParameterError):
@@ -419,3 +423,265 @@ def test_sample_case_lorry_captures_match_scenario_events(tmp_path: Path) -> Non
             exp[["t_utc", "kind"]].sort_values(["t_utc", "kind"]).reset_index(drop=True)
             .astype({"kind": str}), check_dtype=False)
         assert len(res.fixes) == res.records_read
+
+
+# --- damaged frames kept by option (issue #19) -------------------------------------------------
+
+
+def test_traccar_damaged_frames_keep_whole_records_by_option(tdir: Path) -> None:
+    f = tdir / "traccar_TeltonikaProtocolDecoderTest.hex"
+    default = load(f)
+    res = load(f, options={"keep_damaged": "true"})
+    assert_count_rule(res)
+    recs = res.extra_tables[RECORDS_TABLE]
+    kept = recs[recs["flags"].str.contains("damaged_frame")]
+    frames = sorted({int(r.split("/")[0].split()[1]) for r in kept["record"]})
+    # the six AVL frames Traccar decodes although their CRC or length check fails
+    assert frames == [54, 58, 70, 80, 86, 94]
+    assert set(default.rejects["record"]) - set(res.rejects["record"]) == {f"line {ln}" for ln in frames}
+    # a command frame with a bad CRC (line 42) and the photo frames stay rejects
+    assert {"line 42", "line 112", "line 114"} <= set(res.rejects["record"])
+    # the flag names its frame: locator + the failed check in the fix's extra
+    fx = res.fixes[res.fixes["flags"].str.contains("damaged_frame")]
+    assert len(fx) and fx["extra"].str.contains('"frame_error":"(?:CRC mismatch|declared data length)',
+                                                 regex=True).all()
+    # default unchanged: every damaged frame is one reject, no record flagged
+    assert not default.extra_tables[RECORDS_TABLE]["flags"].str.contains("damaged_frame").any()
+    assert res.records_read == default.records_read - 6 + len(kept)
+
+
+def test_damaged_generated_frames_keep_intact_records(tmp_path: Path) -> None:
+    recs = [tc.Record(t_ms=1_761_500_000_000 + i * 30_000, lat=51.0 + i * 1e-3, lon=4.0, sats=9,
+                      io=[tc.IoValue(239, 1, 1), tc.IoValue(16, 1000 * i, 4)]) for i in range(5)]
+    good = tc.encode_tcp_frame(recs, tc.CODEC_8E)
+    bad_crc = bytearray(good)
+    bad_crc[-1] ^= 0x55  # only the CRC field is wrong: all 5 records whole
+    size = (len(good) - 12 - 3) // 5  # bytes per record
+    truncated = good[: 8 + 2 + 2 * size + size // 2]  # cut inside record 2: 0 and 1 whole
+    p = tmp_path / "damaged.hex"
+    p.write_text("\n".join(b.hex() for b in (tc.encode_login(IMEI), bytes(bad_crc), truncated, good)) + "\n")
+    strict = load(p)
+    assert_count_rule(strict)
+    assert len(strict.fixes) == 5 and strict.rejects["record"].tolist() == ["line 2", "line 3"]
+    res = load(p, options={"keep_damaged": True})
+    assert_count_rule(res)
+    flagged = res.fixes[res.fixes["flags"].str.contains("damaged_frame")]
+    assert flagged["record"].str.split("/").str[0].value_counts().to_dict() == {"line 2": 5, "line 3": 2}
+    # the truncated frame's lost records are one reject naming the frame and what was kept
+    assert res.rejects["record"].tolist() == ["line 3"]
+    assert re.search(r"declared data length .*records 0-1 of 5 kept .*records 2-4 lost",
+                     res.rejects["reason"].iloc[0])
+    assert res.records_read == 5 + 5 + 2 + 1
+    with pytest.raises(ParameterError):
+        load(p, options={"keep_damaged": "maybe"})
+
+
+# --- alarms, identifiers, cell, HDOP, signed values, models (issue #19) ------------------------
+
+
+def _io_records(res: object, io_id: int, raw: int | None = None) -> set[str]:
+    io = res.extra_tables[IO_TABLE]  # type: ignore[attr-defined]
+    sel = io["io_id"] == io_id
+    if raw is not None:
+        sel &= io["raw"] == raw
+    return set(io.loc[sel, "record"].astype(str))
+
+
+def test_real_captures_crash_unplug_events_and_hdop_accuracy(tdir: Path) -> None:
+    counts = {}
+    for f in sorted(tdir.glob("*.hex")):
+        res = load(f)
+        assert_count_rule(res)
+        ev = res.events
+        crash = set(ev.loc[ev["kind"] == "crash", "record"])
+        assert crash == _io_records(res, 247), f.name
+        assert set(ev.loc[ev["kind"] == "unplug", "record"]) == _io_records(res, 252, 1), f.name
+        counts[f.name] = len(crash)
+        # h_acc_m = HDOP x 5 m for every fix whose record carries an HDOP above 0
+        io = res.extra_tables[IO_TABLE]
+        hd_rows = io[(io["io_id"] == 182) & (io["raw"] > 0)]
+        hd = pd.Series(hd_rows["raw"].astype(float).to_numpy(), index=hd_rows["record"].astype(str))
+        fx = res.fixes.set_index("record")
+        with_hdop = fx.index.intersection(hd.index)
+        assert fx.loc[with_hdop, "h_acc_m"].notna().all(), f.name
+        np.testing.assert_allclose(fx.loc[with_hdop, "h_acc_m"], hd[with_hdop] * 0.1 * 5.0)
+        assert fx.drop(with_hdop)["h_acc_m"].isna().all()
+        assert "HDOP (IO 182" in res.source["time_basis"].iloc[0]
+    assert counts["traccar_TeltonikaProtocolDecoderTest.hex"] == 13
+    res = load(tdir / "traccar_TeltonikaProtocolDecoderTest.hex")
+    ev = res.events
+    assert (ev["kind"] == "unplug").sum() == 1 and (ev["kind"] == "alarm").sum() == 1
+    assert ev.loc[ev["kind"] == "crash", "text"].str.startswith("IO 247 crash_detection = ").all()
+    # identifiers and the serving cell are events with the decoded id as text
+    kinds = set(ev["kind"])
+    assert {"vin", "driver_id", "sim_iccid", "ble_tags", "ble_beacons", "cell_tower"} <= kinds
+    vin_hex = res.extra_tables[IO_TABLE].query("io_id == 256")["hex"].dropna()
+    assert set(ev.loc[ev["kind"] == "vin", "text"]) == {bytes.fromhex(h).decode() for h in vin_hex}
+    cells = ev[ev["kind"] == "cell_tower"]
+    assert cells["text"].str.fullmatch(r"LAC \d+ cell \d+( \(LTE\))?").all()
+    # codec 7 (GH3000) states its cell in the location block, not in IO elements
+    gh_cell = set(res.fixes.loc[res.fixes["extra"].str.contains('"codec":"7"')
+                                & res.fixes["extra"].str.contains('"lac":'), "record"])
+    assert gh_cell and gh_cell & set(cells["record"])
+    # accelerometer axes and EYE temperature are signed (Traccar's readShort)
+    io = res.extra_tables[IO_TABLE]
+    eye = io[io["io_id"] == 10800]
+    assert eye["value"].round(2).tolist() == [-11.87]  # Traccar's test expects eyeTemp1 -11.87
+    axes = io[io["io_id"].isin([17, 18, 19])]
+    assert (axes["value"] < 0).any() and (axes["value"].abs() < 32768).all()
+
+
+def _nx(io_id: int, data: bytes) -> tc.IoValue:
+    return tc.IoValue(io_id, data, 0)
+
+
+def test_generated_alarm_identifier_cell_and_hdop(tmp_path: Path) -> None:
+    t0 = 1_761_500_000_000
+    base = [tc.IoValue(239, 1, 1), tc.IoValue(182, 12, 2), tc.IoValue(205, 4101, 2),
+            tc.IoValue(206, 33, 2)]
+    ibutton = 0x0100000012345678
+    beacons = bytes([0x01, 0x21]) + bytes(range(16)) + b"\x00\x07\x00\x09\xc4"
+    rows = [
+        [tc.IoValue(247, 1, 1)],                                     # 0 crash
+        [tc.IoValue(252, 1, 1), tc.IoValue(78, ibutton, 8)],         # 1 unplug, driver
+        [tc.IoValue(252, 0, 1), tc.IoValue(78, ibutton, 8)],         # 2 battery back: no event
+        [tc.IoValue(246, 1, 1), tc.IoValue(249, 1, 1), _nx(256, b"ABCDEFGH123456789")],
+        [tc.IoValue(236, 1, 1), tc.IoValue(17, 0xFF9C, 2), tc.IoValue(10800, 0xFB50, 2),
+         _nx(385, beacons)],
+        [tc.IoValue(182, 0, 2), tc.IoValue(78, 0, 8), tc.IoValue(205, 4102, 2)],
+    ]
+    recs = [tc.Record(t_ms=t0 + i * 60_000, lat=51.0, lon=4.0 + i * 1e-3, sats=9,
+                      event_io=io[0].io_id, io=[*[x for x in base if x.io_id not in
+                                                   {y.io_id for y in io}], *io])
+            for i, io in enumerate(rows)]
+    p = tmp_path / "alarms.bin"
+    p.write_bytes(tc.encode_login(IMEI) + tc.encode_tcp_frame(recs, tc.CODEC_8E))
+    res = load(p, options={"uere_m": "4"})
+    assert_count_rule(res)
+    ev = res.events.set_index(["record", "kind"])
+    rec = "offset 17/rec {}".format
+    for i, kind, code in ((0, "crash", 1), (1, "unplug", 1), (3, "towing", 1), (3, "jamming", 1),
+                          (4, "alarm", 1)):
+        assert ev.loc[(rec(i), kind), "value"] == code, kind
+    assert (res.events["kind"] == "unplug").sum() == 1  # 252 = 0 (battery present) is no alarm
+    assert ev.loc[(rec(0), "crash"), "text"] == "IO 247 crash_detection = 1: crash detected (device is calibrated)"
+    # identifiers: when first seen and when they change (0 = no iButton: no event)
+    drv = res.events[res.events["kind"] == "driver_id"]
+    assert drv["record"].tolist() == [rec(1)]
+    assert drv["text"].iloc[0].startswith("0100000012345678 (byte-reversed")
+    assert ev.loc[(rec(3), "vin"), "text"] == "ABCDEFGH123456789"
+    assert ev.loc[(rec(4), "ble_beacons"), "text"] == "000102030405060708090a0b0c0d0e0f:7:9"
+    cells = res.events[res.events["kind"] == "cell_tower"]
+    assert cells["record"].tolist() == [rec(0), rec(5)]
+    assert cells["text"].tolist() == ["LAC 33 cell 4101", "LAC 33 cell 4102"]
+    assert cells["lat"].notna().all()  # the record's own GPS position, never the cell's
+    # HDOP 1.2 x 4 m; HDOP 0 (no value) gives no accuracy
+    h = res.fixes.set_index("record")["h_acc_m"]
+    assert h[[rec(i) for i in range(5)]].round(6).eq(4.8).all() and pd.isna(h[rec(5)])
+    assert "x 4 m" in res.source["time_basis"].iloc[0]
+    io = res.extra_tables[IO_TABLE]
+    assert io.loc[io["io_id"] == 17, "value"].tolist() == [-100.0]
+    assert io.loc[io["io_id"] == 10800, "value"].round(2).tolist() == [-12.0]
+    with pytest.raises(ParameterError):
+        load(p, options={"uere_m": "-1"})
+
+
+def test_model_option_fm6xx_does_not_read_fmb_fuel_ids(tmp_path: Path) -> None:
+    recs = [tc.Record(t_ms=1_761_500_000_000 + i * 60_000, lat=51.0, lon=4.0, sats=9,
+                      io=[tc.IoValue(89, 80 - 10 * i, 1), tc.IoValue(701, 0xFF38, 2)])
+            for i in range(3)]
+    p = tmp_path / "fm6.bin"
+    p.write_bytes(tc.encode_tcp_frame(recs, tc.CODEC_8E))
+    fmb = load(p)  # default model FMB: IO 89 is the LV-CAN fuel level in %
+    assert (fmb.events["kind"] == "fuel_level").sum() == 3
+    assert fmb.events["kind"].eq("fuel_drop").sum() == 2
+    fm6 = load(p, options={"model": "FMB640"})
+    assert_count_rule(fm6)
+    assert not fm6.events["kind"].isin(["fuel_level", "fuel_drop"]).any()
+    io = fm6.extra_tables[IO_TABLE]
+    assert io.loc[io["io_id"] == 89, "name"].isna().all()  # kept raw, unnamed
+    assert io.loc[io["io_id"] == 701, "value"].round(2).tolist() == [-20.0] * 3
+    with pytest.raises(ParameterError, match="unknown Teltonika model"):
+        load(p, options={"model": "FMX999"})
+
+
+def test_accelerometer_axes_and_eye_temperature_are_signed(tmp_path: Path) -> None:
+    io = [tc.IoValue(17, 0xFF9C, 2), tc.IoValue(18, 0x0064, 2), tc.IoValue(19, 0xFC18, 2),
+          tc.IoValue(10800, 0xFB50, 2), tc.IoValue(10801, 0x0960, 2)]
+    p = tmp_path / "axes.bin"
+    p.write_bytes(tc.encode_tcp_frame([tc.Record(t_ms=1_761_500_000_000, lat=51.0, lon=4.0, sats=9,
+                                                 io=io)], tc.CODEC_8E))
+    got = load(p).extra_tables[IO_TABLE].set_index("io_id")
+    assert got.loc[[17, 18, 19], "value"].tolist() == [-100.0, 100.0, -1000.0]
+    assert got.loc[[17, 18, 19], "unit"].tolist() == ["mG"] * 3
+    assert got.loc[[10800, 10801], "value"].round(2).tolist() == [-12.0, 24.0]
+    assert got.loc[10800, "unit"] == "degC"
+
+
+# --- the sample writer's own encoder (issue #16) ------------------------------------------------
+
+
+def test_sample_writer_has_its_own_encoder() -> None:
+    import ast
+
+    import routetrace.samples.write_teltonika as wt
+
+    tree = ast.parse(Path(wt.__file__).read_text())
+    imported = {(n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any("loaders" in m for m in imported), imported
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(records=st.lists(st.builds(
+    tc.Record, t_ms=st.integers(1_300_000_000_000, 1_900_000_000_000),
+    lat=st.integers(-900_000_000, 900_000_000).map(lambda v: v / 1e7),
+    lon=st.integers(-1_800_000_000, 1_800_000_000).map(lambda v: v / 1e7),
+    alt_m=st.integers(-500, 5000), angle=st.integers(0, 359), sats=st.integers(0, 30),
+    speed_kmh=st.integers(0, 250), priority=st.integers(0, 2), event_io=st.integers(0, 65535),
+    io=st.lists(_io, max_size=6)), min_size=1, max_size=45))
+def test_sample_encoder_agrees_with_codec_and_reads_back(records: list[tc.Record]) -> None:
+    from routetrace.samples import write_teltonika as wt
+
+    mine = [wt.AvlRecord(t_ms=r.t_ms, lat=r.lat, lon=r.lon, alt_m=r.alt_m, angle=r.angle,
+                         sats=r.sats, speed_kmh=r.speed_kmh, priority=r.priority,
+                         event_io=r.event_io, io=[(x.io_id, int(x.value), x.width) for x in r.io])
+            for r in records]
+    blob = wt.encode_capture(IMEI, mine)
+    # two independent implementations write the same bytes
+    expect = tc.encode_login(IMEI) + b"".join(tc.encode_tcp_frame(records[a:a + 20], tc.CODEC_8E)
+                                              for a in range(0, len(records), 20))
+    assert blob == expect
+    segs = tc.segment_binary(blob)
+    d = tc.decode_messages(blob, [(k, s, e, f"offset {s}") for k, s, e in segs])
+    assert not d.rejects and d.n_records == len(records)
+    assert [h[0] for h in d.hdr] == [r.t_ms for r in records]
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(frames=st.lists(st.tuples(_records, _codec, st.booleans()), min_size=1, max_size=3),
+       ops=st.lists(st.tuples(st.sampled_from(MUTATION_KINDS), st.integers(0, 1 << 30),
+                              st.integers(0, 1 << 30)), min_size=1, max_size=4),
+       as_hex=st.booleans())
+def test_fuzz_keep_damaged_accounts_for_every_message(frames: list[tuple[list[tc.Record], int, bool]],
+                                                      ops: list[tuple[str, int, int]],
+                                                      as_hex: bool) -> None:
+    msgs = [tc.encode_login(IMEI)] + [_frame(r, c, u) for r, c, u in frames]
+    if as_hex:
+        buf, segs, _ = tc.hex_lines(mutate("\n".join(m.hex() for m in msgs).encode(), ops)
+                                      .decode("latin-1"))
+    else:
+        blob = mutate(b"".join(msgs), ops)
+        buf = blob
+        segs = [(k, s, e, f"offset {s}") for k, s, e in tc.segment_binary(blob)]
+    d = tc.decode_messages(buf, segs, keep_damaged=True)
+    strict = tc.decode_messages(buf, segs)
+    # every message is records, a reject, a command or a login (a cut frame: records + reject)
+    seen = set(d.msg_loc) | {r for r, _ in d.rejects} | {c[0] for c in d.commands} | \
+        {x for x, _ in d.logins}
+    assert seen == {s[3] for s in segs}
+    assert not set(d.msg_loc) & {r for r, _ in d.rejects} - {
+        m for m, i in zip(d.msg_loc, d.msg_info, strict=True) if i.get("damaged")}
+    # keeping damaged frames never loses a record the strict decoder keeps
+    assert d.n_records >= strict.n_records

@@ -1,0 +1,418 @@
+"""Teltonika loader: events from IO elements (value, edge and derived events).
+
+Rules (what becomes an event, thresholds, flags) are documented in the module docstring of
+:mod:`routetrace.loaders.teltonika`; this module computes them per subject in time order,
+vectorised over the long IO table built by :mod:`routetrace.loaders.teltonika_tables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .. import schema
+from .base import compact_json
+
+if TYPE_CHECKING:
+    from .teltonika_tables import IoCols
+
+__all__ = ["RecInfo", "alarm_events", "cell_events", "decode_identifier", "hdop_h_acc",
+           "identifier_events", "io_events"]
+
+
+def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
+            io_ent: np.ndarray, kind_u: np.ndarray, units_u: np.ndarray, names_u: np.ndarray,
+            step_u: np.ndarray, io_bytes: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
+            prof_of_rec: np.ndarray, profs: list[dict[str, Any]], rec_lat: np.ndarray,
+            rec_lon: np.ndarray, rec_flag: np.ndarray) -> pd.DataFrame:
+    """Value events and derived events, per subject in time order (vectorised)."""
+    sel = pd.notna(kind_u)[io_ent] & ~io_bytes
+    if not sel.any():
+        return schema.empty("events")
+    subj_codes = pd.factorize(pd.Series(subj, dtype="object"))[0].astype(np.int32)
+    # stable sort: subject, io id (within profile), time, record order; one IO row per
+    # element (~10 per record), so the columns are reordered one at a time (memory)
+    rec = io_rec[sel]
+    iid = io_id[sel]
+    order = np.lexsort((rec, t_ns[rec], (prof_of_rec[rec] * 65536 + iid).astype(np.int32),
+                        subj_codes[rec]))
+    rec, iid = rec[order], iid[order]
+    raw = io_raw[sel][order]
+    val = io_value[sel][order]
+    u = io_ent[sel][order]
+    del order, sel
+    s = subj_codes[rec]
+    t = t_ns[rec]
+    pk = (prof_of_rec[rec] * 65536 + iid).astype(np.int32)
+
+    def is_kind(k: str) -> np.ndarray:
+        out: np.ndarray = np.asarray(kind_u == k, dtype=bool)[u]
+        return out
+
+    def before(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``a`` at the row before each row of ``mask`` (rows of one subject and IO: ``same``)."""
+        return a[np.flatnonzero(mask) - 1]
+    same = np.zeros(len(rec), dtype=bool)
+    same[1:] = (s[1:] == s[:-1]) & (pk[1:] == pk[:-1])
+    # value events: at the first reading and when the value changes; for entries with a
+    # `step`, when the value moves into another multiple of the step (odometer every km...)
+    step = step_u[u]
+    with np.errstate(invalid="ignore"):
+        q = np.where(np.isnan(step), raw.astype(np.float64), np.floor(val / step))
+    del step
+    changed = ~same
+    changed[1:] |= q[1:] != q[:-1]
+    del q
+    frames: list[pd.DataFrame] = []
+
+    def frame(mask: np.ndarray, kinds: np.ndarray | str, value: np.ndarray, units: np.ndarray | str,
+              text: pd.Series, extra: pd.Series, derived: bool,
+              more_flag: str | None = None) -> None:
+        if not mask.any():
+            return
+        r = rec[mask]
+        fl = pd.Series(rec_flag[r], dtype="string")
+        if derived:
+            fl = schema.add_flag(fl, np.ones(len(r), bool), "derived")
+        if more_flag:
+            fl = schema.add_flag(fl, np.ones(len(r), bool), more_flag)
+        frames.append(pd.DataFrame({
+            "record": record[r], "subject_id": subj[r], "t_utc": t[mask],
+            "kind": kinds, "value": value, "unit": units,
+            "text": text.to_numpy(dtype=object), "lat": rec_lat[r], "lon": rec_lon[r],
+            "flags": fl.to_numpy(), "extra": extra.to_numpy(dtype=object)}))
+
+    def sx(a: Any) -> pd.Series:
+        """A string Series with a fresh index (so concatenations align by position)."""
+        return pd.Series(np.asarray(a)).astype("string").reset_index(drop=True)
+
+    trig = np.where(event_io[rec] == iid, "true", "false")
+    # value events
+    m = changed
+    frame(m, kind_u[u[m]], val[m], units_u[u[m]],
+          ("IO " + sx(iid[m]) + " " + sx(names_u[u[m]]) + " = " + sx(raw[m])),
+          ('{"io_id":' + sx(iid[m]) + ',"raw":' + sx(raw[m]) + ',"triggered":' + sx(trig[m]) + "}"),
+          derived=False)
+    # edges
+    edge_names: list[str] = []
+    edge_code = np.full(len(rec), -1, dtype=np.int64)
+    for pi, p in enumerate(profs):
+        for io_num, e in p["io"].items():
+            for rv, k in (e.get("edges") or {}).items():
+                if k not in edge_names:
+                    edge_names.append(k)
+                hit = (pk == pi * 65536 + io_num) & (raw == int(rv))
+                edge_code[hit] = edge_names.index(k)
+    m = same & (edge_code >= 0)
+    m[1:] &= raw[1:] != raw[:-1]
+    ek = np.asarray([*edge_names, ""], dtype=object)[edge_code[m]]
+    frame(m, ek, val[m], "", (sx(ek) + ": IO " + sx(iid[m]) + " "
+                              + sx(before(raw, m)) + " -> " + sx(raw[m])),
+          ('{"from_record":"' + sx(record[before(rec, m)]) + '","io_id":' + sx(iid[m])
+           + ',"triggered":' + sx(trig[m]) + "}"), derived=True)
+    # fuel: refuel / drop, per subject from the % series if present, else litres
+    th = profs[0]["derived"]
+    delta = np.full(len(val), np.nan)  # change from the row before (meaningful where ``same``)
+    delta[1:] = val[1:] - val[:-1]
+    for fkind, up_k, down_k, funit in (("fuel_level", "refuel_pct", "fuel_drop_pct", "%"),
+                                   ("fuel_volume", "refuel_l", "fuel_drop_l", "l")):
+        is_f = is_kind(fkind) & (prof_of_rec[rec] == 0)
+        if fkind == "fuel_volume":
+            has_pct = np.isin(s, np.unique(s[is_kind("fuel_level") & (prof_of_rec[rec] == 0)]))
+            is_f &= ~has_pct
+        if not is_f.any() or up_k not in th:
+            continue
+        with np.errstate(invalid="ignore"):
+            mu = is_f & same & (delta >= th[up_k])
+            md = is_f & same & (delta <= -th[down_k])
+        for mm, k, thr in ((mu, "refuel", th[up_k]), (md, "fuel_drop", th[down_k])):
+            if mm.any():
+                frame(mm, k, delta[mm], funit,
+                      (f"{k}: fuel " + sx(np.round(before(val, mm), 3)) + f" {funit} -> "
+                       + sx(np.round(val[mm], 3)) + f" {funit} (threshold {thr:g} {funit})"),
+                      ('{"from_record":"' + sx(record[before(rec, mm)]) + '","threshold":'
+                       + f"{thr:g}" + "}"), derived=True)
+    # odometer jumps
+    if "odometer_max_speed_kmh" in th:
+        is_o = is_kind("odometer") & same & (prof_of_rec[rec] == 0)
+        dt_s = np.full(len(rec), np.nan)
+        dt_s[is_o] = (t[is_o] - before(t, is_o)) / 1e9
+        limit = th["odometer_max_speed_kmh"] / 3.6 * np.maximum(dt_s, 0) + th["odometer_slack_m"]
+        with np.errstate(invalid="ignore"):
+            mo = is_o & ((delta > limit) | (delta < -th["odometer_rollback_m"]))
+        if mo.any():
+            frame(mo, "odometer_jump", delta[mo], "m",
+                  ("odometer changed by " + sx(delta[mo]) + " m in " + sx(dt_s[mo]) + " s"),
+                  ('{"from_record":"' + sx(record[before(rec, mo)]) + '","limit_m":'
+                   + sx(np.round(limit[mo], 1)) + "}"),
+                  derived=True, more_flag="inconsistent_value")
+    if not frames:
+        return schema.empty("events")
+    out = pd.concat(frames, ignore_index=True)
+    out["t_utc"] = pd.to_datetime(out["t_utc"].astype("int64"), unit="ns", utc=True)
+    return out
+
+
+# --- alarms, identifiers, serving cell, HDOP (issue #19) --------------------------------------
+
+
+@dataclass
+class RecInfo:
+    """Per-record columns an event row takes from its record."""
+
+    t_ns: np.ndarray
+    subj: np.ndarray
+    record: np.ndarray
+    event_io: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    flag: np.ndarray
+
+    @property
+    def subj_codes(self) -> np.ndarray:
+        """Subject as integer codes (for sorting and grouping)."""
+        codes: np.ndarray = pd.factorize(pd.Series(self.subj, dtype="object"))[0]
+        return codes
+
+
+def _event_rows(ri: RecInfo, rec: np.ndarray, kind: Any, value: Any, text: list[str],
+                extra: list[dict[str, Any]]) -> pd.DataFrame:
+    """Event rows of records ``rec`` (position and flags of the record, as value events)."""
+    return pd.DataFrame({
+        "record": ri.record[rec], "subject_id": ri.subj[rec], "t_utc": ri.t_ns[rec],
+        "kind": kind, "value": value, "unit": "", "text": np.array(text, dtype=object),
+        "lat": ri.lat[rec], "lon": ri.lon[rec], "flags": ri.flag[rec],
+        "extra": np.array([compact_json(x) for x in extra], dtype=object)})
+
+
+def _entry_attr(ents: list[dict[str, Any] | None], key: str) -> np.ndarray:
+    """``ents[i][key]`` (None where the id is unmapped or the key absent), as object array."""
+    return np.array([e.get(key) if e else None for e in ents], dtype=object)
+
+
+def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> pd.DataFrame | None:
+    """An event for every record carrying an alarm element with an alarm value.
+
+    Parameters
+    ----------
+    io
+        The long IO table of the produced records (with ``ent`` set).
+    ents
+        The IO map entry of each ``io.ent`` code; an entry's ``alarms`` maps a raw value
+        (or ``*``: any) to the event kind, ``meanings`` a raw value to Teltonika's wording.
+    ri
+        Per-record time, subject, locator, position and flags.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Event rows (value = the raw code, text = ``IO <id> <name> = <code>: <meaning>``),
+        None when no record carries an alarm.
+    """
+    assert io.ent is not None
+    has = np.array([bool(e and e.get("alarms")) for e in ents], dtype=bool)
+    rows = np.flatnonzero(has[io.ent] & ~io.is_bytes)
+    if not len(rows):
+        return None
+    pairs, inv = np.unique(np.stack([io.ent[rows], io.raw[rows]]), axis=1, return_inverse=True)
+    kinds, meanings = [], []
+    for ei, raw in pairs.T.tolist():
+        e = ents[ei] or {}
+        kinds.append(e["alarms"].get(str(raw), e["alarms"].get("*")))
+        meanings.append((e.get("meanings") or {}).get(str(raw), "value not in Teltonika's list"))
+    kind_of = np.array(kinds, dtype=object)[inv.ravel()]
+    keep = pd.notna(kind_of)
+    rows, kind_of = rows[keep], kind_of[keep]
+    mean_of = np.array(meanings, dtype=object)[inv.ravel()][keep]
+    rec, iid, raw = io.rec[rows], io.iid[rows], io.raw[rows]
+    names = _entry_attr(ents, "name")[io.ent[rows]]
+    text = [f"IO {i} {nm} = {r}: {m}" for i, nm, r, m in zip(iid.tolist(), names, raw.tolist(),
+                                                                mean_of, strict=True)]
+    extra = [{"io_id": i, "raw": r, "triggered": bool(ev == i)}
+             for i, r, ev in zip(iid.tolist(), raw.tolist(), ri.event_io[rec].tolist(), strict=True)]
+    return _event_rows(ri, rec, kind_of, raw.astype(np.float64), text, extra)
+
+
+def _uint(raw: int, width: int) -> int:
+    return raw & ((1 << (8 * width)) - 1)
+
+
+def _ble_385(b: bytes) -> list[str]:
+    """Beacon ids of IO 385 (Teltonika 'Beacon' list; layout as Traccar parses it): a data
+    byte, then per beacon a flags byte, iBeacon UUID:major:minor (flags >> 4 > 0) or
+    Eddystone namespace:instance, signed RSSI, optional battery and temperature words."""
+    ids, p = [], 1
+    while p < len(b):
+        flags = b[p]
+        p += 1
+        if flags >> 4:
+            ids.append(f"{b[p:p + 16].hex()}:{int.from_bytes(b[p + 16:p + 18], 'big')}:"
+                       f"{int.from_bytes(b[p + 18:p + 20], 'big')}")
+            p += 20
+        else:
+            ids.append(f"{b[p:p + 10].hex()}:{b[p + 10:p + 16].hex()}")
+            p += 16
+        p += 1 + 2 * bool(flags & 2) + 2 * bool(flags & 4)
+        if p > len(b):
+            raise ValueError("beacon list runs past its element")
+    return ids
+
+
+def _ble_548(b: bytes) -> list[str]:
+    """Tag ids (parameter 1) of IO 548 (Teltonika advanced BLE tag data, as Traccar parses
+    it): a header byte, then per tag a length byte and (id, length, value) parameters."""
+    ids, p = [], 1
+    while p < len(b):
+        end = p + 1 + b[p]
+        q = p + 1
+        if end > len(b):
+            raise ValueError("tag runs past its element")
+        while q + 2 <= end:
+            pid, ln = b[q], b[q + 1]
+            if pid == 1:
+                ids.append(b[q + 2:q + 2 + ln].hex())
+            q += 2 + ln
+        p = end
+    return ids
+
+
+def decode_identifier(how: str, raw: int, width: int, data: bytes | None) -> str | None:
+    """The text of an identifier element (None: the element says 'none' or is unreadable).
+
+    >>> decode_identifier("le_hex", 0x0100000012345678, 8, None)
+    '0100000012345678 (byte-reversed, as Traccar shows it: 7856341200000001)'
+    >>> decode_identifier("ascii", 0, 0, b"ABCDEFGH123456789")
+    'ABCDEFGH123456789'
+    """
+    if data is None:
+        value = _uint(raw, width)
+        if value == 0:
+            return None
+        if how == "decimal":
+            return str(value)
+        data = value.to_bytes(width, "big")
+    if not data:
+        return None
+    if how in ("hex", "decimal"):
+        return data.hex().upper()
+    if how == "le_hex":
+        return f"{data.hex().upper()} (byte-reversed, as Traccar shows it: {data[::-1].hex().upper()})"
+    if how == "ascii":
+        s = data.decode("latin-1").strip("\x00 ")
+        return s if s and s.isprintable() else None
+    try:
+        ids = _ble_385(data) if how == "ble_385" else _ble_548(data)
+    except (ValueError, IndexError):
+        return None
+    return ", ".join(ids) or None
+
+
+def _changed(ri: RecInfo, rec: np.ndarray, group: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Indices (into ``rec``) of rows whose ``key`` is the first of its (subject, group) or
+    differs from the row before in time order."""
+    df = pd.DataFrame({"s": ri.subj_codes[rec], "g": group, "t": ri.t_ns[rec], "r": rec,
+                       "k": key, "i": np.arange(len(rec))})
+    df = df.sort_values(["s", "g", "t", "r"], kind="stable")
+    first = (df["s"] != df["s"].shift()) | (df["g"] != df["g"].shift())
+    out: np.ndarray = df.loc[first | (df["k"] != df["k"].shift()), "i"].to_numpy()
+    return np.sort(out)
+
+
+def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> pd.DataFrame | None:
+    """An identifier event (driver iButton, VIN, SIM ICCID, BLE tags) when the identifier
+    is first seen for the subject and whenever it changes (map keys ``identifier``,
+    ``decode``, optional ``width``); text = the decoded id. A value meaning 'none' (0,
+    empty) gives no event but counts as a change."""
+    assert io.ent is not None
+    ident = _entry_attr(ents, "identifier")
+    want_w = np.array([float(e.get("width") or np.nan) if e else np.nan for e in ents])
+    w_ok = np.isnan(want_w[io.ent]) | (np.abs(io.w) == want_w[io.ent])
+    rows = np.flatnonzero(np.asarray(pd.notna(ident), dtype=bool)[io.ent] & w_ok)
+    if not len(rows):
+        return None
+    hexv = io.hexv[rows] if io.hexv is not None else np.full(len(rows), None, dtype=object)
+    key = np.where(io.is_bytes[rows], hexv, io.raw[rows].astype(str)).astype(object)
+    rows = rows[_changed(ri, io.rec[rows], ident[io.ent[rows]], key)]
+    how = _entry_attr(ents, "decode")[io.ent[rows]]
+    texts, keep = [], []
+    for j, r in enumerate(rows.tolist()):
+        h = io.hexv[r] if io.hexv is not None and io.w[r] < 0 else None
+        t = decode_identifier(str(how[j]), int(io.raw[r]), int(io.w[r]),
+                              None if h is None else bytes.fromhex(h))
+        if t is not None:
+            texts.append(t)
+            keep.append(j)
+    if not keep:
+        return None
+    rows = rows[keep]
+    names = _entry_attr(ents, "name")[io.ent[rows]]
+    extra = [{"io_id": i, "name": nm} for i, nm in zip(io.iid[rows].tolist(), names, strict=True)]
+    return _event_rows(ri, io.rec[rows], ident[io.ent[rows]], np.nan, texts, extra)
+
+
+def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo,
+                header: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame | None:
+    """A ``cell_tower`` event when a record's serving cell (LAC + cell id, map key ``cell``;
+    for codec 7 the location block's LAC, cell id and operator given in ``header``, per
+    record, 0 = none) is first seen for the subject and whenever it changes. A cell
+    reference for an examiner (e.g. when GPS is jammed); no coordinates are derived from
+    it. 0 = unknown."""
+    assert io.ent is not None
+    role = _entry_attr(ents, "cell")  # per map entry (few), then taken per element
+    n = len(ri.t_ns)
+    cols = {}
+    for name in ("cell_id", "cell_id_lte", "lac", "operator"):
+        a = np.zeros(n, dtype=np.int64)
+        m = np.asarray(role == name, dtype=bool)[io.ent] & ~io.is_bytes
+        a[io.rec[m]] = io.raw[m]
+        if header is not None and name in header:
+            a = np.where(a == 0, header[name], a)
+        cols[name] = a
+    lte = (cols["cell_id"] == 0) & (cols["cell_id_lte"] > 0)
+    cid = np.where(lte, cols["cell_id_lte"], cols["cell_id"])
+    rec = np.flatnonzero((cols["lac"] > 0) & (cid > 0))
+    if not len(rec):
+        return None
+    key = (cols["lac"][rec] << 32) | (cid[rec] & 0xFFFFFFFF)  # (LAC, cell id) as one integer
+    rec = rec[_changed(ri, rec, np.zeros(len(rec), dtype=np.int64), key)]
+    text = [f"LAC {la} cell {c}{' (LTE)' if e else ''}" for la, c, e in
+            zip(cols["lac"][rec].tolist(), cid[rec].tolist(), lte[rec].tolist(), strict=True)]
+    extra = [{"lac": la, "cell_id": c, "radio": "lte" if e else "gsm",
+              **({"operator": op} if op else {})}
+             for la, c, e, op in zip(cols["lac"][rec].tolist(), cid[rec].tolist(),
+                                     lte[rec].tolist(), cols["operator"][rec].tolist(), strict=True)]
+    return _event_rows(ri, rec, "cell_tower", np.nan, text, extra)
+
+
+def hdop_h_acc(io: IoCols, ents: list[dict[str, Any] | None], n: int, *,
+               uere_m: float) -> np.ndarray:
+    """Horizontal accuracy per record from its HDOP element.
+
+    Parameters
+    ----------
+    io
+        The long IO table with scaled values (``value``) and map codes (``ent``).
+    ents
+        IO map entries; those with ``accuracy: hdop`` hold HDOP (IO 182; GH3000 IO 20).
+    n
+        Number of records.
+    uere_m
+        Assumed user equivalent range error in metres (the loader's option, default 5).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``HDOP x uere_m`` in metres where the record carries an HDOP above 0 (0 is the
+        device's "no value"); NaN elsewhere.
+    """
+    assert io.ent is not None and io.value is not None
+    is_hdop = np.array([bool(e and e.get("accuracy") == "hdop") for e in ents], dtype=bool)
+    with np.errstate(invalid="ignore"):
+        m = is_hdop[io.ent] & ~io.is_bytes & (io.value > 0)
+    out = np.full(n, np.nan)
+    out[io.rec[m]] = io.value[m] * uere_m
+    return out

@@ -1,0 +1,480 @@
+"""Teltonika loader, step by step: decoded columns -> the loader's tables.
+
+:func:`build_tables` turns :class:`~routetrace.loaders.teltonika_codec.Decoded` into the
+``fixes``, ``events``, ``teltonika_io`` and ``teltonika_records`` tables in named steps,
+each a function of arrays (no per-record Python loops over the bulk of the data):
+
+1. :func:`record_columns`: one row per AVL record (time, position, masks: has a fix,
+   0,0, out of range, from a damaged frame).
+2. :func:`io_columns`: the long IO table (record, id, raw, width, bytes as hex), sorted.
+3. :func:`map_columns`: the IO map entry of every element (per record profile: codec 7
+   uses the GH3000 model), and the scaled, signed values (:func:`io_values`).
+4. :func:`io_table`, :func:`fixes_table`, :func:`records_table`: the output tables;
+   events come from :mod:`routetrace.loaders.teltonika_events`.
+
+The rules a court reads (what a record becomes, the 0,0 rule, flags) are in the module
+docstring of :mod:`routetrace.loaders.teltonika`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .. import schema, timebase
+from . import teltonika_codec as tc
+from . import teltonika_events as te
+from .base import LoadContext, compact_json
+
+__all__ = ["IoCols", "MapCols", "RecCols", "build_tables", "io_columns", "map_columns",
+           "record_columns"]
+
+#: Name of the extra table holding every IO element of every record.
+IO_TABLE = "teltonika_io"
+#: Name of the extra table holding every record's header.
+RECORDS_TABLE = "teltonika_records"
+
+_CODEC_NAME = np.array([tc.CODEC_NAMES.get(c, str(c)) for c in range(256)], dtype=object)
+
+
+@dataclass
+class RecCols:
+    """Per-record columns (index = record number in decoding order)."""
+
+    n: int
+    H: np.ndarray  # header as float64 (see teltonika_codec._H8E)
+    msg: np.ndarray
+    codec: np.ndarray
+    imei: np.ndarray
+    subj: np.ndarray
+    record: pd.Series
+    t_ms: np.ndarray
+    t_ok: np.ndarray
+    t_ns: np.ndarray  # int64 ns, int64 min (NaT) where the time is not plausible
+    lat: np.ndarray
+    lon: np.ndarray
+    alt: np.ndarray
+    angle: np.ndarray
+    sats: np.ndarray
+    speed_kmh: np.ndarray
+    gh_idx: np.ndarray
+    zero: np.ndarray
+    out_of_range: np.ndarray
+    has_fix: np.ndarray
+    damaged: np.ndarray
+
+    def utc(self, sel: Any) -> pd.Series:
+        """tz-aware UTC times of the records ``sel`` (no per-element objects)."""
+        return pd.Series(self.t_ns[sel].view("datetime64[ns]")).dt.tz_localize("UTC")
+
+    @property
+    def keep(self) -> np.ndarray:
+        """Records that are produced (the others are rejects: implausible time)."""
+        return self.t_ok
+
+
+@dataclass
+class IoCols:
+    """The long IO table: one row per IO element, sorted by (record, id)."""
+
+    rec: np.ndarray
+    iid: np.ndarray
+    raw: np.ndarray
+    w: np.ndarray  # width in bytes; < 0: variable-length value of -w bytes
+    hexv: np.ndarray | None  # hex of variable-length values (None elsewhere)
+    value: np.ndarray | None = None  # scaled value (NaN for bytes, unmapped: raw)
+    ent: np.ndarray | None = None  # index into MapCols arrays
+
+    @property
+    def is_bytes(self) -> np.ndarray:
+        """Rows holding variable-length (byte string) values."""
+        out: np.ndarray = self.w < 0
+        return out
+
+
+@dataclass
+class MapCols:
+    """IO map entries of the distinct (profile, id) keys present, as parallel arrays."""
+
+    ents: list[dict[str, Any] | None]
+    names: np.ndarray
+    units: np.ndarray
+    scale: np.ndarray
+    signed: np.ndarray
+    step: np.ndarray
+    kind: np.ndarray
+
+
+# --- 1. records -------------------------------------------------------------------------------
+
+
+def _subjects(ctx: LoadContext, imei: np.ndarray) -> np.ndarray:
+    """Subject per record from IMEI (object array, None where unknown)."""
+    mapping: Mapping[str, str] = ctx.options.get("subjects") or {}
+    fallback = ctx.subject(None)
+    out = np.empty(len(imei), dtype=object)
+    for val in pd.unique(imei):
+        sel = imei == val
+        if val is not None and val in mapping:
+            out[sel] = str(mapping[val])
+        elif ctx.subject_id:
+            out[sel] = ctx.subject_id
+        elif val is not None:
+            out[sel] = val
+        else:
+            out[sel] = fallback
+    return out
+
+
+def _apply_gh3000(d: tc.Decoded, cols: dict[str, np.ndarray], located: np.ndarray) -> None:
+    """Codec-7 records: position fields from the decoded dicts (location is optional)."""
+    for r, info in d.gh.items():
+        located[r] = bool(info["located"]) and info["lat"] is not None
+        cols["lat"][r] = np.nan if info["lat"] is None else info["lat"]
+        cols["lon"][r] = np.nan if info["lon"] is None else info["lon"]
+        for key, src in (("alt", "alt"), ("angle", "angle"), ("speed_kmh", "speed"),
+                         ("sats", "sats")):
+            v = info.get(src)
+            cols[key][r] = np.nan if v is None else v
+
+
+def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
+    """Step 1: per-record columns and masks (time plausible, fix, 0,0, out of range)."""
+    n = d.n_records
+    H = np.array(d.hdr, dtype=np.float64).reshape(n, 11)
+    d.hdr.clear()  # the columns are built: free the tuples early (memory of 1e6-record files)
+    msg = np.asarray(d.rec_msg, dtype=np.int64)
+    pos = np.asarray(d.rec_pos, dtype=np.int64)
+    imei = np.array(d.msg_imei, dtype=object)[msg]
+    loc = pd.Series(np.asarray(d.msg_loc, dtype=object)[msg], dtype="string")
+    record = (loc + "/rec " + pd.Series(pos).astype("string")).astype("string")
+    t_ms = H[:, 0]
+    lo = timebase.PLAUSIBLE[0].value // 1_000_000
+    hi = timebase.PLAUSIBLE[1].value // 1_000_000
+    t_ok = (t_ms >= lo) & (t_ms <= hi)
+    t_ns = np.where(t_ok, t_ms, 0).astype(np.int64) * 1_000_000
+    t_ns[~t_ok] = np.iinfo(np.int64).min  # NaT
+    cols = {"lon": H[:, 2] / 1e7, "lat": H[:, 3] / 1e7, "alt": H[:, 4].copy(),
+            "angle": H[:, 5].copy(), "sats": H[:, 6].copy(), "speed_kmh": H[:, 7].copy()}
+    located = np.ones(n, dtype=bool)
+    _apply_gh3000(d, cols, located)
+    lat, lon = cols["lat"], cols["lon"]
+    with np.errstate(invalid="ignore"):
+        zero = located & (lat == 0) & (lon == 0)
+        out_of_range = located & ~zero & ((np.abs(lat) > 90) | (np.abs(lon) > 180) |
+                                          ~np.isfinite(lat) | ~np.isfinite(lon))
+    damaged_msg = np.array([bool(i.get("damaged")) for i in d.msg_info], dtype=bool)
+    return RecCols(
+        n=n, H=H, msg=msg, codec=np.asarray(d.msg_codec, dtype=np.int64)[msg], imei=imei,
+        subj=_subjects(ctx, imei), record=record, t_ms=t_ms, t_ok=t_ok, t_ns=t_ns,
+        lat=lat, lon=lon, alt=cols["alt"], angle=cols["angle"], sats=cols["sats"],
+        speed_kmh=cols["speed_kmh"],
+        gh_idx=np.fromiter(d.gh.keys(), dtype=np.int64, count=len(d.gh)),
+        zero=zero, out_of_range=out_of_range, has_fix=located & ~zero & ~out_of_range & t_ok,
+        damaged=damaged_msg[msg] if len(damaged_msg) else np.zeros(n, dtype=bool))
+
+
+def time_rejects(rc: RecCols) -> list[tuple[str, str]]:
+    """Records with an implausible time: (locator, reason)."""
+    bad = ~rc.t_ok
+    return [(r, "implausible record time (outside 1980-2100): " + str(int(v)) + " ms")
+            for r, v in zip(rc.record[bad].tolist(), rc.t_ms[bad].tolist(), strict=True)]
+
+
+def record_flags(rc: RecCols) -> np.ndarray:
+    """Flags every row of a record carries: 0,0 / out of range position, damaged frame."""
+    base = np.where(rc.zero, "zero_position", np.where(rc.out_of_range, "inconsistent_value", ""))
+    if rc.damaged.any():
+        fl = schema.add_flag(pd.Series(base, dtype="string"), rc.damaged, "damaged_frame")
+        return np.asarray(fl.to_numpy(dtype=object))
+    return base
+
+
+# --- 2. IO elements ---------------------------------------------------------------------------
+
+
+def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+    out = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+    parts.clear()
+    return out
+
+
+def io_columns(d: tc.Decoded, n: int) -> IoCols:
+    """Step 2: the long IO table, ~10 rows per record: compact dtypes (int32 row, id and
+    width) and no copies that are not needed (memory of 1e6-record captures)."""
+    counts = np.asarray(d.io_counts, dtype=np.int64).reshape(n, 6)
+    d.io_counts.clear()
+    rec_parts, id_parts, raw_parts, width_parts = [], [], [], []
+    for wi, w in enumerate((1, 2, 4, 8)):
+        flat = d.io_flat[w]
+        if not flat:
+            continue
+        arr = np.array(flat, dtype=np.uint64 if w == 8 else np.int64)
+        flat.clear()
+        rec_parts.append(np.repeat(np.arange(n, dtype=np.int32), counts[:, wi]))
+        id_parts.append(arr[0::2].astype(np.int32))
+        raw_parts.append(arr[1::2].astype(np.int64))  # 8-byte values: two's complement reinterpretation
+        width_parts.append(np.full(len(arr) // 2, w, dtype=np.int32))
+        del arr
+    io_hex: np.ndarray | None = None
+    if d.io_bytes:
+        rec_parts.append(np.array([x[0] for x in d.io_bytes], dtype=np.int32))
+        id_parts.append(np.array([x[1] for x in d.io_bytes], dtype=np.int32))
+        raw_parts.append(np.zeros(len(d.io_bytes), dtype=np.int64))
+        width_parts.append(-np.array([len(x[2]) for x in d.io_bytes], dtype=np.int32))  # < 0: bytes
+        io_hex = np.full(sum(len(a) for a in rec_parts), None, dtype=object)
+        io_hex[-len(d.io_bytes):] = [x[2].hex() for x in d.io_bytes]
+    del counts
+    io_rec, io_id = _joined(rec_parts, np.int32), _joined(id_parts, np.int32)
+    io_raw, io_w = _joined(raw_parts, np.int64), _joined(width_parts, np.int32)
+    order = np.lexsort((io_id, io_rec))
+    io_rec, io_id, io_raw, io_w = (a[order] for a in (io_rec, io_id, io_raw, io_w))
+    if io_hex is not None:
+        io_hex = io_hex[order]
+    return IoCols(rec=io_rec, iid=io_id, raw=io_raw, w=io_w, hexv=io_hex)
+
+
+# --- 3. IO map ----------------------------------------------------------------------------------
+
+
+def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols) -> MapCols:
+    """Step 3a: the map entry of every element (vectorised: one lookup per distinct key);
+    sets ``io.ent``."""
+    lkey = prof_of_rec[io.rec] * 65536 + io.iid
+    lut: dict[int, dict[str, Any]] = {}
+    for pi, p in enumerate(profs):
+        for iid, e in p["io"].items():
+            lut[pi * 65536 + iid] = e
+    ukeys, inv = np.unique(lkey, return_inverse=True)
+    io.ent = inv.astype(np.int32)
+    ents = [lut.get(int(k)) for k in ukeys]
+    return MapCols(
+        ents=ents,
+        names=np.array([e.get("name") if e else None for e in ents], dtype=object),
+        units=np.array([e.get("unit") if e else None for e in ents], dtype=object),
+        scale=np.array([float(e.get("scale", 1)) if e else np.nan for e in ents]),
+        signed=np.array([bool(e.get("signed")) if e else False for e in ents]),
+        step=np.array([float(e["step"]) if e and e.get("step") else np.nan for e in ents]),
+        kind=np.array([e.get("kind") if e and e.get("emit", "change") == "change" else None
+                       for e in ents], dtype=object))
+
+
+def signed_raw(raw: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Two's complement of unsigned ``raw`` values at ``width`` bytes (1, 2 or 4), as float.
+
+    >>> signed_raw(np.array([65509, 29]), np.array([2, 2])).tolist()
+    [-27.0, 29.0]
+    """
+    nbits = (8 * width).astype(np.int64)
+    out: np.ndarray = np.where(raw >= (1 << (nbits - 1)), raw - (1 << nbits), raw).astype(np.float64)
+    return out
+
+
+def io_values(io: IoCols, mp: MapCols) -> None:
+    """Step 3b: ``io.value`` = raw (two's complement where the map says signed) x scale;
+    NaN for byte strings and for ids the map does not know."""
+    assert io.ent is not None
+    value = io.raw.astype(np.float64)
+    is_bytes = io.is_bytes
+    sgn = mp.signed[io.ent] & ~is_bytes & (io.w < 8)
+    if sgn.any():
+        value[sgn] = signed_raw(io.raw[sgn], io.w[sgn])
+    value *= mp.scale[io.ent]
+    value[is_bytes] = np.nan
+    io.value = value
+
+
+def keep_io(io: IoCols, keep_rec: np.ndarray) -> IoCols:
+    """IO of rejected records is not kept (filter once, in place of all)."""
+    if keep_rec.all():
+        return io
+    k = keep_rec[io.rec]
+    return IoCols(rec=io.rec[k], iid=io.iid[k], raw=io.raw[k], w=io.w[k],
+                  hexv=None if io.hexv is None else io.hexv[k],
+                  value=None if io.value is None else io.value[k],
+                  ent=None if io.ent is None else io.ent[k])
+
+
+# --- 4. tables ----------------------------------------------------------------------------------
+
+
+def _cat(values_u: np.ndarray, codes: np.ndarray) -> pd.Categorical:
+    """Categorical of per-entry labels ``values_u`` taken at ``codes`` (no object arrays)."""
+    lab, uniq = pd.factorize(pd.Series(values_u, dtype="object"))
+    return pd.Categorical.from_codes(lab[codes], categories=pd.Index(uniq, dtype="object"))
+
+
+def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFrame:
+    """``teltonika_io``: one row per IO element of a produced record (categorical columns:
+    the table has ~10x the rows of the records)."""
+    assert io.ent is not None and io.value is not None
+    m_io = len(io.rec)
+    is_bytes = io.is_bytes
+    subj_codes, subj_uniq = pd.factorize(pd.Series(rc.subj, dtype="object"))
+    return pd.DataFrame({
+        "source_id": pd.Categorical.from_codes(np.zeros(m_io, dtype=np.int8), categories=[source_id]),
+        "record": pd.Categorical.from_codes(io.rec, categories=pd.Index(rc.record.to_numpy(),
+                                                                        dtype="string")),
+        "subject_id": pd.Categorical.from_codes(subj_codes[io.rec], categories=subj_uniq.astype(str)),
+        "t_utc": rc.utc(io.rec),
+        "io_id": pd.array(io.iid, dtype="Int64"),
+        "name": _cat(mp.names, io.ent),
+        "width": pd.array(np.abs(io.w), dtype="Int64"),
+        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes.copy()),
+        "value": io.value,
+        "unit": _cat(mp.units, io.ent),
+        "hex": pd.array(io.hexv if io.hexv is not None else pa.nulls(m_io, pa.large_string()),
+                        dtype="string"),
+    })
+
+
+def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
+               more: Mapping[int, dict[str, Any]] | None = None) -> np.ndarray:
+    """The ``extra`` JSON of each fix: codec, event IO, IMEI, priority, satellites, and for
+    special records (codec 16 generation, codec 7 cell, layout, UDP ids, ``more``) the rest."""
+    H = rc.H
+    ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[fsel]], dtype="string") + '","event_io":'
+          + pd.Series(H[fsel, 8].astype(np.int64)).astype("string"))
+    im = pd.Series(rc.imei[fsel], dtype="string")
+    ex = ex + (',"imei":"' + im + '"').fillna("")
+    ex = ex + ',"priority":' + pd.Series(H[fsel, 1].astype(np.int64)).astype("string")
+    sat_s = pd.Series(rc.sats[fsel])
+    ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
+    out: np.ndarray = ex.to_numpy(dtype=object)
+    fix_idx = np.flatnonzero(fsel)
+    more = more or {}
+    special = set(d.gen) | set(d.gh) | set(more)
+    for j, r in enumerate(fix_idx.tolist()):
+        info = d.msg_info[rc.msg[r]]
+        if not (r in special or info.get("layout") or info.get("transport") == "udp"):
+            continue
+        extra_more = more.get(r, {})
+        extra = json.loads(out[j])
+        if r in d.gen:
+            extra["generation"] = d.gen[r]
+        if r in d.gh:
+            extra.update({k: v for k, v in d.gh[r].items()
+                          if k in ("lac", "cell_id", "signal", "operator") and v is not None})
+        for k in ("layout", "packet_id", "avl_packet_id"):
+            if k in info:
+                extra[k] = info[k]
+        extra.update(extra_more)
+        out[j] = compact_json(extra)
+    return out
+
+
+def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None,
+                more: Mapping[int, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """``fixes``: records with a usable position (satellites = 0: flag ``no_fix``)."""
+    fsel = rc.has_fix
+    flags = pd.Series(record_flags(rc)[fsel], dtype="string")  # never 0,0 / out of range
+    with np.errstate(invalid="ignore"):
+        flags = schema.add_flag(flags, rc.sats[fsel] == 0, "no_fix")
+    out = pd.DataFrame({
+        "record": rc.record[fsel].to_numpy(),
+        "subject_id": pd.array(rc.subj[fsel], dtype="string"),
+        "t_utc": rc.utc(fsel).array,
+        "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
+        "speed_mps": rc.speed_kmh[fsel] / 3.6, "course_deg": rc.angle[fsel],
+        "fix_kind": "gps", "flags": flags.to_numpy(), "extra": _fix_extra(d, rc, fsel, more),
+    })
+    if h_acc_m is not None:
+        out.insert(6, "h_acc_m", h_acc_m[fsel])
+    return out
+
+
+def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
+    """``teltonika_records``: one row per produced record, the whole header as sent."""
+    k = rc.keep
+    n = rc.n
+    H = rc.H
+    info = d.msg_info
+
+    def per_msg(key: str) -> np.ndarray:
+        return np.array([i.get(key) for i in info], dtype=object)[rc.msg]
+    gen = np.full(n, None, dtype=object)
+    for r, g in d.gen.items():
+        gen[r] = g
+    return pd.DataFrame({
+        "source_id": source_id,
+        "record": rc.record[k].to_numpy(),
+        "subject_id": pd.array(rc.subj[k], dtype="string"),
+        "imei": pd.array(rc.imei[k], dtype="string"),
+        "t_utc": rc.utc(k).array,
+        "codec": pd.array(_CODEC_NAME[rc.codec[k]], dtype="string"),
+        "priority": pd.array(H[k, 1].astype(np.int64), dtype="Int64"),
+        "lat": rc.lat[k], "lon": rc.lon[k], "alt_m": rc.alt[k], "angle_deg": rc.angle[k],
+        "satellites": pd.array(rc.sats[k], dtype="Int64"),
+        "speed_kmh": rc.speed_kmh[k],
+        "event_io": pd.array(H[k, 8].astype(np.int64), dtype="Int64"),
+        "n_io": pd.array(H[k, 9].astype(np.int64), dtype="Int64"),
+        "generation": pd.array(gen[k], dtype="Int64"),
+        "transport": pd.array(per_msg("transport")[k], dtype="string"),
+        "udp_packet_id": pd.array(per_msg("packet_id")[k], dtype="Int64"),
+        "avl_packet_id": pd.array(per_msg("avl_packet_id")[k], dtype="Int64"),
+        "has_fix": rc.has_fix[k],
+        "flags": pd.Series(record_flags(rc)[k], dtype="string").to_numpy(),
+    })
+
+
+def _codec7_cells(d: tc.Decoded, rc: RecCols) -> dict[str, np.ndarray]:
+    """LAC, cell id and operator from the location block of produced codec-7 records
+    (0 where absent), for :func:`~.teltonika_events.cell_events`."""
+    out = {k: np.zeros(rc.n, dtype=np.int64) for k in ("lac", "cell_id", "operator")}
+    for r, info in d.gh.items():
+        if rc.keep[r] and info.get("lac") is not None:
+            out["lac"][r], out["cell_id"][r] = int(info["lac"] or 0), int(info["cell_id"] or 0)
+            out["operator"][r] = int(info.get("operator") or 0)
+    return out
+
+
+def _more_events(d: tc.Decoded, io: IoCols, mp: MapCols, rc: RecCols,
+                 ri: te.RecInfo) -> list[pd.DataFrame]:
+    """Alarm, identifier and serving-cell events (see :mod:`.teltonika_events`)."""
+    frames = [te.alarm_events(io, mp.ents, ri), te.identifier_events(io, mp.ents, ri),
+              te.cell_events(io, mp.ents, ri, _codec7_cells(d, rc) if d.gh else None)]
+    out = [f for f in frames if f is not None and len(f)]
+    for f in out:
+        f["t_utc"] = pd.to_datetime(f["t_utc"].astype("int64"), unit="ns", utc=True)
+    return out
+
+
+def build_tables(d: tc.Decoded, ctx: LoadContext,
+                 profiles: Callable[[RecCols], tuple[list[dict[str, Any]], np.ndarray]], *,
+                 uere_m: float = 5.0) -> dict[str, Any]:
+    """All tables of a decoded capture (steps 1-4); ``profiles(rc)`` gives the IO map
+    profiles and the profile index of each record; ``uere_m`` turns HDOP into h_acc_m."""
+    rc = record_columns(d, ctx)
+    io = io_columns(d, rc.n)
+    rejects = time_rejects(rc)
+    profs, prof_of_rec = profiles(rc)
+    mp = map_columns(profs, prof_of_rec, io)
+    io_values(io, mp)
+    io = keep_io(io, rc.keep)
+    tables: dict[str, Any] = {IO_TABLE: io_table(io, mp, rc, ctx.source_id)}
+    damaged = {int(r): {"frame_error": d.msg_info[rc.msg[r]]["damaged"]}
+               for r in np.flatnonzero(rc.damaged)}
+    tables["fixes"] = fixes_table(d, rc, more=damaged,
+                                  h_acc_m=te.hdop_h_acc(io, mp.ents, rc.n, uere_m=uere_m))
+    ri = te.RecInfo(t_ns=np.where(rc.t_ok, rc.t_ms, 0).astype(np.int64) * 1_000_000,
+                    subj=rc.subj, record=rc.record.to_numpy(), event_io=rc.H[:, 8].astype(np.int64),
+                    lat=np.where(rc.has_fix, rc.lat, np.nan), lon=np.where(rc.has_fix, rc.lon, np.nan),
+                    flag=record_flags(rc))
+    assert io.value is not None and io.ent is not None
+    ev = te.io_events(
+        io_rec=io.rec, io_id=io.iid, io_raw=io.raw, io_value=io.value, io_ent=io.ent,
+        kind_u=mp.kind, units_u=mp.units, names_u=mp.names, step_u=mp.step,
+        io_bytes=io.is_bytes, t_ns=ri.t_ns, subj=rc.subj, record=ri.record,
+        event_io=ri.event_io, prof_of_rec=prof_of_rec, profs=profs, rec_lat=ri.lat,
+        rec_lon=ri.lon, rec_flag=ri.flag)
+    more = _more_events(d, io, mp, rc, ri)
+    tables["events"] = pd.concat([ev, *more], ignore_index=True) if more else ev
+    tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id)
+    tables["_rejects"] = rejects
+    return tables

@@ -666,7 +666,7 @@ def build_timeline_map(
 
     Examples
     --------
-    >>> from routetrace.maps.demo import demo_tables
+    >>> from routetrace.samples.demo_tables import demo_tables
     >>> d = demo_tables(100)
     >>> html = build_timeline_map(d["fixes"], d["stops"], d["gaps"], case_id="C-1", exhibit_no="7")
     >>> html.startswith("<!DOCTYPE html>"), "cdn" in html.lower()

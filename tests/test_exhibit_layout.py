@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from routetrace import schema
-from routetrace.maps.demo import demo_tables
+from routetrace.samples.demo_tables import demo_tables
 from routetrace.maps.layout import find_marker_groups, fit_zoom, group_letter, metres_per_pixel
 from routetrace.maps.timeline import PRINT_MAP_PX, build_timeline_map, derive_gaps
 from routetrace.routes.stops import detect_gaps

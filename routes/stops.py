@@ -11,12 +11,20 @@ within ``radius_m`` of the run's centre — widened by each fix's own stated acc
 50 m Wi-Fi fix may lie up to ``radius_m + 50`` m away — and that spans at least
 ``min_dwell``. Up to ``max_outliers`` consecutive fixes outside that limit, followed by a
 return inside it, are treated as position noise and do not end the stop (they are linked
-to it with role ``outlier``). The centre is the component-wise median of the stop's fixes;
+to it with role ``outlier``). A stop's first fixes are not part of it while the step from each to the next member, or
+the speed the fix itself reports, is faster than ``edge_speed_mps`` (the subject was still
+arriving), nor its last fixes while the step to each from the previous member, or their own
+speed, is (it was already leaving). The centre is the
+component-wise median of the stop's fixes;
 ``radius_m`` in the stops table is the largest distance of a stop fix from it.
 
-**Arrival and departure** are the times of the first and last fix of the stop: the true
-arrival lies between the previous fix and the first one (likewise for departure), and the
-chronology shows that bound. When the subject is a vehicle with ignition events, an
+**Arrival and departure** are the times of the first and last fix of the stop. Their
+bounds are ``t_arrival_after``, the time of the subject's last position fix before the stop,
+and ``t_departure_before``, the time of its first position fix after it: the true arrival
+lies in [``t_arrival_after``, ``t_arrival``] and the true departure in [``t_departure``,
+``t_departure_before``] (NA where the record begins or ends with the stop), and the
+chronology shows these bounds. Coarse fixes do not bound: they do not place the subject
+away from the stop. When the subject is a vehicle with ignition events, an
 ignition-off event inside or just before the stop brings the arrival forward to it, and an
 ignition-on event at or after the last fix moves the departure to it (flag
 ``bounded_by_ignition``).
@@ -31,7 +39,9 @@ hourly when parked.
 
 Defaults: ``radius_m`` 100 m (a motorway car park or a building with its car park),
 ``min_dwell`` 5 min (shorter halts are traffic), ``max_gap`` 30 min (phones and trackers
-record at least that often while they move).
+record at least that often while they move), ``edge_speed_mps`` 5 m/s (18 km/h: faster than
+walking, slower than a vehicle entering a car park; the apparent speed of a stationary
+device's position noise between fixes a minute or more apart stays below it).
 """
 
 from __future__ import annotations
@@ -60,12 +70,13 @@ class StopParams:
     max_gap: pd.Timedelta
     max_h_acc_m: float
     max_outliers: int
+    edge_speed_mps: float = 5.0
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able form (durations as strings)."""
         return {"radius_m": self.radius_m, "min_dwell": str(self.min_dwell),
                 "max_gap": str(self.max_gap), "max_h_acc_m": self.max_h_acc_m,
-                "max_outliers": self.max_outliers}
+                "max_outliers": self.max_outliers, "edge_speed_mps": self.edge_speed_mps}
 
 
 def _check(p: StopParams) -> None:
@@ -77,6 +88,8 @@ def _check(p: StopParams) -> None:
         raise ParameterError(f"max_gap must be > 0, got {p.max_gap}")
     if p.max_outliers < 0:
         raise ParameterError(f"max_outliers must be >= 0, got {p.max_outliers}")
+    if not p.edge_speed_mps > 0:
+        raise ParameterError(f"edge_speed_mps must be > 0, got {p.edge_speed_mps}")
 
 
 def parked_intervals(events: pd.DataFrame | None) -> pd.DataFrame:
@@ -399,6 +412,58 @@ def _find_stops(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams
     return pi[mem[order]], lab[order], pi[omem], olab
 
 
+def _edge_speed(s: _Sorted, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Speed (m/s) of the step between sorted positions ``a`` and ``b`` (inf: no time between)."""
+    d = haversine_m(s.lat[a], s.lon[a], s.lat[b], s.lon[b])
+    dt = np.abs(s.t[b] - s.t[a]) / 1e9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(dt > 0, d / np.where(dt > 0, dt, 1.0), np.where(d > 0, np.inf, 0.0))
+
+
+def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.ndarray, olab: np.ndarray,
+                       speed: np.ndarray, p: StopParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Drop a stop's first (last) members while the step to the next (from the previous)
+    member, or the fix's own reported speed (``speed``, m/s per sorted position, NaN when
+    not reported), is faster than ``edge_speed_mps``: the subject was still arriving
+    (already leaving).
+
+    A stop keeps at least two members and its ``min_dwell`` span (if trimming would break
+    either, that stop is left as found); outliers left outside the trimmed span are dropped
+    from the stop.
+    """
+    if not len(mem):
+        return mem, lab, omem, olab
+    keep = np.ones(len(mem), dtype=bool)
+    for _ in range(64):  # each round trims at most one fix at each end of each stop
+        idx = np.flatnonzero(keep)
+        m, lb = mem[idx], lab[idx]
+        head = np.flatnonzero(np.r_[True, lb[1:] != lb[:-1]])
+        tail = np.r_[head[1:], len(idx)] - 1
+        room = tail - head >= 2  # three or more members: one may go
+        h, t = head[room], tail[room]
+        drop_h = (_edge_speed(s, m[h], m[h + 1]) > p.edge_speed_mps) | (speed[m[h]] > p.edge_speed_mps)
+        drop_t = (_edge_speed(s, m[t - 1], m[t]) > p.edge_speed_mps) | (speed[m[t]] > p.edge_speed_mps)
+        drop = np.r_[idx[h[drop_h]], idx[t[drop_t & ~(drop_h & (t - h == 2))]]]
+        if not len(drop):
+            break
+        keep[drop] = False
+    if keep.all():
+        return mem, lab, omem, olab
+    # a stop whose trimmed span is shorter than min_dwell is left as found
+    first = np.full(int(lab.max()) + 1, np.iinfo(np.int64).max)
+    last = np.full(int(lab.max()) + 1, np.iinfo(np.int64).min)
+    np.minimum.at(first, lab[keep], s.t[mem[keep]])
+    np.maximum.at(last, lab[keep], s.t[mem[keep]])
+    short = last - first < p.min_dwell.value
+    keep |= short[lab]
+    lo = np.full(len(first), np.iinfo(np.int64).max)
+    hi = np.full(len(first), -1)
+    np.minimum.at(lo, lab[keep], mem[keep])
+    np.maximum.at(hi, lab[keep], mem[keep])
+    inside = (omem > lo[olab]) & (omem < hi[olab]) if len(omem) else np.zeros(0, dtype=bool)
+    return mem[keep], lab[keep], omem[inside], olab[inside]
+
+
 def _block_search(s: _Sorted, qcode: np.ndarray, qt: np.ndarray, side: str) -> np.ndarray:
     """Sorted positions of times ``qt`` within the blocks of subjects ``qcode`` (searchsorted)."""
     out = np.empty(len(qt), dtype=np.int64)
@@ -417,6 +482,7 @@ def detect_stops(
     max_gap: pd.Timedelta = pd.Timedelta("30min"),
     max_h_acc_m: float = 500.0,
     max_outliers: int = 2,
+    edge_speed_mps: float = 5.0,
     events: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Find stops (see the module's rules); return ``(fixes with stop_id, stops)``.
@@ -437,7 +503,7 @@ def detect_stops(
     [['lorry', 12, Timedelta('0 days 00:11:00')]]
     """
     p = StopParams(float(radius_m), pd.Timedelta(min_dwell), pd.Timedelta(max_gap), float(max_h_acc_m),
-                   int(max_outliers))
+                   int(max_outliers), float(edge_speed_mps))
     _check(p)
     schema.validate(fixes, "fixes")
     s = _Sorted(fixes)
@@ -452,7 +518,7 @@ def detect_stops(
     lim = np.nan_to_num(acc[pi], nan=0.0, copy=False)  # position fixes: accuracy <= max_h_acc_m or unknown
     del acc
     parked_by = _parked_arrays(parked_intervals(events))
-    mem, lab, omem, olab = _find_stops(s, pi, lim, p)
+    mem, lab, omem, olab = _trim_moving_edges(s, *_find_stops(s, pi, lim, p), s.column(fixes, "speed_mps"), p)
     hit = _gap_hits(s, p.max_gap, parked_by)
     stop_of = np.full(s.n, -1, dtype=_INDEX)
     role = np.zeros(s.n, dtype=np.int8)  # 0 none, 1 member, 2 outlier, 3 coarse
@@ -543,6 +609,7 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
             edge_unobs[sel] += np.where(long, b - a, 0)
     unobs = unobs + edge_unobs
     span = td - ta
+    after, before = _outer_fixes(s, positional, code, lo, hi)
     # codes of the whole column (Arrow dictionary encoding: no per-row strings), then the
     # members' rows: taking the members' strings first copied the column (about 70 MiB at 1e6)
     src_all, src_names = _factorize_sorted(fixes["source_id"])
@@ -567,5 +634,27 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
         "lat": clat, "lon": clon, "radius_m": rad, "n_fixes": n_fixes, "sources": srcs,
         "observed_fraction": np.where(span > 0, 1.0 - unobs / np.maximum(span, 1), 1.0),
         "flags": fl,
+        "t_arrival_after": pd.to_datetime(after, unit="ns", utc=True),
+        "t_departure_before": pd.to_datetime(before, unit="ns", utc=True),
     })
     return schema.coerce(df, "stops")
+
+
+def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.ndarray,
+                 hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Times (ns; NaT where none) of each stop's last position fix before it and first after it.
+
+    ``lo``/``hi`` are the sorted positions of the stop's first observation and one past its
+    last (ignition bounds included); only fixes of the same subject count.
+    """
+    pos = np.flatnonzero(positional)
+    nat = np.iinfo(np.int64).min  # NaT
+    j = np.searchsorted(pos, lo, side="left") - 1
+    prev = pos[np.maximum(j, 0)] if len(pos) else np.zeros(len(lo), dtype=np.int64)
+    ok = (j >= 0) & (prev >= s.b0[code]) if len(pos) else np.zeros(len(lo), dtype=bool)
+    after = np.where(ok, s.t[prev] if len(pos) else 0, nat)
+    k = np.searchsorted(pos, hi, side="left")
+    nxt = pos[np.minimum(k, len(pos) - 1)] if len(pos) else np.zeros(len(hi), dtype=np.int64)
+    ok = (k < len(pos)) & (nxt < s.b1[code]) if len(pos) else np.zeros(len(hi), dtype=bool)
+    before = np.where(ok, s.t[nxt] if len(pos) else 0, nat)
+    return after, before

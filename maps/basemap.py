@@ -4,6 +4,8 @@
   clipped to the exhibit's extent, so the exhibit never calls a tile server.
 * Road lines: any ``{name: [(lat, lon), ...]}`` mapping (the sample case passes its
   generator's roads) or a GeoDataFrame of lines (e.g. read from a user's GeoPackage).
+* Town and village names: :func:`named_places` (GeoNames populated places, offline; see
+  :mod:`routetrace.maps.gazetteer`), with :data:`GEONAMES_ATTRIBUTION` for the footer.
 * Raster tiles: a user-supplied MBTiles file; only the tiles that cover the exhibit's
   extent are inlined (as ``data:`` URLs), highest zoom levels dropped first to stay within
   a byte budget. The file name and SHA-256 are recorded in the footer.
@@ -24,8 +26,10 @@ import shapely
 
 from ..errors import ExportError
 from ..evidence import private_sqlite, sha256_file
+from .gazetteer import GEONAMES_ATTRIBUTION, named_places
 
-__all__ = ["BASEMAP_ATTRIBUTION", "TileSet", "countries_geojson", "load_mbtiles", "roads_json"]
+__all__ = ["BASEMAP_ATTRIBUTION", "GEONAMES_ATTRIBUTION", "TileSet", "countries_geojson", "load_mbtiles",
+           "named_places", "roads_json"]
 
 BASEMAP_ATTRIBUTION = ("Country outlines from Natural Earth 1:110m (public domain), "
                        "a small-scale backdrop, not evidence of any location.")

@@ -19,8 +19,9 @@ component-wise median of the stop's fixes;
 ``radius_m`` in the stops table is the largest distance of a stop fix from it.
 
 **Arrival and departure** are the times of the first and last fix of the stop. Their
-bounds are ``t_arrival_after``, the time of the subject's last position fix before the stop,
-and ``t_departure_before``, the time of its first position fix after it: the true arrival
+bounds are ``t_arrival_after``, the time of the subject's last position fix before the stop
+that places it elsewhere (farther from the centre than ``radius_m`` plus the fix's accuracy),
+and ``t_departure_before``, the time of its first such fix after it: the true arrival
 lies in [``t_arrival_after``, ``t_arrival``] and the true departure in [``t_departure``,
 ``t_departure_before``] (NA where the record begins or ends with the stop), and the
 chronology shows these bounds. Coarse fixes do not bound: they do not place the subject
@@ -422,24 +423,29 @@ def _edge_speed(s: _Sorted, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.ndarray, olab: np.ndarray,
                        speed: np.ndarray, p: StopParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Drop a stop's first (last) members while the step to the next (from the previous)
-    member, or the fix's own reported speed (``speed``, m/s per sorted position, NaN when
+    """Drop a stop's first (last) fixes while the step to the next (from the previous) fix of
+    the stop, or the fix's own reported speed (``speed``, m/s per sorted position, NaN when
     not reported), is faster than ``edge_speed_mps``: the subject was still arriving
-    (already leaving).
+    (already leaving). Outliers count as fixes of the stop for the steps; one left at an
+    edge (at rest) becomes a member: it is then the stop's first (last) fix.
 
     A stop keeps at least two members and its ``min_dwell`` span (if trimming would break
-    either, that stop is left as found); outliers left outside the trimmed span are dropped
-    from the stop.
+    either, that stop is left as found).
     """
     if not len(mem):
         return mem, lab, omem, olab
-    keep = np.ones(len(mem), dtype=bool)
-    for _ in range(64):  # each round trims at most one fix at each end of each stop
+    allp = np.r_[mem, omem]
+    alab = np.r_[lab, olab]
+    is_mem = np.r_[np.ones(len(mem), dtype=bool), np.zeros(len(omem), dtype=bool)]
+    order = np.lexsort((allp, alab))
+    allp, alab, is_mem = allp[order], alab[order], is_mem[order]
+    keep = np.ones(len(allp), dtype=bool)
+    for _ in range(len(allp)):  # each round drops at most one fix at each end of each stop
         idx = np.flatnonzero(keep)
-        m, lb = mem[idx], lab[idx]
+        m, lb = allp[idx], alab[idx]
         head = np.flatnonzero(np.r_[True, lb[1:] != lb[:-1]])
         tail = np.r_[head[1:], len(idx)] - 1
-        room = tail - head >= 2  # three or more members: one may go
+        room = tail - head >= 2  # three or more fixes: one may go
         h, t = head[room], tail[room]
         drop_h = (_edge_speed(s, m[h], m[h + 1]) > p.edge_speed_mps) | (speed[m[h]] > p.edge_speed_mps)
         drop_t = (_edge_speed(s, m[t - 1], m[t]) > p.edge_speed_mps) | (speed[m[t]] > p.edge_speed_mps)
@@ -449,19 +455,28 @@ def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.nd
         keep[drop] = False
     if keep.all():
         return mem, lab, omem, olab
-    # a stop whose trimmed span is shorter than min_dwell is left as found
-    first = np.full(int(lab.max()) + 1, np.iinfo(np.int64).max)
-    last = np.full(int(lab.max()) + 1, np.iinfo(np.int64).min)
-    np.minimum.at(first, lab[keep], s.t[mem[keep]])
-    np.maximum.at(last, lab[keep], s.t[mem[keep]])
-    short = last - first < p.min_dwell.value
-    keep |= short[lab]
-    lo = np.full(len(first), np.iinfo(np.int64).max)
-    hi = np.full(len(first), -1)
-    np.minimum.at(lo, lab[keep], mem[keep])
-    np.maximum.at(hi, lab[keep], mem[keep])
-    inside = (omem > lo[olab]) & (omem < hi[olab]) if len(omem) else np.zeros(0, dtype=bool)
-    return mem[keep], lab[keep], omem[inside], olab[inside]
+    # an outlier left at an edge, at rest, is the stop's first (last) fix: it becomes a member
+    ns = int(alab.max()) + 1
+    km = keep & is_mem
+    lo_m = np.full(ns, np.iinfo(np.int64).max)
+    hi_m = np.full(ns, -1)
+    np.minimum.at(lo_m, alab[km], allp[km])
+    np.maximum.at(hi_m, alab[km], allp[km])
+    is_mem = is_mem | (keep & ((allp < lo_m[alab]) | (allp > hi_m[alab])))
+    # a stop left with fewer than two members or a span under min_dwell is left as found
+    km = keep & is_mem
+    first = np.full(ns, np.iinfo(np.int64).max)
+    last = np.full(ns, np.iinfo(np.int64).min)
+    np.minimum.at(first, alab[km], s.t[allp[km]])
+    np.maximum.at(last, alab[km], s.t[allp[km]])
+    n_mem = np.bincount(alab[km], minlength=ns)
+    bad = (n_mem < 2) | (last - first < p.min_dwell.value)
+    keep |= bad[alab]
+    is_mem = np.where(bad[alab], np.r_[np.ones(len(mem), dtype=bool), np.zeros(len(omem), dtype=bool)][order],
+                      is_mem)
+    km = keep & is_mem
+    ko = keep & ~is_mem
+    return allp[km], alab[km], allp[ko], alab[ko]
 
 
 def _block_search(s: _Sorted, qcode: np.ndarray, qt: np.ndarray, side: str) -> np.ndarray:
@@ -609,7 +624,7 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
             edge_unobs[sel] += np.where(long, b - a, 0)
     unobs = unobs + edge_unobs
     span = td - ta
-    after, before = _outer_fixes(s, positional, code, lo, hi)
+    after, before = _outer_fixes(s, positional, code, lo, hi, (clat, clon), s.column(fixes, "h_acc_m"), p.radius_m)
     # codes of the whole column (Arrow dictionary encoding: no per-row strings), then the
     # members' rows: taking the members' strings first copied the column (about 70 MiB at 1e6)
     src_all, src_names = _factorize_sorted(fixes["source_id"])
@@ -640,21 +655,50 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
     return schema.coerce(df, "stops")
 
 
-def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.ndarray,
-                 hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Times (ns; NaT where none) of each stop's last position fix before it and first after it.
+def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: int, centre: tuple[np.ndarray, np.ndarray],
+              reach: np.ndarray, acc: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """From index ``k`` into ``pos`` (position fixes), step by ``step`` past the fixes that lie
+    at the stop (within ``reach`` + their accuracy of its centre); the time of the first one
+    that does not (ns), NaT where the subject's record ends first."""
+    nat = np.iinfo(np.int64).min
+    out = np.full(len(k), nat, dtype=np.int64)
+    k, ok = k.copy(), ok.copy()
+    lo_b, hi_b = s.b0[code], s.b1[code]
+    todo = np.flatnonzero(ok)
+    while len(todo):
+        p = pos[k[todo]]
+        d = haversine_m(s.lat[p], s.lon[p], centre[0][todo], centre[1][todo])
+        away = d > reach[todo] + np.nan_to_num(acc[p], nan=0.0)
+        out[todo[away]] = s.t[p[away]]
+        nxt = todo[~away]
+        k[nxt] += step
+        inside = (k[nxt] >= 0) & (k[nxt] < len(pos))
+        nxt = nxt[inside]
+        q = pos[k[nxt]]
+        todo = nxt[(q >= lo_b[nxt]) & (q < hi_b[nxt])]
+    return out
+
+
+def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 centre: tuple[np.ndarray, np.ndarray], acc: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Times (ns; NaT where none) of each stop's last position fix elsewhere before it and
+    first after it.
 
     ``lo``/``hi`` are the sorted positions of the stop's first observation and one past its
-    last (ignition bounds included); only fixes of the same subject count.
+    last (ignition bounds included); only fixes of the same subject count, and a position fix
+    that lies at the stop (within ``radius_m`` plus its accuracy of the centre, as a member
+    would) does not bound it: the walk goes on past it. ``acc`` is the accuracy of each
+    sorted position.
     """
     pos = np.flatnonzero(positional)
-    nat = np.iinfo(np.int64).min  # NaT
+    reach = np.full(len(lo), float(radius_m))
+    if not len(pos):
+        nat = np.full(len(lo), np.iinfo(np.int64).min, dtype=np.int64)
+        return nat, nat.copy()
     j = np.searchsorted(pos, lo, side="left") - 1
-    prev = pos[np.maximum(j, 0)] if len(pos) else np.zeros(len(lo), dtype=np.int64)
-    ok = (j >= 0) & (prev >= s.b0[code]) if len(pos) else np.zeros(len(lo), dtype=bool)
-    after = np.where(ok, s.t[prev] if len(pos) else 0, nat)
+    ok = (j >= 0) & (pos[np.maximum(j, 0)] >= s.b0[code])
+    after = _walk_out(s, pos, np.maximum(j, 0), ok, -1, centre, reach, acc, code)
     k = np.searchsorted(pos, hi, side="left")
-    nxt = pos[np.minimum(k, len(pos) - 1)] if len(pos) else np.zeros(len(hi), dtype=np.int64)
-    ok = (k < len(pos)) & (nxt < s.b1[code]) if len(pos) else np.zeros(len(hi), dtype=bool)
-    before = np.where(ok, s.t[nxt] if len(pos) else 0, nat)
+    ok = (k < len(pos)) & (pos[np.minimum(k, len(pos) - 1)] < s.b1[code])
+    before = _walk_out(s, pos, np.minimum(k, len(pos) - 1), ok, 1, centre, reach, acc, code)
     return after, before

@@ -66,10 +66,6 @@ def test_sample_case_chronology_reproduces_the_ground_truth(tmp_path: Path) -> N
     outside = [b for b in bounds
                if not ((pd.isna(b[2]) or b[2] <= b[3] + tol) and b[3] <= b[4] + tol
                        and b[5] <= b[6] + tol and (pd.isna(b[7]) or b[6] <= b[7] + tol))]
-    # Two sample stops fall outside today, both from one instant recorded by two sources:
-    # phone-A's GPX copy of a fix carries no speed (its iOS twin, moving at 30 m/s, is
-    # trimmed from the stop; the GPX twin 7 s before the true arrival is kept), and a GPX
-    # cell fix of unknown accuracy 1.1 km away bounds a departure. Not hidden: counted.
-    assert len(outside) <= 2, "\n".join(" ".join(str(x) for x in b) for b in outside)
+    assert not outside, "\n".join(" ".join(str(x) for x in b) for b in outside)
     assert len(bounds) >= 8
     assert sum(pd.notna(b[2]) or pd.notna(b[7]) for b in bounds) == len(bounds)  # no stop unbounded on both sides

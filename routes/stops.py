@@ -439,20 +439,23 @@ def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.nd
     is_mem = np.r_[np.ones(len(mem), dtype=bool), np.zeros(len(omem), dtype=bool)]
     order = np.lexsort((allp, alab))
     allp, alab, is_mem = allp[order], alab[order], is_mem[order]
-    keep = np.ones(len(allp), dtype=bool)
-    for _ in range(len(allp)):  # each round drops at most one fix at each end of each stop
-        idx = np.flatnonzero(keep)
-        m, lb = allp[idx], alab[idx]
-        head = np.flatnonzero(np.r_[True, lb[1:] != lb[:-1]])
-        tail = np.r_[head[1:], len(idx)] - 1
-        room = tail - head >= 2  # three or more fixes: one may go
-        h, t = head[room], tail[room]
-        drop_h = (_edge_speed(s, m[h], m[h + 1]) > p.edge_speed_mps) | (speed[m[h]] > p.edge_speed_mps)
-        drop_t = (_edge_speed(s, m[t - 1], m[t]) > p.edge_speed_mps) | (speed[m[t]] > p.edge_speed_mps)
-        drop = np.r_[idx[h[drop_h]], idx[t[drop_t & ~(drop_h & (t - h == 2))]]]
-        if not len(drop):
-            break
-        keep[drop] = False
+    # only edges go, so each stop keeps a contiguous range [h, t] of its fixes
+    starts = np.flatnonzero(np.r_[True, alab[1:] != alab[:-1]])
+    h, t = starts.copy(), np.r_[starts[1:], len(allp)] - 1
+    todo = np.arange(len(starts))
+    while len(todo):  # each round drops at most one fix at each end of each stop still moving
+        todo = todo[t[todo] - h[todo] >= 2]  # three or more fixes: one may go
+        a, b = h[todo], t[todo]
+        drop_h = ((_edge_speed(s, allp[a], allp[a + 1]) > p.edge_speed_mps)
+                  | (speed[allp[a]] > p.edge_speed_mps))
+        drop_t = ((_edge_speed(s, allp[b - 1], allp[b]) > p.edge_speed_mps)
+                  | (speed[allp[b]] > p.edge_speed_mps)) & ~(drop_h & (b - a == 2))
+        h[todo] += drop_h
+        t[todo] -= drop_t
+        todo = todo[drop_h | drop_t]
+    grp = np.cumsum(np.r_[True, alab[1:] != alab[:-1]]) - 1
+    pos_in = np.arange(len(allp))
+    keep = (pos_in >= h[grp]) & (pos_in <= t[grp])
     if keep.all():
         return mem, lab, omem, olab
     # an outlier left at an edge, at rest, is the stop's first (last) fix: it becomes a member

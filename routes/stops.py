@@ -96,8 +96,17 @@ def _check(p: StopParams) -> None:
 def parked_intervals(events: pd.DataFrame | None) -> pd.DataFrame:
     """Ignition-off → next ignition-on intervals per subject: ``subject_id, t_off, t_on``.
 
-    An ignition-off with no later ignition-on (end of record) gives an open interval
-    (``t_on`` NaT); an ignition-on without a preceding off is ignored.
+    ``t_on`` is the subject's first ignition-on at or after the ignition-off, whichever
+    source recorded it; several ignition-offs before one ignition-on (the same event read from
+    two sources, a tracker and its portal) are one interval from the earliest. An
+    ignition-off with no later ignition-on (end of record) gives an open interval (``t_on``
+    NaT); an ignition-on without a preceding off is ignored.
+
+    >>> ev = pd.DataFrame({"subject_id": ["l"] * 3, "kind": ["ignition_off", "ignition_off", "ignition_on"],
+    ...                    "t_utc": pd.to_datetime(["2025-10-26T20:43:27.000Z", "2025-10-26T20:43:27.985Z",
+    ...                                             "2025-10-26T21:49:00.000Z"])})
+    >>> parked_intervals(ev)[["t_off", "t_on"]].astype(str).values.tolist()
+    [['2025-10-26 20:43:27+00:00', '2025-10-26 21:49:00+00:00']]
     """
     cols = {"subject_id": pd.Series(dtype="string"), "t_off": pd.Series(dtype="datetime64[ns, UTC]"),
             "t_on": pd.Series(dtype="datetime64[ns, UTC]")}
@@ -107,14 +116,21 @@ def parked_intervals(events: pd.DataFrame | None) -> pd.DataFrame:
     ev = ev.sort_values(["subject_id", "t_utc", "kind"], kind="mergesort")
     if ev.empty:
         return pd.DataFrame(cols)
-    nxt_kind = ev.groupby("subject_id")["kind"].shift(-1)
-    nxt_t = ev.groupby("subject_id")["t_utc"].shift(-1)
-    off = ev["kind"] == "ignition_off"
-    out = pd.DataFrame({"subject_id": ev.loc[off, "subject_id"].astype("string"),
-                        "t_off": ev.loc[off, "t_utc"],
-                        "t_on": nxt_t[off].where(nxt_kind[off] == "ignition_on")})
-    out["t_on"] = pd.to_datetime(out["t_on"], utc=True)
-    return out.reset_index(drop=True)
+    parts = []
+    for subj, g in ev.groupby("subject_id", sort=True):
+        t = g["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
+        on = g["kind"].to_numpy() == "ignition_on"
+        ons, offs = t[on], t[~on]
+        k = np.searchsorted(ons, offs, side="left")
+        t_on = np.where(k < len(ons), ons[np.minimum(k, max(len(ons) - 1, 0))] if len(ons) else 0,
+                        np.iinfo(np.int64).min)
+        first = np.r_[True, t_on[1:] != t_on[:-1]]  # offs sharing one ignition-on: the earliest
+        parts.append(pd.DataFrame({"subject_id": pd.array([str(subj)] * int(first.sum()), dtype="string"),
+                                   "t_off": pd.to_datetime(offs[first], unit="ns", utc=True),
+                                   "t_on": pd.to_datetime(t_on[first], unit="ns", utc=True)}))
+    if not parts:
+        return pd.DataFrame(cols)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _parked_arrays(parked: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -132,8 +132,11 @@ def _departure_text(dep: pd.Timestamp, before: pd.Timestamp, tz: str) -> str:
 
 def _dwell_text(dwell: pd.Timedelta, span: pd.Timedelta, after: pd.Timestamp, before: pd.Timestamp) -> str:
     """``at least 1 h 05 min observed, at most 1 h 20 min`` (the span between the bounds)."""
-    most = "unknown (the record begins or ends with the stop)" if pd.isna(after) or pd.isna(before) \
-        else fmt_duration(before - after)
+    if pd.isna(after) or pd.isna(before):
+        most = "open (the record {} with the stop)".format(
+            "begins and ends" if pd.isna(after) and pd.isna(before) else "begins" if pd.isna(after) else "ends")
+    else:
+        most = fmt_duration(before - after)
     least = f"at least {fmt_duration(dwell)} observed"
     if fmt_duration(span) != fmt_duration(dwell):
         least += f" ({fmt_duration(span)} from its first to its last fix)"

@@ -3,8 +3,9 @@
 Definitions (the rules a court can read)
 ----------------------------------------
 **Position fixes.** Only fixes whose stated accuracy is ``max_h_acc_m`` or better (default
-500 m) place a subject; coarser fixes (cell towers: evidence of an area, not of a position)
-and 0,0 placeholders neither make nor break a stop. They still count as observations.
+500 m) place a subject, and a cell fix that states no accuracy does not; coarser fixes (cell
+towers: evidence of an area, not of a position) and 0,0 placeholders neither make nor break
+a stop. They still count as observations.
 
 **Stop.** A stop is a maximal run of a subject's position fixes, in time order, that all lie
 within ``radius_m`` of the run's centre — widened by each fix's own stated accuracy, so a
@@ -443,7 +444,7 @@ def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.nd
     the stop, or the fix's own reported speed (``speed``, m/s per sorted position, NaN when
     not reported), is faster than ``edge_speed_mps``: the subject was still arriving
     (already leaving). Outliers count as fixes of the stop for the steps; one left at an
-    edge (at rest) becomes a member: it is then the stop's first (last) fix.
+    edge becomes a member: it is then the stop's first (last) fix.
 
     A stop keeps at least two members and its ``min_dwell`` span (if trimming would break
     either, that stop is left as found).
@@ -474,7 +475,8 @@ def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.nd
     keep = (pos_in >= h[grp]) & (pos_in <= t[grp])
     if keep.all():
         return mem, lab, omem, olab
-    # an outlier left at an edge, at rest, is the stop's first (last) fix: it becomes a member
+    # an outlier left at an edge is the stop's first (last) fix: it becomes a member (outliers
+    # lie between members in time, the subject came back: position noise at the place)
     ns = int(alab.max()) + 1
     km = keep & is_mem
     lo_m = np.full(ns, np.iinfo(np.int64).max)
@@ -548,6 +550,9 @@ def detect_stops(
         zero |= s.take(schema.has_flag(flags, "zero_position").to_numpy(dtype=bool))
     acc = s.column(fixes, "h_acc_m")
     positional = ~(acc > p.max_h_acc_m) & ~zero & np.isfinite(s.lat) & np.isfinite(s.lon)
+    cell = (fixes["fix_kind"] == "cell").to_numpy(dtype=bool, na_value=False)
+    if cell.any():  # a cell fix of unknown accuracy places the subject no better than any cell fix
+        positional &= ~(s.take(cell) & np.isnan(acc))
     pi = np.flatnonzero(positional).astype(_INDEX)
     lim = np.nan_to_num(acc[pi], nan=0.0, copy=False)  # position fixes: accuracy <= max_h_acc_m or unknown
     del acc

@@ -137,7 +137,8 @@ def _dwell_text(dwell: pd.Timedelta, span: pd.Timedelta, after: pd.Timestamp, be
             "begins and ends" if pd.isna(after) and pd.isna(before) else "begins" if pd.isna(after) else "ends")
     else:
         most = fmt_duration(before - after)
-    least = f"at least {fmt_duration(dwell)} observed"
+    least = f"at least {fmt_duration(dwell)} observed" if dwell >= pd.Timedelta("1min") \
+        else "observed only at isolated fixes"
     if fmt_duration(span) != fmt_duration(dwell):
         least += f" ({fmt_duration(span)} from its first to its last fix)"
     return f"{least}, at most {most}"

@@ -279,6 +279,7 @@ def _positive_metres(v: str) -> float:
 def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
     """Stops, trips, gaps and the chronology of every subject."""
     from .app.analysis import run_chronology
+    from .localtime import fmt_duration
 
     with CONSOLE.working("computing stops, trips and unobserved intervals"):
         chrono = run_chronology(args.case, radius_m=args.radius_m, min_dwell=args.min_dwell_min,
@@ -295,7 +296,7 @@ def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
         for r in chrono.itertuples():
             span = r.dwell if r.kind == "stop" else r.duration
             table.add_row(str(r.subject_id), str(r.seq), str(r.kind), str(r.local_start), str(r.local_end),
-                          str(span).replace("0 days ", ""), "" if r.n_fixes != r.n_fixes else str(int(r.n_fixes)),
+                          fmt_duration(span), "" if r.n_fixes != r.n_fixes else str(int(r.n_fixes)),
                           str(r.flags or ""))
         console = Console()
         if not console.is_terminal:

@@ -161,6 +161,12 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("observed_fraction", "float", "0..1", "share of the stop's span covered by fixes",
            required=True),
         _c("flags", "str", "", "flags, e.g. spans_gap", required=True),
+        _c("t_arrival_after", "time", "UTC",
+           "last position fix of the subject before the stop (NA: none): the true arrival lies "
+           "in [t_arrival_after, t_arrival]"),
+        _c("t_departure_before", "time", "UTC",
+           "first position fix of the subject after the stop (NA: none): the true departure "
+           "lies in [t_departure, t_departure_before]"),
     ),
     "trips": (
         _c("subject_id", "str", "", "subject", required=True),

@@ -71,7 +71,7 @@ def _raster(pdf: Path, page: int, out: Path) -> None:
 def main() -> int:
     """Write the images and their note; return the exit status."""
     os.environ["SOURCE_DATE_EPOCH"] = "1761000000"
-    from routetrace.pipeline import run_demo
+    from routetrace.app.demo import run_demo
 
     commit = _commit()  # before writing: the images are outputs of this commit
     cwd = Path.cwd()

@@ -4,6 +4,8 @@
   clipped to the exhibit's extent, so the exhibit never calls a tile server.
 * Road lines: any ``{name: [(lat, lon), ...]}`` mapping (the sample case passes its
   generator's roads) or a GeoDataFrame of lines (e.g. read from a user's GeoPackage).
+* Town and village names: :func:`named_places` (GeoNames populated places, offline; see
+  :mod:`routetrace.maps.gazetteer`), with :data:`GEONAMES_ATTRIBUTION` for the footer.
 * Raster tiles: a user-supplied MBTiles file; only the tiles that cover the exhibit's
   extent are inlined (as ``data:`` URLs), highest zoom levels dropped first to stay within
   a byte budget. The file name and SHA-256 are recorded in the footer.
@@ -24,8 +26,10 @@ import shapely
 
 from ..errors import ExportError
 from ..evidence import private_sqlite, sha256_file
+from .gazetteer import GEONAMES_ATTRIBUTION, named_places
 
-__all__ = ["BASEMAP_ATTRIBUTION", "TileSet", "countries_geojson", "load_mbtiles", "roads_json"]
+__all__ = ["BASEMAP_ATTRIBUTION", "GEONAMES_ATTRIBUTION", "TOWNS_ATTRIBUTION", "TileSet", "countries_geojson", "load_mbtiles",
+           "named_places", "roads_json", "town_labels"]
 
 BASEMAP_ATTRIBUTION = ("Country outlines from Natural Earth 1:110m (public domain), "
                        "a small-scale backdrop, not evidence of any location.")
@@ -165,3 +169,23 @@ def load_mbtiles(path: str | Path, bounds: tuple[float, float, float, float], *,
         raise ExportError("the tiles file holds no tiles", path=str(p))
     return TileSet(path=str(p), sha256=sha256_file(p), attribution=meta.get("attribution", ""),
                    min_zoom=min(zooms), max_zoom=max(zooms), tiles=chosen)
+
+
+#: Footer credit when town names are drawn (background, not evidence).
+TOWNS_ATTRIBUTION = GEONAMES_ATTRIBUTION
+
+
+def town_labels(bounds: tuple[float, float, float, float], *, pad_deg: float = 0.05,
+                limit: int = 400) -> Any:
+    """Towns and villages to label on an exhibit's background: the GeoNames places (1,000
+    inhabitants or more) within ``bounds`` = (south, west, north, east) widened by
+    ``pad_deg``, the ``limit`` largest, largest first (the map places them in that order
+    and leaves out a name that would cover a stop label).
+
+    Example
+    -------
+    >>> "Dilbeek" in set(town_labels((50.86, 4.23, 50.89, 4.28))["name"])
+    True
+    """
+    s, w, n, e = bounds
+    return named_places((s - pad_deg, w - pad_deg, n + pad_deg, e + pad_deg), limit=limit)

@@ -26,8 +26,8 @@ from lxml import etree
 
 from .. import __version__, schema
 from ..csvout import iso_utc, write_csv
+from ..localtime import TZ_CONVENTION, fmt_duration, fmt_local, tz_at, tz_names
 from .chronology import build_chronology, number_stops
-from .localtime import TZ_CONVENTION, fmt_duration, fmt_local, tz_at, tz_names
 from .timeline import SUBJECT_COLOURS
 
 __all__ = ["GX_NS", "KML_FIX_LIMIT", "KML_NS", "KML_TIME_NOTE", "gpkg_frame", "write_chronology_csv",

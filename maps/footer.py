@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,8 @@ import jinja2
 import pandas as pd
 
 from .. import __version__
-from .localtime import TZ_CONVENTION
+from ..localtime import TZ_CONVENTION, fmt_duration
+from .gazetteer import GEONAMES_ATTRIBUTION
 
 __all__ = ["ExhibitMeta", "render_chronology", "render_footer", "render_title", "source_date"]
 
@@ -32,8 +34,8 @@ _FOOTER = _ENV.from_string("""<div class="rt-footer" id="rt-footer">
 <th>Produced by</th><td>routetrace {{ m.tool_version }}</td><th>Date</th><td>{{ m.produced }}</td></tr>
 </table>
 <div><b>Time:</b> {{ m.tz_convention }}</div>
-<div><b>Parameters:</b> {% for k, v in m.params %}{{ k }} = {{ v }}{% if not loop.last %}; {% endif %}{% else %}none stated{% endfor %}</div>
-<div><b>Background:</b> {% for b in m.basemap %}{{ b }} {% endfor %}</div>
+<div><b>Parameters:</b> {% for k, v in m.params %}{% if k %}{{ k }}: {% endif %}{{ v }}{% if not loop.last %}; {% endif %}{% else %}none stated{% endfor %}</div>
+<div><b>Background:</b> {% for b in m.basemap %}{{ b }} {% endfor %}{% if m.gazetteer and m.gazetteer not in m.basemap %}{{ m.gazetteer }}{% endif %}</div>
 <h3>Sources (SHA-256 of each evidence file)</h3>
 <table class="rt-sources">
 {% for s in m.sources %}<tr><td>{{ s.path }}</td><td>{{ s.format }}</td><td>{{ s.time_basis }}</td><td class="rt-hash">{{ s.source_id }}</td></tr>
@@ -45,11 +47,13 @@ _FOOTER = _ENV.from_string("""<div class="rt-footer" id="rt-footer">
 _CHRONO = _ENV.from_string("""<div class="rt-chronology" id="rt-chronology">
 <h2>Chronology · Exhibit {{ m.exhibit_no }} · Case {{ m.case_id }}</h2>
 <table>
-<tr><th>No</th><th>Subject</th><th>From (local)</th><th>To (local)</th><th>Dwell / duration</th>
-<th>Position</th><th>Radius</th><th>Near place</th><th>Sources</th><th>Flags</th></tr>
+<tr><th>No</th><th>Subject</th><th>From (local)</th><th>To (local)</th><th>Times in words</th>
+<th>Dwell / duration</th><th>Position</th><th>Radius</th><th>Near</th><th>Sources</th></tr>
 {% for r in rows %}<tr class="rt-row-{{ r.row_kind }}"><td>{{ r.no if r.row_kind == 'stop' else 'unobserved' }}</td>
-<td>{{ r.subject_id }}</td><td>{{ r.start_local }}</td><td>{{ r.end_local }}</td><td>{{ r.dwell }}</td>
-<td>{{ r.pos }}</td><td>{{ r.radius }}</td><td>{{ r.near_place }}</td><td>{{ r.sources }}</td><td>{{ r.flags }}</td></tr>
+<td>{{ r.subject_id }}</td><td>{{ r.start_local }}</td><td>{{ r.end_local }}</td>
+<td>{% if r.row_kind == 'stop' %}{{ r.arrival }}; {{ r.departure }}{% endif %}{% if r.note %}{% if r.row_kind == 'stop' %}; {% endif %}{{ r.note }}{% endif %}</td>
+<td>{{ r.dwell_range if r.row_kind == 'stop' else r.dwell }}</td>
+<td>{{ r.pos }}</td><td>{{ r.radius }}</td><td>{{ r.near_place }}</td><td>{{ r.sources }}</td></tr>
 {% else %}<tr><td colspan="10">no stops</td></tr>{% endfor %}
 </table>
 </div>""")
@@ -80,18 +84,88 @@ class ExhibitMeta:
     tool_version: str = __version__
     produced: str = field(default_factory=source_date)
     tz_convention: str = TZ_CONVENTION
+    #: the chronology names the nearest town (GeoNames): its attribution is always stated
+    gazetteer: str = GEONAMES_ATTRIBUTION
+
+
+#: Parameter names in words (the last part of a dotted name); others are spelled from the name.
+PARAM_WORDS: dict[str, str] = {
+    "radius_m": "radius", "min_dwell": "minimum dwell", "max_gap": "unobserved after a silence of",
+    "max_h_acc_m": "position fixes no coarser than", "max_outliers": "stray fixes tolerated inside a stop",
+    "edge_speed_mps": "moving at a stop's edge above", "max_dt": "time window",
+    "place_eps_m": "recurring places merged within", "conflict_m": "conflicting sources apart by more than",
+    "event_slack": "event slack", "time_tolerance": "time tolerance", "max_speed_mps": "fastest plausible speed",
+    "min_fixes": "minimum fixes", "slack_m": "position slack", "coarse_m": "coarse fixes coarser than",
+    "default_fix_accuracy_m": "fix accuracy when not stated",
+    "default_place_radius_m": "place radius when not stated", "night_hours": "night hours",
+    "accuracy_aware": "accuracy-aware", "dask": "distributed (dask)",
+}
+
+_UNITS = (("_mps", " m/s"), ("_m", " m"), ("_s", " s"))
+
+#: Duration text as pandas writes it (``0 days 00:05:00``) or as a user gives it (``30min``).
+_TIMEDELTA_TEXT = re.compile(r"^-?\d+ days? \d\d:\d\d:\d\d(\.\d+)?$|^\d+(\.\d+)?\s*(min|s|h|ms|d)$")
+
+
+def _value_in_words(key: str, v: Any) -> str:
+    """``5 min`` for a duration text, ``100 m`` for a ``*_m`` number, ``yes``/``no`` for booleans."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, str):
+        return fmt_duration(pd.Timedelta(v)) if _TIMEDELTA_TEXT.match(v.strip()) else v
+    if isinstance(v, list) and key != "night_hours":
+        return ", ".join(str(x) for x in v)
+    if isinstance(v, (int, float)):
+        num = f"{v:g}"
+        for suffix, unit in _UNITS:
+            if key.endswith(suffix):
+                return num + unit
+        return num
+    if key == "night_hours" and isinstance(v, list) and len(v) == 2:
+        return f"{int(v[0]):02d}:00–{int(v[1]):02d}:00"
+    return json.dumps(v, default=str, sort_keys=True)
+
+
+def _name_in_words(key: str) -> str:
+    if key in PARAM_WORDS:
+        return PARAM_WORDS[key]
+    for suffix, _ in _UNITS:
+        if key.endswith(suffix):
+            key = key[: -len(suffix)]
+            break
+    return key.replace("_", " ")
+
+
+def _param_in_words(key: str, v: Any) -> str:
+    """``minimum dwell 5 min``; a text value of a ``*_m`` name gets the unit in the name."""
+    words = _value_in_words(key, v)
+    unit = next((u.strip() for suffix, u in _UNITS if key.endswith(suffix)), "")
+    if isinstance(v, str) and unit and not _TIMEDELTA_TEXT.match(v.strip()) and key not in PARAM_WORDS:
+        return f"{_name_in_words(key)} ({unit}) {words}"
+    return f"{_name_in_words(key)} {words}"
 
 
 def flatten_params(params: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """Parameters as sorted ``(name, value)`` strings (nested dicts dotted)."""
+    """Parameters as sorted ``(stage, words)`` pairs: ``("stops", "minimum dwell 5 min")``.
+
+    Nested dicts are dotted into the stage (``stops.cleaning``); values are written with
+    their units (durations as :func:`~routetrace.localtime.fmt_duration` writes them,
+    never as pandas text such as ``0 days 00:05:00``).
+
+    >>> flatten_params({"stops": {"min_dwell": "0 days 00:05:00", "radius_m": 100.0}})
+    [('stops', 'minimum dwell 5 min'), ('stops', 'radius 100 m')]
+    """
     out: list[tuple[str, str]] = []
 
     def walk(prefix: str, v: Any) -> None:
         if isinstance(v, dict):
             for k in sorted(v, key=str):
-                walk(f"{prefix}.{k}" if prefix else str(k), v[k])
+                if isinstance(v[k], dict):
+                    walk(f"{prefix}.{k}" if prefix else str(k), v[k])
+                else:
+                    out.append((prefix, _param_in_words(str(k), v[k])))
         else:
-            out.append((prefix, v if isinstance(v, str) else json.dumps(v, default=str, sort_keys=True)))
+            out.append((prefix, _value_in_words(prefix, v)))
 
     walk("", params or {})
     return out

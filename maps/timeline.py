@@ -57,11 +57,11 @@ from jinja2 import Template
 
 from .. import schema
 from ..errors import ExportError
+from ..localtime import fmt_duration, fmt_local, fmt_local_many, tz_names
 from .basemap import BASEMAP_ATTRIBUTION, TileSet, countries_geojson, roads_json
 from .chronology import build_chronology
 from .footer import ExhibitMeta, flatten_params, render_chronology, render_footer, render_title
 from .layout import find_marker_groups, fit_zoom, metres_per_pixel
-from .localtime import fmt_duration, fmt_local, fmt_local_many, tz_names
 
 __all__ = ["LEVEL_TOLS_M", "POINT_BUDGET", "build_timeline_map", "derive_gaps", "prepare_fixes",
            "simplify_keep"]

@@ -3,13 +3,16 @@
 Each row gives UTC times and the local time of the place with its UTC offset (the zone of
 the position from timezonefinder's offline polygons, with the summer-time rule of that
 date from zoneinfo; a trip that crosses a border starts in one zone and ends in another),
-and the evidence behind it (stop, trip or gap id; the number of fixes).
+and the evidence behind it (stop, trip or gap id; the number of fixes). Local times are
+written by the one formatter every output uses, :func:`routetrace.localtime.fmt_local`
+(a missing time is ``unknown``).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from ..localtime import fmt_local
 from .geo import local_zone
 
 __all__ = ["chronology", "fmt_local"]
@@ -17,15 +20,6 @@ __all__ = ["chronology", "fmt_local"]
 COLUMNS = ["subject_id", "seq", "kind", "ref_id", "t_start_utc", "t_end_utc", "local_start",
            "local_end", "tz_start", "tz_end", "duration", "dwell", "lat", "lon", "radius_m",
            "distance_m", "n_fixes", "observed_fraction", "flags"]
-
-
-def fmt_local(t: pd.Timestamp, tz: str) -> str:
-    """``2025-10-26 22:20:00 CET (UTC+01:00)``: local time of the place with its offset."""
-    if pd.isna(t):
-        return ""
-    lt = t.tz_convert(tz)
-    off = lt.strftime("%z")
-    return f"{lt.strftime('%Y-%m-%d %H:%M:%S %Z')} (UTC{off[:3]}:{off[3:]})"
 
 
 def chronology(stops: pd.DataFrame, trips: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:

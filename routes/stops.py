@@ -3,20 +3,30 @@
 Definitions (the rules a court can read)
 ----------------------------------------
 **Position fixes.** Only fixes whose stated accuracy is ``max_h_acc_m`` or better (default
-500 m) place a subject; coarser fixes (cell towers: evidence of an area, not of a position)
-and 0,0 placeholders neither make nor break a stop. They still count as observations.
+500 m) place a subject, and a cell fix that states no accuracy does not; coarser fixes (cell
+towers: evidence of an area, not of a position) and 0,0 placeholders neither make nor break
+a stop. They still count as observations.
 
 **Stop.** A stop is a maximal run of a subject's position fixes, in time order, that all lie
 within ``radius_m`` of the run's centre — widened by each fix's own stated accuracy, so a
 50 m Wi-Fi fix may lie up to ``radius_m + 50`` m away — and that spans at least
 ``min_dwell``. Up to ``max_outliers`` consecutive fixes outside that limit, followed by a
 return inside it, are treated as position noise and do not end the stop (they are linked
-to it with role ``outlier``). The centre is the component-wise median of the stop's fixes;
+to it with role ``outlier``). A stop's first fixes are not part of it while the step from each to the next member, or
+the speed the fix itself reports, is faster than ``edge_speed_mps`` (the subject was still
+arriving), nor its last fixes while the step to each from the previous member, or their own
+speed, is (it was already leaving). The centre is the
+component-wise median of the stop's fixes;
 ``radius_m`` in the stops table is the largest distance of a stop fix from it.
 
-**Arrival and departure** are the times of the first and last fix of the stop: the true
-arrival lies between the previous fix and the first one (likewise for departure), and the
-chronology shows that bound. When the subject is a vehicle with ignition events, an
+**Arrival and departure** are the times of the first and last fix of the stop. Their
+bounds are ``t_arrival_after``, the time of the subject's last position fix before the stop
+that places it elsewhere (farther from the centre than ``radius_m`` plus the fix's accuracy),
+and ``t_departure_before``, the time of its first such fix after it: the true arrival
+lies in [``t_arrival_after``, ``t_arrival``] and the true departure in [``t_departure``,
+``t_departure_before``] (NA where the record begins or ends with the stop), and the
+chronology shows these bounds. Coarse fixes do not bound: they do not place the subject
+away from the stop. When the subject is a vehicle with ignition events, an
 ignition-off event inside or just before the stop brings the arrival forward to it, and an
 ignition-on event at or after the last fix moves the departure to it (flag
 ``bounded_by_ignition``).
@@ -31,7 +41,9 @@ hourly when parked.
 
 Defaults: ``radius_m`` 100 m (a motorway car park or a building with its car park),
 ``min_dwell`` 5 min (shorter halts are traffic), ``max_gap`` 30 min (phones and trackers
-record at least that often while they move).
+record at least that often while they move), ``edge_speed_mps`` 5 m/s (18 km/h: faster than
+walking, slower than a vehicle entering a car park; the apparent speed of a stationary
+device's position noise between fixes a minute or more apart stays below it).
 """
 
 from __future__ import annotations
@@ -60,12 +72,13 @@ class StopParams:
     max_gap: pd.Timedelta
     max_h_acc_m: float
     max_outliers: int
+    edge_speed_mps: float = 5.0
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able form (durations as strings)."""
         return {"radius_m": self.radius_m, "min_dwell": str(self.min_dwell),
                 "max_gap": str(self.max_gap), "max_h_acc_m": self.max_h_acc_m,
-                "max_outliers": self.max_outliers}
+                "max_outliers": self.max_outliers, "edge_speed_mps": self.edge_speed_mps}
 
 
 def _check(p: StopParams) -> None:
@@ -77,13 +90,24 @@ def _check(p: StopParams) -> None:
         raise ParameterError(f"max_gap must be > 0, got {p.max_gap}")
     if p.max_outliers < 0:
         raise ParameterError(f"max_outliers must be >= 0, got {p.max_outliers}")
+    if not p.edge_speed_mps > 0:
+        raise ParameterError(f"edge_speed_mps must be > 0, got {p.edge_speed_mps}")
 
 
 def parked_intervals(events: pd.DataFrame | None) -> pd.DataFrame:
     """Ignition-off → next ignition-on intervals per subject: ``subject_id, t_off, t_on``.
 
-    An ignition-off with no later ignition-on (end of record) gives an open interval
-    (``t_on`` NaT); an ignition-on without a preceding off is ignored.
+    ``t_on`` is the subject's first ignition-on at or after the ignition-off, whichever
+    source recorded it; several ignition-offs before one ignition-on (the same event read from
+    two sources, a tracker and its portal) are one interval from the earliest. An
+    ignition-off with no later ignition-on (end of record) gives an open interval (``t_on``
+    NaT); an ignition-on without a preceding off is ignored.
+
+    >>> ev = pd.DataFrame({"subject_id": ["l"] * 3, "kind": ["ignition_off", "ignition_off", "ignition_on"],
+    ...                    "t_utc": pd.to_datetime(["2025-10-26T20:43:27.000Z", "2025-10-26T20:43:27.985Z",
+    ...                                             "2025-10-26T21:49:00.000Z"])})
+    >>> parked_intervals(ev)[["t_off", "t_on"]].astype(str).values.tolist()
+    [['2025-10-26 20:43:27+00:00', '2025-10-26 21:49:00+00:00']]
     """
     cols = {"subject_id": pd.Series(dtype="string"), "t_off": pd.Series(dtype="datetime64[ns, UTC]"),
             "t_on": pd.Series(dtype="datetime64[ns, UTC]")}
@@ -93,14 +117,21 @@ def parked_intervals(events: pd.DataFrame | None) -> pd.DataFrame:
     ev = ev.sort_values(["subject_id", "t_utc", "kind"], kind="mergesort")
     if ev.empty:
         return pd.DataFrame(cols)
-    nxt_kind = ev.groupby("subject_id")["kind"].shift(-1)
-    nxt_t = ev.groupby("subject_id")["t_utc"].shift(-1)
-    off = ev["kind"] == "ignition_off"
-    out = pd.DataFrame({"subject_id": ev.loc[off, "subject_id"].astype("string"),
-                        "t_off": ev.loc[off, "t_utc"],
-                        "t_on": nxt_t[off].where(nxt_kind[off] == "ignition_on")})
-    out["t_on"] = pd.to_datetime(out["t_on"], utc=True)
-    return out.reset_index(drop=True)
+    parts = []
+    for subj, g in ev.groupby("subject_id", sort=True):
+        t = g["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
+        on = g["kind"].to_numpy() == "ignition_on"
+        ons, offs = t[on], t[~on]
+        k = np.searchsorted(ons, offs, side="left")
+        t_on = np.where(k < len(ons), ons[np.minimum(k, max(len(ons) - 1, 0))] if len(ons) else 0,
+                        np.iinfo(np.int64).min)
+        first = np.r_[True, t_on[1:] != t_on[:-1]]  # offs sharing one ignition-on: the earliest
+        parts.append(pd.DataFrame({"subject_id": pd.array([str(subj)] * int(first.sum()), dtype="string"),
+                                   "t_off": pd.to_datetime(offs[first], unit="ns", utc=True),
+                                   "t_on": pd.to_datetime(t_on[first], unit="ns", utc=True)}))
+    if not parts:
+        return pd.DataFrame(cols)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _parked_arrays(parked: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -399,6 +430,76 @@ def _find_stops(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams
     return pi[mem[order]], lab[order], pi[omem], olab
 
 
+def _edge_speed(s: _Sorted, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Speed (m/s) of the step between sorted positions ``a`` and ``b`` (inf: no time between)."""
+    d = haversine_m(s.lat[a], s.lon[a], s.lat[b], s.lon[b])
+    dt = np.abs(s.t[b] - s.t[a]) / 1e9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(dt > 0, d / np.where(dt > 0, dt, 1.0), np.where(d > 0, np.inf, 0.0))
+
+
+def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.ndarray, olab: np.ndarray,
+                       speed: np.ndarray, p: StopParams) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Drop a stop's first (last) fixes while the step to the next (from the previous) fix of
+    the stop, or the fix's own reported speed (``speed``, m/s per sorted position, NaN when
+    not reported), is faster than ``edge_speed_mps``: the subject was still arriving
+    (already leaving). Outliers count as fixes of the stop for the steps; one left at an
+    edge becomes a member: it is then the stop's first (last) fix.
+
+    A stop keeps at least two members and its ``min_dwell`` span (if trimming would break
+    either, that stop is left as found).
+    """
+    if not len(mem):
+        return mem, lab, omem, olab
+    allp = np.r_[mem, omem]
+    alab = np.r_[lab, olab]
+    is_mem = np.r_[np.ones(len(mem), dtype=bool), np.zeros(len(omem), dtype=bool)]
+    order = np.lexsort((allp, alab))
+    allp, alab, is_mem = allp[order], alab[order], is_mem[order]
+    # only edges go, so each stop keeps a contiguous range [h, t] of its fixes
+    starts = np.flatnonzero(np.r_[True, alab[1:] != alab[:-1]])
+    h, t = starts.copy(), np.r_[starts[1:], len(allp)] - 1
+    todo = np.arange(len(starts))
+    while len(todo):  # each round drops at most one fix at each end of each stop still moving
+        todo = todo[t[todo] - h[todo] >= 2]  # three or more fixes: one may go
+        a, b = h[todo], t[todo]
+        drop_h = ((_edge_speed(s, allp[a], allp[a + 1]) > p.edge_speed_mps)
+                  | (speed[allp[a]] > p.edge_speed_mps))
+        drop_t = ((_edge_speed(s, allp[b - 1], allp[b]) > p.edge_speed_mps)
+                  | (speed[allp[b]] > p.edge_speed_mps)) & ~(drop_h & (b - a == 2))
+        h[todo] += drop_h
+        t[todo] -= drop_t
+        todo = todo[drop_h | drop_t]
+    grp = np.cumsum(np.r_[True, alab[1:] != alab[:-1]]) - 1
+    pos_in = np.arange(len(allp))
+    keep = (pos_in >= h[grp]) & (pos_in <= t[grp])
+    if keep.all():
+        return mem, lab, omem, olab
+    # an outlier left at an edge is the stop's first (last) fix: it becomes a member (outliers
+    # lie between members in time, the subject came back: position noise at the place)
+    ns = int(alab.max()) + 1
+    km = keep & is_mem
+    lo_m = np.full(ns, np.iinfo(np.int64).max)
+    hi_m = np.full(ns, -1)
+    np.minimum.at(lo_m, alab[km], allp[km])
+    np.maximum.at(hi_m, alab[km], allp[km])
+    is_mem = is_mem | (keep & ((allp < lo_m[alab]) | (allp > hi_m[alab])))
+    # a stop left with fewer than two members or a span under min_dwell is left as found
+    km = keep & is_mem
+    first = np.full(ns, np.iinfo(np.int64).max)
+    last = np.full(ns, np.iinfo(np.int64).min)
+    np.minimum.at(first, alab[km], s.t[allp[km]])
+    np.maximum.at(last, alab[km], s.t[allp[km]])
+    n_mem = np.bincount(alab[km], minlength=ns)
+    bad = (n_mem < 2) | (last - first < p.min_dwell.value)
+    keep |= bad[alab]
+    is_mem = np.where(bad[alab], np.r_[np.ones(len(mem), dtype=bool), np.zeros(len(omem), dtype=bool)][order],
+                      is_mem)
+    km = keep & is_mem
+    ko = keep & ~is_mem
+    return allp[km], alab[km], allp[ko], alab[ko]
+
+
 def _block_search(s: _Sorted, qcode: np.ndarray, qt: np.ndarray, side: str) -> np.ndarray:
     """Sorted positions of times ``qt`` within the blocks of subjects ``qcode`` (searchsorted)."""
     out = np.empty(len(qt), dtype=np.int64)
@@ -417,6 +518,7 @@ def detect_stops(
     max_gap: pd.Timedelta = pd.Timedelta("30min"),
     max_h_acc_m: float = 500.0,
     max_outliers: int = 2,
+    edge_speed_mps: float = 5.0,
     events: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Find stops (see the module's rules); return ``(fixes with stop_id, stops)``.
@@ -437,7 +539,7 @@ def detect_stops(
     [['lorry', 12, Timedelta('0 days 00:11:00')]]
     """
     p = StopParams(float(radius_m), pd.Timedelta(min_dwell), pd.Timedelta(max_gap), float(max_h_acc_m),
-                   int(max_outliers))
+                   int(max_outliers), float(edge_speed_mps))
     _check(p)
     schema.validate(fixes, "fixes")
     s = _Sorted(fixes)
@@ -448,11 +550,14 @@ def detect_stops(
         zero |= s.take(schema.has_flag(flags, "zero_position").to_numpy(dtype=bool))
     acc = s.column(fixes, "h_acc_m")
     positional = ~(acc > p.max_h_acc_m) & ~zero & np.isfinite(s.lat) & np.isfinite(s.lon)
+    cell = (fixes["fix_kind"] == "cell").to_numpy(dtype=bool, na_value=False)
+    if cell.any():  # a cell fix of unknown accuracy places the subject no better than any cell fix
+        positional &= ~(s.take(cell) & np.isnan(acc))
     pi = np.flatnonzero(positional).astype(_INDEX)
     lim = np.nan_to_num(acc[pi], nan=0.0, copy=False)  # position fixes: accuracy <= max_h_acc_m or unknown
     del acc
     parked_by = _parked_arrays(parked_intervals(events))
-    mem, lab, omem, olab = _find_stops(s, pi, lim, p)
+    mem, lab, omem, olab = _trim_moving_edges(s, *_find_stops(s, pi, lim, p), s.column(fixes, "speed_mps"), p)
     hit = _gap_hits(s, p.max_gap, parked_by)
     stop_of = np.full(s.n, -1, dtype=_INDEX)
     role = np.zeros(s.n, dtype=np.int8)  # 0 none, 1 member, 2 outlier, 3 coarse
@@ -543,6 +648,7 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
             edge_unobs[sel] += np.where(long, b - a, 0)
     unobs = unobs + edge_unobs
     span = td - ta
+    after, before = _outer_fixes(s, positional, code, lo, hi, (clat, clon), s.column(fixes, "h_acc_m"), p.radius_m)
     # codes of the whole column (Arrow dictionary encoding: no per-row strings), then the
     # members' rows: taking the members' strings first copied the column (about 70 MiB at 1e6)
     src_all, src_names = _factorize_sorted(fixes["source_id"])
@@ -567,5 +673,56 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
         "lat": clat, "lon": clon, "radius_m": rad, "n_fixes": n_fixes, "sources": srcs,
         "observed_fraction": np.where(span > 0, 1.0 - unobs / np.maximum(span, 1), 1.0),
         "flags": fl,
+        "t_arrival_after": pd.to_datetime(after, unit="ns", utc=True),
+        "t_departure_before": pd.to_datetime(before, unit="ns", utc=True),
     })
     return schema.coerce(df, "stops")
+
+
+def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: int, centre: tuple[np.ndarray, np.ndarray],
+              reach: np.ndarray, acc: np.ndarray, code: np.ndarray) -> np.ndarray:
+    """From index ``k`` into ``pos`` (position fixes), step by ``step`` past the fixes that lie
+    at the stop (within ``reach`` + their accuracy of its centre); the time of the first one
+    that does not (ns), NaT where the subject's record ends first."""
+    nat = np.iinfo(np.int64).min
+    out = np.full(len(k), nat, dtype=np.int64)
+    k, ok = k.copy(), ok.copy()
+    lo_b, hi_b = s.b0[code], s.b1[code]
+    todo = np.flatnonzero(ok)
+    while len(todo):
+        p = pos[k[todo]]
+        d = haversine_m(s.lat[p], s.lon[p], centre[0][todo], centre[1][todo])
+        away = d > reach[todo] + np.nan_to_num(acc[p], nan=0.0)
+        out[todo[away]] = s.t[p[away]]
+        nxt = todo[~away]
+        k[nxt] += step
+        inside = (k[nxt] >= 0) & (k[nxt] < len(pos))
+        nxt = nxt[inside]
+        q = pos[k[nxt]]
+        todo = nxt[(q >= lo_b[nxt]) & (q < hi_b[nxt])]
+    return out
+
+
+def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 centre: tuple[np.ndarray, np.ndarray], acc: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Times (ns; NaT where none) of each stop's last position fix elsewhere before it and
+    first after it.
+
+    ``lo``/``hi`` are the sorted positions of the stop's first observation and one past its
+    last (ignition bounds included); only fixes of the same subject count, and a position fix
+    that lies at the stop (within ``radius_m`` plus its accuracy of the centre, as a member
+    would) does not bound it: the walk goes on past it. ``acc`` is the accuracy of each
+    sorted position.
+    """
+    pos = np.flatnonzero(positional)
+    reach = np.full(len(lo), float(radius_m))
+    if not len(pos):
+        nat = np.full(len(lo), np.iinfo(np.int64).min, dtype=np.int64)
+        return nat, nat.copy()
+    j = np.searchsorted(pos, lo, side="left") - 1
+    ok = (j >= 0) & (pos[np.maximum(j, 0)] >= s.b0[code])
+    after = _walk_out(s, pos, np.maximum(j, 0), ok, -1, centre, reach, acc, code)
+    k = np.searchsorted(pos, hi, side="left")
+    ok = (k < len(pos)) & (pos[np.minimum(k, len(pos) - 1)] < s.b1[code])
+    before = _walk_out(s, pos, np.minimum(k, len(pos) - 1), ok, 1, centre, reach, acc, code)
+    return after, before

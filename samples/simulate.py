@@ -29,7 +29,7 @@ import pandas as pd
 from .. import schema
 from ..geodesy import haversine_m, xy_to_deg
 
-__all__ = ["score_stops", "simulate"]
+__all__ = ["bounds_coverage", "match_stops", "score_stops", "simulate"]
 
 def _deg(dx: np.ndarray, dy: np.ndarray, lat0: float) -> tuple[np.ndarray, np.ndarray]:
     return xy_to_deg(dx, dy, lat0=lat0)
@@ -169,21 +169,19 @@ def simulate(
     return fixes, ev, tr
 
 
-def score_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float = 150.0,
-                only_observed: bool = True) -> dict[str, float]:
-    """Precision, recall, F1 and median arrival/departure errors of detected stops.
+def match_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float = 150.0,
+                only_observed: bool = True) -> pd.DataFrame:
+    """Pairs of detected stops and true stays: ``detected`` and ``truth`` (index labels).
 
     A detected stop matches a true stay of the same subject when they overlap in time and
     the detected centre lies within ``radius_m`` of the true position; each true stay is
-    matched at most once (greedy by overlap). True stays the device did not observe (off
-    throughout) are left out of recall when ``only_observed``.
+    matched at most once (greedy by overlap, detected stops in table order). True stays the
+    device did not observe (off throughout) are left out when ``only_observed``.
     """
 
     tr = truth[truth["observed"]] if only_observed else truth
-    tp = 0
+    pairs: list[tuple[object, object]] = []
     used: set[int] = set()
-    arr_err: list[float] = []
-    dep_err: list[float] = []
     for subject, d in detected.groupby("subject_id"):
         t = tr[tr["subject_id"] == subject]
         if t.empty:
@@ -200,14 +198,61 @@ def score_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float 
                 continue
             best = max(free, key=lambda c: overlap[c])
             used.add(int(t.index[best]))
-            tp += 1
-            arr_err.append(abs(a - ta0[best]) / 1e9)
-            dep_err.append(abs(b - ta1[best]) / 1e9)
+            pairs.append((r.Index, t.index[best]))
+    return pd.DataFrame(pairs, columns=["detected", "truth"])
+
+
+def score_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float = 150.0,
+                only_observed: bool = True) -> dict[str, float]:
+    """Precision, recall, F1 and median arrival/departure errors of detected stops.
+
+    Stops are paired by :func:`match_stops`; errors are those of the matched pairs.
+    """
+    tr = truth[truth["observed"]] if only_observed else truth
+    m = match_stops(detected, truth, radius_m=radius_m, only_observed=only_observed)
+    tp = len(m)
+    if tp:
+        d, t = detected.loc[m["detected"]], truth.loc[m["truth"]]
+        arr_err = np.abs(d["t_arrival"].to_numpy(dtype="datetime64[ns]").astype("int64")
+                         - t["t_arrival"].to_numpy(dtype="datetime64[ns]").astype("int64")) / 1e9
+        dep_err = np.abs(d["t_departure"].to_numpy(dtype="datetime64[ns]").astype("int64")
+                         - t["t_departure"].to_numpy(dtype="datetime64[ns]").astype("int64")) / 1e9
     n_det, n_true = len(detected), len(tr)
     precision = tp / n_det if n_det else 1.0
     recall = tp / n_true if n_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "tp": float(tp),
             "detected": float(n_det), "true": float(n_true),
-            "median_arrival_error_s": float(np.median(arr_err)) if arr_err else float("nan"),
-            "median_departure_error_s": float(np.median(dep_err)) if dep_err else float("nan")}
+            "median_arrival_error_s": float(np.median(arr_err)) if tp else float("nan"),
+            "median_departure_error_s": float(np.median(dep_err)) if tp else float("nan")}
+
+
+def bounds_coverage(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float = 150.0,
+                    only_observed: bool = True) -> pd.DataFrame:
+    """Per matched stop: does the true arrival and departure lie within the stop's bounds?
+
+    Columns ``arrival_within`` (true arrival in [``t_arrival_after``, ``t_arrival``]),
+    ``departure_within`` (true departure in [``t_departure``, ``t_departure_before``]),
+    ``arrival_open`` / ``departure_open`` (that bound is NA: the record begins or ends with
+    the stop; the open side then holds by definition), ``arrival_window_s`` and
+    ``departure_window_s`` (widths of the bounded intervals, NaN when open).
+    """
+    m = match_stops(detected, truth, radius_m=radius_m, only_observed=only_observed)
+    d, t = detected.loc[m["detected"]], truth.loc[m["truth"]]
+
+    def ns(frame: pd.DataFrame, col: str) -> np.ndarray:
+        return frame[col].to_numpy(dtype="datetime64[ns]").astype("int64")
+
+    nat = np.iinfo(np.int64).min
+    after, arr, dep, before = ns(d, "t_arrival_after"), ns(d, "t_arrival"), ns(d, "t_departure"), ns(
+        d, "t_departure_before")
+    true_a, true_d = ns(t, "t_arrival"), ns(t, "t_departure")
+    a_open, d_open = after == nat, before == nat
+    return pd.DataFrame({
+        "subject_id": d["subject_id"].to_numpy(),
+        "arrival_within": (a_open | (after <= true_a)) & (true_a <= arr),
+        "departure_within": (dep <= true_d) & (d_open | (true_d <= before)),
+        "arrival_open": a_open, "departure_open": d_open,
+        "arrival_window_s": np.where(a_open, np.nan, (arr - after) / 1e9),
+        "departure_window_s": np.where(d_open, np.nan, (before - dep) / 1e9),
+    })

@@ -2,7 +2,7 @@
 algorithm is written twice (STYLE.md §1; issue #16).
 
 Layers, from the bottom: the core (``errors``, ``schema``, ``timebase``, ``geodesy``,
-``evidence``, ``csvout``), then ``loaders`` and the store (``case``), then the pure stages
+``localtime``, ``evidence``, ``csvout``, ``extras``), then ``loaders`` and the store (``case``), then the pure stages
 (``routes``) and the renderers (``maps``), then the jobs (``app``), then ``cli``. The sample
 generator (``samples``) writes evidence files with encoders of its own, never the readers'.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = {"errors", "schema", "timebase", "geodesy", "evidence", "csvout", "__init__"}
+CORE = {"errors", "schema", "timebase", "geodesy", "localtime", "evidence", "csvout", "extras", "__init__"}
 FORBIDDEN: dict[str, set[str]] = {
     # layer -> top-level routetrace modules/packages it must not import
     "core": {"loaders", "routes", "maps", "app", "cli", "case", "samples", "testing", "fuzzing"},
@@ -103,7 +103,7 @@ def test_routes_open_no_files() -> None:
     assert violations == []
 
 
-@pytest.mark.parametrize("name", ["haversine_m", "EARTH_R_M"])
+@pytest.mark.parametrize("name", ["haversine_m", "EARTH_R_M", "fmt_local", "fmt_duration"])
 def test_one_definition(name: str) -> None:
     """No algorithm (or constant) is written twice: exactly one definition in the package."""
     found = []

@@ -23,10 +23,10 @@ import pandas as pd
 import pytest
 
 from routetrace import schema
-from routetrace.samples.demo_tables import demo_tables
 from routetrace.maps.layout import find_marker_groups, fit_zoom, group_letter, metres_per_pixel
 from routetrace.maps.timeline import PRINT_MAP_PX, build_timeline_map, derive_gaps
 from routetrace.routes.stops import detect_gaps
+from routetrace.samples.demo_tables import demo_tables
 from routetrace.testing import make_fixes
 
 _BROWSER = pytest.mark.skipif(
@@ -340,7 +340,7 @@ def _check_pdf(pdf: Path, n_stops: int, n_groups: int) -> list[int]:
 @pytest.fixture(scope="module")
 def sample_exhibit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The sample case's exhibit exactly as ``routetrace demo`` writes it."""
-    from routetrace.pipeline import run_demo
+    from routetrace.app.demo import run_demo
     old = os.environ.get("SOURCE_DATE_EPOCH")
     os.environ["SOURCE_DATE_EPOCH"] = "1761000000"
     try:

@@ -20,11 +20,11 @@ from PIL import Image
 from routetrace import schema
 from routetrace.errors import ExportError
 from routetrace.evidence import sha256_file
+from routetrace.localtime import fmt_local, tz_at
 from routetrace.maps.basemap import load_mbtiles
 from routetrace.maps.chronology import build_chronology
 from routetrace.maps.exhibit import make_exhibit
 from routetrace.maps.exports import write_gpx
-from routetrace.maps.localtime import fmt_local, tz_at
 from routetrace.maps.timeline import POINT_BUDGET, build_timeline_map, derive_gaps
 from routetrace.samples.demo_tables import SRC_A, SRC_B, SRC_S, demo_tables
 from routetrace.testing import hash_tree, make_fixes
@@ -65,7 +65,8 @@ def test_footer_states_case_sources_params_version_and_time_convention() -> None
         assert sha in html
     assert "EX-7" in html and "C-1" in html
     assert "routetrace 0.1.0" in html
-    assert "stops.radius_m = 100.0" in html and "stops.min_dwell = 5min" in html
+    assert "stops: radius 100 m" in html and "stops: minimum dwell 5 min" in html
+    assert "0 days" not in html  # parameters in words with units, never pandas text (#17)
     assert "never used" in html  # the viewer's time zone is never used
     assert "Natural Earth" in html and "No tile server" in html
 
@@ -272,7 +273,7 @@ def test_exhibit_from_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     case.set_parameters("stops", {"radius_m": 75.0})
     hashes = exhibit_from_case(tmp_path / "case", out_dir=tmp_path / "ex", exhibit_no="E-1", static=False)
     html = (tmp_path / "ex" / "exhibit.html").read_text()
-    assert "CASE-9" in html and "stops.radius_m = 75.0" in html
+    assert "CASE-9" in html and "stops: radius 75 m" in html
     assert "unobserved" in html  # no gaps table in the case: derived, flagged
     monkeypatch.chdir(tmp_path)
     rep = verify_case(tmp_path / "case", exhibit_dirs=[tmp_path / "ex"])

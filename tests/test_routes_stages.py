@@ -132,7 +132,7 @@ def test_detect_stops_is_pure_and_records_parameters() -> None:
     pd.testing.assert_frame_equal(f, before)
     assert "stop_id" not in f.columns and list(linked.columns[:-2]) == list(f.columns)
     assert stops.attrs["params"] == {"radius_m": 80.0, "min_dwell": "0 days 00:10:00", "max_gap": "0 days 00:30:00",
-                                     "max_h_acc_m": 500.0, "max_outliers": 2}
+                                     "max_h_acc_m": 500.0, "max_outliers": 2, "edge_speed_mps": 5.0}
     schema.validate(stops, "stops")
     schema.validate(stops.attrs["gaps"], "gaps")
 

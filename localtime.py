@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ..timebase import tz_finder
+from .timebase import tz_finder
 
-__all__ = ["TZ_CONVENTION", "fmt_duration", "fmt_local", "fmt_local_many", "fmt_offset", "tz_at", "tz_names"]
+__all__ = ["TZ_CONVENTION", "fmt_clock", "fmt_duration", "fmt_local", "fmt_local_many", "fmt_offset", "tz_at", "tz_names"]
 
 #: The sentence every exhibit footer carries about time.
 TZ_CONVENTION = ("Times are shown in the local time of the place (IANA zone from the position, "
@@ -82,18 +82,47 @@ def fmt_local(t: pd.Timestamp | None, tz: str, *, seconds: bool = True) -> str:
 
 
 def fmt_duration(td: pd.Timedelta | None) -> str:
-    """``2 h 05 min`` / ``12 min 30 s`` / ``3 d 4 h``."""
+    """A duration in words, the one format every exhibit, export and CLI table uses.
+
+    Minutes from one minute on (rounded to the nearest), hours with two-digit minutes,
+    days in front; seconds only below one minute; ``unknown`` when missing.
+
+    >>> [fmt_duration(pd.Timedelta(x)) for x in ("45s", "49min", "50min 49s", "65min", "29h 24min")]
+    ['45 s', '49 min', '51 min', '1 h 05 min', '1 d 5 h 24 min']
+    >>> fmt_duration(None)
+    'unknown'
+    """
     if td is None or pd.isna(td):
         return "unknown"
-    s = round(td.total_seconds())
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
+    total = round(pd.Timedelta(td).total_seconds())
+    sign, total = ("-", -total) if total < 0 else ("", total)
+    if total < 60:
+        return f"{sign}{total} s"
+    minutes = (total + 30) // 60
+    d, rest = divmod(minutes, 1440)
+    h, m = divmod(rest, 60)
     if d:
-        return f"{d} d {h} h {m:02d} min"
+        return f"{sign}{d} d {h} h {m:02d} min"
     if h:
-        return f"{h} h {m:02d} min"
-    return f"{m} min {s:02d} s"
+        return f"{sign}{h} h {m:02d} min"
+    return f"{sign}{m} min"
+
+
+def fmt_clock(t: pd.Timestamp | None, tz: str, *, ref: pd.Timestamp | None = None) -> str:
+    """``13:02``: the local time of day of ``t`` in ``tz``, with the date in front
+    (``2025-10-24 23:50``) when it falls on another local day than ``ref`` (or when no
+    ``ref`` is given); ``unknown`` when missing.
+
+    >>> t = pd.Timestamp("2025-10-24T11:02Z")
+    >>> fmt_clock(t, "Europe/Brussels", ref=t), fmt_clock(t, "Europe/Brussels")
+    ('13:02', '2025-10-24 13:02')
+    """
+    if t is None or pd.isna(t):
+        return "unknown"
+    loc = t.tz_convert(ZoneInfo(tz))
+    if ref is not None and pd.notna(ref) and ref.tz_convert(ZoneInfo(tz)).date() == loc.date():
+        return loc.strftime("%H:%M")
+    return loc.strftime("%Y-%m-%d %H:%M")
 
 
 def fmt_local_many(times: pd.Series, zones: list[str], *, seconds: bool = True) -> list[str]:

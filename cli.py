@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .display import visible
 from .errors import RoutetraceError
 
 __all__ = ["main"]
@@ -31,11 +32,11 @@ class _Console:
 
     def info(self, msg: str) -> None:
         if not self.quiet:
-            print(msg, file=sys.stderr)
+            print(visible(msg), file=sys.stderr)
 
     def progress(self, msg: str) -> None:
         if not self.quiet and sys.stderr.isatty():
-            print(f"\r\033[K  reading {msg[-100:]}", end="", file=sys.stderr, flush=True)
+            print(f"\r\033[K  reading {visible(msg)[-100:]}", end="", file=sys.stderr, flush=True)
 
     def done(self) -> None:
         if not self.quiet and sys.stderr.isatty():
@@ -83,13 +84,13 @@ def cmd_discover(args: argparse.Namespace) -> dict[str, Any]:
             if r.status == "not found" and not args.all:
                 continue
             n = "" if r.records_read != r.records_read or r.records_read is None else f"{r.records_read} records"
-            print(f"  {r.status:<11} {r.artifact:<26} {n:<16} {r.member if isinstance(r.member, str) else ''}")
+            print(f"  {r.status:<11} {r.artifact:<26} {n:<16} {visible(r.member) if isinstance(r.member, str) else ''}")
     google = takeout_discover(args.path)
     rec = google[google["status"] == "recognised"]
     if not args.json:
         print(f"Files a loader recognises: {len(rec)} of {len(google)}")
         for r in rec.itertuples():
-            print(f"  {r.format:<26} {r.member}")
+            print(f"  {r.format:<26} {visible(r.member)}")
     return {"ios": json.loads(ios.to_json(orient="records")),
             "google": json.loads(google.to_json(orient="records"))}
 
@@ -99,7 +100,8 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     from .app.ingest import ingest
 
     rep = ingest(args.case, args.inputs, subject_id=args.subject, tz=args.tz, format=args.format,
-                 options=_options(args.option), case_id=args.case_id, progress=CONSOLE.progress)
+                 options=_options(args.option), case_id=args.case_id, progress=CONSOLE.progress,
+                 file_timeout_s=args.file_timeout_s)
     CONSOLE.done()
     CONSOLE.info(f"case {args.case}: {len(rep.added)} file(s) added, {len(rep.duplicates)} already "
                  f"present, {len(rep.errors)} could not be read; {rep.rejected_records} record(s) "
@@ -150,11 +152,11 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     case = open_case(args.case)
     tables = {n: len(case.table(n)) for n in case.table_names()}
     if not args.json:
-        print(f"case {case.case_id} (created {case.manifest.get('created')}, "
+        print(f"case {visible(case.case_id)} (created {case.manifest.get('created')}, "
               f"routetrace {case.manifest.get('tool', {}).get('version')})")
         for s in case.manifest.get("sources", []):
             print(f"  {s['source_id'][:12]}  {s['format']:<18} {s['records_read']:>8} records  "
-                  f"{s['n_rejects']:>6} rejected  {s['path']}")
+                  f"{s['n_rejects']:>6} rejected  {visible(s['path'])}")
         print("  tables: " + ", ".join(f"{k} {v}" for k, v in tables.items()))
     return {"case_id": case.case_id, "tables": tables}
 
@@ -166,7 +168,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     rep = verify_case(args.case, exhibit_dirs=args.exhibit, base=args.base)
     for kind, path, status, expected, actual in rep.rows:
         if status != "ok" or not args.quiet:
-            line = f"{status:<8} {kind:<15} {path}"
+            line = f"{status:<8} {kind:<15} {visible(path)}"
             if status == "changed":
                 line += f"  (recorded {expected[:16]}…, now {actual[:16]}…)"
             print(line, file=sys.stderr)
@@ -297,6 +299,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--option", action="append", metavar="KEY=VALUE",
                     help="loader option (repeatable), e.g. date_order=DMY")
     sp.add_argument("--case-id", help="case identifier for a new case (default: folder name)")
+    sp.add_argument("--file-timeout-s", type=float, metavar="SECONDS",
+                    help="time budget per file: a file that takes longer is a file error "
+                    "in quality.csv and the ingest goes on (default: none)")
 
     sp = add("discover", cmd_discover, "list the location artifacts an extraction or Takeout "
              "export holds (zip, tar or folder), and what each loads to")
@@ -376,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RoutetraceError as exc:
         if args.debug:
             raise
-        print(f"routetrace: error: {exc.one_line()}", file=sys.stderr)
+        print(f"routetrace: error: {visible(exc.one_line())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("routetrace: interrupted", file=sys.stderr)
@@ -384,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the CLI boundary: one line, never a traceback by default
         if args.debug:
             raise
-        print(f"routetrace: internal error: {type(exc).__name__}: {exc} "
+        print(f"routetrace: internal error: {type(exc).__name__}: {visible(exc)} "
               "(run again with --debug for the traceback and report it)", file=sys.stderr)
         return 1
     if args.json:

@@ -34,6 +34,7 @@ from .errors import CorruptSource, UnsafeArchive
 
 __all__ = [
     "ArchiveLimits",
+    "IDENTITY_COMPANIONS",
     "SQLITE_COMPANIONS",
     "WalCheck",
     "check_wal",

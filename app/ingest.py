@@ -50,12 +50,17 @@ def ingest(
     options: Mapping[str, Any] | None = None,
     case_id: str | None = None,
     progress: Callable[[str], None] | None = None,
+    file_timeout_s: float | None = None,
 ) -> IngestReport:
     """Add evidence files, folders or archives to the case at ``root`` (created if new).
 
     Each file is loaded with :func:`routetrace.loaders.load_many`; the case's tables,
     manifest and quality report are rewritten once at the end. Files already in the case
-    (same SHA-256) are skipped; failures are reported, never fatal for the other files.
+    (same SHA-256) are skipped; failures are reported, never fatal for the other files:
+    neither running out of memory on one file nor taking longer than ``file_timeout_s``
+    seconds on it (then that file is an error). ``quality.file_errors`` in case.json is
+    the number of file-level rows in quality.csv (each file error once, however often the
+    same input is ingested again).
 
     Example
     -------
@@ -70,7 +75,8 @@ def ingest(
     new: list[LoadResult] = []
     for item in inputs:
         for outcome in load_many(item, format=format, subject_id=subject_id, tz=tz,
-                                 options=options, progress=progress):
+                                 options=options, progress=progress,
+                                 file_timeout_s=file_timeout_s):
             if outcome.error is not None:
                 report.errors.append((outcome.path, outcome.error.one_line()))
                 continue
@@ -101,19 +107,20 @@ def ingest(
     for kind in ("fixes", "events", "places"):
         report.rows[kind] = len(tables[kind])
 
-    _write_quality(case, tables["rejects"], tables["sources"], report.errors)
+    n_file_rows = _write_quality(case, tables["rejects"], tables["sources"], report.errors)
     src = tables["sources"]
     case.manifest["sources"] = json.loads(sort_table(src, "sources").to_json(orient="records"))
     q = case.manifest.setdefault("quality", {})
     q["rejected_records"] = len(tables["rejects"])
-    q["file_errors"] = int(q.get("file_errors", 0)) + len(report.errors)
+    q["file_errors"] = n_file_rows
     case.record_outputs()
     return report
 
 
 def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,
-                   new_errors: Sequence[tuple[str, str]]) -> None:
-    """Rewrite quality.csv: record rejects (with the file path) and file-level errors."""
+                   new_errors: Sequence[tuple[str, str]]) -> int:
+    """Rewrite quality.csv: record rejects (with the file path) and file-level errors;
+    return the number of file-level rows."""
     path_of = dict(zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True))
     rej = pd.DataFrame({
         "level": "record",
@@ -134,5 +141,6 @@ def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,
     out = pd.concat([files, rej], ignore_index=True)
     out = out.sort_values(["level", "path", "record"], kind="mergesort")
     out.to_csv(qpath, index=False, lineterminator="\n")
+    return len(files)
 
 

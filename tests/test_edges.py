@@ -1,0 +1,324 @@
+"""Nothing lost at the edges (#20): archives, folders, SQLite companions, resources.
+
+Each case drives the CLI the way the defect was found and reads what an analyst reads:
+the exit status, ``quality.csv`` and ``case.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sqlite3
+import struct
+import tarfile
+import warnings
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from routetrace import evidence
+from routetrace.cli import main
+from routetrace.samples.ios_db import cocoa, write_photos
+from routetrace.testing import hash_tree
+
+
+def _gpx(lat: float = 51.0, n: int = 1, minute: int = 0) -> str:
+    pts = "".join(f'<trkpt lat="{lat + i * 1e-4:.4f}" lon="3"><time>2025-10-24T20:{minute:02d}:{i:02d}Z'
+                  "</time></trkpt>" for i in range(n))
+    return f'<gpx version="1.1"><trk><trkseg>{pts}</trkseg></trk></gpx>'
+
+
+def _kml(name: str = "pin", lat: float = 51.0) -> str:
+    return ('<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark>'
+            f"<name>{name}</name><Point><coordinates>3,{lat}</coordinates></Point></Placemark>"
+            "</Document></kml>")
+
+
+def _zip(path: Path, members: list[tuple[str, str | bytes]]) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about a duplicate name: that is the point
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members:
+                if name.endswith("/"):
+                    zf.writestr(zipfile.ZipInfo(name), b"")
+                else:
+                    zf.writestr(name, data)
+    return path
+
+
+def _ingest(case: Path, *inputs: Path | str, extra: tuple[str, ...] = ()) -> tuple[int, pd.DataFrame, dict]:
+    rc = main(["ingest", str(case), *map(str, inputs), "-q", *extra])
+    q = pd.read_csv(case / "quality.csv", dtype=str, keep_default_na=False)
+    manifest = json.loads((case / "case.json").read_text())
+    return rc, q, manifest
+
+
+def _file_rows(q: pd.DataFrame) -> dict[str, str]:
+    f = q[q["level"] == "file"]
+    return dict(zip(f["path"], f["reason"], strict=True))
+
+
+# --- archives -----------------------------------------------------------------------------
+
+def test_zip_holding_one_kml_somewhere_is_an_archive_not_a_kmz(tmp_path: Path) -> None:
+    # an iPhone file-system extraction with one .kml deep inside: every member is read
+    z = _zip(tmp_path / "extraction.zip", [
+        ("private/var/mobile/Downloads/route.kml", _kml()),
+        ("private/var/mobile/track.gpx", _gpx(n=3)),
+        ("private/var/mobile/other/walk.gpx", _gpx(52.0, n=2)),
+    ])
+    rc, _q, m = _ingest(tmp_path / "case", z)
+    assert rc == 0
+    assert sorted((s["member"], s["format"]) for s in m["sources"]) == [
+        ("private/var/mobile/Downloads/route.kml", "kml"),
+        ("private/var/mobile/other/walk.gpx", "gpx"),
+        ("private/var/mobile/track.gpx", "gpx")]
+
+
+def test_kmz_holding_two_kml_and_a_gpx_reads_all_three(tmp_path: Path) -> None:
+    z = _zip(tmp_path / "trip.kmz", [("doc.kml", _kml("a")), ("more/b.kml", _kml("b", 52.0)),
+                                      ("track.gpx", _gpx(n=4))])
+    rc, _q, m = _ingest(tmp_path / "case", z)
+    assert rc == 0
+    assert sorted(s["member"] for s in m["sources"]) == ["doc.kml", "more/b.kml", "track.gpx"]
+    assert sum(s["records_read"] for s in m["sources"]) == 6
+
+
+def test_a_real_kmz_with_its_icons_is_one_source(tmp_path: Path) -> None:
+    z = _zip(tmp_path / "pins.kmz", [("doc.kml", _kml()), ("files/icon.png", b"\x89PNG\r\n\x1a\n" + b"\x01" * 40)])
+    rc, q, m = _ingest(tmp_path / "case", z)
+    assert rc == 0 and [s["format"] for s in m["sources"]] == ["kmz"]
+    assert not _file_rows(q)
+
+
+def test_members_that_cannot_be_placed_are_reported_and_the_rest_loads(tmp_path: Path) -> None:
+    z = _zip(tmp_path / "clash.zip", [
+        ("t.gpx", _gpx(51.0)), ("t.gpx", _gpx(52.0)),  # the same name twice
+        ("a/b.gpx", _gpx(53.0)), ("a\\b.gpx", _gpx(54.0)), ("./a/b.gpx", _gpx(55.0)),
+        ("x", "not a folder"), ("x/y.gpx", _gpx(56.0)),  # a file where a folder is needed
+        ("empty.gpx", b""), ("notes.bin", b"\x01\x02\x03"),
+    ])
+    rc, q, m = _ingest(tmp_path / "case", z)
+    assert rc == 0  # the archive as a whole did not fail
+    assert sorted(s["member"] for s in m["sources"]) == ["a/b.gpx", "t.gpx"]
+    rows = _file_rows(q)
+    shown = str(z)
+    for member in ("t.gpx", "a\\b.gpx", "./a/b.gpx", "x/y.gpx"):
+        assert "name collides with member" in rows[f"{shown}!{member}"]
+    assert "no loader recognises" in rows[f"{shown}!x"]
+    assert "empty file" in rows[f"{shown}!empty.gpx"]
+    assert "no loader recognises" in rows[f"{shown}!notes.bin"]
+    # 9 members: 2 sources + 7 file rows, none lost
+    assert len(m["sources"]) + len(rows) == 9
+    assert m["quality"]["file_errors"] == len(rows) == 7
+
+
+def test_every_skipped_file_has_a_reason_in_quality_csv(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    (ev / "sub").mkdir(parents=True)
+    (ev / "good.gpx").write_text(_gpx(n=2))
+    (ev / "empty.bin").write_bytes(b"")
+    (ev / "zero.bin").write_bytes(b"\x00" * 300_000)
+    _zip(ev / "empty.zip", [])
+    _zip(ev / "folders.zip", [("a/", b""), ("a/b/", b"")])
+    (ev / "link.gpx").symlink_to(ev / "good.gpx")
+    (ev / "linkdir").symlink_to(ev / "sub")
+    os.mkfifo(ev / "pipe")
+    rc, q, m = _ingest(tmp_path / "case", ev)
+    assert rc == 0
+    assert [Path(s["path"]).name for s in m["sources"]] == ["good.gpx"]
+    rows = {Path(p).name: why for p, why in _file_rows(q).items()}
+    assert "empty file (0 bytes)" in rows["empty.bin"]
+    assert "300000 bytes, zero bytes in its first 65536" in rows["zero.bin"]
+    assert "archive holds no files (no members at all)" in rows["empty.zip"]
+    assert "archive holds no files (only 2 folder entries)" in rows["folders.zip"]
+    assert "a symbolic link, not followed" in rows["link.gpx"]
+    assert "a symbolic link, not followed" in rows["linkdir"]
+    assert "named pipe" in rows["pipe"]
+    assert m["quality"]["file_errors"] == len(rows) == 7
+
+
+def test_nothing_loadable_exits_non_zero_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    z = _zip(tmp_path / "empty.zip", [])
+    assert main(["ingest", str(tmp_path / "case"), str(z)]) == 1
+    assert "archive holds no files" in capsys.readouterr().err
+    rc, q, m = _ingest(tmp_path / "case", z)
+    assert rc == 1
+    assert m["quality"]["file_errors"] == len(_file_rows(q)) == 1
+
+
+def test_all_zero_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    big = tmp_path / "wiped.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(256 << 20)  # 256 MiB of zeros (sparse: costs no disk)
+    import time
+
+    t0 = time.perf_counter()
+    rc, q, _m = _ingest(tmp_path / "case", big)
+    took = time.perf_counter() - t0
+    assert rc == 1 and "zero bytes in its first 65536" in _file_rows(q)[str(big)]
+    assert took < 5, f"an all-zero file took {took:.1f} s"
+
+
+def test_tar_gz_bomb_is_refused_like_the_zip(tmp_path: Path) -> None:
+    zeros = b"\x00" * (64 << 20)
+    tgz = tmp_path / "bomb.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        info = tarfile.TarInfo("first.gpx")
+        data = _gpx(n=2).encode()
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("Records.json")
+        info.size = len(zeros)
+        tf.addfile(info, io.BytesIO(zeros))
+        info = tarfile.TarInfo("after.gpx")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    assert tgz.stat().st_size < 200_000  # ~1000:1
+    z = _zip(tmp_path / "bomb.zip", [("Records.json", zeros)])
+    _rc, q, m = _ingest(tmp_path / "case", tgz, z)
+    rows = _file_rows(q)
+    assert "compression-ratio limit of 200" in rows[f"{tgz}!Records.json"]
+    assert "members after it are not read" in rows[f"{tgz}!Records.json"]
+    assert "compression ratio" in rows[f"{z}!Records.json"]
+    assert [s["member"] for s in m["sources"]] == ["first.gpx"]
+
+
+def test_reingest_keeps_case_json_and_quality_csv_in_step(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "good.gpx").write_text(_gpx())
+    (ev / "bad.gpx").write_text("<gpx><trk>")
+    for _ in range(3):
+        rc, q, m = _ingest(tmp_path / "case", ev)
+        assert rc == 0
+    assert m["quality"]["file_errors"] == len(_file_rows(q)) == 1
+
+
+# --- SQLite companions --------------------------------------------------------------------
+
+def _photos_with_wal(folder: Path, n: int, *, lat: float = 50.0, seed_main: Path | None = None) -> Path:
+    """Photos.sqlite whose ``n`` assets are committed one by one to its -wal only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "Photos.sqlite"
+    if seed_main is None:
+        write_photos(db, pd.DataFrame({"Z_PK": [1], "ZDATECREATED": [cocoa([pd.Timestamp("2025-10-24T10:00Z")])[0]],
+                                       "ZLATITUDE": [49.0], "ZLONGITUDE": [4.0], "ZFILENAME": ["IMG_0.JPG"],
+                                       "ZTRASHEDSTATE": [0]}),
+                     pd.DataFrame({"Z_PK": [1], "ZASSET": [1], "ZTIMEZONEOFFSET": [3600]}))
+    else:
+        shutil.copyfile(seed_main, db)
+    work = folder / ".work"
+    work.mkdir()
+    shutil.copyfile(db, work / "Photos.sqlite")
+    con = sqlite3.connect(work / "Photos.sqlite")
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    t0 = cocoa([pd.Timestamp("2025-10-24T11:00Z")])[0]
+    for i in range(n):
+        con.execute("INSERT INTO ZASSET (Z_PK, Z_ENT, Z_OPT, ZDATECREATED, ZLATITUDE, ZLONGITUDE, ZFILENAME, "
+                    "ZTRASHEDSTATE) VALUES (?, 3, 1, ?, ?, 4.0, ?, 0)", (i + 2, t0 + 60 * i, lat + i * 1e-4,
+                                                                         f"IMG_{i + 1}.JPG"))
+        con.commit()
+    shutil.copyfile(Path(str(work / "Photos.sqlite") + "-wal"), Path(str(db) + "-wal"))
+    con.close()
+    shutil.rmtree(work)
+    return db
+
+
+def test_same_database_with_another_wal_is_another_source(tmp_path: Path) -> None:
+    a = _photos_with_wal(tmp_path / "a", 100)
+    b = _photos_with_wal(tmp_path / "b", 100, lat=40.0, seed_main=a)
+    assert a.read_bytes() == b.read_bytes()  # the main files are identical
+    rc, _q, m = _ingest(tmp_path / "case", a.parent, b.parent)
+    assert rc == 0 and len(m["sources"]) == 2
+    assert all(s["records_read"] == 101 and s["n_rejects"] == 0 for s in m["sources"])
+    assert all("-wal=" in s["companions"] and "file=" in s["companions"] for s in m["sources"])
+
+
+def test_verify_fails_after_the_wal_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = _photos_with_wal(tmp_path / "ev", 100)
+    rc, _q, _m = _ingest(tmp_path / "case", db.parent)
+    assert rc == 0
+    assert main(["verify", str(tmp_path / "case"), "-q"]) == 0
+    Path(str(db) + "-wal").write_bytes(b"")  # the WAL emptied
+    capsys.readouterr()
+    assert main(["verify", str(tmp_path / "case")]) == 1
+    err = capsys.readouterr().err
+    assert "changed  source " in err and "missing  source part" in err and "Photos.sqlite-wal" in err
+
+
+def _damage_frame(wal: Path, frame: int) -> None:
+    data = bytearray(wal.read_bytes())
+    page = struct.unpack(">I", data[8:12])[0]
+    data[32 + (frame - 1) * (24 + page) + 24 + 100] ^= 0xFF
+    wal.write_bytes(bytes(data))
+
+
+def test_damaged_wal_frame_is_a_reject_naming_the_frames(tmp_path: Path) -> None:
+    db = _photos_with_wal(tmp_path / "ev", 100)
+    wal = Path(str(db) + "-wal")
+    full = evidence.check_wal(wal)
+    assert full.fault is None and full.commits == 100
+    _damage_frame(wal, 51)
+    before = hash_tree(db.parent)
+    _rc, q, m = _ingest(tmp_path / "case", db.parent)
+    assert hash_tree(db.parent) == before
+    (src,) = m["sources"]
+    rej = q[q["level"] == "record"]
+    (rec,) = rej["record"].tolist()
+    assert rec == f"Photos.sqlite-wal/frames 51..{full.frames}"
+    assert "frame 51 damaged" in rej["reason"].iloc[0]
+    assert src["records_read"] == 51 + 1  # 1 + 50 assets read, the lost frames one reject
+    assert src["n_rejects"] == 1
+
+
+def test_wal_cut_mid_frame_is_a_reject_naming_the_frame(tmp_path: Path) -> None:
+    db = _photos_with_wal(tmp_path / "ev", 10)
+    wal = Path(str(db) + "-wal")
+    n = evidence.check_wal(wal).frames
+    wal.write_bytes(wal.read_bytes()[:-1000])
+    _rc, q, m = _ingest(tmp_path / "case", db.parent)
+    rej = q[q["level"] == "record"]
+    assert rej["record"].tolist() == [f"Photos.sqlite-wal/frames {n}..{n}"]
+    assert f"frame {n} cut short" in rej["reason"].iloc[0]
+    assert m["sources"][0]["records_read"] == 10 + 1  # 9 WAL assets + 1 main + the reject
+
+
+def test_hot_rollback_journal_is_rolled_back_on_the_private_copy(tmp_path: Path) -> None:
+    db = _photos_with_wal(tmp_path / "src", 0)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    work = tmp_path / "work.sqlite"
+    shutil.copyfile(db, work)
+    con = sqlite3.connect(work, isolation_level=None)
+    con.execute("PRAGMA journal_mode=DELETE")
+    con.execute("PRAGMA cache_size=1")
+    con.execute("BEGIN")
+    con.execute("UPDATE ZASSET SET ZLATITUDE = -1")
+    con.execute("CREATE TABLE pad(x)")
+    con.executemany("INSERT INTO pad VALUES (?)", [(b"\x01" * 2000,) for _ in range(400)])
+    journal = Path(str(work) + "-journal")
+    assert journal.stat().st_size > 0
+    shutil.copyfile(work, ev / "Photos.sqlite")  # seized mid-write
+    shutil.copyfile(journal, ev / "Photos.sqlite-journal")
+    con.execute("ROLLBACK")
+    con.close()
+    before = hash_tree(ev)
+    rc, q, m = _ingest(tmp_path / "case", ev)
+    assert hash_tree(ev) == before
+    assert rc == 0, _file_rows(q)
+    (src,) = m["sources"]
+    assert src["records_read"] == 1 and "-journal=" in src["companions"]
+    fixes = pd.read_parquet(tmp_path / "case" / "tables" / "fixes.parquet")
+    assert fixes["lat"].tolist() == [49.0]  # the committed value, not the half-written -1
+
+
+def test_private_copy_runs_with_trusted_schema_off(tmp_path: Path) -> None:
+    db = _photos_with_wal(tmp_path / "ev", 1)
+    with evidence.private_sqlite(db) as con:
+        assert con.execute("PRAGMA trusted_schema").fetchone()[0] == 0

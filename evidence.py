@@ -421,6 +421,38 @@ def _wal_checksum(data: bytes, s0: int, s1: int, big: bool) -> tuple[int, int]:
     return s0, s1
 
 
+def _scan_frames(fh: Any, hdr: tuple[int, ...], n_full: int) -> tuple[int, int, int, str]:
+    """Walk the complete frames: ``(valid, applied, commits, why the walk stopped)``; the
+    reason is ``""`` at the end, ``"stale"`` at a frame of an earlier generation."""
+    magic, page, salt1, salt2, c1, c2 = hdr
+    big = magic == _WAL_MAGIC[1]
+    s0, s1 = c1, c2
+    valid = applied = commits = 0
+    for i in range(n_full):
+        frame = fh.read(_FRAME_HEADER + page)
+        pgno, commit, f1, f2, k1, k2 = struct.unpack(">6I", frame[:_FRAME_HEADER])
+        if (f1, f2) != (salt1, salt2):
+            return valid, applied, commits, "stale"
+        s0, s1 = _wal_checksum(frame[:8] + frame[_FRAME_HEADER:], s0, s1, big)
+        if (s0, s1) != (k1, k2) or pgno == 0:
+            return valid, applied, commits, f"frame {i + 1} damaged (its checksum does not match)"
+        valid += 1
+        if commit:
+            applied, commits = valid, commits + 1
+    return valid, applied, commits, ""
+
+
+def _same_generation_end(fh: Any, hdr: tuple[int, ...], start: int, n_full: int) -> int:
+    """The number of the last frame, from frame ``start + 1`` on, that still carries the
+    header's salts (frames after a damaged one that belong to the same WAL)."""
+    page, salts = hdr[1], hdr[2:4]
+    for j in range(start, n_full):
+        fh.seek(_WAL_HEADER + j * (_FRAME_HEADER + page) + 8)
+        if struct.unpack(">2I", fh.read(8)) != salts:
+            return j
+    return n_full
+
+
 def check_wal(path: str | os.PathLike[str]) -> WalCheck:
     """Count the frames of a SQLite ``-wal`` file and the committed ones SQLite will apply.
 
@@ -429,62 +461,40 @@ def check_wal(path: str | os.PathLike[str]) -> WalCheck:
     (https://www.sqlite.org/fileformat2.html#walformat). Frames after a damaged frame, a
     frame cut short, or frames of a transaction that never committed are silently not
     applied: this function names them, so a loader can report them as one rejected record
-    (``-wal/frames 51..100``). Frames of an earlier WAL generation (other salts, left
-    behind after a checkpoint reset the WAL) are old data and not a fault.
+    (``Photos.sqlite-wal/frames 51..100``). Frames of an earlier WAL generation (other
+    salts, left behind after a checkpoint reset the WAL) are old data and not a fault.
+    The file is read one frame at a time.
 
     Example: ``check_wal("Photos.sqlite-wal").applied``.
     """
-    data = Path(path).read_bytes()
     name = Path(path).name
-    if len(data) < _WAL_HEADER:
-        fault = (f"{name}/header", f"WAL of {len(data)} bytes has no complete header: not applied")
-        return WalCheck(0, 0, 0, fault if data else None)
-    magic, _ver, page, _seq, salt1, salt2, c1, c2 = struct.unpack(">8I", data[:_WAL_HEADER])
-    size = _FRAME_HEADER + page
-    body = len(data) - _WAL_HEADER
-    n_full, partial = (body // size, body % size) if page else (0, body)
-    n_frames = n_full + (1 if partial else 0)
-    big = magic == _WAL_MAGIC[1]
-    ok_header = (magic in _WAL_MAGIC and page >= 512 and page & (page - 1) == 0
-                 and _wal_checksum(data[:24], 0, 0, big) == (c1, c2))
-    if not ok_header:
-        fault = (f"{name}/frames 1..{n_frames}" if n_frames else f"{name}/header",
-                 "WAL header damaged (magic, page size or checksum): SQLite applies none of "
-                 f"its {n_frames} frame(s)")
-        return WalCheck(n_frames, 0, 0, fault)
-    s0, s1 = c1, c2
-    applied = commits = valid = 0
-    stop_reason = ""
-    for i in range(n_full):
-        off = _WAL_HEADER + i * size
-        pgno, commit, f1, f2, k1, k2 = struct.unpack(">6I", data[off:off + _FRAME_HEADER])
-        if (f1, f2) != (salt1, salt2):
-            stop_reason = "stale"
-            break
-        s0, s1 = _wal_checksum(data[off:off + 8] + data[off + _FRAME_HEADER:off + size], s0, s1, big)
-        if (s0, s1) != (k1, k2) or pgno == 0:
-            stop_reason = f"frame {i + 1} damaged (its checksum does not match)"
-            break
-        valid += 1
-        if commit:
-            applied, commits = valid, commits + 1
-    # frames of this WAL generation (same salts) that are not applied
-    last = valid if stop_reason == "stale" else n_full
-    if stop_reason not in ("", "stale"):
-        for j in range(valid + 1, n_full):  # the same generation goes on after the damage
-            off = _WAL_HEADER + j * size
-            if struct.unpack(">2I", data[off + 8:off + 16]) != (salt1, salt2):
-                last = j
-                break
-    reasons = []
-    if stop_reason not in ("", "stale"):
-        reasons.append(stop_reason)
+    total = Path(path).stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(_WAL_HEADER)
+        if len(head) < _WAL_HEADER:
+            return WalCheck(0, 0, 0, (f"{name}/header", f"WAL of {total} bytes has no complete "
+                                      "header: not applied") if total else None)
+        magic, _ver, page, _seq, salt1, salt2, c1, c2 = struct.unpack(">8I", head)
+        ok = (magic in _WAL_MAGIC and 512 <= page <= 65536 and page & (page - 1) == 0
+              and _wal_checksum(head[:24], 0, 0, magic == _WAL_MAGIC[1]) == (c1, c2))
+        size = _FRAME_HEADER + page if ok else 1
+        n_full, partial = divmod(total - _WAL_HEADER, size) if ok else (0, 0)
+        n_frames = n_full + (1 if partial else 0)
+        if not ok:
+            return WalCheck(0, 0, 0, (f"{name}/header", "WAL header damaged (magic, page size or "
+                                      f"checksum): SQLite applies none of its {total} bytes"))
+        hdr = (magic, page, salt1, salt2, c1, c2)
+        valid, applied, commits, stop = _scan_frames(fh, hdr, n_full)
+        damaged = stop not in ("", "stale")
+        last = _same_generation_end(fh, hdr, valid + 1, n_full) if damaged else \
+            valid if stop == "stale" else n_full
+    reasons = [stop] if damaged else []
     if partial and last == n_full:
         last = n_frames
         reasons.append(f"frame {n_frames} cut short ({partial} of {size} bytes)")
     if valid > applied:
         reasons.append(f"frame(s) {applied + 1}..{valid} of a transaction without its commit frame")
-    fault = None
+    fault: tuple[str, str] | None = None
     if last > applied:
         fault = (f"{name}/frames {applied + 1}..{last}",
                  f"{last - applied} WAL frame(s) not applied: " + "; ".join(reasons)

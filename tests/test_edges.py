@@ -322,3 +322,57 @@ def test_private_copy_runs_with_trusted_schema_off(tmp_path: Path) -> None:
     db = _photos_with_wal(tmp_path / "ev", 1)
     with evidence.private_sqlite(db) as con:
         assert con.execute("PRAGMA trusted_schema").fetchone()[0] == 0
+
+
+# --- resources ----------------------------------------------------------------------------
+
+def test_memory_error_is_a_file_error_and_the_ingest_goes_on(tmp_path: Path) -> None:
+    # a 200 KB Records.json nested 100,000 deep drove the JSON parser past any memory; under
+    # a 3 GB address-space limit that is a MemoryError, which ended the whole folder ingest
+    import resource
+    import subprocess
+    import sys
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    d = 100_000
+    (ev / "Records.json").write_text('{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                                     '"2024-01-01T00:00:00Z", "x": ' + "[" * d + "]" * d + "}]}")
+    (ev / "ok.gpx").write_text(_gpx())  # read after Records.json
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    run = subprocess.run([sys.executable, "-m", "routetrace.cli", "ingest", str(tmp_path / "case"), str(ev)],
+                         preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
+    m = json.loads((tmp_path / "case" / "case.json").read_text())
+    paths = {Path(s["path"]).name: s for s in m["sources"]}
+    assert "ok.gpx" in paths
+    rows = {Path(p).name: why for p, why in _file_rows(q).items()}
+    # either a file error (out of memory) or, where nesting is capped, a source with rejects
+    assert ("ran out of memory" in rows.get("Records.json", "")
+            or paths.get("Records.json", {}).get("n_rejects", 0) > 0), (rows, paths)
+
+
+def test_time_budget_per_file_is_a_file_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--format teltonika` on zeros ran for many minutes (quadratic on a 1 MB file)
+    slow = tmp_path / "wiped.bin"
+    slow.write_bytes(b"\x00" * (8 << 20))
+    small = tmp_path / "small.bin"
+    small.write_bytes(b"\x00" * 2000)
+    import time
+
+    t0 = time.perf_counter()
+    rc = main(["ingest", str(tmp_path / "case"), str(slow), str(small), "--format", "teltonika",
+               "--file-timeout-s", "1.5"])
+    took = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
+    assert "time budget of 1.5 s per file" in _file_rows(q)[str(slow)]
+    m = json.loads((tmp_path / "case" / "case.json").read_text())
+    assert [Path(s["path"]).name for s in m["sources"]] == ["small.bin"]
+    assert m["quality"]["file_errors"] == 1
+    assert took < 60

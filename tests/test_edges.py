@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -376,3 +377,56 @@ def test_time_budget_per_file_is_a_file_error(tmp_path: Path, capsys: pytest.Cap
     assert [Path(s["path"]).name for s in m["sources"]] == ["small.bin"]
     assert m["quality"]["file_errors"] == 1
     assert took < 60
+
+
+# --- outputs ------------------------------------------------------------------------------
+
+_SOCKET = re.compile(r"^(\d+)\s+socket\((AF_INET6?), (SOCK_\w+)[^)]*\)\s+= (\d+)")
+_CONNECT = re.compile(r"^(\d+)\s+(connect|sendto|sendmsg)\((\d+), .*?sa_family=(AF_INET6?), "
+                      r"sin6?_port=htons\((\d+)\).*?inet_(?:addr|pton)\((?:AF_INET6, )?\"([^\"]+)\"")
+
+
+def _network_calls(trace: str) -> tuple[list[str], list[str], list[str]]:
+    """(DNS calls, outside TCP connects, outside UDP connects) in an ``strace -f -e
+    trace=network`` log; a socket's type is looked up from its ``socket()`` call."""
+    kind: dict[tuple[str, str], str] = {}
+    dns, tcp, udp = [], [], []
+    for line in trace.splitlines():
+        if m := _SOCKET.match(line):
+            kind[(m.group(1), m.group(4))] = m.group(3)
+        elif m := _CONNECT.match(line):
+            pid, call, fd, _fam, port, addr = m.groups()
+            if port == "53":
+                dns.append(line)
+            elif addr in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+                continue
+            elif kind.get((pid, fd), "SOCK_STREAM") == "SOCK_DGRAM" and call == "connect":
+                udp.append(line)
+            else:
+                tcp.append(line)
+    return dns, tcp, udp
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed: the socket audit "
+                    "of the exhibit command needs it (apt-get install strace)")
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("ROUTETRACE_CHROMIUM"),
+                    reason="PNG/PDF exhibits need Debian's chromium")
+def test_exhibit_makes_no_dns_query_and_no_outside_connect(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "a.gpx").write_text(_gpx(n=30))
+    assert main(["ingest", str(tmp_path / "case"), str(tmp_path / "a.gpx"), "-q"]) == 0
+    log = tmp_path / "trace.txt"
+    run = subprocess.run(["strace", "-f", "-e", "trace=network", "-o", str(log), sys.executable, "-m",
+                          "routetrace.cli", "exhibit", str(tmp_path / "case"), "--out", str(tmp_path / "ex"), "-q"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "ex" / "exhibit.png").exists() and (tmp_path / "ex" / "exhibit.pdf").exists()
+    dns, tcp, udp = _network_calls(log.read_text())
+    assert not dns, dns[:5]  # was 40 connects to port 53 (clients2.google.com, accounts.google.com)
+    assert not tcp, tcp[:5]
+    # Chromium 156 still asks the kernel which source address would reach 2001:4860:4860::8888:
+    # a UDP connect() followed by getsockname(), which selects a route and sends no packet
+    assert all("2001:4860:4860::8888" in line for line in udp), udp[:5]

@@ -430,3 +430,51 @@ def test_exhibit_makes_no_dns_query_and_no_outside_connect(tmp_path: Path) -> No
     # Chromium 156 still asks the kernel which source address would reach 2001:4860:4860::8888:
     # a UDP connect() followed by getsockname(), which selects a route and sends no packet
     assert all("2001:4860:4860::8888" in line for line in udp), udp[:5]
+
+
+def _carpark_case(tmp_path: Path, fence_name: str) -> tuple[Path, Path]:
+    """A case with 40 minutes of fixes inside one car park, and that car park's GeoJSON."""
+    pts = "".join(f'<trkpt lat="51.00001" lon="3.00001"><time>2025-10-24T{22 + i // 60:02d}:{i % 60:02d}:00Z'
+                  "</time></trkpt>" for i in range(40))
+    (tmp_path / "car.gpx").write_text(f'<gpx version="1.1"><trk><trkseg>{pts}</trkseg></trk></gpx>')
+    assert main(["ingest", str(tmp_path / "case"), str(tmp_path / "car.gpx"), "-q"]) == 0
+    ring = [[2.999, 50.999], [3.001, 50.999], [3.001, 51.001], [2.999, 51.001], [2.999, 50.999]]
+    fences = tmp_path / "fences.geojson"
+    fences.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": fence_name},
+         "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
+    return tmp_path / "case", fences
+
+
+def test_geofence_name_with_dollars_is_drawn_as_text(tmp_path: Path) -> None:
+    case, fences = _carpark_case(tmp_path, "P $5 - $10 \u202eevil")
+    assert main(["carparks", str(case), "--geofences", str(fences), "-q"]) == 0
+    svg = (case / "figures" / "carparks_hour_of_week.svg").read_text()
+    assert "P $5 - $10 \\u202eevil" in svg  # plain text, the bidi override shown escaped
+    assert main(["verify", str(case), "-q"]) == 0
+
+
+def test_a_failed_stage_writes_no_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case, fences = _carpark_case(tmp_path, "P1")
+    (case / "figures").write_text("a file where the figures folder goes: drawing cannot finish")
+    assert main(["carparks", str(case), "--geofences", str(fences)]) == 1
+    assert not (case / "tables" / "carpark_visits.parquet").exists()
+    assert not list(case.glob(".figures-*"))
+    (case / "figures").unlink()
+    capsys.readouterr()
+    assert main(["verify", str(case)]) == 0, capsys.readouterr().err
+
+
+def test_control_and_bidi_characters_in_names_reach_the_terminal_escaped(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    name = "a\x1b[2K\rok\u202etxt.gpx"
+    (tmp_path / name).write_text(_gpx())
+    (tmp_path / "bad\x1b[31m.gpx").write_text("<gpx><trk>")
+    assert main(["ingest", str(tmp_path / "case"), str(tmp_path / name), str(tmp_path / "bad\x1b[31m.gpx")]) == 0
+    assert main(["info", str(tmp_path / "case")]) == 0
+    (tmp_path / name).write_text(_gpx(52.0))
+    assert main(["verify", str(tmp_path / "case")]) == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
+    assert "a\\x1b[2K\\x0dok\\u202etxt.gpx" in text and "bad\\x1b[31m.gpx" in text

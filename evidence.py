@@ -787,7 +787,11 @@ def extract_archive(
         elif tarfile.is_tarfile(src):
             _extract_tar(src, place, select, lim)
         else:
-            raise CorruptSource("not a zip or tar archive", path=str(src))
+            with open(src, "rb") as fh:
+                zipped = fh.read(4) == b"PK\x03\x04"
+            raise CorruptSource("damaged zip archive: its central directory cannot be read (cut "
+                                "short?); nothing in it was extracted" if zipped else
+                                "not a zip or tar archive", path=str(src))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError,
             zlib.error, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
         raise CorruptSource(f"damaged or unsupported archive ({exc})", path=str(src)) from exc

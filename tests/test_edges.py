@@ -478,3 +478,89 @@ def test_control_and_bidi_characters_in_names_reach_the_terminal_escaped(
     text = out.out + out.err
     assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
     assert "a\\x1b[2K\\x0dok\\u202etxt.gpx" in text and "bad\\x1b[31m.gpx" in text
+
+
+# --- soak ---------------------------------------------------------------------------------
+
+def _soak_folder(root: Path) -> tuple[Path, int]:
+    """~200 mixed evidence files, 5 % of them damaged in the ways #20 found; returns the
+    folder and the number of top-level entries (a database with its -wal is one)."""
+    from routetrace.samples import generate
+
+    ev = root / "ev"
+    generate(ev / "sample", seed=7)
+    for i in range(120):
+        (ev / "gpx" / f"{i // 40}").mkdir(parents=True, exist_ok=True)
+        (ev / "gpx" / f"{i // 40}" / f"t{i:03d}.gpx").write_text(_gpx(50 + i * 0.01, n=1 + i % 7, minute=i % 60))
+    for i in range(40):
+        (ev / "kml").mkdir(exist_ok=True)
+        (ev / "kml" / f"p{i:03d}.kml").write_text(_kml(f"pin {i}", 40 + i * 0.01))
+    for i in range(15):
+        _zip(ev / f"bundle{i:02d}.zip", [(f"d/t{j}.gpx", _gpx(30 + i + j * 0.1, n=2)) for j in range(3)])
+    for i in range(6):
+        with tarfile.open(ev / f"bundle{i}.tar.gz", "w:gz") as tf:
+            data = _gpx(20 + i, n=3).encode()
+            info = tarfile.TarInfo(f"x/{i}.gpx")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    _photos_with_wal(ev / "phone-ok", 20)
+    # the damaged 5 %
+    bad = ev / "damaged"
+    bad.mkdir()
+    (bad / "empty.gpx").write_bytes(b"")
+    (bad / "wiped.bin").write_bytes(b"\x00" * 100_000)
+    (bad / "cut.gpx").write_text(_gpx(n=5)[:-40])
+    _zip(bad / "empty.zip", [])
+    _zip(bad / "folders.zip", [("a/", b""), ("a/b/", b"")])
+    _zip(bad / "clash.zip", [("t.gpx", _gpx(1.0)), ("t.gpx", _gpx(2.0)), ("x", "x"), ("x/y.gpx", _gpx(3.0))])
+    _zip(bad / "bomb.zip", [("Records.json", b"\x00" * (8 << 20))])
+    db = _photos_with_wal(bad / "phone-damaged", 30)
+    _damage_frame(Path(str(db) + "-wal"), 12)
+    (bad / "link.gpx").symlink_to(ev / "kml" / "p000.kml")
+    with open(bad / "kmz.kmz", "wb") as fh:  # a zip cut short: its directory is gone
+        fh.write(_zip(root / "whole.kmz", [("doc.kml", _kml())]).read_bytes()[:60])
+    entries = [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")
+               and p.parent.name != ".work"]
+    return ev, len(entries)
+
+
+def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ev, n_entries = _soak_folder(tmp_path)
+    assert 200 <= n_entries <= 230
+    capsys.readouterr()
+    rc = main(["ingest", str(tmp_path / "case"), str(ev), "--json", "-q", "--tz", "Europe/Brussels"])
+    summary = json.loads(capsys.readouterr().out)
+    q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
+    m = json.loads((tmp_path / "case" / "case.json").read_text())
+    files = q[q["level"] == "file"]
+    # exit status, the summary, case.json and quality.csv agree
+    assert rc == 0
+    assert len(summary["errors"]) == len(files) == m["quality"]["file_errors"]
+    assert len(summary["added"]) == len(m["sources"]) and not summary["duplicates"]
+    assert len(q[q["level"] == "record"]) == m["quality"]["rejected_records"] == sum(
+        s["n_rejects"] for s in m["sources"])
+    # every entry is a source, a file error, or both (archive members)
+    named = [s["path"] for s in m["sources"]] + files["path"].tolist()
+    for p in [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")]:
+        assert any(x == str(p) or x.startswith(f"{p}!") for x in named), f"{p} left no trace"
+    # the count rule, from the stored tables: records read = produced + rejected, per source
+    from routetrace.case import open_case
+
+    case = open_case(tmp_path / "case")
+    produced: dict[str, set[str]] = {}
+    for name in case.table_names():
+        t = case.table(name)
+        if {"source_id", "record"} <= set(t.columns) and name != "rejects":
+            for sid, rec in zip(t["source_id"].astype(str), t["record"].astype(str), strict=True):
+                produced.setdefault(sid, set()).add(rec)
+    for s in m["sources"]:
+        assert len(produced.get(s["source_id"], ())) + s["n_rejects"] == s["records_read"], s["path"]
+    # the damages are each reported
+    reasons = " | ".join(files["reason"])
+    for what in ("empty file", "zero bytes in its first", "malformed XML", "archive holds no files",
+                 "only 2 folder entries", "name collides", "compression ratio", "symbolic link",
+                 "damaged zip archive: its central directory cannot be read"):
+        assert what in reasons, what
+    wal = q[q["record"].str.startswith("Photos.sqlite-wal/frames 12..")]
+    assert len(wal) == 1 and "phone-damaged" in wal["path"].iloc[0]

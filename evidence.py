@@ -431,8 +431,10 @@ def _scan_frames(fh: Any, hdr: tuple[int, ...], n_full: int) -> tuple[int, int, 
     for i in range(n_full):
         frame = fh.read(_FRAME_HEADER + page)
         pgno, commit, f1, f2, k1, k2 = struct.unpack(">6I", frame[:_FRAME_HEADER])
-        if (f1, f2) != (salt1, salt2):
+        if f1 != salt1 and f2 != salt2:  # a reset WAL draws both salts anew
             return valid, applied, commits, "stale"
+        if (f1, f2) != (salt1, salt2):  # one salt changed: a damaged frame header
+            return valid, applied, commits, f"frame {i + 1} damaged (one salt does not match the header)"
         s0, s1 = _wal_checksum(frame[:8] + frame[_FRAME_HEADER:], s0, s1, big)
         if (s0, s1) != (k1, k2) or pgno == 0:
             return valid, applied, commits, f"frame {i + 1} damaged (its checksum does not match)"
@@ -448,7 +450,8 @@ def _same_generation_end(fh: Any, hdr: tuple[int, ...], start: int, n_full: int)
     page, salts = hdr[1], hdr[2:4]
     for j in range(start, n_full):
         fh.seek(_WAL_HEADER + j * (_FRAME_HEADER + page) + 8)
-        if struct.unpack(">2I", fh.read(8)) != salts:
+        f1, f2 = struct.unpack(">2I", fh.read(8))
+        if f1 != salts[0] and f2 != salts[1]:
             return j
     return n_full
 
@@ -462,7 +465,8 @@ def check_wal(path: str | os.PathLike[str]) -> WalCheck:
     frame cut short, or frames of a transaction that never committed are silently not
     applied: this function names them, so a loader can report them as one rejected record
     (``Photos.sqlite-wal/frames 51..100``). Frames of an earlier WAL generation (other
-    salts, left behind after a checkpoint reset the WAL) are old data and not a fault.
+    salts, left behind after a checkpoint reset the WAL: a reset draws both anew) are old
+    data and not a fault; a frame with one salt changed is a damaged frame.
     The file is read one frame at a time.
 
     Example: ``check_wal("Photos.sqlite-wal").applied``.

@@ -564,3 +564,16 @@ def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
         assert what in reasons, what
     wal = q[q["record"].str.startswith("Photos.sqlite-wal/frames 12..")]
     assert len(wal) == 1 and "phone-damaged" in wal["path"].iloc[0]
+
+
+def test_a_frame_with_one_damaged_salt_is_not_taken_for_an_old_generation(tmp_path: Path) -> None:
+    db = _photos_with_wal(tmp_path / "ev", 20)
+    wal = Path(str(db) + "-wal")
+    n = evidence.check_wal(wal).frames
+    data = bytearray(wal.read_bytes())
+    page = struct.unpack(">I", data[8:12])[0]
+    data[32 + 9 * (24 + page) + 8] ^= 0x01  # frame 10: first byte of salt-1
+    wal.write_bytes(bytes(data))
+    check = evidence.check_wal(wal)
+    assert check.fault is not None and check.fault[0] == f"Photos.sqlite-wal/frames 10..{n}"
+    assert "frame 10 damaged (one salt" in check.fault[1]

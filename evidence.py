@@ -421,6 +421,14 @@ def _wal_checksum(data: bytes, s0: int, s1: int, big: bool) -> tuple[int, int]:
     return s0, s1
 
 
+def _earlier_generation(f1: int, f2: int, salt1: int, salt2: int) -> bool:
+    """True for a frame left by an earlier WAL generation: each checkpoint that resets the
+    WAL adds one to salt-1 and draws salt-2 anew (SQLite's ``walRestartHdr``), so such a
+    frame has salt-1 a little below the header's and another salt-2. A frame with one salt
+    changed, zeros, or a salt-1 far off is a damaged frame."""
+    return f2 != salt2 and 0 < (salt1 - f1) % (1 << 32) < (1 << 20)
+
+
 def _scan_frames(fh: Any, hdr: tuple[int, ...], n_full: int) -> tuple[int, int, int, str]:
     """Walk the complete frames: ``(valid, applied, commits, why the walk stopped)``; the
     reason is ``""`` at the end, ``"stale"`` at a frame of an earlier generation."""
@@ -431,7 +439,7 @@ def _scan_frames(fh: Any, hdr: tuple[int, ...], n_full: int) -> tuple[int, int, 
     for i in range(n_full):
         frame = fh.read(_FRAME_HEADER + page)
         pgno, commit, f1, f2, k1, k2 = struct.unpack(">6I", frame[:_FRAME_HEADER])
-        if f1 != salt1 and f2 != salt2:  # a reset WAL draws both salts anew
+        if _earlier_generation(f1, f2, salt1, salt2):
             return valid, applied, commits, "stale"
         if (f1, f2) != (salt1, salt2):  # one salt changed: a damaged frame header
             return valid, applied, commits, f"frame {i + 1} damaged (one salt does not match the header)"
@@ -451,7 +459,7 @@ def _same_generation_end(fh: Any, hdr: tuple[int, ...], start: int, n_full: int)
     for j in range(start, n_full):
         fh.seek(_WAL_HEADER + j * (_FRAME_HEADER + page) + 8)
         f1, f2 = struct.unpack(">2I", fh.read(8))
-        if f1 != salts[0] and f2 != salts[1]:
+        if _earlier_generation(f1, f2, *salts):
             return j
     return n_full
 
@@ -465,8 +473,8 @@ def check_wal(path: str | os.PathLike[str]) -> WalCheck:
     frame cut short, or frames of a transaction that never committed are silently not
     applied: this function names them, so a loader can report them as one rejected record
     (``Photos.sqlite-wal/frames 51..100``). Frames of an earlier WAL generation (other
-    salts, left behind after a checkpoint reset the WAL: a reset draws both anew) are old
-    data and not a fault; a frame with one salt changed is a damaged frame.
+    salts, left behind after a checkpoint reset the WAL, see :func:`_earlier_generation`)
+    are old data and not a fault; a frame with one salt changed, or zeroed, is damaged.
     The file is read one frame at a time.
 
     Example: ``check_wal("Photos.sqlite-wal").applied``.

@@ -629,7 +629,12 @@ def _expand(
     one: Callable[[Path, str, str | None], LoadOutcome],
     kwargs: Mapping[str, Any],
 ) -> Iterator[LoadOutcome]:
-    if kwargs.get("format") is not None or not is_archive(f) or _whole_archive_loader(f):
+    try:
+        whole = kwargs.get("format") is not None or not is_archive(f) or _whole_archive_loader(f)
+    except RoutetraceError as exc:  # a sniffer that fails on the archive (a LoaderBug)
+        yield LoadOutcome(shown, error=exc)
+        return
+    if whole:
         yield one(f, shown, member)
         return
     with tempfile.TemporaryDirectory(prefix="routetrace-archive-") as tmp:
@@ -682,12 +687,14 @@ def _is_kmz(path: Path, report: ArchiveReport) -> bool:
 
 
 def _claimed_by_loader(path: Path) -> bool:
+    """True unless no loader recognises ``path`` (several loaders, or a sniffer that fails
+    on it, count as claimed: the member is then read, and its error reported, on its own)."""
     try:
         detect_format(path)
         return True
     except UnknownFormat:
         return False
-    except LoaderError:  # ambiguous: claimed by several
+    except RoutetraceError:
         return True
 
 

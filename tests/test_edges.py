@@ -381,29 +381,55 @@ def test_time_budget_per_file_is_a_file_error(tmp_path: Path, capsys: pytest.Cap
 
 # --- outputs ------------------------------------------------------------------------------
 
-_SOCKET = re.compile(r"^(\d+)\s+socket\((AF_INET6?), (SOCK_\w+)[^)]*\)\s+= (\d+)")
-_CONNECT = re.compile(r"^(\d+)\s+(connect|sendto|sendmsg)\((\d+), .*?sa_family=(AF_INET6?), "
+_SOCKET = re.compile(r"^socket\((AF_INET6?), (SOCK_\w+)[^)]*\)\s+= (\d+)")
+_CONNECT = re.compile(r"^(connect|sendto|sendmsg)\((\d+), .*?sa_family=(AF_INET6?), "
                       r"sin6?_port=htons\((\d+)\).*?inet_(?:addr|pton)\((?:AF_INET6, )?\"([^\"]+)\"")
 
 
-def _network_calls(trace: str) -> tuple[list[str], list[str], list[str]]:
-    """(DNS calls, outside TCP connects, outside UDP connects) in an ``strace -f -e
-    trace=network`` log; a socket's type is looked up from its ``socket()`` call."""
-    kind: dict[tuple[str, str], str] = {}
+def _new_fds(line: str) -> list[str]:
+    """File descriptors a traced call hands out: socket/accept results, socketpair's pair,
+    and descriptors received with SCM_RIGHTS."""
+    out = []
+    if m := re.match(r"^(socket|accept4?)\(.*\)\s+= (\d+)$", line):
+        out.append(m.group(2))
+    if m := re.match(r"^socketpair\(.*\[(\d+), (\d+)\]\)\s+= 0", line):
+        out += [m.group(1), m.group(2)]
+    for m in re.finditer(r"cmsg_data=\[([\d, ]+)\]", line):
+        out += [x.strip() for x in m.group(1).split(",")]
+    return out
+
+
+def _network_calls(logs: list[Path]) -> tuple[list[str], list[str], list[str]]:
+    """(DNS calls, outside TCP connects, outside UDP connects) in the per-thread logs of
+    ``strace -ff -e trace=network`` (one file a thread: no call is split by another
+    thread's); a socket's type is looked up from its ``socket()`` call."""
     dns, tcp, udp = [], [], []
-    for line in trace.splitlines():
-        if m := _SOCKET.match(line):
-            kind[(m.group(1), m.group(4))] = m.group(3)
-        elif m := _CONNECT.match(line):
-            pid, call, fd, _fam, port, addr = m.groups()
-            if port == "53":
-                dns.append(line)
-            elif addr in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
-                continue
-            elif kind.get((pid, fd), "SOCK_STREAM") == "SOCK_DGRAM" and call == "connect":
-                udp.append(line)
-            else:
-                tcp.append(line)
+    for log in logs:
+        kind: dict[str, str] = {}  # fd -> socket type, for AF_INET/AF_INET6 sockets
+        probed: set[str] = set()  # UDP sockets connected to an outside address
+        for line in log.read_text(errors="replace").splitlines():
+            for fd in _new_fds(line):  # a number reused by another socket is not the probe
+                probed.discard(fd)
+                kind.pop(fd, None)
+            if m := _SOCKET.match(line):
+                kind[m.group(3)] = m.group(2)
+            elif (c := re.match(r"^(sendto|sendmsg|sendmmsg)\((\d+), ", line)) and c.group(2) in probed:
+                tcp.append(line)  # a datagram sent to the outside address the socket was connected to
+            elif (c := re.match(r"^(connect|sendto|sendmsg)\((\d+), ", line)) and not _CONNECT.match(line) \
+                    and c.group(2) in kind and "sa_family=AF_UNIX" not in line and (
+                        c.group(1) == "connect" or "sa_family=" in line):
+                tcp.append(line)  # an address strace did not spell out: counted, never assumed safe
+            elif m := _CONNECT.match(line):
+                call, fd, _fam, port, addr = m.groups()
+                if port == "53":
+                    dns.append(line)
+                elif addr in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+                    continue
+                elif kind.get(fd) == "SOCK_DGRAM" and call == "connect":
+                    udp.append(line)
+                    probed.add(fd)
+                else:
+                    tcp.append(line)
     return dns, tcp, udp
 
 
@@ -418,13 +444,13 @@ def test_exhibit_makes_no_dns_query_and_no_outside_connect(tmp_path: Path) -> No
 
     (tmp_path / "a.gpx").write_text(_gpx(n=30))
     assert main(["ingest", str(tmp_path / "case"), str(tmp_path / "a.gpx"), "-q"]) == 0
-    log = tmp_path / "trace.txt"
-    run = subprocess.run(["strace", "-f", "-e", "trace=network", "-o", str(log), sys.executable, "-m",
+    log = tmp_path / "trace"
+    run = subprocess.run(["strace", "-ff", "-v", "-e", "trace=network", "-o", str(log), sys.executable, "-m",
                           "routetrace.cli", "exhibit", str(tmp_path / "case"), "--out", str(tmp_path / "ex"), "-q"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "ex" / "exhibit.png").exists() and (tmp_path / "ex" / "exhibit.pdf").exists()
-    dns, tcp, udp = _network_calls(log.read_text())
+    dns, tcp, udp = _network_calls(sorted(tmp_path.glob("trace.*")))
     assert not dns, dns[:5]  # was 40 connects to port 53 (clients2.google.com, accounts.google.com)
     assert not tcp, tcp[:5]
     # Chromium 156 still asks the kernel which source address would reach 2001:4860:4860::8888:

@@ -603,3 +603,16 @@ def test_a_frame_with_one_damaged_salt_is_not_taken_for_an_old_generation(tmp_pa
     check = evidence.check_wal(wal)
     assert check.fault is not None and check.fault[0] == f"Photos.sqlite-wal/frames 10..{n}"
     assert "frame 10 damaged (one salt" in check.fault[1]
+
+
+def test_a_symlinked_wal_is_not_followed_but_recorded(tmp_path: Path) -> None:
+    db = _photos_with_wal(tmp_path / "src", 5)
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    shutil.copyfile(db, ev / "Photos.sqlite")
+    (ev / "Photos.sqlite-wal").symlink_to(Path(str(db) + "-wal"))
+    rc, q, m = _ingest(tmp_path / "case", ev)
+    assert rc == 0
+    (src,) = m["sources"]
+    assert src["records_read"] == 1 and not src["companions"]  # read without the linked WAL
+    assert "a symbolic link, not followed" in _file_rows(q)[str(ev / "Photos.sqlite-wal")]

@@ -141,6 +141,8 @@ class Case:
         own extra tables are stored as they come)."""
         kind = schema.kind_of(name)
         if kind is not None:
+            if not len(df):  # an empty result may come without dtypes: give it its declared ones
+                df = schema.coerce(df, kind)
             schema.validate(df, kind)
         df = sort_table(df, name)
         p = self.table_path(name)

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import __version__
 from .app.progress import Progress
+from .display import visible
 from .errors import CaseError, RoutetraceError
 
 __all__ = ["main"]
@@ -52,7 +53,7 @@ class _Console:
         """Report ``step`` on stderr until the ``with`` block ends (silent under --quiet)."""
         tty = sys.stderr.isatty()
         write = (lambda _t: 0) if self.quiet else sys.stderr.write
-        self.bar = Progress(step, write=write, tty=tty, interval_s=0.5 if tty else 5.0)
+        self.bar = Progress(step, write=write, tty=tty, interval_s=0.5 if tty else 2.0)
         return self.bar
 
     def done(self) -> None:
@@ -60,11 +61,9 @@ class _Console:
 
 
 def _visible(text: str) -> str:
-    """Control and bidi-override characters shown as escapes, so file names from evidence
-    cannot move the cursor, recolour or reorder what the terminal shows."""
-    return "".join(c if c == "\n" or (c.isprintable() and not 0x202A <= ord(c) <= 0x202E
-                                       and not 0x2066 <= ord(c) <= 0x2069)
-                   else f"\\u{ord(c):04x}" for c in text)
+    """Evidence text made safe for a terminal (:func:`routetrace.display.visible`), line by
+    line: our own line breaks stay, any other control or bidi character is shown escaped."""
+    return "\n".join(visible(line) for line in str(text).split("\n"))
 
 
 CONSOLE = _Console(quiet=False)
@@ -123,7 +122,8 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
         rep = ingest(args.case, args.inputs, subject_id=args.subject, subjects=args.subjects,
                      tz=args.tz, format=args.format, options=_options(args.option),
-                     case_id=args.case_id, progress=CONSOLE.progress)
+                     case_id=args.case_id, progress=CONSOLE.progress,
+                     file_timeout_s=args.file_timeout_s)
     CONSOLE.done()
     if rep.subjects_created or rep.devices_created:
         CONSOLE.info(f"subjects created: {', '.join(rep.subjects_created) or 'none'}; devices "
@@ -225,7 +225,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     rep = verify_case(args.case, exhibit_dirs=args.exhibit, base=args.base)
     for kind, path, status, expected, actual in rep.rows:
         if status != "ok" or not args.quiet:
-            line = f"{status:<8} {kind:<15} {path}"
+            line = f"{status:<8} {kind:<15} {visible(path)}"
             if status == "changed":
                 line += f"  (recorded {expected[:16]}…, now {actual[:16]}…)"
             if status != "ok":
@@ -436,7 +436,8 @@ def _parser() -> argparse.ArgumentParser:
              "routetrace ingest case-42 phone.gpx --subject phone-A",
              "routetrace ingest case-42 lorry.csv --tz Europe/Brussels",
              "routetrace ingest case-42 evidence/ --subjects evidence/subjects.yaml")
-    case_arg(sp, "case folder (created if new; a failed first ingest leaves nothing behind)")
+    case_arg(sp, "case folder (created if new; an input path that does not exist is refused "
+             "before anything is written)")
     sp.add_argument("inputs", nargs="+", metavar="INPUT",
                     help="evidence files, folders, zip or tar archives (read-only)")
     sp.add_argument("--subject", help="subject id for these inputs (default: from the source)")
@@ -448,6 +449,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--option", action="append", metavar="KEY=VALUE",
                     help="loader option (repeatable), e.g. date_order=DMY")
     sp.add_argument("--case-id", help="case identifier for a new case (default: folder name)")
+    sp.add_argument("--file-timeout-s", type=float, metavar="SECONDS",
+                    help="time budget per file: a file that takes longer is a file error "
+                    "in quality.csv and the ingest goes on (default: none)")
 
     sp = add("subjects", cmd_subjects, "list a case's subjects, their devices, sources and time "
              "ranges", "routetrace subjects case-42")

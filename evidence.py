@@ -10,12 +10,15 @@ path checks; no member is ever written outside that folder.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
 import os
 import shutil
 import sqlite3
 import stat
+import struct
+import sys
 import tarfile
 import tempfile
 import zipfile
@@ -31,12 +34,16 @@ from .errors import CorruptSource, UnsafeArchive
 
 __all__ = [
     "ArchiveLimits",
+    "IDENTITY_COMPANIONS",
     "SQLITE_COMPANIONS",
+    "WalCheck",
+    "check_wal",
     "companions",
     "extract_archive",
     "is_archive",
     "private_sqlite",
     "sha256_file",
+    "source_identity",
 ]
 
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -53,9 +60,50 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def companions(path: str | os.PathLike[str]) -> list[Path]:
-    """Return the existing SQLite companion files (``-wal``, ``-shm``, ``-journal``) of ``path``."""
+    """Return the existing SQLite companion files (``-wal``, ``-shm``, ``-journal``) of ``path``.
+
+    A companion that is a symbolic link is not one: links in evidence are never followed
+    (the folder walk records each link it skips, see :func:`routetrace.loaders.load_many`).
+    """
     p = Path(path)
-    return [Path(str(p) + sfx) for sfx in SQLITE_COMPANIONS if Path(str(p) + sfx).is_file()]
+    out = []
+    for sfx in SQLITE_COMPANIONS:
+        c = Path(str(p) + sfx)
+        if c.is_file() and not c.is_symlink():
+            out.append(c)
+    return out
+
+
+#: companions that hold database content, and so are part of a source's identity (the
+#: ``-shm`` is an index SQLite rebuilds from the WAL: not content)
+IDENTITY_COMPANIONS = ("-wal", "-journal")
+
+
+def source_identity(path: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
+    """Return ``(source_id, parts)``: the identity of an evidence file with its companions.
+
+    For a file without content companions, ``source_id`` is the SHA-256 of its bytes and
+    ``parts`` is empty. A SQLite database with a non-empty ``-wal`` or ``-journal`` beside
+    it is one source made of several files (the WAL holds committed rows): ``parts`` maps
+    ``"file"`` and each companion's suffix to its SHA-256, and ``source_id`` is the SHA-256
+    of the text ``routetrace source v1`` followed by one ``NAME SHA256`` line per part in
+    sorted order, so the same database with another WAL is another source, and
+    ``routetrace verify`` sees a changed WAL.
+
+    Example: ``sid, parts = source_identity("Photos.sqlite")``; ``parts["-wal"]``.
+    """
+    p = Path(path)
+    main = sha256_file(p)
+    with open(p, "rb") as fh:
+        if fh.read(16) != b"SQLite format 3\x00":
+            return main, {}
+    parts = {c.name[len(p.name):]: sha256_file(c) for c in companions(p)
+             if c.name[len(p.name):] in IDENTITY_COMPANIONS and c.stat().st_size > 0}
+    if not parts:
+        return main, {}
+    parts["file"] = main
+    text = "routetrace source v1\n" + "".join(f"{k} {v}\n" for k, v in sorted(parts.items()))
+    return hashlib.sha256(text.encode("ascii")).hexdigest(), parts
 
 
 class EvidenceConnection(sqlite3.Connection):
@@ -267,14 +315,42 @@ def _next_readable_row(con: sqlite3.Connection, q: _KeyedQuery, after: int) -> t
     return found if isinstance(found, tuple) else None
 
 
+def _settle_private_copy(dst: Path, src: Path) -> None:
+    """Bring the private copy ``dst`` to its last committed state, as SQLite would on open.
+
+    A read-only open cannot replay a WAL without its ``-shm``, nor roll back a hot
+    ``-journal`` (it fails with "attempt to write a readonly database"): one writable open
+    of the private copy does either (the original is untouched). A WAL is checkpointed
+    (its committed frames copied into the main file); a hot rollback journal is rolled back
+    by the first read.
+    """
+    wal, journal = Path(str(dst) + "-wal"), Path(str(dst) + "-journal")
+    if not (wal.exists() or journal.exists()):
+        return
+    try:
+        rw = sqlite3.connect(dst)
+        try:
+            rw.execute("PRAGMA trusted_schema = OFF")
+            rw.execute("SELECT count(*) FROM sqlite_master").fetchone()  # rolls back a hot journal
+            if wal.exists():
+                rw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            rw.close()
+    except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+        raise _unreadable(exc, src) from exc
+
+
 @contextlib.contextmanager
 def private_sqlite(path: str | os.PathLike[str]) -> Iterator[EvidenceConnection]:
     """Open a SQLite database from a private copy, read-only, with its companions.
 
     The copy (with ``-wal``/``-shm``/``-journal``) lives in a private temporary folder that
     is deleted afterwards. The WAL is applied when the copy is opened, so committed rows
-    that were never checkpointed are seen. Triggers cannot fire: the connection is
-    ``mode=ro`` and ``PRAGMA query_only`` is set.
+    that were never checkpointed are seen; a hot rollback journal (a write interrupted
+    when the phone was seized) is rolled back on the copy, as SQLite itself would. Triggers
+    cannot fire: the connection is ``mode=ro`` and ``PRAGMA query_only`` is set; functions
+    named in the schema (views, generated columns) run only if SQLite deems them safe
+    (``PRAGMA trusted_schema = OFF``).
 
     Raises
     ------
@@ -287,22 +363,14 @@ def private_sqlite(path: str | os.PathLike[str]) -> Iterator[EvidenceConnection]
         shutil.copyfile(src, dst)
         for comp in companions(src):
             shutil.copyfile(comp, Path(str(dst) + comp.name[len(src.name):]))
-        # A read-only open cannot replay a WAL without its -shm; a -wal without -shm is
-        # replayed by one writable open of the private copy (the original is untouched).
-        wal = Path(str(dst) + "-wal")
-        if wal.exists():
-            try:
-                rw = sqlite3.connect(dst)
-                rw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                rw.close()
-            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
-                raise _unreadable(exc, src) from exc
+        _settle_private_copy(dst, src)
         try:
             con = sqlite3.connect(f"file:{dst}?mode=ro", uri=True, factory=EvidenceConnection)
         except sqlite3.DatabaseError as exc:
             raise _unreadable(exc, src) from exc
         try:
             con.text_factory = con.decode_text
+            con.execute("PRAGMA trusted_schema = OFF")
             con.execute("PRAGMA query_only = ON")
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
@@ -312,6 +380,138 @@ def private_sqlite(path: str | os.PathLike[str]) -> Iterator[EvidenceConnection]
             yield con
         finally:
             con.close()
+
+
+_WAL_MAGIC = (0x377F0682, 0x377F0683)  # checksums in little- / big-endian words
+_WAL_HEADER = 32
+_FRAME_HEADER = 24
+
+
+@dataclass(frozen=True)
+class WalCheck:
+    """What a ``-wal`` holds and what SQLite will apply of it (see :func:`check_wal`).
+
+    ``frames`` counts the frames in the file (a frame cut short at the end included),
+    ``applied`` the frames up to the last valid commit (what opening the database
+    replays), ``commits`` the transactions among them. ``fault`` is ``(record, reason)``
+    when frames that belong to this WAL are not applied (a damaged frame, a frame cut
+    short, a transaction without its commit frame), else None.
+    """
+
+    frames: int
+    applied: int
+    commits: int
+    fault: tuple[str, str] | None = None
+
+    def note(self) -> str:
+        """``"; -wal: N frame(s), M applied (K commits)"`` for a source's notes."""
+        return f"; -wal: {self.frames} frame(s), {self.applied} applied ({self.commits} commit(s))"
+
+
+def _wal_checksum(data: bytes, s0: int, s1: int, big: bool) -> tuple[int, int]:
+    """SQLite's WAL checksum of ``data`` (a multiple of 8 bytes), continued from (s0, s1)."""
+    words = array.array("I", data)  # 32-bit words (itemsize 4 on every platform we run on)
+    if big != (sys.byteorder == "big"):
+        words.byteswap()
+    m = 0xFFFFFFFF
+    it = iter(words)
+    for x0, x1 in zip(it, it, strict=True):
+        s0 = (s0 + x0 + s1) & m
+        s1 = (s1 + x1 + s0) & m
+    return s0, s1
+
+
+def _earlier_generation(f1: int, f2: int, salt1: int, salt2: int) -> bool:
+    """True for a frame left by an earlier WAL generation: each checkpoint that resets the
+    WAL adds one to salt-1 and draws salt-2 anew (SQLite's ``walRestartHdr``), so such a
+    frame has salt-1 a little below the header's and another salt-2. A frame with one salt
+    changed, zeros, or a salt-1 far off is a damaged frame."""
+    return f2 != salt2 and 0 < (salt1 - f1) % (1 << 32) < (1 << 20)
+
+
+def _scan_frames(fh: Any, hdr: tuple[int, ...], n_full: int) -> tuple[int, int, int, str]:
+    """Walk the complete frames: ``(valid, applied, commits, why the walk stopped)``; the
+    reason is ``""`` at the end, ``"stale"`` at a frame of an earlier generation."""
+    magic, page, salt1, salt2, c1, c2 = hdr
+    big = magic == _WAL_MAGIC[1]
+    s0, s1 = c1, c2
+    valid = applied = commits = 0
+    for i in range(n_full):
+        frame = fh.read(_FRAME_HEADER + page)
+        pgno, commit, f1, f2, k1, k2 = struct.unpack(">6I", frame[:_FRAME_HEADER])
+        if _earlier_generation(f1, f2, salt1, salt2):
+            return valid, applied, commits, "stale"
+        if (f1, f2) != (salt1, salt2):  # one salt changed: a damaged frame header
+            return valid, applied, commits, f"frame {i + 1} damaged (one salt does not match the header)"
+        s0, s1 = _wal_checksum(frame[:8] + frame[_FRAME_HEADER:], s0, s1, big)
+        if (s0, s1) != (k1, k2) or pgno == 0:
+            return valid, applied, commits, f"frame {i + 1} damaged (its checksum does not match)"
+        valid += 1
+        if commit:
+            applied, commits = valid, commits + 1
+    return valid, applied, commits, ""
+
+
+def _same_generation_end(fh: Any, hdr: tuple[int, ...], start: int, n_full: int) -> int:
+    """The number of the last frame, from frame ``start + 1`` on, that still carries the
+    header's salts (frames after a damaged one that belong to the same WAL)."""
+    page, salts = hdr[1], hdr[2:4]
+    for j in range(start, n_full):
+        fh.seek(_WAL_HEADER + j * (_FRAME_HEADER + page) + 8)
+        f1, f2 = struct.unpack(">2I", fh.read(8))
+        if _earlier_generation(f1, f2, *salts):
+            return j
+    return n_full
+
+
+def check_wal(path: str | os.PathLike[str]) -> WalCheck:
+    """Count the frames of a SQLite ``-wal`` file and the committed ones SQLite will apply.
+
+    SQLite replays a WAL frame by frame while each frame carries the header's salts and a
+    valid running checksum, and applies them up to the last commit frame among those
+    (https://www.sqlite.org/fileformat2.html#walformat). Frames after a damaged frame, a
+    frame cut short, or frames of a transaction that never committed are silently not
+    applied: this function names them, so a loader can report them as one rejected record
+    (``Photos.sqlite-wal/frames 51..100``). Frames of an earlier WAL generation (other
+    salts, left behind after a checkpoint reset the WAL, see :func:`_earlier_generation`)
+    are old data and not a fault; a frame with one salt changed, or zeroed, is damaged.
+    The file is read one frame at a time.
+
+    Example: ``check_wal("Photos.sqlite-wal").applied``.
+    """
+    name = Path(path).name
+    total = Path(path).stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(_WAL_HEADER)
+        if len(head) < _WAL_HEADER:
+            return WalCheck(0, 0, 0, (f"{name}/header", f"WAL of {total} bytes has no complete "
+                                      "header: not applied") if total else None)
+        magic, _ver, page, _seq, salt1, salt2, c1, c2 = struct.unpack(">8I", head)
+        ok = (magic in _WAL_MAGIC and 512 <= page <= 65536 and page & (page - 1) == 0
+              and _wal_checksum(head[:24], 0, 0, magic == _WAL_MAGIC[1]) == (c1, c2))
+        size = _FRAME_HEADER + page if ok else 1
+        n_full, partial = divmod(total - _WAL_HEADER, size) if ok else (0, 0)
+        n_frames = n_full + (1 if partial else 0)
+        if not ok:
+            return WalCheck(0, 0, 0, (f"{name}/header", "WAL header damaged (magic, page size or "
+                                      f"checksum): SQLite applies none of its {total} bytes"))
+        hdr = (magic, page, salt1, salt2, c1, c2)
+        valid, applied, commits, stop = _scan_frames(fh, hdr, n_full)
+        damaged = stop not in ("", "stale")
+        last = _same_generation_end(fh, hdr, valid + 1, n_full) if damaged else \
+            valid if stop == "stale" else n_full
+    reasons = [stop] if damaged else []
+    if partial and last == n_full:
+        last = n_frames
+        reasons.append(f"frame {n_frames} cut short ({partial} of {size} bytes)")
+    if valid > applied:
+        reasons.append(f"frame(s) {applied + 1}..{valid} of a transaction without its commit frame")
+    fault: tuple[str, str] | None = None
+    if last > applied:
+        fault = (f"{name}/frames {applied + 1}..{last}",
+                 f"{last - applied} WAL frame(s) not applied: " + "; ".join(reasons)
+                 + f" ({applied} frame(s) in {commits} commit(s) applied before them)")
+    return WalCheck(n_frames, applied, commits, fault)
 
 
 #: What reading one damaged member can raise (bad CRC, bad seek offset, bad deflate data).
@@ -353,14 +553,27 @@ class ExtractedMember:
 
 @dataclass
 class ArchiveReport:
-    """What :func:`extract_archive` did: extracted members and refused ones with reasons."""
+    """What :func:`extract_archive` did: extracted members and refused ones with reasons.
+
+    ``folders`` counts the folder entries (nothing to read in them), so an archive of only
+    folders can be told apart from an empty one.
+    """
 
     members: list[ExtractedMember] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    folders: int = 0
+
+
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz
 
 
 def is_archive(path: str | os.PathLike[str]) -> bool:
-    """True for zip (including KMZ-like zips is the caller's choice) and tar files."""
+    """True for zip (including KMZ-like zips is the caller's choice) and tar files.
+
+    A tar is recognised by a valid first header only: an all-zero file is the end marker
+    of an empty tar to :func:`tarfile.is_tarfile`, but it is not an archive to us (it is a
+    file with nothing in it, reported as such).
+    """
     p = Path(path)
     if not p.is_file():
         return False
@@ -368,9 +581,11 @@ def is_archive(path: str | os.PathLike[str]) -> bool:
         head = fh.read(512)
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return True
+    if not head.startswith(_COMPRESSED_MAGIC) and (len(head) < 512 or not any(head)):
+        return False
     try:
         return tarfile.is_tarfile(p)
-    except (OSError, tarfile.TarError):
+    except (OSError, tarfile.TarError, EOFError, zlib.error):
         return False
 
 
@@ -385,6 +600,170 @@ def _safe_name(name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
+class _Placer:
+    """Where each member goes under ``out``: refuses unsafe names and name collisions.
+
+    Two members that land on the same path (the same name twice, ``a\\b`` and ``a/b``,
+    ``./a`` and ``a``), or a member ``x`` beside a member ``x/y``, cannot both be written:
+    the later one is refused with a reason naming the earlier one, never overwritten.
+    """
+
+    def __init__(self, out: Path, report: ArchiveReport) -> None:
+        self.out, self.report = out, report
+        self.files: dict[PurePosixPath, str] = {}  # placed path -> member name
+        self.dirs: dict[PurePosixPath, str] = {}  # folder needed by a placed member -> its name
+
+    def place(self, name: str) -> Path | None:
+        safe = _safe_name(name)
+        if safe is None:
+            self.report.refused.append((name, "unsafe path (absolute or '..'): not extracted"))
+            return None
+        clash = self.files.get(safe) or self.dirs.get(safe)
+        if clash is None:
+            clash = next((self.files[q] for q in safe.parents if q in self.files), None)
+        if clash is not None:
+            self.report.refused.append((name, f"name collides with member {clash!r} (same path, "
+                                        "or a file where a folder is needed): not extracted; "
+                                        "extract it by hand to read it"))
+            return None
+        self.files[safe] = name
+        for q in safe.parents:
+            self.dirs.setdefault(q, name)
+        target = self.out.joinpath(*safe.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+
+def _copy_member(fin: Any, target: Path, *, limit: int) -> int:
+    """Copy at most ``limit + 1`` bytes of ``fin`` to ``target``; return the bytes read."""
+    written = 0
+    with open(target, "wb") as fout:
+        while chunk := fin.read(_CHUNK):
+            written += len(chunk)
+            if written > limit:
+                break
+            fout.write(chunk)
+    return written
+
+
+def _zip_check(info: zipfile.ZipInfo, lim: ArchiveLimits) -> str | None:
+    """Why a zip member is refused before it is read, or None."""
+    mode = (info.external_attr >> 16) & 0o170000
+    if mode and not stat.S_ISREG(mode):
+        return "not a regular file (link or device)"
+    if info.file_size > lim.max_member_bytes:
+        return f"{info.file_size} bytes exceed the member limit of {lim.max_member_bytes}"
+    ratio = info.file_size / max(info.compress_size, 1)
+    if ratio > lim.max_ratio:
+        return f"compression ratio {ratio:.0f} exceeds {lim.max_ratio:.0f} (zip bomb?)"
+    return None
+
+
+def _extract_zip(src: Path, place: _Placer, select: Callable[[str], bool] | None,
+                 lim: ArchiveLimits) -> None:
+    report = place.report
+    total = 0
+    with zipfile.ZipFile(src) as zf:
+        infos = zf.infolist()
+        if len(infos) > lim.max_members:
+            raise UnsafeArchive(f"{len(infos)} members exceed the limit of {lim.max_members}",
+                                path=str(src))
+        for i, info in enumerate(infos):
+            if not info.filename:  # a damaged central directory (zipfile's is_dir fails on it)
+                report.refused.append((f"member #{i + 1} (no name)", "a member with an empty "
+                                       "name (damaged directory entry): not extracted"))
+                continue
+            if info.is_dir():
+                report.folders += 1
+                continue
+            if select and not select(info.filename):
+                continue
+            why = _zip_check(info, lim)
+            if why is not None:
+                report.refused.append((info.filename, why))
+                continue
+            if total + info.file_size > lim.max_total_bytes:
+                raise UnsafeArchive(f"uncompressed size exceeds the limit of "
+                                    f"{lim.max_total_bytes} bytes", path=str(src))
+            target = place.place(info.filename)
+            if target is None:
+                continue
+            try:
+                with zf.open(info) as fin:
+                    written = _copy_member(fin, target, limit=min(info.file_size, lim.max_member_bytes))
+            except _MEMBER_ERRORS as exc:  # one damaged member; the others still load
+                target.unlink(missing_ok=True)
+                report.refused.append((info.filename, f"damaged member, not extracted "
+                                       f"({type(exc).__name__}: {exc})"))
+                continue
+            if written > info.file_size:
+                target.unlink()
+                report.refused.append((info.filename, "member larger than its header "
+                                       "declares: not extracted"))
+                continue
+            total += written
+            report.members.append(ExtractedMember(info.filename, target))
+
+
+def _extract_tar(src: Path, place: _Placer, select: Callable[[str], bool] | None,
+                 lim: ArchiveLimits) -> None:
+    """Tar members, with the zip's limits: a compressed tar's expansion so far (headers
+    and data, from the member headers, before anything is written) over the archive's
+    compressed size is its ratio; the first member that takes it past ``max_ratio`` is
+    refused and the rest of the archive is not read (a tar stream cannot skip a member
+    without inflating it)."""
+    report = place.report
+    with open(src, "rb") as fh:
+        compressed = fh.read(6).startswith(_COMPRESSED_MAGIC)
+    packed = max(src.stat().st_size, 1)
+    total = 0
+    with tarfile.open(src) as tf:
+        count = 0
+        for m in tf:
+            count += 1
+            if count > lim.max_members:
+                raise UnsafeArchive(f"more than {lim.max_members} members", path=str(src))
+            if m.isdir():
+                report.folders += 1
+                continue
+            if select and not select(m.name):
+                continue
+            ratio = (m.offset_data + m.size) / packed
+            if compressed and ratio > lim.max_ratio:
+                report.refused.append((m.name, f"expands the archive {ratio:.0f}-fold, over the "
+                                       f"compression-ratio limit of {lim.max_ratio:.0f} (a tar "
+                                       "bomb?): not extracted, and the members after it are "
+                                       "not read"))
+                return
+            if not m.isreg():
+                report.refused.append((m.name, "not a regular file (link or device)"))
+                continue
+            if m.size > lim.max_member_bytes:
+                report.refused.append((m.name, f"{m.size} bytes exceed the member limit of "
+                                       f"{lim.max_member_bytes}"))
+                continue
+            if total + m.size > lim.max_total_bytes:
+                raise UnsafeArchive(f"uncompressed size exceeds the limit of "
+                                    f"{lim.max_total_bytes} bytes", path=str(src))
+            target = place.place(m.name)
+            if target is None:
+                continue
+            try:
+                member_file = tf.extractfile(m)
+                if member_file is None:
+                    report.refused.append((m.name, "unreadable member"))
+                    continue
+                with member_file:
+                    _copy_member(member_file, target, limit=m.size)
+            except _MEMBER_ERRORS as exc:
+                target.unlink(missing_ok=True)
+                report.refused.append((m.name, f"damaged member, not extracted "
+                                       f"({type(exc).__name__}: {exc})"))
+                continue
+            total += m.size
+            report.members.append(ExtractedMember(m.name, target))
+
+
 def extract_archive(
     archive: str | os.PathLike[str],
     dest: str | os.PathLike[str],
@@ -395,8 +774,10 @@ def extract_archive(
     """Extract the regular-file members of a zip or tar archive into ``dest``, safely.
 
     Members with absolute paths or ``..`` components, links, devices, members above the
-    size or ratio limits are refused with a reason (never extracted); the others are
-    written under ``dest`` only. ``select(name)`` may restrict which members are taken.
+    size or ratio limits (for a compressed tar: the archive's expansion so far), and
+    members whose path collides with an earlier member's are refused with a reason (never
+    extracted, never overwriting); the others are written under ``dest`` only.
+    ``select(name)`` may restrict which members are taken.
 
     Raises
     ------
@@ -404,111 +785,25 @@ def extract_archive(
         When the archive as a whole exceeds ``limits`` (member count or total size).
     CorruptSource
         When the archive cannot be read at all.
+
+    Example: ``rep = extract_archive("phone.zip", tmp)``; ``rep.refused`` lists
+    ``(member, reason)``.
     """
     lim = limits or ArchiveLimits()
     src = Path(archive)
-    out = Path(dest)
     report = ArchiveReport()
-    total = 0
-
-    def _place(name: str) -> Path | None:
-        safe = _safe_name(name)
-        if safe is None:
-            report.refused.append((name, "unsafe path (absolute or '..'): not extracted"))
-            return None
-        target = out.joinpath(*safe.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-
+    place = _Placer(Path(dest), report)
     try:
         if zipfile.is_zipfile(src):
-            with zipfile.ZipFile(src) as zf:
-                infos = zf.infolist()
-                if len(infos) > lim.max_members:
-                    raise UnsafeArchive(f"{len(infos)} members exceed the limit of "
-                                        f"{lim.max_members}", path=str(src))
-                for i, info in enumerate(infos):
-                    if not info.filename:  # a damaged central directory (zipfile's is_dir fails on it)
-                        report.refused.append((f"member #{i + 1} (no name)", "a member with an empty "
-                                               "name (damaged directory entry): not extracted"))
-                        continue
-                    if info.is_dir() or (select and not select(info.filename)):
-                        continue
-                    mode = (info.external_attr >> 16) & 0o170000
-                    if mode and not stat.S_ISREG(mode):
-                        report.refused.append((info.filename, "not a regular file (link or device)"))
-                        continue
-                    if info.file_size > lim.max_member_bytes:
-                        report.refused.append((info.filename, f"{info.file_size} bytes exceed the "
-                                               f"member limit of {lim.max_member_bytes}"))
-                        continue
-                    ratio = info.file_size / max(info.compress_size, 1)
-                    if ratio > lim.max_ratio:
-                        report.refused.append((info.filename, f"compression ratio {ratio:.0f} "
-                                               f"exceeds {lim.max_ratio:.0f} (zip bomb?)"))
-                        continue
-                    if total + info.file_size > lim.max_total_bytes:
-                        raise UnsafeArchive(f"uncompressed size exceeds the limit of "
-                                            f"{lim.max_total_bytes} bytes", path=str(src))
-                    target = _place(info.filename)
-                    if target is None:
-                        continue
-                    written = 0
-                    try:
-                        with zf.open(info) as fin, open(target, "wb") as fout:
-                            while chunk := fin.read(_CHUNK):
-                                written += len(chunk)
-                                if written > info.file_size or written > lim.max_member_bytes:
-                                    break
-                                fout.write(chunk)
-                    except _MEMBER_ERRORS as exc:  # one damaged member; the others still load
-                        target.unlink(missing_ok=True)
-                        report.refused.append((info.filename, f"damaged member, not extracted "
-                                               f"({type(exc).__name__}: {exc})"))
-                        continue
-                    if written > info.file_size:
-                        target.unlink()
-                        report.refused.append((info.filename, "member larger than its header "
-                                               "declares: not extracted"))
-                        continue
-                    total += written
-                    report.members.append(ExtractedMember(info.filename, target))
+            _extract_zip(src, place, select, lim)
         elif tarfile.is_tarfile(src):
-            with tarfile.open(src) as tf:
-                count = 0
-                for m in tf:
-                    count += 1
-                    if count > lim.max_members:
-                        raise UnsafeArchive(f"more than {lim.max_members} members", path=str(src))
-                    if m.isdir() or (select and not select(m.name)):
-                        continue
-                    if not m.isreg():
-                        report.refused.append((m.name, "not a regular file (link or device)"))
-                        continue
-                    if m.size > lim.max_member_bytes:
-                        report.refused.append((m.name, f"{m.size} bytes exceed the member limit"))
-                        continue
-                    if total + m.size > lim.max_total_bytes:
-                        raise UnsafeArchive("uncompressed size exceeds the limit", path=str(src))
-                    target = _place(m.name)
-                    if target is None:
-                        continue
-                    try:
-                        member_file = tf.extractfile(m)
-                        if member_file is None:
-                            report.refused.append((m.name, "unreadable member"))
-                            continue
-                        with member_file, open(target, "wb") as fout:
-                            shutil.copyfileobj(member_file, fout, _CHUNK)
-                    except _MEMBER_ERRORS as exc:
-                        target.unlink(missing_ok=True)
-                        report.refused.append((m.name, f"damaged member, not extracted "
-                                               f"({type(exc).__name__}: {exc})"))
-                        continue
-                    total += m.size
-                    report.members.append(ExtractedMember(m.name, target))
+            _extract_tar(src, place, select, lim)
         else:
-            raise CorruptSource("not a zip or tar archive", path=str(src))
+            with open(src, "rb") as fh:
+                zipped = fh.read(4) == b"PK\x03\x04"
+            raise CorruptSource("damaged zip archive: its central directory cannot be read (cut "
+                                "short?); nothing in it was extracted" if zipped else
+                                "not a zip or tar archive", path=str(src))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError,
             zlib.error, NotImplementedError, RuntimeError, OSError, ValueError) as exc:
         raise CorruptSource(f"damaged or unsupported archive ({exc})", path=str(src)) from exc

@@ -6,6 +6,9 @@ a notebook may call the stages in :mod:`routetrace.routes` directly instead.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +115,25 @@ def run_copresence(root: str | Path, *, radius_m: float = 100.0,
     return {"meetings": _records(meetings), "n_pairs": len(pairs)}
 
 
+def _draw_then_place(fig_dir: Path, figures: list[tuple[str, Callable[[Path], Path]]]) -> list[Path]:
+    """Draw every figure into a private folder beside ``fig_dir``, then move them all in:
+    a figure that fails leaves the case's figures (and tables) as they were."""
+    fig_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".figures-", dir=fig_dir.parent) as tmp:
+        drawn = [(draw(Path(tmp) / name), fig_dir / name) for name, draw in figures]
+        fig_dir.mkdir(exist_ok=True)
+        for src, dst in drawn:
+            os.replace(src, dst)
+    return [dst for _, dst in drawn]
+
+
 def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
                  osm: str | Path | None = None, dask: bool = False,
                  scheduler: str | None = None) -> dict[str, Any]:
     """Run car-park visits and patterns on the case; store tables and figures.
+
+    The tables are written only after every figure was drawn: a stage that fails leaves
+    the case as it was (``routetrace verify`` still matches).
 
     Geofences come from ``geofences`` (a file), ``osm`` (an extract), or — when neither is
     given — from clusters of the case's stops (run the chronology first).
@@ -144,18 +162,18 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
             visits = dask_carpark_visits(fixes, fences, events=events)
     else:
         visits = carpark_visits(fixes, fences, events=events)
-    case.write_table("geofences", pd.DataFrame({
+    tables = {"geofences": pd.DataFrame({
         "name": fences["name"].astype(str), "source": fences["source"].astype(str),
-        "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}))
-    case.write_table("carpark_visits", visits)
-    how = hour_of_week(visits)
-    case.write_table("carpark_hour_of_week", how)
-    case.write_table("carpark_recurring", recurring_visitors(visits))
-    case.write_table("carpark_unusual_dwell", dwell_outliers(visits))
-    fig_dir = case.root / "figures"
-    figs = [plot_hour_of_week(how, fig_dir / "carparks_hour_of_week.png"),
-            plot_hour_of_week(how, fig_dir / "carparks_hour_of_week.svg"),
-            plot_visits_timeline(visits, fig_dir / "carparks_visits_timeline.png")]
+        "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}),
+        "carpark_visits": visits, "carpark_hour_of_week": hour_of_week(visits)}
+    tables["carpark_recurring"] = recurring_visitors(visits)
+    tables["carpark_unusual_dwell"] = dwell_outliers(visits)
+    figs = _draw_then_place(case.root / "figures", [
+        ("carparks_hour_of_week.png", lambda p: plot_hour_of_week(tables["carpark_hour_of_week"], p)),
+        ("carparks_hour_of_week.svg", lambda p: plot_hour_of_week(tables["carpark_hour_of_week"], p)),
+        ("carparks_visits_timeline.png", lambda p: plot_visits_timeline(visits, p))])
+    for name, df in tables.items():  # only once every figure was drawn: a failed stage writes nothing
+        case.write_table(name, df)
     case.set_parameters("carparks", {**visits.attrs.get("params", {}), "geofences": source})
     case.record_outputs()
     night_door = visits[visits["night"] & (visits["door_open"] > 0)]

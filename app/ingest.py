@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +155,7 @@ def ingest(
     options: Mapping[str, Any] | None = None,
     case_id: str | None = None,
     progress: Callable[[str], None] | None = None,
+    file_timeout_s: float | None = None,
 ) -> IngestReport:
     """Add evidence files, folders or archives to the case at ``root`` (created if new).
 
@@ -163,7 +163,12 @@ def ingest(
     manifest and quality report are rewritten once at the end. Files already in the case
     (same SHA-256) are skipped, unless this ingest gives them another subject: then they
     are re-assigned and the analyses already run are re-derived. Failures are reported,
-    never fatal for the other files; a first ingest that loads nothing leaves no case folder.
+    never fatal for the other files: neither running out of memory on one file nor taking
+    longer than ``file_timeout_s`` seconds on it (then that file is an error). An input that
+    does not exist is refused before anything is written; files that exist but cannot be
+    read are listed in quality.csv, even when none could. ``quality.file_errors`` in case.json is
+    the number of file-level rows in quality.csv (each file error once, however often the
+    same input is ingested again).
 
     Parameters
     ----------
@@ -181,6 +186,8 @@ def ingest(
         Identifier of a new case (default: the folder name).
     progress
         Called with each file's path as it is read.
+    file_timeout_s
+        Time budget per file, seconds (None: no limit).
 
     Returns
     -------
@@ -202,7 +209,6 @@ def ingest(
     inputs = list(inputs)
     _check_inputs(inputs)
     mapping = load_subject_map(subjects) if isinstance(subjects, str | Path) else subjects
-    created = not (Path(root) / "case.json").exists()
     case = open_case(root, create=True, case_id=case_id)
     report = IngestReport()
     existing = case.table("sources")
@@ -214,13 +220,16 @@ def ingest(
     moves: dict[str, tuple[str, str]] = {}
     for item in inputs:
         for outcome in load_many(item, format=format, subject_id=subject_id, tz=tz,
-                                 options=options, progress=progress):
+                                 options=options, progress=progress,
+                                 file_timeout_s=file_timeout_s):
             if mapping is not None and Path(outcome.path).resolve() == mapping.path.resolve():
                 continue  # the subjects mapping itself, not evidence
             if outcome.error is not None:
                 if Path(outcome.path).name in ("subjects.yaml", "subjects.yml") and mapping is None:
                     report.warnings.append(f"{outcome.path} looks like a subjects mapping, not "
                                            "evidence: pass it with --subjects to use it")
+                    report.errors.append((outcome.path, f"{outcome.path}: a subjects mapping, not "
+                                          "evidence (pass it with --subjects to use it)"))
                     continue
                 report.errors.append((outcome.path, outcome.error.one_line()))
                 continue
@@ -240,9 +249,6 @@ def ingest(
             new.append(assigner.place(res, outcome.path, report))
             report.added.append(outcome.path)
             report.rejected_records += len(res.rejects)
-    if created and not new:
-        shutil.rmtree(case.root)  # a first ingest that loaded nothing leaves nothing behind
-        return report
     _store(case, new, moves, assigner, report)
     return report
 
@@ -286,11 +292,11 @@ def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]],
         report.rows[kind] = len(tables[kind])
     report.subjects_created = sorted(set(tables["subjects"]["subject_id"].astype(str)) - old_subjects)
     report.devices_created = sorted(set(devices["device_id"].astype(str)) - old_devices)
-    _write_quality(case, tables["rejects"], tables["sources"], report.errors)
+    n_file_rows = _write_quality(case, tables["rejects"], tables["sources"], report.errors)
     case.manifest["sources"] = json.loads(sort_table(tables["sources"], "sources").to_json(orient="records"))
     q = case.manifest.setdefault("quality", {})
     q["rejected_records"] = len(tables["rejects"])
-    q["file_errors"] = int(q.get("file_errors", 0)) + len(report.errors)
+    q["file_errors"] = n_file_rows
     case.record_outputs()
     if moves:
         report.rederived = _rederive(case)
@@ -345,8 +351,9 @@ def _lookalike_warnings(case: Case, fixes: pd.DataFrame, sources: pd.DataFrame) 
 
 
 def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,
-                   new_errors: Sequence[tuple[str, str]]) -> None:
-    """Rewrite quality.csv: record rejects (with the file path) and file-level errors."""
+                   new_errors: Sequence[tuple[str, str]]) -> int:
+    """Rewrite quality.csv: record rejects (with the file path) and file-level errors;
+    return the number of file-level rows."""
     path_of = dict(zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True))
     rej = pd.DataFrame({
         "level": "record",
@@ -368,5 +375,6 @@ def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,
     out = pd.concat([files, rej], ignore_index=True)
     out = out.sort_values(["level", "path", "record"], kind="mergesort")
     write_csv(out, qpath)
+    return len(files)
 
 

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from ..display import visible
+
 __all__ = ["Progress", "file_position"]
 
 
@@ -112,6 +114,7 @@ class Progress:
         return " · ".join(parts)
 
     def _line(self, text: str) -> None:
+        text = visible(text)  # file names from evidence: no control or bidi character raw
         if self.tty:
             self.write(f"\r\033[K{text}")
         else:

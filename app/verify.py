@@ -4,7 +4,9 @@
 you say it is, and are these the outputs you produced from it?* — by re-hashing:
 
 * every evidence file listed in ``case.json`` (archive members are re-read from their
-  archive, in a private folder, and hashed);
+  archive, in a private folder, and hashed); a SQLite database is re-hashed with the
+  ``-wal``/``-journal`` it was read with (one row per part: a changed or emptied WAL is
+  ``changed``);
 * every output whose hash the case recorded (tables, quality report) and, when given,
   every file listed in an exhibit folder's ``manifest.json``.
 
@@ -13,16 +15,24 @@ A one-byte change anywhere is reported as ``changed`` with both hashes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..case import open_case
 from ..errors import CaseError
-from ..evidence import extract_archive, sha256_file
+from ..evidence import (
+    IDENTITY_COMPANIONS,
+    SQLITE_COMPANIONS,
+    extract_archive,
+    sha256_file,
+    source_identity,
+)
 
 __all__ = ["VerifyReport", "verify_case"]
 
@@ -50,17 +60,54 @@ class VerifyReport:
             for k, p, s, e, a in self.rows]}
 
 
-def _hash_member(archive: Path, member: str) -> str | None:
+def _recorded_parts(companions: Any) -> dict[str, str]:
+    """The parts of a source's identity recorded at ingest (``file``, ``-wal``, ``-journal``),
+    or ``{}`` for a source identified by its own bytes (see ``evidence.source_identity``)."""
+    if not isinstance(companions, str) or not companions:
+        return {}
+    pairs = dict(kv.split("=", 1) for kv in companions.split("|") if "=" in kv)
+    if "file" not in pairs:
+        return {}
+    return {k: v for k, v in pairs.items() if k == "file" or k in IDENTITY_COMPANIONS}
+
+
+@contextlib.contextmanager
+def _evidence_file(outer: Path, member: str | None) -> Iterator[Path | None]:
+    """The evidence file to re-hash (an archive member re-read, with its companions, into a
+    private folder), or None when it is missing. ``outer`` is the file, or its archive."""
+    if not member:
+        yield outer if outer.is_file() else None
+        return
+    archive = outer
     if not archive.is_file():
-        return None
+        yield None
+        return
+    wanted = {member, *(member + sfx for sfx in SQLITE_COMPANIONS)}
     with tempfile.TemporaryDirectory(prefix="routetrace-verify-") as tmp:
-        rep = extract_archive(archive, tmp, select=lambda name: name == member)
-        if not rep.members:
-            return None
-        return sha256_file(rep.members[0].path)
+        rep = extract_archive(archive, tmp, select=lambda name: name in wanted)
+        yield next((m.path for m in rep.members if m.name == member), None)
 
 
-def _source_file(case_root: Path, src: dict[str, Any], base: str | Path | None) -> Path:
+def _check_source(report: VerifyReport, src: Mapping[str, Any], outer: Path) -> None:
+    """One row for the source; for a database with companions one more row per part."""
+    path, expected = src["path"], src["source_id"]
+    parts = _recorded_parts(src.get("companions"))
+    now: dict[str, str] = {}
+    with _evidence_file(outer, src.get("member")) as p:
+        if p is None:
+            actual = None
+        elif parts:
+            actual, now = source_identity(p)
+            now = now or {"file": sha256_file(p)}
+        else:
+            actual = sha256_file(p)
+    _check(report, "source", path, expected, actual)
+    for k, v in sorted(parts.items()):
+        _check(report, "source part", path if k == "file" else path + k, v,
+               None if actual is None else now.get(k))
+
+
+def _source_file(case_root: Path, src: Mapping[str, Any], base: str | Path | None) -> Path:
     """Where an evidence file (the archive, for a member) should be now."""
     path, member = str(src["path"]), src.get("member")
     given = Path(path[: -(len(member) + 1)] if member else path)
@@ -107,13 +154,7 @@ def verify_case(root: str | Path, *, exhibit_dirs: list[str | Path] | None = Non
     case = open_case(root)
     report = VerifyReport()
     for src in case.manifest.get("sources", []):
-        path, member, expected = src["path"], src.get("member"), src["source_id"]
-        outer = _source_file(case.root, src, base)
-        if member:
-            actual = _hash_member(outer, member)
-        else:
-            actual = sha256_file(outer) if outer.is_file() else None
-        _check(report, "source", path, expected, actual)
+        _check_source(report, src, _source_file(case.root, src, base))
     for rel, expected in sorted(case.manifest.get("outputs", {}).items()):
         p = case.root / rel
         _check(report, "case output", str(p), expected, sha256_file(p) if p.is_file() else None)

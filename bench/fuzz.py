@@ -83,6 +83,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 REALDATA = ROOT.parent / "shared" / "realdata"
 ARCHIVE = "archive (zip/tar via load_many)"
+#: structure families (#20): inputs built from parts, not byte mutations of one seed
+ARCHIVE_STRUCT = "archive-structure (members via load_many)"
+WAL_DAMAGE = "wal-damage (Photos.sqlite + -wal via load_many)"
+STRUCTURED = (ARCHIVE_STRUCT, WAL_DAMAGE)
+WAL_ASSETS = 40  # assets committed one by one to the wal-damage seed's -wal
 SKIP_SUFFIX = ("-wal", "-shm", "-journal", ".md", "SHA256SUMS")
 LEDGER = HERE / "results" / "fuzz_ledger.jsonl"
 REPORT = HERE / "results" / "fuzz.md"
@@ -134,7 +139,47 @@ def seeds(tmp: Path) -> dict[str, list[tuple[Path, str]]]:
             if p.is_file() and p.stat().st_size < 1 << 20:
                 tf.add(p, arcname=p.relative_to(sample).as_posix(), filter=_stable_tarinfo)
     fam[ARCHIVE].append((tar, ARCHIVE))
+    # archive-structure: member payloads (a GPX, a KML, a CSV of the sample); wal-damage: a
+    # Photos.sqlite and its -wal of WAL_ASSETS one-asset commits (salts fixed: byte-stable)
+    for p in sorted((sample / "evidence").rglob("*")):
+        if p.suffix in (".gpx", ".kml", ".csv") and p.stat().st_size < 256 << 10:
+            fam[ARCHIVE_STRUCT].append((p, ARCHIVE_STRUCT))
+    db = _wal_seed(tmp / "wal-seed")
+    fam[WAL_DAMAGE] += [(db, WAL_DAMAGE), (Path(str(db) + "-wal"), WAL_DAMAGE)]
     return dict(sorted(fam.items()))
+
+
+def _wal_seed(folder: Path) -> Path:
+    """Photos.sqlite (one asset) whose WAL_ASSETS further assets live in its -wal only."""
+    import shutil
+    import sqlite3
+
+    import pandas as pd
+
+    from routetrace.samples.ios_db import cocoa, fix_wal_salts, write_photos
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "Photos.sqlite"
+    t0 = cocoa([pd.Timestamp("2025-10-24T10:00Z")])[0]
+    write_photos(db, pd.DataFrame({"Z_PK": [1], "ZDATECREATED": [t0], "ZLATITUDE": [49.0],
+                                   "ZLONGITUDE": [4.0], "ZFILENAME": ["IMG_0.JPG"], "ZTRASHEDSTATE": [0]}),
+                 pd.DataFrame({"Z_PK": [1], "ZASSET": [1], "ZTIMEZONEOFFSET": [3600]}))
+    work = folder / "work.sqlite"
+    shutil.copyfile(db, work)
+    con = sqlite3.connect(work)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    for i in range(WAL_ASSETS):
+        con.execute("INSERT INTO ZASSET (Z_PK, Z_ENT, Z_OPT, ZDATECREATED, ZLATITUDE, ZLONGITUDE, "
+                    "ZFILENAME, ZTRASHEDSTATE) VALUES (?, 3, 1, ?, ?, 4.0, ?, 0)",
+                    (i + 2, t0 + 60 * (i + 1), 50.0 + i * 1e-4, f"IMG_{i + 1}.JPG"))
+        con.commit()
+    shutil.copyfile(Path(str(work) + "-wal"), Path(str(db) + "-wal"))
+    con.close()
+    for p in folder.glob("work.sqlite*"):
+        p.unlink()
+    fix_wal_salts(Path(str(db) + "-wal"))
+    return db
 
 
 def load_corpus(tmp: Path) -> Corpus:
@@ -178,6 +223,10 @@ class FuzzInput:
 def make_input(items: Sequence[Seed], *, seed: int, family: str, index: int) -> FuzzInput:
     """Input ``index`` of ``family``: a pure function of (seed, family, index) and the seeds."""
     rng = random.Random(f"{seed}:{family}:{index}")
+    if family == ARCHIVE_STRUCT:
+        return _archive_structure_input(items, rng, family=family, index=index)
+    if family == WAL_DAMAGE:
+        return _wal_damage_input(items, rng, family=family, index=index)
     data, name, fmt = items[rng.randrange(len(items))]
     other, other_name, _ = items[rng.randrange(len(items))]
     ops = tuple((rng.choice(MUTATION_KINDS), rng.randrange(1 << 30), rng.randrange(1 << 30))
@@ -216,6 +265,210 @@ def archive_outcome(data: bytes, *, name: str, tmp_dir: Path) -> tuple[str, str]
         path.unlink(missing_ok=True)
 
 
+# --- structure families (#20) ----------------------------------------------------------------
+
+#: member names that collide, escape, need a folder where a file is, or mean a KMZ
+_NAMES = ("a.gpx", "a.gpx", "./a.gpx", "a\\b.gpx", "a/b.gpx", "a", "a/", "doc.kml", "DOC.KML",
+          "files/x.kml", "x.kml", "../up.gpx", "/abs.gpx", "d/e/f.csv", "d/e", "", "t.csv",
+          "n\x1b[2K.gpx", "\u202egpx.kml")
+_CONTAINERS = ("zip", "kmz", "tar", "tar.gz")
+
+
+def _archive_structure_input(items: Sequence[Seed], rng: random.Random, *, family: str,
+                             index: int) -> FuzzInput:
+    """An archive built from 1-8 members: names from :data:`_NAMES`, payloads from the
+    seeds (or empty, all zero, a small bomb), folder and link entries, a container kind,
+    and at times cut short. ``ops`` records every choice, so the input replays."""
+    kind = rng.choice(_CONTAINERS)
+    ops: list[tuple[str, int, int]] = [("container", _CONTAINERS.index(kind), 0)]
+    members: list[tuple[str, bytes | None]] = []  # None: a symbolic link (tar only)
+    for _ in range(rng.randint(1, 8)):
+        n, what = rng.randrange(len(_NAMES)), rng.randrange(10)
+        ops.append(("member", n, what))
+        payload = (items[rng.randrange(len(items))][0] if what < 6 else b"" if what == 6
+                   else b"\x00" * 4096 if what == 7 else b"\x00" * (2 << 20) if what == 8 else None)
+        members.append((_NAMES[n], payload))
+    data = _build_archive(kind, members)
+    if rng.random() < 0.15:
+        cut = rng.randrange(max(len(data), 1))
+        ops.append(("truncate", cut, 0))
+        data = data[:cut]
+    name = f"input.{kind}"
+    return FuzzInput(family=family, index=index, seed_file=name, seed_format=ARCHIVE_STRUCT,
+                     other_file="", ops=tuple(ops), format=None, data=data)
+
+
+def _build_archive(kind: str, members: Sequence[tuple[str, bytes | None]]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    if kind in ("zip", "kmz"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate names are the point
+            with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for name, payload in members:
+                    if name.endswith("/") or payload is None:
+                        zf.writestr(zipfile.ZipInfo(name or "/"), b"")
+                    else:
+                        zf.writestr(zipfile.ZipInfo(name or "-", date_time=(2025, 10, 24, 0, 0, 0)), payload)
+        return buf.getvalue()
+    with tarfile.open(fileobj=buf, mode="w:gz" if kind == "tar.gz" else "w", format=tarfile.GNU_FORMAT) as tf:
+        for name, payload in members:
+            info = _stable_tarinfo(tarfile.TarInfo(name or "-"))
+            if payload is None:
+                info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tf.addfile(info)
+            elif name.endswith("/"):
+                info.type = tarfile.DIRTYPE
+                tf.addfile(_stable_tarinfo(info))
+            else:
+                info.size = len(payload)
+                tf.addfile(info, io.BytesIO(payload))
+    if kind == "tar.gz":  # gzip's header time is set from the clock: fix it (bytes 4..7)
+        raw = bytearray(buf.getvalue())
+        raw[4:8] = TAR_MTIME.to_bytes(4, "little")
+        return bytes(raw)
+    return buf.getvalue()
+
+
+def _archive_members(path: Path) -> list[str] | None:
+    """The regular-file (and link) members an archive lists, or None when unreadable."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return [i.filename for i in zf.infolist() if not i.is_dir()]
+        with tarfile.open(path) as tf:
+            return [m.name for m in tf if not m.isdir()]
+    except Exception:  # a damaged archive: its members cannot be listed
+        return None
+
+
+def archive_structure_outcome(data: bytes, *, name: str, tmp_dir: Path) -> tuple[str, str]:
+    """:func:`archive_outcome`, and no silent loss: every member the archive lists is an
+    outcome (a source or an error), unless the archive is one outcome as a whole (a KMZ,
+    or an archive refused or unreadable as a whole). A member left without one is
+    ``unhandled`` ("silent loss")."""
+    path = tmp_dir / name
+    path.write_bytes(data)
+    try:
+        listed = _archive_members(path)
+        outs = list(load_many(path))
+    except Exception as exc:  # the point of fuzzing: report, don't crash the run
+        path.unlink(missing_ok=True)
+        return "unhandled", f"{type(exc).__name__}: {str(exc)[:160]}"
+    path.unlink(missing_ok=True)
+    whole = [o for o in outs if o.path == str(path)]
+    if not outs:
+        return "unhandled", "silent loss: the archive gave no outcome at all"
+    if listed and not whole:
+        seen = {o.path[len(str(path)) + 1:] for o in outs}
+        # a tar bomb's refusal says that the members after it are not read: not silent
+        stops = [o.path[len(str(path)) + 1:] for o in outs if o.error is not None
+                 and "members after it are not read" in o.error.message]
+        unread = set(listed[listed.index(stops[0]) + 1:]) if stops and stops[0] in listed else set()
+        lost = [m for m in listed if m not in seen and m not in unread and not (m == "" and any(
+            s.startswith("member #") for s in seen))]
+        if lost:
+            return "unhandled", f"silent loss: member(s) {lost[:3]!r} left no outcome"
+    status, detail = archive_outcome(data, name=name, tmp_dir=tmp_dir)
+    return status, detail
+
+
+_WORKER_DB: dict[str, bytes] = {}  # the wal-damage seed's database, set by its input maker
+
+_WAL_OPS = ("flip", "salt", "checksum", "truncate", "drop", "swap", "header", "append", "zero")
+
+
+def _wal_damage_input(items: Sequence[Seed], rng: random.Random, *, family: str,
+                      index: int) -> FuzzInput:
+    """The seed's -wal with 1-3 damages: a flipped page byte, a changed salt or checksum,
+    cut short, a frame dropped, two frames swapped, a damaged header, bytes appended, a
+    zeroed tail. ``other_file`` carries the database's file name."""
+    by_name = {name: data for data, name, _ in items}
+    _WORKER_DB["db"] = by_name["Photos.sqlite"]  # the database the damaged -wal goes with
+    _WORKER_DB["wal"] = by_name["Photos.sqlite-wal"]
+    wal = bytearray(by_name["Photos.sqlite-wal"])
+    page = int.from_bytes(wal[8:12], "big")
+    size = 24 + page
+    ops = []
+    for _ in range(rng.randint(1, 3)):
+        op, a, b = rng.choice(_WAL_OPS), rng.randrange(1 << 30), rng.randrange(1 << 30)
+        ops.append((op, a, b))
+        wal = _damage_wal(wal, op, a, b, size=size)
+    return FuzzInput(family=family, index=index, seed_file="Photos.sqlite-wal",
+                     seed_format=WAL_DAMAGE, other_file="Photos.sqlite", ops=tuple(ops),
+                     format=None, data=bytes(wal))
+
+
+def _damage_wal(wal: bytearray, op: str, a: int, b: int, *, size: int) -> bytearray:
+    n = max((len(wal) - 32) // size, 1)
+    k, j = a % n, b % n
+    at = 32 + k * size
+    if op == "flip" and at + size <= len(wal):
+        wal[at + 24 + b % (size - 24)] ^= 1 << (a % 8)
+    elif op in ("salt", "checksum") and at + 24 <= len(wal):
+        wal[at + (8 if op == "salt" else 16) + b % 8] ^= 0xFF
+    elif op == "truncate":
+        wal = wal[:a % (len(wal) + 1)]
+    elif op == "drop" and at + size <= len(wal):
+        del wal[at:at + size]
+    elif op == "swap" and max(at, 32 + j * size) + size <= len(wal) and k != j:
+        other = 32 + j * size
+        wal[at:at + size], wal[other:other + size] = wal[other:other + size], wal[at:at + size]
+    elif op == "header" and len(wal) >= 32:
+        wal[a % 32] ^= 0xFF
+    elif op == "append":
+        wal += bytes((a >> s) & 0xFF for s in range(0, 24, 8)) * (1 + b % 2000)
+    elif op == "zero" and len(wal) > 32:
+        start = 32 + a % (len(wal) - 32)
+        wal[start:] = bytes(len(wal) - start)
+    return wal
+
+
+def _consistent_prefix(wal: bytes) -> bool:
+    """True when ``wal`` is the seed's -wal cut at a frame boundary (or empty): a WAL
+    captured earlier, whole in itself, whose missing commits nothing can detect."""
+    seed = _WORKER_DB["wal"]
+    size = 24 + int.from_bytes(seed[8:12], "big")
+    return not wal or (seed.startswith(wal) and len(wal) >= 32 and (len(wal) - 32) % size == 0)
+
+
+def wal_outcome(data: bytes, *, db: str, tmp_dir: Path) -> tuple[str, str]:
+    """Load the seed database with the damaged -wal through load_many. ``unhandled`` when
+    anything escapes, the count rule breaks, or assets are missing with neither a
+    ``-wal/frames`` reject nor a file error ("silent loss"), unless the damaged WAL is the
+    seed's cut at a frame boundary (see :func:`_consistent_prefix`)."""
+    import shutil
+
+    folder = tmp_dir / "wal-damage"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        (folder / db).write_bytes(_WORKER_DB["db"])
+        (folder / f"{db}-wal").write_bytes(data)
+        outs = list(load_many(folder))
+        (out,) = outs
+        if out.error is not None:
+            bug = isinstance(out.error, LoaderBug)
+            return ("unhandled" if bug else "error"), out.error.one_line()[-160:]
+        res = out.result
+        assert res is not None
+        assert_count_rule(res)
+        assets = set(res.events["record"].astype(str)) | set(res.fixes["record"].astype(str))
+        wal_rejects = [r for r in res.rejects["record"].astype(str) if "-wal/" in r]
+        if len(assets) < 1 + WAL_ASSETS and not wal_rejects and not _consistent_prefix(data):
+            return "unhandled", (f"silent loss: {1 + WAL_ASSETS - len(assets)} asset(s) missing "
+                                 "and no -wal reject")
+        return "ok", f"{len(assets)} assets, {len(wal_rejects)} -wal reject(s)"
+    except Exception as exc:
+        return "unhandled", f"{type(exc).__name__}: {str(exc)[:160]}"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Hang(BaseException):
     """Raised by SIGPROF in an input using more than --hang-seconds of CPU time (not an
     Exception, so no loader's ``except Exception`` swallows it)."""
@@ -235,7 +488,11 @@ def run_input(inp: FuzzInput, *, work: Path, hang_seconds: float = 0.0) -> tuple
     try:
         if alarm:
             signal.setitimer(signal.ITIMER_PROF, hang_seconds)
-        if inp.seed_format == ARCHIVE:
+        if inp.seed_format == ARCHIVE_STRUCT:
+            status, detail = archive_structure_outcome(inp.data, name=inp.seed_file, tmp_dir=work)
+        elif inp.seed_format == WAL_DAMAGE:
+            status, detail = wal_outcome(inp.data, db=inp.other_file, tmp_dir=work)
+        elif inp.seed_format == ARCHIVE:
             status, detail = archive_outcome(inp.data, name=inp.seed_file, tmp_dir=work)
         else:
             status, detail = load_bytes_outcome(inp.data, name=inp.seed_file, tmp_dir=work,

@@ -15,12 +15,18 @@ The count rule holds for every loader and is checked by :meth:`LoadContext.finis
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sqlite3
+import stat
 import tempfile
+import threading
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -38,7 +44,17 @@ from ..errors import (
     UnknownFormat,
     UnsafeArchive,
 )
-from ..evidence import SQLITE_COMPANIONS, companions, extract_archive, is_archive, sha256_file
+from ..evidence import (
+    SQLITE_COMPANIONS,
+    ArchiveReport,
+    WalCheck,
+    check_wal,
+    companions,
+    extract_archive,
+    is_archive,
+    sha256_file,
+    source_identity,
+)
 
 __all__ = [
     "REGISTRY",
@@ -103,7 +119,8 @@ class LoadResult:
 
     @property
     def source_id(self) -> str:
-        """The SHA-256 of the evidence file."""
+        """The SHA-256 of the evidence file (with its SQLite ``-wal``/``-journal``: see
+        :func:`routetrace.evidence.source_identity`)."""
         return str(self.source["source_id"].iloc[0])
 
 
@@ -177,7 +194,10 @@ class LoadContext:
     """Everything a loader needs besides the path: identity, subject, time basis, options.
 
     ``path`` is the file to read (a private extracted copy for archive members);
-    ``display_path`` is how the user names it (``archive.zip!member/path``).
+    ``display_path`` is how the user names it (``archive.zip!member/path``). ``parts``
+    holds the SHA-256 of each file of a source made of several (a SQLite database with its
+    ``-wal``/``-journal``, see :func:`routetrace.evidence.source_identity`); ``wal`` what
+    its WAL holds: frames that SQLite will not apply become one rejected record.
     """
 
     path: Path
@@ -189,6 +209,8 @@ class LoadContext:
     tz: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     member: str | None = None
+    parts: Mapping[str, str] = field(default_factory=dict)
+    wal: WalCheck | None = None
 
     def subject(self, fallback: str | None = None) -> str:
         """The subject for rows: the user's ``subject_id``, else ``fallback``, else the file stem."""
@@ -225,6 +247,7 @@ class LoadContext:
         """
         subj = self.subject(default_subject)
         prefix = self.source_id[:16]
+        rejects, records_read, time_basis = self._with_wal(rejects, records_read, time_basis)
         tables: dict[str, pd.DataFrame] = {}
         for kind, df in (("fixes", fixes), ("events", events), ("places", places)):
             if df is None or len(df) == 0:
@@ -279,7 +302,8 @@ class LoadContext:
                 f"{len(produced)} produced + {len(rej)} rejected (loader bug)",
                 path=self.display_path)
 
-        comps = "|".join(f"{k}={v}" for k, v in sorted((companion_hashes or {}).items()))
+        comps = "|".join(f"{k}={v}" for k, v in sorted({**(companion_hashes or {}),
+                                                           **self.parts}.items()))
         source = schema.coerce(pd.DataFrame([{
             "source_id": self.source_id,
             "path": self.display_path,
@@ -301,6 +325,25 @@ class LoadContext:
                           extra_tables=extras)
 
 
+    def _with_wal(self, rejects: pd.DataFrame | Sequence[tuple[str, str]] | None, records_read: int,
+                  time_basis: str) -> tuple[pd.DataFrame | Sequence[tuple[str, str]] | None, int, str]:
+        """Add the WAL's frames that SQLite does not apply as one rejected record, and the
+        WAL's frame counts to the notes (see :func:`routetrace.evidence.check_wal`)."""
+        if self.wal is None:
+            return rejects, records_read, time_basis
+        time_basis += self.wal.note()
+        if self.wal.fault is None:
+            return rejects, records_read, time_basis
+        fault = pd.DataFrame([self.wal.fault], columns=["record", "reason"])
+        if rejects is None or len(rejects) == 0:
+            rej: pd.DataFrame | Sequence[tuple[str, str]] = fault
+        elif isinstance(rejects, pd.DataFrame):
+            rej = pd.concat([rejects, fault], ignore_index=True)
+        else:
+            rej = [*rejects, self.wal.fault]
+        return rej, records_read + 1, time_basis
+
+
 def _distinct_records(records: pd.Series) -> pa.Array:
     """The distinct values of a ``record`` column as an Arrow large_string array."""
     if isinstance(records.dtype, pd.CategoricalDtype):
@@ -312,6 +355,33 @@ def _distinct_records(records: pd.Series) -> pa.Array:
 def _head(path: Path) -> bytes:
     with open(path, "rb") as fh:
         return fh.read(SNIFF_BYTES)
+
+
+def _refuse_blank(head: bytes, path: Path, shown: str) -> None:
+    """An empty file, or one whose first 64 KiB are all zero bytes, is no loader's: said so
+    at once, without reading the rest (a wiped 2 GiB file would cost minutes of sniffing)."""
+    if not head:
+        raise UnknownFormat("empty file (0 bytes): nothing to load", path=shown)
+    if not any(head):
+        size = path.stat().st_size
+        what = "all zero bytes" if size <= len(head) else f"zero bytes in its first {len(head)}"
+        raise UnknownFormat(f"{size} bytes, {what} (wiped or never written?): no loader reads "
+                            "it; pass --format NAME to force one", path=shown)
+
+
+def _sniff_all(path: Path, head: bytes, shown: str | None = None) -> list[LoaderSpec]:
+    """Every loader whose sniffer recognises the file. A sniffer that raises instead of
+    answering is a defect: :class:`LoaderBug` naming it."""
+    hits = []
+    for spec, _fn in REGISTRY.values():
+        try:
+            if spec.sniff(path, head):
+                hits.append(spec)
+        except Exception as exc:  # a sniffer must answer yes or no, whatever the bytes
+            raise LoaderBug(f"the {spec.name} sniffer crashed ({type(exc).__name__}: {exc}); "
+                            "this is a defect in routetrace, please report it; pass --format "
+                            "NAME to load the file meanwhile", path=shown or str(path)) from exc
+    return hits
 
 
 def detect_format(path: Path, *, display_path: str | None = None) -> LoaderSpec:
@@ -328,17 +398,8 @@ def detect_format(path: Path, *, display_path: str | None = None) -> LoaderSpec:
     """
     shown = display_path or str(path)
     head = _head(path)
-    if not head:
-        raise UnknownFormat("empty file (0 bytes): nothing to load", path=shown)
-    hits = []
-    for spec, _fn in REGISTRY.values():
-        try:
-            if spec.sniff(path, head):
-                hits.append(spec)
-        except Exception as exc:  # a sniffer must answer yes or no, whatever the bytes
-            raise LoaderBug(f"the {spec.name} sniffer crashed ({type(exc).__name__}: {exc}); "
-                            "this is a defect in routetrace, please report it; pass --format "
-                            "NAME to load the file meanwhile", path=shown) from exc
+    _refuse_blank(head, path, shown)
+    hits = _sniff_all(path, head, shown)
     if not hits:
         raise UnknownFormat("no loader recognises this file; see `routetrace formats` and "
                             "pass --format NAME to force one", path=shown)
@@ -373,9 +434,11 @@ def _load_file(
     else:
         spec = detect_format(path, display_path=display_path)
     fn = REGISTRY[spec.name][1]
-    ctx = LoadContext(path=path, display_path=display_path, source_id=sha256_file(path),
+    source_id, parts = source_identity(path)
+    wal = check_wal(Path(str(path) + "-wal")) if "-wal" in parts else None
+    ctx = LoadContext(path=path, display_path=display_path, source_id=source_id,
                       size_bytes=path.stat().st_size, spec=spec, subject_id=subject_id, tz=tz,
-                      options=dict(options or {}), member=member)
+                      options=dict(options or {}), member=member, parts=parts, wal=wal)
     try:
         return fn(path, ctx=ctx)
     except RoutetraceError:
@@ -444,20 +507,63 @@ def _is_companion(p: Path, siblings: set[str]) -> bool:
     return False
 
 
-def _walk(root: Path) -> list[Path]:
-    files = sorted(q for q in root.rglob("*") if q.is_file() and not q.is_symlink())
+def _not_regular(mode: int) -> str:
+    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a named pipe (FIFO)" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or
+            stat.S_ISBLK(mode) else "not a regular file")
+    return f"skipped: {kind}, not followed or read (evidence is read from regular files only)"
+
+
+def _walk(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The regular files under ``root`` (SQLite companions left to their database), and
+    every other entry met (symbolic links to files or folders, pipes, devices) with the
+    reason it is skipped. Links are never followed."""
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        for d in list(dirnames):
+            if (base / d).is_symlink():
+                dirnames.remove(d)
+                skipped.append((base / d, _not_regular(stat.S_IFLNK)))
+        for n in filenames:
+            q = base / n
+            mode = q.lstat().st_mode
+            if stat.S_ISREG(mode):
+                files.append(q)
+            else:
+                skipped.append((q, _not_regular(mode)))
+    files.sort()
     names_by_dir: dict[Path, set[str]] = {}
     for f in files:
         names_by_dir.setdefault(f.parent, set()).add(f.name)
-    return [f for f in files if not _is_companion(f, names_by_dir[f.parent])]
+    kept = [f for f in files if not _is_companion(f, names_by_dir[f.parent])]
+    return kept, sorted(skipped)
 
 
-def _claimed_by_loader(path: Path) -> bool:
+class _OutOfTime(BaseException):
+    """The per-file time budget ran out (a BaseException: a loader's ``except Exception``
+    around one record must not take it for a bad record)."""
+
+
+@contextlib.contextmanager
+def _time_budget(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`_OutOfTime` in this thread after ``seconds`` (main thread only; SIGALRM)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise _OutOfTime
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        detect_format(path)
-        return True
-    except LoaderError:
-        return False
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def load_many(
@@ -468,15 +574,25 @@ def load_many(
     tz: str | None = None,
     options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    file_timeout_s: float | None = None,
 ) -> Iterator[LoadOutcome]:
     """Load every evidence file in a folder or archive (zip/tar), one outcome per file.
 
-    A file that fails gives an outcome with ``error`` set; the others still load. Archive
-    members are extracted into a private temporary folder with size, ratio and path checks
-    (:func:`routetrace.evidence.extract_archive`); refused members are outcomes with an
-    :class:`~routetrace.errors.UnsafeArchive` error. SQLite companions (``-wal``, ``-shm``)
-    are read with their database, not as files of their own. An archive that a loader
-    reads as a whole (KMZ, a Takeout zip with a loader) is loaded as one file.
+    A file that fails gives an outcome with ``error`` set; the others still load. So does
+    every entry that is not read: a symbolic link, pipe or device in a folder (never
+    followed), an empty or all-zero file, an archive with no files, an archive member that
+    cannot be placed (unsafe path, name collision, over the limits: an
+    :class:`~routetrace.errors.UnsafeArchive`). Archive members are extracted into a
+    private temporary folder with size, ratio and path checks
+    (:func:`routetrace.evidence.extract_archive`). SQLite companions (``-wal``, ``-shm``,
+    ``-journal``) are read with their database, not as files of their own.
+
+    A zip is loaded as one KMZ only when it is one: a ``doc.kml`` (or a single ``.kml``)
+    at its root and no other member that a loader reads; otherwise (a phone extraction
+    holding a ``.kml``, a KMZ holding several KML or GPX files) every member is read.
+
+    Running out of memory, or past ``file_timeout_s`` seconds on one file, is an error
+    for that file; the others still load.
     """
     root = Path(path)
     kwargs: dict[str, Any] = dict(format=format, subject_id=subject_id, tz=tz, options=options)
@@ -485,15 +601,30 @@ def load_many(
         if progress:
             progress(shown)
         try:
-            return LoadOutcome(shown, _load_file(p, display_path=shown, member=member, **kwargs))
+            with _time_budget(file_timeout_s):
+                return LoadOutcome(shown, _load_file(p, display_path=shown, member=member, **kwargs))
         except RoutetraceError as exc:
             return LoadOutcome(shown, error=exc)
+        except _OutOfTime:
+            return LoadOutcome(shown, error=LoaderError(
+                f"not read: took longer than the time budget of {file_timeout_s:g} s per file "
+                "(--file-timeout-s); nothing of it is in the case", path=shown))
+        except MemoryError:
+            return LoadOutcome(shown, error=LoaderError(
+                "not read: ran out of memory reading it (a hostile or damaged file?); "
+                "nothing of it is in the case", path=shown))
 
+    if root.is_symlink() and not root.exists():
+        yield LoadOutcome(str(path), error=LoaderError(_not_regular(stat.S_IFLNK), path=str(path)))
+        return
     if not root.exists():
         yield LoadOutcome(str(path), error=LoaderError("no such file or folder", path=str(path)))
         return
     if root.is_dir():
-        for f in _walk(root):
+        files, skipped = _walk(root)
+        for q, why in skipped:
+            yield LoadOutcome(str(q), error=LoaderError(why, path=str(q)))
+        for f in files:
             yield from _expand(f, str(f), None, one, kwargs)
         return
     yield from _expand(root, str(path), None, one, kwargs)
@@ -506,21 +637,73 @@ def _expand(
     one: Callable[[Path, str, str | None], LoadOutcome],
     kwargs: Mapping[str, Any],
 ) -> Iterator[LoadOutcome]:
-    if kwargs.get("format") is None and is_archive(f) and not _claimed_by_loader(f):
-        with tempfile.TemporaryDirectory(prefix="routetrace-archive-") as tmp:
-            try:
-                report = extract_archive(f, tmp)
-            except (UnsafeArchive, CorruptSource) as exc:
-                yield LoadOutcome(shown, error=exc)
-                return
-            for name, why in report.refused:
-                yield LoadOutcome(f"{shown}!{name}", error=UnsafeArchive(why, path=f"{shown}!{name}"))
-            extracted = {m.path: m.name for m in report.members}
-            for p in _walk(Path(tmp)):
-                if p in extracted:
-                    yield one(p, f"{shown}!{extracted[p]}", extracted[p])
+    try:
+        whole = kwargs.get("format") is not None or not is_archive(f) or _whole_archive_loader(f)
+    except RoutetraceError as exc:  # a sniffer that fails on the archive (a LoaderBug)
+        yield LoadOutcome(shown, error=exc)
         return
-    yield one(f, shown, member)
+    if whole:
+        yield one(f, shown, member)
+        return
+    with tempfile.TemporaryDirectory(prefix="routetrace-archive-") as tmp:
+        try:
+            report = extract_archive(f, tmp)
+        except (UnsafeArchive, CorruptSource) as exc:
+            yield LoadOutcome(shown, error=exc)
+            return
+        if _is_kmz(f, report):
+            yield one(f, shown, member)
+            return
+        yield from _archive_outcomes(Path(tmp), report, shown, one)
+
+
+def _archive_outcomes(tmp: Path, report: ArchiveReport, shown: str,
+                      one: Callable[[Path, str, str | None], LoadOutcome]) -> Iterator[LoadOutcome]:
+    """One outcome per member: refused ones as errors, the others loaded."""
+    if not report.members and not report.refused:
+        what = f"only {report.folders} folder entr{'y' if report.folders == 1 else 'ies'}" \
+            if report.folders else "no members at all"
+        yield LoadOutcome(shown, error=LoaderError(f"archive holds no files ({what}): nothing "
+                                                   "to load", path=shown))
+        return
+    for name, why in report.refused:
+        yield LoadOutcome(f"{shown}!{name}", error=UnsafeArchive(why, path=f"{shown}!{name}"))
+    extracted = {m.path: m.name for m in report.members}
+    files, _ = _walk(tmp)
+    for p in files:
+        if p in extracted:
+            yield one(p, f"{shown}!{extracted[p]}", extracted[p])
+
+
+def _whole_archive_loader(path: Path) -> bool:
+    """True when a loader other than ``kmz`` reads this archive as a whole."""
+    return any(s.name != "kmz" for s in _sniff_all(path, _head(path)))
+
+
+def _is_kmz(path: Path, report: ArchiveReport) -> bool:
+    """A zip is a KMZ when it has a ``doc.kml`` at its root (or a single ``.kml`` there),
+    every member was extracted, and no other member is one that a loader reads."""
+    if report.refused or not zipfile.is_zipfile(path):
+        return False
+    root_kml = [m for m in report.members if len(PurePosixPath(m.name.replace("\\", "/")).parts) == 1
+                and m.name.lower().endswith(".kml")]
+    doc = [m for m in root_kml if m.name.lower() == "doc.kml"]
+    main = doc[0] if doc else root_kml[0] if len(root_kml) == 1 else None
+    if main is None:
+        return False
+    return not any(_claimed_by_loader(m.path) for m in report.members if m is not main)
+
+
+def _claimed_by_loader(path: Path) -> bool:
+    """True unless no loader recognises ``path`` (several loaders, or a sniffer that fails
+    on it, count as claimed: the member is then read, and its error reported, on its own)."""
+    try:
+        detect_format(path)
+        return True
+    except UnknownFormat:
+        return False
+    except RoutetraceError:
+        return True
 
 
 def companion_hashes(path: Path) -> dict[str, str]:

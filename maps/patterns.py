@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..display import visible
 from ..extras import require
 
 __all__ = ["plot_hour_of_week", "plot_visits_timeline"]
@@ -54,8 +55,9 @@ def plot_hour_of_week(counts: pd.DataFrame, out: str | Path, *, title: str = "Vi
         ax.imshow(grid, aspect="auto", cmap="Reds", vmin=0, vmax=max(1.0, float(grid.max())))
         ax.set_yticks(range(7), _DAYS, fontsize=7)
         ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)], fontsize=7)
-        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    axes[0, 0].set_title(title, fontsize=10)
+        # evidence text: drawn as plain text (a `$` is not math), controls shown escaped
+        ax.set_ylabel(visible(name), rotation=0, ha="right", va="center", fontsize=8, parse_math=False)
+    axes[0, 0].set_title(title, fontsize=10, parse_math=False)
     axes[-1, 0].set_xlabel("local hour (time zone of the car park, DST-correct)", fontsize=8)
     return _save(fig, Path(out))
 
@@ -76,9 +78,10 @@ def plot_visits_timeline(visits: pd.DataFrame, out: str | Path, *, title: str = 
                     hatch=hatch, edgecolor="black", linewidth=0.3)
             if r.door_open:
                 ax.plot([start], [y + 0.42], marker="^", color="black", markersize=4)
-    ax.set_yticks(range(len(rows)), [f"{s} @ {g}" for s, g in rows], fontsize=7)
+    ax.set_yticks(range(len(rows)), [visible(f"{s} @ {g}") for s, g in rows], fontsize=7,
+                  parse_math=False)
     ax.set_xlabel("time (UTC); red: door opened during the visit; hatched: contains unobserved time",
                   fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     fig.autofmt_xdate()
     return _save(fig, Path(out))

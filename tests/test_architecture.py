@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = {"errors", "schema", "timebase", "geodesy", "localtime", "evidence", "csvout", "extras", "__init__"}
+CORE = {"errors", "schema", "timebase", "geodesy", "localtime", "display", "evidence", "csvout", "extras", "__init__"}
 FORBIDDEN: dict[str, set[str]] = {
     # layer -> top-level routetrace modules/packages it must not import
     "core": {"loaders", "routes", "maps", "app", "cli", "case", "samples", "testing", "fuzzing"},

@@ -109,7 +109,7 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert rc == 1
     assert "junk.gpx" in err and "malformed XML" in err and "Traceback" not in err
-    assert not (tmp_path / "case").exists()  # a first ingest that loaded nothing leaves nothing
+    assert "junk.gpx" in (tmp_path / "case" / "quality.csv").read_text()  # what was tried is kept
     rc = main(["info", str(tmp_path / "nowhere")])
     assert rc == 1 and "not a case folder" in capsys.readouterr().err
     assert main(["export"]) == 2  # usage error

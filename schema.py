@@ -231,6 +231,9 @@ FLAGS: dict[str, str] = {
     "bounded_by_ignition": "start or end set by a vehicle ignition event",
     "time_from_gps": "time taken from the GPS clock, not the device clock",
     "no_time": "the source gives no time for this point; never given an invented one",
+    "gps_week_rollover_suspect": ("the receiver's date may be 1024 weeks (7168 days) early (GPS "
+                                  "week-number rollover); kept as logged, the date 1024 weeks "
+                                  "later and the rule that fired are in `extra`"),
 }
 
 

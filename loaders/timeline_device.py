@@ -282,7 +282,8 @@ def _raw_position(p: Mapping[str, Any], rec: str) -> dict[str, Any] | str:
 
 def _raw_activity(a: Mapping[str, Any], rec: str) -> dict[str, Any] | str:
     t = parse_time(a.get("timestamp"))
-    acts = a.get("probableActivities") if isinstance(a.get("probableActivities"), list) else []
+    got = a.get("probableActivities")
+    acts: list[Any] = got if isinstance(got, list) else []
     types = [[x.get("type"), number(x.get("confidence"))] for x in acts if isinstance(x, Mapping)]
     best = max(types, key=lambda q: q[1] if q[1] is not None else -1, default=[None, None])
     if isinstance(t, str):
@@ -293,7 +294,8 @@ def _raw_activity(a: Mapping[str, Any], rec: str) -> dict[str, Any] | str:
 
 def _raw_wifi(w: Mapping[str, Any], rec: str) -> list[dict[str, Any]] | str:
     t = parse_time(w.get("deliveryTime"))
-    devs = w.get("devicesRecords") if isinstance(w.get("devicesRecords"), list) else []
+    got = w.get("devicesRecords")
+    devs: list[Any] = got if isinstance(got, list) else []
     rows = [{"record": rec, "t_utc": t, "mac": d.get("mac"), "rssi": number(d.get("rawRssi"))}
             for d in devs if isinstance(d, Mapping)]
     if not rows:
@@ -345,7 +347,8 @@ def _raw_signal(sig: object, rec: str, out: _Out) -> None:
 ))
 def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load an Android on-device Timeline export. Options: none."""
-    doc = read_json(path, ctx)
+    jd = read_json(path, ctx)
+    doc = jd.doc
     if not isinstance(doc, dict):
         raise ctx.error(CorruptSource, "top level is not a JSON object: not a Timeline.json")
     out = _Out()
@@ -353,12 +356,15 @@ def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
     if not isinstance(segs, list):
         raise ctx.error(CorruptSource, "'semanticSegments' is not an array")
     for i, seg in enumerate(segs):
-        _segment(seg, f"semanticSegments[{i}]", out, ios=False)
+        if not jd.take(f"semanticSegments[{i}]", out):
+            _segment(seg, f"semanticSegments[{i}]", out, ios=False)
     raw = doc.get("rawSignals", [])
     if not isinstance(raw, list):
         raise ctx.error(CorruptSource, "'rawSignals' is not an array")
     for j, sig in enumerate(raw):
-        _raw_signal(sig, f"rawSignals[{j}]", out)
+        if not jd.take(f"rawSignals[{j}]", out):
+            _raw_signal(sig, f"rawSignals[{j}]", out)
+    jd.rest(out)
     prof = doc.get("userLocationProfile")
     freq = prof.get("frequentPlaces") if isinstance(prof, Mapping) else None
     for k, fp in enumerate(freq if isinstance(freq, list) else []):
@@ -386,13 +392,16 @@ def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
 ))
 def load_timeline_ios(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load an iOS on-device Timeline export. Options: none."""
-    doc = read_json(path, ctx)
+    jd = read_json(path, ctx)
+    doc = jd.doc
     if not isinstance(doc, list):
         raise ctx.error(CorruptSource, "top level is not a JSON array: not an iOS "
                         "location-history.json")
     out = _Out()
     for i, item in enumerate(doc):
-        _segment(item, f"[{i}]", out, ios=True)
+        if not jd.take(f"[{i}]", out):
+            _segment(item, f"[{i}]", out, ios=True)
+    jd.rest(out)
     return out.finish(ctx, "ISO-8601 times with each item's own UTC offset, converted to UTC; "
                            "timelinePath point time = item startTime + "
                            "durationMinutesOffsetFromStartTime minutes (flag derived)")
@@ -406,14 +415,17 @@ def load_timeline_ios(path: Path, *, ctx: LoadContext) -> LoadResult:
 ))
 def load_timeline_edits(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a Timeline Edits file. Options: none."""
-    doc = read_json(path, ctx)
+    jd = read_json(path, ctx)
+    doc = jd.doc
     edits = doc.get("timelineEdits") if isinstance(doc, dict) else None
     if not isinstance(edits, list):
         raise ctx.error(CorruptSource, "no 'timelineEdits' array")
     out = _Out()
     for i, e in enumerate(edits):
-        out.n += 1
         rec = f"timelineEdits[{i}]"
+        if jd.take(rec, out):
+            continue
+        out.n += 1
         sig = e.get("rawSignal") if isinstance(e, Mapping) else None
         sig = sig.get("signal") if isinstance(sig, Mapping) else None
         pos = sig.get("position") if isinstance(sig, Mapping) else None
@@ -444,4 +456,5 @@ def load_timeline_edits(path: Path, *, ctx: LoadContext) -> LoadResult:
             "extra": compact_json({"deviceId": e.get("deviceId"), "accuracyMm": mm,
                                    "source": pos.get("source")}),
         })
+    jd.rest(out)
     return out.finish(ctx, "ISO-8601 timestamps with Z/offset, UTC")

@@ -431,6 +431,9 @@ FLAGS: dict[str, str] = {
     "no_time": "the source gives no time for this point; never given an invented one",
     "damaged_frame": "the record parsed whole from a message that failed its CRC or length "
                      "check (kept by option; see the loader's docs)",
+    "gps_week_rollover_suspect": ("the receiver's date may be 1024 weeks (7168 days) early (GPS "
+                                  "week-number rollover); kept as logged, the date 1024 weeks "
+                                  "later and the rule that fired are in `extra`"),
 }
 
 

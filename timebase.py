@@ -13,7 +13,14 @@ Sources
   (Teltonika wiki, "Codec 7"; traccar TeltonikaProtocolDecoder).
 * FIT: seconds since 1989-12-31T00:00:00Z (Garmin FIT SDK, "date_time").
 * GPS: seconds since 1980-01-06T00:00:00Z; week numbers roll over every 1024 weeks
-  (IS-GPS-200). NMEA and EXIF carry UTC already.
+  (IS-GPS-200, 20.3.3.3.1.1: a 10-bit week number). A receiver whose firmware resolves
+  the rollover wrongly reports dates exactly :data:`GPS_WEEK_ROLLOVER` (7168 days) early,
+  e.g. 1999-10-16 for 2019-06-01 (US Coast Guard NAVCEN, "GPS Week Number Roll Over",
+  2019). NMEA and EXIF carry UTC already.
+* Satellite systems named by NMEA talker ids, first satellite launched
+  (:data:`GNSS_FIRST_LAUNCH`): Galileo GIOVE-A 2005-12-28 (ESA), BeiDou-1A 2000-10-31
+  (CSNO), QZS-1 2010-09-11 (JAXA), IRNSS-1A 2013-07-01 (ISRO). A receiver cannot report
+  a fix from a system before its first satellite was in orbit.
 * Windows FILETIME: 100 ns ticks since 1601-01-01T00:00:00Z.
 """
 
@@ -31,7 +38,9 @@ from .errors import ParameterError
 __all__ = [
     "APPLE_EPOCH",
     "FIT_EPOCH",
+    "GNSS_FIRST_LAUNCH",
     "GPS_EPOCH",
+    "GPS_WEEK_ROLLOVER",
     "PLAUSIBLE",
     "TELTONIKA_GH_EPOCH",
     "UNIX_EPOCH",
@@ -47,6 +56,18 @@ TELTONIKA_GH_EPOCH = pd.Timestamp("2007-01-01T00:00:00Z")
 FIT_EPOCH = pd.Timestamp("1989-12-31T00:00:00Z")
 GPS_EPOCH = pd.Timestamp("1980-01-06T00:00:00Z")
 FILETIME_EPOCH = pd.Timestamp("1601-01-01T00:00:00Z")
+
+#: The GPS week-number rollover period: 1024 weeks = 7168 days (IS-GPS-200).
+GPS_WEEK_ROLLOVER = pd.Timedelta(weeks=1024)
+
+#: NMEA talker id -> UTC date of the first satellite of that system (see the module notes).
+GNSS_FIRST_LAUNCH: dict[str, pd.Timestamp] = {
+    "GA": pd.Timestamp("2005-12-28T00:00:00Z"),  # Galileo (GIOVE-A)
+    "GB": pd.Timestamp("2000-10-31T00:00:00Z"),  # BeiDou (BeiDou-1A)
+    "BD": pd.Timestamp("2000-10-31T00:00:00Z"),  # BeiDou, older talker id
+    "GQ": pd.Timestamp("2010-09-11T00:00:00Z"),  # QZSS (QZS-1)
+    "GI": pd.Timestamp("2013-07-01T00:00:00Z"),  # NavIC (IRNSS-1A)
+}
 
 #: Times outside this window are treated as bogus by loaders (rejected with a reason).
 PLAUSIBLE = (pd.Timestamp("1980-01-01T00:00:00Z"), pd.Timestamp("2100-01-01T00:00:00Z"))

@@ -444,10 +444,12 @@ def _load_file(
     except RoutetraceError:
         raise
     except MemoryError:
-        raise
+        pass  # raised below, outside this block: no traceback keeps the failed load's memory
     except Exception as exc:  # parser libraries raise anything on hostile bytes
         raise CorruptSource(f"cannot be read as {spec.name}: {type(exc).__name__}: {exc}",
                             path=display_path) from exc
+    raise LoaderError(f"ran out of memory reading it as {spec.name}: this file is not loaded, "
+                      "the others are (read it on a machine with more memory)", path=display_path)
 
 
 def load(

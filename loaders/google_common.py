@@ -6,6 +6,12 @@ Coordinates come in four spellings: integer ``latitudeE7``/``longitudeE7`` (or
 (``'0.950000'``, iOS). Times are ISO-8601 with ``Z`` or an offset, or Unix milliseconds as
 a string (``timestampMs``, pre-2019 Takeout).
 
+Every JSON loader reads within two limits (:data:`MAX_DEPTH` nesting levels,
+:data:`MAX_STRING_BYTES` per string), checked first by a streamed scan (:class:`JsonShape`):
+a record (an element of the file's record array) beyond them is a reject naming it, with
+its JSON text's length, SHA-256 and first characters; the parser sees ``null`` in its
+place. An excess outside any record makes the file unreadable (a file error).
+
 Old Takeout exports contain E7 values that overflowed a signed 32-bit integer (a latitude
 ``> 900000000``, a longitude ``> 1800000000``): the documented repair, used by every
 parser of these files, is to subtract 2**32; such rows get ``{"e7_wrapped": true}`` in
@@ -14,16 +20,24 @@ parser of these files, is to subtract 2**32; such rows get ``{"e7_wrapped": true
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from .. import timebase
 
 __all__ = [
+    "MAX_DEPTH",
+    "MAX_STRING_BYTES",
+    "JsonShape",
+    "NulledStream",
+    "Oversize",
     "device_subject",
     "e7_pair",
     "fix_kind",
@@ -163,3 +177,318 @@ def first(d: Mapping[str, Any], *keys: str) -> Any:
         if k in d:
             return d[k]
     return None
+
+
+# --- bounded JSON: nesting depth and string length -----------------------------------------
+
+#: Deepest nesting read (objects and arrays, the root counted as 1). Google's exports nest
+#: about 8 levels; a value deeper than this is hostile or broken, and parsers pay for depth
+#: with memory (ijson builds a prefix string per level: 200 KB nested drove it past 15 GB).
+MAX_DEPTH = 64
+#: Longest JSON string read, in bytes as written (escapes included). Names and addresses
+#: are under 1 KiB; a 500 MB string would be copied into every exhibit.
+MAX_STRING_BYTES = 65_536
+_SCAN_BYTES = 1 << 20
+
+
+@dataclass
+class Oversize:
+    """A record whose JSON text is too deep or holds too long a string.
+
+    ``record`` is its locator (``locations[12]``, ``[3]`` for an element of a top-level
+    array); ``start``/``end`` its byte range in the file; ``depth`` the deepest nesting
+    seen in it, ``longest`` its longest string in bytes (up to where it was cut off).
+    """
+
+    record: str
+    start: int
+    end: int = -1
+    depth: int = 0
+    longest: int = 0
+
+
+class JsonShape:
+    """Streamed, vectorised scan of a JSON file's nesting depth and string lengths.
+
+    Records are the elements of a top-level array, or of an array that is the value of a
+    key of the top-level object (``{"locations": [...]}``). Feed bytes with :meth:`feed`,
+    then :meth:`close`; :attr:`oversize` lists the records over ``max_depth`` or
+    ``max_string``, :attr:`outside` the first excess outside any record (byte offset and
+    what), which makes the file unreadable as a whole. Memory: a few arrays the size of
+    one chunk.
+
+    >>> s = JsonShape(max_depth=3)
+    >>> s.feed(b'{"a": [1, [[2]], {"k": "v"}]}')
+    >>> s.close()
+    >>> [(o.record, o.start, o.end, o.depth) for o in s.oversize]
+    [('a[1]', 9, 15, 4)]
+    """
+
+    def __init__(self, *, max_depth: int = MAX_DEPTH, max_string: int = MAX_STRING_BYTES) -> None:
+        self.max_depth, self.max_string = max_depth, max_string
+        self.oversize: list[Oversize] = []
+        self.outside: tuple[int, str] | None = None
+        self._off = 0  # bytes fed before the current chunk
+        self._depth = 0
+        self._in_str = False
+        self._str_start = -1  # file offset of the open string's quote
+        self._bs_run = 0  # backslashes ending the last chunk
+        self._root = 0  # the first structural byte: ord('{') or ord('[')
+        self._key = b""  # the last string at depth 1 (a key of the top-level object)
+        self._chunk_keys: list[tuple[int, bytes]] = []  # (end offset in chunk, key) this chunk
+        self._key_buf: bytes | None = None  # start of a depth-1 string cut by the chunk end
+        self._rec: tuple[str, int] | None = None  # (array name, element depth) inside one
+        self._index = 0  # index of the current element of the record array
+        self._elem_start = 0
+        self._pending: dict[int, Oversize] = {}
+        self._long: dict[int, int] = {}
+
+    def feed(self, chunk: bytes) -> None:
+        """Scan the next bytes of the file."""
+        n = len(chunk)
+        if not n:
+            return
+        arr = np.frombuffer(chunk, dtype=np.uint8)
+        uq = self._unescaped_quotes(arr)
+        toggles = np.zeros(n, dtype=np.int32)
+        toggles[uq] = 1
+        inside = ((np.cumsum(toggles, dtype=np.int32) + int(self._in_str)) & 1).astype(bool)
+        opens = ((arr == 91) | (arr == 123)) & ~inside
+        closes = ((arr == 93) | (arr == 125)) & ~inside
+        depth = self._depth + np.cumsum(opens.astype(np.int32) - closes.astype(np.int32))
+        long_at = self._strings(chunk, uq, depth)
+        a = 0
+        for p in [*np.flatnonzero((opens & (depth <= 2)) | (closes & (depth <= 1))).tolist(), n]:
+            self._segment(arr, inside, depth, long_at, a, p)
+            if p < n:
+                self._event(p, int(arr[p]), int(depth[p]))
+            a = p + 1
+        self._depth = int(depth[-1])
+        self._in_str = bool(inside[-1])
+        self._off += n
+        if self._chunk_keys:
+            self._key = self._chunk_keys[-1][1]
+
+    def _unescaped_quotes(self, arr: np.ndarray) -> np.ndarray:
+        """Chunk offsets of the quotes that open or close a string (not ``\\"``)."""
+        q = np.flatnonzero(arr == 34)
+        bs = arr == 92
+        carried = self._bs_run
+        if not bs.any():
+            self._bs_run = 0
+            return q[1:] if carried % 2 and len(q) and q[0] == 0 else q
+        idx = np.arange(len(arr))
+        last_nb = np.maximum.accumulate(np.where(bs, -1, idx))  # last non-backslash at or before i
+        run_end = int(last_nb[-1])
+        self._bs_run = (len(arr) - 1 - run_end) + (carried if run_end < 0 else 0)
+        if not len(q):
+            return q
+        prev = q - 1
+        before = last_nb[np.maximum(prev, 0)]
+        run = np.where(before < 0, prev + 1 + carried, prev - before)
+        run = np.where(prev < 0, carried, run)
+        return q[run % 2 == 0]
+
+    def _strings(self, chunk: bytes, uq: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Chunk offsets where a string over the limit ends (or the chunk ends inside it)."""
+        if self._in_str:  # the first quote closes the string carried from the last chunk
+            opens = np.concatenate([[self._str_start - self._off], uq[1::2]])
+            ends = uq[0::2]
+        else:
+            opens, ends = uq[0::2], uq[1::2]
+        pairs = len(ends)
+        lengths = ends - opens[:pairs] - 1
+        over = lengths > self.max_string
+        long_at, long_len = ends[over], lengths[over]
+        if len(opens) > pairs:  # a string still open at the end of the chunk
+            start = int(opens[-1])
+            self._str_start = start + self._off
+            if len(chunk) - start - 1 > self.max_string:
+                long_at = np.append(long_at, len(chunk) - 1)
+                long_len = np.append(long_len, len(chunk) - start - 1)
+        self._long = dict(zip(long_at.tolist(), long_len.tolist(), strict=True))
+        if self._root != 91:
+            self._keys(chunk, opens, ends, depth)
+        return long_at
+
+    def _keys(self, chunk: bytes, opens: np.ndarray, ends: np.ndarray, depth: np.ndarray) -> None:
+        """Remember the last string at depth 1: the key of the array that may open next."""
+        pairs = len(ends)
+        self._chunk_keys = []
+        if len(opens) and opens[0] < 0 and not pairs:  # the whole chunk inside one string
+            if self._key_buf is not None:
+                self._key_buf = (self._key_buf + chunk)[:1024]
+            return
+        o_all = opens[:pairs]
+        if pairs and o_all[0] < 0 and self._key_buf is not None:
+            self._chunk_keys.append((int(ends[0]), (self._key_buf + chunk[: int(ends[0])])[:1024]))
+        at1 = (o_all >= 0) & (depth[np.maximum(o_all, 0)] == 1)
+        for o, e in zip(o_all[at1].tolist(), ends[at1].tolist(), strict=True):
+            self._chunk_keys.append((e, chunk[o + 1: e][:1024]))
+        self._key_buf = None
+        if len(opens) > pairs and opens[-1] >= 0 and depth[int(opens[-1])] == 1:
+            self._key_buf = chunk[int(opens[-1]) + 1:][:1024]
+
+    def _segment(self, arr: np.ndarray, inside: np.ndarray, depth: np.ndarray,
+                 long_at: np.ndarray, a: int, b: int) -> None:
+        """Bytes ``a..b`` of the chunk, between two low-depth events: elements and excesses."""
+        if a >= b:
+            return
+        deep = np.flatnonzero(depth[a:b] > self.max_depth) + a
+        longs = long_at[(long_at >= a) & (long_at < b)]
+        if self._rec is None:
+            if (len(deep) or len(longs)) and self.outside is None:
+                p = int(deep[0]) if len(deep) else int(longs[0])
+                what = (f"nesting deeper than {self.max_depth} levels" if len(deep)
+                        else f"a string longer than {self.max_string:,} bytes")
+                self.outside = (self._off + p, what)
+            return
+        seps = np.flatnonzero((arr[a:b] == 44) & ~inside[a:b] & (depth[a:b] == self._rec[1])) + a
+        if len(deep):  # the deepest point of each element
+            _, first = np.unique(np.searchsorted(seps, deep), return_index=True)
+            for p, d in zip(deep[first].tolist(),
+                            np.maximum.reduceat(depth[deep], first).tolist(), strict=True):
+                self._mark(seps, p, d)
+        for p in longs.tolist():
+            self._mark(seps, p, int(depth[p]))
+        for s in seps.tolist():
+            self._end_element(self._off + s)
+
+    def _mark(self, seps: np.ndarray, p: int, depth: int) -> None:
+        assert self._rec is not None
+        j = int(np.searchsorted(seps, p))
+        index = self._index + j
+        start = self._elem_start if j == 0 else self._off + int(seps[j - 1]) + 1
+        o = self._pending.setdefault(index, Oversize(f"{self._rec[0]}[{index}]", start))
+        o.depth = max(o.depth, depth)
+        o.longest = max(o.longest, self._long.get(p, 0))
+
+    def _end_element(self, end: int) -> None:
+        o = self._pending.pop(self._index, None)
+        if o is not None:
+            o.end = end
+            self.oversize.append(o)
+        self._index += 1
+        self._elem_start = end + 1
+
+    def _event(self, p: int, byte: int, depth_after: int) -> None:
+        """An array or object opened at depth 1-2, or closed back to depth 0-1."""
+        if self._root == 0:
+            self._root = byte
+        if byte in (91, 123) and self._rec is None:
+            if depth_after == 1 and byte == 91:
+                self._enter("", 1, p)
+            elif depth_after == 2 and byte == 91 and self._root == 123:
+                key = self._key
+                for end, k in self._chunk_keys:
+                    if end < p:
+                        key = k
+                self._enter(key.decode("utf-8", "replace"), 2, p)
+        elif byte in (93, 125) and self._rec is not None and depth_after == self._rec[1] - 1:
+            if self._off + p > self._elem_start or self._pending:
+                self._end_element(self._off + p)
+            self._rec = None
+
+    def _enter(self, name: str, elem_depth: int, p: int) -> None:
+        self._rec = (name, elem_depth)
+        self._index = 0
+        self._elem_start = self._off + p + 1
+        self._pending = {}
+
+    def close(self) -> None:
+        """End of file: a record still open (a truncated file) ends at the end."""
+        if self._rec is not None and self._pending:
+            self._end_element(self._off)
+        self._pending = {}
+
+
+def scan_json(fh: IO[bytes]) -> JsonShape:
+    """Scan ``fh`` from where it stands to its end with :class:`JsonShape`."""
+    shape = JsonShape()
+    while chunk := fh.read(_SCAN_BYTES):
+        shape.feed(chunk)
+    shape.close()
+    return shape
+
+
+def oversize_reason(o: Oversize, text: Iterable[bytes]) -> str:
+    """The reject reason for an oversize record: what exceeded which limit, and its JSON
+    text cut to its first characters, with its length and SHA-256 (``text``: its bytes,
+    in pieces)."""
+    digest, n, head = hashlib.sha256(), 0, b""
+    for piece in text:
+        digest.update(piece)
+        n += len(piece)
+        if len(head) < 96:
+            head += piece[:96]
+    what = []
+    if o.depth > MAX_DEPTH:
+        what.append(f"nested {o.depth:,} levels deep (limit {MAX_DEPTH})")
+    if o.longest > MAX_STRING_BYTES:
+        what.append(f"holds a string of {o.longest:,} bytes (limit {MAX_STRING_BYTES:,})")
+    cut = head.strip()[:48].decode("utf-8", "replace")
+    return (f"{' and '.join(what)}: not read; its JSON text ({n:,} bytes, SHA-256 "
+            f"{digest.hexdigest()}) begins {cut!r}")
+
+
+def file_pieces(fh: IO[bytes], start: int, end: int) -> Iterator[bytes]:
+    """Bytes ``start..end`` of ``fh``, in pieces of at most 1 MiB."""
+    fh.seek(start)
+    left = end - start
+    while left > 0 and (piece := fh.read(min(left, _SCAN_BYTES))):
+        left -= len(piece)
+        yield piece
+
+
+def outside_error(shape: JsonShape) -> str | None:
+    """The file-level message when an excess lies outside any record, else ``None``."""
+    if shape.outside is None:
+        return None
+    at, what = shape.outside
+    return (f"{what} at byte {at:,}, outside any record: not read (a location export "
+            "nests a few levels and holds short strings)")
+
+
+class NulledStream:
+    """A binary stream that reads ``fh`` from ``base`` with byte ranges replaced by ``null``.
+
+    Used to hand a parser a file whose oversize records (:class:`JsonShape`) are cut out:
+    the parser sees ``null`` in their place and never the deep or long value. ``tell`` is
+    the offset in the underlying file.
+    """
+
+    def __init__(self, fh: IO[bytes], base: int, ranges: Iterable[tuple[int, int]]) -> None:
+        self.fh, self.base = fh, base
+        self.ranges = sorted(ranges)
+        self.pos = 0
+        self.k = 0
+        fh.seek(base)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (a ``null`` may make it a few more or fewer)."""
+        size = _SCAN_BYTES if size is None or size < 0 else size
+        out: list[bytes] = []
+        while size > 0:
+            if self.k < len(self.ranges) and self.pos >= self.ranges[self.k][0]:
+                self.pos = self.ranges[self.k][1]
+                self.k += 1
+                self.fh.seek(self.base + self.pos)
+                out.append(b"null")
+                size -= 4
+                continue
+            limit = self.ranges[self.k][0] - self.pos if self.k < len(self.ranges) else size
+            piece = self.fh.read(min(size, limit))
+            if not piece:
+                break
+            self.pos += len(piece)
+            size -= len(piece)
+            out.append(piece)
+        return b"".join(out)
+
+    def tell(self) -> int:
+        """Offset in the underlying file."""
+        return self.base + self.pos
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        self.fh.close()

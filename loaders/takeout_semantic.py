@@ -1,7 +1,9 @@
 """Google Takeout Semantic Location History: monthly ``YYYY_MONTH.json`` files.
 
 File shape: ``{"timelineObjects": [{"placeVisit": {...}} | {"activitySegment": {...}}]}``
-(a UTF-8 BOM is tolerated). Monthly files are a few MB, read whole.
+(a UTF-8 BOM is tolerated). Monthly files are a few MB, read whole, after a scan that
+cuts out any ``timelineObjects[i]`` nested deeper or holding a longer string than the
+limits in :mod:`~routetrace.loaders.google_common` (a reject with its length and SHA-256).
 
 What becomes what (record locators are JSON paths, each one record):
 
@@ -45,13 +47,23 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
 from ..errors import CorruptSource
 from .base import LoadContext, LoaderSpec, LoadResult, compact_json, register
-from .google_common import e7_pair, first, fix_kind, number, parse_time, sniff_json_keys
+from .google_common import (
+    JsonShape,
+    e7_pair,
+    first,
+    fix_kind,
+    number,
+    outside_error,
+    oversize_reason,
+    parse_time,
+    sniff_json_keys,
+)
 
 __all__ = ["load_semantic", "sniff_semantic"]
 
@@ -61,15 +73,63 @@ def sniff_semantic(path: Path, head: bytes) -> bool:
     return sniff_json_keys(head, "timelineObjects")
 
 
-def read_json(path: Path, ctx: LoadContext) -> Any:
-    """Parse a whole JSON file (UTF-8, BOM tolerated) or raise CorruptSource naming the spot."""
+class JsonDoc(NamedTuple):
+    """A parsed JSON file and the records cut out of it (locator -> reject reason)."""
+
+    doc: Any
+    cut: dict[str, str]
+
+    def take(self, rec: str, out: Any) -> bool:
+        """Count and reject ``rec`` when it was cut (``out`` has ``n`` and ``rejects``)."""
+        why = self.cut.pop(rec, None)
+        if why is None:
+            return False
+        out.n += 1
+        out.rejects.append((rec, why))
+        return True
+
+    def rest(self, out: Any) -> None:
+        """Reject the cut records no loop met (elements of arrays the loader does not read)."""
+        for rec, why in sorted(self.cut.items()):
+            out.n += 1
+            out.rejects.append((rec, why))
+        self.cut.clear()
+
+
+def _cut_oversize(raw: bytes, base: int, ctx: LoadContext) -> tuple[bytes, dict[str, str]]:
+    """Scan ``raw`` (from ``base``, after a BOM) for records beyond the JSON limits; return
+    the bytes with each one replaced by ``null`` and the reject reasons by locator."""
+    shape = JsonShape()
+    for k in range(base, len(raw), 1 << 20):
+        shape.feed(raw[k:k + (1 << 20)])
+    shape.close()
+    if (err := outside_error(shape)) is not None:
+        raise ctx.error(CorruptSource, err)
+    if not shape.oversize:
+        return raw, {}
+    parts, prev, cut = [raw[:base]], base, {}
+    for o in shape.oversize:
+        cut[o.record] = oversize_reason(o, [raw[base + o.start: base + o.end]])
+        parts += [raw[prev: base + o.start], b"null"]
+        prev = base + o.end
+    return b"".join([*parts, raw[prev:]]), cut
+
+
+def read_json(path: Path, ctx: LoadContext) -> JsonDoc:
+    """Parse a whole JSON file (UTF-8, BOM tolerated) or raise CorruptSource naming the spot.
+
+    Records beyond :data:`~routetrace.loaders.google_common.MAX_DEPTH` or
+    :data:`~routetrace.loaders.google_common.MAX_STRING_BYTES` are cut out first (parsed
+    as ``null``) and returned in ``cut`` with their reject reasons.
+    """
     raw = path.read_bytes()
+    raw, cut = _cut_oversize(raw, 3 if raw.startswith(b"\xef\xbb\xbf") else 0, ctx)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ctx.error(CorruptSource, f"not UTF-8 text (byte {exc.start})") from exc
     try:
-        return json.loads(text)
+        return JsonDoc(json.loads(text), cut)
     except json.JSONDecodeError as exc:
         raise ctx.error(CorruptSource, f"malformed JSON at line {exc.lineno} column {exc.colno}: "
                         f"{exc.msg} (truncated file?)") from exc
@@ -288,7 +348,8 @@ def _parking(p: object, rec: str, out: _Out) -> None:
 ))
 def load_semantic(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load one Semantic Location History month. Options: none."""
-    doc = read_json(path, ctx)
+    jd = read_json(path, ctx)
+    doc = jd.doc
     objs = doc.get("timelineObjects") if isinstance(doc, dict) else None
     if not isinstance(objs, list):
         raise ctx.error(CorruptSource, "no 'timelineObjects' array: not a Semantic Location "
@@ -296,6 +357,8 @@ def load_semantic(path: Path, *, ctx: LoadContext) -> LoadResult:
     out = _Out()
     for i, o in enumerate(objs):
         rec = f"timelineObjects[{i}]"
+        if jd.take(rec, out):
+            continue
         if isinstance(o, Mapping) and isinstance(o.get("placeVisit"), Mapping):
             _visit(o["placeVisit"], f"{rec}.placeVisit", out)
         elif isinstance(o, Mapping) and isinstance(o.get("activitySegment"), Mapping):
@@ -305,6 +368,7 @@ def load_semantic(path: Path, *, ctx: LoadContext) -> LoadResult:
             keys = sorted(o)[:5] if isinstance(o, Mapping) else type(o).__name__
             out.rejects.append((rec, f"timeline object is neither placeVisit nor "
                                      f"activitySegment ({keys})"))
+    jd.rest(out)
     places = pd.DataFrame(out.places) if out.places else None
     if places is not None:
         places["subject_id"] = ctx.subject(Path(ctx.member or ctx.display_path).stem)

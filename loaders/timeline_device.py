@@ -21,6 +21,8 @@ Android ``Timeline.json`` (loader ``google-timeline-android``)
     ``rawSignals[j].activityRecord``            event ``activity`` (most likely type)
     ``rawSignals[j].wifiScan``                  extra table ``wifi_scans`` (one row per
                                                 access point: mac, rssi); not a position
+    (an element holding several of these)       each part its row, one record; an unusable
+                                                part is named in the others' ``extra``
     ``userLocationProfile.frequentPlaces[k]``   place ``frequent`` (label), flag ``no_time``
     ==========================================  ===========================================
 
@@ -261,61 +263,80 @@ def _segment(seg: object, rec: str, out: _Out, *, ios: bool) -> None:
                                                      "platform": "ios" if ios else "android"})})
 
 
+Part = tuple[str, dict[str, Any] | list[dict[str, Any]] | str]
+
+
+def _raw_position(p: Mapping[str, Any], rec: str) -> dict[str, Any] | str:
+    pos = latlng(p.get("LatLng", p.get("latLng", p.get("point"))))
+    t = parse_time(p.get("timestamp"))
+    if isinstance(pos, str):
+        return f"position: {pos}"
+    if isinstance(t, str):
+        return f"position time: {t}"
+    return {"record": rec, "t_utc": t, "lat": pos[0], "lon": pos[1],
+            "h_acc_m": number(p.get("accuracyMeters")), "alt_m": number(p.get("altitudeMeters")),
+            "speed_mps": number(p.get("speedMetersPerSecond")), "fix_kind": fix_kind(p.get("source")),
+            "extra": {"source": p.get("source"), "path": "rawSignals",
+                      "offset_min": utc_offset_min(p.get("timestamp"))}}
+
+
+def _raw_activity(a: Mapping[str, Any], rec: str) -> dict[str, Any] | str:
+    t = parse_time(a.get("timestamp"))
+    got = a.get("probableActivities")
+    acts: list[Any] = got if isinstance(got, list) else []
+    types = [[x.get("type"), number(x.get("confidence"))] for x in acts if isinstance(x, Mapping)]
+    best = max(types, key=lambda q: q[1] if q[1] is not None else -1, default=[None, None])
+    if isinstance(t, str):
+        return f"activity record time: {t}"
+    return {"record": rec, "t_utc": t, "kind": "activity", "value": best[1], "unit": "probability",
+            "text": best[0] if isinstance(best[0], str) else None, "extra": {"activities": types}}
+
+
+def _raw_wifi(w: Mapping[str, Any], rec: str) -> list[dict[str, Any]] | str:
+    t = parse_time(w.get("deliveryTime"))
+    got = w.get("devicesRecords")
+    devs: list[Any] = got if isinstance(got, list) else []
+    rows = [{"record": rec, "t_utc": t, "mac": d.get("mac"), "rssi": number(d.get("rawRssi"))}
+            for d in devs if isinstance(d, Mapping)]
+    if not rows:
+        return f"wifi scan without access points ({sorted(w)[:5]}); nothing to keep"
+    if isinstance(t, str):
+        return f"wifi scan time: {t}"
+    for r in rows:
+        mac = r["mac"]
+        r["mac"] = (":".join(f"{(mac >> s) & 0xFF:02x}" for s in range(40, -1, -8))
+                    if isinstance(mac, int) and 0 <= mac < 2**48 else str(mac))
+    return rows
+
+
+_RAW_PARTS = (("position", _raw_position), ("activityRecord", _raw_activity), ("wifiScan", _raw_wifi))
+
+
 def _raw_signal(sig: object, rec: str, out: _Out) -> None:
+    """One ``rawSignals`` element: each of its parts (``position``, ``activityRecord``,
+    ``wifiScan``; an element may hold several) gives its own row, all under the element's
+    record. A part that cannot be used is named in the ``extra`` of the rows the others
+    gave (``unusable_parts``); the element is a reject only when no part gives a row."""
     out.n += 1
     if not isinstance(sig, Mapping):
         out.rejects.append((rec, "raw signal is not an object"))
         return
-    if isinstance(sig.get("position"), Mapping):
-        p = sig["position"]
-        pos = latlng(p.get("LatLng", p.get("latLng", p.get("point"))))
-        t = parse_time(p.get("timestamp"))
-        if isinstance(pos, str):
-            out.rejects.append((rec, f"position: {pos}"))
-        elif isinstance(t, str):
-            out.rejects.append((rec, f"position time: {t}"))
-        else:
-            out.fixes.append({
-                "record": rec, "t_utc": t, "lat": pos[0], "lon": pos[1],
-                "h_acc_m": number(p.get("accuracyMeters")), "alt_m": number(p.get("altitudeMeters")),
-                "speed_mps": number(p.get("speedMetersPerSecond")),
-                "fix_kind": fix_kind(p.get("source")),
-                "extra": compact_json({"source": p.get("source"), "path": "rawSignals",
-                                       "offset_min": utc_offset_min(p.get("timestamp"))}),
-            })
-    elif isinstance(sig.get("activityRecord"), Mapping):
-        a = sig["activityRecord"]
-        t = parse_time(a.get("timestamp"))
-        acts = a.get("probableActivities") if isinstance(a.get("probableActivities"), list) else []
-        types = [[x.get("type"), number(x.get("confidence"))] for x in acts
-                 if isinstance(x, Mapping)]
-        best = max(types, key=lambda q: q[1] if q[1] is not None else -1, default=[None, None])
-        if isinstance(t, str):
-            out.rejects.append((rec, f"activity record time: {t}"))
-        else:
-            out.events.append({"record": rec, "t_utc": t, "kind": "activity",
-                               "value": best[1], "unit": "probability",
-                               "text": best[0] if isinstance(best[0], str) else None,
-                               "extra": compact_json({"activities": types})})
-    elif isinstance(sig.get("wifiScan"), Mapping):
-        w = sig["wifiScan"]
-        t = parse_time(w.get("deliveryTime"))
-        devs = w.get("devicesRecords") if isinstance(w.get("devicesRecords"), list) else []
-        rows = [{"record": rec, "t_utc": t, "mac": d.get("mac"), "rssi": number(d.get("rawRssi"))}
-                for d in devs if isinstance(d, Mapping)]
-        if not rows:
-            out.rejects.append((rec, f"wifi scan without access points ({sorted(w)[:5]}); "
-                                     "nothing to keep"))
-        elif isinstance(t, str):
-            out.rejects.append((rec, f"wifi scan time: {t}"))
-        else:
-            for r in rows:
-                mac = r["mac"]
-                r["mac"] = (":".join(f"{(mac >> s) & 0xFF:02x}" for s in range(40, -1, -8))
-                            if isinstance(mac, int) and 0 <= mac < 2**48 else str(mac))
-            out.wifi.extend(rows)
-    else:
+    parts: list[Part] = [(key, fn(sig[key], rec)) for key, fn in _RAW_PARTS
+                         if isinstance(sig.get(key), Mapping)]
+    if not parts:
         out.rejects.append((rec, f"raw signal of unknown kind ({sorted(sig)[:5]})"))
+        return
+    unusable = {key: got for key, got in parts if isinstance(got, str)}
+    if len(unusable) == len(parts):
+        out.rejects.append((rec, "; ".join(unusable.values())))
+        return
+    for key, got in parts:
+        if isinstance(got, list):
+            out.wifi.extend({**r, "unusable_parts": compact_json(unusable)} if unusable else r
+                            for r in got)
+        elif isinstance(got, dict):
+            got["extra"] = compact_json({**got["extra"], "unusable_parts": unusable or None})
+            (out.fixes if key == "position" else out.events).append(got)
 
 
 @register(LoaderSpec(
@@ -326,7 +347,8 @@ def _raw_signal(sig: object, rec: str, out: _Out) -> None:
 ))
 def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load an Android on-device Timeline export. Options: none."""
-    doc = read_json(path, ctx)
+    jd = read_json(path, ctx)
+    doc = jd.doc
     if not isinstance(doc, dict):
         raise ctx.error(CorruptSource, "top level is not a JSON object: not a Timeline.json")
     out = _Out()
@@ -334,12 +356,15 @@ def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
     if not isinstance(segs, list):
         raise ctx.error(CorruptSource, "'semanticSegments' is not an array")
     for i, seg in enumerate(segs):
-        _segment(seg, f"semanticSegments[{i}]", out, ios=False)
+        if not jd.take(f"semanticSegments[{i}]", out):
+            _segment(seg, f"semanticSegments[{i}]", out, ios=False)
     raw = doc.get("rawSignals", [])
     if not isinstance(raw, list):
         raise ctx.error(CorruptSource, "'rawSignals' is not an array")
     for j, sig in enumerate(raw):
-        _raw_signal(sig, f"rawSignals[{j}]", out)
+        if not jd.take(f"rawSignals[{j}]", out):
+            _raw_signal(sig, f"rawSignals[{j}]", out)
+    jd.rest(out)
     prof = doc.get("userLocationProfile")
     freq = prof.get("frequentPlaces") if isinstance(prof, Mapping) else None
     for k, fp in enumerate(freq if isinstance(freq, list) else []):
@@ -367,13 +392,16 @@ def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
 ))
 def load_timeline_ios(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load an iOS on-device Timeline export. Options: none."""
-    doc = read_json(path, ctx)
+    jd = read_json(path, ctx)
+    doc = jd.doc
     if not isinstance(doc, list):
         raise ctx.error(CorruptSource, "top level is not a JSON array: not an iOS "
                         "location-history.json")
     out = _Out()
     for i, item in enumerate(doc):
-        _segment(item, f"[{i}]", out, ios=True)
+        if not jd.take(f"[{i}]", out):
+            _segment(item, f"[{i}]", out, ios=True)
+    jd.rest(out)
     return out.finish(ctx, "ISO-8601 times with each item's own UTC offset, converted to UTC; "
                            "timelinePath point time = item startTime + "
                            "durationMinutesOffsetFromStartTime minutes (flag derived)")
@@ -387,14 +415,17 @@ def load_timeline_ios(path: Path, *, ctx: LoadContext) -> LoadResult:
 ))
 def load_timeline_edits(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a Timeline Edits file. Options: none."""
-    doc = read_json(path, ctx)
+    jd = read_json(path, ctx)
+    doc = jd.doc
     edits = doc.get("timelineEdits") if isinstance(doc, dict) else None
     if not isinstance(edits, list):
         raise ctx.error(CorruptSource, "no 'timelineEdits' array")
     out = _Out()
     for i, e in enumerate(edits):
-        out.n += 1
         rec = f"timelineEdits[{i}]"
+        if jd.take(rec, out):
+            continue
+        out.n += 1
         sig = e.get("rawSignal") if isinstance(e, Mapping) else None
         sig = sig.get("signal") if isinstance(sig, Mapping) else None
         pos = sig.get("position") if isinstance(sig, Mapping) else None
@@ -425,4 +456,5 @@ def load_timeline_edits(path: Path, *, ctx: LoadContext) -> LoadResult:
             "extra": compact_json({"deviceId": e.get("deviceId"), "accuracyMm": mm,
                                    "source": pos.get("source")}),
         })
+    jd.rest(out)
     return out.finish(ctx, "ISO-8601 timestamps with Z/offset, UTC")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -187,3 +188,111 @@ def test_leading_gga_before_midnight_is_dated_the_day_before_the_first_rmc(tmp_p
     p.write_text("\n".join(lines))
     fx = _load(p).fixes  # type: ignore[attr-defined]
     assert fx["t_utc"].tolist() == [pd.Timestamp("2025-03-26T23:59:58Z"), pd.Timestamp("2025-03-27T00:00:01Z")]
+
+
+def _log(tmp_path: Path, lines: list[str], name: str = "log.nmea") -> Path:
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def test_two_talkers_of_one_epoch_are_one_fix_with_the_other_kept(tmp_path: Path) -> None:
+    # a GPS+GLONASS receiver: GP and GL (and a combined GN) GGA for the same epochs
+    lines = []
+    for sec in ("00", "01"):
+        lines += [_s(f"GPRMC,1200{sec}.00,A,5100.0000,N,00352.2000,E,1.0,90.0,010325,,,A"),
+                  _s(f"GPGGA,1200{sec}.00,5100.0000,N,00352.2000,E,1,08,0.9,12.0,M,,M,,"),
+                  _s(f"GLGGA,1200{sec}.00,5100.0001,N,00352.2001,E,1,05,1.2,12.5,M,,M,,"),
+                  _s(f"GNGGA,1200{sec}.00,5100.0002,N,00352.2002,E,1,13,0.7,12.2,M,,M,,")]
+    res = _load(_log(tmp_path, lines))
+    fx = res.fixes  # type: ignore[attr-defined]
+    assert fx["record"].tolist() == ["line 1+2+3+4", "line 5+6+7+8"]  # one fix per epoch
+    assert res.records_read == 2 and len(res.rejects) == 0  # type: ignore[attr-defined]
+    assert fx["lat"].iloc[0] == pytest.approx(51.0) and fx["alt_m"].iloc[0] == 12.0  # the first wins
+    extra = json.loads(fx["extra"].iloc[0])
+    assert [t[:2] for t in extra["other_talkers"]] == [["GL", "GGA"], ["GN", "GGA"]]
+    assert extra["other_talkers"][0][2] == pytest.approx(51 + 0.0001 / 60)
+
+
+def test_real_ublox_log_integrated_talker_gga_joins_its_epoch(realdata_dir: Path) -> None:
+    res = _load(realdata_dir / "nmea" / "pynmeagps_nmea4.log")
+    fx = res.fixes  # type: ignore[attr-defined]
+    assert fx["record"].tolist() == ["line 2+6+7+20+49"]  # $INGGA 10:36:07.00 is the same epoch
+    assert '"other_talkers":[["IN","GGA"' in fx["extra"].iloc[0]
+
+
+def test_magellan_pmgntrk_track_points_are_fixes(tmp_path: Path) -> None:
+    lines = [_s("PMGNTRK,4325.289,N,07953.720,W,00139,M,185034.14,A,,020307"),
+             _s("PMGNTRK,4325.300,N,07953.730,W,00500,F,185035.14,A,TRACK 1,020307"),
+             _s("PMGNTRK,4325.310,N,07953.740,W,00139,M,185036.14,A,,"),  # no date: carried
+             _s("PMGNTRK,4325.320,N,07953.750,W,00139,M,185037.14,V,,020307"),
+             _s("PMGNWPL,4325.289,N,07953.720,W,0000139,M,HOME,,a")]
+    res = _load(_log(tmp_path, lines))
+    fx = res.fixes  # type: ignore[attr-defined]
+    assert fx["t_utc"].tolist() == [pd.Timestamp("2007-03-02T18:50:34.14Z"),
+                                    pd.Timestamp("2007-03-02T18:50:35.14Z"),
+                                    pd.Timestamp("2007-03-02T18:50:36.14Z")]
+    assert fx["lon"].iloc[0] == pytest.approx(-(79 + 53.72 / 60))
+    assert fx["alt_m"].tolist()[:2] == [139.0, pytest.approx(152.4)]  # 500 ft
+    assert '"track":"TRACK 1"' in fx["extra"].iloc[1]
+    reasons = res.rejects.set_index("record")["reason"]  # type: ignore[attr-defined]
+    assert "status V" in reasons["line 4"] and "carries no position" in reasons["line 5"]
+
+
+def test_week_rollover_date_is_flagged_never_corrected(tmp_path: Path) -> None:
+    # 2019-06-01 minus 1024 weeks is 1999-10-16: a receiver that rolled over mid-log
+    lines = [_s("GPRMC,120000.00,A,5100.0000,N,00352.2000,E,1.0,90.0,010619,,,A"),
+             _s("GPRMC,120001.00,A,5100.0000,N,00352.2000,E,1.0,90.0,161099,,,A")]
+    res = _load(_log(tmp_path, lines), format="nmea")
+    fx = res.fixes  # type: ignore[attr-defined]
+    assert fx["t_utc"].iloc[1] == pd.Timestamp("1999-10-16T12:00:01Z")  # kept as logged
+    assert fx["flags"].tolist() == ["", "gps_week_rollover_suspect"]
+    assert '"date_plus_1024_weeks":"2019-06-01T12:00:01+00:00"' in fx["extra"].iloc[1]
+    assert "rollover" in res.source["time_basis"].iloc[0]  # type: ignore[attr-defined]
+    # a multi-GNSS receiver (Galileo satellites in view) cannot log 1999
+    gal = [_s("GNRMC,120001.00,A,5100.0000,N,00352.2000,E,1.0,90.0,161099,,,A"),
+           _s("GAGSV,1,1,01,02,45,120,40,7")]
+    fx = _load(_log(tmp_path, gal, "gal.nmea"), format="nmea").fixes  # type: ignore[attr-defined]
+    assert fx["flags"].tolist() == ["gps_week_rollover_suspect"]
+    assert "talker GA in the log" in fx["extra"].iloc[0]
+    # a GPS-only log: only the examiner's not_before tells
+    gps = [lines[1]]
+    assert _load(_log(tmp_path, gps, "gps.nmea"), format="nmea").fixes["flags"].tolist() == [""]  # type: ignore[attr-defined]
+    fx = _load(tmp_path / "gps.nmea", format="nmea", options={"not_before": "2015-01-01"}).fixes  # type: ignore[attr-defined]
+    assert fx["flags"].tolist() == ["gps_week_rollover_suspect"] and "not_before" in fx["extra"].iloc[0]
+
+
+def test_streamed_log_holds_no_line_list(tmp_path: Path) -> None:
+    import tracemalloc
+
+    fix = [_s("GPRMC,120000.00,A,5100.0000,N,00352.2000,E,1.0,90.0,010325,,,A")]
+    p = tmp_path / "blank.nmea"
+    with open(p, "w") as fh:  # 1,000,000 blank lines: no records, nothing to keep
+        fh.write(fix[0] + "\n" + "  \n" * 1_000_000 + fix[0].replace("120000", "120001")[:-3]
+                 + "*" + format(int(fix[0][-2:], 16) ^ ord("0") ^ ord("1"), "02X") + "\n")
+    tracemalloc.start()
+    try:
+        res = _load(p, format="nmea")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(res.fixes) == 2 and len(res.rejects) == 0  # type: ignore[attr-defined]
+    assert res.fixes["record"].iloc[1] == "line 1000002"  # type: ignore[attr-defined]
+    assert peak < 20 * 2**20  # the whole-file reader peaked at 62 MiB on this file, the stream at 2 MiB
+
+
+def test_a_line_longer_than_a_piece_is_scanned_across_pieces(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from routetrace.loaders import nmea
+
+    monkeypatch.setattr(nmea, "MAX_PIECE_CHARS", 64)
+    noise = "\x01\x02binary" * 20
+    one = _s("GPRMC,120000.00,A,5100.0000,N,00352.2000,E,1.0,90.0,010325,,,A")
+    two = _s("GPGGA,120001.00,5100.0010,N,00352.2100,E,1,08,0.9,12.0,M,,M,,")
+    p = tmp_path / "long.nmea"
+    p.write_text(_s("GPZDA,115959.00,01,03,2025,00,00") + "\n" + noise + one + noise + two + noise
+                 + "\n" + "x" * 200)
+    res = _load(p, format="nmea")
+    assert res.fixes["record"].tolist() == ["line 2.1", "line 2.2"]  # type: ignore[attr-defined]
+    reasons = res.rejects.set_index("record")["reason"]  # type: ignore[attr-defined]
+    assert reasons["line 3"] == "not an NMEA sentence (text or binary data)"

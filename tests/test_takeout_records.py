@@ -178,3 +178,56 @@ def test_sniffer_claims_records_only(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"locations": ["Paris", "Rome"]}')
     with pytest.raises(Exception, match="no loader"):
         detect_format(tmp_path / "x.json")
+
+
+def test_an_over_deep_or_over_long_location_is_a_reject_with_its_hash(tmp_path: Path) -> None:
+    import hashlib
+
+    ok = json.dumps({"latitudeE7": 510000000, "longitudeE7": 38000000,
+                     "timestamp": "2025-10-24T20:00:00Z"})
+    deep = ok[:-1] + ', "activity": ' + "[" * 2_000 + "]" * 2_000 + "}"
+    long = ok[:-1] + ', "source": "' + "W" * 100_000 + '"}'
+    p = tmp_path / "Records.json"
+    p.write_text('{"locations": [' + ", ".join([ok, deep, long, ok]) + "]}", encoding="utf-8")
+    res = load(p)
+    assert_count_rule(res)
+    assert res.fixes["record"].tolist() == ["locations[0]", "locations[3]"]
+    why = res.rejects.set_index("record")["reason"]
+    assert why["locations[1]"].startswith("nested 2,003 levels deep (limit 64): not read")
+    assert f"{len(deep) + 1:,} bytes, SHA-256 " in why["locations[1]"]  # with the ' ' after ','
+    assert hashlib.sha256(b" " + deep.encode()).hexdigest() in why["locations[1]"]
+    assert why["locations[2]"].startswith("holds a string of 100,000 bytes (limit 65,536)")
+    assert "begins '{\"latitudeE7\": 510000000" in why["locations[2]"]
+    # an excess outside the locations is the file's error (not a MemoryError)
+    p.write_text('{"locations": [], "x": {"y": ' + "[" * 100 + "]" * 100 + "}}", encoding="utf-8")
+    with pytest.raises(CorruptSource, match="nesting deeper than 64 levels at byte 91"):
+        load(p)
+
+
+def test_a_200kb_nest_in_a_folder_ingest_stays_small(tmp_path: Path) -> None:
+    """#20: 200 KB of '[' drove ijson past 15 GB and a MemoryError ended the ingest. Run
+    under a 2 GiB address-space cap, in a child process, so the old behaviour fails cleanly."""
+    import subprocess
+    import sys
+    import textwrap
+
+    ev = tmp_path / "evidence"
+    ev.mkdir()
+    ok = {"latitudeE7": 510000000, "longitudeE7": 38000000, "timestamp": "2025-10-24T20:00:00Z"}
+    (ev / "Records.json").write_text(
+        json.dumps({"locations": [ok]})[:-2] + ', {"activity": ' + "[" * 100_000 + "]" * 100_000
+        + "}, " + json.dumps(ok) + "]}", encoding="utf-8")
+    code = textwrap.dedent(f"""
+        import resource
+        from routetrace.loaders import load_many
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+        for o in load_many({str(ev)!r}):
+            r = o.result
+            print(o.error or (len(r.fixes), list(r.rejects["record"]), r.rejects["reason"].iloc[0][:30]))
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "MiB")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "(2, ['locations[1]'], 'nested 100,003 levels deep (li')"
+    assert int(lines[1].split()[0]) < 1024

@@ -134,3 +134,58 @@ def test_malformed_semantic_files(tmp_path: Path) -> None:
         "location": {"latitudeE7": 1, "longitudeE7": 2}, "duration": {"startTimestamp": 5}}}]))
     assert_count_rule(bad_time)
     assert "not a string" in bad_time.rejects["reason"].iloc[0]
+
+
+def test_an_over_deep_timeline_object_is_a_reject_the_others_load(tmp_path: Path) -> None:
+    visit = json.dumps({"placeVisit": {"location": {"latitudeE7": 510000000, "longitudeE7": 38000000},
+                                       "duration": {"startTimestamp": "2025-10-24T20:00:00Z"}}})
+    p = tmp_path / "2025_OCTOBER.json"
+    p.write_text('{"timelineObjects": [' + visit + ', {"placeVisit": ' + "[" * 5_000
+                 + "]" * 5_000 + "}, " + visit + "]}", encoding="utf-8")
+    res = load(p)  # was: the whole month a CorruptSource (recursion limit)
+    assert_count_rule(res)
+    assert res.places["record"].tolist() == ["timelineObjects[0].placeVisit",
+                                             "timelineObjects[2].placeVisit"]
+    why = res.rejects.set_index("record")["reason"]
+    assert why["timelineObjects[1]"].startswith("nested 5,003 levels deep (limit 64): not read")
+    assert "SHA-256" in why["timelineObjects[1]"]
+
+
+def test_memory_error_in_one_file_is_that_files_error_not_the_ingests_end(tmp_path: Path) -> None:
+    """#20: a MemoryError inside one file's load ended the whole folder ingest. A month of
+    3 million timeline objects (6 MB) read under an address-space cap runs out of memory:
+    that file is an error, the NMEA log after it still loads. In a child process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    ev = tmp_path / "evidence"
+    ev.mkdir()
+    with open(ev / "a_2025_OCTOBER.json", "w") as fh:
+        fh.write('{"timelineObjects": [' + "0," * 3_000_000 + "0]}")
+    s = ["GPRMC,120000.00,A,5100.0000,N,00352.2000,E,1.0,90.0,010325,,,A",
+         "GPGGA,120000.00,5100.0000,N,00352.2000,E,1,08,0.9,12.0,M,,M,,",
+         "GPGSA,A,3,04,05,,09,12,,,24,,,,,2.5,1.3,2.1"]
+    lines = []
+    for body in s:
+        c = 0
+        for ch in body.encode():
+            c ^= ch
+        lines.append(f"${body}*{c:02X}")
+    (ev / "b.nmea").write_text("\n".join(lines) + "\n")
+    code = textwrap.dedent(f"""
+        import resource
+        from routetrace.loaders import load, load_many
+        load({str(ev / "b.nmea")!r})  # warm up: imports, thread pools
+        with open("/proc/self/status") as fh:
+            vm = next(int(x.split()[1]) * 1024 for x in fh if x.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20), vm + (200 << 20)))
+        for o in load_many({str(ev)!r}):
+            print(type(o.error).__name__ if o.error else "ok", len(o.result.fixes) if o.result else "",
+                  str(o.error or "")[-200:])
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.splitlines()
+    assert first.startswith("LoaderError ") and "ran out of memory" in first
+    assert second.startswith("ok 1")

@@ -202,8 +202,8 @@ def test_malformed_timeline_files(tmp_path: Path) -> None:
     p.write_text('{"semanticSegments": {"a": 1}}', "utf-8")
     with pytest.raises(CorruptSource, match="not an array"):
         load(p)
-    p.write_text('{"semanticSegments": ' + "[" * 100_000, "utf-8")  # hostile nesting
-    with pytest.raises(CorruptSource, match="nested deeper than the parser's recursion limit"):
+    p.write_text('{"semanticSegments": ' + "[" * 100_000, "utf-8")  # hostile nesting, cut off
+    with pytest.raises(CorruptSource, match="malformed JSON"):  # the nest is cut, the rest too
         load(p, format="google-timeline-android")
     q = _ios(tmp_path, [{"startTime": "2025-01-01T00:00:00Z", "endTime": 7,
                          "visit": {"topCandidate": {"placeLocation": 12}}}, 5])
@@ -249,3 +249,28 @@ def test_a_date_with_a_trailing_offset_but_no_time_is_no_utc_time(tmp_path: Path
     assert res.places["t_start"].tolist() == [pd.Timestamp("2024-01-03T14:00Z")]
     assert res.rejects["reason"].str.contains("no UTC offset").sum() == 1
 
+
+
+def test_a_raw_signal_with_position_and_activity_keeps_both(tmp_path: Path) -> None:
+    pos = {"LatLng": "51.0°, 3.87°", "timestamp": "2025-10-26T10:00:00Z", "source": "GPS"}
+    act = {"timestamp": "2025-10-26T10:00:01Z",
+           "probableActivities": [{"type": "IN_VEHICLE", "confidence": 0.8}]}
+    doc = {"rawSignals": [
+        {"position": pos, "activityRecord": act},
+        {"position": pos, "activityRecord": {**act, "timestamp": "10:00"}},
+        {"position": {**pos, "LatLng": "x"}, "activityRecord": {**act, "timestamp": "10:00"}},
+    ]}
+    p = tmp_path / "Timeline.json"
+    p.write_text(json.dumps(doc), encoding="utf-8")
+    res = load(p)
+    assert_count_rule(res)
+    assert res.records_read == 3
+    assert res.fixes["record"].tolist() == ["rawSignals[0]", "rawSignals[1]"]
+    assert res.events["record"].tolist() == ["rawSignals[0]"]  # the activity is kept
+    assert res.events["text"].iloc[0] == "IN_VEHICLE"
+    assert res.events["t_utc"].iloc[0] == pd.Timestamp("2025-10-26T10:00:01Z")
+    # an unusable part is named where the usable one went; both unusable: one reject
+    assert '"unusable_parts":{"activityRecord":"activity record time:' in res.fixes["extra"].iloc[1]
+    why = res.rejects.set_index("record")["reason"]
+    assert why["rawSignals[2]"].startswith("position: unreadable coordinates")
+    assert "activity record time" in why["rawSignals[2]"]

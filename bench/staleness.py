@@ -120,7 +120,7 @@ def status(path: Path, *, root: Path = ROOT,
         measures = tuple(mark["measures"].split())
     else:
         sha = git("log", "-1", "--format=%H", "--", rel, root=root)
-        basis = "no commit stated; the commit that last wrote the file"
+        basis = "no provenance line; the commit that last wrote the file"
         if rel not in measures_of:
             raise KeyError(f"{rel} states neither its commit nor what it measures: give its "
                            "script a provenance line (bench/_provenance.py) or add it to MEASURES")

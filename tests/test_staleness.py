@@ -127,7 +127,7 @@ def test_a_file_without_a_stated_commit_dates_from_its_last_write(tmp_path: Path
     written = _git(repo, "rev-parse", "HEAD")
     table = {"bench/results/t.txt": ("m.py",)}
     st = S.status(res, root=repo, measures_of=table)
-    assert st.fresh and st.measured_at == written and st.basis.startswith("no commit stated")
+    assert st.fresh and st.measured_at == written and st.basis.startswith("no provenance line")
     (repo / "m.py").write_text("A = 2\n")
     _git(repo, "commit", "-qam", "code")
     assert not S.status(res, root=repo, measures_of=table).fresh

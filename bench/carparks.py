@@ -30,6 +30,7 @@ import shapely
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _measure import measure
+from _provenance import command_line, provenance_line
 
 from routetrace import schema
 from routetrace.geodesy import haversine_m
@@ -39,6 +40,9 @@ from routetrace.routes.copresence import copresence_pairs
 N_PARKS = 40
 BYTES_PER_FIX = 230  # canonical fixes table in memory (measured at 1e6: 211 MiB)
 PER_VEHICLE = 2000
+#: The code these figures measure (written on the results' provenance line).
+MEASURES = ("bench/carparks.py", "routes/carparks.py", "routes/copresence.py",
+            "routes/distributed.py")
 
 
 def n_parks(n: int) -> int:
@@ -166,7 +170,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "carparks.md"))
     args = ap.parse_args()
     sizes = [int(float(x)) for x in args.sizes.split(",")]
-    lines = ["# Car-park visits and co-presence at fleet scale", "",
+    prov = provenance_line(command=command_line(), measures=MEASURES, style="markdown")
+    lines = ["# Car-park visits and co-presence at fleet scale", "", prov, "",
              f"machine: {psutil_cpus()} CPU cores; sizes {sizes}; up to {PER_VEHICLE} fixes per "
              "lorry; 40 car parks or one per 12.5 lorries (constant density); times exclude generating "
              "the fleet; peak memory includes it (and, for Dask, every worker process)", "",

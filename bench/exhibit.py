@@ -39,6 +39,8 @@ from routetrace.maps.timeline import _deterministic_ids, _InlineAssets, build_ti
 from routetrace.samples.demo_tables import demo_tables
 
 RESULTS = Path(__file__).parent / "results" / "exhibit.txt"
+#: The code these figures measure (written on the results' provenance line).
+MEASURES = ("bench/exhibit.py", "maps/")
 
 
 def naive_html(d: dict, *, per_fix: bool) -> str:
@@ -155,7 +157,11 @@ def main() -> None:
                 rows.append((n, nf, name, p.stat().st_size / 1e6, build_s, ms))
                 print(f"{n:>9,} {name:<44} {rows[-1][3]:8.2f} MB  build {build_s:6.1f} s  load "
                       f"{'timeout' if ms is None else f'{ms:8.0f} ms'}", flush=True)
-    lines = ["# exhibit benchmark (bench/exhibit.py)", "",
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _provenance import command_line, provenance_line
+
+    lines = ["# exhibit benchmark (bench/exhibit.py)",
+             provenance_line(command=command_line(), measures=MEASURES), "",
              "Invented journey, 5 m GPS noise; Debian headless Chromium, network aborted, offline file;",
              f"load = navigation to first frame after the map is built, median of {args.repeat} after a warm-up.",
              "", "| fixes | page | HTML MB | build s | load ms | load vs routetrace |",

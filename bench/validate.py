@@ -12,7 +12,11 @@ Sections (each between ``<!-- section:NAME -->`` markers so tests can compare th
 ``copresence``     co-presence meetings (routetrace.routes.copresence.detect_copresence)
                    against a small simulator of subjects meeting at known places and times,
                    with near misses (same place at another time, same time 400 m apart).
-``corroboration``  corroboration verdicts on the sample case against its truth.json.
+``corroboration``  corroboration verdicts against ground truth: statements of every verdict
+                   (supported, contradicted, not observed, inconclusive) on the sample
+                   case's simulator over several seeds, as a confusion table
+                   (bench/validate_corroboration.py); then the sample case's own
+                   statements against its truth.json.
 ``errors``         known error sources, with the measured share of fixes whose true position
                    lies outside their stated accuracy circle.
 
@@ -217,62 +221,79 @@ def section_loaders(realdata: Path = REALDATA) -> str:
 
 # --- (b) stop detection on the simulator ---------------------------------------------------
 
+#: (device, sampling, noise) conditions; each is run without and with boundary fixes.
 STOP_RUNS: tuple[tuple[str, str, float], ...] = (
-    ("truck", "normal", 1.0), ("truck", "normal", 3.0), ("truck", "no boundary fixes", 1.0),
+    ("truck", "normal", 1.0), ("truck", "normal", 3.0),
     ("phone", "normal", 0.5), ("phone", "normal", 1.0), ("phone", "normal", 2.0),
     ("phone", "normal", 3.0), ("phone", "sparse", 1.0), ("phone", "sparse", 2.0),
-    ("phone", "no boundary fixes", 1.0),
 )
 
 
 def _drop_boundary_fixes(fixes: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
-    """Remove the fixes the simulator records exactly at arrival and 0.5 s before departure."""
+    """Remove the fixes the simulator records at a stay's boundaries: at the arrival instant,
+    0.5 s before departure, and the drive's first fix at the departure instant (still at the
+    stay's position)."""
     t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
     keys = set(zip(fixes["subject_id"].astype(str), t, strict=True))
     drop: set[tuple[str, int]] = set()
     for r in truth.itertuples():
         a, d = int(pd.Timestamp(r.t_arrival).value), int(pd.Timestamp(r.t_departure).value)
-        for cand in (a, d - 500_000_000):
+        for cand in (a, d - 500_000_000, d):
             if (r.subject_id, cand) in keys:
                 drop.add((r.subject_id, cand))
     mask = np.array([(s, v) not in drop for s, v in zip(fixes["subject_id"].astype(str), t, strict=True)])
     return fixes[mask].reset_index(drop=True)
 
 
-def stop_scores(n_fixes: int = 20_000, seeds: tuple[int, ...] = (1, 2)) -> pd.DataFrame:
+def _stop_row(kind: str, regime: str, noise: float, boundary: bool, n_fixes: int,
+              seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Score one condition over ``seeds``; ``boundary`` keeps the simulator's boundary fixes."""
     from routetrace.routes import detect_stops
     from routetrace.samples.simulate import bounds_coverage, score_stops, simulate
 
-    rows = []
-    for kind, regime, noise in STOP_RUNS:
-        tot: dict[str, float] = {"tp": 0.0, "detected": 0.0, "true": 0.0}
-        arr: list[float] = []
-        dep: list[float] = []
-        n = 0
-        cov: list[pd.DataFrame] = []
-        for seed in seeds:
-            sim_regime = "sparse" if regime == "sparse" else "normal"
-            f, ev, truth = simulate(n_fixes=n_fixes, kind=kind, seed=seed, noise_scale=noise,
-                                    regime=sim_regime)
-            if regime == "no boundary fixes":
-                f = _drop_boundary_fixes(f, truth)
-            n += len(f)
-            _, stops = detect_stops(f, events=ev if kind == "truck" else None)
-            s = score_stops(stops, truth)
-            cov.append(bounds_coverage(stops, truth))
-            for k in tot:
-                tot[k] += s[k]
-            arr.append(s["median_arrival_error_s"])
-            dep.append(s["median_departure_error_s"])
-        p = tot["tp"] / tot["detected"] if tot["detected"] else 1.0
-        r = tot["tp"] / tot["true"] if tot["true"] else 1.0
-        rows.append({"device": kind, "sampling": regime, "noise": noise, "fixes": n,
-                     "true stops": int(tot["true"]), "detected": int(tot["detected"]),
-                     "precision": p, "recall": r, "F1": 2 * p * r / (p + r) if p + r else 0.0,
-                     "median arrival error (s)": float(np.mean(arr)),
-                     "median departure error (s)": float(np.mean(dep)),
-                     **_coverage_figures(pd.concat(cov, ignore_index=True))})
+    tot: dict[str, float] = {"tp": 0.0, "detected": 0.0, "true": 0.0}
+    arr: list[float] = []
+    dep: list[float] = []
+    n = 0
+    cov: list[pd.DataFrame] = []
+    for seed in seeds:
+        f, ev, truth = simulate(n_fixes=n_fixes, kind=kind, seed=seed, noise_scale=noise,
+                                regime=regime)
+        if not boundary:
+            f = _drop_boundary_fixes(f, truth)
+        n += len(f)
+        _, stops = detect_stops(f, events=ev if kind == "truck" else None)
+        s = score_stops(stops, truth)
+        cov.append(bounds_coverage(stops, truth))
+        for k in tot:
+            tot[k] += s[k]
+        arr.append(s["median_arrival_error_s"])
+        dep.append(s["median_departure_error_s"])
+    p = tot["tp"] / tot["detected"] if tot["detected"] else 1.0
+    r = tot["tp"] / tot["true"] if tot["true"] else 1.0
+    return {"device": kind, "sampling": regime, "noise": noise, "boundary fixes": boundary,
+            "fixes": n, "true stops": int(tot["true"]), "detected": int(tot["detected"]),
+            "precision": p, "recall": r, "F1": 2 * p * r / (p + r) if p + r else 0.0,
+            "median arrival error (s)": float(np.mean(arr)),
+            "median departure error (s)": float(np.mean(dep)),
+            **_coverage_figures(pd.concat(cov, ignore_index=True))}
+
+
+def stop_scores(n_fixes: int = 20_000, seeds: tuple[int, ...] = (1, 2)) -> pd.DataFrame:
+    """Every condition of STOP_RUNS without boundary fixes (primary), then with them."""
+    rows = [_stop_row(kind, regime, noise, boundary, n_fixes, seeds)
+            for boundary in (False, True) for kind, regime, noise in STOP_RUNS]
     return pd.DataFrame(rows)
+
+
+def _stop_table(df: pd.DataFrame) -> list[str]:
+    out = ["| device | sampling | noise | fixes | true stops | detected | precision | recall "
+           "| F1 | median arrival error (s) | median departure error (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in df.drop(columns=["boundary fixes"]).itertuples(index=False):  # the first 11 columns
+        out.append(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]} | {r[4]} | {r[5]} | {r[6]:.3f} | "
+                   f"{r[7]:.3f} | {r[8]:.3f} | {r[9]:.0f} | {r[10]:.0f} |")
+    return out
 
 
 def _coverage_figures(c: pd.DataFrame) -> dict[str, float]:
@@ -299,19 +320,25 @@ def section_stops() -> str:
            "scoring: `routetrace.samples.simulate.score_stops` (same subject, overlapping in "
            "time, centre within 150 m; stays the device never observed are left out of "
            "recall). `noise` multiplies every position error of the simulator. `sparse` thins "
-           "phone sampling fourfold. The simulator records a fix at the moment of arrival and "
-           "0.5 s before departure, which makes timing errors near zero; the `no boundary "
-           "fixes` rows remove those two fixes so that the timing errors show the effect of "
-           "sampling. Median errors are the mean over seeds of each seed's median. Trucks "
-           "without boundary fixes keep only their hourly parked fixes, so stays shorter "
-           "than about an hour have too few fixes to be found (the Teltonika default of a "
-           "record at every ignition change is what makes short truck stays detectable).", "",
-           "| device | sampling | noise | fixes | true stops | detected | precision | recall "
-           "| F1 | median arrival error (s) | median departure error (s) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in df.itertuples(index=False):
-        out.append(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[3]} | {r[4]} | {r[5]} | {r[6]:.3f} | "
-                   f"{r[7]:.3f} | {r[8]:.3f} | {r[9]:.0f} | {r[10]:.0f} |")
+           "phone sampling fourfold. Median errors are the mean over seeds of each seed's "
+           "median.", "",
+           "**Primary rows: without boundary fixes.** The simulator records a fix at the "
+           "moment of arrival, 0.5 s before departure and (the drive's first fix) at the "
+           "departure instant at the stay's position, which no real device does and which "
+           "puts the detector's arrival and departure on the true instants; these rows remove "
+           "those three fixes of every stay, so timing errors show the effect of sampling "
+           "(the rows published before this change removed only the first two, so their "
+           "departure errors were still 0). "
+           "Trucks keep only their hourly parked fixes and the fix at ignition-on (60 s before "
+           "departure), so stays shorter than about an hour have too few fixes to be found "
+           "(the Teltonika default of a record at every ignition change is what makes short "
+           "truck stays detectable). The simulator still scales position noise to the stated "
+           "accuracy and draws independent errors, both in the detector's favour (section 5).",
+           "", *_stop_table(df[~df["boundary fixes"]]), "",
+           "Secondary rows (for comparison only): the same conditions WITH the simulator's "
+           "boundary fixes, in the detector's favour; arrival and departure errors near zero "
+           "here come from those fixes, not from the detector.", "",
+           *_stop_table(df[df["boundary fixes"]])]
     out += ["", "**Arrival and departure bounds.** Every stop carries `t_arrival_after` (the "
             "subject's last position fix before the stop) and `t_departure_before` (its first "
             "position fix after it). Of the matched stops above (`routetrace.samples.simulate."
@@ -334,16 +361,21 @@ def section_stops() -> str:
             "within | open bounds | median arrival window (s) | median departure window (s) |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.itertuples(index=False):
-        out.append(f"| {r[0]} | {r[1]} | {r[2]:.1f} | {r[11]} | {r[12]:.2%} | {r[13]:.2%} | "
-                   f"{r[14]:.2%} | {r[15]} | {r[16]:.0f} | {r[17]:.0f} |")
-    tot = df["matched"].sum()
-    both = float((df["both within"] * df["matched"]).sum() / tot) if tot else float("nan")
-    std = df[(df["noise"] <= 1.0) & df["sampling"].isin(["normal", "sparse"])]
+        label = "" if not r[3] else " (with boundary fixes)"
+        out.append(f"| {r[0]} | {r[1]}{label} | {r[2]:.1f} | {r[12]} | {r[13]:.2%} | "
+                   f"{r[14]:.2%} | {r[15]:.2%} | {r[16]} | {r[17]:.0f} | {r[18]:.0f} |")
+    prim = df[~df["boundary fixes"]]
+    tot = prim["matched"].sum()
+    both = float((prim["both within"] * prim["matched"]).sum() / tot) if tot else float("nan")
+    std = df[df["boundary fixes"] & (df["noise"] <= 1.0) & df["sampling"].isin(["normal", "sparse"])]
     n_std = std["matched"].sum()
     both_std = float((std["both within"] * std["matched"]).sum() / n_std) if n_std else float("nan")
-    out += ["", f"All rows: {both:.2%} of {tot} matched stops have both the true arrival and "
-            f"the true departure within their bounds; rows at noise 1 or less with normal or "
-            f"sparse sampling: {both_std:.2%} of {n_std}."]
+    out += ["", f"Primary rows (without boundary fixes): {both:.2%} of {tot} matched stops have "
+            f"both the true arrival and the true departure within their bounds. Rows with the "
+            f"simulator's boundary fixes at noise 1 or less, normal or sparse sampling: "
+            f"{both_std:.2%} of {n_std}. The target of at least 99 % of matched stops is "
+            f"{'met' if both >= 0.99 else 'NOT met'} in the primary rows and "
+            f"{'met' if both_std >= 0.99 else 'NOT met'} in the simulator-favoured ones."]
     return "\n".join(out) + "\n"
 
 
@@ -463,33 +495,75 @@ COPRESENCE_RUNS: tuple[tuple[str, tuple[float, float], float], ...] = (
 )
 
 
+def match_meetings(meetings: pd.DataFrame, truth: pd.DataFrame,
+                   tolerance: pd.Timedelta = pd.Timedelta("10min")) -> dict[str, int]:
+    """Match detected meetings to true ones one-to-one, greedily by overlap.
+
+    A detection may match a true meeting of the same pair whose interval, widened by
+    ``tolerance`` each side, it overlaps or touches. Candidate pairs are taken in order of
+    decreasing overlap (ties: earlier detection, then earlier true meeting) and kept when
+    neither side is matched yet. Returns ``matched`` (true positives), ``fragments``
+    (detections left unmatched that overlap a true meeting of their pair: a true meeting
+    reported in pieces), ``false_alarms`` (detections overlapping no true meeting),
+    ``detected`` and ``true``.
+    """
+    cands: list[tuple[float, int, int]] = []
+    overlapping: set[int] = set()
+    tr = truth.reset_index(drop=True)
+    for i, m in enumerate(meetings.itertuples()):
+        same = tr[(tr["subject_a"] == m.subject_a) & (tr["subject_b"] == m.subject_b)]
+        for j, t in zip(same.index, same.itertuples(), strict=True):
+            lo = max(pd.Timestamp(m.t_start), t.t_start - tolerance)
+            hi = min(pd.Timestamp(m.t_end), t.t_end + tolerance)
+            if lo <= hi:
+                cands.append(((hi - lo).total_seconds(), i, int(j)))
+                overlapping.add(i)
+    used_d: set[int] = set()
+    used_t: set[int] = set()
+    for _, i, j in sorted(cands, key=lambda c: (-c[0], c[1], c[2])):
+        if i not in used_d and j not in used_t:
+            used_d.add(i)
+            used_t.add(j)
+    n = len(meetings)
+    return {"detected": n, "true": len(tr), "matched": len(used_d),
+            "fragments": len(overlapping - used_d), "false_alarms": n - len(overlapping)}
+
+
+def _prf(matched: float, detected: float, true: float) -> tuple[float, float, float]:
+    p = matched / detected if detected else 1.0
+    r = matched / true if true else 1.0
+    return p, r, 2 * p * r / (p + r) if p + r else 0.0
+
+
 def copresence_scores(seeds: tuple[int, ...] = (1, 2, 3)) -> pd.DataFrame:
+    """Co-presence scored one-to-one (primary) and by any overlap (the former rule)."""
     from routetrace.routes.copresence import detect_copresence
 
     rows = []
     for label, period, noise in COPRESENCE_RUNS:
         for aware in (True, False):
-            agg = {"detected": 0.0, "true": 0.0, "tp_p": 0.0, "tp_r": 0.0, "firm": 0.0,
-                   "tp_firm": 0.0}
+            agg = dict.fromkeys(("detected", "true", "matched", "fragments", "false_alarms",
+                                 "tp_any", "firm", "firm_matched"), 0.0)
             for seed in seeds:
                 fixes, truth = simulate_meetings(seed=seed, period_s=period, noise_scale=noise)
                 _, meetings = detect_copresence(fixes, accuracy_aware=aware)
-                s = score_meetings(meetings, truth)
-                agg["detected"] += s["detected"]
-                agg["true"] += s["true"]
-                agg["tp_p"] += s["precision"] * s["detected"]
-                agg["tp_r"] += s["recall"] * s["true"]
+                for k, v in match_meetings(meetings, truth).items():
+                    agg[k] += v
+                agg["tp_any"] += score_meetings(meetings, truth)["precision"] * len(meetings)
                 firm = meetings[meetings["n_firm"].astype(int) > 0]
-                sf = score_meetings(firm, truth)
-                agg["firm"] += sf["detected"]
-                agg["tp_firm"] += sf["precision"] * sf["detected"]
-            p = agg["tp_p"] / agg["detected"] if agg["detected"] else 1.0
-            r = agg["tp_r"] / agg["true"] if agg["true"] else 1.0
-            pf = agg["tp_firm"] / agg["firm"] if agg["firm"] else 1.0
+                mf = match_meetings(firm, truth)
+                agg["firm"] += mf["detected"]
+                agg["firm_matched"] += mf["matched"]
+            p, r, f1 = _prf(agg["matched"], agg["detected"], agg["true"])
             rows.append({"sampling": label, "noise": noise, "accuracy_aware": aware,
                          "true": int(agg["true"]), "detected": int(agg["detected"]),
-                         "precision": p, "recall": r, "F1": 2 * p * r / (p + r) if p + r else 0.0,
-                         "firm": int(agg["firm"]), "precision firm": pf})
+                         "matched": int(agg["matched"]), "fragments": int(agg["fragments"]),
+                         "false alarms": int(agg["false_alarms"]),
+                         "precision": p, "recall": r, "F1": f1,
+                         "firm": int(agg["firm"]),
+                         "precision firm": _prf(agg["firm_matched"], agg["firm"], agg["true"])[0],
+                         "precision any overlap": (agg["tp_any"] / agg["detected"]
+                                                   if agg["detected"] else 1.0)})
     return pd.DataFrame(rows)
 
 
@@ -501,18 +575,26 @@ def section_copresence() -> str:
            "accuracy 10-60 m; true error circular Gaussian with the stated accuracy as its "
            "68 % radius, times `noise`. Detection: `routetrace.routes.copresence."
            "detect_copresence` with its defaults (100 m, 10 min), with and without "
-           "`accuracy_aware`. A detected meeting is correct when the same pair truly met "
-           "within 10 min of it; recall counts true meetings found. A true meeting seen with "
-           "sparse sampling can be reported as several meetings (pauses longer than 10 min "
-           "split it); each is counted as correct. `firm` meetings have at least one pair "
-           "within 100 m by distance alone (the others exist only through the accuracy "
-           "circles and are labelled `possible` pairs).", "",
-           "| sampling | noise | accuracy_aware | true | detected | precision | recall | F1 "
-           "| firm | precision (firm) |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "`accuracy_aware`.", "",
+           "Scoring is one-to-one (`match_meetings`): each true meeting can be matched by at "
+           "most one detection of the same pair overlapping it within 10 min (greedy by "
+           "overlap), so precision = matched / detected and recall = matched / true. A true "
+           "meeting reported in several pieces (sparse sampling: pauses longer than 10 min "
+           "split it) counts once; its other pieces are `fragments` and count as false "
+           "positives here. `false alarms` overlap no true meeting of their pair. The last "
+           "column is the former, lenient rule (a detection is correct when it overlaps any "
+           "true meeting of its pair, so every fragment counted as correct), kept for "
+           "comparison only. `firm` meetings have at least one pair within 100 m by distance "
+           "alone (the others exist only through the accuracy circles and are labelled "
+           "`possible` pairs); their precision is also one-to-one.", "",
+           "| sampling | noise | accuracy_aware | true | detected | matched | fragments "
+           "| false alarms | precision | recall | F1 | firm | precision (firm) "
+           "| precision, any overlap (former rule) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.itertuples(index=False):
         out.append(f"| {r[0]} | {r[1]:.0f} | {'yes' if r[2] else 'no'} | {r[3]} | {r[4]} | "
-                   f"{r[5]:.3f} | {r[6]:.3f} | {r[7]:.3f} | {r[8]} | {r[9]:.3f} |")
+                   f"{r[5]} | {r[6]} | {r[7]} | {r[8]:.3f} | {r[9]:.3f} | {r[10]:.3f} | "
+                   f"{r[11]} | {r[12]:.3f} | {r[13]:.3f} |")
     return "\n".join(out) + "\n"
 
 
@@ -552,7 +634,27 @@ def corroboration_scores() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _bench_module(name: str) -> Any:
+    """Import ``bench/<name>.py`` by path (bench/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"routetrace_bench_{name}",
+                                                  Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def section_corroboration() -> str:
+    """The confusion table over statements of every verdict, then the sample case's own."""
+    scenarios = _bench_module("validate_corroboration").section()
+    return (scenarios + "\n### The sample case's own statements\n\n"
+            + _sample_case_corroboration())
+
+
+def _sample_case_corroboration() -> str:
     df = corroboration_scores()
     ok = df["truth"] == df["routetrace"]
     out = [f"Sample case (`routetrace.samples.generate`, seeds {', '.join(map(str, CORROBORATION_SEEDS))}): "
@@ -653,7 +755,7 @@ TITLES = {
     "loaders": "Loader record counts on the real corpus",
     "stops": "Stop detection against ground truth",
     "copresence": "Co-presence against ground truth",
-    "corroboration": "Corroboration verdicts on the sample case",
+    "corroboration": "Corroboration verdicts against ground truth",
     "errors": "Known error sources",
 }
 BUILDERS: dict[str, Callable[[], str]] = {
@@ -666,11 +768,29 @@ def build(names: tuple[str, ...] = SECTIONS) -> dict[str, str]:
     return {n: BUILDERS[n]() for n in names}
 
 
+#: The code the report measures (its provenance line; tests/test_staleness.py).
+MEASURES = ("bench/validate.py", "bench/validate_corroboration.py", "routes/", "samples/",
+            "loaders/", "geodesy.py", "schema.py")
+
+
+def _provenance_head() -> list[str]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _provenance import provenance
+
+    rec = provenance(command="python bench/validate.py", measures=MEASURES, load=False)
+    dirty = (f" plus uncommitted changes to {', '.join(rec['uncommitted'])}"
+             if rec["uncommitted"] else "")
+    return ["<!-- provenance: " + json.dumps(rec, sort_keys=True) + " -->", "",
+            f"Figures measured at commit `{rec['commit']}`{dirty} by `python bench/validate.py`; "
+            f"they measure {', '.join(f'`{m}`' for m in MEASURES)}. `tests/test_staleness.py` "
+            "fails when a later commit changes that code and this file is not regenerated.", ""]
+
+
 def render(parts: dict[str, str]) -> str:
     head = ["# routetrace validation report", "",
             "Generated by `python bench/validate.py` (deterministic: fixed seeds, no "
             "wall-clock times). Do not edit by hand: `tests/test_validation.py` checks that "
-            "these figures match a fresh run.", ""]
+            "these figures match a fresh run.", "", *_provenance_head()]
     body = []
     for i, name in enumerate(SECTIONS, 1):
         if name in parts:

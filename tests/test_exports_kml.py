@@ -128,7 +128,8 @@ def test_sample_kml_structure(sample: Path) -> None:
                             (False, False): "none"}[(bool(b), bool(e))]
             assert "not in the evidence" in pm.findtext("k:description", namespaces=NS) or kind == "none"
         spans[kind or "closed"] += 1
-    assert spans["open end"] == int((places["t_start"].notna() & places["t_end"].isna()).sum()) == 8
+    n_open = int((places["t_start"].notna() & places["t_end"].isna()).sum())
+    assert spans["open end"] == n_open >= 1  # 2 in the sample since a visit is one place (#19)
 
     # names: stops numbered with their time; places by name, never a bare kind or an id
     stop_names = [pm.findtext("k:name", namespaces=NS) for pm in pms

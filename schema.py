@@ -391,6 +391,46 @@ TABLES.update({
     ),
 })
 
+TABLES.update({
+    "chronology": (
+        _c("subject_id", "str", "", "subject", required=True),
+        _c("seq", "int", "", "order of the row within the subject's chronology", required=True),
+        _c("kind", "str", "", "stop, trip or gap", required=True),
+        _c("ref_id", "str", "", "the stop, trip or gap it describes", required=True),
+        _c("t_start_utc", "time", "UTC", "start", required=True),
+        _c("t_end_utc", "time", "UTC", "end", required=True),
+        _c("local_start", "str", "", "start in the place's local time with its UTC offset"),
+        _c("local_end", "str", "", "end in the place's local time with its UTC offset"),
+        _c("tz_start", "str", "", "IANA zone at the start"),
+        _c("tz_end", "str", "", "IANA zone at the end"),
+        _c("duration", "timedelta", "", "end - start"),
+        _c("dwell", "timedelta", "", "observed dwell of a stop"),
+        _c("lat", "float", "deg", "position (stop centre; NA for trips and gaps)"),
+        _c("lon", "float", "deg", "position (stop centre; NA for trips and gaps)"),
+        _c("flags", "str", "", "flags", required=True),
+    ),
+    "teltonika_records": (
+        _c("source_id", "str", "", "the capture file", required=True),
+        _c("record", "str", "", "offset N/rec K in the capture", required=True),
+        _c("imei", "str", "", "tracker IMEI"),
+        _c("t_utc", "time", "UTC", "record time"),
+        _c("codec", "str", "", "Teltonika codec (8, 8E, 16, 7, ...)"),
+        _c("lat", "float", "deg", "GPS position as sent"),
+        _c("lon", "float", "deg", "GPS position as sent"),
+        _c("has_fix", "bool", "", "the record carries a valid GPS fix"),
+    ),
+    "teltonika_io": (
+        _c("source_id", "str", "", "the capture file", required=True),
+        _c("record", "str", "", "the record the IO element belongs to", required=True),
+        _c("t_utc", "time", "UTC", "record time"),
+        _c("io_id", "int", "", "Teltonika AVL IO id"),
+        _c("name", "str", "", "its name in the model's IO map"),
+        _c("raw", "int", "", "the value as sent"),
+        _c("value", "float", "", "in its unit"),
+        _c("unit", "str", "", "the unit"),
+    ),
+})
+
 #: Stored tables that are another kind's table under another name.
 STORED_AS: dict[str, str] = {"places_merged": "places", "statements": "places"}
 
@@ -529,6 +569,9 @@ def _kind_ok(series: pd.Series, kind: Kind) -> bool:
         return pd.api.types.is_integer_dtype(dt)
     if kind == "bool":
         return pd.api.types.is_bool_dtype(dt)
+    if isinstance(dt, pd.CategoricalDtype):  # dictionary-encoded text (a repetitive column)
+        return bool(pd.api.types.is_string_dtype(dt.categories.dtype)
+                    or pd.api.types.is_object_dtype(dt.categories.dtype))
     return pd.api.types.is_string_dtype(dt) or (pd.api.types.is_object_dtype(dt) and bool(series.isna().all()))
 
 

@@ -69,6 +69,7 @@ _GPXPY_TIME = re.compile(
     r'(\.[0-9]{1,15})?(Z|[+-−][0-9]{2}:?(?:[0-9]{2})?)?$')
 _NO_TIME = "point has no <time>: a fix needs a time and none is invented"
 _KINDS = ("gps", "network", "wifi", "cell")
+_NAIVE_NO_TZ = "<time> has no UTC offset and no --tz was given (ambiguous local time)"
 
 
 def sniff_gpx(path: Path, head: bytes) -> bool:
@@ -115,7 +116,7 @@ def _time(text: str | None, tz: str | None) -> tuple[pd.Timestamp | None, str | 
     ts = pd.Timestamp(t)
     if ts.tzinfo is None:
         if tz is None:
-            return None, "<time> has no UTC offset and no --tz was given (ambiguous local time)"
+            return None, _NAIVE_NO_TZ
         local = timebase.localize(pd.Series([ts]), tz=tz).iloc[0]
         if pd.isna(local):
             return None, f"local time {ts} does not exist or is ambiguous in {tz}"
@@ -469,7 +470,10 @@ def _times(texts: pa.Array, tz: str | None, reasons: np.ndarray) -> np.ndarray:
     if aware.any():
         ns[aware] = _cast_times(texts.filter(pa.array(aware)), utc=True)
     naive = strict & ~aware
-    if naive.any() and tz is not None:
+    if naive.any() and tz is None:  # a whole file of local times without --tz: no slow path
+        for i in np.flatnonzero(naive):
+            _note(reasons, int(i), _NAIVE_NO_TZ)
+    elif naive.any():
         local = _cast_times(texts.filter(pa.array(naive)), utc=False)
         utc = timebase.localize(pd.Series(local.view("datetime64[ns]")), tz=tz)
         ns[naive] = utc.array.as_unit("ns").asi8
@@ -480,6 +484,8 @@ def _times(texts: pa.Array, tz: str | None, reasons: np.ndarray) -> np.ndarray:
     for i in np.flatnonzero(implausible):
         t = pd.Timestamp(int(ns[i]), tz="UTC")
         _note(reasons, int(i), f"implausible time {t.isoformat()} (outside 1980-2100)")
+    if tz is None:
+        nat &= ~naive
     for i in np.flatnonzero(nat):  # what the fast path did not read: as gpxpy, one by one
         t, why = _time(texts[i].as_py(), tz)
         if t is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def make_fixes(
     values raise :class:`SchemaError`, as everywhere in routetrace. Records are numbered
     ``0..n-1``; ``fix_id`` is ``test:<n>``. Extra keyword columns are added as given.
     """
-    times = pd.Series(_broadcast(t_utc, len(t_utc)) if hasattr(t_utc, "__len__") else list(t_utc))
+    times = pd.Series(_broadcast(t_utc, len(t_utc)) if isinstance(t_utc, Sized) else list(t_utc))
     if pd.api.types.is_datetime64_any_dtype(times.dtype):
         parsed = times
     else:

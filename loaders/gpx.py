@@ -473,7 +473,7 @@ def _times(texts: pa.Array, tz: str | None, reasons: np.ndarray) -> np.ndarray:
     if naive.any() and tz is None:  # a whole file of local times without --tz: no slow path
         for i in np.flatnonzero(naive):
             _note(reasons, int(i), _NAIVE_NO_TZ)
-    elif naive.any():
+    elif naive.any() and tz is not None:
         local = _cast_times(texts.filter(pa.array(naive)), utc=False)
         utc = timebase.localize(pd.Series(local.view("datetime64[ns]")), tz=tz)
         ns[naive] = utc.array.as_unit("ns").asi8

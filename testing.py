@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import schema
 from .errors import SchemaError
@@ -32,13 +34,27 @@ __all__ = [
 ]
 
 
-def _broadcast(value: Any, n: int) -> list[Any]:
+def _broadcast(value: Any, n: int) -> Any:
+    """``value`` as a column of ``n``: a scalar repeated; an array kept as it is (a Series or
+    Index without its index, no Python object per value); any other iterable as a list."""
     if isinstance(value, (str, bytes)) or np.isscalar(value) or value is None:
         return [value] * n
-    vals = list(value)
+    if isinstance(value, (pd.Series, pd.Index)):
+        vals: Any = value.array
+    elif isinstance(value, (np.ndarray, pd.api.extensions.ExtensionArray)):
+        vals = value
+    else:
+        vals = list(value)
     if len(vals) != n:
         raise SchemaError(f"make_fixes: a column has {len(vals)} values, expected {n}")
     return vals
+
+
+def _numbered(prefix: str, n: int) -> pd.Series:
+    """``prefix0 .. prefix<n-1>`` as a string column, built in Arrow."""
+    nums = pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string())
+    text = pc.binary_join_element_wise(prefix, nums, "") if prefix else nums
+    return pd.Series(pd.StringDtype("pyarrow").__from_arrow__(text))
 
 
 def make_fixes(
@@ -58,7 +74,7 @@ def make_fixes(
     values raise :class:`SchemaError`, as everywhere in routetrace. Records are numbered
     ``0..n-1``; ``fix_id`` is ``test:<n>``. Extra keyword columns are added as given.
     """
-    times = pd.Series(list(t_utc))
+    times = pd.Series(_broadcast(t_utc, len(t_utc)) if isinstance(t_utc, Sized) else list(t_utc))
     if pd.api.types.is_datetime64_any_dtype(times.dtype):
         parsed = times
     else:
@@ -67,7 +83,7 @@ def make_fixes(
         raise SchemaError("make_fixes: t_utc must carry a time zone (e.g. '2025-10-24T20:00Z')")
     n = len(parsed)
     df = pd.DataFrame({
-        "fix_id": [f"test:{i}" for i in range(n)],
+        "fix_id": _numbered("test:", n),
         "subject_id": _broadcast(subject_id, n),
         "t_utc": parsed.dt.tz_convert("UTC"),
         "lat": _broadcast(lat, n),
@@ -75,7 +91,7 @@ def make_fixes(
         "h_acc_m": _broadcast(np.nan if h_acc_m is None else h_acc_m, n),
         "fix_kind": _broadcast(fix_kind, n),
         "source_id": source_id,
-        "record": [str(i) for i in range(n)],
+        "record": _numbered("", n),
         "flags": "",
     })
     for name, value in columns.items():

@@ -233,7 +233,7 @@ def ingest(
                     continue
                 report.errors.append((outcome.path, outcome.error.one_line()))
                 continue
-            res = outcome.result
+            res, outcome.result = outcome.result, None  # one reference: released once stored
             assert res is not None
             if res.source_id in known:
                 report.duplicates.append(outcome.path)
@@ -246,7 +246,8 @@ def ingest(
                     report.reassigned.append((outcome.path, str(was), want))
                 continue
             known.add(res.source_id)
-            new.append(assigner.place(res, outcome.path, report))
+            res = assigner.place(res, outcome.path, report)
+            new.append(res)
             report.added.append(outcome.path)
             report.rejected_records += len(res.rejects)
     _store(case, new, moves, assigner, report)
@@ -271,6 +272,9 @@ def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]],
         old = case.table(name) if case.table_path(name).exists() else pd.DataFrame()
         tables[name] = concat_tables([old] + [r.extra_tables[name] for r in new if name in r.extra_tables],
                                      None)
+    for r in new:  # every loaded row is in `tables` now: free the loaders' frames before writing
+        r.fixes = r.events = r.places = r.rejects = pd.DataFrame()
+        r.extra_tables = {}
     src = tables["sources"]
     src["device_id"] = src["device_id"].astype("string").fillna(
         src["subject_id"].astype("string")).fillna("case")

@@ -203,7 +203,7 @@ def assign_subject(res: LoadResult, subject_id: str) -> LoadResult:
     def give(df: pd.DataFrame) -> pd.DataFrame:
         if "subject_id" not in df.columns or not len(df):
             return df
-        out = df.copy()
+        out = df.copy(deep=False)  # copy-on-write: only subject_id is replaced, nothing copied
         if isinstance(out["subject_id"].dtype, pd.CategoricalDtype):  # one category: the subject
             out["subject_id"] = pd.Series(pd.Categorical([subject_id] * len(out)), index=out.index)
         else:

@@ -106,6 +106,19 @@ RUNNER = {
     """,
 }
 RUNNER["routetrace + ignition events"] = RUNNER["routetrace"]
+# the same input as the peers (subject, time, lat, lon), with routetrace's input building
+# (testing.make_fixes: ids, provenance, dtypes, validation) timed together with detect_stops
+RUNNER["routetrace make_fixes + stops"] = """
+        from routetrace.routes import detect_stops
+        from routetrace.testing import make_fixes
+        #CALL
+        fixes = make_fixes(subject_id=df["subject_id"], t_utc=df["t"], lat=df["lat"], lon=df["lon"])
+        del df
+        _, st = detect_stops(fixes, radius_m=100, min_dwell=pd.Timedelta("5min"), max_gap=pd.Timedelta("30min"))
+        elapsed = time.perf_counter() - t0
+        out = st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]].copy()
+        out.attrs = {}
+    """
 
 HEADER = """
 import gc, json, sys, time
@@ -260,6 +273,8 @@ def main() -> int:
                     runs.append(("routetrace + ignition events",
                                  run_tool("routetrace + ignition events", ours, tmp, args.timeout, str(ev))))
                 del fixes
+                runs.append(("routetrace make_fixes + stops",
+                             run_tool("routetrace make_fixes + stops", data, tmp, args.timeout)))
                 for peer in peers:
                     runs.append((peer, run_tool(peer, data, tmp, args.timeout)))
                 for name, r in runs:

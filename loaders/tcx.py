@@ -1,6 +1,6 @@
 """Garmin Training Center XML (TCX): activities (fixes) and courses (planned routes, places).
 
-Streamed with :func:`lxml.etree.iterparse` hardened as the KML loader's parser (no entity
+Streamed with :func:`lxml.etree.iterparse` hardened by :mod:`.xmlsafe` (no entity
 resolution, no network, no DTD loading, no huge trees); a document that declares entities
 is refused outright. Each Trackpoint is cleared once read, so memory stays bounded by one
 point, not by the file.
@@ -43,12 +43,11 @@ from lxml import etree
 
 from .. import timebase
 from ..errors import CorruptSource
+from . import xmlsafe
 from .base import LoadContext, LoaderSpec, LoadResult, compact_json, register
 
 __all__ = ["load_tcx", "sniff_tcx"]
 
-_PARSER_ARGS: dict[str, Any] = dict(resolve_entities=False, no_network=True, load_dtd=False,
-                                    huge_tree=False, remove_comments=True, remove_pis=True)
 _NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
 _ENTITY_REFUSED = ("refused XML construct: entity declarations are not allowed in evidence "
                    "TCX (entity expansion or external entity attack)")
@@ -254,13 +253,13 @@ def _fault(exc: etree.XMLSyntaxError, w: _Walk) -> None:
 def _stream(path: Path, ctx: LoadContext) -> _Walk:
     """Walk the document once; a fault after the root is one reject, the rest is kept."""
     head = _head(path)
-    if b"<!ENTITY" in head or b"<!entity" in head:
+    if xmlsafe.declares_entities(head):
         raise ctx.error(CorruptSource, _ENTITY_REFUSED)
     w = _Walk()
     seen_root = False
     with open(path, "rb") as fh:
         try:
-            for event, el in etree.iterparse(fh, events=("start", "end"), **_PARSER_ARGS):
+            for event, el in xmlsafe.iterparse(fh, events=("start", "end")):
                 if not seen_root:
                     _check_root(el, ctx)
                     seen_root = True

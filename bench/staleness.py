@@ -52,6 +52,8 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "bench/results/exhibit.txt": ("bench/exhibit.py", "maps/"),
     "bench/results/fuzz.md": ("bench/fuzz.py", "loaders/"),
     "bench/results/ingest_csv.txt": ("bench/ingest_csv.py", "loaders/csv.py", "loaders/base.py"),
+    "bench/results/ingest_gpx.txt": ("bench/ingest_gpx.py", "loaders/gpx.py", "loaders/xmlsafe.py",
+                                     "loaders/base.py", "app/ingest.py"),
     "bench/results/ingest_ios.txt": ("bench/ingest_ios.py", "loaders/ios_routined.py",
                                      "loaders/base.py"),
     "bench/results/ingest_takeout.txt": ("bench/ingest_takeout.py", "loaders/takeout_records.py",

@@ -12,7 +12,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from ..case import open_case
+from ..case import open_case, sort_table, writes_case
 from ..errors import CaseError
 from ..extras import require
 from ..loaders.geofences import geofences_from_osm, load_geofences
@@ -38,6 +38,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return list(json.loads(out.to_json(orient="records", date_format="iso")))
 
 
+@writes_case
 def run_chronology(root: str | Path, *, radius_m: float = 100.0,
                    min_dwell: pd.Timedelta = pd.Timedelta("5min"),
                    max_gap: pd.Timedelta = pd.Timedelta("30min"), max_h_acc_m: float = 500.0,
@@ -79,7 +80,7 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     if len(places) and (places["kind"].astype(str) == "portal_stop").any():
         case.write_table("portal_comparison", compare_portal_stops(stops, places))
     case.write_table("chronology", chrono)
-    _formula_safe_csv(chrono, case.root / "chronology.csv")
+    _formula_safe_csv(chrono, case.stage_output("chronology.csv"))
     case.set_parameters("stops", {**stops.attrs["params"], "place_eps_m": place_eps_m,
                                   "cleaning": fused.attrs.get("params", {})})
     case.record_outputs()
@@ -95,22 +96,25 @@ def _formula_safe_csv(df: pd.DataFrame, path: Path) -> None:
                               date_format="%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@writes_case
 def run_copresence(root: str | Path, *, radius_m: float = 100.0,
                    max_dt: pd.Timedelta = pd.Timedelta("10min"), dask: bool = False,
                    scheduler: str | None = None) -> dict[str, Any]:
     """Run co-presence on the case's fixes; store ``copresence_pairs`` and ``meetings``."""
     case = open_case(root)
-    fixes = case.table("fixes")
     if dask or scheduler:
         require("dask.distributed", extra="fleet", purpose="--dask co-presence")
-        from ..routes.distributed import dask_client, dask_copresence_pairs
+        from ..routes.distributed import STAGE_COLUMNS, dask_client, dask_copresence_pairs
 
-        with dask_client(scheduler):
-            pairs = dask_copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
-        _, meetings = detect_copresence(fixes[fixes["fix_id"].isin(set(pairs["fix_a"]) | set(pairs["fix_b"]))],
-                                        radius_m=radius_m, max_dt=max_dt)
+        with dask_client(scheduler):  # the workers read the fixes from the store
+            pairs = dask_copresence_pairs(case.dask_table("fixes", columns=STAGE_COLUMNS),
+                                          radius_m=radius_m, max_dt=max_dt)
+            paired = sorted(set(pairs["fix_a"]) | set(pairs["fix_b"]))
+            ddf = case.dask_table("fixes")
+            near = sort_table(ddf[ddf["fix_id"].isin(paired)].compute(), "fixes")
+        _, meetings = detect_copresence(near, radius_m=radius_m, max_dt=max_dt)
     else:
-        pairs, meetings = detect_copresence(fixes, radius_m=radius_m, max_dt=max_dt)
+        pairs, meetings = detect_copresence(case.table("fixes"), radius_m=radius_m, max_dt=max_dt)
     case.write_table("copresence_pairs", pairs)
     case.write_table("meetings", meetings)
     case.set_parameters("copresence", {**pairs.attrs.get("params", {}), "dask": bool(dask or scheduler)})
@@ -118,6 +122,7 @@ def run_copresence(root: str | Path, *, radius_m: float = 100.0,
     return {"meetings": _records(meetings), "n_pairs": len(pairs)}
 
 
+@writes_case
 def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
                  osm: str | Path | None = None, dask: bool = False,
                  scheduler: str | None = None) -> dict[str, Any]:
@@ -141,15 +146,16 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
                             "chronology` first", path=str(case.root))
         fences = geofences_from_stops(stops)
         source = "proposed from clusters of stops"
-    fixes, events = case.table("fixes"), case.table("events")
+    events = case.table("events")
     if dask or scheduler:
         require("dask.distributed", extra="fleet", purpose="--dask car-park visits")
-        from ..routes.distributed import dask_carpark_visits, dask_client
+        from ..routes.distributed import STAGE_COLUMNS, dask_carpark_visits, dask_client
 
-        with dask_client(scheduler):
-            visits = dask_carpark_visits(fixes, fences, events=events)
+        with dask_client(scheduler):  # the workers read the fixes from the store
+            visits = dask_carpark_visits(case.dask_table("fixes", columns=STAGE_COLUMNS), fences,
+                                         events=events)
     else:
-        visits = carpark_visits(fixes, fences, events=events)
+        visits = carpark_visits(case.table("fixes"), fences, events=events)
     case.write_table("geofences", pd.DataFrame({
         "name": fences["name"].astype(str), "source": fences["source"].astype(str),
         "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}))
@@ -158,10 +164,11 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
     case.write_table("carpark_hour_of_week", how)
     case.write_table("carpark_recurring", recurring_visitors(visits))
     case.write_table("carpark_unusual_dwell", dwell_outliers(visits))
-    fig_dir = case.root / "figures"
-    figs = [plot_hour_of_week(how, fig_dir / "carparks_hour_of_week.png"),
-            plot_hour_of_week(how, fig_dir / "carparks_hour_of_week.svg"),
-            plot_visits_timeline(visits, fig_dir / "carparks_visits_timeline.png")]
+    figs = [case.root / "figures" / n for n in ("carparks_hour_of_week.png", "carparks_hour_of_week.svg",
+                                                 "carparks_visits_timeline.png")]
+    plot_hour_of_week(how, case.stage_output("figures/carparks_hour_of_week.png"))
+    plot_hour_of_week(how, case.stage_output("figures/carparks_hour_of_week.svg"))
+    plot_visits_timeline(visits, case.stage_output("figures/carparks_visits_timeline.png"))
     case.set_parameters("carparks", {**visits.attrs.get("params", {}), "geofences": source})
     case.record_outputs()
     night_door = visits[visits["night"] & (visits["door_open"] > 0)]

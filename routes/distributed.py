@@ -41,7 +41,7 @@ from dask.delayed import delayed as dask_delayed
 from .carparks import _VISIT_COLS, _attach_others, carpark_visits
 from .copresence import copresence_pairs
 
-__all__ = ["dask_carpark_visits", "dask_client", "dask_copresence_pairs", "split_by_subject", "split_by_time"]
+__all__ = ["STAGE_COLUMNS", "dask_carpark_visits", "dask_client", "dask_copresence_pairs", "split_by_subject", "split_by_time"]
 
 
 @contextlib.contextmanager
@@ -64,6 +64,8 @@ def dask_client(scheduler: str | None = None, *, n_workers: int = 2,
 
 # what the distributed stages read: the required fixes columns and the accuracy
 _SENT = ("fix_id", "subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id", "record", "flags")
+#: the fixes columns the distributed stages read (``Case.dask_table("fixes", columns=...)``)
+STAGE_COLUMNS = _SENT
 
 
 def _pack(fixes: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:

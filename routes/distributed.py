@@ -19,10 +19,11 @@ and never shuffled; a Dask DataFrame (data that does not fit the client) is shuf
 
 The results equal the in-memory results (tested on a LocalCluster with 2 workers).
 
-For a fleet-year that does not fit one machine: store the case's fixes as Parquet
-partitioned by subject and day, start a Dask cluster (``dask scheduler`` + ``dask worker``
-on each machine), pass ``scheduler="tcp://host:8786"`` (CLI ``--scheduler``), and read with
-``dask.dataframe.read_parquet`` (see ``docs/fleet-scale.md``).
+For a fleet-year that does not fit one machine: the case store keeps the fixes as one
+Parquet part per source, and ``Case.dask_table("fixes", columns=STAGE_COLUMNS)`` reads them
+on the workers; start a Dask cluster (``dask scheduler`` + ``dask worker`` on each machine
+that sees the case folder) and pass ``scheduler="tcp://host:8786"`` (CLI ``--scheduler``;
+see ``docs/fleet-scale.md``).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ import json
 import os
 import shutil
 import signal
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,13 +253,23 @@ def _group_files(paths: Sequence[Path], rows: int) -> list[list[Path]]:
 _HELD: dict[str, list[int]] = {}  # case folder (real path) -> [lock fd, depth] in this process
 
 
+def _scratch(name: str) -> bool:
+    """The lock, the staging folder, a manifest being written: not content of the case."""
+    return name in (LOCK, STAGING) or name.startswith(f".{MANIFEST}.tmp-")
+
+
+def _staged_name(rel: str) -> str:
+    """Staged files lie flat in .staging/ (one folder to fsync): ``rel`` with its slashes escaped."""
+    return urllib.parse.quote(rel, safe="")
+
+
 def _check_lockable(r: Path, *, create: bool) -> None:
     if (r / MANIFEST).exists():
         return
     if not create:
         raise CaseError("not a case folder (no case.json); create one with `routetrace ingest`",
                         path=str(r))
-    if r.exists() and any(p.name not in (LOCK, STAGING) for p in r.iterdir()):
+    if r.exists() and not all(_scratch(p.name) for p in r.iterdir()):
         raise CaseError("folder exists, is not empty and is not a case; choose a new folder",
                         path=str(r))
 
@@ -352,17 +363,21 @@ def _recover(r: Path) -> list[str]:
     """Settle what a crashed writer left (the lock held): staged files that the committed
     manifest names with their hash are moved into place, the rest are discarded, and files
     under tables/ that the manifest does not name are removed. Returns the files moved."""
+    for tmp in r.glob(f".{MANIFEST}.tmp-*"):
+        tmp.unlink()
     staging = r / STAGING
     if not staging.exists():
         return []
     outputs = _manifest_outputs(r)
-    moved = []
-    for f in sorted(p for p in staging.rglob("*") if p.is_file()):
-        rel = f.relative_to(staging).as_posix()
+    moved, dirs = [], set()
+    for f in sorted(staging.iterdir()):
+        rel = urllib.parse.unquote(f.name)
         if outputs is not None and outputs.get(rel) == sha256_file(f):
-            (r / rel).parent.mkdir(parents=True, exist_ok=True)
+            dirs |= _make_parents(r / rel)
             os.replace(f, r / rel)
             moved.append(rel)
+    for d in dirs:
+        _fsync_path(d, directory=True)
     if outputs is not None and (r / "tables").is_dir():
         for f in (p for p in (r / "tables").rglob("*") if p.is_file()):
             if f.relative_to(r).as_posix() not in outputs:
@@ -371,6 +386,16 @@ def _recover(r: Path) -> list[str]:
     shutil.rmtree(staging)
     _fsync_path(r, directory=True)
     return moved
+
+
+def _make_parents(path: Path) -> set[Path]:
+    """Make the folders above ``path``; return the folders whose entries changed (to fsync)."""
+    changed = {path.parent}
+    missing = [d for d in path.parents if not d.exists()]
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        changed.add(d.parent)
+    return changed
 
 
 def _try_recover(r: Path) -> None:
@@ -538,9 +563,9 @@ class Case:
 
     def _stage_table(self, rel: str, df: pd.DataFrame, *, geo: bool) -> None:
         self._begin()
-        dest = self.root / STAGING / rel
+        dest = self.root / STAGING / _staged_name(rel)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.parent.mkdir(exist_ok=True)
             _write_parquet(df, dest, geo=geo)
             _fsync_path(dest)
         except OSError as exc:
@@ -640,8 +665,8 @@ class Case:
         """A path to write the case file ``rel`` (``quality.csv``, ``figures/x.png``) to;
         it replaces ``rel`` at the next commit, and its SHA-256 is recorded then."""
         self._begin()
-        dest = self.root / STAGING / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest = self.root / STAGING / _staged_name(rel)
+        dest.parent.mkdir(exist_ok=True)
         self._staged[rel] = dest
         self._unhashed.add(rel)
         self._dropped.discard(rel)
@@ -657,12 +682,10 @@ class Case:
         if self._on_disk is not None:
             self.manifest = json.loads(self._on_disk)
         else:
-            self.manifest.pop("outputs", None)
+            self.manifest["outputs"] = {}
         self._cache.clear()
-        if (self.root / STAGING).exists():
-            _remove_empty_dirs(self.root / STAGING)
-            with contextlib.suppress(OSError):
-                (self.root / STAGING).rmdir()
+        with contextlib.suppress(OSError):
+            (self.root / STAGING).rmdir()
         self._end()
 
     @contextlib.contextmanager
@@ -706,8 +729,8 @@ class Case:
             for rel in sorted(self._unhashed):
                 self._outputs[rel] = sha256_file(self._staged[rel])
                 _fsync_path(self._staged[rel])
-            for d in {p.parent for p in self._staged.values()}:
-                _fsync_path(d, directory=True)
+            if self._staged:
+                _fsync_path(self.root / STAGING, directory=True)
             data = _manifest_bytes(self.manifest)
             atomic_write(self.root / MANIFEST, lambda tmp: tmp.write_bytes(data))
         except OSError as exc:
@@ -719,12 +742,11 @@ class Case:
 
     def _publish(self) -> None:
         """After the commit: staged files into place, dropped files removed."""
-        dirs = set()
+        dirs: set[Path] = set()
         for rel, src in sorted(self._staged.items()):
             dest = self.root / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            dirs |= _make_parents(dest)
             os.replace(src, dest)
-            dirs.add(dest.parent)
         for d in dirs:
             _fsync_path(d, directory=True)
         for rel in sorted(self._dropped):
@@ -735,10 +757,8 @@ class Case:
         self._staged.clear()
         self._unhashed.clear()
         self._dropped.clear()
-        if (self.root / STAGING).exists():
-            _remove_empty_dirs(self.root / STAGING)
-            with contextlib.suppress(OSError):
-                (self.root / STAGING).rmdir()
+        with contextlib.suppress(OSError):
+            (self.root / STAGING).rmdir()
 
     def reload(self) -> None:
         """Read the manifest again (after another job committed in this process)."""

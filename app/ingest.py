@@ -204,9 +204,14 @@ def ingest(
     with lock_case(root, create=True):  # one ingest or stage at a time on a case
         created = not (Path(root) / "case.json").exists()
         case = open_case(root, create=True, case_id=case_id)
-        with case.transaction():  # a failure (a full disk) leaves the case as it was
-            return _ingest(case, created, inputs, mapping, subject_id=subject_id, tz=tz,
-                           format=format, options=options, progress=progress)
+        try:
+            with case.transaction():  # a failure (a full disk) leaves the case as it was
+                return _ingest(case, created, inputs, mapping, subject_id=subject_id, tz=tz,
+                               format=format, options=options, progress=progress)
+        except BaseException:
+            if created and not (case.root / "case.json").exists():
+                shutil.rmtree(case.root, ignore_errors=True)  # ... and a new case as none
+            raise
 
 
 def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: SubjectMap | None, *,

@@ -102,6 +102,28 @@ def test_sigkill_while_writing_leaves_the_case_as_it_was(
 
 
 @pytest.mark.slow
+def test_a_first_ingest_killed_or_out_of_space_leaves_no_case(
+        world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    subject, rel = FIRST
+    case = world["w"] / "first-kill" / "case"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": SDE, store.KILL_HOOK: "stage:2"}
+    proc = subprocess.run([sys.executable, "-c", INGEST, str(case), subject, "CASE",
+                           str(world["w"] / "s" / rel)], env=env, capture_output=True)
+    assert proc.returncode == -9
+    with pytest.raises(CaseError, match="not a case folder"):
+        open_case(case)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    ingest(case, [world["w"] / "s" / rel], subject_id=subject, case_id="CASE")
+    assert _tree(case) == world["before"]
+    other = world["w"] / "first-full" / "case"
+    with monkeypatch.context() as m:
+        _enospc_on(m, "_write_parquet", 2)
+        with pytest.raises(CaseError, match="No space left on device"):
+            ingest(other, [world["w"] / "s" / rel], subject_id=subject, case_id="CASE")
+    assert not other.exists()
+
+
+@pytest.mark.slow
 def test_sigkill_at_points_through_the_run(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGKILL from outside at fractions of the time an uninterrupted ingest takes."""
     case = _fresh(world, "timed-full")

@@ -58,6 +58,7 @@ from typing import Any, ParamSpec, TypeVar
 import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
@@ -98,7 +99,7 @@ SORT_KEYS: dict[str, list[str]] = {
     "rejects": ["source_id", "record"],
 }
 #: a Dask partition of a stored table holds whole part files, about this many rows
-DASK_PARTITION_ROWS = 2_000_000
+DASK_PARTITION_ROWS = 250_000
 #: test hook: ``stage:N`` (the N-th staged file) or ``commit`` (after case.json is written,
 #: before the staged files are moved) sends SIGKILL to this process, like a crash there
 KILL_HOOK = "ROUTETRACE_TEST_KILL_AT"
@@ -244,6 +245,57 @@ def _group_files(paths: Sequence[Path], rows: int) -> list[list[Path]]:
             groups.append([])
             n = 0
         groups[-1].append(p)
+        n += k
+    return groups
+
+
+def _file_subjects(path: Path) -> set[str]:
+    """The subjects in one part file: from the Parquet statistics when each row group holds
+    one subject, else from its subject_id column."""
+    md = pq.ParquetFile(path).metadata
+    names = [md.schema.column(j).path for j in range(md.num_columns)]
+    if "subject_id" not in names:
+        return set()
+    i = names.index("subject_id")
+    found = set()
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(i).statistics
+        if st is None or not st.has_min_max or st.min != st.max or st.null_count:
+            col = pq.read_table(path, columns=["subject_id"]).column(0)
+            return {str(x) for x in pc.unique(col).to_pylist()}
+        found.add(str(st.min))
+    return found
+
+
+def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
+    """Part files in groups of about ``rows`` rows such that all the files holding one
+    subject are in one group (files that share a subject are joined first)."""
+    parent = list(range(len(paths)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, p in enumerate(paths):
+        for subject in sorted(_file_subjects(p)):
+            if subject in owner:
+                parent[find(i)] = find(owner[subject])
+            else:
+                owner[subject] = i
+    comps: dict[int, list[Path]] = {}
+    for i, p in enumerate(paths):
+        comps.setdefault(find(i), []).append(p)
+    groups: list[list[Path]] = [[]]
+    n = 0
+    for files in comps.values():
+        k = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+        if groups[-1] and n + k > rows:
+            groups.append([])
+            n = 0
+        groups[-1].extend(files)
         n += k
     return groups
 
@@ -497,12 +549,14 @@ class Case:
             return len(self._cache[name])
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self.table_files(name))
 
-    def dask_table(self, name: str, *, columns: Sequence[str] | None = None) -> Any:
+    def dask_table(self, name: str, *, columns: Sequence[str] | None = None,
+                   whole_subjects: bool = False, partition_rows: int = DASK_PARTITION_ROWS) -> Any:
         """Table ``name`` as a Dask DataFrame read straight from the store by the workers.
 
-        Each partition holds whole part files (about :data:`DASK_PARTITION_ROWS` rows),
-        with the dtypes of :meth:`table`; only ``columns`` are read (default: all). Needs
-        the ``fleet`` extra.
+        Each partition holds whole part files (about ``partition_rows`` rows), with the
+        dtypes of :meth:`table`; only ``columns`` are read (default: all). With
+        ``whole_subjects``, every subject's rows are in one partition (a per-subject stage
+        then needs no shuffle). Needs the ``fleet`` extra.
 
         Example
         -------
@@ -516,7 +570,8 @@ class Case:
             empty = self.table(name)
             return dd.from_pandas(empty if cols is None else empty[cols], npartitions=1)
         meta = _read_parts(files[:1], name, cols).head(0)
-        groups = _group_files(files, DASK_PARTITION_ROWS)
+        groups = (_group_whole_subjects(files, partition_rows) if whole_subjects
+                  else _group_files(files, partition_rows))
         return dd.from_map(_read_parts, groups, kind=name, columns=cols, meta=meta,
                            enforce_metadata=False)
 

@@ -152,8 +152,8 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
         from ..routes.distributed import STAGE_COLUMNS, dask_carpark_visits, dask_client
 
         with dask_client(scheduler):  # the workers read the fixes from the store
-            visits = dask_carpark_visits(case.dask_table("fixes", columns=STAGE_COLUMNS), fences,
-                                         events=events)
+            fixes = case.dask_table("fixes", columns=STAGE_COLUMNS, whole_subjects=True)
+            visits = dask_carpark_visits(fixes, fences, events=events, shuffle=False)
     else:
         visits = carpark_visits(case.table("fixes"), fences, events=events)
     case.write_table("geofences", pd.DataFrame({

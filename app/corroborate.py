@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..case import open_case
+from ..case import open_case, writes_case
 from ..errors import CaseError
 from ..loaders import load
 from ..routes.corroborate import CorroborationResult, corroborate
@@ -70,6 +70,7 @@ def write_corroboration(result: CorroborationResult, out: str | Path) -> list[Pa
     return [*paths, p]
 
 
+@writes_case  # holds the case lock while it reads, computes and stores
 def corroborate_case(
     case_root: str | Path,
     statements: str | Path | None = None,

@@ -89,10 +89,11 @@ def do_stage(stage: str, case: str, fences: str, workers: int) -> tuple[int, str
 
     c = open_case(case)
     with dask_client(n_workers=workers):
-        fixes = c.dask_table("fixes", columns=STAGE_COLUMNS)
-        if stage == "carparks":
-            return _digest(dask_carpark_visits(fixes, load_geofences(fences), events=c.table("events")))
-        return _digest(dask_copresence_pairs(fixes))
+        if stage == "carparks":  # as `routetrace carparks --dask`: partitions of whole subjects
+            fixes = c.dask_table("fixes", columns=STAGE_COLUMNS, whole_subjects=True)
+            return _digest(dask_carpark_visits(fixes, load_geofences(fences), events=c.table("events"),
+                                               shuffle=False))
+        return _digest(dask_copresence_pairs(c.dask_table("fixes", columns=STAGE_COLUMNS)))
 
 
 def do_in_memory(stage: str, case: str, fences: str) -> tuple[int, str]:

@@ -149,12 +149,15 @@ def dask_carpark_visits(
     *,
     events: pd.DataFrame | None = None,
     npartitions: int = 4,
+    shuffle: bool = True,
     **params: Any,
 ) -> pd.DataFrame:
     """:func:`carpark_visits` over Dask partitions by subject; same result, same columns.
 
     ``fixes`` as a pandas table is split into ``npartitions`` groups of whole subjects
-    (no shuffle); as a Dask DataFrame it is shuffled by subject.
+    (no shuffle); as a Dask DataFrame it is shuffled by subject, unless ``shuffle`` is
+    false: then each of its partitions must hold whole subjects already (as
+    ``Case.dask_table(..., whole_subjects=True)`` gives).
     """
 
     def part(df: pd.DataFrame) -> pd.DataFrame:
@@ -170,7 +173,8 @@ def dask_carpark_visits(
         found = [f for f in _run_parts(part, split_by_subject(packed, npartitions), restore) if len(f)]
         v = pd.concat(found, ignore_index=True) if found else meta
     else:
-        v = fixes.shuffle("subject_id", npartitions=npartitions).map_partitions(part, meta=meta).compute()
+        parts = fixes.shuffle("subject_id", npartitions=npartitions) if shuffle else fixes
+        v = parts.map_partitions(part, meta=meta).compute()
     if v.empty:
         return carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
                               geofences, events=events, **params)

@@ -363,3 +363,14 @@ def test_dask_stages_read_the_store_and_equal_the_in_memory_path(
                  "carpark_recurring", "carpark_unusual_dwell"):
         pd.testing.assert_frame_equal(b.table(name), a.table(name), obj=name)
     assert verify_case(dsk).ok
+
+
+def test_dask_table_of_whole_subjects(world: dict[str, Any]) -> None:
+    """Partitions of whole subjects: no subject in two partitions, however small they are."""
+    case = open_case(world["w"] / "after" / "case")
+    ddf = case.dask_table("fixes", columns=["subject_id", "t_utc"], whole_subjects=True, partition_rows=1)
+    parts = [ddf.get_partition(i).compute() for i in range(ddf.npartitions)]
+    seen = [set(p["subject_id"]) for p in parts]
+    assert len(parts) == len(set(case.table("fixes")["subject_id"])) >= 2
+    assert all(not (a & b) for k, a in enumerate(seen) for b in seen[k + 1:])
+    assert sum(len(p) for p in parts) == case.n_rows("fixes")

@@ -132,7 +132,7 @@ def run_size(n: int, tmp: Path, *, compare: bool) -> dict[str, Any]:
     return row
 
 
-def report(rows: list[dict[str, Any]], *, command: str, load: str) -> list[str]:
+def report(rows: list[dict[str, Any]], *, command: str, load: str, minutes: float) -> list[str]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
@@ -172,8 +172,10 @@ def report(rows: list[dict[str, Any]], *, command: str, load: str) -> list[str]:
                       f"table loaded): car-park visits {cm[0]:.1f} s, {cm[1]:.0f} MiB, result "
                       f"{same['carparks']} to the Dask results (1 and 2 workers; hash of every row); "
                       f"co-presence pairs {pm[0]:.1f} s, {pm[1]:.0f} MiB, result {same['copresence']}."]
-    lines += ["", "1e8 fixes was not run: out of reach of this shared machine in this session "
-              "(no figure is extrapolated)."]
+    run = {r["n"] for r in rows}
+    lines += ["", f"This run took {minutes:.1f} minutes. Not run here: "
+              + ("1e7 (a run on this shared machine is kept to about 10 minutes); " if 10**7 not in run else "")
+              + "1e8 (out of reach of this shared machine in this session). No figure is extrapolated."]
     return lines
 
 
@@ -185,12 +187,13 @@ def main() -> int:
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     load = "load average {:.1f}, {:.1f}, {:.1f}".format(*os.getloadavg())
     rows = []
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="routetrace-fleet-") as tmp:
         for k, n in enumerate(sizes):
             rows.append(run_size(n, Path(tmp), compare=k == 0))
             print(rows[-1], flush=True)
     command = "python bench/fleet.py " + " ".join(sys.argv[1:])
-    lines = report(rows, command=command.strip(), load=load)
+    lines = report(rows, command=command.strip(), load=load, minutes=(time.perf_counter() - t0) / 60)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

@@ -135,8 +135,8 @@ def run_size(n: int, tmp: Path, *, compare: bool) -> dict[str, Any]:
 def report(rows: list[dict[str, Any]], *, command: str, load: str, minutes: float) -> list[str]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True, cwd=Path(__file__).parent).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+                           capture_output=True, text=True, cwd=Path(__file__).parent.parent).stdout.strip()
     lines = [
         "# A fleet through the case store (bench/fleet.py)", "",
         f"command: `{command}`; commit {commit}{' (with uncommitted changes)' if dirty else ''}; "

@@ -268,8 +268,10 @@ def _spill(case: Case, res: LoadResult) -> LoadResult:
         df = getattr(res, kind)
         if len(df):
             case.write_parts(kind, concat_tables([df], kind))
-    return dataclasses.replace(res, fixes=res.fixes.head(0), events=res.events.head(0),
-                               places=res.places.head(0))
+    # new empty tables: an empty slice of the loaded ones (even copied) keeps their buffers
+    # alive (measured: 10 files of 5e6 rows held 988 MiB instead of 286)
+    return dataclasses.replace(res, fixes=schema.empty("fixes"), events=schema.empty("events"),
+                               places=schema.empty("places"))
 
 
 def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]], assigner: _Assigner,

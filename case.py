@@ -3,12 +3,36 @@
 Layout::
 
     CASE/
-      case.json         manifest: case id, tool version, creation time, sources with their
-                        SHA-256 and counts, parameters used by later stages, outputs
-      tables/*.parquet  the canonical tables (fixes, events, places as GeoParquet with WGS84
-                        point geometry; sources, rejects as Parquet; extra tables by name)
-      quality.csv       every rejected record and every file that could not be read, with
-                        its reason: nothing is lost silently
+      case.json          manifest: case id, tool version, creation time, sources with their
+                         SHA-256 and counts, parameters used by later stages, and ``outputs``:
+                         the SHA-256 of every file of the case. ``outputs`` is also the index
+                         of the tables: a file under tables/ that it does not list is not part
+                         of the case.
+      tables/fixes/source=<sha[:16]>/part-0.parquet
+                         the large tables (fixes, events, places: GeoParquet with WGS84 point
+                         geometry), one part per evidence file, so adding a source writes only
+                         its own parts and removing one removes exactly its files
+      tables/<name>.parquet
+                         the other tables (sources, rejects, subjects, devices, stops, ...)
+      quality.csv        every rejected record and every file that could not be read, with
+                         its reason: nothing is lost silently
+      .lock              the case lock (``fcntl.flock``): one writing process at a time
+      .staging/          files written by a run that has not committed yet (absent when idle)
+
+**Commit.** Nothing that the committed manifest names is ever written in place. A run writes
+its files under ``.staging/`` (each one flushed and ``fsync``-ed), then commits by replacing
+``case.json`` atomically (a temporary file, ``fsync``, ``os.replace``): the manifest is
+written last. Only then are the staged files moved into place and the files the new manifest
+no longer names deleted. A run killed before the commit leaves the case as it was (its
+staged files are discarded by the next writer); one killed after it is completed by the
+next writer or the next :func:`open_case` (a staged file whose SHA-256 is the committed one
+is moved into place). A full disk is the same: the failing run discards its staged files and
+raises :class:`~routetrace.errors.CaseError`.
+
+**Lock.** Every writer holds the case lock from its first staged file to its commit; the
+jobs that read, compute and write (ingest, the analysis stages) hold it for their whole run,
+so two of them on one case run one after the other. A :class:`Case` opened before another
+process committed refuses to write (nothing is lost; open the case again).
 
 The store only stores: reading evidence into it is :func:`routetrace.app.ingest.ingest`.
 Times written into the manifest honour ``SOURCE_DATE_EPOCH``, and tables are written
@@ -17,37 +41,56 @@ sorted, so the same inputs give byte-identical case files.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
+import inspect
 import json
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+import signal
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import geopandas as gpd
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import shapely
 
 from . import __version__, schema
 from .errors import CaseError
 from .evidence import sha256_file
+from .extras import require
 
 __all__ = [
     "GEO_KINDS",
+    "PARTITIONED",
     "QUALITY",
     "SORT_KEYS",
     "TABLE_KINDS",
     "Case",
+    "atomic_write",
     "concat_tables",
     "generation_time",
+    "lock_case",
     "open_case",
     "sort_table",
+    "writes_case",
 ]
 
 MANIFEST = "case.json"
 QUALITY = "quality.csv"
+LOCK = ".lock"
+STAGING = ".staging"
 TABLE_KINDS = ("fixes", "events", "places", "sources", "rejects")
 GEO_KINDS = ("fixes", "events", "places")
+#: tables stored as one part per source (the large ones); the others are one file each
+PARTITIONED = ("fixes", "events", "places")
 SORT_KEYS: dict[str, list[str]] = {
     "fixes": ["subject_id", "t_utc", "source_id", "record"],
     "events": ["subject_id", "t_utc", "source_id", "record", "kind"],
@@ -55,6 +98,14 @@ SORT_KEYS: dict[str, list[str]] = {
     "sources": ["path", "source_id"],
     "rejects": ["source_id", "record"],
 }
+#: a Dask partition of a stored table holds whole part files, about this many rows
+DASK_PARTITION_ROWS = 250_000
+#: test hook: ``stage:N`` (the N-th staged file) or ``commit`` (after case.json is written,
+#: before the staged files are moved) sends SIGKILL to this process, like a crash there
+KILL_HOOK = "ROUTETRACE_TEST_KILL_AT"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def generation_time() -> str:
@@ -77,8 +128,59 @@ def sort_table(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     return df.sort_values(keys, kind="mergesort", na_position="last").reset_index(drop=True)
 
 
-def _write_table(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+# ---------------------------------------------------------------- files written durably
+
+
+def _fsync_path(path: Path, *, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Write ``path`` whole or not at all: ``write(tmp)`` fills a temporary file in the same
+    folder, which is ``fsync``-ed and renamed over ``path`` (``os.replace``).
+
+    A crash or a full disk leaves the old ``path`` (or none), never a truncated one.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> atomic_write(p, lambda tmp: tmp.write_text("hello")).read_text()
+    'hello'
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        _fsync_path(tmp)
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_path(p.parent, directory=True)
+    return p
+
+
+_KILL_COUNTS: dict[str, int] = {}
+
+
+def _crash_point(where: str) -> None:
+    spec = os.environ.get(KILL_HOOK)
+    if not spec:
+        return
+    name, _, n = spec.partition(":")
+    if name == where:
+        _KILL_COUNTS[where] = _KILL_COUNTS.get(where, 0) + 1
+        if _KILL_COUNTS[where] >= int(n or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
     out = df.reset_index(drop=True)
     out.attrs = {}  # parameters live in case.json; attrs may hold tables (not JSON)
     if geo:
@@ -102,55 +204,577 @@ def _read_table(path: Path, kind: str | None) -> pd.DataFrame:
     return df
 
 
+def _read_parts(paths: Sequence[Path], kind: str | None,
+                columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The parts of one table as one frame: schema dtypes, ``columns`` (default: all but
+    the geometry), sorted as :func:`sort_table` sorts the whole table."""
+    if len(paths) == 1 and columns is None:
+        return _read_table(paths[0], kind)
+    names = [c for c in pq.read_schema(paths[0]).names if c != "geometry"]
+    want = [c for c in names if columns is None or c in columns]
+    if kind in schema.CANONICAL:  # coercion needs the required columns
+        need = {c.name for c in schema.columns(kind) if c.required}
+        want = [c for c in names if c in want or c in need]
+    try:
+        arrow = pa.concat_tables([pq.read_table(p, columns=want) for p in paths],
+                                 promote_options="permissive")
+    except FileNotFoundError as exc:
+        raise CaseError("a table file of the case is gone: another process changed the case "
+                        "while it was open here; open it again", path=str(exc.filename)) from exc
+    df = arrow.to_pandas()
+    if kind in schema.CANONICAL:
+        df = schema.coerce(df, kind)
+    if len(paths) > 1:
+        df = sort_table(df, kind or "")
+    return df if columns is None else df[[c for c in df.columns if c in columns]]
+
+
+def part_rel(name: str, source_id: str) -> str:
+    """Where the rows of source ``source_id`` of partitioned table ``name`` are stored,
+    relative to the case folder."""
+    return f"tables/{name}/source={source_id[:16]}/part-0.parquet"
+
+
+def _group_files(paths: Sequence[Path], rows: int) -> list[list[Path]]:
+    """Consecutive part files in groups of about ``rows`` rows (one Dask partition each)."""
+    groups: list[list[Path]] = [[]]
+    n = 0
+    for p in paths:
+        k = pq.ParquetFile(p).metadata.num_rows
+        if groups[-1] and n + k > rows:
+            groups.append([])
+            n = 0
+        groups[-1].append(p)
+        n += k
+    return groups
+
+
+def _file_subjects(path: Path) -> set[str]:
+    """The subjects in one part file: from the Parquet statistics when each row group holds
+    one subject, else from its subject_id column."""
+    md = pq.ParquetFile(path).metadata
+    names = [md.schema.column(j).path for j in range(md.num_columns)]
+    if "subject_id" not in names:
+        return set()
+    i = names.index("subject_id")
+    found = set()
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(i).statistics
+        if st is None or not st.has_min_max or st.min != st.max or st.null_count:
+            col = pq.read_table(path, columns=["subject_id"]).column(0)
+            return {str(x) for x in pc.unique(col).to_pylist()}
+        found.add(str(st.min))
+    return found
+
+
+def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
+    """Part files in groups of about ``rows`` rows such that all the files holding one
+    subject are in one group (files that share a subject are joined first)."""
+    parent = list(range(len(paths)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, p in enumerate(paths):
+        for subject in sorted(_file_subjects(p)):
+            if subject in owner:
+                parent[find(i)] = find(owner[subject])
+            else:
+                owner[subject] = i
+    comps: dict[int, list[Path]] = {}
+    for i, p in enumerate(paths):
+        comps.setdefault(find(i), []).append(p)
+    groups: list[list[Path]] = [[]]
+    n = 0
+    for files in comps.values():
+        k = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+        if groups[-1] and n + k > rows:
+            groups.append([])
+            n = 0
+        groups[-1].extend(files)
+        n += k
+    return groups
+
+
+# ---------------------------------------------------------------- the case lock
+
+_HELD: dict[str, list[int]] = {}  # case folder (real path) -> [lock fd, depth] in this process
+
+
+def _scratch(name: str) -> bool:
+    """The lock, the staging folder, a manifest being written: not content of the case."""
+    return name in (LOCK, STAGING) or name.startswith(f".{MANIFEST}.tmp-")
+
+
+def _staged_name(rel: str) -> str:
+    """Staged files lie flat in .staging/ (one folder to fsync): ``rel`` with its slashes escaped."""
+    return urllib.parse.quote(rel, safe="")
+
+
+def _check_lockable(r: Path, *, create: bool) -> None:
+    if (r / MANIFEST).exists():
+        return
+    if not create:
+        raise CaseError("not a case folder (no case.json); create one with `routetrace ingest`",
+                        path=str(r))
+    if r.exists() and not all(_scratch(p.name) for p in r.iterdir()):
+        raise CaseError("folder exists, is not empty and is not a case; choose a new folder",
+                        path=str(r))
+
+
+def _acquire(r: Path, *, create: bool, wait: bool) -> int | None:
+    """Open and flock ``r/.lock``; None when ``wait`` is false and another process has it."""
+    while True:
+        _check_lockable(r, create=create)
+        if create:
+            r.mkdir(parents=True, exist_ok=True)
+        lock = r / LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            continue  # the folder was removed meanwhile (a first ingest that loaded nothing)
+        except OSError as exc:
+            raise CaseError(f"cannot lock the case: {exc.strerror}", path=str(lock)) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # we locked a lock file that was deleted meanwhile: lock the new one
+
+
+@contextlib.contextmanager
+def lock_case(root: str | Path, *, create: bool = False) -> Iterator[None]:
+    """Hold the case lock of ``root`` (waiting for another process that holds it).
+
+    Re-entrant within a process. On first acquiring it, what a crashed writer left is
+    settled (see the module docstring). ``create`` makes the folder when it is new.
+
+    Raises
+    ------
+    CaseError
+        ``root`` is not a case folder (and ``create`` is false), or cannot be locked.
+    """
+    r = Path(root)
+    key = os.path.realpath(r)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            if key in _HELD:  # an outer holder that failed may have released it already
+                _HELD[key][1] -= 1
+        return
+    fd = _acquire(r, create=create, wait=True)
+    assert fd is not None
+    _HELD[key] = [fd, 1]
+    try:
+        _recover(r)
+        yield
+    finally:
+        del _HELD[key]
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def writes_case(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: a job whose first argument is a case folder holds its lock while it runs."""
+    first = next(iter(inspect.signature(fn).parameters))
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        root = args[0] if args else kwargs[first]
+        with lock_case(root):  # type: ignore[arg-type]
+            return fn(*args, **kwargs)
+    return run
+
+
+def _manifest_outputs(r: Path) -> dict[str, str] | None:
+    try:
+        return dict(json.loads((r / MANIFEST).read_text(encoding="utf-8")).get("outputs", {}))
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_empty_dirs(top: Path) -> None:
+    for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def _recover(r: Path) -> list[str]:
+    """Settle what a crashed writer left (the lock held): staged files that the committed
+    manifest names with their hash are moved into place, the rest are discarded, and files
+    under tables/ that the manifest does not name are removed. Returns the files moved."""
+    for tmp in r.glob(f".{MANIFEST}.tmp-*"):
+        tmp.unlink()
+    staging = r / STAGING
+    if not staging.exists():
+        return []
+    outputs = _manifest_outputs(r)
+    moved, dirs = [], set()
+    for f in sorted(staging.iterdir()):
+        rel = urllib.parse.unquote(f.name)
+        if outputs is not None and outputs.get(rel) == sha256_file(f):
+            dirs |= _make_parents(r / rel)
+            os.replace(f, r / rel)
+            moved.append(rel)
+    for d in dirs:
+        _fsync_path(d, directory=True)
+    if outputs is not None and (r / "tables").is_dir():
+        for f in (p for p in (r / "tables").rglob("*") if p.is_file()):
+            if f.relative_to(r).as_posix() not in outputs:
+                f.unlink()
+        _remove_empty_dirs(r / "tables")
+    shutil.rmtree(staging)
+    _fsync_path(r, directory=True)
+    return moved
+
+
+def _make_parents(path: Path) -> set[Path]:
+    """Make the folders above ``path``; return the folders whose entries changed (to fsync)."""
+    changed = {path.parent}
+    missing = [d for d in path.parents if not d.exists()]
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        changed.add(d.parent)
+    return changed
+
+
+def _try_recover(r: Path) -> None:
+    """:func:`_recover` when no process (this one included) is writing the case."""
+    if os.path.realpath(r) in _HELD:
+        return
+    try:
+        fd = _acquire(r, create=False, wait=False)
+    except CaseError:
+        return
+    if fd is None:
+        return
+    try:
+        _recover(r)
+    except OSError:
+        pass  # a read-only copy of the case: read it as it is
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- the case
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+
+
 @dataclass
 class Case:
-    """An opened case folder. Tables are read lazily from Parquet and cached."""
+    """An opened case folder. Tables are read lazily from Parquet and cached.
+
+    Writes (:meth:`write_table`, :meth:`write_parts`, :meth:`stage_output`, ...) are staged
+    and become part of the case when the manifest is saved (:meth:`save_manifest`,
+    :meth:`set_parameters`, :meth:`record_outputs`); :meth:`abort` discards them.
+    """
 
     root: Path
     manifest: dict[str, Any]
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _on_disk: bytes | None = field(default=None, repr=False)  # case.json as read or written
+    _staged: dict[str, Path] = field(default_factory=dict, repr=False)  # rel -> staged file
+    _unhashed: set[str] = field(default_factory=set, repr=False)  # staged, hashed at commit
+    _dropped: set[str] = field(default_factory=set, repr=False)  # deleted at commit
+    _txn: contextlib.ExitStack | None = field(default=None, repr=False)  # the lock while writing
 
     @property
     def case_id(self) -> str:
         """The case identifier (given at creation, default: the folder name)."""
         return str(self.manifest["case_id"])
 
+    # ------------------------------------------------------------ reading
+
+    @property
+    def _outputs(self) -> dict[str, str]:
+        out: dict[str, str] = self.manifest.setdefault("outputs", {})
+        return out
+
+    def _files(self, name: str) -> list[str]:
+        """The files of table ``name`` (relative to the case folder), sorted."""
+        if "outputs" not in self.manifest:  # a case written before outputs were recorded
+            p = self.root / "tables" / f"{name}.parquet"
+            return [f"tables/{name}.parquet"] if p.is_file() else []
+        single, prefix = f"tables/{name}.parquet", f"tables/{name}/"
+        return sorted(k for k in self._outputs if k == single or k.startswith(prefix))
+
+    def _path(self, rel: str) -> Path:
+        return self._staged.get(rel, self.root / rel)
+
     def table_path(self, name: str) -> Path:
-        """Where table ``name`` is stored."""
+        """Where table ``name`` is stored: its file, or the folder of its parts."""
+        if name in PARTITIONED:
+            return self.root / "tables" / name
         return self.root / "tables" / f"{name}.parquet"
+
+    def table_files(self, name: str) -> list[Path]:
+        """The files holding table ``name`` (none when the case has no such table)."""
+        return [self._path(rel) for rel in self._files(name)]
+
+    def has_table(self, name: str) -> bool:
+        """Whether the case stores table ``name``."""
+        return bool(self._files(name))
 
     def table(self, name: str) -> pd.DataFrame:
         """Return table ``name`` (a canonical kind or an extra table); empty if absent."""
         if name not in self._cache:
-            p = self.table_path(name)
-            if p.exists():
-                self._cache[name] = _read_table(p, name)
+            files = self.table_files(name)
+            if files:
+                self._cache[name] = _read_parts(files, name)
             elif name in schema.CANONICAL:
                 self._cache[name] = schema.empty(name)
             else:
                 raise CaseError(f"case has no table {name!r}", path=str(self.root))
         return self._cache[name]
 
+    def n_rows(self, name: str) -> int:
+        """Rows of table ``name``, from the Parquet footers (nothing else is read)."""
+        if name in self._cache:
+            return len(self._cache[name])
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.table_files(name))
+
+    def dask_table(self, name: str, *, columns: Sequence[str] | None = None,
+                   whole_subjects: bool = False, partition_rows: int = DASK_PARTITION_ROWS) -> Any:
+        """Table ``name`` as a Dask DataFrame read straight from the store by the workers.
+
+        Each partition holds whole part files (about ``partition_rows`` rows), with the
+        dtypes of :meth:`table`; only ``columns`` are read (default: all). With
+        ``whole_subjects``, every subject's rows are in one partition (a per-subject stage
+        then needs no shuffle). Needs the ``fleet`` extra.
+
+        Example
+        -------
+        >>> fixes = open_case("case-42").dask_table("fixes", columns=["subject_id", "t_utc"])  # doctest: +SKIP
+        >>> fixes.groupby("subject_id").size().compute()  # doctest: +SKIP
+        """
+        dd = require("dask.dataframe", extra="fleet", purpose="reading a case table with Dask")
+        files = self.table_files(name)
+        cols = None if columns is None else list(columns)
+        if not files:
+            empty = self.table(name)
+            return dd.from_pandas(empty if cols is None else empty[cols], npartitions=1)
+        meta = _read_parts(files[:1], name, cols).head(0)
+        groups = (_group_whole_subjects(files, partition_rows) if whole_subjects
+                  else _group_files(files, partition_rows))
+        return dd.from_map(_read_parts, groups, kind=name, columns=cols, meta=meta,
+                           enforce_metadata=False)
+
     def table_names(self) -> list[str]:
         """Names of the tables stored in the case."""
-        return sorted(p.stem for p in (self.root / "tables").glob("*.parquet"))
+        if "outputs" not in self.manifest:
+            return sorted(p.stem for p in (self.root / "tables").glob("*.parquet"))
+        names = {k.split("/")[1].removesuffix(".parquet")
+                 for k in self._outputs if k.startswith("tables/")}
+        if "sources" in names:  # the large tables are there, maybe empty, once sources are
+            names |= set(PARTITIONED)
+        return sorted(names)
+
+    # ------------------------------------------------------------ staging writes
+
+    def _begin(self) -> None:
+        """Take the case lock for this Case's writes, unless already held; refuse when
+        another process committed since this Case read the manifest."""
+        if self._txn is not None:
+            return
+        stack = contextlib.ExitStack()
+        stack.enter_context(lock_case(self.root, create=self._on_disk is None))
+        mpath = self.root / MANIFEST
+        now = mpath.read_bytes() if mpath.exists() else None
+        if now != self._on_disk:
+            stack.close()
+            raise CaseError("another routetrace process changed this case since it was opened "
+                            "here; nothing was written: open the case again and repeat",
+                            path=str(self.root))
+        self._txn = stack
+        for name in PARTITIONED:  # a case stored before parts: its large tables into parts,
+            if f"tables/{name}.parquet" in self._outputs:  # once, with this run's commit
+                self.write_table(name, self.table(name))
+
+    def _end(self) -> None:
+        if self._txn is not None:
+            self._txn.close()
+            self._txn = None
+
+    def _failed(self, exc: OSError, what: str) -> CaseError:
+        self.abort()
+        return CaseError(f"cannot write {what}: {exc.strerror or exc}; nothing was committed, "
+                         "the case is as it was before this run", path=str(self.root))
+
+    def _stage_table(self, rel: str, df: pd.DataFrame, *, geo: bool) -> None:
+        self._begin()
+        dest = self.root / STAGING / _staged_name(rel)
+        try:
+            dest.parent.mkdir(exist_ok=True)
+            _write_parquet(df, dest, geo=geo)
+            _fsync_path(dest)
+        except OSError as exc:
+            dest.unlink(missing_ok=True)
+            raise self._failed(exc, rel) from exc
+        digest = sha256_file(dest)
+        if self._outputs.get(rel) == digest:  # the same bytes are already there: keep them
+            dest.unlink()
+        else:
+            self._staged[rel] = dest
+            self._outputs[rel] = digest
+        self._dropped.discard(rel)
+        _crash_point("stage")
+
+    def _drop(self, rel: str) -> None:
+        self._begin()
+        self._outputs.pop(rel, None)
+        if rel in self._staged:
+            self._staged.pop(rel).unlink(missing_ok=True)
+        self._dropped.add(rel)
 
     def write_table(self, name: str, df: pd.DataFrame) -> Path:
         """Store ``df`` as table ``name``, sorted; validated against its declaration in
         :mod:`routetrace.schema` (every table a stage stores is declared there; a loader's
-        own extra tables are stored as they come)."""
+        own extra tables are stored as they come).
+
+        A partitioned table (:data:`PARTITIONED`) is stored as one part per source; a part
+        whose bytes are unchanged is not written again.
+        """
         kind = schema.kind_of(name)
         if kind is not None:
             if not len(df):  # an empty result may come without dtypes: give it its declared ones
                 df = schema.coerce(df, kind)
             schema.validate(df, kind)
         df = sort_table(df, name)
-        p = self.table_path(name)
-        _write_table(df, p, geo=name in GEO_KINDS or {"lat", "lon"} <= set(df.columns))
+        if name in PARTITIONED:
+            kept = self._write_groups(name, df)
+            for rel in set(self._files(name)) - kept:
+                self._drop(rel)
+        else:
+            geo = name in GEO_KINDS or {"lat", "lon"} <= set(df.columns)
+            self._stage_table(f"tables/{name}.parquet", df, geo=geo)
         self._cache[name] = df
-        if "outputs" in self.manifest:
-            self.manifest["outputs"][p.relative_to(self.root).as_posix()] = sha256_file(p)
-        return p
+        return self.table_path(name)
+
+    def write_parts(self, name: str, df: pd.DataFrame) -> list[Path]:
+        """Store the rows of each source in ``df`` as that source's part of partitioned
+        table ``name``, replacing that source's part; the parts of other sources are not
+        touched (adding a source to a case rewrites nothing already in it)."""
+        if name not in PARTITIONED:
+            raise CaseError(f"table {name!r} is not stored in parts", path=str(self.root))
+        schema.validate(df, name)
+        self._begin()
+        rels = self._write_groups(name, sort_table(df, name))
+        self._cache.pop(name, None)
+        return [self._path(r) for r in sorted(rels)]
+
+    def _write_groups(self, name: str, df: pd.DataFrame) -> set[str]:
+        rels: set[str] = set()
+        if df.empty:
+            return rels
+        for sid, part in df.groupby(df["source_id"].astype(str), sort=True):
+            rel = part_rel(name, str(sid))
+            self._stage_table(rel, part.reset_index(drop=True), geo=True)
+            rels.add(rel)
+        return rels
+
+    def source_rows(self, name: str, source_ids: Sequence[str]) -> pd.DataFrame:
+        """The rows of partitioned table ``name`` from ``source_ids``, reading only their parts."""
+        if name in self._cache or f"tables/{name}.parquet" in self._outputs:
+            t = self.table(name)
+            return t[t["source_id"].astype(str).isin(set(source_ids))].reset_index(drop=True)
+        rels = sorted({part_rel(name, str(s)) for s in source_ids} & set(self._outputs))
+        if not rels:
+            return schema.empty(name)
+        return _read_parts([self._path(r) for r in rels], name)
+
+    def drop_table(self, name: str) -> None:
+        """Remove table ``name`` from the case (its files go at the next commit)."""
+        for rel in self._files(name):
+            self._drop(rel)
+        self._cache.pop(name, None)
+
+    def remove_source(self, source_id: str) -> None:
+        """Remove one source: exactly its parts of the partitioned tables, its rows of
+        ``sources`` and ``rejects`` and its manifest entry (committed by the next save).
+        Derived tables are not touched: run the stages again."""
+        sid = str(source_id)
+        self._begin()  # a case stored before parts is put into parts first
+        for name in PARTITIONED:
+            if part_rel(name, sid) in self._outputs:
+                self._drop(part_rel(name, sid))
+                self._cache.pop(name, None)
+        for name in ("sources", "rejects"):
+            t = self.table(name)
+            if self.has_table(name):
+                self.write_table(name, t[t["source_id"].astype(str) != sid])
+        self.manifest["sources"] = [s for s in self.manifest.get("sources", [])
+                                    if str(s.get("source_id")) != sid]
+
+    def stage_output(self, rel: str) -> Path:
+        """A path to write the case file ``rel`` (``quality.csv``, ``figures/x.png``) to;
+        it replaces ``rel`` at the next commit, and its SHA-256 is recorded then.
+
+        Raises
+        ------
+        CaseError
+            When ``rel`` could not be put in place at the commit (a file stands where one of
+            its folders goes): said now, before anything is committed.
+        """
+        for parent in (self.root / rel).parents:
+            if parent == self.root:
+                break
+            if parent.exists() and not parent.is_dir():
+                raise CaseError(f"cannot write {rel}: {parent.name} in the case folder is a file, "
+                                "not a folder; move it away", path=str(parent))
+        self._begin()
+        dest = self.root / STAGING / _staged_name(rel)
+        dest.parent.mkdir(exist_ok=True)
+        self._staged[rel] = dest
+        self._unhashed.add(rel)
+        self._dropped.discard(rel)
+        return dest
+
+    def abort(self) -> None:
+        """Discard the writes not yet committed and release the case lock."""
+        for p in self._staged.values():
+            p.unlink(missing_ok=True)
+        self._staged.clear()
+        self._unhashed.clear()
+        self._dropped.clear()
+        if self._on_disk is not None:
+            self.manifest = json.loads(self._on_disk)
+        else:
+            self.manifest["outputs"] = {}
+        self._cache.clear()
+        with contextlib.suppress(OSError):
+            (self.root / STAGING).rmdir()
+        self._end()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Case]:
+        """Writes in the block are committed by the caller's save, or all discarded when the
+        block raises (a full disk becomes :class:`CaseError`)."""
+        try:
+            yield self
+        except OSError as exc:
+            raise self._failed(exc, "the case") from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    # ------------------------------------------------------------ commit
 
     def set_parameters(self, stage: str, params: Mapping[str, Any]) -> None:
         """Record the parameters a stage used (shown on exhibits) and save the manifest."""
@@ -159,24 +783,71 @@ class Case:
         self.save_manifest()
 
     def record_outputs(self) -> None:
-        """Record the SHA-256 of every table and of the quality report, then save the manifest.
+        """Record the SHA-256 of the case files written outside the store (the quality
+        report, figures) that are not recorded yet, then save the manifest.
 
-        ``routetrace verify`` recomputes them.
+        Tables and staged files are recorded as they are written. ``routetrace verify``
+        recomputes every recorded hash.
         """
-        files = [*sorted(self.root.glob("tables/*.parquet")), self.root / QUALITY,
-                 *sorted(self.root.glob("figures/*"))]
-        self.manifest["outputs"] = {p.relative_to(self.root).as_posix(): sha256_file(p)
-                                    for p in files if p.is_file()}
+        for p in [self.root / QUALITY, *sorted(self.root.glob("figures/*"))]:
+            rel = p.relative_to(self.root).as_posix()
+            if p.is_file() and rel not in self._staged and rel not in self._outputs:
+                self._outputs[rel] = sha256_file(p)
         self.save_manifest()
 
     def save_manifest(self) -> None:
-        """Write case.json (sorted keys, stable formatting)."""
-        (self.root / MANIFEST).write_text(
-            json.dumps(self.manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+        """Commit: write case.json (sorted keys, stable formatting) atomically, then move
+        the staged files into place and delete the files no longer named."""
+        self._begin()
+        try:
+            for rel in sorted(self._unhashed):
+                self._outputs[rel] = sha256_file(self._staged[rel])
+                _fsync_path(self._staged[rel])
+            if self._staged:
+                _fsync_path(self.root / STAGING, directory=True)
+            data = _manifest_bytes(self.manifest)
+            atomic_write(self.root / MANIFEST, lambda tmp: tmp.write_bytes(data))
+        except OSError as exc:
+            raise self._failed(exc, MANIFEST) from exc
+        self._on_disk = data
+        _crash_point("commit")
+        self._publish()
+        self._end()
+
+    def _publish(self) -> None:
+        """After the commit: staged files into place, dropped files removed."""
+        dirs: set[Path] = set()
+        for rel, src in sorted(self._staged.items()):
+            dest = self.root / rel
+            dirs |= _make_parents(dest)
+            os.replace(src, dest)
+        for d in dirs:
+            _fsync_path(d, directory=True)
+        for rel in sorted(self._dropped):
+            if rel not in self._outputs:
+                (self.root / rel).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    (self.root / rel).parent.rmdir()  # a source's folder, now empty
+        self._staged.clear()
+        self._unhashed.clear()
+        self._dropped.clear()
+        with contextlib.suppress(OSError):
+            (self.root / STAGING).rmdir()
+
+    def reload(self) -> None:
+        """Read the manifest again (after another job committed in this process)."""
+        if self._staged or self._dropped:
+            raise CaseError("uncommitted writes: save or abort them first", path=str(self.root))
+        data = (self.root / MANIFEST).read_bytes()
+        self.manifest, self._on_disk = json.loads(data), data
+        self._cache.clear()
 
 
 def open_case(root: str | Path, *, create: bool = False, case_id: str | None = None) -> Case:
     """Open the case folder ``root`` (creating it when ``create``).
+
+    A new case is written at its first commit (an ingest that is killed before it leaves no
+    case). Opening a case that a crashed writer left settles it first (module docstring).
 
     Raises
     ------
@@ -187,17 +858,15 @@ def open_case(root: str | Path, *, create: bool = False, case_id: str | None = N
     r = Path(root)
     mpath = r / MANIFEST
     if mpath.exists():
+        if (r / STAGING).exists():
+            _try_recover(r)
         try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+            data = mpath.read_bytes()
+            manifest = json.loads(data.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CaseError(f"damaged manifest: {exc}", path=str(mpath)) from exc
-        return Case(r, manifest)
-    if not create:
-        raise CaseError("not a case folder (no case.json); create one with `routetrace ingest`",
-                        path=str(r))
-    if r.exists() and any(r.iterdir()):
-        raise CaseError("folder exists, is not empty and is not a case; choose a new folder",
-                        path=str(r))
+        return Case(r, manifest, _on_disk=data)
+    _check_lockable(r, create=create)
     r.mkdir(parents=True, exist_ok=True)
     manifest = {
         "case_id": case_id or r.name,
@@ -208,10 +877,9 @@ def open_case(root: str | Path, *, create: bool = False, case_id: str | None = N
         "sources": [],
         "parameters": {},
         "quality": {"file_errors": 0, "rejected_records": 0},
+        "outputs": {},
     }
-    case = Case(r, manifest)
-    case.save_manifest()
-    return case
+    return Case(r, manifest)
 
 
 def concat_tables(frames: Sequence[pd.DataFrame], kind: str | None) -> pd.DataFrame:
@@ -221,3 +889,4 @@ def concat_tables(frames: Sequence[pd.DataFrame], kind: str | None) -> pd.DataFr
         return schema.empty(kind) if kind in schema.TABLES else pd.DataFrame()
     out = pd.concat(frames, ignore_index=True)
     return schema.coerce(out, kind) if kind in schema.TABLES else out
+

@@ -208,7 +208,7 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     from .case import open_case
 
     case = open_case(args.case)
-    tables = {n: len(case.table(n)) for n in case.table_names()}
+    tables = {n: case.n_rows(n) for n in case.table_names()}  # from the Parquet footers
     CONSOLE.result(f"case {case.case_id} (created {case.manifest.get('created')}, "
                    f"routetrace {case.manifest.get('tool', {}).get('version')})")
     for s in case.manifest.get("sources", []):

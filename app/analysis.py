@@ -6,16 +6,13 @@ a notebook may call the stages in :mod:`routetrace.routes` directly instead.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import pandas as pd
 
-from ..case import open_case
+from ..case import open_case, sort_table, writes_case
 from ..csvout import write_csv
 from ..errors import CaseError
 from ..extras import require
@@ -41,6 +38,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return list(json.loads(out.to_json(orient="records", date_format="iso")))
 
 
+@writes_case
 def run_chronology(root: str | Path, *, radius_m: float = 100.0,
                    min_dwell: pd.Timedelta = pd.Timedelta("5min"),
                    max_gap: pd.Timedelta = pd.Timedelta("30min"), max_h_acc_m: float = 500.0,
@@ -85,29 +83,32 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     if len(places) and (places["kind"].astype(str) == "portal_stop").any():
         case.write_table("portal_comparison", compare_portal_stops(stops, places))
     case.write_table("chronology", chrono)
-    write_csv(chrono, case.root / "chronology.csv")
+    write_csv(chrono, case.stage_output("chronology.csv"))
     case.set_parameters("stops", {**stops.attrs["params"], "place_eps_m": place_eps_m,
                                   "cleaning": fused.attrs.get("params", {})})
     case.record_outputs()
     return chrono
 
 
+@writes_case
 def run_copresence(root: str | Path, *, radius_m: float = 100.0,
                    max_dt: pd.Timedelta = pd.Timedelta("10min"), dask: bool = False,
                    scheduler: str | None = None) -> dict[str, Any]:
     """Run co-presence on the case's fixes; store ``copresence_pairs`` and ``meetings``."""
     case = open_case(root)
-    fixes = case.table("fixes")
     if dask or scheduler:
         require("dask.distributed", extra="fleet", purpose="--dask co-presence")
-        from ..routes.distributed import dask_client, dask_copresence_pairs
+        from ..routes.distributed import STAGE_COLUMNS, dask_client, dask_copresence_pairs
 
-        with dask_client(scheduler):
-            pairs = dask_copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
-        _, meetings = detect_copresence(fixes[fixes["fix_id"].isin(set(pairs["fix_a"]) | set(pairs["fix_b"]))],
-                                        radius_m=radius_m, max_dt=max_dt)
+        with dask_client(scheduler):  # the workers read the fixes from the store
+            pairs = dask_copresence_pairs(case.dask_table("fixes", columns=STAGE_COLUMNS),
+                                          radius_m=radius_m, max_dt=max_dt)
+            paired = sorted(set(pairs["fix_a"]) | set(pairs["fix_b"]))
+            ddf = case.dask_table("fixes")
+            near = sort_table(ddf[ddf["fix_id"].isin(paired)].compute(), "fixes")
+        _, meetings = detect_copresence(near, radius_m=radius_m, max_dt=max_dt)
     else:
-        pairs, meetings = detect_copresence(fixes, radius_m=radius_m, max_dt=max_dt)
+        pairs, meetings = detect_copresence(case.table("fixes"), radius_m=radius_m, max_dt=max_dt)
     case.write_table("copresence_pairs", pairs)
     case.write_table("meetings", meetings)
     case.set_parameters("copresence", {**pairs.attrs.get("params", {}), "dask": bool(dask or scheduler)})
@@ -115,18 +116,7 @@ def run_copresence(root: str | Path, *, radius_m: float = 100.0,
     return {"meetings": _records(meetings), "n_pairs": len(pairs)}
 
 
-def _draw_then_place(fig_dir: Path, figures: list[tuple[str, Callable[[Path], Path]]]) -> list[Path]:
-    """Draw every figure into a private folder beside ``fig_dir``, then move them all in:
-    a figure that fails leaves the case's figures (and tables) as they were."""
-    fig_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".figures-", dir=fig_dir.parent) as tmp:
-        drawn = [(draw(Path(tmp) / name), fig_dir / name) for name, draw in figures]
-        fig_dir.mkdir(exist_ok=True)
-        for src, dst in drawn:
-            os.replace(src, dst)
-    return [dst for _, dst in drawn]
-
-
+@writes_case
 def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
                  osm: str | Path | None = None, dask: bool = False,
                  scheduler: str | None = None) -> dict[str, Any]:
@@ -153,27 +143,29 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
                             "chronology` first", path=str(case.root))
         fences = geofences_from_stops(stops)
         source = "proposed from clusters of stops"
-    fixes, events = case.table("fixes"), case.table("events")
+    events = case.table("events")
     if dask or scheduler:
         require("dask.distributed", extra="fleet", purpose="--dask car-park visits")
-        from ..routes.distributed import dask_carpark_visits, dask_client
+        from ..routes.distributed import STAGE_COLUMNS, dask_carpark_visits, dask_client
 
-        with dask_client(scheduler):
-            visits = dask_carpark_visits(fixes, fences, events=events)
+        with dask_client(scheduler):  # the workers read the fixes from the store
+            fixes = case.dask_table("fixes", columns=STAGE_COLUMNS, whole_subjects=True)
+            visits = dask_carpark_visits(fixes, fences, events=events, shuffle=False)
     else:
-        visits = carpark_visits(fixes, fences, events=events)
-    tables = {"geofences": pd.DataFrame({
+        visits = carpark_visits(case.table("fixes"), fences, events=events)
+    case.write_table("geofences", pd.DataFrame({
         "name": fences["name"].astype(str), "source": fences["source"].astype(str),
-        "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}),
-        "carpark_visits": visits, "carpark_hour_of_week": hour_of_week(visits)}
-    tables["carpark_recurring"] = recurring_visitors(visits)
-    tables["carpark_unusual_dwell"] = dwell_outliers(visits)
-    figs = _draw_then_place(case.root / "figures", [
-        ("carparks_hour_of_week.png", lambda p: plot_hour_of_week(tables["carpark_hour_of_week"], p)),
-        ("carparks_hour_of_week.svg", lambda p: plot_hour_of_week(tables["carpark_hour_of_week"], p)),
-        ("carparks_visits_timeline.png", lambda p: plot_visits_timeline(visits, p))])
-    for name, df in tables.items():  # only once every figure was drawn: a failed stage writes nothing
-        case.write_table(name, df)
+        "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}))
+    case.write_table("carpark_visits", visits)
+    how = hour_of_week(visits)
+    case.write_table("carpark_hour_of_week", how)
+    case.write_table("carpark_recurring", recurring_visitors(visits))
+    case.write_table("carpark_unusual_dwell", dwell_outliers(visits))
+    figs = [case.root / "figures" / n for n in ("carparks_hour_of_week.png", "carparks_hour_of_week.svg",
+                                                 "carparks_visits_timeline.png")]
+    plot_hour_of_week(how, case.stage_output("figures/carparks_hour_of_week.png"))
+    plot_hour_of_week(how, case.stage_output("figures/carparks_hour_of_week.svg"))
+    plot_visits_timeline(visits, case.stage_output("figures/carparks_visits_timeline.png"))
     case.set_parameters("carparks", {**visits.attrs.get("params", {}), "geofences": source})
     case.record_outputs()
     night_door = visits[visits["night"] & (visits["door_open"] > 0)]

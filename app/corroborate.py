@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..case import open_case
+from ..case import open_case, writes_case
 from ..csvout import write_csv
 from ..errors import CaseError
 from ..loaders import load
@@ -41,6 +41,7 @@ def write_corroboration(result: CorroborationResult, out: str | Path) -> list[Pa
     return [*paths, p]
 
 
+@writes_case  # holds the case lock while it reads, computes and stores
 def corroborate_case(
     case_root: str | Path,
     statements: str | Path | None = None,

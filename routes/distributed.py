@@ -19,10 +19,11 @@ and never shuffled; a Dask DataFrame (data that does not fit the client) is shuf
 
 The results equal the in-memory results (tested on a LocalCluster with 2 workers).
 
-For a fleet-year that does not fit one machine: store the case's fixes as Parquet
-partitioned by subject and day, start a Dask cluster (``dask scheduler`` + ``dask worker``
-on each machine), pass ``scheduler="tcp://host:8786"`` (CLI ``--scheduler``), and read with
-``dask.dataframe.read_parquet`` (see ``docs/fleet-scale.md``).
+For a fleet-year that does not fit one machine: the case store keeps the fixes as one
+Parquet part per source, and ``Case.dask_table("fixes", columns=STAGE_COLUMNS)`` reads them
+on the workers; start a Dask cluster (``dask scheduler`` + ``dask worker`` on each machine
+that sees the case folder) and pass ``scheduler="tcp://host:8786"`` (CLI ``--scheduler``;
+see ``docs/fleet-scale.md``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from dask.delayed import delayed as dask_delayed
 from .carparks import _VISIT_COLS, _attach_others, carpark_visits
 from .copresence import copresence_pairs
 
-__all__ = ["dask_carpark_visits", "dask_client", "dask_copresence_pairs", "split_by_subject", "split_by_time"]
+__all__ = ["STAGE_COLUMNS", "dask_carpark_visits", "dask_client", "dask_copresence_pairs", "split_by_subject", "split_by_time"]
 
 
 @contextlib.contextmanager
@@ -64,6 +65,8 @@ def dask_client(scheduler: str | None = None, *, n_workers: int = 2,
 
 # what the distributed stages read: the required fixes columns and the accuracy
 _SENT = ("fix_id", "subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id", "record", "flags")
+#: the fixes columns the distributed stages read (``Case.dask_table("fixes", columns=...)``)
+STAGE_COLUMNS = _SENT
 
 
 def _pack(fixes: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -146,12 +149,15 @@ def dask_carpark_visits(
     *,
     events: pd.DataFrame | None = None,
     npartitions: int = 4,
+    shuffle: bool = True,
     **params: Any,
 ) -> pd.DataFrame:
     """:func:`carpark_visits` over Dask partitions by subject; same result, same columns.
 
     ``fixes`` as a pandas table is split into ``npartitions`` groups of whole subjects
-    (no shuffle); as a Dask DataFrame it is shuffled by subject.
+    (no shuffle); as a Dask DataFrame it is shuffled by subject, unless ``shuffle`` is
+    false: then each of its partitions must hold whole subjects already (as
+    ``Case.dask_table(..., whole_subjects=True)`` gives).
     """
 
     def part(df: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +173,8 @@ def dask_carpark_visits(
         found = [f for f in _run_parts(part, split_by_subject(packed, npartitions), restore) if len(f)]
         v = pd.concat(found, ignore_index=True) if found else meta
     else:
-        v = fixes.shuffle("subject_id", npartitions=npartitions).map_partitions(part, meta=meta).compute()
+        parts = fixes.shuffle("subject_id", npartitions=npartitions) if shuffle else fixes
+        v = parts.map_partitions(part, meta=meta).compute()
     if v.empty:
         return carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
                               geofences, events=events, **params)

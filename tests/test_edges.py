@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from routetrace import evidence
+from routetrace.case import open_case
 from routetrace.cli import main
 from routetrace.samples.ios_db import cocoa, write_photos
 from routetrace.testing import hash_tree
@@ -316,7 +317,7 @@ def test_hot_rollback_journal_is_rolled_back_on_the_private_copy(tmp_path: Path)
     assert rc == 0, _file_rows(q)
     (src,) = m["sources"]
     assert src["records_read"] == 1 and "-journal=" in src["companions"]
-    fixes = pd.read_parquet(tmp_path / "case" / "tables" / "fixes.parquet")
+    fixes = open_case(tmp_path / "case").table("fixes")
     assert fixes["lat"].tolist() == [49.0]  # the committed value, not the half-written -1
 
 

@@ -42,9 +42,10 @@ def test_verify_catches_a_changed_output(tmp_path: Path) -> None:
     src = tmp_path / "a.gpx"
     src.write_text(GPX)
     ingest(tmp_path / "case", [src])
-    _flip(tmp_path / "case" / "tables" / "fixes.parquet", offset=40)
+    (part,) = (tmp_path / "case" / "tables" / "fixes").rglob("*.parquet")
+    _flip(part, offset=40)
     probs = verify_case(tmp_path / "case").problems()
-    assert [(r[0], Path(r[1]).name, r[2]) for r in probs] == [("case output", "fixes.parquet", "changed")]
+    assert [(r[0], Path(r[1]).name, r[2]) for r in probs] == [("case output", "part-0.parquet", "changed")]
 
 
 def test_verify_rehashes_archive_members(tmp_path: Path) -> None:

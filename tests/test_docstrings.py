@@ -14,6 +14,13 @@ import inspect
 import pytest
 
 DOCUMENTED = [
+    "routetrace.app.analysis",
+    "routetrace.app.corroborate",
+    "routetrace.app.demo",
+    "routetrace.app.export",
+    "routetrace.app.progress",
+    "routetrace.app.subjects",
+    "routetrace.app.verify",
     "routetrace.routes.arrays",
     "routetrace.routes.carparks",
     "routetrace.routes.chronology",

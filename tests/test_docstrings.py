@@ -21,6 +21,8 @@ DOCUMENTED = [
     "routetrace.app.progress",
     "routetrace.app.subjects",
     "routetrace.app.verify",
+    "routetrace.geodesy",
+    "routetrace.localtime",
     "routetrace.routes.arrays",
     "routetrace.routes.carparks",
     "routetrace.routes.chronology",

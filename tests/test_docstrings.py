@@ -23,6 +23,7 @@ DOCUMENTED = [
     "routetrace.app.verify",
     "routetrace.geodesy",
     "routetrace.localtime",
+    "routetrace.schema",
     "routetrace.routes.arrays",
     "routetrace.routes.carparks",
     "routetrace.routes.chronology",

@@ -22,6 +22,7 @@ DOCUMENTED = [
     "routetrace.app.subjects",
     "routetrace.app.verify",
     "routetrace.geodesy",
+    "routetrace.evidence",
     "routetrace.localtime",
     "routetrace.schema",
     "routetrace.routes.arrays",

@@ -23,13 +23,13 @@ DOCUMENTED = [
     "routetrace.app.verify",
     "routetrace.csvout",
     "routetrace.display",
-    "routetrace.geodesy",
     "routetrace.evidence",
     "routetrace.fuzzing",
+    "routetrace.geodesy",
     "routetrace.localtime",
-    "routetrace.schema",
-    "routetrace.testing",
-    "routetrace.timebase",
+    "routetrace.maps.gazetteer",
+    "routetrace.maps.layout",
+    "routetrace.maps.patterns",
     "routetrace.routes.arrays",
     "routetrace.routes.carparks",
     "routetrace.routes.chronology",
@@ -41,6 +41,9 @@ DOCUMENTED = [
     "routetrace.routes.places",
     "routetrace.routes.stops",
     "routetrace.routes.trips",
+    "routetrace.schema",
+    "routetrace.testing",
+    "routetrace.timebase",
 ]
 
 

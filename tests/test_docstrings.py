@@ -27,6 +27,8 @@ DOCUMENTED = [
     "routetrace.fuzzing",
     "routetrace.geodesy",
     "routetrace.localtime",
+    "routetrace.maps.chronology",
+    "routetrace.maps.footer",
     "routetrace.maps.gazetteer",
     "routetrace.maps.layout",
     "routetrace.maps.patterns",

@@ -29,6 +29,7 @@ DOCUMENTED = [
     "routetrace.localtime",
     "routetrace.maps.chronology",
     "routetrace.maps.exhibit",
+    "routetrace.maps.exports",
     "routetrace.maps.footer",
     "routetrace.maps.gazetteer",
     "routetrace.maps.layout",

@@ -27,6 +27,7 @@ DOCUMENTED = [
     "routetrace.fuzzing",
     "routetrace.geodesy",
     "routetrace.localtime",
+    "routetrace.maps.basemap",
     "routetrace.maps.chronology",
     "routetrace.maps.exhibit",
     "routetrace.maps.exports",

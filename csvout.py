@@ -49,6 +49,18 @@ def iso_utc(col: pd.Series) -> pd.Series:
     """ISO 8601 UTC text (``...Z``) with the fraction digits the column needs (0, 3, 6 or
     9, the same for every row); NaT is missing (``None``).
 
+    Parameters
+    ----------
+    col : pandas.Series
+        Aware times (``datetime64[ns, UTC]``).
+
+    Returns
+    -------
+    pandas.Series
+        Text (object dtype), ``None`` where the time is missing.
+
+    Example
+    -------
     >>> iso_utc(pd.Series(pd.to_datetime(["2025-01-01T10:00:00.5Z", None], utc=True))).tolist()
     ['2025-01-01T10:00:00.500Z', None]
     """

@@ -29,6 +29,18 @@ def visible(text: object) -> str:
     Other format characters (category ``Cf``, e.g. zero-width joiners inside emoji) are
     kept: they cannot move the cursor or reorder a line.
 
+    Parameters
+    ----------
+    text : object
+        Any value; device text (file names, messages) in particular.
+
+    Returns
+    -------
+    str
+        The text, safe to print on a terminal.
+
+    Example
+    -------
     >>> visible("ok\\x1b[2K\\rchanged \\u202egpx.exe")
     'ok\\\\x1b[2K\\\\x0dchanged \\\\u202egpx.exe'
     """

@@ -51,7 +51,27 @@ _CHUNK = 1 << 20
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return the SHA-256 of the file's bytes as 64 lower-case hex digits (streamed)."""
+    """Return the SHA-256 of the file's bytes as 64 lower-case hex digits (streamed).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; it is only read.
+
+    Returns
+    -------
+    str
+        64 lower-case hex digits.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "a.txt"
+    ...     _ = p.write_text("hello")
+    ...     sha256_file(p)
+    '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824'
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -64,6 +84,31 @@ def companions(path: str | os.PathLike[str]) -> list[Path]:
 
     A companion that is a symbolic link is not one: links in evidence are never followed
     (the folder walk records each link it skips, see :func:`routetrace.loaders.load_many`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The database file.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The companions that exist and are regular files, in the order ``-wal``, ``-shm``,
+        ``-journal``.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = Path(tmp.name) / "Cache.sqlite"
+    >>> con = sqlite3.connect(db)  # a database in WAL mode with rows not yet checkpointed
+    >>> con.execute("PRAGMA journal_mode=WAL").fetchone(), con.execute("PRAGMA wal_autocheckpoint=0").fetchone()
+    (('wal',), (0,))
+    >>> _ = con.execute("CREATE TABLE t (x INTEGER)"); _ = con.execute("INSERT INTO t VALUES (1), (2)")
+    >>> con.commit()
+    >>> [p.name for p in companions(db)]
+    ['Cache.sqlite-wal', 'Cache.sqlite-shm']
+    >>> con.close(); tmp.cleanup()
     """
     p = Path(path)
     out = []
@@ -91,6 +136,31 @@ def source_identity(path: str | os.PathLike[str]) -> tuple[str, dict[str, str]]:
     ``routetrace verify`` sees a changed WAL.
 
     Example: ``sid, parts = source_identity("Photos.sqlite")``; ``parts["-wal"]``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The evidence file; it is only read.
+
+    Returns
+    -------
+    tuple of (str, dict of str to str)
+        ``(source_id, parts)`` as described above.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = Path(tmp.name) / "Cache.sqlite"
+    >>> con = sqlite3.connect(db)  # a database in WAL mode with rows not yet checkpointed
+    >>> con.execute("PRAGMA journal_mode=WAL").fetchone(), con.execute("PRAGMA wal_autocheckpoint=0").fetchone()
+    (('wal',), (0,))
+    >>> _ = con.execute("CREATE TABLE t (x INTEGER)"); _ = con.execute("INSERT INTO t VALUES (1), (2)")
+    >>> con.commit()
+    >>> sid, parts = source_identity(db)
+    >>> len(sid), sorted(parts)
+    (64, ['-wal', 'file'])
+    >>> con.close(); tmp.cleanup()
     """
     p = Path(path)
     main = sha256_file(p)
@@ -356,6 +426,31 @@ def private_sqlite(path: str | os.PathLike[str]) -> Iterator[EvidenceConnection]
     ------
     CorruptSource
         When the file is not a SQLite database or is damaged.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The database file; its companions beside it are copied with it.
+
+    Returns
+    -------
+    contextmanager of EvidenceConnection
+        A read-only connection to the private copy, closed (and the copy deleted) on exit.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = Path(tmp.name) / "Cache.sqlite"
+    >>> con = sqlite3.connect(db)  # a database in WAL mode with rows not yet checkpointed
+    >>> con.execute("PRAGMA journal_mode=WAL").fetchone(), con.execute("PRAGMA wal_autocheckpoint=0").fetchone()
+    (('wal',), (0,))
+    >>> _ = con.execute("CREATE TABLE t (x INTEGER)"); _ = con.execute("INSERT INTO t VALUES (1), (2)")
+    >>> con.commit()
+    >>> with private_sqlite(db) as c:  # the rows still in the -wal are seen
+    ...     c.execute("SELECT count(*) FROM t").fetchone()
+    (2,)
+    >>> con.close(); tmp.cleanup()
     """
     src = Path(path)
     with tempfile.TemporaryDirectory(prefix="routetrace-sqlite-") as tmp:
@@ -478,6 +573,31 @@ def check_wal(path: str | os.PathLike[str]) -> WalCheck:
     The file is read one frame at a time.
 
     Example: ``check_wal("Photos.sqlite-wal").applied``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``-wal`` file; it is only read.
+
+    Returns
+    -------
+    WalCheck
+        ``frames``, ``applied``, ``commits`` and ``fault`` (see :class:`WalCheck`).
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> db = Path(tmp.name) / "Cache.sqlite"
+    >>> con = sqlite3.connect(db)  # a database in WAL mode with rows not yet checkpointed
+    >>> con.execute("PRAGMA journal_mode=WAL").fetchone(), con.execute("PRAGMA wal_autocheckpoint=0").fetchone()
+    (('wal',), (0,))
+    >>> _ = con.execute("CREATE TABLE t (x INTEGER)"); _ = con.execute("INSERT INTO t VALUES (1), (2)")
+    >>> con.commit()
+    >>> w = check_wal(str(db) + "-wal")
+    >>> w.frames, w.applied, w.commits, w.fault
+    (3, 3, 2, None)
+    >>> con.close(); tmp.cleanup()
     """
     name = Path(path).name
     total = Path(path).stat().st_size
@@ -573,6 +693,27 @@ def is_archive(path: str | os.PathLike[str]) -> bool:
     A tar is recognised by a valid first header only: an all-zero file is the end marker
     of an empty tar to :func:`tarfile.is_tarfile`, but it is not an archive to us (it is a
     file with nothing in it, reported as such).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; only its first bytes are read.
+
+    Returns
+    -------
+    bool
+        Whether it is a zip or a tar (compressed or not).
+
+    Example
+    -------
+    >>> import tempfile, zipfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     z, t = Path(tmp) / "phone.zip", Path(tmp) / "notes.txt"
+    ...     with zipfile.ZipFile(z, "w") as zf:
+    ...         zf.writestr("track.gpx", "<gpx/>")
+    ...     _ = t.write_text("not an archive")
+    ...     is_archive(z), is_archive(t)
+    (True, False)
     """
     p = Path(path)
     if not p.is_file():
@@ -788,6 +929,34 @@ def extract_archive(
 
     Example: ``rep = extract_archive("phone.zip", tmp)``; ``rep.refused`` lists
     ``(member, reason)``.
+
+    Parameters
+    ----------
+    archive : str or os.PathLike
+        The zip or tar file; it is only read.
+    dest : str or os.PathLike
+        The folder to extract into (a private temporary folder in the loaders).
+    select : callable, optional
+        ``select(member name) -> bool``; default None: every member.
+    limits : ArchiveLimits, optional
+        Default None: ``ArchiveLimits()`` (see there for the numbers and their reasons).
+
+    Returns
+    -------
+    ArchiveReport
+        The members extracted (name and path) and those refused, with reasons.
+
+    Example
+    -------
+    >>> import tempfile, zipfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     z = Path(tmp) / "phone.zip"
+    ...     with zipfile.ZipFile(z, "w") as zf:
+    ...         zf.writestr("track.gpx", "<gpx/>")
+    ...         zf.writestr("../escape.txt", "x")
+    ...     rep = extract_archive(z, Path(tmp) / "out")
+    ...     [m.name for m in rep.members], rep.refused
+    (['track.gpx'], [('../escape.txt', "unsafe path (absolute or '..'): not extracted")])
     """
     lim = limits or ArchiveLimits()
     src = Path(archive)

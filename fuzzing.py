@@ -36,6 +36,25 @@ def mutate(data: bytes, ops: Sequence[tuple[str, int, int]], *, other: bytes = b
     bytes at ``a``), ``splice`` (the tail of ``other`` from ``b`` at ``a``), ``repeat``
     (the slice ``a..a+b%256`` repeated 64 times: deep nesting, huge fields).
     Deterministic: the same ops give the same bytes (hypothesis shrinks them).
+
+    Parameters
+    ----------
+    data : bytes
+        The valid input to damage.
+    ops : sequence of (str, int, int)
+        The operations, applied in order (kinds in :data:`MUTATION_KINDS`).
+    other : bytes, default b""
+        A second input that ``splice`` takes its tail from.
+
+    Returns
+    -------
+    bytes
+        The mutated input.
+
+    Example
+    -------
+    >>> mutate(b"hello world", [("truncate", 5, 0)]), mutate(b"abc", [("flip", 0, 0)])
+    (b'hello', b'`bc')
     """
     buf = bytearray(data)
     for kind, a, b in ops:
@@ -72,6 +91,37 @@ def load_bytes_outcome(data: bytes, *, name: str, tmp_dir: Path, format: str | N
     :class:`CorruptSource` wrapping an unexpected exception type from a parser: handled,
     but worth hardening) or ``"unhandled"`` (a :class:`LoaderBug`, or any other exception
     escaped: a defect).
+
+    Parameters
+    ----------
+    data : bytes
+        The file's bytes.
+    name : str
+        The file name to write (its extension can matter to sniffing).
+    tmp_dir : pathlib.Path
+        A folder of the caller's (a test's ``tmp_path``).
+    format : str, optional
+        Force a loader; default None: sniff.
+    tz : str or None, default "UTC"
+        Zone for sources with local times, so that a missing zone is not the outcome of
+        every mutation.
+
+    Returns
+    -------
+    tuple of (str, str)
+        ``(status, detail)`` as above; the detail is the message or the row counts.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> gpx = (b'<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1"><trk>'
+    ...        b'<trkseg><trkpt lat="51.0" lon="3.87"><time>2025-10-26T21:00:00Z</time></trkpt>'
+    ...        b'</trkseg></trk></gpx>')
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     ok = load_bytes_outcome(gpx, name="t.gpx", tmp_dir=Path(tmp))
+    ...     cut = load_bytes_outcome(mutate(gpx, [("truncate", 60, 0)]), name="t.gpx", tmp_dir=Path(tmp))
+    >>> ok, cut[0], "malformed XML" in cut[1]
+    (('ok', '1 fixes 0 rejects'), 'error', True)
     """
     path = Path(tmp_dir) / name
     path.write_bytes(data)

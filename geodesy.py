@@ -48,6 +48,18 @@ def local_xy_m(lat: np.ndarray | float, lon: np.ndarray | float, *, lat0: float,
                lon0: float) -> tuple[np.ndarray, np.ndarray]:
     """East/north metres from ``(lat0, lon0)`` by an equirectangular projection.
 
+    Parameters
+    ----------
+    lat, lon : float or numpy.ndarray
+        Positions in WGS84 degrees.
+    lat0, lon0 : float
+        The origin in degrees; the projection is exact enough within a few kilometres of it.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(x, y)``: metres east and north of the origin.
+
     Example
     -------
     >>> x, y = local_xy_m(51.001, 4.0, lat0=51.0, lon0=4.0)
@@ -63,6 +75,18 @@ def xy_to_deg(x_m: np.ndarray | float, y_m: np.ndarray | float, *,
               lat0: float) -> tuple[np.ndarray, np.ndarray]:
     """Degree offsets ``(dlat, dlon)`` of east/north metres at latitude ``lat0``: the
     inverse of :func:`local_xy_m` around ``lat0``.
+
+    Parameters
+    ----------
+    x_m, y_m : float or numpy.ndarray
+        Metres east and north.
+    lat0 : float
+        Latitude in degrees at which the metres are measured.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(dlat, dlon)`` in degrees.
 
     Example
     -------

@@ -34,6 +34,18 @@ def _tz_rounded(lat3: int, lon3: int) -> str:
 def tz_at(lat: float, lon: float) -> str:
     """IANA time zone at a position (positions rounded to 0.001 degrees, about 100 m).
 
+    Parameters
+    ----------
+    lat, lon : float
+        Position in WGS84 degrees.
+
+    Returns
+    -------
+    str
+        An IANA zone name; ``UTC`` where no zone is found (at sea).
+
+    Example
+    -------
     >>> tz_at(51.05, 3.72)
     'Europe/Brussels'
     """
@@ -43,7 +55,23 @@ def tz_at(lat: float, lon: float) -> str:
 
 
 def tz_names(lat: Iterable[float], lon: Iterable[float]) -> list[str]:
-    """Vector form of :func:`tz_at` (looks each distinct rounded position up once)."""
+    """Vector form of :func:`tz_at` (looks each distinct rounded position up once).
+
+    Parameters
+    ----------
+    lat, lon : iterable of float
+        Positions in WGS84 degrees, equal length.
+
+    Returns
+    -------
+    list of str
+        One IANA zone name per position.
+
+    Example
+    -------
+    >>> tz_names([51.05, 50.966], [3.72, 1.883])
+    ['Europe/Brussels', 'Europe/Paris']
+    """
     la = np.round(np.asarray(list(lat), dtype=float) * 1000)
     lo = np.round(np.asarray(list(lon), dtype=float) * 1000)
     if not len(la):
@@ -58,7 +86,25 @@ def tz_names(lat: Iterable[float], lon: Iterable[float]) -> list[str]:
 
 
 def fmt_offset(t: pd.Timestamp, tz: str) -> str:
-    """``UTC+02:00`` for ``t`` in ``tz``."""
+    """``UTC+02:00`` for ``t`` in ``tz``.
+
+    Parameters
+    ----------
+    t : pandas.Timestamp
+        An aware time.
+    tz : str
+        IANA zone name.
+
+    Returns
+    -------
+    str
+        ``UTC±HH:MM``, the zone's offset at ``t`` (summer time included).
+
+    Example
+    -------
+    >>> fmt_offset(pd.Timestamp("2025-10-26T00:30Z"), "Europe/Brussels")
+    'UTC+02:00'
+    """
     off = t.tz_convert(ZoneInfo(tz)).utcoffset()
     assert off is not None
     minutes = int(off.total_seconds() // 60)
@@ -69,6 +115,22 @@ def fmt_offset(t: pd.Timestamp, tz: str) -> str:
 def fmt_local(t: pd.Timestamp | None, tz: str, *, seconds: bool = True) -> str:
     """``2025-10-26 02:30:00 CET (UTC+01:00)``: ``t`` (aware) in the zone ``tz``.
 
+    Parameters
+    ----------
+    t : pandas.Timestamp or None
+        An aware time; None or NaT gives ``unknown``.
+    tz : str
+        IANA zone name of the place.
+    seconds : bool, default True
+        Show seconds (False gives ``HH:MM``).
+
+    Returns
+    -------
+    str
+        Local date and time, zone abbreviation and UTC offset; ``unknown`` when missing.
+
+    Example
+    -------
     >>> fmt_local(pd.Timestamp("2025-10-26T00:30Z"), "Europe/Brussels")
     '2025-10-26 02:30:00 CEST (UTC+02:00)'
     >>> fmt_local(pd.Timestamp("2025-10-26T01:30Z"), "Europe/Brussels")
@@ -87,6 +149,18 @@ def fmt_duration(td: pd.Timedelta | None) -> str:
     Minutes from one minute on (rounded to the nearest), hours with two-digit minutes,
     days in front; seconds only below one minute; ``unknown`` when missing.
 
+    Parameters
+    ----------
+    td : pandas.Timedelta or None
+        The duration; None or NaT gives ``unknown``.
+
+    Returns
+    -------
+    str
+        The duration in words as described above.
+
+    Example
+    -------
     >>> [fmt_duration(pd.Timedelta(x)) for x in ("45s", "49min", "50min 49s", "65min", "29h 24min")]
     ['45 s', '49 min', '51 min', '1 h 05 min', '1 d 5 h 24 min']
     >>> fmt_duration(None)
@@ -113,6 +187,22 @@ def fmt_clock(t: pd.Timestamp | None, tz: str, *, ref: pd.Timestamp | None = Non
     (``2025-10-24 23:50``) when it falls on another local day than ``ref`` (or when no
     ``ref`` is given); ``unknown`` when missing.
 
+    Parameters
+    ----------
+    t : pandas.Timestamp or None
+        An aware time; None or NaT gives ``unknown``.
+    tz : str
+        IANA zone name.
+    ref : pandas.Timestamp, optional
+        A time whose local day needs no date; default None: the date is always shown.
+
+    Returns
+    -------
+    str
+        ``HH:MM`` or ``YYYY-MM-DD HH:MM`` local time; ``unknown`` when missing.
+
+    Example
+    -------
     >>> t = pd.Timestamp("2025-10-24T11:02Z")
     >>> fmt_clock(t, "Europe/Brussels", ref=t), fmt_clock(t, "Europe/Brussels")
     ('13:02', '2025-10-24 13:02')
@@ -126,7 +216,28 @@ def fmt_clock(t: pd.Timestamp | None, tz: str, *, ref: pd.Timestamp | None = Non
 
 
 def fmt_local_many(times: pd.Series, zones: list[str], *, seconds: bool = True) -> list[str]:
-    """Vector form of :func:`fmt_local`: ``times`` (UTC) each in its own zone."""
+    """Vector form of :func:`fmt_local`: ``times`` (UTC) each in its own zone.
+
+    Parameters
+    ----------
+    times : pandas.Series
+        Aware times (NaT gives ``unknown``).
+    zones : list of str
+        One IANA zone name per time.
+    seconds : bool, default True
+        Show seconds.
+
+    Returns
+    -------
+    list of str
+        The same strings :func:`fmt_local` gives, one per time.
+
+    Example
+    -------
+    >>> fmt_local_many(pd.Series(pd.to_datetime(["2025-10-26T01:30Z", None], utc=True)),
+    ...                ["Europe/Brussels", "Europe/Brussels"])
+    ['2025-10-26 02:30:00 CET (UTC+01:00)', 'unknown']
+    """
     out = [""] * len(times)
     if not len(times):
         return out

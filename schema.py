@@ -438,6 +438,18 @@ STORED_AS: dict[str, str] = {"places_merged": "places", "statements": "places"}
 def kind_of(name: str) -> str | None:
     """The declared kind of a table stored as ``name``, or None for an undeclared one.
 
+    Parameters
+    ----------
+    name : str
+        The name a table is stored under in a case (``fixes``, ``statements``, ...).
+
+    Returns
+    -------
+    str or None
+        The declared kind it is validated against, or None when undeclared.
+
+    Example
+    -------
     >>> kind_of("statements"), kind_of("meetings"), kind_of("nonesuch")
     ('places', 'meetings', None)
     """
@@ -478,7 +490,28 @@ FLAGS: dict[str, str] = {
 
 
 def columns(kind: str) -> tuple[Column, ...]:
-    """Return the declared columns of table ``kind`` (``fixes``, ``events``, ...)."""
+    """Return the declared columns of table ``kind`` (``fixes``, ``events``, ...).
+
+    Parameters
+    ----------
+    kind : str
+        A declared table kind.
+
+    Returns
+    -------
+    tuple of Column
+        The columns in declared order (name, kind, unit, required, meaning).
+
+    Raises
+    ------
+    SchemaError
+        For an unknown kind, listing the known ones.
+
+    Example
+    -------
+    >>> [c.name for c in columns("fixes")][:4]
+    ['fix_id', 'subject_id', 't_utc', 'lat']
+    """
     try:
         return TABLES[kind]
     except KeyError:
@@ -492,7 +525,24 @@ def _empty_template(kind: str) -> pd.DataFrame:
 
 def empty(kind: str) -> pd.DataFrame:
     """Return an empty table of ``kind`` with every declared column and dtype (a new frame
-    each call: a copy of one built once per kind, since building it costs ~2 ms)."""
+    each call: a copy of one built once per kind, since building it costs ~2 ms).
+
+    Parameters
+    ----------
+    kind : str
+        A declared table kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Zero rows, every declared column with its dtype.
+
+    Example
+    -------
+    >>> t = empty("fixes")
+    >>> len(t), str(t["t_utc"].dtype)
+    (0, 'datetime64[ns, UTC]')
+    """
     return _empty_template(kind).copy(deep=True)
 
 
@@ -513,6 +563,27 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     Missing optional columns are added as NA (``flags`` as ``""``); extra columns are kept
     after the declared ones. Raises :class:`SchemaError` naming the column when a required
     column is missing or a value cannot be converted (naive times included).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The rows; not modified.
+    kind : str
+        The declared table kind to coerce to.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame of ``kind``.
+
+    Example
+    -------
+    >>> g = coerce(pd.DataFrame({"subject_id": ["lorry"], "gap_id": ["lorry:gap0"],
+    ...                          "t_start": pd.to_datetime(["2025-10-26T21:00Z"]),
+    ...                          "t_end": pd.to_datetime(["2025-10-26T23:00Z"]),
+    ...                          "duration": [pd.Timedelta("2h")]}), "gaps")
+    >>> g["flags"].tolist(), str(g["t_start"].dtype)
+    ([''], 'datetime64[ns, UTC]')
     """
     out: dict[str, pd.Series] = {}
     n = len(df)
@@ -583,6 +654,27 @@ def validate(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     SchemaError
         Naming the first column that is missing or of the wrong dtype, or a required
         column holding missing values where none are allowed (ids, times, positions).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table to check.
+    kind : str
+        The declared table kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` itself, unchanged (so a call can be chained).
+
+    Example
+    -------
+    >>> validate(empty("stops"), "stops").empty
+    True
+    >>> validate(pd.DataFrame({"lat": [51.0]}), "fixes")
+    Traceback (most recent call last):
+    ...
+    routetrace.errors.SchemaError: ...
     """
     if not isinstance(df, pd.DataFrame):
         raise SchemaError(f"{kind}: expected a pandas DataFrame, got {type(df).__name__}")
@@ -616,6 +708,27 @@ def validate(df: pd.DataFrame, kind: str) -> pd.DataFrame:
 def add_flag(flags: pd.Series, mask: Iterable[bool] | pd.Series | np.ndarray, flag: str) -> pd.Series:
     """Return ``flags`` with ``flag`` added where ``mask`` is true (sorted, no duplicates).
 
+    Parameters
+    ----------
+    flags : pandas.Series
+        A ``flags`` column (``|``-joined flag names, ``""`` for none).
+    mask : array-like of bool
+        Which rows get the flag (same length as ``flags``).
+    flag : str
+        A flag declared in :data:`FLAGS`.
+
+    Returns
+    -------
+    pandas.Series
+        A new string Series; ``flags`` is not modified.
+
+    Raises
+    ------
+    SchemaError
+        For a flag not declared in :data:`FLAGS`.
+
+    Example
+    -------
     >>> s = pd.Series(["", "hint"], dtype="string")
     >>> add_flag(s, [True, True], "low_accuracy").tolist()
     ['low_accuracy', 'hint|low_accuracy']
@@ -651,7 +764,26 @@ def drop_flag(flags: pd.Series, mask: Iterable[bool] | pd.Series | np.ndarray, f
 
 
 def has_flag(flags: pd.Series, flag: str) -> pd.Series:
-    """Return a boolean Series: which rows carry ``flag``."""
+    """Return a boolean Series: which rows carry ``flag``.
+
+    Parameters
+    ----------
+    flags : pandas.Series
+        A ``flags`` column.
+    flag : str
+        The flag name to look for (whole names only: ``low`` does not match
+        ``low_accuracy``).
+
+    Returns
+    -------
+    pandas.Series
+        Booleans, one per row.
+
+    Example
+    -------
+    >>> has_flag(pd.Series(["", "hint|low_accuracy"], dtype="string"), "low_accuracy").tolist()
+    [False, True]
+    """
     padded = "|" + flags.astype("string").fillna("") + "|"
     return padded.str.contains(f"|{flag}|", regex=False).astype(bool)
 

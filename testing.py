@@ -73,6 +73,40 @@ def make_fixes(
     ``t_utc`` values must carry a zone (``"...Z"`` strings or aware timestamps); naive
     values raise :class:`SchemaError`, as everywhere in routetrace. Records are numbered
     ``0..n-1``; ``fix_id`` is ``test:<n>``. Extra keyword columns are added as given.
+
+    Parameters
+    ----------
+    subject_id : str or sequence of str, default "subject"
+        Subject of each fix.
+    t_utc : iterable
+        Aware times (``"...Z"`` text or timestamps).
+    lat, lon : float or iterable of float
+        WGS84 degrees.
+    h_acc_m : float or iterable of float, optional
+        Stated horizontal accuracy in metres; default None: unknown (NA).
+    fix_kind : str or sequence of str, default "gps"
+        Kind of each fix (a declared ``fix_kind``).
+    source_id : str, default 64 zeros
+        The SHA-256 the rows cite (a placeholder: no file).
+    **columns
+        Further columns of the ``fixes`` schema (``speed_mps``, ``flags``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A ``fixes`` table that passes ``schema.validate(df, "fixes")``.
+
+    Raises
+    ------
+    SchemaError
+        For naive times or a value that does not fit its column.
+
+    Example
+    -------
+    >>> f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z", "2025-10-26T21:01Z"],
+    ...                lat=51.0, lon=[3.87, 3.88], h_acc_m=5.0)
+    >>> f[["fix_id", "subject_id", "lon", "record"]].values.tolist()
+    [['test:0', 'lorry', 3.87, '0'], ['test:1', 'lorry', 3.88, '1']]
     """
     times = pd.Series(_broadcast(t_utc, len(t_utc)) if isinstance(t_utc, Sized) else list(t_utc))
     if pd.api.types.is_datetime64_any_dtype(times.dtype):
@@ -105,6 +139,30 @@ def assert_fixes_equal(left: pd.DataFrame, right: pd.DataFrame, *, check_ids: bo
 
     Row order is ignored (both are sorted by subject and time). Positions are compared
     with ``atol_deg``; ``fix_id`` and provenance only when ``check_ids``.
+
+    Parameters
+    ----------
+    left, right : pandas.DataFrame
+        ``fixes`` tables.
+    check_ids : bool, default False
+        Also compare ``fix_id`` and provenance (off by default: two loaders of one track
+        number their rows differently).
+    atol_deg : float, default 1e-9
+        Tolerance on latitude and longitude in degrees (1e-9 degrees is about 0.1 mm).
+
+    Raises
+    ------
+    AssertionError
+        Naming the first difference.
+
+    Example
+    -------
+    >>> a = make_fixes(t_utc=["2025-10-26T21:00Z", "2025-10-26T21:01Z"], lat=[51.0, 51.1], lon=3.87)
+    >>> assert_fixes_equal(a, a.iloc[::-1])  # row order is ignored
+    >>> assert_fixes_equal(a, a.assign(lat=[51.0, 51.2]))
+    Traceback (most recent call last):
+    ...
+    AssertionError: ...
     """
     cols = ["subject_id", "t_utc", "lat", "lon", "fix_kind"]
     if check_ids:
@@ -128,6 +186,37 @@ def assert_count_rule(result: Any) -> None:
     """Assert a LoadResult obeys the count rule and that every reject has a reason.
 
     records read = distinct records that produced rows + records rejected.
+
+    Parameters
+    ----------
+    result : LoadResult
+        What a loader returned.
+
+    Raises
+    ------
+    AssertionError
+        When records read differ from records that produced rows plus records rejected, or a
+        reject has no reason.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
+    >>> con = sqlite3.connect(p)
+    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
+    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
+    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
+    ...     _ = con.execute(sql)
+    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
+    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
+    ...                      for i in range(3000)])
+    >>> con.commit(); con.close()
+    >>> from routetrace.loaders import load
+    >>> assert_count_rule(load(p))
+    >>> tmp.cleanup()
     """
     produced: set[str] = set()
     for df in [result.fixes, result.events, result.places, *result.extra_tables.values()]:
@@ -149,6 +238,39 @@ def hash_tree(root: str | Path) -> dict[str, str]:
     """SHA-256 of every file under ``root`` (or of ``root`` itself), keyed by path.
 
     Used to prove evidence stays byte-identical: hash before, run, hash after, compare.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        A folder (every file under it, recursively) or one file.
+
+    Returns
+    -------
+    dict of str to str
+        Path (as text) to SHA-256 hex digest.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
+    >>> con = sqlite3.connect(p)
+    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
+    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
+    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
+    ...     _ = con.execute(sql)
+    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
+    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
+    ...                      for i in range(3000)])
+    >>> con.commit(); con.close()
+    >>> from routetrace.loaders import load
+    >>> before = hash_tree(tmp.name)
+    >>> res = load(p)
+    >>> hash_tree(tmp.name) == before, len(before)  # the evidence is unchanged
+    (True, 1)
+    >>> tmp.cleanup()
     """
     p = Path(root)
     files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
@@ -164,6 +286,42 @@ def damage_page(path: str | Path, *, at: float = 0.5, page_size: int = 4096,
     leaf page of its rows. With ``table``, it is the leaf page of that table ``at`` of the
     way through its leaves (found with SQLite's ``dbstat``). Used to show a loader loses that
     page's rows, not the file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A SQLite file (a test's own copy: it is modified).
+    at : float, default 0.5
+        Where the page lies, 0 (start) to 1 (end); the middle keeps rows on both sides.
+    page_size : int, default 4096
+        SQLite's page size in bytes (its default).
+    table : str, optional
+        Damage a leaf page of this table; default None: by position in the file.
+
+    Returns
+    -------
+    int
+        The 0-based index of the page overwritten.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
+    >>> con = sqlite3.connect(p)
+    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
+    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
+    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
+    ...     _ = con.execute(sql)
+    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
+    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
+    ...                      for i in range(3000)])
+    >>> con.commit(); con.close()
+    >>> damage_page(p)
+    15
+    >>> tmp.cleanup()
     """
     p = Path(path)
     if table is None:
@@ -187,6 +345,18 @@ def damage_page(path: str | Path, *, at: float = 0.5, page_size: int = 4096,
 def unread_keys(records: Iterable[str]) -> set[int]:
     """The integer keys named by ``read_rows`` fault records (``"T/Z_PK 41..87"``, ``"T/rowid 9"``).
 
+    Parameters
+    ----------
+    records : iterable of str
+        The ``record`` values of the fault rejects.
+
+    Returns
+    -------
+    set of int
+        Every key the records name (ranges expanded).
+
+    Example
+    -------
     >>> sorted(unread_keys(["ZT/Z_PK 3..5", "WifiLocation/rowid 9"]))
     [3, 4, 5, 9]
     """
@@ -203,6 +373,56 @@ def assert_page_loss(result: Any, *, table: str, n: int, key: str = "Z_PK", rows
     must give: the count rule, rows of ``table`` before and after the damage (keys 1 and ``n``),
     fewer than ``max_lost`` rows lost, and faults (``"<table>/<key> a..b"`` rejects) naming
     exactly the keys missing. Returns the keys loaded into the ``rows`` table.
+
+    Parameters
+    ----------
+    result : LoadResult
+        The load of the damaged file.
+    table : str
+        The damaged table.
+    n : int
+        Its number of rows (keys 1..``n``).
+    key : str, default "Z_PK"
+        Its key column (Core Data's primary key; ``rowid`` for plain tables).
+    rows : str, default "fixes"
+        The result table its rows load into.
+    max_lost : int, default 200
+        Most rows the damage may cost (losing more means more than the one page was lost).
+
+    Returns
+    -------
+    set of int
+        The keys loaded.
+
+    Raises
+    ------
+    AssertionError
+        When any of the conditions above fails.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
+    >>> con = sqlite3.connect(p)
+    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
+    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
+    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
+    ...     _ = con.execute(sql)
+    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
+    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
+    ...                      for i in range(3000)])
+    >>> con.commit(); con.close()
+    >>> from routetrace.loaders import load
+    >>> _ = damage_page(p)
+    >>> res = load(p)
+    >>> res.rejects["record"].tolist()
+    ['LocationHarvest/rowid 1205..1324']
+    >>> len(assert_page_loss(res, table="LocationHarvest", key="rowid", n=3000))
+    2880
+    >>> tmp.cleanup()
     """
     assert_count_rule(result)
     rejects = result.rejects

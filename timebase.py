@@ -80,6 +80,22 @@ def from_epoch(values: object, *, epoch: pd.Timestamp, unit: str = "s") -> pd.Se
 
     Implausible values (outside :data:`PLAUSIBLE`, NaN, inf, overflow) become NaT.
 
+    Parameters
+    ----------
+    values : array-like
+        Numbers (or numeric text; anything else becomes NaT).
+    epoch : pandas.Timestamp
+        The zero of the count, aware (e.g. :data:`APPLE_EPOCH`).
+    unit : str, default "s"
+        ``s``, ``ms``, ``us`` or ``ns``; seconds is what most sources count.
+
+    Returns
+    -------
+    pandas.Series
+        ``datetime64[ns, UTC]``, one per value, NaT where implausible.
+
+    Example
+    -------
     >>> from_epoch([0.5, 123456789012345], epoch=APPLE_EPOCH).tolist()[0]
     Timestamp('2001-01-01 00:00:00.500000+0000', tz='UTC')
     """
@@ -109,7 +125,32 @@ def tz_finder() -> Any:
 
 
 def zone(name: str) -> ZoneInfo:
-    """Return the IANA zone ``name`` or raise :class:`ParameterError` naming it."""
+    """Return the IANA zone ``name`` or raise :class:`ParameterError` naming it.
+
+    Parameters
+    ----------
+    name : str
+        An IANA zone name such as ``Europe/Brussels``.
+
+    Returns
+    -------
+    zoneinfo.ZoneInfo
+        The zone.
+
+    Raises
+    ------
+    ParameterError
+        For a name that is not an IANA zone.
+
+    Example
+    -------
+    >>> zone("Europe/Brussels")
+    zoneinfo.ZoneInfo(key='Europe/Brussels')
+    >>> zone("CEST")
+    Traceback (most recent call last):
+    ...
+    routetrace.errors.ParameterError: unknown time zone 'CEST'; ...
+    """
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -122,6 +163,29 @@ def localize(naive: pd.Series, *, tz: str) -> pd.Series:
 
     Times that do not exist (spring-forward) or are ambiguous (fall-back hour) become NaT
     so the loader rejects them with a reason instead of guessing.
+
+    Parameters
+    ----------
+    naive : pandas.Series
+        Naive local times (datetime64 or text pandas can parse).
+    tz : str
+        The stated IANA zone of the source.
+
+    Returns
+    -------
+    pandas.Series
+        ``datetime64[ns, UTC]``; NaT for nonexistent and ambiguous local times.
+
+    Raises
+    ------
+    ParameterError
+        For a ``tz`` that is not an IANA zone.
+
+    Example
+    -------
+    >>> s = pd.Series(["2025-10-26 01:30", "2025-10-26 02:30", "2025-10-26 03:30"])
+    >>> [str(t) for t in localize(s, tz="Europe/Brussels")]  # 02:30 happened twice that night
+    ['2025-10-25 23:30:00+00:00', 'NaT', '2025-10-26 02:30:00+00:00']
     """
     zone(tz)
     s = pd.to_datetime(naive)
@@ -133,6 +197,23 @@ def parse_iso(values: object) -> pd.Series:
     """Parse ISO-8601 strings that carry ``Z`` or an offset; others become NaT.
 
     Mixed offsets in one column are respected (each converted to UTC).
+
+    Parameters
+    ----------
+    values : array-like
+        Text values.
+
+    Returns
+    -------
+    pandas.Series
+        ``datetime64[ns, UTC]``; NaT for text without a zone, unparsable text, or a time
+        outside :data:`PLAUSIBLE`.
+
+    Example
+    -------
+    >>> [str(t) for t in parse_iso(["2025-10-26T21:00:00Z", "2025-10-26T23:00:00+02:00",
+    ...                             "2025-10-26 21:00"])]
+    ['2025-10-26 21:00:00+00:00', '2025-10-26 21:00:00+00:00', 'NaT']
     """
     s = pd.Series(values, dtype="object")
     text = s.astype("string").str.strip()

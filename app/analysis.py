@@ -50,6 +50,44 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     once), ``portal_comparison`` (when the case holds portal stops) and
     ``chronology`` in the case, writes ``CASE/chronology.csv`` and records the parameters.
     Returns the chronology table.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder (made by :func:`routetrace.app.ingest.ingest`).
+    radius_m, min_dwell, max_gap, max_h_acc_m
+        Passed to :func:`routetrace.routes.stops.detect_stops` (defaults 100 m, 5 min, 30 min,
+        500 m, for the reasons given there); ``max_h_acc_m`` also to the trips.
+    place_eps_m : float, default 150.0
+        Passed as ``eps_m`` to :func:`routetrace.routes.places.cluster_places`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The chronology (see :func:`routetrace.routes.chronology.chronology`).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> ch = run_chronology(d / "case")
+    >>> ch[["subject_id", "kind", "local_start"]].values.tolist()
+    [['lorry', 'stop', '2025-10-26 22:00:00 CET (UTC+01:00)'],
+     ['lorry', 'trip', '2025-10-26 22:09:00 CET (UTC+01:00)'],
+     ['phone', 'stop', '2025-10-26 22:00:00 CET (UTC+01:00)']]
+    >>> tmp.cleanup()
     """
     from ..routes import (
         build_trips,
@@ -94,7 +132,49 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
 def run_copresence(root: str | Path, *, radius_m: float = 100.0,
                    max_dt: pd.Timedelta = pd.Timedelta("10min"), dask: bool = False,
                    scheduler: str | None = None) -> dict[str, Any]:
-    """Run co-presence on the case's fixes; store ``copresence_pairs`` and ``meetings``."""
+    """Run co-presence on the case's fixes; store ``copresence_pairs`` and ``meetings``.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder (made by :func:`routetrace.app.ingest.ingest`).
+    radius_m : float, default 100.0
+        Co-presence distance in metres (see :func:`routetrace.routes.copresence.copresence_pairs`).
+    max_dt : pandas.Timedelta, default 10 min
+        Largest time difference of a co-present pair, and longest pause inside a meeting.
+    dask : bool, default False
+        Compute the pairs on a local Dask cluster (needs the ``fleet`` extra); the result is the
+        same.
+    scheduler : str, optional
+        Address of a running Dask scheduler (implies ``dask``); default None.
+
+    Returns
+    -------
+    dict
+        ``meetings`` (one dict per meeting, as stored) and ``n_pairs`` (number of co-present
+        fix pairs).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> summary = run_copresence(d / "case")
+    >>> summary["n_pairs"], [(m["subject_a"], m["subject_b"]) for m in summary["meetings"]]
+    (100, [('lorry', 'phone')])
+    >>> tmp.cleanup()
+    """
     case = open_case(root)
     if dask or scheduler:
         require("dask.distributed", extra="fleet", purpose="--dask co-presence")
@@ -127,6 +207,49 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
 
     Geofences come from ``geofences`` (a file), ``osm`` (an extract), or — when neither is
     given — from clusters of the case's stops (run the chronology first).
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder (made by :func:`routetrace.app.ingest.ingest`).
+    geofences : str or pathlib.Path, optional
+        A geofence file (GeoJSON, KML, GeoPackage) drawn by the investigator.
+    osm : str or pathlib.Path, optional
+        An OpenStreetMap extract the user supplies (its car parks and rest areas); nothing is
+        downloaded.
+    dask : bool, default False
+        Compute the visits on a local Dask cluster (needs the ``fleet`` extra).
+    scheduler : str, optional
+        Address of a running Dask scheduler (implies ``dask``); default None.
+
+    Returns
+    -------
+    dict
+        ``n_visits``, ``n_geofences``, ``geofence_source`` (where the geofences came from),
+        ``n_night_door`` and ``night_door_visits`` (visits with a door opened at night), and
+        ``figures`` (paths of the figures drawn).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> _ = run_chronology(d / "case")  # the stops propose the geofences
+    >>> summary = run_carparks(d / "case")
+    >>> summary["n_geofences"], summary["n_visits"], summary["geofence_source"]
+    (1, 2, 'proposed from clusters of stops')
+    >>> tmp.cleanup()
     """
     case = open_case(root)
     if geofences:

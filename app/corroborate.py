@@ -25,6 +25,43 @@ def write_corroboration(result: CorroborationResult, out: str | Path) -> list[Pa
 
     Written by :func:`routetrace.csvout.write_csv`: times UTC (``...Z``), durations in seconds
     (``*_s``), text cells that a spreadsheet would run as a formula prefixed with ``'``.
+
+    Parameters
+    ----------
+    result : CorroborationResult
+        The result of :func:`routetrace.routes.corroborate.corroborate`.
+    out : str or pathlib.Path
+        The folder to write into (created when missing; files there are replaced).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The four files written, in the order above.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> _ = (d / "st.yaml").write_text(
+    ...     'routetrace: statements/1\\nstatements:\\n- {statement_id: S1, person_id: V1, role: victim, '
+    ...     'hearing_date: "2025-11-03", text: "we stopped", place: "51.0,3.87", '
+    ...     't_start: "2025-10-26T21:00Z", t_end: "2025-10-26T21:10Z", uncertainty_m: 100}\\n')
+    >>> result = corroborate_case(d / "case", d / "st.yaml")
+    >>> [p.name for p in write_corroboration(result, d / "out")]
+    ['corroboration.csv', 'corroboration_evidence.csv', 'corroboration_sequence.csv', 'corroboration_params.json']
+    >>> tmp.cleanup()
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,6 +97,53 @@ def corroborate_case(
     indicated places, a map layer), ``corroboration``, ``corroboration_evidence`` and
     ``corroboration_sequence`` in the case, the parameters in the manifest, and the CSVs
     under ``out`` (default ``CASE/corroboration``).
+
+    Parameters
+    ----------
+    case_root : str or pathlib.Path
+        The case folder.
+    statements : str or pathlib.Path, optional
+        A statements file (any format a statements loader reads); default None: the
+        ``indicated`` places already in the case.
+    tz : str, optional
+        IANA zone for statement times written without an offset (as for ingest).
+    options : mapping, optional
+        Loader options (as for ingest).
+    out : str or pathlib.Path, optional
+        Folder for the CSVs; default ``CASE/corroboration``.
+    **params
+        Keyword parameters of :func:`routetrace.routes.corroborate.corroborate` (its
+        defaults apply to any not given).
+
+    Returns
+    -------
+    CorroborationResult
+        The verdicts, evidence, sequence check and parameters, as stored.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> _ = (d / "st.yaml").write_text(
+    ...     'routetrace: statements/1\\nstatements:\\n- {statement_id: S1, person_id: V1, role: victim, '
+    ...     'hearing_date: "2025-11-03", text: "we stopped", place: "51.0,3.87", '
+    ...     't_start: "2025-10-26T21:00Z", t_end: "2025-10-26T21:10Z", uncertainty_m: 100}\\n')
+    >>> result = corroborate_case(d / "case", d / "st.yaml")
+    >>> result.verdicts[["statement_id", "subject_id", "verdict"]].values.tolist()
+    [['S1', 'lorry', 'supported'], ['S1', 'phone', 'supported']]
+    >>> tmp.cleanup()
     """
     case = open_case(case_root)
     kinds = tuple(params.get("kinds", ("indicated",)))

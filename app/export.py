@@ -35,6 +35,41 @@ def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
     ------
     ExportError
         For an unknown target or an output that cannot be written.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder (made by :func:`routetrace.app.ingest.ingest`).
+    to : str
+        ``csv``, ``geojson`` or ``gpkg``.
+    out : str or pathlib.Path
+        The output folder (``csv``, ``geojson``) or GeoPackage file (``gpkg``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, sorted.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> files = export_case(d / "case", to="csv", out=d / "csv")
+    >>> [p.name for p in files]
+    ['devices.csv', 'events.csv', 'fixes.csv', 'places.csv', 'rejects.csv', 'sources.csv', 'subjects.csv']
+    >>> tmp.cleanup()
     """
     case = open_case(root)
     if to not in ("csv", "geojson", "gpkg"):

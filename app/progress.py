@@ -34,6 +34,17 @@ def file_position(name: str) -> tuple[int, int] | None:
     """``(bytes read, size)`` of a file this process has open whose name ends like ``name``
     (the reader's position in it), from ``/proc/self/fdinfo``; None where unknown.
 
+    Parameters
+    ----------
+    name : str
+        The end of the file's path (e.g. its name).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(bytes read, size in bytes)``, or None where no such open file is found or
+        ``/proc`` is not available.
+
     Example
     -------
     >>> file_position("no-such-file-open-here.gpx") is None

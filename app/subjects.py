@@ -195,10 +195,30 @@ def load_subject_map(path: str | Path) -> SubjectMap:
 def assign_subject(res: LoadResult, subject_id: str) -> LoadResult:
     """Return ``res`` with every row given to ``subject_id`` (as ``--subject`` would).
 
+    Parameters
+    ----------
+    res : LoadResult
+        What a loader returned.
+    subject_id : str
+        The subject every row is given to.
+
+    Returns
+    -------
+    LoadResult
+        A new result; ``res`` is not modified.
+
     Example
     -------
-    >>> assign_subject(res, "phone-A").fixes["subject_id"].unique()  # doctest: +SKIP
-    array(['phone-A'], dtype=object)
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "track.gpx"
+    ...     _ = p.write_text('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...                      '<trk><trkseg><trkpt lat="51.0" lon="3.87"><time>2025-10-26T21:00:00Z'
+    ...                      '</time></trkpt></trkseg></trk></gpx>')
+    ...     res = load(p)
+    >>> assign_subject(res, "phone-A").fixes["subject_id"].tolist()
+    ['phone-A']
     """
     def give(df: pd.DataFrame) -> pd.DataFrame:
         if "subject_id" not in df.columns or not len(df):
@@ -221,6 +241,29 @@ def build_devices(sources: pd.DataFrame, rules: dict[str, DeviceRule],
 
     ``rules`` gives the mapping's rule of each mapped device; ``declared`` says where
     each unmapped device's subject came from.
+
+    Parameters
+    ----------
+    sources : pandas.DataFrame
+        The case's ``sources`` (needs ``device_id`` and ``subject_id``); device ``case`` is
+        case material (statements) and belongs to no subject.
+    rules : dict of str to DeviceRule
+        The subjects mapping's rule per device id (kind and label come from it).
+    declared : dict of str to str
+        Per unmapped device id, where its subject came from (e.g. ``--subject``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A ``devices`` table, one row per device, sorted by ``device_id``.
+
+    Example
+    -------
+    >>> src = pd.DataFrame({"device_id": ["ph1", "ph1", "case"],
+    ...                     "subject_id": ["phone-A", "phone-A", None]})
+    >>> build_devices(src, {}, {"ph1": "--subject"})[["device_id", "subject_id", "n_sources",
+    ...                                                 "declared_by"]].values.tolist()
+    [['case', 'case', 1, 'case material (places only)'], ['ph1', 'phone-A', 2, '--subject']]
     """
     if not len(sources):
         return schema.empty("devices")
@@ -239,7 +282,27 @@ def build_devices(sources: pd.DataFrame, rules: dict[str, DeviceRule],
 
 
 def build_subjects(devices: pd.DataFrame, rules: dict[str, DeviceRule]) -> pd.DataFrame:
-    """The ``subjects`` table: one row per subject that has a device in the case."""
+    """The ``subjects`` table: one row per subject that has a device in the case.
+
+    Parameters
+    ----------
+    devices : pandas.DataFrame
+        A ``devices`` table (from :func:`build_devices`).
+    rules : dict of str to DeviceRule
+        The subjects mapping's rule per device id (subject kind and label come from it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A ``subjects`` table, one row per subject, sorted by ``subject_id``.
+
+    Example
+    -------
+    >>> src = pd.DataFrame({"device_id": ["ph1", "case"], "subject_id": ["phone-A", None]})
+    >>> devices = build_devices(src, {}, {"ph1": "--subject"})
+    >>> build_subjects(devices, {})[["subject_id", "declared_by"]].values.tolist()
+    [['phone-A', '--subject']]
+    """
     if not len(devices):
         return schema.empty("subjects")
     by_subject = {r.subject_id: r for r in rules.values()}
@@ -267,6 +330,20 @@ def lookalike_subjects(fixes: pd.DataFrame, *, radius_m: float = 50.0,
     its own export share nearly all. A pair is reported when ``share >= min_share`` over at
     least ``min_fixes`` fixes.
 
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table of the case.
+    radius_m : float, default 50.0
+        Distance in metres within which two fixes coincide.
+    max_dt : pandas.Timedelta, default 1 min
+        Largest time difference of coinciding fixes.
+    min_share : float, default 0.5
+        Smallest share (0 to 1) that is reported: far above the few per cent of two people
+        who travel together.
+    min_fixes : int, default 20
+        Fewest fixes of the smaller subject for a pair to be judged at all.
+
     Returns
     -------
     pandas.DataFrame
@@ -274,7 +351,12 @@ def lookalike_subjects(fixes: pd.DataFrame, *, radius_m: float = 50.0,
 
     Example
     -------
-    >>> lookalike_subjects(fixes)[["subject_a", "subject_b", "share"]]  # doctest: +SKIP
+    >>> from routetrace.testing import make_fixes
+    >>> t = pd.date_range("2025-10-26T21:00Z", periods=20, freq="1min")
+    >>> f = make_fixes(subject_id=["phone"] * 20 + ["export"] * 20, t_utc=list(t) * 2,
+    ...                lat=51.0, lon=3.87, h_acc_m=10.0)
+    >>> lookalike_subjects(f).values.tolist()
+    [['export', 'phone', 20, 20, 1.0]]
     """
     cols = ["subject_a", "subject_b", "n_coincident", "n_fixes", "share"]
     if fixes["subject_id"].nunique() < 2:
@@ -301,6 +383,20 @@ def lookalike_subjects(fixes: pd.DataFrame, *, radius_m: float = 50.0,
 def merge_lines(keep: str, paths: Sequence[str], *, base: Path) -> str:
     """The subjects-mapping lines that put the evidence files ``paths`` under one subject
     ``keep`` (made a valid id); paths are written relative to ``base``.
+
+    Parameters
+    ----------
+    keep : str
+        The subject (and, with ``-device``, device) id to write.
+    paths : sequence of str
+        Evidence file paths; an archive member (``a.zip!m.db``) is written as its archive.
+    base : pathlib.Path
+        Folder the written paths are relative to (the mapping file's folder).
+
+    Returns
+    -------
+    str
+        YAML lines, ending with a newline.
 
     Example
     -------
@@ -335,10 +431,38 @@ def subject_overview(root: str | Path) -> list[dict[str, Any]]:
     """Subjects of a case with their devices, each device's sources and the time range of
     the fixes and events of each (``routetrace subjects CASE``).
 
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder.
+
+    Returns
+    -------
+    list of dict
+        One dict per subject: ``subject_id, kind, label, declared_by, devices`` (each device
+        with its ``sources``: path, format, fix count, first and last time) and ``t_first``,
+        ``t_last`` (ISO UTC).
+
     Example
     -------
-    >>> [s["subject_id"] for s in subject_overview("demo-out/case")]  # doctest: +SKIP
-    ['lorry-1', 'lorry-2', 'phone-A', 'phone-B']
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> [(s["subject_id"], s["t_first"], s["t_last"]) for s in subject_overview(d / "case")]
+    [('lorry', '2025-10-26T21:00:00Z', '2025-10-26T21:19:00Z'),
+     ('phone', '2025-10-26T21:00:00Z', '2025-10-26T21:09:00Z')]
+    >>> tmp.cleanup()
     """
     from ..case import open_case
 

@@ -36,7 +36,26 @@ BASEMAP_ATTRIBUTION = ("Country outlines from Natural Earth 1:110m (public domai
 
 
 def countries_geojson(bounds: tuple[float, float, float, float], *, margin_deg: float = 3.0) -> dict[str, Any]:
-    """Country outlines clipped to ``bounds`` = (south, west, north, east) plus a margin."""
+    """Country outlines clipped to ``bounds`` = (south, west, north, east) plus a margin.
+
+    Parameters
+    ----------
+    bounds : tuple of float
+        ``(south, west, north, east)`` in degrees.
+    margin_deg : float, default 3.0
+        Degrees added on every side, so that outlines reach past the edge of the map.
+
+    Returns
+    -------
+    dict
+        A GeoJSON FeatureCollection, one feature per country with a ``name`` property.
+
+    Example
+    -------
+    >>> fc = countries_geojson((50.8, 3.0, 51.2, 4.5))
+    >>> fc["type"], "Belgium" in {f["properties"]["name"] for f in fc["features"]}
+    ('FeatureCollection', True)
+    """
     raw = resources.files("routetrace.maps").joinpath("data/ne_countries_110m.geojson").read_text("utf-8")
     data = json.loads(raw)
     s, w, n, e = bounds
@@ -59,6 +78,21 @@ def roads_json(roads: Any) -> list[dict[str, Any]]:
 
     ``roads``: ``{name: [(lat, lon), ...]}``, a GeoDataFrame of lines, or the path of a
     vector file of lines (GeoPackage, GeoJSON, ...; reprojected to WGS84).
+
+    Parameters
+    ----------
+    roads : dict, geopandas.GeoDataFrame, str or pathlib.Path
+        The road lines, in one of the forms above.
+
+    Returns
+    -------
+    list of dict
+        One dict per line.
+
+    Example
+    -------
+    >>> roads_json({"E40": [(50.9, 3.7), (50.95, 4.0)]})
+    [{'name': 'E40', 'lat': [50.9, 50.95], 'lon': [3.7, 4.0]}]
     """
     if roads is None:
         return []
@@ -129,6 +163,44 @@ def load_mbtiles(path: str | Path, bounds: tuple[float, float, float, float], *,
     Zoom levels are added from the lowest up while the inlined bytes stay under
     ``max_bytes``. Raises :class:`ExportError` for vector (pbf) tiles, which are not
     supported yet.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The MBTiles file (SQLite); it is only read.
+    bounds : tuple of float
+        ``(south, west, north, east)`` in degrees.
+    max_bytes : int, default 4000000
+        Budget in bytes for the tiles inlined into the page (the exhibit is one
+        self-contained file).
+
+    Returns
+    -------
+    TileSet
+        The tiles as data URLs, with the file's SHA-256, attribution and zoom range.
+
+    Raises
+    ------
+    ExportError
+        For a missing file, vector tiles, or a file without tiles.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = Path(tmp.name) / "tiles.mbtiles"  # one zoom-0 raster tile covering the world
+    >>> con = sqlite3.connect(p)
+    >>> _ = con.execute("CREATE TABLE metadata (name text, value text)")
+    >>> _ = con.execute("CREATE TABLE tiles (zoom_level integer, tile_column integer, "
+    ...                 "tile_row integer, tile_data blob)")
+    >>> _ = con.executemany("INSERT INTO metadata VALUES (?, ?)", [("format", "png"),
+    ...                                                          ("attribution", "test tiles")])
+    >>> _ = con.execute("INSERT INTO tiles VALUES (0, 0, 0, ?)", (b"\\x89PNG not really",))
+    >>> con.commit(); con.close()
+    >>> ts = load_mbtiles(p, (50.8, 3.0, 51.2, 4.5))
+    >>> sorted(ts.tiles), ts.min_zoom, ts.max_zoom, ts.attribution
+    (['0/0/0'], 0, 0, 'test tiles')
+    >>> tmp.cleanup()
     """
     p = Path(path)
     if not p.is_file():
@@ -181,6 +253,21 @@ def town_labels(bounds: tuple[float, float, float, float], *, pad_deg: float = 0
     inhabitants or more) within ``bounds`` = (south, west, north, east) widened by
     ``pad_deg``, the ``limit`` largest, largest first (the map places them in that order
     and leaves out a name that would cover a stop label).
+
+    Parameters
+    ----------
+    bounds : tuple of float
+        ``(south, west, north, east)`` in degrees.
+    pad_deg : float, default 0.05
+        Degrees added on every side (0.05 degrees of latitude is about 5.6 km).
+    limit : int, default 400
+        Most names kept.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`routetrace.maps.gazetteer.named_places`: ``name, admin, lat, lon,
+        population``.
 
     Example
     -------

@@ -46,7 +46,25 @@ def _human(name: object) -> bool:
 
 
 def number_stops(stops: pd.DataFrame) -> pd.DataFrame:
-    """Return ``stops`` sorted by arrival (then subject, stop id) with ``no`` = 1..n."""
+    """Return ``stops`` sorted by arrival (then subject, stop id) with ``no`` = 1..n.
+
+    Parameters
+    ----------
+    stops : pandas.DataFrame
+        A ``stops`` table; not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A sorted copy with a new index and the column ``no``.
+
+    Example
+    -------
+    >>> s = pd.DataFrame({"subject_id": ["phone", "lorry"], "stop_id": ["phone:S0001", "lorry:S0001"],
+    ...                   "t_arrival": pd.to_datetime(["2025-10-26T22:00Z", "2025-10-26T21:00Z"])})
+    >>> number_stops(s)[["no", "stop_id"]].values.tolist()
+    [[1, 'lorry:S0001'], [2, 'phone:S0001']]
+    """
     out = stops.sort_values(["t_arrival", "subject_id", "stop_id"], kind="mergesort").reset_index(drop=True)
     out["no"] = np.arange(1, len(out) + 1)
     return out
@@ -277,6 +295,27 @@ def build_chronology(stops: pd.DataFrame, gaps: pd.DataFrame | None = None,
 
     ``geofences`` (``name, wkt``) and ``events`` (ignition on/off) are optional: with them
     a stop can be named after a geofence and its parked time spelled out.
+
+    Parameters
+    ----------
+    stops : pandas.DataFrame
+        A ``stops`` table.
+    gaps : pandas.DataFrame, optional
+        A ``gaps`` table (the unobserved rows); default None: none.
+    places : pandas.DataFrame, optional
+        A ``places`` table whose places can name or be cited for a stop; default None.
+    sources : pandas.DataFrame, optional
+        The case's ``sources`` (file names and SHA-256 for the ``sources`` column); default
+        None.
+    geofences : pandas.DataFrame, optional
+        ``name, wkt`` rows; default None.
+    events : pandas.DataFrame, optional
+        An ``events`` table (ignition on/off); default None.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows in time order with the columns listed above (``COLUMNS``).
 
     Example
     -------

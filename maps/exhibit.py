@@ -94,11 +94,28 @@ def make_exhibit(
     events
         Vehicle events (ignition), used only to derive the gaps when none are given.
 
+    Returns
+    -------
+    dict of str to str
+        File name to SHA-256 hex digest of every file written except ``manifest.json``
+        (which holds these digests).
+
     Raises
     ------
     ExportError
         Nothing to map, a tiles file that cannot be used, Chromium missing, or the page
         not clean offline (a blocked request or a console error).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id="s", t_utc=pd.date_range("2025-01-01T10:00Z", periods=5, freq="1min"),
+    ...                lat=[51.0, 51.001, 51.002, 51.003, 51.004], lon=3.7)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     files = make_exhibit(f, case_id="C-1", exhibit_no="7", out_dir=tmp, static=False)
+    >>> sorted(files)
+    ['chronology.csv', 'exhibit.geojson', 'exhibit.gpkg', 'exhibit.gpx', 'exhibit.html', 'exhibit.kml', 'exhibit.kmz']
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +190,49 @@ def exhibit_from_case(
     empty; without a ``gaps`` table they are derived by the chronology's rule, with the
     case's ignition ``events``) and the stage parameters recorded in ``case.json``, then
     calls :func:`make_exhibit`.
+
+    Parameters
+    ----------
+    case_root : str or os.PathLike
+        The case folder.
+    out_dir : str or os.PathLike
+        Output folder (created).
+    exhibit_no : str
+        The exhibit number printed on every page and export.
+    title : str, default "Timeline map"
+        The exhibit title.
+    tiles : str or os.PathLike, optional
+        An offline MBTiles raster file; default None: no base map tiles.
+    roads : optional
+        Background road lines, as for :func:`make_exhibit`.
+    static : bool, default True
+        Also render PNG and PDF with Chromium.
+
+    Returns
+    -------
+    dict of str to str
+        As :func:`make_exhibit`: file name to SHA-256.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
+    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
+    ...                   '</trkpt>' for k, lat in enumerate(lats))
+    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
+    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
+    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
+    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
+    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> files = exhibit_from_case(d / "case", out_dir=d / "exhibit", exhibit_no="7", static=False)
+    >>> "exhibit.html" in files, len(files["exhibit.html"])
+    (True, 64)
+    >>> tmp.cleanup()
     """
     from ..case import open_case
 

@@ -462,7 +462,33 @@ def write_kml(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, gaps: 
 
 
 def write_kmz(path: str | Path, kml_path: str | Path) -> Path:
-    """KMZ: the KML as ``doc.kml`` in a zip with fixed member time."""
+    """KMZ: the KML as ``doc.kml`` in a zip with fixed member time.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.kmz`` file to write.
+    kml_path : str or pathlib.Path
+        The KML written by :func:`write_kml`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.samples.demo_tables import demo_tables
+    >>> d = demo_tables(200)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> import zipfile
+    >>> k = write_kml(Path(tmp.name) / "x.kml", d["fixes"], d["stops"], d["gaps"], d["places"],
+    ...               case_id="C-1", exhibit_no="7")
+    >>> zipfile.ZipFile(write_kmz(Path(tmp.name) / "x.kmz", k)).namelist()
+    ['doc.kml']
+    >>> tmp.cleanup()
+    """
     p = Path(path)
     stamp = pd.Timestamp(_epoch(), unit="s", tz="UTC")
     info = zipfile.ZipInfo("doc.kml", date_time=(stamp.year, stamp.month, stamp.day, stamp.hour,
@@ -477,7 +503,33 @@ def write_kmz(path: str | Path, kml_path: str | Path) -> Path:
 def write_chronology_csv(path: str | Path, stops: pd.DataFrame, gaps: pd.DataFrame,
                          places: pd.DataFrame, sources: pd.DataFrame | None = None) -> Path:
     """The chronology (numbered stops and unobserved intervals) as CSV, local and UTC times,
-    through the one formula-safe writer (:func:`routetrace.csvout.write_csv`)."""
+    through the one formula-safe writer (:func:`routetrace.csvout.write_csv`).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.csv`` file to write.
+    stops, gaps, places : pandas.DataFrame
+        Canonical tables, as for :func:`routetrace.maps.chronology.build_chronology`.
+    sources : pandas.DataFrame, optional
+        The ``sources`` table, cited per row; default None.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.samples.demo_tables import demo_tables
+    >>> d = demo_tables(200)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = write_chronology_csv(Path(tmp.name) / "c.csv", d["stops"], d["gaps"], d["places"])
+    >>> p.read_text().splitlines()[0].split(",")[:4], len(pd.read_csv(p))  # 3 stops, 1 gap
+    (['no', 'row_kind', 'subject_id', 'id'], 4)
+    >>> tmp.cleanup()
+    """
     return write_csv(build_chronology(stops, gaps, places, sources), path)
 
 
@@ -500,7 +552,32 @@ def _route_parts(f: pd.DataFrame, gaps: pd.DataFrame) -> list[tuple[str, np.ndar
 def write_geojson(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, gaps: pd.DataFrame,
                   places: pd.DataFrame) -> Path:
     """One FeatureCollection: route parts (every fix, with its time list), stops, places,
-    unobserved intervals. Coordinates rounded to 1e-7 degrees."""
+    unobserved intervals. Coordinates rounded to 1e-7 degrees.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.geojson`` file to write.
+    fixes, stops, gaps, places : pandas.DataFrame
+        Canonical tables (:mod:`routetrace.schema`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.samples.demo_tables import demo_tables
+    >>> d = demo_tables(200)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> import json
+    >>> p = write_geojson(Path(tmp.name) / "x.geojson", d["fixes"], d["stops"], d["gaps"], d["places"])
+    >>> sorted({f["properties"]["layer"] for f in json.loads(p.read_text())["features"]})
+    ['place', 'route', 'stop', 'unobserved']
+    >>> tmp.cleanup()
+    """
     from .timeline import prepare_fixes
     f = prepare_fixes(fixes)
     feats: list[dict[str, Any]] = []
@@ -546,7 +623,31 @@ def write_geojson(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, ga
 def write_gpx(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, gaps: pd.DataFrame,
               places: pd.DataFrame) -> Path:
     """GPX 1.1: stops and places as waypoints, one track per subject, one segment per
-    unbroken part (a new segment after each unobserved interval)."""
+    unbroken part (a new segment after each unobserved interval).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.gpx`` file to write.
+    fixes, stops, gaps, places : pandas.DataFrame
+        Canonical tables (:mod:`routetrace.schema`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.samples.demo_tables import demo_tables
+    >>> d = demo_tables(200)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> b = write_gpx(Path(tmp.name) / "x.gpx", d["fixes"], d["stops"], d["gaps"], d["places"]).read_bytes()
+    >>> b.count(b"<wpt"), b.count(b"<trk>"), b.count(b"<trkseg")
+    (5, 2, 3)
+    >>> tmp.cleanup()
+    """
     from .timeline import prepare_fixes
     f = prepare_fixes(fixes)
     root = etree.Element(f"{{{GPX_NS}}}gpx", nsmap={None: GPX_NS})
@@ -599,6 +700,16 @@ def gpkg_frame(df: pd.DataFrame) -> pd.DataFrame:
     ISO 8601 text with every digit, so nothing is rounded away. Durations become seconds in
     ``NAME_s``. Text stays text, numbers numbers.
 
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Any table; not modified.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new table with the columns typed as described.
+
     Examples
     --------
     >>> t = pd.DataFrame({"t": pd.to_datetime(["2025-01-01T00:00:00.000000500Z"]),
@@ -631,6 +742,20 @@ def write_gpkg_table(path: str | Path, layer: str, df: pd.DataFrame) -> list[str
     with a position and, when some rows have none (an ignition event, a chat message), the
     attribute table ``LAYER_no_position`` for those: no row is left out. A table without
     positions is an attribute table ``layer``. Columns as :func:`gpkg_frame` types them.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The GeoPackage (created, or added to).
+    layer : str
+        The layer name.
+    df : pandas.DataFrame
+        The table.
+
+    Returns
+    -------
+    list of str
+        The layers written (one or two).
 
     Examples
     --------
@@ -670,6 +795,32 @@ def write_geopackage(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame,
     Every fix and place is written: rows without a position go to ``fixes_no_position`` /
     ``places_no_position``. Trip lines are built from the subject's fixes between the
     trip's start and end; a gap without both ends has no geometry.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The ``.gpkg`` file to write.
+    fixes, stops, gaps, places : pandas.DataFrame
+        Canonical tables.
+    trips : pandas.DataFrame or None
+        A ``trips`` table; None writes no ``trips`` layer.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.samples.demo_tables import demo_tables
+    >>> d = demo_tables(200)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> import pyogrio
+    >>> p = write_geopackage(Path(tmp.name) / "x.gpkg", d["fixes"], d["stops"], None, d["gaps"], d["places"])
+    >>> sorted(name for name, _ in pyogrio.list_layers(p))
+    ['fixes', 'gaps', 'places', 'stops']
+    >>> tmp.cleanup()
     """
     import geopandas as gpd
     import pyogrio

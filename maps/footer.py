@@ -63,6 +63,23 @@ def source_date() -> str:
     """The production date from ``SOURCE_DATE_EPOCH`` (UTC), or a fixed 'not stated'.
 
     Exhibits never read the wall clock: the same inputs give the same bytes.
+
+    Returns
+    -------
+    str
+        ``YYYY-MM-DD HH:MM:SS UTC``, or ``not stated (set SOURCE_DATE_EPOCH)`` when the
+        variable is unset or not a whole number of seconds.
+
+    Example
+    -------
+    >>> import os
+    >>> saved = os.environ.pop("SOURCE_DATE_EPOCH", None)
+    >>> source_date()
+    'not stated (set SOURCE_DATE_EPOCH)'
+    >>> os.environ["SOURCE_DATE_EPOCH"] = "1762164000"
+    >>> source_date()
+    '2025-11-03 10:00:00 UTC'
+    >>> _ = os.environ.pop("SOURCE_DATE_EPOCH") if saved is None else os.environ.update(SOURCE_DATE_EPOCH=saved)
     """
     sde = os.environ.get("SOURCE_DATE_EPOCH")
     if sde is None or not sde.strip().isdigit():
@@ -172,17 +189,77 @@ def flatten_params(params: dict[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def render_title(m: ExhibitMeta) -> str:
-    """The title bar above the map."""
+    """The title bar above the map.
+
+    Parameters
+    ----------
+    m : ExhibitMeta
+        What the exhibit states (exhibit number, case id, title).
+
+    Returns
+    -------
+    str
+        An HTML fragment; the title text is escaped.
+
+    Example
+    -------
+    >>> m = ExhibitMeta(case_id="CASE-1", exhibit_no="RT-1", title="<b>Route</b> of lorry")
+    >>> render_title(m)
+    '<div class="rt-title" id="rt-title">Exhibit RT-1 · Case CASE-1<span class="rt-sub">&lt;b&gt;Route&lt;/b&gt; of lorry</span></div>'
+    """
     return _TITLE.render(m=m)
 
 
 def render_footer(m: ExhibitMeta) -> str:
-    """The footer below the map (escaped HTML)."""
+    """The footer below the map (escaped HTML).
+
+    Parameters
+    ----------
+    m : ExhibitMeta
+        What the exhibit states: case, sources with SHA-256, parameters, tool version, time
+        convention, base map and notes.
+
+    Returns
+    -------
+    str
+        An HTML fragment; every value is escaped.
+
+    Example
+    -------
+    >>> m = ExhibitMeta(case_id="CASE-1", exhibit_no="RT-1", notes=["<script>x</script>"])
+    >>> html = render_footer(m)
+    >>> "CASE-1" in html, "<script>" in html, "&lt;script&gt;" in html
+    (True, False, True)
+    """
     return _FOOTER.render(m=m)
 
 
 def render_chronology(m: ExhibitMeta, chrono: pd.DataFrame) -> str:
-    """The chronology table (escaped HTML; printed on its own page)."""
+    """The chronology table (escaped HTML; printed on its own page).
+
+    Parameters
+    ----------
+    m : ExhibitMeta
+        What the exhibit states (its numbers head the page).
+    chrono : pandas.DataFrame
+        The table from :func:`routetrace.maps.chronology.build_chronology`.
+
+    Returns
+    -------
+    str
+        An HTML fragment, one table row per chronology row; every value is escaped.
+
+    Example
+    -------
+    >>> from routetrace.maps.chronology import build_chronology
+    >>> from routetrace.routes import detect_stops
+    >>> from routetrace.testing import make_fixes
+    >>> _, stops = detect_stops(make_fixes(subject_id="lorry", t_utc=pd.date_range(
+    ...     "2025-10-26T21:00Z", periods=12, freq="1min"), lat=51.0, lon=3.87, h_acc_m=5.0))
+    >>> html = render_chronology(ExhibitMeta(case_id="CASE-1", exhibit_no="RT-1"), build_chronology(stops))
+    >>> html.count("<tr"), "lorry" in html
+    (2, True)
+    """
     rows = []
     for r in chrono.to_dict("records"):
         r["pos"] = f"{r['lat']:.5f}, {r['lon']:.5f}" if pd.notna(r["lat"]) else ""

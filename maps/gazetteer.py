@@ -97,6 +97,22 @@ def named_places(bounds: tuple[float, float, float, float], *, min_population: i
     so the order (and an exhibit drawn from it) is deterministic. ``limit`` keeps the
     largest ones (a map at country scale labels the cities, not every village).
 
+    Parameters
+    ----------
+    bounds : tuple of float
+        ``(south, west, north, east)`` in degrees.
+    min_population : int, default 1000
+        Smallest population kept (1,000 is the list's own threshold: every place in it).
+    limit : int, optional
+        Keep only the ``limit`` largest; default None: all.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The places, largest first.
+
+    Example
+    -------
     >>> df = named_places((50.86, 4.23, 50.89, 4.28))
     >>> "Groot-Bijgaarden" in set(df["name"])
     True
@@ -113,7 +129,25 @@ def named_places(bounds: tuple[float, float, float, float], *, min_population: i
 
 def nearest_places(lat: np.ndarray, lon: np.ndarray, *, max_distance_m: float = 25_000.0) -> list[NamedPlace | None]:
     """The nearest GeoNames place to each position (None when none within ``max_distance_m``
-    or the position is missing). Ties go to the larger, then the earlier-listed, place."""
+    or the position is missing). Ties go to the larger, then the earlier-listed, place.
+
+    Parameters
+    ----------
+    lat, lon : numpy.ndarray
+        Positions in WGS84 degrees (NaN for missing).
+    max_distance_m : float, default 25000.0
+        Farthest place in metres; beyond it no place is named (None).
+
+    Returns
+    -------
+    list of NamedPlace or None
+        One per position.
+
+    Example
+    -------
+    >>> [p.name if p else None for p in nearest_places(np.array([50.87, 0.0]), np.array([4.25, -30.0]))]
+    ['Groot-Bijgaarden', None]
+    """
     t = _table()
     la, lo = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
     out: list[NamedPlace | None] = []
@@ -140,5 +174,24 @@ def nearest_places(lat: np.ndarray, lon: np.ndarray, *, max_distance_m: float = 
 
 
 def nearest_place(lat: float, lon: float, *, max_distance_m: float = 25_000.0) -> NamedPlace | None:
-    """The nearest GeoNames place to one position (see :func:`nearest_places`)."""
+    """The nearest GeoNames place to one position (see :func:`nearest_places`).
+
+    Parameters
+    ----------
+    lat, lon : float
+        Position in WGS84 degrees.
+    max_distance_m : float, default 25000.0
+        Farthest place in metres; beyond it no place is named (None).
+
+    Returns
+    -------
+    NamedPlace or None
+        The place with its distance, or None when none is near enough.
+
+    Example
+    -------
+    >>> p = nearest_place(50.87, 4.25)
+    >>> p.name, p.admin, round(p.distance_m)
+    ('Groot-Bijgaarden', 'Dilbeek', 194)
+    """
     return nearest_places(np.asarray([lat]), np.asarray([lon]), max_distance_m=max_distance_m)[0]

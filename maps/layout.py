@@ -37,6 +37,20 @@ _WEB_MERCATOR_M = 40_075_016.686
 def metres_per_pixel(lat_deg: float, zoom: float) -> float:
     """Ground metres covered by one CSS pixel at latitude ``lat_deg`` and Leaflet ``zoom``.
 
+    Parameters
+    ----------
+    lat_deg : float
+        Latitude in degrees (the Web Mercator scale depends on it).
+    zoom : float
+        Leaflet zoom level (fractional zooms allowed).
+
+    Returns
+    -------
+    float
+        Metres per CSS pixel.
+
+    Example
+    -------
     >>> round(metres_per_pixel(0.0, 0.0))
     156543
     """
@@ -56,6 +70,26 @@ def fit_zoom(bounds: tuple[float, float, float, float], *, width_px: float, heig
 
     ``padding_px`` is taken off each side of the map, as Leaflet's ``padding`` option does.
 
+    Parameters
+    ----------
+    bounds : tuple of float
+        ``(south, west, north, east)`` in degrees.
+    width_px, height_px : float
+        Size of the map in CSS pixels.
+    padding_px : float, default 0.0
+        Padding on each side in CSS pixels.
+    zoom_snap : float, default 0.25
+        Zoom step, as Leaflet's ``zoomSnap`` option (the timeline exhibit sets 0.25).
+    max_zoom : float, default 18.0
+        Largest zoom returned (Leaflet's usual tile maximum).
+
+    Returns
+    -------
+    float
+        The zoom, a multiple of ``zoom_snap``.
+
+    Example
+    -------
     >>> fit_zoom((50.8, 3.0, 51.2, 4.5), width_px=800, height_px=600)
     9.5
     """
@@ -72,6 +106,18 @@ def fit_zoom(bounds: tuple[float, float, float, float], *, width_px: float, heig
 def group_letter(k: int) -> str:
     """Letters of the groups: A..Z, then AA, AB, ...
 
+    Parameters
+    ----------
+    k : int
+        0-based group number.
+
+    Returns
+    -------
+    str
+        The group's letters.
+
+    Example
+    -------
     >>> [group_letter(k) for k in (0, 25, 26, 27)]
     ['A', 'Z', 'AA', 'AB']
     """

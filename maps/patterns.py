@@ -43,7 +43,31 @@ def _save(fig: Any, path: Path) -> Path:
 def plot_hour_of_week(counts: pd.DataFrame, out: str | Path, *, title: str = "Visits by local "
                       "hour of week") -> Path:
     """Heatmap of visits per local weekday × hour, one panel per geofence (``counts`` from
-    :func:`routetrace.routes.carparks.hour_of_week`)."""
+    :func:`routetrace.routes.carparks.hour_of_week`).
+
+    Parameters
+    ----------
+    counts : pandas.DataFrame
+        ``geofence, weekday, hour, visits`` rows.
+    out : str or pathlib.Path
+        The figure file; the suffix (``.png``, ``.svg``) chooses the format.
+    title : str, default "Visits by local hour of week"
+        The figure title (shown as text, never as markup).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> counts = pd.DataFrame({"geofence": ["P"], "weekday": [0], "hour": [22], "visits": [2]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = plot_hour_of_week(counts, Path(tmp) / "how.png")
+    ...     p.name, p.stat().st_size > 0
+    ('how.png', True)
+    """
     names = sorted(counts["geofence"].unique()) if len(counts) else ["(no visits)"]
     plt = _pyplot()
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 1.6 * len(names) + 0.6), squeeze=False)
@@ -64,7 +88,35 @@ def plot_hour_of_week(counts: pd.DataFrame, out: str | Path, *, title: str = "Vi
 
 def plot_visits_timeline(visits: pd.DataFrame, out: str | Path, *, title: str = "Car-park visits") -> Path:
     """One bar per visit (UTC axis), a row per subject × geofence; door openings marked ▲,
-    unobserved parts hatched."""
+    unobserved parts hatched.
+
+    Parameters
+    ----------
+    visits : pandas.DataFrame
+        Visits from :func:`routetrace.routes.carparks.carpark_visits` (needs ``subject_id,
+        geofence, t_entry, dwell, unobserved, door_open``).
+    out : str or pathlib.Path
+        The figure file; the suffix chooses the format.
+    title : str, default "Car-park visits"
+        The figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> v = pd.DataFrame({"subject_id": ["lorry"], "geofence": ["P"],
+    ...                   "t_entry": pd.to_datetime(["2025-10-26T21:00Z"]),
+    ...                   "dwell": [pd.Timedelta("40min")], "unobserved": [pd.Timedelta(0)],
+    ...                   "door_open": [1]})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = plot_visits_timeline(v, Path(tmp) / "visits.svg")
+    ...     p.name, p.stat().st_size > 0
+    ('visits.svg', True)
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 0.35 * max(3, visits[["subject_id", "geofence"]].drop_duplicates().shape[0]) + 1))
     rows = sorted({(r.subject_id, r.geofence) for r in visits.itertuples()})

@@ -187,7 +187,28 @@ def _deterministic_ids(root: Element) -> None:
 
 def prepare_fixes(fixes: pd.DataFrame) -> pd.DataFrame:
     """Plottable fixes sorted by subject and time (no position, 0,0 placeholders and
-    fixes without a time are left out: they are in the exports, not on the map)."""
+    fixes without a time are left out: they are in the exports, not on the map).
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table; the 0,0 placeholders and fixes without a time left out are the
+        rows flagged ``zero_position`` or ``no_time`` (as :func:`routetrace.routes.clean.clean_fixes`
+        and the loaders flag them).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The plottable rows, sorted, with a new index.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id="s", t_utc=["2025-01-01T10:02Z", "2025-01-01T10:00Z", "2025-01-01T10:01Z"],
+    ...                lat=[51.0, 0.0, 51.001], lon=[3.7, 0.0, 3.7], flags=["", "zero_position", ""])
+    >>> prepare_fixes(f)["fix_id"].tolist()
+    ['test:2', 'test:0']
+    """
     schema.validate(fixes, "fixes")
     f = fixes
     ok = f["lat"].notna() & f["lon"].notna()
@@ -206,6 +227,20 @@ def derive_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30
     than ``max_gap``; with ``events``, a silence the vehicle spent parked with its ignition
     off is not unobserved), so the map never draws other gaps than the chronology states.
     The rows carry the ``derived`` flag: they were computed for the exhibit, not given.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table.
+    max_gap : pandas.Timedelta, default 30 min
+        The chronology's default (see :func:`routetrace.routes.stops.detect_gaps`).
+    events : pandas.DataFrame, optional
+        An ``events`` table with ignition events; default None.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A ``gaps`` table whose rows are flagged ``derived``.
 
     Examples
     --------
@@ -726,7 +761,28 @@ def build_timeline_map(
 def simplify_keep(fixes: pd.DataFrame, *, tol_m: float) -> np.ndarray:
     """Boolean mask over ``fixes`` (as sorted by :func:`prepare_fixes`): the fixes that
     Douglas-Peucker keeps at ``tol_m`` metres, per subject (every subject's first and last
-    fix are kept; single-fix subjects too)."""
+    fix are kept; single-fix subjects too).
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        Fixes as returned by :func:`prepare_fixes`.
+    tol_m : float
+        Douglas-Peucker tolerance in metres (no default: it follows the map's scale).
+
+    Returns
+    -------
+    numpy.ndarray
+        Booleans, one per row of ``fixes``.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id="s", t_utc=pd.date_range("2025-01-01T10:00Z", periods=5, freq="1min"),
+    ...                lat=[51.0, 51.001, 51.002, 51.003, 51.004], lon=[3.7, 3.7001, 3.7, 3.7, 3.7])
+    >>> simplify_keep(prepare_fixes(f), tol_m=50.0).tolist()  # a straight line: its two ends
+    [True, False, False, False, True]
+    """
     f = fixes
     n = len(f)
     keep = np.zeros(n, dtype=bool)

@@ -12,6 +12,18 @@ def expand_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.
 
     Empty or reversed ranges contribute nothing.
 
+    Parameters
+    ----------
+    starts, ends : numpy.ndarray
+        Integer arrays of equal length: range ``k`` is ``starts[k]`` (included) to
+        ``ends[k]`` (excluded), as in :func:`numpy.arange`.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(positions, k)``: every position of every range, in range order, and for each
+        position the index of the range it came from (both int64, same length).
+
     Example
     -------
     >>> pos, k = expand_ranges(np.array([2, 7]), np.array([4, 8]))

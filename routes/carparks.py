@@ -75,6 +75,34 @@ def geofences_from_stops(
 
     Single-linkage clustering in metres; each cluster becomes the convex hull of its stop
     centres buffered by ``buffer_m``, named ``auto-1``, ``auto-2``… in west-to-east order.
+
+    Parameters
+    ----------
+    stops : pandas.DataFrame
+        A ``stops`` table (from :func:`routetrace.routes.stops.detect_stops`).
+    eps_m : float, default 150.0
+        Linkage distance in metres: stop centres closer than this share a cluster.
+    min_stops : int, default 2
+        Fewest stops a cluster needs to become a candidate (one stop is not a pattern).
+    buffer_m : float, default 50.0
+        Metres added around the hull of the stop centres, for the stops' own spread.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns ``name, source, geometry`` (WGS84 polygons, ``source`` is ``auto:stops``);
+        empty when no cluster reaches ``min_stops``.
+
+    Example
+    -------
+    >>> from routetrace.routes.stops import detect_stops
+    >>> from routetrace.testing import make_fixes
+    >>> t = list(pd.date_range("2025-10-26T21:00Z", periods=10, freq="1min")) * 2
+    >>> f = make_fixes(subject_id=["lorry"] * 10 + ["van"] * 10, t_utc=t,
+    ...                lat=[51.0] * 10 + [51.0005] * 10, lon=3.87, h_acc_m=5.0)
+    >>> _, stops = detect_stops(f)
+    >>> len(stops), geofences_from_stops(stops)["name"].tolist()
+    (2, ['auto-1'])
     """
     schema.validate(stops, "stops")
     if stops.empty:
@@ -162,6 +190,34 @@ def carpark_visits(
     to cross a car park at walking pace), e.g. a motorway passing the car park — kept and
     marked, never dropped).
     Parameters are recorded in ``attrs["params"]``.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table (UTC times, WGS84 degrees, ``h_acc_m`` in metres).
+    geofences : geopandas.GeoDataFrame
+        Polygons in WGS84 with a ``name`` column (loaded by a geofence loader or from
+        :func:`geofences_from_stops`).
+    events : pandas.DataFrame, optional
+        An ``events`` table; its ignition and door events are attached to visits. Default
+        None: no events.
+    max_gap : pandas.Timedelta, default 30 min
+        Longer silences inside a visit are unobserved (same default as the stops stage).
+    max_h_acc_m : float, default 500.0
+        Fixes with a worse accuracy (metres) do not count; 500 m excludes cell-tower fixes.
+    accuracy_aware : bool, default True
+        Use the uncertainty circle for membership; False treats every fix as exact.
+    event_slack : pandas.Timedelta, default 2 min
+        Allowance either side of a visit for tracker timing when attaching events.
+    night_hours : tuple of int, default (22, 6)
+        Local hours ``(start, end)`` that count as night (22:00 to 06:00).
+    min_dwell : pandas.Timedelta, default 2 min
+        Visits shorter than this are marked ``pass_through`` (see above).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per visit, with the columns listed above and ``attrs["params"]``.
 
     Example
     -------
@@ -340,6 +396,25 @@ def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
 
     Local time is the geofence's zone (``local_tz``), DST-correct. Returns a long table
     ``<by>, weekday, hour, visits``.
+
+    Parameters
+    ----------
+    visits : pandas.DataFrame
+        Visits from :func:`carpark_visits` (needs ``t_entry``, ``local_tz`` and ``by``).
+    by : str, default "geofence"
+        Column to count per (e.g. ``subject_id``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``<by>, weekday, hour, visits``; empty (with those columns) for no visits.
+
+    Example
+    -------
+    >>> v = pd.DataFrame({"geofence": ["P", "P"], "local_tz": ["Europe/Brussels"] * 2,
+    ...                   "t_entry": pd.to_datetime(["2025-10-27T21:10Z", "2025-11-03T21:50Z"])})
+    >>> hour_of_week(v).values.tolist()
+    [['P', 0, 22, 2]]
     """
     if visits.empty:
         return pd.DataFrame(columns=[by, "weekday", "hour", "visits"])
@@ -350,7 +425,32 @@ def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
 
 
 def recurring_visitors(visits: pd.DataFrame, *, min_visits: int = 2) -> pd.DataFrame:
-    """Subjects that visited the same geofence on at least ``min_visits`` different local days."""
+    """Subjects that visited the same geofence on at least ``min_visits`` different local days.
+
+    Parameters
+    ----------
+    visits : pandas.DataFrame
+        Visits from :func:`carpark_visits` (``visit_id, subject_id, geofence, t_entry,
+        local_tz``).
+    min_visits : int, default 2
+        Fewest different local days (in the geofence's zone) that make a recurring visitor;
+        two days is the least that can show a return.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``geofence, subject_id, visits, days`` (number of visits and of distinct
+        local days), one row per recurring pair.
+
+    Example
+    -------
+    >>> v = pd.DataFrame({"visit_id": [1, 2, 3], "subject_id": ["lorry"] * 3,
+    ...                   "geofence": ["P"] * 3, "local_tz": ["Europe/Brussels"] * 3,
+    ...                   "t_entry": pd.to_datetime(["2025-10-27T21:00Z", "2025-10-27T22:00Z",
+    ...                                              "2025-10-28T21:00Z"])})
+    >>> recurring_visitors(v).values.tolist()
+    [['P', 'lorry', 3, 2]]
+    """
     if visits.empty:
         return pd.DataFrame(columns=["geofence", "subject_id", "visits", "days"])
     day = [t.tz_convert(z).date().isoformat() for t, z in zip(visits["t_entry"], visits["local_tz"], strict=True)]
@@ -364,6 +464,29 @@ def dwell_outliers(visits: pd.DataFrame, *, z: float = 3.0, min_visits: int = 5)
 
     Robust z = (dwell − median) / (1.4826 · MAD) over that geofence's visits; geofences with
     fewer than ``min_visits`` visits are not judged (too little to call anything unusual).
+
+    Parameters
+    ----------
+    visits : pandas.DataFrame
+        Visits from :func:`carpark_visits` (needs ``geofence`` and ``dwell_observed``).
+    z : float, default 3.0
+        Robust z-score above which (in absolute value) a dwell is unusual; 3 is the usual
+        cut for "far outside the typical spread".
+    min_visits : int, default 5
+        Fewest visits a geofence needs before any of its visits is judged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The unusual visits (all their columns) with ``dwell_z`` added.
+
+    Example
+    -------
+    >>> mins = [10, 11, 12, 10, 11, 95]
+    >>> v = pd.DataFrame({"geofence": ["P"] * 6,
+    ...                   "dwell_observed": pd.to_timedelta(mins, unit="min")})
+    >>> dwell_outliers(v)["dwell_observed"].tolist()
+    [Timedelta('0 days 01:35:00')]
     """
     if visits.empty:
         return visits.assign(dwell_z=pd.Series(dtype=float))

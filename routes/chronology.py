@@ -23,7 +23,36 @@ COLUMNS = ["subject_id", "seq", "kind", "ref_id", "t_start_utc", "t_end_utc", "l
 
 
 def chronology(stops: pd.DataFrame, trips: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
-    """Order stops, trips and gaps per subject into one table (see module doc)."""
+    """Order stops, trips and gaps per subject into one table (see module doc).
+
+    Parameters
+    ----------
+    stops : pandas.DataFrame
+        A ``stops`` table (from :func:`routetrace.routes.stops.detect_stops`).
+    trips : pandas.DataFrame
+        A ``trips`` table (from :func:`routetrace.routes.trips.build_trips`).
+    gaps : pandas.DataFrame
+        A ``gaps`` table (``stops.attrs["gaps"]`` or
+        :func:`routetrace.routes.stops.detect_gaps`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stop, trip or gap, in time order per subject, with the columns of
+        ``COLUMNS`` (``seq`` numbers the rows of each subject from 1).
+
+    Example
+    -------
+    >>> from routetrace.routes.stops import detect_stops
+    >>> from routetrace.routes.trips import build_trips
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id="lorry", t_utc=pd.date_range("2025-10-26T21:00Z", periods=12,
+    ...                freq="1min"), lat=51.0, lon=3.87, h_acc_m=5.0)
+    >>> linked, stops = detect_stops(f)
+    >>> trips = build_trips(linked, stops, gaps=stops.attrs["gaps"])
+    >>> chronology(stops, trips, stops.attrs["gaps"])[["kind", "local_start"]].values.tolist()
+    [['stop', '2025-10-26 22:00:00 CET (UTC+01:00)']]
+    """
     rows = []
     for r in stops.itertuples():
         tz = local_zone(r.lat, r.lon)

@@ -33,6 +33,23 @@ def clean_fixes(fixes: pd.DataFrame, *, max_speed_mps: float = 70.0,
                 low_accuracy_m: float = 1000.0) -> pd.DataFrame:
     """Return a copy of ``fixes`` with data-quality flags added (see module rules).
 
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table; it is not modified.
+    max_speed_mps : float, default 70.0
+        Implied speed (m/s) between consecutive fixes above which a fix is flagged as a jump;
+        70 m/s (252 km/h) is beyond any road vehicle in a case.
+    low_accuracy_m : float, default 1000.0
+        Fixes with ``h_acc_m`` worse than this (metres) are flagged low-accuracy (cell-tower
+        positions).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``fixes`` with the quality flags added to ``flags`` and the parameters in
+    ``attrs["params"]``; no row is removed.
+
     Example
     -------
     >>> from routetrace.testing import make_fixes

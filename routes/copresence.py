@@ -66,6 +66,43 @@ def copresence_pairs(
     Each unordered pair appears once, with ``subject_a < subject_b``. Columns:
     ``subject_a, subject_b, fix_a, fix_b, t_a, t_b, dt, distance_m, h_acc_a, h_acc_b,
     lat_a, lon_a, lat_b, lon_b, firm``.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table of two or more subjects.
+    radius_m : float, default 100.0
+        Distance in metres within which two fixes are together (a car park is about 100 m
+        across).
+    max_dt : pandas.Timedelta, default 10 min
+        Largest time difference between the two fixes (phones and trackers record at least
+        every few minutes while moving).
+    accuracy_aware : bool, default True
+        Widen ``radius_m`` by both fixes' stated accuracies (the pair is then ``possible``,
+        not ``firm``).
+    max_h_acc_m : float, default 500.0
+        Fixes with a worse accuracy (metres: cell towers) are not used.
+    subjects : sequence of str, optional
+        Only these subjects; default None: every subject in ``fixes``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per co-present pair with the columns listed above.
+
+    Raises
+    ------
+    ParameterError
+        For a non-positive ``radius_m`` or ``max_dt``.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id=["lorry", "phone"], t_utc=["2025-10-26T21:30Z", "2025-10-26T21:32Z"],
+    ...                lat=[51.0, 51.0003], lon=[3.87, 3.87], h_acc_m=10.0)
+    >>> p = copresence_pairs(f)
+    >>> p[["subject_a", "subject_b", "firm"]].values.tolist(), round(float(p["distance_m"][0]))
+    ([['lorry', 'phone', True]], 33)
     """
     _check(radius_m, max_dt)
     schema.validate(fixes, "fixes")
@@ -180,6 +217,19 @@ def detect_copresence(
     ``meetings`` columns: ``meeting_id, subject_a, subject_b, t_start, t_end, duration,
     n_pairs, n_firm, min_distance_m, lat, lon, fix_ids`` (the evidence rows, ``|``-joined).
 
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table of two or more subjects.
+    radius_m, max_dt, accuracy_aware, max_h_acc_m, subjects
+        As in :func:`copresence_pairs` (defaults 100 m, 10 min, True, 500 m, every subject);
+        ``max_dt`` is also the longest pause inside one meeting.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(pairs, meetings)``: the pairs of :func:`copresence_pairs` and one row per meeting.
+
     Example
     -------
     >>> from routetrace.testing import make_fixes
@@ -237,6 +287,39 @@ def detect_cotravel(
     defaults to 200 m to allow for sampling offsets within ``max_dt`` (2 min).
 
     Returns ``leg, t_start, t_end, n_moving, n_matched, matched_fraction, fix_ids``.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table holding both subjects.
+    subject : str
+        The subject whose legs are tested.
+    with_subject : str
+        The subject looked for beside it.
+    radius_m : float, default 200.0
+        Co-presence distance in metres (see above for the reason).
+    max_dt : pandas.Timedelta, default 2 min
+        Largest time difference between matched fixes.
+    min_speed_mps : float, default 3.0
+        A fix is moving at or above this speed (3 m/s, about 11 km/h: faster than walking).
+    trips : pandas.DataFrame, optional
+        A ``trips`` table of ``subject`` whose trips are the legs; default None: runs of
+        moving fixes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per leg with the columns listed above (``matched_fraction`` 0 to 1).
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> t = pd.date_range("2025-10-26T21:00Z", periods=5, freq="1min")
+    >>> lat = [51.0 + 0.01 * k for k in range(5)]
+    >>> f = make_fixes(subject_id=["lorry"] * 5 + ["phone"] * 5, t_utc=list(t) * 2,
+    ...                lat=lat * 2, lon=3.87, h_acc_m=10.0)
+    >>> detect_cotravel(f, subject="lorry", with_subject="phone")[["n_moving", "n_matched"]].values.tolist()
+    [[4, 4]]
     """
     _check(radius_m, max_dt)
     schema.validate(fixes, "fixes")

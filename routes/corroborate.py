@@ -251,6 +251,22 @@ def corroborate(
         For a non-positive distance, speed or count, or a negative tolerance.
     SchemaError
         When an input table does not match its declaration.
+
+    Example
+    -------
+    >>> from routetrace import schema
+    >>> from routetrace.testing import make_fixes
+    >>> t0 = pd.Timestamp("2025-10-26T21:00Z")
+    >>> places = schema.from_records([{
+    ...     "place_id": "p1", "record": "0", "kind": "indicated", "lat": 51.0, "lon": 3.87,
+    ...     "radius_m": 50.0, "t_start": t0, "t_end": t0 + pd.Timedelta("1h"),
+    ...     "t_precision": "window", "source_id": "statement", "flags": "",
+    ...     "extra": '{"statement_id": "S1"}'}], "places")
+    >>> f = make_fixes(subject_id="lorry", t_utc=pd.date_range(t0, periods=12, freq="5min"),
+    ...                lat=51.0, lon=3.87, h_acc_m=5.0)
+    >>> result = corroborate(places, f)
+    >>> result.verdicts[["statement_id", "subject_id", "verdict"]].values.tolist()
+    [['S1', 'lorry', 'supported']]
     """
     tol = pd.Timedelta(time_tolerance)
     for name, value in (("slack_m", slack_m), ("coarse_m", coarse_m),
@@ -694,6 +710,34 @@ def statement_layer(places: pd.DataFrame, result: CorroborationResult | None = N
     text: a renderer escapes them), and with a ``result``: ``verdicts`` (``"phone-A:
     supported; lorry-1: supported"``) and ``worst`` (contradicted > inconclusive > not
     observed > supported, for the marker colour). Plain data for ``maps/``; no rendering.
+
+    Parameters
+    ----------
+    places : pandas.DataFrame
+        A ``places`` table; its ``indicated`` and ``shared`` rows are the statements.
+    result : CorroborationResult, optional
+        The verdicts from :func:`corroborate`; default None: no ``verdicts``/``worst`` columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per statement, sorted by ``statement_id``, with the columns listed above.
+
+    Example
+    -------
+    >>> from routetrace import schema
+    >>> from routetrace.testing import make_fixes
+    >>> t0 = pd.Timestamp("2025-10-26T21:00Z")
+    >>> places = schema.from_records([{
+    ...     "place_id": "p1", "record": "0", "kind": "indicated", "lat": 51.0, "lon": 3.87,
+    ...     "radius_m": 50.0, "t_start": t0, "t_end": t0 + pd.Timedelta("1h"),
+    ...     "t_precision": "window", "source_id": "statement", "flags": "",
+    ...     "extra": '{"statement_id": "S1"}'}], "places")
+    >>> f = make_fixes(subject_id="lorry", t_utc=pd.date_range(t0, periods=12, freq="5min"),
+    ...                lat=51.0, lon=3.87, h_acc_m=5.0)
+    >>> layer = statement_layer(places, corroborate(places, f))
+    >>> layer[["statement_id", "verdicts", "worst"]].values.tolist()
+    [['S1', 'lorry: supported', 'supported']]
     """
     pl = _prepare(places, ("indicated", "shared"))
     ex = [_extra(x) for x in pl["extra"]]

@@ -20,6 +20,24 @@ def cluster_points_m(lat: np.ndarray, lon: np.ndarray, *, eps_m: float) -> np.nd
 
     Labels are 0..k-1 in order of each cluster's first point. Uses an STRtree on local
     metres, so it is O(n log n) for spread-out points.
+
+    Parameters
+    ----------
+    lat, lon : numpy.ndarray
+        Positions in WGS84 degrees, equal length.
+    eps_m : float
+        Linkage distance in metres (no default: each caller states its own rule).
+
+    Returns
+    -------
+    numpy.ndarray
+        One integer label per point (0..k-1); empty for no points.
+
+    Example
+    -------
+    >>> cluster_points_m(np.array([51.0, 51.0005, 51.1]), np.array([3.87, 3.87, 3.87]),
+    ...                  eps_m=100.0).tolist()
+    [0, 0, 1]
     """
     lat = np.asarray(lat, dtype=float)
     lon = np.asarray(lon, dtype=float)
@@ -49,6 +67,18 @@ def cluster_points_m(lat: np.ndarray, lon: np.ndarray, *, eps_m: float) -> np.nd
 def local_zone(lat: float, lon: float) -> str:
     """IANA time zone at a position (timezonefinder's offline polygons); ``UTC`` at sea.
 
+    Parameters
+    ----------
+    lat, lon : float
+        Position in WGS84 degrees.
+
+    Returns
+    -------
+    str
+        An IANA zone name such as ``Europe/Brussels``; ``UTC`` where no zone is found.
+
+    Example
+    -------
     >>> local_zone(50.86, 4.36), local_zone(50.966, 1.883)
     ('Europe/Brussels', 'Europe/Paris')
     """

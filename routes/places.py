@@ -24,6 +24,38 @@ def cluster_places(stops: pd.DataFrame, *, eps_m: float = 150.0, min_stops: int 
     ``per_subject`` clusters each subject's stops separately; by default places are shared
     across subjects (so a safehouse used by a phone and a lorry is one place). Days are
     counted in ``tz`` (default UTC).
+
+    Parameters
+    ----------
+    stops : pandas.DataFrame
+        A ``stops`` table (from :func:`routetrace.routes.stops.detect_stops`).
+    eps_m : float, default 150.0
+        Linkage distance in metres between stop centres.
+    min_stops : int, default 1
+        Fewest stops a place needs; default 1 so every stop belongs to a place.
+    per_subject : bool, default False
+        Cluster each subject's stops separately (see above).
+    tz : str, optional
+        IANA zone in which distinct days are counted; default None: UTC.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(stops with place_id, places)``: a copy of the stops with a ``place_id`` link
+        column (NA for stops in no place), and one row per place: ``place_id, lat, lon,
+        radius_m, n_stops, n_subjects, subjects, n_days, first_arrival, last_departure,
+        total_dwell, stop_ids``.
+
+    Example
+    -------
+    >>> from routetrace.routes.stops import detect_stops
+    >>> from routetrace.testing import make_fixes
+    >>> t = list(pd.date_range("2025-10-26T21:00Z", periods=10, freq="1min")) * 2
+    >>> f = make_fixes(subject_id=["lorry"] * 10 + ["phone"] * 10, t_utc=t,
+    ...                lat=[51.0] * 10 + [51.0005] * 10, lon=3.87, h_acc_m=5.0)
+    >>> linked, places = cluster_places(detect_stops(f)[1])
+    >>> linked["place_id"].nunique(), len(places)
+    (1, 1)
     """
     schema.validate(stops, "stops")
     st = stops.copy()

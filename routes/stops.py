@@ -103,6 +103,18 @@ def parked_intervals(events: pd.DataFrame | None) -> pd.DataFrame:
     ignition-off with no later ignition-on (end of record) gives an open interval (``t_on``
     NaT); an ignition-on without a preceding off is ignored.
 
+    Parameters
+    ----------
+    events : pandas.DataFrame or None
+        An ``events`` table (``subject_id, kind, t_utc``); None or empty gives no intervals.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject_id, t_off, t_on`` (UTC), one row per parked interval.
+
+    Example
+    -------
     >>> ev = pd.DataFrame({"subject_id": ["l"] * 3, "kind": ["ignition_off", "ignition_off", "ignition_on"],
     ...                    "t_utc": pd.to_datetime(["2025-10-26T20:43:27.000Z", "2025-10-26T20:43:27.985Z",
     ...                                             "2025-10-26T21:49:00.000Z"])})
@@ -299,6 +311,30 @@ def detect_gaps(fixes: pd.DataFrame, *, max_gap: pd.Timedelta = pd.Timedelta("30
 
     Silences covered by one ignition-off → ignition-on interval are not gaps (the vehicle
     was parked with its engine off). Returns a ``gaps`` table.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table (every accuracy counts as an observation).
+    max_gap : pandas.Timedelta, default 30 min
+        Longest silence that is not a gap (phones and trackers record at least that often
+        while they move).
+    events : pandas.DataFrame, optional
+        An ``events`` table whose ignition events excuse parked silences (see
+        :func:`parked_intervals`); default None: no events.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A ``gaps`` table, one row per unobserved interval.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z", "2025-10-26T23:00Z"],
+    ...                lat=51.0, lon=3.87, h_acc_m=5.0)
+    >>> detect_gaps(f)[["subject_id", "t_start", "t_end"]].astype(str).values.tolist()
+    [['lorry', '2025-10-26 21:00:00+00:00', '2025-10-26 23:00:00+00:00']]
     """
     schema.validate(fixes, "fixes")
     s = _Sorted(fixes)
@@ -528,6 +564,33 @@ def detect_stops(
     the subject but recorded during the stop — or NA). The unobserved intervals are
     ``stops.attrs["gaps"]`` (a ``gaps`` table, also from :func:`detect_gaps`) and the
     parameters ``stops.attrs["params"]``.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table; it is not modified.
+    radius_m : float, default 100.0
+        Stop radius in metres (a motorway car park or a building with its car park).
+    min_dwell : pandas.Timedelta, default 5 min
+        Shortest stop (shorter halts are traffic).
+    max_gap : pandas.Timedelta, default 30 min
+        Longest silence that is observed time (see *Unobserved time*).
+    max_h_acc_m : float, default 500.0
+        Fixes with a worse accuracy (metres: cell towers) neither make nor break a stop.
+    max_outliers : int, default 2
+        Consecutive fixes outside the radius that are treated as position noise when the
+        subject returns inside.
+    edge_speed_mps : float, default 5.0
+        Speed (m/s, 18 km/h) above which first and last fixes are arriving or leaving, not
+        stopped.
+    events : pandas.DataFrame, optional
+        An ``events`` table whose ignition events bound arrivals and departures and excuse
+        parked silences; default None: no events.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(fixes with stop_id and stop_role, stops)`` as described above.
 
     Example
     -------

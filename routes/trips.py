@@ -22,7 +22,40 @@ __all__ = ["build_trips", "compare_portal_stops"]
 
 def build_trips(fixes: pd.DataFrame, stops: pd.DataFrame, *, gaps: pd.DataFrame | None = None,
                 max_h_acc_m: float = 500.0) -> pd.DataFrame:
-    """Return the ``trips`` table for ``stops`` (from :func:`detect_stops`) and ``fixes``."""
+    """Return the ``trips`` table for ``stops`` (from :func:`detect_stops`) and ``fixes``.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        The ``fixes`` the stops were found in.
+    stops : pandas.DataFrame
+        A ``stops`` table of those fixes; a trip runs from one stop's departure to the next
+        stop's arrival (and from the first fix to the first stop, and the last stop to the last
+        fix).
+    gaps : pandas.DataFrame, optional
+        A ``gaps`` table; default None: ``stops.attrs["gaps"]``. Trips that contain a gap are
+        flagged ``spans_gap``.
+    max_h_acc_m : float, default 500.0
+        Fixes with a worse accuracy (metres: cell towers) do not draw the route.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A ``trips`` table (distance in metres along the fixes, from stop centre to stop
+        centre; mean and maximum speed in m/s), parameters in ``attrs["params"]``.
+
+    Example
+    -------
+    >>> from routetrace.routes.stops import detect_stops
+    >>> from routetrace.testing import make_fixes
+    >>> t = pd.date_range("2025-10-26T21:00Z", periods=30, freq="1min")
+    >>> lat = [51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)] + [51.05] * 10
+    >>> linked, stops = detect_stops(make_fixes(subject_id="lorry", t_utc=t, lat=lat, lon=3.87,
+    ...                                         h_acc_m=5.0))
+    >>> trips = build_trips(linked, stops)
+    >>> trips[["trip_id", "start_stop_id", "end_stop_id"]].values.tolist()
+    [['lorry:T0001', 'lorry:S0001', 'lorry:S0002']]
+    """
     schema.validate(fixes, "fixes")
     schema.validate(stops, "stops")
     gaps = stops.attrs.get("gaps") if gaps is None else gaps
@@ -87,6 +120,41 @@ def compare_portal_stops(stops: pd.DataFrame, places: pd.DataFrame, *, radius_m:
     (each widened by ``tolerance``) and their centres are within ``radius_m``. Returns one
     row per portal stop and per unmatched engine stop: ``status`` is ``agree``,
     ``portal_only`` or ``engine_only``, with the time differences of arrival and departure.
+
+    Parameters
+    ----------
+    stops : pandas.DataFrame
+        The engine's ``stops`` table.
+    places : pandas.DataFrame
+        A ``places`` table; its rows of kind ``portal_stop`` are the portal's stops.
+    radius_m : float, default 200.0
+        Largest distance in metres between the portal's stop position and the engine's stop
+        centre.
+    tolerance : pandas.Timedelta, default 10 min
+        Widening of each interval, both ends, before the overlap test.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per portal stop and per unmatched engine stop, with ``status`` and the
+        arrival and departure differences.
+
+    Example
+    -------
+    >>> from routetrace import schema
+    >>> from routetrace.routes.stops import detect_stops
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id="lorry", t_utc=pd.date_range("2025-10-26T21:00Z", periods=12,
+    ...                freq="1min"), lat=51.0, lon=3.87, h_acc_m=5.0)
+    >>> _, stops = detect_stops(f)
+    >>> portal = schema.from_records([{
+    ...     "place_id": "portal:1", "record": "1", "kind": "portal_stop", "subject_id": "lorry",
+    ...     "lat": 51.0005, "lon": 3.87, "t_start": pd.Timestamp("2025-10-26T21:02Z"),
+    ...     "t_end": pd.Timestamp("2025-10-26T21:10Z"), "source_id": "portal", "flags": ""}],
+    ...     "places")
+    >>> cmp = compare_portal_stops(stops, portal)
+    >>> cmp[["status", "stop_id", "arrival_diff"]].values.tolist()
+    [['agree', 'lorry:S0001', Timedelta('-1 days +23:58:00')]]
     """
     ps = places[places["kind"].astype(str) == "portal_stop"] if len(places) else places
     cols = ["status", "subject_id", "portal_place_id", "stop_id", "portal_start", "portal_end",

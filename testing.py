@@ -25,6 +25,8 @@ from .errors import SchemaError
 
 __all__ = [
     "assert_count_rule",
+    "example_case",
+    "example_gpx",
     "assert_fixes_equal",
     "assert_page_loss",
     "damage_page",
@@ -437,3 +439,75 @@ def assert_page_loss(result: Any, *, table: str, n: int, key: str = "Z_PK", rows
 
 
 # --- mutation fuzzing -------------------------------------------------------------------
+
+
+def example_gpx(path: str | Path, lats: Sequence[float], *, lon: float = 3.87,
+                start: str = "2025-10-26T21:00:00Z") -> Path:
+    """Write a GPX track of one fix a minute from ``start`` at longitude ``lon``, one fix per
+    latitude in ``lats`` (degrees); return its path. For examples and tests.
+
+    Parameters
+    ----------
+    path
+        The file to write.
+    lats
+        Latitudes, degrees, one fix each, a minute apart.
+    lon
+        Longitude of every fix, degrees.
+    start
+        Time of the first fix (ISO-8601 with ``Z``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> p = example_gpx(Path(tempfile.mkdtemp()) / "t.gpx", [51.0, 51.001])
+    >>> p.read_text().count("<trkpt")
+    2
+    """
+    t0 = pd.Timestamp(start)
+    pts = "".join(f'<trkpt lat="{lat}" lon="{lon}"><time>{(t0 + pd.Timedelta(minutes=k)).strftime("%Y-%m-%dT%H:%M:%SZ")}'
+                  "</time></trkpt>" for k, lat in enumerate(lats))
+    p = Path(path)
+    p.write_text('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+                 f"<trk><trkseg>{pts}</trkseg></trk></gpx>", encoding="utf-8")
+    return p
+
+
+def example_case(root: str | Path) -> Path:
+    """Make the tiny case the docstring examples use: subject ``lorry`` stops 10 minutes at
+    51.0, 3.87 from 21:00 UTC on 2025-10-26, then drives north for 10 minutes; subject
+    ``phone`` is 22 m away during the stop. Each is a GPX file beside the case folder,
+    ingested with its subject.
+
+    Parameters
+    ----------
+    root
+        The case folder to make (its parent gets the two GPX files).
+
+    Returns
+    -------
+    pathlib.Path
+        The case folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.case import open_case
+    >>> case = example_case(Path(tempfile.mkdtemp()) / "case")
+    >>> sorted(open_case(case).table("fixes")["subject_id"].unique())
+    ['lorry', 'phone']
+    """
+    from .app.ingest import ingest  # the jobs layer; testing is above it
+
+    root = Path(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lorry = example_gpx(root.parent / "lorry.gpx", [51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)])
+    phone = example_gpx(root.parent / "phone.gpx", [51.0002] * 10)
+    ingest(root, [lorry], subject_id="lorry")
+    ingest(root, [phone], subject_id="phone")
+    return root

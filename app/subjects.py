@@ -447,18 +447,10 @@ def subject_overview(root: str | Path) -> list[dict[str, Any]]:
     -------
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from routetrace.app.ingest import ingest
+    >>> from routetrace.testing import example_case
     >>> tmp = tempfile.TemporaryDirectory()
     >>> d = Path(tmp.name)
-    >>> def gpx(lats):  # one fix a minute from 21:00 UTC, at lon 3.87
-    ...     pts = "".join(f'<trkpt lat="{lat}" lon="3.87"><time>2025-10-26T21:{k:02d}:00Z</time>'
-    ...                   '</trkpt>' for k, lat in enumerate(lats))
-    ...     return ('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
-    ...             f'<trk><trkseg>{pts}</trkseg></trk></gpx>')
-    >>> _ = (d / "lorry.gpx").write_text(gpx([51.0] * 10 + [51.0 + 0.005 * k for k in range(1, 11)]))
-    >>> _ = (d / "phone.gpx").write_text(gpx([51.0002] * 10))
-    >>> _ = ingest(d / "case", [d / "lorry.gpx"], subject_id="lorry")
-    >>> _ = ingest(d / "case", [d / "phone.gpx"], subject_id="phone")
+    >>> _ = example_case(d / "case")  # a lorry stopping 10 min with a phone beside it, then leaving
     >>> [(s["subject_id"], s["t_first"], s["t_last"]) for s in subject_overview(d / "case")]
     [('lorry', '2025-10-26T21:00:00Z', '2025-10-26T21:19:00Z'),
      ('phone', '2025-10-26T21:00:00Z', '2025-10-26T21:09:00Z')]

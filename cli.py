@@ -36,6 +36,8 @@ class _Console:
         self.bar: Progress | None = None
 
     def info(self, msg: str) -> None:
+        if self.bar is not None:  # a message ends the reading of the file shown so far
+            self.bar.clear_file()
         if not self.quiet:
             print(_visible(msg), file=sys.stderr)
 

@@ -112,6 +112,22 @@ class Progress:
         if not self.tty:
             self._line(f"  reading {name[-120:]}")
 
+    def clear_file(self) -> None:
+        """The reader is done with files for now (the step goes on with other work).
+
+        Example
+        -------
+        >>> import io
+        >>> out = io.StringIO()
+        >>> bar = Progress("x", write=out.write, tty=False)
+        >>> bar.file("a.gpx"); bar.clear_file(); bar.current
+        ''
+        """
+        with self._lock:
+            if self.current:
+                self.done_files += 1
+            self.current = ""
+
     def _status(self) -> str:
         elapsed = time.monotonic() - self._t0
         with self._lock:

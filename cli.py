@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -356,15 +355,19 @@ def cmd_corroborate(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_exhibit(args: argparse.Namespace) -> dict[str, Any]:
     """Write the exhibit set of a case."""
-    import shutil
 
     from .case import open_case
     from .maps.exhibit import exhibit_from_case
 
     static = not args.no_static
-    if static and shutil.which("chromium") is None and not os.environ.get("ROUTETRACE_CHROMIUM"):
-        raise RoutetraceError("PNG/PDF exhibits need Debian's chromium (`apt-get install chromium`, "
-                              "or `bash .ci/install`); pass --no-static for HTML and exports only")
+    if static:  # the one resolver of the browser, before any work: a clear line, not a late failure
+        from .maps.static import chromium_path
+
+        try:
+            chromium_path()
+        except RoutetraceError as exc:
+            raise RoutetraceError(exc.message, hint="pass --no-static for the HTML and exports "
+                                  "only") from exc
     case = open_case(args.case)
     if "stops" not in case.table_names():
         raise CaseError("the case has no chronology yet, so the exhibit would show no stops",

@@ -26,6 +26,7 @@ from .errors import SchemaError
 __all__ = [
     "assert_count_rule",
     "example_case",
+    "example_consolidated",
     "example_gpx",
     "assert_fixes_equal",
     "assert_page_loss",
@@ -202,20 +203,9 @@ def assert_count_rule(result: Any) -> None:
 
     Example
     -------
-    >>> import sqlite3, tempfile
+    >>> import tempfile
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
-    >>> con = sqlite3.connect(p)
-    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
-    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
-    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
-    ...     _ = con.execute(sql)
-    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
-    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
-    ...                      for i in range(3000)])
-    >>> con.commit(); con.close()
+    >>> p = example_consolidated(Path(tmp.name) / "consolidated.db")  # 3000 fixes
     >>> from routetrace.loaders import load
     >>> assert_count_rule(load(p))
     >>> tmp.cleanup()
@@ -253,20 +243,9 @@ def hash_tree(root: str | Path) -> dict[str, str]:
 
     Example
     -------
-    >>> import sqlite3, tempfile
+    >>> import tempfile
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
-    >>> con = sqlite3.connect(p)
-    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
-    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
-    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
-    ...     _ = con.execute(sql)
-    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
-    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
-    ...                      for i in range(3000)])
-    >>> con.commit(); con.close()
+    >>> p = example_consolidated(Path(tmp.name) / "consolidated.db")  # 3000 fixes
     >>> from routetrace.loaders import load
     >>> before = hash_tree(tmp.name)
     >>> res = load(p)
@@ -307,20 +286,9 @@ def damage_page(path: str | Path, *, at: float = 0.5, page_size: int = 4096,
 
     Example
     -------
-    >>> import sqlite3, tempfile
+    >>> import tempfile
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
-    >>> con = sqlite3.connect(p)
-    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
-    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
-    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
-    ...     _ = con.execute(sql)
-    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
-    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
-    ...                      for i in range(3000)])
-    >>> con.commit(); con.close()
+    >>> p = example_consolidated(Path(tmp.name) / "consolidated.db")  # 3000 fixes
     >>> damage_page(p)
     15
     >>> tmp.cleanup()
@@ -403,20 +371,9 @@ def assert_page_loss(result: Any, *, table: str, n: int, key: str = "Z_PK", rows
 
     Example
     -------
-    >>> import sqlite3, tempfile
+    >>> import tempfile
     >>> tmp = tempfile.TemporaryDirectory()
-    >>> p = Path(tmp.name) / "consolidated.db"  # an iOS consolidated.db of 3000 fixes
-    >>> con = sqlite3.connect(p)
-    >>> for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
-    ...             "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
-    ...             "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
-    ...             "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
-    ...     _ = con.execute(sql)
-    >>> _ = con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
-    ...                     [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
-    ...                      for i in range(3000)])
-    >>> con.commit(); con.close()
+    >>> p = example_consolidated(Path(tmp.name) / "consolidated.db")  # 3000 fixes
     >>> from routetrace.loaders import load
     >>> _ = damage_page(p)
     >>> res = load(p)
@@ -511,3 +468,45 @@ def example_case(root: str | Path) -> Path:
     ingest(root, [lorry], subject_id="lorry")
     ingest(root, [phone], subject_id="phone")
     return root
+
+
+def example_consolidated(path: str | Path, *, n_fixes: int = 3000) -> Path:
+    """Write a small iOS ``consolidated.db`` (the tables its loader recognises, and
+    ``n_fixes`` rows of ``LocationHarvest`` 10 s apart from 2011-04-21 10:00 UTC, 5 m
+    accuracy) for examples and tests of damaged pages; return its path.
+
+    Parameters
+    ----------
+    path
+        The database file to create.
+    n_fixes
+        Rows of ``LocationHarvest``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> len(load(example_consolidated(Path(tempfile.mkdtemp()) / "c.db", n_fixes=5)).fixes)
+    5
+    """
+    p = Path(path)
+    con = sqlite3.connect(p)
+    try:
+        for sql in ("CREATE TABLE TableInfo (TableName TEXT, Version INTEGER)",
+                    "CREATE TABLE WifiLocation (MAC TEXT, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+                    "CREATE TABLE CellLocation (MCC INTEGER, Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT)",
+                    "CREATE TABLE LocationHarvest (Timestamp FLOAT, Latitude FLOAT, Longitude FLOAT, "
+                    "HorizontalAccuracy FLOAT, Speed FLOAT, Course FLOAT)"):
+            con.execute(sql)
+        con.executemany("INSERT INTO LocationHarvest VALUES (?, ?, ?, ?, ?, ?)",
+                        [(325072800.0 + 10 * i, 51.0 + i * 1e-5, 3.7, 5.0, 1.0, 90.0)
+                         for i in range(n_fixes)])
+        con.commit()
+    finally:
+        con.close()
+    return p

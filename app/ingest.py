@@ -24,7 +24,10 @@ from ..case import PARTITIONED, QUALITY, Case, concat_tables, lock_case, open_ca
 from ..csvout import formula_safe, write_csv
 from ..errors import CaseError
 from ..loaders import LoadResult, load_many
+from ..localtime import fmt_duration
 from .subjects import (
+    LOOKALIKE_MAX_DT,
+    LOOKALIKE_RADIUS_M,
     DeviceRule,
     SubjectMap,
     assign_subject,
@@ -340,7 +343,8 @@ def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]],
     if moves:
         report.rederived = _rederive(case)
     if report.subjects_created and assigner.mapping is None:
-        report.warnings += _lookalike_warnings(case, case.table("fixes"), tables["sources"])
+        report.warnings += _lookalike_warnings(case, case.table("fixes"), tables["sources"],
+                                               new_subjects=report.subjects_created)
 
 
 def _reassign_sources(case: Case, tables: dict[str, pd.DataFrame], moves: dict[str, tuple[str, str]]) -> None:
@@ -387,16 +391,20 @@ def _rederive(case: Case) -> list[str]:
     return done
 
 
-def _lookalike_warnings(case: Case, fixes: pd.DataFrame, sources: pd.DataFrame) -> list[str]:
+def _lookalike_warnings(case: Case, fixes: pd.DataFrame, sources: pd.DataFrame, *,
+                        new_subjects: Sequence[str]) -> list[str]:
+    """Warnings for subjects this ingest created that look like one device with another
+    (only their pairs are compared, within their time span)."""
     out = []
     path_of = dict(zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True))
-    for r in lookalike_subjects(fixes).itertuples():
+    for r in lookalike_subjects(fixes, among=new_subjects).itertuples():
         ids = fixes.loc[fixes["subject_id"].astype(str).isin([r.subject_a, r.subject_b]), "source_id"]
         paths = [path_of[s] for s in sorted(set(ids.astype(str))) if s in path_of]
         keep = min((str(r.subject_a), str(r.subject_b)), key=lambda x: (" " in x, x))
         snippet = merge_lines(keep, paths, base=case.root.parent)
         out.append(f"subjects {r.subject_a} and {r.subject_b} look like ONE device: "
-                   f"{r.n_coincident} of {r.n_fixes} fixes coincide within 50 m and 1 min. "
+                   f"{r.n_coincident} of {r.n_fixes} fixes coincide within "
+                   f"{LOOKALIKE_RADIUS_M:.0f} m and {fmt_duration(LOOKALIKE_MAX_DT)}. "
                    f"If they are, ingest again with --subjects FILE, FILE holding "
                    f"(paths relative to FILE's folder, here {case.root.parent}):\n{snippet}")
     return out

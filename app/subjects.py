@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -54,6 +55,10 @@ from ..routes.copresence import copresence_pairs
 
 __all__ = ["DeviceRule", "SubjectMap", "assign_subject", "build_devices", "build_subjects",
            "load_subject_map", "lookalike_subjects", "merge_lines", "subject_overview"]
+
+#: Two fixes of different subjects "coincide" within this distance (m) and time.
+LOOKALIKE_RADIUS_M = 50.0
+LOOKALIKE_MAX_DT = pd.Timedelta("1min")
 
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -318,9 +323,9 @@ def build_subjects(devices: pd.DataFrame, rules: dict[str, DeviceRule]) -> pd.Da
     return schema.coerce(pd.DataFrame(rows), "subjects")
 
 
-def lookalike_subjects(fixes: pd.DataFrame, *, radius_m: float = 50.0,
-                       max_dt: pd.Timedelta = pd.Timedelta("1min"), min_share: float = 0.5,
-                       min_fixes: int = 20) -> pd.DataFrame:
+def lookalike_subjects(fixes: pd.DataFrame, *, among: Collection[str] | None = None,
+                       radius_m: float = LOOKALIKE_RADIUS_M, max_dt: pd.Timedelta = LOOKALIKE_MAX_DT,
+                       min_share: float = 0.5, min_fixes: int = 20) -> pd.DataFrame:
     """Pairs of subjects that look like one device: their fixes coincide in time and place
     far beyond chance.
 
@@ -334,6 +339,9 @@ def lookalike_subjects(fixes: pd.DataFrame, *, radius_m: float = 50.0,
     ----------
     fixes : pandas.DataFrame
         A ``fixes`` table of the case.
+    among : collection of str, optional
+        Only pairs with one of these subjects (e.g. those an ingest just created); the
+        fixes outside their time span are not compared at all. Default: every pair.
     radius_m : float, default 50.0
         Distance in metres within which two fixes coincide.
     max_dt : pandas.Timedelta, default 1 min
@@ -359,19 +367,31 @@ def lookalike_subjects(fixes: pd.DataFrame, *, radius_m: float = 50.0,
     [['export', 'phone', 20, 20, 1.0]]
     """
     cols = ["subject_a", "subject_b", "n_coincident", "n_fixes", "share"]
+    if among is not None:
+        mine = fixes["subject_id"].astype(str).isin(set(among))
+        if not mine.any():
+            return pd.DataFrame(columns=cols)
+        span = fixes.loc[mine, "t_utc"]
+        fixes = fixes[fixes["t_utc"].between(span.min() - max_dt, span.max() + max_dt)]
     if fixes["subject_id"].nunique() < 2:
         return pd.DataFrame(columns=cols)
     pairs = copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
+    if among is not None:
+        pairs = pairs[pairs["subject_a"].astype(str).isin(set(among))
+                      | pairs["subject_b"].astype(str).isin(set(among))]
     if not len(pairs):
         return pd.DataFrame(columns=cols)
-    t = fixes.groupby("subject_id", observed=True)["t_utc"].agg(["min", "max"])
+    # each subject's fix times, sorted once: the fixes within a window are counted by bisection
+    times = {str(s): np.sort(g.to_numpy(dtype="datetime64[ns]"))
+             for s, g in fixes.groupby("subject_id", observed=True)["t_utc"]}
     rows = []
     for (a, b), grp in pairs.groupby(["subject_a", "subject_b"], sort=True, observed=True):
-        lo, hi = max(t.loc[a, "min"], t.loc[b, "min"]), min(t.loc[a, "max"], t.loc[b, "max"])
+        ta, tb = times[str(a)], times[str(b)]
+        lo, hi = max(ta[0], tb[0]), min(ta[-1], tb[-1])
         counts = []
-        for s, col in ((a, "fix_a"), (b, "fix_b")):
-            f = fixes[(fixes["subject_id"] == s) & fixes["t_utc"].between(lo, hi)]
-            counts.append((grp[col].nunique(), len(f)))
+        for tt, col in ((ta, "fix_a"), (tb, "fix_b")):
+            n_in = int(np.searchsorted(tt, hi, side="right") - np.searchsorted(tt, lo, side="left"))
+            counts.append((grp[col].nunique(), n_in))
         hit, n = min(counts, key=lambda c: c[1])
         if n >= min_fixes and hit / n >= min_share:
             rows.append({"subject_a": a, "subject_b": b, "n_coincident": hit, "n_fixes": n,

@@ -54,13 +54,45 @@ def dask_client(scheduler: str | None = None, *, n_workers: int = 2,
     if scheduler:
         client = Client(scheduler)
         try:
+            client.register_plugin(_dataframe_dispatch_plugin())
             yield client
         finally:
             client.close()
         return
     with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                       processes=True, dashboard_address=":0") as cluster, Client(cluster) as client:
+        client.register_plugin(_dataframe_dispatch_plugin())
         yield client
+
+
+def _dataframe_dispatch_plugin() -> Any:
+    """A worker plugin that imports ``dask.dataframe`` on every worker (also on workers that
+    join later). Its import registers the pandas implementations of Dask's dispatches; a
+    worker that unpacks a P2P shuffle output without having run any DataFrame task itself
+    otherwise fails with ``TypeError: No dispatch for <class 'pandas.DataFrame'>`` (seen as
+    ``P2P ... failed during unpack phase``, now and then, depending on which worker ran what)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class DataFrameDispatch(WorkerPlugin):
+        name = "routetrace-dataframe-dispatch"
+        idempotent = True
+
+        def setup(self, worker: Any) -> None:
+            import dask.dataframe  # noqa: F401  (the import registers the dispatches)
+
+    return DataFrameDispatch()
+
+
+def _prepare_workers() -> None:
+    """The plugin of :func:`_dataframe_dispatch_plugin` on the running client's workers (a
+    client the caller made, not :func:`dask_client`); nothing without a client."""
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        return
+    client.register_plugin(_dataframe_dispatch_plugin())
 
 
 # what the distributed stages read: the required fixes columns and the accuracy
@@ -173,6 +205,7 @@ def dask_carpark_visits(
         found = [f for f in _run_parts(part, split_by_subject(packed, npartitions), restore) if len(f)]
         v = pd.concat(found, ignore_index=True) if found else meta
     else:
+        _prepare_workers()
         parts = fixes.shuffle("subject_id", npartitions=npartitions) if shuffle else fixes
         v = parts.map_partitions(part, meta=meta).compute()
     if v.empty:
@@ -228,6 +261,7 @@ def dask_copresence_pairs(
         spill = df[near_end].assign(_bucket=b[near_end] + 1)
         return pd.concat([main, spill], ignore_index=True)
 
+    _prepare_workers()
     meta = ddf._meta.assign(_bucket=np.int64(0))
     tagged = ddf.map_partitions(assign, meta=meta).shuffle("_bucket", npartitions=npartitions)
 

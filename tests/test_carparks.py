@@ -264,3 +264,24 @@ def test_packing_for_the_workers_round_trips() -> None:
     assert packed.memory_usage(deep=True).sum() < f[list(_SENT)].memory_usage(deep=True).sum() / 2
     pd.testing.assert_frame_equal(_unpack(packed.iloc[100:900], restore),
                                   f[list(_SENT)].iloc[100:900].reset_index(drop=True))
+
+
+def _dask_dataframe_imported() -> bool:
+    import sys
+
+    return "dask.dataframe.backends" in sys.modules
+
+
+@pytest.mark.allow_loopback
+@pytest.mark.slow
+def test_every_worker_of_dask_client_can_unpack_a_shuffle() -> None:
+    """A worker process spawned under pytest (or any ``__main__`` that does not import
+    ``dask.dataframe``) has no pandas implementation of Dask's dispatches until something
+    imports ``dask.dataframe`` there; a P2P shuffle output unpacked on such a worker failed
+    with ``No dispatch for <class 'pandas.DataFrame'>`` (a CI failure, now and then).
+    ``dask_client`` registers a plugin that imports it on every worker."""
+    from routetrace.routes.distributed import dask_client
+
+    with dask_client(n_workers=2) as client:
+        imported = client.run(_dask_dataframe_imported)
+    assert len(imported) == 2 and all(imported.values()), imported

@@ -171,6 +171,23 @@ def cmd_subjects(args: argparse.Namespace) -> dict[str, Any]:
     return {"subjects": view}
 
 
+def cmd_remove_source(args: argparse.Namespace) -> dict[str, Any]:
+    """Remove sources from a case and re-derive its analyses."""
+    from .app.remove import remove_sources
+
+    rep = remove_sources(args.case, args.sources)
+    for s in rep.removed:
+        CONSOLE.info(f"removed {s['source_id'][:16]}  {s['path']}")
+    if rep.subjects_removed or rep.devices_removed:
+        CONSOLE.info(f"  left without a source and removed: subjects "
+                     f"{', '.join(rep.subjects_removed) or 'none'}; devices "
+                     f"{', '.join(rep.devices_removed) or 'none'}")
+    for line in rep.rederived:
+        CONSOLE.info(f"  {line}")
+    CONSOLE.info("  rows in case: " + ", ".join(f"{k} {v}" for k, v in rep.rows.items()))
+    return rep.as_dict()
+
+
 def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     """Export case tables."""
     from .app.export import export_case
@@ -461,6 +478,15 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("subjects", cmd_subjects, "list a case's subjects, their devices, sources and time "
              "ranges", "routetrace subjects case-42")
     case_arg(sp)
+
+    sp = add("remove-source", cmd_remove_source, "remove sources from a case (exactly their "
+             "rows and files; the evidence is not touched) and re-derive the analyses",
+             "routetrace remove-source case-42 wrong-phone.gpx",
+             "routetrace remove-source case-42 3efa13e65598610d")
+    case_arg(sp)
+    sp.add_argument("sources", nargs="+", metavar="SOURCE",
+                    help="a source's path as ingested, its file name, or its id's first 8+ "
+                         "characters (`routetrace subjects CASE` lists them)")
 
     sp = add("discover", cmd_discover, "list the location artifacts an extraction or Takeout "
              "export holds (zip, tar or folder), and what each loads to",

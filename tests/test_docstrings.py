@@ -19,6 +19,7 @@ DOCUMENTED = [
     "routetrace.app.demo",
     "routetrace.app.export",
     "routetrace.app.progress",
+    "routetrace.app.remove",
     "routetrace.app.subjects",
     "routetrace.app.verify",
     "routetrace.csvout",

@@ -3,9 +3,11 @@ on Dask read straight from the store.
 
 The fleet is ``bench/carparks.py``'s (lorries moving between motorway car parks, 30 s fixes
 while driving, hourly fixes while parked, 40 car parks or one per 12.5 lorries), with 20,000
-fixes per lorry (about a month), each lorry written as one real tracker file: a CSV export
-with UTC ISO-8601 times, read by routetrace's CSV loader. A subjects mapping names each
-file's lorry. For each size this runs, each in a fresh process:
+fixes per lorry (about a month), each lorry written as two real tracker files: a CSV export
+of positions with UTC ISO-8601 times (read by routetrace's CSV loader) and the portal's event
+report (ignition off when a lorry parks, ignition on when it leaves, a cargo door opened
+during one stop in four; read by the portal loader). A subjects mapping names each file's
+lorry. For each size this runs, each in a fresh process:
 
 1. ``routetrace ingest CASE FLEET --subjects FLEET/subjects.yaml`` (one part per file);
 2. car-park visits and co-presence pairs with Dask on a LocalCluster of 1 and of 2 workers,
@@ -13,8 +15,6 @@ file's lorry. For each size this runs, each in a fresh process:
    ``routetrace carparks/copresence --dask`` does); parallel efficiency is T1 / (2 x T2);
 3. at the first size, the same stages in memory on the client, and a check that the results
    are equal (a hash of every row).
-
-Not simulated: ignition and door events (the CSV tracker files hold positions only).
 
 Usage: python bench/fleet.py [--sizes 1e6,1e7] [--out bench/results/fleet.md]
 """
@@ -42,9 +42,32 @@ from _measure import measure
 PER_LORRY = 20_000
 
 
+#: a gap between fixes this long or longer is parked time (30 s while driving, hourly parked)
+PARKED_GAP_S = 600
+
+
+def lorry_events(t: pd.Series, device: str, rng: np.random.Generator) -> pd.DataFrame:
+    """The portal event report of one lorry from its fix times ``t`` (sorted): ignition off
+    at the first fix of each parked stretch, ignition on at its last, a door opened at the
+    middle of one stop in four."""
+    s = t.to_numpy(dtype="datetime64[s]").astype(np.int64)
+    parked = np.diff(s) >= PARKED_GAP_S  # fix i is followed by parked time
+    starts = np.flatnonzero(parked & ~np.r_[False, parked[:-1]])
+    ends = np.flatnonzero(parked & ~np.r_[parked[1:], False]) + 1
+    door = rng.random(len(starts)) < 0.25
+    times = np.r_[s[starts], s[ends], (s[starts[door]] + s[ends[door]]) // 2]
+    kinds = np.r_[np.full(len(starts), "Ignition off"), np.full(len(ends), "Ignition on"),
+                  np.full(int(door.sum()), "Door open")]
+    order = np.argsort(times, kind="stable")
+    return pd.DataFrame({"Device": device,
+                         "Fix Time": pd.to_datetime(times[order], unit="s").strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         "Type": kinds[order]})
+
+
 def write_fleet(n: int, folder: Path) -> tuple[int, int]:
-    """Write about ``n`` fixes as one CSV per lorry, a subjects mapping and the geofences.
-    Returns (fixes written, files)."""
+    """Write about ``n`` fixes as a positions CSV and an event report per lorry, a subjects
+    mapping and the geofences. Returns (fixes written, files)."""
+    rng = np.random.default_rng(11)
     cp.PER_VEHICLE = PER_LORRY
     fx = cp.fleet(n)
     folder.mkdir(parents=True)
@@ -54,18 +77,22 @@ def write_fleet(n: int, folder: Path) -> tuple[int, int]:
         pd.DataFrame({"time": g["t_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "lat": g["lat"].round(6), "lon": g["lon"].round(6)}).to_csv(
             folder / name, index=False, lineterminator="\n")
+        events = f"{subject}_events.csv"
+        lorry_events(g["t_utc"], f"{subject}-tracker", rng).to_csv(
+            folder / events, index=False, lineterminator="\n")
         entries.append(f"  - id: {subject}\n    kind: vehicle\n    devices:\n"
-                       f"      - id: {subject}-tracker\n        kind: tracker\n        paths: [{name}]\n")
+                       f"      - id: {subject}-tracker\n        kind: tracker\n"
+                       f"        paths: [{name}, {events}]\n")
     (folder / "subjects.yaml").write_text("subjects:\n" + "".join(entries), encoding="utf-8")
     cp.parks(cp.n_parks(n))[1].to_file(folder.parent / "carparks.geojson", driver="GeoJSON")
-    return len(fx), len(entries)
+    return len(fx), 2 * len(entries)
 
 
 def do_ingest(case: str, fleet: str) -> dict[str, int]:
     from routetrace.app.ingest import ingest
 
     rep = ingest(case, [fleet], subjects=str(Path(fleet) / "subjects.yaml"), case_id="FLEET")
-    return {"files": len(rep.added), "errors": len(rep.errors), **rep.rows}
+    return {"files": len(rep.added), "errors": len(rep.errors), **rep.rows}  # rows: events too
 
 
 def _digest(df: pd.DataFrame) -> tuple[int, str]:
@@ -117,6 +144,8 @@ def run_size(n: int, tmp: Path, *, compare: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"n": fixes, "files": files, "write_s": write_s}
     case, fences = str(work / "case"), str(work / "carparks.geojson")
     row["ingest_s"], row["ingest_mib"], row["ingest"] = measure(do_ingest, case, str(work / "fleet"))
+    if row["ingest"]["errors"] or row["ingest"]["files"] != files:
+        raise SystemExit(f"the ingest did not read every fleet file: {row['ingest']}")
     parts = list((work / "case" / "tables" / "fixes").rglob("*.parquet"))
     row["parts"] = len(parts)
     row["store_mib"] = sum(p.stat().st_size for p in (work / "case").rglob("*") if p.is_file()) / 2**20
@@ -147,15 +176,16 @@ def report(rows: list[dict[str, Any]], *, command: str, load: str, minutes: floa
         "**This machine is shared with other engineers (2 cores, up to 8 people): the load "
         "average above was measured at the start of the run; times vary about 2x between runs.**",
         "",
-        f"Fleet: {PER_LORRY:,} fixes per lorry, one CSV tracker file per lorry (UTC times), "
-        "a subjects mapping; ignition and door events are not simulated. Peak memory is the "
+        f"Fleet: {PER_LORRY:,} fixes per lorry, a positions CSV and a portal event report "
+        "(ignition off/on at each stop, a door opened at one stop in four) per lorry (UTC "
+        "times), a subjects mapping. Peak memory is the "
         "largest summed RSS of the process and its children (Dask workers included).",
         "",
-        "| fixes | files | write CSV (s) | ingest (s) | ingest peak MiB | fixes parts | case MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| fixes | events | files | write CSV (s) | ingest (s) | ingest peak MiB | fixes parts | case MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['n']:.0e} | {r['files']} | {r['write_s']:.1f} | {r['ingest_s']:.1f} | "
+        lines.append(f"| {r['n']:.0e} | {r['ingest']['events']:,} | {r['files']} | {r['write_s']:.1f} | {r['ingest_s']:.1f} | "
                      f"{r['ingest_mib']:.0f} | {r['parts']} | {r['store_mib']:.0f} |")
     lines += ["", "Stages from the store (Dask LocalCluster; the workers read the case's parts; the time is the stage's computation, from reading the parts to the result on the client):", "",
               "| fixes | stage | 1 worker (s) | 2 workers (s) | parallel efficiency | peak MiB (2 workers) | result |",

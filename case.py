@@ -205,10 +205,13 @@ def _read_table(path: Path, kind: str | None) -> pd.DataFrame:
 
 
 def _read_parts(paths: Sequence[Path], kind: str | None,
-                columns: Sequence[str] | None = None) -> pd.DataFrame:
+                columns: Sequence[str] | None = None, *,
+                where: Selection | None = None) -> pd.DataFrame:
     """The parts of one table as one frame: schema dtypes, ``columns`` (default: all but
-    the geometry), sorted as :func:`sort_table` sorts the whole table."""
-    if len(paths) == 1 and columns is None:
+    the geometry), sorted as :func:`sort_table` sorts the whole table; only the rows
+    ``where`` selects (its filters are pushed down to Parquet: row groups whose
+    statistics exclude them are not read)."""
+    if len(paths) == 1 and columns is None and where is None:
         return _read_table(paths[0], kind)
     names = [c for c in pq.read_schema(paths[0]).names if c != "geometry"]
     want = [c for c in names if columns is None or c in columns]
@@ -216,7 +219,8 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
         need = {c.name for c in schema.columns(kind) if c.required}
         want = [c for c in names if c in want or c in need]
     try:
-        arrow = pa.concat_tables([pq.read_table(p, columns=want) for p in paths],
+        filters = where.filters() if where is not None else None
+        arrow = pa.concat_tables([pq.read_table(p, columns=want, filters=filters) for p in paths],
                                  promote_options="permissive")
     except FileNotFoundError as exc:
         raise CaseError("a table file of the case is gone: another process changed the case "
@@ -227,6 +231,74 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
     if len(paths) > 1:
         df = sort_table(df, kind or "")
     return df if columns is None else df[[c for c in df.columns if c in columns]]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Rows of a large table by subject and time: ``subjects`` (None: all) and
+    ``t_from`` <= t_utc < ``t_to`` (None: open). Part files whose Parquet statistics
+    exclude the selection are not opened; inside the others, row groups are skipped the
+    same way."""
+
+    subjects: tuple[str, ...] | None = None
+    t_from: pd.Timestamp | None = None
+    t_to: pd.Timestamp | None = None
+
+    def filters(self) -> list[tuple[str, str, Any]] | None:
+        """The selection as pyarrow filters (None when it selects everything)."""
+        out: list[tuple[str, str, Any]] = []
+        if self.subjects is not None:
+            out.append(("subject_id", "in", list(self.subjects)))
+        if self.t_from is not None:
+            out.append(("t_utc", ">=", self.t_from))
+        if self.t_to is not None:
+            out.append(("t_utc", "<", self.t_to))
+        return out or None
+
+    def may_hold(self, path: Path) -> bool:
+        """Whether part file ``path`` may hold selected rows (from its footer alone)."""
+        md = pq.ParquetFile(path).metadata
+        names = [md.schema.column(j).path for j in range(md.num_columns)]
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            if rg.num_rows and self._group_may_hold(rg, names):
+                return True
+        return False
+
+    def _group_may_hold(self, rg: Any, names: list[str]) -> bool:
+        def stats(col: str) -> Any:
+            st = rg.column(names.index(col)).statistics if col in names else None
+            return st if st is not None and st.has_min_max else None
+
+        if self.subjects is not None and (st := stats("subject_id")) is not None:
+            if not any(str(st.min) <= s <= str(st.max) for s in self.subjects):
+                return False
+        if (st := stats("t_utc")) is not None:
+            lo, hi = pd.Timestamp(st.min), pd.Timestamp(st.max)
+            lo, hi = (lo.tz_localize("UTC") if lo.tzinfo is None else lo,
+                      hi.tz_localize("UTC") if hi.tzinfo is None else hi)
+            if self.t_from is not None and hi < self.t_from:
+                return False
+            if self.t_to is not None and lo >= self.t_to:
+                return False
+        return True
+
+
+def _selection(subjects: Sequence[str] | None, t_from: Any, t_to: Any) -> Selection | None:
+    """A :class:`Selection`, or None when nothing is selected away."""
+    if subjects is None and t_from is None and t_to is None:
+        return None
+
+    def utc(t: Any) -> pd.Timestamp | None:
+        if t is None:
+            return None
+        ts = pd.Timestamp(t)
+        if ts.tzinfo is None:
+            raise CaseError(f"time {t!r} has no time zone: give UTC, e.g. {ts.isoformat()}Z")
+        return ts.tz_convert("UTC")
+
+    return Selection(None if subjects is None else tuple(str(s) for s in subjects),
+                     utc(t_from), utc(t_to))
 
 
 def part_rel(name: str, source_id: str) -> str:
@@ -551,13 +623,18 @@ class Case:
         return sum(pq.ParquetFile(p).metadata.num_rows for p in self.table_files(name))
 
     def dask_table(self, name: str, *, columns: Sequence[str] | None = None,
-                   whole_subjects: bool = False, partition_rows: int = DASK_PARTITION_ROWS) -> Any:
+                   whole_subjects: bool = False, partition_rows: int = DASK_PARTITION_ROWS,
+                   subjects: Sequence[str] | None = None, t_from: Any = None,
+                   t_to: Any = None) -> Any:
         """Table ``name`` as a Dask DataFrame read straight from the store by the workers.
 
         Each partition holds whole part files (about ``partition_rows`` rows), with the
         dtypes of :meth:`table`; only ``columns`` are read (default: all). With
         ``whole_subjects``, every subject's rows are in one partition (a per-subject stage
-        then needs no shuffle). Needs the ``fleet`` extra.
+        then needs no shuffle). ``subjects`` and ``t_from`` <= t_utc < ``t_to`` (UTC
+        timestamps or ISO strings) select rows: part files whose footers exclude them are
+        never read (:meth:`select_files`), so a stage on one day or one subject of a
+        fleet-year reads that day's or that subject's parts. Needs the ``fleet`` extra.
 
         Example
         -------
@@ -565,16 +642,46 @@ class Case:
         >>> fixes.groupby("subject_id").size().compute()  # doctest: +SKIP
         """
         dd = require("dask.dataframe", extra="fleet", purpose="reading a case table with Dask")
-        files = self.table_files(name)
+        where = _selection(subjects, t_from, t_to)
+        files = self.select_files(name, subjects=subjects, t_from=t_from, t_to=t_to)
         cols = None if columns is None else list(columns)
         if not files:
-            empty = self.table(name)
+            empty = self.table(name).head(0) if where is not None else self.table(name)
             return dd.from_pandas(empty if cols is None else empty[cols], npartitions=1)
         meta = _read_parts(files[:1], name, cols).head(0)
         groups = (_group_whole_subjects(files, partition_rows) if whole_subjects
                   else _group_files(files, partition_rows))
-        return dd.from_map(_read_parts, groups, kind=name, columns=cols, meta=meta,
+        return dd.from_map(_read_parts, groups, kind=name, columns=cols, where=where, meta=meta,
                            enforce_metadata=False)
+
+    def select_files(self, name: str, *, subjects: Sequence[str] | None = None,
+                     t_from: Any = None, t_to: Any = None) -> list[Path]:
+        """The files of table ``name`` that may hold rows of ``subjects`` with
+        ``t_from`` <= t_utc < ``t_to``, judged from their Parquet footers alone.
+
+        Parameters
+        ----------
+        name
+            A table of the case (the large ones are stored in parts, one per source).
+        subjects
+            Subject ids (None: every subject).
+        t_from, t_to
+            UTC times (``pd.Timestamp`` or ISO strings; None: open).
+
+        Returns
+        -------
+        list of Path
+            The files to read; a file left out holds no selected row.
+
+        Example
+        -------
+        >>> case = open_case("case-42")  # doctest: +SKIP
+        >>> len(case.select_files("fixes", t_from="2025-03-02T00:00Z", t_to="2025-03-03T00:00Z"))  # doctest: +SKIP
+        12
+        """
+        where = _selection(subjects, t_from, t_to)
+        files = self.table_files(name)
+        return files if where is None else [p for p in files if where.may_hold(p)]
 
     def table_names(self) -> list[str]:
         """Names of the tables stored in the case."""

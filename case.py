@@ -180,6 +180,11 @@ def _crash_point(where: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+#: rows per Parquet row group: a day of a 1 Hz phone, or a few weeks of a tracker; a read
+#: of one day (:class:`Selection`) skips the groups of other days by their statistics
+ROW_GROUP_ROWS = 65_536
+
+
 def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
     out = df.reset_index(drop=True)
     out.attrs = {}  # parameters live in case.json; attrs may hold tables (not JSON)
@@ -189,9 +194,10 @@ def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
         geom = shapely.points(lon, lat)
         geom[pd.isna(lat) | pd.isna(lon)] = None
         gdf = gpd.GeoDataFrame(out, geometry=geom, crs="EPSG:4326")
-        gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=False)
+        gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=False,
+                       row_group_size=ROW_GROUP_ROWS)
     else:
-        out.to_parquet(path, index=False, compression="zstd")
+        out.to_parquet(path, index=False, compression="zstd", row_group_size=ROW_GROUP_ROWS)
 
 
 def _read_table(path: Path, kind: str | None) -> pd.DataFrame:

@@ -53,3 +53,29 @@ def test_the_dask_table_of_a_selection_equals_filtering_the_whole_table(case: Pa
 def test_a_time_without_a_zone_is_refused(case: Path) -> None:
     with pytest.raises(CaseError, match="no time zone"):
         open_case(case).select_files("fixes", t_from="2025-03-02")
+
+
+def test_a_long_source_is_stored_in_row_groups_of_increasing_time(tmp_path: Path) -> None:
+    """Inside one part (one source), rows are in time order and in groups of
+    ``ROW_GROUP_ROWS``, so a day of a year-long tracker file skips the other groups."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from routetrace.case import ROW_GROUP_ROWS
+
+    n = 2 * ROW_GROUP_ROWS + 100
+    t = pd.date_range("2025-01-01T00:00Z", periods=n, freq="30s")
+    csv = tmp_path / "lorry.csv"
+    pd.DataFrame({"time": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "lat": 50.0 + np.arange(n) % 100 / 1e4,
+                  "lon": 4.0}).to_csv(csv, index=False)
+    ingest(tmp_path / "case", [csv], subject_id="lorry-1")
+    c = open_case(tmp_path / "case")
+    (part,) = c.table_files("fixes")
+    md = pq.ParquetFile(part).metadata
+    col = [md.schema.column(j).path for j in range(md.num_columns)].index("t_utc")
+    ranges = [(md.row_group(g).column(col).statistics.min, md.row_group(g).column(col).statistics.max)
+              for g in range(md.num_row_groups)]
+    assert md.num_row_groups == 3 and all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    day = c.dask_table("fixes", columns=["t_utc"], t_from="2025-01-20T00:00Z",
+                       t_to="2025-01-21T00:00Z").compute()
+    assert len(day) == 2880  # a day of 30 s fixes, from the one group that holds it

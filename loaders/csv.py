@@ -576,7 +576,7 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
     Example
     -------
     >>> import tempfile
-    >>> head = b"time,lat,lon\\n2025-10-26T21:00:00Z,51.0,3.87\\n2025-10-26T21:01:00Z,51.001,3.87\\n"
+    >>> head = b"time,lat,lon\\n2025-10-26T21:00:00Z,51.0,3.87\\n2025-10-26T21:01:00Z,51.001,3.8\\n"
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     p = Path(tmp) / "log.csv"
     ...     _ = p.write_bytes(head)
@@ -1188,7 +1188,7 @@ def sniff_csv(path: Path, head: bytes) -> bool:
 
     Example
     -------
-    >>> sniff_csv(Path("log.csv"), b"timestamp;latitude;longitude\\n2025-10-26 22:00:00;51,0;3,87\\n")
+    >>> sniff_csv(Path("log.csv"), b"timestamp;latitude;longitude\\n2025-10-26 22:00;51,0;3,87\\n")
     True
     >>> sniff_csv(Path("stops.csv"), b"Device,Start Time,End Time,Duration,Address,Latitude,"
     ...           b"Longitude\\nlorry,2024-03-24 23:10,2024-03-25 01:40,2 h,E40,51.1,3.0\\n")

@@ -110,8 +110,9 @@ def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
     ...     _ = con.execute(f"CREATE TABLE ZSTRUCTUREDMETADATA (Z_PK INTEGER PRIMARY KEY, "
     ...                     f"{key}LATITUDE, {key}LONGITUDE, {key}DISPLAYNAME)")
     ...     _ = con.execute("CREATE TABLE ZSOURCE (Z_PK INTEGER PRIMARY KEY, ZBUNDLEID)")
+    ...     objects = [(1, 783e6, 783e6 + 30, 1), (2, 783e6 + 60, 783e6 + 90, 2)]
     ...     _ = con.executemany("INSERT INTO ZOBJECT VALUES (?, '/app/locationActivity', ?, ?, ?, "
-    ...                         "NULL)", [(1, 783e6, 783e6 + 30, 1), (2, 783e6 + 60, 783e6 + 90, 2)])
+    ...                         "NULL)", objects)
     ...     _ = con.executemany("INSERT INTO ZSTRUCTUREDMETADATA VALUES (?, ?, ?, ?)",
     ...                         [(1, 51.0, 3.87, "Car park"), (2, 0.0, 0.0, "x")])
     ...     con.commit()

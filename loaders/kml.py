@@ -82,7 +82,7 @@ def sniff_kml(path: Path, head: bytes) -> bool:
 
     Example
     -------
-    >>> sniff_kml(Path("a.kml"), b'<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2.2">')
+    >>> sniff_kml(Path("a.kml"), b'<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2">')
     True
     >>> sniff_kml(Path("a.gpx"), b'<gpx version="1.1">')
     False

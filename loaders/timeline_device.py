@@ -117,7 +117,7 @@ def sniff_timeline_ios(path: Path, head: bytes) -> bool:
     Example
     -------
     >>> sniff_timeline_ios(Path("location-history.json"),
-    ...                    b'[{"endTime": "2025-10-26T22:20:00", "startTime": "2025-10-26T22:00:00"')
+    ...                    b'[{"endTime": "2025-10-26T22:20:00", "startTime": "2025-10-26"')
     True
     >>> sniff_timeline_ios(Path("a.json"), b'[{"name": "x", "startTime": "y"}]')
     False
@@ -435,8 +435,10 @@ def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
     >>> import json, tempfile
     >>> from routetrace.loaders import load
     >>> doc = {"semanticSegments": [
-    ...     {"startTime": "2025-10-26T22:00:00.000+01:00", "endTime": "2025-10-26T22:10:00.000+01:00",
-    ...      "visit": {"probability": 0.9, "topCandidate": {"placeLocation": {"latLng": "51.0°, 3.87°"}}}}],
+    ...     {"startTime": "2025-10-26T22:00:00.000+01:00",
+    ...      "endTime": "2025-10-26T22:10:00.000+01:00",
+    ...      "visit": {"probability": 0.9,
+    ...                "topCandidate": {"placeLocation": {"latLng": "51.0°, 3.87°"}}}}],
     ...     "rawSignals": [
     ...     {"position": {"LatLng": "51.001°, 3.87°", "accuracyMeters": 10,
     ...                   "timestamp": "2025-10-26T21:11:00.000Z"}},

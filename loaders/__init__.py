@@ -54,5 +54,20 @@ __all__ = [
 
 
 def formats() -> list[LoaderSpec]:
-    """The registered loaders, sorted by name."""
+    """The registered loaders, sorted by name (what ``routetrace formats`` lists).
+
+    Returns
+    -------
+    list of LoaderSpec
+        One spec per registered format: its ``name`` (the ``--format`` value),
+        ``description``, sniffer and the tables it can fill.
+
+    Example
+    -------
+    >>> specs = formats()
+    >>> [s.name for s in specs][:3]
+    ['csv', 'exif', 'fit']
+    >>> next(s for s in specs if s.name == "gpx").produces
+    ('fixes', 'places')
+    """
     return [REGISTRY[name][0] for name in sorted(REGISTRY)]

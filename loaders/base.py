@@ -131,7 +131,30 @@ REGISTRY: dict[str, tuple[LoaderSpec, Loader]] = {}
 
 
 def register(spec: LoaderSpec) -> Callable[[Loader], Loader]:
-    """Register ``fn`` as the loader for ``spec.name`` (explicit; no directory scanning)."""
+    """Register ``fn`` as the loader for ``spec.name`` (explicit; no directory scanning).
+
+    Parameters
+    ----------
+    spec
+        What the loader is: its format name, description, sniffer and tables.
+
+    Returns
+    -------
+    Callable
+        A decorator that adds ``(spec, fn)`` to :data:`REGISTRY` and returns ``fn``
+        unchanged. Registering a name twice raises ``RuntimeError``.
+
+    Example
+    -------
+    >>> spec = LoaderSpec(name="doc-example", description="an example",
+    ...                   sniff=lambda path, head: False, produces=("fixes",))
+    >>> @register(spec)
+    ... def load_example(path, *, ctx):
+    ...     return ctx.finish(records_read=0, time_basis="none")
+    >>> REGISTRY["doc-example"][1] is load_example
+    True
+    >>> del REGISTRY["doc-example"]  # leave the registry as it was
+    """
 
     def deco(fn: Loader) -> Loader:
         if spec.name in REGISTRY:
@@ -143,7 +166,24 @@ def register(spec: LoaderSpec) -> Callable[[Loader], Loader]:
 
 
 def compact_json(obj: Mapping[str, Any]) -> str:
-    """Serialise source attributes for the ``extra`` column: sorted keys, no spaces, NA dropped."""
+    """Serialise source attributes for the ``extra`` column: sorted keys, no spaces, NA dropped.
+
+    Parameters
+    ----------
+    obj
+        The attributes; ``None`` and NaN values are left out, other non-JSON values are
+        written with ``str``.
+
+    Returns
+    -------
+    str
+        Compact JSON, the same bytes for the same attributes (reproducible outputs).
+
+    Example
+    -------
+    >>> compact_json({"z": 1, "a": "é", "gone": None, "nan": float("nan")})
+    '{"a":"é","z":1}'
+    """
     clean = {k: v for k, v in obj.items() if v is not None and not (isinstance(v, float) and v != v)}
     return json.dumps(clean, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -154,6 +194,25 @@ def split_repeated(df: pd.DataFrame, key: str, record: Callable[[Any, int], str]
     first row of each key is kept; each later one is a ``(record(key value, row number),
     reason)`` reject. Returns the kept rows (index reset when any is dropped) and the rejects.
 
+    Parameters
+    ----------
+    df
+        The rows as scanned.
+    key
+        The column that should be unique (e.g. ``Z_PK``).
+    record
+        ``record(key value, row number) -> str``: the locator of a rejected row.
+    reason
+        The reject reason for every repeated row.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, list of (str, str))
+        The kept rows, and one ``(record, reason)`` per repeated row: kept + rejected =
+        rows scanned (the count rule).
+
+    Example
+    -------
     >>> df = pd.DataFrame({"Z_PK": [1, 2, 1]})
     >>> kept, rej = split_repeated(df, "Z_PK", lambda k, i: f"T/Z_PK={k} (row {i})", "repeated")
     >>> kept["Z_PK"].tolist(), rej
@@ -171,6 +230,27 @@ def sqlite_tables(path: Path) -> set[str]:
 
     Returns an empty set for a file that is not SQLite. Used by sniffers only; loaders read
     from :func:`routetrace.evidence.private_sqlite`.
+
+    Parameters
+    ----------
+    path
+        The file; opened read-only and immutable, never written.
+
+    Returns
+    -------
+    set of str
+        The table names; empty for a file that is not SQLite or whose schema cannot be read.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_consolidated
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = example_consolidated(Path(tmp) / "consolidated.db", n_fixes=1)
+    ...     (Path(tmp) / "note.txt").write_text("not sqlite")
+    ...     print(sorted(sqlite_tables(db)), sqlite_tables(Path(tmp) / "note.txt"))
+    10
+    ['CellLocation', 'LocationHarvest', 'TableInfo', 'WifiLocation'] set()
     """
     try:
         with open(path, "rb") as fh:
@@ -387,6 +467,21 @@ def _sniff_all(path: Path, head: bytes, shown: str | None = None) -> list[Loader
 def detect_format(path: Path, *, display_path: str | None = None) -> LoaderSpec:
     """Return the one loader that recognises ``path``.
 
+    Every registered sniffer is asked (from the first 64 KiB or the SQLite schema); the
+    file is not loaded.
+
+    Parameters
+    ----------
+    path
+        The evidence file.
+    display_path
+        How to name the file in errors (e.g. ``archive.zip!member``); default ``path``.
+
+    Returns
+    -------
+    LoaderSpec
+        The spec of the one loader whose sniffer says yes.
+
     Raises
     ------
     UnknownFormat
@@ -395,6 +490,22 @@ def detect_format(path: Path, *, display_path: str | None = None) -> LoaderSpec:
         Several do (the message lists them).
     LoaderBug
         A sniffer raised instead of answering (a defect, not a property of the file).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.errors import UnknownFormat
+    >>> from routetrace.testing import example_gpx
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(detect_format(example_gpx(Path(tmp) / "t.gpx", [51.0])).name)
+    ...     (Path(tmp) / "note.txt").write_text("hello")
+    ...     try:
+    ...         detect_format(Path(tmp) / "note.txt", display_path="note.txt")
+    ...     except UnknownFormat as exc:
+    ...         print(type(exc).__name__)
+    gpx
+    5
+    UnknownFormat
     """
     shown = display_path or str(path)
     head = _head(path)
@@ -477,6 +588,13 @@ def load(
     options
         Format-specific options, documented by each loader.
 
+    Returns
+    -------
+    LoadResult
+        ``fixes``, ``events``, ``places``, ``rejects`` (record and reason of every record
+        that gave no row) and a one-row ``sources`` table; ``records_read`` = records that
+        produced rows + records rejected (the count rule, checked before returning).
+
     Raises
     ------
     LoaderError
@@ -484,9 +602,17 @@ def load(
 
     Example
     -------
+    >>> import tempfile
     >>> from routetrace.loaders import load
-    >>> res = load("phone.gpx", subject_id="phone-A")  # doctest: +SKIP
-    >>> res.fixes[["t_utc", "lat", "lon"]].head()  # doctest: +SKIP
+    >>> from routetrace.testing import example_gpx
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     res = load(example_gpx(Path(tmp) / "phone.gpx", [51.0, 51.001]), subject_id="phone-A")
+    >>> res.fixes[["subject_id", "t_utc", "lat", "lon"]]
+      subject_id                     t_utc     lat   lon
+    0    phone-A 2025-10-26 21:00:00+00:00  51.000  3.87
+    1    phone-A 2025-10-26 21:01:00+00:00  51.001  3.87
+    >>> res.records_read, len(res.rejects), res.source["format"].iloc[0]
+    (2, 0, 'gpx')
     """
     p = Path(path)
     return _load_file(p, display_path=str(path), member=None, format=format,
@@ -595,6 +721,36 @@ def load_many(
 
     Running out of memory, or past ``file_timeout_s`` seconds on one file, is an error
     for that file; the others still load.
+
+    Parameters
+    ----------
+    path
+        A folder (walked recursively; links never followed), an archive, or one file.
+    format, subject_id, tz, options
+        As for :func:`load`, applied to every file.
+    progress
+        Called with each file's display path before it is read.
+    file_timeout_s
+        Time budget per file, in seconds (main thread only); default none.
+
+    Returns
+    -------
+    Iterator of LoadOutcome
+        One outcome per file met, in path order: its ``result``, or the ``error`` that
+        stopped it (nothing is skipped unannounced).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_gpx
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = example_gpx(Path(tmp) / "a.gpx", [51.0, 51.001, 51.002])
+    ...     _ = (Path(tmp) / "b.txt").write_text("hello")
+    ...     for out in load_many(tmp):
+    ...         print(Path(out.path).name, out.result.records_read if out.result else
+    ...               type(out.error).__name__)
+    a.gpx 3
+    b.txt UnknownFormat
     """
     root = Path(path)
     kwargs: dict[str, Any] = dict(format=format, subject_id=subject_id, tz=tz, options=options)

@@ -78,7 +78,29 @@ def _header(line: str) -> re.Match[str] | None:
 
 
 def sniff_whatsapp(path: Path, head: bytes) -> bool:
-    """The first non-empty line is a WhatsApp message header (``date, time - `` or ``[date, time]``)."""
+    """The first non-empty line is a WhatsApp message header (``date, time - `` or ``[date, time]``).
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB, UTF-8).
+
+    Returns
+    -------
+    bool
+        Whether the export starts with an Android or iOS message header.
+
+    Example
+    -------
+    >>> sniff_whatsapp(Path("chat.txt"), b"24/10/2025, 21:14 - Ann: on my way\\n")
+    True
+    >>> sniff_whatsapp(Path("chat.txt"), b"[24/10/2025, 21:14:05] Ann: on my way\\n")
+    True
+    >>> sniff_whatsapp(Path("notes.txt"), b"Shopping list\\n")
+    False
+    """
     text = head.decode("utf-8-sig", errors="replace")
     for line in text.splitlines()[:5]:
         if line.strip():
@@ -193,7 +215,46 @@ def _tz(ctx: LoadContext, what: str) -> str:
     produces=("events", "places"),
 ))
 def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a WhatsApp chat export. Options: ``date_order`` (``DMY``/``MDY``/``YMD``)."""
+    """Load a WhatsApp chat export. Options: ``date_order`` (``DMY``/``MDY``/``YMD``).
+
+    One message (header line and its continuation lines) is one record, ``line:N``: an
+    event ``kind="message"``, plus a place ``kind="shared"`` per readable map link in it.
+    Text before the first header and messages whose local time does not exist are
+    rejects with the reason.
+
+    Parameters
+    ----------
+    path
+        The ``.txt`` export (only read).
+    ctx
+        The load context built by :func:`routetrace.loaders.load`; ``tz`` (the phone's
+        zone) is required, else :class:`~routetrace.errors.AmbiguousTime`;
+        ``options["date_order"]`` settles a file whose day/month order cannot be decided.
+
+    Returns
+    -------
+    LoadResult
+        ``events`` (messages), ``places`` (shared locations) and ``rejects``; messages
+        read = messages kept + messages rejected.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> chat = ("24/10/2025, 21:14 - Ann: on my way\\n"
+    ...         "24/10/2025, 21:20 - Ann: location: https://maps.google.com/?q=50.86,4.36\\n")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "chat.txt"
+    ...     _ = p.write_text(chat)
+    ...     res = load(p, tz="Europe/Brussels")
+    >>> res.events[["t_utc", "kind", "record"]]
+                          t_utc     kind  record
+    0 2025-10-24 19:14:00+00:00  message  line:1
+    1 2025-10-24 19:20:00+00:00  message  line:2
+    >>> res.places[["lat", "lon", "kind", "record"]]
+         lat   lon    kind  record
+    0  50.86  4.36  shared  line:2
+    """
     lines = _read(path, ctx).splitlines()
     msgs: list[_Msg] = []
     rejects: list[tuple[str, str]] = []
@@ -300,7 +361,27 @@ def _pick(cols: list[str], names: tuple[str, ...]) -> str | None:
 
 
 def sniff_messages_csv(path: Path, head: bytes) -> bool:
-    """A CSV header with a time, a sender and a text column (and no ``statement_id``)."""
+    """A CSV header with a time, a sender and a text column (and no ``statement_id``).
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether the header names a time, a sender and a text column.
+
+    Example
+    -------
+    >>> sniff_messages_csv(Path("m.csv"), b"time,sender,text\\n2025-10-24T21:14:00Z,Ann,hi\\n")
+    True
+    >>> sniff_messages_csv(Path("m.csv"), b"time,lat,lon\\n")
+    False
+    """
     text = head.decode("utf-8-sig", errors="replace")
     first = text.splitlines()[0] if text else ""
     delim = ";" if first.count(";") > first.count(",") else ","
@@ -336,7 +417,44 @@ def _csv_time(text: str, tz: str | None) -> tuple[pd.Timestamp | None, bool]:
     produces=("events", "places"),
 ))
 def load_messages_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a message CSV. Times ISO 8601; without an offset they need ``tz=``."""
+    """Load a message CSV. Times ISO 8601; without an offset they need ``tz=``.
+
+    One data row is one record, ``line:N``: an event ``kind="message"``, plus a place
+    ``kind="shared"`` when it has ``lat``/``lon`` or map links; a row whose time cannot
+    be read is a reject with the reason.
+
+    Parameters
+    ----------
+    path
+        The CSV file (only read).
+    ctx
+        The load context (source identity, subject, ``tz`` for times without offset)
+        built by :func:`routetrace.loaders.load`.
+
+    Returns
+    -------
+    LoadResult
+        ``events``, ``places`` and ``rejects``; rows read = rows kept + rows rejected.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> rows = ("time,sender,text,lat,lon\\n2025-10-24T21:14:00+02:00,Ann,here,50.86,4.36\\n"
+    ...         "2025-10-24T21:99:00+02:00,Bob,ok,,\\n")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "messages.csv"
+    ...     _ = p.write_text(rows)
+    ...     res = load(p)
+    >>> res.events[["t_utc", "text", "record"]]
+                          t_utc  text  record
+    0 2025-10-24 19:14:00+00:00  here  line:2
+    >>> res.places[["lat", "lon", "record"]]
+         lat   lon  record
+    0  50.86  4.36  line:2
+    >>> res.records_read, res.rejects["record"].tolist()
+    (2, ['line:3'])
+    """
     text = _read(path, ctx)
     first = text.splitlines()[0] if text else ""
     delim = ";" if first.count(";") > first.count(",") else ","

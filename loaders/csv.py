@@ -218,7 +218,26 @@ def sub(s: pd.Series, pattern: str, repl: str) -> pd.Series:
 
 
 def norm(name: str) -> str:
-    """Normalise a column name for matching: lower case, letters and digits only."""
+    """Normalise a column name for matching: lower case, letters and digits only.
+
+    A unit in brackets (``Speed (km/h)``, ``Alt [ft]``) is dropped first, unless nothing
+    else would remain.
+
+    Parameters
+    ----------
+    name
+        The column name as written in the file.
+
+    Returns
+    -------
+    str
+        The key compared with :data:`SYNONYMS`.
+
+    Example
+    -------
+    >>> norm("Speed (km/h)"), norm("LATITUDE N/S"), norm("Lcl Date")
+    ('speed', 'latitudens', 'lcldate')
+    """
     base = re.sub(r"\([^)]*\)|\[[^]]*\]", "", str(name))
     key = "".join(ch for ch in base.lower() if ch.isalnum())
     return key or "".join(ch for ch in str(name).lower() if ch.isalnum())
@@ -270,6 +289,35 @@ def sniff_dialect(head: bytes, *, delimiter: str | None = None,
     ``need`` lists roles (or literal normalised names) the header must contain; the
     default accepts a header with a latitude or WKT geometry column. ``accept`` (when
     given) replaces that test: a function of the header's cells.
+
+    Parameters
+    ----------
+    head
+        The file's first bytes (64 KiB; UTF-8, cp1252 or UTF-16 with a byte-order mark;
+        NUL padding is removed).
+    delimiter
+        Force the separator instead of choosing among ``,`` ``;`` tab ``|``.
+    need
+        Roles (or normalised names) the header must contain.
+    accept
+        A test of the header's cells replacing ``need``.
+
+    Returns
+    -------
+    Dialect or None
+        Delimiter, 0-based header line, header cells, units line, decimal comma and
+        encoding; ``None`` when no line qualifies as the header.
+
+    Example
+    -------
+    >>> head = (b"# exported by a logger\\n"
+    ...         b"time;lat;lon;speed (km/h)\\n2025-10-26T21:00:00Z;51,0;3,87;50\\n"
+    ...         b"2025-10-26T21:01:00Z;51,001;3,87;52\\n")
+    >>> d = sniff_dialect(head)
+    >>> d.delimiter, d.header_line, d.header, d.decimal_comma
+    (';', 1, ['time', 'lat', 'lon', 'speed (km/h)'], True)
+    >>> sniff_dialect(b"just some text\\nwithout columns\\n") is None
+    True
     """
     text, enc = _decode(head)
     lines = text.splitlines()
@@ -392,7 +440,30 @@ def match_roles(header: Sequence[str], synonyms: Mapping[str, Sequence[str]],
 
 def auto_columns(header: Sequence[str], explicit: Mapping[str, str] | None = None) -> dict[str, str]:
     """Map roles to header names: the explicit mapping first, then :data:`SYNONYMS`
-    (:func:`match_roles`), then the date/time pairing rules of loggers."""
+    (:func:`match_roles`), then the date/time pairing rules of loggers.
+
+    Parameters
+    ----------
+    header
+        The column names as written.
+    explicit
+        Role -> column name, as the user gives it (``options={"columns": {...}}``); wins
+        over detection.
+
+    Returns
+    -------
+    dict of str to str
+        Role (``lat``, ``lon``, ``datetime``, ``date``, ``time``, ``speed``, ...) -> the
+        column name as written; roles not found are absent.
+
+    Example
+    -------
+    >>> auto_columns(["Lcl Date", "Lcl Time", "UTCOfst", "Latitude", "Longitude", "GndSpd"])
+    {'lat': 'Latitude', 'lon': 'Longitude', 'date': 'Lcl Date', 'time': 'Lcl Time',
+     'utc_offset': 'UTCOfst', 'speed': 'GndSpd'}
+    >>> auto_columns(["when", "Breite", "Laenge"], {"datetime": "when"})
+    {'datetime': 'when', 'lat': 'Breite', 'lon': 'Laenge'}
+    """
     out = match_roles(header, SYNONYMS, explicit)
     # "time" alone is a full timestamp unless a date column sits beside it
     if "date" in out and "datetime" in out and "time" not in out and norm(out["datetime"]) == "time":
@@ -486,6 +557,32 @@ def iter_chunks(path: Path, dialect: Dialect, *, chunk_rows: int = DEFAULT_CHUNK
     after the last data row come in a final chunk without rows. A quote that is opened and
     never closed makes the rest of the file one field: the rows before it are yielded, and
     the rest is one reject (``"row N to the end of the file"``) in the last chunk.
+
+    Parameters
+    ----------
+    path
+        The delimited file (only read).
+    dialect
+        How it is written (from :func:`sniff_dialect`).
+    chunk_rows
+        Data rows per chunk (default :data:`DEFAULT_CHUNK`): bounds the memory used.
+
+    Returns
+    -------
+    Iterator of pandas.DataFrame
+        All-string chunks with the header's columns and ``__row__``; lines that could
+        not be split are in ``attrs["bad_lines"]``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> head = b"time,lat,lon\\n2025-10-26T21:00:00Z,51.0,3.87\\n2025-10-26T21:01:00Z,51.001,3.8\\n"
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "log.csv"
+    ...     _ = p.write_bytes(head)
+    ...     chunks = list(iter_chunks(p, sniff_dialect(head), chunk_rows=1))
+    >>> len(chunks), chunks[1][["lat", "__row__"]].values.tolist(), chunks[1].attrs["bad_lines"]
+    (2, [['51.001', 2]], [])
     """
     repeated = sorted(h for h, k in Counter(dialect.header).items() if k > 1)
     if repeated:
@@ -703,7 +800,47 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
                 time_basis: str | None, date_format: str | None = None,
                 date_order: str | None = None, time_format: str | None = None,
                 what: str = "file") -> TimeResult:
-    """Vectorised time parsing for a chunk (see the module docstring for the rules)."""
+    """Vectorised time parsing for a chunk (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    df
+        The chunk (all-string columns).
+    cols
+        Role -> column name (:func:`auto_columns`): ``datetime``, or ``date`` + ``time``,
+        ``epoch``, ``utc_offset``.
+    tz
+        IANA zone for local times without an offset (``--tz``); ``None``: such rows are
+        rejected with :data:`NO_TZ_REASON`.
+    time_basis
+        ``"utc"`` when the user (or a logger preset) states the times are UTC.
+    date_format
+        ``"YYMMDD"`` for the Columbus V-900 date column; default ISO-8601 / sniffed.
+    date_order
+        ``"DMY"`` or ``"MDY"`` for dates like ``03/04/2024`` the file does not settle.
+    time_format
+        A strptime format for the time values.
+    what
+        How to name the file in an :class:`~routetrace.errors.AmbiguousTime`.
+
+    Returns
+    -------
+    TimeResult
+        ``t_utc`` (UTC, NaT where unusable), ``reason`` (NA where read, else why the row
+        is rejected), the ``basis`` text for ``sources.time_basis`` and the date order.
+
+    Example
+    -------
+    >>> df = pd.DataFrame({"ts": ["2025-10-24T21:00:00Z", "2025-10-24 23:01:00", "x"]})
+    >>> tr = parse_times(df, {"datetime": "ts"}, tz="Europe/Brussels", time_basis=None)
+    >>> tr.t_utc.tolist()
+    [Timestamp('2025-10-24 21:00:00+0000', tz='UTC'),
+     Timestamp('2025-10-24 21:01:00+0000', tz='UTC'), NaT]
+    >>> tr.reason.tolist()
+    [<NA>, <NA>, 'time missing or unreadable']
+    >>> parse_times(df, {"datetime": "ts"}, tz=None, time_basis=None).reason.iloc[1] == NO_TZ_REASON
+    True
+    """
     idx = df.index
     reason = pd.Series(pd.NA, index=idx, dtype="string")
     order = date_order
@@ -992,6 +1129,27 @@ def raise_if_all_local(rejects: pd.DataFrame | None, ctx: LoadContext) -> None:
     """Nothing loaded and rows were refused for local time without ``--tz``: say so.
 
     Raises :class:`AmbiguousTime` naming the file, the first such row and ``--tz``.
+
+    Parameters
+    ----------
+    rejects
+        The rejects of the load so far (``record``, ``reason``), or ``None``.
+    ctx
+        The load context (names the file in the error).
+
+    Example
+    -------
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> ctx = LoadContext(path=Path("fleet.csv"), display_path="fleet.csv", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["csv"][0])
+    >>> raise_if_all_local(None, ctx)  # nothing refused: returns
+    >>> rejects = pd.DataFrame({"record": ["row 1", "row 2"], "reason": NO_TZ_REASON})
+    >>> try:
+    ...     raise_if_all_local(rejects, ctx)
+    ... except AmbiguousTime as exc:
+    ...     print(exc)
+    fleet.csv [row 1]: 2 row(s) give local times without a UTC offset and no time zone was
+    stated; pass --tz ZONE (e.g. --tz Europe/Brussels), or --option time_basis=utc if they are UTC
     """
     if rejects is None or not len(rejects):
         return
@@ -1014,6 +1172,27 @@ def sniff_csv(path: Path, head: bytes) -> bool:
 
     Yields to the fleet-portal loader when its header is a portal export
     (:func:`routetrace.loaders.portal.portal_kind`).
+
+    Parameters
+    ----------
+    path
+        The file (read only by the message and statement CSV sniffers it defers to).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether the header names a position and a time and no more specific delimited
+        format (portal report, message CSV, statements CSV) claims it.
+
+    Example
+    -------
+    >>> sniff_csv(Path("log.csv"), b"timestamp;latitude;longitude\\n2025-10-26 22:00;51,0;3,87\\n")
+    True
+    >>> sniff_csv(Path("stops.csv"), b"Device,Start Time,End Time,Duration,Address,Latitude,"
+    ...           b"Longitude\\nlorry,2024-03-24 23:10,2024-03-25 01:40,2 h,E40,51.1,3.0\\n")
+    False
     """
     if b"\x00" in head[:8] and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False
@@ -1060,7 +1239,45 @@ def read_table(path: Path, ctx: LoadContext, *, need: Sequence[str] = ("lat",),
     produces=("fixes",),
 ))
 def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a delimited position log. Options: see the module docstring."""
+    """Load a delimited position log. Options: see the module docstring.
+
+    One data row is one record, ``row N`` (1-based): a fix, or a reject with the reason
+    (no fix, empty, out-of-range or 0,0 position, unusable time, a local time without
+    ``tz``, values beyond the header's columns). A file whose times are all local and no
+    zone stated raises :class:`~routetrace.errors.AmbiguousTime`.
+
+    Parameters
+    ----------
+    path
+        The CSV/TSV file (only read, in chunks).
+    ctx
+        The load context built by :func:`routetrace.loaders.load`: ``tz`` for local
+        times, and the options (``columns``, ``units``, ``date_order``, ``time_basis``,
+        ``fix_kind``, ``chunk_rows``, ``delimiter``, ``decimal``).
+
+    Returns
+    -------
+    LoadResult
+        ``fixes`` (speeds in m/s, lengths in metres) and ``rejects``; rows read = fixes +
+        rejects.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> rows = ("timestamp,latitude,longitude,speed (km/h)\\n2025-10-24 22:00:00,51.0,3.87,36\\n"
+    ...         "2025-10-24 22:01:00,0,0,0\\n2025-10-24 22:02:00,51.002,3.87,\\n")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "fleet.csv"
+    ...     _ = p.write_text(rows)
+    ...     res = load(p, tz="Europe/Brussels")
+    >>> res.fixes[["t_utc", "lat", "speed_mps", "record"]]
+                          t_utc     lat  speed_mps record
+    0 2025-10-24 20:00:00+00:00  51.000       10.0  row 1
+    1 2025-10-24 20:02:00+00:00  51.002        NaN  row 3
+    >>> res.records_read, res.rejects[["record", "reason"]].values.tolist()
+    (3, [['row 2', '0,0 placeholder position (no fix)']])
+    """
     opts = dict(ctx.options)
     explicit = option_map(opts.get("columns"), "columns")
     wanted = set(explicit.values())

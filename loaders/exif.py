@@ -63,7 +63,27 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 
 def sniff_exif(path: Path, head: bytes) -> bool:
     """JPEG (FF D8 FF), HEIF/HEIC (``ftypheic``/``mif1``/``heix``/``msf1``) or TIFF-based
-    (``II*\\0`` little-endian, ``MM\\0*`` big-endian: TIFF, DNG, NEF, ...) images."""
+    (``II*\\0`` little-endian, ``MM\\0*`` big-endian: TIFF, DNG, NEF, ...) images.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough; the extension is ignored).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` starts like a JPEG, HEIF or TIFF-based image.
+
+    Example
+    -------
+    >>> sniff_exif(Path("a.jpg"), bytes.fromhex("ffd8ffe1")), sniff_exif(Path("a.dng"), b"II*\\0")
+    (True, True)
+    >>> sniff_exif(Path("a.jpg"), b"<html>")
+    False
+    """
     if head[:3] == b"\xff\xd8\xff" or head[:4] in TIFF_MAGIC:
         return True
     return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc")
@@ -282,6 +302,41 @@ def load_exif(path: Path, *, ctx: LoadContext) -> LoadResult:
 
     The steps: read the tags, the GPS position, the capture time, then the rows; a step
     that finds the photo unusable makes its one record a reject with the reason.
+
+    Parameters
+    ----------
+    path
+        The photo (only read).
+    ctx
+        The load context (source identity, subject, ``tz`` for a camera time without
+        offset) built by :func:`routetrace.loaders.load`.
+
+    Returns
+    -------
+    LoadResult
+        One record (``image``): an event ``kind="photo"`` and, with a usable GPS
+        position, a fix ``fix_kind="photo"``; or one reject with the reason. Records
+        read = 1.
+
+    Example
+    -------
+    A JPEG taken at 12:00 local time (+02:00) at 33°30' S, 70°36' W:
+
+    >>> import io, tempfile
+    >>> from PIL import Image
+    >>> from routetrace.loaders import load
+    >>> ex = Image.Exif()
+    >>> ex.get_ifd(0x8769).update({0x9003: "2025:10:24 12:00:00", 0x9011: "+02:00"})
+    >>> ex.get_ifd(0x8825).update({1: "S", 2: (33.0, 30.0, 0.0), 3: "W", 4: (70.0, 36.0, 0.0)})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "photo.jpg"
+    ...     Image.new("RGB", (8, 8)).save(p, "JPEG", exif=ex.tobytes())
+    ...     res = load(p)
+    >>> res.fixes[["t_utc", "lat", "lon", "fix_kind", "record"]]
+                          t_utc   lat   lon fix_kind record
+    0 2025-10-24 10:00:00+00:00 -33.5 -70.6    photo  image
+    >>> res.events["kind"].tolist(), res.records_read
+    (['photo'], 1)
     """
     rec = "image"
     name = Path(ctx.member or ctx.display_path).name

@@ -117,6 +117,24 @@ class GeoRef:
 def zoom_radius_m(zoom: float, lat: float, *, pointing_px: float = POINTING_PX) -> float:
     """Uncertainty (metres) of a point chosen on a web map at ``zoom`` near latitude ``lat``.
 
+    ``pointing_px · 156543.03392 · cos(lat) / 2**zoom``, never below :data:`MIN_RADIUS_M`.
+
+    Parameters
+    ----------
+    zoom
+        The web map's zoom level, 0..23 (else :class:`GeoLinkError`).
+    lat
+        Latitude of the point, degrees.
+    pointing_px
+        Screen pixels a person's pointing is trusted to (default :data:`POINTING_PX`, 50).
+
+    Returns
+    -------
+    float
+        The radius in metres.
+
+    Example
+    -------
     >>> round(zoom_radius_m(17, 51.0), 1)
     37.6
     """
@@ -319,10 +337,30 @@ def parse_place(
         Looks up a locality name (for short Plus Codes such as ``"V966+22 Brussels"``),
         e.g. a gazetteer lookup; returns ``(lat, lon)`` or ``None``.
 
+    Returns
+    -------
+    GeoRef
+        WGS84 degrees, the form read, the map zoom when the link has one, and the
+        uncertainty the text implies (``radius_m``, metres, with ``radius_basis``).
+
     Raises
     ------
     GeoLinkError
         Naming why no place could be read (short link, name search, out of range, 0,0).
+
+    Example
+    -------
+    >>> g = parse_place("https://www.openstreetmap.org/?mlat=50.86&mlon=4.36#map=15/50.86/4.36")
+    >>> g.lat, g.lon, g.form, g.zoom, round(g.radius_m)
+    (50.86, 4.36, 'osm-marker', 15.0, 151)
+    >>> parse_place("geo:50.86,4.36;u=35").radius_m
+    35.0
+    >>> try:
+    ...     parse_place("https://maps.app.goo.gl/abc")
+    ... except GeoLinkError as exc:
+    ...     print(exc)
+    short link 'https://maps.app.goo.gl/abc' can only be expanded online: open it in a browser
+    and paste the full URL it leads to
     """
     if not isinstance(text, str) or not text.strip():
         raise GeoLinkError("empty place")
@@ -352,6 +390,22 @@ def parse_place(
 def find_links(text: str) -> list[str]:
     """Map links and ``geo:`` URIs inside free text (chat lines), in order of appearance.
 
+    Only links to Google, Apple and OpenStreetMap maps (and short links to them) and
+    ``geo:`` URIs are returned; trailing punctuation is dropped. Plus Codes are not
+    searched in free text.
+
+    Parameters
+    ----------
+    text
+        Free text (hostile: only searched, never opened).
+
+    Returns
+    -------
+    list of str
+        The links, as written.
+
+    Example
+    -------
     >>> find_links("location: https://maps.google.com/?q=50.86,4.36 see you")
     ['https://maps.google.com/?q=50.86,4.36']
     """

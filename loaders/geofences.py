@@ -56,8 +56,24 @@ def load_geofences(path: str | Path, *, name_field: str | None = None) -> gpd.Ge
 
     Example
     -------
-    >>> fences = load_geofences("carparks.geojson")  # doctest: +SKIP
-    >>> fences[["name", "source"]].head(1)  # doctest: +SKIP
+    A GeoJSON with one car-park polygon and one point (a point is no geofence):
+
+    >>> import json, tempfile
+    >>> ring = [[3.869, 50.999], [3.871, 50.999], [3.871, 51.001], [3.869, 51.001], [3.869, 50.999]]
+    >>> doc = {"type": "FeatureCollection", "features": [
+    ...     {"type": "Feature", "properties": {"name": "Parking Wetteren"},
+    ...      "geometry": {"type": "Polygon", "coordinates": [ring]}},
+    ...     {"type": "Feature", "properties": {"name": "a point"},
+    ...      "geometry": {"type": "Point", "coordinates": [3.87, 51.0]}}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "carparks.geojson"
+    ...     _ = p.write_text(json.dumps(doc))
+    ...     fences = load_geofences(p)
+    >>> fences[["name", "source"]]
+                   name                 source
+    0  Parking Wetteren  file:carparks.geojson
+    >>> fences.geometry.iloc[0].bounds
+    (3.869, 50.999, 3.871, 51.001)
     """
     p = Path(path)
     try:

@@ -60,20 +60,73 @@ _ISO_ZONE = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 
 def sniff_json_keys(head: bytes, first_key: str) -> bool:
-    """True when ``head`` is a JSON object whose first key is ``first_key`` (BOM tolerated)."""
+    """True when ``head`` is a JSON object whose first key is ``first_key`` (BOM tolerated).
+
+    Parameters
+    ----------
+    head
+        The first bytes of the file.
+    first_key
+        The key the object must open with (e.g. ``"locations"``).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` starts (after a UTF-8 BOM and white space) with ``{"first_key":``.
+
+    Example
+    -------
+    >>> sniff_json_keys(b'\\xef\\xbb\\xbf{ "locations": [', "locations")
+    True
+    >>> sniff_json_keys(b'{"timelineObjects": [', "locations")
+    False
+    """
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()
     return re.match(rb'\{\s*"' + re.escape(first_key.encode()) + rb'"\s*:', text) is not None
 
 
 def fix_kind(source: object) -> str:
-    """Canonical fix kind for a Google ``source`` string (``unknown`` when absent)."""
+    """Canonical fix kind for a Google ``source`` string (``unknown`` when absent).
+
+    Parameters
+    ----------
+    source
+        The record's ``source`` value (``"GPS"``, ``"WIFI"``, ...; any letter case).
+
+    Returns
+    -------
+    str
+        The ``fix_kind`` from :data:`FIX_KIND`; ``"unknown"`` for anything else.
+
+    Example
+    -------
+    >>> fix_kind("wifi"), fix_kind("GPS"), fix_kind(None), fix_kind("BEACON")
+    ('wifi', 'gps', 'unknown', 'unknown')
+    """
     if isinstance(source, str):
         return FIX_KIND.get(source.upper(), "unknown")
     return "unknown"
 
 
 def number(value: object) -> float | None:
-    """A finite float from a JSON number or a numeric string; ``None`` otherwise."""
+    """A finite float from a JSON number or a numeric string; ``None`` otherwise.
+
+    Parameters
+    ----------
+    value
+        A JSON value. Booleans, ``NaN``/infinity and integers beyond any float are not
+        numbers.
+
+    Returns
+    -------
+    float or None
+        The value as a float, ``None`` when it is not a finite number.
+
+    Example
+    -------
+    >>> number(" 0.950000"), number(12), number(True), number("nan"), number("x")
+    (0.95, 12.0, None, None, None)
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -92,7 +145,29 @@ def number(value: object) -> float | None:
 
 
 def e7_pair(lat_e7: object, lon_e7: object) -> tuple[float, float, bool] | str:
-    """Degrees from E7 integers: ``(lat, lon, wrapped)`` or a reason string."""
+    """Degrees from E7 integers: ``(lat, lon, wrapped)`` or a reason string.
+
+    Parameters
+    ----------
+    lat_e7, lon_e7
+        Latitude and longitude in degrees x 1e7 (numbers or numeric strings). A value
+        that overflowed a signed 32-bit integer is repaired by subtracting 2**32.
+
+    Returns
+    -------
+    tuple of (float, float, bool) or str
+        ``(lat, lon, wrapped)`` in WGS84 degrees, ``wrapped`` True when the repair was
+        applied; otherwise the reason the record is rejected.
+
+    Example
+    -------
+    >>> e7_pair(510000000, 38700000)
+    (51.0, 3.87, False)
+    >>> e7_pair(4294967296 - 338000000, 1510000000)
+    (-33.8, 151.0, True)
+    >>> e7_pair(None, 1)
+    'no numeric latitudeE7/longitudeE7'
+    """
     la, lo = number(lat_e7), number(lon_e7)
     if la is None or lo is None:
         return "no numeric latitudeE7/longitudeE7"
@@ -108,7 +183,26 @@ def e7_pair(lat_e7: object, lon_e7: object) -> tuple[float, float, bool] | str:
 
 
 def latlng(value: object) -> tuple[float, float] | str:
-    """Degrees from ``'50.05°, 14.34°'``, ``'geo:50.05,14.34'`` or ``{"latLng": ...}``."""
+    """Degrees from ``'50.05°, 14.34°'``, ``'geo:50.05,14.34'`` or ``{"latLng": ...}``.
+
+    Parameters
+    ----------
+    value
+        A coordinate string, or a mapping holding one under ``latLng``/``LatLng``/``point``
+        or E7 integers (``latE7``/``lngE7``, ``latitudeE7``/``longitudeE7``).
+
+    Returns
+    -------
+    tuple of (float, float) or str
+        ``(lat, lon)`` in WGS84 degrees, or the reason the record is rejected.
+
+    Example
+    -------
+    >>> latlng("50.05°, 14.34°"), latlng("geo:50.05,14.34")
+    ((50.05, 14.34), (50.05, 14.34))
+    >>> latlng({"latLng": "91.0°, 0.0°"})
+    'coordinates out of range (91.0, 0.0)'
+    """
     if isinstance(value, Mapping):
         for key in ("latLng", "LatLng", "point"):
             if key in value:
@@ -130,7 +224,30 @@ def latlng(value: object) -> tuple[float, float] | str:
 
 
 def parse_time(value: object, *, unix_ms: bool = False) -> pd.Timestamp | str:
-    """UTC time from an ISO string with ``Z``/offset, or Unix ms (``unix_ms``); else a reason."""
+    """UTC time from an ISO string with ``Z``/offset, or Unix ms (``unix_ms``); else a reason.
+
+    Parameters
+    ----------
+    value
+        The time as written in the record.
+    unix_ms
+        Read ``value`` as Unix milliseconds (``timestampMs``) instead of ISO-8601.
+
+    Returns
+    -------
+    pandas.Timestamp or str
+        The time in UTC, or the reason the record is rejected: a time without an offset
+        (ambiguous local time), an unreadable one, or one outside 1980-2100.
+
+    Example
+    -------
+    >>> parse_time("2025-10-26T23:00:00+02:00")
+    Timestamp('2025-10-26 21:00:00+0000', tz='UTC')
+    >>> parse_time("1761512400000", unix_ms=True)
+    Timestamp('2025-10-26 21:00:00+0000', tz='UTC')
+    >>> parse_time("2025-10-26T23:00:00")
+    "time '2025-10-26T23:00:00' has no UTC offset (ambiguous local time)"
+    """
     if unix_ms:
         ms = number(value)
         if ms is None:
@@ -165,7 +282,23 @@ def utc_offset_min(value: object) -> int | None:
 
 
 def device_subject(tag: object) -> str | None:
-    """Subject id for a Google ``deviceTag``/``deviceId`` (each device its own subject)."""
+    """Subject id for a Google ``deviceTag``/``deviceId`` (each device its own subject).
+
+    Parameters
+    ----------
+    tag
+        The record's ``deviceTag`` (or ``deviceId``) value.
+
+    Returns
+    -------
+    str or None
+        ``google-device-<tag>``; ``None`` when there is no usable tag.
+
+    Example
+    -------
+    >>> device_subject(-1234567), device_subject(None)
+    ('google-device--1234567', None)
+    """
     if tag is None or isinstance(tag, (bool, dict, list)):
         return None
     return f"google-device-{tag}"

@@ -73,7 +73,27 @@ _NAIVE_NO_TZ = "<time> has no UTC offset and no --tz was given (ambiguous local 
 
 
 def sniff_gpx(path: Path, head: bytes) -> bool:
-    """A GPX file has a ``<gpx`` root element near the start (any encoding prefix)."""
+    """A GPX file has a ``<gpx`` root element near the start (any encoding prefix).
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether a ``<gpx`` root element opens the document.
+
+    Example
+    -------
+    >>> sniff_gpx(Path("t.gpx"), b'<?xml version="1.0"?>\\n<gpx version="1.1" creator="x">')
+    True
+    >>> sniff_gpx(Path("t.kml"), b'<kml xmlns="http://www.opengis.net/kml/2.2">')
+    False
+    """
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()[:4096].lower()
     return text.startswith(b"<") and b"<gpx" in text
 
@@ -636,12 +656,36 @@ def _places(wpts: list[dict[str, str | None]], tz: str | None) -> tuple[list[dic
 def load_gpx(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a GPX file (see the module doc). ``ctx.tz`` is used only for times without offset.
 
+    Every track point, route point and waypoint is a record: a fix (timed track point), a
+    place (waypoint, route point) or a reject with its reason.
+
+    Parameters
+    ----------
+    path
+        The GPX file (only read, streamed).
+    ctx
+        The load context (source identity, subject, ``tz``) built by
+        :func:`routetrace.loaders.load`.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes`` (``record`` = ``trk[i]/seg[j]/pt[k]``), ``places`` and ``rejects``;
+        records read = produced + rejected.
+
     Example
     -------
+    >>> import tempfile
     >>> from routetrace.loaders import load
-    >>> res = load("track.gpx", tz="Europe/Brussels")  # doctest: +SKIP
-    >>> res.fixes["record"].iloc[0]  # doctest: +SKIP
-    'trk[0]/seg[0]/pt[0]'
+    >>> from routetrace.testing import example_gpx
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     res = load(example_gpx(Path(tmp) / "track.gpx", [51.0, 51.001]))
+    >>> res.fixes[["t_utc", "lat", "record"]]
+                          t_utc     lat               record
+    0 2025-10-26 21:00:00+00:00  51.000  trk[0]/seg[0]/pt[0]
+    1 2025-10-26 21:01:00+00:00  51.001  trk[0]/seg[0]/pt[1]
+    >>> res.records_read, len(res.rejects)
+    (2, 0)
     """
     w = _stream(path, ctx)
     trk_fixes, trk_rej = _fixes(w.trk, "trk")

@@ -67,7 +67,27 @@ EXTENSIONS: dict[str, tuple[str, Any]] = {
 
 def sniff_igc(path: Path, head: bytes) -> bool:
     """An ``A`` record (manufacturer code) on the first line and an ``HFDTE`` date header
-    or a B record in the first 64 KiB."""
+    or a B record in the first 64 KiB.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` looks like an IGC flight log.
+
+    Example
+    -------
+    >>> sniff_igc(Path("f.igc"), b"AXCSAAA\\r\\nHFDTE150324\\r\\n")
+    True
+    >>> sniff_igc(Path("f.igc"), b"HFDTE150324\\r\\nAXCS\\r\\n")
+    False
+    """
     text = head.lstrip(b"\xef\xbb\xbf")
     return re.match(rb"A[A-Z0-9]{3}", text) is not None and \
         re.search(rb"\n(H[FOP]DTE|B\d{13}[NS]\d{8}[EW][AV])", text) is not None
@@ -233,7 +253,43 @@ def _line(no: int, line: str, day: _Day, out: _Out) -> None:
 ))
 def load_igc(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load an IGC file (see the module doc for records and time). No options; ``ctx.tz``
-    is not used: IGC times are UTC."""
+    is not used: IGC times are UTC.
+
+    Every B record is a record (a fix, or a reject saying what is wrong with it), and so
+    is every non-empty line that is no IGC record; headers and other records are counted
+    in ``time_basis``, not as records.
+
+    Parameters
+    ----------
+    path
+        The IGC file (only read, line by line).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; the subject defaults to the glider id header.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes`` (``record`` = ``line N``, 1-based) and ``rejects``; records read =
+        fixes + rejects.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> lines = ["AXCSAAA", "HFDTEDATE:150324,01", "B1201005206343N00006198WA0058700558",
+    ...          "B1201015206350N00006190WA0058800559", "B12010252063", "garbage"]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "flight.igc"
+    ...     _ = p.write_text("\\r\\n".join(lines) + "\\r\\n")
+    ...     res = load(p)
+    >>> res.fixes[["t_utc", "lat", "lon", "alt_m", "record"]]
+                          t_utc        lat       lon  alt_m  record
+    0 2024-03-15 12:01:00+00:00  52.105717 -0.103300  558.0  line 3
+    1 2024-03-15 12:01:01+00:00  52.105833 -0.103167  559.0  line 4
+    >>> res.records_read, res.rejects["record"].tolist()
+    (4, ['line 5', 'line 6'])
+    """
     day, out = _Day(), _Out()
     for no, line in _lines(path):
         if line.strip():

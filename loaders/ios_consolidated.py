@@ -53,7 +53,29 @@ _KEYS = ("MAC", "MCC", "MNC", "LAC", "CI", "SID", "NID", "BSID", "BundleId", "RS
 
 
 def sniff_consolidated(path: Path, head: bytes) -> bool:
-    """consolidated.db has ``WifiLocation`` and ``CellLocation`` and ``TableInfo``."""
+    """consolidated.db has ``WifiLocation`` and ``CellLocation`` and ``TableInfo``.
+
+    Parameters
+    ----------
+    path
+        The file; its SQLite schema is read (immutable, nothing written).
+    head
+        Its first bytes (must open with the SQLite header).
+
+    Returns
+    -------
+    bool
+        Whether the database has the three ``locationd`` tables.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_consolidated
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = example_consolidated(Path(tmp) / "consolidated.db", n_fixes=1)
+    ...     print(sniff_consolidated(db, db.read_bytes()[:100]))
+    True
+    """
     if not head.startswith(b"SQLite format 3\x00"):
         return False
     return {"WifiLocation", "CellLocation", "TableInfo"} <= sqlite_tables(path)
@@ -117,7 +139,52 @@ def _prepare(df: pd.DataFrame, rejects: list[tuple[str, str]]) -> pd.DataFrame:
     produces=("fixes",),
 ))
 def load_consolidated(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load consolidated.db. Harvest rows -> fixes; AP/cell caches -> extra table only."""
+    """Load consolidated.db. Harvest rows -> fixes; AP/cell caches -> extra table only.
+
+    Every row of a harvest table, ``Location`` and the AP/cell cache tables is one record,
+    ``<Table>/rowid=<n>``: a device fix, a ``cache_positions`` row (where an access point
+    or cell is, not where the phone was), or a reject (0,0 placeholder, unusable time,
+    repeated key of a damaged b-tree).
+
+    Parameters
+    ----------
+    path
+        The database (read from a private copy with its ``-wal``/``-journal``).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; no ``tz``: ``Timestamp`` is Cocoa seconds UTC.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes``, ``rejects`` and ``extra_tables["cache_positions"]``; rows read =
+        fixes + cache rows + rejects.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> from routetrace.loaders import load
+    >>> from routetrace.testing import example_consolidated
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = example_consolidated(Path(tmp) / "consolidated.db", n_fixes=2)
+    ...     con = sqlite3.connect(db)
+    ...     _ = con.execute("INSERT INTO LocationHarvest VALUES (325072900, 0, 0, -1, -1, -1)")
+    ...     _ = con.execute("INSERT INTO WifiLocation VALUES ('0:1:2:3:4:5', 325072800, 51, 3.7)")
+    ...     con.commit()
+    ...     con.close()
+    ...     res = load(db)
+    >>> res.fixes[["t_utc", "lat", "h_acc_m", "record"]]
+                          t_utc       lat  h_acc_m                   record
+    0 2011-04-21 10:00:00+00:00  51.00000      5.0  LocationHarvest/rowid=1
+    1 2011-04-21 10:00:10+00:00  51.00001      5.0  LocationHarvest/rowid=2
+    >>> res.rejects[["record", "reason"]].values.tolist()
+    [['LocationHarvest/rowid=3', "latitude = longitude = 0: placeholder for 'no position'"]]
+    >>> res.extra_tables["cache_positions"][["record", "flags"]]
+                     record             flags
+    0  WifiLocation/rowid=1  cache_not_device
+    >>> res.records_read
+    4
+    """
     rejects: list[tuple[str, str]] = []
     fixes: list[pd.DataFrame] = []
     caches: list[pd.DataFrame] = []

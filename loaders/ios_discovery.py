@@ -143,6 +143,24 @@ def discover_and_load(path: str | Path, *, subject_id: str | None = None,
     ------
     LoaderError
         When ``path`` does not exist or is neither a folder nor an archive.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_consolidated
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = Path(tmp) / "private/var/root/Library/Caches/locationd/consolidated.db"
+    ...     db.parent.mkdir(parents=True)
+    ...     _ = example_consolidated(db, n_fixes=3)
+    ...     found = discover_and_load(tmp, subject_id="phone-A")
+    >>> found.report[["artifact", "status", "records_read"]].head(3)
+                    artifact     status  records_read
+    0        consolidated.db     loaded             3
+    1  routined Cache.sqlite  not found          <NA>
+    2  routined Local.sqlite  not found          <NA>
+    >>> res = found.results["private/var/root/Library/Caches/locationd/consolidated.db"]
+    >>> len(res.fixes), res.fixes["subject_id"].iloc[0]
+    (3, 'phone-A')
     """
     root = Path(path)
     opts = {"subject_id": subject_id, "tz": tz}
@@ -166,5 +184,34 @@ def discover_and_load(path: str | Path, *, subject_id: str | None = None,
 
 def discover(path: str | Path, *, subject_id: str | None = None, tz: str | None = None) -> pd.DataFrame:
     """The report table of :func:`discover_and_load` (which artifacts were found, loaded,
-    empty, unreadable or absent)."""
+    empty, unreadable or absent).
+
+    Parameters
+    ----------
+    path
+        The extraction: a folder, or a zip/tar archive (extracted privately, with limits).
+    subject_id, tz
+        Passed to every loader, as for :func:`discover_and_load`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per found file and per missing artifact: ``artifact, ios_path, member,
+        format, status, records_read, n_fixes, n_events, n_places, n_rejects, detail``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_consolidated
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = Path(tmp) / "var/root/Library/Caches/locationd/consolidated.db"
+    ...     db.parent.mkdir(parents=True)
+    ...     _ = example_consolidated(db, n_fixes=3)
+    ...     report = discover(tmp)
+    >>> report.loc[report["status"] != "not found", ["artifact", "member", "n_fixes"]]
+              artifact                                             member  n_fixes
+    0  consolidated.db  var/root/Library/Caches/locationd/consolidated.db        3
+    >>> int((report["status"] == "not found").sum())
+    7
+    """
     return discover_and_load(path, subject_id=subject_id, tz=tz).report

@@ -39,7 +39,32 @@ _L = "Z_DKLOCATIONMETADATAKEY__"
 
 
 def sniff_knowledgec(path: Path, head: bytes) -> bool:
-    """knowledgeC has ``ZOBJECT``, ``ZSTRUCTUREDMETADATA`` and ``ZSOURCE``."""
+    """knowledgeC has ``ZOBJECT``, ``ZSTRUCTUREDMETADATA`` and ``ZSOURCE``.
+
+    Parameters
+    ----------
+    path
+        The file; its SQLite schema is read (immutable, nothing written).
+    head
+        Its first bytes (must open with the SQLite header).
+
+    Returns
+    -------
+    bool
+        Whether the database has the three CoreDuet tables.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = Path(tmp) / "knowledgeC.db"
+    ...     con = sqlite3.connect(db)
+    ...     for t in ("ZOBJECT", "ZSTRUCTUREDMETADATA", "ZSOURCE"):
+    ...         _ = con.execute(f"CREATE TABLE {t} (Z_PK INTEGER PRIMARY KEY)")
+    ...     con.close()
+    ...     print(sniff_knowledgec(db, db.read_bytes()[:100]))
+    True
+    """
     if not head.startswith(b"SQLite format 3\x00"):
         return False
     return {"ZOBJECT", "ZSTRUCTUREDMETADATA", "ZSOURCE"} <= sqlite_tables(path)
@@ -52,7 +77,53 @@ def sniff_knowledgec(path: Path, head: bytes) -> bool:
     produces=("places",),
 ))
 def load_knowledgec(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load the location-bearing rows of knowledgeC.db as places."""
+    """Load the location-bearing rows of knowledgeC.db as places.
+
+    Every ``ZOBJECT`` row whose metadata has a latitude/longitude column value is one
+    record, ``ZOBJECT/Z_PK=<n>``: a place ``kind="app_location"`` (where the activity
+    pointed, never a fix), or a reject when the position is missing, out of range or
+    0,0. Rows without any position are not location records and are not counted.
+
+    Parameters
+    ----------
+    path
+        The database (read from a private copy with its ``-wal``).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; no ``tz``: times are Cocoa seconds UTC.
+
+    Returns
+    -------
+    LoadResult
+        ``places`` and ``rejects``; location rows read = places + rejects.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> from routetrace.loaders import load
+    >>> key = "Z_DKLOCATIONAPPLICATIONACTIVITYMETADATAKEY__"
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = Path(tmp) / "knowledgeC.db"
+    ...     con = sqlite3.connect(db)
+    ...     _ = con.execute("CREATE TABLE ZOBJECT (Z_PK INTEGER PRIMARY KEY, ZSTREAMNAME, "
+    ...                     "ZSTARTDATE, ZENDDATE, ZSTRUCTUREDMETADATA, ZSOURCE)")
+    ...     _ = con.execute(f"CREATE TABLE ZSTRUCTUREDMETADATA (Z_PK INTEGER PRIMARY KEY, "
+    ...                     f"{key}LATITUDE, {key}LONGITUDE, {key}DISPLAYNAME)")
+    ...     _ = con.execute("CREATE TABLE ZSOURCE (Z_PK INTEGER PRIMARY KEY, ZBUNDLEID)")
+    ...     objects = [(1, 783e6, 783e6 + 30, 1), (2, 783e6 + 60, 783e6 + 90, 2)]
+    ...     _ = con.executemany("INSERT INTO ZOBJECT VALUES (?, '/app/locationActivity', ?, ?, ?, "
+    ...                         "NULL)", objects)
+    ...     _ = con.executemany("INSERT INTO ZSTRUCTUREDMETADATA VALUES (?, ?, ?, ?)",
+    ...                         [(1, 51.0, 3.87, "Car park"), (2, 0.0, 0.0, "x")])
+    ...     con.commit()
+    ...     con.close()
+    ...     res = load(db)
+    >>> res.places[["kind", "name", "t_start", "lat", "record"]]
+               kind      name                   t_start   lat          record
+    0  app_location  Car park 2025-10-24 12:00:00+00:00  51.0  ZOBJECT/Z_PK=1
+    >>> res.records_read, res.rejects[["record", "reason"]].values.tolist()
+    (2, [['ZOBJECT/Z_PK=2', 'latitude/longitude missing, out of range or 0,0']])
+    """
     with private_sqlite(path) as con:
         mcols = {str(r[1]) for r in con.execute("PRAGMA table_info(ZSTRUCTUREDMETADATA)")}
         ocols = {str(r[1]) for r in con.execute("PRAGMA table_info(ZOBJECT)")}

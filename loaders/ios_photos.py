@@ -48,7 +48,32 @@ __all__ = ["load_photos", "sniff_photos"]
 
 
 def sniff_photos(path: Path, head: bytes) -> bool:
-    """Photos.sqlite has an asset table and ``ZADDITIONALASSETATTRIBUTES``."""
+    """Photos.sqlite has an asset table and ``ZADDITIONALASSETATTRIBUTES``.
+
+    Parameters
+    ----------
+    path
+        The file; its SQLite schema is read (immutable, nothing written).
+    head
+        Its first bytes (must open with the SQLite header).
+
+    Returns
+    -------
+    bool
+        Whether the database has ``ZASSET`` or ``ZGENERICASSET`` and the attribute table.
+
+    Example
+    -------
+    >>> import sqlite3, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = Path(tmp) / "Photos.sqlite"
+    ...     con = sqlite3.connect(db)
+    ...     for t in ("ZASSET", "ZADDITIONALASSETATTRIBUTES"):
+    ...         _ = con.execute(f"CREATE TABLE {t} (Z_PK INTEGER PRIMARY KEY)")
+    ...     con.close()
+    ...     print(sniff_photos(db, db.read_bytes()[:100]))
+    True
+    """
     if not head.startswith(b"SQLite format 3\x00"):
         return False
     t = sqlite_tables(path)
@@ -86,7 +111,50 @@ def _num(v: Any) -> Any:
     produces=("fixes", "events"),
 ))
 def load_photos(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load Photos.sqlite assets (read from a private copy with its -wal)."""
+    """Load Photos.sqlite assets (read from a private copy with its -wal).
+
+    Every asset is one record, ``<table>/Z_PK=<n>``: an event ``kind="photo"`` and, when
+    located (not Apple's -180 sentinel), a fix ``fix_kind="photo"``; an asset with an
+    implausible time, or an unreadable ``Z_PK`` range of a damaged table, is a reject.
+
+    Parameters
+    ----------
+    path
+        The database (read from a private copy with its ``-wal`` applied).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; no ``tz``: ``ZDATECREATED`` is Cocoa seconds UTC.
+
+    Returns
+    -------
+    LoadResult
+        ``events`` (every dated asset), ``fixes`` (located ones) and ``rejects``; assets
+        read = assets produced + rejected.
+
+    Example
+    -------
+    Two photos, the second without a location (-180):
+
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from routetrace.loaders import load
+    >>> from routetrace.samples.ios_db import cocoa, write_photos
+    >>> t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    >>> assets = pd.DataFrame({
+    ...     "Z_PK": [1, 2], "ZDATECREATED": cocoa([t0, t0 + pd.Timedelta("1min")]),
+    ...     "ZLATITUDE": [50.1, -180.0], "ZLONGITUDE": [4.1, -180.0], "ZKIND": 0,
+    ...     "ZTRASHEDSTATE": 0, "ZFILENAME": ["IMG_0001.HEIC", "IMG_0002.HEIC"]})
+    >>> attrs = pd.DataFrame({"Z_PK": [1, 2], "ZASSET": [1, 2], "ZTIMEZONEOFFSET": 7200})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = write_photos(Path(tmp) / "Photos.sqlite", assets, attrs)[0]
+    ...     res = load(db)
+    >>> res.events[["t_utc", "text", "lat", "record"]]
+                          t_utc           text   lat         record
+    0 2025-10-24 10:00:00+00:00  IMG_0001.HEIC  50.1  ZASSET/Z_PK=1
+    1 2025-10-24 10:01:00+00:00  IMG_0002.HEIC   NaN  ZASSET/Z_PK=2
+    >>> res.fixes["record"].tolist(), res.records_read
+    (['ZASSET/Z_PK=1'], 2)
+    """
     with private_sqlite(path) as con:
         tables = {str(r[0]) for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         table = "ZASSET" if "ZASSET" in tables else "ZGENERICASSET"

@@ -119,7 +119,30 @@ CHUNK = 50_000
 
 
 def sniff_routined(path: Path, head: bytes) -> bool:
-    """A routined database has the CoreRoutine tables (``ZRTCLLOCATIONMO``, ``ZRT...``)."""
+    """A routined database has the CoreRoutine tables (``ZRTCLLOCATIONMO``, ``ZRT...``).
+
+    Parameters
+    ----------
+    path
+        The file; its SQLite schema is read (immutable, nothing written).
+    head
+        Its first bytes (must open with the SQLite header).
+
+    Returns
+    -------
+    bool
+        Whether at least two of the CoreRoutine marker tables are present (Cache,
+        Local or Cloud-V2.sqlite).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.samples.ios_db import write_routined
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = write_routined(Path(tmp) / "Cache.sqlite", {})
+    ...     print(sniff_routined(db, db.read_bytes()[:100]))
+    True
+    """
     if not head.startswith(b"SQLite format 3\x00"):
         return False
     return len(_MARKERS & sqlite_tables(path)) >= 2
@@ -722,7 +745,61 @@ def _read_learned_groups(con: sqlite3.Connection, tables: set[str], rejects: lis
 ))
 def load_routined(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a routined Cache.sqlite, Local.sqlite or Cloud-V2.sqlite (read from a private copy,
-    WAL applied)."""
+    WAL applied).
+
+    A record is a row of a location table (``<TABLE>/Z_PK=<n>``), except visits: all
+    ``ZRTVISITMO`` rows with one ``ZENTRYDATE`` are one visit, one record
+    (``ZRTVISITMO/Z_PK=10+11``). Rows with an implausible time or position, repeated keys
+    and unreadable page ranges of a damaged table are rejects with the reason (see the
+    module doc for every table).
+
+    Parameters
+    ----------
+    path
+        The database (read from a private copy with its ``-wal``).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; no ``tz``: times are Cocoa seconds UTC.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes`` (CoreLocation positions, hints), ``places`` (visits, learned places
+        and visits), ``events`` (transitions, parked car) and ``rejects``; records read =
+        produced + rejected.
+
+    Example
+    -------
+    Two fused fixes (the first with speed -1, "invalid") and one visit written as an
+    arrival row and a departure row:
+
+    >>> import tempfile
+    >>> import pandas as pd
+    >>> from routetrace.loaders import load
+    >>> from routetrace.samples.ios_db import cocoa, write_routined
+    >>> t0 = pd.Timestamp("2025-10-24T10:00:00Z")
+    >>> fixes = pd.DataFrame({"Z_PK": [1, 2], "ZLATITUDE": [51.0, 51.001], "ZLONGITUDE": 3.87,
+    ...                       "ZHORIZONTALACCURACY": 5.0, "ZSPEED": [-1.0, 3.5],
+    ...                       "ZTIMESTAMP": cocoa([t0, t0 + pd.Timedelta("1min")])})
+    >>> visit = pd.DataFrame({"Z_PK": [10, 11], "ZTYPE": [1, 3], "ZCONFIDENCE": [0.0, 1.0],
+    ...                       "ZENTRYDATE": cocoa([t0, t0]) + 120,
+    ...                       "ZEXITDATE": [float("nan"), cocoa([t0])[0] + 1800],
+    ...                       "ZLOCATIONLATITUDE": 51.0, "ZLOCATIONLONGITUDE": 3.87,
+    ...                       "ZLOCATIONUNCERTAINTY": 30.0})
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = write_routined(Path(tmp) / "Cache.sqlite",
+    ...                         {"ZRTCLLOCATIONMO": fixes, "ZRTVISITMO": visit})
+    ...     res = load(db)
+    >>> res.fixes[["t_utc", "speed_mps", "flags", "record"]]
+                          t_utc  speed_mps        flags                  record
+    0 2025-10-24 10:00:00+00:00        NaN  sentinel_na  ZRTCLLOCATIONMO/Z_PK=1
+    1 2025-10-24 10:01:00+00:00        3.5               ZRTCLLOCATIONMO/Z_PK=2
+    >>> res.places[["t_start", "t_end", "record"]]
+                        t_start                     t_end                 record
+    0 2025-10-24 10:02:00+00:00 2025-10-24 10:30:00+00:00  ZRTVISITMO/Z_PK=10+11
+    >>> res.records_read, len(res.rejects)
+    (3, 0)
+    """
     rejects: list[tuple[str, str]] = []
     fixes: list[pd.DataFrame] = []
     places: list[pd.DataFrame] = []

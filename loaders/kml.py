@@ -66,13 +66,56 @@ _PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
 def sniff_kml(path: Path, head: bytes) -> bool:
-    """A ``<kml`` root element near the start of an XML text."""
+    """A ``<kml`` root element near the start of an XML text.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether a ``<kml`` root element opens the document.
+
+    Example
+    -------
+    >>> sniff_kml(Path("a.kml"), b'<?xml version="1.0"?><kml xmlns="http://www.opengis.net/kml/2">')
+    True
+    >>> sniff_kml(Path("a.gpx"), b'<gpx version="1.1">')
+    False
+    """
     text = head.lstrip(b"\xef\xbb\xbf").lstrip()[:2048].lower()
     return text.startswith(b"<") and b"<kml" in text
 
 
 def sniff_kmz(path: Path, head: bytes) -> bool:
-    """A zip archive whose members include a ``.kml`` file."""
+    """A zip archive whose members include a ``.kml`` file.
+
+    Parameters
+    ----------
+    path
+        The file; its zip directory is read.
+    head
+        Its first bytes (a zip starts with ``PK``).
+
+    Returns
+    -------
+    bool
+        Whether ``path`` is a zip holding a ``.kml`` member.
+
+    Example
+    -------
+    >>> import tempfile, zipfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "a.kmz"
+    ...     with zipfile.ZipFile(p, "w") as z:
+    ...         z.writestr("doc.kml", "<kml/>")
+    ...     print(sniff_kmz(p, p.read_bytes()[:64]))
+    True
+    """
     if head[:4] != b"PK\x03\x04":
         return False
     try:
@@ -469,7 +512,46 @@ def _read(data: bytes, ctx: LoadContext) -> LoadResult:
     produces=("fixes", "places"),
 ))
 def load_kml(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a KML document."""
+    """Load a KML document.
+
+    Every Placemark is a record (``Placemark[i]``), and so is every ``when``/``coord``
+    pair of a track (``Placemark[i]/Track[k]/when[j]``): a fix, a place or a reject with
+    its reason (see the module doc). A document that declares entities is refused.
+
+    Parameters
+    ----------
+    path
+        The KML file (only read).
+    ctx
+        The load context (source identity, subject, ``tz`` for full date-times without
+        an offset) built by :func:`routetrace.loaders.load`.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes`` (timed points), ``places`` (untimed or reduced-precision placemarks,
+        lines, polygons) and ``rejects``; records read = produced + rejected.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> doc = ('<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+    ...        '<Placemark><TimeStamp><when>2025-10-26T21:00:00Z</when></TimeStamp>'
+    ...        '<Point><coordinates>3.87,51.0</coordinates></Point></Placemark>'
+    ...        '<Placemark><name>Depot</name><Point><coordinates>3.9,51.1</coordinates>'
+    ...        '</Point></Placemark></Document></kml>')
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "a.kml"
+    ...     _ = p.write_text(doc)
+    ...     res = load(p)
+    >>> res.fixes[["t_utc", "lat", "lon", "record"]]
+                          t_utc   lat   lon        record
+    0 2025-10-26 21:00:00+00:00  51.0  3.87  Placemark[0]
+    >>> res.places[["name", "lat", "record"]]
+        name   lat        record
+    0  Depot  51.1  Placemark[1]
+    """
     return _read(path.read_bytes(), ctx)
 
 
@@ -480,7 +562,39 @@ def load_kml(path: Path, *, ctx: LoadContext) -> LoadResult:
     produces=("fixes", "places"),
 ))
 def load_kmz(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load the first ``.kml`` member of a KMZ archive (size and ratio limits apply)."""
+    """Load the first ``.kml`` member of a KMZ archive (size and ratio limits apply).
+
+    The member is read in memory (nothing is extracted to disk) and its records are
+    those of :func:`load_kml`, their locators the same.
+
+    Parameters
+    ----------
+    path
+        The KMZ (zip) file (only read).
+    ctx
+        The load context (source identity, subject, ``tz``) built by
+        :func:`routetrace.loaders.load`.
+
+    Returns
+    -------
+    LoadResult
+        As :func:`load_kml` for the member; records read = produced + rejected.
+
+    Example
+    -------
+    >>> import tempfile, zipfile
+    >>> from routetrace.loaders import load
+    >>> doc = ('<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><TimeStamp>'
+    ...        '<when>2025-10-26T21:00:00Z</when></TimeStamp>'
+    ...        '<Point><coordinates>3.87,51.0</coordinates></Point></Placemark></kml>')
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "a.kmz"
+    ...     with zipfile.ZipFile(p, "w") as z:
+    ...         z.writestr("doc.kml", doc)
+    ...     res = load(p)
+    >>> res.source["format"].iloc[0], res.fixes["record"].tolist(), res.records_read
+    ('kmz', ['Placemark[0]'], 1)
+    """
     lim = ArchiveLimits()
     try:
         with zipfile.ZipFile(path) as zf:

@@ -105,7 +105,33 @@ _PLAUSIBLE = tuple(t.tz_localize(None).to_pydatetime() for t in timebase.PLAUSIB
 
 
 def sniff_nmea(path: Path, head: bytes) -> bool:
-    """At least three NMEA sentences with a valid checksum in the first 64 KiB."""
+    """At least three NMEA sentences with a valid checksum in the first 64 KiB.
+
+    (Or one valid among three that look like sentences: a log with a few damaged lines
+    is still NMEA.)
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB; latin-1, or UTF-16 with a byte-order mark).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` holds enough checksummed NMEA 0183 sentences.
+
+    Example
+    -------
+    >>> log = (b"$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\\r\\n"
+    ...        b"$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\\r\\n"
+    ...        b"$GPRMC,123520,A,4807.040,N,01131.002,E,022.4,084.4,230394,003.1,W*6D\\r\\n")
+    >>> sniff_nmea(Path("log.nmea"), log)
+    True
+    >>> sniff_nmea(Path("log.nmea"), log.splitlines()[0])  # one sentence is not a log
+    False
+    """
     text = (head.decode("utf-16", errors="replace") if head.startswith((b"\xff\xfe", b"\xfe\xff"))
             else head.decode("latin-1"))  # the head may end mid-character: never raise
     valid = like = 0
@@ -679,7 +705,28 @@ def load_nmea(path: Path, *, ctx: LoadContext) -> LoadResult:
 
     Example
     -------
-    >>> res = load("drive.nmea", options={"not_before": "2018-01-01"})  # doctest: +SKIP
+    A GGA and an RMC of one epoch (one record, ``line 1+2``), a second RMC, and a damaged
+    sentence:
+
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> log = ("$GPGGA,123519,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,*47\\r\\n"
+    ...        "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\\r\\n"
+    ...        "$GPRMC,123520,A,4807.040,N,01131.002,E,022.4,084.4,230394,003.1,W*6D\\r\\n"
+    ...        "$GPRMC,123521,A,4807.0*00\\r\\n")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "drive.nmea"
+    ...     _ = p.write_text(log)
+    ...     res = load(p)
+    ...     late = load(p, options={"not_before": "2018-01-01"})
+    >>> res.fixes[["t_utc", "lat", "speed_mps", "record"]]
+                          t_utc        lat  speed_mps    record
+    0 1994-03-23 12:35:19+00:00  48.117300  11.523556  line 1+2
+    1 1994-03-23 12:35:20+00:00  48.117333  11.523556    line 3
+    >>> res.records_read, res.rejects[["record", "reason"]].values.tolist()
+    (3, [['line 4', 'checksum does not match: the sentence is damaged']])
+    >>> late.fixes["flags"].tolist()  # dated before not_before: a GPS week rollover?
+    ['gps_week_rollover_suspect', 'gps_week_rollover_suspect']
     """
     given_date = _date_option(ctx, "date")
     log = _Log(given_date, int(ctx.options.get("chunk_rows", CHUNK_ROWS)))

@@ -188,6 +188,27 @@ def portal_kind(header: Sequence[str]) -> str | None:
 
     The shared helper of the sniffers: the generic ``csv`` loader yields to ``portal``
     whenever this returns a kind, so exactly one of them claims a file.
+
+    Parameters
+    ----------
+    header
+        The column names as written (Traccar REST field names or traccar-web's English
+        labels; letter case and spacing do not matter).
+
+    Returns
+    -------
+    str or None
+        ``"positions"``, ``"stops"``, ``"trips"`` or ``"events"``; ``None`` when the
+        header is no Traccar report.
+
+    Example
+    -------
+    >>> portal_kind(["Device", "Start Time", "End Time", "Duration", "Address"])
+    'stops'
+    >>> portal_kind(["deviceName", "fixTime", "latitude", "longitude", "speed"])
+    'positions'
+    >>> portal_kind(["time", "lat", "lon"]) is None
+    True
     """
     k = _keys(header)
     if "statementid" in k:  # witness statements (format statements-csv)
@@ -248,7 +269,30 @@ def _xlsx_sheets(path: Path, *, max_rows: int | None = None) -> Iterator[tuple[s
 
 
 def sniff_portal(path: Path, head: bytes) -> bool:
-    """A CSV or XLSX whose header (within the first rows) is a Traccar report."""
+    """A CSV or XLSX whose header (within the first rows) is a Traccar report.
+
+    Parameters
+    ----------
+    path
+        The file (an XLSX is opened to read its first rows).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether :func:`portal_kind` recognises the header.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "stops.csv"
+    ...     _ = p.write_text("Device,Start Time,End Time,Duration,Address\\n"
+    ...                      "lorry 1,2024-03-24 23:10:00,2024-03-25 01:40:00,2 h 30 min,E40\\n")
+    ...     print(sniff_portal(p, p.read_bytes()))
+    True
+    """
     if _is_xlsx(head):
         try:
             for _name, rows in _xlsx_sheets(path, max_rows=30):
@@ -707,7 +751,44 @@ def _part(part: Part, plan: _Plan, acc: _Acc, ctx: LoadContext) -> None:
 ))
 def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a fleet-portal export. Options: ``mapping`` (YAML path or dict), ``speed_unit``,
-    ``chunk_rows``; see the module docstring."""
+    ``chunk_rows``; see the module docstring.
+
+    Each data row is one record (``row N``, or ``<sheet>!row N`` in a spreadsheet):
+    positions become fixes, stops ``portal_stop`` places, trips two events, events
+    events; a row whose time or position cannot be used is a reject with the reason.
+
+    Parameters
+    ----------
+    path
+        The CSV or XLSX export (only read).
+    ctx
+        The load context built by :func:`routetrace.loaders.load`: ``tz`` (portal times
+        are local without an offset: required unless the mapping states a zone or
+        ``options={"time_basis": "utc"}``), subject and the options above.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes``, ``events``, ``places`` and ``rejects``; rows read = rows produced +
+        rows rejected.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> rows = ("Device,Start Time,End Time,Duration,Address,Latitude,Longitude\\n"
+    ...         "lorry 1,2024-03-24 23:10:00,2024-03-25 01:40:00,2 h 30 min,E40,51.176,3.073\\n"
+    ...         "lorry 1,2024-03-25 04:00:00,2024-03-25 04:20:00,0:20:00,Somewhere,,\\n")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "stops.csv"
+    ...     _ = p.write_text(rows)
+    ...     res = load(p, tz="Europe/Brussels")
+    >>> res.places[["kind", "t_start", "t_end", "record"]]
+              kind                   t_start                     t_end record
+    0  portal_stop 2024-03-24 22:10:00+00:00 2024-03-25 00:40:00+00:00  row 1
+    >>> res.records_read, res.rejects["reason"].tolist()
+    (2, ["stop has no position (no lat/lon column and the address is not 'lat, lon')"])
+    """
     plan = _plan(ctx)
     acc = _Acc(default_subject=plan.mp.get("subject"))
     for part in _parts(path, ctx, plan.mp, plan.accept):

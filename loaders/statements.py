@@ -96,7 +96,20 @@ _HAS_OFFSET = re.compile(r"(Z|[+-]\d\d:?\d\d)$")
 
 @lru_cache(maxsize=1)
 def statements_schema() -> dict[str, Any]:
-    """The JSON Schema of a statements file (``loaders/data/statements.schema.json``)."""
+    """The JSON Schema of a statements file (``loaders/data/statements.schema.json``).
+
+    Returns
+    -------
+    dict
+        The schema (JSON Schema 2020-12) every statement is validated against; read once
+        and cached.
+
+    Example
+    -------
+    >>> schema = statements_schema()
+    >>> sorted(schema["$defs"]["statement"]["required"])
+    ['hearing_date', 'person_id', 'role', 'statement_id', 'text']
+    """
     text = resources.files("routetrace.loaders").joinpath("data/statements.schema.json").read_text(
         encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
@@ -482,7 +495,50 @@ def _read_text(path: Path, ctx: LoadContext) -> str:
 ))
 def load_statements_yaml(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a YAML statements file. Options: ``gazetteer``, ``journey_start``,
-    ``night_start``/``night_end`` (``HH:MM``)."""
+    ``night_start``/``night_end`` (``HH:MM``).
+
+    Each element of ``statements`` is one record, ``statements[i]``: a place
+    ``kind="indicated"`` with the time as said (an instant, a window, a day, a night or
+    none), or a reject naming the statement and why (schema violation, unreadable place,
+    address missing from the gazetteer, conflicting time forms, ...).
+
+    Parameters
+    ----------
+    path
+        The YAML file (only read).
+    ctx
+        The load context built by :func:`routetrace.loaders.load`: ``tz`` (else the
+        file's ``time_zone``; with neither the file is refused with
+        :class:`~routetrace.errors.AmbiguousTime`) and the options above.
+
+    Returns
+    -------
+    LoadResult
+        ``places`` and ``rejects``; statements read = places + rejects.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> doc = '''routetrace: statements/1
+    ... time_zone: Europe/Brussels
+    ... statements:
+    ...   - {statement_id: S1, person_id: V1, role: victim, hearing_date: "2025-11-03",
+    ...      text: "We stopped at a car park at night", place: "geo:51.0,3.87;u=50",
+    ...      night_of: "2025-10-24"}
+    ...   - {statement_id: S2, person_id: V1, role: victim, hearing_date: "2025-11-03",
+    ...      text: "Then a farm", place: "https://maps.app.goo.gl/abc"}
+    ... '''
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "statements.yaml"
+    ...     _ = p.write_text(doc)
+    ...     res = load(p)
+    >>> res.places[["t_start", "t_end", "radius_m", "record"]]
+                        t_start                     t_end  radius_m         record
+    0 2025-10-24 16:00:00+00:00 2025-10-25 06:00:00+00:00      50.0  statements[0]
+    >>> res.records_read, res.rejects["record"].tolist()
+    (2, ['statements[1]'])
+    """
     text = _read_text(path, ctx)
     try:
         doc = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass
@@ -513,7 +569,42 @@ def load_statements_yaml(path: Path, *, ctx: LoadContext) -> LoadResult:
 ))
 def load_statements_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a CSV statements file. Options: ``gazetteer``, ``journey_start``,
-    ``night_start``/``night_end``; the time zone comes from ``tz=``."""
+    ``night_start``/``night_end``; the time zone comes from ``tz=``.
+
+    Each data row is one record, ``line:N`` (the line where the row starts): a place
+    ``kind="indicated"``, or a reject naming the statement and why.
+
+    Parameters
+    ----------
+    path
+        The CSV file (``,`` or ``;``; list fields ``|``-separated; only read).
+    ctx
+        The load context built by :func:`routetrace.loaders.load`: ``tz`` is required
+        (else :class:`~routetrace.errors.AmbiguousTime`), and the options above.
+
+    Returns
+    -------
+    LoadResult
+        ``places`` and ``rejects``; rows read = places + rejects.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> rows = ("statement_id,person_id,role,hearing_date,text,place,date\\n"
+    ...         'S1,V1,victim,2025-11-03,We stopped at a car park,"51.0, 3.87",2025-10-24\\n'
+    ...         "S2,V1,victim,2025-11-03,no place here,,\\n")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "statements.csv"
+    ...     _ = p.write_text(rows)
+    ...     res = load(p, tz="Europe/Brussels")
+    >>> res.places[["t_start", "t_end", "t_precision", "record"]]
+                        t_start                     t_end t_precision  record
+    0 2025-10-23 22:00:00+00:00 2025-10-24 22:00:00+00:00         day  line:2
+    >>> res.rejects["reason"].iloc[0]
+    "statement S2: row: no place: give 'place' (coordinates, map link, geo: URI, Plus Code),
+    'lat'+'lon', or 'address'"
+    """
     text = _read_text(path, ctx)
     first = text.splitlines()[0] if text else ""
     delim = ";" if first.count(";") > first.count(",") else ","

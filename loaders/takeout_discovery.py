@@ -88,6 +88,14 @@ def _classify(name: str, head: bytes, extract: Path | None = None) -> tuple[str 
 def discover(path: str | Path) -> pd.DataFrame:
     """List what a Takeout export (zip/tar/folder) holds, member by member.
 
+    Members are recognised by content (the loaders' sniffers on their first 64 KiB),
+    never by their localised folder names; nothing is loaded.
+
+    Parameters
+    ----------
+    path
+        The export: a zip, a tar or an extracted folder (only read).
+
     Returns
     -------
     pandas.DataFrame
@@ -100,6 +108,26 @@ def discover(path: str | Path) -> pd.DataFrame:
     ------
     LoaderError
         When ``path`` does not exist or is neither a folder nor an archive.
+
+    Example
+    -------
+    >>> import json, tempfile, zipfile
+    >>> month = {"timelineObjects": [{"placeVisit": {
+    ...     "location": {"latitudeE7": 510000000, "longitudeE7": 38700000},
+    ...     "duration": {"startTimestamp": "2025-10-26T21:00:00Z",
+    ...                  "endTimestamp": "2025-10-26T21:10:00Z"}}}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     z = Path(tmp) / "takeout.zip"
+    ...     with zipfile.ZipFile(z, "w") as zf:
+    ...         zf.writestr("Takeout/Standortverlauf/2025/2025_OCTOBER.json", json.dumps(month))
+    ...         zf.writestr("Takeout/archive_browser.html", "<html></html>")
+    ...     found = discover(z)
+    >>> found[["format", "status"]]
+                        format                                   status
+    0  google-takeout-semantic                               recognised
+    1                     <NA>  not a location artifact routetrace reads
+    >>> found["member"].iloc[0]
+    'Takeout/Standortverlauf/2025/2025_OCTOBER.json'
     """
     root = Path(path)
     rows = []
@@ -147,7 +175,32 @@ def _extract_one(archive: Path, name: str, dest: Path) -> None:
 
 
 def summarise(found: pd.DataFrame) -> str:
-    """A few lines for a person: how many files of each format, and what was not read."""
+    """A few lines for a person: how many files of each format, and what was not read.
+
+    Parameters
+    ----------
+    found
+        The table :func:`discover` returns.
+
+    Returns
+    -------
+    str
+        One line per format (count, name, description), then one line counting the files
+        not read, with their reasons.
+
+    Example
+    -------
+    >>> found = pd.DataFrame({
+    ...     "member": ["a/2025_OCTOBER.json", "a/b.json", "a/c.html"],
+    ...     "format": ["google-takeout-semantic", None, None],
+    ...     "status": ["recognised", "ambiguous: csv, portal",
+    ...                "not a location artifact routetrace reads"]})
+    >>> print(summarise(found))
+        1  google-takeout-semantic: Google Takeout Semantic Location History month (visits,
+        trips, raw path)
+        2  other files not read as location evidence (ambiguous: csv, portal, not a location
+        artifact routetrace reads)
+    """
     lines = []
     rec = found[found["format"].notna()]
     for fmt, grp in rec.groupby("format", sort=True):

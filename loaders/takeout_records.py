@@ -101,7 +101,27 @@ _SECOND = itemgetter(1)
 
 
 def sniff_records(path: Path, head: bytes) -> bool:
-    """A JSON object whose first key is ``"locations"`` (an array of E7 locations)."""
+    """A JSON object whose first key is ``"locations"`` (an array of E7 locations).
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough; its name is not used).
+    head
+        Its first bytes (64 KiB; a UTF-8 BOM is tolerated).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` opens a Records.json / Location History.json.
+
+    Example
+    -------
+    >>> sniff_records(Path("Records.json"), b'{\\n  "locations": [{\\n    "latitudeE7": 510000000,')
+    True
+    >>> sniff_records(Path("Records.json"), b'{"timelineObjects": [')
+    False
+    """
     if not sniff_json_keys(head, "locations"):
         return False
     body = head.lstrip(b"\xef\xbb\xbf").lstrip()
@@ -475,10 +495,39 @@ def stream_records(
     Records.json straight into a store. Each chunk is coerced to the schema and carries
     ``source_id`` (the SHA-256 of the file unless ``source_id`` is given) and ids.
 
+    Parameters
+    ----------
+    path
+        The Records.json file (only read, streamed).
+    subject_id
+        The subject of every row; default each location's ``google-device-<deviceTag>``,
+        else the file stem.
+    chunk_rows
+        Locations per chunk (default :data:`CHUNK_ROWS`): bounds the memory used.
+    source_id
+        The ``source_id`` the rows carry; default the file's SHA-256.
+
+    Returns
+    -------
+    Iterator of (pandas.DataFrame, pandas.DataFrame, pandas.DataFrame)
+        ``(fixes, events, rejects)`` per chunk; over all chunks, locations read = distinct
+        records in fixes and events + rejects (a location is rejected only when it yields
+        no row).
+
     Example
     -------
-    >>> for fixes, events, rejects in stream_records("Records.json"):  # doctest: +SKIP
-    ...     writer.write(fixes)
+    >>> import json, tempfile
+    >>> doc = {"locations": [
+    ...     {"latitudeE7": 510000000, "longitudeE7": 38700000, "timestamp": "2025-10-26T21:00:00Z"},
+    ...     {"latitudeE7": 510010000, "longitudeE7": 38700000, "timestampMs": "1761512460000"},
+    ...     {"latitudeE7": 510020000, "longitudeE7": 38700000, "timestamp": "2025-10-26T21:02:00"}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "Records.json"
+    ...     _ = p.write_text(json.dumps(doc))
+    ...     for fixes, events, rejects in stream_records(p, subject_id="phone-A", chunk_rows=2):
+    ...         print(fixes["record"].tolist(), rejects["record"].tolist())
+    ['locations[0]', 'locations[1]'] []
+    [] ['locations[2]']
     """
     from ..evidence import sha256_file
 
@@ -509,7 +558,45 @@ def stream_records(
     produces=("fixes", "events"),
 ))
 def load_records(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a Records.json. Options: ``chunk_rows`` (int, default :data:`CHUNK_ROWS`)."""
+    """Load a Records.json. Options: ``chunk_rows`` (int, default :data:`CHUNK_ROWS`).
+
+    One element of ``locations`` is one record, ``locations[i]``: a fix and its activity
+    events, or a reject with the reason when it yields nothing (unusable position or
+    time, a time without an offset, over the size limits). A file cut off mid-way keeps
+    every location read before the fault and adds one reject naming the byte offset.
+
+    Parameters
+    ----------
+    path
+        The Records.json / Location History.json file (only read, streamed).
+    ctx
+        The load context (source identity, subject, ``options["chunk_rows"]``) built by
+        :func:`routetrace.loaders.load`; ``tz`` is not used.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes``, ``events`` (``kind="activity"``) and ``rejects``; locations read =
+        produced + rejected.
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> from routetrace.loaders import load
+    >>> doc = {"locations": [
+    ...     {"latitudeE7": 510000000, "longitudeE7": 38700000, "accuracy": 12, "source": "WIFI",
+    ...      "timestamp": "2025-10-26T21:00:00Z"},
+    ...     {"latitudeE7": 510010000, "longitudeE7": 38700000, "timestamp": "2025-10-26T21:02:00"}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "Records.json"
+    ...     _ = p.write_text(json.dumps(doc))
+    ...     res = load(p)
+    >>> res.fixes[["t_utc", "lat", "h_acc_m", "fix_kind", "record"]]
+                          t_utc   lat  h_acc_m fix_kind        record
+    0 2025-10-26 21:00:00+00:00  51.0     12.0     wifi  locations[0]
+    >>> res.records_read, res.rejects[["record", "reason"]].values.tolist()
+    (2, [['locations[1]', 'timestamp has no UTC offset (ambiguous local time)']])
+    """
     chunk_rows = int(ctx.options.get("chunk_rows", CHUNK_ROWS))
     default = Path(ctx.member or ctx.display_path).stem
     fixes, events, rejects = [], [], []

@@ -69,7 +69,27 @@ __all__ = ["load_semantic", "sniff_semantic"]
 
 
 def sniff_semantic(path: Path, head: bytes) -> bool:
-    """A JSON object whose first key is ``"timelineObjects"``."""
+    """A JSON object whose first key is ``"timelineObjects"``.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough; its name is not used).
+    head
+        Its first bytes (64 KiB; a UTF-8 BOM is tolerated).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` opens a Semantic Location History month.
+
+    Example
+    -------
+    >>> sniff_semantic(Path("2025_OCTOBER.json"), b'{"timelineObjects": [')
+    True
+    >>> sniff_semantic(Path("Records.json"), b'{"locations": [')
+    False
+    """
     return sniff_json_keys(head, "timelineObjects")
 
 
@@ -347,7 +367,49 @@ def _parking(p: object, rec: str, out: _Out) -> None:
     produces=("fixes", "events", "places"),
 ))
 def load_semantic(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load one Semantic Location History month. Options: none."""
+    """Load one Semantic Location History month. Options: none.
+
+    Every timeline object and every point, waypoint, transit stop and parking event in it
+    is one record, named by its JSON path (see the module doc): a place, event or fix, or
+    a reject with its reason (a visit without coordinates, an unusable time, another
+    kind of object, a record over the size limits).
+
+    Parameters
+    ----------
+    path
+        The ``YYYY_MONTH.json`` file (only read).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; ``tz`` is not used: every time has an offset or
+        is Unix milliseconds.
+
+    Returns
+    -------
+    LoadResult
+        ``places`` (visits, waypoints, transit stops, parking), ``events`` (activity
+        segments), ``fixes`` (raw path) and ``rejects``; records read = produced +
+        rejected.
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> from routetrace.loaders import load
+    >>> when = {"startTimestamp": "2025-10-26T21:00:00Z", "endTimestamp": "2025-10-26T21:10:00Z"}
+    >>> month = {"timelineObjects": [
+    ...     {"placeVisit": {"location": {"latitudeE7": 510000000, "longitudeE7": 38700000,
+    ...                                  "name": "Car park"}, "duration": when}},
+    ...     {"placeVisit": {"duration": when}}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "2025_OCTOBER.json"
+    ...     _ = p.write_text(json.dumps(month))
+    ...     res = load(p)
+    >>> res.places[["kind", "name", "t_start", "lat", "lon"]]
+        kind      name                   t_start   lat   lon
+    0  visit  Car park 2025-10-26 21:00:00+00:00  51.0  3.87
+    >>> res.records_read, res.rejects[["record", "reason"]].values.tolist()
+    (2, [['timelineObjects[1].placeVisit',
+          'placeVisit without coordinates (location and centre lack latitudeE7)']])
+    """
     jd = read_json(path, ctx)
     doc = jd.doc
     objs = doc.get("timelineObjects") if isinstance(doc, dict) else None

@@ -59,7 +59,27 @@ _ROOT = re.compile(rb"(?:\s|<\?.*?\?>|<!--.*?-->)*<(?:[\w.-]+:)?TrainingCenterDa
 def sniff_tcx(path: Path, head: bytes) -> bool:
     """The first element is ``<TrainingCenterDatabase`` (after the XML declaration and
     comments); a GPX that merely names the TCX schema (Garmin's TrackPointExtension) is not
-    claimed."""
+    claimed.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether the document's root element is ``TrainingCenterDatabase``.
+
+    Example
+    -------
+    >>> sniff_tcx(Path("a.tcx"), b'<?xml version="1.0"?>\\n<TrainingCenterDatabase xmlns="x">')
+    True
+    >>> sniff_tcx(Path("a.gpx"), b'<gpx xmlns:tpx="http://www.garmin.com/TrainingCenterDatabase">')
+    False
+    """
     return _ROOT.match(head.lstrip(b"\xef\xbb\xbf")[:4096]) is not None
 
 
@@ -323,7 +343,50 @@ def _fixes(points: list[dict[str, Any]], tz: str | None,
 ))
 def load_tcx(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a TCX file (see the module doc for what is a record). ``ctx.tz`` is used only
-    for times without ``Z`` or an offset."""
+    for times without ``Z`` or an offset.
+
+    Every Trackpoint of an activity is a record (a fix, or a reject saying what is
+    missing: position, time); course points are places without time; a file that breaks
+    off part-way keeps what was read and adds one ``fault`` reject.
+
+    Parameters
+    ----------
+    path
+        The TCX file (only read, streamed).
+    ctx
+        The load context (source identity, subject, ``tz``) built by
+        :func:`routetrace.loaders.load`.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes``, ``places`` (courses) and ``rejects``; records read = produced +
+        rejected.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> pt = "<Trackpoint><Time>2025-10-26T21:0{}:00Z</Time>{}</Trackpoint>"
+    >>> pos = ("<Position><LatitudeDegrees>51.0</LatitudeDegrees>"
+    ...        "<LongitudeDegrees>3.87</LongitudeDegrees></Position>")
+    >>> doc = ('<TrainingCenterDatabase '
+    ...        'xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2">'
+    ...        '<Activities><Activity Sport="Running"><Lap><Track>'
+    ...        + pt.format(0, pos) + pt.format(1, "") +
+    ...        '</Track></Lap></Activity></Activities></TrainingCenterDatabase>')
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "run.tcx"
+    ...     _ = p.write_text(doc)
+    ...     res = load(p)
+    >>> res.fixes[["t_utc", "lat", "lon"]]
+                          t_utc   lat   lon
+    0 2025-10-26 21:00:00+00:00  51.0  3.87
+    >>> res.records_read, res.rejects["record"].tolist()
+    (2, ['Activity[0]/Lap[0]/Track[0]/Trackpoint[1]'])
+    >>> res.rejects["reason"].iloc[0]
+    'no <Position> (a point logged without a GPS fix: heart rate, distance or pause only)'
+    """
     w = _stream(path, ctx)
     rejects = list(w.rejects)
     fixes = _fixes(w.points, ctx.tz, rejects)

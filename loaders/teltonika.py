@@ -204,7 +204,32 @@ def _hex_head_lines(head: bytes) -> list[bytes] | None:
 
 def sniff_teltonika(path: Path, head: bytes) -> bool:
     """A Teltonika capture: hex lines whose first message is a Teltonika message, or raw
-    bytes starting with a TCP frame (plausible codec and length), a login or a UDP header."""
+    bytes starting with a TCP frame (plausible codec and length), a login or a UDP header.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether the capture starts with a well-formed Teltonika message (so CSV or other
+        text is never claimed).
+
+    Example
+    -------
+    >>> from routetrace.loaders.teltonika_codec import Record, encode_login, encode_tcp_frame
+    >>> frame = encode_tcp_frame([Record(t_ms=1761512400000, lat=51.0, lon=3.87)])
+    >>> sniff_teltonika(Path("log.hex"), b"# server log\\n" + frame.hex().encode() + b"\\n")
+    True
+    >>> sniff_teltonika(Path("capture.bin"), encode_login("356307042441013") + frame)
+    True
+    >>> sniff_teltonika(Path("log.csv"), b"time,lat,lon\\n2025-10-26T21:00:00Z,51.0,3.87\\n")
+    False
+    """
     lines = _hex_head_lines(head)
     if lines:
         h = lines[0].replace(b" ", b"").replace(b":", b"").replace(b"-", b"").replace(b"\t", b"")
@@ -256,6 +281,34 @@ def load_io_map(path: str | None = None, model: str | None = None) -> dict[str, 
     """The resolved profile of ``model`` (``extends`` applied): door, derived, io by int id.
 
     Raises :class:`ParameterError` for an unknown model or a map whose event kinds collide.
+
+    Parameters
+    ----------
+    path
+        A user IO map (JSON, the layout of ``loaders/data/teltonika_io.json``); default
+        the built-in map.
+    model
+        The device model (``FMB``, ``FMB125``, ``FMB640``, ``GH3000``, ...); default the
+        map's ``default_model`` (``FMB``).
+
+    Returns
+    -------
+    dict
+        ``model``, ``door`` (input and open value), ``derived`` (thresholds: ``refuel_pct``
+        in %, ``refuel_l`` in litres, ``odometer_max_speed_kmh``, ...) and ``io``: IO id
+        (int) -> entry (name, unit, scale, kind, edges, alarms, identifier, ...).
+
+    Example
+    -------
+    >>> fmb = load_io_map()
+    >>> fmb["model"], fmb["io"][239]["edges"], fmb["io"][16]["unit"], fmb["door"]["input"]
+    ('FMB', {'1': 'ignition_on', '0': 'ignition_off'}, 'm', 2)
+    >>> try:
+    ...     load_io_map(model="XYZ")
+    ... except ParameterError as exc:
+    ...     print(exc)
+    unknown Teltonika model 'XYZ' in the IO map; known: FM6XX, FMB, FMB125, FMB640, FMC640,
+    FMM640, GH3000
     """
     data = _read_map(path)
     models = data["models"]
@@ -372,7 +425,66 @@ def _read_messages(path: Path, ctx: LoadContext) -> tuple[bytes, list[tuple[str,
     produces=("fixes", "events"),
 ))
 def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a Teltonika capture. Options: see the module docstring."""
+    """Load a Teltonika capture. Options: see the module docstring.
+
+    Records read = AVL records + rejected messages: every AVL record with a plausible
+    time is produced (records and IO tables, a fix when its position is usable, events);
+    a message that fails (CRC, length, codec, junk) or a command frame is one reject with
+    its locator (``line N`` or ``offset N``); a record at exactly 0,0 gives no fix but is
+    produced, flagged ``zero_position``.
+
+    Parameters
+    ----------
+    path
+        The capture: hex text (one message per line) or raw bytes (only read).
+    ctx
+        The load context built by :func:`routetrace.loaders.load`: subject, and the
+        options ``subjects`` (IMEI -> name), ``io_map``, ``model``, ``uere_m`` (metres),
+        ``keep_damaged``, ``door_input``, ``door_open_value`` and the derived thresholds.
+        ``tz`` is not used: record times are UTC.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes``, ``events``, ``rejects`` and the extra tables ``teltonika_records`` and
+        ``teltonika_io``.
+
+    Example
+    -------
+    A server log: a login, a frame of two records (ignition off, then on), a frame at
+    0,0, a frame with a damaged CRC and a command frame:
+
+    >>> import tempfile
+    >>> from routetrace.loaders import load
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, encode_command_frame,
+    ...                                                 encode_login, encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                speed_kmh=36, io=(IoValue(239, on, 1),)) for k, on in enumerate([0, 1])]
+    >>> zero = Record(t_ms=1761512520000, lat=0.0, lon=0.0, io=(IoValue(239, 1, 1),))
+    >>> lines = ["# server log", encode_login("356307042441013").hex(),
+    ...          encode_tcp_frame(recs).hex(), encode_tcp_frame([zero]).hex(),
+    ...          encode_tcp_frame(recs).hex()[:-2] + "00", encode_command_frame("getinfo").hex()]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "lorry.hex"
+    ...     _ = p.write_text("\\n".join(lines) + "\\n")
+    ...     res = load(p, options={"subjects": {"356307042441013": "lorry 1-ABC-123"}})
+    >>> res.fixes[["subject_id", "t_utc", "speed_mps", "record"]]
+            subject_id                     t_utc  speed_mps        record
+    0  lorry 1-ABC-123 2025-10-26 21:00:00+00:00       10.0  line 3/rec 0
+    1  lorry 1-ABC-123 2025-10-26 21:01:00+00:00       10.0  line 3/rec 1
+    >>> res.events[["kind", "flags", "record"]]
+              kind    flags        record
+    0     ignition           line 3/rec 0
+    1     ignition           line 3/rec 1
+    2  ignition_on  derived  line 3/rec 1
+    >>> res.extra_tables["teltonika_records"][["record", "has_fix", "flags"]]
+             record  has_fix          flags
+    0  line 3/rec 0     True
+    1  line 3/rec 1     True
+    2  line 4/rec 0    False  zero_position
+    >>> res.records_read, res.rejects["record"].tolist()
+    (5, ['line 5', 'line 6'])
+    """
     buf, msgs, bad_lines, _mode = _read_messages(path, ctx)
     d = tc.decode_messages(buf, msgs, keep_damaged=_bool_option(ctx, "keep_damaged"))
     rejects: list[tuple[str, str]] = list(bad_lines) + list(d.rejects)

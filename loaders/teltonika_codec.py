@@ -100,6 +100,18 @@ _TABLE_LIST = [int(x) for x in _TABLE]
 def crc16_ibm(data: bytes | bytearray | memoryview) -> int:
     """CRC-16/IBM (ARC): reflected polynomial 0xA001, init 0, no final xor.
 
+    Parameters
+    ----------
+    data
+        The bytes (a TCP frame's data part).
+
+    Returns
+    -------
+    int
+        The CRC, 0..0xFFFF.
+
+    Example
+    -------
     >>> hex(crc16_ibm(b"123456789"))
     '0xbb3d'
     """
@@ -116,6 +128,28 @@ def crc16_ibm_many(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
     Vectorised across slices: one numpy step per byte column, over the slices still
     running (sorted by length, longest first), so the cost is about the total number of
     bytes times a few nanoseconds plus ~10 µs per column of the longest slice.
+
+    Parameters
+    ----------
+    buf
+        The capture as a ``uint8`` array.
+    starts
+        Start offset of each slice, bytes.
+    lengths
+        Length of each slice, bytes.
+
+    Returns
+    -------
+    numpy.ndarray
+        One CRC per slice, in the order given (equal to :func:`crc16_ibm` of each).
+
+    Example
+    -------
+    >>> buf = np.frombuffer(b"123456789123456789", dtype=np.uint8)
+    >>> crc16_ibm_many(buf, np.array([0, 9, 0]), np.array([9, 9, 4])).tolist()
+    [47933, 47933, 5306]
+    >>> crc16_ibm(b"1234")
+    5306
     """
     n = len(starts)
     out = np.zeros(n, dtype=np.uint32)
@@ -687,7 +721,26 @@ def segment_binary(buf: bytes) -> list[tuple[str, int, int]]:
     """Split a raw capture into messages: (kind, start, end) with kind in
     ``tcp``, ``login``, ``udp``, ``junk``. A TCP frame whose declared length leads to
     something that is not a message start is treated as junk up to the next trustworthy
-    start (a verified CRC, a login, a consistent UDP datagram)."""
+    start (a verified CRC, a login, a consistent UDP datagram).
+
+    Parameters
+    ----------
+    buf
+        The raw capture (bytes as received).
+
+    Returns
+    -------
+    list of (str, int, int)
+        ``(kind, start, end)`` byte ranges covering the whole buffer, in order; nothing
+        is dropped (``junk`` ranges become rejects in the loader).
+
+    Example
+    -------
+    >>> rec = Record(t_ms=1761512400000, lat=51.0, lon=3.87)
+    >>> capture = encode_login("356307042441013") + encode_tcp_frame([rec]) + b"\\xde\\xad"
+    >>> segment_binary(capture)
+    [('login', 0, 17), ('tcp', 17, 70), ('junk', 70, 72)]
+    """
     out: list[tuple[str, int, int]] = []
     n = len(buf)
     p = 0
@@ -738,6 +791,34 @@ def decode_messages(buf: bytes, messages: Iterable[tuple[str, int, int, str]], *
     data part (as Traccar does, which checks neither); their message carries
     ``msg_info[m]["damaged"]`` = the failed check, and records the frame announced but
     that do not parse are one reject naming the frame (see :func:`_salvage`).
+
+    Parameters
+    ----------
+    buf
+        The capture (raw bytes, or the bytes of hex lines).
+    messages
+        ``(kind, start, end, locator)`` per message (kinds of :func:`segment_binary`).
+    keep_damaged
+        Keep the whole records of a frame that fails its CRC or length check.
+
+    Returns
+    -------
+    Decoded
+        Records in columns, with each message's locator, IMEI and codec, and the
+        rejects, commands and logins met.
+
+    Example
+    -------
+    >>> rec = Record(t_ms=1761512400000, lat=51.0, lon=3.87, speed_kmh=50)
+    >>> capture = encode_login("356307042441013") + encode_tcp_frame([rec, rec])
+    >>> msgs = [(k, s, e, f"offset {s}") for k, s, e in segment_binary(capture)]
+    >>> d = decode_messages(capture, msgs)
+    >>> d.n_records, d.msg_loc, d.msg_imei, d.rejects
+    (2, ['offset 17'], ['356307042441013'], [])
+    >>> frame = bytearray(encode_tcp_frame([rec]))
+    >>> frame[20] ^= 0xFF  # one damaged byte: the frame is one reject
+    >>> decode_messages(bytes(frame), [("tcp", 0, len(frame), "offset 0")]).rejects
+    [('offset 0', 'CRC mismatch: stored 0x...')]
     """
     gc_was = gc.isenabled()
     gc.disable()  # millions of small tuples: the cyclic GC would rescan them again and again
@@ -934,7 +1015,30 @@ class Record:
 
 
 def encode_record(rec: Record, codec: int = CODEC_8E) -> bytes:
-    """Encode one record in codec 8, 8E or 16."""
+    """Encode one record in codec 8, 8E or 16.
+
+    Parameters
+    ----------
+    rec
+        The record (time in Unix ms, position in degrees, altitude m, speed km/h, IO).
+    codec
+        ``0x08``, ``0x8E`` (default) or ``0x10``; variable-length IO needs 8E
+        (``ValueError`` otherwise).
+
+    Returns
+    -------
+    bytes
+        The record as it appears in a data part.
+
+    Example
+    -------
+    >>> rec = Record(t_ms=1761512400000, lat=51.0, lon=3.87, alt_m=12, speed_kmh=50,
+    ...              event_io=239, io=(IoValue(239, 1, 1),))
+    >>> encode_record(rec, 0x08).hex()
+    '0000019a2252248000024e83e01e65fb80000c0000000032ef0101ef01000000'
+    >>> len(encode_record(rec))  # codec 8E: 2-byte ids and counts
+    41
+    """
     idf, cntf = _GROUP_FMT[codec]
     parts = [struct.pack(">QBiihHBH", rec.t_ms, rec.priority, round(rec.lon * 1e7),
                          round(rec.lat * 1e7), rec.alt_m, rec.angle, rec.sats, rec.speed_kmh)]
@@ -964,28 +1068,106 @@ def _data_part(codec: int, records: Sequence[Record]) -> bytes:
 
 
 def encode_tcp_frame(records: Sequence[Record], codec: int = CODEC_8E) -> bytes:
-    """A TCP frame: preamble, length, data part, CRC-16/IBM."""
+    """A TCP frame: preamble, length, data part, CRC-16/IBM.
+
+    Parameters
+    ----------
+    records
+        The records of the frame.
+    codec
+        ``0x08``, ``0x8E`` (default) or ``0x10``.
+
+    Returns
+    -------
+    bytes
+        4 zero bytes, uint32 data length, the data part, the CRC in 4 bytes.
+
+    Example
+    -------
+    >>> frame = encode_tcp_frame([Record(t_ms=1761512400000, lat=51.0, lon=3.87)])
+    >>> frame[:8].hex(), crc16_ibm(frame[8:-4]) == int.from_bytes(frame[-4:], "big")
+    ('0000000000000029', True)
+    """
     data = _data_part(codec, records)
     return b"\x00\x00\x00\x00" + struct.pack(">I", len(data)) + data + struct.pack(">I", crc16_ibm(data))
 
 
 def encode_udp(records: Sequence[Record], imei: str, *, codec: int = CODEC_8E,
                packet_id: int = 0xCAFE, avl_packet_id: int = 0) -> bytes:
-    """A UDP datagram carrying ``records`` (no CRC)."""
+    """A UDP datagram carrying ``records`` (no CRC).
+
+    Parameters
+    ----------
+    records
+        The records of the datagram.
+    imei
+        The device's IMEI (15 digits), written in the header.
+    codec
+        ``0x08``, ``0x8E`` (default) or ``0x10``.
+    packet_id, avl_packet_id
+        The UDP header's packet ids.
+
+    Returns
+    -------
+    bytes
+        uint16 length, packet id, type 0x01, AVL packet id, IMEI, data part.
+
+    Example
+    -------
+    >>> udp = encode_udp([Record(t_ms=1761512400000, lat=51.0, lon=3.87)], "356307042441013")
+    >>> int.from_bytes(udp[:2], "big") == len(udp) - 2, udp[8:23]
+    (True, b'356307042441013')
+    """
     body = struct.pack(">HBBH", packet_id, 0x01, avl_packet_id, len(imei)) + imei.encode("ascii") + \
         _data_part(codec, records)
     return struct.pack(">H", len(body)) + body
 
 
 def encode_login(imei: str) -> bytes:
-    """The IMEI login packet a device sends when its TCP session opens."""
+    """The IMEI login packet a device sends when its TCP session opens.
+
+    Parameters
+    ----------
+    imei
+        15 digits (else ``ValueError``).
+
+    Returns
+    -------
+    bytes
+        ``0x000F`` then the IMEI in ASCII.
+
+    Example
+    -------
+    >>> encode_login("356307042441013")
+    b'\\x00\\x0f356307042441013'
+    """
     if len(imei) != 15 or not imei.isdigit():
         raise ValueError("an IMEI is 15 digits")
     return b"\x00\x0f" + imei.encode("ascii")
 
 
 def encode_command_frame(text: str, *, codec: int = 0x0C, ctype: int = 0x05) -> bytes:
-    """A codec 12 command (type 5) or response (type 6) frame carrying ASCII ``text``."""
+    """A codec 12 command (type 5) or response (type 6) frame carrying ASCII ``text``.
+
+    Parameters
+    ----------
+    text
+        The command or response text (ASCII).
+    codec
+        The command codec (default ``0x0C``, codec 12).
+    ctype
+        ``0x05`` command (default) or ``0x06`` response.
+
+    Returns
+    -------
+    bytes
+        A TCP frame (preamble, length, data, CRC-16/IBM).
+
+    Example
+    -------
+    >>> encode_command_frame("getinfo").hex()
+    '000000000000000f0c010500000007676574696e666f0100004312'
+    """
     payload = text.encode("ascii")
     data = bytes([codec, 1, ctype]) + struct.pack(">I", len(payload)) + payload + b"\x01"
     return b"\x00\x00\x00\x00" + struct.pack(">I", len(data)) + data + struct.pack(">I", crc16_ibm(data))

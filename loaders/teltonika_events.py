@@ -29,7 +29,70 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
             step_u: np.ndarray, io_bytes: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
             prof_of_rec: np.ndarray, profs: list[dict[str, Any]], rec_lat: np.ndarray,
             rec_lon: np.ndarray, rec_flag: np.ndarray) -> pd.DataFrame:
-    """Value events and derived events, per subject in time order (vectorised)."""
+    """Value events and derived events, per subject in time order (vectorised).
+
+    Value events: a mapped value when first seen for the subject and whenever it changes
+    (entries with a ``step``: when it moves into another multiple of the step). Derived
+    events (flag ``derived``): ignition and door edges, refuel / fuel drop, odometer
+    jumps, never on a subject's first reading (the state before it is unknown). See the
+    module doc of :mod:`routetrace.loaders.teltonika` for the rules and thresholds.
+
+    Parameters
+    ----------
+    io_rec, io_id, io_raw, io_value, io_ent, io_bytes
+        The long IO table (:class:`~routetrace.loaders.teltonika_tables.IoCols`): record,
+        IO id, raw and scaled value, map entry code, byte-string mask.
+    kind_u, units_u, names_u, step_u
+        Per map entry (:class:`~routetrace.loaders.teltonika_tables.MapCols`): event kind,
+        unit, name and step (in the value's unit; NaN: every change).
+    t_ns, subj, record, event_io
+        Per record: time (ns since 1970, UTC), subject, locator, the IO that triggered it.
+    prof_of_rec, profs
+        Each record's profile index, and the profiles (door input, derived thresholds).
+    rec_lat, rec_lon, rec_flag
+        Per record: position (degrees, NaN without a fix) and flags for its events.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Event rows (``record, subject_id, t_utc, kind, value, unit, text, lat, lon,
+        flags, extra``), ``t_utc`` as int64 ns.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.loaders import teltonika_tables as tt
+    >>> rc = tt.record_columns(d, ctx)
+    >>> io = tt.io_columns(d, rc.n)
+    >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> tt.io_values(io, mp)
+    >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
+    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              flag=tt.record_flags(rc))
+    >>> ev = io_events(io_rec=io.rec, io_id=io.iid, io_raw=io.raw, io_value=io.value,
+    ...                io_ent=io.ent, kind_u=mp.kind, units_u=mp.units, names_u=mp.names,
+    ...                step_u=mp.step, io_bytes=io.is_bytes, t_ns=ri.t_ns, subj=ri.subj,
+    ...                record=ri.record, event_io=ri.event_io,
+    ...                prof_of_rec=np.zeros(rc.n, dtype=np.int64), profs=[load_io_map()],
+    ...                rec_lat=ri.lat, rec_lon=ri.lon, rec_flag=ri.flag)
+    >>> ev[["record", "kind", "value", "flags"]]
+             record         kind  value    flags
+    0  line 1/rec 0     ignition    0.0
+    1  line 1/rec 1     ignition    1.0
+    2  line 1/rec 1  ignition_on    1.0  derived
+    """
     sel = pd.notna(kind_u)[io_ent] & ~io_bytes
     if not sel.any():
         return schema.empty("events")
@@ -212,6 +275,45 @@ def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> 
     pandas.DataFrame or None
         Event rows (value = the raw code, text = ``IO <id> <name> = <code>: <meaning>``),
         None when no record carries an alarm.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.loaders import teltonika_tables as tt
+    >>> rc = tt.record_columns(d, ctx)
+    >>> io = tt.io_columns(d, rc.n)
+    >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> tt.io_values(io, mp)
+    >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
+    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              flag=tt.record_flags(rc))
+    >>> alarm_events(io, mp.ents, ri) is None  # no alarm element in these records
+    True
+    >>> crash = [Record(t_ms=1761512400000, lat=51.0, lon=3.87, io=(IoValue(247, 1, 1),))]
+    >>> frame = encode_tcp_frame(crash)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 9")])
+    >>> rc = tt.record_columns(d, ctx)
+    >>> io = tt.io_columns(d, rc.n)
+    >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
+    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              flag=tt.record_flags(rc))
+    >>> ev = alarm_events(io, mp.ents, ri)
+    >>> ev[["record", "kind", "value"]].values.tolist(), ev["text"].iloc[0]
+    ([['line 9/rec 0', 'crash', 1.0]],
+     'IO 247 crash_detection = 1: crash detected (device is calibrated)')
     """
     assert io.ent is not None
     has = np.array([bool(e and e.get("alarms")) for e in ents], dtype=bool)
@@ -283,6 +385,25 @@ def _ble_548(b: bytes) -> list[str]:
 def decode_identifier(how: str, raw: int, width: int, data: bytes | None) -> str | None:
     """The text of an identifier element (None: the element says 'none' or is unreadable).
 
+    Parameters
+    ----------
+    how
+        The map's ``decode``: ``hex``, ``le_hex`` (also byte-reversed, as Traccar shows
+        an iButton), ``decimal``, ``ascii``, ``ble_385`` or ``ble_548``.
+    raw
+        The element's integer value (fixed-width elements).
+    width
+        Its width in bytes.
+    data
+        The bytes of a variable-length element (``None`` for fixed-width ones).
+
+    Returns
+    -------
+    str or None
+        The identifier as text; ``None`` for 0, empty or undecodable values.
+
+    Example
+    -------
     >>> decode_identifier("le_hex", 0x0100000012345678, 8, None)
     '0100000012345678 (byte-reversed, as Traccar shows it: 7856341200000001)'
     >>> decode_identifier("ascii", 0, 0, b"ABCDEFGH123456789")
@@ -326,7 +447,52 @@ def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo
     """An identifier event (driver iButton, VIN, SIM ICCID, BLE tags) when the identifier
     is first seen for the subject and whenever it changes (map keys ``identifier``,
     ``decode``, optional ``width``); text = the decoded id. A value meaning 'none' (0,
-    empty) gives no event but counts as a change."""
+    empty) gives no event but counts as a change.
+
+    Parameters
+    ----------
+    io
+        The long IO table with map codes (``ent``).
+    ents
+        The IO map entry of each code (keys ``identifier``, ``decode``, ``width``).
+    ri
+        Per-record time, subject, locator, position and flags.
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        Event rows (kind = the identifier, e.g. ``driver_id``; text = the decoded id),
+        None when no identifier is present.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.loaders import teltonika_tables as tt
+    >>> rc = tt.record_columns(d, ctx)
+    >>> io = tt.io_columns(d, rc.n)
+    >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> tt.io_values(io, mp)
+    >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
+    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              flag=tt.record_flags(rc))
+    >>> ev = identifier_events(io, mp.ents, ri)  # rec 0 has none; rec 2 changes it
+    >>> ev[["record", "kind"]].values.tolist()
+    [['line 1/rec 1', 'driver_id'], ['line 1/rec 2', 'driver_id']]
+    >>> ev["text"].iloc[0]
+    '0100000012345678 (byte-reversed, as Traccar shows it: 7856341200000001)'
+    """
     assert io.ent is not None
     ident = _entry_attr(ents, "identifier")
     want_w = np.array([float(e.get("width") or np.nan) if e else np.nan for e in ents])
@@ -360,7 +526,55 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo,
     for codec 7 the location block's LAC, cell id and operator given in ``header``, per
     record, 0 = none) is first seen for the subject and whenever it changes. A cell
     reference for an examiner (e.g. when GPS is jammed); no coordinates are derived from
-    it. 0 = unknown."""
+    it. 0 = unknown.
+
+    Parameters
+    ----------
+    io
+        The long IO table with map codes (``ent``).
+    ents
+        The IO map entry of each code (key ``cell``: ``lac``, ``cell_id``,
+        ``cell_id_lte``, ``operator``).
+    ri
+        Per-record time, subject, locator, position and flags.
+    header
+        Codec 7 only: ``lac``, ``cell_id``, ``operator`` per record from the location
+        block (0 = none).
+
+    Returns
+    -------
+    pandas.DataFrame or None
+        ``cell_tower`` event rows (text ``LAC <lac> cell <id>``, ``extra`` with lac,
+        cell id, radio, operator), None when no record names a cell.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.loaders import teltonika_tables as tt
+    >>> rc = tt.record_columns(d, ctx)
+    >>> io = tt.io_columns(d, rc.n)
+    >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> tt.io_values(io, mp)
+    >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
+    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              flag=tt.record_flags(rc))
+    >>> cell_events(io, mp.ents, ri)[["record", "text"]]
+             record                text
+    0  line 1/rec 0  LAC 3001 cell 1234
+    1  line 1/rec 2  LAC 3001 cell 1235
+    """
     assert io.ent is not None
     role = _entry_attr(ents, "cell")  # per map entry (few), then taken per element
     n = len(ri.t_ns)
@@ -408,6 +622,32 @@ def hdop_h_acc(io: IoCols, ents: list[dict[str, Any] | None], n: int, *,
     numpy.ndarray
         ``HDOP x uere_m`` in metres where the record carries an HDOP above 0 (0 is the
         device's "no value"); NaN elsewhere.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.loaders import teltonika_tables as tt
+    >>> rc = tt.record_columns(d, ctx)
+    >>> io = tt.io_columns(d, rc.n)
+    >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> tt.io_values(io, mp)
+    >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
+    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              flag=tt.record_flags(rc))
+    >>> hdop_h_acc(io, mp.ents, rc.n, uere_m=5.0).round(3).tolist()  # HDOP 1.2 x 5 m
+    [6.0, 6.0, 6.0]
     """
     assert io.ent is not None and io.value is not None
     is_hdop = np.array([bool(e and e.get("accuracy") == "hdop") for e in ents], dtype=bool)

@@ -145,7 +145,43 @@ def _apply_gh3000(d: tc.Decoded, cols: dict[str, np.ndarray], located: np.ndarra
 
 
 def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
-    """Step 1: per-record columns and masks (time plausible, fix, 0,0, out of range)."""
+    """Step 1: per-record columns and masks (time plausible, fix, 0,0, out of range).
+
+    Parameters
+    ----------
+    d
+        The decoded capture; its ``hdr`` list is emptied once the columns are built
+        (memory).
+    ctx
+        The load context (subjects: ``options["subjects"]``, ``subject_id``, the IMEI).
+
+    Returns
+    -------
+    RecCols
+        One entry per AVL record: locator, subject, time (ms and ns, ``t_ok`` = plausible),
+        position, altitude (m), angle (deg), satellites, speed (km/h) and the masks
+        ``zero``, ``out_of_range``, ``has_fix``, ``damaged``.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> rc = record_columns(d, ctx)
+    >>> rc.n, rc.record.tolist(), rc.subj.tolist(), rc.has_fix.tolist()
+    (3, ['line 1/rec 0', 'line 1/rec 1', 'line 1/rec 2'], ['lorry', 'lorry', 'lorry'],
+     [True, True, True])
+    """
     n = d.n_records
     H = np.array(d.hdr, dtype=np.float64).reshape(n, 11)
     d.hdr.clear()  # the columns are built: free the tuples early (memory of 1e6-record files)
@@ -207,7 +243,41 @@ def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
 
 def io_columns(d: tc.Decoded, n: int) -> IoCols:
     """Step 2: the long IO table, ~10 rows per record: compact dtypes (int32 row, id and
-    width) and no copies that are not needed (memory of 1e6-record captures)."""
+    width) and no copies that are not needed (memory of 1e6-record captures).
+
+    Parameters
+    ----------
+    d
+        The decoded capture (after :func:`record_columns`); its IO lists are emptied.
+    n
+        Number of AVL records.
+
+    Returns
+    -------
+    IoCols
+        One row per IO element, sorted by (record, id): ``rec``, ``iid``, ``raw``, ``w``
+        (width in bytes, negative for a byte string) and ``hexv``.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> rc = record_columns(d, ctx)
+    >>> io = io_columns(d, rc.n)
+    >>> len(io.rec), io.iid[:5].tolist(), io.raw[:5].tolist(), io.w[:5].tolist()
+    (15, [78, 182, 205, 206, 239], [0, 12, 1234, 3001, 0], [8, 2, 4, 2, 1])
+    """
     counts = np.asarray(d.io_counts, dtype=np.int64).reshape(n, 6)
     d.io_counts.clear()
     rec_parts, id_parts, raw_parts, width_parts = [], [], [], []
@@ -245,7 +315,45 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
 
 def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols) -> MapCols:
     """Step 3a: the map entry of every element (vectorised: one lookup per distinct key);
-    sets ``io.ent``."""
+    sets ``io.ent``.
+
+    Parameters
+    ----------
+    profs
+        The IO map profiles in use (:func:`routetrace.loaders.teltonika.load_io_map`).
+    prof_of_rec
+        The profile index of each record (codec 7 records use the GH3000 profile).
+    io
+        The long IO table (:func:`io_columns`); ``io.ent`` is set.
+
+    Returns
+    -------
+    MapCols
+        Per distinct (profile, id) key: the map entry, name, unit, scale, signedness,
+        event step and event kind (``None`` where the map does not know the id).
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> rc = record_columns(d, ctx)
+    >>> io = io_columns(d, rc.n)
+    >>> mp = map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> mp.names.tolist(), mp.scale.tolist(), io.ent[:5].tolist()
+    (['ibutton_id', 'gnss_hdop', 'gsm_cell_id', 'gsm_area_code', 'ignition'],
+     [1.0, 0.1, 1.0, 1.0, 1.0], [0, 1, 2, 3, 4])
+    """
     lkey = prof_of_rec[io.rec] * 65536 + io.iid
     lut: dict[int, dict[str, Any]] = {}
     for pi, p in enumerate(profs):
@@ -449,7 +557,60 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
                  profiles: Callable[[RecCols], tuple[list[dict[str, Any]], np.ndarray]], *,
                  uere_m: float = 5.0) -> dict[str, Any]:
     """All tables of a decoded capture (steps 1-4); ``profiles(rc)`` gives the IO map
-    profiles and the profile index of each record; ``uere_m`` turns HDOP into h_acc_m."""
+    profiles and the profile index of each record; ``uere_m`` turns HDOP into h_acc_m.
+
+    Parameters
+    ----------
+    d
+        The decoded capture (consumed: its lists are emptied as columns are built).
+    ctx
+        The load context (source identity, subjects).
+    profiles
+        ``profiles(rc) -> (profiles, profile index per record)``.
+    uere_m
+        Assumed user equivalent range error, metres: ``h_acc_m = HDOP x uere_m``.
+
+    Returns
+    -------
+    dict
+        ``fixes``, ``events``, ``teltonika_io``, ``teltonika_records`` (DataFrames) and
+        ``_rejects``: ``(locator, reason)`` of records with an implausible time.
+
+    Example
+    -------
+    >>> from pathlib import Path
+    >>> from routetrace.loaders.base import REGISTRY, LoadContext
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
+    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    >>> frame = encode_tcp_frame(recs)
+    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> def profiles(rc):  # one profile (FMB) for every record
+    ...     return [load_io_map()], np.zeros(rc.n, dtype=np.int64)
+    >>> tables = build_tables(d, ctx, profiles)
+    >>> tables["fixes"][["record", "t_utc", "h_acc_m"]]
+             record                     t_utc  h_acc_m
+    0  line 1/rec 0 2025-10-26 21:00:00+00:00      6.0
+    1  line 1/rec 1 2025-10-26 21:01:00+00:00      6.0
+    2  line 1/rec 2 2025-10-26 21:02:00+00:00      6.0
+    >>> tables["events"][["record", "kind"]]
+             record         kind
+    0  line 1/rec 0     ignition
+    1  line 1/rec 1     ignition
+    2  line 1/rec 1  ignition_on
+    3  line 1/rec 1    driver_id
+    4  line 1/rec 2    driver_id
+    5  line 1/rec 0   cell_tower
+    6  line 1/rec 2   cell_tower
+    >>> len(tables["teltonika_io"]), len(tables["teltonika_records"]), tables["_rejects"]
+    (15, 3, [])
+    """
     rc = record_columns(d, ctx)
     io = io_columns(d, rc.n)
     rejects = time_rejects(rc)

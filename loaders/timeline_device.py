@@ -74,19 +74,80 @@ _IOS_FIRST = re.compile(rb'\[\s*\{\s*"(?:endTime|startTime|visit|activity|timeli
 
 
 def sniff_timeline_android(path: Path, head: bytes) -> bool:
-    """A JSON object whose first key is semanticSegments, rawSignals or userLocationProfile."""
+    """A JSON object whose first key is semanticSegments, rawSignals or userLocationProfile.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough; its localised name is not used).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` opens an Android on-device Timeline export.
+
+    Example
+    -------
+    >>> sniff_timeline_android(Path("Zeitachse.json"), b'{\\n  "semanticSegments": [')
+    True
+    >>> sniff_timeline_android(Path("Timeline.json"), b'{"timelineObjects": [')
+    False
+    """
     return any(sniff_json_keys(head, k)
                for k in ("semanticSegments", "rawSignals", "userLocationProfile"))
 
 
 def sniff_timeline_ios(path: Path, head: bytes) -> bool:
-    """A JSON array whose first object starts with a Timeline key (startTime, visit, ...)."""
+    """A JSON array whose first object starts with a Timeline key (startTime, visit, ...).
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` opens an iOS ``location-history.json``.
+
+    Example
+    -------
+    >>> sniff_timeline_ios(Path("location-history.json"),
+    ...                    b'[{"endTime": "2025-10-26T22:20:00", "startTime": "2025-10-26"')
+    True
+    >>> sniff_timeline_ios(Path("a.json"), b'[{"name": "x", "startTime": "y"}]')
+    False
+    """
     body = head.lstrip(b"\xef\xbb\xbf").lstrip()
     return _IOS_FIRST.match(body) is not None and b'"startTime"' in body
 
 
 def sniff_timeline_edits(path: Path, head: bytes) -> bool:
-    """A JSON object whose first key is ``"timelineEdits"``."""
+    """A JSON object whose first key is ``"timelineEdits"``.
+
+    Parameters
+    ----------
+    path
+        The file (not read: ``head`` is enough).
+    head
+        Its first bytes (64 KiB).
+
+    Returns
+    -------
+    bool
+        Whether ``head`` opens a Timeline Edits file.
+
+    Example
+    -------
+    >>> sniff_timeline_edits(Path("Timeline Edits.json"), b'{"timelineEdits": [')
+    True
+    >>> sniff_timeline_edits(Path("Timeline.json"), b'{"semanticSegments": [')
+    False
+    """
     return sniff_json_keys(head, "timelineEdits")
 
 
@@ -346,7 +407,55 @@ def _raw_signal(sig: object, rec: str, out: _Out) -> None:
     produces=("fixes", "events", "places"),
 ))
 def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load an Android on-device Timeline export. Options: none."""
+    """Load an Android on-device Timeline export. Options: none.
+
+    Every ``semanticSegments[i]`` part, ``rawSignals[j]`` element and frequent place is
+    one record, named by its JSON path (see the module doc): a place, event or fix, or a
+    reject with its reason (unreadable or out-of-range coordinates, a time without a
+    usable offset, an unknown kind). Wi-Fi scans go to the extra table ``wifi_scans``.
+
+    Parameters
+    ----------
+    path
+        The ``Timeline.json`` export (any language's name; only read).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; ``tz`` is not used: each segment carries its
+        own offset.
+
+    Returns
+    -------
+    LoadResult
+        ``places`` (visits, frequent places), ``events`` (activities, memories),
+        ``fixes`` (timeline paths, raw positions) and ``rejects``; records read =
+        produced + rejected.
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> from routetrace.loaders import load
+    >>> doc = {"semanticSegments": [
+    ...     {"startTime": "2025-10-26T22:00:00.000+01:00",
+    ...      "endTime": "2025-10-26T22:10:00.000+01:00",
+    ...      "visit": {"probability": 0.9,
+    ...                "topCandidate": {"placeLocation": {"latLng": "51.0°, 3.87°"}}}}],
+    ...     "rawSignals": [
+    ...     {"position": {"LatLng": "51.001°, 3.87°", "accuracyMeters": 10,
+    ...                   "timestamp": "2025-10-26T21:11:00.000Z"}},
+    ...     {"position": {"LatLng": "91.0°, 3.87°", "timestamp": "2025-10-26T21:12:00Z"}}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "Timeline.json"
+    ...     _ = p.write_text(json.dumps(doc))
+    ...     res = load(p)
+    >>> res.places[["kind", "t_start", "lat", "record"]]
+        kind                   t_start   lat                     record
+    0  visit 2025-10-26 21:00:00+00:00  51.0  semanticSegments[0].visit
+    >>> res.fixes[["t_utc", "lat", "h_acc_m", "record"]]
+                          t_utc     lat  h_acc_m         record
+    0 2025-10-26 21:11:00+00:00  51.001     10.0  rawSignals[0]
+    >>> res.records_read, res.rejects[["record", "reason"]].values.tolist()
+    (3, [['rawSignals[1]', 'position: coordinates out of range (91.0, 3.87)']])
+    """
     jd = read_json(path, ctx)
     doc = jd.doc
     if not isinstance(doc, dict):
@@ -391,7 +500,44 @@ def load_timeline_android(path: Path, *, ctx: LoadContext) -> LoadResult:
     produces=("fixes", "events", "places"),
 ))
 def load_timeline_ios(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load an iOS on-device Timeline export. Options: none."""
+    """Load an iOS on-device Timeline export. Options: none.
+
+    Every item's visit, activity and memory, and every ``timelinePath`` point, is one
+    record (``[i].visit``, ``[i].timelinePath[k]``, ...): a place, event or fix, or a
+    reject with its reason. A path point's time is the item's ``startTime`` plus its
+    ``durationMinutesOffsetFromStartTime`` (flag ``derived``).
+
+    Parameters
+    ----------
+    path
+        The ``location-history.json`` export (only read).
+    ctx
+        The load context (source identity, subject) built by
+        :func:`routetrace.loaders.load`; ``tz`` is not used: each item carries its own
+        offset.
+
+    Returns
+    -------
+    LoadResult
+        ``places``, ``events``, ``fixes`` and ``rejects``; records read = produced +
+        rejected.
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> from routetrace.loaders import load
+    >>> items = [{"startTime": "2025-10-26T22:00:00.000+01:00",
+    ...           "endTime": "2025-10-26T22:20:00.000+01:00",
+    ...           "timelinePath": [{"point": "geo:51.0,3.87",
+    ...                             "durationMinutesOffsetFromStartTime": "10"}]}]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "location-history.json"
+    ...     _ = p.write_text(json.dumps(items))
+    ...     res = load(p)
+    >>> res.fixes[["t_utc", "lat", "flags", "record"]]
+                          t_utc   lat    flags               record
+    0 2025-10-26 21:10:00+00:00  51.0  derived  [0].timelinePath[0]
+    """
     jd = read_json(path, ctx)
     doc = jd.doc
     if not isinstance(doc, list):
@@ -414,7 +560,43 @@ def load_timeline_ios(path: Path, *, ctx: LoadContext) -> LoadResult:
     produces=("fixes",),
 ))
 def load_timeline_edits(path: Path, *, ctx: LoadContext) -> LoadResult:
-    """Load a Timeline Edits file. Options: none."""
+    """Load a Timeline Edits file. Options: none.
+
+    Every ``timelineEdits[i]`` is one record: a fix when it holds a raw position signal
+    (``accuracyMm`` / 1000 -> ``h_acc_m``), else a reject naming its keys (place
+    aggregates and other edits are not location records).
+
+    Parameters
+    ----------
+    path
+        The ``Timeline Edits.json`` file (only read).
+    ctx
+        The load context built by :func:`routetrace.loaders.load`; without a
+        ``subject_id`` each ``deviceId`` is its own subject, ``google-device-<id>``.
+
+    Returns
+    -------
+    LoadResult
+        ``fixes`` and ``rejects``; records read = fixes + rejects.
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> from routetrace.loaders import load
+    >>> signal = {"position": {"point": {"latE7": 510000000, "lngE7": 38700000},
+    ...                        "accuracyMm": 12000, "timestamp": "2025-10-26T21:00:00Z"}}
+    >>> doc = {"timelineEdits": [{"deviceId": "42", "rawSignal": {"signal": signal}},
+    ...                          {"placeAggregates": {}}]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "Timeline Edits.json"
+    ...     _ = p.write_text(json.dumps(doc))
+    ...     res = load(p)
+    >>> res.fixes[["subject_id", "t_utc", "h_acc_m", "record"]]
+             subject_id                     t_utc  h_acc_m            record
+    0  google-device-42 2025-10-26 21:00:00+00:00     12.0  timelineEdits[0]
+    >>> res.records_read, res.rejects["record"].tolist()
+    (2, ['timelineEdits[1]'])
+    """
     jd = read_json(path, ctx)
     doc = jd.doc
     edits = doc.get("timelineEdits") if isinstance(doc, dict) else None

@@ -137,10 +137,43 @@
     return R;
   }
 
+  /* Vector tiles inlined by routetrace (base64 MVT, "z/x/y" keys), drawn by the vendored
+   * protomaps-leaflet. Its PMTiles source is handed an object that answers getZxy from the
+   * page itself: no URL, no request. */
+  function vectorTiles(T, print) {
+    var source = {
+      getZxy: function (z, x, y) {
+        var b = T.tiles[z + "/" + x + "/" + y];
+        if (!b) { return Promise.resolve(undefined); }
+        var s = atob(b), u = new Uint8Array(s.length);
+        for (var i = 0; i < s.length; i++) { u[i] = s.charCodeAt(i); }
+        return Promise.resolve({ data: u.buffer });
+      }
+    };
+    return protomapsL.leafletLayer({ url: source, flavor: "light", lang: "en", maxDataZoom: T.max_zoom,
+                                     attribution: "", noWrap: true, tileDelay: print ? 0 : 3 });
+  }
+
+  /* Resolves when the vector tile layers have drawn (at most 5 s; at once without them). */
+  function tilesDrawn(layers) {
+    layers = layers.filter(function (l) { return !!l; });
+    return new Promise(function (resolve) {
+      var t0 = Date.now(), calm = 0;
+      (function poll() {
+        var busy = layers.some(function (l) { return l.isLoading(); });
+        calm = busy ? 0 : calm + 1;
+        if (!layers.length || calm >= 3 || Date.now() - t0 > 5000) { resolve(); return; }
+        setTimeout(poll, 30);
+      })();
+    });
+  }
+
   function background(R) {
     var map = R.map, D = R.D;
     map.getContainer().style.background = "#dde6ec";
-    if (D.tiles) {
+    if (D.tiles && D.tiles.kind === "vector") {
+      R.vectorLayer = vectorTiles(D.tiles, R.print).addTo(map);
+    } else if (D.tiles) {
       var TileLayer = L.GridLayer.extend({
         createTile: function (coords) {
           var img = document.createElement("img");
@@ -708,8 +741,11 @@
     R.showLevels();
     setTick(ticks.t.length - 1);
     finish(R);
-    window.routetraceReady = true;
-    document.body.setAttribute("data-routetrace-ready", "1");
+    window.routetraceVectorLayer = R.vectorLayer || null;
+    tilesDrawn([R.vectorLayer]).then(function () {
+      window.routetraceReady = true;
+      document.body.setAttribute("data-routetrace-ready", "1");
+    });
   };
 
   /* ---- the printed exhibit: the overview, one detail page per group ----
@@ -725,7 +761,7 @@
     root.id = "rt-print";
     document.body.appendChild(root);
     document.body.classList.add("rt-has-print");
-    var views = [null].concat(D.groups);
+    var views = [null].concat(D.groups), vector = [];
     views.forEach(function (g, k) {
       var page = el("section", "rt-page");
       page.setAttribute("data-view", g ? g.letter : "overview");
@@ -762,8 +798,10 @@
       R.pointLayers.forEach(function (l) { l.drawNow(); });
       layoutLabels(R);
       finish(R);
+      vector.push(R.vectorLayer);
     });
-    window.routetracePrintReady = true;
-    return views.length;
+    // with vector tiles, the pages are ready once their tiles have drawn (Playwright awaits this)
+    if (!D.tiles || D.tiles.kind !== "vector") { window.routetracePrintReady = true; return views.length; }
+    return tilesDrawn(vector).then(function () { window.routetracePrintReady = true; return views.length; });
   };
 })();

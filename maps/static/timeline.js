@@ -101,10 +101,58 @@
     var c = map.getContainer().getBoundingClientRect(), out = [];
     map.getContainer().querySelectorAll(".leaflet-control").forEach(function (e) {
       var r = e.getBoundingClientRect();
-      if (r.width > 0 && r.height > 0) { out.push({ x: r.left - c.left - 3, y: r.top - c.top - 3, w: r.width + 6, h: r.height + 6 }); }
+      if (e.classList.contains("leaflet-control-layers")) {
+        var a = layersArea(map, e);  // what it takes when expanded, not only the button
+        out.push({ x: a.x - 3, y: a.y - 3, w: a.w + 6, h: a.h + 6 });
+      } else if (r.width > 0 && r.height > 0) { out.push({ x: r.left - c.left - 3, y: r.top - c.top - 3, w: r.width + 6, h: r.height + 6 }); }
     });
     return out;
   }
+
+  /* Where the expanded layer control may lie (container pixels): from its top down to the
+   * controls at the bottom right (the legend), and from its right edge left to the strip the
+   * right-hand controls take; fitted views keep markers out of that strip and popups are
+   * panned out of it (freePadding), so the open list covers no marker, popup or legend. */
+  function layersArea(map, ctl) {
+    var box = map.getContainer().getBoundingClientRect(), size = map.getSize();
+    var r = ctl.getBoundingClientRect(), top = r.top - box.top, right = r.right - box.left, left = right - 44;
+    var bottom = size.y - 10;
+    map.getContainer().querySelectorAll(".leaflet-right .leaflet-control").forEach(function (e) {
+      var q = e.getBoundingClientRect();
+      if (e === ctl || q.width <= 0 || q.height <= 0) { return; }
+      left = Math.min(left, q.left - box.left);
+      if (e.parentNode.classList.contains("leaflet-bottom")) { bottom = Math.min(bottom, q.top - box.top - 8); }
+    });
+    return { x: left, y: top, w: right - left, h: Math.max(80, bottom - top) };
+  }
+
+  /* The layer control: collapsed by default; opened (hover, focus, tap) it is sized into
+   * layersArea, scrolls when longer, lies above the controls under it (zoom-to) without
+   * moving them, and takes its usual place again when it closes. */
+  var LayersControl = L.Control.Layers.extend({
+    expand: function () {
+      var c = this._container, s = this._section, map = this._map;
+      var h0 = c.classList.contains("leaflet-control-layers-expanded") ? (this._rtH0 || c.offsetHeight) : c.offsetHeight;
+      this._rtH0 = h0;
+      L.Control.Layers.prototype.expand.call(this);
+      if (!map) { return this; }
+      var a = layersArea(map, c);
+      c.style.boxSizing = "border-box";
+      c.style.maxWidth = a.w + "px";
+      c.style.zIndex = "1001";
+      s.style.height = "";
+      s.classList.add("leaflet-control-layers-scrollbar");
+      s.style.maxHeight = Math.max(40, a.h - (c.offsetHeight - s.offsetHeight)) + "px";
+      c.style.marginBottom = (h0 - c.offsetHeight) + "px";
+      return this;
+    },
+    collapse: function () {
+      var c = this._container, s = this._section;
+      ["boxSizing", "maxWidth", "zIndex", "marginBottom"].forEach(function (k) { c.style[k] = ""; });
+      s.style.maxHeight = "";
+      return L.Control.Layers.prototype.collapse.call(this);
+    }
+  });
 
   /* The part of the map the controls leave free, as fitBounds / autoPan paddings. */
   function freePadding(map) {
@@ -671,7 +719,7 @@
     new NorthArrow().addTo(map);
     var ctlOverlays = {};
     R.overlays.forEach(function (o) { ctlOverlays[esc(o[0])] = o[1]; });
-    L.control.layers(null, ctlOverlays, { collapsed: D.collapsed_layers, position: "topright" }).addTo(map);
+    new LayersControl(null, ctlOverlays, { collapsed: D.collapsed_layers, position: "topright" }).addTo(map);
 
     map.invalidateSize(false);
     function fitPad() {

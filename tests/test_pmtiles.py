@@ -194,7 +194,8 @@ def test_vector_tiles_are_drawn_offline_and_recorded(pm_file: Path, tmp_path: Pa
 @_BROWSER
 def test_make_exhibit_with_pmtiles_prints_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole exhibit set from a PMTiles path (as ``--tiles`` passes it), with a hostile
-    attribution in the file: printed pages draw the tiles too, and no request leaves the file."""
+    attribution in the file: printed pages draw the tiles too, no request leaves the file, and
+    a second run gives the same bytes."""
     from pypdf import PdfReader
 
     from routetrace.maps.exhibit import make_exhibit
@@ -202,8 +203,11 @@ def test_make_exhibit_with_pmtiles_prints_offline(tmp_path: Path, monkeypatch: p
     pm = tmp_path / "hostile.pmtiles"
     write_pmtiles(pm, zooms=range(6, 12), attribution=HOSTILE + " OSM &lt;b&gt;")
     d = demo_tables(300)
-    make_exhibit(d["fixes"], stops=d["stops"], gaps=d["gaps"], places=d["places"], sources=d["sources"],
-                 case_id="C-1", exhibit_no="7", out_dir=tmp_path / "ex", tiles=pm)
+    kw: dict[str, Any] = dict(stops=d["stops"], gaps=d["gaps"], places=d["places"], sources=d["sources"],
+                              case_id="C-1", exhibit_no="7", tiles=pm)
+    h1 = make_exhibit(d["fixes"], out_dir=tmp_path / "ex", **kw)
+    h2 = make_exhibit(d["fixes"], out_dir=tmp_path / "again", **kw)
+    assert h1 == h2  # the tiles draw before the PNG and PDF are taken: same bytes (same machine)
     from routetrace.maps.static import open_exhibit
     with open_exhibit(tmp_path / "ex" / "exhibit.html") as (page, rep):
         footer = page.locator("#rt-footer").inner_text()

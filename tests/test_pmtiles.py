@@ -217,3 +217,35 @@ def test_make_exhibit_with_pmtiles_prints_offline(tmp_path: Path, monkeypatch: p
     assert "Attribution stated by the file: OSM <b>." in footer  # the file's markup stays text
     text = "".join(pg.extract_text() for pg in PdfReader(tmp_path / "ex" / "exhibit.pdf").pages)
     assert "hostile.pmtiles" in " ".join(text.split())
+
+
+def test_pmtiles_reader_follows_leaf_directories_and_runs(tmp_path: Path) -> None:
+    """A file big enough for leaf directories (every tile of zoom 0-7, distinct bytes, with
+    runs of identical tiles): the tiles read for an extent are exactly the file's own, as the
+    ``pmtiles`` package's reference reader returns them tile by tile."""
+    from pmtiles.reader import MmapSource, Reader
+    from pmtiles.tile import Compression, TileType, zxy_to_tileid
+    import random
+    rng = random.Random(1)
+    p = tmp_path / "big.pmtiles"
+    with pmtiles_writer.write(str(p)) as w:
+        for tid in range(zxy_to_tileid(8, 0, 0)):  # runs of three equal tiles, then tiles of random length
+            w.write_tile(tid, b"run" if tid % 7 < 3 else b"tile %d " % tid + b"x" * rng.randrange(200))
+        w.finalize({"tile_type": TileType.PNG, "tile_compression": Compression.NONE, "min_zoom": 0,
+                    "max_zoom": 7, "min_lon_e7": -1800000000, "min_lat_e7": -850000000,
+                    "max_lon_e7": 1800000000, "max_lat_e7": 850000000, "center_zoom": 0,
+                    "center_lon_e7": 0, "center_lat_e7": 0}, {})
+    import base64
+    with p.open("rb") as fh:
+        ref = Reader(MmapSource(fh))
+        assert ref.header()["leaf_directory_length"] > 0  # the case this test is about
+        for bounds in [EXTENT, (-40.0, -75.0, 10.0, -30.0), (60.0, 170.0, 70.0, 179.9)]:
+            ts = load_pmtiles(p, bounds)
+            assert ts.kind == "raster" and (ts.min_zoom, ts.max_zoom) == (0, 7)
+            want = {}
+            for z in range(8):
+                x0, x1, y0, y1 = _tile_range(bounds, z)
+                for x in range(x0, x1 + 1):
+                    for y in range(y0, y1 + 1):
+                        want[f"{z}/{x}/{y}"] = "data:image/png;base64," + base64.b64encode(ref.get(z, x, y)).decode()
+            assert ts.tiles == want

@@ -223,9 +223,10 @@ def test_pmtiles_reader_follows_leaf_directories_and_runs(tmp_path: Path) -> Non
     """A file big enough for leaf directories (every tile of zoom 0-7, distinct bytes, with
     runs of identical tiles): the tiles read for an extent are exactly the file's own, as the
     ``pmtiles`` package's reference reader returns them tile by tile."""
+    import random
+
     from pmtiles.reader import MmapSource, Reader
     from pmtiles.tile import Compression, TileType, zxy_to_tileid
-    import random
     rng = random.Random(1)
     p = tmp_path / "big.pmtiles"
     with pmtiles_writer.write(str(p)) as w:

@@ -560,8 +560,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output folder")
     sp.add_argument("--exhibit-no", default="1", help="exhibit number shown on every page")
     sp.add_argument("--title", default="Timeline map", help="title shown on every page")
-    sp.add_argument("--tiles", metavar="MBTILES", help="offline raster tiles (MBTiles) for the "
-                    "background; recorded in the footer")
+    sp.add_argument("--tiles", metavar="FILE", help="offline tiles for the background: MBTiles "
+                    "(raster) or PMTiles (vector, e.g. a Protomaps extract, or raster); the tiles "
+                    "covering the exhibit are inlined and recorded in the footer")
     sp.add_argument("--roads", metavar="FILE",
                     help="road lines (GeoJSON/GeoPackage) for the background")
     sp.add_argument("--no-static", action="store_true",

@@ -8,6 +8,7 @@ exhibits. Heavier parts are extras::
     xlsx     XLSX fleet-portal exports (openpyxl)
     fleet    Dask for fleet-scale co-presence and car-park visits (dask, distributed)
     osm      geofences from OpenStreetMap extracts (osmium)
+    pmtiles  vector (or raster) PMTiles backgrounds for exhibits (pmtiles)
     all      every one of them (README's first command installs this)
 
 :func:`require` imports a module of an extra or raises :class:`MissingExtra` naming it.
@@ -29,6 +30,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "xlsx": ("openpyxl",),
     "fleet": ("dask", "distributed"),
     "osm": ("osmium",),
+    "pmtiles": ("pmtiles",),
 }
 
 

@@ -3,8 +3,8 @@
 The public entry point is :func:`make_exhibit` (``routetrace.maps.exhibit``), which writes
 the timeline map (HTML), PNG, PDF, KML/KMZ, GeoPackage, GeoJSON, GPX, chronology CSV and a
 ``manifest.json`` with the SHA-256 of each. Modules: ``timeline`` (the folium/Leaflet map),
-``static`` (Chromium PNG/PDF), ``exports``, ``basemap`` (neutral offline background and
-MBTiles), ``chronology``, ``footer``, ``localtime``.
+``static`` (Chromium PNG/PDF), ``exports``, ``basemap`` (neutral offline background,
+MBTiles and PMTiles), ``chronology``, ``footer``, ``localtime``.
 """
 
 from __future__ import annotations

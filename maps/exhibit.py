@@ -19,7 +19,7 @@ import pandas as pd
 from .. import __version__, schema
 from ..errors import ExportError
 from ..evidence import sha256_file
-from .basemap import TileSet, load_mbtiles
+from .basemap import TileSet, load_tiles
 from .exports import (
     write_chronology_csv,
     write_geojson,
@@ -82,8 +82,8 @@ def make_exhibit(
     params
         Extra parameters to state in the footer.
     tiles
-        Path of an offline MBTiles raster file (only tiles covering the exhibit are
-        inlined), or a loaded :class:`~routetrace.maps.basemap.TileSet`. Never a URL.
+        Path of an offline MBTiles raster file or PMTiles vector or raster file (only tiles
+        covering the exhibit are inlined), or a loaded :class:`~routetrace.maps.basemap.TileSet`. Never a URL.
     roads
         Background road lines (``{name: [(lat, lon), ...]}`` or a GeoDataFrame of lines).
     static
@@ -130,11 +130,11 @@ def make_exhibit(
         tileset = tiles
     else:
         if str(tiles).startswith(("http:", "https:")):
-            raise ExportError("tiles must be an offline MBTiles file, not a URL", path=str(tiles))
+            raise ExportError("tiles must be an offline MBTiles or PMTiles file, not a URL", path=str(tiles))
         f = prepare_fixes(fixes)
         lat = pd.concat([f["lat"], stops_t["lat"], places_t["lat"]]).astype(float)
         lon = pd.concat([f["lon"], stops_t["lon"], places_t["lon"]]).astype(float)
-        tileset = load_mbtiles(Path(tiles), (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())))
+        tileset = load_tiles(Path(tiles), (float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())))
 
     html = build_timeline_map(fixes, stops_t, gaps_t, places_t, sources,
                               case_id=case_id, exhibit_no=exhibit_no, title=title, params=params,
@@ -202,7 +202,8 @@ def exhibit_from_case(
     title : str, default "Timeline map"
         The exhibit title.
     tiles : str or os.PathLike, optional
-        An offline MBTiles raster file; default None: no base map tiles.
+        An offline MBTiles (raster) or PMTiles (vector or raster) file; default None: no base
+        map tiles.
     roads : optional
         Background road lines, as for :func:`make_exhibit`.
     static : bool, default True

@@ -144,11 +144,13 @@ class _InlineAssets(_SafeMacro):
 {% endmacro %}
 """)
 
-    def __init__(self) -> None:
+    def __init__(self, *, vector_tiles: bool = False) -> None:
         super().__init__()
         self._name = "InlineAssets"
         self.css = _leaflet_css() + "\n" + _static("exhibit.css")
-        js = _static("leaflet.js") + "\n" + _static("timeline.js")
+        # protomaps-leaflet (vendored, see static/README.md) only where vector tiles are drawn
+        vector = "\n" + _static("protomaps-leaflet.js") if vector_tiles else ""
+        js = _static("leaflet.js") + vector + "\n" + _static("timeline.js")
         # never let vendored text close the <script> element early
         self.js = js.replace("</script", "<\\/script")
 
@@ -623,7 +625,7 @@ def _footer_meta(*, case_id: str, exhibit_no: str, title: str, stops: pd.DataFra
 
 
 def _render_page(data: dict[str, Any], body: str, *, centre: tuple[float, float], case_id: str,
-                 exhibit_no: str) -> str:
+                 exhibit_no: str, vector_tiles: bool = False) -> str:
     """The folium page: inlined assets, the exhibit's data and text, deterministic ids."""
     m = folium.Map(location=list(centre), zoom_start=9, tiles=None, control_scale=False,
                    prefer_canvas=True, attribution_control=False, zoom_snap=0.25)
@@ -632,7 +634,7 @@ def _render_page(data: dict[str, Any], body: str, *, centre: tuple[float, float]
     root: Any = m.get_root()
     root.header.add_child(Element('<meta name="generator" content="routetrace">'), name="generator")
     root.title = str(markupsafe.escape(f"Exhibit {exhibit_no} · Case {case_id}"))
-    m.add_child(_InlineAssets())
+    m.add_child(_InlineAssets(vector_tiles=vector_tiles))
     m.add_child(_ExhibitLayer(data, body))
     _deterministic_ids(root)
     html: str = root.render()
@@ -677,7 +679,8 @@ def build_timeline_map(
         Parameters to state in the footer (e.g. the stop definition); ``stops.attrs["params"]``
         and ``gaps.attrs["params"]`` are added automatically.
     tiles
-        Offline raster tiles (:func:`routetrace.maps.basemap.load_mbtiles`); recorded in the footer.
+        Offline tiles (:func:`routetrace.maps.basemap.load_tiles`: MBTiles raster, PMTiles vector or
+        raster); recorded in the footer. Vector tiles are drawn by the vendored protomaps-leaflet.
     roads
         Background road lines (``{name: [(lat, lon), ...]}`` or a GeoDataFrame of lines).
     corroboration
@@ -745,7 +748,7 @@ def build_timeline_map(
         "t_first_label": fmt_local(t0, first_zone, seconds=False),
         "t_last_label": fmt_local(t1, first_zone, seconds=False),
         "countries": countries_geojson(bounds), "roads": roads_json(roads), "towns": towns,
-        "tiles": None if tiles is None else {"tiles": dict(sorted(tiles.tiles.items())),
+        "tiles": None if tiles is None else {"tiles": dict(sorted(tiles.tiles.items())), "kind": tiles.kind,
                                              "min_zoom": tiles.min_zoom, "max_zoom": tiles.max_zoom},
         "collapsed_layers": True, "has_verdicts": any(p["worst"] for p in place_data),
         "header": {"case_id": case_id, "exhibit_no": exhibit_no, "title": title},
@@ -755,7 +758,8 @@ def build_timeline_map(
                         params=params, tols=tols, tiles=tiles, roads=roads, sources=sources, notes=notes,
                         towns=towns_attribution)
     body = render_title(meta) + render_footer(meta) + render_chronology(meta, chrono)
-    return _render_page(data, body, centre=(clat, clon), case_id=case_id, exhibit_no=exhibit_no)
+    return _render_page(data, body, centre=(clat, clon), case_id=case_id, exhibit_no=exhibit_no,
+                        vector_tiles=tiles is not None and tiles.kind == "vector")
 
 
 def simplify_keep(fixes: pd.DataFrame, *, tol_m: float) -> np.ndarray:

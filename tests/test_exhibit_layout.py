@@ -252,6 +252,37 @@ def _check_view(m: dict[str, Any], where: str) -> set[int]:
     return {a["no"] for a in labels}
 
 
+def _check_expanded_layers(page: Any, where: str, popup: dict[str, float] | None = None) -> None:
+    """Open the layer control as a hover does and measure it: the open list covers no stop
+    label, the legend, any other panel or the open popup, and leaves the panels where they were."""
+    before = page.evaluate(_MEASURE)
+    page.hover(".folium-map .leaflet-control-layers")
+    page.wait_for_timeout(100)
+    m = page.evaluate(_MEASURE)
+    opened = page.evaluate("(() => { const e = document.querySelector('.folium-map .leaflet-control-layers');"
+                           " const r = e.getBoundingClientRect(); return {x: r.left, y: r.top, w: r.width, h: r.height,"
+                           " expanded: e.classList.contains('leaflet-control-layers-expanded'),"
+                           " rows: e.querySelectorAll('.leaflet-control-layers-overlays label').length}; })()")
+    page.mouse.move(2, 2)  # leave it: it closes again
+    page.wait_for_timeout(50)
+    closed = page.evaluate("document.querySelector('.folium-map .leaflet-control-layers')"
+                           ".classList.contains('leaflet-control-layers-expanded')")
+    assert opened["expanded"] and opened["rows"] > 5 and opened["h"] > 100 and not closed, (where, opened)
+    mp = m["map"]
+    assert mp["x"] <= opened["x"] and opened["x"] + opened["w"] <= mp["x"] + mp["w"], (where, opened)
+    assert mp["y"] <= opened["y"] and opened["y"] + opened["h"] <= mp["y"] + mp["h"], (where, opened)
+    for a in m["labels"]:
+        assert not _overlap(a, opened), (where, "stop label under the open layer control", a, opened)
+    for name, p in m["panels"].items():
+        if name.startswith("layers"):
+            continue
+        assert p == before["panels"][name], (where, "a panel moved when the layer control opened", name)
+        if not name.startswith("zoomto"):  # the zoom-to buttons may lie under it while it is open
+            assert not _overlap(p, opened), (where, name, p, opened)
+    if popup is not None:
+        assert not _overlap(popup, opened), (where, "popup under the open layer control", popup, opened)
+
+
 def _check_html(html: Path, n_stops: int) -> dict[str, int]:
     from routetrace.maps.static import open_exhibit
     seen: set[int] = set()
@@ -260,10 +291,12 @@ def _check_html(html: Path, n_stops: int) -> dict[str, int]:
         m = page.evaluate(_MEASURE)
         per_view["overview"] = len(_check_view(m, "initial view"))
         seen |= _check_view(m, "initial view")
+        _check_expanded_layers(page, "initial view")
         for v in m["views"]:
             page.evaluate("v => window.routetraceView(v)", v)
             mv = page.evaluate(_MEASURE)
             got = _check_view(mv, f"view {v}")
+            _check_expanded_layers(page, f"view {v}")
             per_view[v] = len(got)
             seen |= got
         # a click on a chronology row zooms to its stop and opens its popup, clear of the panels
@@ -274,6 +307,8 @@ def _check_html(html: Path, n_stops: int) -> dict[str, int]:
                               " if (!p) return null; const r = p.getBoundingClientRect();"
                               " return {x: r.left, y: r.top, w: r.width, h: r.height, text: p.innerText}; })()")
         panels = page.evaluate(_MEASURE)["panels"]
+        if popup is not None:
+            _check_expanded_layers(page, "stop popup open", popup)
     assert rep.console_errors == [] and rep.page_errors == [] and rep.blocked == []
     assert seen == set(range(1, n_stops + 1)), sorted(set(range(1, n_stops + 1)) - seen)
     assert popup is not None and f"Stop {n_stops}:" in popup["text"]

@@ -101,10 +101,58 @@
     var c = map.getContainer().getBoundingClientRect(), out = [];
     map.getContainer().querySelectorAll(".leaflet-control").forEach(function (e) {
       var r = e.getBoundingClientRect();
-      if (r.width > 0 && r.height > 0) { out.push({ x: r.left - c.left - 3, y: r.top - c.top - 3, w: r.width + 6, h: r.height + 6 }); }
+      if (e.classList.contains("leaflet-control-layers")) {
+        var a = layersArea(map, e);  // what it takes when expanded, not only the button
+        out.push({ x: a.x - 3, y: a.y - 3, w: a.w + 6, h: a.h + 6 });
+      } else if (r.width > 0 && r.height > 0) { out.push({ x: r.left - c.left - 3, y: r.top - c.top - 3, w: r.width + 6, h: r.height + 6 }); }
     });
     return out;
   }
+
+  /* Where the expanded layer control may lie (container pixels): from its top down to the
+   * controls at the bottom right (the legend), and from its right edge left to the strip the
+   * right-hand controls take; fitted views keep markers out of that strip and popups are
+   * panned out of it (freePadding), so the open list covers no marker, popup or legend. */
+  function layersArea(map, ctl) {
+    var box = map.getContainer().getBoundingClientRect(), size = map.getSize();
+    var r = ctl.getBoundingClientRect(), top = r.top - box.top, right = r.right - box.left, left = right - 44;
+    var bottom = size.y - 10;
+    map.getContainer().querySelectorAll(".leaflet-right .leaflet-control").forEach(function (e) {
+      var q = e.getBoundingClientRect();
+      if (e === ctl || q.width <= 0 || q.height <= 0) { return; }
+      left = Math.min(left, q.left - box.left);
+      if (e.parentNode.classList.contains("leaflet-bottom")) { bottom = Math.min(bottom, q.top - box.top - 8); }
+    });
+    return { x: left, y: top, w: right - left, h: Math.max(80, bottom - top) };
+  }
+
+  /* The layer control: collapsed by default; opened (hover, focus, tap) it is sized into
+   * layersArea, scrolls when longer, lies above the controls under it (zoom-to) without
+   * moving them, and takes its usual place again when it closes. */
+  var LayersControl = L.Control.Layers.extend({
+    expand: function () {
+      var c = this._container, s = this._section, map = this._map;
+      var h0 = c.classList.contains("leaflet-control-layers-expanded") ? (this._rtH0 || c.offsetHeight) : c.offsetHeight;
+      this._rtH0 = h0;
+      L.Control.Layers.prototype.expand.call(this);
+      if (!map) { return this; }
+      var a = layersArea(map, c);
+      c.style.boxSizing = "border-box";
+      c.style.maxWidth = a.w + "px";
+      c.style.zIndex = "1001";
+      s.style.height = "";
+      s.classList.add("leaflet-control-layers-scrollbar");
+      s.style.maxHeight = Math.max(40, a.h - (c.offsetHeight - s.offsetHeight)) + "px";
+      c.style.marginBottom = (h0 - c.offsetHeight) + "px";
+      return this;
+    },
+    collapse: function () {
+      var c = this._container, s = this._section;
+      ["boxSizing", "maxWidth", "zIndex", "marginBottom"].forEach(function (k) { c.style[k] = ""; });
+      s.style.maxHeight = "";
+      return L.Control.Layers.prototype.collapse.call(this);
+    }
+  });
 
   /* The part of the map the controls leave free, as fitBounds / autoPan paddings. */
   function freePadding(map) {
@@ -137,10 +185,43 @@
     return R;
   }
 
+  /* Vector tiles inlined by routetrace (base64 MVT, "z/x/y" keys), drawn by the vendored
+   * protomaps-leaflet. Its PMTiles source is handed an object that answers getZxy from the
+   * page itself: no URL, no request. */
+  function vectorTiles(T, print) {
+    var source = {
+      getZxy: function (z, x, y) {
+        var b = T.tiles[z + "/" + x + "/" + y];
+        if (!b) { return Promise.resolve(undefined); }
+        var s = atob(b), u = new Uint8Array(s.length);
+        for (var i = 0; i < s.length; i++) { u[i] = s.charCodeAt(i); }
+        return Promise.resolve({ data: u.buffer });
+      }
+    };
+    return protomapsL.leafletLayer({ url: source, flavor: "light", lang: "en", maxDataZoom: T.max_zoom,
+                                     attribution: "", noWrap: true, tileDelay: print ? 0 : 3 });
+  }
+
+  /* Resolves when the vector tile layers have drawn (at most 5 s; at once without them). */
+  function tilesDrawn(layers) {
+    layers = layers.filter(function (l) { return !!l; });
+    return new Promise(function (resolve) {
+      var t0 = Date.now(), calm = 0;
+      (function poll() {
+        var busy = layers.some(function (l) { return l.isLoading(); });
+        calm = busy ? 0 : calm + 1;
+        if (!layers.length || calm >= 3 || Date.now() - t0 > 5000) { resolve(); return; }
+        setTimeout(poll, 30);
+      })();
+    });
+  }
+
   function background(R) {
     var map = R.map, D = R.D;
     map.getContainer().style.background = "#dde6ec";
-    if (D.tiles) {
+    if (D.tiles && D.tiles.kind === "vector") {
+      R.vectorLayer = vectorTiles(D.tiles, R.print).addTo(map);
+    } else if (D.tiles) {
       var TileLayer = L.GridLayer.extend({
         createTile: function (coords) {
           var img = document.createElement("img");
@@ -638,7 +719,7 @@
     new NorthArrow().addTo(map);
     var ctlOverlays = {};
     R.overlays.forEach(function (o) { ctlOverlays[esc(o[0])] = o[1]; });
-    L.control.layers(null, ctlOverlays, { collapsed: D.collapsed_layers, position: "topright" }).addTo(map);
+    new LayersControl(null, ctlOverlays, { collapsed: D.collapsed_layers, position: "topright" }).addTo(map);
 
     map.invalidateSize(false);
     function fitPad() {
@@ -708,8 +789,11 @@
     R.showLevels();
     setTick(ticks.t.length - 1);
     finish(R);
-    window.routetraceReady = true;
-    document.body.setAttribute("data-routetrace-ready", "1");
+    window.routetraceVectorLayer = R.vectorLayer || null;
+    tilesDrawn([R.vectorLayer]).then(function () {
+      window.routetraceReady = true;
+      document.body.setAttribute("data-routetrace-ready", "1");
+    });
   };
 
   /* ---- the printed exhibit: the overview, one detail page per group ----
@@ -725,7 +809,7 @@
     root.id = "rt-print";
     document.body.appendChild(root);
     document.body.classList.add("rt-has-print");
-    var views = [null].concat(D.groups);
+    var views = [null].concat(D.groups), vector = [];
     views.forEach(function (g, k) {
       var page = el("section", "rt-page");
       page.setAttribute("data-view", g ? g.letter : "overview");
@@ -762,8 +846,10 @@
       R.pointLayers.forEach(function (l) { l.drawNow(); });
       layoutLabels(R);
       finish(R);
+      vector.push(R.vectorLayer);
     });
-    window.routetracePrintReady = true;
-    return views.length;
+    // with vector tiles, the pages are ready once their tiles have drawn (Playwright awaits this)
+    if (!D.tiles || D.tiles.kind !== "vector") { window.routetracePrintReady = true; return views.length; }
+    return tilesDrawn(vector).then(function () { window.routetracePrintReady = true; return views.length; });
   };
 })();

@@ -207,9 +207,16 @@ def ingest(
 
     Example
     -------
-    >>> rep = ingest("case-42", ["evidence/"], subjects="evidence/subjects.yaml")  # doctest: +SKIP
-    >>> rep.subjects_created  # doctest: +SKIP
-    ['lorry-1', 'lorry-2', 'phone-A', 'phone-B']
+    >>> import tempfile
+    >>> from routetrace.testing import example_gpx
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> gpx = example_gpx(Path(tmp.name) / "phone.gpx", [51.0, 51.001, 51.002])
+    >>> rep = ingest(Path(tmp.name) / "case-42", [gpx], subject_id="phone-A")
+    >>> rep.subjects_created, rep.rows["fixes"], len(rep.added)
+    (['phone-A'], 3, 1)
+    >>> len(ingest(Path(tmp.name) / "case-42", [gpx]).duplicates)  # the same file again: nothing added
+    1
+    >>> tmp.cleanup()
     """
     inputs = list(inputs)
     _check_inputs(inputs)

@@ -139,8 +139,8 @@ def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[s
     >>> hasattr(opened, "__enter__")
     True
     >>> with opened as (page, report):  # doctest: +SKIP
-    ...     page.locator(".rt-marker").count(), report.blocked
-    (12, [])
+    ...     page.locator("#rt-footer").count(), report.blocked
+    (1, [])
     """
     import time
 

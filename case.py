@@ -109,7 +109,25 @@ R = TypeVar("R")
 
 
 def generation_time() -> str:
-    """The generation stamp: ``SOURCE_DATE_EPOCH`` if set (reproducible builds), else now (UTC)."""
+    """The generation stamp: ``SOURCE_DATE_EPOCH`` if set (reproducible builds), else now (UTC).
+
+    Returns
+    -------
+    str
+        ISO-8601 UTC time to the second, ``YYYY-MM-DDTHH:MM:SSZ``.
+
+    Raises
+    ------
+    CaseError
+        When ``SOURCE_DATE_EPOCH`` is not a whole number of seconds.
+
+    Example
+    -------
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"SOURCE_DATE_EPOCH": "1767225600"}):  # set for the block
+    ...     generation_time()
+    '2026-01-01T00:00:00Z'
+    """
     sde = os.environ.get("SOURCE_DATE_EPOCH")
     if sde is not None:
         try:
@@ -122,6 +140,29 @@ def generation_time() -> str:
 
 
 def sort_table(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``df`` in the stored order of table ``kind``: by its :data:`SORT_KEYS` that ``df``
+    has (a stable sort, missing values last), with a fresh index; a table without sort
+    keys keeps its row order. Sorting before writing makes case files byte-identical.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The rows; not modified.
+    kind : str
+        The table name (``fixes``, ``events``, ...; any other name: no keys).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The sorted rows, index ``0..n-1``.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(t_utc=["2025-10-26T21:01Z", "2025-10-26T21:00Z"], lat=[51.001, 51.0], lon=3.87)
+    >>> sort_table(f, "fixes")["lat"].tolist()
+    [51.0, 51.001]
+    """
     keys = [k for k in SORT_KEYS.get(kind, []) if k in df.columns]
     if not keys or df.empty:
         return df.reset_index(drop=True)
@@ -145,12 +186,26 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
     A crash or a full disk leaves the old ``path`` (or none), never a truncated one.
 
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write (its folder is made if missing).
+    write : callable
+        ``write(tmp)`` writes the whole content to the temporary file ``tmp``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, now holding what ``write`` wrote.
+
     Example
     -------
     >>> import tempfile
-    >>> p = Path(tempfile.mkdtemp()) / "a.txt"
-    >>> atomic_write(p, lambda tmp: tmp.write_text("hello")).read_text()
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = Path(tmp.name) / "a.txt"
+    >>> atomic_write(p, lambda t: t.write_text("hello")).read_text()
     'hello'
+    >>> tmp.cleanup()
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
@@ -438,10 +493,31 @@ def lock_case(root: str | Path, *, create: bool = False) -> Iterator[None]:
     Re-entrant within a process. On first acquiring it, what a crashed writer left is
     settled (see the module docstring). ``create`` makes the folder when it is new.
 
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder.
+    create : bool
+        Make the folder (new, or empty) instead of refusing a folder without ``case.json``.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Holds the lock while its ``with`` block runs.
+
     Raises
     ------
     CaseError
         ``root`` is not a case folder (and ``create`` is false), or cannot be locked.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> with lock_case(Path(tmp.name) / "case-42", create=True):
+    ...     (Path(tmp.name) / "case-42" / ".lock").exists()
+    True
+    >>> tmp.cleanup()
     """
     r = Path(root)
     key = os.path.realpath(r)
@@ -466,7 +542,30 @@ def lock_case(root: str | Path, *, create: bool = False) -> Iterator[None]:
 
 
 def writes_case(fn: Callable[P, R]) -> Callable[P, R]:
-    """Decorator: a job whose first argument is a case folder holds its lock while it runs."""
+    """Decorator: a job whose first argument is a case folder holds its lock while it runs.
+
+    Parameters
+    ----------
+    fn : callable
+        The job; its first parameter is the case folder (positional or by keyword).
+
+    Returns
+    -------
+    callable
+        ``fn`` with the same signature, run inside :func:`lock_case` of that folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_case
+    >>> @writes_case
+    ... def n_sources(root):
+    ...     return len(open_case(root).table("sources"))
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> n_sources(example_case(Path(tmp.name) / "case"))
+    2
+    >>> tmp.cleanup()
+    """
     first = next(iter(inspect.signature(fn).parameters))
 
     @functools.wraps(fn)
@@ -962,11 +1061,35 @@ def open_case(root: str | Path, *, create: bool = False, case_id: str | None = N
     A new case is written at its first commit (an ingest that is killed before it leaves no
     case). Opening a case that a crashed writer left settles it first (module docstring).
 
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder.
+    create : bool
+        Open a new case when ``root`` holds none (the folder must be new or empty).
+    case_id : str, optional
+        Identifier of a new case (default: the folder name).
+
+    Returns
+    -------
+    Case
+        The opened case; its tables are read when first asked for.
+
     Raises
     ------
     CaseError
         When the folder is not a case (no case.json) and ``create`` is false, or when the
         manifest is damaged.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_case
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> case = open_case(example_case(Path(tmp.name) / "case-42"))
+    >>> case.case_id, case.n_rows("fixes"), "stops" in case.table_names()
+    ('case-42', 30, False)
+    >>> tmp.cleanup()
     """
     r = Path(root)
     mpath = r / MANIFEST
@@ -996,7 +1119,32 @@ def open_case(root: str | Path, *, create: bool = False, case_id: str | None = N
 
 
 def concat_tables(frames: Sequence[pd.DataFrame], kind: str | None) -> pd.DataFrame:
-    """Concatenate frames of one table kind, coerced to its schema (empty frames ignored)."""
+    """Concatenate frames of one table kind, coerced to its schema (empty frames ignored).
+
+    Parameters
+    ----------
+    frames : sequence of pandas.DataFrame
+        Parts of one table.
+    kind : str or None
+        Its declared kind (:mod:`routetrace.schema`), or None for a table kept as it comes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of every frame, index ``0..n-1``; with the declared columns and dtypes
+        when ``kind`` is declared (an empty table of that kind when no frame has rows).
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> a = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z"], lat=51.0, lon=3.87)
+    >>> b = make_fixes(subject_id="phone", t_utc=["2025-10-26T21:00Z"], lat=51.0, lon=3.87)
+    >>> t = concat_tables([a, b.head(0), b], "fixes")
+    >>> t["subject_id"].tolist(), str(t["t_utc"].dtype)
+    (['lorry', 'phone'], 'datetime64[ns, UTC]')
+    >>> len(concat_tables([], "stops")), list(concat_tables([], None).columns)
+    (0, [])
+    """
     frames = [f for f in frames if len(f)]
     if not frames:
         return schema.empty(kind) if kind in schema.TABLES else pd.DataFrame()

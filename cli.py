@@ -600,7 +600,36 @@ def _fail(exc: BaseException, code: int, *, as_json: bool, line: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 input error, 2 usage error)."""
+    """Run the CLI; return the exit code (0 ok, 1 input error, 2 usage error).
+
+    Results go to stdout (one JSON object with ``--json``), messages and errors to stderr.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``routetrace`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 ok, 1 an input or user error (one line on stderr naming the file
+        and record), 2 a usage error (naming the flag), 130 interrupted.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.testing import example_gpx
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> gpx = example_gpx(Path(tmp.name) / "phone.gpx", [51.0, 51.001])
+    >>> case = str(Path(tmp.name) / "case-42")
+    >>> main(["ingest", case, str(gpx), "--subject", "phone-A", "--quiet"])
+    0
+    >>> main(["info", str(Path(tmp.name) / "nonesuch"), "--quiet"])  # not a case: an input error
+    1
+    >>> main(["info", case, "--radius"])  # no such flag: a usage error
+    2
+    >>> tmp.cleanup()
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
     parser = _parser()

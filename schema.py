@@ -429,6 +429,33 @@ TABLES.update({
         _c("value", "float", "", "in its unit"),
         _c("unit", "str", "", "the unit"),
     ),
+    # side tables of loaders (LoadResult.extra_tables), stored by ingest under these names
+    "wifi_scans": (
+        _c("source_id", "str", "", "the Google Timeline export file", required=True),
+        _c("record", "str", "", "the rawSignals element (rawSignals[j]); one row per access "
+           "point it saw", required=True),
+        _c("t_utc", "time", "UTC", "time of the scan (deliveryTime)", required=True),
+        _c("mac", "str", "", "access point MAC address, aa:bb:cc:dd:ee:ff"),
+        _c("rssi", "float", "dBm", "received signal strength (rawRssi)"),
+        _c("unusable_parts", "str", "", "other parts of the element that could not be used, "
+           "with the reason (JSON)"),
+    ),
+    "cache_positions": (
+        _c("source_id", "str", "", "the consolidated.db file", required=True),
+        _c("record", "str", "", "<Table>/rowid=<n>", required=True),
+        _c("table", "str", "", "the cache table (WifiLocation, CellLocation, ...)", required=True),
+        _c("key", "str", "", "the access point or cell it locates (MAC; MCC, MNC, LAC, CI, ...) "
+           "as JSON", required=True),
+        _c("t_utc", "time", "UTC", "Timestamp of the cache row: when Apple's batch was "
+           "downloaded, not a time the device was there", required=True),
+        _c("lat", "float", "deg", "position of the access point or cell, not of the device",
+           required=True),
+        _c("lon", "float", "deg", "position of the access point or cell, not of the device",
+           required=True),
+        _c("h_acc_m", "float", "m", "accuracy of that position"),
+        _c("confidence", "float", "", "Apple's Confidence value of the row"),
+        _c("flags", "str", "", "flags (always cache_not_device)", required=True),
+    ),
 })
 
 #: Stored tables that are another kind's table under another name.

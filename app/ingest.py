@@ -22,7 +22,7 @@ import pandas as pd
 from .. import schema
 from ..case import PARTITIONED, QUALITY, Case, concat_tables, lock_case, open_case, sort_table
 from ..csvout import formula_safe, write_csv
-from ..errors import CaseError
+from ..errors import CaseError, SchemaError
 from ..loaders import LoadResult, load_many
 from ..localtime import fmt_duration
 from .subjects import (
@@ -207,9 +207,16 @@ def ingest(
 
     Example
     -------
-    >>> rep = ingest("case-42", ["evidence/"], subjects="evidence/subjects.yaml")  # doctest: +SKIP
-    >>> rep.subjects_created  # doctest: +SKIP
-    ['lorry-1', 'lorry-2', 'phone-A', 'phone-B']
+    >>> import tempfile
+    >>> from routetrace.testing import example_gpx
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> gpx = example_gpx(Path(tmp.name) / "phone.gpx", [51.0, 51.001, 51.002])
+    >>> rep = ingest(Path(tmp.name) / "case-42", [gpx], subject_id="phone-A")
+    >>> rep.subjects_created, rep.rows["fixes"], len(rep.added)
+    (['phone-A'], 3, 1)
+    >>> len(ingest(Path(tmp.name) / "case-42", [gpx]).duplicates)  # the same file again: nothing added
+    1
+    >>> tmp.cleanup()
     """
     inputs = list(inputs)
     _check_inputs(inputs)
@@ -310,8 +317,8 @@ def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]],
                           if n not in schema.CANONICAL and n not in DERIVED})
     for name in extra_names:
         old = case.table(name) if case.has_table(name) else pd.DataFrame()
-        tables[name] = concat_tables([old] + [r.extra_tables[name] for r in new if name in r.extra_tables],
-                                     None)
+        tables[name] = _as_declared(concat_tables(
+            [old] + [r.extra_tables[name] for r in new if name in r.extra_tables], None), name)
     src = tables["sources"]
     src["device_id"] = src["device_id"].astype("string").fillna(
         src["subject_id"].astype("string")).fillna("case")
@@ -345,6 +352,20 @@ def _store(case: Case, new: list[LoadResult], moves: dict[str, tuple[str, str]],
     if report.subjects_created and assigner.mapping is None:
         report.warnings += _lookalike_warnings(case, case.table("fixes"), tables["sources"],
                                                new_subjects=report.subjects_created)
+
+
+def _as_declared(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A loader's side table as stored: as the loader made it when it meets its declaration
+    in :mod:`routetrace.schema` (Teltonika's dictionary-encoded columns stay so), else
+    converted to the declared dtypes (a column of only missing values has none of its own);
+    :class:`SchemaError` naming the column when it cannot be."""
+    kind = schema.kind_of(name)
+    if kind is None or not len(df):
+        return df
+    try:
+        return schema.validate(df, kind)
+    except SchemaError:
+        return schema.coerce(df, kind)
 
 
 def _reassign_sources(case: Case, tables: dict[str, pd.DataFrame], moves: dict[str, tuple[str, str]]) -> None:

@@ -171,9 +171,22 @@ def load_subject_map(path: str | Path) -> SubjectMap:
 
     Example
     -------
-    >>> m = load_subject_map("evidence/subjects.yaml")  # doctest: +SKIP
-    >>> [r.subject_id for r in m.rules]  # doctest: +SKIP
-    ['phone-A', 'phone-B', 'lorry-1', 'lorry-2']
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> p = Path(tmp.name) / "subjects.yaml"
+    >>> lines = ["subjects:",
+    ...          "  - id: phone-A",
+    ...          "    devices:",
+    ...          "      - id: phone-A-phone",
+    ...          "        paths: [phone-A/*, phone-A-extraction/*]",
+    ...          "  - id: lorry-1",
+    ...          "    devices:",
+    ...          "      - id: lorry-1-tracker",
+    ...          "        paths: [lorry-1/*]"]
+    >>> _ = p.write_text("\\n".join(lines) + "\\n", encoding="utf-8")
+    >>> [(r.subject_id, r.device_id, r.patterns) for r in load_subject_map(p).rules]
+    [('phone-A', 'phone-A-phone', ('phone-A/*', 'phone-A-extraction/*')), ('lorry-1', 'lorry-1-tracker', ('lorry-1/*',))]
+    >>> tmp.cleanup()
     """
     p = Path(path)
     try:

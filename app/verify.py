@@ -147,9 +147,16 @@ def verify_case(root: str | Path, *, exhibit_dirs: list[str | Path] | None = Non
 
     Example
     -------
-    >>> rep = verify_case("case-42", exhibit_dirs=["exhibit-4"])  # doctest: +SKIP
-    >>> rep.ok, len(rep.rows)  # doctest: +SKIP
-    (True, 31)
+    >>> from routetrace.testing import example_case
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> case = example_case(Path(tmp.name) / "case-42")  # two GPX files beside the case
+    >>> rep = verify_case(case)
+    >>> rep.ok, len(rep.rows)
+    (True, 9)
+    >>> _ = (Path(tmp.name) / "lorry.gpx").write_text("edited")
+    >>> [(kind, Path(p).name, status) for kind, p, status, *_ in verify_case(case).rows if status != "ok"]
+    [('source', 'lorry.gpx', 'changed')]
+    >>> tmp.cleanup()
     """
     case = open_case(root)
     report = VerifyReport()

@@ -359,7 +359,9 @@ class LoadContext:
                 {"source_id": self.source_id,
                  "record": [r for r, _ in rejects], "reason": [why for _, why in rejects]},
             ), "rejects") if len(rejects) else schema.empty("rejects")
-        extras = {k: v.reset_index(drop=True) for k, v in (extra_tables or {}).items()}
+        # provenance of a side table too: a loader that leaves out its source_id gets it here
+        extras = {k: (v if "source_id" in v.columns else v.assign(source_id=self.source_id))
+                  .reset_index(drop=True) for k, v in (extra_tables or {}).items()}
 
         # distinct records in Arrow (no Python string per row: a 1e6-row table would cost
         # ~150 MiB); distinct per table first: an IO table has ~10 rows per record

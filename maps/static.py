@@ -47,6 +47,29 @@ def chromium_path() -> str:
 
     A ``ROUTETRACE_CHROMIUM`` that names no executable is an error, never a silent fall-back
     to another browser (the exhibit's manifest records which one drew it).
+
+    Returns
+    -------
+    str
+        The path of the executable.
+
+    Raises
+    ------
+    ExportError
+        ``ROUTETRACE_CHROMIUM`` names no executable, or no Chromium is installed.
+
+    Example
+    -------
+    >>> import sys
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"ROUTETRACE_CHROMIUM": sys.executable}):
+    ...     chromium_path() == shutil.which(sys.executable)  # any executable may be named
+    True
+    >>> with mock.patch.dict(os.environ, {"ROUTETRACE_CHROMIUM": "no-such-browser"}):
+    ...     chromium_path()
+    Traceback (most recent call last):
+    ...
+    routetrace.errors.ExportError: ROUTETRACE_CHROMIUM='no-such-browser' is not an executable; fix or unset it
     """
     env = os.environ.get("ROUTETRACE_CHROMIUM")
     if env:
@@ -81,6 +104,43 @@ def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[s
 
     Every non-``file:``/``data:`` request is aborted and recorded in ``report.blocked``;
     console errors, uncaught page errors and dialogs (``alert`` etc.) are recorded too.
+
+    Parameters
+    ----------
+    html : str or pathlib.Path
+        The exhibit HTML file.
+    timezone_id : str
+        The browser's time zone (an exhibit never uses it: times are shown as written).
+    viewport : dict, optional
+        ``{"width": ..., "height": ...}`` in CSS pixels (default 1280 x 900).
+    wait_ready : bool
+        Wait until the page sets ``window.routetraceReady`` and its canvases have drawn.
+    timeout_ms : float
+        Longest wait for the page to load and be ready, milliseconds.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields ``(page, report)``: the Playwright page and a :class:`BrowserReport`; the
+        browser is closed when the ``with`` block ends.
+
+    Raises
+    ------
+    MissingExtra
+        Playwright is not installed (extra ``static``).
+    ExportError
+        No Chromium (:func:`chromium_path`).
+
+    Example
+    -------
+    Nothing starts until the ``with`` block (which needs Chromium):
+
+    >>> opened = open_exhibit("exhibit-4/exhibit.html", timezone_id="Europe/Brussels")
+    >>> hasattr(opened, "__enter__")
+    True
+    >>> with opened as (page, report):  # doctest: +SKIP
+    ...     page.locator("#rt-footer").count(), report.blocked
+    (1, [])
     """
     import time
 
@@ -154,6 +214,18 @@ def page_templates(header: dict[str, str]) -> tuple[str, str]:
 
     The texts may come from evidence: they are HTML-escaped.
 
+    Parameters
+    ----------
+    header : dict of str to str
+        ``exhibit_no``, ``case_id`` and ``title`` (a missing one is left blank).
+
+    Returns
+    -------
+    tuple of str
+        ``(header_template, footer_template)``, HTML for Chromium's ``page.pdf``.
+
+    Example
+    -------
     >>> head, foot = page_templates({"exhibit_no": "7", "case_id": "<b>", "title": "Map"})
     >>> "Exhibit 7 \u00b7 Case &lt;b&gt; \u00b7 Map" in head, 'class="totalPages"' in foot
     (True, True)
@@ -190,10 +262,49 @@ def render_static(html: str | Path, png: str | Path | None = None, pdf: str | Pa
     parameters. Every page carries the exhibit header and "page k of m"; every map page a
     scale bar, a north arrow and the legend beside the map.
 
+    Parameters
+    ----------
+    html : str or pathlib.Path
+        The exhibit HTML file (:func:`routetrace.maps.exhibit.make_exhibit` writes one).
+    png : str or pathlib.Path, optional
+        Where to write the map page as PNG (None: not written).
+    pdf : str or pathlib.Path, optional
+        Where to write the A4 landscape PDF (None: not written); its creation and
+        modification dates are ``SOURCE_DATE_EPOCH`` (or 1980-01-01), not the wall clock.
+    chronology_png : str or pathlib.Path, optional
+        Where to write the chronology table as PNG (None: not written).
+    timezone_id : str
+        The browser's time zone (the exhibit shows times as written, whatever it is).
+
+    Returns
+    -------
+    BrowserReport
+        The requests the page made (none blocked) and its load time.
+
     Raises
     ------
     ExportError
-        When the page requested anything outside the file, or logged an error.
+        When the page requested anything outside the file, or logged an error; or when no
+        Chromium is found (:func:`chromium_path`).
+    MissingExtra
+        Playwright is not installed (extra ``static``).
+
+    Example
+    -------
+    A browser that is not there is said, never replaced by another one:
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"ROUTETRACE_CHROMIUM": "no-such-browser"}):
+    ...     render_static("exhibit-4/exhibit.html", png="exhibit-4/map.png")
+    Traceback (most recent call last):
+    ...
+    routetrace.errors.ExportError: ROUTETRACE_CHROMIUM='no-such-browser' is not an executable; fix or unset it
+
+    With Chromium installed:
+
+    >>> render_static("exhibit-4/exhibit.html", png="exhibit-4/map.png",
+    ...               pdf="exhibit-4/exhibit.pdf").blocked  # doctest: +SKIP
+    []
     """
     with open_exhibit(html, timezone_id=timezone_id) as (page, rep):
         page.add_style_tag(content="*{transition:none!important;animation:none!important;caret-color:transparent!important}")

@@ -48,7 +48,37 @@ __all__ = ["STAGE_COLUMNS", "dask_carpark_visits", "dask_client", "dask_copresen
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, *, n_workers: int = 2,
                 threads_per_worker: int = 1) -> Iterator[Any]:
-    """A Dask client: to ``scheduler`` (``tcp://host:8786``) or to a new LocalCluster."""
+    """A Dask client: to ``scheduler`` (``tcp://host:8786``) or to a new LocalCluster.
+
+    Every worker imports ``dask.dataframe`` (a worker plugin, also on workers that join
+    later), so each can unpack a shuffle. The client (and a LocalCluster it started) is
+    closed when the ``with`` block ends.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running Dask scheduler; None starts a LocalCluster of processes.
+    n_workers : int
+        Worker processes of a new LocalCluster.
+    threads_per_worker : int
+        Threads of each such worker.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        Yields a ``distributed.Client``; the ``dask_*`` stages run on it inside the block.
+
+    Example
+    -------
+    Nothing starts until the ``with`` block (which starts worker processes):
+
+    >>> cluster = dask_client(n_workers=2)
+    >>> hasattr(cluster, "__enter__")
+    True
+    >>> with cluster as client:  # doctest: +SKIP
+    ...     len(client.scheduler_info()["workers"])
+    2
+    """
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
@@ -148,6 +178,27 @@ def split_by_subject(fixes: pd.DataFrame, npartitions: int) -> list[pd.DataFrame
 
     Subjects are taken in sorted order; each subject's rows go to one group, so per-subject
     stages give the same result on every group as on the whole table.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        Rows with a ``subject_id`` column.
+    npartitions : int
+        The most groups wanted.
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        The groups (views of ``fixes``, original index kept); ``[fixes]`` when it is empty.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> t = list(pd.date_range("2025-10-26T21:00Z", periods=4, freq="10min"))
+    >>> f = make_fixes(subject_id=["lorry"] * 4 + ["van"] * 4 + ["phone"] * 4, t_utc=t * 3,
+    ...                lat=[51.0] * 4 + [51.0001] * 4 + [51.0002] * 4, lon=3.87)
+    >>> [sorted(g["subject_id"].unique()) for g in split_by_subject(f, 2)]
+    [['lorry', 'phone'], ['van']]
     """
     if fixes.empty:
         return [fixes]
@@ -164,6 +215,30 @@ def split_by_time(fixes: pd.DataFrame, npartitions: int, *, overlap: pd.Timedelt
 
     Every pair of fixes at most ``overlap`` apart then lies together in the range of the
     later fix: the earlier one is at most ``overlap`` before the range starts.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        Rows with a ``t_utc`` column.
+    npartitions : int
+        The most ranges wanted (1 or less: the whole table).
+    overlap : pandas.Timedelta
+        How far each range reaches back before its start (the stage's ``max_dt``).
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        The ranges in time order, each with its overlap (views of ``fixes``, original
+        index kept); none empty.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(t_utc=pd.date_range("2025-10-26T21:00Z", periods=4, freq="10min"),
+    ...                lat=51.0, lon=3.87)
+    >>> parts = split_by_time(f, 2, overlap=pd.Timedelta("10min"))
+    >>> [[t.strftime("%H:%M") for t in p["t_utc"]] for p in parts]
+    [['21:00', '21:10'], ['21:10', '21:20', '21:30']]
     """
     t = fixes["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
     if len(t) == 0 or npartitions <= 1:
@@ -190,6 +265,42 @@ def dask_carpark_visits(
     (no shuffle); as a Dask DataFrame it is shuffled by subject, unless ``shuffle`` is
     false: then each of its partitions must hold whole subjects already (as
     ``Case.dask_table(..., whole_subjects=True)`` gives).
+
+    The partitions run on the running Dask client (:func:`dask_client`), or on Dask's
+    default scheduler (threads of this process) when there is none.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame or dask.dataframe.DataFrame
+        The fixes (at least :data:`STAGE_COLUMNS`).
+    geofences : geopandas.GeoDataFrame
+        The car parks, as for :func:`carpark_visits`.
+    events : pandas.DataFrame, optional
+        Ignition and door events, as for :func:`carpark_visits`.
+    npartitions : int
+        Groups of whole subjects (a pandas table) or partitions after the shuffle.
+    shuffle : bool
+        Shuffle a Dask DataFrame by subject first (see above).
+    **params
+        The other parameters of :func:`carpark_visits` (``max_gap``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The visits, equal to what :func:`carpark_visits` returns for the whole table.
+
+    Example
+    -------
+    >>> import shapely
+    >>> from routetrace.testing import make_fixes
+    >>> fence = gpd.GeoDataFrame({"name": ["P"]}, geometry=[shapely.box(3.86, 50.99, 3.88, 51.01)],
+    ...                          crs="EPSG:4326")
+    >>> t = list(pd.date_range("2025-10-26T21:00Z", periods=4, freq="10min"))
+    >>> f = make_fixes(subject_id=["lorry"] * 4 + ["van"] * 4, t_utc=t * 2, lat=51.0, lon=3.87,
+    ...                h_acc_m=5.0)
+    >>> v = dask_carpark_visits(f, fence, npartitions=2)  # no client: Dask's default scheduler
+    >>> v[["visit_id", "subject_id", "geofence", "n_fixes"]].values.tolist()
+    [['V00001', 'lorry', 'P', 4], ['V00002', 'van', 'P', 4]]
     """
 
     def part(df: pd.DataFrame) -> pd.DataFrame:
@@ -237,6 +348,40 @@ def dask_copresence_pairs(
 
     ``fixes`` as a pandas table is split into ``npartitions`` time ranges of about equal
     size (no shuffle); as a Dask DataFrame it is shuffled into ``bucket``-long time buckets.
+    The partitions run on the running Dask client (:func:`dask_client`), or on Dask's
+    default scheduler (threads of this process) when there is none.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame or dask.dataframe.DataFrame
+        The fixes (at least :data:`STAGE_COLUMNS`).
+    bucket : pandas.Timedelta
+        Length of the time buckets of a Dask DataFrame; longer than ``max_dt``.
+    npartitions : int
+        Time ranges (a pandas table) or partitions after the shuffle.
+    **params
+        The parameters of :func:`copresence_pairs` (``radius_m``, ``max_dt``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The pairs, equal to what :func:`copresence_pairs` returns for the whole table.
+
+    Raises
+    ------
+    ValueError
+        When ``bucket`` is not longer than ``max_dt``.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id=["lorry", "phone"] * 2,
+    ...                t_utc=["2025-10-26T21:30Z", "2025-10-26T21:32Z", "2025-10-27T09:00Z",
+    ...                       "2025-10-27T09:01Z"],
+    ...                lat=[51.0, 51.0003, 51.0, 51.2], lon=3.87, h_acc_m=10.0)
+    >>> p = dask_copresence_pairs(f, npartitions=2)  # no client: Dask's default scheduler
+    >>> p[["subject_a", "subject_b", "firm"]].values.tolist(), round(float(p["distance_m"][0]))
+    ([['lorry', 'phone', True]], 33)
     """
     max_dt = pd.Timedelta(params.get("max_dt", pd.Timedelta("10min")))
     if bucket <= max_dt:

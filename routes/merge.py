@@ -154,7 +154,18 @@ def merge_places(places: pd.DataFrame) -> pd.DataFrame:
 
     Example
     -------
-    >>> merge_places(open_case("case").table("places"))  # doctest: +SKIP
+    One routined visit in two extractions: open in the older, closed in the newer.
+
+    >>> from routetrace import schema
+    >>> t = pd.Timestamp("2025-10-26T21:00Z")
+    >>> visit = {"kind": "visit", "lat": 51.0, "lon": 3.87, "t_start": t, "subject_id": "phone-A"}
+    >>> places = schema.from_records([
+    ...     {**visit, "place_id": "a:5", "source_id": "a" * 64, "record": "ZRTVISITMO/Z_PK=5"},
+    ...     {**visit, "place_id": "b:9", "source_id": "b" * 64, "record": "ZRTVISITMO/Z_PK=9",
+    ...      "t_end": t + pd.Timedelta("1h")}], "places")
+    >>> m = merge_places(places)
+    >>> m[["place_id", "flags"]].values.tolist(), m["also_seen_in"].str.replace("a" * 64, "a…").tolist()
+    ([['b:9', 'duplicate_merged']], ['a…:ZRTVISITMO/Z_PK=5'])
     """
     schema.validate(places, "places")
     if not len(places):

@@ -27,6 +27,30 @@ def demo_tables(n_fixes: int = 600, *, seed: int = 1, hostile: str | None = None
 
     ``hostile`` (text) is put in every evidence string (subject id, place names, file
     names, statement text) for escaping tests.
+
+    Parameters
+    ----------
+    n_fixes : int
+        About how many fixes phone-A has (at least 60; lorry-1 always has 200).
+    seed : int
+        Seed of the position noise (same seed, same tables).
+    hostile : str, optional
+        Text appended to every evidence string.
+    noise_m : float
+        Standard deviation of the position noise, metres.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        ``fixes``, ``stops``, ``gaps``, ``places``, ``sources``, each valid for its kind.
+
+    Example
+    -------
+    >>> t = demo_tables(n_fixes=600)
+    >>> {k: len(v) for k, v in t.items()}
+    {'fixes': 740, 'stops': 3, 'gaps': 1, 'places': 2, 'sources': 3}
+    >>> demo_tables(hostile="<b>")["places"]["name"].tolist()
+    ['Car park (statement W1)<b>', 'the safehouse<b>']
     """
     rng = np.random.default_rng(seed)
     tag = hostile or ""

@@ -106,7 +106,39 @@ def write_subjects(sc: Scenario, files: Sequence[SampleFile], path: Path) -> Pat
     """The subjects mapping an investigator would write for the sample case
     (``routetrace ingest CASE evidence --subjects evidence/subjects.yaml``): one device per
     subject, its patterns the evidence folders holding that subject's files. Written as
-    plain text (no YAML library): the file is as a person would type it."""
+    plain text (no YAML library): the file is as a person would type it.
+
+    Parameters
+    ----------
+    sc : Scenario
+        The scenario (its subjects' descriptions and devices).
+    files : sequence of SampleFile
+        The evidence files written (paths relative to the output folder).
+    path : pathlib.Path
+        The mapping file to write (``OUT/evidence/subjects.yaml``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> files = [SampleFile("evidence/lorry-1/lorry-1_fmb125.bin", "lorry-1")]
+    >>> p = write_subjects(build_scenario(7), files, Path(tmp.name) / "subjects.yaml")
+    >>> print(p.read_text().split("subjects:")[1].strip())
+    - id: lorry-1
+        kind: vehicle
+        label: "tracked lorry used for the transport"
+        devices:
+          - id: lorry-1-tracker
+            kind: tracker
+            label: "Teltonika FMB125"
+            paths: [lorry-1/*]
+    >>> tmp.cleanup()
+    """
     folders: dict[str, list[str]] = {}
     for f in files:
         parts = Path(f.path).parts
@@ -135,12 +167,30 @@ def write_subjects(sc: Scenario, files: Sequence[SampleFile], path: Path) -> Pat
 def generate(out: str | Path, *, seed: int = 7) -> list[SampleFile]:
     """Write the sample case under ``out`` and return its evidence files.
 
+    Parameters
+    ----------
+    out : str or pathlib.Path
+        The output folder (made if missing; see the module docstring for its layout).
+    seed : int
+        Seed of the scenario (:func:`routetrace.samples.scenario.build_scenario`); the same
+        seed writes byte-identical files.
+
+    Returns
+    -------
+    list of SampleFile
+        The evidence files, sorted by path, with the subject, time zone and format to
+        ingest each with (also written to ``samples.json``).
+
     Example
     -------
     >>> import tempfile
-    >>> files = generate(tempfile.mkdtemp(), seed=7)
-    >>> any(f.path.endswith(".gpx") for f in files)
-    True
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> files = generate(tmp.name, seed=7)
+    >>> len(files), sorted({f.subject_id for f in files if f.subject_id})
+    (12, ['lorry-1', 'lorry-2', 'phone-A', 'phone-B'])
+    >>> sorted(p.name for p in Path(tmp.name).iterdir())
+    ['evidence', 'geofences', 'samples.json', 'truth.json']
+    >>> tmp.cleanup()
     """
     root = Path(out)
     (root / "evidence").mkdir(parents=True, exist_ok=True)

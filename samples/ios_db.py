@@ -140,7 +140,23 @@ DDL_PHOTOS = {
 
 
 def cocoa(t: Any) -> Any:
-    """UTC time(s) -> Cocoa seconds (float)."""
+    """UTC time(s) -> Cocoa seconds (float).
+
+    Parameters
+    ----------
+    t : time or sequence of times
+        Anything :func:`pandas.to_datetime` reads as UTC (ISO text with ``Z``, Timestamps).
+
+    Returns
+    -------
+    numpy.ndarray
+        Seconds since 2001-01-01T00:00:00Z (Apple's epoch), one per time.
+
+    Example
+    -------
+    >>> cocoa(["2001-01-01T00:01:00Z", "2025-10-26T21:00:00Z"]).tolist()
+    [60.0, 783205200.0]
+    """
     s = pd.to_datetime(pd.Series(t), utc=True)
     return ((s - APPLE_EPOCH).dt.total_seconds()).to_numpy()
 
@@ -176,6 +192,36 @@ def write_routined(path: Path, tables: dict[str, pd.DataFrame], *, batch: int = 
     ``Z_ENT``/``Z_OPT`` are filled). Tables of :data:`DDL_ROUTINED` not given are created
     empty, as routined does; those of :data:`DDL_ROUTINED_MORE` only when given. ``cloud``:
     write a Cloud-V2.sqlite instead, with the :data:`CLOUD_TABLES` only.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The database to write (replaced if it exists).
+    tables : dict of str to pandas.DataFrame
+        Rows per table, as above.
+    batch : int
+        Rows inserted per statement batch (memory bound for large tables).
+    cloud : bool
+        Write a Cloud-V2.sqlite (see above).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> fix = pd.DataFrame({"Z_PK": [7], "ZLATITUDE": [51.0], "ZLONGITUDE": [3.87],
+    ...                     "ZHORIZONTALACCURACY": [5.0], "ZTIMESTAMP": cocoa(["2025-10-26T21:00:00Z"])})
+    >>> p = write_routined(Path(tmp.name) / "Cache.sqlite", {"ZRTCLLOCATIONMO": fix})
+    >>> con = sqlite3.connect(p)
+    >>> con.execute("SELECT Z_PK, Z_ENT, ZLATITUDE FROM ZRTCLLOCATIONMO").fetchall()
+    [(7, 2, 51.0)]
+    >>> con.execute("SELECT count(*) FROM ZRTVISITMO").fetchone()  # created empty, as routined does
+    (0,)
+    >>> con.close(); tmp.cleanup()
     """
     ddl = {**DDL_ROUTINED, **DDL_ROUTINED_MORE}
     names = sorted(CLOUD_TABLES) if cloud else [*DDL_ROUTINED, *(t for t in DDL_ROUTINED_MORE if t in tables)]
@@ -218,6 +264,36 @@ def fix_wal_salts(wal: Path, salt1: int = 0x5EED0001, salt2: int = 0x5EED0002) -
     SQLite draws the salts at random, so a WAL is not reproducible byte for byte; the WAL
     format (sqlite.org/fileformat2.html#walformat) lets us set them and re-chain the
     checksums (header: first 24 bytes; each frame: its first 8 header bytes + page).
+
+    Parameters
+    ----------
+    wal : pathlib.Path
+        The ``-wal`` file, rewritten in place.
+    salt1, salt2 : int
+        The salts to write (32-bit).
+
+    Example
+    -------
+    :func:`write_photos` calls it on the ``-wal`` it writes. The checksums are valid: SQLite
+    still reads the frame (it would ignore one whose checksum is wrong).
+
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> con = sqlite3.connect(Path(tmp.name) / "a.sqlite")
+    >>> con.execute("PRAGMA journal_mode=WAL").fetchone()
+    ('wal',)
+    >>> _ = con.execute("PRAGMA wal_autocheckpoint=0")
+    >>> _ = con.execute("CREATE TABLE t (x)"), con.execute("INSERT INTO t VALUES (42)")
+    >>> con.commit()
+    >>> for name in ("a.sqlite", "a.sqlite-wal"):  # copied while open: closing would checkpoint
+    ...     _ = shutil.copyfile(Path(tmp.name) / name, Path(tmp.name) / f"b{name[1:]}")
+    >>> con.close()
+    >>> fix_wal_salts(Path(tmp.name) / "b.sqlite-wal")
+    >>> (Path(tmp.name) / "b.sqlite-wal").read_bytes()[16:24].hex()
+    '5eed00015eed0002'
+    >>> con = sqlite3.connect(Path(tmp.name) / "b.sqlite")
+    >>> con.execute("SELECT x FROM t").fetchall()
+    [(42,)]
+    >>> con.close(); tmp.cleanup()
     """
     b = bytearray(wal.read_bytes())
     magic, _ver, page = struct.unpack(">III", b[:12])
@@ -241,6 +317,39 @@ def write_photos(path: Path, assets: pd.DataFrame, attrs: pd.DataFrame,
     """Write Photos.sqlite (``ZASSET`` schema); ``wal_*`` rows are committed only to a -wal.
 
     Returns the written files (the database and, when WAL rows are given, its ``-wal``).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The database to write; its ``-wal`` is written beside it.
+    assets : pandas.DataFrame
+        ``ZASSET`` rows (``Z_PK`` first; ``Z_ENT``/``Z_OPT`` are filled), committed to the
+        database.
+    attrs : pandas.DataFrame
+        ``ZADDITIONALASSETATTRIBUTES`` rows, committed to the database.
+    wal_assets, wal_attrs : pandas.DataFrame, optional
+        Rows committed to the ``-wal`` only (not checkpointed).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The database and, when WAL rows are given, its ``-wal`` (fixed salts).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> a = pd.DataFrame({"Z_PK": [1], "ZKIND": [0], "ZDATECREATED": cocoa(["2025-10-25T08:12:31Z"]),
+    ...                   "ZLATITUDE": [50.85], "ZLONGITUDE": [4.35], "ZFILENAME": ["IMG_0001.JPG"]})
+    >>> b = pd.DataFrame({"Z_PK": [1], "ZASSET": [1], "ZTIMEZONEOFFSET": [7200]})
+    >>> out = write_photos(Path(tmp.name) / "Photos.sqlite", a, b,
+    ...                    a.assign(Z_PK=2, ZFILENAME="IMG_0002.JPG"), b.assign(Z_PK=2, ZASSET=2))
+    >>> [p.name for p in out]
+    ['Photos.sqlite', 'Photos.sqlite-wal']
+    >>> con = sqlite3.connect(out[0])  # opened beside its -wal: the WAL's row is read too
+    >>> con.execute("SELECT ZFILENAME FROM ZASSET ORDER BY Z_PK").fetchall()
+    [('IMG_0001.JPG',), ('IMG_0002.JPG',)]
+    >>> con.close(); tmp.cleanup()
     """
     path = Path(path)
     out = [path]

@@ -45,7 +45,40 @@ def simulate(
     start: str = "2025-10-20T00:00Z",
     n_carparks: int = 25,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Simulate about ``n_fixes`` fixes of ``kind`` subjects (see module doc)."""
+    """Simulate about ``n_fixes`` fixes of ``kind`` subjects (see module doc).
+
+    Parameters
+    ----------
+    n_fixes : int
+        About how many fixes in all (a subject per 20,000 truck or 15,000 phone fixes).
+    kind : str
+        ``"truck"`` or ``"phone"`` (sampling, accuracy and silences as in the module doc).
+    seed : int
+        Seed of every random draw (same seed, same tables).
+    noise_scale : float
+        Multiplies every position error.
+    regime : str
+        ``"normal"``, or ``"sparse"``: phone sampling thinned fourfold.
+    start : str
+        Start of the simulation (ISO-8601 UTC); the first stay begins within the hour after.
+    n_carparks : int
+        Number of places (car parks) the stays are drawn from.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        ``(fixes, events, truth)``: canonical ``fixes`` and ``events`` (ignition events of
+        trucks; none for phones), and one ``truth`` row per stay (``subject_id, t_arrival,
+        t_departure, lat, lon, observed``).
+
+    Example
+    -------
+    >>> fixes, events, truth = simulate(n_fixes=2000, kind="truck", seed=1)
+    >>> fixes["subject_id"].unique().tolist(), len(truth), bool(truth["observed"].all())
+    (['truck-0000'], 25, True)
+    >>> sorted(events["kind"].unique())
+    ['ignition_off', 'ignition_on']
+    """
     rng = np.random.default_rng(seed)
     lat0, lon0 = 51.0, 4.0
     parks = np.c_[rng.uniform(-60_000, 60_000, n_carparks), rng.uniform(-40_000, 40_000, n_carparks)]
@@ -177,6 +210,34 @@ def match_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float 
     the detected centre lies within ``radius_m`` of the true position; each true stay is
     matched at most once (greedy by overlap, detected stops in table order). True stays the
     device did not observe (off throughout) are left out when ``only_observed``.
+
+    Parameters
+    ----------
+    detected : pandas.DataFrame
+        Detected stops: ``subject_id, t_arrival, t_departure, lat, lon``.
+    truth : pandas.DataFrame
+        True stays, as :func:`simulate` returns them (with ``observed``).
+    radius_m : float
+        Largest distance between a detected centre and the true position, metres.
+    only_observed : bool
+        Leave out the true stays the device did not observe.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``detected`` and ``truth``: the index labels of each matched pair.
+
+    Example
+    -------
+    >>> t = lambda *s: pd.to_datetime([f"2025-10-26T{x}Z" for x in s])
+    >>> truth = pd.DataFrame({"subject_id": ["lorry", "lorry"], "t_arrival": t("21:00", "23:00"),
+    ...                       "t_departure": t("22:00", "23:30"), "lat": [51.0, 51.1],
+    ...                       "lon": [3.87, 3.87], "observed": [True, True]})
+    >>> detected = pd.DataFrame({"subject_id": ["lorry", "lorry"], "t_arrival": t("21:01", "23:40"),
+    ...                          "t_departure": t("21:58", "23:50"), "lat": [51.0003, 51.2],
+    ...                          "lon": [3.87, 3.87]})
+    >>> match_stops(detected, truth).values.tolist()  # the second stop is elsewhere
+    [[0, 0]]
     """
 
     tr = truth[truth["observed"]] if only_observed else truth
@@ -207,6 +268,31 @@ def score_stops(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: float 
     """Precision, recall, F1 and median arrival/departure errors of detected stops.
 
     Stops are paired by :func:`match_stops`; errors are those of the matched pairs.
+
+    Parameters
+    ----------
+    detected, truth, radius_m, only_observed
+        As for :func:`match_stops`.
+
+    Returns
+    -------
+    dict of str to float
+        ``precision``, ``recall``, ``f1``, ``tp``, ``detected``, ``true`` (counts), and
+        ``median_arrival_error_s``, ``median_departure_error_s`` (seconds; NaN without a
+        match). With no detected (or no true) stop, precision (recall) is 1.
+
+    Example
+    -------
+    >>> t = lambda *s: pd.to_datetime([f"2025-10-26T{x}Z" for x in s])
+    >>> truth = pd.DataFrame({"subject_id": ["lorry", "lorry"], "t_arrival": t("21:00", "23:00"),
+    ...                       "t_departure": t("22:00", "23:30"), "lat": [51.0, 51.1],
+    ...                       "lon": [3.87, 3.87], "observed": [True, True]})
+    >>> detected = pd.DataFrame({"subject_id": ["lorry", "lorry"], "t_arrival": t("21:01", "23:40"),
+    ...                          "t_departure": t("21:58", "23:50"), "lat": [51.0003, 51.2],
+    ...                          "lon": [3.87, 3.87]})
+    >>> s = score_stops(detected, truth)
+    >>> s["precision"], s["recall"], s["median_arrival_error_s"], s["median_departure_error_s"]
+    (0.5, 0.5, 60.0, 120.0)
     """
     tr = truth[truth["observed"]] if only_observed else truth
     m = match_stops(detected, truth, radius_m=radius_m, only_observed=only_observed)
@@ -236,6 +322,34 @@ def bounds_coverage(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: fl
     ``arrival_open`` / ``departure_open`` (that bound is NA: the record begins or ends with
     the stop; the open side then holds by definition), ``arrival_window_s`` and
     ``departure_window_s`` (widths of the bounded intervals, NaN when open).
+
+    Parameters
+    ----------
+    detected : pandas.DataFrame
+        Detected stops as for :func:`match_stops`, with ``t_arrival_after`` and
+        ``t_departure_before`` (as :func:`routetrace.routes.stops.detect_stops` gives).
+    truth, radius_m, only_observed
+        As for :func:`match_stops`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per matched stop, the columns above and ``subject_id``.
+
+    Example
+    -------
+    >>> t = lambda *s: pd.to_datetime([f"2025-10-26T{x}Z" for x in s])
+    >>> truth = pd.DataFrame({"subject_id": ["lorry", "lorry"], "t_arrival": t("21:00", "23:00"),
+    ...                       "t_departure": t("22:00", "23:30"), "lat": [51.0, 51.1],
+    ...                       "lon": [3.87, 3.87], "observed": [True, True]})
+    >>> detected = pd.DataFrame({"subject_id": ["lorry", "lorry"], "t_arrival": t("21:01", "23:40"),
+    ...                          "t_departure": t("21:58", "23:50"), "lat": [51.0003, 51.2],
+    ...                          "lon": [3.87, 3.87]})
+    >>> detected["t_arrival_after"] = t("20:55", "23:35")
+    >>> detected["t_departure_before"] = t("22:05", "23:55")
+    >>> b = bounds_coverage(detected, truth)
+    >>> b[["arrival_within", "departure_within", "arrival_window_s", "departure_window_s"]].values.tolist()
+    [[True, True, 360.0, 420.0]]
     """
     m = match_stops(detected, truth, radius_m=radius_m, only_observed=only_observed)
     d, t = detected.loc[m["detected"]], truth.loc[m["truth"]]

@@ -174,7 +174,31 @@ def _jpeg(row: pd.Series, tz: str) -> bytes:
 
 
 def write(sc: Scenario, out: Path) -> list[SampleFile]:
-    """Write ``evidence/phone-A-extraction/iphone_extraction.zip`` (subject phone-A)."""
+    """Write ``evidence/phone-A-extraction/iphone_extraction.zip`` (subject phone-A).
+
+    Parameters
+    ----------
+    sc : Scenario
+        The sample scenario (:func:`routetrace.samples.scenario.build_scenario`).
+    out : pathlib.Path
+        The sample case's output folder.
+
+    Returns
+    -------
+    list of SampleFile
+        The one zip, with its subject.
+
+    Example
+    -------
+    >>> from routetrace.samples.scenario import build_scenario
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> [f.path for f in write(build_scenario(7), Path(tmp.name))]
+    ['evidence/phone-A-extraction/iphone_extraction.zip']
+    >>> with zipfile.ZipFile(Path(tmp.name) / "evidence/phone-A-extraction/iphone_extraction.zip") as z:
+    ...     sorted(n.rsplit("/", 1)[1] for n in z.namelist())
+    ['Cache.sqlite', 'IMG_0398.JPG', 'IMG_0412.JPG', 'Local.sqlite', 'Photos.sqlite', 'Photos.sqlite-wal']
+    >>> tmp.cleanup()
+    """
     rng = np.random.default_rng(sc.seed + 404)
     # its own folder: the phone's other exports (GPX, chat) stay in evidence/phone-A
     dest = out / "evidence" / f"{SUBJECT}-extraction"

@@ -51,6 +51,18 @@ class AvlRecord:
 def crc16_ibm(data: bytes) -> int:
     """CRC-16/IBM, bit by bit (the reader's codec is table-driven).
 
+    Parameters
+    ----------
+    data : bytes
+        The bytes to check (a frame's data part).
+
+    Returns
+    -------
+    int
+        The CRC (polynomial 0xA001 reflected, initial value 0), 0..0xFFFF.
+
+    Example
+    -------
     >>> hex(crc16_ibm(b"123456789"))
     '0xbb3d'
     """
@@ -64,7 +76,27 @@ def crc16_ibm(data: bytes) -> int:
 
 def encode_8e(rec: AvlRecord) -> bytes:
     """One codec 8 Extended record: header, then the 1-, 2-, 4-, 8-byte groups (2-byte
-    count, 2-byte ids) and an empty variable-length group."""
+    count, 2-byte ids) and an empty variable-length group.
+
+    Parameters
+    ----------
+    rec : AvlRecord
+        The record.
+
+    Returns
+    -------
+    bytes
+        Its encoding: time (ms, 8 bytes), priority, longitude and latitude (1e-7 degrees,
+        signed), altitude, angle, satellites, speed, event IO id, IO count, the groups.
+
+    Example
+    -------
+    >>> rec = AvlRecord(t_ms=1_761_500_000_000, lat=51.0, lon=4.0, alt_m=0, angle=0, sats=9,
+    ...                 speed_kmh=0, priority=0, event_io=0, io=[(239, 1, 1)])
+    >>> b = encode_8e(rec)
+    >>> len(b), struct.unpack(">QBii", b[:17])
+    (41, (1761500000000, 0, 40000000, 510000000))
+    """
     out = bytearray(struct.pack(">QBiihHBH", rec.t_ms, rec.priority, round(rec.lon * 1e7),
                                 round(rec.lat * 1e7), rec.alt_m, rec.angle, rec.sats,
                                 rec.speed_kmh))
@@ -156,7 +188,32 @@ def _capture(sc: Scenario, subject: str) -> bytes:
 
 
 def write(sc: Scenario, out: Path) -> list[SampleFile]:
-    """Write ``evidence/<lorry>/<lorry>_fmb125.bin`` for each lorry with a Teltonika tracker."""
+    """Write ``evidence/<lorry>/<lorry>_fmb125.bin`` for each lorry with a Teltonika tracker.
+
+    Parameters
+    ----------
+    sc : Scenario
+        The sample scenario (:func:`routetrace.samples.scenario.build_scenario`).
+    out : pathlib.Path
+        The sample case's output folder.
+
+    Returns
+    -------
+    list of SampleFile
+        One capture per lorry, with its subject.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from routetrace.samples.scenario import build_scenario
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> files = write(build_scenario(7), Path(tmp.name))
+    >>> [(f.path, f.subject_id) for f in files]
+    [('evidence/lorry-1/lorry-1_fmb125.bin', 'lorry-1'), ('evidence/lorry-2/lorry-2_fmb125.bin', 'lorry-2')]
+    >>> (Path(tmp.name) / files[0].path).read_bytes()[:17]  # the IMEI login packet
+    b'\\x00\\x0f356307042441013'
+    >>> tmp.cleanup()
+    """
     files = []
     for subject, info in sorted(sc.subjects.items()):
         if "Teltonika" not in str(info.get("tracker", "")) or subject not in sc.tracks:

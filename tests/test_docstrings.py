@@ -103,49 +103,13 @@ DOCUMENTED = [
 ]
 
 #: Modules with public functions whose docstrings are still being completed (#16, item 5):
-#: the loaders, which another branch completes. A module leaves this list when it joins
-#: DOCUMENTED; the list is then empty and stays so.
-STILL_TO_DO = [
-    "routetrace.loaders",
-    "routetrace.loaders.base",
-    "routetrace.loaders.chat",
-    "routetrace.loaders.csv",
-    "routetrace.loaders.exif",
-    "routetrace.loaders.fit",
-    "routetrace.loaders.geo_links",
-    "routetrace.loaders.geofences",
-    "routetrace.loaders.google_common",
-    "routetrace.loaders.gpx",
-    "routetrace.loaders.igc",
-    "routetrace.loaders.ios_consolidated",
-    "routetrace.loaders.ios_discovery",
-    "routetrace.loaders.ios_knowledgec",
-    "routetrace.loaders.ios_photos",
-    "routetrace.loaders.ios_routined",
-    "routetrace.loaders.kml",
-    "routetrace.loaders.nmea",
-    "routetrace.loaders.portal",
-    "routetrace.loaders.statements",
-    "routetrace.loaders.takeout_discovery",
-    "routetrace.loaders.takeout_records",
-    "routetrace.loaders.takeout_semantic",
-    "routetrace.loaders.tcx",
-    "routetrace.loaders.teltonika",
-    "routetrace.loaders.teltonika_codec",
-    "routetrace.loaders.teltonika_events",
-    "routetrace.loaders.teltonika_tables",
-    "routetrace.loaders.timeline_device",
-    "routetrace.loaders.xmlsafe",
-]
+#: none since every module joined DOCUMENTED; a new module goes into DOCUMENTED directly.
+STILL_TO_DO: list[str] = []
 
-#: Public functions whose examples are all ``# doctest: +SKIP`` (shown, never run). Only the
-#: loaders' are left, as found when the loaders were still to do; remove an entry when its
-#: function gets an example that runs. Every other public function of DOCUMENTED has one.
+#: Public functions whose examples are all ``# doctest: +SKIP`` (shown, never run), each
+#: with its reason. Every other public function of DOCUMENTED has an example that runs.
 EXAMPLES_NOT_RUN = {
-    "routetrace.loaders.geofences.geofences_from_osm",
-    "routetrace.loaders.geofences.load_geofences",
-    "routetrace.loaders.nmea.load_nmea",
-    "routetrace.loaders.takeout_records.stream_records",
+    "routetrace.loaders.geofences.geofences_from_osm",  # needs osmium (extra 'osm') and a .pbf
 }
 
 

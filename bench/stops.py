@@ -2,12 +2,17 @@
 
 The same simulated truck and phone traces (routetrace.samples.simulate: irregular phone
 sampling with Wi-Fi/cell noise and silences; trucks with hourly fixes while parked, dense
-car parks, ignition events) are given to every tool with comparable parameters
-(stop radius 100 m / diameter 200 m, minimum dwell 5 min, gap 30 min). Each tool runs in
-its own process (the peers in their own virtual environments: scikit-mobility pins an old
-pandas), timed around the detection call only. Memory: the process's peak RSS is reset
-(Linux clear_refs) just before the call and read after it; 'call MiB' is the peak minus the
-RSS before the call. Every process runs with allocators that return freed memory at once
+car parks, ignition events) are given to every tool. Default rows use each tool's
+parameters as named (stop radius 100 m / diameter 200 m, minimum dwell 5 min, trackintel's
+gap 30 min); parameters with one name mean different things (routetrace's ``max_gap`` spans
+a gap, trackintel's ``gap_threshold`` ends a stop), so beside them each peer has a tuned
+row: its accuracy filter, radius and gap chosen by grid search (:data:`GRID_AXES`) on
+traces of another seed (:data:`TUNE_SEED`), per data kind, and printed in the table.
+Each tool runs in its own process (the peers in their own virtual environments:
+scikit-mobility pins an old pandas); the time covers building the tool's input from the
+same DataFrame and the detection, the same way for every tool. Memory: the process's peak
+RSS is reset (Linux clear_refs) just before and read after; 'call MiB' is the peak minus
+the RSS before. Every process runs with allocators that return freed memory at once
 (ALLOCATOR_ENV), so RSS follows the memory a call holds rather than what the allocator kept.
 Detected stops are scored against the ground truth with the same rule for all
 (routetrace.samples.simulate.score_stops: same subject, overlapping in time, centre
@@ -19,12 +24,15 @@ Peers are bench-only: create their venvs with
 A peer whose venv is missing is reported as such. A run longer than --timeout is stopped
 and reported as a timeout (its throughput is then at most n / timeout).
 
-Usage: python bench/stops.py [--sizes 1e4,1e5,1e6] [--timeout 600]
+Usage: python bench/stops.py [--sizes 1e4,1e5,1e6] [--tune-size 1e4] [--timeout 600]
+
+Writes bench/results/stops.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -32,11 +40,16 @@ import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import psutil
 
 from routetrace.samples.simulate import score_stops, simulate
+
+#: The code these figures measure (written on the results' provenance line).
+MEASURES = ("bench/stops.py", "routes/stops.py")
 
 PEERS = {
     "movingpandas": "/tmp/peers-mp/bin/python",
@@ -52,73 +65,110 @@ PEERS = {
 ALLOCATOR_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072",
                  "ARROW_DEFAULT_MEMORY_POOL": "system"}
 
+# Each tool: imports (not timed), then ``detect(df, P)``: from the DataFrame read from parquet
+# (peers: subject_id, t, lat, lon, acc) to the tool's stops. All of it is timed: building the
+# tool's input (GeoDataFrame, Positionfixes, TrajectoryCollection, TrajDataFrame, routetrace's
+# schema.coerce / make_fixes) and the detection, the same way for every tool. ``P`` holds the
+# parameters: ``acc_max_m`` (drop fixes whose stated accuracy is worse; None: keep all),
+# ``radius_m`` and ``gap_min`` (what ends a stop at a silence; None: the tool's own default).
 RUNNER = {
     "routetrace": """
         from routetrace import schema
         from routetrace.routes import detect_stops
-        fixes = schema.coerce(df, "fixes")
-        del df
-        events = schema.coerce(pd.read_parquet(sys.argv[3]), "events") if sys.argv[3] else None
-        #CALL
-        _, st = detect_stops(fixes, radius_m=100, min_dwell=pd.Timedelta("5min"), max_gap=pd.Timedelta("30min"),
-                             events=events)
-        elapsed = time.perf_counter() - t0
-        out = st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]].copy()
-        out.attrs = {}  # the gaps table in attrs does not go into parquet metadata
+
+        def detect(df, P):
+            fixes = schema.coerce(df, "fixes")
+            events = schema.coerce(pd.read_parquet(P["events"]), "events") if P.get("events") else None
+            _, st = detect_stops(fixes, radius_m=100, min_dwell=pd.Timedelta("5min"),
+                                 max_gap=pd.Timedelta("30min"), events=events)
+            out = st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]].copy()
+            out.attrs = {}  # the gaps table in attrs does not go into parquet metadata
+            return out
+    """,
+    # the same input as the peers (subject, time, lat, lon; no accuracy), with routetrace's
+    # input building (testing.make_fixes: ids, provenance, dtypes, validation)
+    "routetrace make_fixes + stops": """
+        from routetrace.routes import detect_stops
+        from routetrace.testing import make_fixes
+
+        def detect(df, P):
+            fixes = make_fixes(subject_id=df["subject_id"], t_utc=df["t"], lat=df["lat"], lon=df["lon"])
+            _, st = detect_stops(fixes, radius_m=100, min_dwell=pd.Timedelta("5min"), max_gap=pd.Timedelta("30min"))
+            out = st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]].copy()
+            out.attrs = {}
+            return out
     """,
     "movingpandas": """
         import movingpandas as mpd, geopandas as gpd
         from datetime import timedelta
-        gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.lon, df.lat), crs="EPSG:4326")
-        gdf = gdf.set_index("t")
-        del df
-        #CALL
-        tc = mpd.TrajectoryCollection(gdf, traj_id_col="subject_id")
-        sp = mpd.TrajectoryStopDetector(tc).get_stop_points(min_duration=timedelta(minutes=5), max_diameter=200)
-        elapsed = time.perf_counter() - t0
-        out = pd.DataFrame({"subject_id": sp["traj_id"].astype(str), "t_arrival": sp["start_time"],
-                            "t_departure": sp["end_time"], "lat": sp.geometry.y, "lon": sp.geometry.x})
+
+        def detect(df, P):
+            if P.get("acc_max_m") is not None:
+                df = df[df.acc <= P["acc_max_m"]]
+            gdf = gpd.GeoDataFrame(df[["subject_id", "t"]], geometry=gpd.points_from_xy(df.lon, df.lat),
+                                   crs="EPSG:4326").set_index("t")
+            tc = mpd.TrajectoryCollection(gdf, traj_id_col="subject_id")
+            if P.get("gap_min") is not None:  # MovingPandas' way to end a trajectory at a silence
+                tc = mpd.ObservationGapSplitter(tc).split(gap=timedelta(minutes=P["gap_min"]))
+            sp = mpd.TrajectoryStopDetector(tc).get_stop_points(min_duration=timedelta(minutes=5),
+                                                                max_diameter=2 * P["radius_m"])
+            return pd.DataFrame({"subject_id": sp["traj_id"].astype(str).str.split("_").str[0] if P.get("gap_min") is not None
+                                 else sp["traj_id"].astype(str), "t_arrival": sp["start_time"],
+                                 "t_departure": sp["end_time"], "lat": sp.geometry.y, "lon": sp.geometry.x})
     """,
     "trackintel": """
         import trackintel as ti, geopandas as gpd
-        gdf = gpd.GeoDataFrame({"user_id": df.subject_id, "tracked_at": df.t}, geometry=gpd.points_from_xy(df.lon, df.lat), crs="EPSG:4326")
-        del df
-        pfs = ti.Positionfixes(gdf) if hasattr(ti, "Positionfixes") else ti.io.read_positionfixes_gpd(gdf, tracked_at="tracked_at", user_id="user_id", geom_col="geometry")
-        del gdf
-        #CALL
-        pfs, sp = pfs.generate_staypoints(method="sliding", distance_metric="haversine", dist_threshold=100, time_threshold=5, gap_threshold=30)
-        elapsed = time.perf_counter() - t0
-        out = pd.DataFrame({"subject_id": sp["user_id"].astype(str), "t_arrival": sp["started_at"],
-                            "t_departure": sp["finished_at"], "lat": sp.geometry.y, "lon": sp.geometry.x})
+
+        def detect(df, P):
+            if P.get("acc_max_m") is not None:
+                df = df[df.acc <= P["acc_max_m"]]
+            gdf = gpd.GeoDataFrame({"user_id": df.subject_id, "tracked_at": df.t},
+                                   geometry=gpd.points_from_xy(df.lon, df.lat), crs="EPSG:4326")
+            pfs = ti.Positionfixes(gdf) if hasattr(ti, "Positionfixes") else ti.io.read_positionfixes_gpd(
+                gdf, tracked_at="tracked_at", user_id="user_id", geom_col="geometry")
+            pfs, sp = pfs.generate_staypoints(method="sliding", distance_metric="haversine",
+                                              dist_threshold=P["radius_m"], time_threshold=5,
+                                              gap_threshold=P["gap_min"] if P.get("gap_min") is not None else 1e9)
+            return pd.DataFrame({"subject_id": sp["user_id"].astype(str), "t_arrival": sp["started_at"],
+                                 "t_departure": sp["finished_at"], "lat": sp.geometry.y, "lon": sp.geometry.x})
     """,
     "scikit-mobility": """
         import skmob
         from skmob.preprocessing import detection
-        tdf = skmob.TrajDataFrame(df.rename(columns={"lon": "lng", "t": "datetime", "subject_id": "uid"}),
-                                  latitude="lat", longitude="lng", datetime="datetime", user_id="uid")
-        del df
-        tdf["datetime"] = tdf["datetime"].dt.tz_localize(None)
-        #CALL
-        st = detection.stay_locations(tdf, stop_radius_factor=1.0, minutes_for_a_stop=5.0, spatial_radius_km=0.1, leaving_time=True)
-        elapsed = time.perf_counter() - t0
-        out = pd.DataFrame({"subject_id": st["uid"].astype(str), "t_arrival": pd.to_datetime(st["datetime"]).dt.tz_localize("UTC"),
-                            "t_departure": pd.to_datetime(st["leaving_datetime"]).dt.tz_localize("UTC"), "lat": st["lat"], "lon": st["lng"]})
+
+        def detect(df, P):
+            if P.get("acc_max_m") is not None:
+                df = df[df.acc <= P["acc_max_m"]]
+            tdf = skmob.TrajDataFrame(df[["subject_id", "t", "lat", "lon"]].rename(
+                columns={"lon": "lng", "t": "datetime", "subject_id": "uid"}),
+                latitude="lat", longitude="lng", datetime="datetime", user_id="uid")
+            tdf["datetime"] = tdf["datetime"].dt.tz_localize(None)
+            st = detection.stay_locations(tdf, stop_radius_factor=1.0, minutes_for_a_stop=5.0,
+                                          spatial_radius_km=P["radius_m"] / 1000, leaving_time=True,
+                                          no_data_for_minutes=P["gap_min"] if P.get("gap_min") is not None else 1e12)
+            return pd.DataFrame({"subject_id": st["uid"].astype(str),
+                                 "t_arrival": pd.to_datetime(st["datetime"]).dt.tz_localize("UTC"),
+                                 "t_departure": pd.to_datetime(st["leaving_datetime"]).dt.tz_localize("UTC"),
+                                 "lat": st["lat"], "lon": st["lng"]})
     """,
 }
 RUNNER["routetrace + ignition events"] = RUNNER["routetrace"]
-# the same input as the peers (subject, time, lat, lon), with routetrace's input building
-# (testing.make_fixes: ids, provenance, dtypes, validation) timed together with detect_stops
-RUNNER["routetrace make_fixes + stops"] = """
-        from routetrace.routes import detect_stops
-        from routetrace.testing import make_fixes
-        #CALL
-        fixes = make_fixes(subject_id=df["subject_id"], t_utc=df["t"], lat=df["lat"], lon=df["lon"])
-        del df
-        _, st = detect_stops(fixes, radius_m=100, min_dwell=pd.Timedelta("5min"), max_gap=pd.Timedelta("30min"))
-        elapsed = time.perf_counter() - t0
-        out = st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]].copy()
-        out.attrs = {}
-    """
+#: Each tool's default parameters (the rows without "tuned"): radius 100 m (MovingPandas'
+#: diameter 200 m), min dwell 5 min, trackintel's gap 30 min; MovingPandas and
+#: scikit-mobility end no stop at a silence by default.
+DEFAULTS: dict[str, dict[str, float | None]] = {
+    "movingpandas": {"acc_max_m": None, "radius_m": 100.0, "gap_min": None},
+    "trackintel": {"acc_max_m": None, "radius_m": 100.0, "gap_min": 30.0},
+    "scikit-mobility": {"acc_max_m": None, "radius_m": 100.0, "gap_min": None},
+}
+#: The grid each peer is tuned over (on the tuning seed; scored on the table's seed).
+GRID_AXES: dict[str, list[float | None]] = {
+    "acc_max_m": [None, 100.0, 500.0],
+    "radius_m": [50.0, 100.0, 200.0],
+    "gap_min": [None, 30.0, 90.0, 180.0],
+}
+TABLE_SEED = 11
+TUNE_SEED = 5
 
 HEADER = """
 import gc, json, sys, time
@@ -144,54 +194,135 @@ def _reset_peak():
     except OSError:
         return False
 """
-# each runner prepares the tool's input (not timed), then: reset the peak RSS, time the call
-PREP_END = """
-        reset_ok = _reset_peak()
-        base = _mem()["VmRSS"]
-        t0 = time.perf_counter()
-"""
-FOOTER = """
+# reset the peak RSS, then time detect(): input building and detection
+TIMED = """
+P = json.loads(sys.argv[3])
+reset_ok = _reset_peak()
+base = _mem()["VmRSS"]
+t0 = time.perf_counter()
+out = detect(df, P)
+elapsed = time.perf_counter() - t0
 out.to_parquet(sys.argv[2])
 print(json.dumps({"seconds": elapsed, "peak_mib": _mem()["VmHWM"], "base_mib": base, "reset_ok": reset_ok}))
 """
+# the grid search: every parameter set in one process, not timed; an error is that set's result
+GRID = """
+grid = json.loads(open(sys.argv[3]).read())
+for i, P in enumerate(grid):
+    try:
+        detect(df, P).to_parquet(f"{sys.argv[2]}/{i}.parquet")
+    except Exception as exc:
+        print(f"set {i} failed: {type(exc).__name__}: {exc}"[:200], file=sys.stderr)
+"""
 
 
-def _script(name: str) -> str:
-    prep, call = RUNNER[name].split("#CALL")
-    return HEADER + textwrap.dedent(prep + PREP_END + call) + FOOTER
+def _script(name: str, tail: str) -> str:
+    return HEADER + textwrap.dedent(RUNNER[name]) + tail
 
 
-def run_tool(name: str, data: Path, tmp: Path, timeout: float, extra: str = "") -> dict[str, object]:
-    """Run one tool in a fresh process on ``data``; seconds of the call, peak RSS during it."""
-    py = PEERS.get(name, sys.executable)
-    if not Path(py).exists():
-        return {"status": f"not installed ({py} missing)"}
-    script = tmp / f"run_{name.replace(' ', '_')}.py"
-    script.write_text(_script(name))
-    out = tmp / f"out_{name.replace(' ', '_')}.parquet"
+def _run(py: str, script: Path, argv: list[str], timeout: float) -> tuple[str, str | None]:
     env = {**os.environ, **ALLOCATOR_ENV, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen([py, str(script), str(data), str(out), extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([py, str(script), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         so, se = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        return {"status": f"timeout > {timeout:.0f} s"}
+        return "", f"timeout > {timeout:.0f} s"
     if proc.returncode != 0:
-        return {"status": "failed: " + se.decode(errors="replace").strip().splitlines()[-1][:160]}
-    res = json.loads(so.decode().strip().splitlines()[-1])
+        return "", "failed: " + (se.decode(errors="replace").strip().splitlines() or ["?"])[-1][:160]
+    return so.decode(), None
+
+
+def run_tool(name: str, data: Path, tmp: Path, timeout: float, params: dict[str, Any] | None = None,
+             ) -> dict[str, object]:
+    """Run one tool in a fresh process on ``data``; seconds of the call, peak RSS during it."""
+    py = PEERS.get(name, sys.executable)
+    if not Path(py).exists():
+        return {"status": f"not installed ({py} missing)"}
+    script = tmp / f"run_{name.replace(' ', '_')}.py"
+    script.write_text(_script(name, TIMED))
+    out = tmp / f"out_{name.replace(' ', '_')}.parquet"
+    so, err = _run(py, script, [str(data), str(out), json.dumps(params or {})], timeout)
+    if err:
+        return {"status": err}
+    res = json.loads(so.strip().splitlines()[-1])
     return {"status": "ok", **res, "stops": pd.read_parquet(out)}
 
 
-def _row(kind: str, n: int, name: str, r: dict[str, object], truth: pd.DataFrame) -> dict[str, object]:
-    row: dict[str, object] = {"data": kind, "fixes": n, "tool": name, "status": r["status"]}
+def parameter_grid(axes: dict[str, list[float | None]] = GRID_AXES) -> list[dict[str, float | None]]:
+    """Every combination of ``axes`` (first axis slowest), as parameter dicts.
+
+    Example
+    -------
+    >>> parameter_grid({"radius_m": [50.0, 100.0], "gap_min": [None]})
+    [{'radius_m': 50.0, 'gap_min': None}, {'radius_m': 100.0, 'gap_min': None}]
+    """
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def best_params(grid: list[dict[str, Any]], results: list[pd.DataFrame | None], truth: pd.DataFrame,
+                ) -> tuple[dict[str, Any], float]:
+    """The parameter set with the highest F1 against ``truth`` (first of equals), and its F1.
+
+    ``results[i]`` is the stops ``grid[i]`` gave (None: that set failed).
+    """
+    f1 = [-1.0 if r is None else score_stops(_utc(r), truth)["f1"] for r in results]
+    i = int(np.argmax(f1))
+    return grid[i], f1[i]
+
+
+def _utc(st: pd.DataFrame) -> pd.DataFrame:
+    st = st.copy()
+    for c in ("t_arrival", "t_departure"):
+        st[c] = pd.to_datetime(st[c], utc=True)
+    return st
+
+
+def tune(name: str, data: Path, truth: pd.DataFrame, tmp: Path, timeout: float,
+         ) -> tuple[dict[str, Any] | None, str]:
+    """Grid-search ``name``'s parameters on ``data`` (the tuning seed): (best, note)."""
+    py = PEERS.get(name, sys.executable)
+    if not Path(py).exists():
+        return None, f"not installed ({py} missing)"
+    grid = parameter_grid()
+    script, gfile, outdir = tmp / f"grid_{name}.py", tmp / f"grid_{name}.json", tmp / f"grid_{name}"
+    script.write_text(_script(name, GRID))
+    gfile.write_text(json.dumps(grid))
+    outdir.mkdir(exist_ok=True)
+    for old in outdir.glob("*.parquet"):
+        old.unlink()
+    _, err = _run(py, script, [str(data), str(outdir), str(gfile)], timeout * 4)
+    if err:
+        return None, err
+    results = [pd.read_parquet(outdir / f"{i}.parquet") if (outdir / f"{i}.parquet").exists() else None
+               for i in range(len(grid))]
+    best, f1 = best_params(grid, results, truth)
+    return best, f"F1 {f1:.3f} on the tuning seed"
+
+
+def describe(params: dict[str, Any] | None) -> str:
+    """Parameters as printed in the table.
+
+    Example
+    -------
+    >>> describe({"acc_max_m": 500.0, "radius_m": 200.0, "gap_min": None})
+    'accuracy <= 500 m, radius 200 m, gap none'
+    """
+    if not params:
+        return ""
+    acc = "all fixes" if params.get("acc_max_m") is None else f"accuracy <= {params['acc_max_m']:g} m"
+    gap = "none" if params.get("gap_min") is None else f"{params['gap_min']:g} min"
+    return f"{acc}, radius {params['radius_m']:g} m, gap {gap}"
+
+
+def _row(kind: str, n: int, name: str, r: dict[str, object], truth: pd.DataFrame,
+         params: str = "") -> dict[str, object]:
+    row: dict[str, object] = {"data": kind, "fixes": n, "tool": name, "status": r["status"], "params": params}
     if r["status"] == "ok":
         st = r["stops"]
         assert isinstance(st, pd.DataFrame)
-        for c in ("t_arrival", "t_departure"):
-            st[c] = pd.to_datetime(st[c], utc=True)
-        sc = score_stops(st, truth)
+        sc = score_stops(_utc(st), truth)
         secs = float(r["seconds"])  # type: ignore[arg-type]
         row.update(f1=sc["f1"], precision=sc["precision"], recall=sc["recall"],
                    arr=sc["median_arrival_error_s"], dep=sc["median_departure_error_s"], seconds=secs,
@@ -202,8 +333,8 @@ def _row(kind: str, n: int, name: str, r: dict[str, object], truth: pd.DataFrame
 
 def _line(w: dict[str, object]) -> str:
     if w["status"] != "ok":
-        return f"| {w['data']} | {w['fixes']} | {w['tool']} | {w['status']} | | | | | | | | |"
-    return (f"| {w['data']} | {w['fixes']} | {w['tool']} | {w['f1']:.3f} | {w['precision']:.3f} | "
+        return f"| {w['data']} | {w['fixes']} | {w['tool']} | {w['params']} | {w['status']} | | | | | | | | |"
+    return (f"| {w['data']} | {w['fixes']} | {w['tool']} | {w['params']} | {w['f1']:.3f} | {w['precision']:.3f} | "
             f"{w['recall']:.3f} | {w['arr']:.0f} | {w['dep']:.0f} | {w['seconds']:.2f} | {w['rate']:,.0f} | "
             f"{w['peak']:.0f} | {w['extra']:.0f} |")
 
@@ -233,55 +364,99 @@ def _summary(rows: list[dict[str, object]]) -> list[str]:
     return out
 
 
+def _write_inputs(tmp: Path, kind: str, n: int, seed: int) -> tuple[Path, Path, Path, pd.DataFrame]:
+    """The simulated traces as parquet: peers' input, routetrace's fixes, events; and the truth."""
+    fixes, events, truth = simulate(n_fixes=n, kind=kind, seed=seed)
+    data = tmp / f"{kind}_{n}_{seed}.parquet"
+    pd.DataFrame({"subject_id": fixes["subject_id"].astype(str), "t": fixes["t_utc"], "lat": fixes["lat"],
+                  "lon": fixes["lon"], "acc": fixes["h_acc_m"]}).to_parquet(data)
+    ours = tmp / f"{kind}_{n}_{seed}_fixes.parquet"
+    fixes[["fix_id", "subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id",
+           "record", "flags"]].to_parquet(ours)
+    ev = tmp / f"{kind}_{n}_{seed}_events.parquet"
+    events.to_parquet(ev)
+    return data, ours, ev, truth
+
+
+def tune_all(peers: list[str], tmp: Path, *, size: int, timeout: float) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each peer's best parameters per data kind, by grid search on the tuning seed."""
+    tuned: dict[tuple[str, str], dict[str, Any]] = {}
+    for kind in ("truck", "phone"):
+        data, _, _, truth = _write_inputs(tmp, kind, size, TUNE_SEED)
+        for peer in peers:
+            best, note = tune(peer, data, truth, tmp, timeout)
+            print(f"tuned {peer} on {kind} (seed {TUNE_SEED}, {size:,} fixes): {describe(best) or '-'}; {note}",
+                  flush=True)
+            if best is not None:
+                tuned[(peer, kind)] = best
+    return tuned
+
+
+def _runs_for(kind: str, n: int, tmp: Path, peers: list[str], tuned: dict[tuple[str, str], dict[str, Any]],
+              timeout: float) -> tuple[list[tuple[str, str, dict[str, object]]], pd.DataFrame]:
+    data, ours, ev, truth = _write_inputs(tmp, kind, n, TABLE_SEED)
+    runs = [("routetrace", "radius 100 m, dwell 5 min, gap 30 min", run_tool("routetrace", ours, tmp, timeout))]
+    if kind == "truck":
+        runs.append(("routetrace + ignition events", "same",
+                     run_tool("routetrace + ignition events", ours, tmp, timeout, {"events": str(ev)})))
+    runs.append(("routetrace make_fixes + stops", "same, no accuracy",
+                 run_tool("routetrace make_fixes + stops", data, tmp, timeout)))
+    for peer in peers:
+        runs.append((peer, describe(DEFAULTS[peer]), run_tool(peer, data, tmp, timeout, DEFAULTS[peer])))
+        if (peer, kind) in tuned:
+            p = tuned[(peer, kind)]
+            runs.append((f"{peer} tuned", describe(p), run_tool(peer, data, tmp, timeout, p)))
+    return runs, truth
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1e4,1e5,1e6")
+    ap.add_argument("--tune-size", default="1e4", help=f"fixes of the tuning traces (seed {TUNE_SEED})")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--peers", default="movingpandas,trackintel,scikit-mobility")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "stops.md"))
     args = ap.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     peers = [p for p in args.peers.split(",") if p]
-    lines = ["# Stop detection vs peers", "",
-             f"{psutil.cpu_count()} CPU cores; parameters: radius 100 m (diameter 200 m), min dwell 5 min, "
-             "gap 30 min; F1 rule: same subject, overlap in time, centre within 150 m.",
-             "Every tool runs in a fresh process (peers in their own venvs) on the same simulated fixes; "
-             "input preparation is not timed; the peak resident memory is reset (Linux clear_refs) just "
-             "before the call. 'peak MiB' is the process's peak RSS during the call (interpreter, "
-             "libraries and input included); 'call MiB' is what the call added over the RSS before it. "
-             "routetrace gets the canonical fixes table (with accuracy); peers get subject, time, lat, lon.",
-             "",
-             "| data | fixes | tool | F1 | precision | recall | median arrival error (s) | "
-             "median departure error (s) | time (s) | fixes/s | peak MiB | call MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _provenance import command_line, provenance_line
+
+    prov = provenance_line(command=command_line(), measures=MEASURES, style="markdown")
     rows: list[dict[str, object]] = []
+    table: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-stops-") as tmpd:
         tmp = Path(tmpd)
+        tuned = tune_all(peers, tmp, size=int(float(args.tune_size)), timeout=args.timeout)
         for n in sizes:
             for kind in ("truck", "phone"):
-                fixes, events, truth = simulate(n_fixes=n, kind=kind, seed=11)
-                data = tmp / f"{kind}_{n}.parquet"
-                pd.DataFrame({"subject_id": fixes["subject_id"].astype(str), "t": fixes["t_utc"],
-                              "lat": fixes["lat"], "lon": fixes["lon"]}).to_parquet(data)
-                ours = tmp / f"{kind}_{n}_fixes.parquet"
-                fixes[["fix_id", "subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id",
-                       "record", "flags"]].to_parquet(ours)
-                ev = tmp / f"{kind}_{n}_events.parquet"
-                events.to_parquet(ev)
-                runs = [("routetrace", run_tool("routetrace", ours, tmp, args.timeout))]
-                if kind == "truck":
-                    runs.append(("routetrace + ignition events",
-                                 run_tool("routetrace + ignition events", ours, tmp, args.timeout, str(ev))))
-                del fixes
-                runs.append(("routetrace make_fixes + stops",
-                             run_tool("routetrace make_fixes + stops", data, tmp, args.timeout)))
-                for peer in peers:
-                    runs.append((peer, run_tool(peer, data, tmp, args.timeout)))
-                for name, r in runs:
-                    rows.append(_row(kind, n, name, r, truth))
-                    lines.append(_line(rows[-1]))
-                    print(lines[-1], flush=True)
-    lines += _summary(rows)
+                runs, truth = _runs_for(kind, n, tmp, peers, tuned, args.timeout)
+                for name, params, r in runs:
+                    rows.append(_row(kind, n, name, r, truth, params))
+                    table.append(_line(rows[-1]))
+                    print(table[-1], flush=True)
+    axes = "; ".join(f"{k} {[v if v is not None else 'none' for v in vs]}" for k, vs in GRID_AXES.items())
+    lines = ["# Stop detection vs peers", "", prov, "",
+             f"{psutil.cpu_count()} CPU cores. F1 rule: same subject, overlap in time, centre within 150 m "
+             f"(routetrace.samples.simulate.score_stops); traces of seed {TABLE_SEED}.",
+             "Default rows: each tool's parameters as named (radius 100 m / MovingPandas diameter 200 m, min dwell "
+             "5 min; trackintel's gap 30 min ends a stop; MovingPandas and scikit-mobility end no stop at a silence). "
+             "routetrace's max_gap does not end a stop: it spans the gap and reports it as unobserved time.",
+             f"Tuned rows: per data kind, the peer's accuracy filter, radius and gap chosen by grid search ({axes}; "
+             f"min dwell 5 min) for the best F1 on traces of another seed ({TUNE_SEED}, {int(float(args.tune_size)):,} "
+             "fixes), then scored here. Gap: trackintel gap_threshold, scikit-mobility no_data_for_minutes, "
+             "MovingPandas ObservationGapSplitter before the stop detector.",
+             "Every tool runs in a fresh process (peers in their own venvs) on the same simulated fixes read from "
+             "parquet; the time covers building the tool's input (routetrace: schema.coerce or make_fixes; "
+             "peers: GeoDataFrame, Positionfixes, TrajectoryCollection, TrajDataFrame, accuracy filter) and the "
+             "detection, the same for every tool. The peak resident memory is reset (Linux clear_refs) just before; "
+             "'peak MiB' is the process's peak RSS during the timed part, 'call MiB' what it added over the RSS before. "
+             "routetrace gets the canonical fixes table (with accuracy); peers get subject, time, lat, lon and "
+             "accuracy (used only by the tuned rows' filter).",
+             "",
+             "| data | fixes | tool | parameters | F1 | precision | recall | median arrival error (s) | "
+             "median departure error (s) | time (s) | fixes/s | peak MiB | call MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *table, *_summary(rows)]
     print("\n".join(_summary(rows)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")

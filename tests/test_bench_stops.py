@@ -1,0 +1,54 @@
+"""bench/stops.py: the grid search that gives each peer its tuned row."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+
+from routetrace.routes import detect_stops
+from routetrace.samples.simulate import simulate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(name: str) -> ModuleType:
+    sys.path.insert(0, str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location(f"routetrace_bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+S = _bench("stops")
+
+
+def test_grid_search_picks_the_parameters_that_score_best_on_the_tuning_truth() -> None:
+    fixes, _, truth = simulate(n_fixes=3_000, kind="phone", seed=5)
+    grid = S.parameter_grid({"radius_m": [3.0, 100.0, 5_000.0], "gap_min": [30.0]})
+    assert grid == [{"radius_m": 3.0, "gap_min": 30.0}, {"radius_m": 100.0, "gap_min": 30.0},
+                    {"radius_m": 5_000.0, "gap_min": 30.0}]
+    results: list[pd.DataFrame | None] = []
+    for p in grid:
+        _, st = detect_stops(fixes, radius_m=p["radius_m"], min_dwell=pd.Timedelta("5min"),
+                             max_gap=pd.Timedelta(minutes=p["gap_min"]))
+        results.append(st[["subject_id", "t_arrival", "t_departure", "lat", "lon"]])
+    best, f1 = S.best_params(grid, results, truth)
+    assert best == {"radius_m": 100.0, "gap_min": 30.0}
+    assert f1 > 0.9
+    # a set that failed never wins; equal scores keep the first set
+    best, _ = S.best_params(grid[:2], [None, results[1]], truth)
+    assert best == grid[1]
+    best, _ = S.best_params(grid[1:2] * 2, [results[1], results[1]], truth)
+    assert best is grid[1]
+
+
+def test_parameters_are_printed_as_a_reader_can_check_them() -> None:
+    assert S.describe({"acc_max_m": None, "radius_m": 100.0, "gap_min": 30.0}) == "all fixes, radius 100 m, gap 30 min"
+    assert S.describe(S.DEFAULTS["movingpandas"]) == "all fixes, radius 100 m, gap none"
+    assert len(S.parameter_grid()) == 3 * 3 * 4

@@ -468,6 +468,76 @@ def test_exhibit_makes_no_dns_query_and_no_outside_connect(tmp_path: Path) -> No
     assert not accepted, accepted[:5]
 
 
+#: hidden characters a device can put in a name: bidi override, isolates, marks, C1 controls
+#: (CSI, NEL), zero-width space and joiner, BOM; XML 1.0 carries all of them
+_HIDDEN_NAME = "Safe\u202ehouse\u2066A\u2069\u200eB\u009b2K\u0085C\u200bD\u200dE\ufeffF"
+_HIDDEN_SHOWN = "Safe[U+202E]house[U+2066]A[U+2069][U+200E]B[U+009B]2K[U+0085]C[U+200B]D[U+200D]E[U+FEFF]F"
+
+
+def _hidden_case(tmp_path: Path) -> tuple[Path, str]:
+    """A case from one GPX whose waypoint name and file name carry hidden characters: a
+    20-minute stop at the waypoint, then a drive; chronology drawn. Returns the case and the
+    file's name."""
+    stay = "".join(f'<trkpt lat="51.05000" lon="3.72000"><time>2025-10-24T20:{i:02d}:00Z</time></trkpt>'
+                   for i in range(21))
+    drive = "".join(f'<trkpt lat="{51.05 + i * 0.002:.5f}" lon="3.72000"><time>2025-10-24T20:{21 + i:02d}:00Z'
+                    "</time></trkpt>" for i in range(1, 10))
+    name = "track\u202egpx.exe"
+    (tmp_path / f"{name}.gpx").write_text(
+        '<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1">'
+        f'<wpt lat="51.05001" lon="3.72001"><name>{_HIDDEN_NAME}</name></wpt>'
+        f"<trk><name>{_HIDDEN_NAME}</name><trkseg>{stay}{drive}</trkseg></trk></gpx>", encoding="utf-8")
+    case = tmp_path / "case"
+    assert main(["ingest", str(case), str(tmp_path / f"{name}.gpx"), "-q", "--subject", "S\u202e1"]) == 0
+    assert main(["chronology", str(case), "-q"]) == 0
+    return case, name
+
+
+def _raw_hidden(text: str) -> list[str]:
+    from routetrace.display import HIDDEN
+
+    return sorted({f"U+{ord(c):04X}" for c in HIDDEN.findall(text) if c not in "\t\n\r\f"})  # pdftotext: \f a page
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("ROUTETRACE_CHROMIUM"),
+                    reason="PNG/PDF exhibits need Debian's chromium")
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="reading the PDF's text needs pdftotext "
+                    "(poppler-utils, installed by .ci/install)")
+def test_hidden_characters_are_shown_escaped_in_every_exhibit(tmp_path: Path) -> None:
+    import subprocess
+
+    from routetrace.maps.static import open_exhibit
+
+    case, _name = _hidden_case(tmp_path)
+    ex = tmp_path / "ex"
+    assert main(["exhibit", str(case), "--out", str(ex), "-q"]) == 0
+    with open_exhibit(ex / "exhibit.html") as (page, _rep):
+        page_text = page.evaluate("document.body.innerText")
+        data = page.evaluate("JSON.stringify(window.routetraceData)")
+        title = page.title()
+        # every marker's popup, opened: its text is what a reader clicking sees
+        popups = page.evaluate("""(() => { const out = []; const map = Object.values(window).find(
+            v => v && v._layers && v.getCenter); map.eachLayer(l => { if (l.getPopup && l.getPopup()) {
+            l.openPopup(); const c = l.getPopup().getElement(); if (c) out.push(c.innerText); }});
+            return out.join('\\n'); })()""")
+    pdf_text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(ex / "exhibit.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout
+    kml = (ex / "exhibit.kml").read_text(encoding="utf-8")
+    for where, text in (("page text", page_text), ("page data", data), ("title", title), ("popups", popups),
+                        ("PDF text", pdf_text), ("KML", kml)):
+        assert not _raw_hidden(text), (where, _raw_hidden(text))
+    assert _HIDDEN_SHOWN in data and _HIDDEN_SHOWN in popups  # the waypoint, a place on the map
+    for shown in ("track[U+202E]gpx.exe.gpx", "S[U+202E]1"):  # the file (sources) and the subject
+        assert shown in page_text and shown in popups and shown in pdf_text.replace("\n", ""), shown
+    assert _HIDDEN_SHOWN in kml
+    # machine-readable exports keep the evidence exact
+    chrono = pd.read_csv(ex / "chronology.csv", dtype=str, keep_default_na=False)
+    assert (chrono == "S\u202e1").to_numpy().any()
+    names = [f["properties"].get("name") for f in json.loads((ex / "exhibit.geojson").read_text())["features"]]
+    assert _HIDDEN_NAME in names
+
+
 def _carpark_case(tmp_path: Path, fence_name: str) -> tuple[Path, Path]:
     """A case with 40 minutes of fixes inside one car park, and that car park's GeoJSON."""
     pts = "".join(f'<trkpt lat="51.00001" lon="3.00001"><time>2025-10-24T{22 + i // 60:02d}:{i % 60:02d}:00Z'
@@ -486,7 +556,7 @@ def test_geofence_name_with_dollars_is_drawn_as_text(tmp_path: Path) -> None:
     case, fences = _carpark_case(tmp_path, "P $5 - $10 \u202eevil")
     assert main(["carparks", str(case), "--geofences", str(fences), "-q"]) == 0
     svg = (case / "figures" / "carparks_hour_of_week.svg").read_text()
-    assert "P $5 - $10 \\u202eevil" in svg  # plain text, the bidi override shown escaped
+    assert "P $5 - $10 [U+202E]evil" in svg  # plain text, the bidi override shown escaped
     assert main(["verify", str(case), "-q"]) == 0
 
 
@@ -513,7 +583,7 @@ def test_control_and_bidi_characters_in_names_reach_the_terminal_escaped(
     out = capsys.readouterr()
     text = out.out + out.err
     assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
-    assert "a\\x1b[2K\\x0dok\\u202etxt.gpx" in text and "bad\\x1b[31m.gpx" in text
+    assert "a[U+001B][2K[U+000D]ok[U+202E]txt.gpx" in text and "bad[U+001B][31m.gpx" in text
 
 
 # --- soak ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import struct
 import tarfile
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -588,54 +589,151 @@ def test_control_and_bidi_characters_in_names_reach_the_terminal_escaped(
 
 # --- soak ---------------------------------------------------------------------------------
 
-def _soak_folder(root: Path) -> tuple[Path, int]:
-    """~200 mixed evidence files, 5 % of them damaged in the ways #20 found; returns the
-    folder and the number of top-level entries (a database with its -wal is one)."""
+def _nmea(lat: float, n: int = 3) -> str:
+    """``n`` RMC sentences with valid checksums, one a second, at latitude ``lat``."""
+    def s(body: str) -> str:
+        c = 0
+        for ch in body.encode():
+            c ^= ch
+        return f"${body}*{c:02X}"
+
+    dm = f"{int(lat):02d}{(lat % 1) * 60:07.4f}"
+    return "\r\n".join(s(f"GPRMC,2000{k:02d}.00,A,{dm},N,00352.2000,E,10.0,90.0,241025,,") for k in range(n)) + "\r\n"
+
+
+def _igc(i: int) -> str:
+    b = [f"B1101{k:02d}{50 + i % 30:02d}{i % 60:02d}{i % 1000:03d}N00006198WA0058700558" for k in range(3)]
+    return "\r\n".join(["AXCSAAA Flight:1", f"HFDTEDATE:{1 + i % 28:02d}0324,01", *b]) + "\r\n"
+
+
+def _tcx(lat: float) -> str:
+    pts = "".join(f"<Trackpoint><Time>2024-03-01T08:00:{k:02d}Z</Time><Position><LatitudeDegrees>{lat + k * 1e-4:.5f}"
+                  "</LatitudeDegrees><LongitudeDegrees>4.35</LongitudeDegrees></Position></Trackpoint>"
+                  for k in range(2))
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<TrainingCenterDatabase '
+            'xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"><Activities><Activity Sport="Biking">'
+            '<Id>2024-03-01T08:00:00Z</Id><Lap StartTime="2024-03-01T08:00:00Z"><TotalTimeSeconds>60'
+            f"</TotalTimeSeconds><Track>{pts}</Track></Lap></Activity></Activities></TrainingCenterDatabase>")
+
+
+def _records(lat: float, *, extra: str = "") -> str:
+    """A Takeout Records.json with two locations; ``extra`` is JSON text put in the first."""
+    first = f'{{"latitudeE7": {round(lat * 1e7)}, "longitudeE7": 38700000, "timestamp": "2025-10-24T20:00:00Z"'
+    return ('{"locations": [' + first + (f', "x": {extra}' if extra else "") + "}, " + first.replace(
+        "20:00:00Z", "20:01:00Z") + "}]}")
+
+
+def _tgz(path: Path, members: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def _good_file(folder: Path, i: int) -> None:
+    """The ``i``-th small, sound evidence file: ten formats in turn, each one's content its own."""
+    lat = 40 + i * 1e-3
+    sub = folder / f"{i // 100:02d}"
+    sub.mkdir(parents=True, exist_ok=True)
+    write: dict[int, tuple[str, str | bytes]] = {
+        0: ("gpx", _gpx(lat, n=1 + i % 5, minute=i % 60)), 1: ("kml", _kml(f"pin {i}", lat)),
+        3: ("nmea", _nmea(lat)), 4: ("igc", _igc(i)), 5: ("tcx", _tcx(lat)),
+        6: ("csv", f"timestamp,latitude,longitude\n2025-10-24T20:00:00Z,{lat:.4f},3.7\n"
+                   f"2025-10-24T20:01:00Z,{lat + 1e-4:.4f},3.7\n"),
+        7: ("json", _records(lat))}
+    kind = i % 10
+    if kind in write:
+        ext, data = write[kind]
+        name = "Records.json" if ext == "json" else f"f{i:04d}.{ext}"
+        (sub / (f"{i:04d}" if ext == "json" else "")).mkdir(exist_ok=True)
+        target = sub / f"{i:04d}" / name if ext == "json" else sub / name
+        target.write_bytes(data if isinstance(data, bytes) else data.encode())
+    elif kind == 2:
+        _zip(sub / f"f{i:04d}.kmz", [("doc.kml", _kml(f"kmz {i}", lat))])
+    elif kind == 8:
+        _zip(sub / f"f{i:04d}.zip", [(f"d/t{j}.gpx", _gpx(lat + j * 1e-4, n=2)) for j in range(3)])
+    else:
+        _tgz(sub / f"f{i:04d}.tar.gz", [(f"x/{i}.gpx", _gpx(lat, n=3).encode())])
+
+
+def _cut_kmz(path: Path, tmp: Path, j: int) -> None:
+    path.write_bytes(_zip(tmp / "whole.kmz", [("doc.kml", _kml(f"pin {j}"))]).read_bytes()[:60])
+
+
+def _cut_wal(folder: Path, j: int) -> None:
+    wal = Path(str(_photos_with_wal(folder, 10, lat=50.0 + j * 0.01)) + "-wal")
+    wal.write_bytes(wal.read_bytes()[:-1000])
+
+
+def _empty_zip(path: Path, j: int) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.comment = f"{j}".encode()  # holds nothing; the comment keeps each one's bytes its own
+
+
+#: The ways #20 found evidence lost, one damaged file each: (name, writer of that file given
+#: the folder for side files and the file's number ``j``, which makes its bytes its own).
+_DAMAGES: list[tuple[str, Callable[[Path, Path, int], object]]] = [
+    ("empty.gpx", lambda p, _t, j: p.write_bytes(b"" if j == 0 else b" " * j)),
+    ("wiped.bin", lambda p, _t, j: p.write_bytes(b"\x00" * (100_000 + j))),
+    ("cut.gpx", lambda p, _t, j: p.write_text(_gpx(1.0 + j, n=5)[:-40])),
+    ("cut.kml", lambda p, _t, j: p.write_text(_kml(f"pin {j}")[:-30])),
+    ("empty.zip", lambda p, _t, j: _empty_zip(p, j)),
+    ("folders.zip", lambda p, _t, j: _zip(p, [(f"a{j}/", b""), (f"a{j}/b/", b"")])),
+    ("clash.zip", lambda p, _t, j: _zip(p, [("t.gpx", _gpx(1.0 + j)), ("t.gpx", _gpx(2.0 + j)), ("x", "x"),
+                                            ("x/y.gpx", _gpx(3.0 + j))])),
+    ("bomb.zip", lambda p, _t, j: _zip(p, [(f"{j}/Records.json", b"\x00" * (8 << 20))])),
+    ("bomb.tar.gz", lambda p, _t, j: _tgz(p, [(f"{j}/Records.json", b"\x00" * (8 << 20))])),
+    ("phone", lambda p, _t, j: _damage_frame(Path(str(_photos_with_wal(p, 30, lat=50.0 + j * 0.01)) + "-wal"), 12)),
+    ("phone-cut", lambda p, _t, j: _cut_wal(p, j)),
+    ("deep.json", lambda p, _t, j: p.write_text(_records(51.0 + j, extra="[" * 1000 + "]" * 1000))),
+    ("long.json", lambda p, _t, j: p.write_text(_records(51.0 + j, extra='"' + "a" * 100_000 + '"'))),
+    ("link.gpx", lambda p, t, _j: p.symlink_to(t / "target.gpx")),
+    ("cut.kmz", _cut_kmz),
+    ("cut.nmea", lambda p, _t, j: p.write_text(_nmea(10.0 + j, n=4)[:-20])),
+]
+
+
+def _soak_folder(root: Path, n_entries: int) -> tuple[Path, list[Path]]:
+    """A folder of ``n_entries`` evidence entries (a database with its -wal is one): the
+    sample case, two iPhone photo libraries with WALs, small files of ten formats and, at
+    least 5 % and every kind at least once, files damaged in each way #20 found. Returns the
+    folder and the damaged entries."""
     from routetrace.samples import generate
 
     ev = root / "ev"
     generate(ev / "sample", seed=7)
-    for i in range(120):
-        (ev / "gpx" / f"{i // 40}").mkdir(parents=True, exist_ok=True)
-        (ev / "gpx" / f"{i // 40}" / f"t{i:03d}.gpx").write_text(_gpx(50 + i * 0.01, n=1 + i % 7, minute=i % 60))
-    for i in range(40):
-        (ev / "kml").mkdir(exist_ok=True)
-        (ev / "kml" / f"p{i:03d}.kml").write_text(_kml(f"pin {i}", 40 + i * 0.01))
-    for i in range(15):
-        _zip(ev / f"bundle{i:02d}.zip", [(f"d/t{j}.gpx", _gpx(30 + i + j * 0.1, n=2)) for j in range(3)])
-    for i in range(6):
-        with tarfile.open(ev / f"bundle{i}.tar.gz", "w:gz") as tf:
-            data = _gpx(20 + i, n=3).encode()
-            info = tarfile.TarInfo(f"x/{i}.gpx")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
     _photos_with_wal(ev / "phone-ok", 20)
-    # the damaged 5 %
+    _photos_with_wal(ev / "phone-ok-2", 5, lat=45.0)
+    (root / "target.gpx").write_text(_gpx(33.0))
     bad = ev / "damaged"
     bad.mkdir()
-    (bad / "empty.gpx").write_bytes(b"")
-    (bad / "wiped.bin").write_bytes(b"\x00" * 100_000)
-    (bad / "cut.gpx").write_text(_gpx(n=5)[:-40])
-    _zip(bad / "empty.zip", [])
-    _zip(bad / "folders.zip", [("a/", b""), ("a/b/", b"")])
-    _zip(bad / "clash.zip", [("t.gpx", _gpx(1.0)), ("t.gpx", _gpx(2.0)), ("x", "x"), ("x/y.gpx", _gpx(3.0))])
-    _zip(bad / "bomb.zip", [("Records.json", b"\x00" * (8 << 20))])
-    db = _photos_with_wal(bad / "phone-damaged", 30)
-    _damage_frame(Path(str(db) + "-wal"), 12)
-    (bad / "link.gpx").symlink_to(ev / "kml" / "p000.kml")
-    with open(bad / "kmz.kmz", "wb") as fh:  # a zip cut short: its directory is gone
-        fh.write(_zip(root / "whole.kmz", [("doc.kml", _kml())]).read_bytes()[:60])
-    entries = [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")
-               and p.parent.name != ".work"]
-    return ev, len(entries)
+    damaged = []
+    for j in range(max(len(_DAMAGES), n_entries // 20)):
+        name, write = _DAMAGES[j % len(_DAMAGES)]
+        p = bad / f"{j:03d}-{name}"
+        write(p, root, j)
+        damaged.append(p if "." in name else p / "Photos.sqlite")  # "phone": a folder with its WAL
+    have = len(_entries(ev))
+    for i in range(n_entries - have):
+        _good_file(ev / "files", i)
+    assert len(_entries(ev)) == n_entries
+    return ev, damaged
 
 
-def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ev, n_entries = _soak_folder(tmp_path)
-    assert 200 <= n_entries <= 230
+def _entries(ev: Path) -> list[Path]:
+    return [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")
+            and ".work" not in p.parts]
+
+
+def _soak(tmp_path: Path, n_entries: int, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    ev, damaged = _soak_folder(tmp_path, n_entries)
     capsys.readouterr()
+    t0 = time.perf_counter()
     rc = main(["ingest", str(tmp_path / "case"), str(ev), "--json", "-q", "--tz", "Europe/Brussels"])
+    took = time.perf_counter() - t0
     summary = json.loads(capsys.readouterr().out)
     q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
     m = json.loads((tmp_path / "case" / "case.json").read_text())
@@ -648,11 +746,13 @@ def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
         s["n_rejects"] for s in m["sources"])
     # every entry is a source, a file error, or both (archive members)
     named = [s["path"] for s in m["sources"]] + files["path"].tolist()
-    for p in [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")]:
+    for p in _entries(ev):
         assert any(x == str(p) or x.startswith(f"{p}!") for x in named), f"{p} left no trace"
+    # every damaged entry has its row in quality.csv (a file error or a record reject)
+    rows = q["path"].tolist()
+    for p in damaged:
+        assert any(x == str(p) or x.startswith(f"{p}!") for x in rows), f"{p} damaged, and no quality row"
     # the count rule, from the stored tables: records read = produced + rejected, per source
-    from routetrace.case import open_case
-
     case = open_case(tmp_path / "case")
     produced: dict[str, set[str]] = {}
     for name in case.table_names():
@@ -663,13 +763,24 @@ def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
     for s in m["sources"]:
         assert len(produced.get(s["source_id"], ())) + s["n_rejects"] == s["records_read"], s["path"]
     # the damages are each reported
-    reasons = " | ".join(files["reason"])
+    reasons = " | ".join(q["reason"])
     for what in ("empty file", "zero bytes in its first", "malformed XML", "archive holds no files",
-                 "only 2 folder entries", "name collides", "compression ratio", "symbolic link",
-                 "damaged zip archive: its central directory cannot be read"):
+                 "only 2 folder entries", "name collides", "compression ratio", "compression-ratio limit",
+                 "symbolic link", "damaged zip archive: its central directory cannot be read",
+                 "frame 12 damaged", "cut short", "levels deep (limit", "holds a string of 100,000 bytes"):
         assert what in reasons, what
-    wal = q[q["record"].str.startswith("Photos.sqlite-wal/frames 12..")]
-    assert len(wal) == 1 and "phone-damaged" in wal["path"].iloc[0]
+    print(f"soak: {n_entries} entries ({len(damaged)} damaged), {len(m['sources'])} sources, "
+          f"{len(files)} file errors, {m['quality']['rejected_records']} rejects; ingest {took:.1f} s")
+
+
+def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _soak(tmp_path, 200, capsys)
+
+
+@pytest.mark.slow
+def test_soak_of_1000_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _soak(tmp_path, 1000, capsys)
 
 
 def test_a_frame_with_one_damaged_salt_is_not_taken_for_an_old_generation(tmp_path: Path) -> None:

@@ -43,6 +43,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-extensions-with-background-pages", "--disable-breakpad",
                  "--safebrowsing-disable-auto-update", "--no-service-autorun",
                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                 # the on-device AI models' manifest (component ceofaddefefcbblgcgnibnonglccbfja)
+                 # is asked for at start even with component updates off; read from a path that
+                 # does not exist instead, it is never fetched, and nothing resolves a host
+                 "--optimization-guide-manifest-override=/nonexistent/routetrace-offline",
                  "--font-render-hinting=none", "--disable-lcd-text", "--force-color-profile=srgb",
                  "--hide-scrollbars"]
 VIEWPORT = {"width": 1280, "height": 900}
@@ -60,12 +64,14 @@ def network_isolation() -> tuple[tuple[str, ...], str]:
     description for the exhibit's manifest.
 
     Chromium's own switches stop its background services and pin host resolution, but its
-    host resolver still asks the kernel which source address would reach
-    ``2001:4860:4860::8888`` (a UDP ``connect()`` that sends nothing) before any
-    resolution, and no switch turns that probe off. Inside a namespace of its own there is
-    no route at all, so nothing Chromium tries can leave the machine; Playwright talks to it
-    over a pipe, which the namespace does not touch. Where ``unshare`` is missing or not
-    permitted (no user namespaces), the prefix is empty and the description says so.
+    host resolver asks the kernel which source address would reach ``2001:4860:4860::8888``
+    (a UDP ``connect()`` that sends nothing) before its first resolution, whatever the host,
+    and no switch turns that probe off; on a machine with a network Chromium still starts
+    one resolution (``accounts.google.com``, ListAccounts; Chromium 156). Inside a namespace
+    of its own there is no route at all and Chromium, seeing no network, resolves nothing:
+    no outside ``connect()`` is even tried (a test counts them under strace). Playwright
+    talks to it over a pipe, which the namespace does not touch. Where ``unshare`` is missing
+    or not permitted (no user namespaces), the prefix is empty and the description says so.
 
     Returns
     -------

@@ -140,13 +140,14 @@ def make_exhibit(
                               case_id=case_id, exhibit_no=exhibit_no, title=title, params=params,
                               tiles=tileset, roads=roads, corroboration=corroboration)
     written: list[Path] = []
+    isolation = None
     hp = out / "exhibit.html"
     hp.write_text(html, encoding="utf-8")
     written.append(hp)
     if static:
         from .static import render_static
-        render_static(hp, out / "exhibit.png", out / "exhibit.pdf", chronology_png=out / "chronology.png",
-                      timezone_id=timezone_id)
+        isolation = render_static(hp, out / "exhibit.png", out / "exhibit.pdf", chronology_png=out / "chronology.png",
+                                  timezone_id=timezone_id).isolation
         written += [out / "exhibit.png", out / "chronology.png", out / "exhibit.pdf"]
     kml = write_kml(out / "exhibit.kml", fixes, stops_t, gaps_t, places_t, sources, case_id=case_id,
                     exhibit_no=exhibit_no, trips=trips)
@@ -167,6 +168,8 @@ def make_exhibit(
         "parameters": {"stops": stops_t.attrs.get("params", {}), "gaps": gaps_t.attrs.get("params", {}),
                        **{str(k): v for k, v in (params or {}).items()}},
         "tiles": None if tileset is None else {"path": tileset.path, "sha256": tileset.sha256},
+        # how the PNG/PDF browser was kept off the network (maps.static.network_isolation)
+        "browser_network_isolation": isolation,
         "outputs": {name: {"sha256": h, "bytes": (out / name).stat().st_size} for name, h in sorted(hashes.items())},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n",

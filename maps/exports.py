@@ -14,7 +14,6 @@ import colorsys
 import html
 import json
 import os
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from lxml import etree
 
 from .. import __version__, schema
 from ..csvout import iso_utc, write_csv
+from ..display import visible
 from ..localtime import TZ_CONVENTION, fmt_duration, fmt_local, tz_at, tz_names
 from .chronology import build_chronology, number_stops
 from .timeline import SUBJECT_COLOURS
@@ -81,15 +81,10 @@ def _fix_subset(fixes: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 # --- KML --------------------------------------------------------------------------------
 
-#: Characters that XML 1.0 cannot carry, C1 controls and bidi overrides: written visibly as
-#: ``[U+202E]`` so that no device text can hide or reorder what an exhibit shows.
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e"
-                        "\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
-
-
 def _visible(s: object) -> str:
-    """``s`` as text that XML 1.0 can carry, with control and bidi characters shown as ``[U+XXXX]``."""
-    return _INVISIBLE.sub(lambda m: f"[U+{ord(m.group()):04X}]", str(s))
+    """``s`` as text that XML 1.0 can carry, with control, bidi and invisible characters shown
+    as ``[U+XXXX]`` (:func:`routetrace.display.visible`); tab and line breaks kept."""
+    return visible(s, keep="\t\n\r")
 
 
 def _label(s: object) -> str:

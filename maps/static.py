@@ -1,16 +1,21 @@
 """Static exhibits (PNG, A4 landscape PDF) rendered by Debian's Chromium through Playwright.
 
-The browser is started with networking switched off in every way we can ask for, and every
-request that is not a ``file:``/``data:`` URL is aborted and recorded, so a static exhibit
-is exactly what the offline HTML shows. Screenshots are taken at a fixed viewport with a
+The browser is started with networking switched off in every way we can ask for, inside a
+network namespace of its own where the system allows one (:func:`network_isolation`), and
+every request that is not a ``file:``/``data:`` URL is aborted and recorded, so a static
+exhibit is exactly what the offline HTML shows. Screenshots are taken at a fixed viewport with a
 fixed device scale and with animations off, so the same HTML gives the same pixels on the
 same machine.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import shlex
 import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +25,8 @@ from typing import Any, cast
 from ..errors import ExportError
 from ..extras import require
 
-__all__ = ["BrowserReport", "CHROMIUM_ARGS", "chromium_path", "open_exhibit", "page_templates", "render_static"]
+__all__ = ["BrowserReport", "CHROMIUM_ARGS", "chromium_path", "network_isolation", "open_exhibit", "page_templates",
+           "render_static"]
 
 #: Chromium's launch flags. Offline (#20): no background services (component updates,
 #: safe browsing, metrics, pings, DNS prefetch, network time), and every host name resolves
@@ -37,9 +43,79 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-extensions-with-background-pages", "--disable-breakpad",
                  "--safebrowsing-disable-auto-update", "--no-service-autorun",
                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                 # the on-device AI models' manifest (component ceofaddefefcbblgcgnibnonglccbfja)
+                 # is asked for at start even with component updates off; read from a path that
+                 # does not exist instead, it is never fetched, and nothing resolves a host
+                 "--optimization-guide-manifest-override=/nonexistent/routetrace-offline",
                  "--font-render-hinting=none", "--disable-lcd-text", "--force-color-profile=srgb",
                  "--hide-scrollbars"]
 VIEWPORT = {"width": 1280, "height": 900}
+
+
+#: The ways tried, in order, to give Chromium a network namespace with no interface but a
+#: down loopback: as root a plain ``unshare --net``; otherwise inside a user namespace,
+#: keeping the user's own id, or mapped to root where ``--map-current-user`` is missing.
+_NETNS_PREFIXES = (["--net"], ["--net", "--map-current-user"], ["--net", "--map-root-user"])
+
+
+@functools.lru_cache(maxsize=1)
+def network_isolation() -> tuple[tuple[str, ...], str]:
+    """The command prefix that starts Chromium in a network namespace of its own, and its
+    description for the exhibit's manifest.
+
+    Chromium's own switches stop its background services and pin host resolution, but its
+    host resolver asks the kernel which source address would reach ``2001:4860:4860::8888``
+    (a UDP ``connect()`` that sends nothing) before its first resolution, whatever the host,
+    and no switch turns that probe off; on a machine with a network Chromium still starts
+    one resolution (``accounts.google.com``, ListAccounts; Chromium 156). Inside a namespace
+    of its own there is no route at all and Chromium, seeing no network, resolves nothing:
+    no outside ``connect()`` is even tried (a test counts them under strace). Playwright
+    talks to it over a pipe, which the namespace does not touch. Where ``unshare`` is missing
+    or not permitted (no user namespaces), the prefix is empty and the description says so.
+
+    Returns
+    -------
+    tuple of (tuple of str, str)
+        ``(prefix, description)``; ``prefix`` is ``()`` when no namespace could be made.
+
+    Example
+    -------
+    >>> prefix, how = network_isolation()
+    >>> how.startswith(("network namespace", "none"))
+    True
+    """
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return (), "none: 'unshare' (util-linux) is not installed; Chromium's switches only"
+    reason = ""
+    for opts in _NETNS_PREFIXES:
+        if opts == ["--net"] and os.geteuid() != 0:
+            continue
+        try:
+            run = subprocess.run([unshare, *opts, "--", "true"], capture_output=True, text=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            reason = str(exc)
+            continue
+        if run.returncode == 0:
+            return (unshare, *opts, "--"), f"network namespace ({' '.join(['unshare', *opts])}): no route out"
+        reason = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else f"exit status {run.returncode}"
+    return (), f"none: a network namespace is not permitted here ({reason}); Chromium's switches only"
+
+
+@contextmanager
+def _launch_command(executable: str) -> Iterator[tuple[str, str]]:
+    """``(executable, isolation)``: Chromium itself, or a two-line wrapper script that
+    execs it inside :func:`network_isolation`'s namespace (Playwright starts one
+    executable, with its own arguments)."""
+    prefix, how = network_isolation()
+    if not prefix:
+        yield executable, how
+        return
+    with tempfile.TemporaryDirectory(prefix="routetrace-chromium-") as tmp:
+        wrapper = Path(tmp) / "chromium-netns"
+        wrapper.write_text("#!/bin/sh\nexec " + " ".join(map(shlex.quote, [*prefix, executable])) + ' "$@"\n')
+        wrapper.chmod(0o700)
+        yield str(wrapper), how
 
 
 def chromium_path() -> str:
@@ -95,6 +171,7 @@ class BrowserReport:
     page_errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     load_ms: float = 0.0
+    isolation: str = ""  # how Chromium was kept off the network (see network_isolation)
 
 
 @contextmanager
@@ -149,8 +226,8 @@ def open_exhibit(html: str | Path, *, timezone_id: str = "UTC", viewport: dict[s
 
     path = Path(html).resolve()
     rep = BrowserReport()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+    with _launch_command(chromium_path()) as (executable, rep.isolation), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             ctx = browser.new_context(viewport=cast(Any, viewport or VIEWPORT), device_scale_factor=1,
                                       timezone_id=timezone_id, locale="en-GB",

@@ -56,6 +56,7 @@ from branca.element import Element, MacroElement
 from jinja2 import Template
 
 from .. import schema
+from ..display import visible
 from ..errors import ExportError
 from ..localtime import fmt_duration, fmt_local, fmt_local_many, tz_names
 from .basemap import BASEMAP_ATTRIBUTION, TileSet, countries_geojson, roads_json
@@ -170,8 +171,22 @@ routetraceExhibit({{ this._parent.get_name() }}, {{ this.data|tojson }});
     def __init__(self, data: dict[str, Any], body_html: str) -> None:
         super().__init__()
         self._name = "RoutetraceExhibit"
-        self.data = data
-        self.body_html = body_html
+        # evidence text reaches the page only here: hidden characters shown as [U+XXXX]
+        # (display.visible); the body's own line breaks between tags are kept
+        self.data = _shown(data)
+        self.body_html = visible(body_html, keep="\t\n\r")
+
+
+def _shown(v: Any) -> Any:
+    """``v`` (the page's data: dicts, lists, strings, numbers) with every string passed
+    through :func:`routetrace.display.visible`; timeline.js puts strings in the page as text."""
+    if isinstance(v, str):
+        return visible(v)
+    if isinstance(v, dict):
+        return {k: _shown(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_shown(x) for x in v] if any(isinstance(x, (str, dict, list, tuple)) for x in v) else v
+    return v
 
 
 def _deterministic_ids(root: Element) -> None:
@@ -633,7 +648,7 @@ def _render_page(data: dict[str, Any], body: str, *, centre: tuple[float, float]
     m.default_css = []
     root: Any = m.get_root()
     root.header.add_child(Element('<meta name="generator" content="routetrace">'), name="generator")
-    root.title = str(markupsafe.escape(f"Exhibit {exhibit_no} · Case {case_id}"))
+    root.title = str(markupsafe.escape(visible(f"Exhibit {exhibit_no} · Case {case_id}")))
     m.add_child(_InlineAssets(vector_tiles=vector_tiles))
     m.add_child(_ExhibitLayer(data, body))
     _deterministic_ids(root)

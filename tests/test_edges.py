@@ -16,6 +16,7 @@ import struct
 import tarfile
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -456,9 +457,85 @@ def test_exhibit_makes_no_dns_query_and_no_outside_connect(tmp_path: Path) -> No
     dns, tcp, udp = _network_calls(sorted(tmp_path.glob("trace.*")))
     assert not dns, dns[:5]  # was 40 connects to port 53 (clients2.google.com, accounts.google.com)
     assert not tcp, tcp[:5]
-    # Chromium 156 still asks the kernel which source address would reach 2001:4860:4860::8888:
-    # a UDP connect() followed by getsockname(), which selects a route and sends no packet
-    assert all("2001:4860:4860::8888" in line for line in udp), udp[:5]
+    isolation = json.loads((tmp_path / "ex" / "manifest.json").read_text())["browser_network_isolation"]
+    if isolation.startswith("none"):
+        pytest.skip(f"no network namespace for Chromium here ({isolation}): with its switches alone, its "
+                    "host resolver still asks the kernel for a route to 2001:4860:4860::8888 (a UDP connect)")
+    assert isolation.startswith("network namespace"), isolation
+    # was 2 per exhibit: Chromium's host resolver asking the kernel which source address would
+    # reach 2001:4860:4860::8888 (a UDP connect() and getsockname()) before resolving the
+    # on-device models' manifest host; now no outside connect is even attempted
+    assert not udp, udp[:5]
+
+
+#: hidden characters a device can put in a name: bidi override, isolates, marks, C1 controls
+#: (CSI, NEL), zero-width space and joiner, BOM; XML 1.0 carries all of them
+_HIDDEN_NAME = "Safe\u202ehouse\u2066A\u2069\u200eB\u009b2K\u0085C\u200bD\u200dE\ufeffF"
+_HIDDEN_SHOWN = "Safe[U+202E]house[U+2066]A[U+2069][U+200E]B[U+009B]2K[U+0085]C[U+200B]D[U+200D]E[U+FEFF]F"
+
+
+def _hidden_case(tmp_path: Path) -> tuple[Path, str]:
+    """A case from one GPX whose waypoint name and file name carry hidden characters: a
+    20-minute stop at the waypoint, then a drive; chronology drawn. Returns the case and the
+    file's name."""
+    stay = "".join(f'<trkpt lat="51.05000" lon="3.72000"><time>2025-10-24T20:{i:02d}:00Z</time></trkpt>'
+                   for i in range(21))
+    drive = "".join(f'<trkpt lat="{51.05 + i * 0.002:.5f}" lon="3.72000"><time>2025-10-24T20:{21 + i:02d}:00Z'
+                    "</time></trkpt>" for i in range(1, 10))
+    name = "track\u202egpx.exe"
+    (tmp_path / f"{name}.gpx").write_text(
+        '<gpx version="1.1" xmlns="http://www.topografix.com/GPX/1/1">'
+        f'<wpt lat="51.05001" lon="3.72001"><name>{_HIDDEN_NAME}</name></wpt>'
+        f"<trk><name>{_HIDDEN_NAME}</name><trkseg>{stay}{drive}</trkseg></trk></gpx>", encoding="utf-8")
+    case = tmp_path / "case"
+    assert main(["ingest", str(case), str(tmp_path / f"{name}.gpx"), "-q", "--subject", "S\u202e1"]) == 0
+    assert main(["chronology", str(case), "-q"]) == 0
+    return case, name
+
+
+def _raw_hidden(text: str) -> list[str]:
+    from routetrace.display import HIDDEN
+
+    return sorted({f"U+{ord(c):04X}" for c in HIDDEN.findall(text) if c not in "\t\n\r\f"})  # pdftotext: \f a page
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None and not os.environ.get("ROUTETRACE_CHROMIUM"),
+                    reason="PNG/PDF exhibits need Debian's chromium")
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="reading the PDF's text needs pdftotext "
+                    "(poppler-utils, installed by .ci/install)")
+def test_hidden_characters_are_shown_escaped_in_every_exhibit(tmp_path: Path) -> None:
+    import subprocess
+
+    from routetrace.maps.static import open_exhibit
+
+    case, _name = _hidden_case(tmp_path)
+    ex = tmp_path / "ex"
+    assert main(["exhibit", str(case), "--out", str(ex), "-q"]) == 0
+    with open_exhibit(ex / "exhibit.html") as (page, _rep):
+        page_text = page.evaluate("document.body.innerText")
+        data = page.evaluate("JSON.stringify(window.routetraceData)")
+        title = page.title()
+        # every marker's popup, opened: its text is what a reader clicking sees
+        popups = page.evaluate("""(() => { const out = []; const map = Object.values(window).find(
+            v => v && v._layers && v.getCenter); map.eachLayer(l => { if (l.getPopup && l.getPopup()) {
+            l.openPopup(); const c = l.getPopup().getElement(); if (c) out.push(c.innerText); }});
+            return out.join('\\n'); })()""")
+    pdf_text = subprocess.run(["pdftotext", "-enc", "UTF-8", str(ex / "exhibit.pdf"), "-"],
+                              capture_output=True, text=True, check=True).stdout
+    kml = (ex / "exhibit.kml").read_text(encoding="utf-8")
+    for where, text in (("page text", page_text), ("page data", data), ("title", title), ("popups", popups),
+                        ("PDF text", pdf_text), ("KML", kml)):
+        assert not _raw_hidden(text), (where, _raw_hidden(text))
+    assert _HIDDEN_SHOWN in data and _HIDDEN_SHOWN in popups  # the waypoint, a place on the map
+    for shown in ("track[U+202E]gpx.exe.gpx", "S[U+202E]1"):  # the file (sources) and the subject
+        assert shown in page_text and shown in popups and shown in pdf_text.replace("\n", ""), shown
+    assert _HIDDEN_SHOWN in kml
+    # machine-readable exports keep the evidence exact
+    chrono = pd.read_csv(ex / "chronology.csv", dtype=str, keep_default_na=False)
+    assert (chrono == "S\u202e1").to_numpy().any()
+    names = [f["properties"].get("name") for f in json.loads((ex / "exhibit.geojson").read_text())["features"]]
+    assert _HIDDEN_NAME in names
 
 
 def _carpark_case(tmp_path: Path, fence_name: str) -> tuple[Path, Path]:
@@ -479,7 +556,7 @@ def test_geofence_name_with_dollars_is_drawn_as_text(tmp_path: Path) -> None:
     case, fences = _carpark_case(tmp_path, "P $5 - $10 \u202eevil")
     assert main(["carparks", str(case), "--geofences", str(fences), "-q"]) == 0
     svg = (case / "figures" / "carparks_hour_of_week.svg").read_text()
-    assert "P $5 - $10 \\u202eevil" in svg  # plain text, the bidi override shown escaped
+    assert "P $5 - $10 [U+202E]evil" in svg  # plain text, the bidi override shown escaped
     assert main(["verify", str(case), "-q"]) == 0
 
 
@@ -506,59 +583,156 @@ def test_control_and_bidi_characters_in_names_reach_the_terminal_escaped(
     out = capsys.readouterr()
     text = out.out + out.err
     assert "\x1b" not in text and "\u202e" not in text and "\r" not in text
-    assert "a\\x1b[2K\\x0dok\\u202etxt.gpx" in text and "bad\\x1b[31m.gpx" in text
+    assert "a[U+001B][2K[U+000D]ok[U+202E]txt.gpx" in text and "bad[U+001B][31m.gpx" in text
 
 
 # --- soak ---------------------------------------------------------------------------------
 
-def _soak_folder(root: Path) -> tuple[Path, int]:
-    """~200 mixed evidence files, 5 % of them damaged in the ways #20 found; returns the
-    folder and the number of top-level entries (a database with its -wal is one)."""
+def _nmea(lat: float, n: int = 3) -> str:
+    """``n`` RMC sentences with valid checksums, one a second, at latitude ``lat``."""
+    def s(body: str) -> str:
+        c = 0
+        for ch in body.encode():
+            c ^= ch
+        return f"${body}*{c:02X}"
+
+    dm = f"{int(lat):02d}{(lat % 1) * 60:07.4f}"
+    return "\r\n".join(s(f"GPRMC,2000{k:02d}.00,A,{dm},N,00352.2000,E,10.0,90.0,241025,,") for k in range(n)) + "\r\n"
+
+
+def _igc(i: int) -> str:
+    b = [f"B1101{k:02d}{50 + i % 30:02d}{i % 60:02d}{i % 1000:03d}N00006198WA0058700558" for k in range(3)]
+    return "\r\n".join(["AXCSAAA Flight:1", f"HFDTEDATE:{1 + i % 28:02d}0324,01", *b]) + "\r\n"
+
+
+def _tcx(lat: float) -> str:
+    pts = "".join(f"<Trackpoint><Time>2024-03-01T08:00:{k:02d}Z</Time><Position><LatitudeDegrees>{lat + k * 1e-4:.5f}"
+                  "</LatitudeDegrees><LongitudeDegrees>4.35</LongitudeDegrees></Position></Trackpoint>"
+                  for k in range(2))
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<TrainingCenterDatabase '
+            'xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"><Activities><Activity Sport="Biking">'
+            '<Id>2024-03-01T08:00:00Z</Id><Lap StartTime="2024-03-01T08:00:00Z"><TotalTimeSeconds>60'
+            f"</TotalTimeSeconds><Track>{pts}</Track></Lap></Activity></Activities></TrainingCenterDatabase>")
+
+
+def _records(lat: float, *, extra: str = "") -> str:
+    """A Takeout Records.json with two locations; ``extra`` is JSON text put in the first."""
+    first = f'{{"latitudeE7": {round(lat * 1e7)}, "longitudeE7": 38700000, "timestamp": "2025-10-24T20:00:00Z"'
+    return ('{"locations": [' + first + (f', "x": {extra}' if extra else "") + "}, " + first.replace(
+        "20:00:00Z", "20:01:00Z") + "}]}")
+
+
+def _tgz(path: Path, members: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+
+def _good_file(folder: Path, i: int) -> None:
+    """The ``i``-th small, sound evidence file: ten formats in turn, each one's content its own."""
+    lat = 40 + i * 1e-3
+    sub = folder / f"{i // 100:02d}"
+    sub.mkdir(parents=True, exist_ok=True)
+    write: dict[int, tuple[str, str | bytes]] = {
+        0: ("gpx", _gpx(lat, n=1 + i % 5, minute=i % 60)), 1: ("kml", _kml(f"pin {i}", lat)),
+        3: ("nmea", _nmea(lat)), 4: ("igc", _igc(i)), 5: ("tcx", _tcx(lat)),
+        6: ("csv", f"timestamp,latitude,longitude\n2025-10-24T20:00:00Z,{lat:.4f},3.7\n"
+                   f"2025-10-24T20:01:00Z,{lat + 1e-4:.4f},3.7\n"),
+        7: ("json", _records(lat))}
+    kind = i % 10
+    if kind in write:
+        ext, data = write[kind]
+        name = "Records.json" if ext == "json" else f"f{i:04d}.{ext}"
+        (sub / (f"{i:04d}" if ext == "json" else "")).mkdir(exist_ok=True)
+        target = sub / f"{i:04d}" / name if ext == "json" else sub / name
+        target.write_bytes(data if isinstance(data, bytes) else data.encode())
+    elif kind == 2:
+        _zip(sub / f"f{i:04d}.kmz", [("doc.kml", _kml(f"kmz {i}", lat))])
+    elif kind == 8:
+        _zip(sub / f"f{i:04d}.zip", [(f"d/t{j}.gpx", _gpx(lat + j * 1e-4, n=2)) for j in range(3)])
+    else:
+        _tgz(sub / f"f{i:04d}.tar.gz", [(f"x/{i}.gpx", _gpx(lat, n=3).encode())])
+
+
+def _cut_kmz(path: Path, tmp: Path, j: int) -> None:
+    path.write_bytes(_zip(tmp / "whole.kmz", [("doc.kml", _kml(f"pin {j}"))]).read_bytes()[:60])
+
+
+def _cut_wal(folder: Path, j: int) -> None:
+    wal = Path(str(_photos_with_wal(folder, 10, lat=50.0 + j * 0.01)) + "-wal")
+    wal.write_bytes(wal.read_bytes()[:-1000])
+
+
+def _empty_zip(path: Path, j: int) -> None:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.comment = f"{j}".encode()  # holds nothing; the comment keeps each one's bytes its own
+
+
+#: The ways #20 found evidence lost, one damaged file each: (name, writer of that file given
+#: the folder for side files and the file's number ``j``, which makes its bytes its own).
+_DAMAGES: list[tuple[str, Callable[[Path, Path, int], object]]] = [
+    ("empty.gpx", lambda p, _t, j: p.write_bytes(b"" if j == 0 else b" " * j)),
+    ("wiped.bin", lambda p, _t, j: p.write_bytes(b"\x00" * (100_000 + j))),
+    ("cut.gpx", lambda p, _t, j: p.write_text(_gpx(1.0 + j, n=5)[:-40])),
+    ("cut.kml", lambda p, _t, j: p.write_text(_kml(f"pin {j}")[:-30])),
+    ("empty.zip", lambda p, _t, j: _empty_zip(p, j)),
+    ("folders.zip", lambda p, _t, j: _zip(p, [(f"a{j}/", b""), (f"a{j}/b/", b"")])),
+    ("clash.zip", lambda p, _t, j: _zip(p, [("t.gpx", _gpx(1.0 + j)), ("t.gpx", _gpx(2.0 + j)), ("x", "x"),
+                                            ("x/y.gpx", _gpx(3.0 + j))])),
+    ("bomb.zip", lambda p, _t, j: _zip(p, [(f"{j}/Records.json", b"\x00" * (8 << 20))])),
+    ("bomb.tar.gz", lambda p, _t, j: _tgz(p, [(f"{j}/Records.json", b"\x00" * (8 << 20))])),
+    ("phone", lambda p, _t, j: _damage_frame(Path(str(_photos_with_wal(p, 30, lat=50.0 + j * 0.01)) + "-wal"), 12)),
+    ("phone-cut", lambda p, _t, j: _cut_wal(p, j)),
+    ("deep.json", lambda p, _t, j: p.write_text(_records(51.0 + j, extra="[" * 1000 + "]" * 1000))),
+    ("long.json", lambda p, _t, j: p.write_text(_records(51.0 + j, extra='"' + "a" * 100_000 + '"'))),
+    ("link.gpx", lambda p, t, _j: p.symlink_to(t / "target.gpx")),
+    ("cut.kmz", _cut_kmz),
+    ("cut.nmea", lambda p, _t, j: p.write_text(_nmea(10.0 + j, n=4)[:-20])),
+]
+
+
+def _soak_folder(root: Path, n_entries: int) -> tuple[Path, list[Path]]:
+    """A folder of ``n_entries`` evidence entries (a database with its -wal is one): the
+    sample case, two iPhone photo libraries with WALs, small files of ten formats and, at
+    least 5 % and every kind at least once, files damaged in each way #20 found. Returns the
+    folder and the damaged entries."""
     from routetrace.samples import generate
 
     ev = root / "ev"
     generate(ev / "sample", seed=7)
-    for i in range(120):
-        (ev / "gpx" / f"{i // 40}").mkdir(parents=True, exist_ok=True)
-        (ev / "gpx" / f"{i // 40}" / f"t{i:03d}.gpx").write_text(_gpx(50 + i * 0.01, n=1 + i % 7, minute=i % 60))
-    for i in range(40):
-        (ev / "kml").mkdir(exist_ok=True)
-        (ev / "kml" / f"p{i:03d}.kml").write_text(_kml(f"pin {i}", 40 + i * 0.01))
-    for i in range(15):
-        _zip(ev / f"bundle{i:02d}.zip", [(f"d/t{j}.gpx", _gpx(30 + i + j * 0.1, n=2)) for j in range(3)])
-    for i in range(6):
-        with tarfile.open(ev / f"bundle{i}.tar.gz", "w:gz") as tf:
-            data = _gpx(20 + i, n=3).encode()
-            info = tarfile.TarInfo(f"x/{i}.gpx")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
     _photos_with_wal(ev / "phone-ok", 20)
-    # the damaged 5 %
+    _photos_with_wal(ev / "phone-ok-2", 5, lat=45.0)
+    (root / "target.gpx").write_text(_gpx(33.0))
     bad = ev / "damaged"
     bad.mkdir()
-    (bad / "empty.gpx").write_bytes(b"")
-    (bad / "wiped.bin").write_bytes(b"\x00" * 100_000)
-    (bad / "cut.gpx").write_text(_gpx(n=5)[:-40])
-    _zip(bad / "empty.zip", [])
-    _zip(bad / "folders.zip", [("a/", b""), ("a/b/", b"")])
-    _zip(bad / "clash.zip", [("t.gpx", _gpx(1.0)), ("t.gpx", _gpx(2.0)), ("x", "x"), ("x/y.gpx", _gpx(3.0))])
-    _zip(bad / "bomb.zip", [("Records.json", b"\x00" * (8 << 20))])
-    db = _photos_with_wal(bad / "phone-damaged", 30)
-    _damage_frame(Path(str(db) + "-wal"), 12)
-    (bad / "link.gpx").symlink_to(ev / "kml" / "p000.kml")
-    with open(bad / "kmz.kmz", "wb") as fh:  # a zip cut short: its directory is gone
-        fh.write(_zip(root / "whole.kmz", [("doc.kml", _kml())]).read_bytes()[:60])
-    entries = [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")
-               and p.parent.name != ".work"]
-    return ev, len(entries)
+    damaged = []
+    for j in range(max(len(_DAMAGES), n_entries // 20)):
+        name, write = _DAMAGES[j % len(_DAMAGES)]
+        p = bad / f"{j:03d}-{name}"
+        write(p, root, j)
+        damaged.append(p if "." in name else p / "Photos.sqlite")  # "phone": a folder with its WAL
+    have = len(_entries(ev))
+    for i in range(n_entries - have):
+        _good_file(ev / "files", i)
+    assert len(_entries(ev)) == n_entries
+    return ev, damaged
 
 
-def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ev, n_entries = _soak_folder(tmp_path)
-    assert 200 <= n_entries <= 230
+def _entries(ev: Path) -> list[Path]:
+    return [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")
+            and ".work" not in p.parts]
+
+
+def _soak(tmp_path: Path, n_entries: int, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    ev, damaged = _soak_folder(tmp_path, n_entries)
     capsys.readouterr()
+    t0 = time.perf_counter()
     rc = main(["ingest", str(tmp_path / "case"), str(ev), "--json", "-q", "--tz", "Europe/Brussels"])
+    took = time.perf_counter() - t0
     summary = json.loads(capsys.readouterr().out)
     q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
     m = json.loads((tmp_path / "case" / "case.json").read_text())
@@ -571,11 +745,13 @@ def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
         s["n_rejects"] for s in m["sources"])
     # every entry is a source, a file error, or both (archive members)
     named = [s["path"] for s in m["sources"]] + files["path"].tolist()
-    for p in [p for p in ev.rglob("*") if (p.is_file() or p.is_symlink()) and not p.name.endswith("-wal")]:
+    for p in _entries(ev):
         assert any(x == str(p) or x.startswith(f"{p}!") for x in named), f"{p} left no trace"
+    # every damaged entry has its row in quality.csv (a file error or a record reject)
+    rows = q["path"].tolist()
+    for p in damaged:
+        assert any(x == str(p) or x.startswith(f"{p}!") for x in rows), f"{p} damaged, and no quality row"
     # the count rule, from the stored tables: records read = produced + rejected, per source
-    from routetrace.case import open_case
-
     case = open_case(tmp_path / "case")
     produced: dict[str, set[str]] = {}
     for name in case.table_names():
@@ -586,13 +762,24 @@ def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
     for s in m["sources"]:
         assert len(produced.get(s["source_id"], ())) + s["n_rejects"] == s["records_read"], s["path"]
     # the damages are each reported
-    reasons = " | ".join(files["reason"])
+    reasons = " | ".join(q["reason"])
     for what in ("empty file", "zero bytes in its first", "malformed XML", "archive holds no files",
-                 "only 2 folder entries", "name collides", "compression ratio", "symbolic link",
-                 "damaged zip archive: its central directory cannot be read"):
+                 "only 2 folder entries", "name collides", "compression ratio", "compression-ratio limit",
+                 "symbolic link", "damaged zip archive: its central directory cannot be read",
+                 "frame 12 damaged", "cut short", "levels deep (limit", "holds a string of 100,000 bytes"):
         assert what in reasons, what
-    wal = q[q["record"].str.startswith("Photos.sqlite-wal/frames 12..")]
-    assert len(wal) == 1 and "phone-damaged" in wal["path"].iloc[0]
+    print(f"soak: {n_entries} entries ({len(damaged)} damaged), {len(m['sources'])} sources, "
+          f"{len(files)} file errors, {m['quality']['rejected_records']} rejects; ingest {took:.1f} s")
+
+
+def test_soak_every_file_is_a_source_an_error_or_a_quality_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _soak(tmp_path, 200, capsys)
+
+
+@pytest.mark.slow
+def test_soak_of_1000_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _soak(tmp_path, 1000, capsys)
 
 
 def test_a_frame_with_one_damaged_salt_is_not_taken_for_an_old_generation(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -75,7 +76,7 @@ def test_a_long_source_is_stored_in_row_groups_of_increasing_time(tmp_path: Path
     col = [md.schema.column(j).path for j in range(md.num_columns)].index("t_utc")
     ranges = [(md.row_group(g).column(col).statistics.min, md.row_group(g).column(col).statistics.max)
               for g in range(md.num_row_groups)]
-    assert md.num_row_groups == 3 and all(a[1] < b[0] for a, b in zip(ranges, ranges[1:]))
+    assert md.num_row_groups == 3 and all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
     day = c.dask_table("fixes", columns=["t_utc"], t_from="2025-01-20T00:00Z",
                        t_to="2025-01-21T00:00Z").compute()
     assert len(day) == 2880  # a day of 30 s fixes, from the one group that holds it

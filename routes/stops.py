@@ -19,17 +19,42 @@ speed, is (it was already leaving). The centre is the
 component-wise median of the stop's fixes;
 ``radius_m`` in the stops table is the largest distance of a stop fix from it.
 
-**Arrival and departure** are the times of the first and last fix of the stop. Their
-bounds are ``t_arrival_after``, the time of the subject's last position fix before the stop
-that places it elsewhere (farther from the centre than ``radius_m`` plus the fix's accuracy),
-and ``t_departure_before``, the time of its first such fix after it: the true arrival
-lies in [``t_arrival_after``, ``t_arrival``] and the true departure in [``t_departure``,
-``t_departure_before``] (NA where the record begins or ends with the stop), and the
-chronology shows these bounds. Coarse fixes do not bound: they do not place the subject
-away from the stop. When the subject is a vehicle with ignition events, an
-ignition-off event inside or just before the stop brings the arrival forward to it, and an
-ignition-on event at or after the last fix moves the departure to it (flag
-``bounded_by_ignition``).
+**Arrival and departure** (``t_arrival``, ``t_departure``) are the times of the first and
+last fix of the stop. When the subject is a vehicle with ignition events, an ignition-off
+event inside or just before the stop brings the arrival forward to it, and an ignition-on
+event at or after the last fix moves the departure to it (flag ``bounded_by_ignition``).
+A stop's first fix may have been taken while the subject was still driving in (inside the
+radius but not yet stopped) and its last one while it was already driving off, so these two
+times are not bounds of the true arrival and departure. The bounds are four other columns;
+each is the time of a fix or event that shows where the subject was:
+
+* ``t_arrival_after``: the subject's last position fix before the stop that places it
+  *elsewhere*: farther from the stop's centre than ``radius_m`` plus three times the fix's
+  stated accuracy (``ELSEWHERE_ACCURACY_FACTOR``; a fix within that distance may have been
+  taken at the place and does not bound; the search steps back over it). The subject had
+  not arrived yet at that time.
+* ``t_arrival_before``: the first fix of the stop that shows the subject *there and at
+  rest*: the step from the subject's previous position fix to it is not faster than
+  ``edge_speed_mps`` (5 m/s: walking pace), nor is the speed the fix reports itself; or,
+  if earlier, an ignition-off recorded at or after ``t_arrival_after`` (a vehicle whose
+  ignition is off has stopped). The subject had arrived by that time.
+* ``t_departure_after``: symmetrically, the last fix of the stop there and at rest (the step
+  from it to the next position fix and its own speed at most ``edge_speed_mps``) or, if
+  later, the last ignition-on up to ``t_departure_before`` (a vehicle cannot drive off before
+  its ignition is on). The subject had not left yet.
+* ``t_departure_before``: the subject's first position fix after the stop that places it
+  elsewhere (as for ``t_arrival_after``). It had left by then.
+
+So the true arrival lies in [``t_arrival_after``, ``t_arrival_before``] and the true
+departure in [``t_departure_after``, ``t_departure_before``]; the outer bound is NA where
+the record begins or ends with the stop, and the chronology shows these bounds. A stop
+without a fix at rest falls back to its last (first) fix for ``t_arrival_before``
+(``t_departure_after``). Coarse fixes do not bound: they do not place the subject.
+What the bounds rest on: the stated accuracy (a fix farther off than three times its
+accuracy defeats the outer bound) and ``edge_speed_mps`` (a fix taken while the subject
+crawled towards its bay at under 5 m/s counts as at rest: the inner bound can precede the
+final halt by the time of that crawl). docs/validation.md measures how often they hold on
+simulated ground truth.
 
 **Unobserved time.** A silence longer than ``max_gap`` between consecutive fixes (of any
 accuracy) is an *unobserved interval* (table ``gaps``). A stop whose fixes before and after a
@@ -61,6 +86,12 @@ from .arrays import expand_ranges
 from .geo import EARTH_R_M, haversine_m
 
 __all__ = ["StopParams", "detect_gaps", "detect_stops", "parked_intervals"]
+
+#: A fix shows the subject *elsewhere* only beyond ``radius_m`` + this many times its stated
+#: accuracy. Android states a 68 % radius (the 99 % radius of a circular Gaussian is 2.0
+#: times it) and stated accuracies are often optimistic (docs/validation.md section 5: up to
+#: 9 % of a sample tracker's fixes lie outside twice their circle), hence 3.
+ELSEWHERE_ACCURACY_FACTOR = 3.0
 
 
 @dataclass(frozen=True)
@@ -712,6 +743,8 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
     unobs = unobs + edge_unobs
     span = td - ta
     after, before = _outer_fixes(s, positional, code, lo, hi, (clat, clon), s.column(fixes, "h_acc_m"), p.radius_m)
+    arrived_by, left_from = _rest_bounds(s, positional, mem, bnd, s.column(fixes, "speed_mps"), p.edge_speed_mps)
+    arrived_by, left_from = _ignition_bounds(s, code, parked_by, (after, arrived_by), (left_from, before))
     # codes of the whole column (Arrow dictionary encoding: no per-row strings), then the
     # members' rows: taking the members' strings first copied the column (about 70 MiB at 1e6)
     src_all, src_names = _factorize_sorted(fixes["source_id"])
@@ -738,6 +771,8 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
         "flags": fl,
         "t_arrival_after": pd.to_datetime(after, unit="ns", utc=True),
         "t_departure_before": pd.to_datetime(before, unit="ns", utc=True),
+        "t_arrival_before": pd.to_datetime(arrived_by, unit="ns", utc=True),
+        "t_departure_after": pd.to_datetime(left_from, unit="ns", utc=True),
     })
     return schema.coerce(df, "stops")
 
@@ -745,8 +780,9 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
 def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: int, centre: tuple[np.ndarray, np.ndarray],
               reach: np.ndarray, acc: np.ndarray, code: np.ndarray) -> np.ndarray:
     """From index ``k`` into ``pos`` (position fixes), step by ``step`` past the fixes that lie
-    at the stop (within ``reach`` + their accuracy of its centre); the time of the first one
-    that does not (ns), NaT where the subject's record ends first."""
+    at the stop (within ``reach`` + ``ELSEWHERE_ACCURACY_FACTOR`` times their accuracy of its
+    centre); the time of the first one that does not (ns), NaT where the subject's record
+    ends first."""
     nat = np.iinfo(np.int64).min
     out = np.full(len(k), nat, dtype=np.int64)
     k, ok = k.copy(), ok.copy()
@@ -755,7 +791,7 @@ def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: 
     while len(todo):
         p = pos[k[todo]]
         d = haversine_m(s.lat[p], s.lon[p], centre[0][todo], centre[1][todo])
-        away = d > reach[todo] + np.nan_to_num(acc[p], nan=0.0)
+        away = d > reach[todo] + ELSEWHERE_ACCURACY_FACTOR * np.nan_to_num(acc[p], nan=0.0)
         out[todo[away]] = s.t[p[away]]
         nxt = todo[~away]
         k[nxt] += step
@@ -773,8 +809,8 @@ def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.nd
 
     ``lo``/``hi`` are the sorted positions of the stop's first observation and one past its
     last (ignition bounds included); only fixes of the same subject count, and a position fix
-    that lies at the stop (within ``radius_m`` plus its accuracy of the centre, as a member
-    would) does not bound it: the walk goes on past it. ``acc`` is the accuracy of each
+    that may lie at the stop (within ``radius_m`` plus ``ELSEWHERE_ACCURACY_FACTOR`` times
+    its accuracy of the centre) does not bound it: the walk goes on past it. ``acc`` is the accuracy of each
     sorted position.
     """
     pos = np.flatnonzero(positional)
@@ -789,3 +825,67 @@ def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.nd
     ok = (k < len(pos)) & (pos[np.minimum(k, len(pos) - 1)] < s.b1[code])
     before = _walk_out(s, pos, np.minimum(k, len(pos) - 1), ok, 1, centre, reach, acc, code)
     return after, before
+
+
+def _rest_bounds(s: _Sorted, positional: np.ndarray, mem: np.ndarray, bnd: np.ndarray, speed: np.ndarray,
+                 edge_speed_mps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per stop (members ``mem`` in stop order, each stop starting at ``bnd``): the time (ns)
+    of its first member *at rest on arrival* and of its last member *at rest on departure*.
+
+    A member is at rest on arrival when the step from the subject's previous position fix to
+    it, and the speed it reports itself, are both at most ``edge_speed_mps`` (or it is the
+    subject's first position fix); at rest on departure when the step from it to the next
+    position fix, and its own speed, are. A stop without such a member falls back to its last
+    (first) member: the subject was at the place then. A step between two fixes at one
+    instant counts as fast.
+    """
+    pos = np.flatnonzero(positional)
+    k = np.searchsorted(pos, mem)  # every member is a position fix: pos[k] == mem
+    code = s.code[mem]
+    prv = pos[np.maximum(k - 1, 0)]
+    nxt = pos[np.minimum(k + 1, len(pos) - 1)]
+    has_prv = (k > 0) & (s.code[prv] == code)
+    has_nxt = (k + 1 < len(pos)) & (s.code[nxt] == code)
+    slow_self = ~(speed[mem] > edge_speed_mps)
+    rest_in = slow_self & (~has_prv | ~(_edge_speed(s, prv, mem) > edge_speed_mps))
+    rest_out = slow_self & (~has_nxt | ~(_edge_speed(s, mem, nxt) > edge_speed_mps))
+    t = s.t[mem]
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    arrived = np.minimum.reduceat(np.where(rest_in, t, big), bnd)
+    left = np.maximum.reduceat(np.where(rest_out, t, small), bnd)
+    last = t[np.r_[bnd[1:], len(mem)] - 1]
+    first = t[bnd]
+    return np.where(arrived == big, last, arrived), np.where(left == small, first, left)
+
+
+def _ignition_bounds(s: _Sorted, code: np.ndarray, parked_by: dict[str, tuple[np.ndarray, np.ndarray]],
+                     arrival: tuple[np.ndarray, np.ndarray], departure: tuple[np.ndarray, np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Tighten the at-rest bounds with ignition events: the earliest ignition-off in
+    [``t_arrival_after``, arrived-by] is the arrived-by time (a vehicle with its ignition off
+    has stopped), the latest ignition-on in [left-from, ``t_departure_before``] the left-from
+    time (it cannot leave before its ignition is on). An open outer bound (NaT) does not
+    limit the search. ``arrival`` is (after, arrived-by), ``departure`` (left-from, before)."""
+    nat = np.iinfo(np.int64).min
+    after, arrived = arrival
+    left, before = departure
+    arrived, left = arrived.copy(), left.copy()
+    for c, name in enumerate(s.names):
+        arrays = parked_by.get(name)
+        sel = np.flatnonzero(code == c)
+        if arrays is None or not len(sel):
+            continue
+        offs, ons = arrays  # sorted; an open interval's ignition-on is int64 max
+        j = np.searchsorted(offs, np.where(after[sel] == nat, nat, after[sel]), side="left")
+        cand = offs[np.minimum(j, len(offs) - 1)]
+        use = (j < len(offs)) & (cand < arrived[sel])
+        arrived[sel[use]] = cand[use]
+        ons_f = ons[ons != np.iinfo(np.int64).max]
+        if not len(ons_f):
+            continue
+        hi = np.where(before[sel] == nat, np.iinfo(np.int64).max, before[sel])
+        h = np.searchsorted(ons_f, hi, side="right") - 1
+        cand = ons_f[np.maximum(h, 0)]
+        use = (h >= 0) & (cand > left[sel])
+        left[sel[use]] = cand[use]
+    return arrived, left

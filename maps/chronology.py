@@ -329,7 +329,7 @@ def build_chronology(stops: pd.DataFrame, gaps: pd.DataFrame | None = None,
     >>> _, stops = detect_stops(make_fixes(subject_id="lorry", t_utc=t, lat=lat, lon=4.26, h_acc_m=5.0))
     >>> row = build_chronology(stops).iloc[0]
     >>> row["arrival"], row["departure"], row["near_place"]
-    ('arrived between 22:08 and 22:09', 'left between 22:22 and 22:23', 'Groot-Bijgaarden (Dilbeek), 0.8 km')
+    ('arrived between 22:08 and 22:10', 'left between 22:21 and 22:23', 'Groot-Bijgaarden (Dilbeek), 0.8 km')
     """
     st = number_stops(stops)
     rows = _stop_rows(st, gaps, places, sources, geofences, events)

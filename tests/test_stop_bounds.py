@@ -201,3 +201,40 @@ def test_chronology_words_use_the_valid_bounds() -> None:
     row = build_chronology(stops).iloc[0]
     assert row["arrival"] == "arrived between 21:00 and 21:03", row["arrival"]  # CET
     assert row["departure"] == "left between 21:19 and 21:22", row["departure"]
+
+
+def _scattered_stay(scatter_m: float) -> pd.DataFrame:
+    """A drive in from the south, 22 min at rest with fixes ``scatter_m`` north, south, east
+    and west of the place in turn (every 2 min, all stated at 5 m), a drive out to the north.
+    The last fix of the approach lies 140 m south of the place and the first of the drive out
+    140 m north: beyond radius_m + 3 x 5 m (115 m), within the device's own scatter at rest."""
+    east = 1.0 / (M_PER_DEG * np.cos(np.radians(LAT)))
+    off = [(scatter_m, 0.0), (-scatter_m, 0.0), (0.0, scatter_m), (0.0, -scatter_m)] * 3
+    t = [0, 30, 60] + [120 + 120 * k for k in range(12)] + [1560, 1590, 1620]
+    north = [-1800.0, -1200.0, -140.0] + [n for n, _ in off] + [140.0, 1200.0, 1800.0]
+    lon = [LON] * 3 + [LON + e * east for _, e in off] + [LON] * 3
+    return make_fixes(t_utc=_times(t), lat=[_north(n) for n in north], lon=lon, h_acc_m=5.0)
+
+
+def test_a_device_that_understates_its_accuracy_is_calibrated_by_its_scatter_at_rest() -> None:
+    from routetrace.routes.stops import elsewhere_factor
+
+    # at rest the fixes lie 60 m from the place although they state 5 m: the device
+    # understates its error 60 / 5 / 0.78 = 15.4 times, so a fix is elsewhere only beyond
+    # 100 + 3 x 15.4 x 5 = 331 m; the fixes 140 m out may have been taken at the place
+    _, stops = detect_stops(_scattered_stay(60.0))
+    assert len(stops) == 1
+    s = stops.iloc[0]
+    assert s["t_arrival"] == T0 + pd.Timedelta(seconds=120) and s["radius_m"] > 59
+    assert s["t_arrival_after"] == T0 + pd.Timedelta(seconds=30)  # 1,200 m out (the old rule: 60 s)
+    assert s["t_departure_before"] == T0 + pd.Timedelta(seconds=1590)  # (the old rule: 1,560 s)
+    # the factor is the median at-rest error in stated accuracies over the 0.78 a true 68 %
+    # radius gives, times three, and never below three
+    f = elsewhere_factor(np.zeros(12, dtype=np.int64), np.full(12, 12.0), n_subjects=1)
+    assert f.round(2).tolist() == [round(3 * 12 / 0.78, 2)]
+    # a device whose fixes at rest agree with its stated accuracy (here: exactly at the place)
+    # keeps the factor 3: the same fixes 140 m out do place it elsewhere
+    _, stops = detect_stops(_scattered_stay(0.0))
+    s = stops.iloc[0]
+    assert s["t_arrival_after"] == T0 + pd.Timedelta(seconds=60)
+    assert s["t_departure_before"] == T0 + pd.Timedelta(seconds=1560)

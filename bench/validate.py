@@ -443,7 +443,7 @@ def section_stops() -> str:
             "places the subject elsewhere beyond what its accuracy allows; the simulator draws "
             "errors of `noise` times the stated accuracy plus 15 m (phones) or 25 m (trucks) "
             "of scatter, so at noise 3 such fixes are common and split stays; before the "
-            "calibration at rest, when *f* was 3 for every device, they were the outer bound of "
+            "calibration at rest (dd640a6), when *f* was 3 for every device, they were the outer bound of "
             "41 of the 42 sides missed at phone noise 3 and that row held 84.25 %). "
             "`elsewhere factor` is the median *f* over the row's subjects (the simulator's "
             "15 m and 25 m of scatter make even its noise-1 devices optimistic: a truck stating "

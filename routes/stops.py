@@ -808,12 +808,12 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
 
 
 def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: int, centre: tuple[np.ndarray, np.ndarray],
-              reach: np.ndarray, acc: tuple[np.ndarray, np.ndarray], code: np.ndarray) -> np.ndarray:
+              reach: np.ndarray, acc_factor: tuple[np.ndarray, np.ndarray], code: np.ndarray) -> np.ndarray:
     """From index ``k`` into ``pos`` (position fixes), step by ``step`` past the fixes that lie
     at the stop (within ``reach`` + the stop's elsewhere factor times their accuracy of its
     centre); the time of the first one that does not (ns), NaT where the subject's record
-    ends first. ``acc`` is (accuracy of each sorted position, factor of each stop)."""
-    acc, factor = acc
+    ends first. ``acc_factor`` is (accuracy of each sorted position, factor of each stop)."""
+    acc, factor = acc_factor
     nat = np.iinfo(np.int64).min
     out = np.full(len(k), nat, dtype=np.int64)
     k, ok = k.copy(), ok.copy()

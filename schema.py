@@ -162,11 +162,20 @@ TABLES: dict[str, tuple[Column, ...]] = {
            required=True),
         _c("flags", "str", "", "flags, e.g. spans_gap", required=True),
         _c("t_arrival_after", "time", "UTC",
-           "last position fix of the subject before the stop (NA: none): the true arrival lies "
-           "in [t_arrival_after, t_arrival]"),
+           "last position fix of the subject before the stop that places it elsewhere (beyond "
+           "radius_m + 3 x its accuracy; NA: none): the true arrival lies in "
+           "[t_arrival_after, t_arrival_before]"),
         _c("t_departure_before", "time", "UTC",
-           "first position fix of the subject after the stop (NA: none): the true departure "
-           "lies in [t_departure, t_departure_before]"),
+           "first position fix of the subject after the stop that places it elsewhere (NA: "
+           "none): the true departure lies in [t_departure_after, t_departure_before]"),
+        _c("t_arrival_before", "time", "UTC",
+           "first fix of the stop at rest (step from the previous position fix and own speed at "
+           "most edge_speed_mps) or an earlier ignition-off: the true arrival lies in "
+           "[t_arrival_after, t_arrival_before]"),
+        _c("t_departure_after", "time", "UTC",
+           "last fix of the stop at rest (step to the next position fix and own speed at most "
+           "edge_speed_mps) or a later ignition-on: the true departure lies in "
+           "[t_departure_after, t_departure_before]"),
     ),
     "trips": (
         _c("subject_id", "str", "", "subject", required=True),

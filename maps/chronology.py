@@ -6,8 +6,9 @@ chronology CSV, so the number a court sees on the map is the number in the table
 Each row is also written in words, for a reader who is not an analyst:
 
 * ``arrival`` / ``departure``: "arrived between 13:02 and 13:10" — the last fix elsewhere
-  and the first fix at the place (``t_arrival_after`` and ``t_arrival`` of the stop), in the
-  local time of the place;
+  and the first fix at rest at the place or an ignition-off (``t_arrival_after`` and
+  ``t_arrival_before`` of the stop; "left between" uses ``t_departure_after`` and
+  ``t_departure_before``: see :mod:`routetrace.routes.stops`), in the local time of the place;
 * ``dwell_range``: the observed dwell as the minimum and the bounded span as the maximum;
 * ``note``: unobserved or parked time spelled out ("no fixes 18:30–21:19 except single
   reports at 19:30 and 20:30"; "ignition off 18:30–21:20") instead of a bare flag;
@@ -223,6 +224,8 @@ def _stop_rows(st: pd.DataFrame, gaps: pd.DataFrame | None, places: pd.DataFrame
     nat = pd.Series(pd.NaT, index=st.index, dtype="datetime64[ns, UTC]")
     after = st["t_arrival_after"] if "t_arrival_after" in st else nat
     before = st["t_departure_before"] if "t_departure_before" in st else nat
+    arrived_by = st["t_arrival_before"] if "t_arrival_before" in st else st["t_arrival"]
+    left_from = st["t_departure_after"] if "t_departure_after" in st else st["t_departure"]
     rows: list[dict[str, object]] = []
     for i, r in enumerate(st.itertuples(index=False)):
         srcs = "; ".join(src_name.get(s, s[:12]) for s in str(r.sources).split("|") if s)
@@ -238,8 +241,8 @@ def _stop_rows(st: pd.DataFrame, gaps: pd.DataFrame | None, places: pd.DataFrame
             "radius_m": float(r.radius_m), "n_fixes": int(r.n_fixes),
             "observed_fraction": float(r.observed_fraction), "near_place": near[i],
             "sources": srcs, "flags": str(r.flags),
-            "arrival": _arrival_text(a, r.t_arrival, tzs[i]),
-            "departure": _departure_text(r.t_departure, b, tzs[i]),
+            "arrival": _arrival_text(a, arrived_by.iat[i], tzs[i]),
+            "departure": _departure_text(left_from.iat[i], b, tzs[i]),
             "dwell_range": _dwell_text(r.dwell, r.t_departure - r.t_arrival, a, b),
             "note": _stop_note(r, tzs[i], gaps, parked),
             "arrival_after_utc": _utc(a), "departure_before_utc": _utc(b), "near_town": towns[i],
@@ -326,7 +329,7 @@ def build_chronology(stops: pd.DataFrame, gaps: pd.DataFrame | None = None,
     >>> _, stops = detect_stops(make_fixes(subject_id="lorry", t_utc=t, lat=lat, lon=4.26, h_acc_m=5.0))
     >>> row = build_chronology(stops).iloc[0]
     >>> row["arrival"], row["departure"], row["near_place"]
-    ('arrived between 22:08 and 22:09', 'left between 22:22 and 22:23', 'Groot-Bijgaarden (Dilbeek), 0.8 km')
+    ('arrived between 22:08 and 22:10', 'left between 22:21 and 22:23', 'Groot-Bijgaarden (Dilbeek), 0.8 km')
     """
     st = number_stops(stops)
     rows = _stop_rows(st, gaps, places, sources, geofences, events)

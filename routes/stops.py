@@ -19,17 +19,61 @@ speed, is (it was already leaving). The centre is the
 component-wise median of the stop's fixes;
 ``radius_m`` in the stops table is the largest distance of a stop fix from it.
 
-**Arrival and departure** are the times of the first and last fix of the stop. Their
-bounds are ``t_arrival_after``, the time of the subject's last position fix before the stop
-that places it elsewhere (farther from the centre than ``radius_m`` plus the fix's accuracy),
-and ``t_departure_before``, the time of its first such fix after it: the true arrival
-lies in [``t_arrival_after``, ``t_arrival``] and the true departure in [``t_departure``,
-``t_departure_before``] (NA where the record begins or ends with the stop), and the
-chronology shows these bounds. Coarse fixes do not bound: they do not place the subject
-away from the stop. When the subject is a vehicle with ignition events, an
-ignition-off event inside or just before the stop brings the arrival forward to it, and an
-ignition-on event at or after the last fix moves the departure to it (flag
-``bounded_by_ignition``).
+**Arrival and departure** (``t_arrival``, ``t_departure``) are the times of the first and
+last fix of the stop. When the subject is a vehicle with ignition events, an ignition-off
+event inside or just before the stop brings the arrival forward to it, and an ignition-on
+event at or after the last fix moves the departure to it (flag ``bounded_by_ignition``).
+A stop's first fix may have been taken while the subject was still driving in (inside the
+radius but not yet stopped) and its last one while it was already driving off, so these two
+times are not bounds of the true arrival and departure. The bounds are four other columns;
+each is the time of a fix or event that shows where the subject was:
+
+* ``t_arrival_after``: the subject's last position fix before the stop that places it
+  *elsewhere*: farther from the stop's centre than ``radius_m`` plus *f* times the fix's
+  stated accuracy (a fix within that distance may have been taken at the place and does not
+  bound; the search steps back over it). The subject had not arrived yet at that time.
+  *f* is three (``ELSEWHERE_ACCURACY_FACTOR``) unless the subject's own fixes at rest show
+  that its device understates its error (see *The device's accuracy at rest* below).
+* ``t_arrival_before``: the first fix of the stop that shows the subject *there and at
+  rest*: the step from the subject's previous position fix to it is not faster than
+  ``edge_speed_mps`` (5 m/s: walking pace), nor is the speed the fix reports itself; or,
+  if earlier, an ignition-off recorded at or after ``t_arrival_after`` (a vehicle whose
+  ignition is off has stopped). The subject had arrived by that time.
+* ``t_departure_after``: symmetrically, the last fix of the stop there and at rest (the step
+  from it to the next position fix and its own speed at most ``edge_speed_mps``) or, if
+  later, the last ignition-on up to ``t_departure_before`` (a vehicle cannot drive off before
+  its ignition is on). The subject had not left yet.
+* ``t_departure_before``: the subject's first position fix after the stop that places it
+  elsewhere (as for ``t_arrival_after``). It had left by then.
+
+So the true arrival lies in [``t_arrival_after``, ``t_arrival_before``] and the true
+departure in [``t_departure_after``, ``t_departure_before``]; the outer bound is NA where
+the record begins or ends with the stop, and the chronology shows these bounds. A stop
+without a fix at rest falls back to its last (first) fix for ``t_arrival_before``
+(``t_departure_after``). Coarse fixes do not bound: they do not place the subject.
+What the bounds rest on: the stated accuracy as calibrated below (a fix farther off than *f*
+times its accuracy defeats the outer bound) and ``edge_speed_mps`` (a fix taken while the
+subject crawled towards its bay at under 5 m/s counts as at rest: the inner bound can precede
+the final halt by the time of that crawl). docs/validation.md measures how often they hold on
+simulated ground truth.
+
+**The device's accuracy at rest** (:func:`elsewhere_factor`). A device that understates its
+error (a phone stating 5 m whose fixes at rest scatter 60 m) would place the subject
+"elsewhere" with fixes taken at the place. The check uses only the evidence: the subject's
+stop members, fixes taken while it stayed at one place, show how far its fixes scatter. For
+each member, its distance from its stop's centre divided by its stated accuracy; the median
+of these over all the subject's stops is its observed error at rest in stated accuracies.
+Were the stated accuracy a true 68 % radius of a circular Gaussian error (Android's
+definition), that median would be 0.78 (``RATIO_MEDIAN_STATED``); the device's optimism is
+``k = median / 0.78``, and *f* is ``3 k`` where ``k > 1``, else 3. An honest device keeps
+3; one that understates its error by a factor k must be k times farther off to count as
+elsewhere. Limits: one factor per subject (all its sources and fix kinds together; a
+subject carried by two devices gets the pooled median); the median is taken over members,
+which lie within ``radius_m`` plus their accuracy of the centre, so a device scattering
+beyond that is underestimated; the centre is itself estimated from the members; and the
+calibration holds only as far as the error while moving resembles that at rest. It widens
+the windows of such a device (by the time the subject takes to travel the extra distance,
+seconds while driving) and never narrows any window below the factor-3 rule.
 
 **Unobserved time.** A silence longer than ``max_gap`` between consecutive fixes (of any
 accuracy) is an *unobserved interval* (table ``gaps``). A stop whose fixes before and after a
@@ -60,7 +104,18 @@ from ..errors import ParameterError
 from .arrays import expand_ranges
 from .geo import EARTH_R_M, haversine_m
 
-__all__ = ["StopParams", "detect_gaps", "detect_stops", "parked_intervals"]
+__all__ = ["StopParams", "detect_gaps", "detect_stops", "elsewhere_factor", "parked_intervals"]
+
+#: A fix shows the subject *elsewhere* only beyond ``radius_m`` + this many times its stated
+#: accuracy (times the device's optimism at rest, :func:`elsewhere_factor`, where above 1). Android states a 68 % radius (the 99 % radius of a circular Gaussian is 2.0
+#: times it) and stated accuracies are often optimistic (docs/validation.md section 5: up to
+#: 9 % of a sample tracker's fixes lie outside twice their circle), hence 3.
+ELSEWHERE_ACCURACY_FACTOR = 3.0
+
+#: The median distance of a fix from the true position, in units of its stated accuracy, when
+#: that accuracy is a true 68 % radius of a circular Gaussian error: sqrt(2 ln 2) /
+#: sqrt(-2 ln 0.32) = 1.1774 / 1.5096.
+RATIO_MEDIAN_STATED = 0.78
 
 
 @dataclass(frozen=True)
@@ -657,7 +712,8 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
     ta, td = s.t[first].copy(), s.t[last].copy()
     grp = pd.DataFrame({"lab": lab, "lat": s.lat[mem], "lon": s.lon[mem]}).groupby("lab", sort=True)
     clat, clon = grp["lat"].median().to_numpy(), grp["lon"].median().to_numpy()
-    rad = np.maximum.reduceat(haversine_m(s.lat[mem], s.lon[mem], clat[lab], clon[lab]), bnd)
+    dist = haversine_m(s.lat[mem], s.lon[mem], clat[lab], clon[lab])
+    rad = np.maximum.reduceat(dist, bnd)
     n_fixes = np.diff(np.r_[bnd, len(mem)])
     bounded = np.zeros(ns, dtype=bool)
     edge_unobs = np.zeros(ns, dtype=np.int64)
@@ -711,7 +767,14 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
             edge_unobs[sel] += np.where(long, b - a, 0)
     unobs = unobs + edge_unobs
     span = td - ta
-    after, before = _outer_fixes(s, positional, code, lo, hi, (clat, clon), s.column(fixes, "h_acc_m"), p.radius_m)
+    acc = s.column(fixes, "h_acc_m")
+    with np.errstate(divide="ignore", invalid="ignore"):  # a stated accuracy of 0: inf/NaN, ignored
+        ratio = dist / acc[mem]
+    factor = elsewhere_factor(s.code[mem], ratio, n_subjects=len(s.names))[code]
+    del dist, ratio
+    after, before = _outer_fixes(s, positional, code, lo, hi, (clat, clon), (acc, factor), p.radius_m)
+    arrived_by, left_from = _rest_bounds(s, positional, mem, bnd, s.column(fixes, "speed_mps"), p.edge_speed_mps)
+    arrived_by, left_from = _ignition_bounds(s, code, parked_by, (after, arrived_by), (left_from, before))
     # codes of the whole column (Arrow dictionary encoding: no per-row strings), then the
     # members' rows: taking the members' strings first copied the column (about 70 MiB at 1e6)
     src_all, src_names = _factorize_sorted(fixes["source_id"])
@@ -738,15 +801,19 @@ def _stop_table(fixes: pd.DataFrame, s: _Sorted, positional: np.ndarray, stop_of
         "flags": fl,
         "t_arrival_after": pd.to_datetime(after, unit="ns", utc=True),
         "t_departure_before": pd.to_datetime(before, unit="ns", utc=True),
+        "t_arrival_before": pd.to_datetime(arrived_by, unit="ns", utc=True),
+        "t_departure_after": pd.to_datetime(left_from, unit="ns", utc=True),
     })
     return schema.coerce(df, "stops")
 
 
 def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: int, centre: tuple[np.ndarray, np.ndarray],
-              reach: np.ndarray, acc: np.ndarray, code: np.ndarray) -> np.ndarray:
+              reach: np.ndarray, acc_factor: tuple[np.ndarray, np.ndarray], code: np.ndarray) -> np.ndarray:
     """From index ``k`` into ``pos`` (position fixes), step by ``step`` past the fixes that lie
-    at the stop (within ``reach`` + their accuracy of its centre); the time of the first one
-    that does not (ns), NaT where the subject's record ends first."""
+    at the stop (within ``reach`` + the stop's elsewhere factor times their accuracy of its
+    centre); the time of the first one that does not (ns), NaT where the subject's record
+    ends first. ``acc_factor`` is (accuracy of each sorted position, factor of each stop)."""
+    acc, factor = acc_factor
     nat = np.iinfo(np.int64).min
     out = np.full(len(k), nat, dtype=np.int64)
     k, ok = k.copy(), ok.copy()
@@ -755,7 +822,7 @@ def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: 
     while len(todo):
         p = pos[k[todo]]
         d = haversine_m(s.lat[p], s.lon[p], centre[0][todo], centre[1][todo])
-        away = d > reach[todo] + np.nan_to_num(acc[p], nan=0.0)
+        away = d > reach[todo] + factor[todo] * np.nan_to_num(acc[p], nan=0.0)
         out[todo[away]] = s.t[p[away]]
         nxt = todo[~away]
         k[nxt] += step
@@ -767,15 +834,16 @@ def _walk_out(s: _Sorted, pos: np.ndarray, k: np.ndarray, ok: np.ndarray, step: 
 
 
 def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                 centre: tuple[np.ndarray, np.ndarray], acc: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+                 centre: tuple[np.ndarray, np.ndarray], acc: tuple[np.ndarray, np.ndarray],
+                 radius_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Times (ns; NaT where none) of each stop's last position fix elsewhere before it and
     first after it.
 
     ``lo``/``hi`` are the sorted positions of the stop's first observation and one past its
     last (ignition bounds included); only fixes of the same subject count, and a position fix
-    that lies at the stop (within ``radius_m`` plus its accuracy of the centre, as a member
-    would) does not bound it: the walk goes on past it. ``acc`` is the accuracy of each
-    sorted position.
+    that may lie at the stop (within ``radius_m`` plus the stop's elsewhere factor times its
+    accuracy of the centre; :func:`elsewhere_factor`) does not bound it: the walk goes on past
+    it. ``acc`` is (the accuracy of each sorted position, the factor of each stop).
     """
     pos = np.flatnonzero(positional)
     reach = np.full(len(lo), float(radius_m))
@@ -789,3 +857,115 @@ def _outer_fixes(s: _Sorted, positional: np.ndarray, code: np.ndarray, lo: np.nd
     ok = (k < len(pos)) & (pos[np.minimum(k, len(pos) - 1)] < s.b1[code])
     before = _walk_out(s, pos, np.minimum(k, len(pos) - 1), ok, 1, centre, reach, acc, code)
     return after, before
+
+
+def elsewhere_factor(code: np.ndarray, ratio: np.ndarray, *, n_subjects: int) -> np.ndarray:
+    """Per subject: how many times its stated accuracy a fix must lie beyond ``radius_m`` of a
+    stop's centre to place the subject elsewhere (the device-level calibration at rest).
+
+    ``ratio`` is, for each stop member (``code``: its subject), its distance from its stop's
+    centre divided by its stated accuracy. Their median, over all the subject's stops, is the
+    device's observed error at rest in units of its stated accuracy; were the stated accuracy
+    a true 68 % radius (Android's definition) of a circular Gaussian error, it would be
+    ``RATIO_MEDIAN_STATED`` (0.78). The factor is ``ELSEWHERE_ACCURACY_FACTOR`` (3) times the
+    optimism ``k = median / 0.78`` where ``k > 1``, else 3. A subject without a member of
+    known accuracy gets 3. The module doc (*The device's accuracy at rest*) gives the limits.
+
+    Parameters
+    ----------
+    code : numpy.ndarray
+        Subject index (0 .. ``n_subjects`` - 1) of each stop member.
+    ratio : numpy.ndarray
+        Each member's distance from its stop's centre over its stated accuracy (NaN: unknown
+        accuracy, ignored).
+    n_subjects : int
+        Number of subjects.
+
+    Returns
+    -------
+    numpy.ndarray
+        The factor of each subject (float, at least ``ELSEWHERE_ACCURACY_FACTOR``).
+
+    Example
+    -------
+    >>> elsewhere_factor(np.array([0, 0, 0, 1]), np.array([0.5, 2.34, 4.0, 0.2]), n_subjects=3).round(1).tolist()
+    [9.0, 3.0, 3.0]
+    """
+    ok = np.isfinite(ratio) & (code >= 0)
+    out = np.full(n_subjects, ELSEWHERE_ACCURACY_FACTOR)
+    if not ok.any():
+        return out
+    c, r = code[ok].astype(np.int64), ratio[ok]
+    order = np.lexsort((r, c))
+    c, r = c[order], r[order]
+    start = np.searchsorted(c, np.arange(n_subjects), side="left")
+    n = np.searchsorted(c, np.arange(n_subjects), side="right") - start
+    has = n > 0
+    lo_i = start + (n - 1) // 2
+    hi_i = start + n // 2
+    med = np.where(has, (r[np.minimum(lo_i, len(r) - 1)] + r[np.minimum(hi_i, len(r) - 1)]) / 2, 0.0)
+    return ELSEWHERE_ACCURACY_FACTOR * np.maximum(1.0, med / RATIO_MEDIAN_STATED)
+
+
+def _rest_bounds(s: _Sorted, positional: np.ndarray, mem: np.ndarray, bnd: np.ndarray, speed: np.ndarray,
+                 edge_speed_mps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per stop (members ``mem`` in stop order, each stop starting at ``bnd``): the time (ns)
+    of its first member *at rest on arrival* and of its last member *at rest on departure*.
+
+    A member is at rest on arrival when the step from the subject's previous position fix to
+    it, and the speed it reports itself, are both at most ``edge_speed_mps`` (or it is the
+    subject's first position fix); at rest on departure when the step from it to the next
+    position fix, and its own speed, are. A stop without such a member falls back to its last
+    (first) member: the subject was at the place then. A step between two fixes at one
+    instant counts as fast.
+    """
+    pos = np.flatnonzero(positional)
+    k = np.searchsorted(pos, mem)  # every member is a position fix: pos[k] == mem
+    code = s.code[mem]
+    prv = pos[np.maximum(k - 1, 0)]
+    nxt = pos[np.minimum(k + 1, len(pos) - 1)]
+    has_prv = (k > 0) & (s.code[prv] == code)
+    has_nxt = (k + 1 < len(pos)) & (s.code[nxt] == code)
+    slow_self = ~(speed[mem] > edge_speed_mps)
+    rest_in = slow_self & (~has_prv | ~(_edge_speed(s, prv, mem) > edge_speed_mps))
+    rest_out = slow_self & (~has_nxt | ~(_edge_speed(s, mem, nxt) > edge_speed_mps))
+    t = s.t[mem]
+    big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    arrived = np.minimum.reduceat(np.where(rest_in, t, big), bnd)
+    left = np.maximum.reduceat(np.where(rest_out, t, small), bnd)
+    last = t[np.r_[bnd[1:], len(mem)] - 1]
+    first = t[bnd]
+    return np.where(arrived == big, last, arrived), np.where(left == small, first, left)
+
+
+def _ignition_bounds(s: _Sorted, code: np.ndarray, parked_by: dict[str, tuple[np.ndarray, np.ndarray]],
+                     arrival: tuple[np.ndarray, np.ndarray], departure: tuple[np.ndarray, np.ndarray]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Tighten the at-rest bounds with ignition events: the earliest ignition-off in
+    [``t_arrival_after``, arrived-by] is the arrived-by time (a vehicle with its ignition off
+    has stopped), the latest ignition-on in [left-from, ``t_departure_before``] the left-from
+    time (it cannot leave before its ignition is on). An open outer bound (NaT) does not
+    limit the search. ``arrival`` is (after, arrived-by), ``departure`` (left-from, before)."""
+    nat = np.iinfo(np.int64).min
+    after, arrived = arrival
+    left, before = departure
+    arrived, left = arrived.copy(), left.copy()
+    for c, name in enumerate(s.names):
+        arrays = parked_by.get(name)
+        sel = np.flatnonzero(code == c)
+        if arrays is None or not len(sel):
+            continue
+        offs, ons = arrays  # sorted; an open interval's ignition-on is int64 max
+        j = np.searchsorted(offs, np.where(after[sel] == nat, nat, after[sel]), side="left")
+        cand = offs[np.minimum(j, len(offs) - 1)]
+        use = (j < len(offs)) & (cand < arrived[sel])
+        arrived[sel[use]] = cand[use]
+        ons_f = ons[ons != np.iinfo(np.int64).max]
+        if not len(ons_f):
+            continue
+        hi = np.where(before[sel] == nat, np.iinfo(np.int64).max, before[sel])
+        h = np.searchsorted(ons_f, hi, side="right") - 1
+        cand = ons_f[np.maximum(h, 0)]
+        use = (h >= 0) & (cand > left[sel])
+        left[sel[use]] = cand[use]
+    return arrived, left

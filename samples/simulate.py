@@ -317,8 +317,9 @@ def bounds_coverage(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: fl
                     only_observed: bool = True) -> pd.DataFrame:
     """Per matched stop: does the true arrival and departure lie within the stop's bounds?
 
-    Columns ``arrival_within`` (true arrival in [``t_arrival_after``, ``t_arrival``]),
-    ``departure_within`` (true departure in [``t_departure``, ``t_departure_before``]),
+    Columns ``arrival_within`` (true arrival in [``t_arrival_after``, ``t_arrival_before``]),
+    ``departure_within`` (true departure in [``t_departure_after``, ``t_departure_before``];
+    a stops table without the inner bounds is scored with ``t_arrival`` and ``t_departure``),
     ``arrival_open`` / ``departure_open`` (that bound is NA: the record begins or ends with
     the stop; the open side then holds by definition), ``arrival_window_s`` and
     ``departure_window_s`` (widths of the bounded intervals, NaN when open).
@@ -358,8 +359,9 @@ def bounds_coverage(detected: pd.DataFrame, truth: pd.DataFrame, *, radius_m: fl
         return frame[col].to_numpy(dtype="datetime64[ns]").astype("int64")
 
     nat = np.iinfo(np.int64).min
-    after, arr, dep, before = ns(d, "t_arrival_after"), ns(d, "t_arrival"), ns(d, "t_departure"), ns(
-        d, "t_departure_before")
+    after, before = ns(d, "t_arrival_after"), ns(d, "t_departure_before")
+    arr = ns(d, "t_arrival_before" if "t_arrival_before" in d else "t_arrival")
+    dep = ns(d, "t_departure_after" if "t_departure_after" in d else "t_departure")
     true_a, true_d = ns(t, "t_arrival"), ns(t, "t_departure")
     a_open, d_open = after == nat, before == nat
     return pd.DataFrame({

@@ -53,16 +53,17 @@ def test_sample_case_chronology_reproduces_the_ground_truth(tmp_path: Path) -> N
         if td <= sub.max():  # the record goes on after the true departure
             assert abs(s["t_departure"] - td) <= pd.Timedelta("30min"), (t, s["t_departure"])
             assert pd.isna(s["t_departure_before"]) or s["t_departure_before"] - s["t_departure"] <= pd.Timedelta("30min")
-        bounds.append((t["place"], t["subject_id"], s["t_arrival_after"], ta, s["t_arrival"],
-                       s["t_departure"], td, s["t_departure_before"]))
+        bounds.append((t["place"], t["subject_id"], s["t_arrival_after"], ta, s["t_arrival_before"],
+                       s["t_departure_after"], td, s["t_departure_before"]))
         row = chrono[chrono["ref_id"] == s["stop_id"]].iloc[0]
         expected_zone = "Europe/Paris" if t["place"] == "calais_camp" else "Europe/Brussels"
         assert row["tz_start"] == expected_zone
         assert row["local_start"].endswith("(UTC+02:00)" if ta < pd.Timestamp("2025-10-26T01:00Z") else "(UTC+01:00)")
     assert matched == set(stops["stop_id"]), "phantom stops"
     assert {"phone-A", "lorry-1"} <= subjects and checked >= 4
-    # the bounds (#17): the true arrival lies in [t_arrival_after, t_arrival] and the true
-    # departure in [t_departure, t_departure_before]; NA = the record begins/ends with the stop
+    # the bounds (#17): the true arrival lies in [t_arrival_after, t_arrival_before] and the
+    # true departure in [t_departure_after, t_departure_before]; NA = the record begins/ends
+    # with the stop
     tol = pd.Timedelta("1s")  # the sample's sources stamp the same instant up to 0.4 s apart
     outside = [b for b in bounds
                if not ((pd.isna(b[2]) or b[2] <= b[3] + tol) and b[3] <= b[4] + tol

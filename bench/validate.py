@@ -470,6 +470,7 @@ def section_stops() -> str:
                    f"{r['median departure window (s)']:.0f} | {r['bound misses']} | "
                    f"{r['misses by a fix off > 3x']} | {r['elsewhere factor']:.1f} |")
     out += ["", *_bounds_summary(df)]
+    out += ["", _bench_module("truth2").section()]
     return "\n".join(out) + "\n"
 
 
@@ -863,7 +864,7 @@ def build(names: tuple[str, ...] = SECTIONS) -> dict[str, str]:
 
 
 #: The code the report measures (its provenance line; tests/test_staleness.py).
-MEASURES = ("bench/validate.py", "bench/validate_corroboration.py", "routes/", "samples/",
+MEASURES = ("bench/validate.py", "bench/validate_corroboration.py", "bench/truth2.py", "routes/", "samples/",
             "loaders/", "geodesy.py", "schema.py")
 
 

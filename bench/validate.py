@@ -470,7 +470,7 @@ def section_stops() -> str:
                    f"{r['median departure window (s)']:.0f} | {r['bound misses']} | "
                    f"{r['misses by a fix off > 3x']} | {r['elsewhere factor']:.1f} |")
     out += ["", *_bounds_summary(df)]
-    out += ["", _bench_module("truth2").section()]
+    out += ["", _bench_module("truth2").section().rstrip("\n")]
     return "\n".join(out) + "\n"
 
 

@@ -19,11 +19,11 @@ from ..extras import require
 from ..loaders.geofences import geofences_from_osm, load_geofences
 from ..maps.patterns import plot_hour_of_week, plot_visits_timeline
 from ..routes.carparks import (
-    carpark_visits,
-    dwell_outliers,
-    geofences_from_stops,
-    hour_of_week,
-    recurring_visitors,
+    count_hour_of_week,
+    find_carpark_visits,
+    find_dwell_outliers,
+    find_recurring_visitors,
+    make_geofences_from_stops,
 )
 from ..routes.copresence import detect_copresence
 
@@ -64,7 +64,7 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     Returns
     -------
     pandas.DataFrame
-        The chronology (see :func:`routetrace.routes.chronology.chronology`).
+        The chronology (see :func:`routetrace.routes.chronology.order_chronology`).
 
     Example
     -------
@@ -83,13 +83,13 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     """
     from ..routes import (
         build_trips,
-        chronology,
         clean_fixes,
         cluster_places,
         compare_portal_stops,
         detect_stops,
         merge_places,
         merge_sources,
+        order_chronology,
     )
 
     case = open_case(root)
@@ -102,7 +102,7 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     gaps = stops.attrs["gaps"]
     trips = build_trips(fused, stops, gaps=gaps, max_h_acc_m=max_h_acc_m)
     _, recurring = cluster_places(stops, eps_m=place_eps_m)
-    chrono = chronology(stops, trips, gaps)
+    chrono = order_chronology(stops, trips, gaps)
     case.write_table("stops", stops)
     case.write_table("trips", trips)
     case.write_table("gaps", gaps)
@@ -131,7 +131,7 @@ def run_copresence(root: str | Path, *, radius_m: float = 100.0,
     root : str or pathlib.Path
         The case folder (made by :func:`routetrace.app.ingest.ingest`).
     radius_m : float, default 100.0
-        Co-presence distance in metres (see :func:`routetrace.routes.copresence.copresence_pairs`).
+        Co-presence distance in metres (see :func:`routetrace.routes.copresence.find_copresence_pairs`).
     max_dt : pandas.Timedelta, default 10 min
         Largest time difference of a co-present pair, and longest pause inside a meeting.
     dask : bool, default False
@@ -240,7 +240,7 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
             raise CaseError("no geofences given and the case has no stops to propose car parks "
                             "from: pass --geofences FILE or --osm FILE, or run `routetrace "
                             "chronology` first", path=str(case.root))
-        fences = geofences_from_stops(stops)
+        fences = make_geofences_from_stops(stops)
         source = "proposed from clusters of stops"
     events = case.table("events")
     if dask or scheduler:
@@ -251,15 +251,15 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
             fixes = case.dask_table("fixes", columns=STAGE_COLUMNS, whole_subjects=True)
             visits = dask_carpark_visits(fixes, fences, events=events, shuffle=False)
     else:
-        visits = carpark_visits(case.table("fixes"), fences, events=events)
+        visits = find_carpark_visits(case.table("fixes"), fences, events=events)
     case.write_table("geofences", pd.DataFrame({
         "name": fences["name"].astype(str), "source": fences["source"].astype(str),
         "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}))
     case.write_table("carpark_visits", visits)
-    how = hour_of_week(visits)
+    how = count_hour_of_week(visits)
     case.write_table("carpark_hour_of_week", how)
-    case.write_table("carpark_recurring", recurring_visitors(visits))
-    case.write_table("carpark_unusual_dwell", dwell_outliers(visits))
+    case.write_table("carpark_recurring", find_recurring_visitors(visits))
+    case.write_table("carpark_unusual_dwell", find_dwell_outliers(visits))
     figs = [case.root / "figures" / n for n in ("carparks_hour_of_week.png", "carparks_hour_of_week.svg",
                                                  "carparks_visits_timeline.png")]
     plot_hour_of_week(how, case.stage_output("figures/carparks_hour_of_week.png"))

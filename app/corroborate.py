@@ -1,6 +1,6 @@
 """Corroboration as a case-level job: load a statements file (or take the case's indicated
 places), test each statement against the case's evidence with
-:func:`routetrace.routes.corroborate.corroborate`, store the verdicts and write the CSVs.
+:func:`routetrace.routes.corroborate.corroborate_statements`, store the verdicts and write the CSVs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..case import open_case, writes_case
 from ..csvout import write_csv
 from ..errors import CaseError
 from ..loaders import load
-from ..routes.corroborate import CorroborationResult, corroborate
+from ..routes.corroborate import CorroborationResult, corroborate_statements
 
 __all__ = ["corroborate_case", "write_corroboration"]
 
@@ -29,7 +29,7 @@ def write_corroboration(result: CorroborationResult, out: str | Path) -> list[Pa
     Parameters
     ----------
     result : CorroborationResult
-        The result of :func:`routetrace.routes.corroborate.corroborate`.
+        The result of :func:`routetrace.routes.corroborate.corroborate_statements`.
     out : str or pathlib.Path
         The folder to write into (created when missing; files there are replaced).
 
@@ -85,7 +85,7 @@ def corroborate_case(
     Reads the case's ``fixes`` (and ``stops``/``gaps`` when the stops stage has stored
     them), loads ``statements`` with its loader (``tz`` and ``options`` as for ingest) or,
     when ``statements`` is ``None``, takes the ``indicated`` places already ingested into
-    the case, runs :func:`corroborate` with ``params``, and stores the tables ``statements`` (the
+    the case, runs :func:`corroborate_statements` with ``params``, and stores the tables ``statements`` (the
     indicated places, a map layer), ``corroboration``, ``corroboration_evidence`` and
     ``corroboration_sequence`` in the case, the parameters in the manifest, and the CSVs
     under ``out`` (default ``CASE/corroboration``).
@@ -104,7 +104,7 @@ def corroborate_case(
     out : str or pathlib.Path, optional
         Folder for the CSVs; default ``CASE/corroboration``.
     **params
-        Keyword parameters of :func:`routetrace.routes.corroborate.corroborate` (its
+        Keyword parameters of :func:`routetrace.routes.corroborate.corroborate_statements` (its
         defaults apply to any not given).
 
     Returns
@@ -146,7 +146,7 @@ def corroborate_case(
     names = set(case.table_names())
     stops = case.table("stops") if "stops" in names else None
     gaps = case.table("gaps") if "gaps" in names else None
-    res = corroborate(places, case.table("fixes"), stops=stops, gaps=gaps, **params)
+    res = corroborate_statements(places, case.table("fixes"), stops=stops, gaps=gaps, **params)
     case.write_table("statements", places)
     case.write_table("corroboration", res.verdicts)
     case.write_table("corroboration_evidence", res.evidence)

@@ -51,7 +51,7 @@ import yaml
 from .. import schema
 from ..errors import ParameterError
 from ..loaders import LoadResult
-from ..routes.copresence import copresence_pairs
+from ..routes.copresence import find_copresence_pairs
 
 __all__ = ["DeviceRule", "SubjectMap", "assign_subject", "build_devices", "build_subjects",
            "load_subject_map", "lookalike_subjects", "merge_lines", "subject_overview"]
@@ -388,7 +388,7 @@ def lookalike_subjects(fixes: pd.DataFrame, *, among: Collection[str] | None = N
         fixes = fixes[fixes["t_utc"].between(span.min() - max_dt, span.max() + max_dt)]
     if fixes["subject_id"].nunique() < 2:
         return pd.DataFrame(columns=cols)
-    pairs = copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
+    pairs = find_copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt)
     if among is not None:
         pairs = pairs[pairs["subject_a"].astype(str).isin(set(among))
                       | pairs["subject_b"].astype(str).isin(set(among))]

@@ -38,8 +38,8 @@ from _provenance import command_line, provenance_line
 
 from routetrace import schema
 from routetrace.geodesy import haversine_m
-from routetrace.routes.carparks import carpark_visits
-from routetrace.routes.copresence import copresence_pairs
+from routetrace.routes.carparks import find_carpark_visits
+from routetrace.routes.copresence import find_copresence_pairs
 
 N_PARKS = 40
 BYTES_PER_FIX = 230  # canonical fixes table in memory (measured at 1e6: 211 MiB)
@@ -130,11 +130,11 @@ def data(n: int) -> pd.DataFrame:
 
 
 def run_visits(n: int) -> int:
-    return len(carpark_visits(data(n), parks(n_parks(n))[1]))
+    return len(find_carpark_visits(data(n), parks(n_parks(n))[1]))
 
 
 def run_pairs(n: int) -> int:
-    return len(copresence_pairs(data(n)))
+    return len(find_copresence_pairs(data(n)))
 
 
 def run_dask(n: int, workers: int) -> tuple[int, float]:
@@ -218,7 +218,7 @@ def run_bucketed(n: int) -> int:
 
 def run_firm_pairs(n: int) -> int:
     """routetrace's pairs within 100 m by distance alone (the rule the baselines apply)."""
-    return int((copresence_pairs(data(n))["distance_m"] <= 100).sum())
+    return int((find_copresence_pairs(data(n))["distance_m"] <= 100).sum())
 
 
 def _bucketed_section(sizes: list[int], timeout_s: float) -> list[str]:

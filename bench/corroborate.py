@@ -4,7 +4,7 @@ Generated case: 4 subjects wandering around Brussels for 30 days (n fixes in all
 indicated places with 12-hour windows, each tested against every subject. Printed side
 by side per size:
 
-* routetrace ``corroborate`` (verdicts, evidence rows, sequence check): time of the call,
+* routetrace ``corroborate_statements`` (verdicts, evidence rows, sequence check): time of the call,
   peak memory of the process (generated case included);
 * a naive baseline: for each place and subject, a boolean mask over the whole fixes table
   (subject, window) and a haversine filter — what a notebook would do. It only counts near
@@ -33,7 +33,7 @@ from _measure import measure
 from _provenance import command_line, provenance_line
 
 from routetrace import schema
-from routetrace.routes.corroborate import corroborate
+from routetrace.routes.corroborate import corroborate_statements
 from routetrace.testing import make_fixes
 
 N_PLACES = 50
@@ -69,7 +69,7 @@ def case(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
 def run_routetrace(n: int) -> tuple[float, int]:
     places, fixes = case(n)
     t0 = time.perf_counter()
-    res = corroborate(places, fixes, time_tolerance=pd.Timedelta(0))
+    res = corroborate_statements(places, fixes, time_tolerance=pd.Timedelta(0))
     return time.perf_counter() - t0, int((res.verdicts["verdict"] == "supported").sum())
 
 

@@ -127,13 +127,13 @@ def do_in_memory(stage: str, case: str, fences: str) -> tuple[int, str]:
     """The same stage in memory on the client (the whole fixes table loaded)."""
     from routetrace.case import open_case
     from routetrace.loaders.geofences import load_geofences
-    from routetrace.routes.carparks import carpark_visits
-    from routetrace.routes.copresence import copresence_pairs
+    from routetrace.routes.carparks import find_carpark_visits
+    from routetrace.routes.copresence import find_copresence_pairs
 
     c = open_case(case)
     if stage == "carparks":
-        return _digest(carpark_visits(c.table("fixes"), load_geofences(fences), events=c.table("events")))
-    return _digest(copresence_pairs(c.table("fixes")))
+        return _digest(find_carpark_visits(c.table("fixes"), load_geofences(fences), events=c.table("events")))
+    return _digest(find_copresence_pairs(c.table("fixes")))
 
 
 def run_size(n: int, tmp: Path, *, compare: bool) -> dict[str, Any]:

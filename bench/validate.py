@@ -700,7 +700,7 @@ CORROBORATION_SEEDS = (7, 11, 23)
 
 def corroboration_scores() -> pd.DataFrame:
     from routetrace.loaders import load
-    from routetrace.routes.corroborate import corroborate
+    from routetrace.routes.corroborate import corroborate_statements
     from routetrace.samples.generate import generate
     from routetrace.samples.scenario import build_scenario
     from routetrace.testing import make_fixes
@@ -720,7 +720,7 @@ def corroboration_scores() -> pd.DataFrame:
         lorry = make_fixes(subject_id="lorry-1", t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
                            h_acc_m=tr["h_acc_m"])
         lorry["fix_id"] = "lorry-1:" + lorry["record"]
-        res = corroborate(st.places, pd.concat([phone, lorry], ignore_index=True))
+        res = corroborate_statements(st.places, pd.concat([phone, lorry], ignore_index=True))
         got = dict(zip(zip(res.verdicts["statement_id"], res.verdicts["subject_id"], strict=True),
                        res.verdicts["verdict"], strict=True))
         for key, verdict in sorted(expected.items()):
@@ -754,7 +754,7 @@ def _sample_case_corroboration() -> str:
     ok = df["truth"] == df["routetrace"]
     out = [f"Sample case (`routetrace.samples.generate`, seeds {', '.join(map(str, CORROBORATION_SEEDS))}): "
            "the statements file against phone-A's GPX evidence and lorry-1's observed track, "
-           "with `routetrace.routes.corroborate.corroborate` defaults. Truth: the verdicts "
+           "with `routetrace.routes.corroborate.corroborate_statements` defaults. Truth: the verdicts "
            "the scenario implies (`truth.json` → `statement_verdicts`).", "",
            f"**{int(ok.sum())} of {len(df)} verdicts correct ({ok.mean():.1%}).**", "",
            "| truth verdict | cases | correct |", "|---|---|---|"]

@@ -13,7 +13,7 @@ statements loader, exactly as ``routetrace corroborate CASE statements.yaml`` wo
 evidence is the four subjects' observed tracks; stops and unobserved intervals come from the
 chronology stage as ``routetrace chronology`` computes them (``clean_fixes`` →
 ``merge_sources`` → ``detect_stops`` with the lorries' ignition events); verdicts come from
-:func:`routetrace.routes.corroborate.corroborate` with its defaults. Nothing is tuned.
+:func:`routetrace.routes.corroborate.corroborate_statements` with its defaults. Nothing is tuned.
 
 Truth (:func:`truth_verdict`): written from the simulator's TRUE positions and the times at
 which the device recorded a fix, never from the evidence's noisy positions or from the
@@ -268,7 +268,7 @@ def evidence(seed: int) -> tuple[Any, pd.DataFrame, pd.DataFrame, pd.DataFrame, 
 
 def scores(seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
     """One row per seed and statement: category, truth, routetrace's verdict and reason."""
-    from routetrace.routes.corroborate import corroborate
+    from routetrace.routes.corroborate import corroborate_statements
 
     by_sid = {s.sid: s for s in STATEMENTS}
     rows = []
@@ -276,7 +276,7 @@ def scores(seeds: tuple[int, ...] = SEEDS) -> pd.DataFrame:
         sc, fixes, stops, gaps, _ = evidence(seed)
         with tempfile.TemporaryDirectory(prefix="routetrace-corroboration-") as tmpd:
             places = load_statements(Path(tmpd))
-        res = corroborate(places, fixes, stops=stops, gaps=gaps)
+        res = corroborate_statements(places, fixes, stops=stops, gaps=gaps)
         for v in res.verdicts.sort_values("statement_id", kind="mergesort").itertuples():
             spec = by_sid[str(v.statement_id)]
             lat, lon, r = _point(spec)
@@ -314,7 +314,7 @@ def section(df: pd.DataFrame | None = None) -> str:
     out = [f"Statements of every verdict against the sample case's simulator "
            f"(`build_scenario`, seeds {', '.join(map(str, SEEDS))}; {len(STATEMENTS)} statements "
            f"per seed; written as a statements YAML with a gazetteer and read by routetrace's "
-           "statements loader), tested with `routetrace.routes.corroborate.corroborate` "
+           "statements loader), tested with `routetrace.routes.corroborate.corroborate_statements` "
            "defaults against the four subjects' observed fixes and the chronology stage's stops "
            "and unobserved intervals (rules and truth: `bench/validate_corroboration.py`). "
            "Truth comes from the simulator's true positions and the times the device recorded, "

@@ -1,7 +1,7 @@
 """Geofences (named car-park and rest-area polygons) read from files the user supplies.
 
 A geofence table has columns ``name``, ``source`` and a WGS84 polygon ``geometry``; the
-car-park stage (:func:`routetrace.routes.carparks.carpark_visits`) takes it as it is.
+car-park stage (:func:`routetrace.routes.carparks.find_carpark_visits`) takes it as it is.
 Two readers, both offline:
 
 * :func:`load_geofences`: polygons an investigator drew (GeoJSON, KML, GeoPackage,

@@ -43,7 +43,7 @@ def _save(fig: Any, path: Path) -> Path:
 def plot_hour_of_week(counts: pd.DataFrame, out: str | Path, *, title: str = "Visits by local "
                       "hour of week") -> Path:
     """Heatmap of visits per local weekday × hour, one panel per geofence (``counts`` from
-    :func:`routetrace.routes.carparks.hour_of_week`).
+    :func:`routetrace.routes.carparks.count_hour_of_week`).
 
     Parameters
     ----------
@@ -93,7 +93,7 @@ def plot_visits_timeline(visits: pd.DataFrame, out: str | Path, *, title: str = 
     Parameters
     ----------
     visits : pandas.DataFrame
-        Visits from :func:`routetrace.routes.carparks.carpark_visits` (needs ``subject_id,
+        Visits from :func:`routetrace.routes.carparks.find_carpark_visits` (needs ``subject_id,
         geofence, t_entry, dwell, unobserved, door_open``).
     out : str or pathlib.Path
         The figure file; the suffix chooses the format.

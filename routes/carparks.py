@@ -5,7 +5,7 @@ Definitions (the rules a court can read)
 **Geofence.** A named polygon (WGS84): drawn by the investigator (GeoJSON, KML, GeoPackage),
 taken from an OpenStreetMap extract the user supplies (``amenity=parking``,
 ``highway=rest_area``, ``highway=services``; nothing is downloaded), or proposed
-automatically from places where vehicles of the case stopped (:func:`geofences_from_stops`).
+automatically from places where vehicles of the case stopped (:func:`make_geofences_from_stops`).
 
 **Membership of a fix.** A fix is ``inside`` a geofence when its position lies in the
 polygon and its whole uncertainty circle (radius ``h_acc_m``) does too; ``uncertain`` when
@@ -31,7 +31,9 @@ is flagged ``uncertain``.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -45,12 +47,12 @@ from .arrays import expand_ranges
 from .geo import EARTH_R_M, cluster_points_m, local_zone
 
 __all__ = [
-    "carpark_visits",
-    "dwell_outliers",
-    "geofences_from_stops",
-    "hour_of_week",
+    "find_carpark_visits",
+    "find_dwell_outliers",
+    "make_geofences_from_stops",
+    "count_hour_of_week",
     "local_zone",
-    "recurring_visitors",
+    "find_recurring_visitors",
 ]
 
 _NAT = np.iinfo(np.int64).min  # pandas reads this int64 as NaT
@@ -68,7 +70,7 @@ def _geofence_frame(names: Sequence[str], geoms: Sequence[object], source: str) 
                             crs="EPSG:4326")
 
 
-def geofences_from_stops(
+def make_geofences_from_stops(
     stops: pd.DataFrame, *, eps_m: float = 150.0, min_stops: int = 2, buffer_m: float = 50.0,
 ) -> gpd.GeoDataFrame:
     """Propose candidate car parks where stops cluster (``min_stops`` stops within ``eps_m``).
@@ -101,7 +103,7 @@ def geofences_from_stops(
     >>> f = make_fixes(subject_id=["lorry"] * 10 + ["van"] * 10, t_utc=t,
     ...                lat=[51.0] * 10 + [51.0005] * 10, lon=3.87, h_acc_m=5.0)
     >>> _, stops = detect_stops(f)
-    >>> len(stops), geofences_from_stops(stops)["name"].tolist()
+    >>> len(stops), make_geofences_from_stops(stops)["name"].tolist()
     (2, ['auto-1'])
     """
     schema.validate(stops, "stops")
@@ -168,7 +170,7 @@ def _membership(fixes: pd.DataFrame, fences: gpd.GeoDataFrame, max_h_acc_m: floa
     return pd.concat(out_rows, ignore_index=True)
 
 
-def carpark_visits(
+def find_carpark_visits(
     fixes: pd.DataFrame,
     geofences: gpd.GeoDataFrame,
     *,
@@ -197,7 +199,7 @@ def carpark_visits(
         A ``fixes`` table (UTC times, WGS84 degrees, ``h_acc_m`` in metres).
     geofences : geopandas.GeoDataFrame
         Polygons in WGS84 with a ``name`` column (loaded by a geofence loader or from
-        :func:`geofences_from_stops`).
+        :func:`make_geofences_from_stops`).
     events : pandas.DataFrame, optional
         An ``events`` table; its ignition and door events are attached to visits. Default
         None: no events.
@@ -227,7 +229,7 @@ def carpark_visits(
     ...                          crs="EPSG:4326")
     >>> f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z", "2025-10-26T21:40Z"],
     ...                lat=51.0, lon=3.87, h_acc_m=5.0)
-    >>> carpark_visits(f, fence)[["subject_id", "geofence", "n_fixes"]].values.tolist()
+    >>> find_carpark_visits(f, fence)[["subject_id", "geofence", "n_fixes"]].values.tolist()
     [['lorry', 'P', 2]]
     """
     schema.validate(fixes, "fixes")
@@ -391,7 +393,7 @@ def _night(v: pd.DataFrame, door_times: pd.DataFrame, hours: tuple[int, int]) ->
     return night
 
 
-def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
+def count_hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
     """Count visits by local weekday (0 = Monday) and hour of entry, per ``by`` value.
 
     Local time is the geofence's zone (``local_tz``), DST-correct. Returns a long table
@@ -400,7 +402,7 @@ def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
     Parameters
     ----------
     visits : pandas.DataFrame
-        Visits from :func:`carpark_visits` (needs ``t_entry``, ``local_tz`` and ``by``).
+        Visits from :func:`find_carpark_visits` (needs ``t_entry``, ``local_tz`` and ``by``).
     by : str, default "geofence"
         Column to count per (e.g. ``subject_id``).
 
@@ -413,7 +415,7 @@ def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
     -------
     >>> v = pd.DataFrame({"geofence": ["P", "P"], "local_tz": ["Europe/Brussels"] * 2,
     ...                   "t_entry": pd.to_datetime(["2025-10-27T21:10Z", "2025-11-03T21:50Z"])})
-    >>> hour_of_week(v).values.tolist()
+    >>> count_hour_of_week(v).values.tolist()
     [['P', 0, 22, 2]]
     """
     if visits.empty:
@@ -424,13 +426,13 @@ def hour_of_week(visits: pd.DataFrame, *, by: str = "geofence") -> pd.DataFrame:
     return df.groupby([by, "weekday", "hour"]).size().rename("visits").reset_index()
 
 
-def recurring_visitors(visits: pd.DataFrame, *, min_visits: int = 2) -> pd.DataFrame:
+def find_recurring_visitors(visits: pd.DataFrame, *, min_visits: int = 2) -> pd.DataFrame:
     """Subjects that visited the same geofence on at least ``min_visits`` different local days.
 
     Parameters
     ----------
     visits : pandas.DataFrame
-        Visits from :func:`carpark_visits` (``visit_id, subject_id, geofence, t_entry,
+        Visits from :func:`find_carpark_visits` (``visit_id, subject_id, geofence, t_entry,
         local_tz``).
     min_visits : int, default 2
         Fewest different local days (in the geofence's zone) that make a recurring visitor;
@@ -448,7 +450,7 @@ def recurring_visitors(visits: pd.DataFrame, *, min_visits: int = 2) -> pd.DataF
     ...                   "geofence": ["P"] * 3, "local_tz": ["Europe/Brussels"] * 3,
     ...                   "t_entry": pd.to_datetime(["2025-10-27T21:00Z", "2025-10-27T22:00Z",
     ...                                              "2025-10-28T21:00Z"])})
-    >>> recurring_visitors(v).values.tolist()
+    >>> find_recurring_visitors(v).values.tolist()
     [['P', 'lorry', 3, 2]]
     """
     if visits.empty:
@@ -459,7 +461,7 @@ def recurring_visitors(visits: pd.DataFrame, *, min_visits: int = 2) -> pd.DataF
     return g[g["days"] >= min_visits].reset_index()
 
 
-def dwell_outliers(visits: pd.DataFrame, *, z: float = 3.0, min_visits: int = 5) -> pd.DataFrame:
+def find_dwell_outliers(visits: pd.DataFrame, *, z: float = 3.0, min_visits: int = 5) -> pd.DataFrame:
     """Visits whose observed dwell is unusual for their geofence (robust z-score > ``z``).
 
     Robust z = (dwell − median) / (1.4826 · MAD) over that geofence's visits; geofences with
@@ -468,7 +470,7 @@ def dwell_outliers(visits: pd.DataFrame, *, z: float = 3.0, min_visits: int = 5)
     Parameters
     ----------
     visits : pandas.DataFrame
-        Visits from :func:`carpark_visits` (needs ``geofence`` and ``dwell_observed``).
+        Visits from :func:`find_carpark_visits` (needs ``geofence`` and ``dwell_observed``).
     z : float, default 3.0
         Robust z-score above which (in absolute value) a dwell is unusual; 3 is the usual
         cut for "far outside the typical spread".
@@ -485,7 +487,7 @@ def dwell_outliers(visits: pd.DataFrame, *, z: float = 3.0, min_visits: int = 5)
     >>> mins = [10, 11, 12, 10, 11, 95]
     >>> v = pd.DataFrame({"geofence": ["P"] * 6,
     ...                   "dwell_observed": pd.to_timedelta(mins, unit="min")})
-    >>> dwell_outliers(v)["dwell_observed"].tolist()
+    >>> find_dwell_outliers(v)["dwell_observed"].tolist()
     [Timedelta('0 days 01:35:00')]
     """
     if visits.empty:
@@ -506,3 +508,41 @@ def visits_to_json(visits: pd.DataFrame) -> str:
     for c in ("dwell", "dwell_observed", "unobserved"):
         df[c] = df[c].dt.total_seconds()
     return json.dumps(json.loads(df.to_json(orient="records", date_format="iso")), indent=1)
+
+
+# deprecated aliases (old stage names), kept for one release
+
+
+def carpark_visits(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`find_carpark_visits` (removed in the next release)."""
+    warnings.warn("routetrace: carpark_visits() is renamed find_carpark_visits(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return find_carpark_visits(*args, **kwargs)
+
+
+def hour_of_week(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`count_hour_of_week` (removed in the next release)."""
+    warnings.warn("routetrace: hour_of_week() is renamed count_hour_of_week(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return count_hour_of_week(*args, **kwargs)
+
+
+def recurring_visitors(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`find_recurring_visitors` (removed in the next release)."""
+    warnings.warn("routetrace: recurring_visitors() is renamed find_recurring_visitors(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return find_recurring_visitors(*args, **kwargs)
+
+
+def dwell_outliers(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`find_dwell_outliers` (removed in the next release)."""
+    warnings.warn("routetrace: dwell_outliers() is renamed find_dwell_outliers(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return find_dwell_outliers(*args, **kwargs)
+
+
+def geofences_from_stops(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`make_geofences_from_stops` (removed in the next release)."""
+    warnings.warn("routetrace: geofences_from_stops() is renamed make_geofences_from_stops(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return make_geofences_from_stops(*args, **kwargs)

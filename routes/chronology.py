@@ -10,19 +10,22 @@ written by the one formatter every output uses, :func:`routetrace.localtime.fmt_
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import pandas as pd
 
 from ..localtime import fmt_local
 from .geo import local_zone
 
-__all__ = ["chronology", "fmt_local"]
+__all__ = ["order_chronology", "fmt_local"]
 
 COLUMNS = ["subject_id", "seq", "kind", "ref_id", "t_start_utc", "t_end_utc", "local_start",
            "local_end", "tz_start", "tz_end", "duration", "dwell", "lat", "lon", "radius_m",
            "distance_m", "n_fixes", "observed_fraction", "flags"]
 
 
-def chronology(stops: pd.DataFrame, trips: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
+def order_chronology(stops: pd.DataFrame, trips: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
     """Order stops, trips and gaps per subject into one table (see module doc).
 
     Parameters
@@ -50,7 +53,7 @@ def chronology(stops: pd.DataFrame, trips: pd.DataFrame, gaps: pd.DataFrame) -> 
     ...                freq="1min"), lat=51.0, lon=3.87, h_acc_m=5.0)
     >>> linked, stops = detect_stops(f)
     >>> trips = build_trips(linked, stops, gaps=stops.attrs["gaps"])
-    >>> chronology(stops, trips, stops.attrs["gaps"])[["kind", "local_start"]].values.tolist()
+    >>> order_chronology(stops, trips, stops.attrs["gaps"])[["kind", "local_start"]].values.tolist()
     [['stop', '2025-10-26 22:00:00 CET (UTC+01:00)']]
     """
     rows = []
@@ -87,3 +90,13 @@ def chronology(stops: pd.DataFrame, trips: pd.DataFrame, gaps: pd.DataFrame) -> 
     df["local_start"] = [fmt_local(t, z) for t, z in zip(df["t_start_utc"], df["tz_start"], strict=True)]
     df["local_end"] = [fmt_local(t, z) for t, z in zip(df["t_end_utc"], df["tz_end"], strict=True)]
     return df.reindex(columns=COLUMNS).reset_index(drop=True)
+
+
+# deprecated aliases (old stage names), kept for one release
+
+
+def chronology(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`order_chronology` (removed in the next release)."""
+    warnings.warn("routetrace: chronology() is renamed order_chronology(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return order_chronology(*args, **kwargs)

@@ -29,7 +29,9 @@ record at least every few minutes while moving; documented in ``params``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +41,7 @@ from ..errors import ParameterError
 from ..geodesy import EARTH_R_M, haversine_m
 from .arrays import expand_ranges
 
-__all__ = ["copresence_pairs", "detect_copresence", "detect_cotravel"]
+__all__ = ["find_copresence_pairs", "detect_copresence", "detect_cotravel"]
 
 _PAIR_COLUMNS = ["subject_a", "subject_b", "fix_a", "fix_b", "t_a", "t_b", "dt", "distance_m",
                  "h_acc_a", "h_acc_b", "lat_a", "lon_a", "lat_b", "lon_b", "firm"]
@@ -52,7 +54,7 @@ def _check(radius_m: float, max_dt: pd.Timedelta) -> None:
         raise ParameterError(f"max_dt must be a positive duration, got {max_dt}")
 
 
-def copresence_pairs(
+def find_copresence_pairs(
     fixes: pd.DataFrame,
     *,
     radius_m: float = 100.0,
@@ -100,7 +102,7 @@ def copresence_pairs(
     >>> from routetrace.testing import make_fixes
     >>> f = make_fixes(subject_id=["lorry", "phone"], t_utc=["2025-10-26T21:30Z", "2025-10-26T21:32Z"],
     ...                lat=[51.0, 51.0003], lon=[3.87, 3.87], h_acc_m=10.0)
-    >>> p = copresence_pairs(f)
+    >>> p = find_copresence_pairs(f)
     >>> p[["subject_a", "subject_b", "firm"]].values.tolist(), round(float(p["distance_m"][0]))
     ([['lorry', 'phone', True]], 33)
     """
@@ -222,13 +224,13 @@ def detect_copresence(
     fixes : pandas.DataFrame
         A ``fixes`` table of two or more subjects.
     radius_m, max_dt, accuracy_aware, max_h_acc_m, subjects
-        As in :func:`copresence_pairs` (defaults 100 m, 10 min, True, 500 m, every subject);
+        As in :func:`find_copresence_pairs` (defaults 100 m, 10 min, True, 500 m, every subject);
         ``max_dt`` is also the longest pause inside one meeting.
 
     Returns
     -------
     tuple of pandas.DataFrame
-        ``(pairs, meetings)``: the pairs of :func:`copresence_pairs` and one row per meeting.
+        ``(pairs, meetings)``: the pairs of :func:`find_copresence_pairs` and one row per meeting.
 
     Example
     -------
@@ -239,7 +241,7 @@ def detect_copresence(
     >>> meetings[["subject_a", "subject_b", "n_pairs"]].values.tolist()
     [['lorry', 'phone', 1]]
     """
-    pairs = copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt, accuracy_aware=accuracy_aware,
+    pairs = find_copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt, accuracy_aware=accuracy_aware,
                              max_h_acc_m=max_h_acc_m, subjects=subjects)
     cols = ["meeting_id", "subject_a", "subject_b", "t_start", "t_end", "duration", "n_pairs",
             "n_firm", "min_distance_m", "lat", "lon", "fix_ids"]
@@ -379,3 +381,13 @@ def detect_cotravel(
     out.attrs["params"] = {"subject": subject, "with_subject": with_subject, "radius_m": radius_m,
                            "max_dt": str(pd.Timedelta(max_dt)), "min_speed_mps": min_speed_mps}
     return out
+
+
+# deprecated aliases (old stage names), kept for one release
+
+
+def copresence_pairs(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`find_copresence_pairs` (removed in the next release)."""
+    warnings.warn("routetrace: copresence_pairs() is renamed find_copresence_pairs(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return find_copresence_pairs(*args, **kwargs)

@@ -69,7 +69,7 @@ The parameters used are in ``result.params`` and in the CSV header row of each v
 
 Example
 -------
->>> res = corroborate(places, fixes, stops=stops, gaps=gaps)  # doctest: +SKIP
+>>> res = corroborate_statements(places, fixes, stops=stops, gaps=gaps)  # doctest: +SKIP
 >>> res.verdicts[["statement_id", "subject_id", "verdict", "reason"]]  # doctest: +SKIP
 """
 
@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,7 +92,7 @@ from ..geodesy import haversine_m
 __all__ = [
     "VERDICTS",
     "CorroborationResult",
-    "corroborate",
+    "corroborate_statements",
     "statement_layer",
 ]
 
@@ -207,7 +208,7 @@ def _prepare(places: pd.DataFrame, kinds: Sequence[str]) -> pd.DataFrame:
     return pl.reset_index(drop=True)
 
 
-def corroborate(
+def corroborate_statements(
     places: pd.DataFrame,
     fixes: pd.DataFrame,
     *,
@@ -264,7 +265,7 @@ def corroborate(
     ...     "extra": '{"statement_id": "S1"}'}], "places")
     >>> f = make_fixes(subject_id="lorry", t_utc=pd.date_range(t0, periods=12, freq="5min"),
     ...                lat=51.0, lon=3.87, h_acc_m=5.0)
-    >>> result = corroborate(places, f)
+    >>> result = corroborate_statements(places, f)
     >>> result.verdicts[["statement_id", "subject_id", "verdict"]].values.tolist()
     [['S1', 'lorry', 'supported']]
     """
@@ -716,7 +717,7 @@ def statement_layer(places: pd.DataFrame, result: CorroborationResult | None = N
     places : pandas.DataFrame
         A ``places`` table; its ``indicated`` and ``shared`` rows are the statements.
     result : CorroborationResult, optional
-        The verdicts from :func:`corroborate`; default None: no ``verdicts``/``worst`` columns.
+        The verdicts from :func:`corroborate_statements`; default None: no ``verdicts``/``worst`` columns.
 
     Returns
     -------
@@ -735,7 +736,7 @@ def statement_layer(places: pd.DataFrame, result: CorroborationResult | None = N
     ...     "extra": '{"statement_id": "S1"}'}], "places")
     >>> f = make_fixes(subject_id="lorry", t_utc=pd.date_range(t0, periods=12, freq="5min"),
     ...                lat=51.0, lon=3.87, h_acc_m=5.0)
-    >>> layer = statement_layer(places, corroborate(places, f))
+    >>> layer = statement_layer(places, corroborate_statements(places, f))
     >>> layer[["statement_id", "verdicts", "worst"]].values.tolist()
     [['S1', 'lorry: supported', 'supported']]
     """
@@ -760,3 +761,13 @@ def statement_layer(places: pd.DataFrame, result: CorroborationResult | None = N
         out["verdicts"] = out["statement_id"].map(summary).astype("string")
         out["worst"] = out["statement_id"].map(worst).astype("string")
     return out.sort_values(["statement_id"], kind="mergesort").reset_index(drop=True)
+
+
+# deprecated aliases (old stage names), kept for one release
+
+
+def corroborate(*args: Any, **kwargs: Any) -> Any:
+    """Deprecated: the old name of :func:`corroborate_statements` (removed in the next release)."""
+    warnings.warn("routetrace: corroborate() is renamed corroborate_statements(); the old name goes in "
+                  "the next release", DeprecationWarning, stacklevel=2)
+    return corroborate_statements(*args, **kwargs)

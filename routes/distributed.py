@@ -6,7 +6,7 @@ The in-memory functions of :mod:`routetrace.routes.carparks` and
 * **Car-park visits** are per subject. A pandas table is split on the client into
   ``npartitions`` groups of whole subjects of about equal size; a Dask DataFrame is
   shuffled so each subject lies in one partition. Each partition is processed by
-  :func:`carpark_visits`, and the small visits table is completed (others present, ids)
+  :func:`find_carpark_visits`, and the small visits table is completed (others present, ids)
   on the client.
 * **Co-presence** compares subjects at nearby times. A pandas table is split on the
   client into ``npartitions`` time ranges of about equal size; each range also takes the
@@ -39,8 +39,8 @@ import pandas as pd
 from dask.base import compute as dask_compute
 from dask.delayed import delayed as dask_delayed
 
-from .carparks import _VISIT_COLS, _attach_others, carpark_visits
-from .copresence import copresence_pairs
+from .carparks import _VISIT_COLS, _attach_others, find_carpark_visits
+from .copresence import find_copresence_pairs
 
 __all__ = ["STAGE_COLUMNS", "dask_carpark_visits", "dask_client", "dask_copresence_pairs", "split_by_subject", "split_by_time"]
 
@@ -259,7 +259,7 @@ def dask_carpark_visits(
     shuffle: bool = True,
     **params: Any,
 ) -> pd.DataFrame:
-    """:func:`carpark_visits` over Dask partitions by subject; same result, same columns.
+    """:func:`find_carpark_visits` over Dask partitions by subject; same result, same columns.
 
     ``fixes`` as a pandas table is split into ``npartitions`` groups of whole subjects
     (no shuffle); as a Dask DataFrame it is shuffled by subject, unless ``shuffle`` is
@@ -274,20 +274,20 @@ def dask_carpark_visits(
     fixes : pandas.DataFrame or dask.dataframe.DataFrame
         The fixes (at least :data:`STAGE_COLUMNS`).
     geofences : geopandas.GeoDataFrame
-        The car parks, as for :func:`carpark_visits`.
+        The car parks, as for :func:`find_carpark_visits`.
     events : pandas.DataFrame, optional
-        Ignition and door events, as for :func:`carpark_visits`.
+        Ignition and door events, as for :func:`find_carpark_visits`.
     npartitions : int
         Groups of whole subjects (a pandas table) or partitions after the shuffle.
     shuffle : bool
         Shuffle a Dask DataFrame by subject first (see above).
     **params
-        The other parameters of :func:`carpark_visits` (``max_gap``, ...).
+        The other parameters of :func:`find_carpark_visits` (``max_gap``, ...).
 
     Returns
     -------
     pandas.DataFrame
-        The visits, equal to what :func:`carpark_visits` returns for the whole table.
+        The visits, equal to what :func:`find_carpark_visits` returns for the whole table.
 
     Example
     -------
@@ -307,7 +307,7 @@ def dask_carpark_visits(
         if df.empty:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in _VISIT_COLS})
         ev = None if events is None else events[events["subject_id"].isin(df["subject_id"].unique())]
-        v = carpark_visits(df.reset_index(drop=True), geofences, events=ev, **params)
+        v = find_carpark_visits(df.reset_index(drop=True), geofences, events=ev, **params)
         return v.astype(object)
 
     meta = pd.DataFrame({c: pd.Series(dtype=object) for c in _VISIT_COLS})
@@ -320,7 +320,7 @@ def dask_carpark_visits(
         parts = fixes.shuffle("subject_id", npartitions=npartitions) if shuffle else fixes
         v = parts.map_partitions(part, meta=meta).compute()
     if v.empty:
-        return carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
+        return find_carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
                               geofences, events=events, **params)
     v = v.drop(columns=["visit_id", "others_present"]).infer_objects().reset_index(drop=True)
     for c in ("t_entry", "t_exit", "t_before", "t_after"):
@@ -344,7 +344,7 @@ def dask_copresence_pairs(
     npartitions: int = 4,
     **params: Any,
 ) -> pd.DataFrame:
-    """:func:`copresence_pairs` over time partitions with a ``max_dt`` overlap; same pairs.
+    """:func:`find_copresence_pairs` over time partitions with a ``max_dt`` overlap; same pairs.
 
     ``fixes`` as a pandas table is split into ``npartitions`` time ranges of about equal
     size (no shuffle); as a Dask DataFrame it is shuffled into ``bucket``-long time buckets.
@@ -360,12 +360,12 @@ def dask_copresence_pairs(
     npartitions : int
         Time ranges (a pandas table) or partitions after the shuffle.
     **params
-        The parameters of :func:`copresence_pairs` (``radius_m``, ``max_dt``, ...).
+        The parameters of :func:`find_copresence_pairs` (``radius_m``, ``max_dt``, ...).
 
     Returns
     -------
     pandas.DataFrame
-        The pairs, equal to what :func:`copresence_pairs` returns for the whole table.
+        The pairs, equal to what :func:`find_copresence_pairs` returns for the whole table.
 
     Raises
     ------
@@ -386,11 +386,11 @@ def dask_copresence_pairs(
     max_dt = pd.Timedelta(params.get("max_dt", pd.Timedelta("10min")))
     if bucket <= max_dt:
         raise ValueError("bucket must be longer than max_dt")
-    pmeta = copresence_pairs(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
+    pmeta = find_copresence_pairs(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
                              **params).astype(object)
     if isinstance(fixes, pd.DataFrame):
         def run(df: pd.DataFrame) -> pd.DataFrame:
-            return copresence_pairs(df, **params).astype(object)  # _unpack reset the index
+            return find_copresence_pairs(df, **params).astype(object)  # _unpack reset the index
 
         packed, restore = _pack(fixes)
         found = [f for f in _run_parts(run, split_by_time(packed, npartitions, overlap=max_dt), restore)
@@ -411,11 +411,11 @@ def dask_copresence_pairs(
     tagged = ddf.map_partitions(assign, meta=meta).shuffle("_bucket", npartitions=npartitions)
 
     def part(df: pd.DataFrame) -> pd.DataFrame:
-        frames = [copresence_pairs(g.drop(columns="_bucket").reset_index(drop=True), **params)
+        frames = [find_copresence_pairs(g.drop(columns="_bucket").reset_index(drop=True), **params)
                   for _, g in df.groupby("_bucket", sort=True)]
         frames = [f for f in frames if len(f)]
         if not frames:
-            return copresence_pairs(df.drop(columns="_bucket").head(0), **params).astype(object)
+            return find_copresence_pairs(df.drop(columns="_bucket").head(0), **params).astype(object)
         return pd.concat(frames, ignore_index=True).astype(object)
 
     return _finish_pairs(tagged.map_partitions(part, meta=pmeta).compute())

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pandas as pd
 
-from routetrace.routes.copresence import copresence_pairs
+from routetrace.routes.copresence import find_copresence_pairs
 from routetrace.testing import make_fixes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,13 +37,13 @@ def test_bucketed_join_counts_pairs_across_bucket_edges_once() -> None:
                    lat=[51.0, 51.00045, 51.00045, 51.0020, 51.0], lon=[3.0] * 5, h_acc_m=5.0)
     assert C.bucketed_pairs(f) == 2  # a-b and b with a's second fix
     assert C.bucketed_pairs(f, max_rows=1) == 2  # one bucket per chunk: the same pairs
-    assert int((copresence_pairs(f)["distance_m"] <= 100).sum()) == 2
+    assert int((find_copresence_pairs(f)["distance_m"] <= 100).sum()) == 2
 
 
 def test_bucketed_join_agrees_with_routetrace_on_a_fleet() -> None:
     n = 8000
     f = C.data(n)
-    firm = int((copresence_pairs(f)["distance_m"] <= 100).sum())
+    firm = int((find_copresence_pairs(f)["distance_m"] <= 100).sum())
     assert firm > 0
     assert C.bucketed_pairs(f) == firm
     assert C.bucketed_pairs(f, max_rows=10_000) == firm

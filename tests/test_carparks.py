@@ -14,11 +14,11 @@ from routetrace import schema
 from routetrace.loaders.geofences import geofences_from_osm, load_geofences
 from routetrace.maps.patterns import plot_hour_of_week, plot_visits_timeline
 from routetrace.routes.carparks import (
-    carpark_visits,
-    dwell_outliers,
-    geofences_from_stops,
-    hour_of_week,
-    recurring_visitors,
+    count_hour_of_week,
+    find_carpark_visits,
+    find_dwell_outliers,
+    find_recurring_visitors,
+    make_geofences_from_stops,
 )
 from routetrace.routes.copresence import detect_copresence
 from routetrace.samples.scenario import PLACES, build_scenario
@@ -47,7 +47,7 @@ def scenario_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_night_visit_with_door_and_phone_is_found_and_innocent_lorry_is_not_linked(
         scenario_tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     fixes, ev = scenario_tables
-    v = carpark_visits(fixes, _fences(), events=ev)
+    v = find_carpark_visits(fixes, _fences(), events=ev)
     wet = v[(v["geofence"] == "wetteren_carpark") & ~v["pass_through"]]
     l1 = wet[wet["subject_id"] == "lorry-1"].iloc[0]
     assert l1["door_open"] == 1 and l1["door_close"] == 1 and l1["ignition_off"] == 1
@@ -70,7 +70,7 @@ def test_accuracy_aware_membership() -> None:
     f = make_fixes(subject_id=["gps", "wifi", "cell", "near"],
                    t_utc=["2025-10-26T21:00Z"] * 4, lat=[51.0, 51.0, 51.0, 51.0006], lon=3.87,
                    h_acc_m=[5.0, 300.0, 1500.0, 60.0])
-    v = carpark_visits(f, fence).set_index("subject_id")
+    v = find_carpark_visits(f, fence).set_index("subject_id")
     assert v.loc["gps", "n_inside"] == 1 and not v.loc["gps", "uncertain"]
     assert v.loc["wifi", "uncertain"] and v.loc["wifi", "n_inside"] == 0  # 300 m circle > car park
     assert "cell" not in v.index  # 1500 m: evidence of an area, not used
@@ -81,7 +81,7 @@ def test_unobserved_time_inside_a_visit_is_not_dwell() -> None:
     fence = gpd.GeoDataFrame({"name": ["P"]}, crs="EPSG:4326", geometry=[shapely.box(3.86, 50.99, 3.88, 51.01)])
     f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T18:00Z", "2025-10-26T18:01Z", "2025-10-26T20:00Z"],
                    lat=51.0, lon=3.87, h_acc_m=5.0)
-    v = carpark_visits(f, fence).iloc[0]
+    v = find_carpark_visits(f, fence).iloc[0]
     assert v["dwell"] == pd.Timedelta("2h") and v["unobserved"] == pd.Timedelta("119min")
     assert v["dwell_observed"] == pd.Timedelta("1min")
 
@@ -126,7 +126,7 @@ def test_auto_geofences_from_stops() -> None:
                      "lat": lat, "lon": lon, "radius_m": 20.0, "n_fixes": 5, "sources": "x",
                      "observed_fraction": 1.0, "flags": ""})
     stops = schema.coerce(pd.DataFrame(rows), "stops")
-    fences = geofences_from_stops(stops, eps_m=100, min_stops=2)
+    fences = make_geofences_from_stops(stops, eps_m=100, min_stops=2)
     assert fences["name"].tolist() == ["auto-1"]
     assert fences.geometry.iloc[0].contains(shapely.Point(3.87, 51.0))
 
@@ -134,15 +134,15 @@ def test_auto_geofences_from_stops() -> None:
 def test_patterns_and_deterministic_figures(scenario_tables: tuple[pd.DataFrame, pd.DataFrame],
                                            tmp_path: Path) -> None:
     fixes, ev = scenario_tables
-    v = carpark_visits(fixes, _fences(), events=ev)
-    how = hour_of_week(v)
+    v = find_carpark_visits(fixes, _fences(), events=ev)
+    how = count_hour_of_week(v)
     wet = how[how["geofence"] == "wetteren_carpark"]
     assert wet["visits"].sum() == (v["geofence"] == "wetteren_carpark").sum()
-    rec = recurring_visitors(v)
+    rec = find_recurring_visitors(v)
     assert set(zip(rec["geofence"], rec["subject_id"], strict=True)) >= {("wetteren_carpark", "phone-A")}
     many = pd.concat([v.assign(dwell_observed=pd.Timedelta(minutes=10 + i % 3)) for i in range(6)])
     many.iloc[0, many.columns.get_loc("dwell_observed")] = pd.Timedelta("6h")
-    assert len(dwell_outliers(many)) >= 1
+    assert len(find_dwell_outliers(many)) >= 1
     for suffix in (".png", ".svg"):
         a = plot_hour_of_week(how, tmp_path / f"a{suffix}")
         b = plot_hour_of_week(how, tmp_path / f"b{suffix}")
@@ -155,7 +155,7 @@ def test_patterns_and_deterministic_figures(scenario_tables: tuple[pd.DataFrame,
 @pytest.mark.allow_loopback
 @pytest.mark.slow
 def test_dask_equals_in_memory(scenario_tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    from routetrace.routes.copresence import copresence_pairs
+    from routetrace.routes.copresence import find_copresence_pairs
     from routetrace.routes.distributed import (
         dask_carpark_visits,
         dask_client,
@@ -163,8 +163,8 @@ def test_dask_equals_in_memory(scenario_tables: tuple[pd.DataFrame, pd.DataFrame
     )
 
     fixes, ev = scenario_tables
-    mem_v = carpark_visits(fixes, _fences(), events=ev)
-    mem_p = copresence_pairs(fixes)
+    mem_v = find_carpark_visits(fixes, _fences(), events=ev)
+    mem_p = find_copresence_pairs(fixes)
     with dask_client(n_workers=2):
         dv = dask_carpark_visits(fixes, _fences(), events=ev, npartitions=3)
         dp = dask_copresence_pairs(fixes, npartitions=3, bucket=pd.Timedelta("6h"))
@@ -180,7 +180,7 @@ def test_dask_dataframe_input_and_no_client_equal_in_memory(
     """The shuffle path (Dask DataFrame input) and the no-cluster path give the same rows."""
     import dask.dataframe as dd
 
-    from routetrace.routes.copresence import copresence_pairs
+    from routetrace.routes.copresence import find_copresence_pairs
     from routetrace.routes.distributed import (
         dask_carpark_visits,
         dask_client,
@@ -188,8 +188,8 @@ def test_dask_dataframe_input_and_no_client_equal_in_memory(
     )
 
     fixes, ev = scenario_tables
-    mem_v = carpark_visits(fixes, _fences(), events=ev).reset_index(drop=True)
-    mem_p = copresence_pairs(fixes)[["fix_a", "fix_b"]].values.tolist()
+    mem_v = find_carpark_visits(fixes, _fences(), events=ev).reset_index(drop=True)
+    mem_p = find_copresence_pairs(fixes)[["fix_a", "fix_b"]].values.tolist()
     with dask_client(n_workers=2):
         ddf = dd.from_pandas(fixes, npartitions=3, sort=False)
         dv = dask_carpark_visits(ddf, _fences(), events=ev, npartitions=2)

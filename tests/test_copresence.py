@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routetrace.routes.copresence import (
-    copresence_pairs,
     detect_copresence,
     detect_cotravel,
+    find_copresence_pairs,
     haversine_m,
 )
 from routetrace.testing import make_fixes
@@ -52,7 +52,7 @@ def _brute(f: pd.DataFrame, radius_m: float, max_dt: pd.Timedelta, aware: bool, 
 def test_matches_brute_force(seed: int, radius: float, minutes: int, aware: bool) -> None:
     f = _random_fixes(seed)
     dt = pd.Timedelta(minutes=minutes)
-    pairs = copresence_pairs(f, radius_m=radius, max_dt=dt, accuracy_aware=aware)
+    pairs = find_copresence_pairs(f, radius_m=radius, max_dt=dt, accuracy_aware=aware)
     got = {tuple(sorted(p)) for p in zip(pairs["fix_a"], pairs["fix_b"], strict=True)}
     assert got == _brute(f, radius, dt, aware, 500.0)
     # never beyond the thresholds
@@ -66,13 +66,13 @@ def test_matches_brute_force(seed: int, radius: float, minutes: int, aware: bool
 @given(seed=st.integers(0, 10_000))
 def test_symmetric_and_monotone(seed: int) -> None:
     f = _random_fixes(seed)
-    base = copresence_pairs(f)
-    rev = copresence_pairs(f.iloc[::-1].reset_index(drop=True))
+    base = find_copresence_pairs(f)
+    rev = find_copresence_pairs(f.iloc[::-1].reset_index(drop=True))
     assert base[["fix_a", "fix_b"]].values.tolist() == rev[["fix_a", "fix_b"]].values.tolist()
     key = lambda p: set(zip(p["fix_a"], p["fix_b"], strict=True))  # noqa: E731
-    assert key(copresence_pairs(f, radius_m=50)) <= key(base) <= key(copresence_pairs(f, radius_m=200))
-    assert key(copresence_pairs(f, max_dt=pd.Timedelta("2min"))) <= key(base) <= \
-        key(copresence_pairs(f, max_dt=pd.Timedelta("30min")))
+    assert key(find_copresence_pairs(f, radius_m=50)) <= key(base) <= key(find_copresence_pairs(f, radius_m=200))
+    assert key(find_copresence_pairs(f, max_dt=pd.Timedelta("2min"))) <= key(base) <= \
+        key(find_copresence_pairs(f, max_dt=pd.Timedelta("30min")))
 
 
 def test_meetings_group_pairs_and_cell_fixes_are_not_used() -> None:

@@ -16,7 +16,7 @@ from routetrace import schema
 from routetrace.app.corroborate import write_corroboration
 from routetrace.errors import ParameterError
 from routetrace.loaders import load
-from routetrace.routes.corroborate import corroborate
+from routetrace.routes.corroborate import corroborate_statements
 from routetrace.testing import make_fixes
 
 A = (51.0000, 3.8700)  # a car park
@@ -80,7 +80,7 @@ def test_supported_and_moving_the_place_30_km_contradicts(tmp_path: Path) -> Non
     at = {"t_start": "2025-10-26T20:30Z", "t_end": "2025-10-26T21:30Z", "uncertainty_m": 100}
     places = _places(tmp_path, {"statement_id": "here", "place": f"{A[0]},{A[1]}", **at},
                      {"statement_id": "moved", "place": f"{A[0] + NORTH_30KM:.6f},{A[1]}", **at})
-    res = corroborate(places, _track(), stops=_stops(), gaps=_gaps())
+    res = corroborate_statements(places, _track(), stops=_stops(), gaps=_gaps())
     assert _verdicts(res) == {"here": "supported", "moved": "contradicted"}
     v = res.verdicts.set_index("statement_id")
     assert v.loc["here", "stop_ids"] == "s:stop0"
@@ -96,7 +96,7 @@ def test_supported_and_moving_the_place_30_km_contradicts(tmp_path: Path) -> Non
     far = res.evidence[res.evidence["corroboration_id"] == "moved|s"]
     assert set(far["role"]) == {"far"} and (far["distance_m"] > far["limit_m"]).all()
     # the same verdicts from fixes alone (no stops table)
-    assert _verdicts(corroborate(places, _track())) == {"here": "supported", "moved": "contradicted"}
+    assert _verdicts(corroborate_statements(places, _track())) == {"here": "supported", "moved": "contradicted"}
 
 
 def test_not_observed_is_distinct_from_contradicted(tmp_path: Path) -> None:
@@ -114,7 +114,7 @@ def test_not_observed_is_distinct_from_contradicted(tmp_path: Path) -> None:
         {"statement_id": "before", "place": f"{A[0]},{A[1]}", "t_start": "2025-10-25T10:00Z",
          "t_end": "2025-10-25T12:00Z"},
     )
-    res = corroborate(places, _track(), stops=_stops(), gaps=_gaps())
+    res = corroborate_statements(places, _track(), stops=_stops(), gaps=_gaps())
     assert _verdicts(res) == {"gap_here": "not observed", "gap_far": "not observed",
                               "edge_far": "inconclusive", "before": "not observed"}
     v = res.verdicts.set_index("statement_id")
@@ -138,14 +138,14 @@ def test_thin_or_coarse_evidence_is_inconclusive(tmp_path: Path) -> None:
     fixes = pd.concat([one, cell.assign(fix_id="c:" + cell["record"])], ignore_index=True)
     places = _places(tmp_path, {"statement_id": "x", "place": f"{A[0]},{A[1]}",
                                 "t_start": "2025-10-26T19:59Z", "t_end": "2025-10-26T20:11Z"})
-    res = corroborate(places, fixes, time_tolerance=pd.Timedelta(0))
+    res = corroborate_statements(places, fixes, time_tolerance=pd.Timedelta(0))
     v = res.verdicts.set_index("subject_id")
     assert v.loc["p", "verdict"] == "inconclusive" and "only 1 fix" in v.loc["p", "reason"]
     assert v.loc["c", "verdict"] == "inconclusive" and "coarse" in v.loc["c", "reason"]
-    assert corroborate(places, fixes, min_fixes=1).verdicts.set_index("subject_id").loc[
+    assert corroborate_statements(places, fixes, min_fixes=1).verdicts.set_index("subject_id").loc[
         "p", "verdict"] == "supported"
     # a subject named by the statement but absent from the evidence
-    res2 = corroborate(places, fixes, subjects=["nobody"])
+    res2 = corroborate_statements(places, fixes, subjects=["nobody"])
     assert res2.verdicts["verdict"].tolist() == ["not observed"]
 
 
@@ -158,7 +158,7 @@ def test_order_constraint_bounds_a_vague_time(tmp_path: Path) -> None:
          "time_text": "before the hotel"},
         {"statement_id": "after_far", "place": f"{A[0]},{A[1]}", "after": ["hotel"]},
     )
-    res = corroborate(places, _track(), stops=_stops(), time_tolerance=pd.Timedelta(0))
+    res = corroborate_statements(places, _track(), stops=_stops(), time_tolerance=pd.Timedelta(0))
     v = res.verdicts.set_index("statement_id")
     assert v.loc["carpark", "verdict"] == "supported"
     assert v.loc["carpark", "window_end"] == pd.Timestamp("2025-10-26T23:00Z")
@@ -172,7 +172,7 @@ def test_sequence_check_catches_a_swapped_order(tmp_path: Path) -> None:
     ok = _places(tmp_path, {"statement_id": "a", "place": f"{A[0]},{A[1]}", "order": 1},
                  {"statement_id": "b", "place": f"{B[0]},{B[1]}", "order": 2},
                  {"statement_id": "z", "place": "10.0,10.0", "order": 3})
-    seq = corroborate(ok, _track(), stops=_stops()).sequence
+    seq = corroborate_statements(ok, _track(), stops=_stops()).sequence
     order = seq[seq["check"] == "order"]
     assert order["status"].tolist() == ["in order", "in order", "not visited"]
     assert order["visit_id"].tolist()[:2] == ["s:stop0", "s:stop1"]
@@ -181,7 +181,7 @@ def test_sequence_check_catches_a_swapped_order(tmp_path: Path) -> None:
                       {"statement_id": "a", "place": f"{A[0]},{A[1]}", "order": 2,
                        "after": ["b"]})
     for stops in (_stops(), None):  # with stops, and from fixes alone
-        seq = corroborate(swapped, _track(), stops=stops).sequence
+        seq = corroborate_statements(swapped, _track(), stops=stops).sequence
         order = seq[seq["check"] == "order"].set_index("statement_id")
         assert order.loc["b", "status"] == "in order"
         assert order.loc["a", "status"] == "out of order"
@@ -197,9 +197,9 @@ def test_csv_output_is_deterministic_and_inert(tmp_path: Path) -> None:
                                 "t_start": "2025-10-26T20:30Z", "t_end": "2025-10-26T21:30Z"})
     f = _track()
     f["subject_id"] = "=HYPERLINK(\"http://x\")"
-    res = corroborate(places, f, stops=None)
+    res = corroborate_statements(places, f, stops=None)
     paths = write_corroboration(res, tmp_path / "a")
-    again = write_corroboration(corroborate(places, f), tmp_path / "b")
+    again = write_corroboration(corroborate_statements(places, f), tmp_path / "b")
     assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
     text = paths[0].read_text(encoding="utf-8")
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
@@ -213,7 +213,7 @@ def test_csv_output_is_deterministic_and_inert(tmp_path: Path) -> None:
 def test_bad_parameters_are_refused(tmp_path: Path, bad: dict[str, object]) -> None:
     places = _places(tmp_path, {"statement_id": "x", "place": f"{A[0]},{A[1]}"})
     with pytest.raises(ParameterError):
-        corroborate(places, _track(), **bad)  # type: ignore[arg-type]
+        corroborate_statements(places, _track(), **bad)  # type: ignore[arg-type]
 
 
 def test_sample_case_verdicts_match_the_ground_truth(tmp_path: Path) -> None:
@@ -234,7 +234,7 @@ def test_sample_case_verdicts_match_the_ground_truth(tmp_path: Path) -> None:
                        h_acc_m=tr["h_acc_m"])
     lorry["fix_id"] = "lorry-1:" + lorry["record"]
     fixes = pd.concat([phone, lorry], ignore_index=True)
-    res = corroborate(st.places, fixes)
+    res = corroborate_statements(st.places, fixes)
     got = dict(zip(zip(res.verdicts["statement_id"], res.verdicts["subject_id"], strict=True),
                    res.verdicts["verdict"], strict=True))
     assert got == expected
@@ -246,7 +246,7 @@ def test_sample_case_verdicts_match_the_ground_truth(tmp_path: Path) -> None:
     chat = load(tmp_path / "evidence" / "phone-A" / "whatsapp_phone-A.txt",
                 tz=truth["time_zone"], subject_id="phone-A")
     assert len(chat.places) == 1
-    shared = corroborate(chat.places, fixes, kinds=("shared",), subjects=["phone-A"])
+    shared = corroborate_statements(chat.places, fixes, kinds=("shared",), subjects=["phone-A"])
     assert shared.verdicts["verdict"].tolist() == ["supported"]
 
 
@@ -293,8 +293,8 @@ def test_wider_slack_never_weakens_a_verdict(dlat: float, dlon: float, start_min
         "t_precision": "window", "source_id": "x", "flags": "",
         "extra": '{"statement_id":"p"}'}], "places")
     f = _track()
-    narrow = corroborate(places, f, slack_m=lo).verdicts["verdict"].iloc[0]
-    wide = corroborate(places, f, slack_m=hi).verdicts["verdict"].iloc[0]
+    narrow = corroborate_statements(places, f, slack_m=lo).verdicts["verdict"].iloc[0]
+    wide = corroborate_statements(places, f, slack_m=hi).verdicts["verdict"].iloc[0]
     if narrow == "supported":
         assert wide == "supported"
     if wide == "contradicted":
@@ -310,7 +310,7 @@ def test_statement_layer_summarises_verdicts_per_place(tmp_path: Path) -> None:
     places = _places(tmp_path, {"statement_id": "here", "place": f"{A[0]},{A[1]}",
                                 "text": "<b>x</b>", **at},
                      {"statement_id": "moved", "place": f"{A[0] + NORTH_30KM:.6f},{A[1]}", **at})
-    res = corroborate(places, _track())
+    res = corroborate_statements(places, _track())
     layer = statement_layer(places, res).set_index("statement_id")
     assert layer.loc["here", "verdicts"] == "s: supported"
     assert layer.loc["moved", "worst"] == "contradicted"
@@ -346,7 +346,7 @@ def test_sample_case_end_to_end_with_detected_stops(tmp_path: Path) -> None:
     if gaps is None and hasattr(stops_mod, "detect_gaps"):
         gaps = stops_mod.detect_gaps(fixes)
     st = load(tmp_path / "evidence" / "case" / "statements.yaml")
-    res = corroborate(st.places, fixes, stops=stops, gaps=gaps)
+    res = corroborate_statements(st.places, fixes, stops=stops, gaps=gaps)
     got = dict(zip(zip(res.verdicts["statement_id"], res.verdicts["subject_id"], strict=True),
                    res.verdicts["verdict"], strict=True))
     assert got == expected
@@ -360,7 +360,7 @@ def test_a_visit_at_another_time_is_reported(tmp_path: Path) -> None:
     places = _places(tmp_path, {"statement_id": "wrong_day", "place": f"{A[0]},{A[1]}",
                                 "t_start": "2025-10-27T10:05Z", "t_end": "2025-10-27T10:55Z"})
     for stops, vid in ((_stops(), "s:stop0"), (None, "s:0..s:24")):
-        res = corroborate(places, _track(), stops=stops, time_tolerance=pd.Timedelta(0))
+        res = corroborate_statements(places, _track(), stops=stops, time_tolerance=pd.Timedelta(0))
         v = res.verdicts.iloc[0]
         assert v["verdict"] == "contradicted"
         assert f"was at the place 12 h 05 min before it ({vid}" in v["reason"]

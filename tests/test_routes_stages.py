@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from routetrace import schema
 from routetrace.routes import (
     build_trips,
-    chronology,
     clean_fixes,
     cluster_places,
     compare_portal_stops,
     detect_gaps,
     detect_stops,
     merge_sources,
+    order_chronology,
 )
 from routetrace.samples.simulate import score_stops, simulate
 from routetrace.testing import make_fixes
@@ -107,7 +107,7 @@ def test_chronology_local_time_summer_time_and_border() -> None:
              _stay(51.13, 1.31, pd.Timestamp("2025-10-26T01:30Z"), 30))
     _, stops = detect_stops(f)
     trips = build_trips(f, stops)
-    ch = chronology(stops, trips, stops.attrs["gaps"])
+    ch = order_chronology(stops, trips, stops.attrs["gaps"])
     assert ch["kind"].tolist() == ["stop", "trip", "stop"]
     first, trip, last = ch.iloc[0], ch.iloc[1], ch.iloc[2]
     assert first["tz_start"] == "Europe/Brussels" and first["local_start"] == "2025-10-26 00:00:00 CEST (UTC+02:00)"
@@ -118,7 +118,7 @@ def test_chronology_local_time_summer_time_and_border() -> None:
 def test_chronology_shows_unobserved_interval_between_stop_and_trip() -> None:
     f = _cat(_stay(51.0, 3.87, T0, 20), _stay(51.3, 3.9, T0 + pd.Timedelta("3h"), 20))
     _, stops = detect_stops(f)
-    ch = chronology(stops, build_trips(f, stops), stops.attrs["gaps"])
+    ch = order_chronology(stops, build_trips(f, stops), stops.attrs["gaps"])
     assert ch["kind"].tolist() == ["stop", "gap", "trip", "stop"]
     gap = ch.iloc[1]
     assert gap["duration"] == pd.Timedelta("2h40min") and gap["distance_m"] > 30_000

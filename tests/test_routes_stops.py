@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routetrace.errors import ParameterError
-from routetrace.routes import build_trips, chronology, detect_gaps, detect_stops
+from routetrace.routes import build_trips, detect_gaps, detect_stops, order_chronology
 from routetrace.samples.simulate import score_stops, simulate
 from routetrace.testing import make_fixes
 
@@ -132,7 +132,7 @@ def test_trips_and_chronology_order() -> None:
     trips = build_trips(f, stops)
     assert len(trips) == 1 and trips["start_stop_id"].iloc[0] == "s:S0001"
     assert trips["distance_m"].iloc[0] > 5000 and trips["n_fixes"].iloc[0] == 5
-    ch = chronology(stops, trips, stops.attrs["gaps"])
+    ch = order_chronology(stops, trips, stops.attrs["gaps"])
     assert ch["kind"].tolist() == ["stop", "trip", "stop"] and ch["seq"].tolist() == [1, 2, 3]
     assert np.all(ch["local_start"].str.contains("CET"))
 

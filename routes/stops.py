@@ -521,12 +521,19 @@ def _find_stops(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams
     return pi[mem[order]], lab[order], pi[omem], olab
 
 
-def _edge_speed(s: _Sorted, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Speed (m/s) of the step between sorted positions ``a`` and ``b`` (inf: no time between)."""
+#: two position fixes of one instant at most this far apart (metres) are one position
+#: recorded twice (two sources rounding it differently), not a movement, when the stop
+#: time bounds judge whether a fix was taken at rest
+SAME_INSTANT_M = 10.0
+
+
+def _edge_speed(s: _Sorted, a: np.ndarray, b: np.ndarray, *, same_instant_m: float = 0.0) -> np.ndarray:
+    """Speed (m/s) of the step between sorted positions ``a`` and ``b`` (inf: no time
+    between them and more than ``same_instant_m`` metres apart)."""
     d = haversine_m(s.lat[a], s.lon[a], s.lat[b], s.lon[b])
     dt = np.abs(s.t[b] - s.t[a]) / 1e9
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(dt > 0, d / np.where(dt > 0, dt, 1.0), np.where(d > 0, np.inf, 0.0))
+        return np.where(dt > 0, d / np.where(dt > 0, dt, 1.0), np.where(d > same_instant_m, np.inf, 0.0))
 
 
 def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.ndarray, olab: np.ndarray,
@@ -917,7 +924,8 @@ def _rest_bounds(s: _Sorted, positional: np.ndarray, mem: np.ndarray, bnd: np.nd
     subject's first position fix); at rest on departure when the step from it to the next
     position fix, and its own speed, are. A stop without such a member falls back to its last
     (first) member: the subject was at the place then. A step between two fixes at one
-    instant counts as fast.
+    instant counts as fast, unless they lie within ``SAME_INSTANT_M`` of each other (one
+    position recorded by two sources).
     """
     pos = np.flatnonzero(positional)
     k = np.searchsorted(pos, mem)  # every member is a position fix: pos[k] == mem
@@ -927,8 +935,10 @@ def _rest_bounds(s: _Sorted, positional: np.ndarray, mem: np.ndarray, bnd: np.nd
     has_prv = (k > 0) & (s.code[prv] == code)
     has_nxt = (k + 1 < len(pos)) & (s.code[nxt] == code)
     slow_self = ~(speed[mem] > edge_speed_mps)
-    rest_in = slow_self & (~has_prv | ~(_edge_speed(s, prv, mem) > edge_speed_mps))
-    rest_out = slow_self & (~has_nxt | ~(_edge_speed(s, mem, nxt) > edge_speed_mps))
+    rest_in = slow_self & (~has_prv | ~(_edge_speed(s, prv, mem, same_instant_m=SAME_INSTANT_M)
+                                        > edge_speed_mps))
+    rest_out = slow_self & (~has_nxt | ~(_edge_speed(s, mem, nxt, same_instant_m=SAME_INSTANT_M)
+                                         > edge_speed_mps))
     t = s.t[mem]
     big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
     arrived = np.minimum.reduceat(np.where(rest_in, t, big), bnd)

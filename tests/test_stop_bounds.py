@@ -238,3 +238,20 @@ def test_a_device_that_understates_its_accuracy_is_calibrated_by_its_scatter_at_
     s = stops.iloc[0]
     assert s["t_arrival_after"] == T0 + pd.Timedelta(seconds=60)
     assert s["t_departure_before"] == T0 + pd.Timedelta(seconds=1560)
+
+
+def test_one_instant_recorded_by_two_sources_is_not_a_movement() -> None:
+    """A tracker's own file and its portal export both record the first fix of a parked
+    lorry, a few centimetres apart (different rounding): that is one position, not an
+    infinitely fast step, so the lorry was at rest from that fix on (the sample case's
+    lorry-1 read 'arrived by 19:30' for a record that begins with it parked at 18:30)."""
+    t = pd.date_range(T0, periods=12, freq="10min")
+    own = make_fixes(t_utc=t, lat=LAT, lon=LON, source_id="a" * 64)
+    portal = make_fixes(t_utc=t[:1], lat=_north(0.05), lon=LON, source_id="b" * 64)
+    _, stops = detect_stops(pd.concat([portal, own], ignore_index=True))
+    s = stops.iloc[0]
+    assert s["t_arrival"] == T0 and s["t_arrival_before"] == T0
+    # two positions of one instant 50 m apart stay a fast step (not at rest)
+    far = make_fixes(t_utc=t[:1], lat=_north(50.0), lon=LON, source_id="b" * 64)
+    _, stops = detect_stops(pd.concat([far, own], ignore_index=True))
+    assert stops.iloc[0]["t_arrival_before"] > T0

@@ -588,7 +588,7 @@ def _shape(chunk: pd.DataFrame, start: int, dialect: Dialect,
     first = chunk.columns[0]
     # '#' comment lines inside the data are not records
     keep = ~chunk[first].astype(str).str.lstrip().str.startswith("#")
-    chunk = chunk[keep].copy()
+    chunk = chunk.copy(deep=False) if keep.all() else chunk[keep].copy()  # usually no comment rows
     chunk["__row__"] = np.arange(start, start + len(chunk))
     n_numbered = len(chunk)
     # values beyond the header's columns (empty trailing fields are fine): the row's
@@ -716,7 +716,8 @@ def _date_iso(d: pd.Series, *, yymmdd: bool, order: str | None) -> tuple[pd.Seri
 def _time_iso(t: pd.Series) -> pd.Series:
     t = t.astype("string").str.strip()
     compact = t.str.fullmatch(r"\d{6}(?:\.\d+)?").fillna(False)
-    t = t.where(~compact, t.str[0:2] + ":" + t.str[2:4] + ":" + t.str[4:])
+    if compact.any():  # hhmmss: the rewritten text is built only when some value needs it
+        t = t.where(~compact, t.str[0:2] + ":" + t.str[2:4] + ":" + t.str[4:])
     return t
 
 

@@ -11,7 +11,10 @@ child, peak memory = the child's own ``ru_maxrss``):
   not with the JSON text;
 * ``json.load + json_normalize`` (baseline): ``json.load`` of the file, then
   ``pandas.json_normalize(data["locations"])`` and the same unit conversions
-  (E7 -> degrees, ISO text -> UTC datetime) so both sides end with a usable table.
+  (E7 -> degrees, ISO text -> UTC datetime) so both sides end with a usable table;
+* ``ijson yajl2_c -> arrays`` (issue 21's plain read): ijson's C backend streaming
+  ``locations.item``, latitude/longitude/timestamp appended to lists, then numpy arrays
+  and the same conversions (no validation, no provenance, no rejects).
 
 Generated files: deterministic (seeded), ~10 % of locations with altitude/velocity/heading,
 ~5 % with a nested activity record, three device tags, ISO ``timestamp`` style.
@@ -102,6 +105,8 @@ def _child(mode: str, path: str) -> None:
         out.unlink()
     elif mode == "load":
         rows = len(load(path).fixes)
+    elif mode == "ijson":
+        rows = _ijson_arrays(path)
     else:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -115,6 +120,27 @@ def _child(mode: str, path: str) -> None:
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     peak = r1.ru_maxrss / 1024.0
     print(json.dumps({"secs": secs, "cpu": cpu, "peak_mib": peak, "rows": rows}))
+
+
+def _ijson_arrays(path: str) -> int:
+    """The plain read of issue 21: ijson's C backend into arrays (lat, lon, time)."""
+    import ijson
+    import numpy as np
+    import pandas as pd
+
+    backend = ijson.get_backend("yajl2_c")
+    lat: list[int] = []
+    lon: list[int] = []
+    ts: list[str] = []
+    with open(path, "rb") as fh:
+        for loc in backend.items(fh, "locations.item"):
+            lat.append(loc.get("latitudeE7"))
+            lon.append(loc.get("longitudeE7"))
+            ts.append(loc.get("timestamp"))
+    la = np.asarray(lat, dtype=np.float64) / 1e7
+    lo = np.asarray(lon, dtype=np.float64) / 1e7
+    t = pd.to_datetime(pd.Series(ts), utc=True, format="ISO8601")
+    return int(min(len(la), len(lo), len(t)))
 
 
 def _run(mode: str, path: Path) -> dict[str, float]:
@@ -152,7 +178,8 @@ def main() -> None:
         "cpu = its user+sys CPU seconds; MiB = child's peak ru_maxrss",
         "",
         f"{'locations':>10} {'file MB':>8} | {'stream s':>8} {'cpu':>6} {'MiB':>6} | "
-        f"{'load s':>7} {'cpu':>6} {'MiB':>6} | {'baseline s':>10} {'cpu':>6} {'MiB':>6}",
+        f"{'load s':>7} {'cpu':>6} {'MiB':>6} | {'baseline s':>10} {'cpu':>6} {'MiB':>6} | "
+        f"{'ijson s':>7} {'cpu':>6} {'MiB':>6}",
     ]
     print("\n".join(lines), flush=True)
     results = {}
@@ -168,20 +195,26 @@ def main() -> None:
             b = _run("baseline", path) if n <= args.baseline_max else {
                 "secs": float("nan"), "cpu": float("nan"), "peak_mib": float("nan"), "rows": 0,
                 "skipped": 1.0}
-            results[n] = (s, ld, b)
-            for r in (s, ld, b):
+            ij = _run("ijson", path)
+            results[n] = (s, ld, b, ij)
+            for r in (s, ld, b, ij):
                 if "skipped" not in r and "error" not in r:
                     assert r["rows"] == n, (r, n)
             line = (f"{n:>10,} {mb:>8.0f} | {s['secs']:>8.2f} {s['cpu']:>6.2f} {s['peak_mib']:>6.0f} | "
                     f"{ld['secs']:>7.2f} {ld['cpu']:>6.2f} {ld['peak_mib']:>6.0f} | {b['secs']:>10.2f} "
-                    f"{b['cpu']:>6.2f} {b['peak_mib']:>6.0f}" + ("  (baseline skipped)" if "skipped" in b else "")
+                    f"{b['cpu']:>6.2f} {b['peak_mib']:>6.0f} | {ij['secs']:>7.2f} {ij['cpu']:>6.2f} "
+                    f"{ij['peak_mib']:>6.0f}" + ("  (baseline skipped)" if "skipped" in b else "")
                     + ("  (baseline failed: out of memory?)" if "error" in b else ""))
             print(line, flush=True)
             lines.append(line)
             path.unlink()
     lines.append("")
     if 1_000_000 in results:
-        s, ld, b = results[1_000_000]
+        s, ld, b, ij = results[1_000_000]
+        lines.append(f"at 1e6 vs ijson yajl2_c -> arrays (issue 21: time <= 2x, peak <= 1.5x): load "
+                     f"{ld['secs'] / ij['secs']:.2f}x its time (cpu {ld['cpu'] / ij['cpu']:.2f}x), "
+                     f"peak {ld['peak_mib'] / ij['peak_mib']:.2f}x; stream {s['secs'] / ij['secs']:.2f}x "
+                     f"its time, peak {s['peak_mib'] / ij['peak_mib']:.2f}x")
         lines.append(f"at 1e6: stream {b['secs'] / s['secs']:.2f}x the baseline's speed (wall; "
                      f"cpu {b['cpu'] / s['cpu']:.2f}x), peak "
                      f"{s['peak_mib'] / b['peak_mib']:.3f} of baseline (target <= 0.2); "
@@ -192,7 +225,9 @@ def main() -> None:
         lines.append(f"stream peak 5e6 / 1e6 = {r:.2f} (target < 1.2)")
     lines.append("stream = fixes written chunk by chunk to Parquet (bounded memory); load = the "
                  "whole canonical table kept in memory (grows with rows kept, by design)")
-    print("\n".join(lines[-4:]))
+    print("\n".join(lines[-5:]))
+    from _provenance import command_line, provenance_line  # bench/ is on sys.path
+    lines.append(provenance_line(command=command_line(), measures=["bench/ingest_takeout.py", "loaders/takeout_records.py", "loaders/google_common.py", "loaders/base.py"], style="text"))
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "ingest_takeout.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

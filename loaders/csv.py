@@ -685,7 +685,7 @@ def _shape(chunk: pd.DataFrame, start: int, dialect: Dialect,
     first = chunk.columns[0]
     # '#' comment lines inside the data are not records
     keep = ~chunk[first].astype(str).str.lstrip().str.startswith("#")
-    chunk = chunk[keep].copy()
+    chunk = chunk.copy(deep=False) if keep.all() else chunk[keep].copy()  # usually no comment rows
     chunk["__row__"] = np.arange(start, start + len(chunk))
     n_numbered = len(chunk)
     # values beyond the header's columns (empty trailing fields are fine): the row's
@@ -754,24 +754,55 @@ def _offset_minutes(s: pd.Series) -> pd.Series:
     return pd.Series(sign * (hh * 60 + mm), index=s.index, dtype="float64")
 
 
+def _settle_order(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> str:
+    """``DMY`` when a first number is above 12 and no second one is, ``MDY`` the other way
+    round, else ``?`` (nothing settles it)."""
+    if (a > 12).any() and not (b > 12).any():
+        return "DMY"
+    if (b > 12).any() and not (a > 12).any():
+        return "MDY"
+    return "?"
+
+
+def _fixed_dmy(d: pd.Series, order: str | None) -> tuple[pd.Series, str] | None:
+    """Fast path of :func:`_date_iso` for a chunk whose dates are all ``dd/mm/yyyy`` with
+    two-digit day and month (separators ``-/.``): the same ``YYYY-MM-DD`` text, sliced in
+    Arrow instead of two regex extractions. None when any value has another shape (or
+    nothing settles D/M order: the general path says so)."""
+    arr = pa.array(d.astype("string[pyarrow]"))
+    if len(arr) == 0 or arr.null_count:
+        return None
+    if not pc.all(pc.match_substring_regex(arr, r"^\d{2}[-/.]\d{2}[-/.]\d{4}$")).as_py():
+        return None
+    first, second = pc.utf8_slice_codeunits(arr, 0, 2), pc.utf8_slice_codeunits(arr, 3, 5)
+    if order is None:
+        order = _settle_order(pc.cast(first, pa.int64()).to_numpy(),
+                              pc.cast(second, pa.int64()).to_numpy())
+        if order == "?":
+            return None
+    day, mon = (first, second) if order.upper() == "DMY" else (second, first)
+    iso = pc.binary_join_element_wise(pc.utf8_slice_codeunits(arr, 6, 10), mon, day,
+                                      pa.scalar("-", arr.type))
+    return _series(iso, d.index), order
+
+
 def _date_iso(d: pd.Series, *, yymmdd: bool, order: str | None) -> tuple[pd.Series, str | None]:
     """Normalise dates to ``YYYY-MM-DD``; returns (dates, order used for D/M/Y dates)."""
     d = d.astype("string").str.strip()
     if yymmdd or d.str.fullmatch(r"\d{6}").fillna(False).all():
         return "20" + d.str[0:2] + "-" + d.str[2:4] + "-" + d.str[4:6], None
+    fixed = _fixed_dmy(d, order)
+    if fixed is not None:
+        return fixed
     ymd = extract(d, r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
     dmy = extract(d, r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
     out = ymd[0] + "-" + ymd[1].str.zfill(2) + "-" + ymd[2].str.zfill(2)
     has_dmy = dmy[0].notna()
     if has_dmy.any():
-        a = pd.to_numeric(dmy[0], errors="coerce")
-        b = pd.to_numeric(dmy[1], errors="coerce")
-        if order is None:
-            if (a > 12).any() and not (b > 12).any():
-                order = "DMY"
-            elif (b > 12).any() and not (a > 12).any():
-                order = "MDY"
-            else:
+        if order is None:  # the numbers are needed only to settle the order
+            order = _settle_order(pd.to_numeric(dmy[0], errors="coerce"),
+                                  pd.to_numeric(dmy[1], errors="coerce"))
+            if order == "?":
                 return out, "?"
         day, mon = (dmy[0], dmy[1]) if order.upper() == "DMY" else (dmy[1], dmy[0])
         alt = dmy[2] + "-" + mon.str.zfill(2) + "-" + day.str.zfill(2)
@@ -782,7 +813,8 @@ def _date_iso(d: pd.Series, *, yymmdd: bool, order: str | None) -> tuple[pd.Seri
 def _time_iso(t: pd.Series) -> pd.Series:
     t = t.astype("string").str.strip()
     compact = t.str.fullmatch(r"\d{6}(?:\.\d+)?").fillna(False)
-    t = t.where(~compact, t.str[0:2] + ":" + t.str[2:4] + ":" + t.str[4:])
+    if compact.any():  # hhmmss: the rewritten text is built only when some value needs it
+        t = t.where(~compact, t.str[0:2] + ":" + t.str[2:4] + ":" + t.str[4:])
     return t
 
 
@@ -794,6 +826,16 @@ class TimeResult:
     reason: pd.Series
     basis: str
     order: str | None = None
+
+
+def _all_plain_local(local: pd.Series) -> bool:
+    """True when every value is ``YYYY-MM-DD hh:mm:ss`` (what the date + time columns give):
+    no value then carries a zone or a ``/`` date, so :func:`parse_times` skips the four
+    regex passes that look for them (one pass here instead)."""
+    arr = pa.array(local.astype("string[pyarrow]"))
+    if len(arr) == 0 or arr.null_count:
+        return False
+    return bool(pc.all(pc.match_substring_regex(arr, r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")).as_py())
 
 
 def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
@@ -890,9 +932,13 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
         local = dates + " " + times
     # zone-bearing values
     overflow = pd.Series(False, index=idx)
-    norm_text = sub(local, r"\s+(Z|[+-]\d\d:?\d\d)$", r"\1")
-    has_zone = norm_text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False) & \
-        norm_text.str.contains(r"\d[T ]\d", regex=True, na=False)
+    plain = _all_plain_local(local)  # then no value has a zone and none needs rewriting
+    if plain:
+        has_zone = pd.Series(False, index=idx)
+    else:
+        norm_text = sub(local, r"\s+(Z|[+-]\d\d:?\d\d)$", r"\1")
+        has_zone = norm_text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False) & \
+            norm_text.str.contains(r"\d[T ]\d", regex=True, na=False)
     out = pd.Series(pd.NaT, index=idx, dtype="datetime64[ns, UTC]")
     if has_zone.any():
         parsed, over = _to_ns(norm_text[has_zone], utc=True, format="ISO8601")
@@ -905,7 +951,8 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
         if time_format:
             naive, over = _to_ns(txt, format=time_format)
         else:
-            txt = sub(txt, r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3")
+            if not plain:
+                txt = sub(txt, r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3")
             naive, over = _to_ns(txt, format="ISO8601")
             if naive.isna().all() and len(txt):
                 with warnings.catch_warnings():  # dateutil fallback warns per odd value

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .. import schema
 from .base import compact_json
@@ -22,6 +23,33 @@ if TYPE_CHECKING:
 
 __all__ = ["RecInfo", "alarm_events", "cell_events", "decode_identifier", "hdop_h_acc",
            "identifier_events", "io_events"]
+
+
+def str_take(labels: np.ndarray, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``labels[codes]`` as a pandas ``string`` array, taken in Arrow (``labels``: a few
+    Python strings or None; a code < 0 is missing): no Python string per row."""
+    lab = pa.array([None if x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x))
+                    else str(x) for x in labels], type=pa.large_string())
+    codes = np.asarray(codes, dtype=np.int64)
+    out: pd.api.extensions.ExtensionArray = pd.StringDtype().__from_arrow__(
+        lab.take(pa.array(codes, mask=codes < 0)))
+    return out
+
+
+def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes: np.ndarray,
+                 prof_of_rec: np.ndarray) -> np.ndarray:
+    """The permutation of ``np.lexsort((rec, t_ns[rec], prof * 65536 + iid, subj[rec]))``,
+    computed as one stable sort of a single integer key: records are ranked by (subject,
+    time, record) first (one row per record, not per IO element), then the key is (subject,
+    IO key, rank). Rows with equal keys (one IO id twice in a record) keep their order."""
+    n = len(t_ns)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.lexsort((np.arange(n), t_ns, subj_codes))] = np.arange(n, dtype=np.int64)
+    pk = prof_of_rec[rec].astype(np.int64) * 65536 + iid
+    present = np.bincount(pk) > 0  # IO keys are < 65536 per profile: a lookup, not a sort
+    dense = np.cumsum(present) - 1
+    key = (subj_codes[rec].astype(np.int64) * int(present.sum()) + dense[pk]) * n + rank[rec]
+    return np.argsort(key, kind="stable")
 
 
 def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
@@ -96,13 +124,13 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     sel = pd.notna(kind_u)[io_ent] & ~io_bytes
     if not sel.any():
         return schema.empty("events")
-    subj_codes = pd.factorize(pd.Series(subj, dtype="object"))[0].astype(np.int32)
+    subj_codes, subj_u = pd.factorize(pd.Series(subj, dtype="object"))
+    subj_codes = subj_codes.astype(np.int32)
     # stable sort: subject, io id (within profile), time, record order; one IO row per
     # element (~10 per record), so the columns are reordered one at a time (memory)
     rec = io_rec[sel]
     iid = io_id[sel]
-    order = np.lexsort((rec, t_ns[rec], (prof_of_rec[rec] * 65536 + iid).astype(np.int32),
-                        subj_codes[rec]))
+    order = _event_order(rec, iid, t_ns, subj_codes, prof_of_rec)
     rec, iid = rec[order], iid[order]
     raw = io_raw[sel][order]
     val = io_value[sel][order]
@@ -138,27 +166,35 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
         if not mask.any():
             return
         r = rec[mask]
-        fl = pd.Series(rec_flag[r], dtype="string")
+        fl = pd.Series(flag_s[r], dtype="string")
         if derived:
             fl = schema.add_flag(fl, np.ones(len(r), bool), "derived")
         if more_flag:
             fl = schema.add_flag(fl, np.ones(len(r), bool), more_flag)
         frames.append(pd.DataFrame({
-            "record": record[r], "subject_id": subj[r], "t_utc": t[mask],
+            "record": record[r], "subject_id": subj_s[subj_codes[r]], "t_utc": t[mask],
             "kind": kinds, "value": value, "unit": units,
-            "text": text.to_numpy(dtype=object), "lat": rec_lat[r], "lon": rec_lon[r],
-            "flags": fl.to_numpy(), "extra": extra.to_numpy(dtype=object)}))
+            "text": text.array, "lat": rec_lat[r], "lon": rec_lon[r],
+            "flags": fl.array, "extra": extra.array}))
 
     def sx(a: Any) -> pd.Series:
         """A string Series with a fresh index (so concatenations align by position)."""
+        if isinstance(a, pd.api.extensions.ExtensionArray):
+            return pd.Series(a).astype("string")
         return pd.Series(np.asarray(a)).astype("string").reset_index(drop=True)
 
-    trig = np.where(event_io[rec] == iid, "true", "false")
+    subj_s = str_take(np.asarray(subj_u, dtype=object), np.arange(len(subj_u)))
+    flag_codes, flag_u = pd.factorize(pd.Series(rec_flag, dtype="object"))
+    flag_s = str_take(np.asarray(flag_u, dtype=object), flag_codes)
+
+    def trig(m: np.ndarray) -> np.ndarray:
+        """Text ``true`` where the record was triggered by the row's IO id (rows ``m``)."""
+        return np.where(event_io[rec[m]] == iid[m], "true", "false")
     # value events
     m = changed
-    frame(m, kind_u[u[m]], val[m], units_u[u[m]],
-          ("IO " + sx(iid[m]) + " " + sx(names_u[u[m]]) + " = " + sx(raw[m])),
-          ('{"io_id":' + sx(iid[m]) + ',"raw":' + sx(raw[m]) + ',"triggered":' + sx(trig[m]) + "}"),
+    frame(m, str_take(kind_u, u[m]), val[m], str_take(units_u, u[m]),
+          ("IO " + sx(iid[m]) + " " + sx(str_take(names_u, u[m])) + " = " + sx(raw[m])),
+          ('{"io_id":' + sx(iid[m]) + ',"raw":' + sx(raw[m]) + ',"triggered":' + sx(trig(m)) + "}"),
           derived=False)
     # edges
     edge_names: list[str] = []
@@ -176,7 +212,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     frame(m, ek, val[m], "", (sx(ek) + ": IO " + sx(iid[m]) + " "
                               + sx(before(raw, m)) + " -> " + sx(raw[m])),
           ('{"from_record":"' + sx(record[before(rec, m)]) + '","io_id":' + sx(iid[m])
-           + ',"triggered":' + sx(trig[m]) + "}"), derived=True)
+           + ',"triggered":' + sx(trig(m)) + "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
     th = profs[0]["derived"]
     delta = np.full(len(val), np.nan)  # change from the row before (meaningful where ``same``)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import schema, timebase
 from . import teltonika_codec as tc
@@ -41,6 +42,21 @@ IO_TABLE = "teltonika_io"
 RECORDS_TABLE = "teltonika_records"
 
 _CODEC_NAME = np.array([tc.CODEC_NAMES.get(c, str(c)) for c in range(256)], dtype=object)
+
+
+def arrow_strings(values: pa.Array | pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``string`` array over Arrow strings (no Python string per element)."""
+    out: pd.api.extensions.ExtensionArray = pd.StringDtype().__from_arrow__(values)
+    return out
+
+
+def record_locators(msg_loc: list[str], msg: np.ndarray, pos: np.ndarray) -> pd.Series:
+    """``<message locator>/rec <i>`` of every record, joined in Arrow (a 1e6-record capture
+    would otherwise build 1e6 Python strings twice)."""
+    loc = pa.array(msg_loc, type=pa.large_string()).take(pa.array(msg))
+    joined = pc.binary_join_element_wise(loc, pa.array(pos).cast(pa.large_string()),
+                                          pa.scalar("/rec ", pa.large_string()))
+    return pd.Series(arrow_strings(joined), dtype="string")
 
 
 @dataclass
@@ -188,8 +204,7 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
     msg = np.asarray(d.rec_msg, dtype=np.int64)
     pos = np.asarray(d.rec_pos, dtype=np.int64)
     imei = np.array(d.msg_imei, dtype=object)[msg]
-    loc = pd.Series(np.asarray(d.msg_loc, dtype=object)[msg], dtype="string")
-    record = (loc + "/rec " + pd.Series(pos).astype("string")).astype("string")
+    record = record_locators(d.msg_loc, msg, pos)
     t_ms = H[:, 0]
     lo = timebase.PLAUSIBLE[0].value // 1_000_000
     hi = timebase.PLAUSIBLE[1].value // 1_000_000
@@ -313,6 +328,18 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
 # --- 3. IO map ----------------------------------------------------------------------------------
 
 
+def _distinct_small(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for small non-negative integer keys, by a
+    lookup table (linear time; the sort of 1e7 IO rows took seconds)."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    present = np.bincount(keys) > 0
+    ukeys = np.flatnonzero(present)
+    lut = np.zeros(len(present), dtype=np.int32)
+    lut[ukeys] = np.arange(len(ukeys), dtype=np.int32)
+    return ukeys, lut[keys]
+
+
 def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols) -> MapCols:
     """Step 3a: the map entry of every element (vectorised: one lookup per distinct key);
     sets ``io.ent``.
@@ -359,8 +386,7 @@ def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols
     for pi, p in enumerate(profs):
         for iid, e in p["io"].items():
             lut[pi * 65536 + iid] = e
-    ukeys, inv = np.unique(lkey, return_inverse=True)
-    io.ent = inv.astype(np.int32)
+    ukeys, io.ent = _distinct_small(lkey)
     ents = [lut.get(int(k)) for k in ukeys]
     return MapCols(
         ents=ents,
@@ -427,8 +453,7 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
     subj_codes, subj_uniq = pd.factorize(pd.Series(rc.subj, dtype="object"))
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(m_io, dtype=np.int8), categories=[source_id]),
-        "record": pd.Categorical.from_codes(io.rec, categories=pd.Index(rc.record.to_numpy(),
-                                                                        dtype="string")),
+        "record": pd.Categorical.from_codes(io.rec, categories=pd.Index(rc.record.array)),
         "subject_id": pd.Categorical.from_codes(subj_codes[io.rec], categories=subj_uniq.astype(str)),
         "t_utc": rc.utc(io.rec),
         "io_id": pd.array(io.iid, dtype="Int64"),
@@ -440,6 +465,17 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
         "hex": pd.array(io.hexv if io.hexv is not None else pa.nulls(m_io, pa.large_string()),
                         dtype="string"),
     })
+
+
+def _special_fixes(d: tc.Decoded, rc: RecCols, fix_idx: np.ndarray, special: set[int]) -> np.ndarray:
+    """Positions (into ``fix_idx``) of the fixes whose ``extra`` holds more than the common
+    keys: records in ``special`` or of a message with a layout or sent over UDP."""
+    by_msg = np.array([bool(i.get("layout") or i.get("transport") == "udp") for i in d.msg_info],
+                      dtype=bool)
+    out = by_msg[rc.msg[fix_idx]] if len(by_msg) else np.zeros(len(fix_idx), dtype=bool)
+    if special:
+        out |= np.isin(fix_idx, np.fromiter(special, dtype=np.int64, count=len(special)))
+    return np.flatnonzero(out)
 
 
 def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
@@ -457,11 +493,9 @@ def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
     out: np.ndarray = ex.to_numpy(dtype=object)
     fix_idx = np.flatnonzero(fsel)
     more = more or {}
-    special = set(d.gen) | set(d.gh) | set(more)
-    for j, r in enumerate(fix_idx.tolist()):
+    for j in _special_fixes(d, rc, fix_idx, set(d.gen) | set(d.gh) | set(more)).tolist():
+        r = int(fix_idx[j])
         info = d.msg_info[rc.msg[r]]
-        if not (r in special or info.get("layout") or info.get("transport") == "udp"):
-            continue
         extra_more = more.get(r, {})
         extra = json.loads(out[j])
         if r in d.gen:
@@ -485,7 +519,7 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
     with np.errstate(invalid="ignore"):
         flags = schema.add_flag(flags, rc.sats[fsel] == 0, "no_fix")
     out = pd.DataFrame({
-        "record": rc.record[fsel].to_numpy(),
+        "record": rc.record.array[fsel],
         "subject_id": pd.array(rc.subj[fsel], dtype="string"),
         "t_utc": rc.utc(fsel).array,
         "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
@@ -511,7 +545,7 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
         gen[r] = g
     return pd.DataFrame({
         "source_id": source_id,
-        "record": rc.record[k].to_numpy(),
+        "record": rc.record.array[k].astype("str"),  # the dtype an object column is given
         "subject_id": pd.array(rc.subj[k], dtype="string"),
         "imei": pd.array(rc.imei[k], dtype="string"),
         "t_utc": rc.utc(k).array,
@@ -624,7 +658,7 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
     tables["fixes"] = fixes_table(d, rc, more=damaged,
                                   h_acc_m=te.hdop_h_acc(io, mp.ents, rc.n, uere_m=uere_m))
     ri = te.RecInfo(t_ns=np.where(rc.t_ok, rc.t_ms, 0).astype(np.int64) * 1_000_000,
-                    subj=rc.subj, record=rc.record.to_numpy(), event_io=rc.H[:, 8].astype(np.int64),
+                    subj=rc.subj, record=rc.record.array, event_io=rc.H[:, 8].astype(np.int64),
                     lat=np.where(rc.has_fix, rc.lat, np.nan), lon=np.where(rc.has_fix, rc.lon, np.nan),
                     flag=record_flags(rc))
     assert io.value is not None and io.ent is not None

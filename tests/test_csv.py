@@ -417,3 +417,21 @@ def test_a_header_naming_a_column_twice_is_a_clear_error(tmp_path: Path) -> None
     p.write_text("time,lat,lon,lat\n2025-10-26T21:00:00Z,51.0,3.9,52.0\n", encoding="utf-8")
     with pytest.raises(CorruptSource, match=r"log.csv: the header \(line 1\) names column\(s\) 'lat' more than once"):
         load(p, format="csv")
+
+
+def test_fixed_width_dates_fast_path_gives_the_general_paths_text():
+    """dd/mm/yyyy dates are sliced in Arrow (#21); the text equals the regex path's, invalid
+    dates included (they fail later, in the time parser, as before)."""
+    from routetrace.loaders import csv as csvmod
+
+    dates = pd.Series(["13/01/2025", "31/02/2025", "01.02.2025", "00/01/2025", "05-06-2025"])
+    assert csvmod._fixed_dmy(dates, None) is not None  # the fast path applies
+    fast, order = csvmod._date_iso(dates, yymmdd=False, order=None)
+    mixed = pd.concat([dates, pd.Series(["1/2/2025"])], ignore_index=True)  # forces the regex path
+    assert csvmod._fixed_dmy(mixed, None) is None
+    slow, order2 = csvmod._date_iso(mixed, yymmdd=False, order=None)
+    assert order == order2 == "DMY"
+    assert fast.tolist() == slow[:5].tolist() == ["2025-01-13", "2025-02-31", "2025-02-01",
+                                                  "2025-01-00", "2025-06-05"]
+    assert csvmod._all_plain_local(fast + " 10:00:00")
+    assert not csvmod._all_plain_local(pd.Series(["2025-01-13 10:00:00Z"]))

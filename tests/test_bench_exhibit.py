@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from benchmods import load_bench
 
 from routetrace.geodesy import haversine_m
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _bench(name: str) -> ModuleType:
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location(f"routetrace_bench_{name}", ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-E = _bench("exhibit")
+E = load_bench("exhibit")
 NO_CHROMIUM = shutil.which("chromium") is None and not os.environ.get("ROUTETRACE_CHROMIUM")
 
 

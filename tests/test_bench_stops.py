@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pandas as pd
+from benchmods import load_bench
 
 from routetrace.routes import detect_stops
 from routetrace.samples.simulate import simulate
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _bench(name: str) -> ModuleType:
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location(f"routetrace_bench_{name}", ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-S = _bench("stops")
+S = load_bench("stops")
 
 
 def test_grid_search_picks_the_parameters_that_score_best_on_the_tuning_truth() -> None:

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pandas as pd
+from benchmods import load_bench
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _bench(name: str) -> ModuleType:
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location(f"routetrace_bench_{name}", ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-T = _bench("truth2")
+T = load_bench("truth2")
 
 
 def test_errors_are_correlated_in_time_with_the_stated_sigma() -> None:

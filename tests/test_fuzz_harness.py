@@ -5,20 +5,14 @@ The harness is a script, not part of the package: it is imported from its path.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from benchmods import load_bench
 
-FUZZ_PATH = Path(__file__).resolve().parent.parent / "bench" / "fuzz.py"
-_spec = importlib.util.spec_from_file_location("routetrace_bench_fuzz", FUZZ_PATH)
-assert _spec is not None and _spec.loader is not None
-fz: Any = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = fz  # dataclasses look their module up
-_spec.loader.exec_module(fz)
+fz: Any = load_bench("fuzz")
 
 FAMILY = "whatsapp-txt"  # the sample case always has it; about 15 ms an input
 OTHER = "statements-yaml"

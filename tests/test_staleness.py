@@ -8,30 +8,18 @@ the files marked stale. The rule itself is checked on a throwaway git repository
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from benchmods import load_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _bench(name: str) -> ModuleType:
-    sys.path.insert(0, str(ROOT / "bench"))
-    spec = importlib.util.spec_from_file_location(f"routetrace_bench_{name}",
-                                                  ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
-
-S = _bench("staleness")
+S = load_bench("staleness")
 
 
 def _history_reason() -> str | None:
@@ -137,7 +125,7 @@ def test_a_file_without_a_stated_commit_dates_from_its_last_write(tmp_path: Path
 
 def test_results_committed_with_their_code_are_fresh(tmp_path: Path) -> None:
     """Figures made from a working tree and committed with the code: same code_sha256."""
-    prov_mod = _bench("_provenance")
+    prov_mod = load_bench("_provenance")
     repo = tmp_path / "repo"
     (repo / "routes").mkdir(parents=True)
     (repo / "bench" / "results").mkdir(parents=True)

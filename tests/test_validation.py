@@ -6,30 +6,19 @@ means the report is stale: regenerate it with ``python bench/validate.py`` and c
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+from benchmods import load_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _validate() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("routetrace_bench_validate",
-                                                  ROOT / "bench" / "validate.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
-
-V = _validate()
+V = load_bench("validate")
 DOC = V.sections_of((ROOT / "docs" / "validation.md").read_text(encoding="utf-8"))
 STALE = "docs/validation.md is stale: run `python bench/validate.py` and commit it"
 

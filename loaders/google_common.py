@@ -535,11 +535,92 @@ class JsonShape:
         self._pending = {}
 
 
+#: +1 for ``[``/``{``, -1 for ``]``/``}``, 0 for any other byte.
+_BRACKET = np.zeros(256, dtype=np.int8)
+_BRACKET[[91, 123]] = 1
+_BRACKET[[93, 125]] = -1
+
+
+class _QuickShape:
+    """First pass of :func:`scan_json`: is anything in the file over the limits at all?
+
+    Sparse where :class:`JsonShape` is per byte: depth is summed over the brackets only
+    (a bracket is inside a string when an odd number of unescaped quotes precede it) and
+    string lengths come from the quote positions, so a file within the limits (every real
+    export) costs a few vector passes and no per-record bookkeeping. It uses the same quote
+    rule as :class:`JsonShape` and the same limits, so it finds an excess exactly when the
+    full scan would; it only says *whether*, not *where*.
+    """
+
+    _unescaped_quotes = JsonShape._unescaped_quotes
+
+    def __init__(self, *, max_depth: int, max_string: int) -> None:
+        self.max_depth, self.max_string = max_depth, max_string
+        self.over = False
+        self._off = 0
+        self._depth = 0
+        self._in_str = False
+        self._str_start = -1
+        self._bs_run = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Scan the next bytes; sets :attr:`over` at the first excess."""
+        n = len(chunk)
+        arr = np.frombuffer(chunk, dtype=np.uint8)
+        uq = self._unescaped_quotes(arr)
+        self._check_strings(n, uq)
+        kind = _BRACKET[arr]
+        br = np.flatnonzero(kind)
+        if len(br):
+            outside = ((np.searchsorted(uq, br) + int(self._in_str)) & 1) == 0
+            steps = kind[br[outside]].astype(np.int64)
+            if len(steps):
+                depth = self._depth + np.cumsum(steps)
+                self.over |= bool(depth.max() > self.max_depth)
+                self._depth = int(depth[-1])
+        self._in_str ^= bool(len(uq) & 1)
+        self._off += n
+
+    def _check_strings(self, n: int, uq: np.ndarray) -> None:
+        if self._in_str:  # the first quote closes the string carried from the last chunk
+            opens = np.concatenate([[self._str_start - self._off], uq[1::2]])
+            ends = uq[0::2]
+        else:
+            opens, ends = uq[0::2], uq[1::2]
+        pairs = len(ends)
+        if pairs and int((ends - opens[:pairs]).max()) - 1 > self.max_string:
+            self.over = True
+        if len(opens) > pairs:  # a string still open at the end of the chunk
+            start = int(opens[-1])
+            self._str_start = start + self._off
+            self.over |= n - start - 1 > self.max_string
+
+
 def scan_json(fh: IO[bytes]) -> JsonShape:
-    """Scan ``fh`` from where it stands to its end with :class:`JsonShape`."""
+    """Scan ``fh`` from where it stands to its end with :class:`JsonShape`.
+
+    A cheap first pass (:class:`_QuickShape`) reads the file once; only when it finds an
+    excess is the file read again by the full scan, which says where (the records and
+    offsets). ``fh`` must be seekable.
+
+    Example
+    -------
+    >>> import io
+    >>> scan_json(io.BytesIO(b'{"locations": [{"a": 1}, {"b": "x"}]}')).oversize
+    []
+    >>> deep = b'{"locations": [{"a": 1}, ' + b"[" * 80 + b"]" * 80 + b"]}"
+    >>> [(o.record, o.depth) for o in scan_json(io.BytesIO(deep)).oversize]
+    [('locations[1]', 82)]
+    """
+    start = fh.tell()
+    quick = _QuickShape(max_depth=MAX_DEPTH, max_string=MAX_STRING_BYTES)
+    while not quick.over and (chunk := fh.read(_SCAN_BYTES)):
+        quick.feed(chunk)
     shape = JsonShape()
-    while chunk := fh.read(_SCAN_BYTES):
-        shape.feed(chunk)
+    if quick.over:
+        fh.seek(start)
+        while chunk := fh.read(_SCAN_BYTES):
+            shape.feed(chunk)
     shape.close()
     return shape
 

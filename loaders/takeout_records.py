@@ -95,6 +95,7 @@ _COL = {"accuracy": "h_acc_m", "verticalAccuracy": "v_acc_m", "altitude": "alt_m
         "velocity": "speed_mps", "heading": "course_deg"}
 _KIND_CODES = np.array(["unknown", *sorted(set(FIX_KIND.values()) - {"unknown"})], dtype=object)
 _KIND_INDEX = {k: i for i, k in enumerate(_KIND_CODES)}
+_KIND_ARROW = pa.array(_KIND_CODES.tolist(), type=pa.string())
 _SRC_CODE = {s: _KIND_INDEX[k] for s, k in FIX_KIND.items()}
 _WRAP = 2**32
 _SECOND = itemgetter(1)
@@ -158,6 +159,13 @@ def _floats(values: list[Any]) -> np.ndarray:
                 except ValueError:
                     pass
         return out
+
+
+def _str(values: pa.Array | np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A canonical ``string`` column (Arrow-backed, as :mod:`schema` declares it) built in C:
+    no Python string per row, and nothing left for ``schema.coerce`` to convert."""
+    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+    return pd.array(arr, dtype="string")
 
 
 def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +351,8 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
     for k in cols.not_obj:
         ok[k] = False
     if subject_id is not None:
-        subj = np.full(n, subject_id, dtype=object)
+        names, who = np.array([subject_id], dtype=object), np.zeros(n, dtype=np.intp)
+        subj = names[who]
     else:
         dev = pd.Series(cols.dev, dtype=object)
         try:
@@ -354,7 +363,8 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
             codes, uniq = pd.factorize(dev, use_na_sentinel=True)
         names = np.array([device_subject(d) or default_subject for d in uniq] + [default_subject],
                          dtype=object)
-        subj = names[codes]  # code -1 (no deviceTag) picks the last entry: the default
+        who = np.where(codes < 0, len(names) - 1, codes)  # no deviceTag: the default (last)
+        subj = names[who]
     loc_why: dict[int, str] = {}
     for k in np.flatnonzero(~ok).tolist():
         if cut and i0 + k in cut:
@@ -398,18 +408,19 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
         flags[zero] = "zero_position"
         flags[low & zero] = "low_accuracy|zero_position"
     extra = np.full(n, None, dtype=object)
-    for k, d in cols.extra.items():
+    for k, d in cols.extra.items():  # most chunks have none: the column is then all NA
         extra[k] = compact_json(d)
-    idx = np.arange(i0, i0 + n)[sel]
+    index = pa.array(np.arange(i0, i0 + n)[sel]).cast(pa.string())
     fixes = pd.DataFrame({
-        "record": np.array([f"locations[{i}]" for i in idx.tolist()], dtype=object),
-        "subject_id": subj[sel],
+        "fix_id": _str(pc.binary_join_element_wise(f"{prefix}:locations[", index, "]", "")),
+        "record": _str(pc.binary_join_element_wise("locations[", index, "]", "")),
+        "subject_id": _str(pa.array(names, type=pa.string()).take(who[sel])),
         "t_utc": pd.DatetimeIndex(t[sel]).tz_localize("UTC"),
         "lat": lat[sel], "lon": lon[sel],
         **{c: v[sel] for c, v in num.items()},
-        "fix_kind": pd.Categorical.from_codes(codes[sel], categories=list(_KIND_CODES)),
-        "flags": flags[sel],
-        "extra": extra[sel],
+        "fix_kind": _str(_KIND_ARROW.take(codes[sel])),
+        "flags": _str(flags[sel]),
+        "extra": _str(extra[sel]) if cols.extra else _str(pa.nulls(len(sel), pa.string())),
     })
     return RecordsChunk(fixes=fixes, events=events, rejects=rejects, records_read=n)
 
@@ -539,7 +550,7 @@ def stream_records(
                         chunk_rows=chunk_rows, shown=str(path)):
         fx = ch.fixes
         if len(fx):
-            fx = fx.assign(source_id=sid, fix_id=prefix + ":" + fx["record"])
+            fx = fx.assign(source_id=sid)
             fx = schema.coerce(fx, "fixes")
         else:
             fx = schema.empty("fixes")

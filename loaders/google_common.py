@@ -535,10 +535,10 @@ class JsonShape:
         self._pending = {}
 
 
-#: +1 for ``[``/``{``, -1 for ``]``/``}``, 0 for any other byte.
-_BRACKET = np.zeros(256, dtype=np.int8)
-_BRACKET[[91, 123]] = 1
-_BRACKET[[93, 125]] = -1
+#: ``bytes.translate`` table marking the bytes the first pass looks at: 1 for ``[``/``{``,
+#: 2 for ``]``/``}``, 3 for ``"``, 0 for any other byte.
+_MARKS = bytes(1 if b in (91, 123) else 2 if b in (93, 125) else 3 if b == 34 else 0
+               for b in range(256))
 
 
 class _QuickShape:
@@ -566,14 +566,19 @@ class _QuickShape:
     def feed(self, chunk: bytes) -> None:
         """Scan the next bytes; sets :attr:`over` at the first excess."""
         n = len(chunk)
-        arr = np.frombuffer(chunk, dtype=np.uint8)
-        uq = self._unescaped_quotes(arr)
+        marks = np.frombuffer(chunk.translate(_MARKS), dtype=np.uint8)
+        at = np.flatnonzero(marks)
+        what = marks[at]
+        if self._bs_run or b"\\" in chunk:  # escapes: the full scan's quote rule
+            uq = self._unescaped_quotes(np.frombuffer(chunk, dtype=np.uint8))
+        else:
+            uq = at[what == 3]
         self._check_strings(n, uq)
-        kind = _BRACKET[arr]
-        br = np.flatnonzero(kind)
+        is_br = what < 3
+        br = at[is_br]
         if len(br):
             outside = ((np.searchsorted(uq, br) + int(self._in_str)) & 1) == 0
-            steps = kind[br[outside]].astype(np.int64)
+            steps = np.where(what[is_br][outside] == 1, 1, -1)
             if len(steps):
                 depth = self._depth + np.cumsum(steps)
                 self.over |= bool(depth.max() > self.max_depth)

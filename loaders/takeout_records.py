@@ -91,6 +91,8 @@ _KNOWN = frozenset({"latitudeE7", "longitudeE7", "accuracy", "source", "deviceTa
                     "timestampMs", "altitude", "velocity", "heading", "verticalAccuracy",
                     "activity"})
 _NUMERIC = ("accuracy", "verticalAccuracy", "altitude", "velocity", "heading")
+_SCALAR_KEYS = ("latitudeE7", "longitudeE7", "timestamp", "timestampMs", "source", "deviceTag",
+                *_NUMERIC)
 _COL = {"accuracy": "h_acc_m", "verticalAccuracy": "v_acc_m", "altitude": "alt_m",
         "velocity": "speed_mps", "heading": "course_deg"}
 _KIND_CODES = np.array(["unknown", *sorted(set(FIX_KIND.values()) - {"unknown"})], dtype=object)
@@ -225,37 +227,53 @@ _TIME_WHY = {1: "location has no timestamp/timestampMs: a fix needs a time, none
 
 
 class _Cols:
-    """Column lists of one chunk, pulled from the parsed location dicts by comprehensions."""
+    """Column lists of one chunk, pulled from the parsed location dicts at C level.
+
+    A key every location of the chunk has is read with one ``map(itemgetter)`` pass. A
+    location with more keys than those ("wide": altitude, activity, unknown keys) is the
+    only one that can hold any other key, so the other keys, the activities and ``extra``
+    are looked up on the wide locations only (typically a tenth of them).
+    """
 
     def __init__(self, buf: list[Any]) -> None:
         self.not_obj = ([] if set(map(type, buf)) == {dict} else
                         [k for k, d in enumerate(buf) if type(d) is not dict])
         if self.not_obj:
             buf = [d if type(d) is dict else {} for d in buf]
-        present: set[str] = set().union(*buf)  # keys seen in this chunk (one C-level pass)
-        none = [None] * len(buf)
-
-        def col(key: str) -> list[Any]:
-            if key not in present:
-                return none
+        self._n = len(buf)
+        self._full: dict[str, list[Any]] = {}
+        for key in _SCALAR_KEYS:
             try:  # C-level pass when every location has the key (the usual case)
-                return list(map(itemgetter(key), buf))
+                self._full[key] = list(map(itemgetter(key), buf))
             except KeyError:
-                return list(map(dict.get, buf, repeat(key)))
-
-        self.lat = col("latitudeE7")
-        self.lon = col("longitudeE7")
-        self.ts = col("timestamp")
-        self.tms = col("timestampMs")
-        self.src = col("source")
-        self.dev = col("deviceTag")
-        self.num = {k: col(k) for k in _NUMERIC}
-        self.acts = ([(k, d["activity"]) for k, d in enumerate(buf) if "activity" in d]
-                     if "activity" in present else [])
+                pass
+        lens = np.fromiter(map(len, buf), dtype=np.int64, count=self._n)
+        self._wide = np.flatnonzero(lens > len(self._full)).tolist()
+        self._rest = [buf[k] for k in self._wide]
+        present: set[str] = set().union(*self._rest)  # keys beyond the common ones
+        self.lat = self._col("latitudeE7", present)
+        self.lon = self._col("longitudeE7", present)
+        self.ts = self._col("timestamp", present)
+        self.tms = self._col("timestampMs", present)
+        self.src = self._col("source", present)
+        self.dev = self._col("deviceTag", present)
+        self.num = {k: self._col(k, present) for k in _NUMERIC}
+        self.acts = ([(k, d["activity"]) for k, d in zip(self._wide, self._rest, strict=True)
+                      if "activity" in d] if "activity" in present else [])
         self.extra: dict[int, dict[str, Any]] = {}
         if not present <= _KNOWN:
             self.extra = {k: {x: v for x, v in d.items() if x not in _KNOWN}
-                          for k, d in enumerate(buf) if not d.keys() <= _KNOWN}
+                          for k, d in zip(self._wide, self._rest, strict=True)
+                          if not d.keys() <= _KNOWN}
+
+    def _col(self, key: str, present: set[str]) -> list[Any]:
+        if key in self._full:
+            return self._full[key]
+        out: list[Any] = [None] * self._n
+        if key in present:
+            for k, v in zip(self._wide, map(dict.get, self._rest, repeat(key)), strict=True):
+                out[k] = v
+        return out
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -624,12 +642,18 @@ def load_records(path: Path, *, ctx: LoadContext) -> LoadResult:
         _check_shape(path, ctx)
     basis = ("Records.json 'timestamp' (ISO-8601 with Z/offset) or 'timestampMs' (Unix ms), "
              "both UTC")
-    return ctx.finish(
-        records_read=n, time_basis=basis,
-        fixes=pd.concat(fixes, ignore_index=True) if fixes else None,
-        events=pd.concat(events, ignore_index=True) if events else None,
-        rejects=rejects, default_subject=default,
-    )
+    return ctx.finish(records_read=n, time_basis=basis, fixes=_concat(fixes),
+                      events=_concat(events), rejects=rejects, default_subject=default)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
+    """One table from the chunks' tables; ``parts`` is emptied, so that the chunks' numeric
+    columns are freed before the loader's ``finish`` adds its columns (peak memory)."""
+    if not parts:
+        return None
+    out = pd.concat(parts, ignore_index=True)
+    parts.clear()
+    return out
 
 
 def _check_shape(path: Path, ctx: LoadContext) -> None:

@@ -541,15 +541,22 @@ _MARKS = bytes(1 if b in (91, 123) else 2 if b in (93, 125) else 3 if b == 34 el
                for b in range(256))
 
 
+#: ``bytes.translate`` deletion set: every byte but ``[]{}"``.
+_NOT_MARKS = bytes(b for b in range(256) if b not in (34, 91, 93, 123, 125))
+
+
 class _QuickShape:
     """First pass of :func:`scan_json`: is anything in the file over the limits at all?
 
-    Sparse where :class:`JsonShape` is per byte: depth is summed over the brackets only
-    (a bracket is inside a string when an odd number of unescaped quotes precede it) and
-    string lengths come from the quote positions, so a file within the limits (every real
-    export) costs a few vector passes and no per-record bookkeeping. It uses the same quote
-    rule as :class:`JsonShape` and the same limits, so it finds an excess exactly when the
-    full scan would; it only says *whether*, not *where*.
+    It never misses an excess the full :class:`JsonShape` scan would find (same quote rule,
+    same limits); it may, rarely, suspect one the full scan then clears (a long run without
+    a quote outside any string), and only says *whether*, not *where*. A chunk without a
+    backslash is read with C byte operations: depth is summed over ``[]{}"`` alone (the
+    chunk with every other byte deleted; a bracket is inside a string when an odd number of
+    quotes precede it), and a string over ``max_string`` must span a whole aligned block of
+    ``(max_string + 2) // 2`` bytes without a quote (``bytes.count`` per block; the strings
+    that touch the chunk's ends are measured exactly). A chunk with a backslash takes the
+    exact path: the unescaped quotes' positions, as the full scan finds them.
     """
 
     _unescaped_quotes = JsonShape._unescaped_quotes
@@ -557,23 +564,51 @@ class _QuickShape:
     def __init__(self, *, max_depth: int, max_string: int) -> None:
         self.max_depth, self.max_string = max_depth, max_string
         self.over = False
+        self._block = max(1, (max_string + 2) // 2)
         self._off = 0
         self._depth = 0
         self._in_str = False
-        self._str_start = -1
+        self._str_start = -1  # file offset of the open string's quote
         self._bs_run = 0
 
     def feed(self, chunk: bytes) -> None:
         """Scan the next bytes; sets :attr:`over` at the first excess."""
+        if self._bs_run or b"\\" in chunk:
+            self._feed_exact(chunk)
+        else:
+            self._feed_plain(chunk)
+        self._off += len(chunk)
+
+    def _feed_plain(self, chunk: bytes) -> None:
+        n, block = len(chunk), self._block
+        first = chunk.find(b'"')
+        if self._in_str:  # the string carried from the last chunk, measured exactly
+            end = n if first < 0 else first
+            self.over |= self._off + end - self._str_start - 1 > self.max_string
+        if any(chunk.count(b'"', a, a + block) == 0 for a in range(0, n - block + 1, block)):
+            self.over = True  # a whole block without a quote: perhaps inside a long string
+        marks = np.frombuffer(chunk.translate(None, _NOT_MARKS), dtype=np.uint8)
+        quote = marks == 34
+        odd = (np.cumsum(quote, dtype=np.int64) + int(self._in_str)) & 1
+        steps = np.where(odd == 1, 0, np.where((marks == 91) | (marks == 123), 1,
+                                                np.where((marks == 93) | (marks == 125), -1, 0)))
+        if len(steps):
+            depth = self._depth + np.cumsum(steps)
+            self.over |= bool(depth.max() > self.max_depth)
+            self._depth = int(depth[-1])
+        self._in_str ^= bool(int(np.count_nonzero(quote)) & 1)
+        if self._in_str and first >= 0:  # a string opened at the last quote and still open
+            start = chunk.rfind(b'"')
+            self._str_start = self._off + start
+            self.over |= n - start - 1 > self.max_string
+
+    def _feed_exact(self, chunk: bytes) -> None:
         n = len(chunk)
+        uq = self._unescaped_quotes(np.frombuffer(chunk, dtype=np.uint8))
+        self._check_strings(n, uq)
         marks = np.frombuffer(chunk.translate(_MARKS), dtype=np.uint8)
         at = np.flatnonzero(marks)
         what = marks[at]
-        if self._bs_run or b"\\" in chunk:  # escapes: the full scan's quote rule
-            uq = self._unescaped_quotes(np.frombuffer(chunk, dtype=np.uint8))
-        else:
-            uq = at[what == 3]
-        self._check_strings(n, uq)
         is_br = what < 3
         br = at[is_br]
         if len(br):
@@ -584,7 +619,6 @@ class _QuickShape:
                 self.over |= bool(depth.max() > self.max_depth)
                 self._depth = int(depth[-1])
         self._in_str ^= bool(len(uq) & 1)
-        self._off += n
 
     def _check_strings(self, n: int, uq: np.ndarray) -> None:
         if self._in_str:  # the first quote closes the string carried from the last chunk

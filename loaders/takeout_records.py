@@ -170,6 +170,28 @@ def _str(values: pa.Array | np.ndarray) -> pd.api.extensions.ExtensionArray:
     return pd.array(arr, dtype="string")
 
 
+#: The usual Takeout ``timestamp``: UTC with ``Z``, 0-9 decimals (Arrow and pandas agree).
+_PLAIN_ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$"
+
+
+def _iso_utc(strs: pa.Array) -> np.ndarray:
+    """ISO-8601 texts with a zone -> naive UTC ``datetime64[ns]``, NaT where unreadable.
+
+    A chunk whose texts all have the usual shape is parsed by Arrow's cast (C, no Python
+    string per row); any other chunk, or one Arrow refuses (a 30 February, a 24:00), by
+    pandas, which reads each unreadable text as NaT.
+    """
+    if pc.all(pc.match_substring_regex(strs, _PLAIN_ISO)).as_py():
+        try:
+            return strs.cast(pa.timestamp("ns", tz="UTC")).to_numpy(
+                zero_copy_only=False).astype("datetime64[ns]")
+        except pa.ArrowInvalid:
+            pass
+    parsed = pd.to_datetime(strs.to_numpy(zero_copy_only=False), format="ISO8601", utc=True,
+                            errors="coerce")
+    return parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
 def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """UTC ns (NaT where unusable) and a per-row reason code (0 ok, 1 none, 2 no zone, 3 bad)."""
     n = len(iso)
@@ -198,9 +220,7 @@ def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
             why[idx[zoned]] = 0
             if zoned.any():
                 sel = strs if zoned.all() else strs.filter(pa.array(zoned))
-                parsed = pd.to_datetime(sel.to_numpy(zero_copy_only=False), format="ISO8601",
-                                        utc=True, errors="coerce")
-                vals = parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+                vals = _iso_utc(sel)
                 out[idx[zoned]] = vals
                 why[idx[zoned][np.isnat(vals)]] = 3
     use_ms = ~has_iso

@@ -80,3 +80,21 @@ def test_scan_json_reports_the_record_after_the_quick_pass() -> None:
     doc = b'{"locations": [{"a": 1}, {"b": "' + b"z" * 70_000 + b'"}, {"c": 3}]}'
     shape = scan_json(io.BytesIO(doc))
     assert [(o.record, o.longest) for o in shape.oversize] == [("locations[1]", 70_000)]
+
+
+@pytest.mark.parametrize("texts", [
+    ["2019-01-01T00:00:00Z", "2019-06-01T12:34:56.123456789Z", "2020-02-29T23:59:59.1Z"],
+    ["2019-01-01T00:00:00Z", "2019-02-30T00:00:00Z"],  # Arrow refuses: pandas, NaT for one
+    ["2019-01-01T00:00:00Z", "2019-01-01T02:00:00+02:00", "2019-01-01T24:00:00Z"],
+])
+def test_records_times_read_as_pandas_reads_them(texts: list[str]) -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    from routetrace.loaders.takeout_records import _iso_utc
+
+    want = pd.to_datetime(pd.Series(texts, dtype=object), format="ISO8601", utc=True,
+                          errors="coerce")
+    got = _iso_utc(pa.array(texts))
+    assert [None if pd.isna(w) else w.tz_localize(None).as_unit("ns").to_datetime64()
+            for w in want] == [None if pd.isna(g) else g for g in got]

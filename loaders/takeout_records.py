@@ -459,7 +459,7 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
         "fix_kind": _str(_KIND_ARROW.take(codes[sel])),
         "flags": _str(flags[sel]),
         "extra": _str(extra[sel]) if cols.extra else _str(pa.nulls(len(sel), pa.string())),
-    })
+    }, copy=False)  # every column is a fresh array of this chunk: no second copy
     return RecordsChunk(fixes=fixes, events=events, rejects=rejects, records_read=n)
 
 

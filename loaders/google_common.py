@@ -340,6 +340,26 @@ class Oversize:
     longest: int = 0
 
 
+def _unescaped_quotes(arr: np.ndarray, carried: int) -> tuple[np.ndarray, int]:
+    """Offsets in ``arr`` of the quotes that open or close a string (not ``\\"``), and the
+    run of backslashes ending ``arr``; ``carried``: the run ending the bytes before it."""
+    q = np.flatnonzero(arr == 34)
+    bs = arr == 92
+    if not bs.any():
+        return (q[1:] if carried % 2 and len(q) and q[0] == 0 else q), 0
+    idx = np.arange(len(arr))
+    last_nb = np.maximum.accumulate(np.where(bs, -1, idx))  # last non-backslash at or before i
+    run_end = int(last_nb[-1])
+    bs_run = (len(arr) - 1 - run_end) + (carried if run_end < 0 else 0)
+    if not len(q):
+        return q, bs_run
+    prev = q - 1
+    before = last_nb[np.maximum(prev, 0)]
+    run = np.where(before < 0, prev + 1 + carried, prev - before)
+    run = np.where(prev < 0, carried, run)
+    return q[run % 2 == 0], bs_run
+
+
 class JsonShape:
     """Streamed, vectorised scan of a JSON file's nesting depth and string lengths.
 
@@ -404,23 +424,8 @@ class JsonShape:
 
     def _unescaped_quotes(self, arr: np.ndarray) -> np.ndarray:
         """Chunk offsets of the quotes that open or close a string (not ``\\"``)."""
-        q = np.flatnonzero(arr == 34)
-        bs = arr == 92
-        carried = self._bs_run
-        if not bs.any():
-            self._bs_run = 0
-            return q[1:] if carried % 2 and len(q) and q[0] == 0 else q
-        idx = np.arange(len(arr))
-        last_nb = np.maximum.accumulate(np.where(bs, -1, idx))  # last non-backslash at or before i
-        run_end = int(last_nb[-1])
-        self._bs_run = (len(arr) - 1 - run_end) + (carried if run_end < 0 else 0)
-        if not len(q):
-            return q
-        prev = q - 1
-        before = last_nb[np.maximum(prev, 0)]
-        run = np.where(before < 0, prev + 1 + carried, prev - before)
-        run = np.where(prev < 0, carried, run)
-        return q[run % 2 == 0]
+        q, self._bs_run = _unescaped_quotes(arr, self._bs_run)
+        return q
 
     def _strings(self, chunk: bytes, uq: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Chunk offsets where a string over the limit ends (or the chunk ends inside it)."""
@@ -559,8 +564,6 @@ class _QuickShape:
     exact path: the unescaped quotes' positions, as the full scan finds them.
     """
 
-    _unescaped_quotes = JsonShape._unescaped_quotes
-
     def __init__(self, *, max_depth: int, max_string: int) -> None:
         self.max_depth, self.max_string = max_depth, max_string
         self.over = False
@@ -604,7 +607,7 @@ class _QuickShape:
 
     def _feed_exact(self, chunk: bytes) -> None:
         n = len(chunk)
-        uq = self._unescaped_quotes(np.frombuffer(chunk, dtype=np.uint8))
+        uq, self._bs_run = _unescaped_quotes(np.frombuffer(chunk, dtype=np.uint8), self._bs_run)
         self._check_strings(n, uq)
         marks = np.frombuffer(chunk.translate(_MARKS), dtype=np.uint8)
         at = np.flatnonzero(marks)

@@ -39,8 +39,9 @@ not grow with the file. :func:`stream_records` yields canonical tables chunk by 
 (for writing to a case store); :func:`load_records` (the registered loader) concatenates
 them. A file that is cut off or corrupt mid-way keeps every location read before the
 fault; the fault itself is one reject naming the byte offset. Before ijson sees the file, a
-streamed scan (:class:`~routetrace.loaders.google_common.JsonShape`; 2.2 s of a 9.1 s load of a
-78 MB file on a loaded 2-core machine) finds
+streamed scan (:func:`~routetrace.loaders.google_common.scan_json`: a cheap first pass, and
+the per-byte :class:`~routetrace.loaders.google_common.JsonShape` only when it finds an
+excess; figures in ``bench/results/ingest_takeout.txt``) finds
 any location nested deeper than ``MAX_DEPTH`` levels or holding a string longer than
 ``MAX_STRING_BYTES``: ijson reads ``null`` in its place and the location is a reject with
 its JSON text's length, SHA-256 and first characters (a 200 KB nest drove ijson past 15 GB).

@@ -340,6 +340,26 @@ class Oversize:
     longest: int = 0
 
 
+def _unescaped_quotes(arr: np.ndarray, carried: int) -> tuple[np.ndarray, int]:
+    """Offsets in ``arr`` of the quotes that open or close a string (not ``\\"``), and the
+    run of backslashes ending ``arr``; ``carried``: the run ending the bytes before it."""
+    q = np.flatnonzero(arr == 34)
+    bs = arr == 92
+    if not bs.any():
+        return (q[1:] if carried % 2 and len(q) and q[0] == 0 else q), 0
+    idx = np.arange(len(arr))
+    last_nb = np.maximum.accumulate(np.where(bs, -1, idx))  # last non-backslash at or before i
+    run_end = int(last_nb[-1])
+    bs_run = (len(arr) - 1 - run_end) + (carried if run_end < 0 else 0)
+    if not len(q):
+        return q, bs_run
+    prev = q - 1
+    before = last_nb[np.maximum(prev, 0)]
+    run = np.where(before < 0, prev + 1 + carried, prev - before)
+    run = np.where(prev < 0, carried, run)
+    return q[run % 2 == 0], bs_run
+
+
 class JsonShape:
     """Streamed, vectorised scan of a JSON file's nesting depth and string lengths.
 
@@ -404,23 +424,8 @@ class JsonShape:
 
     def _unescaped_quotes(self, arr: np.ndarray) -> np.ndarray:
         """Chunk offsets of the quotes that open or close a string (not ``\\"``)."""
-        q = np.flatnonzero(arr == 34)
-        bs = arr == 92
-        carried = self._bs_run
-        if not bs.any():
-            self._bs_run = 0
-            return q[1:] if carried % 2 and len(q) and q[0] == 0 else q
-        idx = np.arange(len(arr))
-        last_nb = np.maximum.accumulate(np.where(bs, -1, idx))  # last non-backslash at or before i
-        run_end = int(last_nb[-1])
-        self._bs_run = (len(arr) - 1 - run_end) + (carried if run_end < 0 else 0)
-        if not len(q):
-            return q
-        prev = q - 1
-        before = last_nb[np.maximum(prev, 0)]
-        run = np.where(before < 0, prev + 1 + carried, prev - before)
-        run = np.where(prev < 0, carried, run)
-        return q[run % 2 == 0]
+        q, self._bs_run = _unescaped_quotes(arr, self._bs_run)
+        return q
 
     def _strings(self, chunk: bytes, uq: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Chunk offsets where a string over the limit ends (or the chunk ends inside it)."""
@@ -535,11 +540,129 @@ class JsonShape:
         self._pending = {}
 
 
+#: ``bytes.translate`` table marking the bytes the first pass looks at: 1 for ``[``/``{``,
+#: 2 for ``]``/``}``, 3 for ``"``, 0 for any other byte.
+_MARKS = bytes(1 if b in (91, 123) else 2 if b in (93, 125) else 3 if b == 34 else 0
+               for b in range(256))
+
+
+#: ``bytes.translate`` deletion set: every byte but ``[]{}"``.
+_NOT_MARKS = bytes(b for b in range(256) if b not in (34, 91, 93, 123, 125))
+
+
+class _QuickShape:
+    """First pass of :func:`scan_json`: is anything in the file over the limits at all?
+
+    It never misses an excess the full :class:`JsonShape` scan would find (same quote rule,
+    same limits); it may, rarely, suspect one the full scan then clears (a long run without
+    a quote outside any string), and only says *whether*, not *where*. A chunk without a
+    backslash is read with C byte operations: depth is summed over ``[]{}"`` alone (the
+    chunk with every other byte deleted; a bracket is inside a string when an odd number of
+    quotes precede it), and a string over ``max_string`` must span a whole aligned block of
+    ``(max_string + 2) // 2`` bytes without a quote (``bytes.count`` per block; the strings
+    that touch the chunk's ends are measured exactly). A chunk with a backslash takes the
+    exact path: the unescaped quotes' positions, as the full scan finds them.
+    """
+
+    def __init__(self, *, max_depth: int, max_string: int) -> None:
+        self.max_depth, self.max_string = max_depth, max_string
+        self.over = False
+        self._block = max(1, (max_string + 2) // 2)
+        self._off = 0
+        self._depth = 0
+        self._in_str = False
+        self._str_start = -1  # file offset of the open string's quote
+        self._bs_run = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Scan the next bytes; sets :attr:`over` at the first excess."""
+        if self._bs_run or b"\\" in chunk:
+            self._feed_exact(chunk)
+        else:
+            self._feed_plain(chunk)
+        self._off += len(chunk)
+
+    def _feed_plain(self, chunk: bytes) -> None:
+        n, block = len(chunk), self._block
+        first = chunk.find(b'"')
+        if self._in_str:  # the string carried from the last chunk, measured exactly
+            end = n if first < 0 else first
+            self.over |= self._off + end - self._str_start - 1 > self.max_string
+        if any(chunk.count(b'"', a, a + block) == 0 for a in range(0, n - block + 1, block)):
+            self.over = True  # a whole block without a quote: perhaps inside a long string
+        marks = np.frombuffer(chunk.translate(None, _NOT_MARKS), dtype=np.uint8)
+        quote = marks == 34
+        odd = (np.cumsum(quote, dtype=np.int64) + int(self._in_str)) & 1
+        steps = np.where(odd == 1, 0, np.where((marks == 91) | (marks == 123), 1,
+                                                np.where((marks == 93) | (marks == 125), -1, 0)))
+        if len(steps):
+            depth = self._depth + np.cumsum(steps)
+            self.over |= bool(depth.max() > self.max_depth)
+            self._depth = int(depth[-1])
+        self._in_str ^= bool(int(np.count_nonzero(quote)) & 1)
+        if self._in_str and first >= 0:  # a string opened at the last quote and still open
+            start = chunk.rfind(b'"')
+            self._str_start = self._off + start
+            self.over |= n - start - 1 > self.max_string
+
+    def _feed_exact(self, chunk: bytes) -> None:
+        n = len(chunk)
+        uq, self._bs_run = _unescaped_quotes(np.frombuffer(chunk, dtype=np.uint8), self._bs_run)
+        self._check_strings(n, uq)
+        marks = np.frombuffer(chunk.translate(_MARKS), dtype=np.uint8)
+        at = np.flatnonzero(marks)
+        what = marks[at]
+        is_br = what < 3
+        br = at[is_br]
+        if len(br):
+            outside = ((np.searchsorted(uq, br) + int(self._in_str)) & 1) == 0
+            steps = np.where(what[is_br][outside] == 1, 1, -1)
+            if len(steps):
+                depth = self._depth + np.cumsum(steps)
+                self.over |= bool(depth.max() > self.max_depth)
+                self._depth = int(depth[-1])
+        self._in_str ^= bool(len(uq) & 1)
+
+    def _check_strings(self, n: int, uq: np.ndarray) -> None:
+        if self._in_str:  # the first quote closes the string carried from the last chunk
+            opens = np.concatenate([[self._str_start - self._off], uq[1::2]])
+            ends = uq[0::2]
+        else:
+            opens, ends = uq[0::2], uq[1::2]
+        pairs = len(ends)
+        if pairs and int((ends - opens[:pairs]).max()) - 1 > self.max_string:
+            self.over = True
+        if len(opens) > pairs:  # a string still open at the end of the chunk
+            start = int(opens[-1])
+            self._str_start = start + self._off
+            self.over |= n - start - 1 > self.max_string
+
+
 def scan_json(fh: IO[bytes]) -> JsonShape:
-    """Scan ``fh`` from where it stands to its end with :class:`JsonShape`."""
+    """Scan ``fh`` from where it stands to its end with :class:`JsonShape`.
+
+    A cheap first pass (:class:`_QuickShape`) reads the file once; only when it finds an
+    excess is the file read again by the full scan, which says where (the records and
+    offsets). ``fh`` must be seekable.
+
+    Example
+    -------
+    >>> import io
+    >>> scan_json(io.BytesIO(b'{"locations": [{"a": 1}, {"b": "x"}]}')).oversize
+    []
+    >>> deep = b'{"locations": [{"a": 1}, ' + b"[" * 80 + b"]" * 80 + b"]}"
+    >>> [(o.record, o.depth) for o in scan_json(io.BytesIO(deep)).oversize]
+    [('locations[1]', 82)]
+    """
+    start = fh.tell()
+    quick = _QuickShape(max_depth=MAX_DEPTH, max_string=MAX_STRING_BYTES)
+    while not quick.over and (chunk := fh.read(_SCAN_BYTES)):
+        quick.feed(chunk)
     shape = JsonShape()
-    while chunk := fh.read(_SCAN_BYTES):
-        shape.feed(chunk)
+    if quick.over:
+        fh.seek(start)
+        while chunk := fh.read(_SCAN_BYTES):
+            shape.feed(chunk)
     shape.close()
     return shape
 

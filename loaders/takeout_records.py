@@ -39,8 +39,9 @@ not grow with the file. :func:`stream_records` yields canonical tables chunk by 
 (for writing to a case store); :func:`load_records` (the registered loader) concatenates
 them. A file that is cut off or corrupt mid-way keeps every location read before the
 fault; the fault itself is one reject naming the byte offset. Before ijson sees the file, a
-streamed scan (:class:`~routetrace.loaders.google_common.JsonShape`; 2.2 s of a 9.1 s load of a
-78 MB file on a loaded 2-core machine) finds
+streamed scan (:func:`~routetrace.loaders.google_common.scan_json`: a cheap first pass, and
+the per-byte :class:`~routetrace.loaders.google_common.JsonShape` only when it finds an
+excess; figures in ``bench/results/ingest_takeout.txt``) finds
 any location nested deeper than ``MAX_DEPTH`` levels or holding a string longer than
 ``MAX_STRING_BYTES``: ijson reads ``null`` in its place and the location is a reject with
 its JSON text's length, SHA-256 and first characters (a 200 KB nest drove ijson past 15 GB).
@@ -91,10 +92,13 @@ _KNOWN = frozenset({"latitudeE7", "longitudeE7", "accuracy", "source", "deviceTa
                     "timestampMs", "altitude", "velocity", "heading", "verticalAccuracy",
                     "activity"})
 _NUMERIC = ("accuracy", "verticalAccuracy", "altitude", "velocity", "heading")
+_SCALAR_KEYS = ("latitudeE7", "longitudeE7", "timestamp", "timestampMs", "source", "deviceTag",
+                *_NUMERIC)
 _COL = {"accuracy": "h_acc_m", "verticalAccuracy": "v_acc_m", "altitude": "alt_m",
         "velocity": "speed_mps", "heading": "course_deg"}
 _KIND_CODES = np.array(["unknown", *sorted(set(FIX_KIND.values()) - {"unknown"})], dtype=object)
 _KIND_INDEX = {k: i for i, k in enumerate(_KIND_CODES)}
+_KIND_ARROW = pa.array(_KIND_CODES.tolist(), type=pa.string())
 _SRC_CODE = {s: _KIND_INDEX[k] for s, k in FIX_KIND.items()}
 _WRAP = 2**32
 _SECOND = itemgetter(1)
@@ -160,6 +164,35 @@ def _floats(values: list[Any]) -> np.ndarray:
         return out
 
 
+def _str(values: pa.Array | np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A canonical ``string`` column (Arrow-backed, as :mod:`schema` declares it) built in C:
+    no Python string per row, and nothing left for ``schema.coerce`` to convert."""
+    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+    return pd.array(arr, dtype="string")
+
+
+#: The usual Takeout ``timestamp``: UTC with ``Z``, 0-9 decimals (Arrow and pandas agree).
+_PLAIN_ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$"
+
+
+def _iso_utc(strs: pa.Array) -> np.ndarray:
+    """ISO-8601 texts with a zone -> naive UTC ``datetime64[ns]``, NaT where unreadable.
+
+    A chunk whose texts all have the usual shape is parsed by Arrow's cast (C, no Python
+    string per row); any other chunk, or one Arrow refuses (a 30 February, a 24:00), by
+    pandas, which reads each unreadable text as NaT.
+    """
+    if pc.all(pc.match_substring_regex(strs, _PLAIN_ISO)).as_py():
+        try:
+            return strs.cast(pa.timestamp("ns", tz="UTC")).to_numpy(
+                zero_copy_only=False).astype("datetime64[ns]")
+        except pa.ArrowInvalid:
+            pass
+    parsed = pd.to_datetime(strs.to_numpy(zero_copy_only=False), format="ISO8601", utc=True,
+                            errors="coerce")
+    return parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
 def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """UTC ns (NaT where unusable) and a per-row reason code (0 ok, 1 none, 2 no zone, 3 bad)."""
     n = len(iso)
@@ -188,9 +221,7 @@ def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:
             why[idx[zoned]] = 0
             if zoned.any():
                 sel = strs if zoned.all() else strs.filter(pa.array(zoned))
-                parsed = pd.to_datetime(sel.to_numpy(zero_copy_only=False), format="ISO8601",
-                                        utc=True, errors="coerce")
-                vals = parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+                vals = _iso_utc(sel)
                 out[idx[zoned]] = vals
                 why[idx[zoned][np.isnat(vals)]] = 3
     use_ms = ~has_iso
@@ -217,37 +248,53 @@ _TIME_WHY = {1: "location has no timestamp/timestampMs: a fix needs a time, none
 
 
 class _Cols:
-    """Column lists of one chunk, pulled from the parsed location dicts by comprehensions."""
+    """Column lists of one chunk, pulled from the parsed location dicts at C level.
+
+    A key every location of the chunk has is read with one ``map(itemgetter)`` pass. A
+    location with more keys than those ("wide": altitude, activity, unknown keys) is the
+    only one that can hold any other key, so the other keys, the activities and ``extra``
+    are looked up on the wide locations only (typically a tenth of them).
+    """
 
     def __init__(self, buf: list[Any]) -> None:
         self.not_obj = ([] if set(map(type, buf)) == {dict} else
                         [k for k, d in enumerate(buf) if type(d) is not dict])
         if self.not_obj:
             buf = [d if type(d) is dict else {} for d in buf]
-        present: set[str] = set().union(*buf)  # keys seen in this chunk (one C-level pass)
-        none = [None] * len(buf)
-
-        def col(key: str) -> list[Any]:
-            if key not in present:
-                return none
+        self._n = len(buf)
+        self._full: dict[str, list[Any]] = {}
+        for key in _SCALAR_KEYS:
             try:  # C-level pass when every location has the key (the usual case)
-                return list(map(itemgetter(key), buf))
+                self._full[key] = list(map(itemgetter(key), buf))
             except KeyError:
-                return list(map(dict.get, buf, repeat(key)))
-
-        self.lat = col("latitudeE7")
-        self.lon = col("longitudeE7")
-        self.ts = col("timestamp")
-        self.tms = col("timestampMs")
-        self.src = col("source")
-        self.dev = col("deviceTag")
-        self.num = {k: col(k) for k in _NUMERIC}
-        self.acts = ([(k, d["activity"]) for k, d in enumerate(buf) if "activity" in d]
-                     if "activity" in present else [])
+                pass
+        lens = np.fromiter(map(len, buf), dtype=np.int64, count=self._n)
+        self._wide = np.flatnonzero(lens > len(self._full)).tolist()
+        self._rest = [buf[k] for k in self._wide]
+        present: set[str] = set().union(*self._rest)  # keys beyond the common ones
+        self.lat = self._col("latitudeE7", present)
+        self.lon = self._col("longitudeE7", present)
+        self.ts = self._col("timestamp", present)
+        self.tms = self._col("timestampMs", present)
+        self.src = self._col("source", present)
+        self.dev = self._col("deviceTag", present)
+        self.num = {k: self._col(k, present) for k in _NUMERIC}
+        self.acts = ([(k, d["activity"]) for k, d in zip(self._wide, self._rest, strict=True)
+                      if "activity" in d] if "activity" in present else [])
         self.extra: dict[int, dict[str, Any]] = {}
         if not present <= _KNOWN:
             self.extra = {k: {x: v for x, v in d.items() if x not in _KNOWN}
-                          for k, d in enumerate(buf) if not d.keys() <= _KNOWN}
+                          for k, d in zip(self._wide, self._rest, strict=True)
+                          if not d.keys() <= _KNOWN}
+
+    def _col(self, key: str, present: set[str]) -> list[Any]:
+        if key in self._full:
+            return self._full[key]
+        out: list[Any] = [None] * self._n
+        if key in present:
+            for k, v in zip(self._wide, map(dict.get, self._rest, repeat(key)), strict=True):
+                out[k] = v
+        return out
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -343,7 +390,8 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
     for k in cols.not_obj:
         ok[k] = False
     if subject_id is not None:
-        subj = np.full(n, subject_id, dtype=object)
+        names, who = np.array([subject_id], dtype=object), np.zeros(n, dtype=np.intp)
+        subj = names[who]
     else:
         dev = pd.Series(cols.dev, dtype=object)
         try:
@@ -354,7 +402,8 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
             codes, uniq = pd.factorize(dev, use_na_sentinel=True)
         names = np.array([device_subject(d) or default_subject for d in uniq] + [default_subject],
                          dtype=object)
-        subj = names[codes]  # code -1 (no deviceTag) picks the last entry: the default
+        who = np.where(codes < 0, len(names) - 1, codes)  # no deviceTag: the default (last)
+        subj = names[who]
     loc_why: dict[int, str] = {}
     for k in np.flatnonzero(~ok).tolist():
         if cut and i0 + k in cut:
@@ -398,19 +447,20 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
         flags[zero] = "zero_position"
         flags[low & zero] = "low_accuracy|zero_position"
     extra = np.full(n, None, dtype=object)
-    for k, d in cols.extra.items():
+    for k, d in cols.extra.items():  # most chunks have none: the column is then all NA
         extra[k] = compact_json(d)
-    idx = np.arange(i0, i0 + n)[sel]
+    index = pa.array(np.arange(i0, i0 + n)[sel]).cast(pa.string())
     fixes = pd.DataFrame({
-        "record": np.array([f"locations[{i}]" for i in idx.tolist()], dtype=object),
-        "subject_id": subj[sel],
+        "fix_id": _str(pc.binary_join_element_wise(f"{prefix}:locations[", index, "]", "")),
+        "record": _str(pc.binary_join_element_wise("locations[", index, "]", "")),
+        "subject_id": _str(pa.array(names, type=pa.string()).take(who[sel])),
         "t_utc": pd.DatetimeIndex(t[sel]).tz_localize("UTC"),
         "lat": lat[sel], "lon": lon[sel],
         **{c: v[sel] for c, v in num.items()},
-        "fix_kind": pd.Categorical.from_codes(codes[sel], categories=list(_KIND_CODES)),
-        "flags": flags[sel],
-        "extra": extra[sel],
-    })
+        "fix_kind": _str(_KIND_ARROW.take(codes[sel])),
+        "flags": _str(flags[sel]),
+        "extra": _str(extra[sel]) if cols.extra else _str(pa.nulls(len(sel), pa.string())),
+    }, copy=False)  # every column is a fresh array of this chunk: no second copy
     return RecordsChunk(fixes=fixes, events=events, rejects=rejects, records_read=n)
 
 
@@ -539,7 +589,7 @@ def stream_records(
                         chunk_rows=chunk_rows, shown=str(path)):
         fx = ch.fixes
         if len(fx):
-            fx = fx.assign(source_id=sid, fix_id=prefix + ":" + fx["record"])
+            fx = fx.assign(source_id=sid)
             fx = schema.coerce(fx, "fixes")
         else:
             fx = schema.empty("fixes")
@@ -613,12 +663,18 @@ def load_records(path: Path, *, ctx: LoadContext) -> LoadResult:
         _check_shape(path, ctx)
     basis = ("Records.json 'timestamp' (ISO-8601 with Z/offset) or 'timestampMs' (Unix ms), "
              "both UTC")
-    return ctx.finish(
-        records_read=n, time_basis=basis,
-        fixes=pd.concat(fixes, ignore_index=True) if fixes else None,
-        events=pd.concat(events, ignore_index=True) if events else None,
-        rejects=rejects, default_subject=default,
-    )
+    return ctx.finish(records_read=n, time_basis=basis, fixes=_concat(fixes),
+                      events=_concat(events), rejects=rejects, default_subject=default)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
+    """One table from the chunks' tables; ``parts`` is emptied, so that the chunks' numeric
+    columns are freed before the loader's ``finish`` adds its columns (peak memory)."""
+    if not parts:
+        return None
+    out = pd.concat(parts, ignore_index=True)
+    parts.clear()
+    return out
 
 
 def _check_shape(path: Path, ctx: LoadContext) -> None:

@@ -439,27 +439,45 @@ def keep_io(io: IoCols, keep_rec: np.ndarray) -> IoCols:
 
 
 def _cat(values_u: np.ndarray, codes: np.ndarray) -> pd.Categorical:
-    """Categorical of per-entry labels ``values_u`` taken at ``codes`` (no object arrays)."""
+    """Categorical of per-entry labels ``values_u`` taken at ``codes`` (no object arrays;
+    int16 codes: an IO map has far fewer than 32,768 distinct labels)."""
     lab, uniq = pd.factorize(pd.Series(values_u, dtype="object"))
-    return pd.Categorical.from_codes(lab[codes], categories=pd.Index(uniq, dtype="object"))
+    small = lab.astype(np.int16 if len(uniq) < 32_000 else np.int32)
+    return pd.Categorical.from_codes(small[codes], categories=pd.Index(uniq, dtype="object"))
+
+
+def record_ordinals(rec: np.ndarray, keep_rec: np.ndarray) -> np.ndarray:
+    """Row of each record in ``teltonika_records`` (which holds the kept records only, in
+    decoding order), as int32, for records numbered in decoding order.
+
+    >>> record_ordinals(np.array([0, 2, 2, 3]), np.array([True, False, True, True])).tolist()
+    [0, 1, 1, 2]
+    """
+    if keep_rec.all():
+        return rec.astype(np.int32, copy=False)
+    ordinal = np.cumsum(keep_rec, dtype=np.int32) - 1
+    out: np.ndarray = ordinal[rec]
+    return out
 
 
 def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFrame:
-    """``teltonika_io``: one row per IO element of a produced record (categorical columns:
-    the table has ~10x the rows of the records)."""
+    """``teltonika_io``: one row per IO element of a produced record, lean (the table has
+    ~10x the rows of the records): ``record`` is a categorical whose categories are the
+    locators of ``teltonika_records`` in its row order, so its int32 code is the row of the
+    record there (time, subject, IMEI, position: join through it; no time or subject per
+    IO row); ``source_id``, ``name``, ``unit`` dictionary-encoded; ``io_id`` and ``width``
+    uint16; ``raw`` Int64 (missing for byte strings, whose bytes are in ``hex``)."""
     assert io.ent is not None and io.value is not None
     m_io = len(io.rec)
     is_bytes = io.is_bytes
-    subj_codes, subj_uniq = pd.factorize(pd.Series(rc.subj, dtype="object"))
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(m_io, dtype=np.int8), categories=[source_id]),
-        "record": pd.Categorical.from_codes(io.rec, categories=pd.Index(rc.record.array)),
-        "subject_id": pd.Categorical.from_codes(subj_codes[io.rec], categories=subj_uniq.astype(str)),
-        "t_utc": rc.utc(io.rec),
-        "io_id": pd.array(io.iid, dtype="Int64"),
+        "record": pd.Categorical.from_codes(record_ordinals(io.rec, rc.keep),
+                                            categories=pd.Index(rc.record.array[rc.keep])),
+        "io_id": io.iid.astype(np.uint16),
         "name": _cat(mp.names, io.ent),
-        "width": pd.array(np.abs(io.w), dtype="Int64"),
-        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes.copy()),
+        "width": np.abs(io.w).astype(np.uint16),
+        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes),
         "value": io.value,
         "unit": _cat(mp.units, io.ent),
         "hex": pd.array(io.hexv if io.hexv is not None else pa.nulls(m_io, pa.large_string()),
@@ -544,8 +562,9 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
     for r, g in d.gen.items():
         gen[r] = g
     return pd.DataFrame({
-        "source_id": source_id,
-        "record": rc.record.array[k].astype("str"),  # the dtype an object column is given
+        "source_id": pd.Categorical.from_codes(np.zeros(int(k.sum()), dtype=np.int8),
+                                               categories=[source_id]),
+        "record": rc.record.array[k],  # Arrow strings: no Python string per record
         "subject_id": pd.array(rc.subj[k], dtype="string"),
         "imei": pd.array(rc.imei[k], dtype="string"),
         "t_utc": rc.utc(k).array,

@@ -441,7 +441,7 @@ TABLES.update({
         _c("raw", "int", "", "the value as sent (missing for a byte string: see hex)"),
         _c("value", "float", "", "in its unit"),
         _c("unit", "str", "", "the unit (dictionary-encoded)"),
-        _c("hex", "str", "", "a variable-length value's bytes as hex"),
+        _c("hex", "str", "", "a variable-length value's bytes as hex (dictionary-encoded)"),
     ),
     # side tables of loaders (LoadResult.extra_tables), stored by ingest under these names
     "wifi_scans": (

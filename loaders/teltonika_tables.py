@@ -465,7 +465,7 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
     ~10x the rows of the records): ``record`` is a categorical whose categories are the
     locators of ``teltonika_records`` in its row order, so its int32 code is the row of the
     record there (time, subject, IMEI, position: join through it; no time or subject per
-    IO row); ``source_id``, ``name``, ``unit`` dictionary-encoded; ``io_id`` and ``width``
+    IO row); ``source_id``, ``name``, ``unit``, ``hex`` dictionary-encoded; ``io_id`` and ``width``
     uint16; ``raw`` Int64 (missing for byte strings, whose bytes are in ``hex``)."""
     assert io.ent is not None and io.value is not None
     m_io = len(io.rec)
@@ -480,9 +480,21 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
         "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes),
         "value": io.value,
         "unit": _cat(mp.units, io.ent),
-        "hex": pd.array(io.hexv if io.hexv is not None else pa.nulls(m_io, pa.large_string()),
-                        dtype="string"),
+        "hex": _hex_column(io.hexv, m_io),
     })
+
+
+def _hex_column(hexv: np.ndarray | None, m_io: int) -> pd.Categorical:
+    """The ``hex`` column, dictionary-encoded: byte-string values are few and mostly
+    repeated (beacon ids), the other rows missing (1 byte per row, not an offset each).
+
+    >>> _hex_column(None, 2).isna().tolist(), _hex_column(np.array([None, "ab"]), 2).tolist()
+    ([True, True], [nan, 'ab'])
+    """
+    if hexv is None:
+        return pd.Categorical.from_codes(np.full(m_io, -1, dtype=np.int8),
+                                         categories=pd.Index([], dtype="object"))
+    return pd.Categorical(hexv)
 
 
 def _special_fixes(d: tc.Decoded, rc: RecCols, fix_idx: np.ndarray, special: set[int]) -> np.ndarray:
@@ -497,9 +509,10 @@ def _special_fixes(d: tc.Decoded, rc: RecCols, fix_idx: np.ndarray, special: set
 
 
 def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
-               more: Mapping[int, dict[str, Any]] | None = None) -> np.ndarray:
+               more: Mapping[int, dict[str, Any]] | None = None) -> pd.api.extensions.ExtensionArray:
     """The ``extra`` JSON of each fix: codec, event IO, IMEI, priority, satellites, and for
-    special records (codec 16 generation, codec 7 cell, layout, UDP ids, ``more``) the rest."""
+    special records (codec 16 generation, codec 7 cell, layout, UDP ids, ``more``) the rest.
+    Arrow strings: a Python string is built only for the special records."""
     H = rc.H
     ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[fsel]], dtype="string") + '","event_io":'
           + pd.Series(H[fsel, 8].astype(np.int64)).astype("string"))
@@ -508,14 +521,17 @@ def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
     ex = ex + ',"priority":' + pd.Series(H[fsel, 1].astype(np.int64)).astype("string")
     sat_s = pd.Series(rc.sats[fsel])
     ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
-    out: np.ndarray = ex.to_numpy(dtype=object)
     fix_idx = np.flatnonzero(fsel)
     more = more or {}
-    for j in _special_fixes(d, rc, fix_idx, set(d.gen) | set(d.gh) | set(more)).tolist():
+    special = _special_fixes(d, rc, fix_idx, set(d.gen) | set(d.gh) | set(more))
+    if not len(special):
+        return ex.array
+    out = ex.iloc[special].to_numpy(dtype=object)
+    for jj, j in enumerate(special.tolist()):
         r = int(fix_idx[j])
         info = d.msg_info[rc.msg[r]]
         extra_more = more.get(r, {})
-        extra = json.loads(out[j])
+        extra = json.loads(out[jj])
         if r in d.gen:
             extra["generation"] = d.gen[r]
         if r in d.gh:
@@ -525,8 +541,9 @@ def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
             if k in info:
                 extra[k] = info[k]
         extra.update(extra_more)
-        out[j] = compact_json(extra)
-    return out
+        out[jj] = compact_json(extra)
+    ex.iloc[special] = out
+    return ex.array
 
 
 def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None,
@@ -542,7 +559,7 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
         "t_utc": rc.utc(fsel).array,
         "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
         "speed_mps": rc.speed_kmh[fsel] / 3.6, "course_deg": rc.angle[fsel],
-        "fix_kind": "gps", "flags": flags.to_numpy(), "extra": _fix_extra(d, rc, fsel, more),
+        "fix_kind": "gps", "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
     })
     if h_acc_m is not None:
         out.insert(6, "h_acc_m", h_acc_m[fsel])

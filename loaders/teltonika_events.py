@@ -181,7 +181,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
             "record": record[r], "subject_id": subj_s[subj_codes[r]], "t_utc": t_ns[r],
             "kind": kinds, "value": value, "unit": units,
             "text": text.array, "lat": rec_lat[r], "lon": rec_lon[r],
-            "flags": fl.array, "extra": extra.array}))
+            "flags": fl.array, "extra": extra.array}, copy=False))
 
     def sx(a: Any) -> pd.Series:
         """A string Series with a fresh index (so concatenations align by position)."""

@@ -84,6 +84,7 @@ class RecCols:
     out_of_range: np.ndarray
     has_fix: np.ndarray
     damaged: np.ndarray
+    flags: np.ndarray | None = None  # record_flags(self), computed once
 
     def utc(self, sel: Any) -> pd.Series:
         """tz-aware UTC times of the records ``sel`` (no per-element objects)."""
@@ -239,7 +240,15 @@ def time_rejects(rc: RecCols) -> list[tuple[str, str]]:
 
 
 def record_flags(rc: RecCols) -> np.ndarray:
-    """Flags every row of a record carries: 0,0 / out of range position, damaged frame."""
+    """Flags every row of a record carries: 0,0 / out of range position, damaged frame
+    (computed once per :class:`RecCols`)."""
+    if rc.flags is not None:
+        return rc.flags
+    rc.flags = _record_flags(rc)
+    return rc.flags
+
+
+def _record_flags(rc: RecCols) -> np.ndarray:
     base = np.where(rc.zero, "zero_position", np.where(rc.out_of_range, "inconsistent_value", ""))
     if rc.damaged.any():
         fl = schema.add_flag(pd.Series(base, dtype="string"), rc.damaged, "damaged_frame")
@@ -481,7 +490,7 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
         "value": io.value,
         "unit": _cat(mp.units, io.ent),
         "hex": _hex_column(io.hexv, m_io),
-    })
+    }, copy=False)  # no consolidation copy of the ~1e7-row columns
 
 
 def _hex_column(hexv: np.ndarray | None, m_io: int) -> pd.Categorical:
@@ -560,7 +569,7 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
         "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
         "speed_mps": rc.speed_kmh[fsel] / 3.6, "course_deg": rc.angle[fsel],
         "fix_kind": "gps", "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
-    })
+    }, copy=False)
     if h_acc_m is not None:
         out.insert(6, "h_acc_m", h_acc_m[fsel])
     return out
@@ -597,8 +606,8 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
         "udp_packet_id": pd.array(per_msg("packet_id")[k], dtype="Int64"),
         "avl_packet_id": pd.array(per_msg("avl_packet_id")[k], dtype="Int64"),
         "has_fix": rc.has_fix[k],
-        "flags": pd.Series(record_flags(rc)[k], dtype="string").to_numpy(),
-    })
+        "flags": pd.Series(record_flags(rc)[k], dtype="string").array,
+    }, copy=False)
 
 
 def _codec7_cells(d: tc.Decoded, rc: RecCols) -> dict[str, np.ndarray]:

@@ -419,7 +419,7 @@ TABLES.update({
         _c("flags", "str", "", "flags", required=True),
     ),
     "teltonika_records": (
-        _c("source_id", "str", "", "the capture file", required=True),
+        _c("source_id", "str", "", "the capture file (dictionary-encoded)", required=True),
         _c("record", "str", "", "offset N/rec K in the capture", required=True),
         _c("imei", "str", "", "tracker IMEI"),
         _c("t_utc", "time", "UTC", "record time"),
@@ -428,15 +428,20 @@ TABLES.update({
         _c("lon", "float", "deg", "GPS position as sent"),
         _c("has_fix", "bool", "", "the record carries a valid GPS fix"),
     ),
+    # lean: ~10 rows per record, so nothing per row that the record already holds (time,
+    # subject, IMEI: join teltonika_records on source_id and record)
     "teltonika_io": (
-        _c("source_id", "str", "", "the capture file", required=True),
-        _c("record", "str", "", "the record the IO element belongs to", required=True),
-        _c("t_utc", "time", "UTC", "record time"),
-        _c("io_id", "int", "", "Teltonika AVL IO id"),
-        _c("name", "str", "", "its name in the model's IO map"),
-        _c("raw", "int", "", "the value as sent"),
+        _c("source_id", "str", "", "the capture file (dictionary-encoded)", required=True),
+        _c("record", "str", "", "the record the IO element belongs to; with source_id it "
+           "resolves to one teltonika_records row (time, subject, IMEI; dictionary-encoded: "
+           "in a load result the code is that row's position)", required=True),
+        _c("io_id", "int", "", "Teltonika AVL IO id (uint16)"),
+        _c("name", "str", "", "its name in the model's IO map (dictionary-encoded)"),
+        _c("width", "int", "bytes", "width of the value as sent (uint16)"),
+        _c("raw", "int", "", "the value as sent (missing for a byte string: see hex)"),
         _c("value", "float", "", "in its unit"),
-        _c("unit", "str", "", "the unit"),
+        _c("unit", "str", "", "the unit (dictionary-encoded)"),
+        _c("hex", "str", "", "a variable-length value's bytes as hex (dictionary-encoded)"),
     ),
     # side tables of loaders (LoadResult.extra_tables), stored by ingest under these names
     "wifi_scans": (

@@ -143,15 +143,17 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from .. import timebase
 from ..errors import ParameterError
@@ -502,19 +504,45 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     if n_rec == 0:
         return ctx.finish(records_read=records_read, time_basis=basis, rejects=rejects,
                           default_subject=_default_subject(ctx, d))
-    gc_was = gc.isenabled()
-    gc.disable()  # large object arrays: avoid repeated full collections while building
+    with _system_arrow_pool():
+        gc_was = gc.isenabled()
+        gc.disable()  # large object arrays: avoid repeated full collections while building
+        try:
+            tables = _build_tables(d, ctx)
+        finally:
+            if gc_was:
+                gc.enable()
+        rejects.extend(tables.pop("_rejects"))
+        return ctx.finish(records_read=records_read, time_basis=basis,
+                          fixes=tables["fixes"], events=tables["events"], rejects=rejects,
+                          extra_tables={IO_TABLE: tables[IO_TABLE],
+                                        RECORDS_TABLE: tables[RECORDS_TABLE]},
+                          default_subject=_default_subject(ctx, d))
+
+
+@contextlib.contextmanager
+def _system_arrow_pool() -> Iterator[None]:
+    """Arrow allocates from the system allocator while the tables are built, then the
+    previous default pool is restored (each buffer is freed to the pool it came from).
+
+    Building the tables makes many short-lived Arrow string columns (locators, JSON
+    extras, event texts); Arrow's default mimalloc pool keeps their freed pages, so they
+    add up in the process's memory (measured at 2e5 records: peak 829 -> 710 MB, load
+    2.2 -> 1.4 s with the system allocator).
+
+    >>> before = pa.default_memory_pool().backend_name
+    >>> with _system_arrow_pool():
+    ...     pa.default_memory_pool().backend_name
+    'system'
+    >>> pa.default_memory_pool().backend_name == before
+    True
+    """
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
     try:
-        tables = _build_tables(d, ctx)
+        yield
     finally:
-        if gc_was:
-            gc.enable()
-    rejects.extend(tables.pop("_rejects"))
-    return ctx.finish(records_read=records_read, time_basis=basis,
-                      fixes=tables["fixes"], events=tables["events"], rejects=rejects,
-                      extra_tables={IO_TABLE: tables[IO_TABLE],
-                                    RECORDS_TABLE: tables[RECORDS_TABLE]},
-                      default_subject=_default_subject(ctx, d))
+        pa.set_memory_pool(previous)
 
 
 def _default_subject(ctx: LoadContext, d: tc.Decoded) -> str | None:

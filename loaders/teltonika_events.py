@@ -45,10 +45,17 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     n = len(t_ns)
     rank = np.empty(n, dtype=np.int64)
     rank[np.lexsort((np.arange(n), t_ns, subj_codes))] = np.arange(n, dtype=np.int64)
-    pk = prof_of_rec[rec].astype(np.int64) * 65536 + iid
+    pk = prof_of_rec[rec].astype(np.int64)
+    pk *= 65536
+    pk += iid
     present = np.bincount(pk) > 0  # IO keys are < 65536 per profile: a lookup, not a sort
     dense = np.cumsum(present) - 1
-    key = (subj_codes[rec].astype(np.int64) * int(present.sum()) + dense[pk]) * n + rank[rec]
+    key = subj_codes[rec].astype(np.int64)  # built in place: one int64 array of IO length
+    key *= int(present.sum())
+    key += dense[pk]
+    del pk
+    key *= n
+    key += rank[rec]
     return np.argsort(key, kind="stable")
 
 
@@ -137,7 +144,6 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     u = io_ent[sel][order]
     del order, sel
     s = subj_codes[rec]
-    t = t_ns[rec]
     pk = (prof_of_rec[rec] * 65536 + iid).astype(np.int32)
 
     def is_kind(k: str) -> np.ndarray:
@@ -172,10 +178,10 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
         if more_flag:
             fl = schema.add_flag(fl, np.ones(len(r), bool), more_flag)
         frames.append(pd.DataFrame({
-            "record": record[r], "subject_id": subj_s[subj_codes[r]], "t_utc": t[mask],
+            "record": record[r], "subject_id": subj_s[subj_codes[r]], "t_utc": t_ns[r],
             "kind": kinds, "value": value, "unit": units,
             "text": text.array, "lat": rec_lat[r], "lon": rec_lon[r],
-            "flags": fl.array, "extra": extra.array}))
+            "flags": fl.array, "extra": extra.array}, copy=False))
 
     def sx(a: Any) -> pd.Series:
         """A string Series with a fresh index (so concatenations align by position)."""
@@ -198,7 +204,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
           derived=False)
     # edges
     edge_names: list[str] = []
-    edge_code = np.full(len(rec), -1, dtype=np.int64)
+    edge_code = np.full(len(rec), -1, dtype=np.int16)  # a few edge kinds
     for pi, p in enumerate(profs):
         for io_num, e in p["io"].items():
             for rv, k in (e.get("edges") or {}).items():
@@ -238,16 +244,19 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     # odometer jumps
     if "odometer_max_speed_kmh" in th:
         is_o = is_kind("odometer") & same & (prof_of_rec[rec] == 0)
-        dt_s = np.full(len(rec), np.nan)
-        dt_s[is_o] = (t[is_o] - before(t, is_o)) / 1e9
+        io_o = np.flatnonzero(is_o)  # only the odometer readings: no full-length temporaries
+        dt_s = (t_ns[rec[io_o]] - t_ns[rec[io_o - 1]]) / 1e9
         limit = th["odometer_max_speed_kmh"] / 3.6 * np.maximum(dt_s, 0) + th["odometer_slack_m"]
+        d_o = delta[io_o]
         with np.errstate(invalid="ignore"):
-            mo = is_o & ((delta > limit) | (delta < -th["odometer_rollback_m"]))
+            bad = (d_o > limit) | (d_o < -th["odometer_rollback_m"])
+        mo = np.zeros(len(rec), dtype=bool)
+        mo[io_o[bad]] = True
         if mo.any():
             frame(mo, "odometer_jump", delta[mo], "m",
-                  ("odometer changed by " + sx(delta[mo]) + " m in " + sx(dt_s[mo]) + " s"),
+                  ("odometer changed by " + sx(delta[mo]) + " m in " + sx(dt_s[bad]) + " s"),
                   ('{"from_record":"' + sx(record[before(rec, mo)]) + '","limit_m":'
-                   + sx(np.round(limit[mo], 1)) + "}"),
+                   + sx(np.round(limit[bad], 1)) + "}"),
                   derived=True, more_flag="inconsistent_value")
     if not frames:
         return schema.empty("events")

@@ -84,6 +84,7 @@ class RecCols:
     out_of_range: np.ndarray
     has_fix: np.ndarray
     damaged: np.ndarray
+    flags: np.ndarray | None = None  # record_flags(self), computed once
 
     def utc(self, sel: Any) -> pd.Series:
         """tz-aware UTC times of the records ``sel`` (no per-element objects)."""
@@ -239,7 +240,15 @@ def time_rejects(rc: RecCols) -> list[tuple[str, str]]:
 
 
 def record_flags(rc: RecCols) -> np.ndarray:
-    """Flags every row of a record carries: 0,0 / out of range position, damaged frame."""
+    """Flags every row of a record carries: 0,0 / out of range position, damaged frame
+    (computed once per :class:`RecCols`)."""
+    if rc.flags is not None:
+        return rc.flags
+    rc.flags = _record_flags(rc)
+    return rc.flags
+
+
+def _record_flags(rc: RecCols) -> np.ndarray:
     base = np.where(rc.zero, "zero_position", np.where(rc.out_of_range, "inconsistent_value", ""))
     if rc.damaged.any():
         fl = schema.add_flag(pd.Series(base, dtype="string"), rc.damaged, "damaged_frame")
@@ -439,32 +448,62 @@ def keep_io(io: IoCols, keep_rec: np.ndarray) -> IoCols:
 
 
 def _cat(values_u: np.ndarray, codes: np.ndarray) -> pd.Categorical:
-    """Categorical of per-entry labels ``values_u`` taken at ``codes`` (no object arrays)."""
+    """Categorical of per-entry labels ``values_u`` taken at ``codes`` (no object arrays;
+    int16 codes: an IO map has far fewer than 32,768 distinct labels)."""
     lab, uniq = pd.factorize(pd.Series(values_u, dtype="object"))
-    return pd.Categorical.from_codes(lab[codes], categories=pd.Index(uniq, dtype="object"))
+    small = lab.astype(np.int16 if len(uniq) < 32_000 else np.int32)
+    return pd.Categorical.from_codes(small[codes], categories=pd.Index(uniq, dtype="object"))
+
+
+def record_ordinals(rec: np.ndarray, keep_rec: np.ndarray) -> np.ndarray:
+    """Row of each record in ``teltonika_records`` (which holds the kept records only, in
+    decoding order), as int32, for records numbered in decoding order.
+
+    >>> record_ordinals(np.array([0, 2, 2, 3]), np.array([True, False, True, True])).tolist()
+    [0, 1, 1, 2]
+    """
+    if keep_rec.all():
+        return rec.astype(np.int32, copy=False)
+    ordinal = np.cumsum(keep_rec, dtype=np.int32) - 1
+    out: np.ndarray = ordinal[rec]
+    return out
 
 
 def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFrame:
-    """``teltonika_io``: one row per IO element of a produced record (categorical columns:
-    the table has ~10x the rows of the records)."""
+    """``teltonika_io``: one row per IO element of a produced record, lean (the table has
+    ~10x the rows of the records): ``record`` is a categorical whose categories are the
+    locators of ``teltonika_records`` in its row order, so its int32 code is the row of the
+    record there (time, subject, IMEI, position: join through it; no time or subject per
+    IO row); ``source_id``, ``name``, ``unit``, ``hex`` dictionary-encoded; ``io_id`` and ``width``
+    uint16; ``raw`` Int64 (missing for byte strings, whose bytes are in ``hex``)."""
     assert io.ent is not None and io.value is not None
     m_io = len(io.rec)
     is_bytes = io.is_bytes
-    subj_codes, subj_uniq = pd.factorize(pd.Series(rc.subj, dtype="object"))
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(m_io, dtype=np.int8), categories=[source_id]),
-        "record": pd.Categorical.from_codes(io.rec, categories=pd.Index(rc.record.array)),
-        "subject_id": pd.Categorical.from_codes(subj_codes[io.rec], categories=subj_uniq.astype(str)),
-        "t_utc": rc.utc(io.rec),
-        "io_id": pd.array(io.iid, dtype="Int64"),
+        "record": pd.Categorical.from_codes(record_ordinals(io.rec, rc.keep),
+                                            categories=pd.Index(rc.record.array[rc.keep])),
+        "io_id": io.iid.astype(np.uint16),
         "name": _cat(mp.names, io.ent),
-        "width": pd.array(np.abs(io.w), dtype="Int64"),
-        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes.copy()),
+        "width": np.abs(io.w).astype(np.uint16),
+        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes),
         "value": io.value,
         "unit": _cat(mp.units, io.ent),
-        "hex": pd.array(io.hexv if io.hexv is not None else pa.nulls(m_io, pa.large_string()),
-                        dtype="string"),
-    })
+        "hex": _hex_column(io.hexv, m_io),
+    }, copy=False)  # no consolidation copy of the ~1e7-row columns
+
+
+def _hex_column(hexv: np.ndarray | None, m_io: int) -> pd.Categorical:
+    """The ``hex`` column, dictionary-encoded: byte-string values are few and mostly
+    repeated (beacon ids), the other rows missing (1 byte per row, not an offset each).
+
+    >>> _hex_column(None, 2).isna().tolist(), _hex_column(np.array([None, "ab"]), 2).tolist()
+    ([True, True], [nan, 'ab'])
+    """
+    if hexv is None:
+        return pd.Categorical.from_codes(np.full(m_io, -1, dtype=np.int8),
+                                         categories=pd.Index([], dtype="object"))
+    return pd.Categorical(hexv)
 
 
 def _special_fixes(d: tc.Decoded, rc: RecCols, fix_idx: np.ndarray, special: set[int]) -> np.ndarray:
@@ -479,9 +518,10 @@ def _special_fixes(d: tc.Decoded, rc: RecCols, fix_idx: np.ndarray, special: set
 
 
 def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
-               more: Mapping[int, dict[str, Any]] | None = None) -> np.ndarray:
+               more: Mapping[int, dict[str, Any]] | None = None) -> pd.api.extensions.ExtensionArray:
     """The ``extra`` JSON of each fix: codec, event IO, IMEI, priority, satellites, and for
-    special records (codec 16 generation, codec 7 cell, layout, UDP ids, ``more``) the rest."""
+    special records (codec 16 generation, codec 7 cell, layout, UDP ids, ``more``) the rest.
+    Arrow strings: a Python string is built only for the special records."""
     H = rc.H
     ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[fsel]], dtype="string") + '","event_io":'
           + pd.Series(H[fsel, 8].astype(np.int64)).astype("string"))
@@ -490,14 +530,17 @@ def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
     ex = ex + ',"priority":' + pd.Series(H[fsel, 1].astype(np.int64)).astype("string")
     sat_s = pd.Series(rc.sats[fsel])
     ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
-    out: np.ndarray = ex.to_numpy(dtype=object)
     fix_idx = np.flatnonzero(fsel)
     more = more or {}
-    for j in _special_fixes(d, rc, fix_idx, set(d.gen) | set(d.gh) | set(more)).tolist():
+    special = _special_fixes(d, rc, fix_idx, set(d.gen) | set(d.gh) | set(more))
+    if not len(special):
+        return ex.array
+    out = ex.iloc[special].to_numpy(dtype=object)
+    for jj, j in enumerate(special.tolist()):
         r = int(fix_idx[j])
         info = d.msg_info[rc.msg[r]]
         extra_more = more.get(r, {})
-        extra = json.loads(out[j])
+        extra = json.loads(out[jj])
         if r in d.gen:
             extra["generation"] = d.gen[r]
         if r in d.gh:
@@ -507,8 +550,9 @@ def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
             if k in info:
                 extra[k] = info[k]
         extra.update(extra_more)
-        out[j] = compact_json(extra)
-    return out
+        out[jj] = compact_json(extra)
+    ex.iloc[special] = out
+    return ex.array
 
 
 def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None,
@@ -524,8 +568,8 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
         "t_utc": rc.utc(fsel).array,
         "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
         "speed_mps": rc.speed_kmh[fsel] / 3.6, "course_deg": rc.angle[fsel],
-        "fix_kind": "gps", "flags": flags.to_numpy(), "extra": _fix_extra(d, rc, fsel, more),
-    })
+        "fix_kind": "gps", "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
+    }, copy=False)
     if h_acc_m is not None:
         out.insert(6, "h_acc_m", h_acc_m[fsel])
     return out
@@ -544,8 +588,9 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
     for r, g in d.gen.items():
         gen[r] = g
     return pd.DataFrame({
-        "source_id": source_id,
-        "record": rc.record.array[k].astype("str"),  # the dtype an object column is given
+        "source_id": pd.Categorical.from_codes(np.zeros(int(k.sum()), dtype=np.int8),
+                                               categories=[source_id]),
+        "record": rc.record.array[k],  # Arrow strings: no Python string per record
         "subject_id": pd.array(rc.subj[k], dtype="string"),
         "imei": pd.array(rc.imei[k], dtype="string"),
         "t_utc": rc.utc(k).array,
@@ -561,8 +606,8 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
         "udp_packet_id": pd.array(per_msg("packet_id")[k], dtype="Int64"),
         "avl_packet_id": pd.array(per_msg("avl_packet_id")[k], dtype="Int64"),
         "has_fix": rc.has_fix[k],
-        "flags": pd.Series(record_flags(rc)[k], dtype="string").to_numpy(),
-    })
+        "flags": pd.Series(record_flags(rc)[k], dtype="string").array,
+    }, copy=False)
 
 
 def _codec7_cells(d: tc.Decoded, rc: RecCols) -> dict[str, np.ndarray]:

@@ -685,3 +685,40 @@ def test_fuzz_keep_damaged_accounts_for_every_message(frames: list[tuple[list[tc
         m for m, i in zip(d.msg_loc, d.msg_info, strict=True) if i.get("damaged")}
     # keeping damaged frames never loses a record the strict decoder keeps
     assert d.n_records >= strict.n_records
+
+
+def test_io_table_is_lean_and_every_row_resolves_to_its_record(tmp_path: Path) -> None:
+    """teltonika_io holds no time or subject of its own: its ``record`` is dictionary-encoded
+    with the records table's locators in row order (code = row there, also after a record
+    rejected for its time), compact dtypes, and byte strings in a dictionary ``hex``."""
+    t0 = 1_761_500_000_000
+    beacons = bytes([0x01, 0x21]) + bytes(range(16)) + b"\x00\x07\x00\x09\xc4"
+    ios = [[tc.IoValue(239, 0, 1), tc.IoValue(66, 27_800, 2)],
+           [tc.IoValue(239, 1, 1)],  # implausible time: rejected, not in either table
+           [tc.IoValue(239, 1, 1), _nx(385, beacons), tc.IoValue(16, 12_345, 4)],
+           [tc.IoValue(239, 0, 1), tc.IoValue(78, 0x0100000012345678, 8)]]
+    recs = [tc.Record(t_ms=t0 + i * 60_000 if i != 1 else 1_000, lat=51.0, lon=4.0, sats=9,
+                      io=io) for i, io in enumerate(ios)]
+    p = tmp_path / "lean.bin"
+    p.write_bytes(tc.encode_login(IMEI) + tc.encode_tcp_frame(recs, tc.CODEC_8E))
+    res = load(p)
+    assert_count_rule(res)
+    io, rt = res.extra_tables[IO_TABLE], res.extra_tables[RECORDS_TABLE]
+    assert "t_utc" not in io.columns and "subject_id" not in io.columns
+    assert {c: str(io[c].dtype) for c in ("io_id", "width", "raw")} == {
+        "io_id": "uint16", "width": "uint16", "raw": "Int64"}
+    for c in ("source_id", "record", "name", "unit", "hex"):
+        assert isinstance(io[c].dtype, pd.CategoricalDtype), c
+    assert io["record"].cat.categories.tolist() == rt["record"].tolist()
+    assert rt["record"].tolist() == ["offset 17/rec 0", "offset 17/rec 2", "offset 17/rec 3"]
+    codes = io["record"].cat.codes.to_numpy()
+    assert (rt["record"].to_numpy()[codes] == io["record"].astype(str).to_numpy()).all()
+    assert io.groupby("record", observed=True).size().tolist() == [2, 3, 2]
+    joined = io.astype({"record": str}).merge(rt.astype({"record": str})[["record", "t_utc"]],
+                                              on="record", how="left", validate="many_to_one")
+    assert joined["t_utc"].notna().all() and len(joined) == len(io)
+    bytes_row = io[io["io_id"] == 385].iloc[0]
+    assert pd.isna(bytes_row["raw"]) and bytes_row["width"] == len(beacons)
+    assert bytes_row["hex"] == beacons.hex() and io["hex"].notna().sum() == 1
+    assert io.loc[io["io_id"] == 16, "raw"].tolist() == [12_345]
+    assert io.loc[io["io_id"] == 78, "raw"].tolist() == [0x0100000012345678]

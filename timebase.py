@@ -44,6 +44,7 @@ __all__ = [
     "PLAUSIBLE",
     "TELTONIKA_GH_EPOCH",
     "UNIX_EPOCH",
+    "as_ns_utc",
     "from_epoch",
     "localize",
     "parse_iso",
@@ -190,7 +191,42 @@ def localize(naive: pd.Series, *, tz: str) -> pd.Series:
     zone(tz)
     s = pd.to_datetime(naive)
     local = s.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT")
-    return local.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    return as_ns_utc(local)  # a time past 2262 becomes NaT, never a wrapped-around one
+
+
+def as_ns_utc(parsed: pd.Series | pd.DatetimeIndex) -> pd.Series:
+    """Aware times of any resolution (pandas parses text to seconds or microseconds) as
+    ``datetime64[ns, UTC]``, NaT where a time lies outside what nanoseconds can hold
+    (1677-09-21 .. 2262-04-11).
+
+    numpy's cast of such a time to nanoseconds wraps around without an error (2600-01-01
+    became 2015-06-13, a plausible time); pandas' own cast raises. Either way one such value
+    must not be kept nor end the file: it becomes NaT, and the caller rejects it as an
+    unreadable or implausible time.
+
+    Parameters
+    ----------
+    parsed : pandas.Series or pandas.DatetimeIndex
+        Times with a zone, any resolution.
+
+    Returns
+    -------
+    pandas.Series
+        ``datetime64[ns, UTC]``, NaT where out of range or missing.
+
+    Example
+    -------
+    >>> t = pd.to_datetime(["2600-01-01T00:00:00Z", "2025-10-26T21:00:00Z"], utc=True,
+    ...                    format="ISO8601")
+    >>> [str(x) for x in as_ns_utc(t)]
+    ['NaT', '2025-10-26 21:00:00+00:00']
+    """
+    s = pd.Series(parsed)
+    if s.dt.tz is None:
+        raise ValueError("as_ns_utc needs times with a zone")
+    lo, hi = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    ok = s.notna() & (s >= lo) & (s <= hi)
+    return s.where(ok).dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
 
 
 def parse_iso(values: object) -> pd.Series:
@@ -221,7 +257,7 @@ def parse_iso(values: object) -> pd.Series:
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
     if has_zone.any():
         parsed = pd.to_datetime(text[has_zone], utc=True, errors="coerce", format="ISO8601")
-        out[has_zone] = parsed.astype("datetime64[ns, UTC]")
+        out[has_zone] = as_ns_utc(parsed)
     bad = (out < PLAUSIBLE[0]) | (out > PLAUSIBLE[1])
     out[bad] = pd.NaT
     return out

@@ -137,6 +137,10 @@ def _time(text: str | None, tz: str | None) -> tuple[pd.Timestamp | None, str | 
     if ts.tzinfo is None:
         if tz is None:
             return None, _NAIVE_NO_TZ
+        day = pd.Timedelta("1D")  # no zone is more than a day off UTC
+        if not (timebase.PLAUSIBLE[0].tz_localize(None) - day <= ts
+                <= timebase.PLAUSIBLE[1].tz_localize(None) + day):
+            return None, f"implausible time {ts.isoformat()} (local; outside 1980-2100)"
         local = timebase.localize(pd.Series([ts]), tz=tz).iloc[0]
         if pd.isna(local):
             return None, f"local time {ts} does not exist or is ambiguous in {tz}"
@@ -524,7 +528,11 @@ def _cast_times(texts: pa.Array, *, utc: bool) -> np.ndarray:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         parsed = pd.to_datetime(pd.Series(texts.to_pylist(), dtype=object), utc=utc,
                                 format="ISO8601", errors="coerce")
-        return np.asarray(parsed.array.as_unit("ns").asi8)  # aware: UTC; NaT: int64 min
+        if utc:  # out of the nanosecond range: NaT (rejected as implausible), never wrapped
+            return np.asarray(timebase.as_ns_utc(parsed).array.asi8)
+        lo, hi = pd.Timestamp.min, pd.Timestamp.max
+        parsed = parsed.where(parsed.notna() & (parsed >= lo) & (parsed <= hi))
+        return np.asarray(parsed.array.as_unit("ns").asi8)  # naive: local; NaT: int64 min
 
 
 def _convert(cols: dict[str, pa.Array], m: int, tz: str | None) -> dict[str, Any]:

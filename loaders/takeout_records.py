@@ -190,7 +190,7 @@ def _iso_utc(strs: pa.Array) -> np.ndarray:
             pass
     parsed = pd.to_datetime(strs.to_numpy(zero_copy_only=False), format="ISO8601", utc=True,
                             errors="coerce")
-    return parsed.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    return timebase.as_ns_utc(parsed).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
 
 
 def _times(iso: list[Any], ms: list[Any]) -> tuple[np.ndarray, np.ndarray]:

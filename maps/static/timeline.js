@@ -202,16 +202,36 @@
                                      attribution: "", noWrap: true, tileDelay: print ? 0 : 3 });
   }
 
-  /* Resolves when the vector tile layers have drawn (at most 5 s; at once without them). */
+  /* What the vector tile canvases show now (a cheap fingerprint of their pixels). */
+  function canvasState(layers) {
+    var parts = [];
+    layers.forEach(function (l) {
+      var c = l.getContainer && l.getContainer();
+      if (!c) { return; }
+      c.querySelectorAll("canvas").forEach(function (cv) { parts.push(cv.toDataURL()); });
+    });
+    var s = parts.join("|"), h = 0;
+    for (var i = 0; i < s.length; i += 7) { h = (h * 31 + s.charCodeAt(i)) | 0; }
+    return parts.length + ":" + s.length + ":" + h;
+  }
+
+  /* Resolves when the vector tile layers have drawn and stopped redrawing: no tile loading
+   * and the canvases unchanged for 300 ms (protomaps-leaflet redraws a tile when a label
+   * from a neighbour arrives, after the tile itself has loaded; under CPU load that came
+   * after the screenshot: two PNGs of one exhibit differed). At most 15 s; at once without
+   * vector layers. */
   function tilesDrawn(layers) {
     layers = layers.filter(function (l) { return !!l; });
     return new Promise(function (resolve) {
-      var t0 = Date.now(), calm = 0;
+      var t0 = Date.now(), calm = 0, last = null;
       (function poll() {
+        if (!layers.length || Date.now() - t0 > 15000) { resolve(); return; }
         var busy = layers.some(function (l) { return l.isLoading(); });
-        calm = busy ? 0 : calm + 1;
-        if (!layers.length || calm >= 3 || Date.now() - t0 > 5000) { resolve(); return; }
-        setTimeout(poll, 30);
+        var now = busy ? null : canvasState(layers);
+        calm = (!busy && now === last) ? calm + 1 : 0;
+        last = now;
+        if (calm >= 3) { resolve(); return; }
+        setTimeout(poll, 100);
       })();
     });
   }

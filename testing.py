@@ -27,6 +27,7 @@ __all__ = [
     "assert_count_rule",
     "example_case",
     "example_consolidated",
+    "example_teltonika",
     "example_gpx",
     "assert_fixes_equal",
     "assert_page_loss",
@@ -510,3 +511,34 @@ def example_consolidated(path: str | Path, *, n_fixes: int = 3000) -> Path:
     finally:
         con.close()
     return p
+
+
+def example_teltonika() -> tuple[Any, Any]:
+    """Three decoded Teltonika codec-8E records of a lorry, a minute apart (ignition off,
+    on, on; serving cell 1234, 1234, 1235; an iButton id), with the loader context a
+    load of ``lorry.hex`` would have. For the examples of the Teltonika table builders.
+
+    Returns
+    -------
+    tuple
+        ``(decoded, ctx)``: :func:`routetrace.loaders.teltonika_codec.decode_messages` of one
+        TCP frame, and a :class:`routetrace.loaders.base.LoadContext` (subject ``lorry``).
+
+    Example
+    -------
+    >>> d, ctx = example_teltonika()
+    >>> ctx.subject_id, ctx.display_path
+    ('lorry', 'lorry.hex')
+    """
+    from .loaders.base import REGISTRY, LoadContext
+    from .loaders.teltonika_codec import IoValue, Record, decode_messages, encode_tcp_frame
+
+    recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
+                   io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
+                       IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
+            for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
+    frame = encode_tcp_frame(recs)
+    decoded = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
+    ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
+                      size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    return decoded, ctx

@@ -95,19 +95,9 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> from routetrace.loaders import teltonika_tables as tt
     >>> rc = tt.record_columns(d, ctx)
     >>> io = tt.io_columns(d, rc.n)
@@ -323,19 +313,9 @@ def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> 
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> from routetrace.loaders import teltonika_tables as tt
     >>> rc = tt.record_columns(d, ctx)
     >>> io = tt.io_columns(d, rc.n)
@@ -346,6 +326,8 @@ def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> 
     ...              flag=tt.record_flags(rc))
     >>> alarm_events(io, mp.ents, ri) is None  # no alarm element in these records
     True
+    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
+    ...                                                 encode_tcp_frame)
     >>> crash = [Record(t_ms=1761512400000, lat=51.0, lon=3.87, io=(IoValue(247, 1, 1),))]
     >>> frame = encode_tcp_frame(crash)
     >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 9")])
@@ -511,19 +493,9 @@ def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> from routetrace.loaders import teltonika_tables as tt
     >>> rc = tt.record_columns(d, ctx)
     >>> io = tt.io_columns(d, rc.n)
@@ -594,19 +566,9 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo,
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> from routetrace.loaders import teltonika_tables as tt
     >>> rc = tt.record_columns(d, ctx)
     >>> io = tt.io_columns(d, rc.n)
@@ -670,19 +632,9 @@ def hdop_h_acc(io: IoCols, ents: list[dict[str, Any] | None], n: int, *,
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> from routetrace.loaders import teltonika_tables as tt
     >>> rc = tt.record_columns(d, ctx)
     >>> io = tt.io_columns(d, rc.n)

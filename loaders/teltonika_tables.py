@@ -181,19 +181,9 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> rc = record_columns(d, ctx)
     >>> rc.n, rc.record.tolist(), rc.subj.tolist(), rc.has_fix.tolist()
     (3, ['line 1/rec 0', 'line 1/rec 1', 'line 1/rec 2'], ['lorry', 'lorry', 'lorry'],
@@ -284,19 +274,9 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> rc = record_columns(d, ctx)
     >>> io = io_columns(d, rc.n)
     >>> len(io.rec), io.iid[:5].tolist(), io.raw[:5].tolist(), io.w[:5].tolist()
@@ -370,19 +350,9 @@ def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> rc = record_columns(d, ctx)
     >>> io = io_columns(d, rc.n)
     >>> mp = map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
@@ -657,19 +627,9 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
 
     Example
     -------
-    >>> from pathlib import Path
-    >>> from routetrace.loaders.base import REGISTRY, LoadContext
     >>> from routetrace.loaders.teltonika import load_io_map
-    >>> from routetrace.loaders.teltonika_codec import (IoValue, Record, decode_messages,
-    ...                                                 encode_tcp_frame)
-    >>> recs = [Record(t_ms=1761512400000 + 60_000 * k, lat=51.0 + 0.001 * k, lon=3.87, sats=9,
-    ...                io=(IoValue(239, on, 1), IoValue(182, 12, 2), IoValue(206, 3001, 2),
-    ...                    IoValue(205, cell, 4), IoValue(78, 0x0100000012345678 * k, 8)))
-    ...         for k, (on, cell) in enumerate([(0, 1234), (1, 1234), (1, 1235)])]
-    >>> frame = encode_tcp_frame(recs)
-    >>> d = decode_messages(frame, [("tcp", 0, len(frame), "line 1")])
-    >>> ctx = LoadContext(path=Path("lorry.hex"), display_path="lorry.hex", source_id="0" * 64,
-    ...                   size_bytes=0, spec=REGISTRY["teltonika"][0], subject_id="lorry")
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
     >>> def profiles(rc):  # one profile (FMB) for every record
     ...     return [load_io_map()], np.zeros(rc.n, dtype=np.int64)
     >>> tables = build_tables(d, ctx, profiles)

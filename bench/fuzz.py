@@ -28,6 +28,11 @@ must be 0) / hang (interrupted after ``--hang-seconds`` of CPU time; must be 0);
 inputs using more than 10 s of CPU must be 0 too. Times per input are CPU (process) time, so
 a run at low priority on a busy machine measures the loader, not the machine's load.
 
+Sweep (``--sweep N``): inputs ``[0, N)`` of every family run again at the current commit,
+skipping only chunks already run at this very commit (so an interrupted sweep resumes). The
+report opens with the **sweep**: what the newest commit in the ledger ran, on its own, so its
+figures state one commit (its provenance line names it); the whole history follows.
+
 Report: bench/results/fuzz.md is rewritten from the ledger at the end of every run and by
 ``--report``: distinct inputs per family (the union of the ledger's index ranges), the
 outcome counts (each input once: where chunks overlap the latest run counts), CPU time and
@@ -39,6 +44,8 @@ Usage:
   python bench/fuzz.py --resume --jobs 16             # 16 processes, even on a single family
   python bench/fuzz.py --families csv,gpx --start 0 --count 2000   # one shard: inputs [0, 2000)
   python bench/fuzz.py --replay csv:1234 [--replay-out FILE]       # one input: ops and outcome
+  python bench/fuzz.py --sweep 10000 --jobs 2         # inputs [0, 10000) of every family, run
+                                                      # again at this commit (#23: one commit)
   python bench/fuzz.py --report                       # rewrite fuzz.md from the ledger only
 Other options: --seed S, --per-family N, --chunk N, --ledger FILE, --report-out FILE,
 --hang-seconds S. Without --resume the range asked for is run even where already covered.
@@ -71,6 +78,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import code_fingerprint, command_line, head_commit, uncommitted
 
 from routetrace.errors import LoaderBug, RoutetraceError
 from routetrace.evidence import is_archive
@@ -707,14 +717,15 @@ class _Stop:
 
 def execute(chunks: Sequence[tuple[str, int, int]], corpus: Corpus, *, seed: int, jobs: int,
             ledger: Path, work: Path, max_seconds: float, hang_seconds: float,
-            stop: _Stop) -> list[dict[str, Any]]:
+            stop: _Stop, command: str | None = None) -> list[dict[str, Any]]:
     """Run the chunks in order (``jobs`` processes), append each finished one to the ledger."""
     deadline = time.monotonic() + max_seconds
     commit, python = git_commit(), sys.version.split()[0]
+    command, dirty = command or command_line(), uncommitted(MEASURES)
     done: list[dict[str, Any]] = []
 
     def finish(rec: dict[str, Any]) -> None:
-        rec.update(python=python, commit=commit,
+        rec.update(python=python, commit=commit, command=command, uncommitted=dirty,
                    finished_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         append_ledger(ledger, rec)
         done.append(rec)
@@ -853,6 +864,73 @@ def _hours(x: float) -> str:
     return f"{x:.1f}" if x >= 0.05 or x == 0 else f"{x:.2f}"
 
 
+#: what the fuzz report measures (git pathspecs): the harness and every loader
+MEASURES = ("bench/fuzz.py", "loaders/")
+
+
+def sweep_commit(records: Sequence[dict[str, Any]], *, seed: int) -> str | None:
+    """The commit of the newest chunk of ``seed`` (the ledger is appended as chunks finish)."""
+    mine = [r for r in records if r.get("seed") == seed and r.get("commit")]
+    return str(mine[-1]["commit"]) if mine else None
+
+
+def sweep_provenance(records: Sequence[dict[str, Any]], *, commit: str) -> str:
+    """The report's provenance line: the sweep's commit and command (what produced its
+    figures), the measured code's fingerprint only when the tree is still that commit."""
+    at = [r for r in records if r.get("commit") == commit]
+    commands = collections.Counter(r.get("command") or "python bench/fuzz.py" for r in at)
+    dirty = sorted({p for r in at for p in r.get("uncommitted", [])})
+    rec: dict[str, Any] = {
+        "commit": commit, "command": commands.most_common(1)[0][0] if commands else "unknown",
+        "measures": list(MEASURES), "uncommitted": dirty,
+        "machine_load": "not a timing figure (times per input are CPU seconds of that input)"}
+    if commit == head_commit() and not dirty and not uncommitted(MEASURES):
+        rec["code_sha256"] = code_fingerprint(MEASURES)
+    return "<!-- provenance: " + json.dumps(rec, sort_keys=True) + " -->"
+
+
+def render_sweep(records: Sequence[dict[str, Any]], *, seed: int, commit: str,
+                 families: Mapping[str, int] | Iterable[str] = ()) -> list[str]:
+    """The report's first section: only the chunks run at ``commit``, each input once; the
+    ``families`` it did not run are listed with 0 inputs and named."""
+    at = [r for r in records if r.get("seed") == seed and r.get("commit") == commit]
+    summ = summarize(at, seed=seed, families=families)
+    missing = [s.family for s in summ.values() if s.distinct == 0]
+    tot: collections.Counter[str] = collections.Counter()
+    rows = []
+    for s in summ.values():
+        c = s.counts
+        rows.append(f"| {s.family} | {s.distinct:,} | {c['ok']:,} | {c['error']:,} | {c['wrapped']:,} | "
+                    f"{c['unhandled']} | {c['hang']} | {s.slow} | {s.slowest_s:.2f} | {s.peak_mib:.0f} | "
+                    f"{s.cpu_seconds:,.0f} |")
+        tot.update(distinct=s.distinct, slow=s.slow, **c)
+    sizes = [s.distinct for s in summ.values()]
+    cpu = sum(s.cpu_seconds for s in summ.values())
+    slowest = max(summ.values(), key=lambda s: s.slowest_s, default=None)
+    return [
+        f"## Sweep at commit {commit[:12]}", "",
+        f"**At commit {commit[:12]}: {tot['distinct']:,} distinct inputs over {len(summ)} families "
+        f"({min(sizes, default=0):,} to {max(sizes, default=0):,} each); unhandled {tot['unhandled']}, "
+        f"hangs {tot['hang']}, inputs over 10 s {tot['slow']}"
+        + (f"; slowest input {slowest.slowest_s:.2f} s CPU ({slowest.family} #{slowest.slowest_index})"
+           if slowest is not None and slowest.slowest_index is not None else "")
+        + f"; {cpu / 3600:.2f} CPU-hours.**"
+        + (f" Not run at this commit: {len(missing)} families ({', '.join(missing)})." if missing else ""),
+        "",
+        "Only the chunks run at this one commit (`--sweep N` runs inputs [0, N) of every family "
+        "again there); the history below adds every earlier run.", "",
+        "| family (format) | inputs (distinct) | ok | error | wrapped | unhandled | hang | > 10 s "
+        "| slowest (s) | peak MiB | CPU s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        f"| **total** | **{tot['distinct']:,}** | {tot['ok']:,} | {tot['error']:,} | {tot['wrapped']:,} | "
+        f"**{tot['unhandled']}** | **{tot['hang']}** | **{tot['slow']}** | "
+        f"{slowest.slowest_s if slowest else 0:.2f} | {max((s.peak_mib for s in summ.values()), default=0):.0f} "
+        f"| {cpu:,.0f} |",
+        "", "## All runs (history)", "",
+    ]
+
+
 def render_report(records: Sequence[dict[str, Any]], *, seed: int, target: int,
                   families: Mapping[str, int] | Iterable[str] = (), ledger_name: str = "fuzz_ledger.jsonl",
                   bad_lines: int = 0) -> str:
@@ -871,8 +949,13 @@ def render_report(records: Sequence[dict[str, Any]], *, seed: int, target: int,
     runs = sum(r["count"] for r in mine)
     strict = sum(r["count"] for r in mine if r.get("loader_bug_is_unhandled"))
     pythons = collections.Counter(r.get("python", "?") for r in mine)
+    newest = sweep_commit(records, seed=seed)
     lines = [
-        "# Mutation fuzz run (issue #10)", "", head, "",
+        "# Mutation fuzz run (issue #10)", "",
+        *([sweep_provenance(records, commit=newest), "", *render_sweep(records, seed=seed, commit=newest,
+                                                                  families=families)]
+          if newest else []),
+        head, "",
         f"Seed {seed}. Input i of family F is reproducible on its own: `random.Random(\"{seed}:F:i\")` "
         "picks the seed file, splice partner, 1-4 mutations and forced/sniffed format; replay one with "
         f"`python bench/fuzz.py --seed {seed} --replay F:i`. Built from `{ledger_name}` "
@@ -999,6 +1082,9 @@ def main(argv: Sequence[str] | None = None, *, corpus: Corpus | None = None) -> 
     ap.add_argument("--start", type=int, default=None, help="first input index of the shard")
     ap.add_argument("--count", type=int, default=None, help="inputs in the shard (default: up to --per-family)")
     ap.add_argument("--resume", action="store_true", help="skip inputs already in the ledger")
+    ap.add_argument("--sweep", type=int, default=None, metavar="N",
+                    help="run inputs [0, N) of every family at this commit (skips only what "
+                         "this commit already ran)")
     ap.add_argument("--jobs", type=int, default=1, help="processes; a family's range is split among them")
     ap.add_argument("--chunk", type=int, default=500, help="inputs per ledger line")
     ap.add_argument("--max-seconds", type=float, default=float("inf"),
@@ -1034,6 +1120,10 @@ def main(argv: Sequence[str] | None = None, *, corpus: Corpus | None = None) -> 
             lo = args.start or 0
             hi = lo + args.count if args.count is not None else max(lo, args.per_family)
             records, _ = read_ledger(args.ledger)
+            if args.sweep is not None:  # this commit's own coverage decides what is left
+                here = git_commit()
+                records = [r for r in records if here is not None and r.get("commit") == here]
+                lo, hi, args.resume = 0, args.sweep, True
             chunks = plan(families, covered_ranges(records, args.seed), lo=lo, hi=hi,
                           chunk=args.chunk, resume=args.resume)
             print(f"{len(chunks)} chunks ({sum(c for _, _, c in chunks):,} inputs) over "
@@ -1042,7 +1132,9 @@ def main(argv: Sequence[str] | None = None, *, corpus: Corpus | None = None) -> 
             try:
                 done = execute(chunks, corpus, seed=args.seed, jobs=args.jobs, ledger=args.ledger,
                                work=tmp / "work", max_seconds=args.max_seconds,
-                               hang_seconds=args.hang_seconds, stop=stop)
+                               hang_seconds=args.hang_seconds, stop=stop,
+                               command=" ".join(["python bench/fuzz.py", *(argv if argv is not None
+                                                                           else sys.argv[1:])]))
             except KeyboardInterrupt:
                 print("interrupted: the chunk in progress is lost, finished ones are in the ledger")
                 done = []

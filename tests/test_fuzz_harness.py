@@ -240,3 +240,40 @@ def test_structure_families_are_reproducible_and_catch_a_silent_loss(
                if (x := fz.make_input(corpus[fz.WAL_DAMAGE], seed=SEED, family=fz.WAL_DAMAGE, index=i)).ops[0][0] == "flip")
     status, detail, _, _ = fz.run_input(inp, work=tmp_path / "w")
     assert status == "unhandled" and detail.startswith("silent loss"), detail
+
+
+def test_the_report_opens_with_the_newest_commits_sweep_alone(tmp_path: Path) -> None:
+    old, new = "a" * 40, "b" * 40
+    records = [
+        {**_rec("a", 0, 1000, 1000), "commit": old},
+        {**_rec("b", 0, 500, 500), "commit": old},
+        {**_rec("a", 0, 500, 499, counts={"ok": 499, "error": 0, "wrapped": 0, "unhandled": 1,
+                                          "hang": 0}),
+         "commit": new, "command": "python bench/fuzz.py --sweep 500", "uncommitted": []},
+        {**_rec("b", 0, 500, 500), "commit": new, "command": "python bench/fuzz.py --sweep 500",
+         "uncommitted": []},
+    ]
+    text = fz.render_report(records, seed=SEED, target=1000, families=["a", "b", "c"])
+    sweep, history = text.split("## All runs (history)")
+    # the sweep counts only the newest commit's chunks: 500 inputs each, its one unhandled
+    assert "## Sweep at commit bbbbbbbbbbbb" in sweep
+    assert "1,000 distinct inputs over 3 families (0 to 500 each); unhandled 1" in sweep
+    assert "Not run at this commit: 1 families (c)." in sweep
+    assert "| a | 500 | 499 |" in sweep and "| b | 500 | 500 |" in sweep
+    prov = json.loads(sweep.split("<!-- provenance: ", 1)[1].split(" -->", 1)[0])
+    assert prov["commit"] == new and prov["command"] == "python bench/fuzz.py --sweep 500"
+    assert "code_sha256" not in prov  # not this checkout's commit: no fingerprint claimed
+    assert "| a | 1 | 1,000 | yes |" in history  # the history keeps every run
+
+
+def test_a_sweep_runs_again_at_this_commit_and_resumes_only_within_it(
+        corpus: Any, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.jsonl"
+    ledger.write_text(json.dumps({**_rec(FAMILY, 0, 40, 40), "commit": "c" * 40}) + "\n",
+                      encoding="utf-8")  # another commit covered [0, 40) already
+    recs = _run(corpus, tmp_path, "l.jsonl", "--families", FAMILY, "--sweep", "40", "--chunk", "20")
+    here = [r for r in recs if r["commit"] != "c" * 40]
+    assert [(r["start"], r["count"]) for r in here] == [(0, 20), (20, 20)]
+    assert here[0]["command"].startswith("python bench/fuzz.py ") and "--sweep 40" in here[0]["command"]
+    again = _run(corpus, tmp_path, "l.jsonl", "--families", FAMILY, "--sweep", "40", "--chunk", "20")
+    assert len(again) == len(recs)  # this commit ran [0, 40) already: nothing more to do

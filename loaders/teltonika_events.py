@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import schema
 from .base import compact_json
@@ -21,7 +22,7 @@ from .base import compact_json
 if TYPE_CHECKING:
     from .teltonika_tables import IoCols
 
-__all__ = ["RecInfo", "alarm_events", "cell_events", "decode_identifier", "hdop_h_acc",
+__all__ = ["RecInfo", "alarm_events", "cell_events", "decode_identifier", "hdop_h_acc", "join_text",
            "identifier_events", "io_events"]
 
 
@@ -34,6 +35,28 @@ def str_take(labels: np.ndarray, codes: np.ndarray) -> pd.api.extensions.Extensi
     out: pd.api.extensions.ExtensionArray = pd.StringDtype().__from_arrow__(
         lab.take(pa.array(codes, mask=codes < 0)))
     return out
+
+
+def join_text(*parts: Any) -> pd.Series:
+    """Concatenate texts element-wise in one Arrow pass (no intermediate column per ``+``):
+    each part is a ``str`` (the same for every row), an integer array (written in decimal)
+    or a string array; a missing value in any part makes the row missing, as ``+`` does.
+
+    >>> join_text("IO ", np.array([239, 16]), " = ", pd.array(["on", None], dtype="string")).tolist()
+    ['IO 239 = on', <NA>]
+    """
+    arrays: list[Any] = []
+    for p in parts:
+        if isinstance(p, str):
+            arrays.append(pa.scalar(p, pa.large_string()))
+        elif isinstance(p, np.ndarray) and p.dtype.kind in "iu":
+            arrays.append(pa.array(p).cast(pa.large_string()))
+        elif isinstance(p, np.ndarray) and p.dtype.kind == "U":
+            arrays.append(pa.array(p, type=pa.large_string()))
+        else:
+            arrays.append(pa.array(pd.array(p, dtype="string"), type=pa.large_string()))
+    joined = pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
+    return pd.Series(pd.StringDtype().__from_arrow__(joined), dtype="string")
 
 
 def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes: np.ndarray,
@@ -189,8 +212,8 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     # value events
     m = changed
     frame(m, str_take(kind_u, u[m]), val[m], str_take(units_u, u[m]),
-          ("IO " + sx(iid[m]) + " " + sx(str_take(names_u, u[m])) + " = " + sx(raw[m])),
-          ('{"io_id":' + sx(iid[m]) + ',"raw":' + sx(raw[m]) + ',"triggered":' + sx(trig(m)) + "}"),
+          join_text("IO ", iid[m], " ", str_take(names_u, u[m]), " = ", raw[m]),
+          join_text('{"io_id":', iid[m], ',"raw":', raw[m], ',"triggered":', trig(m), "}"),
           derived=False)
     # edges
     edge_names: list[str] = []
@@ -205,10 +228,9 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     m = same & (edge_code >= 0)
     m[1:] &= raw[1:] != raw[:-1]
     ek = np.asarray([*edge_names, ""], dtype=object)[edge_code[m]]
-    frame(m, ek, val[m], "", (sx(ek) + ": IO " + sx(iid[m]) + " "
-                              + sx(before(raw, m)) + " -> " + sx(raw[m])),
-          ('{"from_record":"' + sx(record[before(rec, m)]) + '","io_id":' + sx(iid[m])
-           + ',"triggered":' + sx(trig(m)) + "}"), derived=True)
+    frame(m, ek, val[m], "", join_text(ek, ": IO ", iid[m], " ", before(raw, m), " -> ", raw[m]),
+          join_text('{"from_record":"', record[before(rec, m)], '","io_id":', iid[m],
+                    ',"triggered":', trig(m), "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
     th = profs[0]["derived"]
     delta = np.full(len(val), np.nan)  # change from the row before (meaningful where ``same``)

@@ -239,11 +239,15 @@ def record_flags(rc: RecCols) -> np.ndarray:
 
 
 def _record_flags(rc: RecCols) -> np.ndarray:
-    base = np.where(rc.zero, "zero_position", np.where(rc.out_of_range, "inconsistent_value", ""))
-    if rc.damaged.any():
-        fl = schema.add_flag(pd.Series(base, dtype="string"), rc.damaged, "damaged_frame")
-        return np.asarray(fl.to_numpy(dtype=object))
-    return base
+    """Object array of each record's flags: the label of each of the 6 possible masks
+    combinations is built once and taken (no text built per record)."""
+    code = rc.zero.astype(np.int8) + 2 * rc.out_of_range.astype(np.int8) + 4 * rc.damaged.astype(np.int8)
+    combos = np.arange(8)
+    base = pd.Series(np.where(combos & 1, "zero_position",
+                              np.where(combos & 2, "inconsistent_value", "")), dtype="string")
+    labels = schema.add_flag(base, (combos & 4) > 0, "damaged_frame").to_numpy(dtype=object)
+    out: np.ndarray = labels[code]
+    return out
 
 
 # --- 2. IO elements ---------------------------------------------------------------------------
@@ -487,19 +491,53 @@ def _special_fixes(d: tc.Decoded, rc: RecCols, fix_idx: np.ndarray, special: set
     return np.flatnonzero(out)
 
 
+def distinct_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct rows of parallel columns (missing values are a value) and the
+    first row of each code: per-row text that depends only on these columns is built once
+    per distinct row and taken (a capture has few distinct headers, not 1e6).
+
+    >>> codes, first = distinct_rows([np.array([8, 8, 7, 8]), np.array([1.0, np.nan, 1.0, 1.0])])
+    >>> codes.tolist(), first.tolist()
+    ([0, 1, 2, 0], [0, 1, 2])
+    """
+    n = len(cols[0]) if cols else 0
+    codes = np.zeros(n, dtype=np.int64)
+    for c in cols:  # combined column by column, refactorized: codes stay below n * n
+        cc, uniq = pd.factorize(c, use_na_sentinel=False)
+        codes = codes * max(len(uniq), 1) + cc
+        codes, _ = pd.factorize(codes)
+    # codes are numbered in order of first appearance: a row is a first one where its code
+    # exceeds every code before it
+    new_code = np.ones(n, dtype=bool)
+    new_code[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return codes.astype(np.int64), np.flatnonzero(new_code)
+
+
+def _extra_common(rc: RecCols, fsel: np.ndarray) -> pd.Series:
+    """The common ``extra`` JSON of the fixes ``fsel`` (codec, event IO, IMEI, priority,
+    satellites): built per distinct header, then taken in Arrow."""
+    H = rc.H
+    fix_idx = np.flatnonzero(fsel)
+    codes, first = distinct_rows([rc.codec[fix_idx], H[fix_idx, 8], H[fix_idx, 1], rc.sats[fix_idx],
+                                  rc.imei[fix_idx]])
+    rep = fix_idx[first]
+    ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[rep]], dtype="string") + '","event_io":'
+          + pd.Series(H[rep, 8].astype(np.int64)).astype("string"))
+    im = pd.Series(rc.imei[rep], dtype="string")
+    ex = ex + (',"imei":"' + im + '"').fillna("")
+    ex = ex + ',"priority":' + pd.Series(H[rep, 1].astype(np.int64)).astype("string")
+    sat_s = pd.Series(rc.sats[rep])
+    ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
+    taken = pa.array(ex.array, type=pa.large_string()).take(pa.array(codes))
+    return pd.Series(arrow_strings(taken), dtype="string")
+
+
 def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
                more: Mapping[int, dict[str, Any]] | None = None) -> pd.api.extensions.ExtensionArray:
     """The ``extra`` JSON of each fix: codec, event IO, IMEI, priority, satellites, and for
     special records (codec 16 generation, codec 7 cell, layout, UDP ids, ``more``) the rest.
     Arrow strings: a Python string is built only for the special records."""
-    H = rc.H
-    ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[fsel]], dtype="string") + '","event_io":'
-          + pd.Series(H[fsel, 8].astype(np.int64)).astype("string"))
-    im = pd.Series(rc.imei[fsel], dtype="string")
-    ex = ex + (',"imei":"' + im + '"').fillna("")
-    ex = ex + ',"priority":' + pd.Series(H[fsel, 1].astype(np.int64)).astype("string")
-    sat_s = pd.Series(rc.sats[fsel])
-    ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
+    ex = _extra_common(rc, fsel)
     fix_idx = np.flatnonzero(fsel)
     more = more or {}
     special = _special_fixes(d, rc, fix_idx, set(d.gen) | set(d.gh) | set(more))

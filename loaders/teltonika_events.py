@@ -64,17 +64,36 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     """The permutation of ``np.lexsort((rec, t_ns[rec], prof * 65536 + iid, subj[rec]))``,
     computed as one stable sort of a single integer key: records are ranked by (subject,
     time, record) first (one row per record, not per IO element), then the key is (subject,
-    IO key, rank). Rows with equal keys (one IO id twice in a record) keep their order."""
+    IO key, rank). Rows with equal keys (one IO id twice in a record) keep their order.
+
+    When each subject's records are already in time order (the usual capture), rows (in
+    record order) are in rank order within a subject: the key is then only (subject, IO
+    key), a small integer sorted in linear time, with no per-row rank (memory).
+
+    >>> _event_order(np.array([0, 0, 1, 1]), np.array([239, 16, 239, 16]), np.array([5, 9]),
+    ...              np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.int64)).tolist()
+    [1, 3, 0, 2]
+    """
     n = len(t_ns)
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.lexsort((np.arange(n), t_ns, subj_codes))] = np.arange(n, dtype=np.int64)
-    pk = prof_of_rec[rec].astype(np.int64)
+    by_rank = np.lexsort((np.arange(n), t_ns, subj_codes))
+    pk = prof_of_rec.astype(np.int32)[rec]
     pk *= 65536
     pk += iid
     present = np.bincount(pk) > 0  # IO keys are < 65536 per profile: a lookup, not a sort
-    dense = np.cumsum(present) - 1
+    dense = (np.cumsum(present) - 1).astype(np.int32)
+    n_keys = int(present.sum())
+    kept_order = subj_codes[by_rank[1:]] == subj_codes[by_rank[:-1]]
+    if bool(np.all(by_rank[1:][kept_order] > by_rank[:-1][kept_order])):
+        groups = (int(subj_codes.max()) + 1 if n else 1) * n_keys
+        small = subj_codes[rec].astype(np.int16 if groups < 32_768 else np.int64)
+        small *= n_keys
+        small += dense[pk]
+        del pk
+        return np.argsort(small, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_rank] = np.arange(n, dtype=np.int64)
     key = subj_codes[rec].astype(np.int64)  # built in place: one int64 array of IO length
-    key *= int(present.sum())
+    key *= n_keys
     key += dense[pk]
     del pk
     key *= n
@@ -148,14 +167,12 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     subj_codes = subj_codes.astype(np.int32)
     # stable sort: subject, io id (within profile), time, record order; one IO row per
     # element (~10 per record), so the columns are reordered one at a time (memory)
-    rec = io_rec[sel]
-    iid = io_id[sel]
-    order = _event_order(rec, iid, t_ns, subj_codes, prof_of_rec)
-    rec, iid = rec[order], iid[order]
-    raw = io_raw[sel][order]
-    val = io_value[sel][order]
-    u = io_ent[sel][order]
-    del order, sel
+    rows = np.flatnonzero(sel)
+    del sel
+    order = rows[_event_order(io_rec[rows], io_id[rows], t_ns, subj_codes, prof_of_rec)]
+    del rows  # each column is taken once, in event order (no filtered copy first)
+    rec, iid, raw, val, u = (a[order] for a in (io_rec, io_id, io_raw, io_value, io_ent))
+    del order
     s = subj_codes[rec]
     pk = (prof_of_rec[rec] * 65536 + iid).astype(np.int32)
 
@@ -171,9 +188,11 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     # value events: at the first reading and when the value changes; for entries with a
     # `step`, when the value moves into another multiple of the step (odometer every km...)
     step = step_u[u]
+    stepped = np.flatnonzero(~np.isnan(step))  # only these rows are divided (no full-length temporaries)
+    q = raw.astype(np.float64)
     with np.errstate(invalid="ignore"):
-        q = np.where(np.isnan(step), raw.astype(np.float64), np.floor(val / step))
-    del step
+        q[stepped] = np.floor(val[stepped] / step[stepped])
+    del step, stepped
     changed = ~same
     changed[1:] |= q[1:] != q[:-1]
     del q

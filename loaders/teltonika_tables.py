@@ -59,6 +59,18 @@ def record_locators(msg_loc: list[str], msg: np.ndarray, pos: np.ndarray) -> pd.
     return pd.Series(arrow_strings(joined), dtype="string")
 
 
+def few_strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``string`` array of an object array holding few distinct values (subjects,
+    IMEIs, codec names; ``None`` = missing): each distinct value is converted once and
+    taken in Arrow, not one Python-to-Arrow conversion per row.
+
+    >>> few_strings(np.array(["a", None, "a"], dtype=object)).tolist()
+    ['a', <NA>, 'a']
+    """
+    codes, uniq = pd.factorize(pd.Series(values, dtype="object"))
+    return te.str_take(np.asarray(uniq, dtype=object), codes)
+
+
 @dataclass
 class RecCols:
     """Per-record columns (index = record number in decoding order)."""
@@ -311,7 +323,13 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
     del counts
     io_rec, io_id = _joined(rec_parts, np.int32), _joined(id_parts, np.int32)
     io_raw, io_w = _joined(raw_parts, np.int64), _joined(width_parts, np.int32)
-    order = np.lexsort((io_id, io_rec))
+    # sorted by (record, id) in one stable sort of one int64 key (the width groups are
+    # runs already sorted by record: less work than a lexsort of two keys)
+    key = io_rec.astype(np.int64)
+    key <<= 16
+    key += io_id
+    order = np.argsort(key, kind="stable")
+    del key
     io_rec, io_id, io_raw, io_w = (a[order] for a in (io_rec, io_id, io_raw, io_w))
     if io_hex is not None:
         io_hex = io_hex[order]
@@ -460,7 +478,8 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
         "io_id": io.iid.astype(np.uint16),
         "name": _cat(mp.names, io.ent),
         "width": np.abs(io.w).astype(np.uint16),
-        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes),
+        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw) if is_bytes.any() else io.raw,
+                                      is_bytes),
         "value": io.value,
         "unit": _cat(mp.units, io.ent),
         "hex": _hex_column(io.hexv, m_io),
@@ -572,11 +591,12 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
         flags = schema.add_flag(flags, rc.sats[fsel] == 0, "no_fix")
     out = pd.DataFrame({
         "record": rc.record.array[fsel],
-        "subject_id": pd.array(rc.subj[fsel], dtype="string"),
+        "subject_id": few_strings(rc.subj[fsel]),
         "t_utc": rc.utc(fsel).array,
         "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
         "speed_mps": rc.speed_kmh[fsel] / 3.6, "course_deg": rc.angle[fsel],
-        "fix_kind": "gps", "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
+        "fix_kind": te.str_take(np.array(["gps"], dtype=object), np.zeros(int(fsel.sum()), dtype=np.int64)),
+        "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
     }, copy=False)
     if h_acc_m is not None:
         out.insert(6, "h_acc_m", h_acc_m[fsel])
@@ -590,29 +610,35 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
     H = rc.H
     info = d.msg_info
 
-    def per_msg(key: str) -> np.ndarray:
-        return np.array([i.get(key) for i in info], dtype=object)[rc.msg]
-    gen = np.full(n, None, dtype=object)
-    for r, g in d.gen.items():
-        gen[r] = g
+    def per_msg(key: str, dtype: str) -> pd.api.extensions.ExtensionArray:
+        """A per-message value at each produced record (converted per message, then taken)."""
+        out: pd.api.extensions.ExtensionArray = pd.array(
+            [i.get(key) for i in info], dtype=dtype).take(rc.msg[k])
+        return out
+    gen = np.zeros(n, dtype=np.int64)
+    gen_missing = np.ones(n, dtype=bool)
+    if d.gen:
+        rows = np.fromiter(d.gen.keys(), dtype=np.int64, count=len(d.gen))
+        gen[rows] = np.fromiter(d.gen.values(), dtype=np.int64, count=len(d.gen))
+        gen_missing[rows] = False
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(int(k.sum()), dtype=np.int8),
                                                categories=[source_id]),
         "record": rc.record.array[k],  # Arrow strings: no Python string per record
-        "subject_id": pd.array(rc.subj[k], dtype="string"),
-        "imei": pd.array(rc.imei[k], dtype="string"),
+        "subject_id": few_strings(rc.subj[k]),
+        "imei": few_strings(rc.imei[k]),
         "t_utc": rc.utc(k).array,
-        "codec": pd.array(_CODEC_NAME[rc.codec[k]], dtype="string"),
+        "codec": te.str_take(_CODEC_NAME, rc.codec[k]),
         "priority": pd.array(H[k, 1].astype(np.int64), dtype="Int64"),
         "lat": rc.lat[k], "lon": rc.lon[k], "alt_m": rc.alt[k], "angle_deg": rc.angle[k],
         "satellites": pd.array(rc.sats[k], dtype="Int64"),
         "speed_kmh": rc.speed_kmh[k],
         "event_io": pd.array(H[k, 8].astype(np.int64), dtype="Int64"),
         "n_io": pd.array(H[k, 9].astype(np.int64), dtype="Int64"),
-        "generation": pd.array(gen[k], dtype="Int64"),
-        "transport": pd.array(per_msg("transport")[k], dtype="string"),
-        "udp_packet_id": pd.array(per_msg("packet_id")[k], dtype="Int64"),
-        "avl_packet_id": pd.array(per_msg("avl_packet_id")[k], dtype="Int64"),
+        "generation": pd.arrays.IntegerArray(gen[k], gen_missing[k]),
+        "transport": per_msg("transport", "string"),
+        "udp_packet_id": per_msg("packet_id", "Int64"),
+        "avl_packet_id": per_msg("avl_packet_id", "Int64"),
         "has_fix": rc.has_fix[k],
         "flags": pd.Series(record_flags(rc)[k], dtype="string").array,
     }, copy=False)

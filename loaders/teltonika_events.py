@@ -42,6 +42,18 @@ def join_text(*parts: Any) -> pd.Series:
     each part is a ``str`` (the same for every row), an integer array (written in decimal)
     or a string array; a missing value in any part makes the row missing, as ``+`` does.
 
+    Parameters
+    ----------
+    *parts
+        The pieces of each row's text, in order (arrays of one length).
+
+    Returns
+    -------
+    pandas.Series
+        The joined texts (``string`` dtype, Arrow-backed).
+
+    Example
+    -------
     >>> join_text("IO ", np.array([239, 16]), " = ", pd.array(["on", None], dtype="string")).tolist()
     ['IO 239 = on', <NA>]
     """

@@ -64,6 +64,18 @@ def few_strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     IMEIs, codec names; ``None`` = missing): each distinct value is converted once and
     taken in Arrow, not one Python-to-Arrow conversion per row.
 
+    Parameters
+    ----------
+    values
+        Object array of ``str`` or ``None``.
+
+    Returns
+    -------
+    pandas.api.extensions.ExtensionArray
+        The values as a ``string`` array (``None`` missing).
+
+    Example
+    -------
     >>> few_strings(np.array(["a", None, "a"], dtype=object)).tolist()
     ['a', <NA>, 'a']
     """
@@ -515,6 +527,19 @@ def distinct_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     first row of each code: per-row text that depends only on these columns is built once
     per distinct row and taken (a capture has few distinct headers, not 1e6).
 
+    Parameters
+    ----------
+    cols
+        Parallel columns (numeric or object arrays of one length).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The code of each row (numbered in order of first appearance) and the index of
+        each code's first row.
+
+    Example
+    -------
     >>> codes, first = distinct_rows([np.array([8, 8, 7, 8]), np.array([1.0, np.nan, 1.0, 1.0])])
     >>> codes.tolist(), first.tolist()
     ([0, 1, 2, 0], [0, 1, 2])

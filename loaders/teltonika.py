@@ -489,6 +489,7 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     """
     buf, msgs, bad_lines, _mode = _read_messages(path, ctx)
     d = tc.decode_messages(buf, msgs, keep_damaged=_bool_option(ctx, "keep_damaged"))
+    del buf, msgs  # decoded: the file's bytes (and its hex text) are not needed to build the tables
     rejects: list[tuple[str, str]] = list(bad_lines) + list(d.rejects)
     for loc, codec, ctype, text in d.commands:
         kind = {5: "command", 6: "response"}.get(ctype, f"type 0x{ctype:02X}")

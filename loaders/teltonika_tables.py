@@ -59,6 +59,30 @@ def record_locators(msg_loc: list[str], msg: np.ndarray, pos: np.ndarray) -> pd.
     return pd.Series(arrow_strings(joined), dtype="string")
 
 
+def few_strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """A pandas ``string`` array of an object array holding few distinct values (subjects,
+    IMEIs, codec names; ``None`` = missing): each distinct value is converted once and
+    taken in Arrow, not one Python-to-Arrow conversion per row.
+
+    Parameters
+    ----------
+    values
+        Object array of ``str`` or ``None``.
+
+    Returns
+    -------
+    pandas.api.extensions.ExtensionArray
+        The values as a ``string`` array (``None`` missing).
+
+    Example
+    -------
+    >>> few_strings(np.array(["a", None, "a"], dtype=object)).tolist()
+    ['a', <NA>, 'a']
+    """
+    codes, uniq = pd.factorize(pd.Series(values, dtype="object"))
+    return te.str_take(np.asarray(uniq, dtype=object), codes)
+
+
 @dataclass
 class RecCols:
     """Per-record columns (index = record number in decoding order)."""
@@ -239,11 +263,15 @@ def record_flags(rc: RecCols) -> np.ndarray:
 
 
 def _record_flags(rc: RecCols) -> np.ndarray:
-    base = np.where(rc.zero, "zero_position", np.where(rc.out_of_range, "inconsistent_value", ""))
-    if rc.damaged.any():
-        fl = schema.add_flag(pd.Series(base, dtype="string"), rc.damaged, "damaged_frame")
-        return np.asarray(fl.to_numpy(dtype=object))
-    return base
+    """Object array of each record's flags: the label of each of the 6 possible masks
+    combinations is built once and taken (no text built per record)."""
+    code = rc.zero.astype(np.int8) + 2 * rc.out_of_range.astype(np.int8) + 4 * rc.damaged.astype(np.int8)
+    combos = np.arange(8)
+    base = pd.Series(np.where(combos & 1, "zero_position",
+                              np.where(combos & 2, "inconsistent_value", "")), dtype="string")
+    labels = schema.add_flag(base, (combos & 4) > 0, "damaged_frame").to_numpy(dtype=object)
+    out: np.ndarray = labels[code]
+    return out
 
 
 # --- 2. IO elements ---------------------------------------------------------------------------
@@ -307,7 +335,13 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
     del counts
     io_rec, io_id = _joined(rec_parts, np.int32), _joined(id_parts, np.int32)
     io_raw, io_w = _joined(raw_parts, np.int64), _joined(width_parts, np.int32)
-    order = np.lexsort((io_id, io_rec))
+    # sorted by (record, id) in one stable sort of one int64 key (the width groups are
+    # runs already sorted by record: less work than a lexsort of two keys)
+    key = io_rec.astype(np.int64)
+    key <<= 16
+    key += io_id
+    order = np.argsort(key, kind="stable")
+    del key
     io_rec, io_id, io_raw, io_w = (a[order] for a in (io_rec, io_id, io_raw, io_w))
     if io_hex is not None:
         io_hex = io_hex[order]
@@ -456,7 +490,8 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
         "io_id": io.iid.astype(np.uint16),
         "name": _cat(mp.names, io.ent),
         "width": np.abs(io.w).astype(np.uint16),
-        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw), is_bytes),
+        "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw) if is_bytes.any() else io.raw,
+                                      is_bytes),
         "value": io.value,
         "unit": _cat(mp.units, io.ent),
         "hex": _hex_column(io.hexv, m_io),
@@ -487,19 +522,66 @@ def _special_fixes(d: tc.Decoded, rc: RecCols, fix_idx: np.ndarray, special: set
     return np.flatnonzero(out)
 
 
+def distinct_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct rows of parallel columns (missing values are a value) and the
+    first row of each code: per-row text that depends only on these columns is built once
+    per distinct row and taken (a capture has few distinct headers, not 1e6).
+
+    Parameters
+    ----------
+    cols
+        Parallel columns (numeric or object arrays of one length).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The code of each row (numbered in order of first appearance) and the index of
+        each code's first row.
+
+    Example
+    -------
+    >>> codes, first = distinct_rows([np.array([8, 8, 7, 8]), np.array([1.0, np.nan, 1.0, 1.0])])
+    >>> codes.tolist(), first.tolist()
+    ([0, 1, 2, 0], [0, 1, 2])
+    """
+    n = len(cols[0]) if cols else 0
+    codes = np.zeros(n, dtype=np.int64)
+    for c in cols:  # combined column by column, refactorized: codes stay below n * n
+        cc, uniq = pd.factorize(c, use_na_sentinel=False)
+        codes = codes * max(len(uniq), 1) + cc
+        codes, _ = pd.factorize(codes)
+    # codes are numbered in order of first appearance: a row is a first one where its code
+    # exceeds every code before it
+    new_code = np.ones(n, dtype=bool)
+    new_code[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    return codes.astype(np.int64), np.flatnonzero(new_code)
+
+
+def _extra_common(rc: RecCols, fsel: np.ndarray) -> pd.Series:
+    """The common ``extra`` JSON of the fixes ``fsel`` (codec, event IO, IMEI, priority,
+    satellites): built per distinct header, then taken in Arrow."""
+    H = rc.H
+    fix_idx = np.flatnonzero(fsel)
+    codes, first = distinct_rows([rc.codec[fix_idx], H[fix_idx, 8], H[fix_idx, 1], rc.sats[fix_idx],
+                                  rc.imei[fix_idx]])
+    rep = fix_idx[first]
+    ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[rep]], dtype="string") + '","event_io":'
+          + pd.Series(H[rep, 8].astype(np.int64)).astype("string"))
+    im = pd.Series(rc.imei[rep], dtype="string")
+    ex = ex + (',"imei":"' + im + '"').fillna("")
+    ex = ex + ',"priority":' + pd.Series(H[rep, 1].astype(np.int64)).astype("string")
+    sat_s = pd.Series(rc.sats[rep])
+    ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
+    taken = pa.array(ex.array, type=pa.large_string()).take(pa.array(codes))
+    return pd.Series(arrow_strings(taken), dtype="string")
+
+
 def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
                more: Mapping[int, dict[str, Any]] | None = None) -> pd.api.extensions.ExtensionArray:
     """The ``extra`` JSON of each fix: codec, event IO, IMEI, priority, satellites, and for
     special records (codec 16 generation, codec 7 cell, layout, UDP ids, ``more``) the rest.
     Arrow strings: a Python string is built only for the special records."""
-    H = rc.H
-    ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[fsel]], dtype="string") + '","event_io":'
-          + pd.Series(H[fsel, 8].astype(np.int64)).astype("string"))
-    im = pd.Series(rc.imei[fsel], dtype="string")
-    ex = ex + (',"imei":"' + im + '"').fillna("")
-    ex = ex + ',"priority":' + pd.Series(H[fsel, 1].astype(np.int64)).astype("string")
-    sat_s = pd.Series(rc.sats[fsel])
-    ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
+    ex = _extra_common(rc, fsel)
     fix_idx = np.flatnonzero(fsel)
     more = more or {}
     special = _special_fixes(d, rc, fix_idx, set(d.gen) | set(d.gh) | set(more))
@@ -534,11 +616,12 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
         flags = schema.add_flag(flags, rc.sats[fsel] == 0, "no_fix")
     out = pd.DataFrame({
         "record": rc.record.array[fsel],
-        "subject_id": pd.array(rc.subj[fsel], dtype="string"),
+        "subject_id": few_strings(rc.subj[fsel]),
         "t_utc": rc.utc(fsel).array,
         "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
         "speed_mps": rc.speed_kmh[fsel] / 3.6, "course_deg": rc.angle[fsel],
-        "fix_kind": "gps", "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
+        "fix_kind": te.str_take(np.array(["gps"], dtype=object), np.zeros(int(fsel.sum()), dtype=np.int64)),
+        "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
     }, copy=False)
     if h_acc_m is not None:
         out.insert(6, "h_acc_m", h_acc_m[fsel])
@@ -552,29 +635,35 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
     H = rc.H
     info = d.msg_info
 
-    def per_msg(key: str) -> np.ndarray:
-        return np.array([i.get(key) for i in info], dtype=object)[rc.msg]
-    gen = np.full(n, None, dtype=object)
-    for r, g in d.gen.items():
-        gen[r] = g
+    def per_msg(key: str, dtype: str) -> pd.api.extensions.ExtensionArray:
+        """A per-message value at each produced record (converted per message, then taken)."""
+        out: pd.api.extensions.ExtensionArray = pd.array(
+            [i.get(key) for i in info], dtype=dtype).take(rc.msg[k])
+        return out
+    gen = np.zeros(n, dtype=np.int64)
+    gen_missing = np.ones(n, dtype=bool)
+    if d.gen:
+        rows = np.fromiter(d.gen.keys(), dtype=np.int64, count=len(d.gen))
+        gen[rows] = np.fromiter(d.gen.values(), dtype=np.int64, count=len(d.gen))
+        gen_missing[rows] = False
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(int(k.sum()), dtype=np.int8),
                                                categories=[source_id]),
         "record": rc.record.array[k],  # Arrow strings: no Python string per record
-        "subject_id": pd.array(rc.subj[k], dtype="string"),
-        "imei": pd.array(rc.imei[k], dtype="string"),
+        "subject_id": few_strings(rc.subj[k]),
+        "imei": few_strings(rc.imei[k]),
         "t_utc": rc.utc(k).array,
-        "codec": pd.array(_CODEC_NAME[rc.codec[k]], dtype="string"),
+        "codec": te.str_take(_CODEC_NAME, rc.codec[k]),
         "priority": pd.array(H[k, 1].astype(np.int64), dtype="Int64"),
         "lat": rc.lat[k], "lon": rc.lon[k], "alt_m": rc.alt[k], "angle_deg": rc.angle[k],
         "satellites": pd.array(rc.sats[k], dtype="Int64"),
         "speed_kmh": rc.speed_kmh[k],
         "event_io": pd.array(H[k, 8].astype(np.int64), dtype="Int64"),
         "n_io": pd.array(H[k, 9].astype(np.int64), dtype="Int64"),
-        "generation": pd.array(gen[k], dtype="Int64"),
-        "transport": pd.array(per_msg("transport")[k], dtype="string"),
-        "udp_packet_id": pd.array(per_msg("packet_id")[k], dtype="Int64"),
-        "avl_packet_id": pd.array(per_msg("avl_packet_id")[k], dtype="Int64"),
+        "generation": pd.arrays.IntegerArray(gen[k], gen_missing[k]),
+        "transport": per_msg("transport", "string"),
+        "udp_packet_id": per_msg("packet_id", "Int64"),
+        "avl_packet_id": per_msg("avl_packet_id", "Int64"),
         "has_fix": rc.has_fix[k],
         "flags": pd.Series(record_flags(rc)[k], dtype="string").array,
     }, copy=False)

@@ -722,3 +722,51 @@ def test_io_table_is_lean_and_every_row_resolves_to_its_record(tmp_path: Path) -
     assert bytes_row["hex"] == beacons.hex() and io["hex"].notna().sum() == 1
     assert io.loc[io["io_id"] == 16, "raw"].tolist() == [12_345]
     assert io.loc[io["io_id"] == 78, "raw"].tolist() == [0x0100000012345678]
+
+
+def test_per_row_texts_built_once_per_distinct_value_match_a_plain_rendering(tmp_path: Path) -> None:
+    """The fixes' ``extra``, the value and edge events' ``text``/``extra`` and the records'
+    ``flags`` are built per distinct header / value and taken in Arrow (issue 21): every row
+    equals the plain per-row rendering, over two IMEIs, varied priority, satellites, event
+    IO, a 0,0 record and a record out of range."""
+    t0 = 1_761_500_000_000
+    other = "356307042441021"
+
+    def recs(k0: int) -> list[tc.Record]:
+        return [tc.Record(t_ms=t0 + (k0 + i) * 30_000, lat=0.0 if i == 3 else 95.0 if i == 5 else 51.0 + i * 1e-4,
+                          lon=0.0 if i == 3 else 4.0, sats=(i * 3) % 11, priority=i % 3,
+                          event_io=239 if i % 4 == 0 else 0,
+                          io=[tc.IoValue(239, (i // 2) % 2, 1), tc.IoValue(66, 24_000 + 1_500 * (i % 3), 2)])
+                for i in range(12)]
+    p = tmp_path / "two.bin"
+    p.write_bytes(tc.encode_login(IMEI) + tc.encode_tcp_frame(recs(0), tc.CODEC_8E)
+                  + tc.encode_login(other) + tc.encode_tcp_frame(recs(100), tc.CODEC_8E))
+    res = load(p)
+    assert_count_rule(res)
+    rt = res.extra_tables[RECORDS_TABLE].set_index("record")
+    fx = res.fixes
+    assert len(fx) == 20 and set(fx["subject_id"]) == {IMEI, other}
+    for r in fx.itertuples():
+        h = rt.loc[r.record]
+        want = (f'{{"codec":"8E","event_io":{h.event_io},"imei":"{h.imei}",'
+                f'"priority":{h.priority},"sats":{h.satellites}}}')
+        assert r.extra == want and r.flags == ("no_fix" if h.satellites == 0 else "")
+    flags = ["zero_position" if i == 3 else "inconsistent_value" if i == 5 else "" for i in range(12)]
+    assert rt["flags"].tolist() == flags * 2
+    io = res.extra_tables[IO_TABLE].astype({"record": str})
+    raw_of = {(x.record, int(x.io_id)): int(x.raw) for x in io.itertuples()}
+    ev = res.events
+    value = ev[ev["flags"].str.contains("derived") == False]  # noqa: E712
+    assert len(value) and set(ev["kind"]) >= {"ignition", "ignition_on", "ignition_off"}
+    for e in value.itertuples():
+        iid = 239 if e.kind == "ignition" else 66
+        raw = raw_of[(e.record, iid)]
+        name = "ignition" if iid == 239 else "external_voltage"
+        trig = "true" if int(rt.loc[e.record, "event_io"]) == iid else "false"
+        assert e.text == f"IO {iid} {name} = {raw}"
+        assert e.extra == f'{{"io_id":{iid},"raw":{raw},"triggered":{trig}}}'
+    for e in ev[ev["kind"].isin(["ignition_on", "ignition_off"])].itertuples():
+        raw = raw_of[(e.record, 239)]
+        assert e.text == f"{e.kind}: IO 239 {1 - raw} -> {raw}"
+        assert e.extra.startswith('{"from_record":"offset ') and e.extra.endswith(
+            f',"io_id":239,"triggered":{"true" if int(rt.loc[e.record, "event_io"]) == 239 else "false"}}}')

@@ -523,6 +523,31 @@ def _open(path: Path) -> IO[bytes]:
     return fh
 
 
+def _best(types: list[list[Any]]) -> list[Any]:
+    """The ``[type, confidence]`` pair with the highest confidence (``[None, None]`` if none)."""
+    best: list[Any] = [None, None]
+    try:
+        if types:
+            best = max(types, key=_SECOND)
+    except TypeError:  # a confidence that is not a number: compare the numbers only
+        for p in types:
+            c = p[1]
+            if (isinstance(c, (int, float)) and not isinstance(c, bool)
+                    and (best[1] is None or c > best[1])):
+                best = p
+    return best
+
+
+def _types(inner: Any) -> list[list[Any]]:
+    """The ``[type, confidence]`` pairs of one activity record's ``activity`` list."""
+    if type(inner) is not list:
+        return []
+    try:  # the usual shape, read without per-item checks
+        return [[x["type"], x["confidence"]] for x in inner]
+    except (KeyError, TypeError):
+        return [[x.get("type"), x.get("confidence")] for x in inner if isinstance(x, dict)]
+
+
 def _activity_events(
     cols: _Cols, i0: int, lat: np.ndarray, lon: np.ndarray, subj: np.ndarray,
     loc_why: dict[int, str], prefix: str,
@@ -530,12 +555,7 @@ def _activity_events(
     dropped: dict[int, list[str]] = {}
     ks: list[int] = []
     js: list[int] = []
-    iso: list[Any] = []
-    ms: list[Any] = []
-    tops: list[Any] = []
-    confs: list[Any] = []
-    extras: list[str] = []
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+    found: list[dict[str, Any]] = []
     for k, acts in cols.acts:
         if not isinstance(acts, list):
             dropped.setdefault(k, []).append("activity is not a list")
@@ -544,52 +564,46 @@ def _activity_events(
             if not isinstance(a, dict):
                 dropped.setdefault(k, []).append(f"activity[{j}] is not an object")
                 continue
-            inner = a.get("activity")
-            types: list[list[Any]] = []
-            if type(inner) is list:
-                try:  # the usual shape, read without per-item checks
-                    types = [[x["type"], x["confidence"]] for x in inner]
-                except (KeyError, TypeError):
-                    types = [[x.get("type"), x.get("confidence")] for x in inner
-                             if isinstance(x, dict)]
-            best: list[Any] = [None, None]
-            try:
-                if types:
-                    best = max(types, key=_SECOND)
-            except TypeError:  # a confidence that is not a number: compare the numbers only
-                for p in types:
-                    c = p[1]
-                    if (isinstance(c, (int, float)) and not isinstance(c, bool)
-                            and (best[1] is None or c > best[1])):
-                        best = p
-            ex: dict[str, Any] = {"activities": types}
-            if k in loc_why:
-                ex["location_rejected"] = loc_why[k]
             ks.append(k)
             js.append(j)
-            iso.append(a.get("timestamp"))
-            ms.append(a.get("timestampMs"))
-            tops.append(best[0] if isinstance(best[0], str) else None)
-            confs.append(best[1] if isinstance(best[1], (int, float)) else None)
-            extras.append(dumps(ex))
+            found.append(a)
     if not ks:
         return None, dropped
-    t, why = _times(iso, ms)
-    ok = why == 0
-    for k, j, w in zip(ks, js, why.tolist(), strict=True):
-        if w:
-            dropped.setdefault(k, []).append(f"activity[{j}]: {_TIME_WHY[w]}")
+    t, why = _times([a.get("timestamp") for a in found], [a.get("timestampMs") for a in found])
+    for e in np.flatnonzero(why).tolist():
+        dropped.setdefault(ks[e], []).append(f"activity[{js[e]}]: {_TIME_WHY[int(why[e])]}")
+    ok = np.flatnonzero(why == 0)
+    if not len(ok):
+        return None, dropped
     kk = np.asarray(ks)[ok]
-    recs = [f"locations[{i0 + k}]" for k in kk.tolist()]
-    jj = np.asarray(js)[ok].tolist()
+    tops: list[Any] = []
+    confs: list[Any] = []
+    extras: list[str] = []
+    for e, k in zip(ok.tolist(), kk.tolist(), strict=True):
+        types = _types(found[e].get("activity"))
+        best = _best(types)
+        tops.append(best[0] if isinstance(best[0], str) else None)
+        confs.append(best[1] if isinstance(best[1], (int, float)) else None)
+        ex: dict[str, Any] = {"activities": types}
+        if k in loc_why:
+            ex["location_rejected"] = loc_why[k]
+        extras.append(_DUMPS(ex))
+    index = pa.array(kk + i0).cast(pa.string())
+    jj = pa.array(np.asarray(js)[ok]).cast(pa.string())
+    record = pc.binary_join_element_wise("locations[", index, "]", "")
     df = pd.DataFrame({
-        "event_id": [f"{prefix}:{r}/activity[{j}]:activity" for r, j in zip(recs, jj, strict=True)],
-        "record": recs, "subject_id": subj[kk], "t_utc": pd.DatetimeIndex(t[ok]).tz_localize("UTC"),
-        "kind": "activity", "value": _floats(confs)[ok], "unit": "%",
-        "text": np.asarray(tops, dtype=object)[ok], "lat": lat[kk], "lon": lon[kk],
-        "extra": np.asarray(extras, dtype=object)[ok],
+        "event_id": _str(pc.binary_join_element_wise(f"{prefix}:", record, "/activity[", jj,
+                                                     "]:activity", "")),
+        "record": _str(record), "subject_id": subj[kk],
+        "t_utc": pd.DatetimeIndex(t[ok]).tz_localize("UTC"),
+        "kind": "activity", "value": _floats(confs), "unit": "%",
+        "text": np.asarray(tops, dtype=object), "lat": lat[kk], "lon": lon[kk],
+        "extra": np.asarray(extras, dtype=object),
     })
-    return (df if len(df) else None), dropped
+    return df, dropped
+
+
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subject: str,

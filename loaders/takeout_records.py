@@ -433,27 +433,58 @@ def _exact_cut(data: bytes) -> tuple[int, int] | None:
     return None if not len(seps) else (int(seps[-1]), int(seps[-1]) + 1)
 
 
-def _take(data: bytes, structs: bool) -> tuple[list[Any], bool, int] | None:
+_FIRST_KEY = re.compile(rb'[ \t\n\r]*"[A-Za-z0-9_]{1,40}"')
+
+
+def _signature(data: bytes, cut: tuple[int, int]) -> bytes | None:
+    """The bytes between two locations at a proven cut: from the line break before the
+    ``}`` (or the ``}``) to the end of the next location's first key. Objects nested
+    deeper are indented further (Google pretty-prints) or start with another key
+    (``{"type"``), so the last place these bytes occur is, nearly always, the next cut.
+    ``None`` when the next location's opening is not in ``data``."""
+    start = cut[0] - 1
+    while start > 0 and data[start - 1] in _JSON_WS:
+        start -= 1
+    line = data.rfind(b"\n", start - 1, cut[0])
+    k = cut[1]
+    while k < len(data) and data[k] in _JSON_WS:
+        k += 1
+    if k >= len(data) or data[k] != 123:
+        return None
+    key = _FIRST_KEY.match(data, k + 1)
+    return data[line if line >= 0 else cut[0] - 1:key.end() if key else k + 1]
+
+
+def _take(data: bytes, structs: bool, sig: bytes | None,
+          ) -> tuple[list[Any], bool, int, bytes | None] | None:
     """Decode the complete locations at the front of ``data``: (locations, structs, where
-    the rest begins), or ``None`` when ``data`` holds no complete location yet.
+    the rest begins, the separator :func:`_signature` learnt), or ``None`` when ``data``
+    holds no complete location yet.
 
     A cut at a ``}`` that does not end a location leaves an unclosed string, object or
     array, which no JSON parser accepts: so a candidate that decodes is a location's end.
+    The first candidate is the last place ``sig`` occurs, then the last ``}`` followed by
+    a ``,``, and so on; after a few, a per-byte scan finds the cut.
     """
+    cuts: list[tuple[int, int] | None] = []
+    if sig is not None and (j := data.rfind(sig)) >= 0:
+        end = j + sig.index(b"}") + 1
+        cuts.append((end, data.index(b",", end) + 1))
     stop = len(data)
-    for _ in range(_TRIES):
-        cut = _candidate(data, stop)
+    for tries in range(_TRIES + len(cuts)):
+        cut = cuts[tries] if tries < len(cuts) else _candidate(data, stop)
         if cut is None:
             break
         try:
-            return (*_decode(data[:cut[0]], structs), cut[1])
+            return (*_decode(data[:cut[0]], structs), cut[1], _signature(data, cut))
         except _UNREADABLE:
-            stop = cut[0] - 1
+            if tries >= len(cuts):
+                stop = cut[0] - 1
     cut = _exact_cut(data)
     if cut is None:
         return None
     try:
-        return (*_decode(data[:cut[0]], structs), cut[1])
+        return (*_decode(data[:cut[0]], structs), cut[1], _signature(data, cut))
     except _UNREADABLE as exc:
         raise _Fallback(str(exc)) from exc
 
@@ -489,14 +520,15 @@ def _fast_blocks(fh: IO[bytes] | NulledStream) -> Iterator[list[Any]]:
         raise _Fallback("not the usual opening")
     data = data[m.end():]
     structs, after_comma = True, False
+    sig: bytes | None = None
     while more := fh.read(_BLOCK_BYTES):
         data += more
-        got = _take(data, structs)
+        got = _take(data, structs, sig)
         if got is None:
             if len(data) > _MAX_CARRY:
                 raise _Fallback("a location longer than the carry")
             continue
-        locs, structs, nxt = got
+        locs, structs, nxt, sig = got
         data = data[nxt:]
         after_comma = True
         yield locs

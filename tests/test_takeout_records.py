@@ -255,7 +255,8 @@ def _outcome(p: Path, chunk_rows: int) -> object:
 
 
 _ODD_FILES: dict[str, bytes] = {
-    "unknown key mid-file": b"",  # filled below
+    "unknown key mid-file": b"",  # pretty-printed _odd_locations()
+    "compact": b"",  # _odd_locations() without white space
     "not objects": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
                    b'"2025-01-01T00:00:00Z"}, [1, 2], "str", null, 7, {"latitudeE7": 3}]}',
     "integer beyond 64 bits": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
@@ -304,7 +305,10 @@ def test_the_fast_reader_reads_as_ijson_does(
     every location is cut across two of them."""
     from routetrace.loaders import takeout_records as tr
 
-    data = _ODD_FILES[name] or json.dumps({"locations": _odd_locations()}, indent=1).encode()
+    data = _ODD_FILES[name] or json.dumps({"locations": _odd_locations()},
+                                          indent=None if name == "compact" else 1,
+                                          separators=(",", ":") if name == "compact" else None,
+                                          ).encode()
     p = tmp_path / "Records.json"
     variants = [data, data[: len(data) * 2 // 3]]  # whole, and cut off
     for variant in variants:

@@ -43,15 +43,16 @@ cannot vouch that it reads what ijson reads (a file that does not open with
 ``{"locations": [``, damage, a key after the array, an integer beyond 64 bits, which
 yajl refuses and msgspec reads), ijson (C backend ``yajl2_c`` when installed) reads the
 file from the first location not yet handed on: results, rejects and error texts are
-ijson's (a test holds the two readers equal on such files). :func:`stream_records` yields canonical tables chunk by chunk
-(for writing to a case store); :func:`load_records` (the registered loader) concatenates
-them. A file that is cut off or corrupt mid-way keeps every location read before the
-fault; the fault itself is one reject naming the byte offset. Before ijson sees the file, a
-streamed scan (:func:`~routetrace.loaders.google_common.scan_json`: a cheap first pass, and
-the per-byte :class:`~routetrace.loaders.google_common.JsonShape` only when it finds an
-excess; figures in ``bench/results/ingest_takeout.txt``) finds
-any location nested deeper than ``MAX_DEPTH`` levels or holding a string longer than
-``MAX_STRING_BYTES``: ijson reads ``null`` in its place and the location is a reject with
+ijson's (a test holds the two readers equal on such files). :func:`stream_records` yields
+canonical tables chunk by chunk (for writing to a case store); :func:`load_records` (the
+registered loader) concatenates them. A file that is cut off or corrupt mid-way keeps every
+location read before the fault; the fault itself is one reject naming the byte offset.
+Before either parser sees the file, a streamed scan
+(:func:`~routetrace.loaders.google_common.scan_json`: a cheap first pass, and the per-byte
+:class:`~routetrace.loaders.google_common.JsonShape` only when it finds an excess; figures
+in ``bench/results/ingest_takeout.txt``) finds any location nested deeper than
+``MAX_DEPTH`` levels or holding a string longer than ``MAX_STRING_BYTES``: the parsers
+read ``null`` in its place and the location is a reject with
 its JSON text's length, SHA-256 and first characters (a 200 KB nest drove ijson past 15 GB).
 """
 
@@ -385,6 +386,7 @@ _LONG_DIGITS = b"1" * 19
 #: location (a longer one is left to ijson).
 _BLOCK_BYTES = 1 << 20
 _MAX_CARRY = 64 << 20
+#: Candidate cuts tried (each a decode of the block) before the per-byte scan finds one.
 _TRIES = 4
 #: What msgspec raises for text it cannot read (invalid UTF-8 is a ``UnicodeDecodeError``).
 _UNREADABLE = (msgspec.DecodeError, ValueError)

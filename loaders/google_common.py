@@ -546,6 +546,11 @@ _MARKS = bytes(1 if b in (91, 123) else 2 if b in (93, 125) else 3 if b == 34 el
                for b in range(256))
 
 
+#: Depth step per byte: +1 for ``[``/``{``, -1 for ``]``/``}``, 0 for any other.
+_STEPS = np.zeros(256, dtype=np.int8)
+_STEPS[[91, 123]] = 1
+_STEPS[[93, 125]] = -1
+
 #: ``bytes.translate`` deletion set: every byte but ``[]{}"``.
 _NOT_MARKS = bytes(b for b in range(256) if b not in (34, 91, 93, 123, 125))
 
@@ -592,13 +597,16 @@ class _QuickShape:
             self.over = True  # a whole block without a quote: perhaps inside a long string
         marks = np.frombuffer(chunk.translate(None, _NOT_MARKS), dtype=np.uint8)
         quote = marks == 34
-        odd = (np.cumsum(quote, dtype=np.int64) + int(self._in_str)) & 1
-        steps = np.where(odd == 1, 0, np.where((marks == 91) | (marks == 123), 1,
-                                                np.where((marks == 93) | (marks == 125), -1, 0)))
+        # quotes so far, odd inside a string: an int8 count wraps, and keeps its parity
+        odd = np.cumsum(quote, dtype=np.int8).view(np.uint8) & 1
+        if self._in_str:
+            odd ^= 1
+        steps = _STEPS[marks]  # +1 for [ {, -1 for ] }, 0 for a quote
+        steps[odd.view(bool)] = 0
         if len(steps):
-            depth = self._depth + np.cumsum(steps)
-            self.over |= bool(depth.max() > self.max_depth)
-            self._depth = int(depth[-1])
+            depth = np.cumsum(steps, dtype=np.int32)
+            self.over |= bool(int(depth.max()) + self._depth > self.max_depth)
+            self._depth += int(depth[-1])
         self._in_str ^= bool(int(np.count_nonzero(quote)) & 1)
         if self._in_str and first >= 0:  # a string opened at the last quote and still open
             start = chunk.rfind(b'"')

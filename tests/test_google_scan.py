@@ -45,6 +45,17 @@ def test_quick_pass_never_misses_what_the_full_scan_finds(doc: bytes, chunk: int
         assert _quick(doc, chunk) == _full(doc, chunk)
 
 
+@pytest.mark.parametrize("chunk", [5, 64, 1000, 1 << 20])
+def test_quick_pass_depth_after_hundreds_of_strings(chunk: int) -> None:
+    """The quick pass counts quotes in 8 bits (the parity is what it needs): over 255 strings
+    holding brackets, then a nest one level over the limit (or at it), in chunks."""
+    strings = b", ".join(b'{"s": "[[[{{"}' for _ in range(300))
+    for extra, over in ((4, True), (3, False)):  # root, array, element: 3 levels, limit 6
+        doc = (b'{"locations": [' + strings + b", {\"a\": " + b"[" * extra + b"]" * extra
+               + b"}]}")
+        assert _quick(doc, chunk) is over and _full(doc, chunk) is over
+
+
 def test_a_location_export_is_not_suspected() -> None:
     loc = b'{"latitudeE7": 510000000, "longitudeE7": 38700000, "timestamp": "2025-10-26T21:00:00Z"}'
     doc = b'{"locations": [' + b", ".join([loc] * 20_000) + b"]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,104 @@ def test_a_200kb_nest_in_a_folder_ingest_stays_small(tmp_path: Path) -> None:
     lines = out.stdout.splitlines()
     assert lines[0] == "(2, ['locations[1]'], 'nested 100,003 levels deep (li')"
     assert int(lines[1].split()[0]) < 1024
+
+
+def _by_ijson_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the fast reader give up at once, so that ijson reads the whole file."""
+    from routetrace.loaders import takeout_records as tr
+
+    def give_up(fh: object) -> Iterator[list[object]]:
+        raise tr._Fallback("test: ijson only")
+        yield []  # pragma: no cover
+
+    monkeypatch.setattr(tr, "_fast_blocks", give_up)
+
+
+def _outcome(p: Path, chunk_rows: int) -> object:
+    try:
+        r = load(p, format="google-takeout-records", options={"chunk_rows": chunk_rows})
+    except CorruptSource as exc:
+        return str(exc)
+    return (r.records_read, r.fixes.astype(str).values.tolist(),
+            r.events.astype(str).values.tolist(), r.rejects.astype(str).values.tolist())
+
+
+_ODD_FILES: dict[str, bytes] = {
+    "unknown key mid-file": b"",  # pretty-printed _odd_locations()
+    "compact": b"",  # _odd_locations() without white space
+    "not objects": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                   b'"2025-01-01T00:00:00Z"}, [1, 2], "str", null, 7, {"latitudeE7": 3}]}',
+    "integer beyond 64 bits": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                              b'"2025-01-01T00:00:00Z"}, {"latitudeE7": 123456789012345678901234, '
+                              b'"longitudeE7": 2}]}',
+    "trailing garbage": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                        b'"2025-01-01T00:00:00Z"}]} x',
+    "trailing comma": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                      b'"2025-01-01T00:00:00Z"},]}',
+    "key after the array": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                           b'"2025-01-01T00:00:00Z"}], "locations": [{"latitudeE7": 5}]}',
+    "activity null or odd": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                            b'"2025-01-01T00:00:00Z", "activity": null}, {"latitudeE7": 1, '
+                            b'"longitudeE7": 2, "timestamp": "2025-01-01T00:00:01Z", "activity": '
+                            b'[5, {"activity": [{"type": "A", "confidence": "x"}]}]}]}',
+    "lone surrogate": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                      b'"2025-01-01T00:00:00Z", "source": "\\ud800"}]}',
+    "empty": b'{ "locations" : [ ] }\n',
+    "invalid utf-8": b'{"locations": [{"latitudeE7": 1, "longitudeE7": 2, "timestamp": '
+                     b'"2025-01-01T00:00:00Z", "source": "\xc3("}]}',
+    "not the first key": b'{"x": 1, "locations": [{"latitudeE7": 1, "longitudeE7": 2, '
+                         b'"timestamp": "2025-01-01T00:00:00Z"}]}',
+}
+
+
+def _odd_locations() -> list[dict[str, object]]:
+    locs: list[dict[str, object]] = []
+    for i in range(300):
+        loc: dict[str, object] = {"latitudeE7": 510000000 + i, "longitudeE7": 38700000,
+                                  "timestamp": f"2025-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
+                                  "deviceTag": i % 3, "source": "WIFI"}
+        if i % 7 == 0:  # '}, {' inside the activity and inside a string: false cut points
+            loc["activity"] = [{"timestamp": loc["timestamp"], "activity": [
+                {"type": "STILL", "confidence": 60}, {"type": "}, {", "confidence": 40}]}]
+        if i == 250:
+            loc["platformType"] = "ANDROID"
+        locs.append(loc)
+    return locs
+
+
+@pytest.mark.parametrize("name", sorted(_ODD_FILES))
+def test_the_fast_reader_reads_as_ijson_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """msgspec reads blocks of locations where it can vouch for them, ijson the rest: every
+    table, reject and error must be what ijson alone gives, also with blocks so small that
+    every location is cut across two of them."""
+    from routetrace.loaders import takeout_records as tr
+
+    data = _ODD_FILES[name] or json.dumps({"locations": _odd_locations()},
+                                          indent=None if name == "compact" else 1,
+                                          separators=(",", ":") if name == "compact" else None,
+                                          ).encode()
+    p = tmp_path / "Records.json"
+    variants = [data, data[: len(data) * 2 // 3]]  # whole, and cut off
+    for variant in variants:
+        p.write_bytes(variant)
+        fast = [_outcome(p, rows) for rows in (7, 1000)]
+        monkeypatch.setattr(tr, "_BLOCK_BYTES", 97)
+        small = [_outcome(p, rows) for rows in (7, 1000)]
+        monkeypatch.undo()
+        _by_ijson_only(monkeypatch)
+        slow = [_outcome(p, rows) for rows in (7, 1000)]
+        monkeypatch.undo()
+        assert fast == slow and small == slow
+
+
+def test_an_oversize_location_is_cut_out_for_the_fast_reader_too(tmp_path: Path) -> None:
+    ok = {"latitudeE7": 510000000, "longitudeE7": 38000000, "timestamp": "2025-10-24T20:00:00Z"}
+    deep = json.dumps(ok)[:-1] + ', "activity": ' + "[" * 100 + "]" * 100 + "}"
+    p = tmp_path / "Records.json"
+    p.write_text('{"locations": [' + ", ".join([json.dumps(ok)] * 3 + [deep, json.dumps(ok)])
+                 + "]}", encoding="utf-8")
+    res = load(p)
+    assert_count_rule(res)
+    assert res.fixes["record"].tolist() == [f"locations[{i}]" for i in (0, 1, 2, 4)]
+    assert res.rejects["record"].tolist() == ["locations[3]"]

@@ -435,3 +435,62 @@ def test_fixed_width_dates_fast_path_gives_the_general_paths_text():
                                                   "2025-01-00", "2025-06-05"]
     assert csvmod._all_plain_local(fast + " 10:00:00")
     assert not csvmod._all_plain_local(pd.Series(["2025-01-13 10:00:00Z"]))
+
+
+def _variants() -> dict[str, bytes]:
+    """Files on both sides of the Arrow reader's conditions (see loaders.csv._scan)."""
+    rows = []
+    for i in range(45):
+        lat, t = f"51.{i:04d}", f"2025-10-26T21:{i:02d}:00Z"
+        if i % 9 == 1:
+            lat = ""
+        elif i % 9 == 2:
+            t = f"2025-10-26 21:{i:02d}:00"  # local: a reject without tz
+        elif i % 9 == 3:
+            lat = "95.0"
+        rows.append(f"{t},{lat},3.9,{i % 90}.5")
+    head = "time,lat,lon,speed (km/h)"
+    lf = "\n".join([head, *rows]) + "\n"
+    return {
+        "lf": lf.encode(), "crlf": lf.replace("\n", "\r\n").encode(), "no_last_eol": lf.rstrip().encode(),
+        "bom_preamble": ("\ufeff# exported\n\nby a logger\n" + lf).encode(),
+        "trailing_delimiter": lf.replace("\n", ",\n").encode(),
+        "comment_row": lf.replace(rows[5] + "\n", rows[5] + "\n# a,note,in,data\n").encode(),
+        "semicolon_decimal_comma": lf.replace(",", ";").replace(".", ",").encode(),
+        # the pandas path only: quotes, spaces opening a field, a blank line, a short row, cp1252
+        "quotes": lf.replace(",3.9,", ',"3.9",').encode(),
+        "spaces": lf.replace(",3.9,", ", 3.9,").encode(),
+        "blank_line": lf.replace(rows[7] + "\n", rows[7] + "\n\n").encode(),
+        "short_row": lf.replace(rows[8], rows[8].rsplit(",", 1)[0]).encode(),
+        "cp1252": ("# café export\n" + lf).encode("cp1252"),
+    }
+
+
+ARROW_READ = {"lf", "crlf", "no_last_eol", "bom_preamble", "trailing_delimiter", "comment_row",
+              "semicolon_decimal_comma"}
+
+
+@pytest.mark.parametrize("name", sorted(_variants()))
+@pytest.mark.parametrize("chunk_rows", [7, 200_000])
+def test_arrow_reader_gives_what_pandas_reader_gives(tmp_path: Path, name: str, chunk_rows: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simple files are read by Arrow's CSV reader, the rest by pandas' (quotes, NULs, spaces
+    opening a field, blank or short rows, not UTF-8): for any file both give the same
+    fixes, rejects and source, chunk boundaries included."""
+    from routetrace.loaders import csv as csvmod
+
+    p = tmp_path / f"{name}.csv"
+    p.write_bytes(_variants()[name])
+    d = csvmod.sniff_dialect(p.read_bytes())
+    assert d is not None
+    assert (csvmod._scan(p, d).arrow_fields > 0) == (name in ARROW_READ)
+    opts = {"chunk_rows": chunk_rows}
+    fast = load(p, format="csv", tz="Europe/Brussels", options=opts)
+    scan = csvmod._scan
+    monkeypatch.setattr(csvmod, "_scan", lambda path, dialect, **kw: csvmod._Scan(
+        max_fields=scan(path, dialect, **kw).max_fields))
+    slow = load(p, format="csv", tz="Europe/Brussels", options=opts)
+    assert_count_rule(fast)
+    assert fast.records_read == slow.records_read == 45
+    for kind in ("fixes", "rejects", "source"):
+        pd.testing.assert_frame_equal(getattr(fast, kind), getattr(slow, kind), check_exact=True)

@@ -833,10 +833,11 @@ def _shape(chunk: pd.DataFrame, start: int, dialect: Dialect,
 _PURE_NUM = r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$"
 
 
-def _numbers(s: pd.Series, decimal_comma: bool) -> tuple[pd.Series, pd.Series]:
+def _numbers(s: pd.Series, decimal_comma: bool) -> tuple[pd.Series, pd.Series | None]:
     """Split text like ``98.470 m`` / ``49.07N`` into (float, lower-case suffix), vectorised.
 
-    Plain numbers are cast by pyarrow directly; only the others go through the regex.
+    Plain numbers are cast by pyarrow directly; only the others go through the regex. The
+    suffix is None when no value has one (plain numbers and empty values only).
     """
     arr = pc.utf8_trim_whitespace(pa.array(s.astype("string[pyarrow]")))
     if decimal_comma:
@@ -844,8 +845,12 @@ def _numbers(s: pd.Series, decimal_comma: bool) -> tuple[pd.Series, pd.Series]:
     pure = pc.fill_null(pc.match_substring_regex(arr, _PURE_NUM), False)
     num_arr = pc.cast(pc.if_else(pure, arr, pa.scalar(None, arr.type)), pa.float64())
     num = pd.Series(num_arr.to_numpy(zero_copy_only=False), index=s.index, dtype="float64")
+    # neither a plain number nor empty (an empty value is NaN without a suffix either way)
+    other_arr = pc.and_(pc.invert(pure), pc.fill_null(pc.not_equal(arr, ""), True))
+    if not pc.any(other_arr).as_py():
+        return num, None
     suffix = pd.Series("", index=s.index, dtype="string")
-    other = pd.Series(pc.invert(pure).to_numpy(zero_copy_only=False), index=s.index)
+    other = pd.Series(other_arr.to_numpy(zero_copy_only=False), index=s.index)
     if other.any():
         text = _series(arr, s.index)[other]
         parts = extract(text, _NUM_RE)
@@ -854,7 +859,7 @@ def _numbers(s: pd.Series, decimal_comma: bool) -> tuple[pd.Series, pd.Series]:
     return num, suffix
 
 
-def _convert(num: pd.Series, suffix: pd.Series, role: str, unit: str | None) -> pd.Series:
+def _convert(num: pd.Series, suffix: pd.Series | None, role: str, unit: str | None) -> pd.Series:
     dim = _ROLE_DIM.get(role)
     if dim is None:
         return num
@@ -865,6 +870,8 @@ def _convert(num: pd.Series, suffix: pd.Series, role: str, unit: str | None) -> 
         if u not in table and u:
             raise ParameterError(f"unknown {role} unit {unit!r}; known: {', '.join(sorted(table))}")
         base = table.get(u, 1.0)
+    if suffix is None:
+        return num * base
     fac = suffix.map(table).astype("float64").where(suffix != "", base)
     return num * fac
 
@@ -1076,7 +1083,7 @@ def parse_times(df: pd.DataFrame, cols: Mapping[str, str], *, tz: str | None,
         else:
             if not plain:
                 txt = sub(txt, r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3")
-            naive, over = _to_ns(txt, format="ISO8601")
+            naive, over = _plain_to_ns(txt) if plain else _to_ns(txt, format="ISO8601")
             if naive.isna().all() and len(txt):
                 with warnings.catch_warnings():  # dateutil fallback warns per odd value
                     warnings.simplefilter("ignore", UserWarning)
@@ -1136,6 +1143,25 @@ def _to_ns(txt: pd.Series, **kwargs: Any) -> tuple[pd.Series, pd.Series]:
     over = t.notna() & ((t < lo) | (t > hi))
     t = t.mask(over)
     return t.astype("datetime64[ns, UTC]" if tz else "datetime64[ns]"), over
+
+
+_ARROW_SAFE = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
+
+
+def _plain_to_ns(txt: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """:func:`_to_ns` of ``YYYY-MM-DD hh:mm:ss`` texts, parsed by Arrow's ISO-8601 cast (C++,
+    no Python string per value) when every value is a valid time between 1900 and 2200;
+    otherwise (Arrow refuses the whole chunk if one value is invalid: month 13, 30 February,
+    24:00:00) by :func:`_to_ns`, so the result is always pandas' own."""
+    try:
+        secs = pc.cast(pa.array(txt.astype("string[pyarrow]")), pa.timestamp("s"))
+    except pa.ArrowInvalid:
+        return _to_ns(txt, format="ISO8601")
+    v = secs.to_numpy(zero_copy_only=False)
+    if not len(v) or secs.null_count or v.min() < _ARROW_SAFE[0] or v.max() > _ARROW_SAFE[1]:
+        return _to_ns(txt, format="ISO8601")
+    return (pd.Series(v.astype("datetime64[ns]"), index=txt.index),
+            pd.Series(False, index=txt.index))
 
 
 @dataclass
@@ -1218,14 +1244,23 @@ def plan(dialect: Dialect, options: Mapping[str, Any]) -> Table:
                  preset=preset["name"] if preset else None)
 
 
-def chunk_to_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None,
-                   date_order: str | None, what: str, time_format: str | None = None,
-                   record_prefix: str = "row ") -> tuple[pd.DataFrame, pd.DataFrame, TimeResult]:
-    """Turn one chunk into (fixes, rejects[record, reason], time result), vectorised."""
+#: position reject reasons by code (0: none), first one found wins; code 2 is built per row
+_POSITION_REASONS = ("", "unreadable hemisphere or unit on a coordinate", "no position fix",
+                     "position missing or unreadable", "coordinates out of range",
+                     "0,0 placeholder position (no fix)")
+
+
+def _flag(codes: np.ndarray, mask: Any, code: int) -> None:
+    """Give ``code`` to the rows in ``mask`` that have no reason yet (the first one wins)."""
+    m = np.asarray(mask, dtype=bool)
+    if m.any():
+        codes[m & (codes == 0)] = code
+
+
+def _positions(chunk: pd.DataFrame, tb: Table, codes: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """Latitude and longitude of a chunk (hemispheres applied); position reasons into ``codes``."""
     cols = tb.cols
     dec = tb.dialect.decimal_comma
-    rec = record_prefix + chunk["__row__"].astype(str)
-    reason = pd.Series(pd.NA, index=chunk.index, dtype="string")
     if "geometry" in cols and ("lat" not in cols or "lon" not in cols):
         g = extract(chunk[cols["geometry"]].astype("string"),
             r"(?i)POINT\s*Z?M?\s*\(\s*([-+0-9.eE]+)[\s,]+([-+0-9.eE]+)")
@@ -1234,38 +1269,88 @@ def chunk_to_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None,
     else:
         lat, lat_sfx = _numbers(chunk[cols["lat"]], dec)
         lon, lon_sfx = _numbers(chunk[cols["lon"]], dec)
-        lat_h = lat_sfx.str.upper()
-        lon_h = lon_sfx.str.upper()
-        if "ns" in cols:
-            lat_h = lat_h.where(lat_h != "", chunk[cols["ns"]].astype("string").str.strip().str.upper())
-        if "ew" in cols:
-            lon_h = lon_h.where(lon_h != "", chunk[cols["ew"]].astype("string").str.strip().str.upper())
-        lat = lat.where(lat_h != "S", -lat)
-        lon = lon.where(lon_h != "W", -lon)
-        badh = ~lat_h.isin(["", "N", "S", "DEG", "°"]) | ~lon_h.isin(["", "E", "W", "DEG", "°"])
-        reason[badh & reason.isna()] = "unreadable hemisphere or unit on a coordinate"
+        if lat_sfx is not None or lon_sfx is not None or "ns" in cols or "ew" in cols:
+            lat_h = _hemisphere(chunk, cols.get("ns"), lat_sfx)
+            lon_h = _hemisphere(chunk, cols.get("ew"), lon_sfx)
+            lat = lat.where(lat_h != "S", -lat)
+            lon = lon.where(lon_h != "W", -lon)
+            _flag(codes, ~lat_h.isin(["", "N", "S", "DEG", "°"]) | ~lon_h.isin(["", "E", "W", "DEG", "°"]), 1)
     if "valid" in cols:
-        v = chunk[cols["valid"]].astype("string")
-        nofix = v.str.fullmatch(_NO_FIX_RE).fillna(False)
-        reason[nofix & reason.isna()] = "no position fix (" + cols["valid"] + "=" + v.str.strip() + ")"
-    reason[(lat.isna() | lon.isna()) & reason.isna()] = "position missing or unreadable"
-    reason[((lat.abs() > 90) | (lon.abs() > 180)) & reason.isna()] = "coordinates out of range"
-    reason[((lat == 0) & (lon == 0)) & reason.isna()] = "0,0 placeholder position (no fix)"
+        _flag(codes, chunk[cols["valid"]].astype("string").str.fullmatch(_NO_FIX_RE).fillna(False), 2)
+    la, lo = lat.to_numpy(), lon.to_numpy()
+    with np.errstate(invalid="ignore"):
+        _flag(codes, np.isnan(la) | np.isnan(lo), 3)
+        _flag(codes, (np.abs(la) > 90) | (np.abs(lo) > 180), 4)
+        _flag(codes, (la == 0) & (lo == 0), 5)
+    return lat, lon
+
+
+def _hemisphere(chunk: pd.DataFrame, col: str | None, sfx: pd.Series | None) -> pd.Series:
+    """Upper-case hemisphere letters: a value's own suffix, else the ``N/S``/``E/W`` column."""
+    h = sfx.str.upper() if sfx is not None else pd.Series("", index=chunk.index, dtype="string")
+    if col is not None:
+        h = h.where(h != "", chunk[col].astype("string").str.strip().str.upper())
+    return h
+
+
+def _reasons(chunk: pd.DataFrame, tb: Table, codes: np.ndarray, time_reason: pd.Series,
+             rows: np.ndarray) -> pd.Series:
+    """The reject reasons of the rows at positions ``rows``: the position reason, else the
+    time reason (built only for the rejected rows)."""
+    why = time_reason.iloc[rows].astype("string")
+    c = codes[rows]
+    for code in np.unique(c[c > 0]).tolist():
+        at = c == code
+        if code == 2:
+            v = chunk[tb.cols["valid"]].iloc[rows[at]].astype("string")
+            why[at] = ("no position fix (" + tb.cols["valid"] + "=" + v.str.strip() + ")").to_numpy()
+        else:
+            why[at] = _POSITION_REASONS[code]
+    return why
+
+
+def _chunk_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None, date_order: str | None,
+                 what: str, time_format: str | None = None,
+                 ) -> tuple[pd.DataFrame, np.ndarray, pd.Series, TimeResult]:
+    """One chunk as (fixes with ``__row__`` instead of ``record`` and without ``fix_kind``,
+    positions of the rejected rows, their reasons, time result), vectorised: reasons are
+    codes until the few rejected rows get their text."""
+    cols = tb.cols
+    codes = np.zeros(len(chunk), dtype=np.int8)
+    lat, lon = _positions(chunk, tb, codes)
     tr = parse_times(chunk, cols, tz=tz, time_basis=tb.time_basis, date_format=tb.date_format,
                      date_order=date_order, time_format=time_format, what=what)
-    reason = reason.fillna(tr.reason)
-    out = pd.DataFrame({"record": rec, "t_utc": tr.t_utc, "lat": lat, "lon": lon})
+    ok = (codes == 0) & tr.reason.isna().to_numpy(dtype=bool)
+    out = pd.DataFrame({"__row__": chunk["__row__"], "t_utc": tr.t_utc, "lat": lat, "lon": lon})
     for role, col_name in (("altitude", "alt_m"), ("accuracy", "h_acc_m"), ("speed", "speed_mps"),
                            ("course", "course_deg")):
         if role in cols:
-            num, sfx = _numbers(chunk[cols[role]], dec)
+            num, sfx = _numbers(chunk[cols[role]], tb.dialect.decimal_comma)
             out[col_name] = _convert(num, sfx, role, tb.units.get(role))
     if "subject" in cols:
         out["subject_id"] = chunk[cols["subject"]].astype("string").str.strip().replace("", pd.NA)
+    bad = np.flatnonzero(~ok)
+    return (out if ok.all() else out[ok]), bad, _reasons(chunk, tb, codes, tr.reason, bad), tr
+
+
+def chunk_to_fixes(chunk: pd.DataFrame, tb: Table, *, tz: str | None,
+                   date_order: str | None, what: str, time_format: str | None = None,
+                   record_prefix: str = "row ") -> tuple[pd.DataFrame, pd.DataFrame, TimeResult]:
+    """Turn one chunk into (fixes, rejects[record, reason], time result), vectorised."""
+    f, bad, why, tr = _chunk_fixes(chunk, tb, tz=tz, date_order=date_order, what=what,
+                                   time_format=time_format)
+    out = f.drop(columns="__row__")
+    out.insert(0, "record", record_prefix + f["__row__"].astype(str))
     out["fix_kind"] = tb.fix_kind
-    ok = reason.isna()
-    rejects = pd.DataFrame({"record": rec[~ok], "reason": reason[~ok]})
-    return out[ok], rejects, tr
+    rec = record_prefix + chunk["__row__"].iloc[bad].astype(str)
+    rejects = pd.DataFrame({"record": rec, "reason": why.to_numpy()}, index=rec.index)
+    return out, rejects, tr
+
+
+def _records(rows: pd.Series | np.ndarray, prefix: str = "row ") -> pd.Series:
+    """Locators ``row N`` built in Arrow (no Python string per row), as a ``string`` column."""
+    text = pc.binary_join_element_wise(prefix, pc.cast(pa.array(rows), pa.string()), "")
+    return pd.Series(pd.arrays.ArrowStringArray(text), dtype="string")
 
 
 def settle_date_order(path: Path, dialect: Dialect, tb: Table, *, chunk_rows: int = DEFAULT_CHUNK,
@@ -1331,6 +1416,27 @@ def raise_if_all_local(rejects: pd.DataFrame | None, ctx: LoadContext) -> None:
                     "offset and no time zone was stated; pass --tz ZONE (e.g. --tz "
                     "Europe/Brussels), or --option time_basis=utc if they are UTC",
                     record=first)
+
+
+def _assemble(chunks: list[pd.DataFrame], fix_kind: str) -> pd.DataFrame:
+    """The chunks' fixes as one table for :meth:`LoadContext.finish`; the repetitive and
+    empty columns (``record`` from ``__row__``, ``fix_kind``, ``flags``, ``extra``,
+    ``also_seen_in``) are built once here, in Arrow, not per chunk or from Python lists.
+    Empties ``chunks`` (one copy of the rows in memory, not two)."""
+    out = pd.concat(chunks, ignore_index=True)
+    chunks.clear()
+    n = len(out)
+    out.insert(0, "record", _records(out.pop("__row__").to_numpy()))
+    out["fix_kind"] = _constant(fix_kind, n)
+    out["flags"] = _constant("", n)
+    for name in ("extra", "also_seen_in"):
+        out[name] = pd.Series(pd.arrays.ArrowStringArray(pa.nulls(n, pa.string())), dtype="string")
+    return out
+
+
+def _constant(text: str, n: int) -> pd.Series:
+    """``n`` times ``text`` as a ``string`` column (one Arrow repeat, no Python list)."""
+    return pd.Series(pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(text, pa.string()), n)), dtype="string")
 
 
 def _spec_sniff(path: Path, head: bytes) -> bool:
@@ -1483,27 +1589,29 @@ def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
             continue
         n += len(chunk)
         try:
-            f, r, tr = chunk_to_fixes(chunk, tb, tz=ctx.tz, date_order=order, what=ctx.display_path)
+            f, bad_rows, why, tr = _chunk_fixes(chunk, tb, tz=ctx.tz, date_order=order,
+                                                what=ctx.display_path)
         except AmbiguousTime:
             if order is not None:
                 raise
             # this chunk cannot tell D/M/Y from M/D/Y: let the whole file decide
             order = settle_date_order(path, d, tb, chunk_rows=chunk_rows, what=ctx.display_path)
-            f, r, tr = chunk_to_fixes(chunk, tb, tz=ctx.tz, date_order=order, what=ctx.display_path)
+            f, bad_rows, why, tr = _chunk_fixes(chunk, tb, tz=ctx.tz, date_order=order,
+                                                what=ctx.display_path)
         order = tr.order or order
         bases.append(tr.basis)
         if len(f):
             fixes.append(f)
-        if len(r):
-            rejects.append(r)
+        if len(bad_rows):
+            rejects.append(pd.DataFrame({"record": _records(chunk["__row__"].to_numpy()[bad_rows]),
+                                         "reason": why.to_numpy()}))
     basis = tb.basis_note or "; ".join(dict.fromkeys(b for b in bases if b != "none")) or "none"
     if ctx.tz and "user-stated" not in basis and not tb.basis_note:
         basis += f"; --tz {ctx.tz} given"
     units = ", ".join(f"{k}={v}" for k, v in sorted(tb.units.items()))
     basis = f"{basis} [csv delimiter={d.delimiter!r}" + (", decimal comma" if d.decimal_comma else "") + \
         (f", units {units}" if units else "") + "]"
-    all_fixes = pd.concat(fixes, ignore_index=True) if fixes else None
-    fixes.clear()  # the chunks are no longer needed: keep one copy in memory, not two
+    all_fixes = _assemble(fixes, tb.fix_kind) if fixes else None
     all_rejects = pd.concat(rejects, ignore_index=True) if rejects else None
     rejects.clear()
     if all_fixes is None:

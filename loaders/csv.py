@@ -97,7 +97,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from .. import timebase
+from .. import schema, timebase
 from ..errors import AmbiguousTime, CorruptSource, ParameterError
 from .base import SNIFF_BYTES, LoadContext, LoaderSpec, LoadResult, register
 
@@ -114,6 +114,7 @@ __all__ = [
     "raise_if_all_local",
     "sniff_csv",
     "sniff_dialect",
+    "stream_csv",
 ]
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -1554,66 +1555,171 @@ def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     >>> res.records_read, res.rejects[["record", "reason"]].values.tolist()
     (3, [['row 2', '0,0 placeholder position (no fix)']])
     """
-    opts = dict(ctx.options)
-    explicit = option_map(opts.get("columns"), "columns")
-    wanted = set(explicit.values())
-    try:
-        d = read_table(path, ctx, delimiter=opts.get("delimiter"),
-                       accept=(lambda h: wanted <= set(h)) if wanted else None)
-    except CorruptSource:
-        if not wanted:
-            raise
-        # let the mapping check below name the column that is not there
-        d = read_table(path, ctx, delimiter=opts.get("delimiter"), accept=lambda h: len(h) >= 2)
-    if opts.get("decimal") == ",":
-        d.decimal_comma = True
-    tb = plan(d, opts)
-    if not (("lat" in tb.cols and "lon" in tb.cols) or "geometry" in tb.cols):
-        raise ctx.error(CorruptSource, f"no latitude/longitude or WKT column in header "
-                        f"{d.header!r}; pass options={{'columns': {{'lat': ..., 'lon': ...}}}}")
-    if not ({"datetime", "date", "epoch"} & set(tb.cols)):
-        raise ctx.error(CorruptSource, f"no time column in header {d.header!r}; pass "
-                        "options={'columns': {'datetime': ...}} (or 'date' and 'time')")
+    rd = _Reader.open(path, ctx)
     fixes: list[pd.DataFrame] = []
     rejects: list[pd.DataFrame] = []
-    n = 0
-    order = opts.get("date_order")
-    bases: list[str] = []
-    chunk_rows = int(opts.get("chunk_rows", DEFAULT_CHUNK))
-    for chunk in iter_chunks(path, d, chunk_rows=chunk_rows):
-        bad = chunk.attrs.get("bad_lines", [])
-        if bad:
-            n += len(bad)
-            rejects.append(pd.DataFrame(bad, columns=["record", "reason"]))
-        if not len(chunk):
-            continue
-        n += len(chunk)
-        try:
-            f, bad_rows, why, tr = _chunk_fixes(chunk, tb, tz=ctx.tz, date_order=order,
-                                                what=ctx.display_path)
-        except AmbiguousTime:
-            if order is not None:
-                raise
-            # this chunk cannot tell D/M/Y from M/D/Y: let the whole file decide
-            order = settle_date_order(path, d, tb, chunk_rows=chunk_rows, what=ctx.display_path)
-            f, bad_rows, why, tr = _chunk_fixes(chunk, tb, tz=ctx.tz, date_order=order,
-                                                what=ctx.display_path)
-        order = tr.order or order
-        bases.append(tr.basis)
-        if len(f):
+    for f, r in rd.parts():
+        if f is not None:
             fixes.append(f)
-        if len(bad_rows):
-            rejects.append(pd.DataFrame({"record": _records(chunk["__row__"].to_numpy()[bad_rows]),
-                                         "reason": why.to_numpy()}))
-    basis = tb.basis_note or "; ".join(dict.fromkeys(b for b in bases if b != "none")) or "none"
-    if ctx.tz and "user-stated" not in basis and not tb.basis_note:
-        basis += f"; --tz {ctx.tz} given"
-    units = ", ".join(f"{k}={v}" for k, v in sorted(tb.units.items()))
-    basis = f"{basis} [csv delimiter={d.delimiter!r}" + (", decimal comma" if d.decimal_comma else "") + \
-        (f", units {units}" if units else "") + "]"
-    all_fixes = _assemble(fixes, tb.fix_kind) if fixes else None
+        if r is not None:
+            rejects.append(r)
+    all_fixes = _assemble(fixes, rd.tb.fix_kind) if fixes else None
     all_rejects = pd.concat(rejects, ignore_index=True) if rejects else None
     rejects.clear()
     if all_fixes is None:
         raise_if_all_local(all_rejects, ctx)
-    return ctx.finish(records_read=n, time_basis=basis, fixes=all_fixes, rejects=all_rejects)
+    return ctx.finish(records_read=rd.n, time_basis=rd.basis(), fixes=all_fixes, rejects=all_rejects)
+
+
+@dataclass
+class _Reader:
+    """One delimited file being read chunk by chunk: its plan, and the records read so far."""
+
+    path: Path
+    ctx: LoadContext
+    dialect: Dialect
+    tb: Table
+    n: int = 0
+    bases: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, path: Path, ctx: LoadContext) -> _Reader:
+        """Sniff and plan (column mapping, units, time basis) or raise naming what is missing."""
+        opts = dict(ctx.options)
+        explicit = option_map(opts.get("columns"), "columns")
+        wanted = set(explicit.values())
+        try:
+            d = read_table(path, ctx, delimiter=opts.get("delimiter"),
+                           accept=(lambda h: wanted <= set(h)) if wanted else None)
+        except CorruptSource:
+            if not wanted:
+                raise
+            # let the mapping check below name the column that is not there
+            d = read_table(path, ctx, delimiter=opts.get("delimiter"), accept=lambda h: len(h) >= 2)
+        if opts.get("decimal") == ",":
+            d.decimal_comma = True
+        tb = plan(d, opts)
+        if not (("lat" in tb.cols and "lon" in tb.cols) or "geometry" in tb.cols):
+            raise ctx.error(CorruptSource, f"no latitude/longitude or WKT column in header "
+                            f"{d.header!r}; pass options={{'columns': {{'lat': ..., 'lon': ...}}}}")
+        if not ({"datetime", "date", "epoch"} & set(tb.cols)):
+            raise ctx.error(CorruptSource, f"no time column in header {d.header!r}; pass "
+                            "options={'columns': {'datetime': ...}} (or 'date' and 'time')")
+        return cls(path=path, ctx=ctx, dialect=d, tb=tb)
+
+    def parts(self) -> Iterator[tuple[pd.DataFrame | None, pd.DataFrame | None]]:
+        """Per chunk: (fixes with ``__row__``, rejects[record, reason]), None when empty;
+        counts the records read in ``n``."""
+        ctx, d, tb = self.ctx, self.dialect, self.tb
+        order = ctx.options.get("date_order")
+        chunk_rows = int(ctx.options.get("chunk_rows", DEFAULT_CHUNK))
+        for chunk in iter_chunks(self.path, d, chunk_rows=chunk_rows):
+            bad = chunk.attrs.get("bad_lines", [])
+            self.n += len(bad) + len(chunk)
+            lines = pd.DataFrame(bad, columns=["record", "reason"]) if bad else None
+            if not len(chunk):
+                yield None, lines
+                continue
+            try:
+                f, bad_rows, why, tr = _chunk_fixes(chunk, tb, tz=ctx.tz, date_order=order,
+                                                    what=ctx.display_path)
+            except AmbiguousTime:
+                if order is not None:
+                    raise
+                # this chunk cannot tell D/M/Y from M/D/Y: let the whole file decide
+                order = settle_date_order(self.path, d, tb, chunk_rows=chunk_rows, what=ctx.display_path)
+                f, bad_rows, why, tr = _chunk_fixes(chunk, tb, tz=ctx.tz, date_order=order,
+                                                    what=ctx.display_path)
+            order = tr.order or order
+            self.bases.append(tr.basis)
+            rows = pd.DataFrame({"record": _records(chunk["__row__"].to_numpy()[bad_rows]),
+                                 "reason": why.to_numpy()}) if len(bad_rows) else None
+            rej = pd.concat([lines, rows], ignore_index=True) if lines is not None and rows is not None \
+                else (rows if rows is not None else lines)
+            yield (f if len(f) else None), rej
+
+    def basis(self) -> str:
+        """``sources.time_basis``: the rules the times were read by, and the dialect."""
+        tb, d, tz = self.tb, self.dialect, self.ctx.tz
+        basis = tb.basis_note or "; ".join(dict.fromkeys(b for b in self.bases if b != "none")) or "none"
+        if tz and "user-stated" not in basis and not tb.basis_note:
+            basis += f"; --tz {tz} given"
+        units = ", ".join(f"{k}={v}" for k, v in sorted(tb.units.items()))
+        return f"{basis} [csv delimiter={d.delimiter!r}" + (", decimal comma" if d.decimal_comma else "") + \
+            (f", units {units}" if units else "") + "]"
+
+
+def stream_csv(
+    path: str | Path, *, tz: str | None = None, subject_id: str | None = None,
+    options: Mapping[str, Any] | None = None, source_id: str | None = None,
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Yield ``(fixes, rejects)`` canonical tables of a delimited position log, chunk by chunk.
+
+    Memory is bounded by ``options["chunk_rows"]`` (default :data:`DEFAULT_CHUNK`), not by
+    the file: use this to write a large CSV straight into a store. The rows, reasons and
+    rules are :func:`load_csv`'s; each chunk is coerced to the schema and carries
+    ``source_id`` (the file's SHA-256 unless given), ``subject_id`` and ``fix_id``.
+
+    Parameters
+    ----------
+    path
+        The CSV/TSV file (only read, in chunks).
+    tz
+        IANA zone of local times without an offset (``--tz``).
+    subject_id
+        The subject of the rows without a subject column; default the file stem.
+    options
+        As for :func:`load_csv` (``columns``, ``units``, ``date_order``, ``chunk_rows``, ...).
+    source_id
+        The ``source_id`` the rows carry; default the file's SHA-256.
+
+    Returns
+    -------
+    Iterator of (pandas.DataFrame, pandas.DataFrame)
+        ``(fixes, rejects)`` per chunk; over all chunks, rows read = fixes + rejects.
+
+    Raises
+    ------
+    AmbiguousTime
+        When no row gave a fix and rows were refused for a local time without ``tz``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> rows = ("timestamp,latitude,longitude\\n2025-10-24 22:00:00,51.0,3.87\\n"
+    ...         "2025-10-24 22:01:00,0,0\\n2025-10-24 22:02:00,51.002,3.87\\n")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = Path(tmp) / "fleet.csv"
+    ...     _ = p.write_text(rows)
+    ...     for fixes, rejects in stream_csv(p, tz="Europe/Brussels", options={"chunk_rows": 2}):
+    ...         print(fixes["record"].tolist(), rejects["reason"].tolist())
+    ['row 1'] ['0,0 placeholder position (no fix)']
+    ['row 3'] []
+    """
+    from ..evidence import sha256_file
+    from .base import REGISTRY
+
+    p = Path(path)
+    sid = source_id or sha256_file(p)
+    ctx = LoadContext(path=p, display_path=str(path), source_id=sid, size_bytes=p.stat().st_size,
+                      spec=REGISTRY["csv"][0], subject_id=subject_id, tz=tz, options=dict(options or {}))
+    rd = _Reader.open(p, ctx)
+    local: list[pd.DataFrame] | None = []  # rejects kept only while no fix has been made
+    for f, r in rd.parts():
+        rej = schema.empty("rejects") if r is None else schema.coerce(r.assign(source_id=sid), "rejects")
+        if f is None:
+            if local is not None and r is not None:
+                local.append(r)
+            yield schema.empty("fixes"), rej
+            continue
+        local = None
+        fx = _assemble([f], rd.tb.fix_kind)
+        fx["source_id"] = sid
+        if "subject_id" in fx.columns:
+            fx["subject_id"] = fx["subject_id"].astype("string").fillna(ctx.subject())
+        else:
+            fx["subject_id"] = _constant(ctx.subject(), len(fx))
+        fx["fix_id"] = sid[:16] + ":" + fx["record"]
+        yield schema.validate(schema.coerce(fx, "fixes"), "fixes"), rej
+    if local is not None:
+        raise_if_all_local(pd.concat(local, ignore_index=True) if local else None, ctx)

@@ -494,3 +494,29 @@ def test_arrow_reader_gives_what_pandas_reader_gives(tmp_path: Path, name: str, 
     assert fast.records_read == slow.records_read == 45
     for kind in ("fixes", "rejects", "source"):
         pd.testing.assert_frame_equal(getattr(fast, kind), getattr(slow, kind), check_exact=True)
+
+
+@pytest.mark.parametrize("name", ["lf", "quotes", "short_row"])
+def test_stream_csv_gives_the_loaded_tables_chunk_by_chunk(tmp_path: Path, name: str) -> None:
+    """stream_csv (memory bounded by the chunk) yields exactly load()'s fixes and rejects."""
+    from routetrace.loaders.csv import stream_csv
+
+    p = tmp_path / f"{name}.csv"
+    p.write_bytes(_variants()[name])
+    res = load(p, format="csv", tz="Europe/Brussels")
+    parts = list(stream_csv(p, tz="Europe/Brussels", options={"chunk_rows": 7}))
+    assert len(parts) == 7
+    fixes = pd.concat([f for f, _ in parts], ignore_index=True)
+    rejects = pd.concat([r for _, r in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(fixes, res.fixes, check_exact=True)
+    pd.testing.assert_frame_equal(rejects, res.rejects, check_exact=True)
+    assert len(fixes) + len(rejects) == res.records_read == 45
+
+
+def test_stream_csv_refuses_a_file_of_local_times_without_tz(tmp_path: Path) -> None:
+    from routetrace.loaders.csv import stream_csv
+
+    p = tmp_path / "local.csv"
+    p.write_text("time,lat,lon\n2025-10-26 21:00:00,51.0,3.9\n2025-10-26 21:01:00,51.0,3.9\n")
+    with pytest.raises(AmbiguousTime, match=r"local.csv \[row 1\]: 2 row\(s\) give local times"):
+        list(stream_csv(p))

@@ -548,7 +548,7 @@ def _data_offset(path: Path, dialect: Dialect) -> int:
     return pos + 1 if len(text.splitlines()) == dialect.header_line + 1 else -1
 
 
-def _scan(path: Path, dialect: Dialect, *, block_bytes: int = 1 << 22) -> _Scan:
+def _scan(path: Path, dialect: Dialect, *, block_bytes: int = 1 << 20) -> _Scan:
     """One vectorised pass over the bytes: the most fields in any line (delimiters per line
     + 1, quotes ignored), and whether the file is simple enough for Arrow's CSV reader to
     give exactly what pandas' reader gives (``arrow_fields`` > 0).
@@ -750,7 +750,7 @@ def _arrow_chunks(path: Path, dialect: Dialect, scan: _Scan, *, chunk_rows: int)
     with open(path, "rb") as fh:
         fh.seek(scan.data_offset)
         reader = pacsv.open_csv(
-            fh, read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
+            fh, read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 20),
             parse_options=pacsv.ParseOptions(delimiter=dialect.delimiter, quote_char=False),
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
                                                  strings_can_be_null=False))

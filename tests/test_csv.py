@@ -520,3 +520,26 @@ def test_stream_csv_refuses_a_file_of_local_times_without_tz(tmp_path: Path) -> 
     p.write_text("time,lat,lon\n2025-10-26 21:00:00,51.0,3.9\n2025-10-26 21:01:00,51.0,3.9\n")
     with pytest.raises(AmbiguousTime, match=r"local.csv \[row 1\]: 2 row\(s\) give local times"):
         list(stream_csv(p))
+
+
+def test_local_times_arrow_refuses_are_read_by_pandas_rules(tmp_path: Path) -> None:
+    """'YYYY-MM-DD hh:mm:ss' local times go through Arrow's ISO-8601 cast; a chunk where
+    Arrow refuses a value (30 February, 24:00:00) or a year outside 1900-2200 is parsed by
+    pandas' rules instead: those rows are rejects, the others load, as before."""
+    rows = ["Datum;Tijd;Breedtegraad;Lengtegraad"]
+    rows += [f"0{d}/06/2025;10:0{d}:00;51,0;3,9" for d in range(1, 6)]
+    rows[2] = "30/02/2025;10:00:00;51,0;3,9"
+    rows[4] = "04/06/2025;24:00:00;51,0;3,9"
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = load(p, tz="Europe/Brussels", options={"date_order": "DMY"})
+    assert_count_rule(res)
+    assert res.fixes["record"].tolist() == ["row 1", "row 3", "row 5"]
+    assert res.fixes["t_utc"].iloc[0] == pd.Timestamp("2025-06-01T08:01:00Z")
+    assert res.rejects[["record", "reason"]].values.tolist() == [
+        ["row 2", "time missing or unreadable"], ["row 4", "time missing or unreadable"]]
+    far = tmp_path / "far.csv"
+    far.write_text("date,time,lat,lon\n2025-06-01,10:00:00,51.0,3.9\n2408-06-01,10:00:00,51.0,3.9\n")
+    res = load(far, tz="Europe/Brussels")
+    assert res.rejects[["record", "reason"]].values.tolist() == [
+        ["row 2", "implausible time (outside 1980-2100)"]]

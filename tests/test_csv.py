@@ -435,3 +435,111 @@ def test_fixed_width_dates_fast_path_gives_the_general_paths_text():
                                                   "2025-01-00", "2025-06-05"]
     assert csvmod._all_plain_local(fast + " 10:00:00")
     assert not csvmod._all_plain_local(pd.Series(["2025-01-13 10:00:00Z"]))
+
+
+def _variants() -> dict[str, bytes]:
+    """Files on both sides of the Arrow reader's conditions (see loaders.csv._scan)."""
+    rows = []
+    for i in range(45):
+        lat, t = f"51.{i:04d}", f"2025-10-26T21:{i:02d}:00Z"
+        if i % 9 == 1:
+            lat = ""
+        elif i % 9 == 2:
+            t = f"2025-10-26 21:{i:02d}:00"  # local: a reject without tz
+        elif i % 9 == 3:
+            lat = "95.0"
+        rows.append(f"{t},{lat},3.9,{i % 90}.5")
+    head = "time,lat,lon,speed (km/h)"
+    lf = "\n".join([head, *rows]) + "\n"
+    return {
+        "lf": lf.encode(), "crlf": lf.replace("\n", "\r\n").encode(), "no_last_eol": lf.rstrip().encode(),
+        "bom_preamble": ("\ufeff# exported\n\nby a logger\n" + lf).encode(),
+        "trailing_delimiter": lf.replace("\n", ",\n").encode(),
+        "comment_row": lf.replace(rows[5] + "\n", rows[5] + "\n# a,note,in,data\n").encode(),
+        "semicolon_decimal_comma": lf.replace(",", ";").replace(".", ",").encode(),
+        # the pandas path only: quotes, spaces opening a field, a blank line, a short row, cp1252
+        "quotes": lf.replace(",3.9,", ',"3.9",').encode(),
+        "spaces": lf.replace(",3.9,", ", 3.9,").encode(),
+        "blank_line": lf.replace(rows[7] + "\n", rows[7] + "\n\n").encode(),
+        "short_row": lf.replace(rows[8], rows[8].rsplit(",", 1)[0]).encode(),
+        "cp1252": ("# café export\n" + lf).encode("cp1252"),
+    }
+
+
+ARROW_READ = {"lf", "crlf", "no_last_eol", "bom_preamble", "trailing_delimiter", "comment_row",
+              "semicolon_decimal_comma"}
+
+
+@pytest.mark.parametrize("name", sorted(_variants()))
+@pytest.mark.parametrize("chunk_rows", [7, 200_000])
+def test_arrow_reader_gives_what_pandas_reader_gives(tmp_path: Path, name: str, chunk_rows: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simple files are read by Arrow's CSV reader, the rest by pandas' (quotes, NULs, spaces
+    opening a field, blank or short rows, not UTF-8): for any file both give the same
+    fixes, rejects and source, chunk boundaries included."""
+    from routetrace.loaders import csv as csvmod
+
+    p = tmp_path / f"{name}.csv"
+    p.write_bytes(_variants()[name])
+    d = csvmod.sniff_dialect(p.read_bytes())
+    assert d is not None
+    assert (csvmod._scan(p, d).arrow_fields > 0) == (name in ARROW_READ)
+    opts = {"chunk_rows": chunk_rows}
+    fast = load(p, format="csv", tz="Europe/Brussels", options=opts)
+    scan = csvmod._scan
+    monkeypatch.setattr(csvmod, "_scan", lambda path, dialect, **kw: csvmod._Scan(
+        max_fields=scan(path, dialect, **kw).max_fields))
+    slow = load(p, format="csv", tz="Europe/Brussels", options=opts)
+    assert_count_rule(fast)
+    assert fast.records_read == slow.records_read == 45
+    for kind in ("fixes", "rejects", "source"):
+        pd.testing.assert_frame_equal(getattr(fast, kind), getattr(slow, kind), check_exact=True)
+
+
+@pytest.mark.parametrize("name", ["lf", "quotes", "short_row"])
+def test_stream_csv_gives_the_loaded_tables_chunk_by_chunk(tmp_path: Path, name: str) -> None:
+    """stream_csv (memory bounded by the chunk) yields exactly load()'s fixes and rejects."""
+    from routetrace.loaders.csv import stream_csv
+
+    p = tmp_path / f"{name}.csv"
+    p.write_bytes(_variants()[name])
+    res = load(p, format="csv", tz="Europe/Brussels")
+    parts = list(stream_csv(p, tz="Europe/Brussels", options={"chunk_rows": 7}))
+    assert len(parts) == 7
+    fixes = pd.concat([f for f, _ in parts], ignore_index=True)
+    rejects = pd.concat([r for _, r in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(fixes, res.fixes, check_exact=True)
+    pd.testing.assert_frame_equal(rejects, res.rejects, check_exact=True)
+    assert len(fixes) + len(rejects) == res.records_read == 45
+
+
+def test_stream_csv_refuses_a_file_of_local_times_without_tz(tmp_path: Path) -> None:
+    from routetrace.loaders.csv import stream_csv
+
+    p = tmp_path / "local.csv"
+    p.write_text("time,lat,lon\n2025-10-26 21:00:00,51.0,3.9\n2025-10-26 21:01:00,51.0,3.9\n")
+    with pytest.raises(AmbiguousTime, match=r"local.csv \[row 1\]: 2 row\(s\) give local times"):
+        list(stream_csv(p))
+
+
+def test_local_times_arrow_refuses_are_read_by_pandas_rules(tmp_path: Path) -> None:
+    """'YYYY-MM-DD hh:mm:ss' local times go through Arrow's ISO-8601 cast; a chunk where
+    Arrow refuses a value (30 February, 24:00:00) or a year outside 1900-2200 is parsed by
+    pandas' rules instead: those rows are rejects, the others load, as before."""
+    rows = ["Datum;Tijd;Breedtegraad;Lengtegraad"]
+    rows += [f"0{d}/06/2025;10:0{d}:00;51,0;3,9" for d in range(1, 6)]
+    rows[2] = "30/02/2025;10:00:00;51,0;3,9"
+    rows[4] = "04/06/2025;24:00:00;51,0;3,9"
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    res = load(p, tz="Europe/Brussels", options={"date_order": "DMY"})
+    assert_count_rule(res)
+    assert res.fixes["record"].tolist() == ["row 1", "row 3", "row 5"]
+    assert res.fixes["t_utc"].iloc[0] == pd.Timestamp("2025-06-01T08:01:00Z")
+    assert res.rejects[["record", "reason"]].values.tolist() == [
+        ["row 2", "time missing or unreadable"], ["row 4", "time missing or unreadable"]]
+    far = tmp_path / "far.csv"
+    far.write_text("date,time,lat,lon\n2025-06-01,10:00:00,51.0,3.9\n2408-06-01,10:00:00,51.0,3.9\n")
+    res = load(far, tz="Europe/Brussels")
+    assert res.rejects[["record", "reason"]].values.tolist() == [
+        ["row 2", "implausible time (outside 1980-2100)"]]

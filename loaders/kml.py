@@ -624,26 +624,34 @@ def _refuse_entities(tree: Any, ctx: LoadContext) -> None:
         raise ctx.error(CorruptSource, _ENTITIES_REFUSED)
 
 
-def _is_point_text(el: Any) -> bool:
-    """A finished ``when``/``coord`` without children (its text is all it holds)."""
-    return el is not None and isinstance(el.tag, str) and len(el) == 0 and \
-        el.tag.rpartition("}")[2] in ("when", "coord")
+class _Points:
+    """What happens to a finished ``when``/``coord``: a track's is kept as text
+    (:class:`_TrackText`) and the element freed; tags are looked at once per distinct tag."""
 
+    def __init__(self) -> None:
+        self.texts: dict[Any, _TrackText] = {}
+        self.local: dict[Any, str] = {}
 
-def _on_point(el: Any, texts: dict[Any, _TrackText]) -> None:
-    """A ``when`` or ``coord`` ended: a track's is kept as text and the element freed."""
-    parent = el.getparent()
-    if parent is None or _local(parent) != "Track":
-        return  # a TimeStamp's when: read with its Placemark
-    text = texts.get(parent)
-    if text is None:
-        text = texts[parent] = _TrackText()
-    text.add(el.tag.rpartition("}")[2] == "when", el.text)
-    if len(el) == 0:  # (an element inside it stays: it may be a Placemark)
-        el.clear(keep_tail=True)
-        prev = el.getprevious()
-        if _is_point_text(prev):
-            parent.remove(prev)
+    def local_of(self, tag: Any) -> str:
+        name = self.local.get(tag)
+        if name is None:
+            name = self.local[tag] = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        return name
+
+    def end(self, el: Any, local: str) -> None:
+        """A ``when`` or ``coord`` ended (``local`` says which)."""
+        parent = el.getparent()
+        text = self.texts.get(parent)
+        if text is None:
+            if parent is None or self.local_of(parent.tag) != "Track":
+                return  # a TimeStamp's when: read with its Placemark
+            text = self.texts[parent] = _TrackText()
+        text.add(local == "when", el.text)
+        if len(el) == 0:  # (an element inside it stays: it may be a Placemark)
+            el.clear(keep_tail=True)
+            prev = el.getprevious()
+            if prev is not None and len(prev) == 0 and self.local_of(prev.tag) in ("when", "coord"):
+                parent.remove(prev)
 
 
 def _free(el: Any) -> None:
@@ -659,7 +667,7 @@ def _stream(fh: IO[bytes], ctx: LoadContext, out: _Out) -> None:
     Placemarks nested in it, in document order) and freed; a track's ``when``/``coord``
     elements are kept as text and freed as they end, so the tree never holds more than
     one Placemark without its track points."""
-    texts: dict[Any, _TrackText] = {}
+    points = _Points()
     i = 0
     it = etree.iterparse(fh, events=("end",), tag=("{*}Placemark", "{*}when", "{*}coord"),
                          **_PARSER_ARGS)
@@ -669,16 +677,17 @@ def _stream(fh: IO[bytes], ctx: LoadContext, out: _Out) -> None:
             if not checked:
                 _refuse_entities(el.getroottree(), ctx)
                 checked = True
-            if el.tag.rpartition("}")[2] != "Placemark":
-                _on_point(el, texts)
+            local = points.local_of(el.tag)
+            if local != "Placemark":
+                points.end(el, local)
                 continue
             if next(el.iterancestors("{*}Placemark"), None) is not None:
                 continue  # nested: read with the outermost Placemark, in document order
             for pm in el.iter("{*}Placemark"):
-                _placemark(pm, i, out, texts)
+                _placemark(pm, i, out, points.texts)
                 i += 1
             for tr in el.iter("{*}Track"):
-                texts.pop(tr, None)
+                points.texts.pop(tr, None)
             _free(el)
         if not checked:
             _refuse_entities(it.root.getroottree(), ctx)

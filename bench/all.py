@@ -35,6 +35,7 @@ RUNS: list[tuple[str, list[str]]] = [
     ("ingest_csv", ["bench/ingest_csv.py"]),
     ("ingest_gpx", ["bench/ingest_gpx.py"]),
     ("ingest_ios", ["bench/ingest_ios.py"]),
+    ("ingest_kml", ["bench/ingest_kml.py"]),
     ("ingest_takeout", ["bench/ingest_takeout.py"]),
     ("ingest_teltonika", ["bench/ingest_teltonika.py"]),
     ("exhibit", ["bench/exhibit.py"]),

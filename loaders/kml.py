@@ -43,14 +43,18 @@ Times with ``Z`` or an offset are converted to UTC; a full date-time without eit
 
 from __future__ import annotations
 
+import io
 import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from lxml import etree
 
 from .. import timebase
@@ -63,6 +67,16 @@ __all__ = ["load_kml", "load_kmz", "sniff_kml", "sniff_kmz"]
 _PARSER_ARGS = dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                     remove_comments=True)
 _PARTIAL = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+#: track points converted together (and the text buffered before it becomes Arrow)
+_CHUNK = 65_536
+_DEC = r"-?(?:\d{1,18}(?:\.\d{0,18})?|\.\d{1,18})"
+#: the ``coord`` texts the vectorised path reads (two or three plain decimals); anything
+#: else is read one by one as before (:func:`_pair`)
+_FAST_COORD = rf"^\s*(?P<lon>{_DEC})\s+(?P<lat>{_DEC})(?:\s+(?P<alt>{_DEC}))?\s*$"
+#: the ``when`` texts the vectorised path reads (a full time with ``Z`` or an offset)
+_FAST_TIME = (r"^\s*(?P<t>\d{4}-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?"
+              r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d))\s*$")
+_EMPTY_COORD = "empty or missing <coord> for this <when> (a pause or no fix)"
 
 
 def sniff_kml(path: Path, head: bytes) -> bool:
@@ -220,6 +234,56 @@ class _Out:
     places: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[tuple[str, str]] = field(default_factory=list)
     n: int = 0
+    parts: list[pd.DataFrame] = field(default_factory=list)  # fixes so far, in document order
+
+    def add_fixes(self, df: pd.DataFrame) -> None:
+        """Append converted track fixes after the row-by-row fixes read before them."""
+        self.flush()
+        self.parts.append(df)
+
+    def flush(self) -> None:
+        """The row-by-row fixes read so far as one frame (records and extra as Arrow strings)."""
+        if self.fixes:
+            df = pd.DataFrame(self.fixes)
+            for col in ("record", "extra"):
+                df[col] = df[col].astype(pd.StringDtype("pyarrow"))
+            df["alt_m"] = pd.to_numeric(df["alt_m"]).astype("float64")
+            self.parts.append(df)
+            self.fixes = []
+
+    def all_fixes(self) -> pd.DataFrame | None:
+        """Every fix, in document order (None when there is none)."""
+        self.flush()
+        if not self.parts:
+            return None
+        return pd.concat(self.parts, ignore_index=True) if len(self.parts) > 1 else self.parts[0]
+
+
+@dataclass
+class _TrackText:
+    """The ``when`` and ``coord`` texts of one track, as read (Arrow chunks plus the text
+    read since the last chunk): the elements themselves are freed as they end."""
+
+    whens: list[str | None] = field(default_factory=list)
+    coords: list[str | None] = field(default_factory=list)
+    when_chunks: list[pa.Array] = field(default_factory=list)
+    coord_chunks: list[pa.Array] = field(default_factory=list)
+
+    def add(self, is_when: bool, text: str | None) -> None:
+        buf = self.whens if is_when else self.coords
+        buf.append(text)
+        if len(buf) >= _CHUNK:
+            (self.when_chunks if is_when else self.coord_chunks).append(pa.array(buf, pa.string()))
+            buf.clear()
+
+    def __bool__(self) -> bool:  # a track with any when or coord
+        return bool(self.whens or self.coords or self.when_chunks or self.coord_chunks)
+
+    def arrays(self) -> tuple[pa.Array, pa.Array]:
+        """(whens, coords) as Arrow strings (null: an element without text)."""
+        w = pa.concat_arrays([*self.when_chunks, pa.array(self.whens, pa.string())])
+        c = pa.concat_arrays([*self.coord_chunks, pa.array(self.coords, pa.string())])
+        return w, c
 
 
 @dataclass(frozen=True)
@@ -238,22 +302,6 @@ class _Meta:
     name: str | None
     desc: str | None
     data: dict[str, str | None]
-
-
-def _parse(data: bytes, ctx: LoadContext) -> Any:
-    """The document's root element, refusing entity declarations in any encoding."""
-    if b"<!ENTITY" in data[:65536] or b"<!entity" in data[:65536]:
-        raise ctx.error(CorruptSource, "refused XML construct: entity declarations are not "
-                        "allowed in evidence KML (entity expansion attack)")
-    try:
-        root = etree.fromstring(data, etree.XMLParser(**_PARSER_ARGS))
-    except etree.XMLSyntaxError as exc:
-        raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
-    dtd = root.getroottree().docinfo.internalDTD  # any encoding (the byte check sees UTF-8 only)
-    if dtd is not None and any(True for _ in dtd.iterentities()):
-        raise ctx.error(CorruptSource, "refused XML construct: entity declarations are not "
-                        "allowed in evidence KML (entity expansion attack)")
-    return root
 
 
 def _extended_data(ext: Any) -> dict[str, str | None]:
@@ -276,62 +324,50 @@ def _meta(pm: Any) -> _Meta:
                  data=_extended_data(_child(pm, "ExtendedData")))
 
 
-def _track_coord(txt: str, rec: str, out: _Out) -> tuple[float, float, float | None] | None:
-    """A track ``coord`` (``lon lat [alt]``, space-separated), or None after rejecting ``rec``."""
+def _coord_value(txt: str) -> tuple[tuple[float, float, float | None] | None, str | None]:
+    """A track ``coord`` (``lon lat [alt]``, space-separated): (position, None) or (None, reason)."""
     parts = txt.split()
     try:
         lon, lat = float(parts[0]), float(parts[1])
         alt = float(parts[2]) if len(parts) > 2 else None
     except (ValueError, IndexError):
-        out.rejects.append((rec, f"unreadable <coord> {txt[:40]!r}"))
-        return None
+        return None, f"unreadable <coord> {txt[:40]!r}"
     if not _valid(lon, lat):
-        out.rejects.append((rec, f"invalid coordinate {lon}, {lat}"))
-        return None
-    return lon, lat, alt
+        return None, f"invalid coordinate {lon}, {lat}"
+    return (lon, lat, alt), None
 
 
-def _track_point(rec: str, when: Any, coord: Any, meta: _Meta, out: _Out) -> None:
-    """One ``when``/``coord`` pair of a track: a fix or a reject."""
-    txt = _text(coord)
-    if not txt:
-        out.rejects.append((rec, "empty or missing <coord> for this <when> (a pause or no fix)"))
-        return
-    pos = _track_coord(txt, rec, out)
+def _pair(when: str | None, coord: str | None, tz: str | None
+          ) -> tuple[tuple[float, float, float | None, pd.Timestamp] | None, str | None]:
+    """One ``when``/``coord`` pair of a track (stripped texts, None when absent or empty):
+    ((lon, lat, alt, UTC time), None) for a fix, or (None, the reason it is rejected)."""
+    if not coord:
+        return None, _EMPTY_COORD
+    pos, why = _coord_value(coord)
     if pos is None:
-        return
-    lon, lat, alt = pos
-    t0, _t1, prec, why = _parse_time(_text(when), out.tz)
+        return None, why
+    t0, _t1, prec, why = _parse_time(when, tz)
     if why or t0 is None:
-        out.rejects.append((rec, why or "no time"))
-        return
+        return None, why or "no time"
     if prec != "instant":  # a track point dated '1997-07' is not an instant
-        out.rejects.append((rec, f"track <when> {_text(when)!r} has {prec} precision only"))
-        return
-    out.fixes.append({"record": rec, "t_utc": t0, "lat": lat, "lon": lon, "alt_m": alt,
-                      "fix_kind": "unknown",
-                      "extra": compact_json({"name": meta.name, "data": meta.data or None})})
+        return None, f"track <when> {when!r} has {prec} precision only"
+    return (*pos, t0), None
 
 
-def _points(tr: Any) -> tuple[list[Any], list[Any]]:
-    """The ``when`` and ``coord`` children of a track."""
-    return [c for c in tr if _local(c) == "when"], [c for c in tr if _local(c) == "coord"]
-
-
-def _untimed_coord(rec: str, coord: Any, span: _Span, meta: _Meta, out: _Out) -> None:
-    """A track ``coord`` without its ``when``: a place bounded by the Placemark's TimeSpan
-    (``t_precision="window"``, flag ``no_time``: the point's own time is unknown and none
-    is invented), or a reject when the Placemark states no usable span."""
+def _untimed_coord(rec: str, txt: str | None, span: _Span, meta: _Meta, out: _Out) -> None:
+    """A track ``coord`` (its stripped text) without its ``when``: a place bounded by the
+    Placemark's TimeSpan (``t_precision="window"``, flag ``no_time``: the point's own time
+    is unknown and none is invented), or a reject when the Placemark states no usable span."""
     if span.begin is None and span.end is None:
         why = f"; the Placemark's TimeSpan is unusable ({span.problem})" if span.problem else ""
         out.rejects.append((rec, f"<coord> without a matching <when> (no time){why}"))
         return
-    txt = _text(coord)
     if not txt:
         out.rejects.append((rec, "empty <coord> without a <when> (a pause or no fix)"))
         return
-    pos = _track_coord(txt, rec, out)
+    pos, bad = _coord_value(txt)
     if pos is None:
+        out.rejects.append((rec, str(bad)))
         return
     lon, lat, alt = pos
     out.places.append({"record": rec, "kind": "track_point", "name": meta.name, "lat": lat,
@@ -342,17 +378,100 @@ def _untimed_coord(rec: str, coord: Any, span: _Span, meta: _Meta, out: _Out) ->
                                               "data": meta.data or None})})
 
 
-def _track(tr: Any, i: int, k: int, meta: _Meta, span: _Span, out: _Out) -> None:
-    """A ``gx:Track``/``Track``: each ``when``/``coord`` pair is a record; a ``coord``
-    without a ``when`` is a record of its own (see :func:`_untimed_coord`)."""
-    whens, coords = _points(tr)
-    for j in range(max(len(whens), len(coords))):
+def _np(arr: Any) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False))
+
+
+def _fast_coords(c: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(lon, lat, alt, read) of ``coord`` texts of the plain shape; ``read`` False elsewhere."""
+    st = pc.extract_regex(c, _FAST_COORD)
+    read = _np(pc.is_valid(st)).astype(bool)
+
+    def num(name: str) -> np.ndarray:
+        f = pc.struct_field(st, name)
+        f = pc.if_else(pc.equal(f, ""), pa.scalar(None, pa.string()), f)
+        return _np(pc.cast(f, pa.float64())).astype(np.float64)
+
+    lon, lat, alt = num("lon"), num("lat"), num("alt")
+    with np.errstate(invalid="ignore"):
+        read &= (np.abs(lon) <= 180) & (np.abs(lat) <= 90) & ~((lat == 0) & (lon == 0))
+    return lon, lat, alt, read
+
+
+def _fast_times(w: pa.Array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(UTC ns, read) of ``when`` texts with ``Z`` or an offset inside 1980-2100 at ``rows``;
+    ``read`` False elsewhere (read one by one: partial dates, local times, the rest)."""
+    st = pc.extract_regex(w, _FAST_TIME)
+    read = _np(pc.is_valid(st)).astype(bool) & rows
+    ns = np.zeros(len(w), dtype=np.int64)
+    if read.any():
+        texts = pc.struct_field(st, "t").filter(pa.array(read))
+        try:
+            ns[read] = _np(pc.cast(texts, pa.timestamp("ns", tz="UTC")).cast(pa.int64()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # e.g. 30 February: as parse_iso
+            parsed = timebase.as_ns_utc(pd.to_datetime(pd.Series(texts.to_pylist(), dtype=object),
+                                                       utc=True, errors="coerce", format="ISO8601"))
+            ns[read] = np.asarray(parsed.array.asi8)  # NaT: int64 min, outside the range below
+        lo, hi = (int(t.value) for t in timebase.PLAUSIBLE)
+        read &= (ns >= lo) & (ns <= hi)
+    return ns, read
+
+
+def _pairs(w: pa.Array, c: pa.Array, rec: str, j0: int, extra: str, out: _Out) -> None:
+    """The ``when``/``coord`` pairs ``j0 ..`` of a track (``c`` null where the coord is
+    missing): the plain ones converted in one vectorised pass, the others by :func:`_pair`;
+    fixes and rejects in pair order."""
+    m = len(w)
+    lon, lat, alt, read = _fast_coords(c)
+    ns, timed = _fast_times(w, read)
+    empty = _np(pc.fill_null(pc.match_substring_regex(c, r"^\s*$"), True)).astype(bool)
+    reasons = np.full(m, None, dtype=object)
+    reasons[empty & ~read] = _EMPTY_COORD
+    for j in np.flatnonzero(~timed & ~empty):  # what the fast path did not read: one by one
+        wt, ct = w[j].as_py(), c[j].as_py()
+        got, why = _pair(wt.strip() or None if wt else None, ct.strip() or None if ct else None,
+                         out.tz)
+        if got is None:
+            reasons[j] = why
+        else:
+            lon[j], lat[j] = got[0], got[1]
+            alt[j] = np.nan if got[2] is None else got[2]
+            ns[j] = got[3].as_unit("ns").value
+    ok = np.asarray(pd.isna(reasons), dtype=bool)
+    for j in np.flatnonzero(~ok):
+        out.rejects.append((f"{rec}{j0 + int(j)}]", str(reasons[j])))
+    if not ok.any():
+        return
+    rows = np.flatnonzero(ok)
+    records = pc.binary_join_element_wise(rec, pc.cast(pa.array(rows + j0), pa.string()), "]", "")
+    out.add_fixes(pd.DataFrame({
+        "record": pd.Series(pd.StringDtype("pyarrow").__from_arrow__(records)),
+        "t_utc": pd.Series(ns[rows].view("datetime64[ns]")).dt.tz_localize("UTC"),
+        "lat": lat[rows], "lon": lon[rows], "alt_m": alt[rows], "fix_kind": "unknown",
+        "extra": pd.Series(extra, index=range(len(rows)), dtype=pd.StringDtype("pyarrow")),
+    }))
+
+
+def _track(text: _TrackText, i: int, k: int, meta: _Meta, span: _Span, out: _Out) -> None:
+    """A ``gx:Track``/``Track``: each ``when``/``coord`` pair is a record (converted
+    :data:`_CHUNK` pairs at a time); a ``coord`` without a ``when`` is a record of its own
+    (see :func:`_untimed_coord`)."""
+    whens, coords = text.arrays()
+    nw, nc = len(whens), len(coords)
+    extra = compact_json({"name": meta.name, "data": meta.data or None})
+    rec = f"Placemark[{i}]/Track[{k}]/when["
+    for a in range(0, nw, _CHUNK):
+        b = min(a + _CHUNK, nw)
+        c = coords.slice(a, max(0, min(b, nc) - a))
+        if len(c) < b - a:  # whens without their coord
+            c = pa.concat_arrays([c, pa.nulls(b - a - len(c), pa.string())])
+        _pairs(whens.slice(a, b - a), c, rec, a, extra, out)
+    out.n += nw
+    for j in range(nw, nc):
         out.n += 1
-        if j >= len(whens):
-            _untimed_coord(f"Placemark[{i}]/Track[{k}]/coord[{j}]", coords[j], span, meta, out)
-            continue
-        _track_point(f"Placemark[{i}]/Track[{k}]/when[{j}]", whens[j],
-                     coords[j] if j < len(coords) else None, meta, out)
+        txt = coords[j].as_py()
+        _untimed_coord(f"Placemark[{i}]/Track[{k}]/coord[{j}]", txt.strip() if txt else None,
+                       span, meta, out)
 
 
 def _geometry_extra(pm: Any, geom: Any, pts: list[tuple[float, float, float | None]],
@@ -473,8 +592,9 @@ def _shape(pm: Any, i: int, meta: _Meta, out: _Out, *, empty_track: bool = False
               meta, extra, out)
 
 
-def _placemark(pm: Any, i: int, out: _Out) -> None:
-    """One ``<Placemark>``: its tracks' points, else its geometry.
+def _placemark(pm: Any, i: int, out: _Out, texts: dict[Any, _TrackText]) -> None:
+    """One ``<Placemark>``: its tracks' points (``texts``: each track's ``when``/``coord``
+    texts, read as the stream went), else its geometry.
 
     A track without any ``when`` or ``coord`` (Google Timeline exports write an empty
     ``gx:Track`` beside the Point of a visit) is no track: the Placemark is read by its
@@ -482,26 +602,110 @@ def _placemark(pm: Any, i: int, out: _Out) -> None:
     """
     meta = _meta(pm)
     tracks = [el for el in pm.iter() if _local(el) == "Track"]
-    full = [(k, tr) for k, tr in enumerate(tracks) if any(_points(tr))]
+    full = [(k, texts[tr]) for k, tr in enumerate(tracks) if texts.get(tr)]
     if full:
         span_el = next((el for el in pm.iter() if _local(el) == "TimeSpan"), None)
         span = _Span(*_span_bounds(span_el, out.tz)) if span_el is not None else _Span(None, None, None)
-        for k, tr in full:
-            _track(tr, i, k, meta, span, out)
+        for k, text in full:
+            _track(text, i, k, meta, span, out)
         return
     _shape(pm, i, meta, out, empty_track=bool(tracks))
 
 
-def _read(data: bytes, ctx: LoadContext) -> LoadResult:
-    root = _parse(data, ctx)
+_ENTITIES_REFUSED = ("refused XML construct: entity declarations are not allowed in evidence "
+                     "KML (entity expansion attack)")
+
+
+def _refuse_entities(tree: Any, ctx: LoadContext) -> None:
+    """Refuse a document whose DTD declares entities (any encoding: the byte check before
+    parsing sees UTF-8 only)."""
+    dtd = tree.docinfo.internalDTD
+    if dtd is not None and any(True for _ in dtd.iterentities()):
+        raise ctx.error(CorruptSource, _ENTITIES_REFUSED)
+
+
+class _Points:
+    """What happens to a finished ``when``/``coord``: a track's is kept as text
+    (:class:`_TrackText`) and the element freed; tags are looked at once per distinct tag."""
+
+    def __init__(self) -> None:
+        self.texts: dict[Any, _TrackText] = {}
+        self.local: dict[Any, str] = {}
+
+    def local_of(self, tag: Any) -> str:
+        name = self.local.get(tag)
+        if name is None:
+            name = self.local[tag] = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        return name
+
+    def end(self, el: Any, local: str) -> None:
+        """A ``when`` or ``coord`` ended (``local`` says which)."""
+        parent = el.getparent()
+        text = self.texts.get(parent)
+        if text is None:
+            if parent is None or self.local_of(parent.tag) != "Track":
+                return  # a TimeStamp's when: read with its Placemark
+            text = self.texts[parent] = _TrackText()
+        text.add(local == "when", el.text)
+        if len(el) == 0:  # (an element inside it stays: it may be a Placemark)
+            el.clear(keep_tail=True)
+            prev = el.getprevious()
+            if prev is not None and len(prev) == 0 and self.local_of(prev.tag) in ("when", "coord"):
+                parent.remove(prev)
+
+
+def _free(el: Any) -> None:
+    """Clear a finished Placemark and the finished siblings before it."""
+    el.clear(keep_tail=True)
+    parent = el.getparent()
+    while parent is not None and el.getprevious() is not None:
+        del parent[0]
+
+
+def _stream(fh: IO[bytes], ctx: LoadContext, out: _Out) -> None:
+    """Walk the document once: every outermost Placemark is read when it ends (with the
+    Placemarks nested in it, in document order) and freed; a track's ``when``/``coord``
+    elements are kept as text and freed as they end, so the tree never holds more than
+    one Placemark without its track points."""
+    points = _Points()
+    i = 0
+    it = etree.iterparse(fh, events=("end",), tag=("{*}Placemark", "{*}when", "{*}coord"),
+                         **_PARSER_ARGS)
+    checked = False
+    try:
+        for _, el in it:
+            if not checked:
+                _refuse_entities(el.getroottree(), ctx)
+                checked = True
+            local = points.local_of(el.tag)
+            if local != "Placemark":
+                points.end(el, local)
+                continue
+            if next(el.iterancestors("{*}Placemark"), None) is not None:
+                continue  # nested: read with the outermost Placemark, in document order
+            for pm in el.iter("{*}Placemark"):
+                _placemark(pm, i, out, points.texts)
+                i += 1
+            for tr in el.iter("{*}Track"):
+                points.texts.pop(tr, None)
+            _free(el)
+        if not checked:
+            _refuse_entities(it.root.getroottree(), ctx)
+    except etree.XMLSyntaxError as exc:
+        raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
+
+
+def _read(fh: IO[bytes], ctx: LoadContext) -> LoadResult:
+    head = fh.read(65536)
+    if b"<!ENTITY" in head or b"<!entity" in head:
+        raise ctx.error(CorruptSource, _ENTITIES_REFUSED)
+    fh.seek(0)
     out = _Out(tz=ctx.tz)
-    for i, pm in enumerate(el for el in root.iter() if _local(el) == "Placemark"):
-        _placemark(pm, i, out)
+    _stream(fh, ctx, out)
     basis = "KML <when>: ISO-8601 with Z or offset converted to UTC; reduced-precision dates kept as windows"
     if ctx.tz:
         basis += f"; times without offset read as {ctx.tz} (user-stated)"
-    return ctx.finish(records_read=out.n, time_basis=basis,
-                      fixes=pd.DataFrame(out.fixes) if out.fixes else None,
+    return ctx.finish(records_read=out.n, time_basis=basis, fixes=out.all_fixes(),
                       places=pd.DataFrame(out.places) if out.places else None, rejects=out.rejects)
 
 
@@ -552,7 +756,8 @@ def load_kml(path: Path, *, ctx: LoadContext) -> LoadResult:
         name   lat        record
     0  Depot  51.1  Placemark[1]
     """
-    return _read(path.read_bytes(), ctx)
+    with open(path, "rb") as fh:
+        return _read(fh, ctx)
 
 
 @register(LoaderSpec(
@@ -616,4 +821,4 @@ def load_kmz(path: Path, *, ctx: LoadContext) -> LoadResult:
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
             UnicodeDecodeError, OSError) as exc:
         raise ctx.error(CorruptSource, f"damaged KMZ (zip): {type(exc).__name__}: {exc}") from exc
-    return _read(data, ctx)
+    return _read(io.BytesIO(data), ctx)

@@ -242,3 +242,78 @@ def test_google_timeline_kml_timespans_and_empty_tracks(tmp_path: Path) -> None:
     zone = pl.loc["Placemark[6]"]
     assert zone["flags"] == "no_time" and "implausible time 1970" in json.loads(zone["extra"])["time_rejected"]
     assert len(res.fixes) == 0
+
+
+_WHENS = ["2025-06-01T10:00:00Z", "2025-06-01T10:00:00.123456789Z", "2025-06-01T12:00:00+02:00",
+          " 2025-06-01T10:00:01Z\n", "1997-07", "2025-06-01T10:00:00", "2021-02-30T10:00:00Z",
+          "1970-01-01T00:00:01Z", "", "garbage", "2025-06-01T10:00:00+0200", "2150-01-01T00:00:00Z",
+          "\u00a02025-06-01T10:00:00Z"]
+_COORDS = ["3.5 51.2 10", "3.5 51.2", " 3.5  51.2 \n 4 ", "3.5 51.2 10 99", "1e1 51.2 3", "+3.5 51.2",
+           "0 0 0", "200 51 1", "", "abc", "3.5", "5. .5 1", "3.5 51.2 1e999", "3.5\u00a051.2"]
+
+
+def test_vectorised_track_pairs_read_as_one_by_one(tmp_path: Path) -> None:
+    """#21: a track's pairs are converted in one vectorised pass; every pair, plain or odd,
+    comes out as the one-by-one reading (kml._pair) says, and only the odd ones take it."""
+    from routetrace.loaders import kml
+
+    pairs = [(w, c) for w in _WHENS for c in _COORDS]
+    plain = [(f"2025-06-01T11:{k // 60:02d}:{k % 60:02d}Z", f"4.{k:03d} 50.5 {k}") for k in range(2000)]
+    pairs = plain[:1000] + pairs + plain[1000:]
+    doc = ('<kml xmlns="http://www.opengis.net/kml/2.2" xmlns:gx="http://www.google.com/kml/ext/2.2">'
+           "<Placemark><gx:Track>" + "".join(f"<when>{w}</when>" for w, _ in pairs)
+           + "".join(f"<gx:coord>{c}</gx:coord>" for _, c in pairs) + "</gx:Track></Placemark></kml>")
+    p = tmp_path / "pairs.kml"
+    p.write_text(doc, encoding="utf-8")
+    calls = []
+    real = kml._pair
+
+    def counted(when: str | None, coord: str | None, tz: str | None) -> object:
+        calls.append((when, coord))
+        return real(when, coord, tz)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(kml, "_pair", counted)
+    try:
+        res = load(p)
+    finally:
+        mp.undo()
+    assert_count_rule(res)
+    assert len(calls) < len(pairs) - 2000  # the plain pairs never took the one-by-one path
+    fixes = res.fixes.set_index("record")
+    rejects = dict(zip(res.rejects["record"], res.rejects["reason"], strict=True))
+    for j, (w, c) in enumerate(pairs):
+        got, why = real(w.strip() or None, c.strip() or None, None)
+        rec = f"Placemark[0]/Track[0]/when[{j}]"
+        if got is None:
+            assert rejects[rec] == why, (w, c)
+        else:
+            row = fixes.loc[rec]
+            assert (row["lon"], row["lat"], row["t_utc"]) == (got[0], got[1], got[3]), (w, c)
+            assert (pd.isna(row["alt_m"]) and got[2] is None) or row["alt_m"] == got[2], (w, c)
+
+
+def test_track_points_are_freed_as_they_are_read(tmp_path: Path) -> None:
+    """#21: the tree never holds a track's when/coord elements: they are kept as text and
+    freed as the stream passes them (memory bounded by the text, not by an lxml tree)."""
+    from routetrace.loaders import kml
+
+    doc = ('<kml xmlns="http://www.opengis.net/kml/2.2" xmlns:gx="http://www.google.com/kml/ext/2.2">'
+           "<Placemark><gx:Track>" + "<when>2025-06-01T10:00:00Z</when>" * 500
+           + "<gx:coord>3 51 1</gx:coord>" * 500 + "</gx:Track></Placemark></kml>")
+    seen = []
+    real = kml._placemark
+
+    def spy(pm: object, i: int, out: object, *rest: object) -> None:
+        seen.append(sum(1 for _ in pm.iter()))  # type: ignore[attr-defined]
+        real(pm, i, out, *rest)  # type: ignore[arg-type]
+
+    p = tmp_path / "t.kml"
+    p.write_text(doc)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(kml, "_placemark", spy)
+    try:
+        res = load(p)
+    finally:
+        mp.undo()
+    assert len(res.fixes) == 500 and seen and seen[0] < 10

@@ -54,6 +54,14 @@ def _broadcast(value: Any, n: int) -> Any:
     return vals
 
 
+def _text(value: Any, n: int) -> Any:
+    """A text column of ``n`` rows: a scalar as one dictionary-encoded value (no Python
+    string per row, see :data:`routetrace.schema.DICTIONARY`), a column as it is."""
+    if isinstance(value, str) or value is None:
+        return schema.repeat(value, n)
+    return _broadcast(value, n)
+
+
 def _numbered(prefix: str, n: int) -> pd.Series:
     """``prefix0 .. prefix<n-1>`` as a string column, built in Arrow."""
     nums = pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string())
@@ -122,15 +130,15 @@ def make_fixes(
     n = len(parsed)
     df = pd.DataFrame({
         "fix_id": _numbered("test:", n),
-        "subject_id": _broadcast(subject_id, n),
+        "subject_id": _text(subject_id, n),
         "t_utc": parsed.dt.tz_convert("UTC"),
         "lat": _broadcast(lat, n),
         "lon": _broadcast(lon, n),
         "h_acc_m": _broadcast(np.nan if h_acc_m is None else h_acc_m, n),
-        "fix_kind": _broadcast(fix_kind, n),
-        "source_id": source_id,
+        "fix_kind": _text(fix_kind, n),
+        "source_id": schema.repeat(source_id, n),
         "record": _numbered("", n),
-        "flags": "",
+        "flags": schema.repeat("", n),
     })
     for name, value in columns.items():
         df[name] = _broadcast(value, n)

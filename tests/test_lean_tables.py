@@ -82,3 +82,16 @@ def test_the_case_store_writes_parquet_dictionaries_and_reads_back_the_same_form
         assert str(col.type).startswith("dictionary<values=string")
         # a part's dictionary holds its own source only: its bytes do not depend on the others
         assert len(np.unique(col.combine_chunks().dictionary.to_numpy(zero_copy_only=False))) == 1
+
+
+def test_absent_measurements_cost_nothing_and_can_still_be_set() -> None:
+    n = 100_000
+    f = make_fixes(t_utc=pd.date_range("2025-10-26T21:00Z", periods=n, freq="s"), lat=51.0, lon=3.87)
+    g = schema.coerce(f, "fixes")
+    for c in ("alt_m", "v_acc_m", "speed_mps", "course_deg"):
+        assert f[c].isna().all() and str(f[c].dtype) == "float64"
+        assert f[c].to_numpy().strides == (0,)  # one NaN shared by every row
+    g.loc[g.index[:2], "speed_mps"] = 3.0  # copy-on-write: set on a copy, f untouched
+    f2 = f.assign(alt_m=f["alt_m"].fillna(12.0))
+    assert g["speed_mps"].head(3).tolist()[:2] == [3.0, 3.0] and np.isnan(g["speed_mps"].iloc[2])
+    assert f["speed_mps"].isna().all() and (f2["alt_m"] == 12.0).all()

@@ -361,7 +361,9 @@ class LoadContext:
                  "record": [r for r, _ in rejects], "reason": [why for _, why in rejects]},
             ), "rejects") if len(rejects) else schema.empty("rejects")
         # provenance of a side table too: a loader that leaves out its source_id gets it here
-        extras = {k: (v if "source_id" in v.columns else v.assign(source_id=self.source_id))
+        # (dictionary-encoded like the canonical tables': the SHA-256 once, not on every row)
+        extras = {k: (v if "source_id" in v.columns else
+                      v.assign(source_id=schema.repeat(self.source_id, len(v), v.index)))
                   .reset_index(drop=True) for k, v in (extra_tables or {}).items()}
 
         # distinct records in Arrow (no Python string per row: a 1e6-row table would cost

@@ -61,6 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
+from geopandas.io.arrow import _geopandas_to_arrow
 
 from . import __version__, schema
 from .errors import CaseError
@@ -240,19 +241,40 @@ def _crash_point(where: str) -> None:
 ROW_GROUP_ROWS = 65_536
 
 
+#: the index type of every dictionary column written: one type in all the parts of a table,
+#: so that a reader of the whole folder (``pd.read_parquet("CASE/tables/fixes")``) can join
+#: parts whose dictionaries differ in size (pandas would write int8 for < 128 texts)
+DICTIONARY_INDEX = pa.int32()
+
+
+def _dictionary_schema(table: pa.Table) -> pa.Table:
+    """``table`` with each dictionary column's indices as :data:`DICTIONARY_INDEX`."""
+    fields = [f.with_type(pa.dictionary(DICTIONARY_INDEX, f.type.value_type))
+              if pa.types.is_dictionary(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
 def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
     out = df.reset_index(drop=True)
     out.attrs = {}  # parameters live in case.json; attrs may hold tables (not JSON)
+    # dictionary columns (schema.DICTIONARY) are written as Parquet dictionaries holding the
+    # texts this file's rows use: a source's part never depends on the other sources
+    cats = [c for c in out.columns if isinstance(out[c].dtype, pd.CategoricalDtype)]
+    if cats:
+        out = out.assign(**{c: out[c].cat.remove_unused_categories() for c in cats})
     if geo:
         lat = out["lat"].to_numpy(dtype=float)
         lon = out["lon"].to_numpy(dtype=float)
         geom = shapely.points(lon, lat)
         geom[pd.isna(lat) | pd.isna(lon)] = None
         gdf = gpd.GeoDataFrame(out, geometry=geom, crs="EPSG:4326")
-        gdf.to_parquet(path, index=False, compression="zstd", write_covering_bbox=False,
-                       row_group_size=ROW_GROUP_ROWS)
+        # GeoDataFrame.to_parquet is this conversion and pq.write_table; done here to give the
+        # dictionary columns one index type (GeoParquet metadata kept as geopandas writes it)
+        table = _geopandas_to_arrow(gdf, index=False, write_covering_bbox=False)
     else:
-        out.to_parquet(path, index=False, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        table = pa.Table.from_pandas(out, preserve_index=False)
+    pq.write_table(_dictionary_schema(table) if cats else table, path, compression="zstd",
+                   row_group_size=ROW_GROUP_ROWS)
 
 
 def _read_table(path: Path, kind: str | None) -> pd.DataFrame:
@@ -281,8 +303,8 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
         want = [c for c in names if c in want or c in need]
     try:
         filters = where.filters() if where is not None else None
-        arrow = pa.concat_tables([pq.read_table(p, columns=want, filters=filters) for p in paths],
-                                 promote_options="permissive")
+        arrow = pa.concat_tables(_same_text_types([pq.read_table(p, columns=want, filters=filters)
+                                                   for p in paths]), promote_options="permissive")
     except FileNotFoundError as exc:
         raise CaseError("a table file of the case is gone: another process changed the case "
                         "while it was open here; open it again", path=str(exc.filename)) from exc
@@ -292,6 +314,28 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
     if len(paths) > 1:
         df = sort_table(df, kind or "")
     return df if columns is None else df[[c for c in df.columns if c in columns]]
+
+
+def _same_text_types(tables: list[pa.Table]) -> list[pa.Table]:
+    """Parts whose text column is a dictionary in some and plain in others (a part written
+    before the dictionary form, or by a stage that rewrote the column as plain text): the
+    plain ones dictionary-encoded, every such column ``dictionary<int32, large_string>``
+    (Arrow joins no dictionary with plain text)."""
+    names = {f.name for t in tables for f in t.schema if pa.types.is_dictionary(f.type)}
+    if not names or len(tables) < 2:
+        return tables
+    target = pa.dictionary(DICTIONARY_INDEX, pa.large_string())
+    out = []
+    for t in tables:
+        for name in names & set(t.column_names):
+            col = t.column(name)
+            if pa.types.is_dictionary(col.type) and col.type == target:
+                continue
+            if not pa.types.is_dictionary(col.type):
+                col = pc.dictionary_encode(col.cast(pa.large_string()))
+            t = t.set_column(t.schema.get_field_index(name), name, col.cast(target))
+        out.append(t)
+    return out
 
 
 @dataclass(frozen=True)
@@ -868,6 +912,7 @@ class Case:
             if not len(df):  # an empty result may come without dtypes: give it its declared ones
                 df = schema.coerce(df, kind)
             schema.validate(df, kind)
+            df = schema.encode_dictionaries(df, kind)  # stored as Parquet dictionaries
         df = sort_table(df, name)
         if name in PARTITIONED:
             kept = self._write_groups(name, df)
@@ -887,7 +932,7 @@ class Case:
             raise CaseError(f"table {name!r} is not stored in parts", path=str(self.root))
         schema.validate(df, name)
         self._begin()
-        rels = self._write_groups(name, sort_table(df, name))
+        rels = self._write_groups(name, sort_table(schema.encode_dictionaries(df, name), name))
         self._cache.pop(name, None)
         return [self._path(r) for r in sorted(rels)]
 
@@ -1146,8 +1191,7 @@ def concat_tables(frames: Sequence[pd.DataFrame], kind: str | None) -> pd.DataFr
     (0, [])
     """
     frames = [f for f in frames if len(f)]
-    if not frames:
-        return schema.empty(kind) if kind in schema.TABLES else pd.DataFrame()
-    out = pd.concat(frames, ignore_index=True)
-    return schema.coerce(out, kind) if kind in schema.TABLES else out
+    if kind in schema.TABLES:  # dictionary columns keep their form (categories unioned)
+        return schema.concat(frames, kind)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

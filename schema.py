@@ -19,6 +19,33 @@ Conventions
 * ``extra`` (where declared) holds source-specific attributes as compact JSON, kept
   verbatim for the record (e.g. routined's ``ZTYPE`` and signal-environment codes).
 
+The lean representation
+-----------------------
+Provenance on every row must not cost more than the data. In the canonical tables
+(``fixes``, ``events``, ``places``, ``rejects``) the repetitive text columns listed in
+:data:`DICTIONARY` (``source_id``, ``subject_id``, ``fix_kind``, ``flags``, ``kind``,
+``also_seen_in``, a reject's ``reason``, ...) are **dictionary-encoded**: a
+:class:`pandas.CategoricalDtype` whose categories are the distinct texts (``string``
+dtype, in lexical order, so sorting by the column sorts by the text) and whose codes are
+the smallest integer that holds them. A 1e6-row table from one file holds its 64-character
+``source_id`` once, plus one byte per row; an empty ``also_seen_in`` costs one byte per
+row. The values are the same texts as before: ``astype("string")`` gives them back,
+comparisons with text and ``.str`` work, and the case store writes them as Parquet
+dictionary columns (``int32`` indices in every file) and reads them back in this form.
+``Series.map``/``apply`` on such a column run once per category (including categories no
+selected row uses): call ``astype("string")`` first for a function of each row. ``extra``
+stays plain text for that reason: each row's JSON is its own (``extra.map(json.loads)``).
+
+* :func:`coerce` (and so every loader's ``finish``, ``testing.make_fixes`` and every read
+  from the case store) gives these columns their dictionary form; :func:`validate` also
+  accepts them as plain text (a stage that rewrites ``flags`` may return plain text).
+  Tables of several sources are joined with :func:`concat`, which unions the categories.
+* ``fix_id`` (and ``event_id``, ``place_id``) is not an independent value: it is derived,
+  vectorised in Arrow, from the row's provenance as ``<source_id[:16]>:<record>`` (events
+  add ``:<kind>``) and stored as plain text, so that links to fixes (``fix_stop_links``,
+  exhibits) stay readable; every row still resolves to its file's SHA-256 (``source_id``)
+  and its record.
+
 Example
 -------
 >>> import pandas as pd
@@ -39,21 +66,27 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from .errors import SchemaError
 
 __all__ = [
     "CANONICAL",
+    "DICTIONARY",
     "FLAGS",
     "STORED_AS",
     "TABLES",
     "Column",
     "add_flag",
+    "as_dictionary",
     "coerce",
     "columns",
+    "concat",
     "empty",
+    "encode_dictionaries",
     "has_flag",
     "kind_of",
+    "repeat",
     "validate",
 ]
 
@@ -88,6 +121,16 @@ def _c(name: str, kind: Kind, unit: str, meaning: str, *, required: bool = False
     return Column(name, kind, unit, required, meaning)
 
 
+#: Text columns stored dictionary-encoded (pandas categorical of ``string`` categories in
+#: lexical order) in each canonical table: repetitive values (one source, a few subjects,
+#: kinds, flag sets) or mostly empty ones. See "The lean representation" above.
+DICTIONARY: dict[str, frozenset[str]] = {
+    "fixes": frozenset({"subject_id", "fix_kind", "source_id", "flags", "also_seen_in"}),
+    "events": frozenset({"subject_id", "kind", "unit", "source_id", "flags"}),
+    "places": frozenset({"subject_id", "kind", "t_precision", "source_id", "flags", "also_seen_in"}),
+    "rejects": frozenset({"source_id", "reason"}),
+}
+
 _PROVENANCE = (
     _c("source_id", "str", "", "SHA-256 (hex) of the evidence file; key of `sources`", required=True),
     _c("record", "str", "", "locator of the record inside the file (row id, offset, path)", required=True),
@@ -96,7 +139,8 @@ _PROVENANCE = (
 
 TABLES: dict[str, tuple[Column, ...]] = {
     "fixes": (
-        _c("fix_id", "str", "", "unique id: <source_id[:16]>:<record>", required=True),
+        _c("fix_id", "str", "", "unique id, derived from the provenance: <source_id[:16]>:<record>",
+           required=True),
         _c("subject_id", "str", "", "the person, phone or vehicle the fix belongs to", required=True),
         _c("t_utc", "time", "UTC", "time of the fix", required=True),
         _c("lat", "float", "deg", "WGS84 latitude", required=True),
@@ -559,9 +603,106 @@ def columns(kind: str) -> tuple[Column, ...]:
         raise SchemaError(f"unknown table kind {kind!r}; known: {', '.join(TABLES)}") from None
 
 
+def _dictionary_dtype(categories: Iterable[str] = ()) -> pd.CategoricalDtype:
+    return pd.CategoricalDtype(pd.Index(list(categories), dtype="string"))
+
+
+def _is_dictionary(kind: str, name: str) -> bool:
+    return name in DICTIONARY.get(kind, ())
+
+
 @functools.cache
 def _empty_template(kind: str) -> pd.DataFrame:
-    return pd.DataFrame({c.name: pd.Series([], dtype=DTYPES[c.kind]) for c in columns(kind)})
+    return pd.DataFrame({c.name: pd.Series([], dtype=_dictionary_dtype() if _is_dictionary(kind, c.name)
+                                           else DTYPES[c.kind]) for c in columns(kind)})
+
+
+def repeat(value: str | None, n: int, index: pd.Index | None = None) -> pd.Series:
+    """A dictionary-encoded text column holding ``value`` on each of ``n`` rows (NA for None).
+
+    The text is stored once; each row costs one byte (no Python object per row).
+
+    Parameters
+    ----------
+    value : str or None
+        The text of every row (None: every row NA).
+    n : int
+        Rows.
+    index : pandas.Index, optional
+        The index of the Series (default ``0..n-1``).
+
+    Returns
+    -------
+    pandas.Series
+        A categorical Series of ``string`` categories (:data:`DICTIONARY`'s form).
+
+    Example
+    -------
+    >>> s = repeat("0" * 64, 3)
+    >>> s.tolist(), s.memory_usage(index=False) < 200
+    (['0000000000000000000000000000000000000000000000000000000000000000', '0000000000000000000000000000000000000000000000000000000000000000', '0000000000000000000000000000000000000000000000000000000000000000'], True)
+    """
+    cats = [] if value is None or value is pd.NA else [str(value)]
+    codes = np.full(n, 0 if cats else -1, dtype=np.int8)
+    cat = pd.Categorical.from_codes(codes, dtype=_dictionary_dtype(cats))
+    return pd.Series(cat, index=index, copy=False)
+
+
+def _all_nan(n: int, index: pd.Index) -> pd.Series:
+    """An optional float column the source does not have: every row NaN, held as one value
+    (a read-only zero-stride view; copy-on-write copies it if a row is ever set), so the
+    five absent measurement columns of a 1e6-row fixes table cost nothing, not 40 MB."""
+    return pd.Series(np.broadcast_to(np.float64(np.nan), (n,)), index=index, copy=False)
+
+
+def _missing(fill: object, n: int, index: pd.Index, dtype: str) -> pd.Series:
+    """A column of ``n`` missing values (``fill``): an all-NA text column built in Arrow (no
+    Python object per row; a 1e6-row list took ~0.1 s), others from a repeated value."""
+    if fill is pd.NA and dtype == "string":
+        arr = pd.StringDtype("pyarrow").__from_arrow__(pa.nulls(n, pa.large_string()))
+        return pd.Series(arr, index=index, copy=False)
+    return pd.Series([fill] * n, index=index, dtype=dtype)
+
+
+def as_dictionary(s: pd.Series, *, fill: str | None = None) -> pd.Series:
+    """``s`` (text, plain or dictionary-encoded) in the dictionary form of :data:`DICTIONARY`.
+
+    Categories are few: checking and ordering them costs nothing; plain text is encoded
+    once (a hash of each value, no Python object per row).
+
+    Parameters
+    ----------
+    s : pandas.Series
+        Text, plain (``string``, ``str``, object) or categorical.
+    fill : str, optional
+        Text for the missing values (default: they stay NA).
+
+    Returns
+    -------
+    pandas.Series
+        A categorical Series with ``string`` categories in lexical order.
+
+    Example
+    -------
+    >>> d = as_dictionary(pd.Series(["gps", None, "cell", "gps"]), fill="unknown")
+    >>> d.tolist(), d.cat.categories.tolist()
+    (['gps', 'unknown', 'cell', 'gps'], ['cell', 'gps', 'unknown'])
+    """
+    if not isinstance(s.dtype, pd.CategoricalDtype):
+        s = s.astype("string").astype("category")
+    cats = s.cat.categories
+    if cats.dtype != "string":
+        s = s.cat.rename_categories(cats.astype("string"))
+        cats = s.cat.categories
+    if not cats.is_monotonic_increasing:
+        s = s.cat.reorder_categories(cats.sort_values())
+    if fill is not None and s.hasnans:
+        if fill not in s.cat.categories:
+            s = s.cat.add_categories([fill])
+            if not s.cat.categories.is_monotonic_increasing:
+                s = s.cat.reorder_categories(s.cat.categories.sort_values())
+        s = s.fillna(fill)
+    return s
 
 
 def empty(kind: str) -> pd.DataFrame:
@@ -633,14 +774,16 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
             if col.required and col.name != "flags":
                 raise SchemaError(f"{kind}: required column {col.name!r} is missing")
             fill: object = "" if col.name == "flags" else pd.NA
-            if col.kind == "float":
-                out[col.name] = pd.Series(np.nan, index=df.index, dtype="float64")
+            if _is_dictionary(kind, col.name):
+                out[col.name] = repeat("" if col.name == "flags" else None, n, df.index)
+            elif col.kind == "float":
+                out[col.name] = _all_nan(n, df.index)
             elif col.kind == "time":
                 out[col.name] = pd.Series(pd.NaT, index=df.index, dtype=DTYPES["time"])
             elif col.kind == "timedelta":
                 out[col.name] = pd.Series(pd.NaT, index=df.index, dtype=DTYPES["timedelta"])
             else:
-                out[col.name] = pd.Series([fill] * n, index=df.index, dtype=DTYPES[col.kind])
+                out[col.name] = _missing(fill, n, df.index, DTYPES[col.kind])
             continue
         s = df[col.name]
         try:
@@ -650,6 +793,8 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
                 out[col.name] = pd.to_timedelta(s).astype(DTYPES["timedelta"])
             elif col.kind == "float":
                 out[col.name] = pd.to_numeric(s, errors="raise").astype("float64")
+            elif _is_dictionary(kind, col.name):
+                out[col.name] = as_dictionary(s, fill="" if col.name == "flags" else None)
             elif s.dtype == _RESOLVED[col.kind]:
                 out[col.name] = s  # already the declared dtype (copy-on-write: no copy needed)
             else:
@@ -658,15 +803,89 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
             raise
         except (TypeError, ValueError) as exc:
             raise SchemaError(f"{kind}.{col.name}: cannot convert to {DTYPES[col.kind]}: {exc}") from exc
-    if "flags" in out:
+    if "flags" in out and not _is_dictionary(kind, "flags"):
         out["flags"] = out["flags"].fillna("")
     declared = {c.name for c in columns(kind)}
     for name in df.columns:
         if name not in declared:
             out[name] = df[name]
-    result = pd.DataFrame(out, index=df.index)
+    # copy=False: the columns are not stacked into new 2-D blocks (a 1e6-row fixes table
+    # held them twice for a moment, ~60 MB); copy-on-write keeps the input unchanged
+    result = pd.DataFrame(out, index=df.index, copy=False)
     result.attrs = dict(df.attrs)
     return result
+
+
+def encode_dictionaries(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``df`` with the :data:`DICTIONARY` columns of ``kind`` that it has in their dictionary
+    form (other columns untouched; ``df`` itself when nothing changes).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table of ``kind``, e.g. one a stage returned with ``flags`` as plain text.
+    kind : str
+        Its declared kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same rows and values.
+
+    Example
+    -------
+    >>> t = encode_dictionaries(pd.DataFrame({"source_id": ["a" * 64] * 2, "lat": [51.0, 51.1]}), "fixes")
+    >>> str(t["source_id"].dtype), str(t["lat"].dtype)
+    ('category', 'float64')
+    """
+    changed = {}
+    for name in [c for c in df.columns if c in DICTIONARY.get(kind, ())]:
+        col = df[name]
+        enc = as_dictionary(col)
+        if enc is not col:
+            changed[name] = enc
+    return df.assign(**changed) if changed else df
+
+
+def concat(frames: Iterable[pd.DataFrame], kind: str) -> pd.DataFrame:
+    """Concatenate tables of one declared ``kind`` (empty ones ignored), coerced to it.
+
+    The dictionary columns (:data:`DICTIONARY`) of the parts are given the union of their
+    categories first, so the result keeps the dictionary form without turning every row
+    into text (``pandas.concat`` alone makes plain text of categoricals that differ).
+
+    Parameters
+    ----------
+    frames : iterable of pandas.DataFrame
+        Parts of one table (e.g. the fixes of several sources).
+    kind : str
+        Their declared kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of every part, index ``0..n-1`` (an empty table of ``kind`` when no part
+        has rows).
+
+    Example
+    -------
+    >>> a = coerce(pd.DataFrame({"source_id": ["a" * 64], "record": ["1"], "reason": ["x"]}), "rejects")
+    >>> b = coerce(pd.DataFrame({"source_id": ["b" * 64], "record": ["1"], "reason": ["y"]}), "rejects")
+    >>> t = concat([a, b], "rejects")
+    >>> str(t["source_id"].dtype), t["reason"].tolist()
+    ('category', ['x', 'y'])
+    """
+    parts = [f for f in frames if len(f)]
+    if not parts:
+        return empty(kind)
+    for name in sorted(DICTIONARY.get(kind, ())):
+        if len(parts) < 2 or not all(name in f.columns for f in parts):
+            continue
+        cols = [as_dictionary(f[name]) for f in parts]
+        cats = functools.reduce(lambda a, b: a.union(b), (c.cat.categories for c in cols))
+        cats = cats.sort_values()
+        parts = [f.assign(**{name: c.cat.set_categories(cats)}) for f, c in zip(parts, cols, strict=True)]
+    return coerce(pd.concat(parts, ignore_index=True), kind)
 
 
 def _kind_ok(series: pd.Series, kind: Kind) -> bool:

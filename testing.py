@@ -41,6 +41,8 @@ __all__ = [
 def _broadcast(value: Any, n: int) -> Any:
     """``value`` as a column of ``n``: a scalar repeated; an array kept as it is (a Series or
     Index without its index, no Python object per value); any other iterable as a list."""
+    if isinstance(value, (bool, int, float, np.number)) and not isinstance(value, np.bool_):
+        return np.full(n, value)  # a number: one array, not n Python objects
     if isinstance(value, (str, bytes)) or np.isscalar(value) or value is None:
         return [value] * n
     if isinstance(value, (pd.Series, pd.Index)):
@@ -54,11 +56,20 @@ def _broadcast(value: Any, n: int) -> Any:
     return vals
 
 
-def _numbered(prefix: str, n: int) -> pd.Series:
-    """``prefix0 .. prefix<n-1>`` as a string column, built in Arrow."""
+def _text(value: Any, n: int) -> Any:
+    """A text column of ``n`` rows: a scalar as one dictionary-encoded value (no Python
+    string per row, see :data:`routetrace.schema.DICTIONARY`), a column as it is."""
+    if isinstance(value, str) or value is None:
+        return schema.repeat(value, n)
+    return _broadcast(value, n)
+
+
+def _numbered(n: int, *prefixes: str) -> list[pd.Series]:
+    """``<prefix>0 .. <prefix><n-1>`` as a string column per prefix, built in Arrow (the
+    numbers made into text once for all prefixes)."""
     nums = pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string())
-    text = pc.binary_join_element_wise(prefix, nums, "") if prefix else nums
-    return pd.Series(pd.StringDtype("pyarrow").__from_arrow__(text))
+    texts = [pc.binary_join_element_wise(p, nums, "") if p else nums for p in prefixes]
+    return [pd.Series(pd.StringDtype("pyarrow").__from_arrow__(t)) for t in texts]
 
 
 def make_fixes(
@@ -120,18 +131,20 @@ def make_fixes(
     if not isinstance(parsed.dtype, pd.DatetimeTZDtype):
         raise SchemaError("make_fixes: t_utc must carry a time zone (e.g. '2025-10-24T20:00Z')")
     n = len(parsed)
+    fix_id, record = _numbered(n, "test:", "")
     df = pd.DataFrame({
-        "fix_id": _numbered("test:", n),
-        "subject_id": _broadcast(subject_id, n),
+        "fix_id": fix_id,
+        "subject_id": _text(subject_id, n),
         "t_utc": parsed.dt.tz_convert("UTC"),
         "lat": _broadcast(lat, n),
         "lon": _broadcast(lon, n),
-        "h_acc_m": _broadcast(np.nan if h_acc_m is None else h_acc_m, n),
-        "fix_kind": _broadcast(fix_kind, n),
-        "source_id": source_id,
-        "record": _numbered("", n),
-        "flags": "",
+        "fix_kind": _text(fix_kind, n),
+        "source_id": schema.repeat(source_id, n),
+        "record": record,
+        "flags": schema.repeat("", n),
     })
+    if h_acc_m is not None:  # None: left to schema.coerce (unknown, one shared NaN)
+        df.insert(df.columns.get_loc("lon") + 1, "h_acc_m", _broadcast(h_acc_m, n))
     for name, value in columns.items():
         df[name] = _broadcast(value, n)
     return schema.validate(schema.coerce(df, "fixes"), "fixes")

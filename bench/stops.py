@@ -18,6 +18,12 @@ Detected stops are scored against the ground truth with the same rule for all
 (routetrace.samples.simulate.score_stops: same subject, overlapping in time, centre
 within 150 m).
 
+Issue 21's criterion is printed at the largest size (:func:`_issue21`): routetrace's input
+building (``testing.make_fixes``) plus ``detect_stops`` against scikit-mobility's
+(``TrajDataFrame`` plus ``stay_locations``) on the same input, as a throughput ratio and a
+whole-process peak RSS ratio (the process's peak over its whole life: imports, reading the
+input, building and detecting), each with whether the issue's bound (>= 10x, <= 0.5) holds.
+
 Peers are bench-only: create their venvs with
     python3 -m venv /tmp/peers-mp && /tmp/peers-mp/bin/pip install movingpandas trackintel psutil pyarrow
     python3 -m venv /tmp/peers-skmob && /tmp/peers-skmob/bin/pip install scikit-mobility psutil "numpy<2" "pyarrow<15" "shapely<2"
@@ -197,13 +203,16 @@ def _reset_peak():
 # reset the peak RSS, then time detect(): input building and detection
 TIMED = """
 P = json.loads(sys.argv[3])
+before_peak = _mem()["VmHWM"]  # the process's peak so far: imports and reading the input
 reset_ok = _reset_peak()
 base = _mem()["VmRSS"]
 t0 = time.perf_counter()
 out = detect(df, P)
 elapsed = time.perf_counter() - t0
 out.to_parquet(sys.argv[2])
-print(json.dumps({"seconds": elapsed, "peak_mib": _mem()["VmHWM"], "base_mib": base, "reset_ok": reset_ok}))
+peak = _mem()["VmHWM"]
+print(json.dumps({"seconds": elapsed, "peak_mib": peak, "base_mib": base, "reset_ok": reset_ok,
+                  "process_peak_mib": max(peak, before_peak)}))
 """
 # the grid search: every parameter set in one process, not timed; an error is that set's result
 GRID = """
@@ -327,7 +336,8 @@ def _row(kind: str, n: int, name: str, r: dict[str, object], truth: pd.DataFrame
         row.update(f1=sc["f1"], precision=sc["precision"], recall=sc["recall"],
                    arr=sc["median_arrival_error_s"], dep=sc["median_departure_error_s"], seconds=secs,
                    rate=n / secs, peak=float(r["peak_mib"]),  # type: ignore[arg-type]
-                   extra=float(r["peak_mib"]) - float(r["base_mib"]))  # type: ignore[arg-type]
+                   extra=float(r["peak_mib"]) - float(r["base_mib"]),  # type: ignore[arg-type]
+                   process_peak=float(r["process_peak_mib"]))  # type: ignore[arg-type]
     return row
 
 
@@ -361,6 +371,43 @@ def _summary(rows: list[dict[str, object]]) -> list[str]:
         out.append(f"- {kind}: memory added by the call {float(me['extra']):.0f} MiB vs the best peer's "  # type: ignore[arg-type]
                    f"{float(best_extra['extra']):.0f} MiB ({best_extra['tool']}): ratio "  # type: ignore[arg-type]
                    f"{float(me['extra']) / max(float(best_extra['extra']), 1.0):.2f}")  # type: ignore[arg-type]
+    return out
+
+
+#: issue 21's criterion: routetrace with its input building (make_fixes) against
+#: scikit-mobility with its own (TrajDataFrame), throughput and whole-process peak RSS
+ISSUE21 = ("routetrace make_fixes + stops", "scikit-mobility", 10.0, 0.5)
+
+
+def _issue21(rows: list[dict[str, object]]) -> list[str]:
+    """Issue 21's two ratios at the largest size, per data kind: throughput (fixes/s) of
+    routetrace's ``make_fixes`` + ``detect_stops`` over scikit-mobility's TrajDataFrame +
+    ``stay_locations`` (default and tuned rows), and their whole-process peak RSS (imports,
+    input read, input building and detection) ratio.
+
+    Example
+    -------
+    >>> r = [{"data": "truck", "fixes": 10, "status": "ok", "tool": t, "rate": v, "process_peak": m}
+    ...      for t, v, m in (("routetrace make_fixes + stops", 120.0, 200.0), ("scikit-mobility", 10.0, 400.0))]
+    >>> print(_issue21(r)[-1])
+    - truck, 10 fixes: routetrace make_fixes + stops vs scikit-mobility: throughput 12.0x (needs >= 10x: met); whole-process peak RSS 200 / 400 MiB = 0.50 (needs <= 0.5: met)
+    """
+    me_name, peer_name, need_rate, need_peak = ISSUE21
+    out = ["", "## Issue 21: input building + detection, routetrace vs scikit-mobility", ""]
+    n_max = max(int(r["fixes"]) for r in rows)  # type: ignore[call-overload]
+    for kind in ("truck", "phone"):
+        rs = {str(r["tool"]): r for r in rows if r["data"] == kind and r["status"] == "ok"
+              and int(r["fixes"]) == n_max}  # type: ignore[call-overload]
+        me = rs.get(me_name)
+        for peer in (peer_name, f"{peer_name} tuned"):
+            if me is None or peer not in rs:
+                continue
+            rate = float(me["rate"]) / float(rs[peer]["rate"])  # type: ignore[arg-type]
+            mine, theirs = float(me["process_peak"]), float(rs[peer]["process_peak"])  # type: ignore[arg-type]
+            out.append(f"- {kind}, {n_max:,} fixes: {me_name} vs {peer}: throughput {rate:.1f}x "
+                       f"(needs >= {need_rate:g}x: {'met' if rate >= need_rate else 'NOT met'}); "
+                       f"whole-process peak RSS {mine:.0f} / {theirs:.0f} MiB = {mine / theirs:.2f} "
+                       f"(needs <= {need_peak:g}: {'met' if mine / theirs <= need_peak else 'NOT met'})")
     return out
 
 
@@ -456,8 +503,8 @@ def main() -> int:
              "",
              "| data | fixes | tool | parameters | F1 | precision | recall | median arrival error (s) | "
              "median departure error (s) | time (s) | fixes/s | peak MiB | call MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *table, *_summary(rows)]
-    print("\n".join(_summary(rows)))
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|", *table, *_summary(rows), *_issue21(rows)]
+    print("\n".join(_summary(rows) + _issue21(rows)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("written", args.out)

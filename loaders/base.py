@@ -334,11 +334,13 @@ class LoadContext:
                 tables[kind] = schema.empty(kind)
                 continue
             df = df.copy(deep=False)  # copy-on-write: columns are added, never changed in place
-            df["source_id"] = self.source_id
+            # provenance and subject dictionary-encoded (schema.DICTIONARY): the 64-character
+            # source_id is held once, each row costs a byte
+            df["source_id"] = schema.repeat(self.source_id, len(df), df.index)
             if "subject_id" not in df.columns:
-                df["subject_id"] = subj if kind != "places" else pd.NA
+                df["subject_id"] = schema.repeat(subj if kind != "places" else None, len(df), df.index)
             elif kind != "places":
-                df["subject_id"] = df["subject_id"].astype("string").fillna(subj)
+                df["subject_id"] = schema.as_dictionary(df["subject_id"], fill=subj)
             rec = df["record"].astype("string")
             if kind == "fixes" and "fix_id" not in df.columns:
                 df["fix_id"] = prefix + ":" + rec
@@ -351,16 +353,17 @@ class LoadContext:
         if rejects is None:
             rej = schema.empty("rejects")
         elif isinstance(rejects, pd.DataFrame):
-            rej = rejects.copy()
-            rej["source_id"] = self.source_id
-            rej = schema.coerce(rej.reset_index(drop=True), "rejects")
+            rej = rejects.reset_index(drop=True)
+            rej = schema.coerce(rej.assign(source_id=schema.repeat(self.source_id, len(rej))), "rejects")
         else:
             rej = schema.coerce(pd.DataFrame(
-                {"source_id": self.source_id,
+                {"source_id": schema.repeat(self.source_id, len(rejects)),
                  "record": [r for r, _ in rejects], "reason": [why for _, why in rejects]},
             ), "rejects") if len(rejects) else schema.empty("rejects")
         # provenance of a side table too: a loader that leaves out its source_id gets it here
-        extras = {k: (v if "source_id" in v.columns else v.assign(source_id=self.source_id))
+        # (dictionary-encoded like the canonical tables': the SHA-256 once, not on every row)
+        extras = {k: (v if "source_id" in v.columns else
+                      v.assign(source_id=schema.repeat(self.source_id, len(v), v.index)))
                   .reset_index(drop=True) for k, v in (extra_tables or {}).items()}
 
         # distinct records in Arrow (no Python string per row: a 1e6-row table would cost
@@ -373,8 +376,8 @@ class LoadContext:
             dup = rejected[rejected.duplicated()].iloc[0]
             raise LoaderBug(f"internal: record {dup!r} rejected twice (loader bug)",
                             path=self.display_path)
-        both = produced.filter(pc.is_in(produced, value_set=pa.array(rejected.tolist(),
-                                                                      type=pa.large_string())))
+        both = produced.filter(pc.is_in(produced, value_set=pa.array(rejected).cast(
+            pa.large_string())))
         if len(both):
             raise LoaderBug(f"internal: record {sorted(both.to_pylist())[0]!r} both produced and "
                             "rejected (loader bug)", path=self.display_path)

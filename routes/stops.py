@@ -232,6 +232,14 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, list[str]]:
 
     Arrow-backed strings are dictionary-encoded by pyarrow (no Python strings per row).
     """
+    if isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.is_monotonic_increasing:
+        # dictionary-encoded (schema.DICTIONARY): the codes already are lexical ranks;
+        # categories no row uses are left out
+        raw = col.cat.codes.to_numpy()
+        used = np.bincount(raw[raw >= 0], minlength=len(col.cat.categories)) > 0
+        rank = np.full(len(used) + 1, -1, dtype=np.int32)
+        rank[:-1][used] = np.arange(int(used.sum()), dtype=np.int32)
+        return rank[raw], [str(c) for c in col.cat.categories[used]]
     ch = col.array.__arrow_array__() if hasattr(col.array, "__arrow_array__") else None
     if ch is None or not (pa.types.is_string(ch.type) or pa.types.is_large_string(ch.type)) or len(ch) == 0:
         codes, uniq = pd.factorize(col, sort=True)

@@ -35,3 +35,19 @@ def test_parameters_are_printed_as_a_reader_can_check_them() -> None:
     assert S.describe({"acc_max_m": None, "radius_m": 100.0, "gap_min": 30.0}) == "all fixes, radius 100 m, gap 30 min"
     assert S.describe(S.DEFAULTS["movingpandas"]) == "all fixes, radius 100 m, gap none"
     assert len(S.parameter_grid()) == 3 * 3 * 4
+
+
+def test_issue21_ratios_are_printed_at_the_largest_size_with_whether_each_bound_holds() -> None:
+    def row(n: int, tool: str, rate: float, peak: float) -> dict[str, object]:
+        return {"data": "truck", "fixes": n, "status": "ok", "tool": tool, "rate": rate, "process_peak": peak}
+
+    rows = [row(10, "routetrace make_fixes + stops", 1.0, 1.0), row(10, "scikit-mobility", 1.0, 1.0),
+            row(1000, "routetrace make_fixes + stops", 300.0, 150.0), row(1000, "scikit-mobility", 20.0, 400.0),
+            row(1000, "scikit-mobility tuned", 40.0, 250.0), row(1000, "routetrace", 900.0, 100.0)]
+    lines = [x for x in S._issue21(rows) if x.startswith("- ")]
+    assert lines == [
+        "- truck, 1,000 fixes: routetrace make_fixes + stops vs scikit-mobility: throughput 15.0x "
+        "(needs >= 10x: met); whole-process peak RSS 150 / 400 MiB = 0.38 (needs <= 0.5: met)",
+        "- truck, 1,000 fixes: routetrace make_fixes + stops vs scikit-mobility tuned: throughput 7.5x "
+        "(needs >= 10x: NOT met); whole-process peak RSS 150 / 250 MiB = 0.60 (needs <= 0.5: NOT met)",
+    ]

@@ -258,6 +258,13 @@ def test_packing_for_the_workers_round_trips() -> None:
     f = make_fixes(subject_id=[f"lorry-{i % 3}" for i in range(n)],
                    t_utc=pd.date_range("2025-10-26T00:00Z", periods=n, freq="10s"), lat=51.0, lon=3.9,
                    h_acc_m=5.0, flags=["" if i % 7 else "hint" for i in range(n)])
+    # the canonical table is already dictionary-encoded (schema.DICTIONARY): sent as it is
+    packed, restore = _pack(f)
+    assert restore == {}
+    pd.testing.assert_frame_equal(_unpack(packed.iloc[100:900], restore),
+                                  f[list(_SENT)].iloc[100:900].reset_index(drop=True))
+    # the same columns as plain text (as a stage may return them): packed, then restored
+    f = f.astype({c: "string" for c in ("subject_id", "source_id", "fix_kind", "flags")})
     packed, restore = _pack(f)
     assert {"subject_id", "source_id", "fix_kind", "flags"} <= set(restore)  # repetitive: packed
     assert "fix_id" not in restore  # unique per row: sent as is

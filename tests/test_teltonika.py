@@ -348,7 +348,7 @@ def test_events_from_generated_capture_match_truth(tmp_path: Path) -> None:
     assert res.records_read == 400 and len(res.fixes) == 400
     assert set(res.fixes["subject_id"]) == {"lorry 1-ABC-123"}
     kinds = ["ignition_on", "ignition_off", "door_open", "door_close", "refuel", "fuel_drop"]
-    got = res.events[res.events["kind"].isin(kinds)][["t_utc", "kind"]]
+    got = res.events[res.events["kind"].isin(kinds)][["t_utc", "kind"]].astype({"kind": "string"})
     got = got.sort_values(["t_utc", "kind"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, truth, check_dtype=False)
     derived = res.events[res.events["kind"].isin(kinds)]

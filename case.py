@@ -55,13 +55,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import shapely
-from geopandas.io.arrow import _geopandas_to_arrow
+import pyproj
 
 from . import __version__, schema
 from .errors import CaseError
@@ -262,19 +261,47 @@ def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
     cats = [c for c in out.columns if isinstance(out[c].dtype, pd.CategoricalDtype)]
     if cats:
         out = out.assign(**{c: out[c].cat.remove_unused_categories() for c in cats})
+    table = pa.Table.from_pandas(out, preserve_index=False)
     if geo:
-        lat = out["lat"].to_numpy(dtype=float)
-        lon = out["lon"].to_numpy(dtype=float)
-        geom = shapely.points(lon, lat)
-        geom[pd.isna(lat) | pd.isna(lon)] = None
-        gdf = gpd.GeoDataFrame(out, geometry=geom, crs="EPSG:4326")
-        # GeoDataFrame.to_parquet is this conversion and pq.write_table; done here to give the
-        # dictionary columns one index type (GeoParquet metadata kept as geopandas writes it)
-        table = _geopandas_to_arrow(gdf, index=False, write_covering_bbox=False)
-    else:
-        table = pa.Table.from_pandas(out, preserve_index=False)
+        table = _with_point_geometry(table, out["lat"].to_numpy(dtype=float),
+                                     out["lon"].to_numpy(dtype=float))
     pq.write_table(_dictionary_schema(table) if cats else table, path, compression="zstd",
                    row_group_size=ROW_GROUP_ROWS)
+
+
+#: the bytes of one WKB point (ISO/OGC, little-endian): byte order, type 1, x, y
+_WKB_POINT = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+
+
+@functools.cache
+def _wgs84_projjson() -> dict[str, Any]:
+    """EPSG:4326 as PROJJSON, the form GeoParquet states a CRS in."""
+    return dict(pyproj.CRS.from_epsg(4326).to_json_dict())
+
+
+def _with_point_geometry(table: pa.Table, lat: np.ndarray, lon: np.ndarray) -> pa.Table:
+    """``table`` with a GeoParquet ``geometry`` column of WKB points (lon, lat; null where
+    either is missing) and the ``geo`` metadata that GeoParquet 1.1 readers (QGIS, GDAL,
+    geopandas) expect; built in a few vectorised passes, no Python object per row (a 1e6-row
+    part through shapely and geopandas held ~200 MB more)."""
+    n = len(lat)
+    rec = np.empty(n, dtype=_WKB_POINT)
+    rec["order"], rec["type"], rec["x"], rec["y"] = 1, 1, lon, lat
+    missing = np.isnan(lat) | np.isnan(lon)
+    offsets = np.arange(0, _WKB_POINT.itemsize * (n + 1), _WKB_POINT.itemsize, dtype=np.int32)
+    validity = pa.array(~missing).buffers()[1] if missing.any() else None
+    wkb = pa.Array.from_buffers(pa.binary(), n, [validity, pa.py_buffer(offsets),
+                                                 pa.py_buffer(rec.view(np.uint8))],
+                                null_count=int(missing.sum()))
+    column: dict[str, Any] = {"encoding": "WKB", "crs": _wgs84_projjson(),
+                              "geometry_types": ["Point"] if n > int(missing.sum()) else []}
+    if column["geometry_types"]:
+        x, y = lon[~missing], lat[~missing]
+        column["bbox"] = [float(x.min()), float(y.min()), float(x.max()), float(y.max())]
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": column},
+           "creator": {"library": "routetrace", "version": __version__}}
+    meta = {**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()}
+    return table.append_column("geometry", wkb).replace_schema_metadata(meta)
 
 
 def _read_table(path: Path, kind: str | None) -> pd.DataFrame:

@@ -133,3 +133,40 @@ def test_csv_export_keeps_hostile_text_inert(tmp_path: Path) -> None:
     places = pd.read_csv(next(p for p in out if p.name == "places.csv"), dtype=str)
     assert places["name"].iloc[0] == "'=HYPERLINK(\"http://x\",\"y\")"
     assert open_case(tmp_path / "c").table("places")["name"].iloc[0].startswith("=")  # stored verbatim
+
+
+def test_fixes_parts_are_geoparquet_that_geopandas_reads_as_points(tmp_path: Path) -> None:
+    """Each fixes part is GeoParquet 1.1: WKB points (x = lon, y = lat; null where a position
+    is missing), EPSG:4326 and the part's bbox, as QGIS, GDAL and geopandas read it."""
+    import geopandas as gpd
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    gpx = tmp_path / "t.gpx"
+    gpx.write_text(
+        '<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1">'
+        '<trk><trkseg><trkpt lat="51.05" lon="3.72"><time>2025-10-26T21:00:00Z</time></trkpt>'
+        '<trkpt lat="50.85" lon="4.35"><time>2025-10-26T22:00:00Z</time></trkpt>'
+        "</trkseg></trk></gpx>", encoding="utf-8")
+    ingest(tmp_path / "case", [gpx], subject_id="p")
+    parts = sorted((tmp_path / "case" / "tables" / "fixes").rglob("*.parquet"))
+    assert len(parts) == 1
+    g = gpd.read_parquet(parts[0])
+    assert g.crs is not None and g.crs.to_epsg() == 4326
+    assert np.allclose(g.geometry.x, g["lon"]) and np.allclose(g.geometry.y, g["lat"])
+    geo = json.loads(pq.read_schema(parts[0]).metadata[b"geo"])
+    col = geo["columns"]["geometry"]
+    assert geo["version"] == "1.1.0" and col["encoding"] == "WKB"
+    assert col["geometry_types"] == ["Point"] and col["bbox"] == [3.72, 50.85, 4.35, 51.05]
+
+
+def test_a_missing_position_is_a_null_geometry(tmp_path: Path) -> None:
+    import geopandas as gpd
+    import numpy as np
+
+    from routetrace.case import _write_parquet
+
+    df = pd.DataFrame({"lat": [51.0, np.nan, 50.5], "lon": [3.87, 4.0, np.nan]})
+    _write_parquet(df, tmp_path / "x.parquet", geo=True)
+    g = gpd.read_parquet(tmp_path / "x.parquet")
+    assert [None if p is None else (p.x, p.y) for p in g.geometry] == [(3.87, 51.0), None, None]

@@ -37,7 +37,9 @@ RUNS: list[tuple[str, list[str]]] = [
     ("ingest_ios", ["bench/ingest_ios.py"]),
     ("ingest_kml", ["bench/ingest_kml.py"]),
     ("ingest_takeout", ["bench/ingest_takeout.py"]),
-    ("ingest_teltonika", ["bench/ingest_teltonika.py"]),
+    # 1e6 only here: the whole-capture load holds ~2.6 GB at 1e6 and grows with the file
+    # (no chunked ingest yet, issue #21), so a 1e7 load does not fit this 24 GiB machine
+    ("ingest_teltonika", ["bench/ingest_teltonika.py", "--sizes", "1000000"]),
     ("exhibit", ["bench/exhibit.py"]),
     ("fleet", ["bench/fleet.py"]),
     # a sweep of 10,000 inputs per family at this commit (about 40 minutes on 2 cores)

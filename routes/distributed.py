@@ -147,6 +147,16 @@ def _pack(fixes: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
     return out, restore
 
 
+def _plain_text(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its dictionary (categorical) columns as plain text, for a shuffle: the
+    shuffle joins shards of many partitions, each with its own dictionary (a store part holds
+    one source: int8 codes), and Arrow refuses to unify dictionaries that together need a
+    wider index ("The unified dictionary requires a larger index type")."""
+    cats = {c: df[c].astype(df[c].cat.categories.dtype) for c in df.columns
+            if isinstance(df[c].dtype, pd.CategoricalDtype)}
+    return df.assign(**cats) if cats else df
+
+
 def _unpack(part: pd.DataFrame, restore: dict[str, Any]) -> pd.DataFrame:
     part = part.copy(deep=False)
     for c, dtype in restore.items():
@@ -317,7 +327,8 @@ def dask_carpark_visits(
         v = pd.concat(found, ignore_index=True) if found else meta
     else:
         _prepare_workers()
-        parts = fixes.shuffle("subject_id", npartitions=npartitions) if shuffle else fixes
+        parts = (fixes.map_partitions(_plain_text, meta=_plain_text(fixes._meta))
+                 .shuffle("subject_id", npartitions=npartitions) if shuffle else fixes)
         v = parts.map_partitions(part, meta=meta).compute()
     if v.empty:
         return find_carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
@@ -402,12 +413,13 @@ def dask_copresence_pairs(
         t = df["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
         b = t // bucket.value
         near_end = (t % bucket.value) >= bucket.value - max_dt.value
+        df = _plain_text(df)
         main = df.assign(_bucket=b)
         spill = df[near_end].assign(_bucket=b[near_end] + 1)
         return pd.concat([main, spill], ignore_index=True)
 
     _prepare_workers()
-    meta = ddf._meta.assign(_bucket=np.int64(0))
+    meta = _plain_text(ddf._meta).assign(_bucket=np.int64(0))
     tagged = ddf.map_partitions(assign, meta=meta).shuffle("_bucket", npartitions=npartitions)
 
     def part(df: pd.DataFrame) -> pd.DataFrame:

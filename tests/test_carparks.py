@@ -292,3 +292,40 @@ def test_every_worker_of_dask_client_can_unpack_a_shuffle() -> None:
     with dask_client(n_workers=2) as client:
         imported = client.run(_dask_dataframe_imported)
     assert len(imported) == 2 and all(imported.values()), imported
+
+
+@pytest.mark.allow_loopback
+def test_a_shuffle_joins_partitions_whose_dictionaries_together_outgrow_int8() -> None:
+    """Store parts carry their own dictionaries (a few sources and subjects each: int8 codes);
+    a P2P shuffle joins shards of 200 sources, more texts than int8 codes can index (Arrow:
+    "The unified dictionary requires a larger index type", the fleet benchmark at 1e7)."""
+    import dask.dataframe as dd
+
+    from routetrace.routes.copresence import find_copresence_pairs
+    from routetrace.routes.distributed import (
+        dask_carpark_visits,
+        dask_client,
+        dask_copresence_pairs,
+    )
+
+    t = pd.date_range("2025-10-26T21:00Z", periods=3, freq="2min")
+    # 100 pairs of lorries, each pair together, the pairs about 1.1 km apart
+    parts = [make_fixes(subject_id=f"lorry-{i:03d}", t_utc=t, lat=51.0 + (i // 2) * 0.01,
+                        lon=3.87 + (i % 2) * 0.0002, h_acc_m=5.0, source_id=f"{i:064x}")
+             .assign(fix_id=[f"{i:03d}:{k}" for k in range(3)]) for i in range(200)]
+    assert all(isinstance(p["source_id"].dtype, pd.CategoricalDtype) for p in parts)
+    whole = schema.concat(parts, "fixes")
+    # 50 partitions of 4 sources each: 200 texts in all, int8 codes in each
+    ddf = dd.from_map(lambda k: schema.concat(parts[4 * k:4 * k + 4], "fixes"), range(50),
+                      meta=parts[0].head(0))
+    fence = gpd.GeoDataFrame({"name": ["yard"]}, crs="EPSG:4326",
+                             geometry=[shapely.Point(3.871, 51.0001).buffer(0.01)])
+    with dask_client(n_workers=2):
+        pairs = dask_copresence_pairs(ddf, npartitions=3)
+        visits = dask_carpark_visits(ddf, fence, npartitions=3)
+    want = find_copresence_pairs(whole)
+    assert len(want) >= 100
+    assert pairs[["fix_a", "fix_b"]].values.tolist() == want[["fix_a", "fix_b"]].values.tolist()
+    pd.testing.assert_frame_equal(visits.reset_index(drop=True),
+                                  find_carpark_visits(whole, fence).reset_index(drop=True),
+                                  check_dtype=False)

@@ -252,7 +252,7 @@ _COORDS = ["3.5 51.2 10", "3.5 51.2", " 3.5  51.2 \n 4 ", "3.5 51.2 10 99", "1e1
            "0 0 0", "200 51 1", "", "abc", "3.5", "5. .5 1", "3.5 51.2 1e999", "3.5\u00a051.2"]
 
 
-def test_vectorised_track_pairs_read_as_one_by_one(tmp_path: Path) -> None:
+def test_vectorised_track_pairs_read_as_one_by_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """#21: a track's pairs are converted in one vectorised pass; every pair, plain or odd,
     comes out as the one-by-one reading (kml._pair) says, and only the odd ones take it."""
     from routetrace.loaders import kml
@@ -272,12 +272,8 @@ def test_vectorised_track_pairs_read_as_one_by_one(tmp_path: Path) -> None:
         calls.append((when, coord))
         return real(when, coord, tz)
 
-    mp = pytest.MonkeyPatch()
-    mp.setattr(kml, "_pair", counted)
-    try:
-        res = load(p)
-    finally:
-        mp.undo()
+    monkeypatch.setattr(kml, "_pair", counted)
+    res = load(p)
     assert_count_rule(res)
     assert len(calls) < len(pairs) - 2000  # the plain pairs never took the one-by-one path
     fixes = res.fixes.set_index("record")
@@ -293,7 +289,8 @@ def test_vectorised_track_pairs_read_as_one_by_one(tmp_path: Path) -> None:
             assert (pd.isna(row["alt_m"]) and got[2] is None) or row["alt_m"] == got[2], (w, c)
 
 
-def test_track_points_are_freed_as_they_are_read(tmp_path: Path) -> None:
+def test_track_points_are_freed_as_they_are_read(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """#21: the tree never holds a track's when/coord elements: they are kept as text and
     freed as the stream passes them (memory bounded by the text, not by an lxml tree)."""
     from routetrace.loaders import kml
@@ -310,10 +307,6 @@ def test_track_points_are_freed_as_they_are_read(tmp_path: Path) -> None:
 
     p = tmp_path / "t.kml"
     p.write_text(doc)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(kml, "_placemark", spy)
-    try:
-        res = load(p)
-    finally:
-        mp.undo()
+    monkeypatch.setattr(kml, "_placemark", spy)
+    res = load(p)
     assert len(res.fixes) == 500 and seen and seen[0] < 10

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -66,3 +67,66 @@ def ratio_lines(results: dict[int, dict[str, tuple[float, float]]], *, tool: str
         out.append(f"# streamed {streamed}: peak at 1e7 / peak at 1e6 = {q:.2f}x (issue: <= 1.2x: "
                    f"{'ok' if q <= 1.2 else 'MISSED'})")
     return out
+
+
+def run_xml_bench(*, fmt: str, suffix: str, make_file: Callable[[int, Path], None],
+                  run_tool: Callable[[str], tuple[int, int, int]],
+                  run_plain: Callable[[str], tuple[int, int, int]], measures: list[str],
+                  cli_mb_limit: float | None = None) -> None:
+    """The GPX and KML benchmarks' shared run (#21): per size, write the file, time
+    ``routetrace <fmt>`` (:func:`routetrace.loaders.load`) and the plain lxml read each in a
+    fresh process, then ``routetrace ingest`` in a subprocess; print the issue's ratios and
+    write ``bench/results/ingest_<fmt>.txt`` with its provenance line.
+
+    ``run_tool`` and ``run_plain`` take the file's path and return (records read, fixes,
+    rejects); ``measures`` are the files the figures measure (the provenance line).
+    """
+    import argparse
+    import platform
+    import shutil
+
+    import pandas as pd
+    from _measure import measure  # bench/ is on sys.path
+    from _provenance import command_line, provenance_line
+
+    script = f"bench/ingest_{fmt}.py"
+    ap = argparse.ArgumentParser(description=f"routetrace {fmt} load and ingest vs an lxml read")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000],
+                    help="numbers of points (default: the issue's 1e6 and 1e7)")
+    args = ap.parse_args()
+    tool = f"routetrace {fmt}"
+    lines = [f"# {script}  python {platform.python_version()}  pandas {pd.__version__}  "
+             f"{platform.machine()}",
+             f"{'points':>10} {'tool':<18} {'seconds':>8} {'peak MiB':>9} {'points/s':>10}  result"]
+    print("\n".join(lines), flush=True)
+    results: dict[int, dict[str, tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:  # one size at a time, each tool in its own process
+            path = Path(tmp) / f"track_{n}.{suffix}"
+            make_file(n, path)
+            size_mb = path.stat().st_size / 2**20
+            res = results.setdefault(n, {})
+            for name, fn in ((tool, run_tool), ("lxml iterparse", run_plain)):
+                secs, peak, out = measure(fn, str(path))
+                res[name] = (secs, peak)
+                lines.append(f"{n:>10} {name:<18} {secs:>8.2f} {peak:>9.0f} {n / secs:>10.0f}  "
+                             f"read={out[0]} fixes={out[1]} rejects={out[2]} ({size_mb:.0f} MiB file)")
+                print(lines[-1], flush=True)
+            secs, peak, tail = run_ingest(path, Path(tmp) / f"case_{n}")
+            res["routetrace ingest"] = (secs, peak)
+            lines.append(f"{n:>10} {'routetrace ingest':<18} {secs:>8.2f} {peak:>9.0f} "
+                         f"{n / secs:>10.0f}  CLI subprocess, its ru_maxrss: {tail}")
+            print(lines[-1], flush=True)
+            path.unlink()
+            shutil.rmtree(Path(tmp) / f"case_{n}", ignore_errors=True)
+    ratios = ratio_lines(results, tool=tool, plain="lxml iterparse", streamed="routetrace ingest",
+                         cli_mb_limit=cli_mb_limit)
+    print("\n".join(ratios))
+    lines += ratios
+    lines.append("# note: 'routetrace ingest' holds the loaded file's tables until they are "
+                 "stored (app/ingest.py stores a file's rows after its load, not chunk by chunk)")
+    lines.append(provenance_line(command=command_line(), measures=[script, *measures], style="text"))
+    out_path = Path(__file__).resolve().parent / "results" / f"ingest_{fmt}.txt"
+    out_path.parent.mkdir(exist_ok=True)
+    out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {out_path}")

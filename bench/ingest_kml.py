@@ -28,11 +28,7 @@ Writes ``bench/results/ingest_kml.txt`` (with its provenance line: commit and co
 
 from __future__ import annotations
 
-import argparse
-import platform
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +37,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _cli_peak import ratio_lines, run_ingest  # noqa: E402
-from _measure import measure  # noqa: E402
+from _cli_peak import run_xml_bench  # noqa: E402
 
 #: points per Placemark (one gx:Track each)
 PER_TRACK = 100_000
@@ -105,49 +100,10 @@ def run_iterparse(path: str) -> tuple[int, int, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000],
-                    help="numbers of points (default: the issue's 1e6 and 1e7)")
-    args = ap.parse_args()
-    lines = [f"# bench/ingest_kml.py  python {platform.python_version()}  "
-             f"pandas {pd.__version__}  {platform.machine()}",
-             f"{'points':>10} {'tool':<18} {'seconds':>8} {'peak MiB':>9} {'points/s':>10}  result"]
-    print("\n".join(lines), flush=True)
-    results: dict[int, dict[str, tuple[float, float]]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in args.sizes:  # one size at a time, each tool in its own process
-            path = Path(tmp) / f"track_{n}.kml"
-            make_kml(n, path)
-            size_mb = path.stat().st_size / 2**20
-            res = results.setdefault(n, {})
-            for name, fn in (("routetrace kml", run_routetrace), ("lxml iterparse", run_iterparse)):
-                secs, peak, out = measure(fn, str(path))
-                res[name] = (secs, peak)
-                lines.append(f"{n:>10} {name:<18} {secs:>8.2f} {peak:>9.0f} {n / secs:>10.0f}  "
-                             f"read={out[0]} fixes={out[1]} rejects={out[2]} ({size_mb:.0f} MiB file)")
-                print(lines[-1], flush=True)
-            secs, peak, tail = run_ingest(path, Path(tmp) / f"case_{n}")
-            res["routetrace ingest"] = (secs, peak)
-            lines.append(f"{n:>10} {'routetrace ingest':<18} {secs:>8.2f} {peak:>9.0f} "
-                         f"{n / secs:>10.0f}  CLI subprocess, its ru_maxrss: {tail}")
-            print(lines[-1], flush=True)
-            path.unlink()
-            shutil.rmtree(Path(tmp) / f"case_{n}", ignore_errors=True)
-    ratios = ratio_lines(results, tool="routetrace kml", plain="lxml iterparse",
-                         streamed="routetrace ingest")
-    print("\n".join(ratios))
-    lines += ratios
-    lines.append("# note: 'routetrace ingest' holds the loaded file's tables until they are "
-                 "stored (app/ingest.py stores a file's rows after its load, not chunk by chunk)")
-    from _provenance import command_line, provenance_line  # bench/ is on sys.path
-
-    lines.append(provenance_line(command=command_line(), measures=[
-        "bench/ingest_kml.py", "bench/_cli_peak.py", "loaders/kml.py", "loaders/xmlsafe.py",
-        "loaders/base.py", "app/ingest.py", "case.py"], style="text"))
-    out_path = HERE / "results" / "ingest_kml.txt"
-    out_path.parent.mkdir(exist_ok=True)
-    out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print(f"wrote {out_path}")
+    run_xml_bench(fmt="kml", suffix="kml", make_file=make_kml, run_tool=run_routetrace,
+                  run_plain=run_iterparse,
+                  measures=["bench/_cli_peak.py", "loaders/kml.py", "loaders/xmlsafe.py",
+                "loaders/base.py", "app/ingest.py", "case.py"])
 
 
 if __name__ == "__main__":

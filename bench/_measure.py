@@ -7,6 +7,7 @@ included), sampled every 20 ms with psutil.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +40,13 @@ def measure(fn: Callable[..., Any], *args: Any, timeout_s: float = 3600) -> tupl
     """Run ``fn(*args)`` in a fresh process; return (seconds, peak MiB, fn's return value).
 
     Seconds are measured inside the child around the call (no interpreter start-up).
+
+    Raises
+    ------
+    queue.Empty
+        ``fn`` did not return within ``timeout_s``.
+    RuntimeError
+        The child process ended without a result (``fn`` raised: its traceback is printed).
     """
     ctx = mp.get_context("fork")
     q = ctx.Queue()
@@ -56,8 +64,18 @@ def measure(fn: Callable[..., Any], *args: Any, timeout_s: float = 3600) -> tupl
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
+    deadline = time.monotonic() + timeout_s
     try:
-        secs, out = q.get(timeout=timeout_s)
+        while True:  # a child that dies (an exception, killed) is a failure, not a long wait
+            try:
+                secs, out = q.get(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+                break
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise
+                if not p.is_alive() and q.empty():
+                    raise RuntimeError(f"{getattr(fn, '__name__', fn)}{args!r} failed in its "
+                                       f"process (exit code {p.exitcode}); see its traceback above") from None
     finally:
         stop.set()
         th.join()

@@ -160,6 +160,7 @@ def run_dask(n: int, workers: int) -> tuple[int, float]:
 
 def naive_pairs(n: int) -> int:
     f = data(n)[["fix_id", "subject_id", "t_utc", "lat", "lon"]]
+    f = f.assign(subject_id=f["subject_id"].astype(str))  # a categorical compares only ==
     m = f.merge(f, how="cross", suffixes=("_a", "_b"))
     m = m[m["subject_id_a"] < m["subject_id_b"]]
     m = m[(m["t_utc_a"] - m["t_utc_b"]).abs() <= pd.Timedelta("10min")]

@@ -10,8 +10,10 @@ Layout::
                          of the case.
       tables/fixes/source=<sha[:16]>/part-0.parquet
                          the large tables (fixes, events, places: GeoParquet with WGS84 point
-                         geometry), one part per evidence file, so adding a source writes only
-                         its own parts and removing one removes exactly its files
+                         geometry), one part per evidence file (a large file streamed by its
+                         loader: part-0, part-00001, ..., each of at most PART_ROWS rows), so
+                         adding a source writes only its own parts and removing one removes
+                         exactly its files
       tables/<name>.parquet
                          the other tables (sources, rejects, subjects, devices, stops, ...)
       quality.csv        every rejected record and every file that could not be read, with
@@ -433,10 +435,27 @@ def _selection(subjects: Sequence[str] | None, t_from: Any, t_to: Any) -> Select
                      utc(t_from), utc(t_to))
 
 
-def part_rel(name: str, source_id: str) -> str:
-    """Where the rows of source ``source_id`` of partitioned table ``name`` are stored,
-    relative to the case folder."""
-    return f"tables/{name}/source={source_id[:16]}/part-0.parquet"
+def part_rel(name: str, source_id: str, part: int = 0) -> str:
+    """Where part ``part`` of the rows of source ``source_id`` of partitioned table ``name``
+    is stored, relative to the case folder.
+
+    A source has one part (``part-0.parquet``) unless its loader streamed it in parts
+    (:meth:`Case.append_part`): the later ones are ``part-00001.parquet``, ... (sorted in
+    the order they were written).
+
+    Example
+    -------
+    >>> part_rel("fixes", "9f2c" * 16), part_rel("fixes", "9f2c" * 16, 3)
+    ('tables/fixes/source=9f2c9f2c9f2c9f2c/part-0.parquet', 'tables/fixes/source=9f2c9f2c9f2c9f2c/part-00003.parquet')
+    """
+    if part < 0:
+        raise ValueError(f"part must be >= 0, got {part}")
+    leaf = "part-0" if part == 0 else f"part-{part:05d}"
+    return f"{_source_dir(name, source_id)}{leaf}.parquet"
+
+
+def _source_dir(name: str, source_id: str) -> str:
+    return f"tables/{name}/source={source_id[:16]}/"
 
 
 def _group_files(paths: Sequence[Path], rows: int) -> list[list[Path]]:
@@ -953,15 +972,63 @@ class Case:
 
     def write_parts(self, name: str, df: pd.DataFrame) -> list[Path]:
         """Store the rows of each source in ``df`` as that source's part of partitioned
-        table ``name``, replacing that source's part; the parts of other sources are not
-        touched (adding a source to a case rewrites nothing already in it)."""
+        table ``name``, replacing every part that source had; the parts of other sources
+        are not touched (adding a source to a case rewrites nothing already in it)."""
         if name not in PARTITIONED:
             raise CaseError(f"table {name!r} is not stored in parts", path=str(self.root))
         schema.validate(df, name)
         self._begin()
         rels = self._write_groups(name, sort_table(schema.encode_dictionaries(df, name), name))
+        for sid in pd.unique(df["source_id"].astype(str)):
+            for rel in set(self.source_parts(name, str(sid))) - rels:
+                self._drop(rel)
         self._cache.pop(name, None)
         return [self._path(r) for r in sorted(rels)]
+
+    def append_part(self, name: str, df: pd.DataFrame) -> str:
+        """Store ``df``, rows of one source, as that source's next part of partitioned table
+        ``name`` (its first is ``part-0``); its parts already written are not touched. A
+        loader that streams a large file gives its rows part by part this way
+        (:func:`routetrace.app.ingest.ingest`), so memory holds one part, not the file.
+
+        Returns
+        -------
+        str
+            The part's path relative to the case folder (:meth:`drop_part` takes it back
+            before the commit).
+
+        Raises
+        ------
+        CaseError
+            ``name`` is not partitioned, ``df`` is empty or holds rows of several sources.
+        """
+        if name not in PARTITIONED:
+            raise CaseError(f"table {name!r} is not stored in parts", path=str(self.root))
+        sids = pd.unique(df["source_id"].astype(str)) if len(df) else []
+        if len(sids) != 1:
+            raise CaseError(f"a part holds the rows of one source, not {len(sids)}", path=str(self.root))
+        schema.validate(df, name)
+        self._begin()
+        rel = part_rel(name, str(sids[0]), len(self.source_parts(name, str(sids[0]))))
+        self._stage_table(rel, sort_table(schema.encode_dictionaries(df, name), name).reset_index(drop=True),
+                          geo=True)
+        self._cache.pop(name, None)
+        return rel
+
+    def drop_part(self, rel: str) -> None:
+        """Take back a part staged by :meth:`append_part` (a file whose load failed after
+        some of its parts were written: nothing of it stays in the case)."""
+        self._drop(rel)
+        self._cache.pop(rel.split("/")[1], None)
+
+    def source_parts(self, name: str, source_id: str) -> list[str]:
+        """The parts of source ``source_id`` in partitioned table ``name`` (relative paths,
+        in the order they were written). Parts are numbered from 0 without gaps, so this
+        looks up as many names as the source has parts, however many the case has."""
+        found = []
+        while (rel := part_rel(name, source_id, len(found))) in self._outputs:
+            found.append(rel)
+        return found
 
     def _write_groups(self, name: str, df: pd.DataFrame) -> set[str]:
         rels: set[str] = set()
@@ -978,7 +1045,7 @@ class Case:
         if name in self._cache or f"tables/{name}.parquet" in self._outputs:
             t = self.table(name)
             return t[t["source_id"].astype(str).isin(set(source_ids))].reset_index(drop=True)
-        rels = sorted({part_rel(name, str(s)) for s in source_ids} & set(self._outputs))
+        rels = sorted(r for s in set(source_ids) for r in self.source_parts(name, str(s)))
         if not rels:
             return schema.empty(name)
         return _read_parts([self._path(r) for r in rels], name)
@@ -996,8 +1063,8 @@ class Case:
         sid = str(source_id)
         self._begin()  # a case stored before parts is put into parts first
         for name in PARTITIONED:
-            if part_rel(name, sid) in self._outputs:
-                self._drop(part_rel(name, sid))
+            for rel in self.source_parts(name, sid):
+                self._drop(rel)
                 self._cache.pop(name, None)
         for name in ("sources", "rejects"):
             t = self.table(name)

@@ -23,7 +23,8 @@ from .. import schema
 from ..case import PARTITIONED, QUALITY, Case, concat_tables, lock_case, open_case, sort_table
 from ..csvout import formula_safe, write_csv
 from ..errors import CaseError, SchemaError
-from ..loaders import LoadResult, load_many
+from ..loaders import LoadPart, LoadResult, load_many
+from ..loaders.base import SinkFailed
 from ..localtime import fmt_duration
 from .subjects import (
     LOOKALIKE_MAX_DT,
@@ -36,6 +37,7 @@ from .subjects import (
     load_subject_map,
     lookalike_subjects,
     merge_lines,
+    with_subject,
 )
 
 __all__ = ["IngestReport", "ingest"]
@@ -96,15 +98,27 @@ class _Assigner:
             return rule, rule.subject_id
         return None, self.subject_id
 
-    def place(self, res: LoadResult, path: str, report: IngestReport) -> LoadResult:
-        rule, subject = self.wanted(path)
-        if subject is None and "!" in path and (len(res.fixes) or len(res.events)):
+    def part_subject(self, path: str, *, tracked: bool) -> str | None:
+        """The subject the rows of file ``path`` go to (None: the loader's own);
+        ``tracked``: the file gave fixes or events (an archive member's then go to the
+        archive's subject)."""
+        _, subject = self.wanted(path)
+        if subject is None and "!" in path and tracked:
             subject = Path(path.split("!", 1)[0]).stem  # an extraction is one device
             self.declared.setdefault(subject, "one extraction (archive) is one device")
+        return subject
+
+    def place(self, res: LoadResult, path: str, report: IngestReport, *,
+              streamed: bool = False) -> LoadResult:
+        """``res`` given its subject and its source its device; ``streamed``: the file
+        gave fixes or events in parts already stored (:class:`_PartSink`)."""
+        tracked = streamed or bool(len(res.fixes) or len(res.events))
+        rule, _ = self.wanted(path)
+        subject = self.part_subject(path, tracked=tracked)
         if subject is not None:
             res = assign_subject(res, subject)
         src_subject = res.source["subject_id"].astype("string").iloc[0]
-        case_material = not len(res.fixes) and not len(res.events)  # statements, pins: places only
+        case_material = not tracked  # statements, pins: places only
         device = (rule.device_id if rule else "case" if case_material and subject is None
                   else str(src_subject) if pd.notna(src_subject) else "case")
         if rule is not None:
@@ -120,6 +134,52 @@ class _Assigner:
             rel = outer.as_posix()
         res.source = res.source.assign(device_id=device, case_relpath=rel)
         return res
+
+
+@dataclass
+class _PartSink:
+    """Stores the parts that a streaming loader gives (:class:`~routetrace.loaders.LoadPart`)
+    as the next parts of their source in the case, so an ingest holds one part of a large
+    file, not the file. A file already in the case gives nothing; a file whose load fails
+    after some parts has them taken back (:meth:`discard`)."""
+
+    case: Case
+    known: set[str]
+    assigner: _Assigner
+    staged: dict[str, list[str]] = field(default_factory=dict)  # display path -> part paths
+    rejects: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
+
+    def __call__(self, part: LoadPart) -> None:
+        if part.source_id in self.known:
+            return  # a duplicate: reported as one by the ingest, nothing stored
+        tracked = bool(len(part.fixes) or len(part.events))
+        subject = self.assigner.part_subject(part.display_path, tracked=tracked)
+        rels = self.staged.setdefault(part.display_path, [])
+        for kind in PARTITIONED:
+            df = getattr(part, kind)
+            if len(df):
+                rels.append(self.case.append_part(kind, df if subject is None
+                                                  else with_subject(df, subject)))
+        if len(part.rejects):
+            self.rejects.setdefault(part.display_path, []).append(part.rejects)
+
+    def streamed(self, path: str) -> bool:
+        """Whether the file ``path`` gave rows in parts."""
+        return bool(self.staged.get(path))
+
+    def with_part_rejects(self, path: str, res: LoadResult) -> LoadResult:
+        """``res`` with the rejects its file gave in parts before it."""
+        before = self.rejects.pop(path, [])
+        self.staged.pop(path, None)
+        if not before:
+            return res
+        return dataclasses.replace(res, rejects=concat_tables([*before, res.rejects], "rejects"))
+
+    def discard(self, path: str) -> None:
+        """The file ``path`` failed: take back the parts it gave (nothing of it stays)."""
+        for rel in self.staged.pop(path, []):
+            self.case.drop_part(rel)
+        self.rejects.pop(path, None)
 
 
 def _check_inputs(inputs: Sequence[str | Path]) -> None:
@@ -226,9 +286,12 @@ def ingest(
         case = open_case(root, create=True, case_id=case_id)
         try:
             with case.transaction():  # a failure (a full disk) leaves the case as it was
-                return _ingest(case, created, inputs, mapping, subject_id=subject_id, tz=tz,
-                               format=format, options=options, progress=progress,
-                               file_timeout_s=file_timeout_s)
+                try:
+                    return _ingest(case, created, inputs, mapping, subject_id=subject_id, tz=tz,
+                                   format=format, options=options, progress=progress,
+                                   file_timeout_s=file_timeout_s)
+                except SinkFailed as exc:  # storing a streamed part failed: the store's error
+                    raise exc.error from None
         except BaseException:
             if created and not (case.root / "case.json").exists():
                 shutil.rmtree(case.root, ignore_errors=True)  # ... and a new case as none
@@ -248,13 +311,15 @@ def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: Subjec
     assigner = _Assigner(case.root, mapping, subject_id)
     new: list[LoadResult] = []
     moves: dict[str, tuple[str, str]] = {}
+    sink = _PartSink(case, known, assigner)  # a large GPX/KML file is stored part by part
     for item in inputs:
         for outcome in load_many(item, format=format, subject_id=subject_id, tz=tz,
                                  options=options, progress=progress,
-                                 file_timeout_s=file_timeout_s):
+                                 file_timeout_s=file_timeout_s, sink=sink):
             if mapping is not None and Path(outcome.path).resolve() == mapping.path.resolve():
                 continue  # the subjects mapping itself, not evidence
             if outcome.error is not None:
+                sink.discard(outcome.path)
                 if Path(outcome.path).name in ("subjects.yaml", "subjects.yml") and mapping is None:
                     report.warnings.append(f"{outcome.path} looks like a subjects mapping, not "
                                            "evidence: pass it with --subjects to use it")
@@ -276,7 +341,8 @@ def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: Subjec
                     report.reassigned.append((outcome.path, str(was), want))
                 continue
             known.add(res.source_id)
-            placed = assigner.place(res, outcome.path, report)
+            placed = assigner.place(res, outcome.path, report, streamed=sink.streamed(outcome.path))
+            placed = sink.with_part_rejects(outcome.path, placed)
             report.rejected_records += len(placed.rejects)
             new.append(_spill(case, placed))
             report.added.append(outcome.path)
@@ -285,12 +351,13 @@ def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: Subjec
 
 
 def _spill(case: Case, res: LoadResult) -> LoadResult:
-    """Stage a new source's fixes, events and places as its own parts of the case now, so
-    memory holds one file's rows at a time; keep its small tables for :func:`_store`."""
+    """Stage a new source's fixes, events and places (those its loader did not give in
+    parts already) as its next parts of the case now, so memory holds one file's rows at a
+    time; keep its small tables for :func:`_store`."""
     for kind in PARTITIONED:
         df = getattr(res, kind)
         if len(df):
-            case.write_parts(kind, concat_tables([df], kind))
+            case.append_part(kind, concat_tables([df], kind))
     # new empty tables: an empty slice of the loaded ones (even copied) keeps their buffers
     # alive (measured: 10 files of 5e6 rows held 988 MiB instead of 286)
     return dataclasses.replace(res, fixes=schema.empty("fixes"), events=schema.empty("events"),

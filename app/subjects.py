@@ -54,7 +54,8 @@ from ..loaders import LoadResult
 from ..routes.copresence import find_copresence_pairs
 
 __all__ = ["DeviceRule", "SubjectMap", "assign_subject", "build_devices", "build_subjects",
-           "load_subject_map", "lookalike_subjects", "merge_lines", "subject_overview"]
+           "load_subject_map", "lookalike_subjects", "merge_lines", "subject_overview",
+           "with_subject"]
 
 #: Two fixes of different subjects "coincide" within this distance (m) and time.
 LOOKALIKE_RADIUS_M = 50.0
@@ -210,6 +211,39 @@ def load_subject_map(path: str | Path) -> SubjectMap:
     return SubjectMap(p, rules)
 
 
+def with_subject(df: pd.DataFrame, subject_id: str) -> pd.DataFrame:
+    """``df`` with every row given to ``subject_id`` (a table without ``subject_id``, or
+    without rows, as it is); ``df`` is not modified.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A canonical table (fixes, events, places) or a loader's side table.
+    subject_id : str
+        The subject every row is given to.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame (its columns shared with ``df``, ``subject_id`` replaced).
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(t_utc=["2025-10-26T21:00Z"], lat=51.0, lon=3.87, subject_id="x")
+    >>> with_subject(f, "phone-A")["subject_id"].tolist()
+    ['phone-A']
+    """
+    if "subject_id" not in df.columns or not len(df):
+        return df
+    out = df.copy(deep=False)  # copy-on-write: only subject_id is replaced, nothing copied
+    if isinstance(out["subject_id"].dtype, pd.CategoricalDtype):  # one category: the subject
+        out["subject_id"] = pd.Series(pd.Categorical([subject_id] * len(out)), index=out.index)
+    else:
+        out["subject_id"] = pd.Series(subject_id, index=out.index, dtype="string")
+    return out
+
+
 def assign_subject(res: LoadResult, subject_id: str) -> LoadResult:
     """Return ``res`` with every row given to ``subject_id`` (as ``--subject`` would).
 
@@ -239,14 +273,7 @@ def assign_subject(res: LoadResult, subject_id: str) -> LoadResult:
     ['phone-A']
     """
     def give(df: pd.DataFrame) -> pd.DataFrame:
-        if "subject_id" not in df.columns or not len(df):
-            return df
-        out = df.copy(deep=False)  # copy-on-write: only subject_id is replaced, nothing copied
-        if isinstance(out["subject_id"].dtype, pd.CategoricalDtype):  # one category: the subject
-            out["subject_id"] = pd.Series(pd.Categorical([subject_id] * len(out)), index=out.index)
-        else:
-            out["subject_id"] = pd.Series(subject_id, index=out.index, dtype="string")
-        return out
+        return with_subject(df, subject_id)
 
     return LoadResult(fixes=give(res.fixes), events=give(res.events), places=give(res.places),
                       rejects=res.rejects, source=give(res.source), records_read=res.records_read,

@@ -123,8 +123,8 @@ def run_xml_bench(*, fmt: str, suffix: str, make_file: Callable[[int, Path], Non
                          cli_mb_limit=cli_mb_limit)
     print("\n".join(ratios))
     lines += ratios
-    lines.append("# note: 'routetrace ingest' holds the loaded file's tables until they are "
-                 "stored (app/ingest.py stores a file's rows after its load, not chunk by chunk)")
+    lines.append("# note: 'routetrace ingest' stores the file part by part as its loader reads "
+                 "it (a part every loaders.PART_ROWS rows), so it holds one part, not the file")
     lines.append(provenance_line(command=command_line(), measures=[script, *measures], style="text"))
     out_path = Path(__file__).resolve().parent / "results" / f"ingest_{fmt}.txt"
     out_path.parent.mkdir(exist_ok=True)

@@ -28,10 +28,12 @@ from . import tcx as _tcx  # noqa: F401
 from . import teltonika as _teltonika  # noqa: F401
 from . import timeline_device as _timeline_device  # noqa: F401
 from .base import (
+    PART_ROWS,
     REGISTRY,
     LoadContext,
     LoaderSpec,
     LoadOutcome,
+    LoadPart,
     LoadResult,
     detect_format,
     load,
@@ -40,9 +42,11 @@ from .base import (
 )
 
 __all__ = [
+    "PART_ROWS",
     "REGISTRY",
     "LoadContext",
     "LoadOutcome",
+    "LoadPart",
     "LoadResult",
     "LoaderSpec",
     "detect_format",

@@ -57,12 +57,15 @@ from ..evidence import (
 )
 
 __all__ = [
+    "PART_ROWS",
     "REGISTRY",
     "LoadContext",
     "LoadOutcome",
+    "LoadPart",
     "LoadResult",
     "Loader",
     "LoaderSpec",
+    "SinkFailed",
     "compact_json",
     "detect_format",
     "load",
@@ -123,6 +126,39 @@ class LoadResult:
         :func:`routetrace.evidence.source_identity`)."""
         return str(self.source["source_id"].iloc[0])
 
+
+@dataclass
+class LoadPart:
+    """Rows of one evidence file that a streaming loader gives before its end
+    (:meth:`LoadContext.emit`), so that memory holds a part of the file, not all of it.
+
+    The tables are canonical (ids, provenance, dtypes) and the count rule holds for the
+    part on its own: ``records_read`` = its records that produced rows + its rejects.
+    """
+
+    source_id: str
+    display_path: str
+    fixes: pd.DataFrame
+    events: pd.DataFrame
+    places: pd.DataFrame
+    rejects: pd.DataFrame
+    records_read: int
+
+
+class SinkFailed(BaseException):
+    """The sink failed on a part (a full disk while storing it): not the file's fault, so
+    neither a file error nor a bad record. It passes through the loader's and
+    :func:`load_many`'s handlers (a BaseException) with the sink's exception in ``error``,
+    for the caller to raise."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+#: rows a streaming loader gives at most per part when a sink takes them (about 80 MiB of
+#: canonical fixes)
+PART_ROWS = 500_000
 
 Loader = Callable[..., LoadResult]
 
@@ -291,6 +327,16 @@ class LoadContext:
     member: str | None = None
     parts: Mapping[str, str] = field(default_factory=dict)
     wal: WalCheck | None = None
+    sink: Callable[[LoadPart], None] | None = None
+    part_rows: int = field(default_factory=lambda: PART_ROWS)  # read when the load starts
+    #: what :meth:`emit` gave so far: records, fixes, events, places, rejects
+    _given: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0], init=False, repr=False)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether a sink takes rows part by part (:meth:`emit`): a streaming loader then
+        gives its rows every :attr:`part_rows` rows instead of holding the whole file."""
+        return self.sink is not None
 
     def subject(self, fallback: str | None = None) -> str:
         """The subject for rows: the user's ``subject_id``, else ``fallback``, else the file stem."""
@@ -319,6 +365,10 @@ class LoadContext:
         :meth:`subject`); ``fix_id``/``event_id``/``place_id`` from the source and record;
         ``flags`` as ``""``. ``rejects`` may be a list of ``(record, reason)`` pairs.
 
+        ``records_read`` counts every record of the file. A streaming loader that gave rows
+        in parts (:meth:`emit`) passes here only the rows it has not given; the result
+        holds those, and its ``sources`` row counts the whole file.
+
         Raises
         ------
         LoaderBug
@@ -326,8 +376,91 @@ class LoadContext:
             twice). Never silently passes.
         """
         subj = self.subject(default_subject)
-        prefix = self.source_id[:16]
         rejects, records_read, time_basis = self._with_wal(rejects, records_read, time_basis)
+        g_read, g_fixes, g_events, g_places, g_rejects = self._given
+        tables, rej, extras = self._complete(subj, fixes=fixes, events=events, places=places,
+                                             rejects=rejects, extra_tables=extra_tables,
+                                             records_read=records_read - g_read)
+
+        comps = "|".join(f"{k}={v}" for k, v in sorted({**(companion_hashes or {}),
+                                                           **self.parts}.items()))
+        source = schema.coerce(pd.DataFrame([{
+            "source_id": self.source_id,
+            "path": self.display_path,
+            "member": self.member,
+            "size_bytes": self.size_bytes,
+            "format": self.spec.name,
+            "loader_version": self.spec.version,
+            "time_basis": time_basis,
+            "subject_id": subj,
+            "records_read": records_read,
+            "n_fixes": g_fixes + len(tables["fixes"]),
+            "n_events": g_events + len(tables["events"]),
+            "n_places": g_places + len(tables["places"]),
+            "n_rejects": g_rejects + len(rej),
+            "companions": comps or None,
+        }]), "sources")
+        return LoadResult(fixes=tables["fixes"], events=tables["events"], places=tables["places"],
+                          rejects=rej, source=source, records_read=records_read,
+                          extra_tables=extras)
+
+    def emit(
+        self,
+        *,
+        records_read: int,
+        fixes: pd.DataFrame | None = None,
+        events: pd.DataFrame | None = None,
+        places: pd.DataFrame | None = None,
+        rejects: pd.DataFrame | Sequence[tuple[str, str]] | None = None,
+        default_subject: str | None = None,
+    ) -> None:
+        """Give the rows of ``records_read`` records now, before the file's end, to the
+        sink (only when :attr:`streaming`). The tables are completed as :meth:`finish`
+        completes them and the count rule is checked for these records on their own;
+        :meth:`finish` then gives the rest, and its ``sources`` row counts every part.
+        A loader calls it with records it will not meet again (each record in one part).
+
+        Raises
+        ------
+        LoaderBug
+            Called without a sink, or the count rule does not hold for the part.
+        SinkFailed
+            The sink raised (its exception in ``error``).
+        """
+        if self.sink is None:
+            raise LoaderBug("internal: emit() without a sink (loader bug)", path=self.display_path)
+        tables, rej, _ = self._complete(self.subject(default_subject), fixes=fixes, events=events,
+                                        places=places, rejects=rejects, extra_tables=None,
+                                        records_read=records_read)
+        part = LoadPart(source_id=self.source_id, display_path=self.display_path,
+                        fixes=tables["fixes"], events=tables["events"], places=tables["places"],
+                        rejects=rej, records_read=records_read)
+        del tables, rej
+        g = self._given
+        g[0] += records_read
+        g[1] += len(part.fixes)
+        g[2] += len(part.events)
+        g[3] += len(part.places)
+        g[4] += len(part.rejects)
+        try:
+            self.sink(part)
+        except Exception as exc:  # a time budget or Ctrl-C (BaseException) stays what it is
+            raise SinkFailed(exc) from exc
+
+    def _complete(
+        self,
+        subj: str,
+        *,
+        fixes: pd.DataFrame | None,
+        events: pd.DataFrame | None,
+        places: pd.DataFrame | None,
+        rejects: pd.DataFrame | Sequence[tuple[str, str]] | None,
+        extra_tables: Mapping[str, pd.DataFrame] | None,
+        records_read: int,
+    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict[str, pd.DataFrame]]:
+        """The loader's rows as canonical tables (ids, provenance, dtypes), its rejects and
+        side tables; the count rule checked for ``records_read`` records."""
+        prefix = self.source_id[:16]
         tables: dict[str, pd.DataFrame] = {}
         for kind, df in (("fixes", fixes), ("events", events), ("places", places)):
             if df is None or len(df) == 0:
@@ -386,28 +519,7 @@ class LoadContext:
                 f"internal: count rule broken: {records_read} records read but "
                 f"{len(produced)} produced + {len(rej)} rejected (loader bug)",
                 path=self.display_path)
-
-        comps = "|".join(f"{k}={v}" for k, v in sorted({**(companion_hashes or {}),
-                                                           **self.parts}.items()))
-        source = schema.coerce(pd.DataFrame([{
-            "source_id": self.source_id,
-            "path": self.display_path,
-            "member": self.member,
-            "size_bytes": self.size_bytes,
-            "format": self.spec.name,
-            "loader_version": self.spec.version,
-            "time_basis": time_basis,
-            "subject_id": subj,
-            "records_read": records_read,
-            "n_fixes": len(tables["fixes"]),
-            "n_events": len(tables["events"]),
-            "n_places": len(tables["places"]),
-            "n_rejects": len(rej),
-            "companions": comps or None,
-        }]), "sources")
-        return LoadResult(fixes=tables["fixes"], events=tables["events"], places=tables["places"],
-                          rejects=rej, source=source, records_read=records_read,
-                          extra_tables=extras)
+        return tables, rej, extras
 
 
     def _with_wal(self, rejects: pd.DataFrame | Sequence[tuple[str, str]] | None, records_read: int,
@@ -538,6 +650,7 @@ def _load_file(
     subject_id: str | None,
     tz: str | None,
     options: Mapping[str, Any] | None,
+    sink: Callable[[LoadPart], None] | None = None,
 ) -> LoadResult:
     if not path.exists():
         raise LoaderError("no such file", path=display_path)
@@ -557,7 +670,8 @@ def _load_file(
     wal = check_wal(Path(str(path) + "-wal")) if "-wal" in parts else None
     ctx = LoadContext(path=path, display_path=display_path, source_id=source_id,
                       size_bytes=path.stat().st_size, spec=spec, subject_id=subject_id, tz=tz,
-                      options=dict(options or {}), member=member, parts=parts, wal=wal)
+                      options=dict(options or {}), member=member, parts=parts, wal=wal,
+                      sink=sink)
     try:
         return fn(path, ctx=ctx)
     except RoutetraceError:
@@ -711,6 +825,7 @@ def load_many(
     options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
     file_timeout_s: float | None = None,
+    sink: Callable[[LoadPart], None] | None = None,
 ) -> Iterator[LoadOutcome]:
     """Load every evidence file in a folder or archive (zip/tar), one outcome per file.
 
@@ -740,6 +855,13 @@ def load_many(
         Called with each file's display path before it is read.
     file_timeout_s
         Time budget per file, in seconds (main thread only); default none.
+    sink
+        Takes the rows of a large file part by part as its loader reads them (GPX, KML:
+        every :data:`PART_ROWS` rows), each a :class:`LoadPart` naming its file
+        (``display_path``); an outcome's ``result`` then holds the rows not given, and its
+        ``sources`` row counts the whole file. When the outcome is an error, the parts of
+        that file already given are not part of any result: the caller discards them.
+        Default none: every result holds all its file's rows.
 
     Returns
     -------
@@ -761,7 +883,8 @@ def load_many(
     b.txt UnknownFormat
     """
     root = Path(path)
-    kwargs: dict[str, Any] = dict(format=format, subject_id=subject_id, tz=tz, options=options)
+    kwargs: dict[str, Any] = dict(format=format, subject_id=subject_id, tz=tz, options=options,
+                                  sink=sink)
 
     def one(p: Path, shown: str, member: str | None) -> LoadOutcome:
         if progress:

@@ -27,6 +27,12 @@ that ignore the CRS), or whose ``ele``/``speed``/``course``/``sat``/``hdop`` is 
 or not finite, is a reject naming it, and the rest of the file is kept.
 
 Record locators: ``trk[i]/seg[j]/pt[k]``, ``rte[i]/pt[k]``, ``wpt[i]`` (0-based).
+
+Streamed into a case (``routetrace ingest``: a sink takes the rows), the points are given
+in parts of ``PART_ROWS`` as they are read, so memory holds one part, not the file; the
+rows are the same. One difference, in files that break GPX 1.1's element order: a track's
+``<type>`` written after its segments (the schema puts it before them) reaches only the
+points read after it in a part already given.
 """
 
 from __future__ import annotations
@@ -193,12 +199,18 @@ class _Points:
     ``lat``/``lon`` are dense; each child field is sparse (ordinal of the point, text). Every
     ``_CHUNK`` points the text is converted (:func:`_convert`) and dropped, so memory holds
     the numbers of the points read so far plus the text of one chunk, not of the file.
+    When a sink takes the rows (streaming), the converted chunks are given as a part every
+    ``ctx.part_rows`` points and dropped (:func:`_emit`): ``emitted`` points are gone,
+    ``held`` are converted and kept.
     """
 
     fields: tuple[str, ...]
     tz: str | None = None
     by_tag: dict[str, str] = field(default_factory=dict)  # child tag -> field name
     n: int = 0
+    emitted: int = 0
+    held: int = 0
+    chunk: int = _CHUNK  # points read between conversions (fewer when parts are smaller)
     lat: list[str | None] = field(default_factory=list)
     lon: list[str | None] = field(default_factory=list)
     idx: dict[str, list[int]] = field(default_factory=dict)
@@ -223,7 +235,7 @@ class _Points:
                 idx[name].append(n)
                 txt[name].append(child.text)
         self.n = n + 1
-        if len(self.lat) >= _CHUNK:
+        if len(self.lat) >= self.chunk:
             self.flush()
 
     def flush(self) -> None:
@@ -242,6 +254,7 @@ class _Points:
             self.idx[f], self.txt[f] = [], []
         self.lat, self.lon = [], []
         self.chunks.append(_convert(cols, m, self.tz))
+        self.held += m
 
     def column(self, name: str, *, fixes_only: bool = False) -> Any:
         """One converted column over all chunks (numpy, pandas or Arrow as converted); with
@@ -405,18 +418,39 @@ def _stream(path: Path, ctx: LoadContext) -> _Walk:
         fh.seek(0)
         it = xmlsafe.iterparse(fh, events=("end",), tag=_TAGS)
         try:
+            limit = ctx.part_rows if ctx.streaming else None
             for _, el in it:
                 if w.root is None:
                     w.start(el.getroottree().getroot(), ctx)
+                    if limit is not None:
+                        w.trk.chunk = w.rte.chunk = min(_CHUNK, limit)
                 if el.tag in w.trkpt_tags:
                     _on_trkpt(el, w)
+                    if limit is not None and w.trk.held >= limit:
+                        _emit(w, "trk", ctx)
                 else:
                     _on_end(el, w)
+                    if limit is not None and w.rte.held >= limit:
+                        _emit(w, "rte", ctx)
             if w.root is None:
                 w.start(it.root, ctx)  # type: ignore[attr-defined]
         except etree.XMLSyntaxError as exc:
             raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
     return w
+
+
+def _emit(w: _Walk, kind: str, ctx: LoadContext) -> None:
+    """Give the converted points of ``kind`` held so far to the sink as one part, and drop
+    them. A track still open gives the ``<type>`` read so far (GPX 1.1 puts it before the
+    segments; a ``<type>`` after them reaches only the points read after it)."""
+    pts = w.trk if kind == "trk" else w.rte
+    open_kind = None
+    if kind == "trk" and w.version11 and w.cur_trk is not None and (w.n_trk - 1) not in pts.kinds:
+        open_kind = (w.n_trk - 1, w.child_text(w.cur_trk, "type"))
+    m = pts.n - pts.emitted
+    fixes, rejects = _fixes(pts, kind, open_kind=open_kind)
+    ctx.emit(records_read=m, fixes=fixes, rejects=rejects if len(rejects) else None)
+    pts.emitted, pts.held, pts.chunks = pts.n, 0, []
 
 
 # ---------------------------------------------------------------- vectorised conversion
@@ -596,22 +630,26 @@ def _strings(arr: pa.Array) -> pd.Series:
     return pd.Series(pd.StringDtype("pyarrow").__from_arrow__(arr))
 
 
-def _fixes(pts: _Points, kind: str) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    """Track or route points: (fixes, rejects), both in document order."""
+def _fixes(pts: _Points, kind: str, *, open_kind: tuple[int, str | None] | None = None,
+           ) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """The points held (not given in a part yet) of a kind, track or route: (fixes,
+    rejects), both in document order. ``open_kind``: (track, its ``<type>`` so far) for a
+    track whose end is not read yet."""
     pts.flush()
-    if pts.n == 0:
+    if pts.held == 0:
         return None, pd.DataFrame({"record": [], "reason": []})
     ok = pts.column("ok")
     bad = np.flatnonzero(~ok)
-    rejects = pd.DataFrame({"record": _records(pts, kind, bad).to_pylist(),
+    rejects = pd.DataFrame({"record": _records(pts, kind, bad + pts.emitted).to_pylist(),
                             "reason": pts.column("reasons")[bad].tolist()})
     if not ok.any():
         return None, rejects
-    rows = np.flatnonzero(ok)
+    rows = np.flatnonzero(ok) + pts.emitted  # ordinals in the file
     del ok, bad
     src = pts.column("src", fixes_only=True)
     trk_of = _locate(pts, rows)[0]
-    kinds = np.array([pts.kinds.get(i) for i in range(int(trk_of.max()) + 1)], dtype=object)[trk_of]
+    known = dict(pts.kinds) if open_kind is None else {**pts.kinds, open_kind[0]: open_kind[1]}
+    kinds = np.array([known.get(i) for i in range(int(trk_of.max()) + 1)], dtype=object)[trk_of]
     fix_kind = pc.if_else(pc.is_null(src), "gps",
                           pc.if_else(pc.is_in(src, value_set=pa.array(_KINDS)), src, "unknown"))
     extra = _json_objects({"name": pts.column("name", fixes_only=True), "src": src,

@@ -36,6 +36,11 @@ Records (locators)
   ``no_time``), and the problem in ``extra.time_rejected``. A Point whose ``TimeStamp``
   cannot be read is a reject (it would have been a fix).
 
+Streamed into a case (``routetrace ingest``: a sink takes the rows), the rows of the
+Placemarks read so far are given as a part whenever they reach ``PART_ROWS``, so memory
+holds about one part (and the Placemark being read), not the document; the rows are the
+same.
+
 Times with ``Z`` or an offset are converted to UTC; a full date-time without either needs
 ``tz`` (else the record is rejected with that reason). Times outside 1980-2100 (e.g. the
 1970 placeholders of receivers without a time fix) are rejected as implausible.
@@ -235,6 +240,11 @@ class _Out:
     rejects: list[tuple[str, str]] = field(default_factory=list)
     n: int = 0
     parts: list[pd.DataFrame] = field(default_factory=list)  # fixes so far, in document order
+    given: int = 0  # records given to a sink already (:func:`_emit`)
+
+    def held(self) -> int:
+        """Rows built and not given yet."""
+        return len(self.fixes) + sum(len(p) for p in self.parts) + len(self.places)
 
     def add_fixes(self, df: pd.DataFrame) -> None:
         """Append converted track fixes after the row-by-row fixes read before them."""
@@ -669,6 +679,7 @@ def _stream(fh: IO[bytes], ctx: LoadContext, out: _Out) -> None:
     one Placemark without its track points."""
     points = _Points()
     i = 0
+    limit = ctx.part_rows if ctx.streaming else None
     it = etree.iterparse(fh, events=("end",), tag=("{*}Placemark", "{*}when", "{*}coord"),
                          **_PARSER_ARGS)
     checked = False
@@ -689,10 +700,20 @@ def _stream(fh: IO[bytes], ctx: LoadContext, out: _Out) -> None:
             for tr in el.iter("{*}Track"):
                 points.texts.pop(tr, None)
             _free(el)
+            if limit is not None and out.held() >= limit:
+                _emit(out, ctx)
         if not checked:
             _refuse_entities(it.root.getroottree(), ctx)
     except etree.XMLSyntaxError as exc:
         raise ctx.error(CorruptSource, f"malformed XML: {exc}") from exc
+
+
+def _emit(out: _Out, ctx: LoadContext) -> None:
+    """Give the rows of the Placemarks read so far to the sink as one part (streaming into
+    a case), and drop them: memory holds a part of the document, not all of it."""
+    ctx.emit(records_read=out.n - out.given, fixes=out.all_fixes(),
+             places=pd.DataFrame(out.places) if out.places else None, rejects=out.rejects or None)
+    out.given, out.parts, out.places, out.rejects = out.n, [], [], []
 
 
 def _read(fh: IO[bytes], ctx: LoadContext) -> LoadResult:

@@ -443,6 +443,31 @@ def _scan(x: np.ndarray, y: np.ndarray, lim: np.ndarray, t: np.ndarray, radius_m
     return out
 
 
+#: relative margin of :func:`_linked`'s fast test: pairs closer to the limit than this are
+#: decided by :func:`haversine_m` itself (the two ways of computing differ by ~1e-11)
+_LINK_MARGIN = 1e-8
+
+
+def _linked(lat: np.ndarray, lon: np.ndarray, phi: np.ndarray, lam: np.ndarray, cos_phi: np.ndarray,
+            k: int, w: int, limit_m: np.ndarray) -> np.ndarray:
+    """Whether fix ``i`` and fix ``i + k`` (``i < w``) are within ``limit_m[i]`` metres
+    (great circle): ``haversine_m(...) <= limit_m``, decided as that test decides it.
+
+    The haversine term ``h = sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2)`` is compared with
+    ``sin²(limit / 2R)`` (the same test, without ``arcsin`` and ``sqrt``, from radians and
+    cosines computed once per fix); the few pairs within a relative ``_LINK_MARGIN`` of the
+    limit are decided by :func:`haversine_m`, so no pair is decided otherwise than before.
+    """
+    h = np.sin((phi[k:k + w] - phi[:w]) * 0.5) ** 2 + cos_phi[:w] * cos_phi[k:k + w] * \
+        np.sin((lam[k:k + w] - lam[:w]) * 0.5) ** 2
+    h_lim = np.sin(np.minimum(limit_m / (2 * EARTH_R_M), np.pi / 2)) ** 2
+    ok = h <= h_lim
+    near = np.flatnonzero(np.abs(h - h_lim) <= _LINK_MARGIN * h_lim)
+    if len(near):
+        ok[near] = haversine_m(lat[near], lon[near], lat[near + k], lon[near + k]) <= limit_m[near]
+    return ok
+
+
 def _windows(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams) -> tuple[np.ndarray, np.ndarray]:
     """Candidate windows (start, end) over the position fixes ``pi`` (in sorted order).
 
@@ -462,12 +487,14 @@ def _windows(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams) -> tupl
     for a in range(0, m, chunk):
         seg = pi[a:min(m, a + chunk + look)]
         code, lat, lon, lm = s.code[seg], s.lat[seg], s.lon[seg], lim[a:a + len(seg)]
+        phi, lam = np.radians(lat), np.radians(lon)
+        cos_phi = np.cos(phi)
         for k in range(1, look + 1):
             w = min(chunk, len(seg) - k)
             if w <= 0:
                 break
-            d = haversine_m(lat[:w], lon[:w], lat[k:k + w], lon[k:k + w])
-            ok = (code[:w] == code[k:k + w]) & (d <= 2 * p.radius_m + lm[:w] + lm[k:k + w])
+            ok = _linked(lat, lon, phi, lam, cos_phi, k, w, 2 * p.radius_m + lm[:w] + lm[k:k + w])
+            ok &= code[:w] == code[k:k + w]
             r = reach[a:a + w]
             r[ok] = np.flatnonzero(ok) + (a + k)
     reach = np.maximum.accumulate(reach, out=reach)

@@ -149,3 +149,29 @@ def test_merge_sources_fuses_copies_across_sources_only(realdata_dir: Path) -> N
     assert len(merged) == 21_056
     shared = merged[merged["flags"].str.contains("duplicate_merged")]
     assert len(shared) == 6_976 and shared["also_seen_in"].notna().all()
+
+
+def test_the_fast_link_test_decides_every_pair_as_haversine_does() -> None:
+    """stops._linked (haversine term against sin² of the limit, no arcsin) gives the same
+    answer as ``haversine_m(...) <= limit`` on random pairs and on pairs exactly at, just
+    inside and just outside their limit (decided by haversine_m itself there)."""
+    from routetrace.geodesy import haversine_m
+    from routetrace.routes.stops import _linked
+
+    rng = np.random.default_rng(7)
+    n, k = 20_000, 1
+    lat = rng.uniform(-80, 80, n + k)
+    lon = rng.uniform(-179, 179, n + k)
+    lat[k:] = lat[:-k] + rng.normal(0, 2e-3, n)  # neighbours within a few hundred metres
+    lon[k:] = lon[:-k] + rng.normal(0, 2e-3, n)
+    d = haversine_m(lat[:n], lon[:n], lat[k:], lon[k:])
+    limit = rng.uniform(0, 600, n)
+    limit[:3000] = d[:3000]  # exactly at the limit
+    limit[3000:6000] = np.nextafter(d[3000:6000], np.inf)
+    limit[6000:9000] = np.nextafter(d[6000:9000], -np.inf)
+    limit[9000:9100] = np.nan  # no limit: never linked
+    phi, lam = np.radians(lat), np.radians(lon)
+    got = _linked(lat, lon, phi, lam, np.cos(phi), k, n, limit)
+    want = d <= limit
+    assert want[:3000].all() and not want[6000:9100].any()
+    np.testing.assert_array_equal(got, want)

@@ -1025,7 +1025,7 @@ class Case:
         """The parts of source ``source_id`` in partitioned table ``name`` (relative paths,
         in the order they were written). Parts are numbered from 0 without gaps, so this
         looks up as many names as the source has parts, however many the case has."""
-        found = []
+        found: list[str] = []
         while (rel := part_rel(name, source_id, len(found))) in self._outputs:
             found.append(rel)
         return found

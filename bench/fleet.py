@@ -25,7 +25,6 @@ import argparse
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 import carparks as cp
 from _measure import measure
+from _provenance import provenance_line
 
 PER_LORRY = 20_000
 
@@ -162,16 +162,18 @@ def run_size(n: int, tmp: Path, *, compare: bool) -> dict[str, Any]:
     return row
 
 
-def report(rows: list[dict[str, Any]], *, command: str, load: str, minutes: float) -> list[str]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
-                           capture_output=True, text=True, cwd=Path(__file__).parent.parent).stdout.strip()
+#: The code these figures measure (written on the results' provenance line).
+MEASURES = ("bench/fleet.py", "case.py", "app/ingest.py", "app/analysis.py", "routes/distributed.py",
+            "routes/carparks.py", "routes/copresence.py")
+
+
+def report(rows: list[dict[str, Any]], *, prov: str, command: str, load: str, minutes: float) -> list[str]:
+    """The results file's lines; ``prov``: the provenance line written when the run began
+    (commit, measured files not committed, command, machine load)."""
     lines = [
-        "# A fleet through the case store (bench/fleet.py)", "",
-        f"command: `{command}`; commit {commit}{' (with uncommitted changes)' if dirty else ''}; "
-        f"python {platform.python_version()}, pandas {pd.__version__}, {os.cpu_count()} CPU cores, "
-        f"{load}.",
+        "# A fleet through the case store (bench/fleet.py)", "", prov, "",
+        f"command: `{command}`; python {platform.python_version()}, pandas {pd.__version__}, "
+        f"{os.cpu_count()} CPU cores, {load}.",
         "",
         "**This machine is shared with other engineers (2 cores, up to 8 people): the load "
         "average above was measured at the start of the run; times vary about 2x between runs.**",
@@ -216,6 +218,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fleet.md"))
     args = ap.parse_args()
     sizes = [int(float(s)) for s in args.sizes.split(",")]
+    command = ("python bench/fleet.py " + " ".join(sys.argv[1:])).strip()
+    prov = provenance_line(command=command, measures=MEASURES, style="markdown")
     load = "load average {:.1f}, {:.1f}, {:.1f}".format(*os.getloadavg())
     rows = []
     t0 = time.perf_counter()
@@ -223,8 +227,7 @@ def main() -> int:
         for k, n in enumerate(sizes):
             rows.append(run_size(n, Path(tmp), compare=k == 0))
             print(rows[-1], flush=True)
-    command = "python bench/fleet.py " + " ".join(sys.argv[1:])
-    lines = report(rows, command=command.strip(), load=load, minutes=(time.perf_counter() - t0) / 60)
+    lines = report(rows, prov=prov, command=command, load=load, minutes=(time.perf_counter() - t0) / 60)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

@@ -69,8 +69,21 @@ def ratio_lines(results: dict[int, dict[str, tuple[float, float]]], *, tool: str
     return out
 
 
-def run_xml_bench(*, fmt: str, suffix: str, make_file: Callable[[int, Path], None],
-                  run_tool: Callable[[str], tuple[int, int, int]],
+def run_load(path: str) -> tuple[int, int, int]:
+    """:func:`routetrace.loaders.load` on ``path``: (records read, fixes, rejects), or
+    (-1, -1, -1) with the error printed (an exception in the measuring child would leave
+    the parent waiting)."""
+    from routetrace.loaders import load
+
+    try:
+        r = load(path)
+    except Exception as exc:
+        print(f"routetrace failed: {exc}", flush=True)
+        return -1, -1, -1
+    return r.records_read, len(r.fixes), len(r.rejects)
+
+
+def run_xml_bench(*, fmt: str, make_file: Callable[[int, Path], None],
                   run_plain: Callable[[str], tuple[int, int, int]], measures: list[str],
                   cli_mb_limit: float | None = None) -> None:
     """The GPX and KML benchmarks' shared run (#21): per size, write the file, time
@@ -78,8 +91,8 @@ def run_xml_bench(*, fmt: str, suffix: str, make_file: Callable[[int, Path], Non
     fresh process, then ``routetrace ingest`` in a subprocess; print the issue's ratios and
     write ``bench/results/ingest_<fmt>.txt`` with its provenance line.
 
-    ``run_tool`` and ``run_plain`` take the file's path and return (records read, fixes,
-    rejects); ``measures`` are the files the figures measure (the provenance line).
+    ``run_plain`` takes the file's path and returns (records read, fixes, rejects), as
+    :func:`run_load` does for routetrace; ``measures`` are the files the figures measure (the provenance line).
     """
     import argparse
     import platform
@@ -102,11 +115,11 @@ def run_xml_bench(*, fmt: str, suffix: str, make_file: Callable[[int, Path], Non
     results: dict[int, dict[str, tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:  # one size at a time, each tool in its own process
-            path = Path(tmp) / f"track_{n}.{suffix}"
+            path = Path(tmp) / f"track_{n}.{fmt}"
             make_file(n, path)
             size_mb = path.stat().st_size / 2**20
             res = results.setdefault(n, {})
-            for name, fn in ((tool, run_tool), ("lxml iterparse", run_plain)):
+            for name, fn in ((tool, run_load), ("lxml iterparse", run_plain)):
                 secs, peak, out = measure(fn, str(path))
                 res[name] = (secs, peak)
                 lines.append(f"{n:>10} {name:<18} {secs:>8.2f} {peak:>9.0f} {n / secs:>10.0f}  "

@@ -64,17 +64,6 @@ def make_gpx(n: int, path: Path) -> None:
         fh.write("</trkseg></trk>\n</gpx>\n")
 
 
-def run_routetrace(path: str) -> tuple[int, int, int]:
-    from routetrace.loaders import load
-
-    try:  # an exception in the measuring child would leave the parent waiting
-        r = load(path)
-    except Exception as exc:
-        print(f"routetrace failed: {exc}", flush=True)
-        return -1, -1, -1
-    return r.records_read, len(r.fixes), len(r.rejects)
-
-
 def run_iterparse(path: str) -> tuple[int, int, int]:
     from lxml import etree
 
@@ -96,8 +85,7 @@ def run_iterparse(path: str) -> tuple[int, int, int]:
 
 
 def main() -> None:
-    run_xml_bench(fmt="gpx", suffix="gpx", make_file=make_gpx, run_tool=run_routetrace,
-                  run_plain=run_iterparse,
+    run_xml_bench(fmt="gpx", make_file=make_gpx, run_plain=run_iterparse,
                   measures=["bench/_cli_peak.py", "loaders/gpx.py", "loaders/xmlsafe.py",
                 "loaders/base.py", "app/ingest.py", "case.py"], cli_mb_limit=1000)
 

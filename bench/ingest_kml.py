@@ -70,17 +70,6 @@ def make_kml(n: int, path: Path) -> None:
         fh.write("</Document>\n</kml>\n")
 
 
-def run_routetrace(path: str) -> tuple[int, int, int]:
-    from routetrace.loaders import load
-
-    try:  # an exception in the measuring child would leave the parent waiting
-        r = load(path)
-    except Exception as exc:
-        print(f"routetrace failed: {exc}", flush=True)
-        return -1, -1, -1
-    return r.records_read, len(r.fixes), len(r.rejects)
-
-
 def run_iterparse(path: str) -> tuple[int, int, int]:
     from lxml import etree
 
@@ -100,8 +89,7 @@ def run_iterparse(path: str) -> tuple[int, int, int]:
 
 
 def main() -> None:
-    run_xml_bench(fmt="kml", suffix="kml", make_file=make_kml, run_tool=run_routetrace,
-                  run_plain=run_iterparse,
+    run_xml_bench(fmt="kml", make_file=make_kml, run_plain=run_iterparse,
                   measures=["bench/_cli_peak.py", "loaders/kml.py", "loaders/xmlsafe.py",
                 "loaders/base.py", "app/ingest.py", "case.py"])
 

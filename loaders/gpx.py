@@ -209,7 +209,6 @@ class _Points:
     by_tag: dict[str, str] = field(default_factory=dict)  # child tag -> field name
     n: int = 0
     emitted: int = 0
-    held: int = 0
     chunk: int = _CHUNK  # points read between conversions (fewer when parts are smaller)
     lat: list[str | None] = field(default_factory=list)
     lon: list[str | None] = field(default_factory=list)
@@ -254,7 +253,11 @@ class _Points:
             self.idx[f], self.txt[f] = [], []
         self.lat, self.lon = [], []
         self.chunks.append(_convert(cols, m, self.tz))
-        self.held += m
+
+    @property
+    def held(self) -> int:
+        """Points converted and not given in a part yet."""
+        return self.n - len(self.lat) - self.emitted
 
     def column(self, name: str, *, fixes_only: bool = False) -> Any:
         """One converted column over all chunks (numpy, pandas or Arrow as converted); with
@@ -450,7 +453,7 @@ def _emit(w: _Walk, kind: str, ctx: LoadContext) -> None:
     m = pts.n - pts.emitted
     fixes, rejects = _fixes(pts, kind, open_kind=open_kind)
     ctx.emit(records_read=m, fixes=fixes, rejects=rejects if len(rejects) else None)
-    pts.emitted, pts.held, pts.chunks = pts.n, 0, []
+    pts.emitted, pts.chunks = pts.n, []
 
 
 # ---------------------------------------------------------------- vectorised conversion

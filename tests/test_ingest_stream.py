@@ -37,8 +37,10 @@ def _gpx(path: Path, *, n_trk: int = 2_000, n_rte: int = 300, truncate: bool = F
         return (f'<{tag} lat="{lat}" lon="{3.7 + rng.normal(0, 1e-3):.6f}"><ele>{k % 50}</ele>'
                 f"<time>{t:%Y-%m-%dT%H:%M:%SZ}</time></{tag}>")
 
+    def seg(a: int, b: int) -> str:
+        return "<trkseg>" + "".join(pt("trkpt", k) for k in range(a, b)) + "</trkseg>"
+
     half = n_trk // 2
-    seg = lambda a, b: "<trkseg>" + "".join(pt("trkpt", k) for k in range(a, b)) + "</trkseg>"  # noqa: E731
     body = (f"<trk><name>one</name><type>driving</type>{seg(0, half // 2)}{seg(half // 2, half)}</trk>"
             f"<trk><name>two</name>{seg(half, n_trk)}</trk>"
             "<rte><type>plan</type>" + "".join(pt("rtept", n_trk + k) for k in range(n_rte)) + "</rte>"

@@ -21,9 +21,10 @@ def _answer(x: int) -> int:
     return x + 1
 
 
-def test_a_call_that_returns_gives_its_result_time_and_peak() -> None:
+def test_a_call_that_returns_gives_its_result_and_time() -> None:
+    # the peak is sampled every 20 ms: a call this short may end before the first sample
     secs, peak_mib, out = load_bench("_measure").measure(_answer, 41)
-    assert out == 42 and secs >= 0 and peak_mib > 0
+    assert out == 42 and 0 <= secs < 5 and peak_mib >= 0
 
 
 @pytest.mark.parametrize("fn", [_boom, _dies], ids=["raises", "exits"])

@@ -254,6 +254,27 @@ def _factorize_sorted(col: pd.Series) -> tuple[np.ndarray, list[str]]:
     return rank[idx], [names[i] for i in order]
 
 
+def _subject_time_order(codes: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The stable order by subject code, then time: ``np.lexsort((t, codes))``.
+
+    When code and time offset fit one 63-bit key (any subjects and ~290 years of
+    nanoseconds), it is a stable sort of that key: the same order, several times faster
+    than ``lexsort``'s two passes on the nearly sorted tables loaders give.
+
+    >>> codes, t = np.array([1, 0, 1, 0]), np.array([5, 7, 2, 7])
+    >>> _subject_time_order(codes, t).tolist() == np.lexsort((t, codes)).tolist() == [1, 3, 2, 0]
+    True
+    """
+    if len(t) == 0 or int(codes.min()) < 0:
+        return np.lexsort((t, codes))
+    t0 = int(t.min())
+    t_bits = (int(t.max()) - t0).bit_length()
+    if t_bits + int(codes.max()).bit_length() > 63:
+        return np.lexsort((t, codes))
+    key = (codes.astype(np.int64) << t_bits) | (t - t0)
+    return np.argsort(key, kind="stable")
+
+
 class _Sorted:
     """A fixes table's columns as numpy arrays, sorted by subject, time and (on ties) fix id.
 
@@ -276,7 +297,7 @@ class _Sorted:
                 in_order = bool(np.all(fid.iloc[tied].astype(str).to_numpy()
                                        < fid.iloc[tied + 1].astype(str).to_numpy()))
             if not in_order:
-                idx = np.lexsort((t, codes))
+                idx = _subject_time_order(codes, t)
                 cs, ts = codes[idx], t[idx]
                 if bool(np.any((cs[1:] == cs[:-1]) & (ts[1:] == ts[:-1]))):
                     fid, _ = pd.factorize(fixes["fix_id"].astype(str), sort=True)
@@ -483,7 +504,7 @@ def _windows(s: _Sorted, pi: np.ndarray, lim: np.ndarray, p: StopParams) -> tupl
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     reach = np.arange(m, dtype=_INDEX)
     look = p.max_outliers + 1
-    chunk = 1 << 16  # bounded temporaries whatever the number of fixes
+    chunk = 1 << 13  # bounded temporaries (64 KiB each: reused from the heap, in cache)
     for a in range(0, m, chunk):
         seg = pi[a:min(m, a + chunk + look)]
         code, lat, lon, lm = s.code[seg], s.lat[seg], s.lon[seg], lim[a:a + len(seg)]

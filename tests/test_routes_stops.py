@@ -175,3 +175,19 @@ def test_the_fast_link_test_decides_every_pair_as_haversine_does() -> None:
     want = d <= limit
     assert want[:3000].all() and not want[6000:9100].any()
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(codes=st.lists(st.integers(0, 5), min_size=1, max_size=60), data=st.data())
+def test_subject_time_order_is_lexsort(codes: list[int], data: st.DataObject) -> None:
+    """stops._subject_time_order (one 63-bit key when it fits) is exactly the stable
+    ``np.lexsort((t, codes))``: ties keep input order, and times spanning more than the key
+    holds (nanoseconds over centuries, negative epochs) fall back to lexsort itself."""
+    from routetrace.routes.stops import _subject_time_order
+
+    wide = data.draw(st.booleans())
+    lo, hi = (-(2**62), 2**62) if wide else (0, 50)
+    t = np.array(data.draw(st.lists(st.integers(lo, hi), min_size=len(codes), max_size=len(codes))),
+                 dtype=np.int64)
+    c = np.array(codes, dtype=np.int32)
+    np.testing.assert_array_equal(_subject_time_order(c, t), np.lexsort((t, c)))

@@ -600,8 +600,10 @@ def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.nd
     (already leaving). Outliers count as fixes of the stop for the steps; one left at an
     edge becomes a member: it is then the stop's first (last) fix.
 
-    A stop keeps at least two members and its ``min_dwell`` span (if trimming would break
-    either, that stop is left as found).
+    A stop keeps at least two members (if trimming would leave fewer, that stop is left as
+    found). A stop whose fixes at rest span less than ``min_dwell`` once its moving edges
+    are dropped is no stop: its fixes are dropped too, so a longer ``min_dwell`` never puts
+    more time or fixes in stops than a shorter one.
     """
     if not len(mem):
         return mem, lab, omem, olab
@@ -638,19 +640,24 @@ def _trim_moving_edges(s: _Sorted, mem: np.ndarray, lab: np.ndarray, omem: np.nd
     np.minimum.at(lo_m, alab[km], allp[km])
     np.maximum.at(hi_m, alab[km], allp[km])
     is_mem = is_mem | (keep & ((allp < lo_m[alab]) | (allp > hi_m[alab])))
-    # a stop left with fewer than two members or a span under min_dwell is left as found
+    # a stop left with fewer than two members is left as found; one whose span at rest is
+    # under min_dwell is dropped
     km = keep & is_mem
     first = np.full(ns, np.iinfo(np.int64).max)
     last = np.full(ns, np.iinfo(np.int64).min)
     np.minimum.at(first, alab[km], s.t[allp[km]])
     np.maximum.at(last, alab[km], s.t[allp[km]])
     n_mem = np.bincount(alab[km], minlength=ns)
-    bad = (n_mem < 2) | (last - first < p.min_dwell.value)
+    bad = n_mem < 2
+    short = ~bad & (last - first < p.min_dwell.value)  # at rest for less than min_dwell: no stop
     keep |= bad[alab]
+    keep &= ~short[alab]
     is_mem = np.where(bad[alab], np.r_[np.ones(len(mem), dtype=bool), np.zeros(len(omem), dtype=bool)][order],
                       is_mem)
     km = keep & is_mem
     ko = keep & ~is_mem
+    if short.any():  # number the stops left 0, 1, ... again (in time order, as before)
+        alab = np.cumsum(~short)[alab] - 1
     return allp[km], alab[km], allp[ko], alab[ko]
 
 

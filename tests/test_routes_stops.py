@@ -114,7 +114,23 @@ def test_properties(seed: int) -> None:
     lk5, _ = detect_stops(f, min_dwell=pd.Timedelta("5min"))
     lk15, s15 = detect_stops(f, min_dwell=pd.Timedelta("15min"))
     assert (s15["t_departure"] - s15["t_arrival"] >= pd.Timedelta("15min")).all()
-    assert lk15["stop_id"].notna().sum() <= lk5["stop_id"].notna().sum()
+    in5 = set(lk5.loc[lk5["stop_id"].notna(), "fix_id"])
+    assert set(lk15.loc[lk15["stop_id"].notna(), "fix_id"]) <= in5
+
+
+def test_a_stop_at_rest_for_less_than_min_dwell_is_no_stop() -> None:
+    """simulate(600, phone, seed=254): a stop of 15 min 6 s whose first fix was still
+    arriving (moving fast) is trimmed to 14 min 59 s at rest. With min_dwell 15 min it is
+    dropped, not kept whole with its arriving fix (which made min_dwell 15 min put a fix in
+    a stop that min_dwell 5 min leaves outside)."""
+    f = _random_track(254)
+    lk5, s5 = detect_stops(f, min_dwell=pd.Timedelta("5min"))
+    lk15, s15 = detect_stops(f, min_dwell=pd.Timedelta("15min"))
+    second = s5.iloc[1]
+    assert second["t_departure"] - second["t_arrival"] == pd.Timedelta("14min 58.73s")
+    assert lk5.set_index("fix_id").loc["sim:21", "stop_id"] is pd.NA  # the arriving fix
+    assert len(s15) == len(s5) - 1 and second["t_arrival"] not in set(s15["t_arrival"])
+    assert pd.isna(lk15.set_index("fix_id").loc["sim:21", "stop_id"])
 
 
 @pytest.mark.parametrize(("kind", "target"), [("truck", 0.95), ("phone", 0.90)])

@@ -154,7 +154,7 @@ def main() -> None:
     out_path = HERE / "results" / "ingest_csv.txt"
     out_path.parent.mkdir(exist_ok=True)
     from _provenance import command_line, provenance_line  # bench/ is on sys.path
-    lines.append(provenance_line(command=command_line(), measures=["bench/ingest_csv.py", "loaders/csv.py", "loaders/base.py"], style="text"))
+    lines.append(provenance_line(command=command_line(), measures=["bench/ingest_csv.py", "loaders/csv.py", "loaders/base.py", "schema.py"], style="text"))
     out_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {out_path}")
 

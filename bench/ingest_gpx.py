@@ -87,7 +87,7 @@ def run_iterparse(path: str) -> tuple[int, int, int]:
 def main() -> None:
     run_xml_bench(fmt="gpx", make_file=make_gpx, run_plain=run_iterparse,
                   measures=["bench/_cli_peak.py", "loaders/gpx.py", "loaders/xmlsafe.py",
-                "loaders/base.py", "app/ingest.py", "case.py"], cli_mb_limit=1000)
+                "loaders/base.py", "app/ingest.py", "case.py", "schema.py"], cli_mb_limit=1000)
 
 
 if __name__ == "__main__":

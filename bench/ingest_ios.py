@@ -102,7 +102,7 @@ def main() -> None:
     out = HERE / "results" / "ingest_ios.txt"
     out.parent.mkdir(exist_ok=True)
     from _provenance import command_line, provenance_line  # bench/ is on sys.path
-    lines.append(provenance_line(command=command_line(), measures=["bench/ingest_ios.py", "bench/_cli_peak.py", "loaders/ios_routined.py", "loaders/base.py", "evidence.py"], style="text"))
+    lines.append(provenance_line(command=command_line(), measures=["bench/ingest_ios.py", "bench/_cli_peak.py", "loaders/ios_routined.py", "loaders/base.py", "evidence.py", "schema.py"], style="text"))
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"written {out}")
 

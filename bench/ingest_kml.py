@@ -91,7 +91,7 @@ def run_iterparse(path: str) -> tuple[int, int, int]:
 def main() -> None:
     run_xml_bench(fmt="kml", make_file=make_kml, run_plain=run_iterparse,
                   measures=["bench/_cli_peak.py", "loaders/kml.py", "loaders/xmlsafe.py",
-                "loaders/base.py", "app/ingest.py", "case.py"])
+                "loaders/base.py", "app/ingest.py", "case.py", "schema.py"])
 
 
 if __name__ == "__main__":

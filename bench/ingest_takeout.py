@@ -244,7 +244,7 @@ def main() -> None:
                  "whole canonical table kept in memory (grows with rows kept, by design)")
     print("\n" + "\n".join(ratios))
     from _provenance import command_line, provenance_line  # bench/ is on sys.path
-    lines.append(provenance_line(command=command_line(), measures=["bench/ingest_takeout.py", "loaders/takeout_records.py", "loaders/google_common.py", "loaders/base.py"], style="text"))
+    lines.append(provenance_line(command=command_line(), measures=["bench/ingest_takeout.py", "loaders/takeout_records.py", "loaders/google_common.py", "loaders/base.py", "schema.py"], style="text"))
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "ingest_takeout.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -15,7 +15,8 @@ return inside it, are treated as position noise and do not end the stop (they ar
 to it with role ``outlier``). A stop's first fixes are not part of it while the step from each to the next member, or
 the speed the fix itself reports, is faster than ``edge_speed_mps`` (the subject was still
 arriving), nor its last fixes while the step to each from the previous member, or their own
-speed, is (it was already leaving). The centre is the
+speed, is (it was already leaving); a stop whose fixes at rest then span less than
+``min_dwell`` is no stop. The centre is the
 component-wise median of the stop's fixes;
 ``radius_m`` in the stops table is the largest distance of a stop fix from it.
 

@@ -929,6 +929,9 @@ class Case:
         except OSError as exc:
             dest.unlink(missing_ok=True)
             raise self._failed(exc, rel) from exc
+        except BaseException:  # a time budget or Ctrl-C while writing: no orphan in staging
+            dest.unlink(missing_ok=True)
+            raise
         digest = sha256_file(dest)
         if self._outputs.get(rel) == digest:  # the same bytes are already there: keep them
             dest.unlink()

@@ -173,3 +173,28 @@ def test_a_side_table_column_of_only_missing_values_is_stored_with_its_declared_
     assert rep.errors == []
     wifi = open_case(tmp_path / "case").table("wifi_scans")
     assert str(wifi["rssi"].dtype) == "float64" and wifi["rssi"].isna().all() and len(wifi) == 2
+
+
+def test_an_interrupt_while_a_table_is_staged_leaves_no_orphan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time budget or Ctrl-C (a BaseException, not an OSError) in the middle of writing a
+    staged table removes the half-written file; the case stays as it was."""
+    import routetrace.case as case_mod
+    from routetrace.case import STAGING
+
+    root = tmp_path / "c"
+    c = open_case(root, create=True)
+    c.write_table("stops", schema.empty("stops"))
+    c.save_manifest()
+    before = sorted(p.relative_to(root) for p in root.rglob("*") if STAGING not in p.parts)
+
+    def interrupted(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
+        path.write_bytes(b"PAR1 half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(case_mod, "_write_parquet", interrupted)
+    c = open_case(root)
+    with pytest.raises(KeyboardInterrupt):
+        c.write_table("stops", schema.empty("stops"))
+    assert not [p for p in (root / STAGING).rglob("*") if p.is_file()]
+    c.abort()
+    assert sorted(p.relative_to(root) for p in root.rglob("*") if STAGING not in p.parts) == before

@@ -83,6 +83,10 @@ class SubjectMap:
 
     path: Path
     rules: list[DeviceRule] = field(default_factory=list)
+    #: (number of rules indexed, exact path -> first rule with it, (rule, pattern) of the
+    #: glob patterns): a fleet's mapping names thousands of files one by one
+    _index: tuple[int, dict[str, int], list[tuple[int, str]]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def root(self) -> Path:
@@ -104,10 +108,29 @@ class SubjectMap:
             rel = Path(os.path.relpath(Path(outer).resolve(), self.root)).as_posix()
         except ValueError:  # another drive (Windows)
             rel = Path(outer).as_posix()
-        for rule in self.rules:
-            if any(fnmatch.fnmatchcase(rel, p) for p in rule.patterns):
-                return rule
-        return None
+        exact, globs = self._patterns()
+        first = exact.get(rel)  # a pattern without * ? [ matches only itself
+        for i, pattern in globs:
+            if first is not None and i >= first:
+                break
+            if fnmatch.fnmatchcase(rel, pattern):
+                return self.rules[i]
+        return None if first is None else self.rules[first]
+
+    def _patterns(self) -> tuple[dict[str, int], list[tuple[int, str]]]:
+        """The rules' patterns indexed: plain paths in a dict, globs in rule order (built
+        again when rules were added), so matching a file does not try every rule."""
+        if self._index is None or self._index[0] != len(self.rules):
+            exact: dict[str, int] = {}
+            globs: list[tuple[int, str]] = []
+            for i, rule in enumerate(self.rules):
+                for p in rule.patterns:
+                    if any(c in p for c in "*?["):
+                        globs.append((i, p))
+                    else:
+                        exact.setdefault(p, i)
+            self._index = (len(self.rules), exact, globs)
+        return self._index[1], self._index[2]
 
     @property
     def declared_by(self) -> str:

@@ -218,3 +218,26 @@ def test_an_archive_member_streamed_goes_to_the_archive_subject(
     assert len(_parts_of(parts, "fixes")) > 2
     for name in ("fixes", "sources", "devices", "subjects"):
         pd.testing.assert_frame_equal(cp.table(name), open_case(whole).table(name), obj=name)
+
+
+def test_many_small_files_give_the_same_case_whatever_the_fold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest keeps the small tables of its new sources (sources, rejects, side tables)
+    folded into one table every FOLD_SOURCES files, not a LoadResult per file: with a fold
+    every 2 files the case is byte-identical to one folded once, rejects included."""
+    from routetrace.app import ingest as ingest_mod
+
+    src = tmp_path / "fleet"
+    src.mkdir()
+    for i in range(7):
+        rows = [f"2025-10-2{i}T0{k}:00:00Z,{51 + k / 100:.4f},{3.7 + i / 100:.4f}" for k in range(5)]
+        if i % 3 == 0:
+            rows.insert(2, "not a time,51.0,3.7")  # a rejected record
+        (src / f"lorry{i}.csv").write_text("time,lat,lon\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    trees = []
+    for fold in (2, 1_000):
+        monkeypatch.setattr(ingest_mod, "FOLD_SOURCES", fold)
+        rep = _ingest(tmp_path / f"c{fold}", [src], monkeypatch, part_rows=None, subject_id="lorry")
+        assert len(rep.added) == 7 and rep.rejected_records == 3
+        trees.append(_tree(tmp_path / f"c{fold}"))
+    assert trees[0] == trees[1]
+    assert len(open_case(tmp_path / "c2").table("rejects")) == 3

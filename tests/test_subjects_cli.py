@@ -269,3 +269,29 @@ def test_progress_appears_within_2_s_of_starting_a_big_ingest(tmp_path: Path, te
     assert first < 2.0, text  # the step is named before the heavy imports
     assert hit < first + 8.0, text  # then, repeatedly, the file and how far the reader is
     assert ("\r\x1b[K" in text) is terminal  # redrawn on a terminal, plain lines in a pipe
+
+
+def test_a_mapping_matches_a_file_to_its_first_rule_whether_plain_path_or_glob() -> None:
+    """SubjectMap.match indexes plain paths (a fleet's mapping names each file) and keeps
+    globs in order: the first rule that matches wins, as trying each rule in turn would."""
+    import fnmatch
+    import random
+
+    from routetrace.app.subjects import DeviceRule, SubjectMap
+
+    rng = random.Random(3)
+    names = [f"d{i}/f{j}.csv" for i in range(4) for j in range(4)]
+    pool = [*names, "d1/*", "*/f2.csv", "d?/f0.csv", "[d]3/*", "*"]
+    for _ in range(300):
+        rules = [DeviceRule(f"dev{k}", f"s{k}", tuple(rng.sample(pool, rng.randint(1, 3))))
+                 for k in range(rng.randint(1, 8))]
+        m = SubjectMap(Path("/case/subjects.yaml"), rules)
+        for name in names:
+            want = next((r for r in rules if any(fnmatch.fnmatchcase(name, p) for p in r.patterns)), None)
+            assert m.match(f"/case/{name}") == want, (name, rules)
+    fleet = SubjectMap(Path("/case/subjects.yaml"),
+                       [DeviceRule(f"t{i}", f"lorry{i}", (f"t{i}.csv",)) for i in range(20_000)])
+    assert fleet.match("/case/t19999.csv").subject_id == "lorry19999"
+    fleet.rules.append(DeviceRule("late", "late", ("late.csv",)))  # added later: indexed too
+    assert fleet.match("/case/late.csv").device_id == "late"
+    assert fleet.match("/case/none.csv") is None

@@ -191,8 +191,7 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
     Parameters
     ----------
     d
-        The decoded capture; its ``hdr`` list is emptied once the columns are built
-        (memory).
+        The decoded capture (its header columns are taken over, not copied).
     ctx
         The load context (subjects: ``options["subjects"]``, ``subject_id``, the IMEI).
 
@@ -214,10 +213,9 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
      [True, True, True])
     """
     n = d.n_records
-    H = np.array(d.hdr, dtype=np.float64).reshape(n, 11)
-    d.hdr.clear()  # the columns are built: free the tuples early (memory of 1e6-record files)
-    msg = np.asarray(d.rec_msg, dtype=np.int64)
-    pos = np.asarray(d.rec_pos, dtype=np.int64)
+    H = d.H
+    msg = d.rec_msg
+    pos = d.rec_pos
     imei = np.array(d.msg_imei, dtype=object)[msg]
     record = record_locators(d.msg_loc, msg, pos)
     t_ms = H[:, 0]
@@ -290,7 +288,8 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
     Parameters
     ----------
     d
-        The decoded capture (after :func:`record_columns`); its IO lists are emptied.
+        The decoded capture (after :func:`record_columns`); its IO columns are taken
+        over (removed from ``d``).
     n
         Number of AVL records.
 
@@ -310,20 +309,17 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
     >>> len(io.rec), io.iid[:5].tolist(), io.raw[:5].tolist(), io.w[:5].tolist()
     (15, [78, 182, 205, 206, 239], [0, 12, 1234, 3001, 0], [8, 2, 4, 2, 1])
     """
-    counts = np.asarray(d.io_counts, dtype=np.int64).reshape(n, 6)
-    d.io_counts.clear()
+    counts = d.counts
     rec_parts, id_parts, raw_parts, width_parts = [], [], [], []
     for wi, w in enumerate((1, 2, 4, 8)):
-        flat = d.io_flat[w]
-        if not flat:
+        ids = d.io_id.pop(w, None)
+        if ids is None or not len(ids):
             continue
-        arr = np.array(flat, dtype=np.uint64 if w == 8 else np.int64)
-        flat.clear()
         rec_parts.append(np.repeat(np.arange(n, dtype=np.int32), counts[:, wi]))
-        id_parts.append(arr[0::2].astype(np.int32))
-        raw_parts.append(arr[1::2].astype(np.int64))  # 8-byte values: two's complement reinterpretation
-        width_parts.append(np.full(len(arr) // 2, w, dtype=np.int32))
-        del arr
+        id_parts.append(ids)
+        raw_parts.append(d.io_raw.pop(w))
+        width_parts.append(np.full(len(ids), w, dtype=np.int32))
+        del ids
     io_hex: np.ndarray | None = None
     if d.io_bytes:
         rec_parts.append(np.array([x[0] for x in d.io_bytes], dtype=np.int32))

@@ -113,6 +113,69 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     return np.argsort(key, kind="stable")
 
 
+def _io_key(iid: np.ndarray, prof_of_rec: np.ndarray, rec: np.ndarray, fmb: np.ndarray) -> np.ndarray:
+    """IO key of each row: ``profile * 65536 + id`` (int32); the ids themselves, not a
+    copy, when every row is of the main profile (``fmb``).
+
+    >>> _io_key(np.array([239, 16], dtype=np.int32), np.array([0, 1]), np.array([0, 1]),
+    ...         np.array([True, False])).tolist()
+    [239, 65552]
+    """
+    if fmb.all():
+        return iid
+    pk: np.ndarray = prof_of_rec.astype(np.int32)[rec]
+    pk *= 65536
+    pk += iid
+    return pk
+
+
+def _in_subjects(s: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Rows whose subject code (``s``) is one of ``chosen``: a lookup table over the codes
+    (linear), ``np.isin`` if a code is missing (-1).
+
+    >>> _in_subjects(np.array([0, 1, 2, 1]), np.array([1, 1])).tolist()
+    [False, True, False, True]
+    """
+    if len(s) and int(s.min()) >= 0:
+        hit = np.zeros(int(s.max()) + 1, dtype=bool)
+        hit[chosen] = True
+        out: np.ndarray = hit[s]
+        return out
+    return np.isin(s, np.unique(chosen))
+
+
+def _value_changed(same: np.ndarray, raw: np.ndarray, val: np.ndarray, u: np.ndarray,
+                   step_u: np.ndarray) -> np.ndarray:
+    """Rows (in event order) that give a value event: a series' first row (``~same``), or
+    its value differs from the row before; for entries with a ``step``, when
+    ``floor(value / step)`` differs (the value moved into another multiple of the step).
+
+    Other rows compare their raw integers as float64, as the events always have: where
+    every raw value is within +-2**53 that is the integer comparison (no float copy of
+    the column). Only the stepped rows are divided.
+
+    >>> same = np.array([False, True, True, False, True])
+    >>> raw = np.array([1, 1, 2, 1500, 1900])
+    >>> _value_changed(same, raw, raw.astype(float), np.array([0, 0, 0, 1, 1]),
+    ...                np.array([np.nan, 1000.0])).tolist()
+    [True, False, True, True, False]
+    """
+    changed = ~same
+    if len(raw) and max(-int(raw.min()), int(raw.max())) <= 2**53:
+        changed[1:] |= raw[1:] != raw[:-1]
+    else:
+        changed[1:] |= raw[1:].astype(np.float64) != raw[:-1].astype(np.float64)
+    stepped = np.flatnonzero(~np.isnan(step_u)[u])
+    if len(stepped):
+        with np.errstate(invalid="ignore"):
+            q = np.floor(val[stepped] / step_u[u[stepped]])
+        # a stepped row with `same` follows a row of its series (one entry: stepped too),
+        # which is the stepped row just before it
+        k = np.flatnonzero(same[stepped[1:]]) + 1
+        changed[stepped[k]] = q[k] != q[k - 1]
+    return changed
+
+
 def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
             io_ent: np.ndarray, kind_u: np.ndarray, units_u: np.ndarray, names_u: np.ndarray,
             step_u: np.ndarray, io_bytes: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
@@ -186,7 +249,8 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     rec, iid, raw, val, u = (a[order] for a in (io_rec, io_id, io_raw, io_value, io_ent))
     del order
     s = subj_codes[rec]
-    pk = (prof_of_rec[rec] * 65536 + iid).astype(np.int32)
+    fmb = (prof_of_rec == 0)[rec]  # rows of the main profile (derived thresholds apply)
+    pk = _io_key(iid, prof_of_rec, rec, fmb)
 
     def is_kind(k: str) -> np.ndarray:
         out: np.ndarray = np.asarray(kind_u == k, dtype=bool)[u]
@@ -197,17 +261,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
         return a[np.flatnonzero(mask) - 1]
     same = np.zeros(len(rec), dtype=bool)
     same[1:] = (s[1:] == s[:-1]) & (pk[1:] == pk[:-1])
-    # value events: at the first reading and when the value changes; for entries with a
-    # `step`, when the value moves into another multiple of the step (odometer every km...)
-    step = step_u[u]
-    stepped = np.flatnonzero(~np.isnan(step))  # only these rows are divided (no full-length temporaries)
-    q = raw.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        q[stepped] = np.floor(val[stepped] / step[stepped])
-    del step, stepped
-    changed = ~same
-    changed[1:] |= q[1:] != q[:-1]
-    del q
+    changed = _value_changed(same, raw, val, u, step_u)
     frames: list[pd.DataFrame] = []
 
     def frame(mask: np.ndarray, kinds: np.ndarray | str, value: np.ndarray, units: np.ndarray | str,
@@ -264,40 +318,46 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
                     ',"triggered":', trig(m), "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
     th = profs[0]["derived"]
-    delta = np.full(len(val), np.nan)  # change from the row before (meaningful where ``same``)
-    delta[1:] = val[1:] - val[:-1]
+
+    def delta_at(idx: np.ndarray) -> np.ndarray:
+        """Change of the value from the row before, at rows ``idx`` (rows with ``same``)."""
+        out: np.ndarray = val[idx] - val[idx - 1]
+        return out
+
+    def rows_mask(idx: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(rec), dtype=bool)
+        out[idx] = True
+        return out
     for fkind, up_k, down_k, funit in (("fuel_level", "refuel_pct", "fuel_drop_pct", "%"),
                                    ("fuel_volume", "refuel_l", "fuel_drop_l", "l")):
-        is_f = is_kind(fkind) & (prof_of_rec[rec] == 0)
+        is_f = is_kind(fkind) & fmb
         if fkind == "fuel_volume":
-            has_pct = np.isin(s, np.unique(s[is_kind("fuel_level") & (prof_of_rec[rec] == 0)]))
-            is_f &= ~has_pct
+            is_f &= ~_in_subjects(s, s[is_kind("fuel_level") & fmb])  # % series first
         if not is_f.any() or up_k not in th:
             continue
+        fi = np.flatnonzero(is_f & same)
+        d_f = delta_at(fi)
         with np.errstate(invalid="ignore"):
-            mu = is_f & same & (delta >= th[up_k])
-            md = is_f & same & (delta <= -th[down_k])
+            mu, md = rows_mask(fi[d_f >= th[up_k]]), rows_mask(fi[d_f <= -th[down_k]])
         for mm, k, thr in ((mu, "refuel", th[up_k]), (md, "fuel_drop", th[down_k])):
             if mm.any():
-                frame(mm, k, delta[mm], funit,
+                frame(mm, k, delta_at(np.flatnonzero(mm)), funit,
                       (f"{k}: fuel " + sx(np.round(before(val, mm), 3)) + f" {funit} -> "
                        + sx(np.round(val[mm], 3)) + f" {funit} (threshold {thr:g} {funit})"),
                       ('{"from_record":"' + sx(record[before(rec, mm)]) + '","threshold":'
                        + f"{thr:g}" + "}"), derived=True)
     # odometer jumps
     if "odometer_max_speed_kmh" in th:
-        is_o = is_kind("odometer") & same & (prof_of_rec[rec] == 0)
-        io_o = np.flatnonzero(is_o)  # only the odometer readings: no full-length temporaries
+        io_o = np.flatnonzero(is_kind("odometer") & same & fmb)  # the odometer readings only
         dt_s = (t_ns[rec[io_o]] - t_ns[rec[io_o - 1]]) / 1e9
         limit = th["odometer_max_speed_kmh"] / 3.6 * np.maximum(dt_s, 0) + th["odometer_slack_m"]
-        d_o = delta[io_o]
+        d_o = delta_at(io_o)
         with np.errstate(invalid="ignore"):
             bad = (d_o > limit) | (d_o < -th["odometer_rollback_m"])
-        mo = np.zeros(len(rec), dtype=bool)
-        mo[io_o[bad]] = True
+        mo = rows_mask(io_o[bad])
         if mo.any():
-            frame(mo, "odometer_jump", delta[mo], "m",
-                  ("odometer changed by " + sx(delta[mo]) + " m in " + sx(dt_s[bad]) + " s"),
+            frame(mo, "odometer_jump", d_o[bad], "m",
+                  ("odometer changed by " + sx(d_o[bad]) + " m in " + sx(dt_s[bad]) + " s"),
                   ('{"from_record":"' + sx(record[before(rec, mo)]) + '","limit_m":'
                    + sx(np.round(limit[bad], 1)) + "}"),
                   derived=True, more_flag="inconsistent_value")

@@ -71,6 +71,38 @@ def join_text(*parts: Any) -> pd.Series:
     return pd.Series(pd.StringDtype().__from_arrow__(joined), dtype="string")
 
 
+def _selected_order(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
+                    subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> np.ndarray:
+    """The IO rows ``sel`` in event order (:func:`_event_order`); when every row is
+    selected (the usual capture) without a row list or filtered copies.
+
+    >>> _selected_order(np.array([True, False, True]), np.array([0, 0, 1]),
+    ...                 np.array([16, 2, 16]), np.array([5, 9]), np.zeros(2, dtype=np.int32),
+    ...                 np.zeros(2, dtype=np.int64)).tolist()
+    [0, 2]
+    """
+    if sel.all():
+        return _event_order(rec, iid, t_ns, subj_codes, prof_of_rec)
+    rows = np.flatnonzero(sel)
+    out: np.ndarray = rows[_event_order(rec[rows], iid[rows], t_ns, subj_codes, prof_of_rec)]
+    return out
+
+
+def _in_time_order(t_ns: np.ndarray, subj_codes: np.ndarray) -> bool:
+    """Whether records are already in (subject, time) order, so that ranking them by
+    (subject, time, record) is the identity (the usual capture of one device).
+
+    >>> _in_time_order(np.array([5, 5, 9]), np.zeros(3, dtype=np.int32))
+    True
+    >>> _in_time_order(np.array([5, 9, 1]), np.array([0, 0, 1])), _in_time_order(
+    ...     np.array([5, 1]), np.zeros(2, dtype=np.int32))
+    (True, False)
+    """
+    up = subj_codes[1:] > subj_codes[:-1]
+    tie = subj_codes[1:] == subj_codes[:-1]
+    return bool(np.all(up | (tie & (t_ns[1:] >= t_ns[:-1]))))
+
+
 def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes: np.ndarray,
                  prof_of_rec: np.ndarray) -> np.ndarray:
     """The permutation of ``np.lexsort((rec, t_ns[rec], prof * 65536 + iid, subj[rec]))``,
@@ -87,7 +119,10 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     [1, 3, 0, 2]
     """
     n = len(t_ns)
-    by_rank = np.lexsort((np.arange(n), t_ns, subj_codes))
+    if _in_time_order(t_ns, subj_codes):
+        by_rank = np.arange(n)  # what the lexsort gives, without sorting
+    else:
+        by_rank = np.lexsort((np.arange(n), t_ns, subj_codes))
     pk = prof_of_rec.astype(np.int32)[rec]
     pk *= 65536
     pk += iid
@@ -242,10 +277,8 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     subj_codes = subj_codes.astype(np.int32)
     # stable sort: subject, io id (within profile), time, record order; one IO row per
     # element (~10 per record), so the columns are reordered one at a time (memory)
-    rows = np.flatnonzero(sel)
-    del sel
-    order = rows[_event_order(io_rec[rows], io_id[rows], t_ns, subj_codes, prof_of_rec)]
-    del rows  # each column is taken once, in event order (no filtered copy first)
+    order = _selected_order(sel, io_rec, io_id, t_ns, subj_codes, prof_of_rec)
+    del sel  # each column is taken once, in event order (no filtered copy first)
     rec, iid, raw, val, u = (a[order] for a in (io_rec, io_id, io_raw, io_value, io_ent))
     del order
     s = subj_codes[rec]

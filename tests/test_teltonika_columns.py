@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from routetrace.loaders import load
 from routetrace.loaders import teltonika_codec as tc
 from routetrace.loaders import teltonika_events as te
+from routetrace.loaders import teltonika_tables as tt
 
 IMEI = "356307042441013"
 
@@ -136,3 +137,24 @@ def test_value_changed_is_the_float_rule(rows: list[tuple[bool, int, int]]) -> N
     want = ~same
     want[1:] |= q[1:] != q[:-1]
     assert te._value_changed(same, raw, val, u, step_u).tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("ios", [
+    [(239, 1), (16, 4), (2, 1), (66, 2), (78, 8)],  # wire order is not id order
+    [(239, 1), (16, 4), (239, 1), (16, 2), (1, 8)],  # one id twice, in one group and across
+])
+def test_uniform_io_columns_are_the_sorted_ones(ios: list[tuple[int, int]],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records of one IO layout: the column-by-column table equals the sorted one."""
+    recs = [tc.Record(t_ms=1_761_512_400_000 + 1000 * k, lat=51.0, lon=3.87,
+                      io=tuple(tc.IoValue(i, (k * 7 + j) % 200, w) for j, (i, w) in enumerate(ios)))
+            for k in range(7)]
+    buf = tc.encode_tcp_frame(recs[:4]) + tc.encode_tcp_frame(recs[4:])
+    msgs = [(k, s, e, f"offset {s}") for k, s, e in tc.segment_binary(buf)]
+    fast = tt.io_columns(tc.decode_messages(buf, msgs), 7)
+    monkeypatch.setattr(tt, "_uniform_io", lambda d, n: None)
+    slow = tt.io_columns(tc.decode_messages(buf, msgs), 7)
+    for name in ("rec", "iid", "raw", "w"):
+        assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
+        assert getattr(fast, name).dtype == getattr(slow, name).dtype, name
+    assert fast.hexv is None and slow.hexv is None

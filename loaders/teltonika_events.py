@@ -103,6 +103,28 @@ def _in_time_order(t_ns: np.ndarray, subj_codes: np.ndarray) -> bool:
     return bool(np.all(up | (tie & (t_ns[1:] >= t_ns[:-1]))))
 
 
+def _layout_width(rec: np.ndarray, iid: np.ndarray) -> int:
+    """``k`` when the IO rows (sorted by record, then id) are ``k`` rows per record with
+    the same ids, each once, in every record; else 0.
+
+    >>> _layout_width(np.array([0, 0, 2, 2]), np.array([16, 239, 16, 239]))
+    2
+    >>> _layout_width(np.array([0, 0, 2, 2]), np.array([16, 16, 16, 16]))
+    0
+    """
+    if not len(rec):
+        return 0
+    k = int(np.searchsorted(rec, rec[0], side="right"))
+    m = len(rec) // k
+    if m * k != len(rec) or not bool(np.all(iid[1:k] > iid[:k - 1])):
+        return 0
+    per_rec = rec.reshape(m, k)
+    first = per_rec[:, 0]
+    if not (bool(np.all(first[1:] > first[:-1])) and bool((per_rec == first[:, None]).all())):
+        return 0
+    return k if bool((iid.reshape(m, k) == iid[:k]).all()) else 0
+
+
 def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes: np.ndarray,
                  prof_of_rec: np.ndarray) -> np.ndarray:
     """The permutation of ``np.lexsort((rec, t_ns[rec], prof * 65536 + iid, subj[rec]))``,
@@ -120,6 +142,11 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     """
     n = len(t_ns)
     if _in_time_order(t_ns, subj_codes):
+        if n and (subj_codes == subj_codes[0]).all() and (prof_of_rec == prof_of_rec[0]).all():
+            k = _layout_width(rec, iid)
+            if k:  # one series per column of the (record, IO) matrix: its transpose
+                return (np.arange(len(rec) // k, dtype=np.int64) * k
+                        + np.arange(k, dtype=np.int64)[:, None]).reshape(-1)
         by_rank = np.arange(n)  # what the lexsort gives, without sorting
     else:
         by_rank = np.lexsort((np.arange(n), t_ns, subj_codes))

@@ -96,14 +96,19 @@ _orders = st.integers(1, 40).flatmap(lambda n: st.tuples(
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(case=_orders, sort_time=st.booleans())
+@given(case=_orders, sort_time=st.booleans(), uniform=st.booleans())
 def test_event_order_is_the_lexsort(case: tuple[list[int], list[int], list[int], list[list[int]]],
-                                    sort_time: bool) -> None:
-    """The event order (with its fast paths: records already in time order, one sort key)
-    is ``lexsort((row, time, profile * 65536 + id, subject))`` of the IO rows."""
+                                    sort_time: bool, uniform: bool) -> None:
+    """The event order (with its fast paths: records already in time order, one sort key,
+    one IO layout of one subject read as a matrix) is ``lexsort((row, time, profile *
+    65536 + id, subject))`` of the IO rows (sorted by record, then id, as the IO table)."""
     t, subj, prof, ids = case
     if sort_time:  # the usual capture: each subject's records in time order
         t = sorted(t)
+    if uniform:  # one device sending one IO layout
+        subj, prof = [0] * len(t), [prof[0]] * len(t)
+        ids = [sorted(set(ids[0]))] * len(t)
+    ids = [sorted(row) for row in ids]
     rec = np.array([r for r, row in enumerate(ids) for _ in row], dtype=np.int32)
     iid = np.array([i for row in ids for i in row], dtype=np.int32)
     t_ns, s, p = np.array(t, dtype=np.int64), np.array(subj, dtype=np.int32), np.array(prof)

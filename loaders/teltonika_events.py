@@ -73,14 +73,24 @@ def join_text(*parts: Any) -> pd.Series:
 
 def _selected_order(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
                     subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> np.ndarray:
-    """The IO rows ``sel`` in event order (:func:`_event_order`); when every row is
-    selected (the usual capture) without a row list or filtered copies.
+    """The IO rows ``sel`` in event order (:func:`_event_order`). One subject sending one
+    IO layout in time order (the usual capture; checked, not assumed): each series is a
+    column of the (record, IO) matrix, the order its transpose (no sort, no row list). Else
+    when every row is selected, without a row list or filtered copies.
 
     >>> _selected_order(np.array([True, False, True]), np.array([0, 0, 1]),
     ...                 np.array([16, 2, 16]), np.array([5, 9]), np.zeros(2, dtype=np.int32),
     ...                 np.zeros(2, dtype=np.int64)).tolist()
     [0, 2]
     """
+    n = len(t_ns)
+    if (n and _in_time_order(t_ns, subj_codes) and (subj_codes == subj_codes[0]).all()
+            and (prof_of_rec == prof_of_rec[0]).all()):
+        k = _layout_width(rec, iid)
+        if k and bool((sel.reshape(-1, k) == sel[:k]).all()):
+            # one series per selected column of the (record, IO) matrix: its transpose
+            cols = np.flatnonzero(sel[:k]).astype(np.int64)
+            return (np.arange(len(rec) // k, dtype=np.int64) * k + cols[:, None]).reshape(-1)
     if sel.all():
         return _event_order(rec, iid, t_ns, subj_codes, prof_of_rec)
     rows = np.flatnonzero(sel)
@@ -142,11 +152,6 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     """
     n = len(t_ns)
     if _in_time_order(t_ns, subj_codes):
-        if n and (subj_codes == subj_codes[0]).all() and (prof_of_rec == prof_of_rec[0]).all():
-            k = _layout_width(rec, iid)
-            if k:  # one series per column of the (record, IO) matrix: its transpose
-                return (np.arange(len(rec) // k, dtype=np.int64) * k
-                        + np.arange(k, dtype=np.int64)[:, None]).reshape(-1)
         by_rank = np.arange(n)  # what the lexsort gives, without sorting
     else:
         by_rank = np.lexsort((np.arange(n), t_ns, subj_codes))

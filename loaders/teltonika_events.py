@@ -71,6 +71,57 @@ def join_text(*parts: Any) -> pd.Series:
     return pd.Series(pd.StringDtype().__from_arrow__(joined), dtype="string")
 
 
+def _in_event_order(sel: np.ndarray, arrays: tuple[np.ndarray, ...], t_ns: np.ndarray,
+                    subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> list[np.ndarray]:
+    """The IO columns ``arrays`` (record, id first) at the rows ``sel``, in event order:
+    each column taken once (no filtered copy first), by strided copies when the rows are
+    a matrix (:func:`_matrix_columns`), else through :func:`_selected_order`."""
+    rec, iid = arrays[0], arrays[1]
+    mc = _matrix_columns(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
+    if mc is not None:
+        return [_transposed(a, *mc) for a in arrays]
+    order = _selected_order(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
+    return [a[order] for a in arrays]
+
+
+def _matrix_columns(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
+                    subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """``(k, columns)`` when the IO rows are a matrix of ``k`` per record, one subject sending
+    one IO layout in time order, with the same columns selected in every record (checked,
+    not assumed): each selected column is then one series in time order, and the event
+    order is the transpose. Else None.
+
+    >>> _matrix_columns(np.array([True, False, True, False]), np.array([0, 0, 1, 1]),
+    ...                 np.array([16, 239, 16, 239]), np.array([5, 9]),
+    ...                 np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.int64))
+    (2, array([0]))
+    """
+    n = len(t_ns)
+    if not (n and _in_time_order(t_ns, subj_codes) and (subj_codes == subj_codes[0]).all()
+            and (prof_of_rec == prof_of_rec[0]).all()):
+        return None
+    k = _layout_width(rec, iid)
+    if not k or not bool((sel.reshape(-1, k) == sel[:k]).all()):
+        return None
+    return k, np.flatnonzero(sel[:k]).astype(np.int64)
+
+
+def _transposed(a: np.ndarray, k: int, cols: np.ndarray) -> np.ndarray:
+    """``a`` (``k`` values per record) in the order of :func:`_matrix_columns`: column
+    ``cols[0]`` of every record, then ``cols[1]``, ...: ``a[order]`` by strided copies,
+    without an index array.
+
+    >>> _transposed(np.arange(6), 3, np.array([0, 2])).tolist()
+    [0, 3, 2, 5]
+    """
+    m = len(a) // k
+    a2 = a.reshape(m, k)
+    out = np.empty((len(cols), m), dtype=a.dtype)
+    for j, c in enumerate(cols.tolist()):
+        out[j] = a2[:, c]
+    return out.reshape(-1)
+
+
 def _selected_order(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
                     subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> np.ndarray:
     """The IO rows ``sel`` in event order (:func:`_event_order`). One subject sending one
@@ -83,14 +134,10 @@ def _selected_order(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.
     ...                 np.zeros(2, dtype=np.int64)).tolist()
     [0, 2]
     """
-    n = len(t_ns)
-    if (n and _in_time_order(t_ns, subj_codes) and (subj_codes == subj_codes[0]).all()
-            and (prof_of_rec == prof_of_rec[0]).all()):
-        k = _layout_width(rec, iid)
-        if k and bool((sel.reshape(-1, k) == sel[:k]).all()):
-            # one series per selected column of the (record, IO) matrix: its transpose
-            cols = np.flatnonzero(sel[:k]).astype(np.int64)
-            return (np.arange(len(rec) // k, dtype=np.int64) * k + cols[:, None]).reshape(-1)
+    mc = _matrix_columns(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
+    if mc is not None:  # one series per selected column of the (record, IO) matrix
+        k, cols = mc
+        return (np.arange(len(rec) // k, dtype=np.int64) * k + cols[:, None]).reshape(-1)
     if sel.all():
         return _event_order(rec, iid, t_ns, subj_codes, prof_of_rec)
     rows = np.flatnonzero(sel)
@@ -309,10 +356,9 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     subj_codes = subj_codes.astype(np.int32)
     # stable sort: subject, io id (within profile), time, record order; one IO row per
     # element (~10 per record), so the columns are reordered one at a time (memory)
-    order = _selected_order(sel, io_rec, io_id, t_ns, subj_codes, prof_of_rec)
-    del sel  # each column is taken once, in event order (no filtered copy first)
-    rec, iid, raw, val, u = (a[order] for a in (io_rec, io_id, io_raw, io_value, io_ent))
-    del order
+    rec, iid, raw, val, u = _in_event_order(sel, (io_rec, io_id, io_raw, io_value, io_ent),
+                                            t_ns, subj_codes, prof_of_rec)
+    del sel
     s = subj_codes[rec]
     fmb = (prof_of_rec == 0)[rec]  # rows of the main profile (derived thresholds apply)
     pk = _io_key(iid, prof_of_rec, rec, fmb)

@@ -122,6 +122,10 @@ def test_event_order_is_the_lexsort(case: tuple[list[int], list[int], list[int],
     r = rec[rows]
     want = rows[np.lexsort((np.arange(len(rows)), t_ns[r], p[r] * 65536 + iid[rows], s[r]))]
     assert got.tolist() == want.tolist()
+    mc = te._matrix_columns(sel, rec, iid, t_ns, s, p)
+    if mc is not None:  # the columns taken by strided copies, in that order
+        assert te._transposed(np.arange(len(rec)), *mc).tolist() == want.tolist()
+    assert mc is not None or not (uniform and sort_time and len(t) == len(set(t)) and ids[0])
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

@@ -65,10 +65,46 @@ def join_text(*parts: Any) -> pd.Series:
             arrays.append(pa.array(p).cast(pa.large_string()))
         elif isinstance(p, np.ndarray) and p.dtype.kind == "U":
             arrays.append(pa.array(p, type=pa.large_string()))
+        elif isinstance(p, pa.Array) and p.type == pa.large_string():
+            arrays.append(p)
         else:
             arrays.append(pa.array(pd.array(p, dtype="string"), type=pa.large_string()))
     joined = pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
     return pd.Series(pd.StringDtype().__from_arrow__(joined), dtype="string")
+
+
+_TRUE_FALSE = pa.array(["false", "true"], type=pa.large_string())
+
+
+def _decimal(a: np.ndarray) -> pa.Array:
+    """Integers written in decimal, as Arrow text (to be joined more than once)."""
+    return pa.array(a).cast(pa.large_string())
+
+
+def _edge_codes(profs: list[dict[str, Any]], pk: np.ndarray, raw: np.ndarray,
+                names: list[str]) -> np.ndarray:
+    """Per row, the edge kind its raw value enters (index into ``names``, which is filled in
+    the map's order), -1 for none: the rows of each IO with ``edges`` are found once.
+
+    >>> prof = {"io": {239: {"edges": {"1": "ignition_on", "0": "ignition_off"}}}}
+    >>> names = []
+    >>> _edge_codes([prof], np.array([239, 16, 239]), np.array([1, 1, 0]), names).tolist(), names
+    ([0, -1, 1], ['ignition_on', 'ignition_off'])
+    """
+    code = np.full(len(pk), -1, dtype=np.int16)  # a few edge kinds
+    for pi, p in enumerate(profs):
+        for io_num, e in p["io"].items():
+            edges = e.get("edges") or {}
+            for k in edges.values():
+                if k not in names:
+                    names.append(k)
+            if not edges:
+                continue
+            rows = np.flatnonzero(pk == pi * 65536 + io_num)
+            vals = raw[rows]
+            for rv, k in edges.items():
+                code[rows[vals == int(rv)]] = names.index(k)
+    return code
 
 
 def _in_event_order(sel: np.ndarray, arrays: tuple[np.ndarray, ...], t_ns: np.ndarray,
@@ -402,30 +438,27 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     flag_codes, flag_u = pd.factorize(pd.Series(rec_flag, dtype="object"))
     flag_s = str_take(np.asarray(flag_u, dtype=object), flag_codes)
 
-    def trig(m: np.ndarray) -> np.ndarray:
+    def trig(m: np.ndarray) -> pa.Array:
         """Text ``true`` where the record was triggered by the row's IO id (rows ``m``)."""
-        return np.where(event_io[rec[m]] == iid[m], "true", "false")
+        return _TRUE_FALSE.take(pa.array((event_io[rec[m]] == iid[m]).view(np.int8)))
     # value events
     m = changed
+    iid_m, raw_m = _decimal(iid[m]), _decimal(raw[m])  # written once, used twice
     frame(m, str_take(kind_u, u[m]), val[m], str_take(units_u, u[m]),
-          join_text("IO ", iid[m], " ", str_take(names_u, u[m]), " = ", raw[m]),
-          join_text('{"io_id":', iid[m], ',"raw":', raw[m], ',"triggered":', trig(m), "}"),
+          join_text("IO ", iid_m, " ", str_take(names_u, u[m]), " = ", raw_m),
+          join_text('{"io_id":', iid_m, ',"raw":', raw_m, ',"triggered":', trig(m), "}"),
           derived=False)
+    del iid_m, raw_m
     # edges
     edge_names: list[str] = []
-    edge_code = np.full(len(rec), -1, dtype=np.int16)  # a few edge kinds
-    for pi, p in enumerate(profs):
-        for io_num, e in p["io"].items():
-            for rv, k in (e.get("edges") or {}).items():
-                if k not in edge_names:
-                    edge_names.append(k)
-                hit = (pk == pi * 65536 + io_num) & (raw == int(rv))
-                edge_code[hit] = edge_names.index(k)
+    edge_code = _edge_codes(profs, pk, raw, edge_names)
     m = same & (edge_code >= 0)
     m[1:] &= raw[1:] != raw[:-1]
     ek = np.asarray([*edge_names, ""], dtype=object)[edge_code[m]]
-    frame(m, ek, val[m], "", join_text(ek, ": IO ", iid[m], " ", before(raw, m), " -> ", raw[m]),
-          join_text('{"from_record":"', record[before(rec, m)], '","io_id":', iid[m],
+    del edge_code
+    iid_m = _decimal(iid[m])
+    frame(m, ek, val[m], "", join_text(ek, ": IO ", iid_m, " ", before(raw, m), " -> ", raw[m]),
+          join_text('{"from_record":"', record[before(rec, m)], '","io_id":', iid_m,
                     ',"triggered":', trig(m), "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
     th = profs[0]["derived"]

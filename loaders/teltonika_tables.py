@@ -434,7 +434,10 @@ def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols
     (['ibutton_id', 'gnss_hdop', 'gsm_cell_id', 'gsm_area_code', 'ignition'],
      [1.0, 0.1, 1.0, 1.0, 1.0], [0, 1, 2, 3, 4])
     """
-    lkey = prof_of_rec[io.rec] * 65536 + io.iid
+    if len(prof_of_rec) and (prof_of_rec == prof_of_rec[0]).all():  # one profile: no gather
+        lkey = io.iid if prof_of_rec[0] == 0 else io.iid + int(prof_of_rec[0]) * 65536
+    else:
+        lkey = prof_of_rec[io.rec] * 65536 + io.iid
     lut: dict[int, dict[str, Any]] = {}
     for pi, p in enumerate(profs):
         for iid, e in p["io"].items():
@@ -472,9 +475,28 @@ def io_values(io: IoCols, mp: MapCols) -> None:
     sgn = mp.signed[io.ent] & ~is_bytes & (io.w < 8)
     if sgn.any():
         value[sgn] = signed_raw(io.raw[sgn], io.w[sgn])
-    value *= mp.scale[io.ent]
+    _scale(value, mp.scale, io.ent)
     value[is_bytes] = np.nan
     io.value = value
+
+
+def _scale(value: np.ndarray, scale: np.ndarray, ent: np.ndarray) -> None:
+    """``value *= scale[ent]`` in place; when few entries have a scale other than 1 (NaN:
+    an id the map does not know), only their rows are multiplied (x 1 changes nothing), with
+    no full-length array of scales.
+
+    >>> v = np.array([1.0, 2.0, 3.0])
+    >>> _scale(v, np.array([1.0, 0.1, np.nan]), np.array([0, 1, 2]))
+    >>> v.tolist()
+    [1.0, 0.2, nan]
+    """
+    special = np.flatnonzero(scale != 1.0)
+    if len(special) > 8:
+        value *= scale[ent]
+        return
+    for e in special.tolist():
+        rows = np.flatnonzero(ent == e)
+        value[rows] *= scale[e]
 
 
 def keep_io(io: IoCols, keep_rec: np.ndarray) -> IoCols:

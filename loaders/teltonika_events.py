@@ -65,10 +65,157 @@ def join_text(*parts: Any) -> pd.Series:
             arrays.append(pa.array(p).cast(pa.large_string()))
         elif isinstance(p, np.ndarray) and p.dtype.kind == "U":
             arrays.append(pa.array(p, type=pa.large_string()))
+        elif isinstance(p, pa.Array) and p.type == pa.large_string():
+            arrays.append(p)
         else:
             arrays.append(pa.array(pd.array(p, dtype="string"), type=pa.large_string()))
     joined = pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
     return pd.Series(pd.StringDtype().__from_arrow__(joined), dtype="string")
+
+
+_TRUE_FALSE = pa.array(["false", "true"], type=pa.large_string())
+
+
+def _decimal(a: np.ndarray) -> pa.Array:
+    """Integers written in decimal, as Arrow text (to be joined more than once)."""
+    return pa.array(a).cast(pa.large_string())
+
+
+def _edge_codes(profs: list[dict[str, Any]], pk: np.ndarray, raw: np.ndarray,
+                names: list[str]) -> np.ndarray:
+    """Per row, the edge kind its raw value enters (index into ``names``, which is filled in
+    the map's order), -1 for none: the rows of each IO with ``edges`` are found once.
+
+    >>> prof = {"io": {239: {"edges": {"1": "ignition_on", "0": "ignition_off"}}}}
+    >>> names = []
+    >>> _edge_codes([prof], np.array([239, 16, 239]), np.array([1, 1, 0]), names).tolist(), names
+    ([0, -1, 1], ['ignition_on', 'ignition_off'])
+    """
+    code = np.full(len(pk), -1, dtype=np.int16)  # a few edge kinds
+    for pi, p in enumerate(profs):
+        for io_num, e in p["io"].items():
+            edges = e.get("edges") or {}
+            for k in edges.values():
+                if k not in names:
+                    names.append(k)
+            if not edges:
+                continue
+            rows = np.flatnonzero(pk == pi * 65536 + io_num)
+            vals = raw[rows]
+            for rv, k in edges.items():
+                code[rows[vals == int(rv)]] = names.index(k)
+    return code
+
+
+def _in_event_order(sel: np.ndarray, arrays: tuple[np.ndarray, ...], t_ns: np.ndarray,
+                    subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> list[np.ndarray]:
+    """The IO columns ``arrays`` (record, id first) at the rows ``sel``, in event order:
+    each column taken once (no filtered copy first), by strided copies when the rows are
+    a matrix (:func:`_matrix_columns`), else through :func:`_selected_order`."""
+    rec, iid = arrays[0], arrays[1]
+    mc = _matrix_columns(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
+    if mc is not None:
+        return [_transposed(a, *mc) for a in arrays]
+    order = _selected_order(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
+    return [a[order] for a in arrays]
+
+
+def _matrix_columns(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
+                    subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """``(k, columns)`` when the IO rows are a matrix of ``k`` per record, one subject sending
+    one IO layout in time order, with the same columns selected in every record (checked,
+    not assumed): each selected column is then one series in time order, and the event
+    order is the transpose. Else None.
+
+    >>> _matrix_columns(np.array([True, False, True, False]), np.array([0, 0, 1, 1]),
+    ...                 np.array([16, 239, 16, 239]), np.array([5, 9]),
+    ...                 np.zeros(2, dtype=np.int32), np.zeros(2, dtype=np.int64))
+    (2, array([0]))
+    """
+    n = len(t_ns)
+    if not (n and _in_time_order(t_ns, subj_codes) and (subj_codes == subj_codes[0]).all()
+            and (prof_of_rec == prof_of_rec[0]).all()):
+        return None
+    k = _layout_width(rec, iid)
+    if not k or not bool((sel.reshape(-1, k) == sel[:k]).all()):
+        return None
+    return k, np.flatnonzero(sel[:k]).astype(np.int64)
+
+
+def _transposed(a: np.ndarray, k: int, cols: np.ndarray) -> np.ndarray:
+    """``a`` (``k`` values per record) in the order of :func:`_matrix_columns`: column
+    ``cols[0]`` of every record, then ``cols[1]``, ...: ``a[order]`` by strided copies,
+    without an index array.
+
+    >>> _transposed(np.arange(6), 3, np.array([0, 2])).tolist()
+    [0, 3, 2, 5]
+    """
+    m = len(a) // k
+    a2 = a.reshape(m, k)
+    out = np.empty((len(cols), m), dtype=a.dtype)
+    for j, c in enumerate(cols.tolist()):
+        out[j] = a2[:, c]
+    return out.reshape(-1)
+
+
+def _selected_order(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
+                    subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> np.ndarray:
+    """The IO rows ``sel`` in event order (:func:`_event_order`). One subject sending one
+    IO layout in time order (the usual capture; checked, not assumed): each series is a
+    column of the (record, IO) matrix, the order its transpose (no sort, no row list). Else
+    when every row is selected, without a row list or filtered copies.
+
+    >>> _selected_order(np.array([True, False, True]), np.array([0, 0, 1]),
+    ...                 np.array([16, 2, 16]), np.array([5, 9]), np.zeros(2, dtype=np.int32),
+    ...                 np.zeros(2, dtype=np.int64)).tolist()
+    [0, 2]
+    """
+    mc = _matrix_columns(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
+    if mc is not None:  # one series per selected column of the (record, IO) matrix
+        k, cols = mc
+        return (np.arange(len(rec) // k, dtype=np.int64) * k + cols[:, None]).reshape(-1)
+    if sel.all():
+        return _event_order(rec, iid, t_ns, subj_codes, prof_of_rec)
+    rows = np.flatnonzero(sel)
+    out: np.ndarray = rows[_event_order(rec[rows], iid[rows], t_ns, subj_codes, prof_of_rec)]
+    return out
+
+
+def _in_time_order(t_ns: np.ndarray, subj_codes: np.ndarray) -> bool:
+    """Whether records are already in (subject, time) order, so that ranking them by
+    (subject, time, record) is the identity (the usual capture of one device).
+
+    >>> _in_time_order(np.array([5, 5, 9]), np.zeros(3, dtype=np.int32))
+    True
+    >>> _in_time_order(np.array([5, 9, 1]), np.array([0, 0, 1])), _in_time_order(
+    ...     np.array([5, 1]), np.zeros(2, dtype=np.int32))
+    (True, False)
+    """
+    up = subj_codes[1:] > subj_codes[:-1]
+    tie = subj_codes[1:] == subj_codes[:-1]
+    return bool(np.all(up | (tie & (t_ns[1:] >= t_ns[:-1]))))
+
+
+def _layout_width(rec: np.ndarray, iid: np.ndarray) -> int:
+    """``k`` when the IO rows (sorted by record, then id) are ``k`` rows per record with
+    the same ids, each once, in every record; else 0.
+
+    >>> _layout_width(np.array([0, 0, 2, 2]), np.array([16, 239, 16, 239]))
+    2
+    >>> _layout_width(np.array([0, 0, 2, 2]), np.array([16, 16, 16, 16]))
+    0
+    """
+    if not len(rec):
+        return 0
+    k = int(np.searchsorted(rec, rec[0], side="right"))
+    m = len(rec) // k
+    if m * k != len(rec) or not bool(np.all(iid[1:k] > iid[:k - 1])):
+        return 0
+    per_rec = rec.reshape(m, k)
+    first = per_rec[:, 0]
+    if not (bool(np.all(first[1:] > first[:-1])) and bool((per_rec == first[:, None]).all())):
+        return 0
+    return k if bool((iid.reshape(m, k) == iid[:k]).all()) else 0
 
 
 def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes: np.ndarray,
@@ -87,7 +234,10 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     [1, 3, 0, 2]
     """
     n = len(t_ns)
-    by_rank = np.lexsort((np.arange(n), t_ns, subj_codes))
+    if _in_time_order(t_ns, subj_codes):
+        by_rank = np.arange(n)  # what the lexsort gives, without sorting
+    else:
+        by_rank = np.lexsort((np.arange(n), t_ns, subj_codes))
     pk = prof_of_rec.astype(np.int32)[rec]
     pk *= 65536
     pk += iid
@@ -111,6 +261,69 @@ def _event_order(rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray, subj_codes:
     key *= n
     key += rank[rec]
     return np.argsort(key, kind="stable")
+
+
+def _io_key(iid: np.ndarray, prof_of_rec: np.ndarray, rec: np.ndarray, fmb: np.ndarray) -> np.ndarray:
+    """IO key of each row: ``profile * 65536 + id`` (int32); the ids themselves, not a
+    copy, when every row is of the main profile (``fmb``).
+
+    >>> _io_key(np.array([239, 16], dtype=np.int32), np.array([0, 1]), np.array([0, 1]),
+    ...         np.array([True, False])).tolist()
+    [239, 65552]
+    """
+    if fmb.all():
+        return iid
+    pk: np.ndarray = prof_of_rec.astype(np.int32)[rec]
+    pk *= 65536
+    pk += iid
+    return pk
+
+
+def _in_subjects(s: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Rows whose subject code (``s``) is one of ``chosen``: a lookup table over the codes
+    (linear), ``np.isin`` if a code is missing (-1).
+
+    >>> _in_subjects(np.array([0, 1, 2, 1]), np.array([1, 1])).tolist()
+    [False, True, False, True]
+    """
+    if len(s) and int(s.min()) >= 0:
+        hit = np.zeros(int(s.max()) + 1, dtype=bool)
+        hit[chosen] = True
+        out: np.ndarray = hit[s]
+        return out
+    return np.isin(s, np.unique(chosen))
+
+
+def _value_changed(same: np.ndarray, raw: np.ndarray, val: np.ndarray, u: np.ndarray,
+                   step_u: np.ndarray) -> np.ndarray:
+    """Rows (in event order) that give a value event: a series' first row (``~same``), or
+    its value differs from the row before; for entries with a ``step``, when
+    ``floor(value / step)`` differs (the value moved into another multiple of the step).
+
+    Other rows compare their raw integers as float64, as the events always have: where
+    every raw value is within +-2**53 that is the integer comparison (no float copy of
+    the column). Only the stepped rows are divided.
+
+    >>> same = np.array([False, True, True, False, True])
+    >>> raw = np.array([1, 1, 2, 1500, 1900])
+    >>> _value_changed(same, raw, raw.astype(float), np.array([0, 0, 0, 1, 1]),
+    ...                np.array([np.nan, 1000.0])).tolist()
+    [True, False, True, True, False]
+    """
+    changed = ~same
+    if len(raw) and max(-int(raw.min()), int(raw.max())) <= 2**53:
+        changed[1:] |= raw[1:] != raw[:-1]
+    else:
+        changed[1:] |= raw[1:].astype(np.float64) != raw[:-1].astype(np.float64)
+    stepped = np.flatnonzero(~np.isnan(step_u)[u])
+    if len(stepped):
+        with np.errstate(invalid="ignore"):
+            q = np.floor(val[stepped] / step_u[u[stepped]])
+        # a stepped row with `same` follows a row of its series (one entry: stepped too),
+        # which is the stepped row just before it
+        k = np.flatnonzero(same[stepped[1:]]) + 1
+        changed[stepped[k]] = q[k] != q[k - 1]
+    return changed
 
 
 def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
@@ -179,14 +392,12 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     subj_codes = subj_codes.astype(np.int32)
     # stable sort: subject, io id (within profile), time, record order; one IO row per
     # element (~10 per record), so the columns are reordered one at a time (memory)
-    rows = np.flatnonzero(sel)
+    rec, iid, raw, val, u = _in_event_order(sel, (io_rec, io_id, io_raw, io_value, io_ent),
+                                            t_ns, subj_codes, prof_of_rec)
     del sel
-    order = rows[_event_order(io_rec[rows], io_id[rows], t_ns, subj_codes, prof_of_rec)]
-    del rows  # each column is taken once, in event order (no filtered copy first)
-    rec, iid, raw, val, u = (a[order] for a in (io_rec, io_id, io_raw, io_value, io_ent))
-    del order
     s = subj_codes[rec]
-    pk = (prof_of_rec[rec] * 65536 + iid).astype(np.int32)
+    fmb = (prof_of_rec == 0)[rec]  # rows of the main profile (derived thresholds apply)
+    pk = _io_key(iid, prof_of_rec, rec, fmb)
 
     def is_kind(k: str) -> np.ndarray:
         out: np.ndarray = np.asarray(kind_u == k, dtype=bool)[u]
@@ -197,17 +408,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
         return a[np.flatnonzero(mask) - 1]
     same = np.zeros(len(rec), dtype=bool)
     same[1:] = (s[1:] == s[:-1]) & (pk[1:] == pk[:-1])
-    # value events: at the first reading and when the value changes; for entries with a
-    # `step`, when the value moves into another multiple of the step (odometer every km...)
-    step = step_u[u]
-    stepped = np.flatnonzero(~np.isnan(step))  # only these rows are divided (no full-length temporaries)
-    q = raw.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        q[stepped] = np.floor(val[stepped] / step[stepped])
-    del step, stepped
-    changed = ~same
-    changed[1:] |= q[1:] != q[:-1]
-    del q
+    changed = _value_changed(same, raw, val, u, step_u)
     frames: list[pd.DataFrame] = []
 
     def frame(mask: np.ndarray, kinds: np.ndarray | str, value: np.ndarray, units: np.ndarray | str,
@@ -237,67 +438,70 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     flag_codes, flag_u = pd.factorize(pd.Series(rec_flag, dtype="object"))
     flag_s = str_take(np.asarray(flag_u, dtype=object), flag_codes)
 
-    def trig(m: np.ndarray) -> np.ndarray:
+    def trig(m: np.ndarray) -> pa.Array:
         """Text ``true`` where the record was triggered by the row's IO id (rows ``m``)."""
-        return np.where(event_io[rec[m]] == iid[m], "true", "false")
+        return _TRUE_FALSE.take(pa.array((event_io[rec[m]] == iid[m]).view(np.int8)))
     # value events
     m = changed
+    iid_m, raw_m = _decimal(iid[m]), _decimal(raw[m])  # written once, used twice
     frame(m, str_take(kind_u, u[m]), val[m], str_take(units_u, u[m]),
-          join_text("IO ", iid[m], " ", str_take(names_u, u[m]), " = ", raw[m]),
-          join_text('{"io_id":', iid[m], ',"raw":', raw[m], ',"triggered":', trig(m), "}"),
+          join_text("IO ", iid_m, " ", str_take(names_u, u[m]), " = ", raw_m),
+          join_text('{"io_id":', iid_m, ',"raw":', raw_m, ',"triggered":', trig(m), "}"),
           derived=False)
+    del iid_m, raw_m
     # edges
     edge_names: list[str] = []
-    edge_code = np.full(len(rec), -1, dtype=np.int16)  # a few edge kinds
-    for pi, p in enumerate(profs):
-        for io_num, e in p["io"].items():
-            for rv, k in (e.get("edges") or {}).items():
-                if k not in edge_names:
-                    edge_names.append(k)
-                hit = (pk == pi * 65536 + io_num) & (raw == int(rv))
-                edge_code[hit] = edge_names.index(k)
+    edge_code = _edge_codes(profs, pk, raw, edge_names)
     m = same & (edge_code >= 0)
     m[1:] &= raw[1:] != raw[:-1]
     ek = np.asarray([*edge_names, ""], dtype=object)[edge_code[m]]
-    frame(m, ek, val[m], "", join_text(ek, ": IO ", iid[m], " ", before(raw, m), " -> ", raw[m]),
-          join_text('{"from_record":"', record[before(rec, m)], '","io_id":', iid[m],
+    del edge_code
+    iid_m = _decimal(iid[m])
+    frame(m, ek, val[m], "", join_text(ek, ": IO ", iid_m, " ", before(raw, m), " -> ", raw[m]),
+          join_text('{"from_record":"', record[before(rec, m)], '","io_id":', iid_m,
                     ',"triggered":', trig(m), "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
     th = profs[0]["derived"]
-    delta = np.full(len(val), np.nan)  # change from the row before (meaningful where ``same``)
-    delta[1:] = val[1:] - val[:-1]
+
+    def delta_at(idx: np.ndarray) -> np.ndarray:
+        """Change of the value from the row before, at rows ``idx`` (rows with ``same``)."""
+        out: np.ndarray = val[idx] - val[idx - 1]
+        return out
+
+    def rows_mask(idx: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(rec), dtype=bool)
+        out[idx] = True
+        return out
     for fkind, up_k, down_k, funit in (("fuel_level", "refuel_pct", "fuel_drop_pct", "%"),
                                    ("fuel_volume", "refuel_l", "fuel_drop_l", "l")):
-        is_f = is_kind(fkind) & (prof_of_rec[rec] == 0)
+        is_f = is_kind(fkind) & fmb
         if fkind == "fuel_volume":
-            has_pct = np.isin(s, np.unique(s[is_kind("fuel_level") & (prof_of_rec[rec] == 0)]))
-            is_f &= ~has_pct
+            is_f &= ~_in_subjects(s, s[is_kind("fuel_level") & fmb])  # % series first
         if not is_f.any() or up_k not in th:
             continue
+        fi = np.flatnonzero(is_f & same)
+        d_f = delta_at(fi)
         with np.errstate(invalid="ignore"):
-            mu = is_f & same & (delta >= th[up_k])
-            md = is_f & same & (delta <= -th[down_k])
+            mu, md = rows_mask(fi[d_f >= th[up_k]]), rows_mask(fi[d_f <= -th[down_k]])
         for mm, k, thr in ((mu, "refuel", th[up_k]), (md, "fuel_drop", th[down_k])):
             if mm.any():
-                frame(mm, k, delta[mm], funit,
+                frame(mm, k, delta_at(np.flatnonzero(mm)), funit,
                       (f"{k}: fuel " + sx(np.round(before(val, mm), 3)) + f" {funit} -> "
                        + sx(np.round(val[mm], 3)) + f" {funit} (threshold {thr:g} {funit})"),
                       ('{"from_record":"' + sx(record[before(rec, mm)]) + '","threshold":'
                        + f"{thr:g}" + "}"), derived=True)
     # odometer jumps
     if "odometer_max_speed_kmh" in th:
-        is_o = is_kind("odometer") & same & (prof_of_rec[rec] == 0)
-        io_o = np.flatnonzero(is_o)  # only the odometer readings: no full-length temporaries
+        io_o = np.flatnonzero(is_kind("odometer") & same & fmb)  # the odometer readings only
         dt_s = (t_ns[rec[io_o]] - t_ns[rec[io_o - 1]]) / 1e9
         limit = th["odometer_max_speed_kmh"] / 3.6 * np.maximum(dt_s, 0) + th["odometer_slack_m"]
-        d_o = delta[io_o]
+        d_o = delta_at(io_o)
         with np.errstate(invalid="ignore"):
             bad = (d_o > limit) | (d_o < -th["odometer_rollback_m"])
-        mo = np.zeros(len(rec), dtype=bool)
-        mo[io_o[bad]] = True
+        mo = rows_mask(io_o[bad])
         if mo.any():
-            frame(mo, "odometer_jump", delta[mo], "m",
-                  ("odometer changed by " + sx(delta[mo]) + " m in " + sx(dt_s[bad]) + " s"),
+            frame(mo, "odometer_jump", d_o[bad], "m",
+                  ("odometer changed by " + sx(d_o[bad]) + " m in " + sx(dt_s[bad]) + " s"),
                   ('{"from_record":"' + sx(record[before(rec, mo)]) + '","limit_m":'
                    + sx(np.round(limit[bad], 1)) + "}"),
                   derived=True, more_flag="inconsistent_value")

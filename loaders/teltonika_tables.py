@@ -191,8 +191,7 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
     Parameters
     ----------
     d
-        The decoded capture; its ``hdr`` list is emptied once the columns are built
-        (memory).
+        The decoded capture (its header columns are taken over, not copied).
     ctx
         The load context (subjects: ``options["subjects"]``, ``subject_id``, the IMEI).
 
@@ -214,10 +213,9 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
      [True, True, True])
     """
     n = d.n_records
-    H = np.array(d.hdr, dtype=np.float64).reshape(n, 11)
-    d.hdr.clear()  # the columns are built: free the tuples early (memory of 1e6-record files)
-    msg = np.asarray(d.rec_msg, dtype=np.int64)
-    pos = np.asarray(d.rec_pos, dtype=np.int64)
+    H = d.H
+    msg = d.rec_msg
+    pos = d.rec_pos
     imei = np.array(d.msg_imei, dtype=object)[msg]
     record = record_locators(d.msg_loc, msg, pos)
     t_ms = H[:, 0]
@@ -283,6 +281,47 @@ def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
     return out
 
 
+def _uniform_io(d: tc.Decoded, n: int) -> IoCols | None:
+    """:func:`io_columns` when every record carries the same IO ids in the same wire order
+    (the usual periodic capture; no byte-string values), else None: the sorted table is
+    then a fixed permutation of each record's elements, written column by column (no
+    concatenation, no sort of the ~10 rows per record).
+
+    >>> from routetrace.testing import example_teltonika  # 3 records of one layout
+    >>> d, _ = example_teltonika()
+    >>> io = _uniform_io(d, d.n_records)
+    >>> io.rec[:6].tolist(), io.iid[:6].tolist()
+    ([0, 0, 0, 0, 0, 1], [78, 182, 205, 206, 239, 78])
+    """
+    counts = d.counts
+    if d.io_bytes or n == 0 or not (counts == counts[0]).all():
+        return None
+    cols: list[tuple[int, int]] = []  # (width, column within its group), in wire order
+    first: list[int] = []
+    for wi, w in enumerate((1, 2, 4, 8)):
+        k = int(counts[0, wi])
+        if not k:
+            continue
+        ids = d.io_id[w].reshape(n, k)
+        if not (ids == ids[0]).all():
+            return None
+        cols += [(w, c) for c in range(k)]
+        first += ids[0].tolist()
+    # within a record: by id, ties in wire order of the groups (what the stable sort gives)
+    perm = np.argsort(np.array(first, dtype=np.int64), kind="stable")
+    m = len(cols)
+    raw = np.empty((n, m), dtype=np.int64)
+    for j, c in enumerate(perm.tolist()):
+        w, col = cols[c]
+        raw[:, j] = d.io_raw[w].reshape(n, -1)[:, col]
+    widths = np.array([cols[c][0] for c in perm.tolist()], dtype=np.int32)
+    d.io_id.clear()
+    d.io_raw.clear()
+    return IoCols(rec=np.repeat(np.arange(n, dtype=np.int32), m),
+                  iid=np.tile(np.array(first, dtype=np.int32)[perm], n),
+                  raw=raw.reshape(-1), w=np.tile(widths, n), hexv=None)
+
+
 def io_columns(d: tc.Decoded, n: int) -> IoCols:
     """Step 2: the long IO table, ~10 rows per record: compact dtypes (int32 row, id and
     width) and no copies that are not needed (memory of 1e6-record captures).
@@ -290,7 +329,8 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
     Parameters
     ----------
     d
-        The decoded capture (after :func:`record_columns`); its IO lists are emptied.
+        The decoded capture (after :func:`record_columns`); its IO columns are taken
+        over (removed from ``d``).
     n
         Number of AVL records.
 
@@ -310,20 +350,20 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
     >>> len(io.rec), io.iid[:5].tolist(), io.raw[:5].tolist(), io.w[:5].tolist()
     (15, [78, 182, 205, 206, 239], [0, 12, 1234, 3001, 0], [8, 2, 4, 2, 1])
     """
-    counts = np.asarray(d.io_counts, dtype=np.int64).reshape(n, 6)
-    d.io_counts.clear()
+    counts = d.counts
+    uniform = _uniform_io(d, n)
+    if uniform is not None:
+        return uniform
     rec_parts, id_parts, raw_parts, width_parts = [], [], [], []
     for wi, w in enumerate((1, 2, 4, 8)):
-        flat = d.io_flat[w]
-        if not flat:
+        ids = d.io_id.pop(w, None)
+        if ids is None or not len(ids):
             continue
-        arr = np.array(flat, dtype=np.uint64 if w == 8 else np.int64)
-        flat.clear()
         rec_parts.append(np.repeat(np.arange(n, dtype=np.int32), counts[:, wi]))
-        id_parts.append(arr[0::2].astype(np.int32))
-        raw_parts.append(arr[1::2].astype(np.int64))  # 8-byte values: two's complement reinterpretation
-        width_parts.append(np.full(len(arr) // 2, w, dtype=np.int32))
-        del arr
+        id_parts.append(ids)
+        raw_parts.append(d.io_raw.pop(w))
+        width_parts.append(np.full(len(ids), w, dtype=np.int32))
+        del ids
     io_hex: np.ndarray | None = None
     if d.io_bytes:
         rec_parts.append(np.array([x[0] for x in d.io_bytes], dtype=np.int32))
@@ -394,7 +434,10 @@ def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols
     (['ibutton_id', 'gnss_hdop', 'gsm_cell_id', 'gsm_area_code', 'ignition'],
      [1.0, 0.1, 1.0, 1.0, 1.0], [0, 1, 2, 3, 4])
     """
-    lkey = prof_of_rec[io.rec] * 65536 + io.iid
+    if len(prof_of_rec) and (prof_of_rec == prof_of_rec[0]).all():  # one profile: no gather
+        lkey = io.iid if prof_of_rec[0] == 0 else io.iid + int(prof_of_rec[0]) * 65536
+    else:
+        lkey = prof_of_rec[io.rec] * 65536 + io.iid
     lut: dict[int, dict[str, Any]] = {}
     for pi, p in enumerate(profs):
         for iid, e in p["io"].items():
@@ -432,9 +475,28 @@ def io_values(io: IoCols, mp: MapCols) -> None:
     sgn = mp.signed[io.ent] & ~is_bytes & (io.w < 8)
     if sgn.any():
         value[sgn] = signed_raw(io.raw[sgn], io.w[sgn])
-    value *= mp.scale[io.ent]
+    _scale(value, mp.scale, io.ent)
     value[is_bytes] = np.nan
     io.value = value
+
+
+def _scale(value: np.ndarray, scale: np.ndarray, ent: np.ndarray) -> None:
+    """``value *= scale[ent]`` in place; when few entries have a scale other than 1 (NaN:
+    an id the map does not know), only their rows are multiplied (x 1 changes nothing), with
+    no full-length array of scales.
+
+    >>> v = np.array([1.0, 2.0, 3.0])
+    >>> _scale(v, np.array([1.0, 0.1, np.nan]), np.array([0, 1, 2]))
+    >>> v.tolist()
+    [1.0, 0.2, nan]
+    """
+    special = np.flatnonzero(scale != 1.0)
+    if len(special) > 8:
+        value *= scale[ent]
+        return
+    for e in special.tolist():
+        rows = np.flatnonzero(ent == e)
+        value[rows] *= scale[e]
 
 
 def keep_io(io: IoCols, keep_rec: np.ndarray) -> IoCols:

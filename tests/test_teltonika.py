@@ -237,10 +237,11 @@ def test_roundtrip_generated_frames(records: list[tc.Record], codec: int, udp: b
     assert [s[0] for s in segs] == ["udp" if udp else "tcp"]
     d = tc.decode_messages(b, [(k, s, e, f"offset {s}") for k, s, e in segs])
     assert not d.rejects and d.n_records == len(records)
-    flat = {w: list(d.io_flat[w]) for w in (1, 2, 4, 8)}
-    for r, h, c in zip(records, d.hdr, d.io_counts, strict=True):
-        assert h[:9] == (r.t_ms, r.priority, round(r.lon * 1e7), round(r.lat * 1e7), r.alt_m,
-                         r.angle, r.sats, r.speed_kmh, r.event_io)
+    flat = {w: [v for pair in zip(d.io_id[w].tolist(), d.io_raw[w].tolist(), strict=True)
+                for v in pair] for w in (1, 2, 4, 8)}
+    for r, h, c in zip(records, d.H.tolist(), d.counts.tolist(), strict=True):
+        assert tuple(h[:9]) == (r.t_ms, r.priority, round(r.lon * 1e7), round(r.lat * 1e7), r.alt_m,
+                                r.angle, r.sats, r.speed_kmh, r.event_io)
         for wi, w in enumerate((1, 2, 4, 8)):
             got = flat[w][: 2 * c[wi]]
             del flat[w][: 2 * c[wi]]
@@ -655,7 +656,7 @@ def test_sample_encoder_agrees_with_codec_and_reads_back(records: list[tc.Record
     segs = tc.segment_binary(blob)
     d = tc.decode_messages(blob, [(k, s, e, f"offset {s}") for k, s, e in segs])
     assert not d.rejects and d.n_records == len(records)
-    assert [h[0] for h in d.hdr] == [r.t_ms for r in records]
+    assert d.H[:, 0].tolist() == [r.t_ms for r in records]
 
 
 @settings(max_examples=1500, deadline=None, derandomize=True,

@@ -76,6 +76,7 @@ __all__ = [
     "SORT_KEYS",
     "TABLE_KINDS",
     "Case",
+    "TimeSlice",
     "atomic_write",
     "concat_tables",
     "generation_time",
@@ -416,6 +417,73 @@ class Selection:
             if self.t_to is not None and lo >= self.t_to:
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class TimeSlice:
+    """One period of a partitioned table, to be read on a worker: the rows with
+    ``t_from - reach_back`` <= t_utc < ``t_to``, from ``files`` only (the parts whose
+    footers say they may hold such rows; row groups outside it are skipped too).
+
+    A stage over time that needs the ``reach_back`` before each period (co-presence: the
+    ``max_dt`` before it, so the earlier fix of every pair is there) runs on each slice and
+    keeps what belongs to its own period, ``t_from`` <= t < ``t_to``. Made by
+    :meth:`Case.time_slices`; :meth:`read` is the only reading, so the stage itself opens
+    no file.
+    """
+
+    kind: str
+    files: tuple[Path, ...]
+    t_from: pd.Timestamp
+    t_to: pd.Timestamp
+    reach_back: pd.Timedelta
+    columns: tuple[str, ...] | None = None
+
+    def read(self) -> pd.DataFrame:
+        """The slice's rows (its period and the ``reach_back`` before it), with the dtypes
+        of :meth:`Case.table`, sorted as the table is; only ``columns`` (default all)."""
+        cols = None if self.columns is None else list(self.columns)
+        where = Selection(None, self.t_from - self.reach_back, self.t_to)
+        return _read_parts(list(self.files), self.kind, cols, where=where)
+
+
+def _file_time_range(path: Path) -> tuple[int, int] | None:
+    """(first, last) ``t_utc`` of part file ``path`` in ns since 1970 UTC, from its footer's
+    row-group statistics (from the column itself when a row group has none); None when it
+    has no times."""
+    try:
+        md = pq.ParquetFile(path).metadata
+    except FileNotFoundError as exc:
+        raise CaseError("a table file of the case is gone: another process changed the case "
+                        "while it was open here; open it again", path=str(exc.filename)) from exc
+    names = [md.schema.column(j).path for j in range(md.num_columns)]
+    if "t_utc" not in names:
+        raise CaseError("a part of the table has no t_utc column: it cannot be read by period",
+                        path=str(path))
+    i = names.index("t_utc")
+    lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    for g in range(md.num_row_groups):
+        rg = md.row_group(g)
+        if not rg.num_rows:
+            continue
+        st = rg.column(i).statistics
+        if st is None or not st.has_min_max:
+            return _exact_time_range(path)
+        a, b = pd.Timestamp(st.min), pd.Timestamp(st.max)
+        a = a.tz_localize("UTC") if a.tzinfo is None else a
+        b = b.tz_localize("UTC") if b.tzinfo is None else b
+        lo, hi = min(lo, a.as_unit("ns").value), max(hi, b.as_unit("ns").value)
+    return (lo, hi) if lo <= hi else None
+
+
+def _exact_time_range(path: Path) -> tuple[int, int] | None:
+    """(first, last) ``t_utc`` of part file ``path`` read from its ``t_utc`` column (a part
+    written without statistics)."""
+    col = pq.read_table(path, columns=["t_utc"]).column(0)
+    if col.null_count == len(col):
+        return None
+    mm = pc.min_max(col.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()))
+    return int(mm["min"].as_py()), int(mm["max"].as_py())
 
 
 def _selection(subjects: Sequence[str] | None, t_from: Any, t_to: Any) -> Selection | None:
@@ -877,6 +945,66 @@ class Case:
         where = _selection(subjects, t_from, t_to)
         files = self.table_files(name)
         return files if where is None else [p for p in files if where.may_hold(p)]
+
+    def time_slices(self, name: str, *, every: pd.Timedelta = pd.Timedelta("1D"),
+                    reach_back: pd.Timedelta = pd.Timedelta(0),
+                    columns: Sequence[str] | None = None) -> list[TimeSlice]:
+        """Table ``name`` cut into periods of ``every`` (UTC days by default), each to be
+        read on its own with the ``reach_back`` before it: a stage over time runs on a
+        cluster one period per task, with no shuffle (:class:`TimeSlice`).
+
+        Each part's first and last time are read once, here, from its Parquet footer (the
+        row-group statistics of ``t_utc``); a slice lists only the parts that overlap its
+        period or its ``reach_back``, so a task opens only those. There is a slice for each
+        period that some part overlaps, in time order; every row of the table lies in the
+        period of exactly one slice.
+
+        Parameters
+        ----------
+        name
+            A partitioned table (:data:`PARTITIONED`) with a ``t_utc`` column.
+        every
+            Length of the periods, counted from 1970-01-01T00:00Z (default one day: UTC days).
+        reach_back
+            How far before its period each slice also reads (zero or more).
+        columns
+            The columns to read (default: all but the geometry).
+
+        Returns
+        -------
+        list of TimeSlice
+
+        Raises
+        ------
+        CaseError
+            ``every`` is not positive or ``reach_back`` is negative.
+
+        Example
+        -------
+        >>> case = open_case("case-42")  # doctest: +SKIP
+        >>> days = case.time_slices("fixes", reach_back=pd.Timedelta("10min"), columns=["t_utc"])  # doctest: +SKIP
+        >>> days[0].t_from, len(days[0].files), len(days[0].read())  # doctest: +SKIP
+        (Timestamp('2025-03-01 00:00:00+0000', tz='UTC'), 12, 86412)
+        """
+        every, reach_back = pd.Timedelta(every), pd.Timedelta(reach_back)
+        if every <= pd.Timedelta(0) or reach_back < pd.Timedelta(0):
+            raise CaseError(f"periods of {every} reaching back {reach_back}: the period must be "
+                            "positive and the reach back not negative", path=str(self.root))
+        found = [(p, r) for p in self.table_files(name) if (r := _file_time_range(p)) is not None]
+        if not found:
+            return []
+        lo = np.array([r[0] for _, r in found], dtype=np.int64)
+        hi = np.array([r[1] for _, r in found], dtype=np.int64)
+        e, back = every.value, reach_back.value
+        periods = np.unique(np.concatenate([np.arange(a // e, b // e + 1) for a, b in zip(lo, hi, strict=True)]))
+        cols = None if columns is None else tuple(columns)
+        out = []
+        for k in periods.tolist():
+            start, end = k * e, (k + 1) * e
+            near = np.flatnonzero((hi >= start - back) & (lo < end))
+            out.append(TimeSlice(name, tuple(found[i][0] for i in near), pd.Timestamp(start, tz="UTC"),
+                                 pd.Timestamp(end, tz="UTC"), reach_back, cols))
+        return out
 
     def table_names(self) -> list[str]:
         """Names of the tables stored in the case."""

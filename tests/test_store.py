@@ -365,6 +365,54 @@ def test_dask_stages_read_the_store_and_equal_the_in_memory_path(
     assert verify_case(dsk).ok
 
 
+@pytest.mark.allow_loopback
+@pytest.mark.slow
+def test_copresence_by_period_from_the_store_equals_the_in_memory_path(world: dict[str, Any]) -> None:
+    """One task per period on a 2-worker LocalCluster, each reading its period and the
+    max_dt before it from the parts: exactly the in-memory pairs, whatever the period
+    (days; 7 min, shorter than max_dt, so many periods reach back over several others)."""
+    from routetrace.routes.copresence import find_copresence_pairs
+    from routetrace.routes.distributed import STAGE_COLUMNS, dask_client, dask_copresence_by_period
+
+    case = open_case(world["w"] / "after" / "case")
+    fixes = case.table("fixes")
+    assert fixes["t_utc"].dt.floor("D").nunique() >= 2
+    with dask_client(n_workers=2):
+        for every, params in ((pd.Timedelta("1D"), {}),
+                              (pd.Timedelta("7min"), {"max_dt": pd.Timedelta("12min"), "radius_m": 300.0})):
+            want = find_copresence_pairs(fixes, **params)
+            assert len(want) > 0
+            periods = case.time_slices("fixes", every=every, reach_back=params.get("max_dt", pd.Timedelta("10min")),
+                                       columns=STAGE_COLUMNS)
+            got = dask_copresence_by_period(periods, **params)
+            pd.testing.assert_frame_equal(got, want)
+            assert got.attrs["params"] == want.attrs["params"]
+            with pytest.raises(ValueError, match="less than max_dt"):
+                dask_copresence_by_period(periods, max_dt=pd.Timedelta("1h"))
+
+
+def test_copresence_by_period_finds_the_pair_across_midnight(tmp_path: Path) -> None:
+    """A pair whose fixes lie on both sides of midnight UTC, in two parts of two days: found
+    once, by the later day's task (no client: Dask's default scheduler)."""
+    from routetrace.routes.copresence import find_copresence_pairs
+    from routetrace.routes.distributed import STAGE_COLUMNS, dask_copresence_by_period
+    from routetrace.testing import example_gpx
+
+    lats = [51.0] * 5
+    for name, subject, start in (("lorry", "lorry", "2025-03-01T23:50:00Z"),
+                                 ("phone-1", "phone", "2025-03-01T23:40:00Z"),
+                                 ("phone-2", "phone", "2025-03-02T00:03:00Z")):
+        ingest(tmp_path / "case", [example_gpx(tmp_path / f"{name}.gpx", lats, start=start)], subject_id=subject)
+    case = open_case(tmp_path / "case")
+    days = case.time_slices("fixes", reach_back=pd.Timedelta("10min"), columns=STAGE_COLUMNS)
+    # day 2 reaches back to 23:50: the lorry's part (23:50-23:54) and phone-2's, not phone-1's
+    (lorry,) = case.select_files("fixes", subjects=["lorry"])
+    assert [len(d.files) for d in days] == [2, 2] and lorry in days[0].files and lorry in days[1].files
+    want = find_copresence_pairs(case.table("fixes"))
+    assert (want["t_a"].dt.day != want["t_b"].dt.day).any()
+    pd.testing.assert_frame_equal(dask_copresence_by_period(days), want)
+
+
 def test_dask_table_of_whole_subjects(world: dict[str, Any]) -> None:
     """Partitions of whole subjects: no subject in two partitions, however small they are."""
     case = open_case(world["w"] / "after" / "case")

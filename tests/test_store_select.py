@@ -51,6 +51,40 @@ def test_the_dask_table_of_a_selection_equals_filtering_the_whole_table(case: Pa
     assert len(none) == 0 and str(none["t_utc"].dtype) == "datetime64[ns, UTC]"
 
 
+def test_time_slices_list_only_the_parts_that_overlap_each_period(case: Path) -> None:
+    """Parts a1 (day 1, 10:00-10:29), a2 (day 2, 10:00-10:29), b2 (day 2, 11:00-11:29)."""
+    c = open_case(case)
+    name = {p: p.parent.name for p in c.table_files("fixes")}
+    whole = c.table("fixes")
+    days = c.time_slices("fixes", reach_back=pd.Timedelta("10min"), columns=["fix_id", "t_utc"])
+    assert [(str(s.t_from), len(s.files)) for s in days] == [
+        ("2025-03-01 00:00:00+00:00", 1), ("2025-03-02 00:00:00+00:00", 2)]
+    half_hours = c.time_slices("fixes", every=pd.Timedelta("30min"), reach_back=pd.Timedelta("10min"))
+    # 11:00 reaches back to 10:50: a2 (last fix 10:29) is not opened for it
+    assert [(s.t_from.strftime("%d %H:%M"), sorted(name[p] for p in s.files)) for s in half_hours] == [
+        ("01 10:00", [name[c.select_files("fixes", t_to="2025-03-02T00:00Z")[0]]]),
+        ("02 10:00", [name[p] for p in c.select_files("fixes", subjects=["phone-A"],
+                                                      t_from="2025-03-02T00:00Z")]),
+        ("02 11:00", [name[p] for p in c.select_files("fixes", subjects=["phone-B"])])]
+    for slices in (days, half_hours, c.time_slices("fixes", every=pd.Timedelta("7min"),
+                                                   reach_back=pd.Timedelta("25min"))):
+        own, back = [], 0
+        for s in slices:
+            got = s.read()
+            assert got["t_utc"].min() >= s.t_from - s.reach_back and got["t_utc"].max() < s.t_to
+            own.append(got[got["t_utc"] >= s.t_from])
+            back += int((got["t_utc"] < s.t_from).sum())
+        # every row in the period of exactly one slice
+        def by_time(df: pd.DataFrame) -> pd.DataFrame:
+            return df[["fix_id", "t_utc"]].sort_values(["t_utc", "fix_id"]).reset_index(drop=True)
+
+        pd.testing.assert_frame_equal(by_time(pd.concat(own)), by_time(whole))
+    assert back > 0  # the 7 min periods read the 25 min before them
+    assert c.time_slices("fixes", every=pd.Timedelta("1D"))[0].read().columns.tolist() == whole.columns.tolist()
+    with pytest.raises(CaseError, match="positive"):
+        c.time_slices("fixes", every=pd.Timedelta(0))
+
+
 def test_a_time_without_a_zone_is_refused(case: Path) -> None:
     with pytest.raises(CaseError, match="no time zone"):
         open_case(case).select_files("fixes", t_from="2025-03-02")

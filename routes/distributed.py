@@ -439,9 +439,17 @@ class TimeSliceLike(Protocol):
     store's :class:`routetrace.case.TimeSlice`): its period ``t_from`` <= t < ``t_to``,
     how far before it it reaches, and a ``read()`` run on the worker."""
 
-    t_from: pd.Timestamp
-    t_to: pd.Timestamp
-    reach_back: pd.Timedelta
+    @property
+    def t_from(self) -> pd.Timestamp:
+        """Start of the period (UTC)."""
+
+    @property
+    def t_to(self) -> pd.Timestamp:
+        """End of the period (UTC, not in it)."""
+
+    @property
+    def reach_back(self) -> pd.Timedelta:
+        """How far before ``t_from`` :meth:`read` reads."""
 
     def read(self) -> pd.DataFrame:
         """The period's fixes and those of the ``reach_back`` before it."""

@@ -540,22 +540,23 @@ def _group_files(paths: Sequence[Path], rows: int) -> list[list[Path]]:
     return groups
 
 
-def _file_subjects(path: Path) -> set[str]:
-    """The subjects in one part file: from the Parquet statistics when each row group holds
-    one subject, else from its subject_id column."""
+def _file_subjects(path: Path) -> tuple[set[str], int]:
+    """The subjects in one part file and its row count, from one read of its footer: the
+    subjects from the Parquet statistics when each row group holds one subject, else from
+    its subject_id column."""
     md = pq.ParquetFile(path).metadata
     names = [md.schema.column(j).path for j in range(md.num_columns)]
     if "subject_id" not in names:
-        return set()
+        return set(), md.num_rows
     i = names.index("subject_id")
     found = set()
     for g in range(md.num_row_groups):
         st = md.row_group(g).column(i).statistics
         if st is None or not st.has_min_max or st.min != st.max or st.null_count:
             col = pq.read_table(path, columns=["subject_id"]).column(0)
-            return {str(x) for x in pc.unique(col).to_pylist()}
+            return {str(x) for x in pc.unique(col).to_pylist()}, md.num_rows
         found.add(str(st.min))
-    return found
+    return found, md.num_rows
 
 
 def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
@@ -570,8 +571,10 @@ def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
         return i
 
     owner: dict[str, int] = {}
+    rows_of: dict[Path, int] = {}
     for i, p in enumerate(paths):
-        for subject in sorted(_file_subjects(p)):
+        subjects, rows_of[p] = _file_subjects(p)
+        for subject in sorted(subjects):
             if subject in owner:
                 parent[find(i)] = find(owner[subject])
             else:
@@ -582,7 +585,7 @@ def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
     groups: list[list[Path]] = [[]]
     n = 0
     for files in comps.values():
-        k = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+        k = sum(rows_of[p] for p in files)
         if groups[-1] and n + k > rows:
             groups.append([])
             n = 0

@@ -15,15 +15,18 @@ The in-memory functions of :mod:`routetrace.routes.carparks` and
   the same ``max_dt`` overlap. Duplicate pairs are dropped.
 
 A pandas table is sent to the workers once (scattered, not embedded in the task graph)
-and never shuffled; a Dask DataFrame (data that does not fit the client) is shuffled.
+and never shuffled; a Dask DataFrame the user built is shuffled.
+
+For a fleet-year in a case store, nothing is shuffled: car-park visits take a Dask
+DataFrame whose partitions hold whole subjects (``Case.dask_table("fixes",
+columns=STAGE_COLUMNS, whole_subjects=True)``, ``shuffle=False``), and co-presence runs one
+task per UTC day (:func:`dask_copresence_by_period` over ``Case.time_slices``), each task
+reading only the parts of its day and the ``max_dt`` before it. This module opens no file:
+the store's slices read themselves on the workers. Start a Dask cluster (``dask scheduler``
++ ``dask worker`` on each machine that sees the case folder) and pass
+``scheduler="tcp://host:8786"`` (CLI ``--scheduler``; see ``docs/fleet-scale.md``).
 
 The results equal the in-memory results (tested on a LocalCluster with 2 workers).
-
-For a fleet-year that does not fit one machine: the case store keeps the fixes as one
-Parquet part per source, and ``Case.dask_table("fixes", columns=STAGE_COLUMNS)`` reads them
-on the workers; start a Dask cluster (``dask scheduler`` + ``dask worker`` on each machine
-that sees the case folder) and pass ``scheduler="tcp://host:8786"`` (CLI ``--scheduler``;
-see ``docs/fleet-scale.md``).
 """
 
 from __future__ import annotations

@@ -270,6 +270,40 @@ def test_adding_a_source_rewrites_no_part_of_the_sources_already_in(
     assert verify_case(case).ok
 
 
+def test_an_ingest_that_merges_its_results_as_it_goes_writes_the_same_case(
+        world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loaded files' sources and rejects merged every 2 files (every 256 by default, so
+    that a fleet-year of day files does not hold pandas frames per file to the end): the
+    same case, byte for byte; a Teltonika file's extra tables are kept apart."""
+    from routetrace.app import ingest as ingest_mod
+    from routetrace.testing import example_gpx
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    shutil.copy(world["w"] / "s" / "evidence" / "lorry-1" / "lorry-1_fmb125.bin", ev / "c.bin")
+    for k in range(4):
+        example_gpx(ev / f"{'abde'[k]}.gpx", [51.0 + k / 100, 51.001], start=f"2025-03-0{k + 1}T10:00:00Z")
+    (ev / "f.csv").write_text("time,lat,lon\n2025-03-05T10:00:00Z,51.0,3.87\n2025-03-05T10:01:00Z,999,3.87\n")
+    sizes: list[tuple[int, int]] = []
+    real = ingest_mod._merged
+
+    def spy(results: list[Any]) -> list[Any]:
+        out = real(results)
+        sizes.append((len(results), len(out)))
+        return out
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    ingest(tmp_path / "one" / "case", [ev], subject_id="lorry-1", case_id="CASE")
+    monkeypatch.setattr(ingest_mod, "MERGE_EVERY", 2)
+    monkeypatch.setattr(ingest_mod, "_merged", spy)
+    ingest(tmp_path / "two" / "case", [ev], subject_id="lorry-1", case_id="CASE")
+    assert any(a > b for a, b in sizes)  # something was merged
+    one = open_case(tmp_path / "one" / "case")
+    assert len(one.table("sources")) == 6 and len(one.table("rejects")) == 1
+    assert one.has_table("teltonika_records")
+    assert _tree(tmp_path / "two" / "case") == _tree(tmp_path / "one" / "case")
+
+
 def test_tables_read_from_parts_equal_the_whole_table_stored_as_one_file(world: dict[str, Any]) -> None:
     """Same rows, dtypes and order as the single-file store had; an old single-file case
     still opens and moves to parts when a source is added."""

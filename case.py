@@ -47,6 +47,7 @@ import contextlib
 import fcntl
 import functools
 import inspect
+import itertools
 import json
 import os
 import shutil
@@ -101,6 +102,9 @@ SORT_KEYS: dict[str, list[str]] = {
     "sources": ["path", "source_id"],
     "rejects": ["source_id", "record"],
 }
+#: the partitioned tables stored in time order (per subject), whose parts' row groups are cut
+#: at UTC days (:func:`_day_groups`); places are stored by record, not by time
+BY_DAY = ("fixes", "events")
 #: a Dask partition of a stored table holds whole part files, about this many rows
 DASK_PARTITION_ROWS = 250_000
 #: test hook: ``stage:N`` (the N-th staged file) or ``commit`` (after case.json is written,
@@ -238,8 +242,10 @@ def _crash_point(where: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-#: rows per Parquet row group: a day of a 1 Hz phone, or a few weeks of a tracker; a read
-#: of one day (:class:`Selection`) skips the groups of other days by their statistics
+#: most rows per Parquet row group (most of a day of a 1 Hz phone). The parts of fixes and
+#: events (:data:`BY_DAY`) are also cut where the UTC day changes (:func:`_day_groups`), so
+#: a read of one day (:class:`Selection`, :meth:`Case.time_slices`) skips the groups of the
+#: other days by their statistics, even in a source that spans months (a tracker's dump)
 ROW_GROUP_ROWS = 65_536
 
 
@@ -256,7 +262,19 @@ def _dictionary_schema(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
-def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
+def _day_groups(t_utc: pd.Series) -> list[int]:
+    """Where row groups start in rows with times ``t_utc`` (a part's, in stored order): at
+    the first row, wherever the UTC day differs from the row before, and every
+    :data:`ROW_GROUP_ROWS` rows within one day."""
+    ns = t_utc.to_numpy(dtype="datetime64[ns]").astype("int64")
+    day = np.floor_divide(ns, 86_400 * 10**9)
+    runs = [*np.flatnonzero(np.r_[True, day[1:] != day[:-1]]).tolist(), len(ns)]
+    return [k for a, b in itertools.pairwise(runs) for k in range(a, b, ROW_GROUP_ROWS)]
+
+
+def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool, by_day: bool = False) -> None:
+    """Write ``df`` as GeoParquet (``geo``) or Parquet, zstd, row groups of at most
+    :data:`ROW_GROUP_ROWS` rows; ``by_day``: also cut where the UTC day changes."""
     out = df.reset_index(drop=True)
     out.attrs = {}  # parameters live in case.json; attrs may hold tables (not JSON)
     # dictionary columns (schema.DICTIONARY) are written as Parquet dictionaries holding the
@@ -268,8 +286,14 @@ def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
     if geo:
         table = _with_point_geometry(table, out["lat"].to_numpy(dtype=float),
                                      out["lon"].to_numpy(dtype=float))
-    pq.write_table(_dictionary_schema(table) if cats else table, path, compression="zstd",
-                   row_group_size=ROW_GROUP_ROWS)
+    table = _dictionary_schema(table) if cats else table
+    starts = _day_groups(out["t_utc"]) if by_day and "t_utc" in out.columns and len(out) else [0]
+    if len(starts) <= 1:
+        pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        return
+    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+        for a, b in itertools.pairwise([*starts, len(out)]):
+            writer.write_table(table.slice(a, b - a), row_group_size=b - a)
 
 
 #: the bytes of one WKB point (ISO/OGC, little-endian): byte order, type 1, x, y
@@ -1055,7 +1079,7 @@ class Case:
         dest = self.root / STAGING / _staged_name(rel)
         try:
             dest.parent.mkdir(exist_ok=True)
-            _write_parquet(df, dest, geo=geo)
+            _write_parquet(df, dest, geo=geo, by_day=any(rel.startswith(f"tables/{n}/") for n in BY_DAY))
             _fsync_path(dest)
         except OSError as exc:
             dest.unlink(missing_ok=True)

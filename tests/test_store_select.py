@@ -91,8 +91,9 @@ def test_a_time_without_a_zone_is_refused(case: Path) -> None:
 
 
 def test_a_long_source_is_stored_in_row_groups_of_increasing_time(tmp_path: Path) -> None:
-    """Inside one part (one source), rows are in time order and in groups of
-    ``ROW_GROUP_ROWS``, so a day of a year-long tracker file skips the other groups."""
+    """Inside one part (one source), rows are in time order, in groups cut at UTC days and
+    of at most ``ROW_GROUP_ROWS`` rows, so a day of a year-long tracker file skips the
+    other groups."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -110,7 +111,19 @@ def test_a_long_source_is_stored_in_row_groups_of_increasing_time(tmp_path: Path
     col = [md.schema.column(j).path for j in range(md.num_columns)].index("t_utc")
     ranges = [(md.row_group(g).column(col).statistics.min, md.row_group(g).column(col).statistics.max)
               for g in range(md.num_row_groups)]
-    assert md.num_row_groups == 3 and all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
+    # 45.5 days of 30 s fixes: a group per UTC day, none across midnight
+    assert md.num_row_groups == 46 and all(a.floor("D") == b.floor("D") for a, b in ranges)
     day = c.dask_table("fixes", columns=["t_utc"], t_from="2025-01-20T00:00Z",
                        t_to="2025-01-21T00:00Z").compute()
     assert len(day) == 2880  # a day of 30 s fixes, from the one group that holds it
+    (jan20,) = [g for g, (a, _) in enumerate(ranges) if a == pd.Timestamp("2025-01-20T00:00Z")]
+    assert md.row_group(jan20).num_rows == 2880
+
+
+def test_a_day_of_a_1hz_phone_is_cut_at_row_group_rows() -> None:
+    from routetrace.case import ROW_GROUP_ROWS, _day_groups
+
+    t = pd.Series(pd.date_range("2025-01-01T22:00Z", periods=30 * 3600, freq="1s"))
+    starts = _day_groups(t)
+    assert starts == [0, 7200, 7200 + ROW_GROUP_ROWS, 7200 + 86400]

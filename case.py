@@ -356,9 +356,8 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
         need = {c.name for c in schema.columns(kind) if c.required}
         want = [c for c in names if c in want or c in need]
     try:
-        filters = where.filters() if where is not None else None
-        arrow = pa.concat_tables(_same_text_types([pq.read_table(p, columns=want, filters=filters)
-                                                   for p in paths]), promote_options="permissive")
+        arrow = pa.concat_tables(_same_text_types([_read_selected(p, want, where) for p in paths]),
+                                 promote_options="permissive")
     except FileNotFoundError as exc:
         raise CaseError("a table file of the case is gone: another process changed the case "
                         "while it was open here; open it again", path=str(exc.filename)) from exc
@@ -368,6 +367,34 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
     if len(paths) > 1:
         df = sort_table(df, kind or "")
     return df if columns is None else df[[c for c in df.columns if c in columns]]
+
+
+def _read_selected(path: Path, columns: list[str], where: Selection | None) -> pa.Table:
+    """``columns`` of the rows of part ``path`` that ``where`` selects: the row groups whose
+    footer statistics may hold them (:meth:`Selection.may_hold`), then their rows filtered.
+    The same rows as ``pq.read_table(path, filters=where.filters())``, without the dataset
+    machinery that costs ~1.5 ms a file (a day of a fleet of day files opens thousands)."""
+    if where is None:
+        return pq.read_table(path, columns=columns)
+    pf = pq.ParquetFile(path)
+    md = pf.metadata
+    names = [md.schema.column(j).path for j in range(md.num_columns)]
+    groups = [g for g in range(md.num_row_groups) if where._group_may_hold(md.row_group(g), names)]
+    table = pf.read_row_groups(groups, columns=[*columns, *(c for c in ("t_utc", "subject_id")
+                                                          if c not in columns and c in names)])
+    keep = None
+    for name, op, value in where.filters() or []:
+        col = table.column(name)
+        if op == "in":
+            hit = pc.is_in(col.cast(pa.large_string()), value_set=pa.array(value, type=pa.large_string()))
+        else:
+            bound = pa.scalar(pd.Timestamp(value).as_unit("ns").value, type=pa.int64())
+            t = col.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+            hit = pc.greater_equal(t, bound) if op == ">=" else pc.less(t, bound)
+        keep = hit if keep is None else pc.and_kleene(keep, hit)
+    if keep is not None:
+        table = table.filter(keep)
+    return table.select(columns)
 
 
 def _same_text_types(tables: list[pa.Table]) -> list[pa.Table]:

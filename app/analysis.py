@@ -12,7 +12,8 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from ..case import open_case, sort_table, writes_case
+from .. import schema
+from ..case import open_case, writes_case
 from ..csvout import write_csv
 from ..errors import CaseError
 from ..extras import require
@@ -25,7 +26,7 @@ from ..routes.carparks import (
     find_recurring_visitors,
     make_geofences_from_stops,
 )
-from ..routes.copresence import detect_copresence
+from ..routes.copresence import detect_copresence, find_copresence_pairs, group_meetings
 
 __all__ = ["run_carparks", "run_chronology", "run_copresence"]
 
@@ -162,15 +163,17 @@ def run_copresence(root: str | Path, *, radius_m: float = 100.0,
     case = open_case(root)
     if dask or scheduler:
         require("dask.distributed", extra="fleet", purpose="--dask co-presence")
-        from ..routes.distributed import STAGE_COLUMNS, dask_client, dask_copresence_pairs
+        from ..routes.distributed import STAGE_COLUMNS, dask_client, dask_copresence_by_period
 
-        with dask_client(scheduler):  # the workers read the fixes from the store
-            pairs = dask_copresence_pairs(case.dask_table("fixes", columns=STAGE_COLUMNS),
-                                          radius_m=radius_m, max_dt=max_dt)
-            paired = sorted(set(pairs["fix_a"]) | set(pairs["fix_b"]))
-            ddf = case.dask_table("fixes")
-            near = sort_table(ddf[ddf["fix_id"].isin(paired)].compute(), "fixes")
-        _, meetings = detect_copresence(near, radius_m=radius_m, max_dt=max_dt)
+        # one task per UTC day, reading only the parts that overlap the day and the max_dt
+        # before it (no shuffle); the client reads the parts' footers, never the fixes
+        days = case.time_slices("fixes", reach_back=max_dt, columns=STAGE_COLUMNS)
+        if days:
+            with dask_client(scheduler):
+                pairs = dask_copresence_by_period(days, radius_m=radius_m, max_dt=max_dt)
+        else:
+            pairs = find_copresence_pairs(schema.empty("fixes"), radius_m=radius_m, max_dt=max_dt)
+        meetings = group_meetings(pairs, max_dt=max_dt)
     else:
         pairs, meetings = detect_copresence(case.table("fixes"), radius_m=radius_m, max_dt=max_dt)
     case.write_table("copresence_pairs", pairs)

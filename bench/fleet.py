@@ -1,18 +1,29 @@
 """A fleet through the case store: tracker files -> ingest -> car-park visits and co-presence
 on Dask read straight from the store.
 
-The fleet is ``bench/carparks.py``'s (lorries moving between motorway car parks, 30 s fixes
-while driving, hourly fixes while parked, 40 car parks or one per 12.5 lorries), with 20,000
-fixes per lorry (about a month), each lorry written as two real tracker files: a CSV export
-of positions with UTC ISO-8601 times (read by routetrace's CSV loader) and the portal's event
-report (ignition off when a lorry parks, ignition on when it leaves, a cargo door opened
-during one stop in four; read by the portal loader). A subjects mapping names each file's
-lorry. For each size this runs, each in a fresh process:
+The fleet is a haulier's: a fixed fleet of 500 lorries (``FLEET``) over as many days as the
+size needs (about 2 days at 1e6 fixes, 3 weeks at 1e7, half a year at 1e8), moving between
+40 motorway car parks as in ``bench/carparks.py`` (30 s fixes while driving, hourly fixes
+while parked). The density of lorries per car park is the same at every size, so the
+co-presence pairs grow with the fixes, as they do when a case covers more days. (Until
+this version the size added lorries, 20,000 fixes each, to the same car parks: pairs grew
+with the square of the fixes; the figures of the two versions do not compare at 1e6.)
 
-1. ``routetrace ingest CASE FLEET --subjects FLEET/subjects.yaml`` (one part per file);
+Each lorry and UTC day is written as real portal exports, as a haulier's portal gives them:
+a positions report (Traccar columns ``Device, Fix Time, Latitude, Longitude``, UTC ISO-8601
+times) and an event report (ignition off when a lorry parks, ignition on when it leaves, a
+cargo door opened during one stop in four), both read by routetrace's portal loader, in one
+folder per lorry; a subjects mapping names each folder's lorry. For each size this runs,
+each in a fresh process:
+
+1. ``routetrace ingest CASE FLEET --subjects FLEET/subjects.yaml`` (one part per file, so
+   one lorry-day per part);
 2. car-park visits and co-presence pairs with Dask on a LocalCluster of 1 and of 2 workers,
-   the workers reading the fixes from the case's parts (``Case.dask_table``, as
-   ``routetrace carparks/copresence --dask`` does); parallel efficiency is T1 / (2 x T2);
+   the workers reading the fixes from the case's parts, as ``routetrace carparks/copresence
+   --dask`` does: visits on partitions of whole lorries (``Case.dask_table(...,
+   whole_subjects=True)``), co-presence one UTC day per task, each reading only the parts of
+   its day and the ``max_dt`` before it (``Case.time_slices``); no shuffle in either;
+   parallel efficiency is T1 / (2 x T2);
 3. at the first size, the same stages in memory on the client, and a check that the results
    are equal (a hash of every row).
 
@@ -39,7 +50,8 @@ import carparks as cp
 from _measure import measure
 from _provenance import provenance_line
 
-PER_LORRY = 20_000
+#: lorries in the fleet, at every size: a size is more days of the same fleet
+FLEET = 500
 
 
 #: a gap between fixes this long or longer is parked time (30 s while driving, hourly parked)
@@ -64,28 +76,36 @@ def lorry_events(t: pd.Series, device: str, rng: np.random.Generator) -> pd.Data
                          "Type": kinds[order]})
 
 
-def write_fleet(n: int, folder: Path) -> tuple[int, int]:
-    """Write about ``n`` fixes as a positions CSV and an event report per lorry, a subjects
-    mapping and the geofences. Returns (fixes written, files)."""
+def write_fleet(n: int, folder: Path) -> tuple[int, int, int]:
+    """Write about ``n`` fixes of :data:`FLEET` lorries as a positions report and an event
+    report per lorry and UTC day (``FOLDER/lorry-7/2025-01-06.csv``, ``..._events.csv``), a
+    subjects mapping and the geofences. Returns (fixes written, files, days spanned)."""
     rng = np.random.default_rng(11)
-    cp.PER_VEHICLE = PER_LORRY
+    cp.PER_VEHICLE = max(1, n // FLEET)
     fx = cp.fleet(n)
     folder.mkdir(parents=True)
     entries = []
+    files = 0
     for subject, g in fx.groupby("subject_id", sort=True):
-        name = f"{subject}.csv"
-        pd.DataFrame({"time": g["t_utc"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                      "lat": g["lat"].round(6), "lon": g["lon"].round(6)}).to_csv(
-            folder / name, index=False, lineterminator="\n")
-        events = f"{subject}_events.csv"
-        lorry_events(g["t_utc"], f"{subject}-tracker", rng).to_csv(
-            folder / events, index=False, lineterminator="\n")
+        device = f"{subject}-tracker"
+        (folder / str(subject)).mkdir()
+        t = g["t_utc"]
+        ev = lorry_events(t, device, rng)
+        pos = pd.DataFrame({"Device": device, "Fix Time": t.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "Latitude": g["lat"].round(6), "Longitude": g["lon"].round(6)})
+        for day, rows in pos.groupby(pos["Fix Time"].str[:10], sort=True):
+            rows.to_csv(folder / str(subject) / f"{day}.csv", index=False, lineterminator="\n")
+            files += 1
+        for day, rows in ev.groupby(ev["Fix Time"].str[:10], sort=True):
+            rows.to_csv(folder / str(subject) / f"{day}_events.csv", index=False, lineterminator="\n")
+            files += 1
         entries.append(f"  - id: {subject}\n    kind: vehicle\n    devices:\n"
-                       f"      - id: {subject}-tracker\n        kind: tracker\n"
-                       f"        paths: [{name}, {events}]\n")
+                       f"      - id: {device}\n        kind: tracker\n"
+                       f"        paths: [{subject}/*]\n")
     (folder / "subjects.yaml").write_text("subjects:\n" + "".join(entries), encoding="utf-8")
     cp.parks(cp.n_parks(n))[1].to_file(folder.parent / "carparks.geojson", driver="GeoJSON")
-    return len(fx), 2 * len(entries)
+    days = fx["t_utc"].dt.floor("D").nunique()
+    return len(fx), files, int(days)
 
 
 def do_ingest(case: str, fleet: str) -> dict[str, int]:
@@ -111,7 +131,7 @@ def do_stage(stage: str, case: str, fences: str, workers: int) -> tuple[int, str
         STAGE_COLUMNS,
         dask_carpark_visits,
         dask_client,
-        dask_copresence_pairs,
+        dask_copresence_by_period,
     )
 
     c = open_case(case)
@@ -120,7 +140,9 @@ def do_stage(stage: str, case: str, fences: str, workers: int) -> tuple[int, str
             fixes = c.dask_table("fixes", columns=STAGE_COLUMNS, whole_subjects=True)
             return _digest(dask_carpark_visits(fixes, load_geofences(fences), events=c.table("events"),
                                                shuffle=False))
-        return _digest(dask_copresence_pairs(c.dask_table("fixes", columns=STAGE_COLUMNS)))
+        # as `routetrace copresence --dask`: one task per UTC day, reading that day's parts
+        days = c.time_slices("fixes", reach_back=pd.Timedelta("10min"), columns=STAGE_COLUMNS)
+        return _digest(dask_copresence_by_period(days, max_dt=pd.Timedelta("10min")))
 
 
 def do_in_memory(stage: str, case: str, fences: str) -> tuple[int, str]:
@@ -140,8 +162,8 @@ def run_size(n: int, tmp: Path, *, compare: bool) -> dict[str, Any]:
     work = tmp / f"n{n}"
     # in a child too: the parent stays small, so the forked children measured below do not
     # inherit (and count) the memory that generating the fleet took
-    write_s, _, (fixes, files) = measure(write_fleet, n, work / "fleet")
-    row: dict[str, Any] = {"n": fixes, "files": files, "write_s": write_s}
+    write_s, _, (fixes, files, days) = measure(write_fleet, n, work / "fleet")
+    row: dict[str, Any] = {"n": fixes, "files": files, "days": days, "write_s": write_s}
     case, fences = str(work / "case"), str(work / "carparks.geojson")
     row["ingest_s"], row["ingest_mib"], row["ingest"] = measure(do_ingest, case, str(work / "fleet"))
     if row["ingest"]["errors"] or row["ingest"]["files"] != files:
@@ -178,18 +200,25 @@ def report(rows: list[dict[str, Any]], *, prov: str, command: str, load: str, mi
         "**This machine is shared with other engineers (2 cores, up to 8 people): the load "
         "average above was measured at the start of the run; times vary about 2x between runs.**",
         "",
-        f"Fleet: {PER_LORRY:,} fixes per lorry, a positions CSV and a portal event report "
-        "(ignition off/on at each stop, a door opened at one stop in four) per lorry (UTC "
-        "times), a subjects mapping. Peak memory is the "
+        f"Fleet: {FLEET} lorries at every size (a size is more days of the same fleet, so the "
+        "density of lorries per car park, and the co-presence per fix, stay the same; in earlier "
+        "versions of this bench a size added lorries of 20,000 fixes to the same 40 car parks, so its "
+        "pairs grew with the square of the fixes and its 1e6 figures do not compare with these). "
+        "Per lorry and UTC day, a portal positions report and a portal event report (ignition "
+        "off/on at each stop, a door opened at one stop in four; UTC times), in a folder per "
+        "lorry; a subjects mapping. Peak memory is the "
         "largest summed RSS of the process and its children (Dask workers included).",
         "",
-        "| fixes | events | files | write CSV (s) | ingest (s) | ingest peak MiB | fixes parts | case MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fixes | days | events | files | write CSV (s) | ingest (s) | ingest peak MiB | fixes parts | case MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['n']:.0e} | {r['ingest']['events']:,} | {r['files']} | {r['write_s']:.1f} | {r['ingest_s']:.1f} | "
+        lines.append(f"| {r['n']:.0e} | {r['days']} | {r['ingest']['events']:,} | {r['files']:,} | {r['write_s']:.1f} | {r['ingest_s']:.1f} | "
                      f"{r['ingest_mib']:.0f} | {r['parts']} | {r['store_mib']:.0f} |")
-    lines += ["", "Stages from the store (Dask LocalCluster; the workers read the case's parts; the time is the stage's computation, from reading the parts to the result on the client):", "",
+    lines += ["", "Stages from the store (Dask LocalCluster; the workers read the case's parts, with no "
+              "shuffle: car-park visits on partitions of whole lorries, co-presence one UTC day per "
+              "task reading that day's parts and the 10 min before it; the time is the stage's "
+              "computation, from reading the parts' footers on the client to the result on the client):", "",
               "| fixes | stage | 1 worker (s) | 2 workers (s) | parallel efficiency | peak MiB (2 workers) | result |",
               "|---|---|---|---|---|---|---|"]
     for r in rows:

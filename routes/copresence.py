@@ -41,7 +41,7 @@ from ..errors import ParameterError
 from ..geodesy import EARTH_R_M, haversine_m
 from .arrays import expand_ranges
 
-__all__ = ["find_copresence_pairs", "detect_copresence", "detect_cotravel"]
+__all__ = ["find_copresence_pairs", "detect_copresence", "detect_cotravel", "group_meetings"]
 
 _PAIR_COLUMNS = ["subject_a", "subject_b", "fix_a", "fix_b", "t_a", "t_b", "dt", "distance_m",
                  "h_acc_a", "h_acc_b", "lat_a", "lon_a", "lat_b", "lon_b", "firm"]
@@ -243,12 +243,41 @@ def detect_copresence(
     """
     pairs = find_copresence_pairs(fixes, radius_m=radius_m, max_dt=max_dt, accuracy_aware=accuracy_aware,
                              max_h_acc_m=max_h_acc_m, subjects=subjects)
+    return pairs, group_meetings(pairs, max_dt=max_dt)
+
+
+def group_meetings(pairs: pd.DataFrame, *, max_dt: pd.Timedelta = pd.Timedelta("10min")) -> pd.DataFrame:
+    """The meetings that co-present ``pairs`` form (see module rules; ``meetings`` of
+    :func:`detect_copresence`): for pairs computed elsewhere, e.g. on a cluster, without the
+    fixes.
+
+    Parameters
+    ----------
+    pairs : pandas.DataFrame
+        Pairs as :func:`find_copresence_pairs` returns them.
+    max_dt : pandas.Timedelta, default 10 min
+        The longest pause inside one meeting (the ``max_dt`` the pairs were found with).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per meeting, columns as in :func:`detect_copresence`; ``attrs["params"]``
+        those of ``pairs``.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id=["lorry", "phone"], t_utc=["2025-10-26T21:30Z"] * 2,
+    ...                lat=[51.0, 51.0003], lon=[3.87, 3.87], h_acc_m=10.0)
+    >>> group_meetings(find_copresence_pairs(f))[["meeting_id", "n_pairs"]].values.tolist()
+    [['M0001', 1]]
+    """
     cols = ["meeting_id", "subject_a", "subject_b", "t_start", "t_end", "duration", "n_pairs",
             "n_firm", "min_distance_m", "lat", "lon", "fix_ids"]
     if pairs.empty:
         meetings = pd.DataFrame(columns=cols)
-        meetings.attrs["params"] = pairs.attrs["params"]
-        return pairs, meetings
+        meetings.attrs["params"] = pairs.attrs.get("params", {})
+        return meetings
     p = pairs.assign(t=pairs[["t_a", "t_b"]].min(axis=1), t2=pairs[["t_a", "t_b"]].max(axis=1))
     p = p.sort_values(["subject_a", "subject_b", "t", "fix_a", "fix_b"], kind="mergesort")
     same = (p["subject_a"].eq(p["subject_a"].shift()) & p["subject_b"].eq(p["subject_b"].shift()))
@@ -267,8 +296,8 @@ def detect_copresence(
     meetings["duration"] = meetings["t_end"] - meetings["t_start"]
     meetings.insert(0, "meeting_id", [f"M{i + 1:04d}" for i in range(len(meetings))])
     meetings = meetings[cols]
-    meetings.attrs["params"] = pairs.attrs["params"]
-    return pairs, meetings
+    meetings.attrs["params"] = pairs.attrs.get("params", {})
+    return meetings
 
 
 def detect_cotravel(

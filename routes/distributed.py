@@ -15,22 +15,25 @@ The in-memory functions of :mod:`routetrace.routes.carparks` and
   the same ``max_dt`` overlap. Duplicate pairs are dropped.
 
 A pandas table is sent to the workers once (scattered, not embedded in the task graph)
-and never shuffled; a Dask DataFrame (data that does not fit the client) is shuffled.
+and never shuffled; a Dask DataFrame the user built is shuffled.
+
+For a fleet-year in a case store, nothing is shuffled: car-park visits take a Dask
+DataFrame whose partitions hold whole subjects (``Case.dask_table("fixes",
+columns=STAGE_COLUMNS, whole_subjects=True)``, ``shuffle=False``), and co-presence runs one
+task per UTC day (:func:`dask_copresence_by_period` over ``Case.time_slices``), each task
+reading only the parts of its day and the ``max_dt`` before it. This module opens no file:
+the store's slices read themselves on the workers. Start a Dask cluster (``dask scheduler``
++ ``dask worker`` on each machine that sees the case folder) and pass
+``scheduler="tcp://host:8786"`` (CLI ``--scheduler``; see ``docs/fleet-scale.md``).
 
 The results equal the in-memory results (tested on a LocalCluster with 2 workers).
-
-For a fleet-year that does not fit one machine: the case store keeps the fixes as one
-Parquet part per source, and ``Case.dask_table("fixes", columns=STAGE_COLUMNS)`` reads them
-on the workers; start a Dask cluster (``dask scheduler`` + ``dask worker`` on each machine
-that sees the case folder) and pass ``scheduler="tcp://host:8786"`` (CLI ``--scheduler``;
-see ``docs/fleet-scale.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import dask.dataframe as dd
 import geopandas as gpd
@@ -42,7 +45,8 @@ from dask.delayed import delayed as dask_delayed
 from .carparks import _VISIT_COLS, _attach_others, find_carpark_visits
 from .copresence import find_copresence_pairs
 
-__all__ = ["STAGE_COLUMNS", "dask_carpark_visits", "dask_client", "dask_copresence_pairs", "split_by_subject", "split_by_time"]
+__all__ = ["STAGE_COLUMNS", "TimeSliceLike", "dask_carpark_visits", "dask_client", "dask_copresence_by_period",
+           "dask_copresence_pairs", "split_by_subject", "split_by_time"]
 
 
 @contextlib.contextmanager
@@ -433,9 +437,119 @@ def dask_copresence_pairs(
     return _finish_pairs(tagged.map_partitions(part, meta=pmeta).compute())
 
 
-def _finish_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Partition results (object columns, maybe duplicated) as copresence_pairs returns them."""
-    pairs = pairs.drop_duplicates(["fix_a", "fix_b"]).infer_objects()
+class TimeSliceLike(Protocol):
+    """What :func:`dask_copresence_by_period` needs of a period of the fixes (the case
+    store's :class:`routetrace.case.TimeSlice`): its period ``t_from`` <= t < ``t_to``,
+    how far before it it reaches, and a ``read()`` run on the worker."""
+
+    @property
+    def t_from(self) -> pd.Timestamp:
+        """Start of the period (UTC)."""
+
+    @property
+    def t_to(self) -> pd.Timestamp:
+        """End of the period (UTC, not in it)."""
+
+    @property
+    def reach_back(self) -> pd.Timedelta:
+        """How far before ``t_from`` :meth:`read` reads."""
+
+    def read(self) -> pd.DataFrame:
+        """The period's fixes and those of the ``reach_back`` before it."""
+        ...
+
+
+def _pairs_of_period(period: TimeSliceLike, params: dict[str, Any]) -> pd.DataFrame:
+    """The pairs whose later fix lies in ``period``'s own period (run on a worker)."""
+    pairs = find_copresence_pairs(period.read(), **params)
+    ns = [pairs[c].to_numpy(dtype="datetime64[ns]").astype("int64") for c in ("t_a", "t_b")]
+    later = np.maximum(*ns)
+    own = (later >= pd.Timestamp(period.t_from).value) & (later < pd.Timestamp(period.t_to).value)
+    return pairs[own].reset_index(drop=True)
+
+
+def dask_copresence_by_period(periods: Sequence[TimeSliceLike], **params: Any) -> pd.DataFrame:
+    """:func:`find_copresence_pairs` one period (a UTC day) per task, each task reading only
+    its period and the ``max_dt`` before it; the same pairs, with no shuffle.
+
+    A pair of fixes at most ``max_dt`` apart is found in the period of its later fix, whose
+    task also reads the ``max_dt`` before its period, so holds the earlier fix too; each task
+    keeps only the pairs whose later fix lies in its own period. Every pair is therefore
+    found by exactly one task: the union is the in-memory result, no pair is dropped as a
+    duplicate. The periods come from the case store
+    (``Case.time_slices("fixes", reach_back=max_dt, columns=STAGE_COLUMNS)``), which lists
+    for each the part files that overlap it (from their footers): a task opens only those.
+
+    The tasks run on the running Dask client (:func:`dask_client`), or on Dask's default
+    scheduler (threads of this process) when there is none; only the pairs come back.
+
+    Parameters
+    ----------
+    periods : sequence of TimeSliceLike
+        The periods, each reaching back at least ``max_dt``.
+    **params
+        The parameters of :func:`find_copresence_pairs` (``radius_m``, ``max_dt``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The pairs, equal to what :func:`find_copresence_pairs` returns for the whole table.
+
+    Raises
+    ------
+    ValueError
+        When a period reaches back less than ``max_dt``, or no period is given (the store
+        has no fixes: an empty result needs their columns).
+
+    Example
+    -------
+    >>> from dataclasses import dataclass
+    >>> from routetrace.testing import make_fixes
+    >>> f = make_fixes(subject_id=["lorry", "phone"] * 2,
+    ...                t_utc=["2025-10-26T23:58Z", "2025-10-27T00:03Z", "2025-10-27T09:00Z",
+    ...                       "2025-10-27T09:01Z"],
+    ...                lat=[51.0, 51.0003, 51.0, 51.2], lon=3.87, h_acc_m=10.0)
+    >>> @dataclass
+    ... class Day:  # a period of an in-memory table (the store gives Case.time_slices)
+    ...     t_from: pd.Timestamp
+    ...     t_to: pd.Timestamp
+    ...     reach_back: pd.Timedelta = pd.Timedelta("10min")
+    ...     def read(self) -> pd.DataFrame:
+    ...         return f[(f["t_utc"] >= self.t_from - self.reach_back) & (f["t_utc"] < self.t_to)]
+    >>> days = [Day(pd.Timestamp(d, tz="UTC"), pd.Timestamp(d, tz="UTC") + pd.Timedelta("1D"))
+    ...         for d in ("2025-10-26", "2025-10-27")]
+    >>> p = dask_copresence_by_period(days)  # no client: Dask's default scheduler
+    >>> p[["subject_a", "subject_b", "t_b"]].astype(str).values.tolist()
+    [['lorry', 'phone', '2025-10-27 00:03:00+00:00']]
+    """
+    if not periods:
+        raise ValueError("no periods: the fixes table is empty")
+    max_dt = pd.Timedelta(params.get("max_dt", pd.Timedelta("10min")))
+    short = [p for p in periods if pd.Timedelta(p.reach_back) < max_dt]
+    if short:
+        raise ValueError(f"a period reaches back {short[0].reach_back}, less than max_dt {max_dt}: "
+                         "pairs across its start would be missed")
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):  # no distributed client: threads of this process
+        found = list(dask_compute(*[dask_delayed(_pairs_of_period)(p, params) for p in periods]))
+    else:
+        futures = client.map(_pairs_of_period, list(periods), params=params, pure=False)
+        found = []
+        while futures:  # in order, each task's result released on the workers once here
+            found.append(futures.pop(0).result())
+    kept = [f for f in found if len(f)]
+    pairs = pd.concat(kept, ignore_index=True) if kept else found[0]
+    return _finish_pairs(pairs, unique=True, params=found[0].attrs.get("params"))
+
+
+def _finish_pairs(pairs: pd.DataFrame, *, unique: bool = False,
+                  params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Partition results (object columns, maybe duplicated unless ``unique``) as
+    copresence_pairs returns them."""
+    pairs = (pairs if unique else pairs.drop_duplicates(["fix_a", "fix_b"])).infer_objects()
     for c in ("t_a", "t_b"):
         pairs[c] = pd.to_datetime(pairs[c], utc=True)
     pairs["dt"] = pd.to_timedelta(pairs["dt"])
@@ -443,4 +557,7 @@ def _finish_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
         pairs[c] = pairs[c].astype(float)
     pairs["firm"] = pairs["firm"].astype(bool)
     pairs = pairs.sort_values(["subject_a", "subject_b", "t_a", "fix_a", "fix_b"], kind="mergesort")
-    return pairs.reset_index(drop=True)
+    pairs = pairs.reset_index(drop=True)
+    if params is not None:
+        pairs.attrs["params"] = params
+    return pairs

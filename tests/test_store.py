@@ -270,6 +270,39 @@ def test_adding_a_source_rewrites_no_part_of_the_sources_already_in(
     assert verify_case(case).ok
 
 
+def test_an_ingest_that_merges_its_results_as_it_goes_writes_the_same_case(
+        world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loaded files' sources, rejects and side tables folded every 2 files (every 256 by
+    default, so that a fleet-year of day files does not hold pandas frames per file to the
+    end): the same case, byte for byte, a Teltonika file's side tables included."""
+    from routetrace.app import ingest as ingest_mod
+    from routetrace.testing import example_gpx
+
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    shutil.copy(world["w"] / "s" / "evidence" / "lorry-1" / "lorry-1_fmb125.bin", ev / "c.bin")
+    for k in range(4):
+        example_gpx(ev / f"{'abde'[k]}.gpx", [51.0 + k / 100, 51.001], start=f"2025-03-0{k + 1}T10:00:00Z")
+    (ev / "f.csv").write_text("time,lat,lon\n2025-03-05T10:00:00Z,51.0,3.87\n2025-03-05T10:01:00Z,999,3.87\n")
+    folded: list[str] = []
+    real = ingest_mod._NewSources.joined
+
+    def spy(self: Any, name: str) -> Any:
+        folded.append(name)
+        return real(self, name)
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    ingest(tmp_path / "one" / "case", [ev], subject_id="lorry-1", case_id="CASE")
+    monkeypatch.setattr(ingest_mod, "FOLD_SOURCES", 2)
+    monkeypatch.setattr(ingest_mod._NewSources, "joined", spy)
+    ingest(tmp_path / "two" / "case", [ev], subject_id="lorry-1", case_id="CASE")
+    assert {"sources", "rejects"} <= set(folded)  # something was folded
+    one = open_case(tmp_path / "one" / "case")
+    assert len(one.table("sources")) == 6 and len(one.table("rejects")) == 1
+    assert one.has_table("teltonika_records")
+    assert _tree(tmp_path / "two" / "case") == _tree(tmp_path / "one" / "case")
+
+
 def test_tables_read_from_parts_equal_the_whole_table_stored_as_one_file(world: dict[str, Any]) -> None:
     """Same rows, dtypes and order as the single-file store had; an old single-file case
     still opens and moves to parts when a source is added."""
@@ -363,6 +396,54 @@ def test_dask_stages_read_the_store_and_equal_the_in_memory_path(
                  "carpark_recurring", "carpark_unusual_dwell"):
         pd.testing.assert_frame_equal(b.table(name), a.table(name), obj=name)
     assert verify_case(dsk).ok
+
+
+@pytest.mark.allow_loopback
+@pytest.mark.slow
+def test_copresence_by_period_from_the_store_equals_the_in_memory_path(world: dict[str, Any]) -> None:
+    """One task per period on a 2-worker LocalCluster, each reading its period and the
+    max_dt before it from the parts: exactly the in-memory pairs, whatever the period
+    (days; 7 min, shorter than max_dt, so many periods reach back over several others)."""
+    from routetrace.routes.copresence import find_copresence_pairs
+    from routetrace.routes.distributed import STAGE_COLUMNS, dask_client, dask_copresence_by_period
+
+    case = open_case(world["w"] / "after" / "case")
+    fixes = case.table("fixes")
+    assert fixes["t_utc"].dt.floor("D").nunique() >= 2
+    with dask_client(n_workers=2):
+        for every, params in ((pd.Timedelta("1D"), {}),
+                              (pd.Timedelta("7min"), {"max_dt": pd.Timedelta("12min"), "radius_m": 300.0})):
+            want = find_copresence_pairs(fixes, **params)
+            assert len(want) > 0
+            periods = case.time_slices("fixes", every=every, reach_back=params.get("max_dt", pd.Timedelta("10min")),
+                                       columns=STAGE_COLUMNS)
+            got = dask_copresence_by_period(periods, **params)
+            pd.testing.assert_frame_equal(got, want)
+            assert got.attrs["params"] == want.attrs["params"]
+            with pytest.raises(ValueError, match="less than max_dt"):
+                dask_copresence_by_period(periods, max_dt=pd.Timedelta("1h"))
+
+
+def test_copresence_by_period_finds_the_pair_across_midnight(tmp_path: Path) -> None:
+    """A pair whose fixes lie on both sides of midnight UTC, in two parts of two days: found
+    once, by the later day's task (no client: Dask's default scheduler)."""
+    from routetrace.routes.copresence import find_copresence_pairs
+    from routetrace.routes.distributed import STAGE_COLUMNS, dask_copresence_by_period
+    from routetrace.testing import example_gpx
+
+    lats = [51.0] * 5
+    for name, subject, start in (("lorry", "lorry", "2025-03-01T23:50:00Z"),
+                                 ("phone-1", "phone", "2025-03-01T23:40:00Z"),
+                                 ("phone-2", "phone", "2025-03-02T00:03:00Z")):
+        ingest(tmp_path / "case", [example_gpx(tmp_path / f"{name}.gpx", lats, start=start)], subject_id=subject)
+    case = open_case(tmp_path / "case")
+    days = case.time_slices("fixes", reach_back=pd.Timedelta("10min"), columns=STAGE_COLUMNS)
+    # day 2 reaches back to 23:50: the lorry's part (23:50-23:54) and phone-2's, not phone-1's
+    (lorry,) = case.select_files("fixes", subjects=["lorry"])
+    assert [len(d.files) for d in days] == [2, 2] and lorry in days[0].files and lorry in days[1].files
+    want = find_copresence_pairs(case.table("fixes"))
+    assert (want["t_a"].dt.day != want["t_b"].dt.day).any()
+    pd.testing.assert_frame_equal(dask_copresence_by_period(days), want)
 
 
 def test_dask_table_of_whole_subjects(world: dict[str, Any]) -> None:

@@ -51,14 +51,49 @@ def test_the_dask_table_of_a_selection_equals_filtering_the_whole_table(case: Pa
     assert len(none) == 0 and str(none["t_utc"].dtype) == "datetime64[ns, UTC]"
 
 
+def test_time_slices_list_only_the_parts_that_overlap_each_period(case: Path) -> None:
+    """Parts a1 (day 1, 10:00-10:29), a2 (day 2, 10:00-10:29), b2 (day 2, 11:00-11:29)."""
+    c = open_case(case)
+    name = {p: p.parent.name for p in c.table_files("fixes")}
+    whole = c.table("fixes")
+    days = c.time_slices("fixes", reach_back=pd.Timedelta("10min"), columns=["fix_id", "t_utc"])
+    assert [(str(s.t_from), len(s.files)) for s in days] == [
+        ("2025-03-01 00:00:00+00:00", 1), ("2025-03-02 00:00:00+00:00", 2)]
+    half_hours = c.time_slices("fixes", every=pd.Timedelta("30min"), reach_back=pd.Timedelta("10min"))
+    # 11:00 reaches back to 10:50: a2 (last fix 10:29) is not opened for it
+    assert [(s.t_from.strftime("%d %H:%M"), sorted(name[p] for p in s.files)) for s in half_hours] == [
+        ("01 10:00", [name[c.select_files("fixes", t_to="2025-03-02T00:00Z")[0]]]),
+        ("02 10:00", [name[p] for p in c.select_files("fixes", subjects=["phone-A"],
+                                                      t_from="2025-03-02T00:00Z")]),
+        ("02 11:00", [name[p] for p in c.select_files("fixes", subjects=["phone-B"])])]
+    for slices in (days, half_hours, c.time_slices("fixes", every=pd.Timedelta("7min"),
+                                                   reach_back=pd.Timedelta("25min"))):
+        own, back = [], 0
+        for s in slices:
+            got = s.read()
+            assert got["t_utc"].min() >= s.t_from - s.reach_back and got["t_utc"].max() < s.t_to
+            own.append(got[got["t_utc"] >= s.t_from])
+            back += int((got["t_utc"] < s.t_from).sum())
+        # every row in the period of exactly one slice
+        def by_time(df: pd.DataFrame) -> pd.DataFrame:
+            return df[["fix_id", "t_utc"]].sort_values(["t_utc", "fix_id"]).reset_index(drop=True)
+
+        pd.testing.assert_frame_equal(by_time(pd.concat(own)), by_time(whole))
+    assert back > 0  # the 7 min periods read the 25 min before them
+    assert c.time_slices("fixes", every=pd.Timedelta("1D"))[0].read().columns.tolist() == whole.columns.tolist()
+    with pytest.raises(CaseError, match="positive"):
+        c.time_slices("fixes", every=pd.Timedelta(0))
+
+
 def test_a_time_without_a_zone_is_refused(case: Path) -> None:
     with pytest.raises(CaseError, match="no time zone"):
         open_case(case).select_files("fixes", t_from="2025-03-02")
 
 
 def test_a_long_source_is_stored_in_row_groups_of_increasing_time(tmp_path: Path) -> None:
-    """Inside one part (one source), rows are in time order and in groups of
-    ``ROW_GROUP_ROWS``, so a day of a year-long tracker file skips the other groups."""
+    """Inside one part (one source), rows are in time order, in groups cut at UTC days and
+    of at most ``ROW_GROUP_ROWS`` rows, so a day of a year-long tracker file skips the
+    other groups."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -76,7 +111,19 @@ def test_a_long_source_is_stored_in_row_groups_of_increasing_time(tmp_path: Path
     col = [md.schema.column(j).path for j in range(md.num_columns)].index("t_utc")
     ranges = [(md.row_group(g).column(col).statistics.min, md.row_group(g).column(col).statistics.max)
               for g in range(md.num_row_groups)]
-    assert md.num_row_groups == 3 and all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
+    # 45.5 days of 30 s fixes: a group per UTC day, none across midnight
+    assert md.num_row_groups == 46 and all(a.floor("D") == b.floor("D") for a, b in ranges)
     day = c.dask_table("fixes", columns=["t_utc"], t_from="2025-01-20T00:00Z",
                        t_to="2025-01-21T00:00Z").compute()
     assert len(day) == 2880  # a day of 30 s fixes, from the one group that holds it
+    (jan20,) = [g for g, (a, _) in enumerate(ranges) if a == pd.Timestamp("2025-01-20T00:00Z")]
+    assert md.row_group(jan20).num_rows == 2880
+
+
+def test_a_day_of_a_1hz_phone_is_cut_at_row_group_rows() -> None:
+    from routetrace.case import ROW_GROUP_ROWS, _day_groups
+
+    t = pd.Series(pd.date_range("2025-01-01T22:00Z", periods=30 * 3600, freq="1s"))
+    starts = _day_groups(t)
+    assert starts == [0, 7200, 7200 + ROW_GROUP_ROWS, 7200 + 86400]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -187,7 +188,7 @@ def test_an_interrupt_while_a_table_is_staged_leaves_no_orphan(tmp_path: Path, m
     c.save_manifest()
     before = sorted(p.relative_to(root) for p in root.rglob("*") if STAGING not in p.parts)
 
-    def interrupted(df: pd.DataFrame, path: Path, *, geo: bool) -> None:
+    def interrupted(df: pd.DataFrame, path: Path, **kw: Any) -> None:
         path.write_bytes(b"PAR1 half")
         raise KeyboardInterrupt
 

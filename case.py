@@ -933,6 +933,23 @@ class Case:
                 raise CaseError(f"case has no table {name!r}", path=str(self.root))
         return self._cache[name]
 
+    def source_records(self) -> list[dict[str, Any]]:
+        """The case's sources as JSON values, one dict per row of table ``sources`` (path,
+        SHA-256, format, counts...). The sources are listed there only, not in case.json,
+        so the manifest does not grow with each file of a fleet.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from routetrace.testing import example_case
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> [Path(s["path"]).name for s in open_case(example_case(Path(tmp.name) / "c")).source_records()]
+        ['lorry.gpx', 'phone.gpx']
+        >>> tmp.cleanup()
+        """
+        records: list[dict[str, Any]] = json.loads(self.table("sources").to_json(orient="records"))
+        return records
+
     def n_rows(self, name: str) -> int:
         """Rows of table ``name``, from the Parquet footers (nothing else is read)."""
         if name in self._cache:
@@ -1243,7 +1260,7 @@ class Case:
 
     def remove_source(self, source_id: str) -> None:
         """Remove one source: exactly its parts of the partitioned tables, its rows of
-        ``sources`` and ``rejects`` and its manifest entry (committed by the next save).
+        ``sources`` and ``rejects`` (committed by the next save).
         Derived tables are not touched: run the stages again."""
         sid = str(source_id)
         self._begin()  # a case stored before parts is put into parts first
@@ -1255,8 +1272,7 @@ class Case:
             t = self.table(name)
             if self.has_table(name):
                 self.write_table(name, t[t["source_id"].astype(str) != sid])
-        self.manifest["sources"] = [s for s in self.manifest.get("sources", [])
-                                    if str(s.get("source_id")) != sid]
+        self.manifest.pop("sources", None)  # listed by the sources table only
 
     def stage_output(self, rel: str) -> Path:
         """A path to write the case file ``rel`` (``quality.csv``, ``figures/x.png``) to;
@@ -1434,7 +1450,6 @@ def open_case(root: str | Path, *, create: bool = False, case_id: str | None = N
         "tool": {"name": "routetrace", "version": __version__},
         "time_convention": "all times stored in UTC; exhibits show local time of the place "
                            "with its UTC offset",
-        "sources": [],
         "parameters": {},
         "quality": {"file_errors": 0, "rejected_records": 0},
         "outputs": {},

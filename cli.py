@@ -229,7 +229,7 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     tables = {n: case.n_rows(n) for n in case.table_names()}  # from the Parquet footers
     CONSOLE.result(f"case {case.case_id} (created {case.manifest.get('created')}, "
                    f"routetrace {case.manifest.get('tool', {}).get('version')})")
-    for s in case.manifest.get("sources", []):
+    for s in case.source_records():
         CONSOLE.result(f"  {s['source_id'][:12]}  {s['format']:<18} {s['records_read']:>8} records  "
                        f"{s['n_rejects']:>6} rejected  {s['path']}")
     CONSOLE.result("  tables: " + ", ".join(f"{k} {v}" for k, v in tables.items()))

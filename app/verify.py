@@ -160,7 +160,7 @@ def verify_case(root: str | Path, *, exhibit_dirs: list[str | Path] | None = Non
     """
     case = open_case(root)
     report = VerifyReport()
-    for src in case.manifest.get("sources", []):
+    for src in case.source_records():
         _check_source(report, src, _source_file(case.root, src, base))
     for rel, expected in sorted(case.manifest.get("outputs", {}).items()):
         p = case.root / rel

@@ -55,9 +55,9 @@ def test_ingest_twice_is_byte_identical_and_idempotent(tmp_path: Path, monkeypat
     case = open_case(tmp_path / "c1")
     assert case.manifest["created"] == "2025-10-24T00:00:00Z"
     fixes = case.table("fixes")
-    assert len(fixes) == case.manifest["sources"][0]["n_fixes"] > 500
+    assert len(fixes) == case.source_records()[0]["n_fixes"] > 500
     assert str(fixes["t_utc"].dtype) == "datetime64[ns, UTC]"
-    assert (fixes["source_id"] == case.manifest["sources"][0]["source_id"]).all()
+    assert (fixes["source_id"] == case.source_records()[0]["source_id"]).all()
 
 
 def test_bad_files_go_to_the_quality_report_and_the_rest_loads(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def _ingest(case: Path, *inputs: Path | str, extra: tuple[str, ...] = ()) -> tup
     rc = main(["ingest", str(case), *map(str, inputs), "-q", *extra])
     q = pd.read_csv(case / "quality.csv", dtype=str, keep_default_na=False)
     manifest = json.loads((case / "case.json").read_text())
-    return rc, q, manifest
+    return rc, q, {**manifest, "sources": open_case(case).source_records()}
 
 
 def _file_rows(q: pd.DataFrame) -> dict[str, str]:
@@ -351,8 +351,7 @@ def test_memory_error_is_a_file_error_and_the_ingest_goes_on(tmp_path: Path) -> 
                          preexec_fn=limit, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
-    m = json.loads((tmp_path / "case" / "case.json").read_text())
-    paths = {Path(s["path"]).name: s for s in m["sources"]}
+    paths = {Path(s["path"]).name: s for s in open_case(tmp_path / "case").source_records()}
     assert "ok.gpx" in paths
     rows = {Path(p).name: why for p, why in _file_rows(q).items()}
     # either a file error (out of memory) or, where nesting is capped, a source with rejects
@@ -377,7 +376,8 @@ def test_time_budget_per_file_is_a_file_error(tmp_path: Path, capsys: pytest.Cap
     q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
     assert "time budget of 1.5 s per file" in _file_rows(q)[str(slow)]
     m = json.loads((tmp_path / "case" / "case.json").read_text())
-    assert [Path(s["path"]).name for s in m["sources"]] == ["small.bin"]
+    assert "sources" not in m  # listed by the sources table: case.json does not grow per file
+    assert [Path(s["path"]).name for s in open_case(tmp_path / "case").source_records()] == ["small.bin"]
     assert m["quality"]["file_errors"] == 1
     assert took < 60
 
@@ -736,8 +736,9 @@ def _soak(tmp_path: Path, n_entries: int, capsys: pytest.CaptureFixture[str]) ->
     summary = json.loads(capsys.readouterr().out)
     q = pd.read_csv(tmp_path / "case" / "quality.csv", dtype=str, keep_default_na=False)
     m = json.loads((tmp_path / "case" / "case.json").read_text())
+    m["sources"] = open_case(tmp_path / "case").source_records()
     files = q[q["level"] == "file"]
-    # exit status, the summary, case.json and quality.csv agree
+    # exit status, the summary, case.json, the sources table and quality.csv agree
     assert rc == 0
     assert len(summary["errors"]) == len(files) == m["quality"]["file_errors"]
     assert len(summary["added"]) == len(m["sources"]) and not summary["duplicates"]

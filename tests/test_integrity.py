@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from routetrace.case import open_case
 from routetrace.cli import main
 from routetrace.testing import hash_tree
 
@@ -41,7 +42,7 @@ def test_realdata_byte_identical_and_ingest_reproducible(
 
     manifest = json.loads(one["case.json"])
     assert manifest["created"] == "2025-10-24T20:00:00Z"
-    loaded = {Path(s["path"]).resolve() for s in manifest["sources"]}
+    loaded = {Path(s["path"]).resolve() for s in open_case(cases[0]).source_records()}
     assert len(loaded) >= 30  # most of the corpus is readable by the loaders present
 
     # later commands read the case and the evidence, never write to the evidence

@@ -175,12 +175,9 @@ def test_every_command_prints_json_on_success_and_on_failure(sample: Path, tmp_p
     assert not (tmp_path / "c2").exists()  # a mistyped input leaves nothing behind
     with open(gpx, "rb") as fh:
         data = fh.read()
-    edited = tmp_path / "edited"
-    shutil.copytree(Path(case), edited)
-    man = json.loads((edited / "case.json").read_text())
-    man["sources"][0]["case_relpath"] = "../nowhere/x.gpx"
-    (edited / "case.json").write_text(json.dumps(man))
-    obj = _contract(["verify", str(edited)], 1)
+    moved = tmp_path / "moved" / "deeper" / "edited"  # the case copied without its evidence
+    shutil.copytree(Path(case), moved)
+    obj = _contract(["verify", str(moved)], 1)
     assert "--base" in obj["hint"] and obj["result"]["ok"] is False
     assert data == Path(gpx).read_bytes()
 

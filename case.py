@@ -879,7 +879,7 @@ class Case:
     manifest: dict[str, Any]
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _on_disk: bytes | None = field(default=None, repr=False)  # case.json as read or written
-    _staged: dict[str, Path] = field(default_factory=dict, repr=False)  # rel -> staged file
+    _staged: set[str] = field(default_factory=set, repr=False)  # rels staged (_staged_path)
     _unhashed: set[str] = field(default_factory=set, repr=False)  # staged, hashed at commit
     _dropped: set[str] = field(default_factory=set, repr=False)  # deleted at commit
     _txn: contextlib.ExitStack | None = field(default=None, repr=False)  # the lock while writing
@@ -905,7 +905,12 @@ class Case:
         return sorted(k for k in self._outputs if k == single or k.startswith(prefix))
 
     def _path(self, rel: str) -> Path:
-        return self._staged.get(rel, self.root / rel)
+        return self._staged_path(rel) if rel in self._staged else self.root / rel
+
+    def _staged_path(self, rel: str) -> Path:
+        """Where the staged (not yet committed) file ``rel`` lies: a path derived from ``rel``,
+        not kept per file (a fleet ingest stages hundreds of thousands)."""
+        return self.root / STAGING / _staged_name(rel)
 
     def table_path(self, name: str) -> Path:
         """Where table ``name`` is stored: its file, or the folder of its parts."""
@@ -1120,7 +1125,7 @@ class Case:
 
     def _stage_table(self, rel: str, df: pd.DataFrame, *, geo: bool) -> None:
         self._begin()
-        dest = self.root / STAGING / _staged_name(rel)
+        dest = self._staged_path(rel)
         try:
             dest.parent.mkdir(exist_ok=True)
             _write_parquet(df, dest, geo=geo, by_day=any(rel.startswith(f"tables/{n}/") for n in BY_DAY))
@@ -1135,7 +1140,7 @@ class Case:
         if self._outputs.get(rel) == digest:  # the same bytes are already there: keep them
             dest.unlink()
         else:
-            self._staged[rel] = dest
+            self._staged.add(rel)
             self._outputs[rel] = digest
         self._dropped.discard(rel)
         _crash_point("stage")
@@ -1144,7 +1149,8 @@ class Case:
         self._begin()
         self._outputs.pop(rel, None)
         if rel in self._staged:
-            self._staged.pop(rel).unlink(missing_ok=True)
+            self._staged.discard(rel)
+            self._staged_path(rel).unlink(missing_ok=True)
         self._dropped.add(rel)
 
     def write_table(self, name: str, df: pd.DataFrame) -> Path:
@@ -1291,17 +1297,17 @@ class Case:
                 raise CaseError(f"cannot write {rel}: {parent.name} in the case folder is a file, "
                                 "not a folder; move it away", path=str(parent))
         self._begin()
-        dest = self.root / STAGING / _staged_name(rel)
+        dest = self._staged_path(rel)
         dest.parent.mkdir(exist_ok=True)
-        self._staged[rel] = dest
+        self._staged.add(rel)
         self._unhashed.add(rel)
         self._dropped.discard(rel)
         return dest
 
     def abort(self) -> None:
         """Discard the writes not yet committed and release the case lock."""
-        for p in self._staged.values():
-            p.unlink(missing_ok=True)
+        for rel in self._staged:
+            self._staged_path(rel).unlink(missing_ok=True)
         self._staged.clear()
         self._unhashed.clear()
         self._dropped.clear()
@@ -1353,8 +1359,8 @@ class Case:
         self._begin()
         try:
             for rel in sorted(self._unhashed):
-                self._outputs[rel] = sha256_file(self._staged[rel])
-                _fsync_path(self._staged[rel])
+                self._outputs[rel] = sha256_file(self._staged_path(rel))
+                _fsync_path(self._staged_path(rel))
             if self._staged:
                 _fsync_path(self.root / STAGING, directory=True)
             data = _manifest_bytes(self.manifest)
@@ -1369,8 +1375,8 @@ class Case:
     def _publish(self) -> None:
         """After the commit: staged files into place, dropped files removed."""
         dirs: set[Path] = set()
-        for rel, src in sorted(self._staged.items()):
-            dest = self.root / rel
+        for rel in sorted(self._staged):
+            src, dest = self._staged_path(rel), self.root / rel
             dirs |= _make_parents(dest)
             os.replace(src, dest)
         for d in dirs:

@@ -170,3 +170,29 @@ def test_a_missing_position_is_a_null_geometry(tmp_path: Path) -> None:
     _write_parquet(df, tmp_path / "x.parquet", geo=True)
     g = gpd.read_parquet(tmp_path / "x.parquet")
     assert [None if p is None else (p.x, p.y) for p in g.geometry] == [(3.87, 51.0), None, None]
+
+
+def test_case_json_does_not_list_the_sources_and_an_older_list_goes_at_the_next_ingest(tmp_path: Path) -> None:
+    """The sources table lists the sources (case.json grew ~770 bytes a file with a JSON
+    copy of each row); a case written with that copy loses it at its next ingest, and
+    verify reads the table either way."""
+    from routetrace.app.verify import verify_case
+    from routetrace.testing import example_gpx
+
+    a = example_gpx(tmp_path / "a.gpx", [51.0, 51.001, 51.002])
+    b = example_gpx(tmp_path / "b.gpx", [50.0, 50.001])
+    case_dir = tmp_path / "case"
+    ingest(case_dir, [a], subject_id="phone")
+    man = json.loads((case_dir / "case.json").read_text())
+    assert "sources" not in man
+    (rec,) = open_case(case_dir).source_records()
+    assert Path(rec["path"]).name == "a.gpx" and rec["n_fixes"] == 3 and len(rec["source_id"]) == 64
+    man["sources"] = [rec]  # as an older version wrote it
+    (case_dir / "case.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+    assert verify_case(case_dir).ok
+    ingest(case_dir, [b], subject_id="phone")
+    assert "sources" not in json.loads((case_dir / "case.json").read_text())
+    assert sorted(Path(s["path"]).name for s in open_case(case_dir).source_records()) == ["a.gpx", "b.gpx"]
+    a.write_text("edited")  # the evidence changed: verify says so from the table
+    bad = [(kind, Path(p).name, status) for kind, p, status, *_ in verify_case(case_dir).rows if status != "ok"]
+    assert bad == [("source", "a.gpx", "changed")]

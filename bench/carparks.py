@@ -25,6 +25,7 @@ import argparse
 import itertools
 import queue
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -69,16 +70,17 @@ def parks(count: int = N_PARKS, seed: int = 1) -> tuple[np.ndarray, gpd.GeoDataF
     return xy, fences
 
 
-def fleet(n: int, seed: int = 7) -> pd.DataFrame:
-    """About ``n`` fixes from n / 2000 lorries (vectorised per lorry)."""
+def tracks(n: int, seed: int = 7) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The fleet of :func:`fleet`, a lorry at a time: ``(t, lat, lon)`` arrays of each lorry
+    in turn (t in Unix seconds), so a fleet too big for memory as one table (1e8 fixes) can
+    be written a lorry at a time."""
     rng = np.random.default_rng(seed)
     xy, _ = parks(n_parks(n))
     n_pk = len(xy)
     n_veh = n_vehicles(n)
     per = n // n_veh
     t0 = pd.Timestamp("2025-01-06T00:00Z").value // 10**9
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("s", "t", "lat", "lon")}
-    for v in range(n_veh):
+    for _ in range(n_veh):
         t, lat, lon = [], [], []
         now = t0 + rng.uniform(0, 86400)
         here = rng.integers(n_pk)
@@ -100,10 +102,16 @@ def fleet(n: int, seed: int = 7) -> pd.DataFrame:
             now = now + dwell + steps * 30
             here = nxt
             count += k + len(frac)
-        tt = np.concatenate(t)[:per]
+        yield np.concatenate(t)[:per], np.concatenate(lat)[:per], np.concatenate(lon)[:per]
+
+
+def fleet(n: int, seed: int = 7) -> pd.DataFrame:
+    """About ``n`` fixes from n / 2000 lorries (vectorised per lorry)."""
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("s", "t", "lat", "lon")}
+    for v, (tt, lat, lon) in enumerate(tracks(n, seed)):
         cols["t"].append(tt)
-        cols["lat"].append(np.concatenate(lat)[:per])
-        cols["lon"].append(np.concatenate(lon)[:per])
+        cols["lat"].append(lat)
+        cols["lon"].append(lon)
         cols["s"].append(np.full(len(tt), v))
     s = np.concatenate(cols["s"])
     m = len(s)

@@ -1278,7 +1278,6 @@ class Case:
             t = self.table(name)
             if self.has_table(name):
                 self.write_table(name, t[t["source_id"].astype(str) != sid])
-        self.manifest.pop("sources", None)  # listed by the sources table only
 
     def stage_output(self, rel: str) -> Path:
         """A path to write the case file ``rel`` (``quality.csv``, ``figures/x.png``) to;
@@ -1359,10 +1358,12 @@ class Case:
         self._begin()
         try:
             for rel in sorted(self._unhashed):
-                self._outputs[rel] = sha256_file(self._staged_path(rel))
-                _fsync_path(self._staged_path(rel))
+                staged = self._staged_path(rel)
+                self._outputs[rel] = sha256_file(staged)
+                _fsync_path(staged)
             if self._staged:
                 _fsync_path(self.root / STAGING, directory=True)
+            self.manifest.pop("sources", None)  # the sources table lists them (older cases: here too)
             data = _manifest_bytes(self.manifest)
             atomic_write(self.root / MANIFEST, lambda tmp: tmp.write_bytes(data))
         except OSError as exc:

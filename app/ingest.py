@@ -353,7 +353,8 @@ def one_chunk(df: pd.DataFrame) -> pd.DataFrame:
     """
     out = {}
     for col in df.columns:
-        arrow = pa.array(df[col].array) if isinstance(df[col].dtype, pd.StringDtype | pd.ArrowDtype) else None
+        arr = df[col].array
+        arrow = pa.array(arr) if isinstance(arr, pd.arrays.ArrowExtensionArray) else None
         if isinstance(arrow, pa.ChunkedArray) and arrow.num_chunks > 1:
             out[col] = pd.Series(df[col].dtype.__from_arrow__(pa.chunked_array([arrow.combine_chunks()])),
                                  index=df.index)
@@ -466,7 +467,6 @@ def _store(case: Case, new: _NewSources, moves: dict[str, tuple[str, str]], assi
     report.subjects_created = sorted(set(tables["subjects"]["subject_id"].astype(str)) - old_subjects)
     report.devices_created = sorted(set(devices["device_id"].astype(str)) - old_devices)
     n_file_errors = _write_quality(case, tables["rejects"], tables["sources"], report.errors)
-    case.manifest.pop("sources", None)  # the sources table lists them (older cases: case.json too)
     q = case.manifest.setdefault("quality", {})
     q["rejected_records"] = len(tables["rejects"])
     q["file_errors"] = n_file_errors  # as listed in quality.csv (a file failing again is one)

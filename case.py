@@ -3,11 +3,11 @@
 Layout::
 
     CASE/
-      case.json          manifest: case id, tool version, creation time, sources with their
-                         SHA-256 and counts, parameters used by later stages, and ``outputs``:
-                         the SHA-256 of every file of the case. ``outputs`` is also the index
-                         of the tables: a file under tables/ that it does not list is not part
-                         of the case.
+      case.json          manifest: case id, tool version, creation time, parameters used by
+                         later stages, and ``outputs``: the SHA-256 of every file of the case
+                         but the parts, which the ledger (parts.parquet, named in ``outputs``)
+                         lists. The two are the index of the tables: a file under tables/ that
+                         they do not list is not part of the case.
       tables/fixes/source=<sha[:16]>/part-0.parquet
                          the large tables (fixes, events, places: GeoParquet with WGS84 point
                          geometry), one part per evidence file (a large file streamed by its
@@ -16,6 +16,10 @@ Layout::
                          exactly its files
       tables/<name>.parquet
                          the other tables (sources, rejects, subjects, devices, stops, ...)
+      parts.parquet      the ledger of the parts: each part's path, SHA-256 and rows. case.json
+                         names it in ``outputs`` with its SHA-256; the parts are listed there,
+                         not in case.json, so the manifest stays small however many evidence
+                         files the case holds (a fleet-year of daily tracker files: 230,000)
       quality.csv        every rejected record and every file that could not be read, with
                          its reason: nothing is lost silently
       .lock              the case lock (``fcntl.flock``): one writing process at a time
@@ -46,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import heapq
 import inspect
 import itertools
 import json
@@ -53,7 +58,7 @@ import os
 import shutil
 import signal
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -107,6 +112,15 @@ SORT_KEYS: dict[str, list[str]] = {
 BY_DAY = ("fixes", "events")
 #: a Dask partition of a stored table holds whole part files, about this many rows
 DASK_PARTITION_ROWS = 250_000
+#: the ledger of the parts of the partitioned tables (module docstring): one row per part
+LEDGER = "parts.parquet"
+LEDGER_SCHEMA = pa.schema([("rel", pa.string()), ("sha256", pa.string()), ("rows", pa.int64())])
+#: new ledger rows held in memory at most; then staged as a chunk until the commit
+LEDGER_CHUNK = 4096
+#: rows per row group of the ledger written (fixed: the same parts give the same bytes)
+LEDGER_GROUP_ROWS = 4096
+_CHUNK_PREFIX = "#parts-"  # a staged ledger chunk ('#' is escaped in staged files' names)
+_PART_DIRS = tuple(f"tables/{n}/" for n in PARTITIONED)
 #: test hook: ``stage:N`` (the N-th staged file) or ``commit`` (after case.json is written,
 #: before the staged files are moved) sends SIGKILL to this process, like a crash there
 KILL_HOOK = "ROUTETRACE_TEST_KILL_AT"
@@ -655,6 +669,24 @@ def _scratch(name: str) -> bool:
     return name in (LOCK, STAGING) or name.startswith(f".{MANIFEST}.tmp-")
 
 
+def _is_part(rel: str) -> bool:
+    """Whether the case file ``rel`` is a part of a partitioned table (listed in the ledger)."""
+    return rel.startswith(_PART_DIRS)
+
+
+def _ledger_table(rows: Sequence[tuple[str, str, int | None]]) -> pa.Table:
+    cols = list(zip(*rows, strict=True)) if rows else [(), (), ()]
+    return pa.table([pa.array(c, f.type) for c, f in zip(cols, LEDGER_SCHEMA, strict=True)],
+                    schema=LEDGER_SCHEMA)
+
+
+def _read_ledger(path: Path) -> Iterator[pa.Table]:
+    """The ledger at ``path``, a row group at a time."""
+    pf = pq.ParquetFile(path)
+    for i in range(pf.num_row_groups):
+        yield pf.read_row_group(i)
+
+
 def _staged_name(rel: str) -> str:
     """Staged files lie flat in .staging/ (one folder to fsync): ``rel`` with its slashes escaped."""
     return urllib.parse.quote(rel, safe="")
@@ -812,6 +844,14 @@ def _recover(r: Path) -> list[str]:
         return []
     outputs = _manifest_outputs(r)
     moved, dirs = [], set()
+    ledger = staging / _staged_name(LEDGER)  # first: the committed ledger names the parts
+    if outputs is not None and ledger.exists() and outputs.get(LEDGER) == sha256_file(ledger):
+        os.replace(ledger, r / LEDGER)
+        moved.append(LEDGER)
+        dirs.add(r)
+    if outputs is not None and LEDGER in outputs and (r / LEDGER).is_file():
+        for t in _read_ledger(r / LEDGER):
+            outputs.update(zip(t["rel"].to_pylist(), t["sha256"].to_pylist(), strict=True))
     for f in sorted(staging.iterdir()):
         rel = urllib.parse.unquote(f.name)
         if outputs is not None and outputs.get(rel) == sha256_file(f):
@@ -883,6 +923,12 @@ class Case:
     _unhashed: set[str] = field(default_factory=set, repr=False)  # staged, hashed at commit
     _dropped: set[str] = field(default_factory=set, repr=False)  # deleted at commit
     _txn: contextlib.ExitStack | None = field(default=None, repr=False)  # the lock while writing
+    # the ledger (LEDGER): the committed one read on demand (rel -> sha256, rows), the parts
+    # this run added (in memory, then in staged chunks), and those it wrote again
+    _committed: dict[str, tuple[str, int | None]] | None = field(default=None, repr=False)
+    _new_rows: list[tuple[str, str, int]] = field(default_factory=list, repr=False)
+    _new_chunks: int = field(default=0, repr=False)
+    _override: dict[str, tuple[str, int | None]] = field(default_factory=dict, repr=False)
 
     @property
     def case_id(self) -> str:
@@ -901,11 +947,87 @@ class Case:
         if "outputs" not in self.manifest:  # a case written before outputs were recorded
             p = self.root / "tables" / f"{name}.parquet"
             return [f"tables/{name}.parquet"] if p.is_file() else []
-        single, prefix = f"tables/{name}.parquet", f"tables/{name}/"
-        return sorted(k for k in self._outputs if k == single or k.startswith(prefix))
+        single = f"tables/{name}.parquet"
+        found = set(self._part_rels(f"tables/{name}/")) if name in PARTITIONED else set()
+        return sorted(found | ({single} if single in self._outputs else set()))
 
     def _path(self, rel: str) -> Path:
-        return self._staged_path(rel) if rel in self._staged else self.root / rel
+        if rel in self._staged or (self._txn is not None and _is_part(rel)
+                                   and self._staged_path(rel).exists()):
+            return self._staged_path(rel)
+        return self.root / rel
+
+    def _ledger_runs(self, prefix: str = "") -> list[Iterator[pa.Table]]:
+        """The ledger as it stands in this run (committed, less what was dropped or written
+        again, plus what was added) as runs sorted by path, each read a row group at a time
+        when iterated; only the parts whose path starts with ``prefix``."""
+        skip = self._dropped | set(self._override)
+        skip_set = pa.array(sorted(skip), pa.string()) if skip else None
+
+        def kept(tables: Iterable[pa.Table], *, fresh: bool = False) -> Iterator[pa.Table]:
+            for t in tables:
+                if prefix:
+                    t = t.filter(pc.starts_with(t["rel"], prefix))
+                if skip_set is not None and not fresh and len(t):
+                    t = t.filter(pc.invert(pc.is_in(t["rel"], value_set=skip_set)))
+                yield t
+
+        runs = []
+        if LEDGER in self._outputs:
+            runs.append(kept(_read_ledger(self._path(LEDGER))))
+        legacy = [(k, v, None) for k, v in sorted(self._outputs.items()) if _is_part(k)]  # an older case
+        if legacy:
+            runs.append(kept([_ledger_table(legacy)]))
+        runs += [kept(_read_ledger(self._chunk_path(k))) for k in range(self._new_chunks)]
+        if self._new_rows:
+            runs.append(kept([_ledger_table(sorted(self._new_rows))]))
+        if self._override:
+            runs.append(kept([_ledger_table([(r, *v) for r, v in sorted(self._override.items())])],
+                             fresh=True))
+        return runs
+
+    def _ledger_pieces(self, prefix: str = "") -> Iterator[pa.Table]:
+        """The ledger as it stands (:meth:`_ledger_runs`), a piece at a time, in no order."""
+        for run in self._ledger_runs(prefix):
+            yield from run
+
+    def _part_rels(self, prefix: str) -> list[str]:
+        """The parts (relative paths) whose path starts with ``prefix``, in ledger order."""
+        return [r for t in self._ledger_pieces(prefix) for r in t["rel"].to_pylist()]
+
+    def _chunk_path(self, k: int) -> Path:
+        return self.root / STAGING / f"{_CHUNK_PREFIX}{k:05d}.parquet"
+
+    def _committed_part(self, rel: str) -> tuple[str, int | None] | None:
+        """The SHA-256 and rows the committed ledger gives part ``rel`` (None: not there)."""
+        if self._committed is None:
+            self._committed = {}
+            if LEDGER in self._outputs and (self.root / LEDGER).is_file():
+                for t in _read_ledger(self.root / LEDGER):
+                    self._committed.update(zip(t["rel"].to_pylist(),
+                                               zip(t["sha256"].to_pylist(), t["rows"].to_pylist(),
+                                                   strict=True), strict=True))
+            self._committed.update({k: (v, None) for k, v in self._outputs.items() if _is_part(k)})
+        return self._committed.get(rel)
+
+    def recorded_files(self) -> list[tuple[str, str]]:
+        """Every file of the case with its recorded SHA-256 (``outputs`` of case.json and the
+        parts in the ledger), sorted by path: what ``routetrace verify`` re-hashes.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from routetrace.testing import example_case
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> files = open_case(example_case(Path(tmp.name) / "c")).recorded_files()
+        >>> [rel for rel, _ in files if rel.startswith("tables/fixes/")][0][:20], files[-1][0]
+        ('tables/fixes/source=', 'tables/subjects.parquet')
+        >>> tmp.cleanup()
+        """
+        out = dict(self._outputs)
+        for t in self._ledger_pieces():
+            out.update(zip(t["rel"].to_pylist(), t["sha256"].to_pylist(), strict=True))
+        return sorted(out.items())
 
     def _staged_path(self, rel: str) -> Path:
         """Where the staged (not yet committed) file ``rel`` lies: a path derived from ``rel``,
@@ -956,10 +1078,17 @@ class Case:
         return records
 
     def n_rows(self, name: str) -> int:
-        """Rows of table ``name``, from the Parquet footers (nothing else is read)."""
+        """Rows of table ``name``, from the ledger or the Parquet footers (nothing else is read)."""
         if name in self._cache:
             return len(self._cache[name])
-        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.table_files(name))
+        if name not in PARTITIONED or "outputs" not in self.manifest:
+            return sum(pq.ParquetFile(p).metadata.num_rows for p in self.table_files(name))
+        total, unknown = 0, []
+        for t in self._ledger_pieces(f"tables/{name}/"):
+            total += int(pc.sum(t["rows"]).as_py() or 0)
+            unknown += t.filter(pc.is_null(t["rows"]))["rel"].to_pylist()  # an older case's
+        single = [f"tables/{name}.parquet"] if f"tables/{name}.parquet" in self._outputs else []
+        return total + sum(pq.ParquetFile(self._path(r)).metadata.num_rows for r in [*unknown, *single])
 
     def dask_table(self, name: str, *, columns: Sequence[str] | None = None,
                    whole_subjects: bool = False, partition_rows: int = DASK_PARTITION_ROWS,
@@ -1109,6 +1238,8 @@ class Case:
                             "here; nothing was written: open the case again and repeat",
                             path=str(self.root))
         self._txn = stack
+        if (self.root / STAGING).exists():  # a crashed writer's: settled before this run stages
+            _recover(self.root)
         for name in PARTITIONED:  # a case stored before parts: its large tables into parts,
             if f"tables/{name}.parquet" in self._outputs:  # once, with this run's commit
                 self.write_table(name, self.table(name))
@@ -1126,6 +1257,8 @@ class Case:
     def _stage_table(self, rel: str, df: pd.DataFrame, *, geo: bool) -> None:
         self._begin()
         dest = self._staged_path(rel)
+        part = _is_part(rel)
+        again = part and (dest.exists() or rel in self._dropped or rel in self._override)
         try:
             dest.parent.mkdir(exist_ok=True)
             _write_parquet(df, dest, geo=geo, by_day=any(rel.startswith(f"tables/{n}/") for n in BY_DAY))
@@ -1137,7 +1270,9 @@ class Case:
             dest.unlink(missing_ok=True)
             raise
         digest = sha256_file(dest)
-        if self._outputs.get(rel) == digest:  # the same bytes are already there: keep them
+        if part:
+            self._record_part(rel, digest, len(df), again=again)
+        elif self._outputs.get(rel) == digest:  # the same bytes are already there: keep them
             dest.unlink()
         else:
             self._staged.add(rel)
@@ -1145,11 +1280,32 @@ class Case:
         self._dropped.discard(rel)
         _crash_point("stage")
 
+    def _record_part(self, rel: str, digest: str, rows: int, *, again: bool) -> None:
+        """Enter the part ``rel`` just staged in the ledger; ``again``: staged before in this
+        run. Only a part written over one in the case (or over one of this run) is kept by
+        name; a new part is a row of the ledger, held in memory by the thousand at most."""
+        committed = self._committed_part(rel) if (self.root / rel).is_file() else None
+        if committed is not None and committed[0] == digest:
+            self._staged_path(rel).unlink()  # the same bytes are already there: keep them
+        if committed is not None or again:
+            self._override[rel] = (digest, rows)
+            self._outputs.pop(rel, None)  # an older case listed its parts in case.json
+            return
+        self._new_rows.append((rel, digest, rows))
+        if len(self._new_rows) >= LEDGER_CHUNK:  # a sorted run, read back in small row groups
+            pq.write_table(_ledger_table(sorted(self._new_rows)), self._chunk_path(self._new_chunks),
+                           row_group_size=max(1, LEDGER_CHUNK // 8))
+            self._new_chunks += 1
+            self._new_rows.clear()
+
     def _drop(self, rel: str) -> None:
         self._begin()
         self._outputs.pop(rel, None)
         if rel in self._staged:
             self._staged.discard(rel)
+            self._staged_path(rel).unlink(missing_ok=True)
+        if _is_part(rel):
+            self._override.pop(rel, None)
             self._staged_path(rel).unlink(missing_ok=True)
         self._dropped.add(rel)
 
@@ -1187,17 +1343,19 @@ class Case:
         schema.validate(df, name)
         self._begin()
         rels = self._write_groups(name, sort_table(schema.encode_dictionaries(df, name), name))
-        for sid in pd.unique(df["source_id"].astype(str)):
-            for rel in set(self.source_parts(name, str(sid))) - rels:
-                self._drop(rel)
+        for rel in set(self._parts_of(name, pd.unique(df["source_id"].astype(str)))) - rels:
+            self._drop(rel)
         self._cache.pop(name, None)
         return [self._path(r) for r in sorted(rels)]
 
-    def append_part(self, name: str, df: pd.DataFrame) -> str:
+    def append_part(self, name: str, df: pd.DataFrame, *, part: int | None = None) -> str:
         """Store ``df``, rows of one source, as that source's next part of partitioned table
         ``name`` (its first is ``part-0``); its parts already written are not touched. A
         loader that streams a large file gives its rows part by part this way
         (:func:`routetrace.app.ingest.ingest`), so memory holds one part, not the file.
+
+        ``part``: the number of parts the source has already (an ingest counts them for a
+        new source; None: looked up in the ledger).
 
         Returns
         -------
@@ -1217,7 +1375,8 @@ class Case:
             raise CaseError(f"a part holds the rows of one source, not {len(sids)}", path=str(self.root))
         schema.validate(df, name)
         self._begin()
-        rel = part_rel(name, str(sids[0]), len(self.source_parts(name, str(sids[0]))))
+        n = len(self.source_parts(name, str(sids[0]))) if part is None else part
+        rel = part_rel(name, str(sids[0]), n)
         self._stage_table(rel, sort_table(schema.encode_dictionaries(df, name), name).reset_index(drop=True),
                           geo=True)
         self._cache.pop(name, None)
@@ -1233,10 +1392,19 @@ class Case:
         """The parts of source ``source_id`` in partitioned table ``name`` (relative paths,
         in the order they were written). Parts are numbered from 0 without gaps, so this
         looks up as many names as the source has parts, however many the case has."""
+        have = set(self._part_rels(_source_dir(name, source_id)))
         found: list[str] = []
-        while (rel := part_rel(name, source_id, len(found))) in self._outputs:
+        while (rel := part_rel(name, source_id, len(found))) in have:
             found.append(rel)
         return found
+
+    def _parts_of(self, name: str, source_ids: Iterable[str]) -> list[str]:
+        """The parts of table ``name`` of the sources ``source_ids``, from one pass over the ledger."""
+        dirs = {_source_dir(name, str(s)) for s in source_ids}
+        if not dirs:
+            return []
+        k = len(next(iter(dirs)))
+        return [r for r in self._part_rels(f"tables/{name}/") if r[:k] in dirs]
 
     def _write_groups(self, name: str, df: pd.DataFrame) -> set[str]:
         rels: set[str] = set()
@@ -1253,7 +1421,7 @@ class Case:
         if name in self._cache or f"tables/{name}.parquet" in self._outputs:
             t = self.table(name)
             return t[t["source_id"].astype(str).isin(set(source_ids))].reset_index(drop=True)
-        rels = sorted(r for s in set(source_ids) for r in self.source_parts(name, str(s)))
+        rels = sorted(self._parts_of(name, set(source_ids)))
         if not rels:
             return schema.empty(name)
         return _read_parts([self._path(r) for r in rels], name)
@@ -1305,11 +1473,14 @@ class Case:
 
     def abort(self) -> None:
         """Discard the writes not yet committed and release the case lock."""
+        if self._txn is not None:  # everything staged is this run's (_begin settled the rest)
+            shutil.rmtree(self.root / STAGING, ignore_errors=True)
         for rel in self._staged:
             self._staged_path(rel).unlink(missing_ok=True)
         self._staged.clear()
         self._unhashed.clear()
         self._dropped.clear()
+        self._clear_ledger()
         if self._on_disk is not None:
             self.manifest = json.loads(self._on_disk)
         else:
@@ -1361,7 +1532,9 @@ class Case:
                 staged = self._staged_path(rel)
                 self._outputs[rel] = sha256_file(staged)
                 _fsync_path(staged)
-            if self._staged:
+            if self._new_rows or self._new_chunks or self._override or any(map(_is_part, self._dropped)):
+                self._stage_ledger()
+            if (self.root / STAGING).is_dir():
                 _fsync_path(self.root / STAGING, directory=True)
             self.manifest.pop("sources", None)  # the sources table lists them (older cases: here too)
             data = _manifest_bytes(self.manifest)
@@ -1373,17 +1546,58 @@ class Case:
         self._publish()
         self._end()
 
+    def _stage_ledger(self) -> None:
+        """Stage the ledger as it stands (:meth:`_ledger_pieces`), sorted by path, and record
+        its SHA-256 in ``outputs``. The same parts give the same bytes however the case was
+        built; the pieces are sorted each (the committed ledger is; a chunk is sorted when
+        staged) and merged a row group at a time, so memory does not grow with the parts."""
+        dest = self._staged_path(LEDGER)
+        dest.parent.mkdir(exist_ok=True)
+
+        def rows(run: Iterator[pa.Table]) -> Iterator[tuple[str, str, int | None]]:
+            for t in run:
+                yield from zip(t["rel"].to_pylist(), t["sha256"].to_pylist(), t["rows"].to_pylist(),
+                               strict=True)
+
+        with pq.ParquetWriter(dest, LEDGER_SCHEMA, compression="zstd") as writer:
+            batch: list[tuple[str, str, int | None]] = []
+            written = 0
+            for row in heapq.merge(*map(rows, self._ledger_runs()), key=lambda r: r[0]):
+                batch.append(row)
+                if len(batch) == LEDGER_GROUP_ROWS:
+                    writer.write_table(_ledger_table(batch))
+                    written += len(batch)
+                    batch.clear()
+            if batch or not written:
+                writer.write_table(_ledger_table(batch))
+        _fsync_path(dest)
+        for rel in [k for k in self._outputs if _is_part(k)]:  # an older case's: now in the ledger
+            del self._outputs[rel]
+        self._clear_ledger()
+        self._staged.add(LEDGER)
+        self._outputs[LEDGER] = sha256_file(dest)
+
+    def _clear_ledger(self) -> None:
+        for k in range(self._new_chunks):
+            self._chunk_path(k).unlink(missing_ok=True)
+        self._new_rows.clear()
+        self._new_chunks = 0
+        self._override.clear()
+        self._committed = None
+
     def _publish(self) -> None:
-        """After the commit: staged files into place, dropped files removed."""
+        """After the commit: staged files into place (every file in .staging/: this run's
+        tables, parts and outputs), dropped files removed."""
         dirs: set[Path] = set()
-        for rel in sorted(self._staged):
-            src, dest = self._staged_path(rel), self.root / rel
+        staging = self.root / STAGING
+        for name in sorted(os.listdir(staging)) if staging.is_dir() else []:
+            dest = self.root / urllib.parse.unquote(name)
             dirs |= _make_parents(dest)
-            os.replace(src, dest)
+            os.replace(staging / name, dest)
         for d in dirs:
             _fsync_path(d, directory=True)
         for rel in sorted(self._dropped):
-            if rel not in self._outputs:
+            if _is_part(rel) or rel not in self._outputs:
                 (self.root / rel).unlink(missing_ok=True)
                 with contextlib.suppress(OSError):
                     (self.root / rel).parent.rmdir()  # a source's folder, now empty
@@ -1395,11 +1609,12 @@ class Case:
 
     def reload(self) -> None:
         """Read the manifest again (after another job committed in this process)."""
-        if self._staged or self._dropped:
+        if self._staged or self._dropped or self._new_rows or self._new_chunks or self._override:
             raise CaseError("uncommitted writes: save or abort them first", path=str(self.root))
         data = (self.root / MANIFEST).read_bytes()
         self.manifest, self._on_disk = json.loads(data), data
         self._cache.clear()
+        self._committed = None
 
 
 def open_case(root: str | Path, *, create: bool = False, case_id: str | None = None) -> Case:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -40,7 +41,97 @@ from .subjects import (
     with_subject,
 )
 
-__all__ = ["IngestReport", "ingest"]
+__all__ = ["IngestReport", "PathList", "ingest"]
+
+#: the items a compact collection of this module keeps as Python objects before packing them
+PACK_EVERY = 4096
+
+
+class PathList(Sequence[str]):
+    """A list of paths held as Arrow text: about 64 bytes a path, where a Python list of
+    strings takes about 120 (the paths an ingest of a fleet-year added: 230,000).
+
+    Example
+    -------
+    >>> added = PathList()
+    >>> added.append("lorry-7/2025-01-06.csv")
+    >>> len(added), added[0], added == ["lorry-7/2025-01-06.csv"]
+    (1, 'lorry-7/2025-01-06.csv', True)
+    """
+
+    def __init__(self, paths: Iterable[str] = ()) -> None:
+        self._packed: list[pa.Array] = []
+        self._recent: list[str] = []
+        for p in paths:
+            self.append(p)
+
+    def append(self, path: str) -> None:
+        """Add ``path`` at the end."""
+        self._recent.append(path)
+        if len(self._recent) >= PACK_EVERY:
+            self._packed.append(pa.array(self._recent, pa.string()))
+            self._recent = []
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self._packed) + len(self._recent)
+
+    def __iter__(self) -> Iterator[str]:
+        for a in self._packed:
+            yield from a.to_pylist()
+        yield from self._recent
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        return list(self)[i]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and not isinstance(other, str) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PathList({list(self)!r})"
+
+
+class _SourceIds:
+    """The set of source ids (SHA-256, 64 hex digits) an ingest checks each file against:
+    32 bytes an id in a sorted array, where a Python set of the texts takes about 180."""
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self._sorted = np.array([], dtype="S32")
+        self._recent: set[str] = set()
+        for sid in ids:
+            self.add(sid)
+
+    @staticmethod
+    def _key(sid: str) -> bytes | None:
+        try:
+            b = bytes.fromhex(sid)
+        except ValueError:
+            return None
+        return b if len(b) == 32 else None
+
+    def __contains__(self, sid: object) -> bool:
+        if not isinstance(sid, str):
+            return False
+        if sid in self._recent:
+            return True
+        key = self._key(sid)
+        if key is None or not len(self._sorted):
+            return False
+        i = int(np.searchsorted(self._sorted, np.bytes_(key)))
+        return i < len(self._sorted) and bytes(self._sorted[i]) == key.rstrip(b"\0")
+
+    def add(self, sid: str) -> None:
+        """Add ``sid`` (any text; a SHA-256 is packed into the array)."""
+        self._recent.add(sid)
+        if len(self._recent) >= PACK_EVERY:
+            keys = [k for s in self._recent if (k := self._key(s)) is not None]
+            self._recent = {s for s in self._recent if self._key(s) is None}
+            self._sorted = np.union1d(self._sorted, np.array(keys, dtype="S32")).astype("S32")
 
 
 @dataclass
@@ -48,7 +139,7 @@ class IngestReport:
     """What one ingest did: files added, skipped as already present, and failures; the
     subjects and devices it created, sources it re-assigned, and warnings."""
 
-    added: list[str] = field(default_factory=list)
+    added: PathList = field(default_factory=PathList)
     duplicates: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
@@ -62,7 +153,7 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able summary (for ``--json``)."""
-        return {"added": self.added, "duplicates": self.duplicates,
+        return {"added": list(self.added), "duplicates": self.duplicates,
                 "errors": [{"path": p, "error": e} for p, e in self.errors],
                 "rows": self.rows, "rejected_records": self.rejected_records,
                 "subjects_created": self.subjects_created,
@@ -144,7 +235,7 @@ class _PartSink:
     after some parts has them taken back (:meth:`discard`)."""
 
     case: Case
-    known: set[str]
+    known: _SourceIds
     assigner: _Assigner
     staged: dict[str, list[str]] = field(default_factory=dict)  # display path -> part paths
     rejects: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
@@ -158,10 +249,16 @@ class _PartSink:
         for kind in PARTITIONED:
             df = getattr(part, kind)
             if len(df):
-                rels.append(self.case.append_part(kind, df if subject is None
-                                                  else with_subject(df, subject)))
+                rels.append(self.case.append_part(kind, df if subject is None else with_subject(df, subject),
+                                                  part=self.part_counts(part.display_path)[kind]))
         if len(part.rejects):
             self.rejects.setdefault(part.display_path, []).append(part.rejects)
+
+    def part_counts(self, path: str) -> dict[str, int]:
+        """The parts of each table the file ``path`` gave so far (its source is new: its
+        next part's number, without looking it up in the case)."""
+        rels = self.staged.get(path, [])
+        return {kind: sum(r.startswith(f"tables/{kind}/") for r in rels) for kind in PARTITIONED}
 
     def streamed(self, path: str) -> bool:
         """Whether the file ``path`` gave rows in parts."""
@@ -370,7 +467,7 @@ def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: Subjec
     existing = case.table("sources")
     old_subject = dict(zip(existing["source_id"].astype(str),
                            existing["subject_id"].astype("string"), strict=True))
-    known = set(old_subject)
+    known = _SourceIds(old_subject)
     assigner = _Assigner(case.root, mapping, subject_id)
     new = _NewSources()
     moves: dict[str, tuple[str, str]] = {}
@@ -405,9 +502,10 @@ def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: Subjec
                 continue
             known.add(res.source_id)
             placed = assigner.place(res, outcome.path, report, streamed=sink.streamed(outcome.path))
+            counts = sink.part_counts(outcome.path)
             placed = sink.with_part_rejects(outcome.path, placed)
             report.rejected_records += len(placed.rejects)
-            _spill(case, placed)
+            _spill(case, placed, counts)
             new.add(placed)
             del placed, res
             report.added.append(outcome.path)
@@ -415,14 +513,14 @@ def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: Subjec
     return report
 
 
-def _spill(case: Case, res: LoadResult) -> None:
+def _spill(case: Case, res: LoadResult, parts: Mapping[str, int]) -> None:
     """Stage a new source's fixes, events and places (those its loader did not give in
-    parts already) as its next parts of the case now, so memory holds one file's rows at a
-    time; its small tables go to :class:`_NewSources`."""
+    parts already: ``parts`` of each table) as its next parts of the case now, so memory
+    holds one file's rows at a time; its small tables go to :class:`_NewSources`."""
     for kind in PARTITIONED:
         df = getattr(res, kind)
         if len(df):
-            case.append_part(kind, concat_tables([df], kind))
+            case.append_part(kind, concat_tables([df], kind), part=parts[kind])
 
 
 def _store(case: Case, new: _NewSources, moves: dict[str, tuple[str, str]], assigner: _Assigner,

@@ -152,7 +152,7 @@ def verify_case(root: str | Path, *, exhibit_dirs: list[str | Path] | None = Non
     >>> case = example_case(Path(tmp.name) / "case-42")  # two GPX files beside the case
     >>> rep = verify_case(case)
     >>> rep.ok, len(rep.rows)
-    (True, 9)
+    (True, 10)
     >>> _ = (Path(tmp.name) / "lorry.gpx").write_text("edited")
     >>> [(kind, Path(p).name, status) for kind, p, status, *_ in verify_case(case).rows if status != "ok"]
     [('source', 'lorry.gpx', 'changed')]
@@ -162,7 +162,7 @@ def verify_case(root: str | Path, *, exhibit_dirs: list[str | Path] | None = Non
     report = VerifyReport()
     for src in case.source_records():
         _check_source(report, src, _source_file(case.root, src, base))
-    for rel, expected in sorted(case.manifest.get("outputs", {}).items()):
+    for rel, expected in case.recorded_files():
         p = case.root / rel
         _check(report, "case output", str(p), expected, sha256_file(p) if p.is_file() else None)
     for rel, expected in sorted(case.manifest.get("exports", {}).items()):

@@ -129,8 +129,8 @@ def test_a_file_failing_after_some_parts_leaves_nothing_of_it(
     staged: list[str] = []
     real = store.Case.append_part
 
-    def spy(self: store.Case, name: str, df: pd.DataFrame) -> str:
-        staged.append(rel := real(self, name, df))
+    def spy(self: store.Case, name: str, df: pd.DataFrame, *, part: int | None = None) -> str:
+        staged.append(rel := real(self, name, df, part=part))
         return rel
 
     monkeypatch.setattr(store.Case, "append_part", spy)

@@ -1,0 +1,134 @@
+"""The ledger of parts (case.py ``LEDGER``): the parts of the large tables are listed in
+parts.parquet, named in case.json by its SHA-256, so the manifest does not grow with the
+evidence files; and the compact collections an ingest keeps per file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from routetrace import case as store
+from routetrace.app import ingest as ingest_mod
+from routetrace.app.ingest import PathList, _SourceIds, ingest
+from routetrace.app.remove import remove_sources
+from routetrace.app.verify import verify_case
+from routetrace.case import open_case
+from routetrace.evidence import sha256_file
+
+SDE = "1767225600"
+
+
+def _fleet(folder: Path, n: int, *, day: int = 1) -> Path:
+    folder.mkdir()
+    for i in range(n):
+        rows = [f"2025-10-{day:02d}T{k:02d}:{i % 60:02d}:00Z,{51 + k / 100:.4f},{3.7 + i / 1000:.4f}"
+                for k in range(4)]
+        (folder / f"lorry{i:02d}.csv").write_text("time,lat,lon\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _ledger(case: Path) -> list[dict[str, object]]:
+    return pq.read_table(case / store.LEDGER).to_pylist()
+
+
+def test_the_ledger_lists_every_part_with_its_hash_and_rows_and_case_json_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    case = tmp_path / "case"
+    ingest(case, [_fleet(tmp_path / "f", 9)], subject_id="lorry", case_id="CASE")
+    outputs = json.loads((case / "case.json").read_text())["outputs"]
+    assert not [k for k in outputs if k.startswith("tables/fixes/")]
+    assert outputs[store.LEDGER] == sha256_file(case / store.LEDGER)
+    rows = _ledger(case)
+    on_disk = sorted(p.relative_to(case).as_posix() for p in (case / "tables").rglob("*.parquet")
+                     if p.parent != case / "tables")
+    assert [r["rel"] for r in rows] == on_disk  # every part, sorted by path
+    for r in rows:
+        assert r["sha256"] == sha256_file(case / str(r["rel"]))
+        assert r["rows"] == pq.ParquetFile(case / str(r["rel"])).metadata.num_rows
+    assert open_case(case).n_rows("fixes") == sum(int(r["rows"]) for r in rows) == 36  # type: ignore[call-overload]
+    # more files, the same manifest keys: it does not grow with the parts
+    ingest(case, [_fleet(tmp_path / "g", 12, day=2)], subject_id="lorry")
+    assert set(json.loads((case / "case.json").read_text())["outputs"]) == set(outputs)
+    assert len(_ledger(case)) == 21 and verify_case(case).ok
+
+
+def test_a_part_changed_or_gone_fails_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    case = tmp_path / "case"
+    ingest(case, [_fleet(tmp_path / "f", 3)], subject_id="lorry")
+    first, second = (str(r["rel"]) for r in _ledger(case)[:2])
+    (case / first).write_bytes(b"edited")
+    (case / second).unlink()
+    bad = {(Path(p).relative_to(case).as_posix(), status) for _, p, status, *_ in verify_case(case).rows
+           if status != "ok"}
+    assert bad == {(first, "changed"), (second, "missing")}
+
+
+def test_the_ledger_spilled_in_chunks_is_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ingest holds a few thousand new ledger rows, then stages them as sorted chunks
+    merged at the commit: with a chunk every 2 parts the case is byte-identical, and adding
+    and removing sources keeps the ledger equal to the parts on disk."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
+    fleet = _fleet(tmp_path / "f", 11)
+    trees = []
+    for chunk in (2, 4096):
+        monkeypatch.setattr(store, "LEDGER_CHUNK", chunk)
+        ingest(tmp_path / f"c{chunk}", [fleet], subject_id="lorry", case_id="CASE")
+        trees.append(_tree(tmp_path / f"c{chunk}"))
+    assert trees[0] == trees[1]
+    monkeypatch.setattr(store, "LEDGER_CHUNK", 2)
+    case = tmp_path / "c2"
+    ingest(case, [_fleet(tmp_path / "g", 5, day=2)], subject_id="lorry")
+    gone = open_case(case).table("sources")["source_id"].astype(str).tolist()[:3]
+    remove_sources(case, gone)
+    rows = _ledger(case)
+    assert [r["rel"] for r in rows] == sorted(p.relative_to(case).as_posix()
+                                              for p in (case / "tables" / "fixes").rglob("*.parquet"))
+    assert len(rows) == 13 and not any(str(r["rel"]).split("/")[2][7:] in {g[:16] for g in gone} for r in rows)
+    assert verify_case(case).ok
+
+
+def test_a_kill_after_the_commit_is_completed_with_the_ledger_first(tmp_path: Path) -> None:
+    """Killed after case.json names the new ledger, before anything was moved into place:
+    the next open moves the staged ledger, then the parts it names."""
+    case, fleet = tmp_path / "case", _fleet(tmp_path / "f", 6)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": SDE, store.KILL_HOOK: "commit"}
+    code = ("import sys; from routetrace.app.ingest import ingest; "
+            "ingest(sys.argv[1], [sys.argv[2]], subject_id='lorry', case_id='CASE')")
+    run = subprocess.run([sys.executable, "-c", code, str(case), str(fleet)], env=env, check=False)
+    assert run.returncode == -9 and (case / store.STAGING).is_dir()
+    assert not (case / store.LEDGER).exists()
+    c = open_case(case)
+    assert not (case / store.STAGING).exists() and c.n_rows("fixes") == 24
+    assert verify_case(case).ok
+    ref = tmp_path / "ref"
+    env.pop(store.KILL_HOOK)
+    subprocess.run([sys.executable, "-c", code, str(ref), str(fleet)], env=env, check=True)
+    assert _tree(case) == _tree(ref)
+
+
+def test_compact_collections_pack_and_still_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_mod, "PACK_EVERY", 3)
+    ids = [format(i, "064x") for i in range(10)] + ["ff" * 31 + "00", "not-hex"]
+    known = _SourceIds(ids[:4])
+    for sid in ids[4:]:
+        known.add(sid)
+    assert all(sid in known for sid in ids)
+    assert "ff" * 32 not in known and format(99, "064x") not in known and "other" not in known
+    assert "ff" * 31 + "01" not in known and "ff" * 30 + "0000" not in known
+    assert len(known._sorted) >= 9  # packed, not held as texts
+    paths = PathList(f"p{i}" for i in range(8))
+    paths.append("last")
+    assert len(paths) == 9 and paths[3] == "p3" and paths[-1] == "last" and paths[1:3] == ["p1", "p2"]
+    assert paths == [*(f"p{i}" for i in range(8)), "last"] and paths != ["p0"]

@@ -261,6 +261,15 @@ def _crash_point(where: str) -> None:
 #: a read of one day (:class:`Selection`, :meth:`Case.time_slices`) skips the groups of the
 #: other days by their statistics, even in a source that spans months (a tracker's dump)
 ROW_GROUP_ROWS = 65_536
+#: rows per row group of table ``sources``: an ingest writes it a row group at a time
+#: (:meth:`Case.write_table_batches`), holding one group, so a small one
+SOURCES_GROUP_ROWS = 8192
+
+
+def group_rows(name: str) -> int:
+    """Rows per Parquet row group of table ``name`` (:data:`ROW_GROUP_ROWS`; ``sources``:
+    :data:`SOURCES_GROUP_ROWS`)."""
+    return SOURCES_GROUP_ROWS if name == "sources" else ROW_GROUP_ROWS
 
 
 #: the index type of every dictionary column written: one type in all the parts of a table,
@@ -286,9 +295,11 @@ def _day_groups(t_utc: pd.Series) -> list[int]:
     return [k for a, b in itertools.pairwise(runs) for k in range(a, b, ROW_GROUP_ROWS)]
 
 
-def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool, by_day: bool = False) -> None:
+def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool, by_day: bool = False,
+                   group: int | None = None) -> None:
     """Write ``df`` as GeoParquet (``geo``) or Parquet, zstd, row groups of at most
-    :data:`ROW_GROUP_ROWS` rows; ``by_day``: also cut where the UTC day changes."""
+    ``group`` rows (default :data:`ROW_GROUP_ROWS`); ``by_day``: also cut where the UTC
+    day changes."""
     out = df.reset_index(drop=True)
     out.attrs = {}  # parameters live in case.json; attrs may hold tables (not JSON)
     # dictionary columns (schema.DICTIONARY) are written as Parquet dictionaries holding the
@@ -303,7 +314,7 @@ def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool, by_day: bool = Fa
     table = _dictionary_schema(table) if cats else table
     starts = _day_groups(out["t_utc"]) if by_day and "t_utc" in out.columns and len(out) else [0]
     if len(starts) <= 1:
-        pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(table, path, compression="zstd", row_group_size=group or ROW_GROUP_ROWS)
         return
     with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
         for a, b in itertools.pairwise([*starts, len(out)]):
@@ -998,6 +1009,13 @@ class Case:
     def _chunk_path(self, k: int) -> Path:
         return self.root / STAGING / f"{_CHUNK_PREFIX}{k:05d}.parquet"
 
+    def scratch_path(self, name: str) -> Path:
+        """A path for a scratch file of this run (in .staging/, never part of the case:
+        deleted at the commit or when the run fails); takes the case lock."""
+        self._begin()
+        (self.root / STAGING).mkdir(exist_ok=True)
+        return self.root / STAGING / f"#{name}"
+
     def _committed_part(self, rel: str) -> tuple[str, int | None] | None:
         """The SHA-256 and rows the committed ledger gives part ``rel`` (None: not there)."""
         if self._committed is None:
@@ -1254,14 +1272,21 @@ class Case:
         return CaseError(f"cannot write {what}: {exc.strerror or exc}; nothing was committed, "
                          "the case is as it was before this run", path=str(self.root))
 
-    def _stage_table(self, rel: str, df: pd.DataFrame, *, geo: bool) -> None:
+    def _stage_table(self, rel: str, df: pd.DataFrame, *, geo: bool, group: int | None = None) -> None:
+        by_day = any(rel.startswith(f"tables/{n}/") for n in BY_DAY)
+        self._stage_file(rel, lambda dest: _write_parquet(df, dest, geo=geo, by_day=by_day, group=group),
+                         rows=len(df))
+
+    def _stage_file(self, rel: str, write: Callable[[Path], object], *, rows: int = 0) -> None:
+        """Stage the case file ``rel`` that ``write(path)`` writes (a part of ``rows`` rows
+        goes in the ledger, any other file in ``outputs``)."""
         self._begin()
         dest = self._staged_path(rel)
         part = _is_part(rel)
         again = part and (dest.exists() or rel in self._dropped or rel in self._override)
         try:
             dest.parent.mkdir(exist_ok=True)
-            _write_parquet(df, dest, geo=geo, by_day=any(rel.startswith(f"tables/{n}/") for n in BY_DAY))
+            write(dest)
             _fsync_path(dest)
         except OSError as exc:
             dest.unlink(missing_ok=True)
@@ -1271,7 +1296,7 @@ class Case:
             raise
         digest = sha256_file(dest)
         if part:
-            self._record_part(rel, digest, len(df), again=again)
+            self._record_part(rel, digest, rows, again=again)
         elif self._outputs.get(rel) == digest:  # the same bytes are already there: keep them
             dest.unlink()
         else:
@@ -1330,8 +1355,57 @@ class Case:
                 self._drop(rel)
         else:
             geo = name in GEO_KINDS or {"lat", "lon"} <= set(df.columns)
-            self._stage_table(f"tables/{name}.parquet", df, geo=geo)
+            self._stage_table(f"tables/{name}.parquet", df, geo=geo, group=group_rows(name))
         self._cache[name] = df
+        return self.table_path(name)
+
+    def write_table_batches(self, name: str, batches: Iterable[pd.DataFrame]) -> Path:
+        """Store table ``name`` (not a partitioned one) from ``batches`` of its rows already
+        in its stored order (:func:`sort_table`), each validated as :meth:`write_table`
+        validates, written one at a time: for a table too large to hold twice (the sources
+        of a fleet-year, 230,000 rows). With every batch but the last of
+        :func:`group_rows` rows the file is the one :meth:`write_table` writes.
+
+        Example
+        -------
+        >>> import tempfile
+        >>> from routetrace.testing import example_case
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> case = open_case(example_case(Path(tmp.name) / "c"))
+        >>> src = case.table("sources")
+        >>> with case.transaction():
+        ...     _ = case.write_table_batches("sources", [src])
+        ...     case.save_manifest()
+        >>> case.table("sources").equals(src)
+        True
+        >>> tmp.cleanup()
+        """
+        kind = schema.kind_of(name)
+        if name in PARTITIONED or kind in schema.DICTIONARY:
+            raise CaseError(f"table {name!r} is stored in parts or with dictionaries: use write_table",
+                            path=str(self.root))
+
+        def write(dest: Path) -> None:
+            writer = None
+            try:
+                for df in batches:
+                    if kind is not None:
+                        schema.validate(df, kind)
+                        df = schema.encode_dictionaries(df, kind)
+                    out = df.reset_index(drop=True)
+                    out.attrs = {}
+                    table = pa.Table.from_pandas(out, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(dest, table.schema, compression="zstd")
+                    writer.write_table(table, row_group_size=group_rows(name))
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:  # no rows
+                _write_parquet(schema.empty(kind) if kind else pd.DataFrame(), dest, geo=False)
+
+        self._stage_file(f"tables/{name}.parquet", write)
+        self._cache.pop(name, None)
         return self.table_path(name)
 
     def write_parts(self, name: str, df: pd.DataFrame) -> list[Path]:
@@ -1591,6 +1665,9 @@ class Case:
         dirs: set[Path] = set()
         staging = self.root / STAGING
         for name in sorted(os.listdir(staging)) if staging.is_dir() else []:
+            if name.startswith("#"):  # scratch (scratch_path), not a file of the case
+                (staging / name).unlink()
+                continue
             dest = self.root / urllib.parse.unquote(name)
             dirs |= _make_parents(dest)
             os.replace(staging / name, dest)

@@ -9,6 +9,8 @@ never stops the rest of the ingest.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,9 +21,19 @@ from typing import Any, overload
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from .. import schema
-from ..case import PARTITIONED, QUALITY, Case, concat_tables, lock_case, open_case
+from ..case import (
+    PARTITIONED,
+    QUALITY,
+    Case,
+    concat_tables,
+    group_rows,
+    lock_case,
+    open_case,
+    sort_table,
+)
 from ..csvout import formula_safe, write_csv
 from ..errors import CaseError, SchemaError
 from ..loaders import LoadPart, LoadResult, load_many
@@ -397,6 +409,10 @@ def ingest(
 
 #: the small tables of this many new sources are folded into one table each
 FOLD_SOURCES = 256
+#: the new sources' rows are staged, sorted, every this many files (a run), and read back
+#: :data:`RUN_ROWS` at a time from each run when the sources table is written
+SPILL_SOURCES = 4096
+RUN_ROWS = 256
 
 
 @dataclass
@@ -406,10 +422,14 @@ class _NewSources:
     (:func:`_spill`). Every :data:`FOLD_SOURCES` files each table's pieces are joined into
     one, so memory grows with their rows, not with a pandas frame per file (about 90 KB
     each: a LoadResult kept per file made 2,000 small files peak at 385 MB instead of 200).
+    With ``spill`` (where run k goes), the rows of ``sources`` (about 380 bytes a file) are
+    staged every :data:`SPILL_SOURCES` files as a sorted run (:meth:`sources_runs`).
     """
 
     tables: dict[str, list[pd.DataFrame]] = field(default_factory=dict)
     files: int = 0
+    spill: Callable[[int], Path] | None = None
+    runs: list[Path] = field(default_factory=list)
 
     def add(self, res: LoadResult) -> None:
         """Keep ``res``'s small tables (its staged parts are not kept)."""
@@ -421,6 +441,27 @@ class _NewSources:
             for name, frames in self.tables.items():
                 if len(frames) > 1:
                     self.tables[name] = [one_chunk(self.joined(name))]
+        if self.spill is not None and self.files % SPILL_SOURCES == 0:
+            run = sort_table(self.joined("sources"), "sources")
+            path = self.spill(len(self.runs))
+            pq.write_table(pa.Table.from_pandas(run, preserve_index=False), path, row_group_size=RUN_ROWS)
+            self.runs.append(path)
+            self.tables["sources"] = []
+
+    def sources_runs(self) -> list[Iterator[pd.DataFrame]]:
+        """The new rows of ``sources`` as runs in stored order (:func:`sort_table`), each
+        read :data:`RUN_ROWS` rows at a time when iterated."""
+        def read(path: Path) -> Iterator[pd.DataFrame]:
+            pf = pq.ParquetFile(path)
+            for i in range(pf.num_row_groups):
+                yield schema.coerce(pf.read_row_group(i).to_pandas(), "sources")
+
+        rest = self.joined("sources")
+        return [*map(read, self.runs), *([iter([sort_table(rest, "sources")])] if len(rest) else [])]
+
+    def all_sources(self) -> pd.DataFrame:
+        """The new rows of ``sources`` as one table."""
+        return concat_tables([df for run in self.sources_runs() for df in run], "sources")
 
     def joined(self, name: str) -> pd.DataFrame:
         """The new rows of table ``name`` as one table (its pieces in the order added)."""
@@ -469,7 +510,7 @@ def _ingest(case: Case, created: bool, inputs: list[str | Path], mapping: Subjec
                            existing["subject_id"].astype("string"), strict=True))
     known = _SourceIds(old_subject)
     assigner = _Assigner(case.root, mapping, subject_id)
-    new = _NewSources()
+    new = _NewSources(spill=lambda k: case.scratch_path(f"sources-{k:05d}.parquet"))
     moves: dict[str, tuple[str, str]] = {}
     sink = _PartSink(case, known, assigner)  # a large GPX/KML file is stored part by part
     for item in inputs:
@@ -534,23 +575,30 @@ def _store(case: Case, new: _NewSources, moves: dict[str, tuple[str, str]], assi
     old_devices_t = case.table("devices")
     old_devices = set(old_devices_t["device_id"].astype(str))
     tables: dict[str, pd.DataFrame] = {}
-    for kind in ("sources", "rejects"):
-        tables[kind] = concat_tables([case.table(kind), *new.tables.get(kind, [])], kind)
+    tables["rejects"] = concat_tables([case.table("rejects"), *new.tables.get("rejects", [])], "rejects")
     extra_names = sorted(new.extra_names |
                          {n for n in case.table_names()
                           if n not in schema.CANONICAL and n not in DERIVED})
     for name in extra_names:
         old = case.table(name) if case.has_table(name) else pd.DataFrame()
         tables[name] = _as_declared(concat_tables([old, *new.tables.get(name, [])], None), name)
-    src = tables["sources"]
-    src["device_id"] = src["device_id"].astype("string").fillna(
-        src["subject_id"].astype("string")).fillna("case")
-    if moves:
+    with_rejects = set(tables["rejects"]["source_id"].astype(str))
+    path_of: dict[str, str] = {}  # of the sources with rejected records, for quality.csv
+    if moves:  # the sources table whole, some of its rows moved
+        src = _with_device(concat_tables([case.table("sources"), new.all_sources()], "sources"))
+        tables["sources"] = src
         _reassign_sources(case, tables, moves)
+        owners = _device_owners(tables["sources"])
+        path_of = _paths_of(tables["sources"], with_rejects)
+    else:  # written a few rows at a time: a fleet-year's sources are not held twice
+        held: list[pd.DataFrame] = []
+        case.write_table_batches("sources", _merged_sources(case, new, owners=held, paths=path_of,
+                                                            with_rejects=with_rejects))
+        owners = concat_tables(held, None)
     declared = {str(r.device_id): str(r.declared_by) for r in old_devices_t.itertuples()}
     declared.update(assigner.declared)
     rules = dict(assigner.rules)
-    devices = build_devices(tables["sources"], rules, declared)
+    devices = build_devices(owners, rules, declared)
     keep = old_devices_t[~old_devices_t["device_id"].astype(str).isin(rules)].set_index("device_id")
     for col in ("kind", "label"):  # what an earlier mapping said of devices not re-mapped now
         devices[col] = devices[col].fillna(devices["device_id"].map(keep[col]) if len(keep) else pd.NA)
@@ -564,7 +612,7 @@ def _store(case: Case, new: _NewSources, moves: dict[str, tuple[str, str]], assi
         report.rows[kind] = case.n_rows(kind)
     report.subjects_created = sorted(set(tables["subjects"]["subject_id"].astype(str)) - old_subjects)
     report.devices_created = sorted(set(devices["device_id"].astype(str)) - old_devices)
-    n_file_errors = _write_quality(case, tables["rejects"], tables["sources"], report.errors)
+    n_file_errors = _write_quality(case, tables["rejects"], path_of, report.errors)
     q = case.manifest.setdefault("quality", {})
     q["rejected_records"] = len(tables["rejects"])
     q["file_errors"] = n_file_errors  # as listed in quality.csv (a file failing again is one)
@@ -574,8 +622,60 @@ def _store(case: Case, new: _NewSources, moves: dict[str, tuple[str, str]], assi
     # one device under two subjects needs two subjects: a case of one is not read back
     # (a 1e6-point GPX ingest peaked at 1.2 GiB instead of 0.7 reading its fixes again)
     if report.subjects_created and assigner.mapping is None and len(tables["subjects"]) > 1:
-        report.warnings += _lookalike_warnings(case, case.table("fixes"), tables["sources"],
+        report.warnings += _lookalike_warnings(case, case.table("fixes"), case.table("sources"),
                                                new_subjects=report.subjects_created)
+
+
+def _with_device(src: pd.DataFrame) -> pd.DataFrame:
+    """``src`` (rows of ``sources``) with each source's device: its own, else its subject's
+    (one device per subject), else ``case`` (case material)."""
+    return src.assign(device_id=src["device_id"].astype("string").fillna(
+        src["subject_id"].astype("string")).fillna("case"))
+
+
+def _device_owners(src: pd.DataFrame) -> pd.DataFrame:
+    """Per device of ``src`` (rows of ``sources`` with their devices), its first subject
+    (``case`` for none) and its number of sources (``n_sources``), in order of first row:
+    what :func:`~routetrace.app.subjects.build_devices` needs, a row per device."""
+    own = src.assign(subject_id=src["subject_id"].astype("string").fillna("case"))
+    g = own.groupby(own["device_id"].astype(str), sort=False)
+    first = g["subject_id"].first()
+    return pd.DataFrame({"device_id": first.index.astype(str), "subject_id": first.to_numpy(),
+                         "n_sources": g.size().reindex(first.index).to_numpy()})
+
+
+def _paths_of(src: pd.DataFrame, source_ids: set[str]) -> dict[str, str]:
+    hit = src[src["source_id"].astype(str).isin(source_ids)]
+    return dict(zip(hit["source_id"].astype(str), hit["path"].astype(str), strict=True))
+
+
+def _merged_sources(case: Case, new: _NewSources, *, owners: list[pd.DataFrame], paths: dict[str, str],
+                    with_rejects: set[str]) -> Iterator[pd.DataFrame]:
+    """The case's sources and the new ones in stored order (by path, then source id),
+    a row group (:func:`~routetrace.case.group_rows`) at a time, each with its device
+    (:func:`_with_device`): the runs (the stored table, the new sources' runs) are merged
+    holding :data:`RUN_ROWS` rows of each. Appends each batch's device and subject columns
+    to ``owners``, and the paths of the sources in ``with_rejects`` to ``paths``."""
+    cols = [c.name for c in schema.columns("sources")]
+    key = (cols.index("path"), cols.index("source_id"))
+
+    def stored() -> Iterator[pd.DataFrame]:
+        for f in case.table_files("sources"):
+            for b in pq.ParquetFile(f).iter_batches(batch_size=RUN_ROWS):
+                yield schema.coerce(pa.Table.from_batches([b]).to_pandas(), "sources")
+
+    def rows(run: Iterator[pd.DataFrame]) -> Iterator[tuple[Any, ...]]:
+        for df in run:
+            yield from df.reindex(columns=cols).itertuples(index=False, name=None)
+
+    merged = heapq.merge(*map(rows, [stored(), *new.sources_runs()]), key=lambda r: (r[key[0]], r[key[1]]))
+    while batch := list(itertools.islice(merged, group_rows("sources"))):
+        df = _with_device(schema.coerce(pd.DataFrame.from_records(batch, columns=cols), "sources"))
+        owners.append(_device_owners(df))
+        paths.update(_paths_of(df, with_rejects))
+        yield df
+    for run in new.runs:
+        run.unlink()
 
 
 def _as_declared(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -655,11 +755,10 @@ def _lookalike_warnings(case: Case, fixes: pd.DataFrame, sources: pd.DataFrame, 
     return out
 
 
-def _write_quality(case: Case, rejects: pd.DataFrame, sources: pd.DataFrame,
+def _write_quality(case: Case, rejects: pd.DataFrame, path_of: Mapping[str, str],
                    new_errors: Sequence[tuple[str, str]]) -> int:
-    """Rewrite quality.csv: record rejects (with the file path) and file-level errors.
-    Returns the number of file-level errors it lists."""
-    path_of = dict(zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True))
+    """Rewrite quality.csv: record rejects (with the file path, ``path_of`` their source)
+    and file-level errors. Returns the number of file-level errors it lists."""
     rej = pd.DataFrame({
         "level": "record",
         "path": rejects["source_id"].astype(str).map(path_of),

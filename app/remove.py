@@ -21,7 +21,7 @@ import pandas as pd
 from .. import schema
 from ..case import Case, lock_case, open_case
 from ..errors import CaseError
-from .ingest import DERIVED, _rederive, _write_quality
+from .ingest import DERIVED, _paths_of, _rederive, _write_quality
 
 __all__ = ["RemovalReport", "remove_sources"]
 
@@ -143,7 +143,7 @@ def _remove(case: Case, ids: list[str], report: RemovalReport) -> None:
     case.write_table("devices", devices)
     case.write_table("subjects", subjects[has].reset_index(drop=True))
     rejects = case.table("rejects")
-    _write_quality(case, rejects, sources, [])
+    _write_quality(case, rejects, _paths_of(sources, set(rejects["source_id"].astype(str))), [])
     case.manifest.setdefault("quality", {})["rejected_records"] = len(rejects)
     case.record_outputs()
     report.rederived = _rederive(case)

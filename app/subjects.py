@@ -314,7 +314,8 @@ def build_devices(sources: pd.DataFrame, rules: dict[str, DeviceRule],
     ----------
     sources : pandas.DataFrame
         The case's ``sources`` (needs ``device_id`` and ``subject_id``); device ``case`` is
-        case material (statements) and belongs to no subject.
+        case material (statements) and belongs to no subject. With a column ``n_sources``,
+        a row stands for that many sources (the rows of one device summed).
     rules : dict of str to DeviceRule
         The subjects mapping's rule per device id (kind and label come from it).
     declared : dict of str to str
@@ -343,7 +344,8 @@ def build_devices(sources: pd.DataFrame, rules: dict[str, DeviceRule],
         subject = "case" if str(dev) == "case" else str(grp["subject_id"].iloc[0])
         rows.append({"device_id": str(dev), "subject_id": subject,
                      "kind": rule.device_kind if rule else None,
-                     "label": rule.device_label if rule else None, "n_sources": len(grp),
+                     "label": rule.device_label if rule else None,
+                     "n_sources": int(grp["n_sources"].sum()) if "n_sources" in grp else len(grp),
                      "declared_by": declared.get(str(dev), "case material (places only)"
                                                  if str(dev) == "case" else "the source itself")})
     return schema.coerce(pd.DataFrame(rows), "devices")

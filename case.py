@@ -692,10 +692,16 @@ def _ledger_table(rows: Sequence[tuple[str, str, int | None]]) -> pa.Table:
 
 
 def _read_ledger(path: Path) -> Iterator[pa.Table]:
-    """The ledger at ``path``, a row group at a time."""
-    pf = pq.ParquetFile(path)
-    for i in range(pf.num_row_groups):
-        yield pf.read_row_group(i)
+    """The ledger at ``path``, a row group at a time; :class:`CaseError` when it is missing
+    or damaged."""
+    try:
+        pf = pq.ParquetFile(path)
+        for i in range(pf.num_row_groups):
+            yield pf.read_row_group(i)
+    except (OSError, pa.ArrowException) as exc:
+        raise CaseError(f"the ledger of the parts is missing or damaged ({exc}); the tables "
+                        "cannot be listed: run routetrace verify, restore the case from a copy",
+                        path=str(path)) from exc
 
 
 def _staged_name(rel: str) -> str:
@@ -860,9 +866,13 @@ def _recover(r: Path) -> list[str]:
         os.replace(ledger, r / LEDGER)
         moved.append(LEDGER)
         dirs.add(r)
-    if outputs is not None and LEDGER in outputs and (r / LEDGER).is_file():
-        for t in _read_ledger(r / LEDGER):
-            outputs.update(zip(t["rel"].to_pylist(), t["sha256"].to_pylist(), strict=True))
+    listed = True  # the files under tables/ that the case holds are known
+    if outputs is not None and LEDGER in outputs:
+        try:
+            for t in _read_ledger(r / LEDGER):
+                outputs.update(zip(t["rel"].to_pylist(), t["sha256"].to_pylist(), strict=True))
+        except CaseError:
+            listed = False  # a damaged ledger: no part is taken for an orphan and removed
     for f in sorted(staging.iterdir()):
         rel = urllib.parse.unquote(f.name)
         if outputs is not None and outputs.get(rel) == sha256_file(f):
@@ -871,7 +881,7 @@ def _recover(r: Path) -> list[str]:
             moved.append(rel)
     for d in dirs:
         _fsync_path(d, directory=True)
-    if outputs is not None and (r / "tables").is_dir():
+    if outputs is not None and listed and (r / "tables").is_dir():
         for f in (p for p in (r / "tables").rglob("*") if p.is_file()):
             if f.relative_to(r).as_posix() not in outputs:
                 f.unlink()
@@ -1043,8 +1053,9 @@ class Case:
         >>> tmp.cleanup()
         """
         out = dict(self._outputs)
-        for t in self._ledger_pieces():
-            out.update(zip(t["rel"].to_pylist(), t["sha256"].to_pylist(), strict=True))
+        with contextlib.suppress(CaseError):  # a damaged ledger: verify reports it as changed
+            for t in self._ledger_pieces():
+                out.update(zip(t["rel"].to_pylist(), t["sha256"].to_pylist(), strict=True))
         return sorted(out.items())
 
     def _staged_path(self, rel: str) -> Path:

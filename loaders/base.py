@@ -764,11 +764,13 @@ def _not_regular(mode: int) -> str:
     return f"skipped: {kind}, not followed or read (evidence is read from regular files only)"
 
 
-def _walk(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The regular files under ``root`` (SQLite companions left to their database), and
-    every other entry met (symbolic links to files or folders, pipes, devices) with the
-    reason it is skipped. Links are never followed."""
-    files: list[Path] = []
+def _walk(root: Path) -> tuple[Iterator[Path], list[tuple[Path, str]]]:
+    """The regular files under ``root`` in sorted order (SQLite companions left to their
+    database), given one at a time as the folders are read, and every other entry met
+    (symbolic links to files or folders, pipes, devices) with the reason it is skipped.
+    Links are never followed. The files are not listed in memory: a fleet's folder of
+    230,000 daily exports listed as paths took 79 MiB, more than the rest of its ingest
+    grows by."""
     skipped: list[tuple[Path, str]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath)
@@ -777,18 +779,28 @@ def _walk(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
                 dirnames.remove(d)
                 skipped.append((base / d, _not_regular(stat.S_IFLNK)))
         for n in filenames:
-            q = base / n
-            mode = q.lstat().st_mode
-            if stat.S_ISREG(mode):
-                files.append(q)
-            else:
-                skipped.append((q, _not_regular(mode)))
-    files.sort()
-    names_by_dir: dict[Path, set[str]] = {}
-    for f in files:
-        names_by_dir.setdefault(f.parent, set()).add(f.name)
-    kept = [f for f in files if not _is_companion(f, names_by_dir[f.parent])]
-    return kept, sorted(skipped)
+            mode = os.lstat(os.path.join(dirpath, n)).st_mode
+            if not stat.S_ISREG(mode):
+                skipped.append((base / n, _not_regular(mode)))
+    return _sorted_files(root), sorted(skipped)
+
+
+def _sorted_files(folder: Path) -> Iterator[Path]:
+    """The regular files under ``folder`` (companions left out), in the order of sorted
+    paths: each folder's entries by name, a subfolder's files in its place; a folder that
+    cannot be read is passed over, as :func:`os.walk` does."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted((e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                              for e in it)
+    except OSError:
+        return
+    names = {name for name, _, regular in entries if regular}
+    for name, is_dir, regular in entries:
+        if is_dir:
+            yield from _sorted_files(folder / name)
+        elif regular and not _is_companion(folder / name, names):
+            yield folder / name
 
 
 class _OutOfTime(BaseException):

@@ -33,6 +33,7 @@ Usage: python bench/fleet.py [--sizes 1e6,1e7] [--out bench/results/fleet.md]
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import shutil
@@ -239,7 +240,7 @@ def report(rows: list[dict[str, Any]], *, prov: str, command: str, load: str, mi
                       f"table loaded): car-park visits {cm[0]:.1f} s, {cm[1]:.0f} MiB, result "
                       f"{same['carparks']} to the Dask results (1 and 2 workers; hash of every row); "
                       f"co-presence pairs {pm[0]:.1f} s, {pm[1]:.0f} MiB, result {same['copresence']}."]
-    for a, b in zip(rows, rows[1:]):  # the issue asks the 1e8 ingest peak <= 1.2x the 1e7 one
+    for a, b in itertools.pairwise(rows):  # the issue asks the 1e8 ingest peak <= 1.2x the 1e7 one
         lines += ["", f"Ingest peak at {b['n']:.0e} / at {a['n']:.0e}: {b['ingest_mib']:.0f} / "
                   f"{a['ingest_mib']:.0f} MiB = {b['ingest_mib'] / a['ingest_mib']:.2f}x for "
                   f"{b['files'] / a['files']:.1f}x the files."]

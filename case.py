@@ -119,6 +119,8 @@ LEDGER_SCHEMA = pa.schema([("rel", pa.string()), ("sha256", pa.string()), ("rows
 LEDGER_CHUNK = 4096
 #: rows per row group of the ledger written (fixed: the same parts give the same bytes)
 LEDGER_GROUP_ROWS = 4096
+#: staged files moved into place (and their folders fsync-ed) at a time, at the commit
+PUBLISH_BATCH = 4096
 _CHUNK_PREFIX = "#parts-"  # a staged ledger chunk ('#' is escaped in staged files' names)
 _PART_DIRS = tuple(f"tables/{n}/" for n in PARTITIONED)
 #: test hook: ``stage:N`` (the N-th staged file) or ``commit`` (after case.json is written,
@@ -1673,17 +1675,22 @@ class Case:
     def _publish(self) -> None:
         """After the commit: staged files into place (every file in .staging/: this run's
         tables, parts and outputs), dropped files removed."""
-        dirs: set[Path] = set()
         staging = self.root / STAGING
-        for name in sorted(os.listdir(staging)) if staging.is_dir() else []:
-            if name.startswith("#"):  # scratch (scratch_path), not a file of the case
-                (staging / name).unlink()
-                continue
-            dest = self.root / urllib.parse.unquote(name)
-            dirs |= _make_parents(dest)
-            os.replace(staging / name, dest)
-        for d in dirs:
-            _fsync_path(d, directory=True)
+        while staging.is_dir():  # a batch at a time: a fleet ingest stages 230,000 files
+            with os.scandir(staging) as it:
+                batch = [e.name for e in itertools.islice(it, PUBLISH_BATCH)]
+            if not batch:
+                break
+            dirs: set[Path] = set()
+            for name in batch:
+                if name.startswith("#"):  # scratch (scratch_path), not a file of the case
+                    (staging / name).unlink()
+                    continue
+                dest = self.root / urllib.parse.unquote(name)
+                dirs |= _make_parents(dest)
+                os.replace(staging / name, dest)
+            for d in dirs:
+                _fsync_path(d, directory=True)
         for rel in sorted(self._dropped):
             if _is_part(rel) or rel not in self._outputs:
                 (self.root / rel).unlink(missing_ok=True)

@@ -77,13 +77,15 @@ def test_a_part_changed_or_gone_fails_verify(tmp_path: Path, monkeypatch: pytest
 
 def test_the_ledger_spilled_in_chunks_is_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An ingest holds a few thousand new ledger rows, then stages them as sorted chunks
-    merged at the commit: with a chunk every 2 parts the case is byte-identical, and adding
+    merged at the commit, and moves its staged files into place a batch at a time: with a
+    chunk every 2 parts and batches of 3 files the case is byte-identical, and adding
     and removing sources keeps the ledger equal to the parts on disk."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", SDE)
     fleet = _fleet(tmp_path / "f", 11)
     trees = []
-    for chunk in (2, 4096):
+    for chunk in (2, 4096):  # and the staged files moved into place 3 at a time, or all at once
         monkeypatch.setattr(store, "LEDGER_CHUNK", chunk)
+        monkeypatch.setattr(store, "PUBLISH_BATCH", 3 if chunk == 2 else 4096)
         ingest(tmp_path / f"c{chunk}", [fleet], subject_id="lorry", case_id="CASE")
         trees.append(_tree(tmp_path / f"c{chunk}"))
     assert trees[0] == trees[1]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -277,6 +279,54 @@ def _dask_dataframe_imported() -> bool:
     import sys
 
     return "dask.dataframe.backends" in sys.modules
+
+
+class _Pickles:
+    """Counts how often it is pickled (in this process: the client and the LocalCluster's
+    scheduler); unpickles as a plain 0, so a worker needs no import of this module."""
+
+    n = 0
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        _Pickles.n += 1
+        return (int, ())
+
+
+@pytest.mark.allow_loopback
+@pytest.mark.slow
+def test_the_events_are_sent_once_whatever_the_number_of_tasks(
+        scenario_tables: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """The car-park stage hands the events table to every task. Closed over by the task
+    function, it was serialized with every task (a fleet's events, once per partition);
+    scattered, it is serialized the same few times for 4 tasks as for 24. A marker in the
+    table's ``attrs`` counts the serializations; a closure over the same table is counted
+    too, so the probe is shown to see per-task copies."""
+    import dask.dataframe as dd
+
+    from routetrace.routes.distributed import dask_carpark_visits, dask_client
+
+    fixes, ev = scenario_tables
+    ev = ev.copy()
+    ev.attrs["probe"] = _Pickles()
+    def pickles(run: Any) -> int:
+        _Pickles.n = 0
+        assert len(run())
+        return _Pickles.n
+
+    def closure(ddf: Any) -> pd.DataFrame:
+        return ddf.map_partitions(lambda df: pd.DataFrame({"n": [len(ev)]}), meta={"n": "int64"}).compute()
+
+    counts: dict[tuple[str, int], int] = {}
+    with dask_client(n_workers=2):
+        for k in (4, 24):
+            ddf = dd.from_pandas(fixes, npartitions=k, sort=False)
+            counts["dask", k] = pickles(partial(dask_carpark_visits, ddf, _fences(), events=ev, npartitions=k))
+            counts["pandas", k] = pickles(partial(dask_carpark_visits, fixes, _fences(), events=ev,
+                                                  npartitions=k))
+            counts["closure", k] = pickles(partial(closure, ddf))
+    assert counts["closure", 24] >= counts["closure", 4] + 20, counts  # the probe sees each task
+    assert counts["dask", 24] == counts["dask", 4] <= 8, counts
+    assert counts["pandas", 24] == counts["pandas", 4] <= 8, counts
 
 
 @pytest.mark.allow_loopback

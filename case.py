@@ -396,6 +396,13 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
     return df if columns is None else df[[c for c in df.columns if c in columns]]
 
 
+def _read_group(paths: Sequence[Path], where: Selection | None, *, kind: str,
+                columns: Sequence[str] | None, empty: pd.DataFrame) -> pd.DataFrame:
+    """One partition of :meth:`Case.dask_tables_by_subject`: the rows of ``paths`` that
+    ``where`` selects (``empty`` when the partition has no file of this table)."""
+    return _read_parts(paths, kind, columns, where=where) if paths else empty
+
+
 def _read_selected(path: Path, columns: list[str], where: Selection | None) -> pa.Table:
     """``columns`` of the rows of part ``path`` that ``where`` selects: the row groups whose
     footer statistics may hold them (:meth:`Selection.may_hold`), then their rows filtered.
@@ -640,6 +647,11 @@ def _file_subjects(path: Path) -> tuple[set[str], int]:
 def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
     """Part files in groups of about ``rows`` rows such that all the files holding one
     subject are in one group (files that share a subject are joined first)."""
+    return [files for files, _ in _subject_groups(paths, rows)]
+
+
+def _subject_groups(paths: Sequence[Path], rows: int) -> list[tuple[list[Path], set[str]]]:
+    """:func:`_group_whole_subjects` with the subjects of each group."""
     parent = list(range(len(paths)))
 
     def find(i: int) -> int:
@@ -650,9 +662,10 @@ def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
 
     owner: dict[str, int] = {}
     rows_of: dict[Path, int] = {}
+    subjects_of: dict[Path, set[str]] = {}
     for i, p in enumerate(paths):
-        subjects, rows_of[p] = _file_subjects(p)
-        for subject in sorted(subjects):
+        subjects_of[p], rows_of[p] = _file_subjects(p)
+        for subject in sorted(subjects_of[p]):
             if subject in owner:
                 parent[find(i)] = find(owner[subject])
             else:
@@ -660,16 +673,40 @@ def _group_whole_subjects(paths: Sequence[Path], rows: int) -> list[list[Path]]:
     comps: dict[int, list[Path]] = {}
     for i, p in enumerate(paths):
         comps.setdefault(find(i), []).append(p)
-    groups: list[list[Path]] = [[]]
+    groups: list[tuple[list[Path], set[str]]] = [([], set())]
     n = 0
     for files in comps.values():
         k = sum(rows_of[p] for p in files)
-        if groups[-1] and n + k > rows:
-            groups.append([])
+        if groups[-1][0] and n + k > rows:
+            groups.append(([], set()))
             n = 0
-        groups[-1].extend(files)
+        groups[-1][0].extend(files)
+        groups[-1][1].update(*(subjects_of[p] for p in files))
         n += k
     return groups
+
+
+def _files_of_subjects(paths: Sequence[Path], subjects: Sequence[set[str]]) -> tuple[
+        list[list[Path]], list[Selection | None]]:
+    """Part files ``paths`` (of another table) sent to the groups of ``subjects``: a file
+    goes to each group holding one of its subjects, and a group reading a file that also
+    holds another group's subjects selects its own rows (a :class:`Selection`). The rows of
+    subjects in no group go to the last one, so every row is in exactly one group."""
+    group_of = {s: k for k, group in enumerate(subjects) for s in group}
+    files: list[list[Path]] = [[] for _ in subjects]
+    mixed = [False] * len(subjects)
+    last = len(subjects) - 1
+    orphans: set[str] = set()
+    for p in paths:
+        found, _ = _file_subjects(p)
+        ks = sorted({group_of.get(s, last) for s in found})
+        orphans |= {s for s in found if s not in group_of}
+        for k in ks:
+            files[k].append(p)
+            mixed[k] |= len(ks) > 1
+    where = [Selection(tuple(sorted(subjects[k] | (orphans if k == last else set()))))
+             if mixed[k] else None for k in range(len(subjects))]
+    return files, where
 
 
 # ---------------------------------------------------------------- the case lock
@@ -1152,6 +1189,55 @@ class Case:
                   else _group_files(files, partition_rows))
         return dd.from_map(_read_parts, groups, kind=name, columns=cols, where=where, meta=meta,
                            enforce_metadata=False)
+
+    def dask_tables_by_subject(self, names: Sequence[str], *,
+                               columns: Mapping[str, Sequence[str] | None] | None = None,
+                               partition_rows: int | None = None) -> dict[str, Any]:
+        """Tables ``names`` as Dask DataFrames of whole subjects whose partition ``k`` holds
+        the same subjects in every table: a per-subject stage that needs two tables (the
+        car-park visits: fixes and events) runs partition by partition on the workers,
+        each reading its subjects' rows of both from the store, with no shuffle and nothing
+        of either table on the client.
+
+        Partitions are cut by the first table (about ``partition_rows`` of its rows, default
+        :data:`DASK_PARTITION_ROWS`; whole subjects, as :meth:`dask_table` with
+        ``whole_subjects``). A part file of another
+        table is read by each partition holding one of its subjects (that partition's rows
+        only); rows of subjects not in the first table are in the last partition, so every
+        row of every table is in exactly one partition. Only ``columns[name]`` are read
+        (default: all). Needs the ``fleet`` extra.
+
+        Example
+        -------
+        >>> t = open_case("case-42").dask_tables_by_subject(["fixes", "events"])  # doctest: +SKIP
+        >>> t["fixes"].npartitions == t["events"].npartitions  # doctest: +SKIP
+        True
+        """
+        dd = require("dask.dataframe", extra="fleet", purpose="reading case tables with Dask")
+        if not names:
+            raise CaseError("dask_tables_by_subject needs at least one table name")
+        columns = columns or {}
+        first = self.table_files(names[0])
+        if not first:
+            return {n: self.dask_table(n, columns=columns.get(n)) for n in names}
+        groups = _subject_groups(first, DASK_PARTITION_ROWS if partition_rows is None else partition_rows)
+        subjects = [g for _, g in groups]
+        out: dict[str, Any] = {}
+        for name in names:
+            cols = None if columns.get(name) is None else list(columns[name] or [])
+            files = self.table_files(name)
+            where: list[Selection | None]
+            if name == names[0]:
+                parts, where = [f for f, _ in groups], [None] * len(groups)
+            else:
+                parts, where = _files_of_subjects(files, subjects)
+            empty = (_read_parts(files[:1], name, cols) if files
+                     else schema.empty(name) if name in schema.CANONICAL else self.table(name)).head(0)
+            if cols is not None:
+                empty = empty[[c for c in empty.columns if c in cols]]
+            out[name] = dd.from_map(_read_group, parts, where, kind=name, columns=cols, empty=empty,
+                                    meta=empty, enforce_metadata=False)
+        return out
 
     def select_files(self, name: str, *, subjects: Sequence[str] | None = None,
                      t_from: Any = None, t_to: Any = None) -> list[Path]:

@@ -245,16 +245,15 @@ def run_carparks(root: str | Path, *, geofences: str | Path | None = None,
                             "chronology` first", path=str(case.root))
         fences = make_geofences_from_stops(stops)
         source = "proposed from clusters of stops"
-    events = case.table("events")
     if dask or scheduler:
         require("dask.distributed", extra="fleet", purpose="--dask car-park visits")
         from ..routes.distributed import STAGE_COLUMNS, dask_carpark_visits, dask_client
 
-        with dask_client(scheduler):  # the workers read the fixes from the store
-            fixes = case.dask_table("fixes", columns=STAGE_COLUMNS, whole_subjects=True)
-            visits = dask_carpark_visits(fixes, fences, events=events, shuffle=False)
+        with dask_client(scheduler):  # the workers read their subjects' fixes and events from the store
+            t = case.dask_tables_by_subject(["fixes", "events"], columns={"fixes": STAGE_COLUMNS})
+            visits = dask_carpark_visits(t["fixes"], fences, events=t["events"], shuffle=False)
     else:
-        visits = find_carpark_visits(case.table("fixes"), fences, events=events)
+        visits = find_carpark_visits(case.table("fixes"), fences, events=case.table("events"))
     case.write_table("geofences", pd.DataFrame({
         "name": fences["name"].astype(str), "source": fences["source"].astype(str),
         "wkt": gpd.GeoSeries(fences.geometry).to_wkt()}))

@@ -142,9 +142,10 @@ def do_stage(stage: str, case: str, fences: str, workers: int) -> tuple[int, str
 
     c = open_case(case)
     with dask_client(n_workers=workers):
-        if stage == "carparks":  # as `routetrace carparks --dask`: partitions of whole subjects
-            fixes = c.dask_table("fixes", columns=STAGE_COLUMNS, whole_subjects=True)
-            return _digest(dask_carpark_visits(fixes, load_geofences(fences), events=c.table("events"),
+        if stage == "carparks":  # as `routetrace carparks --dask`: partitions of whole subjects,
+            # each task reading its subjects' fixes and events
+            t = c.dask_tables_by_subject(["fixes", "events"], columns={"fixes": STAGE_COLUMNS})
+            return _digest(dask_carpark_visits(t["fixes"], load_geofences(fences), events=t["events"],
                                                shuffle=False))
         # as `routetrace copresence --dask`: one task per UTC day, reading that day's parts
         days = c.time_slices("fixes", reach_back=pd.Timedelta("10min"), columns=STAGE_COLUMNS)

@@ -42,6 +42,7 @@ import pandas as pd
 from dask.base import compute as dask_compute
 from dask.delayed import delayed as dask_delayed
 
+from ..errors import ParameterError
 from .carparks import _VISIT_COLS, _attach_others, find_carpark_visits
 from .copresence import find_copresence_pairs
 
@@ -285,7 +286,7 @@ def dask_carpark_visits(
     fixes: pd.DataFrame | dd.DataFrame,
     geofences: gpd.GeoDataFrame,
     *,
-    events: pd.DataFrame | None = None,
+    events: pd.DataFrame | dd.DataFrame | None = None,
     npartitions: int = 4,
     shuffle: bool = True,
     **params: Any,
@@ -306,8 +307,13 @@ def dask_carpark_visits(
         The fixes (at least :data:`STAGE_COLUMNS`).
     geofences : geopandas.GeoDataFrame
         The car parks, as for :func:`find_carpark_visits`.
-    events : pandas.DataFrame, optional
-        Ignition and door events, as for :func:`find_carpark_visits`.
+    events : pandas.DataFrame or dask.dataframe.DataFrame, optional
+        Ignition and door events, as for :func:`find_carpark_visits`. A pandas table is
+        sent once to each worker. With ``fixes`` a Dask DataFrame of whole subjects and
+        ``shuffle`` false, it may be a Dask DataFrame whose partition ``k`` holds the
+        events of the subjects of partition ``k`` of ``fixes`` (as
+        ``Case.dask_tables_by_subject(["fixes", "events"])`` gives): each task then reads
+        its own subjects' events, and no worker holds the others'.
     npartitions : int
         Groups of whole subjects (a pandas table) or partitions after the shuffle.
     shuffle : bool
@@ -345,6 +351,13 @@ def dask_carpark_visits(
         return v.astype(object)
 
     meta = pd.DataFrame({c: pd.Series(dtype=object) for c in _VISIT_COLS})
+    if isinstance(events, dd.DataFrame) and (shuffle or isinstance(fixes, pd.DataFrame)
+                                             or events.npartitions != fixes.npartitions):
+        raise ParameterError(
+            "events as a Dask DataFrame need fixes as a Dask DataFrame of whole subjects with as "
+            f"many partitions (fixes {fixes.npartitions if isinstance(fixes, dd.DataFrame) else 'pandas'}, "
+            f"events {events.npartitions}) and shuffle=False: use "
+            "Case.dask_tables_by_subject(['fixes', 'events'])")
     if isinstance(fixes, pd.DataFrame):
         packed, restore = _pack(fixes)
         found = [f for f in _run_parts(part, split_by_subject(packed, npartitions), restore, events)
@@ -354,10 +367,14 @@ def dask_carpark_visits(
         _prepare_workers()
         parts = (fixes.map_partitions(_plain_text, meta=_plain_text(fixes._meta))
                  .shuffle("subject_id", npartitions=npartitions) if shuffle else fixes)
-        v = parts.map_partitions(part, None if events is None else _shared(events), meta=meta).compute()
+        if isinstance(events, dd.DataFrame):
+            v = dd.map_partitions(part, parts, events, meta=meta, align_dataframes=False).compute()
+        else:
+            v = parts.map_partitions(part, None if events is None else _shared(events), meta=meta).compute()
     if v.empty:
         return find_carpark_visits(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
-                              geofences, events=events, **params)
+                                   geofences, events=events._meta if isinstance(events, dd.DataFrame)
+                                   else events, **params)
     v = v.drop(columns=["visit_id", "others_present"]).infer_objects().reset_index(drop=True)
     for c in ("t_entry", "t_exit", "t_before", "t_after"):
         v[c] = pd.to_datetime(v[c], utc=True).astype("datetime64[ns, UTC]")

@@ -457,3 +457,117 @@ def test_dask_table_of_whole_subjects(world: dict[str, Any]) -> None:
     assert len(parts) == len(set(case.table("fixes")["subject_id"])) >= 2
     assert all(not (a & b) for k, a in enumerate(seen) for b in seen[k + 1:])
     assert sum(len(p) for p in parts) == case.n_rows("fixes")
+
+
+def _portal_fleet(folder: Path) -> Path:
+    """Portal reports of three lorries: positions of lorry-A and lorry-B (a file each), each
+    parked an hour in car park P; one event report holding the ignition and door events of
+    all three (lorry-C has events and no fixes). Returns the car parks' GeoJSON."""
+    import geopandas as gpd
+    import shapely
+
+    folder.mkdir()
+    lines = ["Device,Fix Time,Type"]
+    for k, lorry in enumerate(("lorry-A", "lorry-B")):
+        t0 = pd.Timestamp("2025-03-01T20:00Z") + pd.Timedelta(hours=3 * k)
+        rows = ["Device,Fix Time,Latitude,Longitude"]
+        for i in range(-6, 70):  # 6 min driving in, an hour parked, 4 min driving out
+            parked = 0 <= i < 60
+            lat = 51.0 if parked else 51.0 + 0.002 * (i if i < 0 else i - 59)
+            rows.append(f"{lorry},{(t0 + pd.Timedelta(minutes=i)).isoformat().replace('+00:00', 'Z')},{lat:.6f},3.870000")
+        (folder / f"{lorry}.csv").write_text("\n".join(rows) + "\n")
+        for minute, kind in ((1, "Ignition off"), (20, "Door open"), (58, "Ignition on")):
+            lines.append(f"{lorry},{(t0 + pd.Timedelta(minutes=minute)).isoformat().replace('+00:00', 'Z')},{kind}")
+    lines.append("lorry-C,2025-03-01T21:00:00Z,Ignition off")
+    (folder / "events.csv").write_text("\n".join(lines) + "\n")
+    fences = folder.parent / "carparks.geojson"
+    gpd.GeoDataFrame({"name": ["P"]}, crs="EPSG:4326",
+                     geometry=[shapely.Point(3.87, 51.0).buffer(0.001)]).to_file(fences, driver="GeoJSON")
+    return fences
+
+
+def test_tables_by_subject_put_each_subjects_rows_of_every_table_in_one_partition(tmp_path: Path) -> None:
+    """Partition k of the fixes and of the events hold the same subjects; the event report
+    holding all three lorries is read by both partitions, each taking its own rows; lorry-C
+    (events, no fixes) is in the last one; every row is in exactly one partition."""
+    _portal_fleet(tmp_path / "fleet")
+    ingest(tmp_path / "case", [tmp_path / "fleet"])
+    case = open_case(tmp_path / "case")
+    t = case.dask_tables_by_subject(["fixes", "events"], columns={"fixes": ["subject_id", "t_utc"]},
+                                    partition_rows=1)
+    assert t["fixes"].npartitions == t["events"].npartitions == 2
+    fixes = [t["fixes"].get_partition(k).compute() for k in range(2)]
+    events = [t["events"].get_partition(k).compute() for k in range(2)]
+    assert [sorted(set(f["subject_id"])) for f in fixes] == [["lorry-A"], ["lorry-B"]]
+    assert [sorted(set(e["subject_id"])) for e in events] == [["lorry-A"], ["lorry-B", "lorry-C"]]
+    assert list(fixes[0].columns) == ["subject_id", "t_utc"]
+    whole = case.table("events")
+    got = pd.concat(events, ignore_index=True)
+    assert sorted(got["event_id"]) == sorted(whole["event_id"]) and len(whole) == 7
+    # one partition of all subjects: the file is read once, without a row filter
+    (one,) = [case.dask_tables_by_subject(["fixes", "events"])["events"].compute()]
+    assert sorted(one["event_id"]) == sorted(whole["event_id"])
+
+
+@pytest.mark.allow_loopback
+@pytest.mark.slow
+def test_carparks_from_the_store_read_the_events_on_the_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_carparks(dask=True)``: the workers read each partition's fixes and events from
+    the store (the client loads neither table) and the stored visits, with their ignition
+    and door counts, equal the in-memory path's."""
+    from routetrace.app.analysis import run_carparks
+
+    fences = _portal_fleet(tmp_path / "fleet")
+    ingest(tmp_path / "mem" / "case", [tmp_path / "fleet"])
+    shutil.copytree(tmp_path / "mem" / "case", tmp_path / "dask" / "case")
+    mem, dsk = tmp_path / "mem" / "case", tmp_path / "dask" / "case"
+    run_carparks(mem, geofences=fences)
+    real_table = store.Case.table
+
+    def nothing_large_on_the_client(self: store.Case, name: str) -> pd.DataFrame:
+        assert name not in ("fixes", "events"), f"the Dask path loaded the whole {name} table on the client"
+        return real_table(self, name)
+
+    real_tables = store.Case.dask_tables_by_subject
+    partitions = []
+
+    def counted(self: store.Case, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        out = real_tables(self, *args, **kwargs)
+        partitions.append({k: v.npartitions for k, v in out.items()})
+        return out
+
+    monkeypatch.setattr(store.Case, "table", nothing_large_on_the_client)
+    monkeypatch.setattr(store.Case, "dask_tables_by_subject", counted)
+    monkeypatch.setattr(store, "DASK_PARTITION_ROWS", 1)  # a partition per lorry
+    run_carparks(dsk, geofences=fences, dask=True)
+    monkeypatch.undo()
+    assert partitions == [{"fixes": 2, "events": 2}]
+    want = open_case(mem).table("carpark_visits")
+    assert want[["subject_id", "ignition_off", "ignition_on", "door_open"]].values.tolist() == [
+        ["lorry-A", 1, 1, 1], ["lorry-B", 1, 1, 1]]
+    for name in ("carpark_visits", "carpark_recurring", "carpark_unusual_dwell"):
+        pd.testing.assert_frame_equal(open_case(dsk).table(name), open_case(mem).table(name), obj=name)
+    assert verify_case(dsk).ok
+
+
+def test_events_as_a_dask_table_need_fixes_partitioned_alike(tmp_path: Path) -> None:
+    """Events as a Dask DataFrame pair with the fixes partition by partition; given fixes
+    as a pandas table, a shuffle, or another partition count, the stage refuses clearly."""
+    import dask.dataframe as dd
+    import geopandas as gpd
+
+    from routetrace.errors import ParameterError
+    from routetrace.routes.distributed import dask_carpark_visits
+
+    fences = gpd.read_file(_portal_fleet(tmp_path / "fleet"))
+    ingest(tmp_path / "case", [tmp_path / "fleet"])
+    case = open_case(tmp_path / "case")
+    t = case.dask_tables_by_subject(["fixes", "events"], partition_rows=1)
+    one = dd.from_pandas(case.table("events"), npartitions=1)
+    for fixes, events, shuffle in ((case.table("fixes"), t["events"], False), (t["fixes"], t["events"], True),
+                                   (t["fixes"], one, False)):
+        with pytest.raises(ParameterError, match="dask_tables_by_subject"):
+            dask_carpark_visits(fixes, fences, events=events, shuffle=shuffle)
+    visits = dask_carpark_visits(t["fixes"], fences, events=t["events"], shuffle=False)  # no client: threads
+    assert visits["door_open"].tolist() == [1, 1]

@@ -291,12 +291,24 @@ class _PartSink:
         self.rejects.pop(path, None)
 
 
-def _check_inputs(inputs: Sequence[str | Path]) -> None:
+def _check_inputs(inputs: Sequence[str | Path], root: str | Path) -> None:
+    """Every input exists; the case folder is not inside an input folder (the case would be
+    written into the evidence, and the walk would read the case's own files as evidence)
+    and no input is inside the case folder."""
+    case = Path(os.path.realpath(root))
     for item in inputs:
         p = Path(item)
         if not (p.exists() or p.is_symlink()):
             raise CaseError("no such file or folder", path=str(item),
                             hint="check the path; nothing was written")
+        real = Path(os.path.realpath(p))
+        if p.is_dir() and case.is_relative_to(real):
+            raise CaseError(f"the case folder {root} is inside this evidence folder: the case would "
+                            "be written into the evidence and read back as evidence", path=str(item),
+                            hint="choose a case folder outside the evidence; nothing was written")
+        if real.is_relative_to(case):
+            raise CaseError(f"this input is inside the case folder {root}: a case's own files are "
+                            "not evidence", path=str(item), hint="nothing was written")
 
 
 def _reassign(tables: dict[str, pd.DataFrame], moves: dict[str, tuple[str, str]]) -> None:
@@ -388,7 +400,7 @@ def ingest(
     >>> tmp.cleanup()
     """
     inputs = list(inputs)
-    _check_inputs(inputs)
+    _check_inputs(inputs, root)
     mapping = load_subject_map(subjects) if isinstance(subjects, str | Path) else subjects
     with lock_case(root, create=True):  # one ingest or stage at a time on a case
         created = not (Path(root) / "case.json").exists()

@@ -119,6 +119,33 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Captu
     assert "the following arguments are required" in capsys.readouterr().err
 
 
+def test_a_case_inside_the_evidence_folder_is_refused_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A case folder inside an input folder would be written into the evidence and walked
+    as evidence; an input inside the case folder is the case's own file. Both are refused
+    with one line naming the path, and the evidence folder keeps its bytes."""
+    from routetrace.testing import example_gpx
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    example_gpx(evidence / "phone.gpx", [51.0, 51.001, 51.002])
+    before = _tree_bytes(evidence)
+    for case in (evidence / "case", evidence / "sub" / "case"):
+        with pytest.raises(CaseError, match="inside this evidence folder"):
+            ingest(case, [evidence], subject_id="phone-A")
+        rc = main(["ingest", str(case), str(evidence), "--subject", "phone-A"])
+        err = capsys.readouterr().err
+        assert rc == 1 and "inside this evidence folder" in err and str(evidence) in err
+        assert "Traceback" not in err
+    assert _tree_bytes(evidence) == before
+    ingest(tmp_path / "case", [evidence], subject_id="phone-A")
+    with pytest.raises(CaseError, match="inside the case folder"):
+        ingest(tmp_path / "case", [tmp_path / "case" / "case.json"])
+    (tmp_path / "link").symlink_to(evidence)  # the same folder by another name
+    with pytest.raises(CaseError, match="inside this evidence folder"):
+        ingest(tmp_path / "link" / "case", [evidence])
+
+
 def test_cli_formats_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["formats", "--json"]) == 0
     names = {f["name"] for f in json.loads(capsys.readouterr().out)["formats"]}

@@ -422,7 +422,7 @@ def dask_copresence_pairs(
 
     Raises
     ------
-    ValueError
+    ParameterError
         When ``bucket`` is not longer than ``max_dt``.
 
     Example
@@ -438,7 +438,7 @@ def dask_copresence_pairs(
     """
     max_dt = pd.Timedelta(params.get("max_dt", pd.Timedelta("10min")))
     if bucket <= max_dt:
-        raise ValueError("bucket must be longer than max_dt")
+        raise ParameterError("bucket must be longer than max_dt")
     pmeta = find_copresence_pairs(fixes.head(0) if isinstance(fixes, pd.DataFrame) else fixes._meta,
                              **params).astype(object)
     if isinstance(fixes, pd.DataFrame):
@@ -535,7 +535,7 @@ def dask_copresence_by_period(periods: Sequence[TimeSliceLike], **params: Any) -
 
     Raises
     ------
-    ValueError
+    ParameterError
         When a period reaches back less than ``max_dt``, or no period is given (the store
         has no fixes: an empty result needs their columns).
 
@@ -561,11 +561,11 @@ def dask_copresence_by_period(periods: Sequence[TimeSliceLike], **params: Any) -
     [['lorry', 'phone', '2025-10-27 00:03:00+00:00']]
     """
     if not periods:
-        raise ValueError("no periods: the fixes table is empty")
+        raise ParameterError("no periods: the fixes table is empty")
     max_dt = pd.Timedelta(params.get("max_dt", pd.Timedelta("10min")))
     short = [p for p in periods if pd.Timedelta(p.reach_back) < max_dt]
     if short:
-        raise ValueError(f"a period reaches back {short[0].reach_back}, less than max_dt {max_dt}: "
+        raise ParameterError(f"a period reaches back {short[0].reach_back}, less than max_dt {max_dt}: "
                          "pairs across its start would be missed")
     try:
         from distributed import get_client

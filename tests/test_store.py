@@ -26,7 +26,7 @@ from routetrace import case as store
 from routetrace.app.ingest import ingest
 from routetrace.app.verify import verify_case
 from routetrace.case import open_case
-from routetrace.errors import CaseError
+from routetrace.errors import CaseError, ParameterError
 from routetrace.samples import generate
 
 SDE = "1761264000"
@@ -422,7 +422,7 @@ def test_copresence_by_period_from_the_store_equals_the_in_memory_path(world: di
             got = dask_copresence_by_period(periods, **params)
             pd.testing.assert_frame_equal(got, want)
             assert got.attrs["params"] == want.attrs["params"]
-            with pytest.raises(ValueError, match="less than max_dt"):
+            with pytest.raises(ParameterError, match="less than max_dt"):
                 dask_copresence_by_period(periods, max_dt=pd.Timedelta("1h"))
 
 
@@ -557,8 +557,7 @@ def test_events_as_a_dask_table_need_fixes_partitioned_alike(tmp_path: Path) -> 
     import dask.dataframe as dd
     import geopandas as gpd
 
-    from routetrace.errors import ParameterError
-    from routetrace.routes.distributed import dask_carpark_visits
+    from routetrace.routes.distributed import dask_carpark_visits, dask_copresence_pairs
 
     fences = gpd.read_file(_portal_fleet(tmp_path / "fleet"))
     ingest(tmp_path / "case", [tmp_path / "fleet"])
@@ -571,3 +570,5 @@ def test_events_as_a_dask_table_need_fixes_partitioned_alike(tmp_path: Path) -> 
             dask_carpark_visits(fixes, fences, events=events, shuffle=shuffle)
     visits = dask_carpark_visits(t["fixes"], fences, events=t["events"], shuffle=False)  # no client: threads
     assert visits["door_open"].tolist() == [1, 1]
+    with pytest.raises(ParameterError, match="bucket must be longer than max_dt"):  # the CLI's one-line error
+        dask_copresence_pairs(t["fixes"], bucket=pd.Timedelta("5min"))

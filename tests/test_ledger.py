@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -134,6 +136,35 @@ def test_compact_collections_pack_and_still_answer(monkeypatch: pytest.MonkeyPat
     paths.append("last")
     assert len(paths) == 9 and paths[3] == "p3" and paths[-1] == "last" and paths[1:3] == ["p1", "p2"]
     assert paths == [*(f"p{i}" for i in range(8)), "last"] and paths != ["p0"]
+
+
+def test_an_ingest_into_a_case_reads_its_sources_two_columns_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding files to a case checks them against its sources without loading the sources
+    table (ids packed 32 bytes each, subjects as codes): new files are added, files already
+    in are duplicates, and one given under another subject moves to it."""
+    case = tmp_path / "case"
+    first, second = _fleet(tmp_path / "f", 9), _fleet(tmp_path / "g", 3, day=2)
+    ingest(case, [first], subject_id="lorry", case_id="CASE")
+    stored = ingest_mod._StoredSources(open_case(case).table_files("sources"))
+    src = open_case(case).table("sources")
+    assert stored.keys.dtype == np.dtype("S32") and len(stored.keys) == 9
+    assert all(stored.subject(s) == "lorry" for s in src["source_id"])
+    assert stored.subject("00" * 32) is None and stored.subject("not-hex") is None
+    assert all(s in stored.ids() for s in src["source_id"])
+    real_table = store.Case.table
+
+    def no_sources(self: store.Case, name: str) -> pd.DataFrame:
+        assert name != "sources", "the ingest loaded the whole sources table"
+        return real_table(self, name)
+
+    monkeypatch.setattr(store.Case, "table", no_sources)
+    rep = ingest(case, [second, first / "lorry00.csv"], subject_id="lorry")
+    monkeypatch.undo()
+    assert len(rep.added) == 3 and rep.duplicates == [str(first / "lorry00.csv")]
+    rep = ingest(case, [first / "lorry01.csv"], subject_id="van")
+    assert rep.reassigned == [(str(first / "lorry01.csv"), "lorry", "van")]
+    assert open_case(case).n_rows("fixes") == 12 * 4
 
 
 def test_new_sources_staged_in_sorted_runs_give_the_same_case(

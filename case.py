@@ -1705,7 +1705,7 @@ class Case:
                 staged = self._staged_path(rel)
                 self._outputs[rel] = sha256_file(staged)
                 _fsync_path(staged)
-            if self._new_rows or self._new_chunks or self._override or any(map(_is_part, self._dropped)):
+            if self._ledger_pending or any(map(_is_part, self._dropped)):
                 self._stage_ledger()
             if (self.root / STAGING).is_dir():
                 _fsync_path(self.root / STAGING, directory=True)
@@ -1788,9 +1788,14 @@ class Case:
         with contextlib.suppress(OSError):
             (self.root / STAGING).rmdir()
 
+    @property
+    def _ledger_pending(self) -> bool:
+        """Whether parts were added or rewritten since the ledger was last written."""
+        return bool(self._new_rows or self._new_chunks or self._override)
+
     def reload(self) -> None:
         """Read the manifest again (after another job committed in this process)."""
-        if self._staged or self._dropped or self._new_rows or self._new_chunks or self._override:
+        if self._staged or self._dropped or self._ledger_pending:
             raise CaseError("uncommitted writes: save or abort them first", path=str(self.root))
         data = (self.root / MANIFEST).read_bytes()
         self.manifest, self._on_disk = json.loads(data), data

@@ -97,7 +97,17 @@ class PathList(Sequence[str]):
     @overload
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
-        return list(self)[i]
+        if isinstance(i, slice):
+            return list(self)[i]
+        n = len(self)
+        k = i + n if i < 0 else i
+        if not 0 <= k < n:
+            raise IndexError("PathList index out of range")
+        for a in self._packed:  # whole packed arrays before it are skipped, not listed
+            if k < len(a):
+                return str(a[k].as_py())
+            k -= len(a)
+        return self._recent[k]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and not isinstance(other, str) and list(self) == list(other)
@@ -141,8 +151,9 @@ class _SourceIds:
         """Add ``sid`` (any text; a SHA-256 is packed into the array)."""
         self._recent.add(sid)
         if len(self._recent) >= PACK_EVERY:
-            keys = [k for s in self._recent if (k := self._key(s)) is not None]
-            self._recent = {s for s in self._recent if self._key(s) is None}
+            keyed = {s: self._key(s) for s in self._recent}
+            keys = [k for k in keyed.values() if k is not None]
+            self._recent = {s for s, k in keyed.items() if k is None}
             self._sorted = np.union1d(self._sorted, np.array(keys, dtype="S32")).astype("S32")
 
 

@@ -136,6 +136,10 @@ def test_compact_collections_pack_and_still_answer(monkeypatch: pytest.MonkeyPat
     paths.append("last")
     assert len(paths) == 9 and paths[3] == "p3" and paths[-1] == "last" and paths[1:3] == ["p1", "p2"]
     assert paths == [*(f"p{i}" for i in range(8)), "last"] and paths != ["p0"]
+    assert [paths[i] for i in range(-9, 9)] == list(paths) * 2
+    for i in (9, -10):
+        with pytest.raises(IndexError):
+            paths[i]
 
 
 def test_an_ingest_into_a_case_reads_its_sources_two_columns_at_a_time(

@@ -514,11 +514,13 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
             if gc_was:
                 gc.enable()
         rejects.extend(tables.pop("_rejects"))
+        subject = _default_subject(ctx, d)
+        del d  # its header and count matrices (~150 MB at 1e6 records) are in the tables now
         return ctx.finish(records_read=records_read, time_basis=basis,
                           fixes=tables["fixes"], events=tables["events"], rejects=rejects,
                           extra_tables={IO_TABLE: tables[IO_TABLE],
                                         RECORDS_TABLE: tables[RECORDS_TABLE]},
-                          default_subject=_default_subject(ctx, d))
+                          default_subject=subject)
 
 
 @contextlib.contextmanager

@@ -148,7 +148,9 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     CONSOLE.info("  rows in case: " + ", ".join(f"{k} {v}" for k, v in rep.rows.items()))
     if rep.errors and not rep.added and not rep.duplicates:
         raise RoutetraceError("nothing could be loaded from the inputs given (see above)",
-                              hint="check the paths, or force a loader with --format NAME")
+                              hint="check the paths" + (" and the --option values" if args.option
+                                                        else "")
+                              + ", or force a loader with --format NAME")
     return rep.as_dict()
 
 

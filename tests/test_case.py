@@ -119,6 +119,26 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Captu
     assert "the following arguments are required" in capsys.readouterr().err
 
 
+def test_cli_a_bad_option_value_is_named_with_a_hint_about_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A loader option with a wrong value fails every file it reaches: the error names the
+    option and the hint points at --option, not only at the paths."""
+    from routetrace.loaders import teltonika_codec as tc
+
+    rec = tc.Record(t_ms=1_761_512_400_000, lat=51.0, lon=3.87, sats=9)
+    (tmp_path / "lorry.bin").write_bytes(tc.encode_login("356307042441013")
+                                         + tc.encode_tcp_frame([rec]))
+    rc = main(["ingest", str(tmp_path / "case"), str(tmp_path / "lorry.bin"),
+               "--option", "uere_m=-1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "option uere_m must be a positive number of metres, got '-1'" in err
+    assert "check the paths and the --option values" in err
+    (tmp_path / "junk.bin").write_text("junk")  # no option given: the hint is about paths
+    rc = main(["ingest", str(tmp_path / "case2"), str(tmp_path / "junk.bin")])
+    assert rc == 1 and "hint: check the paths, or force a loader" in capsys.readouterr().err
+
+
 def test_a_case_inside_the_evidence_folder_is_refused_before_anything_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A case folder inside an input folder would be written into the evidence and walked

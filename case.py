@@ -1252,7 +1252,8 @@ class Case:
         subjects = [g for _, g in groups]
         out: dict[str, Any] = {}
         for name in names:
-            cols = None if columns.get(name) is None else list(columns[name] or [])
+            want = columns.get(name)
+            cols = None if want is None else list(want)
             files = self.table_files(name)
             where: list[Selection | None]
             if name == names[0]:

@@ -85,10 +85,12 @@ def cmd_formats(args: argparse.Namespace) -> dict[str, Any]:
     from .loaders import formats
 
     rows = [{"name": s.name, "produces": list(s.produces), "version": s.version,
-             "description": s.description} for s in formats()]
+             "description": s.description, "options": list(s.options)} for s in formats()]
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         CONSOLE.result(f"{r['name']:<{width}}  {r['description']}")
+        if r["options"]:
+            CONSOLE.result(f"{'':<{width}}  --option keys: {', '.join(r['options'])}")
     return {"formats": rows}
 
 

@@ -37,7 +37,7 @@ from ..case import (
 from ..csvout import formula_safe, write_csv
 from ..errors import CaseError, SchemaError
 from ..loaders import LoadPart, LoadResult, load_many
-from ..loaders.base import SinkFailed
+from ..loaders.base import SinkFailed, check_options
 from ..localtime import fmt_duration
 from .subjects import (
     LOOKALIKE_MAX_DT,
@@ -467,6 +467,7 @@ def ingest(
     """
     inputs = list(inputs)
     _check_inputs(inputs, root)
+    check_options(options, format=format)  # a mistyped key: refused before anything is written
     mapping = load_subject_map(subjects) if isinstance(subjects, str | Path) else subjects
     with lock_case(root, create=True):  # one ingest or stage at a time on a case
         created = not (Path(root) / "case.json").exists()

@@ -425,6 +425,9 @@ def _read_messages(path: Path, ctx: LoadContext) -> tuple[bytes, list[tuple[str,
                 "fixes, IO events (ignition, doors, fuel, odometer), IO table",
     sniff=sniff_teltonika,
     produces=("fixes", "events"),
+    options=("door_input", "door_open_value", "fuel_drop_l", "fuel_drop_pct", "io_map",
+             "keep_damaged", "model", "odometer_max_speed_kmh", "odometer_rollback_m",
+             "odometer_slack_m", "refuel_l", "refuel_pct", "subjects", "uere_m"),
 ))
 def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a Teltonika capture. Options: see the module docstring.

@@ -510,7 +510,9 @@ class LoadContext:
         # ~150 MiB); distinct per table first: an IO table has ~10 rows per record
         parts = [_distinct_records(df["record"]) for df in [*tables.values(), *extras.values()]
                  if len(df)]
-        produced = pc.unique(pa.chunked_array(parts, type=pa.large_string()))
+        # one table's distinct records are the union already (most loaders fill one table)
+        produced = (parts[0] if len(parts) == 1
+                    else pc.unique(pa.chunked_array(parts, type=pa.large_string())))
         rejected = rej["record"].astype("string")
         if rejected.duplicated().any():
             dup = rejected[rejected.duplicated()].iloc[0]

@@ -287,14 +287,14 @@ def _dictionary_schema(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
-def _day_groups(t_utc: pd.Series) -> list[int]:
+def _day_groups(t_utc: pd.Series, rows: int = ROW_GROUP_ROWS) -> list[int]:
     """Where row groups start in rows with times ``t_utc`` (a part's, in stored order): at
-    the first row, wherever the UTC day differs from the row before, and every
-    :data:`ROW_GROUP_ROWS` rows within one day."""
+    the first row, wherever the UTC day differs from the row before, and every ``rows``
+    rows within one day."""
     ns = t_utc.to_numpy(dtype="datetime64[ns]").astype("int64")
     day = np.floor_divide(ns, 86_400 * 10**9)
     runs = [*np.flatnonzero(np.r_[True, day[1:] != day[:-1]]).tolist(), len(ns)]
-    return [k for a, b in itertools.pairwise(runs) for k in range(a, b, ROW_GROUP_ROWS)]
+    return [k for a, b in itertools.pairwise(runs) for k in range(a, b, rows)]
 
 
 def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool, by_day: bool = False,
@@ -314,13 +314,41 @@ def _write_parquet(df: pd.DataFrame, path: Path, *, geo: bool, by_day: bool = Fa
         table = _with_point_geometry(table, out["lat"].to_numpy(dtype=float),
                                      out["lon"].to_numpy(dtype=float))
     table = _dictionary_schema(table) if cats else table
-    starts = _day_groups(out["t_utc"]) if by_day and "t_utc" in out.columns and len(out) else [0]
-    if len(starts) <= 1:
-        pq.write_table(table, path, compression="zstd", row_group_size=group or ROW_GROUP_ROWS)
+    rows = group or ROW_GROUP_ROWS
+    # a dictionary with more texts than a row group has rows (teltonika_io's record: one
+    # per record, ~10 rows each) is written per row group, holding the texts its rows use:
+    # Parquet stores a column's dictionary in every row group, so the whole one would be
+    # written, compressed and stored once per row group (at 1e6 records: 168 times, 20 s)
+    wide = [c for c in cats if len(out[c].cat.categories) > rows]
+    starts = (_day_groups(out["t_utc"], rows) if by_day and "t_utc" in out.columns and len(out)
+              else [0])
+    if len(starts) <= 1 and not wide:
+        pq.write_table(table, path, compression="zstd", row_group_size=rows)
         return
+    if len(starts) <= 1:
+        starts = list(range(0, len(out), rows)) or [0]
     with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
         for a, b in itertools.pairwise([*starts, len(out)]):
-            writer.write_table(table.slice(a, b - a), row_group_size=b - a)
+            part = table.slice(a, b - a)
+            writer.write_table(_used_texts(part, wide) if wide else part, row_group_size=b - a)
+
+
+def _used_texts(table: pa.Table, names: Sequence[str]) -> pa.Table:
+    """``table`` with the dictionary columns ``names`` encoded again from the texts its rows
+    use (indices :data:`DICTIONARY_INDEX`; missing values stay missing).
+
+    >>> t = pa.table({"r": pa.array(["a", "b", "c", "b"]).dictionary_encode()}).slice(1, 2)
+    >>> _used_texts(t, ["r"])["r"].chunk(0).dictionary.to_pylist()
+    ['b', 'c']
+    """
+    for name in names:
+        i = table.schema.get_field_index(name)
+        texts = table.column(i).cast(table.schema.field(i).type.value_type)
+        encoded = texts.combine_chunks().dictionary_encode()
+        encoded = pa.DictionaryArray.from_arrays(encoded.indices.cast(DICTIONARY_INDEX),
+                                                 encoded.dictionary)
+        table = table.set_column(i, table.schema.field(i), encoded)
+    return table
 
 
 #: the bytes of one WKB point (ISO/OGC, little-endian): byte order, type 1, x, y
@@ -1224,7 +1252,8 @@ class Case:
         subjects = [g for _, g in groups]
         out: dict[str, Any] = {}
         for name in names:
-            cols = None if columns.get(name) is None else list(columns[name] or [])
+            want = columns.get(name)
+            cols = None if want is None else list(want)
             files = self.table_files(name)
             where: list[Selection | None]
             if name == names[0]:

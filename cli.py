@@ -85,10 +85,12 @@ def cmd_formats(args: argparse.Namespace) -> dict[str, Any]:
     from .loaders import formats
 
     rows = [{"name": s.name, "produces": list(s.produces), "version": s.version,
-             "description": s.description} for s in formats()]
+             "description": s.description, "options": list(s.options)} for s in formats()]
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         CONSOLE.result(f"{r['name']:<{width}}  {r['description']}")
+        if r["options"]:
+            CONSOLE.result(f"{'':<{width}}  --option keys: {', '.join(r['options'])}")
     return {"formats": rows}
 
 
@@ -148,7 +150,9 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     CONSOLE.info("  rows in case: " + ", ".join(f"{k} {v}" for k, v in rep.rows.items()))
     if rep.errors and not rep.added and not rep.duplicates:
         raise RoutetraceError("nothing could be loaded from the inputs given (see above)",
-                              hint="check the paths, or force a loader with --format NAME")
+                              hint="check the paths" + (" and the --option values" if args.option
+                                                        else "")
+                              + ", or force a loader with --format NAME")
     return rep.as_dict()
 
 

@@ -37,7 +37,7 @@ from ..case import (
 from ..csvout import formula_safe, write_csv
 from ..errors import CaseError, SchemaError
 from ..loaders import LoadPart, LoadResult, load_many
-from ..loaders.base import SinkFailed
+from ..loaders.base import SinkFailed, check_options
 from ..localtime import fmt_duration
 from .subjects import (
     LOOKALIKE_MAX_DT,
@@ -136,16 +136,25 @@ class _SourceIds:
             return None
         return b if len(b) == 32 else None
 
+    @staticmethod
+    def find(sorted_keys: np.ndarray, sid: str) -> int | None:
+        """Position of id ``sid`` in ``sorted_keys`` (packed ids, sorted), None if absent.
+
+        >>> keys = np.array([bytes.fromhex("00" * 31 + "01")], dtype="S32")
+        >>> _SourceIds.find(keys, "00" * 31 + "01"), _SourceIds.find(keys, "ab" * 32)
+        (0, None)
+        """
+        key = _SourceIds._key(sid)
+        if key is None or not len(sorted_keys):
+            return None
+        i = int(np.searchsorted(sorted_keys, np.bytes_(key)))
+        # numpy drops an S32 value's trailing zero bytes: compare without them
+        return i if i < len(sorted_keys) and bytes(sorted_keys[i]) == key.rstrip(b"\0") else None
+
     def __contains__(self, sid: object) -> bool:
         if not isinstance(sid, str):
             return False
-        if sid in self._recent:
-            return True
-        key = self._key(sid)
-        if key is None or not len(self._sorted):
-            return False
-        i = int(np.searchsorted(self._sorted, np.bytes_(key)))
-        return i < len(self._sorted) and bytes(self._sorted[i]) == key.rstrip(b"\0")
+        return sid in self._recent or self.find(self._sorted, sid) is not None
 
     def add(self, sid: str) -> None:
         """Add ``sid`` (any text; a SHA-256 is packed into the array)."""
@@ -199,13 +208,8 @@ class _StoredSources:
         case does not hold it)."""
         if sid in self._other:
             return self._other[sid]
-        key = _SourceIds._key(sid)
-        if key is None or not len(self.keys):
-            return None
-        i = int(np.searchsorted(self.keys, np.bytes_(key)))
-        if i < len(self.keys) and bytes(self.keys[i]) == key.rstrip(b"\0"):
-            return self._names[int(self._codes[i])]
-        return None
+        i = _SourceIds.find(self.keys, sid)
+        return None if i is None else self._names[int(self._codes[i])]
 
 
 @dataclass
@@ -463,6 +467,7 @@ def ingest(
     """
     inputs = list(inputs)
     _check_inputs(inputs, root)
+    check_options(options, format=format)  # a mistyped key: refused before anything is written
     mapping = load_subject_map(subjects) if isinstance(subjects, str | Path) else subjects
     with lock_case(root, create=True):  # one ingest or stage at a time on a case
         created = not (Path(root) / "case.json").exists()

@@ -16,6 +16,7 @@ The count rule holds for every loader and is checked by :meth:`LoadContext.finis
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import signal
@@ -40,6 +41,7 @@ from ..errors import (
     CorruptSource,
     LoaderBug,
     LoaderError,
+    ParameterError,
     RoutetraceError,
     UnknownFormat,
     UnsafeArchive,
@@ -66,6 +68,7 @@ __all__ = [
     "Loader",
     "LoaderSpec",
     "SinkFailed",
+    "check_options",
     "compact_json",
     "detect_format",
     "load",
@@ -95,6 +98,9 @@ class LoaderSpec:
         Tables this loader can fill (``fixes``, ``events``, ``places``).
     version
         Loader version, recorded in ``sources.loader_version``; bump when output changes.
+    options
+        The ``options`` keys the loader reads (``--option KEY=VALUE``); a key that no
+        loader reads is refused (:func:`check_options`), so a typo is never ignored.
     """
 
     name: str
@@ -102,6 +108,7 @@ class LoaderSpec:
     sniff: Callable[[Path, bytes], bool]
     produces: tuple[str, ...]
     version: str = "1"
+    options: tuple[str, ...] = ()
 
 
 @dataclass
@@ -503,7 +510,9 @@ class LoadContext:
         # ~150 MiB); distinct per table first: an IO table has ~10 rows per record
         parts = [_distinct_records(df["record"]) for df in [*tables.values(), *extras.values()]
                  if len(df)]
-        produced = pc.unique(pa.chunked_array(parts, type=pa.large_string()))
+        # one table's distinct records are the union already (most loaders fill one table)
+        produced = (parts[0] if len(parts) == 1
+                    else pc.unique(pa.chunked_array(parts, type=pa.large_string())))
         rejected = rej["record"].astype("string")
         if rejected.duplicated().any():
             dup = rejected[rejected.duplicated()].iloc[0]
@@ -736,9 +745,52 @@ def load(
     >>> res.records_read, len(res.rejects), res.source["format"].iloc[0]
     (2, 0, 'gpx')
     """
+    check_options(options, format=format)
     p = Path(path)
     return _load_file(p, display_path=str(path), member=None, format=format,
                       subject_id=subject_id, tz=tz, options=options)
+
+
+def check_options(options: Mapping[str, Any] | None, *, format: str | None = None) -> None:
+    """Refuse an option key that the loader ``format`` does not read or, without ``format``,
+    that no loader reads (one set of options goes to every file of a mixed folder): a
+    mistyped key would otherwise change nothing, without a word.
+
+    Parameters
+    ----------
+    options
+        The options given (``--option KEY=VALUE``, ``options={...}``); None: none.
+    format
+        The loader forced with ``--format``, if any.
+
+    Raises
+    ------
+    ParameterError
+        Naming the key, the closest known key and the keys that are read.
+
+    Example
+    -------
+    >>> check_options({"keep_damaged": "true", "chunk_rows": 100})
+    >>> check_options({"keep_damage": "true"})
+    Traceback (most recent call last):
+    ...
+    routetrace.errors.ParameterError: unknown option 'keep_damage': no loader reads it; did you mean 'keep_damaged'? ...
+    """
+    if not options:
+        return
+    spec = REGISTRY[format][0] if format in REGISTRY else None
+    specs = [spec] if spec is not None else [s for s, _ in REGISTRY.values()]
+    known = sorted({k for s in specs for k in s.options})
+    for key in options:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1)
+        who, by = ((f"the {spec.name} loader does not read it", f" by {spec.name}")
+                   if spec is not None else ("no loader reads it", ""))
+        raise ParameterError(
+            f"unknown option {key!r}: {who}" + (f"; did you mean {near[0]!r}?" if near else "")
+            + f" (options read{by}: " + (", ".join(known) or "none")
+            + "; `routetrace formats` lists them by format)")
 
 
 @dataclass
@@ -894,6 +946,7 @@ def load_many(
     a.gpx 3
     b.txt UnknownFormat
     """
+    check_options(options, format=format)
     root = Path(path)
     kwargs: dict[str, Any] = dict(format=format, subject_id=subject_id, tz=tz, options=options,
                                   sink=sink)

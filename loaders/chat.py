@@ -213,6 +213,7 @@ def _tz(ctx: LoadContext, what: str) -> str:
     description="WhatsApp chat export (.txt, Android and iOS): messages and shared locations",
     sniff=sniff_whatsapp,
     produces=("events", "places"),
+    options=("date_order",),
 ))
 def load_whatsapp(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a WhatsApp chat export. Options: ``date_order`` (``DMY``/``MDY``/``YMD``).
@@ -415,6 +416,7 @@ def _csv_time(text: str, tz: str | None) -> tuple[pd.Timestamp | None, bool]:
     description="generic message CSV (time, sender, text[, lat, lon]): messages and shared locations",
     sniff=sniff_messages_csv,
     produces=("events", "places"),
+    options=("date_order",),
 ))
 def load_messages_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a message CSV. Times ISO 8601; without an offset they need ``tz=``.

@@ -1524,6 +1524,8 @@ def read_table(path: Path, ctx: LoadContext, *, need: Sequence[str] = ("lat",),
                 "V-900/MTK/G1000 presets; local times need --tz)",
     sniff=_spec_sniff,
     produces=("fixes",),
+    options=("chunk_rows", "columns", "date_order", "decimal", "delimiter", "fix_kind",
+             "time_basis", "units"),
 ))
 def load_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a delimited position log. Options: see the module docstring.

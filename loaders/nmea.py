@@ -684,6 +684,7 @@ def _time_basis(given_date: dt.date | None, back_dated: bool, n_rollover: int) -
     description="NMEA 0183 logs: RMC/GGA/GNS/GLL/ZDA from any talker, Magellan PMGNTRK, streamed",
     sniff=sniff_nmea,
     produces=("fixes",),
+    options=("chunk_rows", "date", "not_before"),
 ))
 def load_nmea(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load an NMEA log, streamed line by line.

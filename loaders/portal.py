@@ -748,6 +748,8 @@ def _part(part: Part, plan: _Plan, acc: _Acc, ctx: LoadContext) -> None:
                 "mapping), CSV or XLSX; stops become portal_stop places",
     sniff=sniff_portal,
     produces=("fixes", "events", "places"),
+    options=("chunk_rows", "duration_unit", "mapping", "sheet", "speed_unit", "time_basis",
+             "time_format"),
 ))
 def load_portal(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a fleet-portal export. Options: ``mapping`` (YAML path or dict), ``speed_unit``,

@@ -492,6 +492,7 @@ def _read_text(path: Path, ctx: LoadContext) -> str:
     description="places indicated in hearings (victims, suspects, witnesses), YAML template",
     sniff=sniff_statements_yaml,
     produces=("places",),
+    options=("gazetteer", "journey_start", "night_end", "night_start"),
 ))
 def load_statements_yaml(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a YAML statements file. Options: ``gazetteer``, ``journey_start``,
@@ -566,6 +567,7 @@ def load_statements_yaml(path: Path, *, ctx: LoadContext) -> LoadResult:
     description="places indicated in hearings (victims, suspects, witnesses), CSV template",
     sniff=sniff_statements_csv,
     produces=("places",),
+    options=("gazetteer", "journey_start", "night_end", "night_start"),
 ))
 def load_statements_csv(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a CSV statements file. Options: ``gazetteer``, ``journey_start``,

@@ -925,6 +925,7 @@ def stream_records(
     description="Google Takeout Records.json / Location History.json (raw locations, streamed)",
     sniff=sniff_records,
     produces=("fixes", "events"),
+    options=("chunk_rows",),
 ))
 def load_records(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a Records.json. Options: ``chunk_rows`` (int, default :data:`CHUNK_ROWS`).

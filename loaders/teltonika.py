@@ -425,6 +425,9 @@ def _read_messages(path: Path, ctx: LoadContext) -> tuple[bytes, list[tuple[str,
                 "fixes, IO events (ignition, doors, fuel, odometer), IO table",
     sniff=sniff_teltonika,
     produces=("fixes", "events"),
+    options=("door_input", "door_open_value", "fuel_drop_l", "fuel_drop_pct", "io_map",
+             "keep_damaged", "model", "odometer_max_speed_kmh", "odometer_rollback_m",
+             "odometer_slack_m", "refuel_l", "refuel_pct", "subjects", "uere_m"),
 ))
 def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
     """Load a Teltonika capture. Options: see the module docstring.
@@ -514,11 +517,13 @@ def load_teltonika(path: Path, *, ctx: LoadContext) -> LoadResult:
             if gc_was:
                 gc.enable()
         rejects.extend(tables.pop("_rejects"))
+        subject = _default_subject(ctx, d)
+        del d  # its header and count matrices (~150 MB at 1e6 records) are in the tables now
         return ctx.finish(records_read=records_read, time_basis=basis,
                           fixes=tables["fixes"], events=tables["events"], rejects=rejects,
                           extra_tables={IO_TABLE: tables[IO_TABLE],
                                         RECORDS_TABLE: tables[RECORDS_TABLE]},
-                          default_subject=_default_subject(ctx, d))
+                          default_subject=subject)
 
 
 @contextlib.contextmanager

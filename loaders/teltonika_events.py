@@ -7,7 +7,7 @@ vectorised over the long IO table built by :mod:`routetrace.loaders.teltonika_ta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -107,19 +107,6 @@ def _edge_codes(profs: list[dict[str, Any]], pk: np.ndarray, raw: np.ndarray,
     return code
 
 
-def _in_event_order(sel: np.ndarray, arrays: tuple[np.ndarray, ...], t_ns: np.ndarray,
-                    subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> list[np.ndarray]:
-    """The IO columns ``arrays`` (record, id first) at the rows ``sel``, in event order:
-    each column taken once (no filtered copy first), by strided copies when the rows are
-    a matrix (:func:`_matrix_columns`), else through :func:`_selected_order`."""
-    rec, iid = arrays[0], arrays[1]
-    mc = _matrix_columns(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
-    if mc is not None:
-        return [_transposed(a, *mc) for a in arrays]
-    order = _selected_order(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
-    return [a[order] for a in arrays]
-
-
 def _matrix_columns(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
                     subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> tuple[int, np.ndarray] | None:
     """``(k, columns)`` when the IO rows are a matrix of ``k`` per record, one subject sending
@@ -140,22 +127,6 @@ def _matrix_columns(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.
     if not k or not bool((sel.reshape(-1, k) == sel[:k]).all()):
         return None
     return k, np.flatnonzero(sel[:k]).astype(np.int64)
-
-
-def _transposed(a: np.ndarray, k: int, cols: np.ndarray) -> np.ndarray:
-    """``a`` (``k`` values per record) in the order of :func:`_matrix_columns`: column
-    ``cols[0]`` of every record, then ``cols[1]``, ...: ``a[order]`` by strided copies,
-    without an index array.
-
-    >>> _transposed(np.arange(6), 3, np.array([0, 2])).tolist()
-    [0, 3, 2, 5]
-    """
-    m = len(a) // k
-    a2 = a.reshape(m, k)
-    out = np.empty((len(cols), m), dtype=a.dtype)
-    for j, c in enumerate(cols.tolist()):
-        out[j] = a2[:, c]
-    return out.reshape(-1)
 
 
 def _selected_order(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
@@ -390,18 +361,74 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
         return schema.empty("events")
     subj_codes, subj_u = pd.factorize(pd.Series(subj, dtype="object"))
     subj_codes = subj_codes.astype(np.int32)
-    # stable sort: subject, io id (within profile), time, record order; one IO row per
-    # element (~10 per record), so the columns are reordered one at a time (memory)
-    rec, iid, raw, val, u = _in_event_order(sel, (io_rec, io_id, io_raw, io_value, io_ent),
-                                            t_ns, subj_codes, prof_of_rec)
-    del sel
+    # subjects with a fuel level (%) series of the main profile: their litres series gives
+    # no refuel / fuel drop (the % series does)
+    main_prof = prof_of_rec == 0
+    level_subjects = subj_codes[io_rec[sel & np.asarray(kind_u == "fuel_level", dtype=bool)[io_ent]
+                                       & main_prof[io_rec]]]
+    # the selected IO rows in event order (subject, IO id within profile, time, record), in
+    # groups of whole series: one group of reordered copies, or, when the rows are a matrix
+    # (one subject sending one IO layout in time order: the usual capture), one group per
+    # selected column of it, copied when its turn comes (the ~10 rows of a record are never
+    # all reordered at once: memory, and the page faults of fresh memory)
+    arrays = (io_rec, io_id, io_raw, io_value, io_ent)
+    mc = _matrix_columns(sel, io_rec, io_id, t_ns, subj_codes, prof_of_rec)
+
+    def groups() -> Iterator[tuple[np.ndarray, ...]]:
+        if mc is not None:
+            k, cols = mc
+            for c in cols.tolist():
+                yield tuple(np.ascontiguousarray(a.reshape(-1, k)[:, c]) for a in arrays)
+        else:
+            order = _selected_order(sel, io_rec, io_id, t_ns, subj_codes, prof_of_rec)
+            yield tuple(a[order] for a in arrays)
+
+    subj_s = str_take(np.asarray(subj_u, dtype=object), np.arange(len(subj_u)))
+    flag_codes, flag_u = pd.factorize(pd.Series(rec_flag, dtype="object"))
+    flag_s = str_take(np.asarray(flag_u, dtype=object), flag_codes)
+    stages: dict[str, list[pd.DataFrame]] = {}
+    for g in groups():
+        _series_events(*g, out=stages, level_subjects=level_subjects, kind_u=kind_u,
+                       units_u=units_u, names_u=names_u, step_u=step_u, t_ns=t_ns,
+                       subj_codes=subj_codes, subj_s=subj_s, flag_s=flag_s, record=record,
+                       event_io=event_io, prof_of_rec=prof_of_rec, profs=profs,
+                       rec_lat=rec_lat, rec_lon=rec_lon)
+    # each stage's rows in event order (groups are in event order), stages in rule order
+    frames = [f for fs in stages.values() for f in fs]
+    if not frames:
+        return schema.empty("events")
+    out = pd.concat(frames, ignore_index=True)
+    out["t_utc"] = pd.to_datetime(out["t_utc"].astype("int64"), unit="ns", utc=True)
+    return out
+
+
+#: the order of :func:`_series_events`' stages in the events table (the rule order)
+_STAGES = ("value", "edge", "fuel_level refuel", "fuel_level fuel_drop", "fuel_volume refuel",
+           "fuel_volume fuel_drop", "odometer_jump")
+
+
+def _series_events(rec: np.ndarray, iid: np.ndarray, raw: np.ndarray, val: np.ndarray,
+                   u: np.ndarray, *, out: dict[str, list[pd.DataFrame]],
+                   level_subjects: np.ndarray, kind_u: np.ndarray, units_u: np.ndarray,
+                   names_u: np.ndarray, step_u: np.ndarray, t_ns: np.ndarray,
+                   subj_codes: np.ndarray, subj_s: pd.api.extensions.ExtensionArray,
+                   flag_s: pd.api.extensions.ExtensionArray, record: np.ndarray,
+                   event_io: np.ndarray, prof_of_rec: np.ndarray, profs: list[dict[str, Any]],
+                   rec_lat: np.ndarray, rec_lon: np.ndarray) -> None:
+    """The events of IO rows in event order (whole series: a series is never split between
+    two calls), appended to ``out[stage]`` (stages in :data:`_STAGES` order). Rows ``rec``
+    (record), ``iid``, ``raw``, ``val``, ``u`` (map entry); see :func:`io_events` for the
+    per-record and per-entry arguments. ``level_subjects``: subject codes that have a fuel
+    level (%) series of the main profile, over all calls."""
+    for st in _STAGES:
+        out.setdefault(st, [])
     s = subj_codes[rec]
     fmb = (prof_of_rec == 0)[rec]  # rows of the main profile (derived thresholds apply)
     pk = _io_key(iid, prof_of_rec, rec, fmb)
 
     def is_kind(k: str) -> np.ndarray:
-        out: np.ndarray = np.asarray(kind_u == k, dtype=bool)[u]
-        return out
+        hit: np.ndarray = np.asarray(kind_u == k, dtype=bool)[u]
+        return hit
 
     def before(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """``a`` at the row before each row of ``mask`` (rows of one subject and IO: ``same``)."""
@@ -409,10 +436,9 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     same = np.zeros(len(rec), dtype=bool)
     same[1:] = (s[1:] == s[:-1]) & (pk[1:] == pk[:-1])
     changed = _value_changed(same, raw, val, u, step_u)
-    frames: list[pd.DataFrame] = []
 
-    def frame(mask: np.ndarray, kinds: np.ndarray | str, value: np.ndarray, units: np.ndarray | str,
-              text: pd.Series, extra: pd.Series, derived: bool,
+    def frame(stage: str, mask: np.ndarray, kinds: np.ndarray | str, value: np.ndarray,
+              units: np.ndarray | str, text: pd.Series, extra: pd.Series, derived: bool,
               more_flag: str | None = None) -> None:
         if not mask.any():
             return
@@ -422,7 +448,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
             fl = schema.add_flag(fl, np.ones(len(r), bool), "derived")
         if more_flag:
             fl = schema.add_flag(fl, np.ones(len(r), bool), more_flag)
-        frames.append(pd.DataFrame({
+        out[stage].append(pd.DataFrame({
             "record": record[r], "subject_id": subj_s[subj_codes[r]], "t_utc": t_ns[r],
             "kind": kinds, "value": value, "unit": units,
             "text": text.array, "lat": rec_lat[r], "lon": rec_lon[r],
@@ -434,17 +460,13 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
             return pd.Series(a).astype("string")
         return pd.Series(np.asarray(a)).astype("string").reset_index(drop=True)
 
-    subj_s = str_take(np.asarray(subj_u, dtype=object), np.arange(len(subj_u)))
-    flag_codes, flag_u = pd.factorize(pd.Series(rec_flag, dtype="object"))
-    flag_s = str_take(np.asarray(flag_u, dtype=object), flag_codes)
-
     def trig(m: np.ndarray) -> pa.Array:
         """Text ``true`` where the record was triggered by the row's IO id (rows ``m``)."""
         return _TRUE_FALSE.take(pa.array((event_io[rec[m]] == iid[m]).view(np.int8)))
     # value events
     m = changed
     iid_m, raw_m = _decimal(iid[m]), _decimal(raw[m])  # written once, used twice
-    frame(m, str_take(kind_u, u[m]), val[m], str_take(units_u, u[m]),
+    frame("value", m, str_take(kind_u, u[m]), val[m], str_take(units_u, u[m]),
           join_text("IO ", iid_m, " ", str_take(names_u, u[m]), " = ", raw_m),
           join_text('{"io_id":', iid_m, ',"raw":', raw_m, ',"triggered":', trig(m), "}"),
           derived=False)
@@ -457,7 +479,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     ek = np.asarray([*edge_names, ""], dtype=object)[edge_code[m]]
     del edge_code
     iid_m = _decimal(iid[m])
-    frame(m, ek, val[m], "", join_text(ek, ": IO ", iid_m, " ", before(raw, m), " -> ", raw[m]),
+    frame("edge", m, ek, val[m], "", join_text(ek, ": IO ", iid_m, " ", before(raw, m), " -> ", raw[m]),
           join_text('{"from_record":"', record[before(rec, m)], '","io_id":', iid_m,
                     ',"triggered":', trig(m), "}"), derived=True)
     # fuel: refuel / drop, per subject from the % series if present, else litres
@@ -476,7 +498,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
                                    ("fuel_volume", "refuel_l", "fuel_drop_l", "l")):
         is_f = is_kind(fkind) & fmb
         if fkind == "fuel_volume":
-            is_f &= ~_in_subjects(s, s[is_kind("fuel_level") & fmb])  # % series first
+            is_f &= ~_in_subjects(s, level_subjects)  # % series first
         if not is_f.any() or up_k not in th:
             continue
         fi = np.flatnonzero(is_f & same)
@@ -485,7 +507,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
             mu, md = rows_mask(fi[d_f >= th[up_k]]), rows_mask(fi[d_f <= -th[down_k]])
         for mm, k, thr in ((mu, "refuel", th[up_k]), (md, "fuel_drop", th[down_k])):
             if mm.any():
-                frame(mm, k, delta_at(np.flatnonzero(mm)), funit,
+                frame(f"{fkind} {k}", mm, k, delta_at(np.flatnonzero(mm)), funit,
                       (f"{k}: fuel " + sx(np.round(before(val, mm), 3)) + f" {funit} -> "
                        + sx(np.round(val[mm], 3)) + f" {funit} (threshold {thr:g} {funit})"),
                       ('{"from_record":"' + sx(record[before(rec, mm)]) + '","threshold":'
@@ -500,16 +522,11 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
             bad = (d_o > limit) | (d_o < -th["odometer_rollback_m"])
         mo = rows_mask(io_o[bad])
         if mo.any():
-            frame(mo, "odometer_jump", d_o[bad], "m",
+            frame("odometer_jump", mo, "odometer_jump", d_o[bad], "m",
                   ("odometer changed by " + sx(d_o[bad]) + " m in " + sx(dt_s[bad]) + " s"),
                   ('{"from_record":"' + sx(record[before(rec, mo)]) + '","limit_m":'
                    + sx(np.round(limit[bad], 1)) + "}"),
                   derived=True, more_flag="inconsistent_value")
-    if not frames:
-        return schema.empty("events")
-    out = pd.concat(frames, ignore_index=True)
-    out["t_utc"] = pd.to_datetime(out["t_utc"].astype("int64"), unit="ns", utc=True)
-    return out
 
 
 # --- alarms, identifiers, serving cell, HDOP (issue #19) --------------------------------------
@@ -770,8 +787,9 @@ def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo
     assert io.ent is not None
     ident = _entry_attr(ents, "identifier")
     want_w = np.array([float(e.get("width") or np.nan) if e else np.nan for e in ents])
-    w_ok = np.isnan(want_w[io.ent]) | (np.abs(io.w) == want_w[io.ent])
-    rows = np.flatnonzero(np.asarray(pd.notna(ident), dtype=bool)[io.ent] & w_ok)
+    rows = np.flatnonzero(np.asarray(pd.notna(ident), dtype=bool)[io.ent])
+    ww = want_w[io.ent[rows]]  # the width check on the identifier rows only (not every IO row)
+    rows = rows[np.isnan(ww) | (np.abs(io.w[rows]) == ww)]
     if not len(rows):
         return None
     hexv = io.hexv[rows] if io.hexv is not None else np.full(len(rows), None, dtype=object)
@@ -843,9 +861,11 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo,
     role = _entry_attr(ents, "cell")  # per map entry (few), then taken per element
     n = len(ri.t_ns)
     cols = {}
+    rows = np.flatnonzero(np.asarray(pd.notna(role), dtype=bool)[io.ent] & ~io.is_bytes)
+    role_r = role[io.ent[rows]]  # the cell rows only (not every IO row, per name)
     for name in ("cell_id", "cell_id_lte", "lac", "operator"):
         a = np.zeros(n, dtype=np.int64)
-        m = np.asarray(role == name, dtype=bool)[io.ent] & ~io.is_bytes
+        m = rows[np.asarray(role_r == name, dtype=bool)]
         a[io.rec[m]] = io.raw[m]
         if header is not None and name in header:
             a = np.where(a == 0, header[name], a)

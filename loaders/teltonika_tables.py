@@ -825,7 +825,15 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
         event_io=ri.event_io, prof_of_rec=prof_of_rec, profs=profs, rec_lat=ri.lat,
         rec_lon=ri.lon, rec_flag=ri.flag)
     more = _more_events(d, io, mp, rc, ri)
-    tables["events"] = pd.concat([ev, *more], ignore_index=True) if more else ev
+    del io, ri  # the long IO columns the IO table does not hold (~200 MB at 1e6 records)
+    ev = pd.concat([ev, *more], ignore_index=True) if more else ev
+    # the ids as LoadContext.finish would make them (source prefix, locator, kind), each
+    # joined in one Arrow pass rather than by a chain of ``+`` (a string column per step)
+    prefix = ctx.source_id[:16] + ":"
+    fixes = tables["fixes"]
+    fixes["fix_id"] = te.join_text(prefix, fixes["record"].array).array
+    ev["event_id"] = te.join_text(prefix, ev["record"].array, ":", ev["kind"].array).array
+    tables["events"] = ev
     tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id)
     tables["_rejects"] = rejects
     return tables

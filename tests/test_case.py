@@ -119,6 +119,26 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Captu
     assert "the following arguments are required" in capsys.readouterr().err
 
 
+def test_cli_a_bad_option_value_is_named_with_a_hint_about_options(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A loader option with a wrong value fails every file it reaches: the error names the
+    option and the hint points at --option, not only at the paths."""
+    from routetrace.loaders import teltonika_codec as tc
+
+    rec = tc.Record(t_ms=1_761_512_400_000, lat=51.0, lon=3.87, sats=9)
+    (tmp_path / "lorry.bin").write_bytes(tc.encode_login("356307042441013")
+                                         + tc.encode_tcp_frame([rec]))
+    rc = main(["ingest", str(tmp_path / "case"), str(tmp_path / "lorry.bin"),
+               "--option", "uere_m=-1"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "option uere_m must be a positive number of metres, got '-1'" in err
+    assert "check the paths and the --option values" in err
+    (tmp_path / "junk.bin").write_text("junk")  # no option given: the hint is about paths
+    rc = main(["ingest", str(tmp_path / "case2"), str(tmp_path / "junk.bin")])
+    assert rc == 1 and "hint: check the paths, or force a loader" in capsys.readouterr().err
+
+
 def test_a_case_inside_the_evidence_folder_is_refused_before_anything_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A case folder inside an input folder would be written into the evidence and walked
@@ -197,6 +217,41 @@ def test_a_missing_position_is_a_null_geometry(tmp_path: Path) -> None:
     _write_parquet(df, tmp_path / "x.parquet", geo=True)
     g = gpd.read_parquet(tmp_path / "x.parquet")
     assert [None if p is None else (p.x, p.y) for p in g.geometry] == [(3.87, 51.0), None, None]
+
+
+@pytest.mark.parametrize("by_day", [False, True])
+def test_a_dictionary_wider_than_a_row_group_is_written_per_row_group(tmp_path: Path,
+                                                                       by_day: bool) -> None:
+    """A dictionary column with more texts than a row group has rows (teltonika_io's
+    record) holds in each row group the texts its rows use, not the whole dictionary
+    (Parquet repeats a column's dictionary in every row group); it reads back as written,
+    missing values included. A narrow dictionary stays one dictionary."""
+    import pyarrow.parquet as pq
+
+    from routetrace.case import _read_table, _write_parquet
+
+    n = 40
+    rec = pd.Categorical([f"line {i // 2}/rec {i % 2}" if i != 7 else None for i in range(n)],
+                         categories=[f"line {i // 2}/rec {i % 2}" for i in range(n)])
+    df = pd.DataFrame({"t_utc": pd.date_range("2025-10-26 22:00", periods=n, freq="10min",
+                                              tz="UTC"),
+                       "record": rec, "kind": pd.Categorical(["a", "b"] * (n // 2)),
+                       "value": range(n)})
+    path = tmp_path / "x.parquet"
+    _write_parquet(df, path, geo=False, by_day=by_day, group=8)
+    pf = pq.ParquetFile(path)
+    assert pf.metadata.num_row_groups >= n // 8
+    for g in range(pf.metadata.num_row_groups):
+        rg = pf.read_row_group(g)
+        used = set(rg.column("record").combine_chunks().dictionary.to_pylist())
+        assert used == set(rg.column("record").to_pylist()) - {None}
+        assert len(used) <= 8
+        assert rg.column("kind").combine_chunks().dictionary.to_pylist() == ["a", "b"]
+    back = _read_table(path, None)
+    assert back["record"].tolist() == df["record"].tolist()
+    assert back["record"].isna().sum() == 1
+    assert back["record"].cat.categories.tolist() == [c for c in rec.categories if c != "line 3/rec 1"]
+    assert back["value"].tolist() == list(range(n))
 
 
 def test_case_json_does_not_list_the_sources_and_an_older_list_goes_at_the_next_ingest(tmp_path: Path) -> None:

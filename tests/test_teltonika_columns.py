@@ -88,6 +88,52 @@ def test_chunked_columns_realdata(realdata_dir: Path, monkeypatch: pytest.Monkey
         _assert_same(_tables(f, keep_damaged=True), whole[f.name])
 
 
+def _uniform_capture(path: Path) -> None:
+    """One lorry sending one IO layout in time order (the usual capture): ignition and door
+    edges, a refuel and a fuel drop on the % series (the litres series beside it gives
+    none), an odometer jump, a GSM signal changing on every record."""
+    recs = []
+    for k in range(40):
+        ign = int(k // 5 % 2)
+        fuel = 60 - k // 4 + (30 if k >= 20 else 0) - (25 if k >= 30 else 0)
+        odo = 1000 * k + (600_000 if k >= 25 else 0)
+        recs.append(tc.Record(
+            t_ms=1_761_512_400_000 + 30_000 * k, lat=51.0 + 1e-4 * k, lon=3.87, sats=9,
+            speed_kmh=40 * ign, event_io=239 if k % 5 == 0 else 0,
+            io=(tc.IoValue(239, ign, 1), tc.IoValue(2, int(k in (6, 7)), 1),
+                tc.IoValue(21, 3 + k % 2, 1), tc.IoValue(89, fuel, 1),
+                tc.IoValue(84, 5000 - 30 * k, 2), tc.IoValue(16, odo, 4))))
+    frames = [tc.encode_tcp_frame(recs[a:a + 5]) for a in range(0, 40, 5)]
+    path.write_bytes(tc.encode_login(IMEI) + b"".join(frames))
+
+
+def test_column_groups_give_the_events_of_one_sorted_group(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capture whose IO rows are a matrix has its events computed one IO column at a
+    time; the rows sorted into one group (the path of any other capture) give the same
+    tables, rows in the same order. The ids are the ones LoadContext.finish would make."""
+    p = tmp_path / "lorry.bin"
+    _uniform_capture(p)
+    found: list[object] = []
+    real = te._matrix_columns
+
+    def spy(*args: np.ndarray) -> tuple[int, np.ndarray] | None:
+        found.append(real(*args))
+        return real(*args)
+    monkeypatch.setattr(te, "_matrix_columns", spy)
+    by_column = _tables(p, door_input=2)
+    assert found and found[0] is not None  # the column path was taken
+    monkeypatch.setattr(te, "_matrix_columns", lambda *args: None)
+    _assert_same(_tables(p, door_input=2), by_column)
+    ev, fx = by_column["events"], by_column["fixes"]
+    assert {"ignition_on", "ignition_off", "door_open", "door_close", "refuel", "fuel_drop",
+            "odometer_jump", "gsm_signal"} <= set(ev["kind"])
+    assert (ev.loc[ev["kind"].isin(["refuel", "fuel_drop"]), "unit"] == "%").all()
+    prefix = fx["source_id"].iloc[0][:16] + ":"
+    assert (fx["fix_id"] == prefix + fx["record"]).all()
+    assert (ev["event_id"] == prefix + ev["record"] + ":" + ev["kind"].astype("string")).all()
+
+
 _orders = st.integers(1, 40).flatmap(lambda n: st.tuples(
     st.lists(st.integers(0, 5), min_size=n, max_size=n),  # time (coarse: ties)
     st.lists(st.integers(0, 2), min_size=n, max_size=n),  # subject
@@ -123,8 +169,10 @@ def test_event_order_is_the_lexsort(case: tuple[list[int], list[int], list[int],
     want = rows[np.lexsort((np.arange(len(rows)), t_ns[r], p[r] * 65536 + iid[rows], s[r]))]
     assert got.tolist() == want.tolist()
     mc = te._matrix_columns(sel, rec, iid, t_ns, s, p)
-    if mc is not None:  # the columns taken by strided copies, in that order
-        assert te._transposed(np.arange(len(rec)), *mc).tolist() == want.tolist()
+    if mc is not None:  # io_events' groups: the selected columns as strided views, in order
+        k, cols = mc
+        views = [np.arange(len(rec)).reshape(-1, k)[:, c] for c in cols.tolist()]
+        assert [i for v in views for i in v.tolist()] == want.tolist()
     assert mc is not None or not (uniform and sort_time and len(t) == len(set(t)) and ids[0])
 
 

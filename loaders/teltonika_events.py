@@ -131,20 +131,15 @@ def _matrix_columns(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.
 
 def _selected_order(sel: np.ndarray, rec: np.ndarray, iid: np.ndarray, t_ns: np.ndarray,
                     subj_codes: np.ndarray, prof_of_rec: np.ndarray) -> np.ndarray:
-    """The IO rows ``sel`` in event order (:func:`_event_order`). One subject sending one
-    IO layout in time order (the usual capture; checked, not assumed): each series is a
-    column of the (record, IO) matrix, the order its transpose (no sort, no row list). Else
-    when every row is selected, without a row list or filtered copies.
+    """The IO rows ``sel`` in event order (:func:`_event_order`), by a sort; when every row
+    is selected, without a row list or filtered copies. (Rows that form a matrix,
+    :func:`_matrix_columns`, need no sort: :func:`io_events` takes them column by column.)
 
     >>> _selected_order(np.array([True, False, True]), np.array([0, 0, 1]),
     ...                 np.array([16, 2, 16]), np.array([5, 9]), np.zeros(2, dtype=np.int32),
     ...                 np.zeros(2, dtype=np.int64)).tolist()
     [0, 2]
     """
-    mc = _matrix_columns(sel, rec, iid, t_ns, subj_codes, prof_of_rec)
-    if mc is not None:  # one series per selected column of the (record, IO) matrix
-        k, cols = mc
-        return (np.arange(len(rec) // k, dtype=np.int64) * k + cols[:, None]).reshape(-1)
     if sel.all():
         return _event_order(rec, iid, t_ns, subj_codes, prof_of_rec)
     rows = np.flatnonzero(sel)

@@ -506,20 +506,17 @@ class LoadContext:
                       v.assign(source_id=schema.repeat(self.source_id, len(v), v.index)))
                   .reset_index(drop=True) for k, v in (extra_tables or {}).items()}
 
-        # distinct records in Arrow (no Python string per row: a 1e6-row table would cost
-        # ~150 MiB); distinct per table first: an IO table has ~10 rows per record
-        parts = [_distinct_records(df["record"]) for df in [*tables.values(), *extras.values()]
-                 if len(df)]
-        # one table's distinct records are the union already (most loaders fill one table)
-        produced = (parts[0] if len(parts) == 1
-                    else pc.unique(pa.chunked_array(parts, type=pa.large_string())))
+        # the count rule's "produced": the distinct records of every table, hashed once
+        # (no Python string per row; a table whose locators are a shared dictionary, like
+        # an IO table's, costs a count of its codes)
+        produced = _record_union([df["record"] for df in [*tables.values(), *extras.values()]
+                                  if len(df)])
         rejected = rej["record"].astype("string")
         if rejected.duplicated().any():
             dup = rejected[rejected.duplicated()].iloc[0]
             raise LoaderBug(f"internal: record {dup!r} rejected twice (loader bug)",
                             path=self.display_path)
-        both = produced.filter(pc.is_in(produced, value_set=pa.array(rejected).cast(
-            pa.large_string())))
+        both = produced.among(pa.array(rejected).cast(pa.large_string()) if len(rejected) else _NO_TEXT)
         if len(both):
             raise LoaderBug(f"internal: record {sorted(both.to_pylist())[0]!r} both produced and "
                             "rejected (loader bug)", path=self.display_path)
@@ -550,15 +547,76 @@ class LoadContext:
         return rej, records_read + 1, time_basis
 
 
-def _distinct_records(records: pd.Series) -> pa.Array:
-    """The distinct values of a ``record`` column as an Arrow large_string array."""
-    if isinstance(records.dtype, pd.CategoricalDtype):
-        # categories that some row uses, by a linear count of the codes (not a sort)
-        codes = records.cat.codes.to_numpy()
-        seen = np.bincount(codes[codes >= 0], minlength=len(records.cat.categories)) > 0
-        used = records.cat.categories[seen]
-        return pa.array(pd.Series(used, dtype="string")).cast(pa.large_string())
-    return pc.unique(pa.array(records.astype("string")).cast(pa.large_string()))
+_NO_TEXT = pa.array([], pa.large_string())
+
+
+@dataclass(frozen=True)
+class RecordUnion:
+    """The distinct records of a loader's tables (the count rule's "produced"): the used
+    entries of one locator dictionary (``categories``, ``used``) plus the distinct texts
+    that are not in it (``others``). ``len()`` is their number."""
+
+    categories: pa.Array
+    used: np.ndarray
+    others: pa.Array
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.used)) + len(self.others)
+
+    def among(self, values: pa.Array) -> pa.Array:
+        """The ``values`` (large_string) that are records of the union."""
+        if not len(values):
+            return values
+        hit = np.asarray(pc.is_in(values, value_set=self.others), dtype=bool)
+        if len(self.categories):
+            idx = pc.index_in(values, value_set=self.categories)
+            found = np.asarray(idx.is_valid(), dtype=bool)
+            hit |= found & self.used[np.asarray(idx.fill_null(0), dtype=np.int64)]
+        return values.filter(pa.array(hit))
+
+
+def _record_union(records: Sequence[pd.Series]) -> RecordUnion:
+    """The distinct values of ``record`` columns, each hashed once.
+
+    The locators of the categorical column with the widest dictionary are the base: a
+    column sharing that dictionary (the same categories object, as an IO table and its
+    records table share theirs) adds the codes it uses, by a count and without hashing;
+    the other columns' texts are looked up in it once, and those not found are the
+    ``others``.
+
+    >>> u = _record_union([pd.Series(["a", "b", "a"]), pd.Series(pd.Categorical(["b", "c"]))])
+    >>> len(u), u.among(pa.array(["c", "d", "a"], pa.large_string())).to_pylist()
+    (3, ['c', 'a'])
+    """
+    cats = [r for r in records if isinstance(r.dtype, pd.CategoricalDtype)]
+    base = max(cats, key=lambda r: len(r.cat.categories)).cat.categories if cats else None
+    used = np.zeros(0 if base is None else len(base), dtype=bool)
+    texts: list[pa.Array] = []
+    for r in records:
+        if base is not None and isinstance(r.dtype, pd.CategoricalDtype) and r.cat.categories is base:
+            codes = r.cat.codes.to_numpy()
+            used[codes[codes >= 0]] = True
+            continue
+        if isinstance(r.dtype, pd.CategoricalDtype):  # another dictionary: the entries it uses
+            codes = r.cat.codes.to_numpy()
+            seen = np.bincount(codes[codes >= 0], minlength=len(r.cat.categories)) > 0
+            r = pd.Series(r.cat.categories[seen])
+        arr = pa.array(r.astype("string")).cast(pa.large_string())
+        texts.extend(arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])
+    rest = pa.chunked_array(texts, type=pa.large_string())
+    if base is None:
+        return RecordUnion(_NO_TEXT, used, pc.unique(rest) if len(texts) else _NO_TEXT)
+    dictionary = pa.array(pd.Series(base).astype("string")).cast(pa.large_string())
+    if isinstance(dictionary, pa.ChunkedArray):
+        dictionary = dictionary.combine_chunks()
+    if not len(texts):
+        return RecordUnion(dictionary, used, _NO_TEXT)
+    idx = pc.index_in(rest, value_set=dictionary)
+    found = idx.is_valid()
+    hits = idx.filter(found).to_numpy()
+    used[hits] = True
+    others = pc.unique(rest.filter(pc.invert(found))) if len(hits) < len(rest) else _NO_TEXT
+    return RecordUnion(dictionary, used, others)
 
 
 def _head(path: Path) -> bytes:

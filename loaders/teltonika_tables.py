@@ -83,6 +83,29 @@ def few_strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     return te.str_take(np.asarray(uniq, dtype=object), codes)
 
 
+def few_dictionary(values: np.ndarray) -> pd.Categorical:
+    """A dictionary-encoded text column (categories of ``string`` dtype in lexical order,
+    as :func:`routetrace.schema.as_dictionary` makes them) of an object array holding few
+    distinct values (``None`` = missing): each distinct value is converted once; no text
+    per row.
+
+    Example
+    -------
+    >>> c = few_dictionary(np.array(["tcp", None, "udp", "tcp"], dtype=object))
+    >>> c.tolist(), c.categories.tolist()
+    (['tcp', <NA>, 'udp', 'tcp'], ['tcp', 'udp'])
+    >>> few_dictionary(np.array([None], dtype=object)).tolist()
+    [<NA>]
+    """
+    codes, uniq = pd.factorize(pd.Series(values, dtype="object"))
+    order = np.argsort(np.asarray(uniq, dtype=str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    cats = pd.Index(np.asarray(uniq, dtype=object)[order], dtype="string")
+    ranked = rank[np.maximum(codes, 0)] if len(rank) else np.zeros(len(codes), dtype=np.int64)
+    return pd.Categorical.from_codes(np.where(codes >= 0, ranked, -1), dtype=pd.CategoricalDtype(cats))
+
+
 @dataclass
 class RecCols:
     """Per-record columns (index = record number in decoding order)."""
@@ -535,12 +558,21 @@ def record_ordinals(rec: np.ndarray, keep_rec: np.ndarray) -> np.ndarray:
     return out
 
 
-def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFrame:
+def record_dictionary(rc: RecCols) -> pd.CategoricalDtype:
+    """The locators of the produced records, in decoding order, as one dictionary shared by
+    the ``record`` columns of ``teltonika_records`` and ``teltonika_io`` (held once; the
+    count rule counts their codes instead of hashing 1e7 texts)."""
+    return pd.CategoricalDtype(pd.Index(rc.record.array[rc.keep]))
+
+
+def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str,
+             records: pd.CategoricalDtype | None = None) -> pd.DataFrame:
     """``teltonika_io``: one row per IO element of a produced record, lean (the table has
     ~10x the rows of the records): ``record`` is a categorical whose categories are the
-    locators of ``teltonika_records`` in its row order, so its int32 code is the row of the
-    record there (time, subject, IMEI, position: join through it; no time or subject per
-    IO row); ``source_id``, ``name``, ``unit``, ``hex`` dictionary-encoded; ``io_id`` and ``width``
+    locators of ``teltonika_records`` in its row order (``records``, see
+    :func:`record_dictionary`), so its int32 code is the row of the record there (time,
+    subject, IMEI, position: join through it; no time or subject per IO row);
+    ``source_id``, ``name``, ``unit``, ``hex`` dictionary-encoded; ``io_id`` and ``width``
     uint16; ``raw`` Int64 (missing for byte strings, whose bytes are in ``hex``)."""
     assert io.ent is not None and io.value is not None
     m_io = len(io.rec)
@@ -548,7 +580,7 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str) -> pd.DataFra
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(m_io, dtype=np.int8), categories=[source_id]),
         "record": pd.Categorical.from_codes(record_ordinals(io.rec, rc.keep),
-                                            categories=pd.Index(rc.record.array[rc.keep])),
+                                            dtype=records or record_dictionary(rc)),
         "io_id": io.iid.astype(np.uint16),
         "name": _cat(mp.names, io.ent),
         "width": np.abs(io.w).astype(np.uint16),
@@ -690,12 +722,18 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
     return out
 
 
-def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
-    """``teltonika_records``: one row per produced record, the whole header as sent."""
+def records_table(d: tc.Decoded, rc: RecCols, source_id: str,
+                  records: pd.CategoricalDtype | None = None) -> pd.DataFrame:
+    """``teltonika_records``: one row per produced record, the whole header as sent.
+    ``record`` is the dictionary ``records`` (:func:`record_dictionary`) in its order; the
+    repetitive texts (subject, IMEI, codec, transport, flags) are dictionary-encoded; the
+    header's integers have the width the protocol gives them (priority, satellites,
+    generation and AVL packet id one byte; event IO, IO count and UDP packet id two)."""
     k = rc.keep
     n = rc.n
     H = rc.H
     info = d.msg_info
+    records = records or record_dictionary(rc)
 
     def per_msg(key: str, dtype: str) -> pd.api.extensions.ExtensionArray:
         """A per-message value at each produced record (converted per message, then taken)."""
@@ -711,23 +749,24 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str) -> pd.DataFrame:
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(int(k.sum()), dtype=np.int8),
                                                categories=[source_id]),
-        "record": rc.record.array[k],  # Arrow strings: no Python string per record
-        "subject_id": few_strings(rc.subj[k]),
-        "imei": few_strings(rc.imei[k]),
+        "record": pd.Categorical.from_codes(np.arange(len(records.categories), dtype=np.int32),
+                                            dtype=records),
+        "subject_id": few_dictionary(rc.subj[k]),
+        "imei": few_dictionary(rc.imei[k]),
         "t_utc": rc.utc(k).array,
-        "codec": te.str_take(_CODEC_NAME, rc.codec[k]),
-        "priority": pd.array(H[k, 1].astype(np.int64), dtype="Int64"),
+        "codec": few_dictionary(_CODEC_NAME[rc.codec[k]]),
+        "priority": pd.array(H[k, 1].astype(np.uint8), dtype="UInt8"),
         "lat": rc.lat[k], "lon": rc.lon[k], "alt_m": rc.alt[k], "angle_deg": rc.angle[k],
-        "satellites": pd.array(rc.sats[k], dtype="Int64"),
+        "satellites": pd.array(rc.sats[k], dtype="UInt8"),
         "speed_kmh": rc.speed_kmh[k],
-        "event_io": pd.array(H[k, 8].astype(np.int64), dtype="Int64"),
-        "n_io": pd.array(H[k, 9].astype(np.int64), dtype="Int64"),
-        "generation": pd.arrays.IntegerArray(gen[k], gen_missing[k]),
-        "transport": per_msg("transport", "string"),
-        "udp_packet_id": per_msg("packet_id", "Int64"),
-        "avl_packet_id": per_msg("avl_packet_id", "Int64"),
+        "event_io": pd.array(H[k, 8].astype(np.uint16), dtype="UInt16"),
+        "n_io": pd.array(H[k, 9].astype(np.uint16), dtype="UInt16"),
+        "generation": pd.arrays.IntegerArray(gen[k].astype(np.uint8), gen_missing[k]),
+        "transport": few_dictionary(np.array([i.get("transport") for i in info], dtype=object)[rc.msg[k]]),
+        "udp_packet_id": per_msg("packet_id", "UInt16"),
+        "avl_packet_id": per_msg("avl_packet_id", "UInt8"),
         "has_fix": rc.has_fix[k],
-        "flags": pd.Series(record_flags(rc)[k], dtype="string").array,
+        "flags": few_dictionary(record_flags(rc)[k]),
     }, copy=False)
 
 
@@ -808,7 +847,8 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
     mp = map_columns(profs, prof_of_rec, io)
     io_values(io, mp)
     io = keep_io(io, rc.keep)
-    tables: dict[str, Any] = {IO_TABLE: io_table(io, mp, rc, ctx.source_id)}
+    records = record_dictionary(rc)
+    tables: dict[str, Any] = {IO_TABLE: io_table(io, mp, rc, ctx.source_id, records)}
     damaged = {int(r): {"frame_error": d.msg_info[rc.msg[r]]["damaged"]}
                for r in np.flatnonzero(rc.damaged)}
     tables["fixes"] = fixes_table(d, rc, more=damaged,
@@ -834,6 +874,6 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
     fixes["fix_id"] = te.join_text(prefix, fixes["record"].array).array
     ev["event_id"] = te.join_text(prefix, ev["record"].array, ":", ev["kind"].array).array
     tables["events"] = ev
-    tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id)
+    tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id, records)
     tables["_rejects"] = rejects
     return tables

@@ -222,3 +222,31 @@ def test_uniform_io_columns_are_the_sorted_ones(ios: list[tuple[int, int]],
         assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
         assert getattr(fast, name).dtype == getattr(slow, name).dtype, name
     assert fast.hexv is None and slow.hexv is None
+
+
+@pytest.mark.parametrize("keep_damaged", [False, True])
+def test_records_and_io_share_one_record_dictionary(tmp_path: Path, keep_damaged: bool) -> None:
+    """The locators are held once: ``teltonika_records.record`` and ``teltonika_io.record``
+    share one dictionary whose order is the records table's rows (an IO row's code is its
+    record's row); the repetitive texts are dictionary-encoded, the header integers narrow;
+    the values are those of the plain text and the protocol."""
+    p = tmp_path / "mixed.bin"
+    _mixed_capture(p)
+    t = _tables(p, keep_damaged=keep_damaged)
+    recs, io = t["teltonika_records"], t["teltonika_io"]
+    assert recs["record"].cat.categories is io["record"].cat.categories
+    assert recs["record"].cat.codes.tolist() == list(range(len(recs)))
+    assert recs["record"].astype(str).is_unique and set(io["record"].astype(str)) <= set(recs["record"].astype(str))
+    assert set(t["fixes"]["record"]) <= set(recs["record"].astype(str))
+    for col in ("subject_id", "imei", "codec", "transport", "flags"):
+        s = recs[col]
+        assert isinstance(s.dtype, pd.CategoricalDtype), col
+        assert s.cat.categories.is_monotonic_increasing and s.cat.categories.dtype == "string", col
+    assert set(recs["codec"].astype(str)) == {"8E", "16"} and set(recs["transport"].astype(str)) == {"tcp"}
+    assert recs["imei"].astype(str).eq(IMEI).all()
+    assert recs["flags"].astype(str).eq("damaged_frame").sum() == (2 if keep_damaged else 0)
+    assert {c: str(recs[c].dtype) for c in ("priority", "satellites", "event_io", "n_io", "generation",
+                                             "udp_packet_id", "avl_packet_id")} == {
+        "priority": "UInt8", "satellites": "UInt8", "event_io": "UInt16", "n_io": "UInt16",
+        "generation": "UInt8", "udp_packet_id": "UInt16", "avl_packet_id": "UInt8"}
+    assert recs["event_io"].astype(int).isin([0, 239]).all() and recs["n_io"].eq(4).all()

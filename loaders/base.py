@@ -57,6 +57,7 @@ from ..evidence import (
     sha256_file,
     source_identity,
 )
+from ..memory import release_freed_memory
 
 __all__ = [
     "PART_ROWS",
@@ -382,6 +383,9 @@ class LoadContext:
             When the count rule does not hold (a loader bug: a record was lost or counted
             twice). Never silently passes.
         """
+        # the loader's intermediate arrays are dead now: their pages go back to the system
+        # before the tables are completed (RSS, not results: routetrace.memory)
+        release_freed_memory(rows=records_read)
         subj = self.subject(default_subject)
         rejects, records_read, time_basis = self._with_wal(rejects, records_read, time_basis)
         g_read, g_fixes, g_events, g_places, g_rejects = self._given
@@ -592,8 +596,8 @@ def _record_union(records: Sequence[pd.Series]) -> RecordUnion:
     texts: list[pa.Array] = []
     for r in records:
         if base is not None and isinstance(r.dtype, pd.CategoricalDtype) and r.cat.categories is base:
-            codes = r.cat.codes.to_numpy()
-            used[codes[codes >= 0]] = True
+            codes = r.array.codes  # the categorical's own codes: no copy of 1e7 of them
+            used[codes if not len(codes) or codes.min() >= 0 else codes[codes >= 0]] = True
             continue
         if isinstance(r.dtype, pd.CategoricalDtype):  # another dictionary: the entries it uses
             codes = r.cat.codes.to_numpy()

@@ -78,6 +78,7 @@ DOCUMENTED = [
     "routetrace.maps.patterns",
     "routetrace.maps.static",
     "routetrace.maps.timeline",
+    "routetrace.memory",
     "routetrace.routes.arrays",
     "routetrace.routes.carparks",
     "routetrace.routes.chronology",

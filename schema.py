@@ -60,7 +60,7 @@ True
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -87,6 +87,7 @@ __all__ = [
     "has_flag",
     "kind_of",
     "repeat",
+    "union_dictionaries",
     "validate",
 ]
 
@@ -729,6 +730,8 @@ def empty(kind: str) -> pd.DataFrame:
 
 
 def _to_utc(series: pd.Series, name: str, kind: str) -> pd.Series:
+    if series.dtype == DTYPES["time"]:
+        return series  # already UTC nanoseconds (copy-on-write: no copy of 8 bytes per row)
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return series.dt.tz_convert("UTC").astype(DTYPES["time"])
     if pd.api.types.is_datetime64_dtype(series.dtype):
@@ -792,7 +795,8 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
             elif col.kind == "timedelta":
                 out[col.name] = pd.to_timedelta(s).astype(DTYPES["timedelta"])
             elif col.kind == "float":
-                out[col.name] = pd.to_numeric(s, errors="raise").astype("float64")
+                out[col.name] = (s if s.dtype == np.float64  # no copy of a float64 column
+                                 else pd.to_numeric(s, errors="raise").astype("float64"))
             elif _is_dictionary(kind, col.name):
                 out[col.name] = as_dictionary(s, fill="" if col.name == "flags" else None)
             elif s.dtype == _RESOLVED[col.kind]:
@@ -878,14 +882,47 @@ def concat(frames: Iterable[pd.DataFrame], kind: str) -> pd.DataFrame:
     parts = [f for f in frames if len(f)]
     if not parts:
         return empty(kind)
-    for name in sorted(DICTIONARY.get(kind, ())):
-        if len(parts) < 2 or not all(name in f.columns for f in parts):
+    if len(parts) > 1:
+        parts = union_dictionaries(parts, DICTIONARY.get(kind, ()))
+    return coerce(pd.concat(parts, ignore_index=True), kind)
+
+
+def union_dictionaries(parts: Sequence[pd.DataFrame], names: Iterable[str]) -> list[pd.DataFrame]:
+    """``parts`` with each text column of ``names`` (one all of them hold) in the dictionary
+    form of :data:`DICTIONARY`, over the union of their categories: ``pandas.concat`` of
+    the result keeps that form (it makes plain text of categoricals that differ). Each
+    part's column is encoded once (no-op if it is in that form already); rows are never
+    turned into text.
+
+    Parameters
+    ----------
+    parts : sequence of pandas.DataFrame
+        Parts of one table.
+    names : iterable of str
+        The columns to encode (those not in every part are left as they are).
+
+    Returns
+    -------
+    list of pandas.DataFrame
+        The parts, those columns replaced.
+
+    Example
+    -------
+    >>> a = pd.DataFrame({"kind": ["door_open", "door_open"]})
+    >>> b = pd.DataFrame({"kind": pd.Categorical(["alarm"])})
+    >>> t = pd.concat(union_dictionaries([a, b], ["kind"]), ignore_index=True)
+    >>> t["kind"].tolist(), t["kind"].cat.categories.tolist()
+    (['door_open', 'door_open', 'alarm'], ['alarm', 'door_open'])
+    """
+    out = list(parts)
+    for name in sorted(names):
+        if not out or not all(name in f.columns for f in out):
             continue
-        cols = [as_dictionary(f[name]) for f in parts]
+        cols = [as_dictionary(f[name]) for f in out]
         cats = functools.reduce(lambda a, b: a.union(b), (c.cat.categories for c in cols))
         cats = cats.sort_values()
-        parts = [f.assign(**{name: c.cat.set_categories(cats)}) for f, c in zip(parts, cols, strict=True)]
-    return coerce(pd.concat(parts, ignore_index=True), kind)
+        out = [f.assign(**{name: c.cat.set_categories(cats)}) for f, c in zip(out, cols, strict=True)]
+    return out
 
 
 def _kind_ok(series: pd.Series, kind: Kind) -> bool:

@@ -95,3 +95,20 @@ def test_absent_measurements_cost_nothing_and_can_still_be_set() -> None:
     f2 = f.assign(alt_m=f["alt_m"].fillna(12.0))
     assert g["speed_mps"].head(3).tolist()[:2] == [3.0, 3.0] and np.isnan(g["speed_mps"].iloc[2])
     assert f["speed_mps"].isna().all() and (f2["alt_m"] == 12.0).all()
+
+
+def test_coerce_keeps_float_and_time_columns_without_a_copy() -> None:
+    """A float64 or UTC-nanosecond column already of its declared dtype is taken as it is
+    (a 1e6-row fixes table's six measurements and its times were copied, ~56 MB, at every
+    loader's finish); copy-on-write still keeps the input unchanged when the output is set."""
+    f = make_fixes(t_utc=pd.date_range("2025-10-26T21:00Z", periods=1000, freq="s"),
+                   lat=np.linspace(51.0, 51.1, 1000), lon=np.linspace(3.8, 3.9, 1000))
+    g = schema.coerce(f, "fixes")
+    for c in ("lat", "lon"):
+        assert np.shares_memory(g[c].to_numpy(), f[c].to_numpy()), c
+    assert np.shares_memory(g["t_utc"].array._ndarray, f["t_utc"].array._ndarray)
+    g.loc[g.index[0], "lat"] = 0.0
+    assert f["lat"].iloc[0] == 51.0 and g["lat"].iloc[0] == 0.0
+    # another time unit or zone is still converted (to UTC nanoseconds)
+    h = schema.coerce(f.assign(t_utc=f["t_utc"].dt.tz_convert("Europe/Brussels").dt.as_unit("us")), "fixes")
+    assert str(h["t_utc"].dtype) == "datetime64[ns, UTC]" and h["t_utc"].equals(f["t_utc"])

@@ -7,7 +7,7 @@ vectorised over the long IO table built by :mod:`routetrace.loaders.teltonika_ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,9 @@ from .base import compact_json
 if TYPE_CHECKING:
     from .teltonika_tables import IoCols
 
-__all__ = ["RecInfo", "alarm_events", "cell_events", "decode_identifier", "hdop_h_acc", "join_text",
-           "identifier_events", "io_events"]
+__all__ = ["DICTIONARY_COLUMNS", "RecInfo", "alarm_events", "cell_events", "concat_events", "dictionary_take",
+           "decode_identifier", "dictionary", "hdop_h_acc", "identifier_events", "io_event_frames",
+           "io_events", "join_text"]
 
 
 def str_take(labels: np.ndarray, codes: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -292,11 +293,155 @@ def _value_changed(same: np.ndarray, raw: np.ndarray, val: np.ndarray, u: np.nda
     return changed
 
 
-def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_value: np.ndarray,
-            io_ent: np.ndarray, kind_u: np.ndarray, units_u: np.ndarray, names_u: np.ndarray,
-            step_u: np.ndarray, io_bytes: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray, event_io: np.ndarray,
-            prof_of_rec: np.ndarray, profs: list[dict[str, Any]], rec_lat: np.ndarray,
-            rec_lon: np.ndarray, rec_flag: np.ndarray) -> pd.DataFrame:
+#: The events columns built dictionary-encoded (:data:`routetrace.schema.DICTIONARY`): 1e6
+#: event rows hold a byte each, not a text each, and ``LoadContext.finish`` encodes nothing.
+DICTIONARY_COLUMNS = ("subject_id", "kind", "unit", "flags")
+
+
+def dictionary(values: Any, n: int) -> pd.Categorical:
+    """An events text column in the dictionary form of :data:`routetrace.schema.DICTIONARY`.
+
+    Parameters
+    ----------
+    values
+        One text for every row, or a column of texts (array or categorical; None missing).
+    n
+        Number of rows (used when ``values`` is one text).
+
+    Returns
+    -------
+    pandas.Categorical
+        The texts, ``string`` categories in lexical order (what ``schema.coerce`` makes).
+
+    Example
+    -------
+    >>> dictionary("refuel", 2).tolist(), dictionary(np.array(["b", "a", "b"], dtype=object), 3).categories.tolist()
+    (['refuel', 'refuel'], ['a', 'b'])
+    """
+    if isinstance(values, str):
+        return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8),
+                                         dtype=pd.CategoricalDtype(pd.Index([values], dtype="string")))
+    out: pd.Categorical = schema.as_dictionary(pd.Series(values)).array
+    return out
+
+
+def dictionary_take(labels: np.ndarray, codes: np.ndarray) -> pd.Categorical:
+    """``labels[codes]`` in the dictionary form of :func:`dictionary`, encoded from the
+    labels alone: no text is built per row.
+
+    Parameters
+    ----------
+    labels
+        A few texts (object array; None missing), e.g. the event kind of each IO map entry.
+    codes
+        Integer index into ``labels`` of each row.
+
+    Returns
+    -------
+    pandas.Categorical
+        One entry per code (categories: the labels present, lexical order; unused labels
+        stay categories until :func:`concat_events` drops them).
+
+    Example
+    -------
+    >>> dictionary_take(np.array(["odometer", None, "ignition"], dtype=object), np.array([2, 0, 1, 2])).tolist()
+    ['ignition', 'odometer', <NA>, 'ignition']
+    """
+    return dictionary(labels, len(labels)).take(codes)
+
+
+def _with_flag(flags: pd.Categorical, flag: str) -> pd.Categorical:
+    """``flag`` added to every row of a dictionary-encoded flags column: to each category
+    once (:func:`routetrace.schema.add_flag`), not to each row.
+
+    >>> _with_flag(dictionary_take(np.array(["", "no_fix"], dtype=object), np.array([0, 1, 0])), "derived").tolist()
+    ['derived', 'derived|no_fix', 'derived']
+    """
+    cats = pd.Series(flags.categories, dtype="string")
+    labels = schema.add_flag(cats, np.ones(len(cats), dtype=bool), flag).to_numpy(dtype=object)
+    return dictionary_take(labels, flags.codes)
+
+
+def concat_events(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Event frames as one table, in one copy of the rows.
+
+    Parameters
+    ----------
+    frames
+        Event frames with ``t_utc`` as int64 ns (:func:`io_event_frames`, the alarm,
+        identifier and cell events); at least one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Their rows in order: the dictionary columns (:data:`DICTIONARY_COLUMNS`) keep that
+        form over the union of the frames' categories (those no row uses dropped), and
+        ``t_utc`` is UTC time.
+
+    Example
+    -------
+    >>> a = _event_rows(RecInfo(t_ns=np.array([0]), subj=np.array(["x"], dtype=object),
+    ...                         record=np.array(["r0"], dtype=object), event_io=np.array([0]),
+    ...                         lat=np.array([51.0]), lon=np.array([4.0]),
+    ...                         flag=np.array([""], dtype=object)), np.array([0]), "alarm", 1.0, ["t"], [{}])
+    >>> t = concat_events([a, a.assign(kind="panic")])
+    >>> t["kind"].tolist(), str(t["t_utc"].dtype)
+    (['alarm', 'panic'], 'datetime64[ns, UTC]')
+    """
+    out = pd.concat(schema.union_dictionaries(frames, DICTIONARY_COLUMNS), ignore_index=True)
+    for c in DICTIONARY_COLUMNS:
+        out[c] = out[c].cat.remove_unused_categories()
+    out["t_utc"] = pd.to_datetime(out["t_utc"].astype("int64"), unit="ns", utc=True)
+    return out
+
+
+def io_events(**columns: Any) -> pd.DataFrame:
+    """The events of :func:`io_event_frames` as one table.
+
+    Parameters
+    ----------
+    **columns
+        The keywords of :func:`io_event_frames` (the long IO table, the map entries, the
+        per-record columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :func:`concat_events` of its frames; an empty events table when there are none.
+
+    Example
+    -------
+    >>> from routetrace.loaders.teltonika import load_io_map
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
+    >>> from routetrace.loaders import teltonika_tables as tt
+    >>> rc = tt.record_columns(d, ctx)
+    >>> io = tt.io_columns(d, rc.n)
+    >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
+    >>> tt.io_values(io, mp)
+    >>> ev = io_events(io_rec=io.rec, io_id=io.iid, io_raw=io.raw, io_value=io.value,
+    ...                io_ent=io.ent, kind_u=mp.kind, units_u=mp.units, names_u=mp.names,
+    ...                step_u=mp.step, io_bytes=io.is_bytes, t_ns=rc.t_ns, subj=rc.subj,
+    ...                record=rc.record.to_numpy(), event_io=rc.event_io.astype(np.int64),
+    ...                prof_of_rec=np.zeros(rc.n, dtype=np.int64), profs=[load_io_map()],
+    ...                rec_lat=rc.lat, rec_lon=rc.lon, rec_flag=tt.record_flags(rc))
+    >>> ev[["record", "kind", "value", "flags"]]
+             record         kind  value    flags
+    0  line 1/rec 0     ignition    0.0
+    1  line 1/rec 1     ignition    1.0
+    2  line 1/rec 1  ignition_on    1.0  derived
+    """
+    frames = io_event_frames(**columns)
+    return concat_events(frames) if frames else schema.empty("events")
+
+
+def io_event_frames(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray,
+                    io_value: np.ndarray, io_ent: np.ndarray, kind_u: np.ndarray,
+                    units_u: np.ndarray, names_u: np.ndarray, step_u: np.ndarray,
+                    io_bytes: np.ndarray, t_ns: np.ndarray, subj: np.ndarray, record: np.ndarray,
+                    event_io: np.ndarray, prof_of_rec: np.ndarray, profs: list[dict[str, Any]],
+                    rec_lat: np.ndarray, rec_lon: np.ndarray,
+                    rec_flag: np.ndarray) -> list[pd.DataFrame]:
     """Value events and derived events, per subject in time order (vectorised).
 
     Value events: a mapped value when first seen for the subject and whenever it changes
@@ -322,9 +467,11 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
 
     Returns
     -------
-    pandas.DataFrame
+    list of pandas.DataFrame
         Event rows (``record, subject_id, t_utc, kind, value, unit, text, lat, lon,
-        flags, extra``), ``t_utc`` as int64 ns.
+        flags, extra``), ``t_utc`` as int64 ns, the dictionary columns
+        (:data:`DICTIONARY_COLUMNS`) dictionary-encoded; in event order, to be joined by
+        :func:`concat_events` (with other events' frames: one copy of the rows, not two).
 
     Example
     -------
@@ -336,24 +483,18 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
     >>> io = tt.io_columns(d, rc.n)
     >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
     >>> tt.io_values(io, mp)
-    >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
-    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
-    ...              flag=tt.record_flags(rc))
-    >>> ev = io_events(io_rec=io.rec, io_id=io.iid, io_raw=io.raw, io_value=io.value,
-    ...                io_ent=io.ent, kind_u=mp.kind, units_u=mp.units, names_u=mp.names,
-    ...                step_u=mp.step, io_bytes=io.is_bytes, t_ns=ri.t_ns, subj=ri.subj,
-    ...                record=ri.record, event_io=ri.event_io,
-    ...                prof_of_rec=np.zeros(rc.n, dtype=np.int64), profs=[load_io_map()],
-    ...                rec_lat=ri.lat, rec_lon=ri.lon, rec_flag=ri.flag)
-    >>> ev[["record", "kind", "value", "flags"]]
-             record         kind  value    flags
-    0  line 1/rec 0     ignition    0.0
-    1  line 1/rec 1     ignition    1.0
-    2  line 1/rec 1  ignition_on    1.0  derived
+    >>> frames = io_event_frames(
+    ...     io_rec=io.rec, io_id=io.iid, io_raw=io.raw, io_value=io.value, io_ent=io.ent,
+    ...     kind_u=mp.kind, units_u=mp.units, names_u=mp.names, step_u=mp.step,
+    ...     io_bytes=io.is_bytes, t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
+    ...     event_io=rc.event_io.astype(np.int64), prof_of_rec=np.zeros(rc.n, dtype=np.int64),
+    ...     profs=[load_io_map()], rec_lat=rc.lat, rec_lon=rc.lon, rec_flag=tt.record_flags(rc))
+    >>> [(f["kind"].tolist(), str(f["kind"].dtype)) for f in frames]
+    [(['ignition', 'ignition'], 'category'), (['ignition_on'], 'category')]
     """
     sel = pd.notna(kind_u)[io_ent] & ~io_bytes
     if not sel.any():
-        return schema.empty("events")
+        return []
     subj_codes, subj_u = pd.factorize(pd.Series(subj, dtype="object"))
     subj_codes = subj_codes.astype(np.int32)
     # subjects with a fuel level (%) series of the main profile: their litres series gives
@@ -378,9 +519,9 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
             order = _selected_order(sel, io_rec, io_id, t_ns, subj_codes, prof_of_rec)
             yield tuple(a[order] for a in arrays)
 
-    subj_s = str_take(np.asarray(subj_u, dtype=object), np.arange(len(subj_u)))
+    subj_s = dictionary(np.asarray(subj_u, dtype=object), len(subj_u))  # entry i: subject i
     flag_codes, flag_u = pd.factorize(pd.Series(rec_flag, dtype="object"))
-    flag_s = str_take(np.asarray(flag_u, dtype=object), flag_codes)
+    flag_s = dictionary_take(np.asarray(flag_u, dtype=object), flag_codes)  # a byte per record
     stages: dict[str, list[pd.DataFrame]] = {}
     for g in groups():
         _series_events(*g, out=stages, level_subjects=level_subjects, kind_u=kind_u,
@@ -389,12 +530,7 @@ def io_events(*, io_rec: np.ndarray, io_id: np.ndarray, io_raw: np.ndarray, io_v
                        event_io=event_io, prof_of_rec=prof_of_rec, profs=profs,
                        rec_lat=rec_lat, rec_lon=rec_lon)
     # each stage's rows in event order (groups are in event order), stages in rule order
-    frames = [f for fs in stages.values() for f in fs]
-    if not frames:
-        return schema.empty("events")
-    out = pd.concat(frames, ignore_index=True)
-    out["t_utc"] = pd.to_datetime(out["t_utc"].astype("int64"), unit="ns", utc=True)
-    return out
+    return [f for fs in stages.values() for f in fs]
 
 
 #: the order of :func:`_series_events`' stages in the events table (the rule order)
@@ -406,8 +542,8 @@ def _series_events(rec: np.ndarray, iid: np.ndarray, raw: np.ndarray, val: np.nd
                    u: np.ndarray, *, out: dict[str, list[pd.DataFrame]],
                    level_subjects: np.ndarray, kind_u: np.ndarray, units_u: np.ndarray,
                    names_u: np.ndarray, step_u: np.ndarray, t_ns: np.ndarray,
-                   subj_codes: np.ndarray, subj_s: pd.api.extensions.ExtensionArray,
-                   flag_s: pd.api.extensions.ExtensionArray, record: np.ndarray,
+                   subj_codes: np.ndarray, subj_s: pd.Categorical,
+                   flag_s: pd.Categorical, record: np.ndarray,
                    event_io: np.ndarray, prof_of_rec: np.ndarray, profs: list[dict[str, Any]],
                    rec_lat: np.ndarray, rec_lon: np.ndarray) -> None:
     """The events of IO rows in event order (whole series: a series is never split between
@@ -438,16 +574,16 @@ def _series_events(rec: np.ndarray, iid: np.ndarray, raw: np.ndarray, val: np.nd
         if not mask.any():
             return
         r = rec[mask]
-        fl = pd.Series(flag_s[r], dtype="string")
+        fl = flag_s.take(r)
         if derived:
-            fl = schema.add_flag(fl, np.ones(len(r), bool), "derived")
+            fl = _with_flag(fl, "derived")
         if more_flag:
-            fl = schema.add_flag(fl, np.ones(len(r), bool), more_flag)
+            fl = _with_flag(fl, more_flag)
         out[stage].append(pd.DataFrame({
-            "record": record[r], "subject_id": subj_s[subj_codes[r]], "t_utc": t_ns[r],
-            "kind": kinds, "value": value, "unit": units,
+            "record": record[r], "subject_id": subj_s.take(subj_codes[r]), "t_utc": t_ns[r],
+            "kind": dictionary(kinds, len(r)), "value": value, "unit": dictionary(units, len(r)),
             "text": text.array, "lat": rec_lat[r], "lon": rec_lon[r],
-            "flags": fl.array, "extra": extra.array}, copy=False))
+            "flags": dictionary(fl, len(r)), "extra": extra.array}, copy=False))
 
     def sx(a: Any) -> pd.Series:
         """A string Series with a fresh index (so concatenations align by position)."""
@@ -461,7 +597,7 @@ def _series_events(rec: np.ndarray, iid: np.ndarray, raw: np.ndarray, val: np.nd
     # value events
     m = changed
     iid_m, raw_m = _decimal(iid[m]), _decimal(raw[m])  # written once, used twice
-    frame("value", m, str_take(kind_u, u[m]), val[m], str_take(units_u, u[m]),
+    frame("value", m, dictionary_take(kind_u, u[m]), val[m], dictionary_take(units_u, u[m]),
           join_text("IO ", iid_m, " ", str_take(names_u, u[m]), " = ", raw_m),
           join_text('{"io_id":', iid_m, ',"raw":', raw_m, ',"triggered":', trig(m), "}"),
           derived=False)
@@ -591,7 +727,7 @@ def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> 
     >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
     >>> tt.io_values(io, mp)
     >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
-    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              event_io=rc.event_io.astype(np.int64), lat=rc.lat, lon=rc.lon,
     ...              flag=tt.record_flags(rc))
     >>> alarm_events(io, mp.ents, ri) is None  # no alarm element in these records
     True
@@ -604,7 +740,7 @@ def alarm_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo) -> 
     >>> io = tt.io_columns(d, rc.n)
     >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
     >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
-    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              event_io=rc.event_io.astype(np.int64), lat=rc.lat, lon=rc.lon,
     ...              flag=tt.record_flags(rc))
     >>> ev = alarm_events(io, mp.ents, ri)
     >>> ev[["record", "kind", "value"]].values.tolist(), ev["text"].iloc[0]
@@ -771,7 +907,7 @@ def identifier_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo
     >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
     >>> tt.io_values(io, mp)
     >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
-    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              event_io=rc.event_io.astype(np.int64), lat=rc.lat, lon=rc.lon,
     ...              flag=tt.record_flags(rc))
     >>> ev = identifier_events(io, mp.ents, ri)  # rec 0 has none; rec 2 changes it
     >>> ev[["record", "kind"]].values.tolist()
@@ -845,7 +981,7 @@ def cell_events(io: IoCols, ents: list[dict[str, Any] | None], ri: RecInfo,
     >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
     >>> tt.io_values(io, mp)
     >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
-    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              event_io=rc.event_io.astype(np.int64), lat=rc.lat, lon=rc.lon,
     ...              flag=tt.record_flags(rc))
     >>> cell_events(io, mp.ents, ri)[["record", "text"]]
              record                text
@@ -913,7 +1049,7 @@ def hdop_h_acc(io: IoCols, ents: list[dict[str, Any] | None], n: int, *,
     >>> mp = tt.map_columns([load_io_map()], np.zeros(rc.n, dtype=np.int64), io)
     >>> tt.io_values(io, mp)
     >>> ri = RecInfo(t_ns=rc.t_ns, subj=rc.subj, record=rc.record.to_numpy(),
-    ...              event_io=rc.H[:, 8].astype(np.int64), lat=rc.lat, lon=rc.lon,
+    ...              event_io=rc.event_io.astype(np.int64), lat=rc.lat, lon=rc.lon,
     ...              flag=tt.record_flags(rc))
     >>> hdop_h_acc(io, mp.ents, rc.n, uere_m=5.0).round(3).tolist()  # HDOP 1.2 x 5 m
     [6.0, 6.0, 6.0]

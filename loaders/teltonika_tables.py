@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import schema, timebase
+from ..memory import release_freed_memory
 from . import teltonika_codec as tc
 from . import teltonika_events as te
 from .base import LoadContext, compact_json
@@ -59,28 +60,18 @@ def record_locators(msg_loc: list[str], msg: np.ndarray, pos: np.ndarray) -> pd.
     return pd.Series(arrow_strings(joined), dtype="string")
 
 
-def few_strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """A pandas ``string`` array of an object array holding few distinct values (subjects,
-    IMEIs, codec names; ``None`` = missing): each distinct value is converted once and
-    taken in Arrow, not one Python-to-Arrow conversion per row.
+def shared_rows(values: pd.api.extensions.ExtensionArray,
+                sel: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``values[sel]``, or ``values`` itself when ``sel`` selects every row: an Arrow-backed
+    column is immutable (setting a value makes a new array), so the tables can share its
+    buffers (the 1e6 record locators are then held once by ``rc.record``, the ``fixes``
+    and the record dictionary, not three times).
 
-    Parameters
-    ----------
-    values
-        Object array of ``str`` or ``None``.
-
-    Returns
-    -------
-    pandas.api.extensions.ExtensionArray
-        The values as a ``string`` array (``None`` missing).
-
-    Example
-    -------
-    >>> few_strings(np.array(["a", None, "a"], dtype=object)).tolist()
-    ['a', <NA>, 'a']
+    >>> a = pd.array(["a", "b"], dtype="string")
+    >>> shared_rows(a, np.array([True, True])) is a, shared_rows(a, np.array([False, True])).tolist()
+    (True, ['b'])
     """
-    codes, uniq = pd.factorize(pd.Series(values, dtype="object"))
-    return te.str_take(np.asarray(uniq, dtype=object), codes)
+    return values if bool(sel.all()) else values[sel]
 
 
 def few_dictionary(values: np.ndarray) -> pd.Categorical:
@@ -111,7 +102,6 @@ class RecCols:
     """Per-record columns (index = record number in decoding order)."""
 
     n: int
-    H: np.ndarray  # header as float64 (see teltonika_codec._H8E)
     msg: np.ndarray
     codec: np.ndarray
     imei: np.ndarray
@@ -126,6 +116,9 @@ class RecCols:
     angle: np.ndarray
     sats: np.ndarray
     speed_kmh: np.ndarray
+    priority: np.ndarray  # uint8
+    event_io: np.ndarray  # uint16: the IO id that triggered the record (0: periodic)
+    n_io: np.ndarray  # uint16: number of IO elements the header states
     gh_idx: np.ndarray
     zero: np.ndarray
     out_of_range: np.ndarray
@@ -148,12 +141,12 @@ class IoCols:
     """The long IO table: one row per IO element, sorted by (record, id)."""
 
     rec: np.ndarray
-    iid: np.ndarray
+    iid: np.ndarray  # uint16
     raw: np.ndarray
     w: np.ndarray  # width in bytes; < 0: variable-length value of -w bytes
     hexv: np.ndarray | None  # hex of variable-length values (None elsewhere)
     value: np.ndarray | None = None  # scaled value (NaN for bytes, unmapped: raw)
-    ent: np.ndarray | None = None  # index into MapCols arrays
+    ent: np.ndarray | None = None  # index into MapCols arrays (int16)
 
     @property
     def is_bytes(self) -> np.ndarray:
@@ -214,7 +207,9 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
     Parameters
     ----------
     d
-        The decoded capture (its header columns are taken over, not copied).
+        The decoded capture. Its header matrix ``d.H`` (float64, 88 MB at 1e6 records) and
+        ``d.rec_pos`` are taken over: each column is kept at its own width and both are
+        emptied.
     ctx
         The load context (subjects: ``options["subjects"]``, ``subject_id``, the IMEI).
 
@@ -241,7 +236,7 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
     pos = d.rec_pos
     imei = np.array(d.msg_imei, dtype=object)[msg]
     record = record_locators(d.msg_loc, msg, pos)
-    t_ms = H[:, 0]
+    t_ms = H[:, 0].copy()  # a copy: a view would keep the whole matrix alive
     lo = timebase.PLAUSIBLE[0].value // 1_000_000
     hi = timebase.PLAUSIBLE[1].value // 1_000_000
     t_ok = (t_ms >= lo) & (t_ms <= hi)
@@ -257,11 +252,14 @@ def record_columns(d: tc.Decoded, ctx: LoadContext) -> RecCols:
         out_of_range = located & ~zero & ((np.abs(lat) > 90) | (np.abs(lon) > 180) |
                                           ~np.isfinite(lat) | ~np.isfinite(lon))
     damaged_msg = np.array([bool(i.get("damaged")) for i in d.msg_info], dtype=bool)
+    priority, event_io, n_io = H[:, 1].astype(np.uint8), H[:, 8].astype(np.uint16), H[:, 9].astype(np.uint16)
+    d.H, d.rec_pos = H[:0].copy(), pos[:0].copy()  # taken over (see above)
+    del H, pos
     return RecCols(
-        n=n, H=H, msg=msg, codec=np.asarray(d.msg_codec, dtype=np.int64)[msg], imei=imei,
+        n=n, msg=msg, codec=np.asarray(d.msg_codec, dtype=np.int64)[msg], imei=imei,
         subj=_subjects(ctx, imei), record=record, t_ms=t_ms, t_ok=t_ok, t_ns=t_ns,
         lat=lat, lon=lon, alt=cols["alt"], angle=cols["angle"], sats=cols["sats"],
-        speed_kmh=cols["speed_kmh"],
+        speed_kmh=cols["speed_kmh"], priority=priority, event_io=event_io, n_io=n_io,
         gh_idx=np.fromiter(d.gh.keys(), dtype=np.int64, count=len(d.gh)),
         zero=zero, out_of_range=out_of_range, has_fix=located & ~zero & ~out_of_range & t_ok,
         damaged=damaged_msg[msg] if len(damaged_msg) else np.zeros(n, dtype=bool))
@@ -304,7 +302,7 @@ def _joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
     return out
 
 
-def _uniform_io(d: tc.Decoded, n: int) -> IoCols | None:
+def _uniform_io(d: tc.Decoded, n: int, counts: np.ndarray) -> IoCols | None:
     """:func:`io_columns` when every record carries the same IO ids in the same wire order
     (the usual periodic capture; no byte-string values), else None: the sorted table is
     then a fixed permutation of each record's elements, written column by column (no
@@ -312,11 +310,10 @@ def _uniform_io(d: tc.Decoded, n: int) -> IoCols | None:
 
     >>> from routetrace.testing import example_teltonika  # 3 records of one layout
     >>> d, _ = example_teltonika()
-    >>> io = _uniform_io(d, d.n_records)
+    >>> io = _uniform_io(d, d.n_records, d.counts)
     >>> io.rec[:6].tolist(), io.iid[:6].tolist()
     ([0, 0, 0, 0, 0, 1], [78, 182, 205, 206, 239, 78])
     """
-    counts = d.counts
     if d.io_bytes or n == 0 or not (counts == counts[0]).all():
         return None
     cols: list[tuple[int, int]] = []  # (width, column within its group), in wire order
@@ -341,19 +338,20 @@ def _uniform_io(d: tc.Decoded, n: int) -> IoCols | None:
     d.io_id.clear()
     d.io_raw.clear()
     return IoCols(rec=np.repeat(np.arange(n, dtype=np.int32), m),
-                  iid=np.tile(np.array(first, dtype=np.int32)[perm], n),
+                  iid=np.tile(np.array(first, dtype=np.uint16)[perm], n),
                   raw=raw.reshape(-1), w=np.tile(widths, n), hexv=None)
 
 
 def io_columns(d: tc.Decoded, n: int) -> IoCols:
-    """Step 2: the long IO table, ~10 rows per record: compact dtypes (int32 row, id and
-    width) and no copies that are not needed (memory of 1e6-record captures).
+    """Step 2: the long IO table, ~10 rows per record: compact dtypes (int32 row and width,
+    uint16 id, the dtype ``teltonika_io.io_id`` shares) and no copies that are not needed
+    (memory of 1e6-record captures).
 
     Parameters
     ----------
     d
-        The decoded capture (after :func:`record_columns`); its IO columns are taken
-        over (removed from ``d``).
+        The decoded capture (after :func:`record_columns`); its IO columns and counts are
+        taken over (removed from ``d``).
     n
         Number of AVL records.
 
@@ -374,7 +372,8 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
     (15, [78, 182, 205, 206, 239], [0, 12, 1234, 3001, 0], [8, 2, 4, 2, 1])
     """
     counts = d.counts
-    uniform = _uniform_io(d, n)
+    d.counts = counts[:0].copy()  # taken over (48 MB at 1e6 records): freed when done here
+    uniform = _uniform_io(d, n, counts)
     if uniform is not None:
         return uniform
     rec_parts, id_parts, raw_parts, width_parts = [], [], [], []
@@ -383,20 +382,20 @@ def io_columns(d: tc.Decoded, n: int) -> IoCols:
         if ids is None or not len(ids):
             continue
         rec_parts.append(np.repeat(np.arange(n, dtype=np.int32), counts[:, wi]))
-        id_parts.append(ids)
+        id_parts.append(ids.astype(np.uint16))  # ids are 1 or 2 bytes on the wire
         raw_parts.append(d.io_raw.pop(w))
         width_parts.append(np.full(len(ids), w, dtype=np.int32))
         del ids
     io_hex: np.ndarray | None = None
     if d.io_bytes:
         rec_parts.append(np.array([x[0] for x in d.io_bytes], dtype=np.int32))
-        id_parts.append(np.array([x[1] for x in d.io_bytes], dtype=np.int32))
+        id_parts.append(np.array([x[1] for x in d.io_bytes], dtype=np.uint16))
         raw_parts.append(np.zeros(len(d.io_bytes), dtype=np.int64))
         width_parts.append(-np.array([len(x[2]) for x in d.io_bytes], dtype=np.int32))  # < 0: bytes
         io_hex = np.full(sum(len(a) for a in rec_parts), None, dtype=object)
         io_hex[-len(d.io_bytes):] = [x[2].hex() for x in d.io_bytes]
     del counts
-    io_rec, io_id = _joined(rec_parts, np.int32), _joined(id_parts, np.int32)
+    io_rec, io_id = _joined(rec_parts, np.int32), _joined(id_parts, np.uint16)
     io_raw, io_w = _joined(raw_parts, np.int64), _joined(width_parts, np.int32)
     # sorted by (record, id) in one stable sort of one int64 key (the width groups are
     # runs already sorted by record: less work than a lexsort of two keys)
@@ -418,11 +417,12 @@ def _distinct_small(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(keys, return_inverse=True)`` for small non-negative integer keys, by a
     lookup table (linear time; the sort of 1e7 IO rows took seconds)."""
     if not len(keys):
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int16)
     present = np.bincount(keys) > 0
     ukeys = np.flatnonzero(present)
-    lut = np.zeros(len(present), dtype=np.int32)
-    lut[ukeys] = np.arange(len(ukeys), dtype=np.int32)
+    small = np.int16 if len(ukeys) < 32_768 else np.int32  # an IO map has a few hundred ids
+    lut = np.zeros(len(present), dtype=small)
+    lut[ukeys] = np.arange(len(ukeys), dtype=small)
     return ukeys, lut[keys]
 
 
@@ -458,7 +458,7 @@ def map_columns(profs: list[dict[str, Any]], prof_of_rec: np.ndarray, io: IoCols
      [1.0, 0.1, 1.0, 1.0, 1.0], [0, 1, 2, 3, 4])
     """
     if len(prof_of_rec) and (prof_of_rec == prof_of_rec[0]).all():  # one profile: no gather
-        lkey = io.iid if prof_of_rec[0] == 0 else io.iid + int(prof_of_rec[0]) * 65536
+        lkey = io.iid if prof_of_rec[0] == 0 else io.iid.astype(np.int64) + int(prof_of_rec[0]) * 65536
     else:
         lkey = prof_of_rec[io.rec] * 65536 + io.iid
     lut: dict[int, dict[str, Any]] = {}
@@ -562,11 +562,11 @@ def record_dictionary(rc: RecCols) -> pd.CategoricalDtype:
     """The locators of the produced records, in decoding order, as one dictionary shared by
     the ``record`` columns of ``teltonika_records`` and ``teltonika_io`` (held once; the
     count rule counts their codes instead of hashing 1e7 texts)."""
-    return pd.CategoricalDtype(pd.Index(rc.record.array[rc.keep]))
+    return pd.CategoricalDtype(pd.Index(shared_rows(rc.record.array, rc.keep)))
 
 
 def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str,
-             records: pd.CategoricalDtype | None = None) -> pd.DataFrame:
+             records: pd.CategoricalDtype) -> pd.DataFrame:
     """``teltonika_io``: one row per IO element of a produced record, lean (the table has
     ~10x the rows of the records): ``record`` is a categorical whose categories are the
     locators of ``teltonika_records`` in its row order (``records``, see
@@ -580,8 +580,8 @@ def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str,
     return pd.DataFrame({
         "source_id": pd.Categorical.from_codes(np.zeros(m_io, dtype=np.int8), categories=[source_id]),
         "record": pd.Categorical.from_codes(record_ordinals(io.rec, rc.keep),
-                                            dtype=records or record_dictionary(rc)),
-        "io_id": io.iid.astype(np.uint16),
+                                            dtype=records),
+        "io_id": io.iid,
         "name": _cat(mp.names, io.ent),
         "width": np.abs(io.w).astype(np.uint16),
         "raw": pd.arrays.IntegerArray(np.where(is_bytes, 0, io.raw) if is_bytes.any() else io.raw,
@@ -654,16 +654,15 @@ def distinct_rows(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def _extra_common(rc: RecCols, fsel: np.ndarray) -> pd.Series:
     """The common ``extra`` JSON of the fixes ``fsel`` (codec, event IO, IMEI, priority,
     satellites): built per distinct header, then taken in Arrow."""
-    H = rc.H
     fix_idx = np.flatnonzero(fsel)
-    codes, first = distinct_rows([rc.codec[fix_idx], H[fix_idx, 8], H[fix_idx, 1], rc.sats[fix_idx],
+    codes, first = distinct_rows([rc.codec[fix_idx], rc.event_io[fix_idx], rc.priority[fix_idx], rc.sats[fix_idx],
                                   rc.imei[fix_idx]])
     rep = fix_idx[first]
     ex = ('{"codec":"' + pd.Series(_CODEC_NAME[rc.codec[rep]], dtype="string") + '","event_io":'
-          + pd.Series(H[rep, 8].astype(np.int64)).astype("string"))
+          + pd.Series(rc.event_io[rep].astype(np.int64)).astype("string"))
     im = pd.Series(rc.imei[rep], dtype="string")
     ex = ex + (',"imei":"' + im + '"').fillna("")
-    ex = ex + ',"priority":' + pd.Series(H[rep, 1].astype(np.int64)).astype("string")
+    ex = ex + ',"priority":' + pd.Series(rc.priority[rep].astype(np.int64)).astype("string")
     sat_s = pd.Series(rc.sats[rep])
     ex = ex + (',"sats":' + sat_s.astype("Int64").astype("string")).fillna("") + "}"
     taken = pa.array(ex.array, type=pa.large_string()).take(pa.array(codes))
@@ -703,19 +702,20 @@ def _fix_extra(d: tc.Decoded, rc: RecCols, fsel: np.ndarray,
 
 def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None,
                 more: Mapping[int, dict[str, Any]] | None = None) -> pd.DataFrame:
-    """``fixes``: records with a usable position (satellites = 0: flag ``no_fix``)."""
+    """``fixes``: records with a usable position (satellites = 0: flag ``no_fix``); the
+    dictionary columns (subject, fix kind, flags) built in their dictionary form."""
     fsel = rc.has_fix
     flags = pd.Series(record_flags(rc)[fsel], dtype="string")  # never 0,0 / out of range
     with np.errstate(invalid="ignore"):
         flags = schema.add_flag(flags, rc.sats[fsel] == 0, "no_fix")
     out = pd.DataFrame({
-        "record": rc.record.array[fsel],
-        "subject_id": few_strings(rc.subj[fsel]),
+        "record": shared_rows(rc.record.array, fsel),
+        "subject_id": few_dictionary(rc.subj[fsel]),
         "t_utc": rc.utc(fsel).array,
         "lat": rc.lat[fsel], "lon": rc.lon[fsel], "alt_m": rc.alt[fsel],
         "speed_mps": rc.speed_kmh[fsel] / 3.6, "course_deg": rc.angle[fsel],
-        "fix_kind": te.str_take(np.array(["gps"], dtype=object), np.zeros(int(fsel.sum()), dtype=np.int64)),
-        "flags": flags.array, "extra": _fix_extra(d, rc, fsel, more),
+        "fix_kind": te.dictionary("gps", int(fsel.sum())),
+        "flags": te.dictionary(flags.array, len(flags)), "extra": _fix_extra(d, rc, fsel, more),
     }, copy=False)
     if h_acc_m is not None:
         out.insert(6, "h_acc_m", h_acc_m[fsel])
@@ -723,7 +723,7 @@ def fixes_table(d: tc.Decoded, rc: RecCols, *, h_acc_m: np.ndarray | None = None
 
 
 def records_table(d: tc.Decoded, rc: RecCols, source_id: str,
-                  records: pd.CategoricalDtype | None = None) -> pd.DataFrame:
+                  records: pd.CategoricalDtype) -> pd.DataFrame:
     """``teltonika_records``: one row per produced record, the whole header as sent.
     ``record`` is the dictionary ``records`` (:func:`record_dictionary`) in its order; the
     repetitive texts (subject, IMEI, codec, transport, flags) are dictionary-encoded; the
@@ -731,9 +731,13 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str,
     generation and AVL packet id one byte; event IO, IO count and UDP packet id two)."""
     k = rc.keep
     n = rc.n
-    H = rc.H
     info = d.msg_info
-    records = records or record_dictionary(rc)
+    every = bool(k.all())
+
+    def at(a: np.ndarray) -> np.ndarray:
+        """``a`` at the produced records: ``rc``'s own array when that is all of them (no
+        copy: :func:`build_tables` drops ``rc`` once this table is built)."""
+        return a if every else a[k]
 
     def per_msg(key: str, dtype: str) -> pd.api.extensions.ExtensionArray:
         """A per-message value at each produced record (converted per message, then taken)."""
@@ -755,12 +759,12 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str,
         "imei": few_dictionary(rc.imei[k]),
         "t_utc": rc.utc(k).array,
         "codec": few_dictionary(_CODEC_NAME[rc.codec[k]]),
-        "priority": pd.array(H[k, 1].astype(np.uint8), dtype="UInt8"),
-        "lat": rc.lat[k], "lon": rc.lon[k], "alt_m": rc.alt[k], "angle_deg": rc.angle[k],
+        "priority": pd.array(rc.priority[k], dtype="UInt8"),
+        "lat": at(rc.lat), "lon": at(rc.lon), "alt_m": at(rc.alt), "angle_deg": at(rc.angle),
         "satellites": pd.array(rc.sats[k], dtype="UInt8"),
-        "speed_kmh": rc.speed_kmh[k],
-        "event_io": pd.array(H[k, 8].astype(np.uint16), dtype="UInt16"),
-        "n_io": pd.array(H[k, 9].astype(np.uint16), dtype="UInt16"),
+        "speed_kmh": at(rc.speed_kmh),
+        "event_io": pd.array(rc.event_io[k], dtype="UInt16"),
+        "n_io": pd.array(rc.n_io[k], dtype="UInt16"),
         "generation": pd.arrays.IntegerArray(gen[k].astype(np.uint8), gen_missing[k]),
         "transport": few_dictionary(np.array([i.get("transport") for i in info], dtype=object)[rc.msg[k]]),
         "udp_packet_id": per_msg("packet_id", "UInt16"),
@@ -770,26 +774,24 @@ def records_table(d: tc.Decoded, rc: RecCols, source_id: str,
     }, copy=False)
 
 
-def _codec7_cells(d: tc.Decoded, rc: RecCols) -> dict[str, np.ndarray]:
-    """LAC, cell id and operator from the location block of produced codec-7 records
-    (0 where absent), for :func:`~.teltonika_events.cell_events`."""
-    out = {k: np.zeros(rc.n, dtype=np.int64) for k in ("lac", "cell_id", "operator")}
+def _codec7_cells(d: tc.Decoded, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """LAC, cell id and operator from the location block of produced (``keep``) codec-7
+    records (0 where absent), for :func:`~.teltonika_events.cell_events`."""
+    out = {k: np.zeros(len(keep), dtype=np.int64) for k in ("lac", "cell_id", "operator")}
     for r, info in d.gh.items():
-        if rc.keep[r] and info.get("lac") is not None:
+        if keep[r] and info.get("lac") is not None:
             out["lac"][r], out["cell_id"][r] = int(info["lac"] or 0), int(info["cell_id"] or 0)
             out["operator"][r] = int(info.get("operator") or 0)
     return out
 
 
-def _more_events(d: tc.Decoded, io: IoCols, mp: MapCols, rc: RecCols,
+def _more_events(d: tc.Decoded, io: IoCols, mp: MapCols, keep: np.ndarray,
                  ri: te.RecInfo) -> list[pd.DataFrame]:
-    """Alarm, identifier and serving-cell events (see :mod:`.teltonika_events`)."""
+    """Alarm, identifier and serving-cell events (see :mod:`.teltonika_events`; ``t_utc``
+    as int64 ns)."""
     frames = [te.alarm_events(io, mp.ents, ri), te.identifier_events(io, mp.ents, ri),
-              te.cell_events(io, mp.ents, ri, _codec7_cells(d, rc) if d.gh else None)]
-    out = [f for f in frames if f is not None and len(f)]
-    for f in out:
-        f["t_utc"] = pd.to_datetime(f["t_utc"].astype("int64"), unit="ns", utc=True)
-    return out
+              te.cell_events(io, mp.ents, ri, _codec7_cells(d, keep) if d.gh else None)]
+    return [f for f in frames if f is not None and len(f)]
 
 
 def build_tables(d: tc.Decoded, ctx: LoadContext,
@@ -847,33 +849,44 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
     mp = map_columns(profs, prof_of_rec, io)
     io_values(io, mp)
     io = keep_io(io, rc.keep)
+    n_io = len(io.rec)  # the build's size: below routetrace.memory.MIN_ROWS no release
     records = record_dictionary(rc)
     tables: dict[str, Any] = {IO_TABLE: io_table(io, mp, rc, ctx.source_id, records)}
-    damaged = {int(r): {"frame_error": d.msg_info[rc.msg[r]]["damaged"]}
-               for r in np.flatnonzero(rc.damaged)}
-    tables["fixes"] = fixes_table(d, rc, more=damaged,
-                                  h_acc_m=te.hdop_h_acc(io, mp.ents, rc.n, uere_m=uere_m))
+    h_acc_m = te.hdop_h_acc(io, mp.ents, rc.n, uere_m=uere_m)
+    # the events first, while the other tables are not yet built (the peak of the load is
+    # the events' rows and texts on top of the tables held at that moment)
     ri = te.RecInfo(t_ns=np.where(rc.t_ok, rc.t_ms, 0).astype(np.int64) * 1_000_000,
-                    subj=rc.subj, record=rc.record.array, event_io=rc.H[:, 8].astype(np.int64),
+                    subj=rc.subj, record=rc.record.array, event_io=rc.event_io,
                     lat=np.where(rc.has_fix, rc.lat, np.nan), lon=np.where(rc.has_fix, rc.lon, np.nan),
                     flag=record_flags(rc))
     assert io.value is not None and io.ent is not None
-    ev = te.io_events(
+    frames = te.io_event_frames(
         io_rec=io.rec, io_id=io.iid, io_raw=io.raw, io_value=io.value, io_ent=io.ent,
         kind_u=mp.kind, units_u=mp.units, names_u=mp.names, step_u=mp.step,
-        io_bytes=io.is_bytes, t_ns=ri.t_ns, subj=rc.subj, record=ri.record,
+        io_bytes=io.is_bytes, t_ns=ri.t_ns, subj=ri.subj, record=ri.record,
         event_io=ri.event_io, prof_of_rec=prof_of_rec, profs=profs, rec_lat=ri.lat,
         rec_lon=ri.lon, rec_flag=ri.flag)
-    more = _more_events(d, io, mp, rc, ri)
+    frames += _more_events(d, io, mp, rc.keep, ri)
     del io, ri  # the long IO columns the IO table does not hold (~200 MB at 1e6 records)
-    ev = pd.concat([ev, *more], ignore_index=True) if more else ev
+    release_freed_memory(rows=n_io)  # and the events' intermediates: ~200 MB of freed pages
+    ev = te.concat_events(frames) if frames else schema.empty("events")
+    del frames
+    release_freed_memory(rows=n_io)
+    damaged = {int(r): {"frame_error": d.msg_info[rc.msg[r]]["damaged"]}
+               for r in np.flatnonzero(rc.damaged)}
+    tables["fixes"] = fixes_table(d, rc, more=damaged, h_acc_m=h_acc_m)
+    tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id, records)
+    del rc, h_acc_m  # the per-record columns (~100 MB at 1e6 records): the tables hold them
+    release_freed_memory(rows=n_io)
     # the ids as LoadContext.finish would make them (source prefix, locator, kind), each
-    # joined in one Arrow pass rather than by a chain of ``+`` (a string column per step)
+    # joined in one Arrow pass rather than by a chain of ``+`` (a string column per step);
+    # last, so that no other table is built while they are held (120 MB at 1e6 records)
     prefix = ctx.source_id[:16] + ":"
     fixes = tables["fixes"]
     fixes["fix_id"] = te.join_text(prefix, fixes["record"].array).array
-    ev["event_id"] = te.join_text(prefix, ev["record"].array, ":", ev["kind"].array).array
+    kind = ev["kind"].array
+    ev["event_id"] = te.join_text(prefix, ev["record"].array, ":", te.str_take(
+        kind.categories.to_numpy(dtype=object), kind.codes)).array
     tables["events"] = ev
-    tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id, records)
     tables["_rejects"] = rejects
     return tables

@@ -4,6 +4,7 @@ ordering and change rules give what the straightforward versions give."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from routetrace.loaders import load
 from routetrace.loaders import teltonika_codec as tc
 from routetrace.loaders import teltonika_events as te
 from routetrace.loaders import teltonika_tables as tt
+from routetrace.loaders.base import LoadContext
 
 IMEI = "356307042441013"
 
@@ -216,7 +218,7 @@ def test_uniform_io_columns_are_the_sorted_ones(ios: list[tuple[int, int]],
     buf = tc.encode_tcp_frame(recs[:4]) + tc.encode_tcp_frame(recs[4:])
     msgs = [(k, s, e, f"offset {s}") for k, s, e in tc.segment_binary(buf)]
     fast = tt.io_columns(tc.decode_messages(buf, msgs), 7)
-    monkeypatch.setattr(tt, "_uniform_io", lambda d, n: None)
+    monkeypatch.setattr(tt, "_uniform_io", lambda d, n, counts: None)
     slow = tt.io_columns(tc.decode_messages(buf, msgs), 7)
     for name in ("rec", "iid", "raw", "w"):
         assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), name
@@ -250,3 +252,39 @@ def test_records_and_io_share_one_record_dictionary(tmp_path: Path, keep_damaged
         "priority": "UInt8", "satellites": "UInt8", "event_io": "UInt16", "n_io": "UInt16",
         "generation": "UInt8", "udp_packet_id": "UInt16", "avl_packet_id": "UInt8"}
     assert recs["event_io"].astype(int).isin([0, 239]).all() and recs["n_io"].eq(4).all()
+
+
+@pytest.mark.parametrize("keep_damaged", [False, True])
+def test_build_gives_its_text_columns_in_dictionary_form(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          keep_damaged: bool) -> None:
+    """The fixes and events reach ``LoadContext.finish`` with subject, fix kind, event kind,
+    unit and flags already in the dictionary form ``schema.coerce`` gives (string
+    categories in lexical order, none unused): no column of 1e6 texts is built and then
+    hashed again. The values are those of the plain text."""
+    seen: dict[str, pd.DataFrame] = {}
+    complete = LoadContext._complete
+
+    def spy(self: LoadContext, subj: str | None, **kw: Any) -> Any:
+        seen.update(fixes=kw["fixes"], events=kw["events"])
+        return complete(self, subj, **kw)
+    monkeypatch.setattr(LoadContext, "_complete", spy)
+    p = tmp_path / "mixed.bin"
+    _mixed_capture(p)
+    res = load(p, format="teltonika", options={"keep_damaged": keep_damaged, "door_input": 2})
+    for kind, names in (("fixes", ("subject_id", "fix_kind", "flags")),
+                        ("events", ("subject_id", "kind", "unit", "flags"))):
+        given, out = seen[kind], getattr(res, kind)
+        assert len(given) == len(out) > 0
+        for c in names:
+            s = given[c]
+            assert isinstance(s.dtype, pd.CategoricalDtype), (kind, c, s.dtype)
+            cats = s.cat.categories
+            assert cats.dtype == "string" and cats.is_monotonic_increasing, (kind, c)
+            assert set(cats) == set(s.dropna().astype(str)), (kind, c)  # none unused
+            assert s.astype("string").tolist() == out[c].astype("string").tolist(), (kind, c)
+    ev = res.events
+    assert {"ignition_on", "door_open"} <= set(ev["kind"].astype(str))
+    on = ev.loc[ev["kind"] == "ignition_on", "flags"].astype(str)
+    assert on.str.split("|").map(lambda f: "derived" in f).all()
+    assert (on == "damaged_frame|derived").any() == keep_damaged

@@ -334,7 +334,8 @@ def dictionary_take(labels: np.ndarray, codes: np.ndarray) -> pd.Categorical:
     labels
         A few texts (object array; None missing), e.g. the event kind of each IO map entry.
     codes
-        Integer index into ``labels`` of each row.
+        Integer index into ``labels`` of each row; a code < 0 is missing (as in
+        :func:`str_take`).
 
     Returns
     -------
@@ -344,10 +345,10 @@ def dictionary_take(labels: np.ndarray, codes: np.ndarray) -> pd.Categorical:
 
     Example
     -------
-    >>> dictionary_take(np.array(["odometer", None, "ignition"], dtype=object), np.array([2, 0, 1, 2])).tolist()
-    ['ignition', 'odometer', <NA>, 'ignition']
+    >>> dictionary_take(np.array(["odometer", None, "ignition"], dtype=object), np.array([2, 0, 1, -1])).tolist()
+    ['ignition', 'odometer', <NA>, <NA>]
     """
-    return dictionary(labels, len(labels)).take(codes)
+    return dictionary(labels, len(labels)).take(codes, allow_fill=True)
 
 
 def _with_flag(flags: pd.Categorical, flag: str) -> pd.Categorical:

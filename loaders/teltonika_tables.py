@@ -561,8 +561,22 @@ def record_ordinals(rec: np.ndarray, keep_rec: np.ndarray) -> np.ndarray:
 def record_dictionary(rc: RecCols) -> pd.CategoricalDtype:
     """The locators of the produced records, in decoding order, as one dictionary shared by
     the ``record`` columns of ``teltonika_records`` and ``teltonika_io`` (held once; the
-    count rule counts their codes instead of hashing 1e7 texts)."""
-    return pd.CategoricalDtype(pd.Index(shared_rows(rc.record.array, rc.keep)))
+    count rule counts their codes instead of hashing 1e7 texts).
+
+    pandas checks that categories are unique with a hash table of Python strings, which it
+    then keeps on the categories (~115 MB at 1e6 records). The locators are unique by
+    construction and nothing looks one up in that table (codes are built by position), so
+    it is dropped; if pandas ever stops caching it there, nothing changes but the memory.
+
+    >>> from routetrace.testing import example_teltonika  # 3 records of a lorry
+    >>> d, ctx = example_teltonika()
+    >>> rd = record_dictionary(record_columns(d, ctx))
+    >>> rd.categories.tolist(), "_engine" in getattr(rd.categories, "_cache", {})
+    (['line 1/rec 0', 'line 1/rec 1', 'line 1/rec 2'], False)
+    """
+    dtype = pd.CategoricalDtype(pd.Index(shared_rows(rc.record.array, rc.keep)))
+    getattr(dtype.categories, "_cache", {}).pop("_engine", None)
+    return dtype
 
 
 def io_table(io: IoCols, mp: MapCols, rc: RecCols, source_id: str,

@@ -39,16 +39,19 @@ __all__ = [
 
 
 def _broadcast(value: Any, n: int) -> Any:
-    """``value`` as a column of ``n``: a scalar repeated; an array kept as it is (a Series or
-    Index without its index, no Python object per value); any other iterable as a list."""
+    """``value`` as a column of ``n``: a scalar repeated; an array without a Python object per
+    value (a Series without its index, sharing its memory until either is written to; an
+    array copied); any other iterable as a list."""
     if isinstance(value, (bool, int, float, np.number)) and not isinstance(value, np.bool_):
         return np.full(n, value)  # a number: one array, not n Python objects
     if isinstance(value, (str, bytes)) or np.isscalar(value) or value is None:
         return [value] * n
-    if isinstance(value, (pd.Series, pd.Index)):
-        vals: Any = value.array
+    if isinstance(value, pd.Series):  # a lazy copy: copy-on-write keeps the two apart
+        vals: Any = value.reset_index(drop=True)
+    elif isinstance(value, pd.Index):  # immutable
+        vals = value.array
     elif isinstance(value, (np.ndarray, pd.api.extensions.ExtensionArray)):
-        vals = value
+        vals = value.copy()  # the caller may write to it later
     else:
         vals = list(value)
     if len(vals) != n:
@@ -123,7 +126,7 @@ def make_fixes(
     >>> f[["fix_id", "subject_id", "lon", "record"]].values.tolist()
     [['test:0', 'lorry', 3.87, '0'], ['test:1', 'lorry', 3.88, '1']]
     """
-    times = pd.Series(_broadcast(t_utc, len(t_utc)) if isinstance(t_utc, Sized) else list(t_utc))
+    times = pd.Series(_broadcast(t_utc, len(t_utc)) if isinstance(t_utc, Sized) else list(t_utc), copy=False)
     if pd.api.types.is_datetime64_any_dtype(times.dtype):
         parsed = times
     else:
@@ -135,14 +138,14 @@ def make_fixes(
     df = pd.DataFrame({
         "fix_id": fix_id,
         "subject_id": _text(subject_id, n),
-        "t_utc": parsed.dt.tz_convert("UTC"),
+        "t_utc": parsed if parsed.dtype == "datetime64[ns, UTC]" else parsed.dt.tz_convert("UTC"),
         "lat": _broadcast(lat, n),
         "lon": _broadcast(lon, n),
         "fix_kind": _text(fix_kind, n),
         "source_id": schema.repeat(source_id, n),
         "record": record,
         "flags": schema.repeat("", n),
-    })
+    }, copy=False)  # the columns as given (copy-on-write keeps the caller's arrays safe)
     if h_acc_m is not None:  # None: left to schema.coerce (unknown, one shared NaN)
         df.insert(df.columns.get_loc("lon") + 1, "h_acc_m", _broadcast(h_acc_m, n))
     for name, value in columns.items():

@@ -51,3 +51,22 @@ def test_issue21_ratios_are_printed_at_the_largest_size_with_whether_each_bound_
         "- truck, 1,000 fixes: routetrace make_fixes + stops vs scikit-mobility tuned: throughput 7.5x "
         "(needs >= 10x: NOT met); whole-process peak RSS 150 / 250 MiB = 0.60 (needs <= 0.5: NOT met)",
     ]
+
+
+def test_issue21_states_the_harness_floor_and_what_each_tool_adds_above_its_own() -> None:
+    def row(tool: str, rate: float, peak: float) -> dict[str, object]:
+        return {"data": "phone", "fixes": 1000, "status": "ok", "tool": tool, "rate": rate, "process_peak": peak}
+
+    rows = [row("routetrace make_fixes + stops", 300.0, 330.0), row("scikit-mobility", 20.0, 405.0)]
+    floor = {"phone": {"no tool": 215.0, "no tool, scikit-mobility's venv": 240.0}}
+    last = S._issue21(rows, floor)[-1]
+    assert last == ("- phone, 1,000 fixes, the harness alone (pandas imported and the input read, no tool run): "
+                    "215 MiB in routetrace's venv, 240 MiB in scikit-mobility's. Half of scikit-mobility's "
+                    "whole-process peak is 202 MiB, under the floor: in this harness no routetrace code can meet "
+                    "the bound. Above its venv's floor (its imports, input building and detection) routetrace "
+                    "adds 115 MiB, scikit-mobility 165 MiB (ratio 0.70).")
+    # a floor under the bound says by how much; a missing floor run adds no line
+    floor["phone"]["no tool"] = 150.0
+    assert "52 MiB above the floor" in S._issue21(rows, floor)[-1]
+    del floor["phone"]["no tool"]
+    assert S._issue21(rows, floor)[-1].startswith("- phone, 1,000 fixes: routetrace make_fixes + stops vs")

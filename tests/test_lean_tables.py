@@ -112,3 +112,26 @@ def test_coerce_keeps_float_and_time_columns_without_a_copy() -> None:
     # another time unit or zone is still converted (to UTC nanoseconds)
     h = schema.coerce(f.assign(t_utc=f["t_utc"].dt.tz_convert("Europe/Brussels").dt.as_unit("us")), "fixes")
     assert str(h["t_utc"].dtype) == "datetime64[ns, UTC]" and h["t_utc"].equals(f["t_utc"])
+
+
+def test_make_fixes_shares_the_callers_series_and_copies_its_arrays() -> None:
+    """``make_fixes`` from a DataFrame's columns (as ``bench/stops.py`` builds it) holds their
+    times and positions without a copy (~24 MB at 1e6 rows); copy-on-write keeps a later
+    write on either side from reaching the other, and a numpy array is copied (numpy has no
+    copy-on-write to protect it)."""
+    src = pd.DataFrame({"t": pd.date_range("2025-10-26T21:00Z", periods=1000, freq="s", unit="ns"),
+                        "lat": np.linspace(51.0, 51.1, 1000), "lon": np.linspace(3.8, 3.9, 1000)},
+                       index=np.arange(1000) + 7)  # an index of its own: the table's is 0..n-1
+    f = make_fixes(t_utc=src["t"], lat=src["lat"], lon=src["lon"])
+    assert f.index.equals(pd.RangeIndex(1000))
+    for c, s in (("lat", "lat"), ("lon", "lon")):
+        assert np.shares_memory(f[c].to_numpy(), src[s].to_numpy()), c
+    assert np.shares_memory(f["t_utc"].array._ndarray, src["t"].array._ndarray)
+    src.loc[7, "lat"] = 0.0
+    assert f["lat"].iloc[0] == 51.0
+    f.loc[0, "lon"] = 0.0
+    assert src.loc[7, "lon"] == 3.8 and f["lon"].iloc[0] == 0.0
+    lat = np.linspace(51.0, 51.1, 1000)
+    g = make_fixes(t_utc=src["t"], lat=lat, lon=3.8)
+    lat[0] = 0.0
+    assert g["lat"].iloc[0] == 51.0

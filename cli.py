@@ -403,17 +403,32 @@ def cmd_exhibit(args: argparse.Namespace) -> dict[str, Any]:
     return {"out": str(args.out), "outputs": written}
 
 
+#: flags users type for a positional argument, and the hint that says where it goes
+_POSITIONAL_HINTS = {
+    "--case": "the case folder takes no flag: it is the first argument after the command, "
+              "e.g. `routetrace ingest CASE EVIDENCE...`, `routetrace chronology CASE`",
+}
+
+
 class _UsageError(Exception):
     """A usage error found by argparse (exit 2); carried to :func:`main` for --json."""
 
     def __init__(self, message: str, usage: str) -> None:
         super().__init__(message)
         self.usage = usage
+        self.hint: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's hook: usage errors exit 2
         raise _UsageError(f"{self.prog}: error: {message}", self.format_usage())
+
+
+def _usage_hint(argv: Sequence[str]) -> str | None:
+    """A hint for a usage error: where a value given with a flag it does not take goes."""
+    hints = [h for flag, h in _POSITIONAL_HINTS.items()
+             if any(a == flag or a.startswith(flag + "=") for a in argv)]
+    return "; ".join(hints) or None
 
 
 _EPILOG = """times: every table stores UTC; exhibits show the local time of the place with its
@@ -591,7 +606,7 @@ def _error_object(exc: BaseException, code: int) -> dict[str, Any]:
             obj["result"] = exc.result
     else:
         obj = {"ok": False, "error": str(exc), "kind": type(exc).__name__, "file": None,
-               "record": None, "hint": None}
+               "record": None, "hint": getattr(exc, "hint", None)}
     obj["exit_code"] = code
     return obj
 
@@ -640,7 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except _UsageError as exc:
-        return _fail(exc, 2, as_json=as_json, line=exc.usage.rstrip() + "\n" + str(exc))
+        exc.hint = _usage_hint(argv)
+        hint = f"\n  hint: {exc.hint}" if exc.hint else ""
+        return _fail(exc, 2, as_json=as_json, line=exc.usage.rstrip() + "\n" + str(exc) + hint)
     CONSOLE.quiet = bool(getattr(args, "quiet", False))
     CONSOLE.json = bool(args.json)
     try:

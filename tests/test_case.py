@@ -119,6 +119,23 @@ def test_cli_errors_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Captu
     assert "the following arguments are required" in capsys.readouterr().err
 
 
+def test_cli_a_case_given_with_a_flag_is_a_usage_error_that_says_where_the_case_goes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--case CASE`` (or ``--case=CASE``) is the most natural mistake: the case folder is
+    a positional argument. The usage error says so, on stderr and in --json's hint."""
+    where = "the case folder takes no flag: it is the first argument after the command"
+    assert main(["chronology", "--case", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --case" in err and f"hint: {where}" in err
+    assert main(["chronology", f"--case={tmp_path / 'c'}", "--json"]) == 2
+    cap = capsys.readouterr()
+    obj = json.loads(cap.out)
+    assert obj["exit_code"] == 2 and obj["hint"].startswith(where) and "required: case" in obj["error"]
+    assert not (tmp_path / "c").exists()  # nothing was written
+    assert main(["chronology", "--radius"]) == 2  # another usage error: no hint to give
+    assert "hint" not in capsys.readouterr().err
+
+
 def test_cli_a_bad_option_value_is_named_with_a_hint_about_options(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A loader option with a wrong value fails every file it reaches: the error names the

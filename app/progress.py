@@ -71,6 +71,26 @@ def file_position(name: str) -> tuple[int, int] | None:
     return None
 
 
+#: the longest file name a log line shows whole (an archive member's path can be of any
+#: length, and it is the device's text)
+LOG_NAME_CHARS = 400
+
+
+def _tail(text: str, n: int) -> str:
+    """``text``, or where it is longer than ``n`` characters its end after an ellipsis, from
+    a path separator (``/`` or an archive's ``!``) where one is in the last ``n``: the end of
+    a path names the file, and a cut shows as "…" rather than as a name cut in two.
+
+    >>> _tail("evidence/phone-A/a.gpx", 12), _tail("a.gpx", 12), _tail("x" * 20, 5)
+    ('…/a.gpx', 'a.gpx', '…xxxxx')
+    """
+    if len(text) <= n:
+        return text
+    tail = text[-n:]
+    cut = min((i for i in (tail.find("/"), tail.find("!")) if i >= 0), default=-1)
+    return "…" + (tail[cut:] if 0 <= cut < len(tail) - 1 else tail)
+
+
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.0f} MB" if n >= 10e6 else f"{n / 1e6:,.1f} MB"
 
@@ -110,7 +130,7 @@ class Progress:
                 self.done_files += 1
             self.current = name
         if not self.tty:
-            self._line(f"  reading {name[-120:]}")
+            self._line(f"  reading {_tail(name, LOG_NAME_CHARS)}")
 
     def clear_file(self) -> None:
         """The reader is done with files for now (the step goes on with other work).
@@ -136,7 +156,7 @@ class Progress:
         if name:
             where = file_position(name)
             pct = f" {100 * where[0] / where[1]:.0f} % of {_mb(where[1])}" if where and where[1] else ""
-            parts.append(f"file {done + 1}: {Path(name.split('!')[-1]).name[-60:]}{pct}")
+            parts.append(f"file {done + 1}: {_tail(Path(name.split('!')[-1]).name, 60)}{pct}")
         parts.append(f"{elapsed:.0f} s")
         return " · ".join(parts)
 

@@ -9,6 +9,7 @@ the files marked stale. The rule itself is checked on a throwaway git repository
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -147,3 +148,22 @@ def test_results_committed_with_their_code_are_fresh(tmp_path: Path) -> None:
     code.write_text("A = 3\n")
     _git(repo, "commit", "-qam", "code again")
     assert not S.status(res, root=repo).fresh
+
+
+#: a speed or memory ratio as a benchmark prints it (``1.60x``, ``2×``)
+_RATIO = re.compile(r"\b\d+(?:\.\d+)?(?:x|×)(?![\w-])")
+
+
+#: the prose the rule covers: README and docs/, less the generated docs/validation.md
+_PROSE = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "validation.md")]
+
+
+@pytest.mark.parametrize("path", _PROSE, ids=lambda p: p.name)
+def test_prose_states_no_ratio_by_hand(path: Path) -> None:
+    """A measured figure in the docs is written by its script (with the commit and command
+    that made it) and so goes stale visibly; one typed into prose does not: docs/ios.md kept
+    "1.60x the time ... 0.90 of its peak" after the bench had moved to 1.10x / 0.70x.
+    Prose points at ``bench/results/`` instead (``docs/validation.md`` is written by
+    ``bench/validate.py``, with its provenance line)."""
+    hits = [m.group(0) for m in _RATIO.finditer(path.read_text(encoding="utf-8"))]
+    assert not hits, f"{path.name} states ratios by hand: {hits}; point at bench/results/ instead"

@@ -298,6 +298,17 @@ def _positive_metres(v: str) -> float:
     return x
 
 
+def _zone_name(v: str) -> str:
+    """argparse type: an IANA zone name (checked before anything is read or written)."""
+    from .timebase import zone
+
+    try:
+        zone(v)
+    except RoutetraceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return v
+
+
 def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
     """Stops, trips, gaps and the chronology of every subject."""
     from .app.analysis import run_chronology
@@ -484,7 +495,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--subject", help="subject id for these inputs (default: from the source)")
     sp.add_argument("--subjects", metavar="YAML",
                     help="mapping of input paths to subjects and devices (see docs/subjects.md)")
-    sp.add_argument("--tz", metavar="ZONE",
+    sp.add_argument("--tz", metavar="ZONE", type=_zone_name,
                     help="IANA zone for local times without offset, e.g. Europe/Brussels")
     sp.add_argument("--format", metavar="NAME", help="force a loader (see `routetrace formats`)")
     sp.add_argument("--option", action="append", metavar="KEY=VALUE",
@@ -567,7 +578,7 @@ def _parser() -> argparse.ArgumentParser:
     case_arg(sp)
     sp.add_argument("statements", nargs="?", help="statements file (YAML or CSV); default: the "
                     "indicated places already ingested into the case")
-    sp.add_argument("--tz", metavar="ZONE", help="IANA zone for local times in the statements")
+    sp.add_argument("--tz", metavar="ZONE", type=_zone_name, help="IANA zone for local times in the statements")
     sp.add_argument("--option", action="append", metavar="KEY=VALUE",
                     help="statements loader option (repeatable)")
     sp.add_argument("--out", help="folder for the CSVs (default CASE/corroboration)")

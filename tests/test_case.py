@@ -136,6 +136,21 @@ def test_cli_a_case_given_with_a_flag_is_a_usage_error_that_says_where_the_case_
     assert "hint" not in capsys.readouterr().err
 
 
+def test_cli_an_unknown_time_zone_is_a_usage_error_before_anything_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--tz was only checked by a loader that met a naive time, file by file, and the run
+    ended "nothing could be loaded ... check the paths" with a case folder written."""
+    (tmp_path / "a.csv").write_text("lat,lon,time\n51,3.8,2025-10-24 20:00:00\n")
+    assert main(["ingest", str(tmp_path / "case"), str(tmp_path / "a.csv"), "--tz", "Mars/Olympus"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --tz: unknown time zone 'Mars/Olympus'" in err
+    assert not (tmp_path / "case").exists()
+    assert main(["corroborate", str(tmp_path / "case"), "--tz", "CEST"]) == 2
+    assert "argument --tz: unknown time zone 'CEST'" in capsys.readouterr().err
+    assert main(["ingest", str(tmp_path / "case"), str(tmp_path / "a.csv"), "--tz", "Europe/Brussels",
+                 "--quiet"]) == 0
+
+
 def test_cli_a_bad_option_value_is_named_with_a_hint_about_options(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A loader option with a wrong value fails every file it reaches: the error names the

@@ -309,6 +309,26 @@ def _zone_name(v: str) -> str:
     return v
 
 
+def _time_arg(v: str, flag: str) -> str:
+    from .maps.selection import utc_bound
+
+    try:
+        utc_bound(v, name=flag)
+    except RoutetraceError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+    return v
+
+
+def _time_from(v: str) -> str:
+    """argparse type: a time with its zone (``--from``)."""
+    return _time_arg(v, "--from")
+
+
+def _time_to(v: str) -> str:
+    """argparse type: a time with its zone (``--to``)."""
+    return _time_arg(v, "--to")
+
+
 def cmd_chronology(args: argparse.Namespace) -> dict[str, Any]:
     """Stops, trips, gaps and the chronology of every subject."""
     from .app.analysis import run_chronology
@@ -407,7 +427,8 @@ def cmd_exhibit(args: argparse.Namespace) -> dict[str, Any]:
     with CONSOLE.working("drawing the exhibit" + (" (HTML, PNG, PDF)" if static else " (HTML)")):
         written = exhibit_from_case(args.case, out_dir=args.out, exhibit_no=args.exhibit_no,
                                     title=args.title, tiles=args.tiles, roads=args.roads,
-                                    static=static)
+                                    static=static, subjects=args.subject, t_from=args.t_from,
+                                    t_to=args.t_to)
     CONSOLE.done()
     for name in sorted(written):
         CONSOLE.info(f"wrote {Path(args.out) / name}")
@@ -585,6 +606,8 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = add("exhibit", cmd_exhibit, "write the map exhibit set (HTML, PNG, PDF, KML, GPKG, ...)",
              "routetrace exhibit case-42 --out exhibit-4 --exhibit-no 4",
+             "routetrace exhibit case-42 --out exhibit-5 --exhibit-no 5 --subject lorry-1 "
+             "--from 2025-10-25T00:00+02:00 --to 2025-10-26T00:00+01:00",
              "SOURCE_DATE_EPOCH=1767225600 routetrace exhibit case-42 --out ex --no-static")
     case_arg(sp, "case folder; run `routetrace chronology` on it first")
     sp.add_argument("--out", required=True, help="output folder")
@@ -597,6 +620,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="road lines (GeoJSON/GeoPackage) for the background")
     sp.add_argument("--no-static", action="store_true",
                     help="skip PNG/PDF (no Chromium needed)")
+    sp.add_argument("--subject", action="append", metavar="SUBJECT",
+                    help="show this subject only (repeatable); places without a subject (pins, "
+                         "statements) stay. `routetrace subjects CASE` lists them")
+    sp.add_argument("--from", dest="t_from", metavar="TIME", type=_time_from,
+                    help="show the period from TIME (with its zone: 2025-10-25T00:00+02:00 or ...Z); "
+                         "stops and trips overlapping it are shown whole")
+    sp.add_argument("--to", dest="t_to", metavar="TIME", type=_time_to,
+                    help="show the period up to TIME (excluded; with its zone)")
 
     sp = add("verify", cmd_verify, "re-hash every source and output of a case and report changes",
              "routetrace verify case-42", "routetrace verify case-42 --exhibit exhibit-4 "

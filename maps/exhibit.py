@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from .exports import (
     write_kmz,
 )
 from .footer import source_date
+from .selection import describe_selection, select_rows, selection_params
 from .timeline import build_timeline_map, derive_gaps, prepare_fixes
 
 __all__ = ["EXHIBIT_FILES", "exhibit_from_case", "make_exhibit"]
@@ -186,13 +187,18 @@ def exhibit_from_case(
     tiles: str | os.PathLike[str] | None = None,
     roads: Any = None,
     static: bool = True,
+    subjects: Sequence[str] | None = None,
+    t_from: Any = None,
+    t_to: Any = None,
 ) -> dict[str, str]:
     """Write the exhibit set of a case folder (``routetrace exhibit CASE --out DIR``).
 
     Reads the case's ``fixes, stops, trips, gaps, places, sources`` tables (absent ones are
     empty; without a ``gaps`` table they are derived by the chronology's rule, with the
     case's ignition ``events``) and the stage parameters recorded in ``case.json``, then
-    calls :func:`make_exhibit`.
+    calls :func:`make_exhibit`. ``subjects``, ``t_from`` and ``t_to`` draw it from the rows
+    of some subjects or of a period only (:mod:`routetrace.maps.selection` says which), and
+    the exhibit states that selection beside the parameters.
 
     Parameters
     ----------
@@ -211,11 +217,23 @@ def exhibit_from_case(
         Background road lines, as for :func:`make_exhibit`.
     static : bool, default True
         Also render PNG and PDF with Chromium.
+    subjects : sequence of str, optional
+        Show these subjects only; default None: every subject.
+    t_from, t_to : str, datetime or pandas.Timestamp, optional
+        Show the period ``t_from <= t < t_to`` only, each time with its zone (``...Z`` or
+        ``+02:00``); default None: open.
 
     Returns
     -------
     dict of str to str
         As :func:`make_exhibit`: file name to SHA-256.
+
+    Raises
+    ------
+    ExportError
+        The case (or the selection) has no fixes to map.
+    ParameterError
+        A subject the case does not hold, a time without a zone, or an empty period.
 
     Example
     -------
@@ -241,11 +259,21 @@ def exhibit_from_case(
         df = case.table(name)
         return pd.DataFrame(df.drop(columns=[c for c in ("geometry",) if c in df.columns]))
 
-    fixes = get("fixes")
+    t = {n: get(n) for n in ("fixes", "stops", "trips", "gaps", "places", "sources", "events")}
+    chosen = selection_params(subjects=subjects, t_from=t_from, t_to=t_to)
+    if t["fixes"] is not None and len(t["fixes"]) and chosen:
+        t = select_rows(t, subjects=subjects, t_from=t_from, t_to=t_to)
+    fixes = t["fixes"]
     if fixes is None or not len(fixes):
-        raise ExportError("the case has no fixes to map; ingest evidence first", path=str(case_root))
+        said = chosen.get("selection")
+        what = ("the case has no fixes to map" if not said else
+                f"the case has no fixes of {', '.join(said.get('subjects', ['any subject']))} "
+                f"from {said.get('from', 'its start')} to {said.get('to (excluded)', 'its end')} to map")
+        raise ExportError(what, path=str(case_root),
+                          hint="widen the period or name other subjects" if said else "ingest evidence first")
     return make_exhibit(
-        fixes, stops=get("stops"), trips=get("trips"), gaps=get("gaps"), places=get("places"),
-        sources=get("sources"), case_id=case.case_id, exhibit_no=exhibit_no, out_dir=out_dir,
-        title=title, params=case.manifest.get("parameters", {}), tiles=tiles, roads=roads,
-        static=static, events=get("events"))
+        fixes, stops=t["stops"], trips=t["trips"], gaps=t["gaps"], places=t["places"],
+        sources=t["sources"], case_id=case.case_id, exhibit_no=exhibit_no, out_dir=out_dir,
+        title=f"{title} · {describe_selection(chosen)}" if chosen else title,
+        params={**case.manifest.get("parameters", {}), **chosen}, tiles=tiles, roads=roads,
+        static=static, events=t["events"])

@@ -76,6 +76,7 @@ DOCUMENTED = [
     "routetrace.maps.gazetteer",
     "routetrace.maps.layout",
     "routetrace.maps.patterns",
+    "routetrace.maps.selection",
     "routetrace.maps.static",
     "routetrace.maps.timeline",
     "routetrace.memory",

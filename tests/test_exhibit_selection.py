@@ -1,0 +1,117 @@
+"""An exhibit of some subjects over a period (``routetrace exhibit --subject --from --to``):
+drawn from fewer rows of the case, never from changed ones, and saying so on its face."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from routetrace.app.ingest import ingest
+from routetrace.case import open_case
+from routetrace.cli import main
+from routetrace.errors import ExportError, ParameterError
+from routetrace.maps.exhibit import exhibit_from_case
+from routetrace.maps.selection import select_rows
+from routetrace.samples import generate
+
+FROM, TO = pd.Timestamp("2025-10-26T18:00Z"), pd.Timestamp("2025-10-27T00:00Z")
+PICK = ["lorry-1", "phone-A"]
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("selection")
+    for f in generate(tmp / "s"):
+        ingest(tmp / "case", [tmp / "s" / f.path], subject_id=f.subject_id, tz=f.tz, format=f.format)
+    assert main(["chronology", str(tmp / "case"), "--quiet"]) == 0
+    return tmp / "case"
+
+
+def _tables(case: Path) -> dict[str, pd.DataFrame]:
+    c = open_case(case)
+    return {n: c.table(n) for n in ("fixes", "events", "stops", "trips", "gaps", "places", "sources")}
+
+
+def test_rows_of_the_subjects_in_the_period_and_intervals_overlapping_it_kept_whole(case: Path) -> None:
+    t = _tables(case)
+    out = select_rows(t, subjects=PICK, t_from="2025-10-26T19:00+01:00", t_to="2025-10-27T01:00+01:00")
+    f, allf = out["fixes"], t["fixes"]
+    inside = allf["subject_id"].astype(str).isin(PICK) & (allf["t_utc"] >= FROM) & (allf["t_utc"] < TO)
+    assert len(f) == int(inside.sum()) > 0
+    assert sorted(f["fix_id"].astype(str)) == sorted(allf.loc[inside, "fix_id"].astype(str))
+    # a stop is shown when it overlaps the period, with its own arrival and dwell
+    st, all_st = out["stops"], t["stops"]
+    overlap = (all_st["subject_id"].astype(str).isin(PICK) & (all_st["t_arrival"] < TO)
+               & (all_st["t_departure"] >= FROM))
+    assert sorted(st["stop_id"].astype(str)) == sorted(all_st.loc[overlap, "stop_id"].astype(str))
+    assert (st["t_arrival"] < FROM).any(), "the sample has a stop begun before the period"
+    pd.testing.assert_frame_equal(st.sort_values("stop_id").reset_index(drop=True),
+                                  all_st[overlap].sort_values("stop_id").reset_index(drop=True))
+    for name in ("events", "trips", "gaps"):
+        assert set(out[name]["subject_id"].astype(str)) <= set(PICK), name
+    # places without a subject (pins, statements) belong to the case: kept when undated or
+    # dated in the period (a statement's "that night")
+    p, all_p = out["places"], t["places"]
+    undated = all_p["t_start"].isna()
+    dated_in = ~undated & (all_p["t_start"] < TO) & (all_p["t_end"].fillna(all_p["t_start"]) >= FROM)
+    no_subject = all_p["subject_id"].isna()
+    assert p["subject_id"].isna().sum() == int((no_subject & (undated | dated_in)).sum())
+    assert (no_subject & undated).sum() > 0 and (no_subject & ~undated & ~dated_in).sum() > 0
+    assert set(p["subject_id"].dropna().astype(str)) <= set(PICK)
+    # the sources listed are those a kept row cites: none of lorry-2's or phone-B's
+    kept = set(out["sources"]["subject_id"].astype(str))
+    assert "lorry-2" not in kept and "phone-B" not in kept and {"lorry-1", "phone-A"} <= kept
+
+
+def test_the_exhibit_says_what_it_shows_and_verifies(case: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761000000")
+    out = tmp_path / "ex5"
+    assert main(["exhibit", str(case), "--out", str(out), "--exhibit-no", "5", "--no-static", "--quiet",
+                 "--subject", "lorry-1", "--subject", "phone-A",
+                 "--from", "2025-10-26T19:00+01:00", "--to", "2025-10-27T01:00+01:00"]) == 0
+    html = (out / "exhibit.html").read_text(encoding="utf-8")
+    assert "Timeline map · subjects lorry-1, phone-A · 2025-10-26 18:00Z to 2025-10-27 00:00Z" in html
+    assert "phone-B" not in html and "lorry-2" not in html
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    sel = manifest["parameters"]["selection"]
+    assert sel["subjects"] == PICK and sel["from"] == "2025-10-26T18:00:00Z"
+    assert sel["to (excluded)"] == "2025-10-27T00:00:00Z" and "shown whole" in sel["rule"]
+    assert all("phone-B" not in s["path"] and "lorry-2" not in s["path"] for s in manifest["sources"])
+    assert "selection: subjects lorry-1, phone-A" in html  # stated with the parameters too
+    assert main(["verify", str(case), "--exhibit", str(out), "--quiet"]) == 0
+    # the same selection again: byte-identical
+    again = tmp_path / "again"
+    exhibit_from_case(case, out_dir=again, exhibit_no="5", static=False, subjects=PICK,
+                      t_from="2025-10-26T19:00+01:00", t_to="2025-10-27T01:00+01:00")
+    assert (again / "exhibit.html").read_bytes() == (out / "exhibit.html").read_bytes()
+
+
+def test_the_whole_case_exhibit_is_unchanged_by_the_new_options(case: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761000000")
+    a = exhibit_from_case(case, out_dir=tmp_path / "a", exhibit_no="1", static=False)
+    b = exhibit_from_case(case, out_dir=tmp_path / "b", exhibit_no="1", static=False, subjects=None,
+                          t_from=None, t_to=None)
+    assert a == b
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text(encoding="utf-8"))
+    assert "selection" not in manifest["parameters"]
+
+
+def test_mistakes_are_named(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ParameterError, match="no subject 'lorry-9' in the case; its subjects: .*lorry-1"):
+        exhibit_from_case(case, out_dir=tmp_path / "x", exhibit_no="1", static=False, subjects=["lorry-9"])
+    with pytest.raises(ExportError, match="no fixes of lorry-2 from 2025-10-20T00:00:00Z to 2025-10-21"):
+        exhibit_from_case(case, out_dir=tmp_path / "x", exhibit_no="1", static=False, subjects=["lorry-2"],
+                          t_from="2025-10-20T00:00Z", t_to="2025-10-21T00:00Z")
+    with pytest.raises(ParameterError, match="ends .* before it starts"):
+        exhibit_from_case(case, out_dir=tmp_path / "x", exhibit_no="1", static=False,
+                          t_from="2025-10-21T00:00Z", t_to="2025-10-20T00:00Z")
+    assert main(["exhibit", str(case), "--out", str(tmp_path / "y"), "--from", "2025-10-26 19:00"]) == 2
+    assert "argument --from: --from '2025-10-26 19:00' has no time zone" in capsys.readouterr().err
+    assert main(["exhibit", str(case), "--out", str(tmp_path / "y"), "--to", "yesterday"]) == 2
+    assert "is not a time" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -647,8 +647,8 @@ def _error_object(exc: BaseException, code: int) -> dict[str, Any]:
         if isinstance(exc, _Failed):
             obj["result"] = exc.result
     else:
-        obj = {"ok": False, "error": str(exc), "kind": type(exc).__name__, "file": None,
-               "record": None, "hint": getattr(exc, "hint", None)}
+        obj = {"ok": False, "error": str(exc), "kind": type(exc).__name__.lstrip("_"), "file": None,
+               "record": None, "hint": getattr(exc, "hint", None)}  # kind: UsageError, not the private class
     obj["exit_code"] = code
     return obj
 

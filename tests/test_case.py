@@ -131,6 +131,7 @@ def test_cli_a_case_given_with_a_flag_is_a_usage_error_that_says_where_the_case_
     cap = capsys.readouterr()
     obj = json.loads(cap.out)
     assert obj["exit_code"] == 2 and obj["hint"].startswith(where) and "required: case" in obj["error"]
+    assert obj["kind"] == "UsageError" and obj["ok"] is False
     assert not (tmp_path / "c").exists()  # nothing was written
     assert main(["chronology", "--radius"]) == 2  # another usage error: no hint to give
     assert "hint" not in capsys.readouterr().err

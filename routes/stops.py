@@ -322,6 +322,8 @@ class _Sorted:
         c = fixes[name]
         # a float64 column as it is (NaN already NaN: no copy); others converted
         a = c.to_numpy() if c.dtype == np.float64 else c.to_numpy(dtype="float64", na_value=np.nan)
+        if a.ndim == 1 and len(a) > 1 and a.strides[0] == 0:
+            return a  # one value broadcast (an absent measurement's shared NaN): any order is itself
         return self.take(a)
 
     @property

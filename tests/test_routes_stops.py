@@ -207,3 +207,29 @@ def test_subject_time_order_is_lexsort(codes: list[int], data: st.DataObject) ->
                  dtype=np.int64)
     c = np.array(codes, dtype=np.int32)
     np.testing.assert_array_equal(_subject_time_order(c, t), np.lexsort((t, c)))
+
+
+def test_an_absent_measurement_held_once_gives_the_same_stops_as_one_held_per_row() -> None:
+    """A column nobody measured (``h_acc_m``/``speed_mps`` from ``make_fixes``) is one NaN
+    broadcast over the rows; detect_stops reads it without copying it into sorted order (16 MB
+    at 1e6 rows). Rows out of subject/time order, so the sorted path is the one taken."""
+    from routetrace.testing import make_fixes
+
+    fixes, _, _ = simulate(n_fixes=4_000, kind="phone", seed=3)
+    shuffled = fixes.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    lean = make_fixes(subject_id=shuffled["subject_id"].astype(str), t_utc=shuffled["t_utc"],
+                      lat=shuffled["lat"], lon=shuffled["lon"])
+    assert lean["h_acc_m"].to_numpy().strides == (0,) and lean["speed_mps"].to_numpy().strides == (0,)
+    full = lean.assign(h_acc_m=np.full(len(lean), np.nan), speed_mps=np.full(len(lean), np.nan))
+    kw = {"radius_m": 100, "min_dwell": pd.Timedelta("5min"), "max_gap": pd.Timedelta("30min")}
+    la, ls = detect_stops(lean, **kw)
+    fa, fs = detect_stops(full, **kw)
+    assert len(ls) > 5
+    pd.testing.assert_frame_equal(ls, fs)
+    from routetrace.routes.stops import _Sorted
+
+    sorted_ = _Sorted(lean)
+    assert sorted_._idx is not None  # out of order: a real column is taken in sorted order
+    assert np.shares_memory(sorted_.column(lean, "speed_mps"), lean["speed_mps"].to_numpy())
+    assert not np.shares_memory(sorted_.column(lean, "lat"), lean["lat"].to_numpy())
+    pd.testing.assert_series_equal(la["stop_id"], fa["stop_id"])

@@ -607,7 +607,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = add("exhibit", cmd_exhibit, "write the map exhibit set (HTML, PNG, PDF, KML, GPKG, ...)",
              "routetrace exhibit case-42 --out exhibit-4 --exhibit-no 4",
              "routetrace exhibit case-42 --out exhibit-5 --exhibit-no 5 --subject lorry-1 "
-             "--from 2025-10-25T00:00+02:00 --to 2025-10-26T00:00+01:00",
+             "--from 2025-10-26T19:00+01:00 --to 2025-10-27T03:00+01:00",
              "SOURCE_DATE_EPOCH=1767225600 routetrace exhibit case-42 --out ex --no-static")
     case_arg(sp, "case folder; run `routetrace chronology` on it first")
     sp.add_argument("--out", required=True, help="output folder")

@@ -150,8 +150,11 @@ def make_exhibit(
         isolation = render_static(hp, out / "exhibit.png", out / "exhibit.pdf", chronology_png=out / "chronology.png",
                                   timezone_id=timezone_id).isolation
         written += [out / "exhibit.png", out / "chronology.png", out / "exhibit.pdf"]
+    shown = describe_selection(params or {})
+    rule = str((params or {}).get("selection", {}).get("rule", "")) if shown else ""
     kml = write_kml(out / "exhibit.kml", fixes, stops_t, gaps_t, places_t, sources, case_id=case_id,
-                    exhibit_no=exhibit_no, trips=trips)
+                    exhibit_no=exhibit_no, trips=trips,
+                    notes=[f"Shows {shown}" + (f" ({rule})." if rule else ".")] if shown else [])
     written += [kml, write_kmz(out / "exhibit.kmz", kml)]
     written.append(write_geopackage(out / "exhibit.gpkg", fixes, stops_t, trips, gaps_t, places_t))
     written.append(write_geojson(out / "exhibit.geojson", fixes, stops_t, gaps_t, places_t))

@@ -15,6 +15,7 @@ import html
 import json
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -371,7 +372,7 @@ def _folder(parent: etree._Element, name: str) -> etree._Element:
 
 def _kml_tree(fixes: pd.DataFrame, stops: pd.DataFrame, gaps: pd.DataFrame, places: pd.DataFrame,
               sources: pd.DataFrame | None, trips: pd.DataFrame, *, case_id: str,
-              exhibit_no: str) -> etree._ElementTree:
+              exhibit_no: str, notes: Sequence[str] = ()) -> etree._ElementTree:
     from .timeline import prepare_fixes
     f, note = _fix_subset(prepare_fixes(fixes))
     numbered = number_stops(stops)
@@ -382,7 +383,7 @@ def _kml_tree(fixes: pd.DataFrame, stops: pd.DataFrame, gaps: pd.DataFrame, plac
     mapped = sorted(set(f["subject_id"].astype(str)) | set(numbered["subject_id"].astype(str)))
     subjects = mapped + sorted(set(gaps["subject_id"].astype(str)) - set(mapped))
     style_of = _doc_head(doc, f"Exhibit {exhibit_no} · Case {case_id}", [
-        f"routetrace {__version__}. {TZ_CONVENTION} KML times are UTC.", KML_TIME_NOTE,
+        *notes, f"routetrace {__version__}. {TZ_CONVENTION} KML times are UTC.", KML_TIME_NOTE,
         *([note] if note else []), "Sources:", *src_lines], subjects, _subject_colours(subjects))
     times = _iso_ms(f["t_utc"]) if len(f) else []
     segs = _segments(f, trips, gaps, numbered)
@@ -409,7 +410,7 @@ def _kml_tree(fixes: pd.DataFrame, stops: pd.DataFrame, gaps: pd.DataFrame, plac
 
 def write_kml(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, gaps: pd.DataFrame,
               places: pd.DataFrame, sources: pd.DataFrame | None = None, *, case_id: str,
-              exhibit_no: str, trips: pd.DataFrame | None = None) -> Path:
+              exhibit_no: str, trips: pd.DataFrame | None = None, notes: Sequence[str] = ()) -> Path:
     """Write KML 2.2 with Google's ``gx`` extension, for Google Earth's time slider.
 
     Per subject (one shared ``Style`` each, a distinct colour, used by its tracks and stops):
@@ -433,6 +434,9 @@ def write_kml(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, gaps: 
         route parts between unobserved intervals).
     case_id, exhibit_no
         Shown in the document's name.
+    notes
+        Lines opening the document's description (e.g. which subjects and period an
+        exhibit shows).
 
     Returns
     -------
@@ -451,7 +455,8 @@ def write_kml(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame, gaps: 
     """
     p = Path(path)
     trips_t = schema.empty("trips") if trips is None else schema.validate(trips, "trips")
-    tree = _kml_tree(fixes, stops, gaps, places, sources, trips_t, case_id=case_id, exhibit_no=exhibit_no)
+    tree = _kml_tree(fixes, stops, gaps, places, sources, trips_t, case_id=case_id, exhibit_no=exhibit_no,
+                     notes=notes)
     p.write_bytes(etree.tostring(tree, xml_declaration=True, encoding="UTF-8", pretty_print=True))
     return p
 

@@ -82,6 +82,9 @@ def test_the_exhibit_says_what_it_shows_and_verifies(case: Path, tmp_path: Path,
     assert sel["to (excluded)"] == "2025-10-27T00:00:00Z" and "shown whole" in sel["rule"]
     assert all("phone-B" not in s["path"] and "lorry-2" not in s["path"] for s in manifest["sources"])
     assert "selection: subjects lorry-1, phone-A" in html  # stated with the parameters too
+    kml = (out / "exhibit.kml").read_text(encoding="utf-8")  # Google Earth shows the document's description
+    assert "Shows subjects lorry-1, phone-A · 2025-10-26 18:00Z to 2025-10-27 00:00Z (rows of those" in kml
+    assert "phone-B" not in kml and "lorry-2" not in kml
     assert main(["verify", str(case), "--exhibit", str(out), "--quiet"]) == 0
     # the same selection again: byte-identical
     again = tmp_path / "again"

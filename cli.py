@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -298,6 +299,20 @@ def _positive_metres(v: str) -> float:
     return x
 
 
+def _out_folder(v: str) -> str:
+    """argparse type: an output folder, new or existing, not a file (checked before any work)."""
+    if Path(v).exists() and not Path(v).is_dir():
+        raise argparse.ArgumentTypeError(f"{v!r} is a file; --out names a folder (new or existing)")
+    return v
+
+
+def _case_folder(v: str) -> str:
+    """argparse type: the case folder ingest creates or extends, not a file."""
+    if Path(v).exists() and not Path(v).is_dir():
+        raise argparse.ArgumentTypeError(f"{v!r} is a file; the case is a folder (new or existing)")
+    return v
+
+
 def _zone_name(v: str) -> str:
     """argparse type: an IANA zone name (checked before anything is read or written)."""
     from .timebase import zone
@@ -494,7 +509,7 @@ def _parser() -> argparse.ArgumentParser:
         return sp
 
     def case_arg(sp: argparse.ArgumentParser, help_: str = "case folder (see `routetrace ingest`)") -> None:
-        sp.add_argument("case", help=help_)
+        sp.add_argument("case", help=help_, type=_case_folder)
 
     def dask_args(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--dask", action="store_true",
@@ -550,17 +565,17 @@ def _parser() -> argparse.ArgumentParser:
     case_arg(sp)
     sp.add_argument("--to", required=True, choices=["csv", "geojson", "gpkg"],
                     help="output format")
-    sp.add_argument("--out", required=True, help="output folder (gets a manifest.json that "
+    sp.add_argument("--out", required=True, type=_out_folder, help="output folder (gets a manifest.json that "
                     "`routetrace verify --exhibit` checks)")
 
     sp = add("sample", cmd_sample, "write the bundled fictional sample case's evidence files",
              "routetrace sample --out sample")
-    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--out", required=True, type=_out_folder, help="output folder")
     sp.add_argument("--seed", type=int, default=7, help="random seed of the scenario (default 7)")
 
     sp = add("demo", cmd_demo, "generate the sample case and run the whole pipeline on it",
              "routetrace demo --out demo-out")
-    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--out", required=True, type=_out_folder, help="output folder")
     sp.add_argument("--seed", type=int, default=7, help="random seed of the scenario (default 7)")
 
     sp = add("info", cmd_info, "summarise a case: sources, counts, tables", "routetrace info case-42")
@@ -602,7 +617,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--tz", metavar="ZONE", type=_zone_name, help="IANA zone for local times in the statements")
     sp.add_argument("--option", action="append", metavar="KEY=VALUE",
                     help="statements loader option (repeatable)")
-    sp.add_argument("--out", help="folder for the CSVs (default CASE/corroboration)")
+    sp.add_argument("--out", type=_out_folder, help="folder for the CSVs (default CASE/corroboration)")
 
     sp = add("exhibit", cmd_exhibit, "write the map exhibit set (HTML, PNG, PDF, KML, GPKG, ...)",
              "routetrace exhibit case-42 --out exhibit-4 --exhibit-no 4",
@@ -610,7 +625,7 @@ def _parser() -> argparse.ArgumentParser:
              "--from 2025-10-26T19:00+01:00 --to 2025-10-27T03:00+01:00",
              "SOURCE_DATE_EPOCH=1767225600 routetrace exhibit case-42 --out ex --no-static")
     case_arg(sp, "case folder; run `routetrace chronology` on it first")
-    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--out", required=True, type=_out_folder, help="output folder")
     sp.add_argument("--exhibit-no", default="1", help="exhibit number shown on every page")
     sp.add_argument("--title", default="Timeline map", help="title shown on every page")
     sp.add_argument("--tiles", metavar="FILE", help="offline tiles for the background: MBTiles "
@@ -674,7 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit code: 0 ok, 1 an input or user error (one line on stderr naming the file
-        and record), 2 a usage error (naming the flag), 130 interrupted.
+        and record), 2 a usage error (naming the flag), 130 interrupted, 141 stdout closed
+        by its reader (``| head``).
 
     Example
     -------
@@ -691,7 +707,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     2
     >>> tmp.cleanup()
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # stdout's reader left (`routetrace ... | head`): stop quietly, as Unix tools do
+        try:  # and keep the interpreter's own flush at exit from failing again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
+
+
+def _main(argv: list[str]) -> int:
     as_json = "--json" in argv
     parser = _parser()
     try:
@@ -713,6 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, 1, as_json=args.json, line=line)
     except KeyboardInterrupt as exc:
         return _fail(exc, 130, as_json=args.json, line="routetrace: interrupted")
+    except BrokenPipeError:
+        raise  # not an error of routetrace's: main stops quietly
     except Exception as exc:  # the CLI boundary: one line, never a traceback by default
         if args.debug:
             raise

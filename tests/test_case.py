@@ -311,3 +311,39 @@ def test_case_json_does_not_list_the_sources_and_an_older_list_goes_at_the_next_
     a.write_text("edited")  # the evidence changed: verify says so from the table
     bad = [(kind, Path(p).name, status) for kind, p, status, *_ in verify_case(case_dir).rows if status != "ok"]
     assert bad == [("source", "a.gpx", "changed")]
+
+
+def test_cli_stops_quietly_when_its_reader_closes_stdout(tmp_path: Path) -> None:
+    """``routetrace ... | head`` : the reader may close the pipe before routetrace writes.
+    That printed a Python traceback (BrokenPipeError); it now exits 141 (128 + SIGPIPE)
+    without a word, as Unix tools do."""
+    import os
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before anything is written
+    try:
+        proc = subprocess.run([sys.executable, "-c", "import sys; from routetrace.cli import main; "
+                               "sys.exit(main(['formats', '--json']))"],
+                              stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr
+
+
+def test_cli_a_file_where_a_folder_belongs_is_a_usage_error(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--out or a case naming an existing file ended in 'internal error: FileExistsError' /
+    'NotADirectoryError' after the work; it is a usage error naming the argument, first."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    (tmp_path / "a.gpx").write_text('<gpx version="1.1"><wpt lat="1" lon="1"/></gpx>')
+    for argv, arg in ((["export", str(tmp_path / "case"), "--to", "csv", "--out", str(a_file)], "--out"),
+                      (["demo", "--out", str(a_file)], "--out"),
+                      (["ingest", str(a_file), str(tmp_path / "a.gpx")], "case")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"argument {arg}: {str(a_file)!r} is a file" in err and "internal error" not in err
+    assert a_file.read_text() == "not a folder"

@@ -445,8 +445,8 @@ def _pmtiles_within_budget(get_bytes: Callable[[int, int], bytes], header: dict[
 
 def load_tiles(path: str | Path, bounds: tuple[float, float, float, float], *,
                max_bytes: int = 4_000_000) -> TileSet:
-    """Read a user's offline tiles for ``bounds``: :func:`load_pmtiles` for a PMTiles file
-    (recognised by its first bytes), :func:`load_mbtiles` otherwise.
+    """Read a user's offline tiles for ``bounds``: :func:`load_pmtiles` for a PMTiles file,
+    :func:`load_mbtiles` for an SQLite (MBTiles) file, each recognised by its first bytes.
 
     Parameters
     ----------
@@ -465,7 +465,7 @@ def load_tiles(path: str | Path, bounds: tuple[float, float, float, float], *,
     Raises
     ------
     ExportError
-        As the reader raises it.
+        A file missing or of neither kind, or as the reader raises it.
 
     Example
     -------
@@ -478,9 +478,13 @@ def load_tiles(path: str | Path, bounds: tuple[float, float, float, float], *,
     if not p.is_file():
         raise ExportError("tiles file not found", path=str(p))
     with p.open("rb") as fh:
-        magic = fh.read(7)
-    if magic == b"PMTiles":
+        magic = fh.read(16)
+    if magic[:7] == b"PMTiles":
         return load_pmtiles(p, bounds, max_bytes=max_bytes)
+    if magic != b"SQLite format 3\x00":
+        raise ExportError("not a tiles file: an MBTiles file is an SQLite database, a PMTiles file "
+                          "starts with 'PMTiles'", path=str(p),
+                          hint="pass an offline .mbtiles or .pmtiles file to --tiles")
     return load_mbtiles(p, bounds, max_bytes=max_bytes)
 
 #: Footer credit when town names are drawn (background, not evidence).

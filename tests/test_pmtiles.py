@@ -250,3 +250,12 @@ def test_pmtiles_reader_follows_leaf_directories_and_runs(tmp_path: Path) -> Non
                     for y in range(y0, y1 + 1):
                         want[f"{z}/{x}/{y}"] = "data:image/png;base64," + base64.b64encode(ref.get(z, x, y)).decode()
             assert ts.tiles == want
+
+
+def test_a_file_of_neither_kind_is_named_as_not_a_tiles_file(tmp_path: Path) -> None:
+    """A text file given to --tiles was reported as 'not a readable SQLite database'."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(ExportError, match="not a tiles file: an MBTiles file is an SQLite database") as ei:
+        load_tiles(notes, (50.90, 3.55, 51.06, 3.76))
+    assert ei.value.path == str(notes) and "--tiles" in str(ei.value.hint)

@@ -299,18 +299,18 @@ def _positive_metres(v: str) -> float:
     return x
 
 
-def _out_folder(v: str) -> str:
-    """argparse type: an output folder, new or existing, not a file (checked before any work)."""
-    if Path(v).exists() and not Path(v).is_dir():
-        raise argparse.ArgumentTypeError(f"{v!r} is a file; --out names a folder (new or existing)")
-    return v
+def _folder(what: str) -> Callable[[str], str]:
+    """argparse type: a folder, new or existing, not a file (checked before any work);
+    ``what`` names it in the error (``--out names a folder``)."""
+    def check(v: str) -> str:
+        if Path(v).exists() and not Path(v).is_dir():
+            raise argparse.ArgumentTypeError(f"{v!r} is a file; {what} (new or existing)")
+        return v
+    return check
 
 
-def _case_folder(v: str) -> str:
-    """argparse type: the case folder ingest creates or extends, not a file."""
-    if Path(v).exists() and not Path(v).is_dir():
-        raise argparse.ArgumentTypeError(f"{v!r} is a file; the case is a folder (new or existing)")
-    return v
+_out_folder = _folder("--out names a folder")
+_case_folder = _folder("the case is a folder")
 
 
 def _zone_name(v: str) -> str:

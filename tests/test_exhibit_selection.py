@@ -13,7 +13,7 @@ from routetrace.app.ingest import ingest
 from routetrace.case import open_case
 from routetrace.cli import main
 from routetrace.errors import ExportError, ParameterError
-from routetrace.maps.exhibit import exhibit_from_case
+from routetrace.maps.exhibit import exhibit_from_case, make_exhibit
 from routetrace.maps.selection import select_rows
 from routetrace.samples import generate
 
@@ -95,13 +95,21 @@ def test_the_exhibit_says_what_it_shows_and_verifies(case: Path, tmp_path: Path,
 
 def test_the_whole_case_exhibit_is_unchanged_by_the_new_options(case: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a selection, exhibit_from_case is the make_exhibit of the case's tables and
+    parameters as they are (what it was before the options): the same bytes, no selection
+    stated, the title as given."""
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1761000000")
     a = exhibit_from_case(case, out_dir=tmp_path / "a", exhibit_no="1", static=False)
-    b = exhibit_from_case(case, out_dir=tmp_path / "b", exhibit_no="1", static=False, subjects=None,
-                          t_from=None, t_to=None)
-    assert a == b
+    c = open_case(case)
+    t = {n: c.table(n) for n in ("fixes", "stops", "trips", "gaps", "places", "sources", "events")}
+    b = make_exhibit(t["fixes"], stops=t["stops"], trips=t["trips"], gaps=t["gaps"], places=t["places"],
+                     sources=t["sources"], events=t["events"], case_id=c.case_id, exhibit_no="1",
+                     out_dir=tmp_path / "b", params=c.manifest.get("parameters", {}), static=False)
+    assert a == b and len(a) >= 7
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text(encoding="utf-8"))
     assert "selection" not in manifest["parameters"]
+    html = (tmp_path / "a" / "exhibit.html").read_text(encoding="utf-8")
+    assert "Timeline map · " not in html and "Shows " not in (tmp_path / "a" / "exhibit.kml").read_text()
 
 
 def test_mistakes_are_named(case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -421,7 +421,15 @@ def _read_parts(paths: Sequence[Path], kind: str | None,
         df = schema.coerce(df, kind)
     if len(paths) > 1:
         df = sort_table(df, kind or "")
-    return df if columns is None else df[[c for c in df.columns if c in columns]]
+    return df if columns is None else _wanted(df, kind, columns)
+
+
+def _wanted(df: pd.DataFrame, kind: str | None, columns: Sequence[str]) -> pd.DataFrame:
+    """``columns`` of ``df``, in its order; a derived id asked for (``fix_id``, ``event_id``:
+    :data:`routetrace.schema.DERIVED_IDS`) is built from the provenance first."""
+    if kind in schema.DERIVED_IDS and schema.DERIVED_IDS[kind] in columns:
+        df = schema.with_ids(df, kind)
+    return df[[c for c in df.columns if c in columns]]
 
 
 def _read_group(paths: Sequence[Path], where: Selection | None, *, kind: str,
@@ -1211,7 +1219,7 @@ class Case:
         cols = None if columns is None else list(columns)
         if not files:
             empty = self.table(name).head(0) if where is not None else self.table(name)
-            return dd.from_pandas(empty if cols is None else empty[cols], npartitions=1)
+            return dd.from_pandas(empty if cols is None else _wanted(empty, name, cols), npartitions=1)
         meta = _read_parts(files[:1], name, cols).head(0)
         groups = (_group_whole_subjects(files, partition_rows) if whole_subjects
                   else _group_files(files, partition_rows))
@@ -1263,7 +1271,7 @@ class Case:
             empty = (_read_parts(files[:1], name, cols) if files
                      else schema.empty(name) if name in schema.CANONICAL else self.table(name)).head(0)
             if cols is not None:
-                empty = empty[[c for c in empty.columns if c in cols]]
+                empty = _wanted(empty, name, cols)
             out[name] = dd.from_map(_read_group, parts, where, kind=name, columns=cols, empty=empty,
                                     meta=empty, enforce_metadata=False)
         return out

@@ -40,11 +40,17 @@ stays plain text for that reason: each row's JSON is its own (``extra.map(json.l
   from the case store) gives these columns their dictionary form; :func:`validate` also
   accepts them as plain text (a stage that rewrites ``flags`` may return plain text).
   Tables of several sources are joined with :func:`concat`, which unions the categories.
-* ``fix_id`` (and ``event_id``, ``place_id``) is not an independent value: it is derived,
-  vectorised in Arrow, from the row's provenance as ``<source_id[:16]>:<record>`` (events
-  add ``:<kind>``) and stored as plain text, so that links to fixes (``fix_stop_links``,
-  exhibits) stay readable; every row still resolves to its file's SHA-256 (``source_id``)
-  and its record.
+* ``fix_id`` and ``event_id`` are **derived, not stored**: a fix's id is
+  ``<source_id[:16]>:<record>``, an event's ``<source_id[:16]>:<record>:<kind>`` (with
+  ``/<part>`` after the record when a record gives several events of one kind, as a
+  Takeout location's activities), so the canonical ``fixes`` and ``events`` tables do not
+  hold them (:data:`DERIVED_IDS`).
+  :func:`fix_ids` / :func:`event_ids` build them on demand, vectorised in Arrow, where a
+  stage links rows (``fix_stop_links``, co-presence, corroboration, car-park visits) or an
+  export writes them (:func:`with_ids`). :func:`coerce` drops a stored id column (a case
+  written before, or a hand-built table): the id is its provenance, so two tables that
+  cite the same file and record give the same id. ``place_id`` stays stored: places are
+  few and their ids are cited by statements and verdicts.
 
 Example
 -------
@@ -52,7 +58,7 @@ Example
 >>> from routetrace import schema
 >>> df = schema.empty("fixes")
 >>> list(df.columns[:5])
-['fix_id', 'subject_id', 't_utc', 'lat', 'lon']
+['subject_id', 't_utc', 'lat', 'lon', 'alt_m']
 >>> schema.validate(df, "fixes") is df
 True
 """
@@ -67,11 +73,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import SchemaError
 
 __all__ = [
     "CANONICAL",
+    "DERIVED_IDS",
     "DICTIONARY",
     "FLAGS",
     "STORED_AS",
@@ -84,11 +92,15 @@ __all__ = [
     "concat",
     "empty",
     "encode_dictionaries",
+    "event_ids",
+    "fix_ids",
     "has_flag",
     "kind_of",
     "repeat",
+    "row_ids",
     "union_dictionaries",
     "validate",
+    "with_ids",
 ]
 
 Kind = Literal["str", "float", "int", "bool", "time", "timedelta"]
@@ -127,10 +139,14 @@ def _c(name: str, kind: Kind, unit: str, meaning: str, *, required: bool = False
 #: kinds, flag sets) or mostly empty ones. See "The lean representation" above.
 DICTIONARY: dict[str, frozenset[str]] = {
     "fixes": frozenset({"subject_id", "fix_kind", "source_id", "flags", "also_seen_in"}),
-    "events": frozenset({"subject_id", "kind", "unit", "source_id", "flags"}),
+    "events": frozenset({"subject_id", "kind", "unit", "source_id", "flags", "part"}),
     "places": frozenset({"subject_id", "kind", "t_precision", "source_id", "flags", "also_seen_in"}),
     "rejects": frozenset({"source_id", "reason"}),
 }
+
+#: The id column of each canonical table that derives it from the row's provenance rather
+#: than storing it (see "The lean representation" above, and :func:`row_ids`).
+DERIVED_IDS: dict[str, str] = {"fixes": "fix_id", "events": "event_id"}
 
 _PROVENANCE = (
     _c("source_id", "str", "", "SHA-256 (hex) of the evidence file; key of `sources`", required=True),
@@ -140,8 +156,6 @@ _PROVENANCE = (
 
 TABLES: dict[str, tuple[Column, ...]] = {
     "fixes": (
-        _c("fix_id", "str", "", "unique id, derived from the provenance: <source_id[:16]>:<record>",
-           required=True),
         _c("subject_id", "str", "", "the person, phone or vehicle the fix belongs to", required=True),
         _c("t_utc", "time", "UTC", "time of the fix", required=True),
         _c("lat", "float", "deg", "WGS84 latitude", required=True),
@@ -157,7 +171,6 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("also_seen_in", "str", "", "other copies of this very record: 'source_id:record' joined by '|'"),
     ),
     "events": (
-        _c("event_id", "str", "", "unique id: <source_id[:16]>:<record>:<kind>", required=True),
         _c("subject_id", "str", "", "the subject the event belongs to", required=True),
         _c("t_utc", "time", "UTC", "time of the event", required=True),
         _c("t_end", "time", "UTC", "end of the event when it spans an interval (e.g. a learned "
@@ -170,6 +183,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("lat", "float", "deg", "WGS84 latitude where the event happened, when known"),
         _c("lon", "float", "deg", "WGS84 longitude where the event happened, when known"),
         *_PROVENANCE,
+        _c("part", "str", "", "the part of the record the event comes from, when a record gives "
+           "several events of one kind (Takeout: activity[1]); NA otherwise"),
         _c("extra", "str", "", "source-specific attributes as compact JSON"),
     ),
     "places": (
@@ -596,7 +611,7 @@ def columns(kind: str) -> tuple[Column, ...]:
     Example
     -------
     >>> [c.name for c in columns("fixes")][:4]
-    ['fix_id', 'subject_id', 't_utc', 'lat']
+    ['subject_id', 't_utc', 'lat', 'lon']
     """
     try:
         return TABLES[kind]
@@ -746,7 +761,8 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Return a copy of ``df`` with every declared column present, in order, with its dtype.
 
     Missing optional columns are added as NA (``flags`` as ``""``); extra columns are kept
-    after the declared ones. Raises :class:`SchemaError` naming the column when a required
+    after the declared ones, except a derived id (:data:`DERIVED_IDS`: ``fix_id``,
+    ``event_id``), which is dropped: :func:`row_ids` gives it from the provenance. Raises :class:`SchemaError` naming the column when a required
     column is missing or a value cannot be converted (naive times included).
 
     Parameters
@@ -772,6 +788,7 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
     """
     out: dict[str, pd.Series] = {}
     n = len(df)
+    derived = DERIVED_IDS.get(kind)
     for col in columns(kind):
         if col.name not in df.columns:
             if col.required and col.name != "flags":
@@ -811,7 +828,7 @@ def coerce(df: pd.DataFrame, kind: str) -> pd.DataFrame:
         out["flags"] = out["flags"].fillna("")
     declared = {c.name for c in columns(kind)}
     for name in df.columns:
-        if name not in declared:
+        if name not in declared and name != derived:  # a stored id: derived, not kept
             out[name] = df[name]
     # copy=False: the columns are not stacked into new 2-D blocks (a 1e6-row fixes table
     # held them twice for a moment, ~60 MB); copy-on-write keeps the input unchanged
@@ -922,6 +939,150 @@ def union_dictionaries(parts: Sequence[pd.DataFrame], names: Iterable[str]) -> l
         cats = functools.reduce(lambda a, b: a.union(b), (c.cat.categories for c in cols))
         cats = cats.sort_values()
         out = [f.assign(**{name: c.cat.set_categories(cats)}) for f, c in zip(out, cols, strict=True)]
+    return out
+
+
+def _arrow_text(s: pd.Series, *, head: int | None = None) -> pa.Array | pa.ChunkedArray:
+    """A text column as Arrow ``large_string`` (its first ``head`` characters when given);
+    a dictionary column is taken from its categories, each cut once, with no Python string
+    per row."""
+    def cut(a: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+        return a if head is None else pc.utf8_slice_codeunits(a, 0, head)
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = cut(pa.array(s.cat.categories.astype(DTYPES["str"]).array).cast(pa.large_string()))
+        codes = s.cat.codes.to_numpy()
+        return cats.take(pa.array(codes, mask=codes < 0))
+    return cut(pa.array(s.astype(DTYPES["str"]).array).cast(pa.large_string()))
+
+
+def row_ids(df: pd.DataFrame, kind: str) -> pd.Series:
+    """The ids of the rows of a ``fixes`` or ``events`` table, derived from their provenance.
+
+    A fix's id is ``<source_id[:16]>:<record>``; an event's ``<source_id[:16]>:<record>:<kind>``
+    (a record may hold several events), or ``<source_id[:16]>:<record>/<part>:<kind>`` for an
+    event with a ``part`` (a record holding several events of one kind). They are not stored (:data:`DERIVED_IDS`); this
+    builds them in one Arrow pass, the 16-character source prefix once per source.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A ``fixes`` or ``events`` table (it needs ``source_id`` and ``record``; events also
+        ``kind``).
+    kind : str
+        ``"fixes"`` or ``"events"``.
+
+    Returns
+    -------
+    pandas.Series
+        ``string`` dtype, named ``fix_id`` / ``event_id``, with ``df``'s index.
+
+    Raises
+    ------
+    SchemaError
+        For another kind, or a table without the provenance columns.
+
+    Example
+    -------
+    >>> f = coerce(pd.DataFrame({"subject_id": ["lorry"] * 2, "t_utc": pd.to_datetime(
+    ...     ["2025-10-26T21:00Z", "2025-10-26T21:01Z"]), "lat": 51.0, "lon": 3.87,
+    ...     "fix_kind": "gps", "source_id": "ab" * 32, "record": ["line 2", "line 3"]}), "fixes")
+    >>> row_ids(f, "fixes").tolist()
+    ['abababababababab:line 2', 'abababababababab:line 3']
+    """
+    name = DERIVED_IDS.get(kind)
+    if name is None:
+        raise SchemaError(f"{kind}: no derived id (tables with one: {', '.join(DERIVED_IDS)})")
+    parts = ["source_id", "record"] + (["kind"] if kind == "events" else [])
+    missing = [c for c in parts if c not in df.columns]
+    if missing:
+        raise SchemaError(f"{kind}: the id is derived from {', '.join(parts)}; missing {', '.join(missing)}")
+    if not len(df):
+        return pd.Series([], index=df.index, dtype=DTYPES["str"], name=name)
+    prefix = _arrow_text(df["source_id"], head=16)
+    texts = [_arrow_text(df[c]) for c in parts[1:]]
+    if kind == "events" and "part" in df.columns and df["part"].notna().any():
+        texts[0] = pc.binary_join_element_wise(texts[0], _arrow_text(df["part"]),
+                                               pa.scalar("/", pa.large_string()), null_handling="skip")
+    joined = pc.binary_join_element_wise(prefix, *texts, pa.scalar(":", pa.large_string()))
+    return pd.Series(_RESOLVED["str"].__from_arrow__(joined), index=df.index, name=name)
+
+
+def fix_ids(fixes: pd.DataFrame) -> pd.Series:
+    """The ``fix_id`` of each row of a ``fixes`` table: ``<source_id[:16]>:<record>``.
+
+    Parameters
+    ----------
+    fixes : pandas.DataFrame
+        A ``fixes`` table.
+
+    Returns
+    -------
+    pandas.Series
+        ``string``, named ``fix_id``, with the table's index (see :func:`row_ids`).
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> fix_ids(make_fixes(t_utc=["2025-10-26T21:00Z"], lat=51.0, lon=3.87)).tolist()
+    ['0000000000000000:0']
+    """
+    return row_ids(fixes, "fixes")
+
+
+def event_ids(events: pd.DataFrame) -> pd.Series:
+    """The ``event_id`` of each row of an ``events`` table: ``<source_id[:16]>:<record>:<kind>``.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        An ``events`` table.
+
+    Returns
+    -------
+    pandas.Series
+        ``string``, named ``event_id``, with the table's index (see :func:`row_ids`).
+
+    Example
+    -------
+    >>> ev = coerce(pd.DataFrame({"subject_id": ["lorry"], "t_utc": pd.to_datetime(["2025-10-26T21:00Z"]),
+    ...                           "kind": ["door_open"], "source_id": "ab" * 32, "record": ["line 2/rec 0"]}),
+    ...             "events")
+    >>> event_ids(ev).tolist()
+    ['abababababababab:line 2/rec 0:door_open']
+    """
+    return row_ids(events, "events")
+
+
+def with_ids(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``df`` with its derived id as the first column, for a table that has one
+    (:data:`DERIVED_IDS`); ``df`` itself for other kinds. For exports and displays, where a
+    reader resolves a ``fix_id`` cited by another table.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A table of ``kind``; not modified.
+    kind : str
+        Its declared kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame with ``fix_id`` / ``event_id`` first, or ``df``.
+
+    Example
+    -------
+    >>> from routetrace.testing import make_fixes
+    >>> list(with_ids(make_fixes(t_utc=["2025-10-26T21:00Z"], lat=51.0, lon=3.87), "fixes").columns[:2])
+    ['fix_id', 'subject_id']
+    """
+    name = DERIVED_IDS.get(kind)
+    if name is None:
+        return df
+    ids = row_ids(df, kind)
+    out = df.drop(columns=[name]) if name in df.columns else df.copy(deep=False)
+    out.insert(0, name, ids)
     return out
 
 

@@ -67,12 +67,10 @@ def _text(value: Any, n: int) -> Any:
     return _broadcast(value, n)
 
 
-def _numbered(n: int, *prefixes: str) -> list[pd.Series]:
-    """``<prefix>0 .. <prefix><n-1>`` as a string column per prefix, built in Arrow (the
-    numbers made into text once for all prefixes)."""
+def _numbered(n: int) -> pd.Series:
+    """``0 .. n-1`` as a string column, built in Arrow."""
     nums = pc.cast(pa.array(np.arange(n, dtype=np.int64)), pa.string())
-    texts = [pc.binary_join_element_wise(p, nums, "") if p else nums for p in prefixes]
-    return [pd.Series(pd.StringDtype("pyarrow").__from_arrow__(t)) for t in texts]
+    return pd.Series(pd.StringDtype("pyarrow").__from_arrow__(nums))
 
 
 def make_fixes(
@@ -90,7 +88,9 @@ def make_fixes(
 
     ``t_utc`` values must carry a zone (``"...Z"`` strings or aware timestamps); naive
     values raise :class:`SchemaError`, as everywhere in routetrace. Records are numbered
-    ``0..n-1``; ``fix_id`` is ``test:<n>``. Extra keyword columns are added as given.
+    ``0..n-1``, so the fixes' ids (derived: :func:`routetrace.schema.fix_ids`) are
+    ``<source_id[:16]>:<n>``; tables of several calls need distinct ``source_id`` for
+    distinct ids. Extra keyword columns are added as given.
 
     Parameters
     ----------
@@ -123,8 +123,8 @@ def make_fixes(
     -------
     >>> f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z", "2025-10-26T21:01Z"],
     ...                lat=51.0, lon=[3.87, 3.88], h_acc_m=5.0)
-    >>> f[["fix_id", "subject_id", "lon", "record"]].values.tolist()
-    [['test:0', 'lorry', 3.87, '0'], ['test:1', 'lorry', 3.88, '1']]
+    >>> f[["subject_id", "lon", "record"]].values.tolist()
+    [['lorry', 3.87, '0'], ['lorry', 3.88, '1']]
     """
     times = pd.Series(_broadcast(t_utc, len(t_utc)) if isinstance(t_utc, Sized) else list(t_utc), copy=False)
     if pd.api.types.is_datetime64_any_dtype(times.dtype):
@@ -134,9 +134,8 @@ def make_fixes(
     if not isinstance(parsed.dtype, pd.DatetimeTZDtype):
         raise SchemaError("make_fixes: t_utc must carry a time zone (e.g. '2025-10-24T20:00Z')")
     n = len(parsed)
-    fix_id, record = _numbered(n, "test:", "")
+    record = _numbered(n)
     df = pd.DataFrame({
-        "fix_id": fix_id,
         "subject_id": _text(subject_id, n),
         "t_utc": parsed if parsed.dtype == "datetime64[ns, UTC]" else parsed.dt.tz_convert("UTC"),
         "lat": _broadcast(lat, n),
@@ -158,14 +157,15 @@ def assert_fixes_equal(left: pd.DataFrame, right: pd.DataFrame, *, check_ids: bo
     """Assert two fixes tables hold the same fixes (subject, time, position, kind).
 
     Row order is ignored (both are sorted by subject and time). Positions are compared
-    with ``atol_deg``; ``fix_id`` and provenance only when ``check_ids``.
+    with ``atol_deg``; provenance (and so the derived ``fix_id``) only when ``check_ids``.
 
     Parameters
     ----------
     left, right : pandas.DataFrame
         ``fixes`` tables.
     check_ids : bool, default False
-        Also compare ``fix_id`` and provenance (off by default: two loaders of one track
+        Also compare the provenance, ``source_id`` and ``record``, which give ``fix_id``
+        (off by default: two loaders of one track
         number their rows differently).
     atol_deg : float, default 1e-9
         Tolerance on latitude and longitude in degrees (1e-9 degrees is about 0.1 mm).
@@ -186,7 +186,7 @@ def assert_fixes_equal(left: pd.DataFrame, right: pd.DataFrame, *, check_ids: bo
     """
     cols = ["subject_id", "t_utc", "lat", "lon", "fix_kind"]
     if check_ids:
-        cols += ["fix_id", "source_id", "record"]
+        cols += ["source_id", "record"]
     a = left[cols].sort_values(["subject_id", "t_utc", "lat", "lon"]).reset_index(drop=True)
     b = right[cols].sort_values(["subject_id", "t_utc", "lat", "lon"]).reset_index(drop=True)
     if len(a) != len(b):

@@ -107,7 +107,9 @@ def run_chronology(root: str | Path, *, radius_m: float = 100.0,
     case.write_table("stops", stops)
     case.write_table("trips", trips)
     case.write_table("gaps", gaps)
-    links = linked.loc[linked["stop_id"].notna(), ["fix_id", "stop_id", "stop_role"]]
+    in_stop = linked[linked["stop_id"].notna()]
+    links = pd.DataFrame({"fix_id": schema.fix_ids(in_stop), "stop_id": in_stop["stop_id"],
+                          "stop_role": in_stop["stop_role"]})
     case.write_table("fix_stop_links", links.reset_index(drop=True))
     case.write_table("recurring_places", recurring)
     case.write_table("places_merged", merge_places(places))

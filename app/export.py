@@ -10,7 +10,7 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from .. import __version__
+from .. import __version__, schema
 from ..case import Case, generation_time, open_case
 from ..csvout import iso_utc, write_csv
 from ..errors import ExportError, RoutetraceError
@@ -29,7 +29,9 @@ def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
     ``DATETIME`` columns and rows without a position (an ignition event, a chat message) are
     kept in an attribute table ``NAME_no_position``
     (:func:`routetrace.maps.exports.write_gpkg_table`); in GeoJSON they are features without
-    geometry. No row is left out.
+    geometry. No row is left out. ``fixes`` and ``events`` carry their ids (``fix_id``,
+    ``event_id``, derived from source and record: :func:`routetrace.schema.with_ids`) as
+    their first column, so the ids other tables cite resolve in the export.
 
     Raises
     ------
@@ -70,18 +72,22 @@ def export_case(root: str | Path, *, to: str, out: str | Path) -> list[Path]:
     dest = Path(out)
     dest.mkdir(parents=True, exist_ok=True)
     names = case.table_names()
+
+    def table(name: str) -> pd.DataFrame:  # with the derived fix_id / event_id, which others cite
+        return schema.with_ids(case.table(name), name)
+
     try:
         if to == "csv":
-            written = [write_csv(case.table(name), dest / f"{name}.csv") for name in names]
+            written = [write_csv(table(name), dest / f"{name}.csv") for name in names]
         elif to == "geojson":
-            written = [_write_geojson(case.table(name), dest / f"{name}.geojson") for name in names
+            written = [_write_geojson(table(name), dest / f"{name}.geojson") for name in names
                        if {"lat", "lon"} <= set(case.table(name).columns)]
         else:
             p = dest / f"{case.case_id}.gpkg"
             p.unlink(missing_ok=True)
             os.environ.setdefault("OGR_CURRENT_DATE", generation_time())
             for name in names:
-                write_gpkg_table(p, name, case.table(name))
+                write_gpkg_table(p, name, table(name))
             written = [p]
         _record(case, dest, written, to)
     except RoutetraceError:

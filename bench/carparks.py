@@ -116,7 +116,6 @@ def fleet(n: int, seed: int = 7) -> pd.DataFrame:
     s = np.concatenate(cols["s"])
     m = len(s)
     df = pd.DataFrame({
-        "fix_id": pd.array(np.char.add("f", np.arange(m).astype(str)), dtype="string"),
         "subject_id": pd.array(np.char.add("lorry-", s.astype(str)), dtype="string"),
         "t_utc": pd.to_datetime(np.concatenate(cols["t"]), unit="s", utc=True).astype("datetime64[ns, UTC]"),
         "lat": np.concatenate(cols["lat"]), "lon": np.concatenate(cols["lon"]),
@@ -167,7 +166,7 @@ def run_dask(n: int, workers: int) -> tuple[int, float]:
 
 
 def naive_pairs(n: int) -> int:
-    f = data(n)[["fix_id", "subject_id", "t_utc", "lat", "lon"]]
+    f = data(n)[["record", "subject_id", "t_utc", "lat", "lon"]]  # record: the row's id (one source)
     f = f.assign(subject_id=f["subject_id"].astype(str))  # a categorical compares only ==
     m = f.merge(f, how="cross", suffixes=("_a", "_b"))
     m = m[m["subject_id_a"] < m["subject_id_b"]]

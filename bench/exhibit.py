@@ -207,7 +207,6 @@ def journey_tables(n_fixes: int, *, seed: int = 1, noise_m: float = 5.0) -> dict
         t, xy = t[keep][:target], xy[keep][:target] + rng.normal(0, noise_m, (target, 2))
         lon, lat = _LAEA.transform(xy[:, 0], xy[:, 1], direction="INVERSE")
         f = make_fixes(subject_id=name, t_utc=_utc(t), lat=lat, lon=lon, h_acc_m=noise_m, source_id=src)
-        f["fix_id"] = [f"{src[:16]}:{i}" for i in range(len(f))]
         fixes.append(f)
         for k, (ta, td, x, y, nf) in enumerate(tr.stops):
             if ta >= t[-1]:

@@ -480,7 +480,7 @@ def _write_inputs(tmp: Path, kind: str, n: int, seed: int) -> tuple[Path, Path, 
     pd.DataFrame({"subject_id": fixes["subject_id"].astype(str), "t": fixes["t_utc"], "lat": fixes["lat"],
                   "lon": fixes["lon"], "acc": fixes["h_acc_m"]}).to_parquet(data)
     ours = tmp / f"{kind}_{n}_{seed}_fixes.parquet"
-    fixes[["fix_id", "subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id",
+    fixes[["subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id",
            "record", "flags"]].to_parquet(ours)
     ev = tmp / f"{kind}_{n}_{seed}_events.parquet"
     events.to_parquet(ev)

@@ -213,7 +213,6 @@ def simulate_independent(*, n_fixes: int = 20_000, seed: int = 0, correlated: bo
     f = pd.concat(fx, ignore_index=True)
     n = len(f)
     fixes = schema.coerce(pd.DataFrame({
-        "fix_id": pd.array([f"t2:{i}" for i in range(n)], dtype="string"),
         "subject_id": pd.array(f["subject_id"], dtype="string"),
         "t_utc": pd.to_datetime(np.round(f["t"].to_numpy() * 1e3).astype("int64"), unit="ms", utc=True),
         "lat": f["lat"], "lon": f["lon"], "h_acc_m": f["h_acc_m"],

@@ -547,7 +547,7 @@ def simulate_meetings(*, seed: int, n_subjects: int = 8, n_meetings: int = 24,
     lat0, lon0 = 51.0, 4.0
     n = len(d)
     fixes = pd.DataFrame({
-        "fix_id": [f"m:{i}" for i in range(n)], "subject_id": d["subject_id"],
+        "subject_id": d["subject_id"],
         "t_utc": pd.to_datetime(pd.Timestamp("2025-10-24T00:00Z").value
                                 + (d["t"].to_numpy() * 1e9).astype("int64"), utc=True),
         "lat": lat0 + np.degrees(d["y"].to_numpy() / EARTH_R_M),
@@ -719,7 +719,6 @@ def corroboration_scores() -> pd.DataFrame:
         tr = build_scenario(seed).tracks["lorry-1"]
         lorry = make_fixes(subject_id="lorry-1", t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
                            h_acc_m=tr["h_acc_m"])
-        lorry["fix_id"] = "lorry-1:" + lorry["record"]
         res = corroborate_statements(st.places, pd.concat([phone, lorry], ignore_index=True))
         got = dict(zip(zip(res.verdicts["statement_id"], res.verdicts["subject_id"], strict=True),
                        res.verdicts["verdict"], strict=True))

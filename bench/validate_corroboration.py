@@ -258,8 +258,7 @@ def evidence(seed: int) -> tuple[Any, pd.DataFrame, pd.DataFrame, pd.DataFrame, 
     for subject, tr in sorted(sc.tracks.items()):
         f = make_fixes(subject_id=subject, t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
                        h_acc_m=tr["h_acc_m"], fix_kind=list(tr["fix_kind"].astype(str)),
-                       source_id=f"{subject:0>64}"[-64:])
-        f["fix_id"] = subject + ":" + f["record"]
+                       source_id=f"{subject:0<64}"[:64])  # distinct first 16 characters: distinct fix ids
         parts.append(f)
     fixes = pd.concat(parts, ignore_index=True)
     _, stops = detect_stops(merge_sources(clean_fixes(fixes)), events=sc.events)

@@ -485,13 +485,10 @@ class LoadContext:
                 df["subject_id"] = schema.repeat(subj if kind != "places" else None, len(df), df.index)
             elif kind != "places":
                 df["subject_id"] = schema.as_dictionary(df["subject_id"], fill=subj)
-            rec = df["record"].astype("string")
-            if kind == "fixes" and "fix_id" not in df.columns:
-                df["fix_id"] = prefix + ":" + rec
-            elif kind == "events" and "event_id" not in df.columns:
-                df["event_id"] = prefix + ":" + rec + ":" + df["kind"].astype("string")
-            elif kind == "places" and "place_id" not in df.columns:
-                df["place_id"] = prefix + ":" + rec
+            # fix_id and event_id are derived from source_id and record, not stored
+            # (schema.DERIVED_IDS); a place keeps its id
+            if kind == "places" and "place_id" not in df.columns:
+                df["place_id"] = prefix + ":" + df["record"].astype("string")
             tables[kind] = schema.validate(schema.coerce(df.reset_index(drop=True), kind), kind)
 
         if rejects is None:

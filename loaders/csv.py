@@ -1731,7 +1731,6 @@ def stream_csv(
             fx["subject_id"] = fx["subject_id"].astype("string").fillna(ctx.subject())
         else:
             fx["subject_id"] = _constant(ctx.subject(), len(fx))
-        fx["fix_id"] = sid[:16] + ":" + fx["record"]
         yield schema.validate(schema.coerce(fx, "fixes"), "fixes"), rej
     if local is not None:
         raise_if_all_local(pd.concat(local, ignore_index=True) if local else None, ctx)

@@ -586,8 +586,10 @@ def _types(inner: Any) -> list[list[Any]]:
 
 def _activity_events(
     cols: _Cols, i0: int, lat: np.ndarray, lon: np.ndarray, subj: np.ndarray,
-    loc_why: dict[int, str], prefix: str,
-) -> tuple[pd.DataFrame | None, dict[int, list[str]]]:
+    loc_why: dict[int, str],
+) -> tuple[pd.DataFrame | None, dict[int, list[str]], set[int]]:
+    """The activity events of a chunk, the problems of those dropped (by location), and
+    the locations (chunk positions) that gave at least one event."""
     dropped: dict[int, list[str]] = {}
     ks: list[int] = []
     js: list[int] = []
@@ -604,13 +606,13 @@ def _activity_events(
             js.append(j)
             found.append(a)
     if not ks:
-        return None, dropped
+        return None, dropped, set()
     t, why = _times([a.get("timestamp") for a in found], [a.get("timestampMs") for a in found])
     for e in np.flatnonzero(why).tolist():
         dropped.setdefault(ks[e], []).append(f"activity[{js[e]}]: {_TIME_WHY[int(why[e])]}")
     ok = np.flatnonzero(why == 0)
     if not len(ok):
-        return None, dropped
+        return None, dropped, set()
     kk = np.asarray(ks)[ok]
     tops: list[Any] = []
     confs: list[Any] = []
@@ -626,24 +628,24 @@ def _activity_events(
         extras.append(_DUMPS(ex))
     index = pa.array(kk + i0).cast(pa.string())
     jj = pa.array(np.asarray(js)[ok]).cast(pa.string())
-    record = pc.binary_join_element_wise("locations[", index, "]", "")
+    # the record is the location (the count rule's unit); the part names the activity, as
+    # a location may hold several (each event's derived id is then its own)
     df = pd.DataFrame({
-        "event_id": _str(pc.binary_join_element_wise(f"{prefix}:", record, "/activity[", jj,
-                                                     "]:activity", "")),
-        "record": _str(record), "subject_id": subj[kk],
+        "record": _str(pc.binary_join_element_wise("locations[", index, "]", "")),
+        "part": _str(pc.binary_join_element_wise("activity[", jj, "]", "")), "subject_id": subj[kk],
         "t_utc": pd.DatetimeIndex(t[ok]).tz_localize("UTC"),
         "kind": "activity", "value": _floats(confs), "unit": "%",
         "text": np.asarray(tops, dtype=object), "lat": lat[kk], "lon": lon[kk],
         "extra": np.asarray(extras, dtype=object),
     })
-    return df, dropped
+    return df, dropped, set(kk.tolist())
 
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subject: str,
-             prefix: str, cut: Mapping[int, str] | None = None) -> RecordsChunk:
+             cut: Mapping[int, str] | None = None) -> RecordsChunk:
     lat_e7, lon_e7 = _floats(cols.lat), _floats(cols.lon)
     wrapped = (lat_e7 > 900_000_000) | (lon_e7 > 1_800_000_000)
     if wrapped.any():
@@ -684,10 +686,8 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
                           "range)")
         else:
             loc_why[k] = _TIME_WHY[int(twhy[k])]
-    events, dropped = _activity_events(cols, i0, np.where(pos_ok, lat, np.nan),
-                                       np.where(pos_ok, lon, np.nan), subj, loc_why, prefix)
-    with_events = set() if events is None else {
-        int(r[10:-1]) - i0 for r in events["record"].drop_duplicates().tolist()}
+    events, dropped, with_events = _activity_events(cols, i0, np.where(pos_ok, lat, np.nan),
+                                                    np.where(pos_ok, lon, np.nan), subj, loc_why)
     rejects = [(f"locations[{i0 + k}]", why) for k, why in sorted(loc_why.items())
                if k not in with_events]
     for k, msgs in dropped.items():
@@ -720,7 +720,6 @@ def _convert(cols: _Cols, i0: int, n: int, subject_id: str | None, default_subje
         extra[k] = compact_json(d)
     index = pa.array(np.arange(i0, i0 + n)[sel]).cast(pa.string())
     fixes = pd.DataFrame({
-        "fix_id": _str(pc.binary_join_element_wise(f"{prefix}:locations[", index, "]", "")),
         "record": _str(pc.binary_join_element_wise("locations[", index, "]", "")),
         "subject_id": _str(pa.array(names, type=pa.string()).take(who[sel])),
         "t_utc": pd.DatetimeIndex(t[sel]).tz_localize("UTC"),
@@ -775,20 +774,18 @@ class _Convert:
 
     subject_id: str | None
     default_subject: str
-    prefix: str
     cut: dict[int, str]
 
     def __call__(self, cols: _Cols, i0: int) -> RecordsChunk:
-        return _convert(cols, i0, cols._n, self.subject_id, self.default_subject, self.prefix,
-                        self.cut)
+        return _convert(cols, i0, cols._n, self.subject_id, self.default_subject, self.cut)
 
 
-def _iter_raw(path: Path, *, subject_id: str | None, default_subject: str, prefix: str,
+def _iter_raw(path: Path, *, subject_id: str | None, default_subject: str,
               chunk_rows: int, shown: str) -> Iterator[RecordsChunk]:
     """Chunks of a Records.json: by the fast reader (msgspec, blocks of bytes) where it can
     vouch for them, else (from the first chunk it cannot) by ijson, as before."""
     opened = _bounded(path, shown)
-    conv = _Convert(subject_id, default_subject, prefix, opened.cut)
+    conv = _Convert(subject_id, default_subject, opened.cut)
     # The parsers make millions of small objects without reference cycles: the cyclic GC
     # would only re-scan them, so it is paused while parsing and converting (not while the
     # caller holds a chunk) and restored on exit.
@@ -902,9 +899,8 @@ def stream_records(
 
     p = Path(path)
     sid = source_id or sha256_file(p)
-    prefix = sid[:16]
     no_events, no_rejects = schema.empty("events"), schema.empty("rejects")
-    for ch in _iter_raw(p, subject_id=subject_id, default_subject=p.stem, prefix=prefix,
+    for ch in _iter_raw(p, subject_id=subject_id, default_subject=p.stem,
                         chunk_rows=chunk_rows, shown=str(path)):
         fx = ch.fixes
         if len(fx):
@@ -972,7 +968,7 @@ def load_records(path: Path, *, ctx: LoadContext) -> LoadResult:
     fixes, events, rejects = [], [], []
     n = 0
     for ch in _iter_raw(path, subject_id=ctx.subject_id, default_subject=default,
-                        prefix=ctx.source_id[:16], chunk_rows=chunk_rows, shown=ctx.display_path):
+                        chunk_rows=chunk_rows, shown=ctx.display_path):
         n += ch.records_read
         if len(ch.fixes):
             fixes.append(ch.fixes)

@@ -892,15 +892,7 @@ def build_tables(d: tc.Decoded, ctx: LoadContext,
     tables[RECORDS_TABLE] = records_table(d, rc, ctx.source_id, records)
     del rc, h_acc_m  # the per-record columns (~100 MB at 1e6 records): the tables hold them
     release_freed_memory(rows=n_io)
-    # the ids as LoadContext.finish would make them (source prefix, locator, kind), each
-    # joined in one Arrow pass rather than by a chain of ``+`` (a string column per step);
-    # last, so that no other table is built while they are held (120 MB at 1e6 records)
-    prefix = ctx.source_id[:16] + ":"
-    fixes = tables["fixes"]
-    fixes["fix_id"] = te.join_text(prefix, fixes["record"].array).array
-    kind = ev["kind"].array
-    ev["event_id"] = te.join_text(prefix, ev["record"].array, ":", te.str_take(
-        kind.categories.to_numpy(dtype=object), kind.codes)).array
+    # no fix_id / event_id: derived from source_id and record on demand (schema.DERIVED_IDS)
     tables["events"] = ev
     tables["_rejects"] = rejects
     return tables

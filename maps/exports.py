@@ -834,7 +834,8 @@ def write_geopackage(path: str | Path, fixes: pd.DataFrame, stops: pd.DataFrame,
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp})
     try:
         schema.validate(fixes, "fixes")
-        write_gpkg_table(p, "fixes", fixes.sort_values(["subject_id", "t_utc"], kind="mergesort"))
+        write_gpkg_table(p, "fixes", schema.with_ids(fixes, "fixes").sort_values(["subject_id", "t_utc"],
+                                                                              kind="mergesort"))
         write_gpkg_table(p, "stops", number_stops(stops))
         f = prepare_fixes(fixes)
         if trips is not None and len(trips):

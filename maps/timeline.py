@@ -223,8 +223,8 @@ def prepare_fixes(fixes: pd.DataFrame) -> pd.DataFrame:
     >>> from routetrace.testing import make_fixes
     >>> f = make_fixes(subject_id="s", t_utc=["2025-01-01T10:02Z", "2025-01-01T10:00Z", "2025-01-01T10:01Z"],
     ...                lat=[51.0, 0.0, 51.001], lon=[3.7, 0.0, 3.7], flags=["", "zero_position", ""])
-    >>> prepare_fixes(f)["fix_id"].tolist()
-    ['test:2', 'test:0']
+    >>> prepare_fixes(f)["record"].tolist()
+    ['2', '0']
     """
     schema.validate(fixes, "fixes")
     f = fixes

@@ -239,7 +239,8 @@ def find_carpark_visits(
               "event_slack": str(event_slack), "night_hours": list(night_hours),
               "min_dwell": str(min_dwell)}
     fences = geofences.reset_index(drop=True)
-    f = fixes.sort_values(["subject_id", "t_utc", "fix_id"], kind="mergesort").reset_index(drop=True)
+    f = fixes.assign(fix_id=schema.fix_ids(fixes)).sort_values(["subject_id", "t_utc", "fix_id"],
+                                                                kind="mergesort").reset_index(drop=True)
     if f.empty or fences.empty:
         out = pd.DataFrame(columns=_VISIT_COLS)
         out.attrs["params"] = params
@@ -315,8 +316,10 @@ def _attach_events(v: pd.DataFrame, events: pd.DataFrame | None,
     empty_doors = pd.DataFrame({"visit": pd.Series(dtype="int64"), "t_utc": pd.Series(dtype="datetime64[ns, UTC]")})
     if events is None or events.empty or v.empty:
         return v, empty_doors
-    ev = events.loc[events["kind"].isin(kinds), ["subject_id", "t_utc", "kind", "event_id"]]
-    ev = ev.assign(subject_id=ev["subject_id"].astype(str))
+    provenance = ["source_id", "record"] + (["part"] if "part" in events.columns else [])
+    ev = events.loc[events["kind"].isin(kinds), ["subject_id", "t_utc", "kind", *provenance]]
+    ev = ev.assign(subject_id=ev["subject_id"].astype(str), event_id=schema.event_ids(ev))
+    ev = ev[["subject_id", "t_utc", "kind", "event_id"]]
     m = v[["subject_id", "t_entry", "t_exit"]].reset_index(names="visit").merge(ev, on="subject_id")
     m = m[(m["t_utc"] >= m["t_entry"] - slack) & (m["t_utc"] <= m["t_exit"] + slack)]
     m = m.sort_values(["visit", "t_utc", "event_id"], kind="mergesort")

@@ -68,7 +68,8 @@ def clean_fixes(fixes: pd.DataFrame, *, max_speed_mps: float = 70.0,
     flags = schema.add_flag(flags, acc > low_accuracy_m, "low_accuracy")
     flags = schema.add_flag(flags, f.duplicated(["subject_id", "t_utc"], keep=False).to_numpy(),
                             "duplicate_time")
-    order = f.sort_values(["subject_id", "t_utc", "fix_id"], kind="mergesort").index
+    order = f.assign(fix_id=schema.fix_ids(f)).sort_values(["subject_id", "t_utc", "fix_id"],
+                                                            kind="mergesort").index
     s = f.loc[order]
     ok = ~((s["lat"] == 0) & (s["lon"] == 0)).to_numpy() & ~(s["h_acc_m"].to_numpy(float) > low_accuracy_m)
     s = s[ok]

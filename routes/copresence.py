@@ -151,11 +151,12 @@ def find_copresence_pairs(
     key = pd.DataFrame({"a": ia, "b": ib}).drop_duplicates()
     ia, ib = key["a"].to_numpy(), key["b"].to_numpy()
     dist = haversine_m(lat[ia], lon[ia], lat[ib], lon[ib])
-    fid = f["fix_id"].astype(str).to_numpy()
+    used = np.union1d(ia, ib)  # the ids of the paired fixes only (derived from provenance)
+    fid = schema.fix_ids(f.iloc[used]).astype(str).to_numpy()
     raw_acc = f["h_acc_m"].to_numpy(dtype=float)
     out = pd.DataFrame({
         "subject_a": np.asarray(uniques)[codes[ia]], "subject_b": np.asarray(uniques)[codes[ib]],
-        "fix_a": fid[ia], "fix_b": fid[ib],
+        "fix_a": fid[np.searchsorted(used, ia)], "fix_b": fid[np.searchsorted(used, ib)],
         "t_a": pd.to_datetime(t[ia], utc=True), "t_b": pd.to_datetime(t[ib], utc=True),
         "dt": pd.to_timedelta(np.abs(t[ia] - t[ib]), unit="ns"), "distance_m": dist,
         "h_acc_a": raw_acc[ia], "h_acc_b": raw_acc[ib],
@@ -392,7 +393,7 @@ def detect_cotravel(
                 (haversine_m(lat, lon, latb[c], lonb[c]) <= radius_m)
             matched |= ok
     df = pd.DataFrame({"leg": leg, "t": a["t_utc"].to_numpy(), "moving": moving, "matched": matched & moving,
-                       "fix_id": a["fix_id"].astype(str).to_numpy()})
+                       "fix_id": schema.fix_ids(a).astype(str).to_numpy()})
     df = df[(df["leg"] >= 0) & df["moving"]]
     if df.empty:
         return pd.DataFrame(columns=cols)

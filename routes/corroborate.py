@@ -147,7 +147,8 @@ def _tracks(fixes: pd.DataFrame, default_acc: float) -> dict[str, _Track]:
     out: dict[str, _Track] = {}
     if not len(fixes):
         return out
-    f = fixes.sort_values(["subject_id", "t_utc", "fix_id"], kind="mergesort")
+    f = fixes.assign(fix_id=schema.fix_ids(fixes)).sort_values(["subject_id", "t_utc", "fix_id"],
+                                                                kind="mergesort")
     acc = f["h_acc_m"].to_numpy(dtype=float, na_value=np.nan)
     acc = np.where(np.isnan(acc), default_acc, acc)
     t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")

@@ -130,8 +130,9 @@ def _prepare_workers() -> None:
     client.register_plugin(_dataframe_dispatch_plugin())
 
 
-# what the distributed stages read: the required fixes columns and the accuracy
-_SENT = ("fix_id", "subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id", "record", "flags")
+# what the distributed stages read: the required fixes columns and the accuracy (a fix's
+# id is derived from source_id and record where a stage needs it)
+_SENT = ("subject_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "source_id", "record", "flags")
 #: the fixes columns the distributed stages read (``Case.dask_table("fixes", columns=...)``)
 STAGE_COLUMNS = _SENT
 

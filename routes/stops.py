@@ -294,14 +294,15 @@ class _Sorted:
             tied = np.flatnonzero(same & (t[1:] == t[:-1])) if in_order else np.zeros(0, dtype=np.int64)
             del same
             if len(tied):  # equal times: in order only when their fix ids ascend
-                fid = fixes["fix_id"]
-                in_order = bool(np.all(fid.iloc[tied].astype(str).to_numpy()
-                                       < fid.iloc[tied + 1].astype(str).to_numpy()))
+                rows = np.union1d(tied, tied + 1)  # the ids of those rows only (derived)
+                fid = schema.fix_ids(fixes.iloc[rows]).astype(str).to_numpy()
+                in_order = bool(np.all(fid[np.searchsorted(rows, tied)] < fid[np.searchsorted(rows, tied + 1)]))
+                del rows, fid
             if not in_order:
                 idx = _subject_time_order(codes, t)
                 cs, ts = codes[idx], t[idx]
                 if bool(np.any((cs[1:] == cs[:-1]) & (ts[1:] == ts[:-1]))):
-                    fid, _ = pd.factorize(fixes["fix_id"].astype(str), sort=True)
+                    fid, _ = pd.factorize(schema.fix_ids(fixes).astype(str), sort=True)
                     idx = np.lexsort((fid, t, codes))
                     del fid
                     cs, ts = codes[idx], t[idx]

@@ -75,13 +75,11 @@ def demo_tables(n_fixes: int = 600, *, seed: int = 1, hostile: str | None = None
     subj_a = "phone-A" + tag
     fa = make_fixes(subject_id=subj_a, t_utc=ts[keep], lat=lat[keep], lon=lon[keep],
                     h_acc_m=acc[keep], fix_kind=list(kinds[keep]), source_id=SRC_A)
-    fa["fix_id"] = [f"{SRC_A[:16]}:{i}" for i in range(len(fa))]
     # lorry: 200 fixes along a straight road, second source
     m = 200
     tb = t0 + pd.to_timedelta(np.arange(m) * 60, unit="s")
     fb = make_fixes(subject_id="lorry-1", t_utc=tb, lat=np.linspace(50.90, 51.02, m),
                     lon=np.linspace(3.55, 3.71, m), h_acc_m=5.0, source_id=SRC_B)
-    fb["fix_id"] = [f"{SRC_B[:16]}:{i}" for i in range(m)]
     fixes = schema.coerce(pd.concat([fa, fb], ignore_index=True), "fixes")
 
     def stop_row(sid: str, mask: np.ndarray, la: float, lo: float) -> dict[str, object]:

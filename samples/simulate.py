@@ -163,7 +163,6 @@ def simulate(
     lat, lon = _deg(np.concatenate([d["x"] for d in fx]), np.concatenate([d["y"] for d in fx]), lat0)
     n = len(s)
     fixes = pd.DataFrame({
-        "fix_id": pd.array(np.char.add("sim:", np.arange(n).astype(str)), dtype="string"),
         "subject_id": pd.array(s.astype(str), dtype="string"),
         "t_utc": pd.to_datetime(np.round(np.concatenate([d["t"] for d in fx]) * 1000).astype("int64"),
                                 unit="ms", utc=True).astype("datetime64[ns, UTC]"),
@@ -191,7 +190,7 @@ def simulate(
     ev = pd.DataFrame(events)
     if len(ev):
         ev = pd.DataFrame({
-            "event_id": [f"sim-ev:{i}" for i in range(len(ev))], "subject_id": ev["subject_id"],
+            "subject_id": ev["subject_id"],
             "t_utc": pd.to_datetime(np.round(ev["t"].to_numpy() * 1000).astype("int64"), unit="ms", utc=True),
             "kind": ev["kind"], "source_id": "0" * 64, "record": [f"ev{i}" for i in range(len(ev))],
             "flags": "",

@@ -39,10 +39,11 @@ def scenario_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
     sc = build_scenario(7)
     frames = [make_fixes(subject_id=s, t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
                          h_acc_m=tr["h_acc_m"], fix_kind=tr["fix_kind"].tolist(),
-                         source_id=f"{i:064d}").assign(fix_id=lambda d, s=s: s + ":" + d["record"])
+                         source_id=f"{i:016d}" * 4)
               for i, (s, tr) in enumerate(sorted(sc.tracks.items()))]
     fixes = pd.concat(frames, ignore_index=True)
-    ev = sc.events.assign(event_id=[f"ev{i}" for i in range(len(sc.events))])
+    ev = schema.coerce(sc.events.assign(source_id="e" * 64, record=[f"ev{i}" for i in range(len(sc.events))]),
+                       "events")
     return fixes, ev
 
 
@@ -269,7 +270,7 @@ def test_packing_for_the_workers_round_trips() -> None:
     f = f.astype({c: "string" for c in ("subject_id", "source_id", "fix_kind", "flags")})
     packed, restore = _pack(f)
     assert {"subject_id", "source_id", "fix_kind", "flags"} <= set(restore)  # repetitive: packed
-    assert "fix_id" not in restore  # unique per row: sent as is
+    assert "record" not in restore  # unique per row: sent as is
     assert packed.memory_usage(deep=True).sum() < f[list(_SENT)].memory_usage(deep=True).sum() / 2
     pd.testing.assert_frame_equal(_unpack(packed.iloc[100:900], restore),
                                   f[list(_SENT)].iloc[100:900].reset_index(drop=True))
@@ -325,8 +326,9 @@ def test_the_events_are_sent_once_whatever_the_number_of_tasks(
                                                   npartitions=k))
             counts["closure", k] = pickles(partial(closure, ddf))
     assert counts["closure", 24] >= counts["closure", 4] + 20, counts  # the probe sees each task
-    assert counts["dask", 24] == counts["dask", 4] <= 8, counts
-    assert counts["pandas", 24] == counts["pandas", 4] <= 8, counts
+    # a few (scattering, tokenizing), the same for 4 tasks as for 24
+    assert counts["dask", 24] == counts["dask", 4] <= 16, counts
+    assert counts["pandas", 24] == counts["pandas", 4] <= 16, counts
 
 
 @pytest.mark.allow_loopback
@@ -361,8 +363,8 @@ def test_a_shuffle_joins_partitions_whose_dictionaries_together_outgrow_int8() -
     t = pd.date_range("2025-10-26T21:00Z", periods=3, freq="2min")
     # 100 pairs of lorries, each pair together, the pairs about 1.1 km apart
     parts = [make_fixes(subject_id=f"lorry-{i:03d}", t_utc=t, lat=51.0 + (i // 2) * 0.01,
-                        lon=3.87 + (i % 2) * 0.0002, h_acc_m=5.0, source_id=f"{i:064x}")
-             .assign(fix_id=[f"{i:03d}:{k}" for k in range(3)]) for i in range(200)]
+                        lon=3.87 + (i % 2) * 0.0002, h_acc_m=5.0, source_id=f"{i:016x}" * 4)
+             for i in range(200)]
     assert all(isinstance(p["source_id"].dtype, pd.CategoricalDtype) for p in parts)
     whole = schema.concat(parts, "fixes")
     # 50 partitions of 4 sources each: 200 texts in all, int8 codes in each

@@ -7,6 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from routetrace import schema
 from routetrace.routes.copresence import (
     detect_copresence,
     detect_cotravel,
@@ -32,6 +33,7 @@ def _random_fixes(seed: int, n: int = 120, subjects: int = 4, spread_m: float = 
 
 def _brute(f: pd.DataFrame, radius_m: float, max_dt: pd.Timedelta, aware: bool, max_acc: float) -> set[tuple[str, str]]:
     f = f[~(f["h_acc_m"] > max_acc)]
+    f = f.assign(fix_id=schema.fix_ids(f))
     acc = np.nan_to_num(f["h_acc_m"].to_numpy(float)) if aware else np.zeros(len(f))
     out = set()
     rows = list(f.itertuples())

@@ -21,6 +21,7 @@ from routetrace.testing import make_fixes
 
 A = (51.0000, 3.8700)  # a car park
 B = (50.8600, 4.3600)  # a hotel, ~38 km east
+SRC_S = "5" * 64  # the source of subject s's fixes: their ids are <SRC_S[:16]>:<record>
 NORTH_30KM = 30_000 / 111_195  # degrees of latitude in 30 km
 
 
@@ -34,9 +35,8 @@ def _track() -> pd.DataFrame:
     frac = np.arange(1, 60) / 60
     lat = [A[0]] * 25 + list(A[0] + frac * (B[0] - A[0])) + [B[0]] * 20
     lon = [A[1]] * 25 + list(A[1] + frac * (B[1] - A[1])) + [B[1]] * 20
-    f = make_fixes(subject_id="s", t_utc=at_a + drive + at_b + later, lat=lat, lon=lon, h_acc_m=10.0)
-    f["fix_id"] = "s:" + f["record"]
-    return f
+    return make_fixes(subject_id="s", t_utc=at_a + drive + at_b + later, lat=lat, lon=lon, h_acc_m=10.0,
+                      source_id=SRC_S)
 
 
 def _stops() -> pd.DataFrame:
@@ -84,7 +84,7 @@ def test_supported_and_moving_the_place_30_km_contradicts(tmp_path: Path) -> Non
     assert _verdicts(res) == {"here": "supported", "moved": "contradicted"}
     v = res.verdicts.set_index("statement_id")
     assert v.loc["here", "stop_ids"] == "s:stop0"
-    assert v.loc["here", "fix_ids"].split("|")[0].startswith("s:")
+    assert v.loc["here", "fix_ids"].split("|")[0].startswith(SRC_S[:16] + ":")
     assert v.loc["moved", "nearest_m"] == pytest.approx(30_000, rel=0.01)
     assert "closest 30" in v.loc["moved", "reason"] and "beyond both uncertainties" in v.loc["moved", "reason"]
     ev = res.evidence[res.evidence["corroboration_id"] == "here|s"]
@@ -134,8 +134,9 @@ def test_thin_or_coarse_evidence_is_inconclusive(tmp_path: Path) -> None:
     t = ["2025-10-26T20:00Z", "2025-10-26T20:05Z", "2025-10-26T20:10Z"]
     one = make_fixes(subject_id="p", t_utc=t, lat=[A[0], A[0] + 0.05, A[0] + 0.1], lon=A[1],
                      h_acc_m=10.0)
-    cell = make_fixes(subject_id="c", t_utc=t, lat=A[0] + 0.01, lon=A[1], h_acc_m=2500.0)
-    fixes = pd.concat([one, cell.assign(fix_id="c:" + cell["record"])], ignore_index=True)
+    cell = make_fixes(subject_id="c", t_utc=t, lat=A[0] + 0.01, lon=A[1], h_acc_m=2500.0,
+                      source_id="c" * 64)
+    fixes = pd.concat([one, cell], ignore_index=True)
     places = _places(tmp_path, {"statement_id": "x", "place": f"{A[0]},{A[1]}",
                                 "t_start": "2025-10-26T19:59Z", "t_end": "2025-10-26T20:11Z"})
     res = corroborate_statements(places, fixes, time_tolerance=pd.Timedelta(0))
@@ -232,7 +233,6 @@ def test_sample_case_verdicts_match_the_ground_truth(tmp_path: Path) -> None:
     tr = build_scenario(7).tracks["lorry-1"]
     lorry = make_fixes(subject_id="lorry-1", t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
                        h_acc_m=tr["h_acc_m"])
-    lorry["fix_id"] = "lorry-1:" + lorry["record"]
     fixes = pd.concat([phone, lorry], ignore_index=True)
     res = corroborate_statements(st.places, fixes)
     got = dict(zip(zip(res.verdicts["statement_id"], res.verdicts["subject_id"], strict=True),
@@ -340,7 +340,6 @@ def test_sample_case_end_to_end_with_detected_stops(tmp_path: Path) -> None:
     tr = build_scenario(7).tracks["lorry-1"]
     lorry = make_fixes(subject_id="lorry-1", t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
                        h_acc_m=tr["h_acc_m"])
-    lorry["fix_id"] = "lorry-1:" + lorry["record"]
     fixes = pd.concat([phone, lorry], ignore_index=True)
     stops, gaps = _stage_tables(stops_mod.detect_stops(fixes))
     if gaps is None and hasattr(stops_mod, "detect_gaps"):
@@ -359,7 +358,7 @@ def test_sample_case_end_to_end_with_detected_stops(tmp_path: Path) -> None:
 def test_a_visit_at_another_time_is_reported(tmp_path: Path) -> None:
     places = _places(tmp_path, {"statement_id": "wrong_day", "place": f"{A[0]},{A[1]}",
                                 "t_start": "2025-10-27T10:05Z", "t_end": "2025-10-27T10:55Z"})
-    for stops, vid in ((_stops(), "s:stop0"), (None, "s:0..s:24")):
+    for stops, vid in ((_stops(), "s:stop0"), (None, f"{SRC_S[:16]}:0..{SRC_S[:16]}:24")):
         res = corroborate_statements(places, _track(), stops=stops, time_tolerance=pd.Timedelta(0))
         v = res.verdicts.iloc[0]
         assert v["verdict"] == "contradicted"

@@ -90,7 +90,7 @@ def test_group_letters_and_fit_zoom() -> None:
 
 def _ignition(subject: str, off: str, on: str) -> pd.DataFrame:
     return schema.from_records([
-        {"subject_id": subject, "event_id": f"{subject}:e{k}", "t_utc": pd.Timestamp(t), "kind": kind,
+        {"subject_id": subject, "t_utc": pd.Timestamp(t), "kind": kind,
          "source_id": "e" * 64, "record": str(k), "flags": ""}
         for k, (t, kind) in enumerate(((off, "ignition_off"), (on, "ignition_on")))], "events")
 
@@ -202,7 +202,6 @@ def hard_case(seed: int = 3) -> dict[str, pd.DataFrame]:
         frames.append(make_fixes(subject_id=subj, t_utc=t, lat=lat, lon=lon, h_acc_m=8.0,
                                  source_id=("1" if subj == "van-1" else "2") * 64))
     fixes = schema.coerce(pd.concat(frames, ignore_index=True), "fixes")
-    fixes["fix_id"] = [f"h:{i}" for i in range(len(fixes))]
     return {"fixes": fixes, "stops": schema.from_records(stops, "stops"), "gaps": None,  # type: ignore[dict-item]
             "places": schema.empty("places"), "sources": None}  # type: ignore[dict-item]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from routetrace import schema
 from routetrace.app.ingest import ingest
 from routetrace.case import open_case
 from routetrace.cli import main
@@ -41,7 +42,7 @@ def test_rows_of_the_subjects_in_the_period_and_intervals_overlapping_it_kept_wh
     f, allf = out["fixes"], t["fixes"]
     inside = allf["subject_id"].astype(str).isin(PICK) & (allf["t_utc"] >= FROM) & (allf["t_utc"] < TO)
     assert len(f) == int(inside.sum()) > 0
-    assert sorted(f["fix_id"].astype(str)) == sorted(allf.loc[inside, "fix_id"].astype(str))
+    assert sorted(schema.fix_ids(f).astype(str)) == sorted(schema.fix_ids(allf.loc[inside]).astype(str))
     # a stop is shown when it overlaps the period, with its own arrival and dwell
     st, all_st = out["stops"], t["stops"]
     overlap = (all_st["subject_id"].astype(str).isin(PICK) & (all_st["t_arrival"] < TO)

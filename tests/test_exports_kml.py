@@ -210,7 +210,7 @@ def test_kml_is_byte_identical_and_kmz_matches(tmp_path: Path, monkeypatch: pyte
 
 def test_more_subjects_than_palette_colours_stay_distinct(tmp_path: Path) -> None:
     d = demo_tables(200)
-    f = pd.concat([d["fixes"].assign(subject_id=f"s{i:02d}", fix_id=d["fixes"]["fix_id"] + f"-{i}")
+    f = pd.concat([d["fixes"].assign(subject_id=f"s{i:02d}", record=d["fixes"]["record"] + f"-{i}")
                    for i in range(14)], ignore_index=True)
     p = write_kml(tmp_path / "x.kml", f, d["stops"].iloc[:0], d["gaps"].iloc[:0], d["places"].iloc[:0],
                   case_id="C", exhibit_no="1")

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from routetrace import schema
 from routetrace.fuzzing import mutate
 from routetrace.loaders import load
 from routetrace.routes.merge import merge_places, merge_sources
@@ -87,7 +88,7 @@ def test_two_extractions_fuse(jads: dict[str, object]) -> None:
     # order of inputs decides the kept copy, never the set of records
     other = merge_sources(pd.concat([jads["old"].fixes, jads["new"].fixes],  # type: ignore[attr-defined]
                                     ignore_index=True))
-    assert len(other) == len(fused) and other["fix_id"].tolist() == fused["fix_id"].tolist()
+    assert len(other) == len(fused) and schema.fix_ids(other).tolist() == schema.fix_ids(fused).tolist()
 
 
 def test_damaged_cache_repeating_keys_in_a_scan(tmp_path: Path) -> None:

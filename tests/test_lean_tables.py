@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from routetrace import schema
 from routetrace.case import concat_tables, open_case
+from routetrace.errors import SchemaError
 from routetrace.loaders import load
 from routetrace.testing import example_gpx, make_fixes
 
@@ -30,7 +32,9 @@ def test_make_fixes_holds_provenance_once_not_on_every_row() -> None:
     assert all(_is_dictionary(f[c]) for c in DICT_FIXES)
     # the 64-character source_id once plus a byte a row (it was ~72 bytes a row as text)
     assert f["source_id"].memory_usage(index=False, deep=True) < 2 * n
-    assert f.memory_usage(index=False, deep=True).sum() < 110 * n  # was ~220 bytes a row
+    # was ~220 bytes a row; 108 with a stored fix_id (18 bytes a row here), 90 without it
+    assert f.memory_usage(index=False, deep=True).sum() < 95 * n
+    assert "fix_id" not in f.columns
     assert (f["source_id"] == "ab" * 32).all() and (f["flags"] == "").all() and f["also_seen_in"].isna().all()
     assert f["subject_id"].astype("string").tolist()[:2] == ["lorry", "lorry"]
     schema.validate(f, "fixes")
@@ -44,7 +48,8 @@ def test_every_loaded_row_resolves_to_its_files_sha256_and_record(tmp_path: Path
     assert all(_is_dictionary(f[c]) for c in DICT_FIXES) and _is_dictionary(res.rejects["source_id"])
     assert (f["source_id"].astype(str) == sha).all()
     derived = f["source_id"].astype(str).str[:16] + ":" + f["record"].astype(str)
-    assert f["fix_id"].astype(str).tolist() == derived.tolist()
+    assert "fix_id" not in f.columns  # derived, not stored
+    assert schema.fix_ids(f).tolist() == derived.tolist()
     assert f["record"].is_unique and f["subject_id"].astype(str).eq("phone-A").all()
 
 
@@ -135,3 +140,47 @@ def test_make_fixes_shares_the_callers_series_and_copies_its_arrays() -> None:
     g = make_fixes(t_utc=src["t"], lat=lat, lon=3.8)
     lat[0] = 0.0
     assert g["lat"].iloc[0] == 51.0
+
+
+def test_ids_are_derived_from_the_provenance_and_a_stored_one_is_dropped() -> None:
+    f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z", "2025-10-26T21:01Z"], lat=51.0,
+                   lon=3.87, source_id="ab" * 32)
+    # a table that carries ids of its own (hand-built, or read from a case written before)
+    stale = schema.coerce(f.assign(fix_id=["x", "y"]), "fixes")
+    assert "fix_id" not in stale.columns
+    assert schema.fix_ids(stale).tolist() == ["abababababababab:0", "abababababababab:1"]
+    shown = schema.with_ids(stale, "fixes")
+    assert shown.columns[0] == "fix_id" and shown.columns[1:].tolist() == stale.columns.tolist()
+    # events: the kind is part of the id; a part (one of a record's several events of one kind) too
+    ev = schema.coerce(pd.DataFrame({
+        "subject_id": "phone", "t_utc": pd.to_datetime(["2025-10-26T21:00Z"] * 3), "kind": "activity",
+        "source_id": "cd" * 32, "record": ["locations[4]", "locations[4]", "locations[5]"],
+        "part": ["activity[0]", "activity[1]", None], "event_id": "stale"}), "events")
+    assert schema.event_ids(ev).tolist() == [
+        "cdcdcdcdcdcdcdcd:locations[4]/activity[0]:activity",
+        "cdcdcdcdcdcdcdcd:locations[4]/activity[1]:activity", "cdcdcdcdcdcdcdcd:locations[5]:activity"]
+    assert schema.with_ids(ev, "stops") is ev  # a table without a derived id: unchanged
+    with pytest.raises(SchemaError, match="no derived id"):
+        schema.row_ids(ev, "stops")
+    with pytest.raises(SchemaError, match="missing record"):
+        schema.fix_ids(f.drop(columns="record"))
+
+
+def test_a_case_whose_fixes_were_stored_with_ids_reads_them_derived(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = make_fixes(subject_id="lorry", t_utc=["2025-10-26T21:00Z", "2025-10-26T21:01Z"], lat=51.0,
+                   lon=3.87, source_id="ab" * 32)
+    case = open_case(tmp_path / "case", create=True)
+    case.write_table("fixes", f)
+    case.save_manifest()
+    (part,) = sorted((tmp_path / "case" / "tables" / "fixes").rglob("*.parquet"))
+    old = pq.read_table(part)
+    assert "fix_id" not in old.column_names  # the store holds no id
+    # as an earlier version wrote it: the id stored first, and not as the provenance gives it
+    pq.write_table(old.add_column(0, "fix_id", pa.array(["old:0", "old:1"])), part)
+    again = open_case(tmp_path / "case")
+    assert "fix_id" not in again.table("fixes").columns
+    assert again.dask_table("fixes", columns=["fix_id", "t_utc"]).compute()["fix_id"].tolist() == [
+        "abababababababab:0", "abababababababab:1"]

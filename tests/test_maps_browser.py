@@ -66,7 +66,6 @@ def _sample_tables() -> tuple[dict[str, pd.DataFrame], dict[str, list[tuple[floa
         sid = f"{k + 1:x}" * 64
         frames.append(make_fixes(subject_id=subj, t_utc=tr["t_utc"], lat=tr["lat"], lon=tr["lon"],
                                  h_acc_m=tr["h_acc_m"], fix_kind=list(tr["fix_kind"].astype(str)), source_id=sid))
-        frames[-1]["fix_id"] = [f"{sid[:16]}:{i}" for i in range(len(tr))]
     fixes = schema.coerce(pd.concat(frames, ignore_index=True), "fixes")
     try:
         from routetrace.routes.stops import detect_stops  # type: ignore[import-not-found]

@@ -37,7 +37,6 @@ def _stay(lat: float, lon: float, start: pd.Timestamp, minutes: int, *, step_s: 
 
 def _cat(*parts: pd.DataFrame) -> pd.DataFrame:
     f = pd.concat(parts, ignore_index=True)
-    f["fix_id"] = pd.array([f"test:{i}" for i in range(len(f))], dtype="string")
     f["record"] = pd.array([str(i) for i in range(len(f))], dtype="string")
     return schema.coerce(f, "fixes")
 
@@ -152,7 +151,7 @@ def test_dense_car_park_trucks_side_by_side_stay_apart() -> None:
 
 def test_ignition_off_before_first_fix_moves_arrival_and_a_silence_after_ignition_on_is_unobserved() -> None:
     f = _stay(51.0, 3.87, T0, 20)
-    ev = pd.DataFrame({"event_id": ["e1", "e2"], "subject_id": "s",
+    ev = pd.DataFrame({"subject_id": "s",
                        "t_utc": [T0 - pd.Timedelta("3min"), T0 + pd.Timedelta("22min")],
                        "kind": ["ignition_off", "ignition_on"], "source_id": "0" * 64, "record": ["1", "2"],
                        "flags": ""})

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from routetrace import schema
 from routetrace.errors import ParameterError
 from routetrace.routes import build_trips, detect_gaps, detect_stops, order_chronology
 from routetrace.samples.simulate import score_stops, simulate
@@ -73,7 +74,7 @@ def test_silence_inside_a_stop_is_marked_and_not_dwell() -> None:
 
 def test_ignition_off_on_is_parked_time_not_a_gap() -> None:
     f = _track([(51.0, 3.87, 1, 3600), (51.0, 3.87, 1, 3600), (51.0, 3.87, 1, 60)])
-    ev = pd.DataFrame({"event_id": ["e1", "e2"], "subject_id": "s", "t_utc": [T0, T0 + pd.Timedelta("2h1min")],
+    ev = pd.DataFrame({"subject_id": "s", "t_utc": [T0, T0 + pd.Timedelta("2h1min")],
                        "kind": ["ignition_off", "ignition_on"], "source_id": "0" * 64, "record": ["1", "2"],
                        "flags": ""})
     _, stops = detect_stops(f, events=ev)
@@ -114,8 +115,8 @@ def test_properties(seed: int) -> None:
     lk5, _ = detect_stops(f, min_dwell=pd.Timedelta("5min"))
     lk15, s15 = detect_stops(f, min_dwell=pd.Timedelta("15min"))
     assert (s15["t_departure"] - s15["t_arrival"] >= pd.Timedelta("15min")).all()
-    in5 = set(lk5.loc[lk5["stop_id"].notna(), "fix_id"])
-    assert set(lk15.loc[lk15["stop_id"].notna(), "fix_id"]) <= in5
+    in5 = set(schema.fix_ids(lk5[lk5["stop_id"].notna()]))
+    assert set(schema.fix_ids(lk15[lk15["stop_id"].notna()])) <= in5
 
 
 def test_a_stop_at_rest_for_less_than_min_dwell_is_no_stop() -> None:
@@ -128,9 +129,9 @@ def test_a_stop_at_rest_for_less_than_min_dwell_is_no_stop() -> None:
     lk15, s15 = detect_stops(f, min_dwell=pd.Timedelta("15min"))
     second = s5.iloc[1]
     assert second["t_departure"] - second["t_arrival"] == pd.Timedelta("14min 58.73s")
-    assert lk5.set_index("fix_id").loc["sim:21", "stop_id"] is pd.NA  # the arriving fix
+    assert lk5.set_index("record").loc["21", "stop_id"] is pd.NA  # the arriving fix (one source)
     assert len(s15) == len(s5) - 1 and second["t_arrival"] not in set(s15["t_arrival"])
-    assert pd.isna(lk15.set_index("fix_id").loc["sim:21", "stop_id"])
+    assert pd.isna(lk15.set_index("record").loc["21", "stop_id"])
 
 
 @pytest.mark.parametrize(("kind", "target"), [("truck", 0.95), ("phone", 0.90)])

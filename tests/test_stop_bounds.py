@@ -79,7 +79,7 @@ def test_cell_fix_without_accuracy_neither_joins_nor_bounds_a_stop() -> None:
 # --- the valid bounds (#17): t_arrival_before / t_departure_after ----------------------------
 
 def _ignition(*pairs: tuple[str, float]) -> pd.DataFrame:
-    return pd.DataFrame({"event_id": [f"e{i}" for i in range(len(pairs))], "subject_id": "subject",
+    return pd.DataFrame({"subject_id": "subject",
                          "t_utc": [T0 + pd.Timedelta(seconds=s) for _, s in pairs],
                          "kind": [k for k, _ in pairs], "source_id": "0" * 64,
                          "record": [str(i) for i in range(len(pairs))], "flags": ""})

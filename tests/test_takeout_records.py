@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from routetrace import schema
 from routetrace.errors import CorruptSource
 from routetrace.loaders import detect_format, load
 from routetrace.loaders.takeout_records import stream_records
@@ -37,6 +38,11 @@ def test_every_real_records_file_loads(realdata_dir: Path) -> None:
     # every event sits on the fix of its own location record
     joined = rei.events.merge(rei.fixes[["record", "lat", "lon"]], on="record", suffixes=("", "_f"))
     assert len(joined) == 47 and np.allclose(joined["lat"], joined["lat_f"])
+    # a location may hold several activities: each event's part names its own, so each
+    # (derived) event id is its own: <source>:locations[k]/activity[j]:activity
+    assert rei.events["part"].astype(str).str.fullmatch(r"activity\[\d+\]").all()
+    ids = schema.event_ids(rei.events)
+    assert ids.is_unique and ids.str.fullmatch(r"[0-9a-f]{16}:locations\[\d+\]/activity\[\d+\]:activity").all()
 
 
 def test_device_tags_are_subjects_unless_merged(realdata_dir: Path) -> None:
@@ -166,11 +172,11 @@ def test_streaming_chunks_equal_the_whole_load(tmp_path: Path) -> None:
     chunks = list(stream_records(p, chunk_rows=64))
     assert len(chunks) == 16
     streamed = pd.concat([c[0] for c in chunks], ignore_index=True)
-    for col in ("fix_id", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "subject_id", "flags"):
+    for col in ("record", "t_utc", "lat", "lon", "h_acc_m", "fix_kind", "subject_id", "flags"):
         assert streamed[col].astype(str).tolist() == whole.fixes[col].astype(str).tolist(), col
     assert whole.fixes["lat"].iloc[5] == locs[5]["latitudeE7"] / 1e7  # type: ignore[operator]
     small = load(p, options={"chunk_rows": 10})
-    assert small.fixes["fix_id"].tolist() == whole.fixes["fix_id"].tolist()
+    assert schema.fix_ids(small.fixes).tolist() == schema.fix_ids(whole.fixes).tolist()
 
 
 def test_sniffer_claims_records_only(tmp_path: Path) -> None:

@@ -66,10 +66,12 @@ def clean_fixes(fixes: pd.DataFrame, *, max_speed_mps: float = 70.0,
     zero = (lat == 0) & (lon == 0)
     flags = schema.add_flag(flags, zero, "zero_position")
     flags = schema.add_flag(flags, acc > low_accuracy_m, "low_accuracy")
-    flags = schema.add_flag(flags, f.duplicated(["subject_id", "t_utc"], keep=False).to_numpy(),
-                            "duplicate_time")
-    order = f.assign(fix_id=schema.fix_ids(f)).sort_values(["subject_id", "t_utc", "fix_id"],
-                                                            kind="mergesort").index
+    tied = f.duplicated(["subject_id", "t_utc"], keep=False).to_numpy()
+    flags = schema.add_flag(flags, tied, "duplicate_time")
+    # equal times are ordered by fix id; the ids are derived only when there are some
+    keyed = f.assign(fix_id=schema.fix_ids(f)) if tied.any() else f
+    order = keyed.sort_values(["subject_id", "t_utc", "fix_id"] if tied.any() else ["subject_id", "t_utc"],
+                              kind="mergesort").index
     s = f.loc[order]
     ok = ~((s["lat"] == 0) & (s["lon"] == 0)).to_numpy() & ~(s["h_acc_m"].to_numpy(float) > low_accuracy_m)
     s = s[ok]

@@ -63,7 +63,10 @@ def build_trips(fixes: pd.DataFrame, stops: pd.DataFrame, *, gaps: pd.DataFrame 
     for subject, st in stops.groupby("subject_id", sort=True):
         st = st.sort_values("t_arrival")
         f = fixes[(fixes["subject_id"] == subject) & ~(fixes["h_acc_m"] > max_h_acc_m)]
-        f = f.assign(fix_id=schema.fix_ids(f)).sort_values(["t_utc", "fix_id"], kind="mergesort")
+        if f["t_utc"].duplicated().any():  # equal times ordered by fix id (derived only then)
+            f = f.assign(fix_id=schema.fix_ids(f)).sort_values(["t_utc", "fix_id"], kind="mergesort")
+        else:
+            f = f.sort_values("t_utc", kind="mergesort")
         ft = f["t_utc"]
         g = gaps[gaps["subject_id"] == subject] if gaps is not None and len(gaps) else None
         arr = st["t_arrival"].tolist()

@@ -45,6 +45,7 @@ from .. import schema
 from ..errors import ParameterError
 from .arrays import expand_ranges
 from .geo import EARTH_R_M, cluster_points_m, local_zone
+from .order import sort_fixes
 
 __all__ = [
     "find_carpark_visits",
@@ -239,8 +240,7 @@ def find_carpark_visits(
               "event_slack": str(event_slack), "night_hours": list(night_hours),
               "min_dwell": str(min_dwell)}
     fences = geofences.reset_index(drop=True)
-    f = fixes.assign(fix_id=schema.fix_ids(fixes)).sort_values(["subject_id", "t_utc", "fix_id"],
-                                                                kind="mergesort").reset_index(drop=True)
+    f = sort_fixes(fixes).reset_index(drop=True)
     if f.empty or fences.empty:
         out = pd.DataFrame(columns=_VISIT_COLS)
         out.attrs["params"] = params
@@ -263,7 +263,7 @@ def find_carpark_visits(
     tz_of = np.array([local_zone(float(c.y), float(c.x)) for c in cent], dtype=object)
     rows = mem["row"].to_numpy()
     mem["t"] = t[rows]
-    mem["fix_id"] = f["fix_id"].astype(str).to_numpy()[rows]
+    mem["fix_id"] = schema.fix_ids(f.iloc[rows]).to_numpy()  # ids of the fixes a visit cites only
     step = mem["t"].diff().where(~new, 0)
     mem["unobs"] = step.where(step > max_gap.value, 0)
     g = mem.groupby("visit", sort=False)

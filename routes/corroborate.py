@@ -88,6 +88,7 @@ import pandas as pd
 from .. import schema
 from ..errors import ParameterError
 from ..geodesy import haversine_m
+from .order import sort_fixes
 
 __all__ = [
     "VERDICTS",
@@ -139,25 +140,36 @@ class _Track:
     lat: np.ndarray
     lon: np.ndarray
     acc: np.ndarray
-    fix_id: np.ndarray
-    source_id: np.ndarray
+    src: np.ndarray  # index of each row's source in ``sources``
+    sources: list[str]
+    record: Any  # the rows' record locators (a pandas array: no Python string per row)
+
+    def fix_id(self, j: int) -> str:
+        """Row ``j``'s ``fix_id``, derived as :func:`routetrace.schema.fix_ids` does; built
+        only for the rows a result cites."""
+        return f"{self.sources[self.src[j]][:16]}:{self.record[j]}"
+
+    def source_id(self, j: int) -> str:
+        return self.sources[self.src[j]]
 
 
 def _tracks(fixes: pd.DataFrame, default_acc: float) -> dict[str, _Track]:
     out: dict[str, _Track] = {}
     if not len(fixes):
         return out
-    f = fixes.assign(fix_id=schema.fix_ids(fixes)).sort_values(["subject_id", "t_utc", "fix_id"],
-                                                                kind="mergesort")
+    f = sort_fixes(fixes)
+    t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
+    codes, names = pd.factorize(f["subject_id"], use_na_sentinel=False)
     acc = f["h_acc_m"].to_numpy(dtype=float, na_value=np.nan)
     acc = np.where(np.isnan(acc), default_acc, acc)
-    t = f["t_utc"].to_numpy(dtype="datetime64[ns]").astype("int64")
-    subj = f["subject_id"].astype(str).to_numpy()
     lat, lon = f["lat"].to_numpy(dtype=float), f["lon"].to_numpy(dtype=float)
-    fid, src = f["fix_id"].astype(str).to_numpy(), f["source_id"].astype(str).to_numpy()
-    bounds = np.flatnonzero(np.r_[True, subj[1:] != subj[:-1], True])
+    src, sources = pd.factorize(f["source_id"], use_na_sentinel=False)
+    source_list = [str(x) for x in sources]
+    record = f["record"].array
+    bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1], True])
     for a, b in itertools.pairwise(bounds):
-        out[str(subj[a])] = _Track(t[a:b], lat[a:b], lon[a:b], acc[a:b], fid[a:b], src[a:b])
+        out[str(names[codes[a]])] = _Track(t[a:b], lat[a:b], lon[a:b], acc[a:b], src[a:b],
+                                           source_list, record[a:b])
     return out
 
 
@@ -387,11 +399,11 @@ def _fix_ev(tr: _Track, idx: np.ndarray, d: np.ndarray, lim: np.ndarray, role: s
     for j, dist, li in zip(idx, d, lim, strict=False):
         t = int(tr.t[j])
         diff = 0 if lo <= t <= hi else (lo - t if t < lo else t - hi)
-        out.append({"evidence_kind": "fix", "evidence_id": str(tr.fix_id[j]), "role": role,
+        out.append({"evidence_kind": "fix", "evidence_id": tr.fix_id(j), "role": role,
                     "t_start": pd.Timestamp(t, tz="UTC"), "t_end": pd.Timestamp(t, tz="UTC"),
                     "lat": float(tr.lat[j]), "lon": float(tr.lon[j]), "distance_m": round(float(dist), 1),
                     "limit_m": round(float(li), 1), "time_diff": pd.Timedelta(diff),
-                    "accuracy_m": float(tr.acc[j]), "source_id": str(tr.source_id[j])})
+                    "accuracy_m": float(tr.acc[j]), "source_id": tr.source_id(j)})
     return out
 
 
@@ -594,15 +606,17 @@ def _visits(p: Mapping[str, Any], subject: str, tr: _Track | None, stops: pd.Dat
     reach = (r_p + float(tr.acc.max()) + slack_m) * 1.01
     dlat = reach / 111_000.0
     dlon = dlat / max(np.cos(np.radians(min(abs(plat) + dlat, 89.9))), 1e-6)
-    cand = np.flatnonzero((np.abs(tr.lat - plat) <= dlat) & (np.abs((tr.lon - plon + 180.0) % 360.0 - 180.0) <= dlon))
-    near = np.zeros(len(tr.t), dtype=bool)
-    near[cand] = haversine_m(tr.lat[cand], tr.lon[cand], plat, plon) <= r_p + tr.acc[cand] + slack_m
+    cand = np.flatnonzero(np.abs(tr.lat - plat) <= dlat)
+    cand = cand[np.abs((tr.lon[cand] - plon + 180.0) % 360.0 - 180.0) <= dlon]
+    near = cand[haversine_m(tr.lat[cand], tr.lon[cand], plat, plon) <= r_p + tr.acc[cand] + slack_m]
     # without stops: maximal runs of consecutive near fixes lasting at least VISIT_MIN_DWELL
     # (driving past a place is not a visit)
-    edges = np.diff(np.r_[0, near.astype(np.int8), 0])
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    if not len(near):
+        return []
+    cut = np.flatnonzero(np.diff(near) != 1)
+    starts, ends = near[np.r_[0, cut + 1]], near[np.r_[cut, len(near) - 1]]
     keep = (tr.t[ends] - tr.t[starts]) >= VISIT_MIN_DWELL.value
-    return [(int(tr.t[a]), int(tr.t[b]), f"{tr.fix_id[a]}..{tr.fix_id[b]}")
+    return [(int(tr.t[a]), int(tr.t[b]), f"{tr.fix_id(a)}..{tr.fix_id(b)}")
             for a, b in zip(starts[keep], ends[keep], strict=False)]
 
 

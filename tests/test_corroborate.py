@@ -366,3 +366,27 @@ def test_a_visit_at_another_time_is_reported(tmp_path: Path) -> None:
         other = res.evidence[res.evidence["role"] == "outside_window"].iloc[0]
         assert (other["evidence_id"], other["time_diff"]) == (vid, pd.Timedelta("12h5min"))
         assert v["nearest_m"] > 30_000  # the outside-window visit is not the nearest in-window fix
+
+
+def test_cited_fix_ids_are_the_derived_ids_and_ties_do_not_depend_on_row_order(tmp_path: Path) -> None:
+    """Evidence and visit ids are derived for the cited rows only: each must be the row's
+    ``schema.fix_ids``, and its ``source_id`` the row's, also where two sources give a fix at
+    the same time (the id breaks the tie, whatever order the rows come in)."""
+    at = {"t_start": "2025-10-26T20:30Z", "t_end": "2025-10-26T21:30Z", "uncertainty_m": 100}
+    places = _places(tmp_path, {"statement_id": "here", "place": f"{A[0]},{A[1]}", "order": 1, **at},
+                     {"statement_id": "hotel", "place": f"{B[0]},{B[1]}", "order": 2,
+                      "t_start": "2025-10-26T22:40Z", "t_end": "2025-10-26T23:00Z"})
+    first = _track()
+    other = first.iloc[::3].assign(source_id="7" * 64)  # same times and places: ties
+    fixes = schema.coerce(pd.concat([first, other], ignore_index=True), "fixes")
+    ids = dict(zip(schema.fix_ids(fixes), fixes["source_id"].astype(str), strict=True))
+    res = corroborate_statements(places, fixes)
+    cited = res.evidence[res.evidence["evidence_kind"] == "fix"]
+    assert len(cited) > 0 and {ids[i] for i in cited["evidence_id"]} <= {SRC_S, "7" * 64}
+    assert all(ids[i] == s for i, s in zip(cited["evidence_id"], cited["source_id"], strict=True))
+    visits = res.sequence["visit_id"].dropna()
+    assert len(visits) == 2 and all(end in ids for v in visits for end in v.split(".."))
+    shuffled = corroborate_statements(places, fixes.sample(frac=1.0, random_state=3))
+    for got, want in ((shuffled.verdicts, res.verdicts), (shuffled.evidence, res.evidence),
+                      (shuffled.sequence, res.sequence)):
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))

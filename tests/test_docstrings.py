@@ -89,6 +89,7 @@ DOCUMENTED = [
     "routetrace.routes.distributed",
     "routetrace.routes.geo",
     "routetrace.routes.merge",
+    "routetrace.routes.order",
     "routetrace.routes.places",
     "routetrace.routes.stops",
     "routetrace.routes.trips",

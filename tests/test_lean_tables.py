@@ -15,6 +15,7 @@ from routetrace import schema
 from routetrace.case import concat_tables, open_case
 from routetrace.errors import SchemaError
 from routetrace.loaders import load
+from routetrace.routes.order import sort_fixes
 from routetrace.testing import example_gpx, make_fixes
 
 DICT_FIXES = ("subject_id", "fix_kind", "source_id", "flags", "also_seen_in")
@@ -184,3 +185,19 @@ def test_a_case_whose_fixes_were_stored_with_ids_reads_them_derived(tmp_path: Pa
     assert "fix_id" not in again.table("fixes").columns
     assert again.dask_table("fixes", columns=["fix_id", "t_utc"]).compute()["fix_id"].tolist() == [
         "abababababababab:0", "abababababababab:1"]
+
+
+def test_sort_fixes_breaks_equal_times_by_the_derived_id_whatever_the_row_order() -> None:
+    t = ["2025-10-26T21:00Z", "2025-10-26T21:00Z", "2025-10-26T20:59Z", "2025-10-26T21:00Z"]
+    parts = [make_fixes(subject_id=s, t_utc=[tt], lat=51.0, lon=3.87, source_id=src * 64)
+             for s, tt, src in zip(["b", "b", "b", "a"], t, ["d", "c", "e", "f"], strict=True)]
+    f = pd.concat(parts)  # every index label is 0
+    want = [("a", "f"), ("b", "e"), ("b", "c"), ("b", "d")]  # subject, time, then fix id
+    for seed in range(4):
+        got = sort_fixes(f.sample(frac=1.0, random_state=seed))
+        assert len(got) == 4
+        assert list(zip(got["subject_id"].astype(str), got["source_id"].astype(str).str[0],
+                        strict=True)) == want
+    # no equal times of one subject: the same order as the two-column stable sort
+    g = pd.concat(parts[1:])
+    pd.testing.assert_frame_equal(sort_fixes(g), g.sort_values(["subject_id", "t_utc"], kind="mergesort"))

@@ -304,18 +304,19 @@ def corroborate_statements(
     tracks = _tracks(fixes, default_fix_accuracy_m)
     forced = sorted(set(subjects)) if subjects is not None else None
     win = _windows(pl, tol) if len(pl) else pd.DataFrame(columns=["w_lo", "w_hi", "window_rule"])
+    windows = win.to_dict("index")  # per place: its window's bounds (ns) and rule
     verdicts: list[dict[str, Any]] = []
     evidence: list[dict[str, Any]] = []
     for i, p in pl.iterrows():
         subs = forced or p["subjects"] or sorted(tracks)
         r_p = float(p["radius_m"]) if pd.notna(p["radius_m"]) else default_place_radius_m
+        lo_i, hi_i, rule = int(windows[i]["w_lo"]), int(windows[i]["w_hi"]), windows[i]["window_rule"]
         for s in subs:
             cid = f"{p['statement_id']}|{s}"
             v, reason, ev = _judge(
-                p, s, r_p, int(win.at[i, "w_lo"]), int(win.at[i, "w_hi"]), tracks.get(s),
+                p, s, r_p, lo_i, hi_i, tracks.get(s),
                 stops, gaps, slack_m=slack_m, min_fixes=min_fixes, coarse_m=coarse_m,
                 max_speed_mps=max_speed_mps)
-            lo_i, hi_i = int(win.at[i, "w_lo"]), int(win.at[i, "w_hi"])
             if v != "supported" and (lo_i != _LO or hi_i != _HI):
                 other = _closest_visit(p, s, tracks.get(s), stops, lo_i, hi_i, slack_m=slack_m,
                                        default_r=default_place_radius_m)
@@ -325,8 +326,8 @@ def corroborate_statements(
                     reason += (f". Outside the window, {s} was at the place "
                                f"{_dur(other['time_diff'])} {when} it ({other['evidence_id']}, "
                                f"{_iso(other['t_start'])} to {_iso(other['t_end'])})")
-            if win.at[i, "window_rule"]:
-                reason += f" (time window from the order constraint: {win.at[i, 'window_rule']})"
+            if rule:
+                reason += f" (time window from the order constraint: {rule})"
             for e in ev:
                 e["corroboration_id"] = cid
             evidence.extend(ev)
@@ -340,10 +341,9 @@ def corroborate_statements(
                 "subject_id": s, "verdict": v, "reason": reason,
                 "place_lat": p["lat"], "place_lon": p["lon"], "place_radius_m": r_p,
                 "place_radius_stated": pd.notna(p["radius_m"]),
-                "window_start": pd.NaT if win.at[i, "w_lo"] == _LO else pd.Timestamp(win.at[i, "w_lo"], tz="UTC"),
-                "window_end": pd.NaT if win.at[i, "w_hi"] == _HI else pd.Timestamp(win.at[i, "w_hi"], tz="UTC"),
-                "n_fixes_in_window": _count_in(tracks.get(s), int(win.at[i, "w_lo"]),
-                                               int(win.at[i, "w_hi"])),
+                "window_start": pd.NaT if lo_i == _LO else pd.Timestamp(lo_i, tz="UTC"),
+                "window_end": pd.NaT if hi_i == _HI else pd.Timestamp(hi_i, tz="UTC"),
+                "n_fixes_in_window": _count_in(tracks.get(s), lo_i, hi_i),
                 "stop_ids": "|".join(e["evidence_id"] for e in near if e["evidence_kind"] == "stop"),
                 "fix_ids": "|".join(e["evidence_id"] for e in near if e["evidence_kind"] == "fix"),
                 "gap_ids": "|".join(e["evidence_id"] for e in ev if e["evidence_kind"] == "gap"),
@@ -631,10 +631,11 @@ def _sequence(pl: pd.DataFrame, tracks: Mapping[str, _Track], stops: pd.DataFram
     for person, g in pl.groupby(pl["person_id"].astype(str), sort=True):
         ordered = g[g["order"].notna()].sort_values("order", kind="mergesort")
         subs = forced or sorted({s for lst in g["subjects"] for s in lst}) or sorted(tracks)
+        statements = g.to_dict("records")
         for s in subs:
             if len(ordered) >= 2:
                 rows.extend(_greedy(person, s, ordered, tracks.get(s), stops, slack_m, default_r))
-            for r in g.to_dict("records"):
+            for r in statements:
                 for kind, others in (("before", r["before"]), ("after", r["after"])):
                     for o in others:
                         if o not in by_sid:

@@ -381,3 +381,24 @@ def test_a_shuffle_joins_partitions_whose_dictionaries_together_outgrow_int8() -
     pd.testing.assert_frame_equal(visits.reset_index(drop=True),
                                   find_carpark_visits(whole, fence).reset_index(drop=True),
                                   check_dtype=False)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_box_prefilter_keeps_every_fix_the_fence_query_would_find(seed: int) -> None:
+    """Only fixes near a fence's box become points for the fence query: each usable fix the
+    query would find among all fixes must be among them (large accuracies, high latitudes)."""
+    from routetrace.routes.carparks import _near_boxes
+
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    lat, lon = rng.uniform(40.0, 80.0, n), rng.uniform(-5.0, 25.0, n)
+    acc = rng.choice([0.0, 20.0, 500.0, 5000.0], n)
+    usable = rng.random(n) < 0.9
+    centres = rng.uniform([-5.0, 40.0], [25.0, 80.0], (30, 2))
+    fences = shapely.buffer(shapely.points(centres[:, 0], centres[:, 1]), rng.uniform(0.001, 0.3, 30))
+    reach = (acc + 1.0) / 111_320.0 / np.maximum(np.cos(np.radians(lat)), 0.05)
+    hit, _ = shapely.STRtree(fences).query(shapely.points(lon, lat), predicate="dwithin", distance=reach)
+    want = np.unique(hit[usable[hit]])
+    got = _near_boxes(lat, lon, usable, shapely.bounds(fences), float(reach[usable].max()))
+    assert len(want) > 20 and np.isin(want, got).all() and usable[got].all()
+    assert np.all(np.diff(got) > 0) and len(got) < n

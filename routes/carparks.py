@@ -330,6 +330,8 @@ def _join_runs(texts: pd.Series, starts: np.ndarray) -> np.ndarray:
     """``texts`` '|'-joined per run, the runs starting at positions ``starts`` (ascending,
     the first 0) and each ending where the next starts."""
     values = pa.array(texts.array, type=pa.large_string())
+    if isinstance(values, pa.ChunkedArray):  # an Arrow-backed column of several chunks
+        values = values.combine_chunks()
     offsets = pa.array(np.r_[starts, len(texts)].astype(np.int64))
     joined = pc.binary_join(pa.LargeListArray.from_arrays(offsets, values), pa.scalar("|", pa.large_string()))
     return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)

@@ -402,3 +402,21 @@ def test_the_box_prefilter_keeps_every_fix_the_fence_query_would_find(seed: int)
     got = _near_boxes(lat, lon, usable, shapely.bounds(fences), float(reach[usable].max()))
     assert len(want) > 20 and np.isin(want, got).all() and usable[got].all()
     assert np.all(np.diff(got) > 0) and len(got) < n
+
+
+def test_visits_of_a_table_concatenated_from_parts_cite_the_derived_fix_ids() -> None:
+    """A table concatenated from parts holds its text columns in several Arrow chunks: the
+    visits' ``fix_ids`` are still each visit's fixes' derived ids, in time order."""
+    import pyarrow as pa
+
+    parts = [make_fixes(t_utc=pd.date_range(f"2025-03-01T10:0{k}:20Z", periods=20, freq="1min"),
+                        lat=50.0, lon=4.0, subject_id=s, source_id=str(k) * 64, h_acc_m=5.0)
+             for k, s in enumerate("ab")]
+    fixes = pd.concat(parts, ignore_index=True)
+    assert isinstance(pa.array(schema.fix_ids(fixes).array), pa.ChunkedArray)
+    fence = gpd.GeoDataFrame({"name": ["P1"]}, geometry=[shapely.Point(4.0, 50.0).buffer(0.001)],
+                             crs="EPSG:4326")
+    v = find_carpark_visits(fixes, fence)
+    assert list(v["subject_id"]) == ["a", "b"] and list(v["others_present"]) == ["b", "a"]
+    for part, ids in zip(parts, v["fix_ids"], strict=True):
+        assert ids.split("|") == list(schema.fix_ids(part))

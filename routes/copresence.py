@@ -192,23 +192,15 @@ def _neighbour_candidates(tb: np.ndarray, gx: np.ndarray, gy: np.ndarray
     key = ((tb - tb0) * span_x + (gx - gx0 + 1)) * span_y + (gy - gy0 + 1)
     order = np.argsort(key, kind="stable")
     ks = key[order]
-    # the distinct keys (cells) and where each one's rows start in the sorted order
-    first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    cells = ks[first]
-    end = np.r_[first[1:], n]
     for dtb in (0, 1):
         for dgx in (-1, 0, 1):
             for dgy in (-1, 0, 1):
                 if dtb == 0 and (dgx, dgy) < (0, 0):
                     continue  # the mirrored offset covers this neighbour within a bucket
-                q = cells + (dtb * span_x + dgx) * span_y + dgy  # sorted queries: a fast search
-                j = np.minimum(np.searchsorted(cells, q), len(cells) - 1)
-                src = np.flatnonzero(cells[j] == q)  # cells whose neighbour at this offset has rows
-                dst = j[src]
-                # every row of each such cell, then every row of its neighbour
-                rows_a, pair = expand_ranges(first[src], end[src])
-                pos, of = expand_ranges(first[dst][pair], end[dst][pair])
-                a, b = order[rows_a[of]], order[pos]
+                q = ks + (dtb * span_x + dgx) * span_y + dgy  # sorted queries: a fast search
+                pos, of = expand_ranges(np.searchsorted(ks, q, side="left"),
+                                        np.searchsorted(ks, q, side="right"))
+                a, b = order[of], order[pos]
                 if dtb == 0 and (dgx, dgy) == (0, 0):
                     keep = a < b
                     a, b = a[keep], b[keep]

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .. import schema
 from .geo import haversine_m
+from .order import sort_fixes
 
 __all__ = ["clean_fixes"]
 
@@ -68,11 +69,7 @@ def clean_fixes(fixes: pd.DataFrame, *, max_speed_mps: float = 70.0,
     flags = schema.add_flag(flags, acc > low_accuracy_m, "low_accuracy")
     tied = f.duplicated(["subject_id", "t_utc"], keep=False).to_numpy()
     flags = schema.add_flag(flags, tied, "duplicate_time")
-    # equal times are ordered by fix id; the ids are derived only when there are some
-    keyed = f.assign(fix_id=schema.fix_ids(f)) if tied.any() else f
-    order = keyed.sort_values(["subject_id", "t_utc", "fix_id"] if tied.any() else ["subject_id", "t_utc"],
-                              kind="mergesort").index
-    s = f.loc[order]
+    s = sort_fixes(f)  # equal times ordered by fix id
     ok = ~((s["lat"] == 0) & (s["lon"] == 0)).to_numpy() & ~(s["h_acc_m"].to_numpy(float) > low_accuracy_m)
     s = s[ok]
     subj = s["subject_id"].astype(str).to_numpy()

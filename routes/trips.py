@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import schema
 from .geo import haversine_m
+from .order import sort_fixes
 
 __all__ = ["build_trips", "compare_portal_stops"]
 
@@ -63,10 +64,7 @@ def build_trips(fixes: pd.DataFrame, stops: pd.DataFrame, *, gaps: pd.DataFrame 
     for subject, st in stops.groupby("subject_id", sort=True):
         st = st.sort_values("t_arrival")
         f = fixes[(fixes["subject_id"] == subject) & ~(fixes["h_acc_m"] > max_h_acc_m)]
-        if f["t_utc"].duplicated().any():  # equal times ordered by fix id (derived only then)
-            f = f.assign(fix_id=schema.fix_ids(f)).sort_values(["t_utc", "fix_id"], kind="mergesort")
-        else:
-            f = f.sort_values("t_utc", kind="mergesort")
+        f = sort_fixes(f)  # equal times ordered by fix id
         ft = f["t_utc"]
         g = gaps[gaps["subject_id"] == subject] if gaps is not None and len(gaps) else None
         arr = st["t_arrival"].tolist()

@@ -159,7 +159,7 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_subjects(args: argparse.Namespace) -> dict[str, Any]:
     """List subjects, devices, sources and time ranges."""
-    from .app.subjects import subject_overview
+    from .app.subjects import case_material, subject_overview
 
     view = subject_overview(args.case)
     for subj in view:
@@ -173,7 +173,14 @@ def cmd_subjects(args: argparse.Namespace) -> dict[str, Any]:
                 CONSOLE.result(f"    {src['source_id'][:12]}  {src['format']:<18} "
                                f"{src['n_fixes']:>8} fixes  {src['t_first'] or '-'} .. "
                                f"{src['t_last'] or '-'}  {src['path']}")
-    return {"subjects": view}
+    material = case_material(args.case)
+    if material:
+        CONSOLE.result("no subject (device case): places only, or nothing usable")
+        for src in material:
+            CONSOLE.result(f"    {src['source_id'][:12]}  {src['format']:<18} "
+                           f"{src['n_places']:>8} places  {src['n_rejects']} of "
+                           f"{src['records_read']} record(s) rejected  {src['path']}")
+    return {"subjects": view, "case_material": material}
 
 
 def cmd_remove_source(args: argparse.Namespace) -> dict[str, Any]:

@@ -54,8 +54,8 @@ from ..loaders import LoadResult
 from ..routes.copresence import find_copresence_pairs
 
 __all__ = ["DeviceRule", "SubjectMap", "assign_subject", "build_devices", "build_subjects",
-           "load_subject_map", "lookalike_subjects", "merge_lines", "subject_overview",
-           "with_subject"]
+           "case_material", "load_subject_map", "lookalike_subjects", "merge_lines",
+           "subject_overview", "with_subject"]
 
 #: Two fixes of different subjects "coincide" within this distance (m) and time.
 LOOKALIKE_RADIUS_M = 50.0
@@ -506,6 +506,51 @@ def merge_lines(keep: str, paths: Sequence[str], *, base: Path) -> str:
             "    devices:\n"
             f"      - id: {sid}-device\n"
             f"        paths: [{', '.join(sorted(dict.fromkeys(rels)))}]")
+
+
+def case_material(root: str | Path) -> list[dict[str, Any]]:
+    """The case's sources that belong to no subject, kept under the device ``case``: files
+    that hold only places (witness statements, an investigator's pins, a GPX of waypoints)
+    or nothing usable (every record rejected, or none read). ``routetrace subjects CASE``
+    lists them after the subjects, so every source of the case is in that listing.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The case folder.
+
+    Returns
+    -------
+    list of dict
+        One dict per source, by path: ``source_id, path, format, records_read, n_places,
+        n_rejects``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from routetrace.app.ingest import ingest
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = Path(tmp.name)
+    >>> _ = (d / "pins.gpx").write_text(
+    ...     '<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+    ...     '<wpt lat="51.0" lon="3.87"><name>safehouse</name></wpt></gpx>')
+    >>> _ = ingest(d / "case", [d / "pins.gpx"])
+    >>> [(m["format"], m["records_read"], m["n_places"], Path(m["path"]).name)
+    ...  for m in case_material(d / "case")]
+    [('gpx', 1, 1, 'pins.gpx')]
+    >>> subject_overview(d / "case")
+    []
+    >>> tmp.cleanup()
+    """
+    from ..case import open_case
+
+    sources = open_case(root).table("sources")
+    mine = sources[sources["device_id"].astype(str) == "case"].sort_values(["path", "source_id"])
+    return [{"source_id": str(s.source_id), "path": str(s.path), "format": str(s.format),
+             "records_read": int(s.records_read), "n_places": int(s.n_places),
+             "n_rejects": int(s.n_rejects)}
+            for s in mine.itertuples()]
 
 
 def _iso(t: Any) -> str | None:

@@ -63,10 +63,22 @@ def test_folder_ingest_with_the_subjects_mapping_gives_the_demo_case(
                          "stops": 16, "meetings": 12}
     assert stops == demo_like["stops"] and len(meetings) == demo_like["meetings"]
     assert not [m for m in meetings if m["subject_a"] == m["subject_b"]]
-    listed = _json(capsys, ["subjects", case])["subjects"]
+    view = _json(capsys, ["subjects", case])
+    listed = view["subjects"]
     phone_a = next(s for s in listed if s["subject_id"] == "phone-A")
     assert [d["device_id"] for d in phone_a["devices"]] == ["phone-A-phone"]
     assert phone_a["kind"] == "person" and phone_a["t_first"] == "2025-10-24T12:00:00Z"
+    # every source of the case is listed: the subjects' and, after them, the case material
+    under_subjects = {src["source_id"] for s in listed for d in s["devices"] for src in d["sources"]}
+    material = {m["source_id"]: m for m in view["case_material"]}
+    sources = open_case(case).table("sources")
+    assert under_subjects.isdisjoint(material)
+    assert under_subjects | set(material) == set(sources["source_id"].astype(str))
+    assert material and all(m["n_places"] > 0 for m in material.values())  # the statements
+    assert main(["subjects", case]) == 0
+    text = capsys.readouterr().out
+    assert "no subject (device case)" in text
+    assert all(Path(m["path"]).name in text for m in material.values())
 
 
 def test_without_a_mapping_ingest_warns_of_one_device_under_two_names(

@@ -4,9 +4,12 @@
 An exhibit of one subject or one period is the same exhibit drawn from fewer rows, never
 from changed ones:
 
-* **Subjects.** Rows of a subject are kept for the subjects named only. Rows without a
-  subject (an investigator's pins, places indicated in a statement) belong to the case and
-  are kept.
+* **Subjects.** Rows of a subject are kept for the subjects named only. A row without a
+  subject of its own goes with its source's subject when that source is a subject's
+  evidence (the places an iPhone learned, the waypoints of a lorry's GPX, ingested without
+  ``--subject`` or a mapping). Rows of case material (an investigator's pins, places
+  indicated in a statement: sources of the device ``case``) belong to the case and are
+  kept.
 * **Period**, ``t_from <= t < t_to`` (UTC; either end open). A fix or an event is kept when
   its time is inside. A stop, trip, unobserved interval or dated place is kept when it
   overlaps the period, and kept whole: a stop that began before ``t_from`` keeps its arrival
@@ -99,12 +102,33 @@ def _times(df: pd.DataFrame, col: str) -> np.ndarray:
     return pd.DatetimeIndex(df[col]).as_unit("ns").asi8
 
 
+def _owners(sources: pd.DataFrame | None) -> pd.Series | None:
+    """Each source's subject, by ``source_id``, for the sources that are a subject's evidence
+    (not of the device ``case``); None when the table does not say (no ``device_id``)."""
+    if sources is None or not {"source_id", "subject_id", "device_id"} <= set(sources.columns):
+        return None
+    tracked = sources[(sources["device_id"].astype("string") != "case").fillna(False).to_numpy(dtype=bool)
+                      & sources["subject_id"].notna().to_numpy(dtype=bool)]
+    return pd.Series(tracked["subject_id"].astype("string").to_numpy(),
+                     index=tracked["source_id"].astype(str).to_numpy())
+
+
+def _subjects_of(df: pd.DataFrame, owners: pd.Series | None) -> pd.Series:
+    """Each row's subject: its own, else (when it has none) its source's (:func:`_owners`)."""
+    sid = df["subject_id"].astype("string")
+    if owners is None or "source_id" not in df.columns or not sid.isna().any():
+        return sid
+    return sid.fillna(pd.Series(df["source_id"].astype(str).map(owners).to_numpy(dtype=object),
+                                index=df.index, dtype="string"))
+
+
 def _keep(df: pd.DataFrame, table: str, subjects: frozenset[str] | None,
-          t_from: pd.Timestamp | None, t_to: pd.Timestamp | None) -> np.ndarray:
+          t_from: pd.Timestamp | None, t_to: pd.Timestamp | None,
+          owners: pd.Series | None = None) -> np.ndarray:
     keep = np.ones(len(df), dtype=bool)
     if subjects is not None and "subject_id" in df.columns:
-        sid = df["subject_id"]
-        keep &= (sid.isna() | sid.astype("string").isin(subjects)).to_numpy(dtype=bool)
+        sid = _subjects_of(df, owners)
+        keep &= (sid.isna() | sid.isin(subjects)).to_numpy(dtype=bool)
     cols = SPANS.get(table, ())
     if (t_from is None and t_to is None) or not cols or not all(c in df.columns for c in cols):
         return keep
@@ -125,7 +149,8 @@ def select_rows(tables: Mapping[str, pd.DataFrame | None], *, subjects: Sequence
     """The rows of ``tables`` an exhibit of ``subjects`` over ``[t_from, t_to)`` shows.
 
     See the module's rules. ``sources`` keeps the sources a kept row of ``fixes``,
-    ``events`` or ``places`` cites (or a kept stop lists).
+    ``events`` or ``places`` cites (or a kept stop lists); with its ``device_id`` and
+    ``subject_id`` it also says whose evidence a row without a subject is.
 
     Parameters
     ----------
@@ -173,12 +198,13 @@ def select_rows(tables: Mapping[str, pd.DataFrame | None], *, subjects: Sequence
             raise ParameterError(f"no subject {', '.join(map(repr, missing))} in the case; its subjects: "
                                  f"{', '.join(sorted(known)) or 'none'}",
                                  hint="`routetrace subjects CASE` lists them")
+    owners = _owners(tables.get("sources")) if wanted is not None else None
     out: dict[str, pd.DataFrame | None] = {}
     for name, df in tables.items():
         if df is None or name == "sources":
             out[name] = df
             continue
-        sel = df.loc[_keep(df, name, wanted, lo, hi)].reset_index(drop=True)
+        sel = df.loc[_keep(df, name, wanted, lo, hi, owners)].reset_index(drop=True)
         sel.attrs = dict(df.attrs)
         out[name] = sel
     src = tables.get("sources")
@@ -218,7 +244,7 @@ def selection_params(*, subjects: Sequence[str] | None = None, t_from: Any = Non
     Example
     -------
     >>> selection_params(subjects=["lorry-1"], t_from="2025-10-25T00:00+02:00")
-    {'selection': {'subjects': ['lorry-1'], 'from': '2025-10-24T22:00:00Z', 'rule': 'rows of those subjects only (rows without a subject kept); period: fixes and events inside it; stops, trips, unobserved intervals and dated places overlapping it, shown whole'}}
+    {'selection': {'subjects': ['lorry-1'], 'from': '2025-10-24T22:00:00Z', 'rule': 'rows of those subjects only (a row without a subject goes with the subject of its source; case material kept); period: fixes and events inside it; stops, trips, unobserved intervals and dated places overlapping it, shown whole'}}
     >>> selection_params()
     {}
     """
@@ -229,7 +255,7 @@ def selection_params(*, subjects: Sequence[str] | None = None, t_from: Any = Non
     rule = []
     if subjects is not None:
         sel["subjects"] = sorted(str(s) for s in subjects)
-        rule.append("rows of those subjects only (rows without a subject kept)")
+        rule.append("rows of those subjects only (a row without a subject goes with the subject of its source; case material kept)")
     if lo is not None:
         sel["from"] = lo.strftime("%Y-%m-%dT%H:%M:%SZ")
     if hi is not None:

@@ -127,3 +127,35 @@ def test_mistakes_are_named(case: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["exhibit", str(case), "--out", str(tmp_path / "y"), "--to", "yesterday"]) == 2
     assert "is not a time" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def _gpx(path: Path, *, lat: float, wpt: str | None) -> Path:
+    pts = "".join(f'<trkpt lat="{lat + 0.001 * k}" lon="3.87"><time>2025-10-26T21:0{k}:00Z</time></trkpt>'
+                  for k in range(3))
+    way = f'<wpt lat="{lat}" lon="3.9"><name>{wpt}</name></wpt>' if wpt else ""
+    path.write_text('<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+                    f"{way}<trk><trkseg>{pts}</trkseg></trk></gpx>", encoding="utf-8")
+    return path
+
+
+def test_a_place_without_a_subject_goes_with_its_sources_subject(tmp_path: Path) -> None:
+    """Loose files ingested without --subject or a mapping: each file is its own subject,
+    and the waypoints of a subject's GPX (no subject of their own) are that subject's, not
+    the case's; an investigator's pins (places only) stay on every subject's exhibit."""
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    _gpx(ev / "phone-a.gpx", lat=51.0, wpt="A's saved place")
+    _gpx(ev / "phone-b.gpx", lat=50.0, wpt="B's saved place")
+    _gpx(ev / "pins.gpx", lat=50.5, wpt=None).write_text(
+        '<gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+        '<wpt lat="50.5" lon="3.9"><name>safehouse</name></wpt></gpx>', encoding="utf-8")
+    ingest(tmp_path / "case", [ev])
+    t = _tables(tmp_path / "case")
+    assert t["places"]["subject_id"].isna().all()  # the loader gives waypoints no subject
+    shown = {s: set(select_rows(t, subjects=[s])["places"]["name"]) for s in ("phone-a", "phone-b")}
+    assert shown == {"phone-a": {"A's saved place", "safehouse"},
+                     "phone-b": {"B's saved place", "safehouse"}}
+    kept = select_rows(t, subjects=["phone-a"])["sources"]["path"].map(lambda p: Path(p).name)
+    assert sorted(kept) == ["phone-a.gpx", "pins.gpx"]
+    # every subject: every row, as before
+    assert len(select_rows(t)["places"]) == 3

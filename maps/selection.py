@@ -5,11 +5,10 @@ An exhibit of one subject or one period is the same exhibit drawn from fewer row
 from changed ones:
 
 * **Subjects.** Rows of a subject are kept for the subjects named only. A row without a
-  subject of its own goes with its source's subject when that source is a subject's
-  evidence (the places an iPhone learned, the waypoints of a lorry's GPX, ingested without
-  ``--subject`` or a mapping). Rows of case material (an investigator's pins, places
-  indicated in a statement: sources of the device ``case``) belong to the case and are
-  kept.
+  subject of its own goes with its source's subject when that source's fixes and events are
+  all of one subject (the places an iPhone learned, the waypoints of a lorry's GPX, ingested
+  without ``--subject`` or a mapping). Rows of case material (an investigator's pins, places
+  indicated in a statement: files of places only) belong to the case and are kept.
 * **Period**, ``t_from <= t < t_to`` (UTC; either end open). A fix or an event is kept when
   its time is inside. A stop, trip, unobserved interval or dated place is kept when it
   overlaps the period, and kept whole: a stop that began before ``t_from`` keeps its arrival
@@ -102,21 +101,27 @@ def _times(df: pd.DataFrame, col: str) -> np.ndarray:
     return pd.DatetimeIndex(df[col]).as_unit("ns").asi8
 
 
-def _owners(sources: pd.DataFrame | None) -> pd.Series | None:
-    """Each source's subject, by ``source_id``, for the sources that are a subject's evidence
-    (not of the device ``case``); None when the table does not say (no ``device_id``)."""
-    if sources is None or not {"source_id", "subject_id", "device_id"} <= set(sources.columns):
-        return None
-    tracked = sources[(sources["device_id"].astype("string") != "case").fillna(False).to_numpy(dtype=bool)
-                      & sources["subject_id"].notna().to_numpy(dtype=bool)]
-    return pd.Series(tracked["subject_id"].astype("string").to_numpy(),
-                     index=tracked["source_id"].astype(str).to_numpy())
+def _owners(tables: Mapping[str, pd.DataFrame | None]) -> pd.Series:
+    """The subject of each source whose fixes and events all have one subject, by
+    ``source_id``: a row of that source without a subject of its own (a place it holds) is
+    that subject's evidence. A source of places only (case material) or of several subjects
+    has none."""
+    cols = ["source_id", "subject_id"]
+    parts = [df[cols] for name in ("fixes", "events")
+             if (df := tables.get(name)) is not None and set(cols) <= set(df.columns)]
+    if not parts:
+        return pd.Series(dtype="string")
+    both = pd.concat([p.astype({"source_id": "string", "subject_id": "string"}) for p in parts],
+                     ignore_index=True).dropna()
+    per = both.groupby("source_id", observed=True, sort=False)["subject_id"].agg(["nunique", "first"])
+    one = per[per["nunique"] == 1]
+    return pd.Series(one["first"].to_numpy(), index=one.index.astype(str), dtype="string")
 
 
 def _subjects_of(df: pd.DataFrame, owners: pd.Series | None) -> pd.Series:
     """Each row's subject: its own, else (when it has none) its source's (:func:`_owners`)."""
     sid = df["subject_id"].astype("string")
-    if owners is None or "source_id" not in df.columns or not sid.isna().any():
+    if owners is None or not len(owners) or "source_id" not in df.columns or not sid.isna().any():
         return sid
     return sid.fillna(pd.Series(df["source_id"].astype(str).map(owners).to_numpy(dtype=object),
                                 index=df.index, dtype="string"))
@@ -149,8 +154,7 @@ def select_rows(tables: Mapping[str, pd.DataFrame | None], *, subjects: Sequence
     """The rows of ``tables`` an exhibit of ``subjects`` over ``[t_from, t_to)`` shows.
 
     See the module's rules. ``sources`` keeps the sources a kept row of ``fixes``,
-    ``events`` or ``places`` cites (or a kept stop lists); with its ``device_id`` and
-    ``subject_id`` it also says whose evidence a row without a subject is.
+    ``events`` or ``places`` cites (or a kept stop lists).
 
     Parameters
     ----------
@@ -198,7 +202,7 @@ def select_rows(tables: Mapping[str, pd.DataFrame | None], *, subjects: Sequence
             raise ParameterError(f"no subject {', '.join(map(repr, missing))} in the case; its subjects: "
                                  f"{', '.join(sorted(known)) or 'none'}",
                                  hint="`routetrace subjects CASE` lists them")
-    owners = _owners(tables.get("sources")) if wanted is not None else None
+    owners = _owners(tables) if wanted is not None else None
     out: dict[str, pd.DataFrame | None] = {}
     for name, df in tables.items():
         if df is None or name == "sources":

@@ -159,3 +159,20 @@ def test_a_place_without_a_subject_goes_with_its_sources_subject(tmp_path: Path)
     assert sorted(kept) == ["phone-a.gpx", "pins.gpx"]
     # every subject: every row, as before
     assert len(select_rows(t)["places"]) == 3
+
+
+def test_a_place_of_a_source_with_several_subjects_stays_the_cases() -> None:
+    """A source whose fixes belong to two subjects (a tracker export of two lorries) names no
+    one subject for its places: they stay on every exhibit, as before."""
+    from routetrace.testing import make_fixes
+
+    f = make_fixes(subject_id=["a", "b", "c"], lat=51.0, lon=3.7, t_utc=["2025-10-24T08:00Z"] * 3)
+    f["source_id"] = pd.array(["shared", "shared", "own"], dtype="string")
+    places = schema.coerce(pd.DataFrame({"place_id": ["p1", "p2"], "kind": "waypoint",
+                                         "lat": [51.0, 51.1], "lon": [3.7, 3.8],
+                                         "source_id": ["shared", "own"], "record": ["wpt 0", "wpt 0"]}),
+                           "places")
+    assert places["subject_id"].isna().all()
+    got = {s: sorted(select_rows({"fixes": f, "places": places}, subjects=[s])["places"]["place_id"])
+           for s in ("a", "b", "c")}
+    assert got == {"a": ["p1"], "b": ["p1"], "c": ["p1", "p2"]}

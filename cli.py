@@ -24,6 +24,8 @@ __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], dict[str, Any]]
 _COMMANDS: dict[str, Handler] = {}
+#: each command's own parser, by name (its usage is shown for an argument it does not take)
+_SUBPARSERS: dict[str, argparse.ArgumentParser] = {}
 
 
 class _Console:
@@ -513,6 +515,7 @@ def _parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.set_defaults(handler=fn)
         _COMMANDS[name] = fn
+        _SUBPARSERS[name] = sp
         return sp
 
     def case_arg(sp: argparse.ArgumentParser, help_: str = "case folder (see `routetrace ingest`)") -> None:
@@ -728,7 +731,11 @@ def _main(argv: list[str]) -> int:
     as_json = "--json" in argv
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named by the command's own parser, with its usage (not routetrace's)
+            _SUBPARSERS[args.command].error(
+                f"unrecognized arguments: {' '.join(extra)} (`routetrace {args.command} --help` "
+                "lists what it takes)")
     except _UsageError as exc:
         exc.hint = _usage_hint(argv)
         hint = f"\n  hint: {exc.hint}" if exc.hint else ""

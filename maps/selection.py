@@ -32,6 +32,7 @@ Example
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -199,9 +200,11 @@ def select_rows(tables: Mapping[str, pd.DataFrame | None], *, subjects: Sequence
                 known.update(df["subject_id"].dropna().astype(str).unique().tolist())
         missing = sorted(wanted - known)
         if missing:
+            near = [c for m in missing for c in difflib.get_close_matches(m, sorted(known), n=1)]
             raise ParameterError(f"no subject {', '.join(map(repr, missing))} in the case; its subjects: "
                                  f"{', '.join(sorted(known)) or 'none'}",
-                                 hint="`routetrace subjects CASE` lists them")
+                                 hint=(f"did you mean {', '.join(map(repr, near))}? " if near else "")
+                                 + "`routetrace subjects CASE` lists them")
     owners = _owners(tables) if wanted is not None else None
     out: dict[str, pd.DataFrame | None] = {}
     for name, df in tables.items():

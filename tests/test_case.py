@@ -137,6 +137,23 @@ def test_cli_a_case_given_with_a_flag_is_a_usage_error_that_says_where_the_case_
     assert "hint" not in capsys.readouterr().err
 
 
+def test_cli_an_argument_a_command_does_not_take_is_named_with_that_commands_usage(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``routetrace chronology CASE --subject X``: the error showed routetrace's own usage
+    (``routetrace [-h] [--version] COMMAND ...``), not the flags chronology takes."""
+    case = str(tmp_path / "c")
+    assert main(["chronology", case, "--subject", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: routetrace chronology ") and "--radius-m" in err
+    assert ("routetrace chronology: error: unrecognized arguments: --subject x "
+            "(`routetrace chronology --help` lists what it takes)") in err
+    assert main(["info", case, "extra", "--json"]) == 2
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["kind"] == "UsageError" and obj["error"].startswith(
+        "routetrace info: error: unrecognized arguments: extra")
+    assert not (tmp_path / "c").exists()
+
+
 def test_cli_an_unknown_time_zone_is_a_usage_error_before_anything_is_written(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--tz was only checked by a loader that met a naive time, file by file, and the run

@@ -129,6 +129,18 @@ def test_mistakes_are_named(case: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_a_mistyped_subject_gets_the_nearest_name_as_a_hint() -> None:
+    from routetrace.testing import make_fixes
+
+    f = make_fixes(subject_id=["iphone", "lorry-1"], lat=51.0, lon=3.7, t_utc=["2025-10-24T08:00Z"] * 2)
+    with pytest.raises(ParameterError, match="no subject 'iphon' in the case") as err:
+        select_rows({"fixes": f}, subjects=["iphon"])
+    assert err.value.hint == "did you mean 'iphone'? `routetrace subjects CASE` lists them"
+    with pytest.raises(ParameterError) as err:
+        select_rows({"fixes": f}, subjects=["zzz"])
+    assert err.value.hint == "`routetrace subjects CASE` lists them"
+
+
 def _gpx(path: Path, *, lat: float, wpt: str | None) -> Path:
     pts = "".join(f'<trkpt lat="{lat + 0.001 * k}" lon="3.87"><time>2025-10-26T21:0{k}:00Z</time></trkpt>'
                   for k in range(3))

@@ -339,7 +339,13 @@ def _join_runs(texts: pd.Series, starts: np.ndarray) -> np.ndarray:
 
 def _attach_events(v: pd.DataFrame, events: pd.DataFrame | None,
                    slack: pd.Timedelta) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Count ignition/door events per visit; return (visits, door-open times by visit index)."""
+    """Count ignition/door events per visit; return (visits, door-open times by visit index).
+
+    An event is a visit's when it is the visit's subject's and within ``slack`` of the
+    visit (``t_entry - slack <= t <= t_exit + slack``). Each subject's events are sorted by
+    time (then ``event_id``) once, and each visit's are found by bisection: no merge of every
+    visit with every event of its subject. ``event_ids`` lists them in that order.
+    """
     kinds = ("ignition_on", "ignition_off", "door_open", "door_close")
     for k in kinds:
         v[k] = 0
@@ -349,18 +355,41 @@ def _attach_events(v: pd.DataFrame, events: pd.DataFrame | None,
         return v, empty_doors
     provenance = ["source_id", "record"] + (["part"] if "part" in events.columns else [])
     ev = events.loc[events["kind"].isin(kinds), ["subject_id", "t_utc", "kind", *provenance]]
-    ev = ev.assign(subject_id=ev["subject_id"].astype(str), event_id=schema.event_ids(ev))
-    ev = ev[["subject_id", "t_utc", "kind", "event_id"]]
-    m = v[["subject_id", "t_entry", "t_exit"]].reset_index(names="visit").merge(ev, on="subject_id")
-    m = m[(m["t_utc"] >= m["t_entry"] - slack) & (m["t_utc"] <= m["t_exit"] + slack)]
-    m = m.sort_values(["visit", "t_utc", "event_id"], kind="mergesort")
-    counts = m.groupby(["visit", "kind"]).size().unstack(fill_value=0)
-    for k in kinds:
-        if k in counts.columns:
-            v.loc[counts.index, k] = counts[k].to_numpy()
-    ids = m.groupby("visit")["event_id"].agg(lambda x: "|".join(x.astype(str)))
-    v.loc[ids.index, "event_ids"] = ids.to_numpy()
-    return v, m.loc[m["kind"] == "door_open", ["visit", "t_utc"]]
+    if ev.empty:
+        return v, empty_doors
+    ids = schema.event_ids(ev).reset_index(drop=True)
+    codes, _ = pd.factorize(np.concatenate([v["subject_id"].astype(str).to_numpy(dtype=object),
+                                            ev["subject_id"].astype(str).to_numpy(dtype=object)]))
+    v_code, e_code = codes[:len(v)], codes[len(v):]
+    e_t = ev["t_utc"].to_numpy(dtype="datetime64[ns]").view("int64")
+    order = np.lexsort((pd.factorize(ids, sort=True)[0], e_t, e_code))  # subject, time, event id
+    e_code, e_t = e_code[order], e_t[order]
+    lo = np.zeros(len(v), dtype=np.int64)
+    hi = np.zeros(len(v), dtype=np.int64)
+    t_from = v["t_entry"].to_numpy(dtype="datetime64[ns]").view("int64") - slack.value
+    t_to = v["t_exit"].to_numpy(dtype="datetime64[ns]").view("int64") + slack.value
+    n_codes = int(codes.max()) + 1
+    e_bounds = np.searchsorted(e_code, np.arange(n_codes + 1))
+    v_order = np.argsort(v_code, kind="stable")
+    v_bounds = np.searchsorted(v_code[v_order], np.arange(n_codes + 1))
+    for c in np.flatnonzero((np.diff(e_bounds) > 0) & (np.diff(v_bounds) > 0)).tolist():
+        e0, e1 = int(e_bounds[c]), int(e_bounds[c + 1])
+        mine = v_order[v_bounds[c]:v_bounds[c + 1]]
+        lo[mine] = e0 + np.searchsorted(e_t[e0:e1], t_from[mine], side="left")
+        hi[mine] = e0 + np.searchsorted(e_t[e0:e1], t_to[mine], side="right")
+    pos, visit = expand_ranges(lo, hi)  # by visit, each visit's events in time order
+    if not len(pos):
+        return v, empty_doors
+    rows = order[pos]  # positions in ev
+    kind = pd.Categorical(ev["kind"].astype(str).to_numpy()[rows], categories=kinds).codes
+    counts = np.bincount(visit * len(kinds) + kind, minlength=len(v) * len(kinds)).reshape(len(v), len(kinds))
+    for i, k in enumerate(kinds):
+        v[k] = counts[:, i]
+    starts = np.flatnonzero(np.r_[True, visit[1:] != visit[:-1]])
+    v.loc[visit[starts], "event_ids"] = _join_runs(ids.iloc[rows], starts)
+    doors = kind == kinds.index("door_open")
+    return v, pd.DataFrame({"visit": visit[doors],
+                            "t_utc": ev["t_utc"].iloc[rows[doors]].reset_index(drop=True)})
 
 
 def _attach_others(v: pd.DataFrame) -> pd.DataFrame:

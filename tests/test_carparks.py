@@ -420,3 +420,41 @@ def test_visits_of_a_table_concatenated_from_parts_cite_the_derived_fix_ids() ->
     assert list(v["subject_id"]) == ["a", "b"] and list(v["others_present"]) == ["b", "a"]
     for part, ids in zip(parts, v["fix_ids"], strict=True):
         assert ids.split("|") == list(schema.fix_ids(part))
+
+
+@pytest.mark.parametrize("slack_min", [0, 2, 90])
+def test_visit_events_equal_an_all_pairs_reference(slack_min: int) -> None:
+    """Each visit's event counts and ``event_ids`` (found by bisection in each subject's
+    sorted events) equal a merge of every visit with every event of its subject, filtered to
+    the slack and ordered by time then id; events at equal times, of two sources, given in
+    shuffled order, and an event of a subject with no visit included."""
+    from routetrace.routes.carparks import _attach_events
+
+    rng = np.random.default_rng(slack_min)
+    n_v, n_e = 400, 3000
+    t0 = pd.Timestamp("2025-10-26T00:00Z")
+    subjects = [f"lorry-{i}" for i in range(12)]
+    entry = t0 + pd.to_timedelta(rng.integers(0, 14 * 24 * 60, n_v), unit="min")
+    v = pd.DataFrame({"subject_id": rng.choice(subjects, n_v), "t_entry": entry,
+                      "t_exit": entry + pd.to_timedelta(rng.integers(0, 600, n_v), unit="min")})
+    kinds = ["ignition_on", "ignition_off", "door_open", "door_close", "fuel_drop"]
+    t_ev = t0 + pd.to_timedelta(rng.integers(0, 14 * 24 * 60, n_e), unit="min")  # whole minutes: ties
+    events = pd.DataFrame({"subject_id": rng.choice([*subjects, "no-visit"], n_e), "t_utc": t_ev,
+                           "kind": rng.choice(kinds, n_e), "source_id": rng.choice(["a" * 64, "b" * 64], n_e),
+                           "record": [f"line {i}" for i in range(n_e)]}).sample(frac=1, random_state=1)
+    slack = pd.Timedelta(minutes=slack_min)
+    got, doors = _attach_events(v.copy(), events, slack)
+
+    ev = events[events["kind"] != "fuel_drop"]
+    ev = ev.assign(event_id=schema.event_ids(ev))
+    m = v.reset_index(names="visit").merge(ev, on="subject_id")
+    m = m[(m["t_utc"] >= m["t_entry"] - slack) & (m["t_utc"] <= m["t_exit"] + slack)]
+    m = m.sort_values(["visit", "t_utc", "event_id"], kind="mergesort")
+    ids = m.groupby("visit")["event_id"].agg("|".join)
+    assert list(got["event_ids"]) == [ids.get(i, "") for i in range(n_v)]
+    for k in kinds[:4]:
+        want = m[m["kind"] == k].groupby("visit").size()
+        assert list(got[k]) == [int(want.get(i, 0)) for i in range(n_v)], k
+    want_doors = m.loc[m["kind"] == "door_open", ["visit", "t_utc"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(doors.reset_index(drop=True), want_doors, check_dtype=False)
+    assert (got["event_ids"] != "").sum() > n_v // 4 and m.duplicated(["visit", "t_utc"]).any()

@@ -12,6 +12,7 @@ import shapely
 
 from .. import __version__, schema
 from ..case import Case, generation_time, open_case
+from ..codehash import code_sha256
 from ..csvout import iso_utc, write_csv
 from ..errors import ExportError, RoutetraceError
 from ..evidence import sha256_file
@@ -102,7 +103,7 @@ def _record(case: Case, dest: Path, written: list[Path], to: str) -> None:
     and the same hashes in case.json, so ``routetrace verify`` catches an edited export."""
     hashes = {p.name: sha256_file(p) for p in written}
     manifest = {"kind": f"export {to}", "case_id": case.case_id, "generated": generation_time(),
-                "tool": {"name": "routetrace", "version": __version__},
+                "tool": {"name": "routetrace", "version": __version__, "code_sha256": code_sha256()},
                 "outputs": {k: {"sha256": v} for k, v in sorted(hashes.items())}}
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
                                         encoding="utf-8")

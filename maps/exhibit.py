@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from .. import __version__, schema
+from ..codehash import code_sha256
 from ..errors import ExportError
 from ..evidence import sha256_file
 from .basemap import TileSet, load_tiles
@@ -164,7 +165,7 @@ def make_exhibit(
     hashes = {p.name: sha256_file(p) for p in written}
     manifest = {
         "kind": "routetrace exhibit", "case_id": case_id, "exhibit_no": exhibit_no,
-        "tool": f"routetrace {__version__}", "produced": source_date(),
+        "tool": f"routetrace {__version__}", "tool_code_sha256": code_sha256(), "produced": source_date(),
         "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH"),
         "sources": [] if sources is None else [
             {"path": str(r["path"]), "sha256": str(r["source_id"])}

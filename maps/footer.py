@@ -16,6 +16,7 @@ import jinja2
 import pandas as pd
 
 from .. import __version__
+from ..codehash import code_sha256
 from ..localtime import TZ_CONVENTION, fmt_duration
 from .gazetteer import GEONAMES_ATTRIBUTION
 
@@ -33,6 +34,7 @@ _FOOTER = _ENV.from_string("""<div class="rt-footer" id="rt-footer">
 <tr><th>Case</th><td>{{ m.case_id }}</td><th>Exhibit</th><td id="rt-exhibit-no">{{ m.exhibit_no }}</td>
 <th>Produced by</th><td>routetrace {{ m.tool_version }}</td><th>Date</th><td>{{ m.produced }}</td></tr>
 </table>
+<div><b>Code:</b> routetrace {{ m.tool_version }}, SHA-256 of its files {{ m.tool_code }} (<code>routetrace.codehash</code>)</div>
 <div><b>Time:</b> {{ m.tz_convention }}</div>
 <div><b>Parameters:</b> {% for k, v in m.params %}{% if k %}{{ k }}: {% endif %}{{ v }}{% if not loop.last %}; {% endif %}{% else %}none stated{% endfor %}</div>
 <div><b>Background:</b> {% for b in m.basemap %}{{ b }} {% endfor %}{% if m.gazetteer and m.gazetteer not in m.basemap %}{{ m.gazetteer }}{% endif %}</div>
@@ -99,6 +101,8 @@ class ExhibitMeta:
     basemap: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     tool_version: str = __version__
+    #: SHA-256 of the package's files (:func:`routetrace.codehash.code_sha256`)
+    tool_code: str = field(default_factory=code_sha256)
     produced: str = field(default_factory=source_date)
     tz_convention: str = TZ_CONVENTION
     #: the chronology names the nearest town (GeoNames): its attribution is always stated

@@ -31,6 +31,7 @@ DOCUMENTED = [
     "routetrace.app.verify",
     "routetrace.case",
     "routetrace.cli",
+    "routetrace.codehash",
     "routetrace.csvout",
     "routetrace.display",
     "routetrace.evidence",

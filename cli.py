@@ -264,6 +264,13 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
                 print(_visible(line), file=sys.stderr if args.json else sys.stdout)
             else:
                 CONSOLE.result(line)
+    for ex in rep.exhibits:
+        made = ex["code_sha256"]
+        CONSOLE.info(f"exhibit {ex['folder']}: made by {ex['tool'] or 'an unstated tool'}, "
+                     + ("code not stated (made before exhibits stated it)" if made is None else
+                        f"code {made[:16]}…: " + ("this routetrace's code" if ex["same_code"] else
+                                                  "NOT this routetrace's code, so running it again "
+                                                  "here may not give the same files")))
     CONSOLE.info(f"{len(rep.rows)} file(s) checked: " + ("all match" if rep.ok else
                  f"{len(rep.problems())} do NOT match"))
     if not rep.ok:

@@ -8,7 +8,9 @@ you say it is, and are these the outputs you produced from it?* — by re-hashin
   ``-wal``/``-journal`` it was read with (one row per part: a changed or emptied WAL is
   ``changed``);
 * every output whose hash the case recorded (tables, quality report) and, when given,
-  every file listed in an exhibit folder's ``manifest.json``.
+  every file listed in an exhibit folder's ``manifest.json``; for an exhibit it also says
+  whether the code that made it (``tool_code_sha256``) is this routetrace's, the only case
+  in which running it again here gives the same files.
 
 A one-byte change anywhere is reported as ``changed`` with both hashes.
 """
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..case import open_case
+from ..codehash import code_sha256
 from ..errors import CaseError
 from ..evidence import (
     IDENTITY_COMPANIONS,
@@ -42,6 +45,11 @@ class VerifyReport:
     """One line per checked file: ``(kind, path, status, expected, actual)``."""
 
     rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    #: per exhibit folder checked: its ``folder``, the ``tool`` and ``code_sha256`` its
+    #: manifest states (None for an exhibit made before they were stated), and
+    #: ``same_code``: whether that is this routetrace's code (re-running it here gives the
+    #: same files only then)
+    exhibits: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -57,7 +65,7 @@ class VerifyReport:
         """JSON-able form."""
         return {"ok": self.ok, "checked": len(self.rows), "files": [
             {"kind": k, "path": p, "status": s, "expected": e, "actual": a}
-            for k, p, s, e, a in self.rows]}
+            for k, p, s, e, a in self.rows], "exhibits": self.exhibits}
 
 
 def _recorded_parts(companions: Any) -> dict[str, str]:
@@ -176,6 +184,9 @@ def verify_case(root: str | Path, *, exhibit_dirs: list[str | Path] | None = Non
         if not mpath.is_file():
             raise CaseError("no manifest.json in the exhibit folder", path=str(d))
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        made_by = manifest.get("tool_code_sha256")
+        report.exhibits.append({"folder": str(d), "tool": manifest.get("tool"), "code_sha256": made_by,
+                                "same_code": made_by == code_sha256()})
         outputs = manifest.get("outputs", manifest)
         for rel, meta in sorted(outputs.items()):
             expected = meta["sha256"] if isinstance(meta, dict) else str(meta)

@@ -66,6 +66,16 @@ def test_exhibits_and_exports_state_the_code_hash(what: str, tmp_path: Path,
         assert manifest["tool_code_sha256"] == code_sha256()
         html = (out / "exhibit.html").read_text(encoding="utf-8")
         assert f"routetrace {routetrace.__version__}, SHA-256 of its files {code_sha256()}" in html
+        # verify says whether the exhibit was made by this code (only then does a re-run match)
+        capsys.readouterr()
+        assert main(["verify", str(case), "--exhibit", str(out)]) == 0
+        err = capsys.readouterr().err
+        assert f"exhibit {out}: made by routetrace {routetrace.__version__}, code {code_sha256()[:16]}…: " \
+               "this routetrace's code" in err
+        manifest["tool_code_sha256"] = "0" * 64  # as an exhibit made by other code states
+        (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        assert main(["verify", str(case), "--exhibit", str(out)]) == 0  # the files still match
+        assert "NOT this routetrace's code" in capsys.readouterr().err
     else:
         assert main(["export", str(case), "--to", "csv", "--out", str(out), "--quiet"]) == 0
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))

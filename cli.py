@@ -487,10 +487,20 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message}", self.format_usage())
 
 
+#: flags of one command that users type for another of its flags, and the hint
+_COMMAND_FLAG_HINTS = {
+    ("export", "--format"): "export's output format is --to (csv, geojson or gpkg), e.g. "
+                            "`routetrace export CASE --to gpkg --out exports`",
+}
+
+
 def _usage_hint(argv: Sequence[str]) -> str | None:
     """A hint for a usage error: where a value given with a flag it does not take goes."""
-    hints = [h for flag, h in _POSITIONAL_HINTS.items()
-             if any(a == flag or a.startswith(flag + "=") for a in argv)]
+    def given(flag: str) -> bool:
+        return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+    hints = [h for flag, h in _POSITIONAL_HINTS.items() if given(flag)]
+    hints += [h for (cmd, flag), h in _COMMAND_FLAG_HINTS.items() if argv[:1] == [cmd] and given(flag)]
     return "; ".join(hints) or None
 
 

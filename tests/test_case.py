@@ -152,6 +152,12 @@ def test_cli_an_argument_a_command_does_not_take_is_named_with_that_commands_usa
     assert obj["kind"] == "UsageError" and obj["error"].startswith(
         "routetrace info: error: unrecognized arguments: extra")
     assert not (tmp_path / "c").exists()
+    # export's format flag is --to: --format (ingest's) gets the hint
+    assert main(["export", case, "--format", "gpkg", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "hint: export's output format is --to (csv, geojson or gpkg)" in err
+    assert main(["ingest", case, str(tmp_path), "--format", "gpkg-nonesuch", "--to", "x"]) == 2
+    assert "output format is --to" not in capsys.readouterr().err
 
 
 def test_cli_an_unknown_time_zone_is_a_usage_error_before_anything_is_written(

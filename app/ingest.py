@@ -28,6 +28,7 @@ from ..case import (
     PARTITIONED,
     QUALITY,
     Case,
+    TimeSlice,
     concat_tables,
     group_rows,
     lock_case,
@@ -653,9 +654,13 @@ def _store(case: Case, new: _NewSources, moves: dict[str, tuple[str, str]], assi
     old_devices = set(old_devices_t["device_id"].astype(str))
     tables: dict[str, pd.DataFrame] = {}
     tables["rejects"] = concat_tables([case.table("rejects"), *new.tables.get("rejects", [])], "rejects")
+    # a loader's extra tables: those this ingest adds rows to, read and written again; the
+    # others are left as they are, not read (a later statement added to a case holding a
+    # tracker capture read its IO table whole: 1.8 GB for a 1e6-record capture), unless
+    # sources move to another subject
     extra_names = sorted(new.extra_names |
-                         {n for n in case.table_names()
-                          if n not in schema.CANONICAL and n not in DERIVED})
+                         ({n for n in case.table_names()
+                           if n not in schema.CANONICAL and n not in DERIVED} if moves else set()))
     for name in extra_names:
         old = case.table(name) if case.has_table(name) else pd.DataFrame()
         tables[name] = _as_declared(concat_tables([old, *new.tables.get(name, [])], None), name)
@@ -699,8 +704,8 @@ def _store(case: Case, new: _NewSources, moves: dict[str, tuple[str, str]], assi
     # one device under two subjects needs two subjects: a case of one is not read back
     # (a 1e6-point GPX ingest peaked at 1.2 GiB instead of 0.7 reading its fixes again)
     if report.subjects_created and assigner.mapping is None and len(tables["subjects"]) > 1:
-        report.warnings += _lookalike_warnings(case, case.table("fixes"), case.table("sources"),
-                                               new_subjects=report.subjects_created)
+        report.warnings += _lookalike_warnings(case, _fixes_around(case, report.subjects_created),
+                                               case.table("sources"), new_subjects=report.subjects_created)
 
 
 def _with_device(src: pd.DataFrame) -> pd.DataFrame:
@@ -813,15 +818,39 @@ def _rederive(case: Case) -> list[str]:
     return done
 
 
+_ALL_TIME = (pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC"))
+
+
+def _fixes_around(case: Case, subjects: Sequence[str]) -> pd.DataFrame:
+    """The case's fixes within :data:`LOOKALIKE_MAX_DT` of the time span of ``subjects``'
+    fixes: all that :func:`lookalike_subjects` compares them with. Only the parts whose
+    footers may hold such fixes are read, not the whole table (a phone's GPX added to a case
+    holding a 1e6-record tracker capture read all its fixes)."""
+    files = case.select_files("fixes", subjects=subjects)
+    if not files:
+        return schema.empty("fixes")
+    own = TimeSlice("fixes", tuple(files), *_ALL_TIME, reach_back=pd.Timedelta(0),
+                    columns=("subject_id", "t_utc")).read()
+    t = own.loc[own["subject_id"].astype(str).isin(set(subjects)), "t_utc"]
+    if not len(t):
+        return schema.empty("fixes")
+    lo, hi = t.min() - LOOKALIKE_MAX_DT, t.max() + LOOKALIKE_MAX_DT + pd.Timedelta(1, "ns")
+    return TimeSlice("fixes", tuple(case.select_files("fixes", t_from=lo, t_to=hi)), lo, hi,
+                     reach_back=pd.Timedelta(0)).read()
+
+
 def _lookalike_warnings(case: Case, fixes: pd.DataFrame, sources: pd.DataFrame, *,
                         new_subjects: Sequence[str]) -> list[str]:
     """Warnings for subjects this ingest created that look like one device with another
-    (only their pairs are compared, within their time span)."""
+    (only their pairs are compared, within their time span: ``fixes`` need hold only that,
+    :func:`_fixes_around`). The mapping it proposes lists every source of the two."""
     out = []
     path_of = dict(zip(sources["source_id"].astype(str), sources["path"].astype(str), strict=True))
     for r in lookalike_subjects(fixes, among=new_subjects).itertuples():
-        ids = fixes.loc[fixes["subject_id"].astype(str).isin([r.subject_a, r.subject_b]), "source_id"]
-        paths = [path_of[s] for s in sorted(set(ids.astype(str))) if s in path_of]
+        pair = [r.subject_a, r.subject_b]
+        ids = set(fixes.loc[fixes["subject_id"].astype(str).isin(pair), "source_id"].astype(str))
+        ids |= set(sources.loc[sources["subject_id"].astype(str).isin(pair), "source_id"].astype(str))
+        paths = [path_of[s] for s in sorted(ids) if s in path_of]
         keep = min((str(r.subject_a), str(r.subject_b)), key=lambda x: (" " in x, x))
         snippet = merge_lines(keep, paths, base=case.root.parent)
         out.append(f"subjects {r.subject_a} and {r.subject_b} look like ONE device: "

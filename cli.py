@@ -164,6 +164,9 @@ def cmd_subjects(args: argparse.Namespace) -> dict[str, Any]:
     from .app.subjects import case_material, subject_overview
 
     view = subject_overview(args.case)
+    material = case_material(args.case)
+    w = max([18, *(len(src["format"]) for subj in view for dev in subj["devices"] for src in dev["sources"]),
+             *(len(src["format"]) for src in material)])  # the longest format name, aligned
     for subj in view:
         CONSOLE.result(f"{subj['subject_id']}  {subj['kind'] or ''} {subj['label'] or ''}  "
                        f"{subj['t_first'] or '-'} .. {subj['t_last'] or '-'}  "
@@ -172,14 +175,13 @@ def cmd_subjects(args: argparse.Namespace) -> dict[str, Any]:
             CONSOLE.result(f"  device {dev['device_id']}  {dev['kind'] or ''}  "
                            f"{dev['n_sources']} source(s)")
             for src in dev["sources"]:
-                CONSOLE.result(f"    {src['source_id'][:12]}  {src['format']:<18} "
+                CONSOLE.result(f"    {src['source_id'][:12]}  {src['format']:<{w}} "
                                f"{src['n_fixes']:>8} fixes  {src['t_first'] or '-'} .. "
                                f"{src['t_last'] or '-'}  {src['path']}")
-    material = case_material(args.case)
     if material:
         CONSOLE.result("no subject (device case): places only, or nothing usable")
         for src in material:
-            CONSOLE.result(f"    {src['source_id'][:12]}  {src['format']:<18} "
+            CONSOLE.result(f"    {src['source_id'][:12]}  {src['format']:<{w}} "
                            f"{src['n_places']:>8} places  {src['n_rejects']} of "
                            f"{src['records_read']} record(s) rejected  {src['path']}")
     return {"subjects": view, "case_material": material}
@@ -243,8 +245,10 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     tables = {n: case.n_rows(n) for n in case.table_names()}  # from the Parquet footers
     CONSOLE.result(f"case {case.case_id} (created {case.manifest.get('created')}, "
                    f"routetrace {case.manifest.get('tool', {}).get('version')})")
-    for s in case.source_records():
-        CONSOLE.result(f"  {s['source_id'][:12]}  {s['format']:<18} {s['records_read']:>8} records  "
+    records = case.source_records()
+    w = max([18, *(len(str(s["format"])) for s in records)])  # the longest format name, aligned
+    for s in records:
+        CONSOLE.result(f"  {s['source_id'][:12]}  {s['format']:<{w}} {s['records_read']:>8} records  "
                        f"{s['n_rejects']:>6} rejected  {s['path']}")
     CONSOLE.result("  tables: " + ", ".join(f"{k} {v}" for k, v in tables.items()))
     return {"case_id": case.case_id, "tables": tables}

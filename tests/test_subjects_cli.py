@@ -79,6 +79,10 @@ def test_folder_ingest_with_the_subjects_mapping_gives_the_demo_case(
     text = capsys.readouterr().out
     assert "no subject (device case)" in text
     assert all(Path(m["path"]).name in text for m in material.values())
+    # one column for the counts, however long a format's name (google-takeout-semantic)
+    rows = [line for line in text.splitlines() if line.startswith("    ")]
+    assert len(rows) == len(sources) and any("google-takeout-semantic" in r for r in rows)
+    assert len({r.index(" fixes ") if " fixes " in r else r.index(" places ") for r in rows}) == 1
 
 
 def test_without_a_mapping_ingest_warns_of_one_device_under_two_names(

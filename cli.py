@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +159,19 @@ def cmd_ingest(args: argparse.Namespace) -> dict[str, Any]:
     return rep.as_dict()
 
 
+def _format_width(formats: Iterable[Any]) -> int:
+    """Width of a listing's format column: the longest format name in it, at least 18."""
+    return max([18, *(len(str(f)) for f in formats)])
+
+
 def cmd_subjects(args: argparse.Namespace) -> dict[str, Any]:
     """List subjects, devices, sources and time ranges."""
     from .app.subjects import case_material, subject_overview
 
     view = subject_overview(args.case)
     material = case_material(args.case)
-    w = max([18, *(len(src["format"]) for subj in view for dev in subj["devices"] for src in dev["sources"]),
-             *(len(src["format"]) for src in material)])  # the longest format name, aligned
+    w = _format_width([*(src["format"] for subj in view for dev in subj["devices"] for src in dev["sources"]),
+                       *(src["format"] for src in material)])
     for subj in view:
         CONSOLE.result(f"{subj['subject_id']}  {subj['kind'] or ''} {subj['label'] or ''}  "
                        f"{subj['t_first'] or '-'} .. {subj['t_last'] or '-'}  "
@@ -246,7 +251,7 @@ def cmd_info(args: argparse.Namespace) -> dict[str, Any]:
     CONSOLE.result(f"case {case.case_id} (created {case.manifest.get('created')}, "
                    f"routetrace {case.manifest.get('tool', {}).get('version')})")
     records = case.source_records()
-    w = max([18, *(len(str(s["format"])) for s in records)])  # the longest format name, aligned
+    w = _format_width(s["format"] for s in records)
     for s in records:
         CONSOLE.result(f"  {s['source_id'][:12]}  {s['format']:<{w}} {s['records_read']:>8} records  "
                        f"{s['n_rejects']:>6} rejected  {s['path']}")
@@ -270,11 +275,14 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
                 CONSOLE.result(line)
     for ex in rep.exhibits:
         made = ex["code_sha256"]
-        CONSOLE.info(f"exhibit {ex['folder']}: made by {ex['tool'] or 'an unstated tool'}, "
-                     + ("code not stated (made before exhibits stated it)" if made is None else
-                        f"code {made[:16]}…: " + ("this routetrace's code" if ex["same_code"] else
-                                                  "NOT this routetrace's code, so running it again "
-                                                  "here may not give the same files")))
+        if made is None:
+            code = "code not stated (made before exhibits stated it)"
+        elif ex["same_code"]:
+            code = f"code {made[:16]}…: this routetrace's code"
+        else:
+            code = (f"code {made[:16]}…: NOT this routetrace's code, so running it again here "
+                    "may not give the same files")
+        CONSOLE.info(f"exhibit {ex['folder']}: made by {ex['tool'] or 'an unstated tool'}, {code}")
     CONSOLE.info(f"{len(rep.rows)} file(s) checked: " + ("all match" if rep.ok else
                  f"{len(rep.problems())} do NOT match"))
     if not rep.ok:
